@@ -1,0 +1,3 @@
+from panopticon.cli import main
+
+main()

@@ -1,0 +1,41 @@
+"""The ``panopticon`` command. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from panopticon import __version__
+from panopticon.cli import db, demo, mock, run, runs
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="panopticon",
+    help="Evaluate, compare and monitor LLMs. Start with: panopticon demo",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("run")(run.run)
+app.command("runs")(runs.runs)
+app.command("show")(runs.show)
+app.command("export")(runs.export)
+app.command("demo")(demo.demo)
+app.command("mock-server")(mock.mock_server)
+app.add_typer(db.app, name="db")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"panopticon {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version,
+                                       is_eager=True, help="Print the version.")) -> None:
+    """Evaluate, compare and monitor LLMs."""
+
+
+def main() -> None:
+    app()

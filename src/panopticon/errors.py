@@ -1,0 +1,132 @@
+"""Every exception Panopticon raises on purpose, in one place.
+
+::
+
+    PanopticonError                 base; ``str(err)`` is a message a user can act on
+    ├── ConfigError                 a suite, dataset or setting is invalid (names file, line, field)
+    │   └── MissingDependencyError  an optional extra is needed ("pip install 'panopticon[x]'")
+    ├── StoreError                  the database cannot be used as asked
+    │   ├── MigrationRequiredError  the schema is behind the code ("panopticon db upgrade")
+    │   └── NotFoundError           a run, result or row that does not exist
+    └── ProviderError               a model call failed (status, retry-after, retryable)
+        └── ProviderTimeoutError    the call did not answer in time
+
+A ``ProviderError`` during a run never escapes the runner: it becomes the recorded error of
+that result (STYLE.md, "failures are data"). Judge answers that cannot be parsed are
+``JudgeParseError`` values inside ``judges`` and are recorded the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ConfigError",
+    "Issue",
+    "JudgeParseError",
+    "MigrationRequiredError",
+    "MissingDependencyError",
+    "NotFoundError",
+    "PanopticonError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "StoreError",
+]
+
+
+class PanopticonError(Exception):
+    """Base of every error Panopticon raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in an input: where it is, what is wrong, how to fix it."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    field: str | None = None
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "")
+        if self.field:
+            where = f"{where}: {self.field}" if where else self.field
+        text = f"{where}: {self.message}" if where else self.message
+        if self.hint:
+            text += f"\n    fix: {self.hint}"
+        return text
+
+
+class ConfigError(PanopticonError):
+    """An input is invalid. Holds every issue found, so one pass reports them all."""
+
+    def __init__(self, issues: list[Issue] | Issue | str) -> None:
+        if isinstance(issues, str):
+            issues = [Issue(issues)]
+        elif isinstance(issues, Issue):
+            issues = [issues]
+        self.issues: list[Issue] = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+class MissingDependencyError(ConfigError):
+    """An optional extra is not installed."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            Issue(
+                f"{purpose} needs the '{package}' package, which is not installed",
+                hint=f"pip install 'panopticon[{extra}]'",
+            )
+        )
+
+
+class StoreError(PanopticonError):
+    """The database cannot be used as asked."""
+
+
+class MigrationRequiredError(StoreError):
+    """The database schema is older (or newer) than this code."""
+
+
+class NotFoundError(StoreError):
+    """A requested row does not exist."""
+
+
+class ProviderError(PanopticonError):
+    """A model call failed.
+
+    ``kind`` is a short machine-readable class: ``rate_limit``, ``server``, ``timeout``,
+    ``connection``, ``auth``, ``bad_request``, ``not_found``, ``content`` or ``error``.
+    ``retry_after`` is the delay the provider asked for, in seconds, when it gave one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        retryable: bool = False,
+        kind: str = "error",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.retryable = retryable
+        self.kind = kind
+
+
+class ProviderTimeoutError(ProviderError):
+    """The provider did not answer within the time-out."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True, kind="timeout")
+
+
+class JudgeParseError(PanopticonError):
+    """A judge's answer could not be read as a verdict on the metric's scale."""

@@ -1,0 +1,74 @@
+"""The plan: every case (query x model x repeat) of a run, and what is already known."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from panopticon.evaluation.keys import answer_key
+from panopticon.evaluation.suite import LoadedSuite, ModelSpec, QueryItem, render_messages
+
+__all__ = ["Case", "KnownResult", "Plan", "build_cases"]
+
+
+@dataclass(frozen=True)
+class Case:
+    query: QueryItem
+    query_id: int
+    model: ModelSpec
+    model_id: int
+    repeat: int
+    messages: list[dict[str, str]]
+    params: dict[str, Any]
+    cache_key: str
+
+    @property
+    def slot(self) -> tuple[int, int, int]:
+        return (self.query_id, self.model_id, self.repeat)
+
+
+@dataclass(frozen=True)
+class KnownResult:
+    """A stored answer: from this run (resume) or another (cache)."""
+
+    id: uuid.UUID
+    response_text: str
+    finish_reason: str | None
+    latency_ms: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    scored: frozenset[int] = frozenset()  # metric ids with a stored, error-free score
+
+
+@dataclass
+class Plan:
+    run_id: int
+    cases: list[Case]
+    metric_ids: dict[str, int]  # metric name -> id
+    done: dict[tuple[int, int, int], KnownResult] = field(default_factory=dict)
+    cache: dict[str, KnownResult] = field(default_factory=dict)
+    judge_cache: dict[str, tuple[str, str, int | None, int | None, float | None]] = \
+        field(default_factory=dict)  # key -> (text, model, in, out, cost)
+
+
+def build_cases(loaded: LoadedSuite, query_ids: list[int], model_ids: dict[str, int]
+                ) -> list[Case]:
+    """Cases in the order they run: repeat-major, then query, then model, so that a budget
+    or an interruption leaves every model with a comparable share of the queries."""
+    suite = loaded.suite
+    cases = []
+    rendered = [render_messages(suite, q) for q in loaded.queries]
+    fingerprints = {}
+    params = {}
+    for m in suite.models:
+        params[m.id] = {**suite.params, **m.params}
+        fingerprints[m.id] = {**m.settings_fingerprint(), "params": params[m.id]}
+    for repeat in range(suite.repeats):
+        for qi, q in enumerate(loaded.queries):
+            for m in suite.models:
+                cases.append(Case(q, query_ids[qi], m, model_ids[m.id], repeat, rendered[qi],
+                                  params[m.id],
+                                  answer_key(fingerprints[m.id], rendered[qi], repeat)))
+    return cases

@@ -1,0 +1,97 @@
+"""What the engine produces, and the sink protocol the store implements.
+
+The engine knows ids only as opaque integers given to it in the plan; it never touches a
+database (ARCHITECTURE.md: ``evaluation`` writes through a sink).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+__all__ = ["ResultRecord", "ResultSink", "ScoreRecord", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ResultRecord:
+    """One answer (or the failure to get one) for one case."""
+
+    run_id: int
+    query_id: int
+    model_id: int
+    repeat: int
+    cache_key: str
+    request: dict[str, Any]
+    response_text: str | None = None
+    finish_reason: str | None = None
+    latency_ms: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    cached: bool = False
+    attempts: int = 0
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    created_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class ScoreRecord:
+    """One metric on one result, with what its judge said and cost."""
+
+    run_id: int
+    result_id: uuid.UUID
+    metric_id: int
+    value: float | None
+    normalized: float | None
+    passed: bool | None
+    reasoning: str | None = None
+    error: str | None = None
+    judge_model: str | None = None
+    judge_output: str | None = None
+    judge_cache_key: str | None = None
+    judge_input_tokens: int | None = None
+    judge_output_tokens: int | None = None
+    judge_cost_usd: float | None = None
+    judge_cached: bool = False
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    created_at: datetime = field(default_factory=utcnow)
+
+
+class ResultSink(Protocol):
+    """Where results and scores go, as soon as they exist. Must not block for long."""
+
+    def save_result(self, record: ResultRecord) -> None: ...
+
+    def save_score(self, record: ScoreRecord) -> None: ...
+
+    def flush(self) -> None:
+        """Return once everything saved so far is durable."""
+
+
+class MemorySink:
+    """A sink that keeps everything in lists: for tests and embedding without a database."""
+
+    def __init__(self) -> None:
+        self.results: list[ResultRecord] = []
+        self.scores: list[ScoreRecord] = []
+
+    def save_result(self, record: ResultRecord) -> None:
+        self.results.append(record)
+
+    def save_score(self, record: ScoreRecord) -> None:
+        self.scores.append(record)
+
+    def flush(self) -> None:
+        return None

@@ -1,0 +1,317 @@
+"""The async engine: runs a plan's cases, scores the answers, and saves as it goes.
+
+One pool of workers per model, as many as the model's concurrency limit; each worker takes
+the next case, gets its answer (from this run's stored results, the cache, or the provider),
+saves it at once, then scores it. Nothing is kept only in memory: the sink is the
+checkpoint, which is why a resumed run never pays twice for an answer it already has.
+
+Stopping: :meth:`StopSignal.request` stops new calls (Ctrl-C, budget); calls in flight
+finish and are saved. :meth:`Runner.cancel` abandons them (a second Ctrl-C); each is saved as
+an ``interrupted`` failure, which a resume retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import Any
+
+from panopticon.evaluation.keys import judge_key
+from panopticon.evaluation.plan import Case, KnownResult, Plan
+from panopticon.evaluation.records import ResultRecord, ResultSink, ScoreRecord
+from panopticon.evaluation.suite import LoadedSuite, ModelSpec
+from panopticon.judges.base import JudgeCall, JudgeReply, Metric, MetricContext, MetricResult
+from panopticon.providers.base import ChatRequest
+from panopticon.providers.client import ModelClient
+from panopticon.providers.pricing import Price
+
+__all__ = ["Budget", "RunObserver", "RunTotals", "Runner", "StopSignal"]
+
+
+class StopSignal:
+    """Once requested, no new provider call starts. ``kind``: interrupt or budget."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.kind: str | None = None
+        self.reason: str | None = None
+
+    def request(self, kind: str, reason: str) -> None:
+        if not self.requested:
+            self.requested, self.kind, self.reason = True, kind, reason
+
+
+class Budget:
+    def __init__(self, limit_usd: float | None) -> None:
+        self.limit = limit_usd
+        self.spent = 0.0
+
+    def add(self, cost: float | None) -> None:
+        if cost:
+            self.spent += cost
+
+    @property
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.spent >= self.limit
+
+
+@dataclass
+class RunTotals:
+    planned: int = 0
+    answered: int = 0  # answers from a provider call in this execution
+    reused: int = 0  # answers already stored in this run (resume) or another (cache)
+    failed: int = 0
+    interrupted: int = 0
+    scores: int = 0
+    score_errors: int = 0
+    calls: int = 0  # provider requests that left the process, judges included
+    spent_usd: float = 0.0
+    unknown_cost_calls: int = 0
+
+    @property
+    def not_run(self) -> int:
+        return self.planned - self.answered - self.reused - self.failed
+
+
+class RunObserver:
+    """Progress callbacks (all optional). Called on the event loop; keep them cheap."""
+
+    def on_result(self, record: ResultRecord, reused: bool) -> None:
+        return None
+
+    def on_score(self, record: ScoreRecord) -> None:
+        return None
+
+    def on_spend(self, total_usd: float) -> None:
+        return None
+
+
+class Runner:
+    def __init__(
+        self,
+        plan: Plan,
+        loaded: LoadedSuite,
+        sink: ResultSink,
+        clients: dict[str, ModelClient],
+        metrics: list[Metric],
+        *,
+        observer: RunObserver | None = None,
+        stop: StopSignal | None = None,
+        budget: Budget | None = None,
+        use_cache: bool = True,
+    ) -> None:
+        self.plan = plan
+        self.loaded = loaded
+        self.sink = sink
+        self.clients = clients
+        self.metrics = metrics
+        self.observer = observer or RunObserver()
+        self.stop = stop or StopSignal()
+        self.budget = budget or Budget(loaded.suite.budget_usd)
+        self.use_cache = use_cache
+        self.totals = RunTotals(planned=len(plan.cases))
+        self._tasks: list[asyncio.Task[None]] = []
+        self._judges: dict[str, ModelSpec] = {}
+        by_id = {m.id: m for m in loaded.models}
+        for metric in metrics:
+            if metric.needs_judge:
+                own = getattr(metric.spec, "judge", None)
+                judge = by_id.get(own) if own else None
+                if judge is None and own and loaded.judge and loaded.judge.id == own:
+                    judge = loaded.judge
+                self._judges[metric.name] = judge or loaded.judge  # type: ignore[assignment]
+
+    async def run(self) -> RunTotals:
+        queues: dict[str, deque[Case]] = defaultdict(deque)
+        for case in self.plan.cases:
+            queues[case.model.id].append(case)
+        for model_id, queue in queues.items():
+            workers = min(self.clients[model_id].limiter.maximum, len(queue))
+            self._tasks += [asyncio.create_task(self._worker(queue)) for _ in range(workers)]
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+                raise r
+        return self.totals
+
+    def cancel(self) -> None:
+        """Abandon the calls in flight (each is saved as an interrupted failure)."""
+        for task in self._tasks:
+            task.cancel()
+
+    async def _worker(self, queue: deque[Case]) -> None:
+        while queue and not self.stop.requested:
+            await self._process(queue.popleft())
+
+    # --- answers --------------------------------------------------------------------------
+    async def _process(self, case: Case) -> None:
+        known = self.plan.done.get(case.slot)
+        if known is not None:
+            self.totals.reused += 1
+        else:
+            hit = self.plan.cache.get(case.cache_key) if self.use_cache else None
+            if hit is not None:
+                known = self._reuse(case, hit)
+            else:
+                if self.budget.exhausted:
+                    self.stop.request("budget", f"the budget of ${self.budget.limit:g} was "
+                                                f"reached (spent ${self.budget.spent:.4f})")
+                    return
+                known = await self._call(case)
+                if known is None:
+                    return
+        if self.stop.requested:
+            return  # scoring is more paid calls: a resume scores what is left
+        await self._score_all(case, known)
+
+    def _reuse(self, case: Case, hit: KnownResult) -> KnownResult:
+        record = ResultRecord(
+            run_id=self.plan.run_id, query_id=case.query_id, model_id=case.model_id,
+            repeat=case.repeat, cache_key=case.cache_key, request=self._request_doc(case),
+            response_text=hit.response_text, finish_reason=hit.finish_reason,
+            latency_ms=hit.latency_ms, input_tokens=hit.input_tokens,
+            output_tokens=hit.output_tokens, cost_usd=hit.cost_usd, cached=True)
+        self.sink.save_result(record)
+        self.totals.reused += 1
+        self.observer.on_result(record, True)
+        return KnownResult(record.id, hit.response_text, hit.finish_reason, hit.latency_ms,
+                           hit.input_tokens, hit.output_tokens, hit.cost_usd)
+
+    @staticmethod
+    def _request_doc(case: Case) -> dict[str, Any]:
+        return {"model": case.model.provider_model, "messages": case.messages,
+                "params": case.params}
+
+    async def _call(self, case: Case) -> KnownResult | None:
+        client = self.clients[case.model.id]
+        request = ChatRequest(case.model.provider_model, case.messages, case.params)
+        estimate = sum(len(m["content"]) for m in case.messages) // 4 + \
+            int(case.params.get("max_tokens") or 0)
+        record = ResultRecord(run_id=self.plan.run_id, query_id=case.query_id,
+                              model_id=case.model_id, repeat=case.repeat,
+                              cache_key=case.cache_key, request=self._request_doc(case))
+        try:
+            outcome = await client.call(request, estimate)
+        except asyncio.CancelledError:
+            record.error = ("interrupted while the call was in flight (the provider may have "
+                            "billed it); a resume sends it again")
+            record.error_kind = "interrupted"
+            self.sink.save_result(record)
+            self.totals.interrupted += 1
+            self.totals.failed += 1
+            raise
+        record.attempts = outcome.attempts
+        self.totals.calls += outcome.attempts
+        response = outcome.response
+        if response is None:
+            assert outcome.error is not None
+            record.error = outcome.error.message
+            record.error_kind = outcome.error.kind
+            self.sink.save_result(record)
+            self.totals.failed += 1
+            self.observer.on_result(record, False)
+            return None
+        record.response_text = response.text
+        record.finish_reason = response.finish_reason
+        record.latency_ms = outcome.latency_ms
+        record.input_tokens = response.input_tokens
+        record.output_tokens = response.output_tokens
+        record.cost_usd = self._cost(self.loaded.prices.get(case.model.id), case.model,
+                                     response.input_tokens, response.output_tokens)
+        self.sink.save_result(record)
+        self.totals.answered += 1
+        self.observer.on_result(record, False)
+        return KnownResult(record.id, response.text, response.finish_reason,
+                           outcome.latency_ms, response.input_tokens, response.output_tokens,
+                           record.cost_usd)
+
+    def _cost(self, price: Price | None, model: ModelSpec, input_tokens: int | None,
+              output_tokens: int | None) -> float | None:
+        if model.provider == "fake":
+            return 0.0
+        cost = price.cost(input_tokens, output_tokens) if price else None
+        if cost is None:
+            self.totals.unknown_cost_calls += 1
+        else:
+            self.budget.add(cost)
+            self.totals.spent_usd += cost
+            self.observer.on_spend(self.totals.spent_usd)
+        return cost
+
+    # --- scores ---------------------------------------------------------------------------
+    async def _score_all(self, case: Case, known: KnownResult) -> None:
+        ctx = MetricContext(
+            query=case.query.text, response=known.response_text, messages=case.messages,
+            theme=case.query.theme, expected=case.query.expected, context=case.query.context,
+            metadata=case.query.metadata, latency_ms=known.latency_ms, cost_usd=known.cost_usd,
+            input_tokens=known.input_tokens, output_tokens=known.output_tokens)
+        for metric in self.metrics:
+            metric_id = self.plan.metric_ids[metric.name]
+            if metric_id in known.scored:
+                continue
+            keys: list[str] = []
+            judge = self._judge_call(metric, keys) if metric.needs_judge else None
+            try:
+                result = await metric.score(ctx, judge)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a crashing metric is a recorded failure, not a crash
+                result = MetricResult(None, None, None,
+                                      error=f"metric crashed: {type(exc).__name__}: {exc}")
+            reply = result.judge
+            record = ScoreRecord(
+                run_id=self.plan.run_id, result_id=known.id, metric_id=metric_id,
+                value=result.value, normalized=result.normalized, passed=result.passed,
+                reasoning=result.reasoning, error=result.error,
+                judge_model=reply.model if reply else None,
+                judge_output=reply.text if reply else None,
+                judge_cache_key=keys[-1] if keys else None,
+                judge_input_tokens=reply.input_tokens if reply else None,
+                judge_output_tokens=reply.output_tokens if reply else None,
+                judge_cost_usd=reply.cost_usd if reply else None,
+                judge_cached=reply.cached if reply else False)
+            self.sink.save_score(record)
+            self.totals.scores += 1
+            if record.error is not None:
+                self.totals.score_errors += 1
+            self.observer.on_score(record)
+
+    def _judge_call(self, metric: Metric, keys: list[str]) -> JudgeCall:
+        spec = self._judges[metric.name]
+        client = self.clients[spec.id]
+        fingerprint = {**spec.settings_fingerprint(), "params": self._judge_params(spec)}
+        params = fingerprint["params"]
+        allow_json = bool(spec.options.get("json_mode", True))
+
+        async def call(messages: list[dict[str, str]], json_mode: bool) -> JudgeReply:
+            json_mode = json_mode and allow_json
+            key = judge_key(fingerprint, messages, json_mode)
+            keys.append(key)
+            hit = self.plan.judge_cache.get(key) if self.use_cache else None
+            if hit is not None:
+                text, model, tin, tout, cost = hit
+                return JudgeReply(text, model, tin, tout, cost, cached=True)
+            if self.stop.requested or self.budget.exhausted:
+                if self.budget.exhausted:
+                    self.stop.request("budget", f"the budget of ${self.budget.limit:g} was "
+                                                f"reached (spent ${self.budget.spent:.4f})")
+                return JudgeReply(None, spec.id, error="not sent: the run is stopping")
+            estimate = sum(len(m["content"]) for m in messages) // 4 + 256
+            outcome = await client.call(ChatRequest(spec.provider_model, messages, params,
+                                                    json_mode), estimate)
+            self.totals.calls += outcome.attempts
+            if outcome.response is None:
+                assert outcome.error is not None
+                return JudgeReply(None, spec.id, error=outcome.error.message)
+            r = outcome.response
+            cost = self._cost(self.loaded.prices.get(spec.id), spec, r.input_tokens,
+                              r.output_tokens)
+            self.plan.judge_cache[key] = (r.text, spec.id, r.input_tokens, r.output_tokens, cost)
+            return JudgeReply(r.text, spec.id, r.input_tokens, r.output_tokens, cost)
+
+        return call
+
+    @staticmethod
+    def _judge_params(spec: ModelSpec) -> dict[str, Any]:
+        return {"temperature": 0, **spec.params}

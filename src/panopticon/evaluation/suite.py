@@ -1,0 +1,543 @@
+"""The suite file: what to run. Validated whole, before any paid call.
+
+Every problem is reported at once, each with its file, line and field and a fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from panopticon.errors import ConfigError, Issue
+from panopticon.evaluation.sources import Located, dotted, iter_csv, iter_jsonl, load_yaml
+from panopticon.judges.base import MetricSpec, metric_types, spec_class
+from panopticon.providers.pricing import Price, lookup_price
+
+__all__ = ["LoadedSuite", "ModelSpec", "QueryItem", "Suite", "load_suite", "parse_suite"]
+
+DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
+                   "google": "GOOGLE_API_KEY"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PriceSpec(_Strict):
+    input: float = Field(ge=0, description="USD per million input tokens.")
+    output: float = Field(ge=0, description="USD per million output tokens.")
+
+
+class ModelSpec(_Strict):
+    id: str = Field(min_length=1, description="Unique name of this model in the suite.")
+    provider: str = "openai"
+    model: str | None = Field(default=None, description="Name sent to the provider; default: id.")
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, description="Environment variable with the key.")
+    params: dict[str, Any] = Field(default_factory=dict, description="temperature, max_tokens...")
+    concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    rpm: int | None = Field(default=None, ge=1, description="Requests per minute.")
+    tpm: int | None = Field(default=None, ge=1, description="Tokens per minute.")
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=5, ge=0, le=50)
+    adaptive_concurrency: bool = True
+    price: PriceSpec | None = None
+    options: dict[str, Any] = Field(default_factory=dict, description="Provider-specific.")
+
+    @property
+    def provider_model(self) -> str:
+        return self.model or self.id
+
+    def settings_fingerprint(self) -> dict[str, Any]:
+        """What determines the answer: it keys the result cache."""
+        return {"provider": self.provider, "base_url": self.base_url,
+                "model": self.provider_model, "params": self.params}
+
+
+class MessageSpec(_Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class QuerySpec(_Strict):
+    text: str | None = None
+    messages: list[MessageSpec] | None = None
+    theme: str | None = None
+    expected: str | None = None
+    context: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = Field(default=None, description="Your own id for this query.")
+
+
+class QueryFileSpec(_Strict):
+    file: str
+    format: Literal["auto", "jsonl", "csv"] = "auto"
+    theme: str | None = Field(default=None, description="Theme for rows that have none.")
+    limit: int | None = Field(default=None, ge=1)
+
+
+class Suite(_Strict):
+    name: str = "suite"
+    description: str | None = None
+    models: list[ModelSpec] = Field(min_length=1)
+    judge: str | ModelSpec | None = Field(default=None, description="Model id or a model.")
+    system: str | None = Field(default=None, description="System prompt for every query.")
+    template: str | None = Field(default=None, description="User message built from "
+                                 "{text}, {context}, {theme} and metadata fields.")
+    queries: list[QuerySpec | QueryFileSpec] = Field(min_length=1)
+    metrics: list[dict[str, Any]] = Field(default_factory=list)
+    repeats: int = Field(default=1, ge=1, le=100)
+    concurrency: int = Field(default=10, ge=1, le=10_000)
+    params: dict[str, Any] = Field(default_factory=dict, description="Defaults for all models.")
+    budget_usd: float | None = Field(default=None, gt=0)
+
+
+@dataclass(frozen=True)
+class QueryItem:
+    """One resolved query. ``source`` says where it came from (file:line)."""
+
+    text: str
+    messages: tuple[tuple[str, str], ...]
+    theme: str
+    expected: str | None
+    context: str | None
+    metadata: dict[str, Any]
+    source: str
+    external_id: str | None = None
+
+    @property
+    def content_hash(self) -> str:
+        payload = orjson.dumps([self.messages, self.theme, self.expected, self.context,
+                                self.metadata], option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(payload).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class LoadedSuite:
+    suite: Suite
+    path: Path | None
+    queries: list[QueryItem]
+    metrics: list[MetricSpec]
+    judge: ModelSpec | None
+    api_keys: dict[str, str | None]  # model id -> key (never stored)
+    prices: dict[str, Price | None]  # model id -> price
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def models(self) -> list[ModelSpec]:
+        return list(self.suite.models)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The suite as run (no secrets), for the run record and the resume check."""
+        data = self.suite.model_dump(mode="json", by_alias=True, exclude={"queries", "metrics"})
+        data["metrics"] = [m.model_dump(mode="json", by_alias=True) for m in self.metrics]
+        data["judge"] = self.judge.model_dump(mode="json") if self.judge else None
+        data["query_hashes"] = [q.content_hash for q in self.queries]
+        return data
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(orjson.dumps(self.snapshot(), option=orjson.OPT_SORT_KEYS)
+                              ).hexdigest()[:16]
+
+
+def _issues_from(err: ValidationError, doc: Located, base: tuple[str | int, ...] = ()
+                 ) -> list[Issue]:
+    issues = []
+    for e in err.errors():
+        loc = base + tuple(p for p in e["loc"] if not (isinstance(p, str) and
+                                                       p.startswith(("QuerySpec", "QueryFile",
+                                                                     "str", "ModelSpec"))))
+        msg = e["msg"]
+        hint = None
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key '{loc[-1]}'"
+            hint = "remove it or check its spelling (see the suite reference in README)"
+        elif e["type"] == "missing":
+            msg = "this field is required"
+        issues.append(Issue(msg.removeprefix("Value error, "), file=doc.file,
+                            line=doc.line_of(loc), field=dotted(loc), hint=hint))
+    return _dedupe(issues)
+
+
+def _dedupe(issues: list[Issue]) -> list[Issue]:
+    seen: set[str] = set()
+    out = []
+    for i in issues:
+        if str(i) not in seen:
+            seen.add(str(i))
+            out.append(i)
+    return out
+
+
+def load_suite(path: str | Path, env: Mapping[str, str]) -> LoadedSuite:
+    """Read, substitute, validate and resolve a suite file. Raises ConfigError."""
+    path = Path(path)
+    doc = load_yaml(path, env)
+    return parse_suite(doc, env, base_dir=path.parent, path=path)
+
+
+def parse_suite(doc: Located, env: Mapping[str, str], *, base_dir: Path,
+                path: Path | None = None) -> LoadedSuite:
+    if not isinstance(doc.data, dict):
+        raise ConfigError(Issue("a suite must be a mapping with models, queries and metrics",
+                                file=doc.file, line=1, hint="see examples/demo/suite.yaml"))
+    data = dict(doc.data)
+    # query entries are either a query or a file reference: choose by the 'file' key so
+    # errors speak about the shape the user meant
+    issues: list[Issue] = []
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as err:
+        issues.extend(_suite_issues(err, doc, data))
+        # still report missing keys of the models that are well-formed: one pass, all problems
+        for i, raw in enumerate(data.get("models") or [] if isinstance(data.get("models"),
+                                                                         list) else []):
+            try:
+                m = ModelSpec.model_validate(raw)
+            except ValidationError:
+                continue
+            problem = _api_key(m, env)[1]
+            if problem:
+                issues.append(Issue(problem[0], file=doc.file, field=f"models[{i}]",
+                                    line=doc.line_of(("models", i)), hint=problem[1]))
+        raise ConfigError(issues) from None
+
+    issues += _check_models(suite, doc)
+    metrics, metric_issues = _parse_metrics(suite, doc, base_dir)
+    issues += metric_issues
+    judge = _resolve_judge(suite, doc, metrics, issues)
+    queries = _resolve_queries(suite, doc, base_dir, issues)
+    if suite.template and queries:
+        issues += _check_template(suite.template, queries, doc)
+    all_models = list(suite.models) + ([judge] if judge and judge not in suite.models else [])
+    api_keys = {}
+    prices: dict[str, Price | None] = {}
+    warnings: list[str] = []
+    for i, m in enumerate(all_models):
+        api_keys[m.id], problem = _api_key(m, env)
+        if problem:
+            issues.append(Issue(problem[0], file=doc.file, field=f"models.{m.id}",
+                                line=doc.line_of(("models", i)) if m in suite.models
+                                else doc.line_of(("judge",)), hint=problem[1]))
+        price = Price(m.price.input, m.price.output) if m.price else \
+            lookup_price(m.provider, m.provider_model)
+        prices[m.id] = price
+        if price is None and m.provider != "fake":
+            warnings.append(f"model '{m.id}' ({m.provider_model}) has no known price: its cost "
+                            "is reported as unknown; add price: {input: .., output: ..}")
+    if suite.budget_usd is not None:
+        unpriced = [m.id for m in all_models if prices[m.id] is None and m.provider != "fake"]
+        if unpriced:
+            issues.append(Issue(
+                f"budget_usd is set but these models have no price: {', '.join(unpriced)}",
+                file=doc.file, line=doc.line_of(("budget_usd",)), field="budget_usd",
+                hint="add price: {input: <USD per 1M>, output: <USD per 1M>} to each, so the "
+                     "budget can be enforced"))
+    if issues:
+        raise ConfigError(_dedupe(issues))
+    return LoadedSuite(suite, path, queries, metrics, judge, api_keys, prices, warnings)
+
+
+def _suite_issues(err: ValidationError, doc: Located, data: dict[str, Any]) -> list[Issue]:
+    # Re-validate query entries one by one with the shape each one asks for, so that a
+    # mistake in a query says "queries[3].txt: unknown key", not a union error dump.
+    issues = []
+    query_errors = any(e["loc"][:1] == ("queries",) and len(e["loc"]) > 2
+                       for e in err.errors())
+    for e in err.errors():
+        if query_errors and e["loc"][:1] == ("queries",) and len(e["loc"]) > 2:
+            continue
+        issues += _issues_from(ValidationError.from_exception_data(err.title, [e]), doc)  # type: ignore[list-item]
+    if query_errors:
+        for i, q in enumerate(data.get("queries") or []):
+            shape: type[BaseModel] = QueryFileSpec if isinstance(q, dict) and "file" in q \
+                else QuerySpec
+            try:
+                shape.model_validate(q)
+            except ValidationError as qerr:
+                issues += _issues_from(qerr, doc, ("queries", i))
+    return _dedupe(issues)
+
+
+def _check_models(suite: Suite, doc: Located) -> list[Issue]:
+    issues = []
+    first: dict[str, int] = {}
+    from panopticon.providers.base import provider_names
+
+    known = provider_names()
+    for i, m in enumerate(suite.models):
+        line = doc.line_of(("models", i, "id"))
+        if m.id in first:
+            issues.append(Issue(
+                f"two models have the id '{m.id}' (the other is models[{first[m.id]}], line "
+                f"{doc.line_of(('models', first[m.id], 'id'))})", file=doc.file, line=line,
+                field=f"models[{i}].id",
+                hint="give each model a unique id; use 'model:' for the provider's name"))
+        else:
+            first[m.id] = i
+        if m.provider not in known:
+            issues.append(Issue(f"unknown provider '{m.provider}'", file=doc.file,
+                                line=doc.line_of(("models", i, "provider")),
+                                field=f"models[{i}].provider",
+                                hint="use one of: " + ", ".join(known)))
+    return issues
+
+
+def _parse_metrics(suite: Suite, doc: Located, base_dir: Path
+                   ) -> tuple[list[MetricSpec], list[Issue]]:
+    specs: list[MetricSpec] = []
+    issues: list[Issue] = []
+    names: dict[str, int] = {}
+    for i, raw in enumerate(suite.metrics):
+        loc = ("metrics", i)
+        type_name = raw.get("type")
+        cls = spec_class(type_name) if isinstance(type_name, str) else None
+        if cls is None:
+            issues.append(Issue(
+                "missing 'type'" if type_name is None else f"unknown metric type '{type_name}'",
+                file=doc.file, line=doc.line_of(loc + ("type",)), field=f"metrics[{i}].type",
+                hint="use one of: " + ", ".join(metric_types())))
+            continue
+        raw = dict(raw)
+        if "schema_file" in raw and isinstance(raw["schema_file"], str):
+            schema_path = (base_dir / raw["schema_file"]).resolve()
+            if not schema_path.is_file():
+                issues.append(Issue("schema file not found", file=doc.file,
+                                    line=doc.line_of(loc + ("schema_file",)),
+                                    field=f"metrics[{i}].schema_file",
+                                    hint=f"looked for {schema_path}"))
+                continue
+            try:
+                orjson.loads(schema_path.read_bytes())
+            except orjson.JSONDecodeError as exc:
+                issues.append(Issue(f"schema file is not JSON: {exc}", file=str(schema_path)))
+                continue
+            raw["schema_file"] = str(schema_path)
+        try:
+            spec = cls.model_validate(raw)
+        except ValidationError as err:
+            issues += _issues_from(err, doc, loc)
+            continue
+        if spec.name in names:
+            issues.append(Issue(f"two metrics are named '{spec.name}'", file=doc.file,
+                                line=doc.line_of(loc + ("name",)), field=f"metrics[{i}].name",
+                                hint="give each metric a unique name"))
+        names[spec.name] = i
+        specs.append(spec)
+    return specs, issues
+
+
+def _resolve_judge(suite: Suite, doc: Located, metrics: list[MetricSpec],
+                   issues: list[Issue]) -> ModelSpec | None:
+    by_id = {m.id: m for m in suite.models}
+    judge: ModelSpec | None
+    if isinstance(suite.judge, str):
+        judge = by_id.get(suite.judge)
+        if judge is None:
+            issues.append(Issue(f"judge '{suite.judge}' is not one of the models",
+                                file=doc.file, line=doc.line_of(("judge",)), field="judge",
+                                hint="name a model id from 'models', or give a model here: "
+                                     "judge: {id: ..., provider: ..., model: ...}"))
+    else:
+        judge = suite.judge
+        if judge is not None and judge.id in by_id:
+            issues.append(Issue(f"the judge's id '{judge.id}' is also a model's id",
+                                file=doc.file, line=doc.line_of(("judge", "id")),
+                                field="judge.id", hint="write judge: <id> to reuse that model, "
+                                                       "or give the judge another id"))
+    for i, spec in enumerate(metrics):
+        own = getattr(spec, "judge", None)
+        if own is not None and own not in by_id and (judge is None or own != judge.id):
+            issues.append(Issue(f"judge '{own}' is not one of the models", file=doc.file,
+                                line=doc.line_of(("metrics", i, "judge")),
+                                field=f"metrics[{i}].judge"))
+        needs = spec_needs_judge(spec)
+        if needs and own is None and judge is None and suite.judge is None:
+            issues.append(Issue(f"metric '{spec.name}' needs a judge model", file=doc.file,
+                                line=doc.line_of(("metrics", i)), field=f"metrics[{i}]",
+                                hint="add 'judge: <model id>' to the suite or to the metric"))
+    return judge
+
+
+def spec_needs_judge(spec: MetricSpec) -> bool:
+    from panopticon.judges.base import build_metric
+
+    return type(build_metric(spec)).needs_judge
+
+
+_TEXT_KEYS = ("text", "query", "prompt", "input", "question", "item")
+_THEME_KEYS = ("theme", "type", "category")
+_EXPECTED_KEYS = ("expected", "expected_output", "answer", "ideal", "reference", "target")
+
+
+def _row_to_query(row: dict[str, Any], *, file: str, line: int, default_theme: str | None,
+                  system: str | None) -> QueryItem:
+    def pick(keys: tuple[str, ...]) -> tuple[str | None, Any]:
+        for k in keys:
+            if k in row and row[k] not in (None, ""):
+                return k, row[k]
+        return None, None
+
+    text_key, text = pick(_TEXT_KEYS)
+    messages = row.get("messages")
+    if text is None and messages is None:
+        raise ConfigError(Issue(
+            "no query text: expected a 'text' field (or query, prompt, input, question, "
+            "item), or 'messages'", file=file, line=line,
+            hint='write the row as {"text": "...", "theme": "...", "expected": "..."}'))
+    if text is not None and not isinstance(text, str):
+        raise ConfigError(Issue(f"'{text_key}' must be a string, found {type(text).__name__}",
+                                file=file, line=line, field=text_key))
+    msgs: list[tuple[str, str]] = []
+    if messages is not None:
+        try:
+            parsed = [MessageSpec.model_validate(m) for m in messages]
+        except (ValidationError, TypeError):
+            raise ConfigError(Issue(
+                "'messages' must be a list of {role: system|user|assistant, content: str}",
+                file=file, line=line, field="messages")) from None
+        msgs = [(m.role, m.content) for m in parsed]
+        if text is None:
+            text = next((c for r, c in reversed(msgs) if r == "user"), msgs[-1][1])
+    else:
+        msgs = [("user", str(text))]
+    if system and not any(r == "system" for r, _ in msgs):
+        msgs.insert(0, ("system", system))
+    used = {text_key, "messages", "context", "metadata", "id"}
+    theme_key, theme = pick(_THEME_KEYS)
+    expected_key, expected = pick(_EXPECTED_KEYS)
+    used |= {theme_key, expected_key}
+    metadata = row.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ConfigError(Issue("'metadata' must be an object", file=file, line=line,
+                                field="metadata"))
+    # other columns are kept as metadata: datasets often carry extra fields
+    extra = {k: v for k, v in row.items() if k not in used}
+    context = row.get("context")
+    return QueryItem(
+        text=str(text), messages=tuple(msgs),
+        theme=str(theme) if theme is not None else (default_theme or "default"),
+        expected=None if expected is None else str(expected),
+        context=None if context is None else str(context),
+        metadata={**extra, **metadata}, source=f"{file}:{line}",
+        external_id=None if row.get("id") is None else str(row["id"]),
+    )
+
+
+def _resolve_queries(suite: Suite, doc: Located, base_dir: Path,
+                     issues: list[Issue]) -> list[QueryItem]:
+    out: list[QueryItem] = []
+    for i, q in enumerate(suite.queries):
+        line = doc.line_of(("queries", i)) or 0
+        try:
+            if isinstance(q, QueryFileSpec):
+                out += _load_query_file(q, base_dir, suite.system)
+            else:
+                row = q.model_dump(exclude_none=True)
+                if "messages" in row:
+                    row["messages"] = [dict(m) for m in row["messages"]]
+                out.append(_row_to_query(row, file=doc.file, line=line, default_theme=None,
+                                         system=suite.system))
+        except ConfigError as err:
+            issues += err.issues
+    if not out and not issues:
+        issues.append(Issue("the suite has no queries (its files are empty)", file=doc.file,
+                            line=doc.line_of(("queries",)), field="queries"))
+    return out
+
+
+def _load_query_file(spec: QueryFileSpec, base_dir: Path, system: str | None
+                     ) -> list[QueryItem]:
+    path = (base_dir / spec.file)
+    fmt = spec.format
+    if fmt == "auto":
+        suffix = path.suffix.lower()
+        if suffix in (".jsonl", ".ndjson"):
+            fmt = "jsonl"
+        elif suffix == ".csv":
+            fmt = "csv"
+        else:
+            raise ConfigError(Issue(f"cannot tell the format of '{spec.file}' from its name",
+                                    file=str(path), hint="name it .jsonl or .csv, or set "
+                                                         "format: jsonl|csv"))
+    rows = iter_jsonl(path) if fmt == "jsonl" else iter_csv(path)
+    out = []
+    issues: list[Issue] = []
+    for number, row in rows:
+        if spec.limit is not None and len(out) >= spec.limit:
+            break
+        try:
+            out.append(_row_to_query(row, file=str(path), line=number,
+                                     default_theme=spec.theme, system=system))
+        except ConfigError as err:
+            issues += err.issues
+            if len(issues) >= 20:
+                issues.append(Issue("stopping after 20 problems in this file", file=str(path)))
+                break
+    if issues:
+        raise ConfigError(issues)
+    return out
+
+
+def _check_template(template: str, queries: list[QueryItem], doc: Located) -> list[Issue]:
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+    except ValueError as exc:
+        return [Issue(f"template is not valid: {exc}", file=doc.file,
+                      line=doc.line_of(("template",)), field="template",
+                      hint="use {text}, {context}, {theme} or a metadata key; write {{ for {")]
+    issues = []
+    for q in queries:
+        missing = [n for n in names if n not in ("text", "context", "theme", "expected")
+                   and n not in q.metadata]
+        missing += [n for n in names if n == "context" and q.context is None]
+        if missing:
+            issues.append(Issue(f"template needs {', '.join(sorted(missing))}, which this query "
+                                "does not have", file=q.source.rsplit(":", 1)[0],
+                                line=int(q.source.rsplit(":", 1)[1]) or None,
+                                hint="add the field to the query or change the template"))
+        if len(issues) >= 20:
+            break
+    return issues
+
+
+def _api_key(m: ModelSpec, env: Mapping[str, str]
+             ) -> tuple[str | None, tuple[str, str] | None]:
+    if m.provider == "fake":
+        return None, None
+    name = m.api_key_env
+    if name is None:
+        if m.base_url is not None:
+            return None, None  # a local or self-hosted endpoint: a key is optional
+        name = DEFAULT_KEY_ENV.get(m.provider)
+        if name is None:
+            return None, None
+        if m.provider == "google" and not env.get(name) and env.get("GEMINI_API_KEY"):
+            name = "GEMINI_API_KEY"
+    value = env.get(name)
+    if not value:
+        return None, (f"model '{m.id}' needs an API key, and the environment variable {name} "
+                      "is not set", f"export {name}=... (or set api_key_env to the variable "
+                                    "that holds the key)")
+    return value, None
+
+
+def render_messages(suite: Suite, q: QueryItem) -> list[dict[str, str]]:
+    """The chat messages sent for a query, with the suite's template applied."""
+    msgs = [{"role": r, "content": c} for r, c in q.messages]
+    if suite.template:
+        fields = {"text": q.text, "context": q.context or "", "theme": q.theme,
+                  "expected": q.expected or "", **{str(k): v for k, v in q.metadata.items()}}
+        for m in reversed(msgs):
+            if m["role"] == "user":
+                m["content"] = suite.template.format(**fields)
+                break
+    return msgs

@@ -1,0 +1,1 @@
+"""Example suites shipped with Panopticon."""

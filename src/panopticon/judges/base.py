@@ -1,0 +1,151 @@
+"""What a metric is: a small named unit that scores one answer, with a typed result.
+
+A metric never raises for a bad answer or a bad judge: it returns a :class:`MetricResult`
+with ``error`` set, and the run carries on (STYLE.md: failures are data).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "JudgeCall",
+    "JudgeReply",
+    "Metric",
+    "MetricContext",
+    "MetricResult",
+    "MetricSpec",
+    "build_metric",
+    "metric_types",
+    "register_metric",
+    "spec_class",
+]
+
+
+class MetricSpec(BaseModel):
+    """Settings common to every metric; each type adds its own fields (unknown keys fail)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="Unique name of this metric in the suite.")
+    type: str
+    threshold: float | None = Field(
+        default=None, description="Pass when the score is at least this, on the metric's scale.")
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricContext:
+    """Everything a metric may look at for one answer."""
+
+    query: str
+    response: str
+    messages: list[dict[str, str]]
+    theme: str | None = None
+    expected: str | None = None
+    context: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    latency_ms: float | None = None
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class JudgeReply:
+    """A judge model's answer with what it cost. ``error`` set means no usable text."""
+
+    text: str | None
+    model: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    cached: bool = False
+    error: str | None = None
+
+
+JudgeCall = Callable[[list[dict[str, str]], bool], Awaitable[JudgeReply]]
+"""Send messages to the judge model (second argument: ask for JSON)."""
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """One metric on one answer. ``value`` is on the metric's scale, ``normalized`` in 0..1."""
+
+    value: float | None
+    normalized: float | None
+    passed: bool | None
+    reasoning: str | None = None
+    error: str | None = None
+    judge: JudgeReply | None = None
+
+
+class Metric(abc.ABC):
+    """Base of every metric type. Subclasses set ``type`` and implement :meth:`score`."""
+
+    type: ClassVar[str]
+    version: ClassVar[str] = "1"
+    needs_judge: ClassVar[bool] = False
+
+    def __init__(self, spec: MetricSpec) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.threshold = spec.threshold
+
+    @abc.abstractmethod
+    async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
+        """Score one answer."""
+
+    def passes(self, value: float) -> bool | None:
+        return None if self.threshold is None else value >= self.threshold
+
+    def error(self, message: str, judge: JudgeReply | None = None) -> MetricResult:
+        return MetricResult(None, None, None, error=message, judge=judge)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    spec: type[MetricSpec]
+    metric: type[Metric]
+
+
+_REGISTRY: dict[str, _Entry] = {}
+_builtins_loaded = False
+
+
+def register_metric(type_name: str, spec: type[MetricSpec], metric: type[Metric]) -> None:
+    """Make ``type: <type_name>`` usable in suites. Built-ins register the same way."""
+    _REGISTRY[type_name] = _Entry(spec, metric)
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        from panopticon.judges import heuristics, reference, rubric
+
+        for module in (rubric, reference, heuristics):
+            module.register()
+
+
+def metric_types() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def spec_class(type_name: str) -> type[MetricSpec] | None:
+    _load_builtins()
+    entry = _REGISTRY.get(type_name)
+    return entry.spec if entry else None
+
+
+def build_metric(spec: MetricSpec) -> Metric:
+    _load_builtins()
+    return _REGISTRY[spec.type].metric(spec)
+
+

@@ -1,0 +1,448 @@
+"""The mock LLM over real HTTP: OpenAI, Anthropic and Gemini wire formats.
+
+Routes::
+
+    POST /v1/chat/completions            OpenAI Chat Completions (``stream: true`` too)
+    POST /v1/embeddings                  OpenAI embeddings (bag-of-words hashing vectors)
+    GET  /v1/models                      model list
+    POST /v1/messages                    Anthropic Messages
+    POST /v1beta/models/{model}:generateContent   Gemini
+    GET  /_mock/stats                    request counters (``answered_duplicates`` included)
+    GET|POST /_mock/config               read or change behaviour at run time
+    POST /_mock/reset                    zero the counters
+
+Injected failures: 429 with ``Retry-After`` and ``retry-after-ms``, 500, and time-outs (the
+server holds the request for ``timeout_hang_s``). Faults are drawn from a seeded RNG.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import random
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from panopticon.mockllm.behaviour import MockAnswer, MockConfig, embed, estimate_tokens, respond
+
+__all__ = ["MockServer", "MockStats", "build_app"]
+
+
+class MockStats:
+    """Counters of what the server saw. ``answered`` counts successful answers only."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.requests = 0
+        self.by_route: Counter[str] = Counter()
+        self.by_model: Counter[str] = Counter()
+        self.injected: Counter[str] = Counter()
+        self.answered = 0
+        self.fingerprints: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.tokens_in = 0
+        self.tokens_out = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "by_route": dict(self.by_route),
+            "by_model": dict(self.by_model),
+            "injected": dict(self.injected),
+            "answered": self.answered,
+            "answered_duplicates": sum(1 for c in self.fingerprints.values() if c > 1),
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+        }
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status,
+                        content_type="application/json", headers=headers)
+
+
+def _error(status: int, message: str, kind: str,
+           headers: dict[str, str] | None = None) -> web.Response:
+    return _json({"error": {"message": message, "type": kind, "code": status}}, status, headers)
+
+
+class _Mock:
+    def __init__(self, config: MockConfig, api_key: str | None) -> None:
+        self.config = config
+        self.stats = MockStats()
+        self.api_key = api_key
+        self.rng = random.Random(config.seed)
+
+    # --- shared request path -------------------------------------------------------------
+    async def _gate(self, request: web.Request, model: str, route: str) -> web.Response | None:
+        """Count, authenticate, inject faults and latency. None means: answer normally."""
+        st = self.stats
+        st.requests += 1
+        st.by_route[route] += 1
+        st.by_model[model] += 1
+        if self.api_key is not None:
+            given = (request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+                     or request.headers.get("x-api-key") or request.headers.get("api-key")
+                     or request.headers.get("x-goog-api-key"))
+            if given != self.api_key:
+                return _error(401, "invalid API key", "authentication_error")
+        cfg = self.config
+        r = self.rng.random()
+        if r < cfg.rate_429:
+            st.injected["429"] += 1
+            wait = cfg.retry_after_s
+            return _error(429, "rate limit reached (injected)", "rate_limit_error", {
+                "Retry-After": str(max(0, math.ceil(wait))),
+                "retry-after-ms": str(int(wait * 1000)),
+            })
+        latency = cfg.latency_for(model)
+        if cfg.jitter_ms:
+            latency += self.rng.uniform(-cfg.jitter_ms, cfg.jitter_ms)
+        if r < cfg.rate_429 + cfg.rate_500:
+            st.injected["500"] += 1
+            await asyncio.sleep(max(0.0, latency) / 2000.0)
+            return _error(500, "internal error (injected)", "server_error")
+        if r < cfg.rate_429 + cfg.rate_500 + cfg.rate_timeout:
+            st.injected["timeout"] += 1
+            await asyncio.sleep(cfg.timeout_hang_s)
+            return _error(504, "gateway time-out (injected)", "timeout")
+        if latency > 0:
+            await asyncio.sleep(latency / 1000.0)
+        return None
+
+    def _answered(self, model: str, messages: Any, answer: MockAnswer) -> None:
+        st = self.stats
+        st.answered += 1
+        key = hashlib.blake2b(orjson.dumps([model, messages]), digest_size=12).hexdigest()
+        st.fingerprints[key] += 1
+        st.tokens_in += answer.input_tokens
+        st.tokens_out += answer.output_tokens
+
+    async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return _error(400, "request body is not JSON", "invalid_request_error")
+        if not isinstance(body, dict):
+            return _error(400, "request body must be a JSON object", "invalid_request_error")
+        return body
+
+    async def _tracked(self, handler: Any, request: web.Request) -> web.StreamResponse:
+        st = self.stats
+        st.in_flight += 1
+        st.max_in_flight = max(st.max_in_flight, st.in_flight)
+        try:
+            resp: web.StreamResponse = await handler(request)
+            return resp
+        finally:
+            st.in_flight -= 1
+
+    # --- OpenAI ---------------------------------------------------------------------------
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._tracked(self._chat, request)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        model = body.get("model")
+        messages = body.get("messages")
+        if not isinstance(model, str) or not isinstance(messages, list) or not messages:
+            return _error(400, "'model' (string) and 'messages' (non-empty list) are required",
+                          "invalid_request_error")
+        gate = await self._gate(request, model, "chat")
+        if gate is not None:
+            return gate
+        json_mode = (body.get("response_format") or {}).get("type") in ("json_object",
+                                                                         "json_schema")
+        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+        answer = respond(self.config, model, messages, json_mode, max_tokens)
+        self._answered(model, messages, answer)
+        created = int(time.time())
+        rid = "chatcmpl-" + hashlib.blake2b(answer.text.encode(), digest_size=8).hexdigest()
+        usage = {"prompt_tokens": answer.input_tokens, "completion_tokens": answer.output_tokens,
+                 "total_tokens": answer.input_tokens + answer.output_tokens}
+        if body.get("stream"):
+            return await self._stream(request, rid, created, model, answer, usage,
+                                      bool((body.get("stream_options") or {})
+                                           .get("include_usage")))
+        return _json({
+            "id": rid, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "finish_reason": answer.finish_reason,
+                         "message": {"role": "assistant", "content": answer.text}}],
+            "usage": usage,
+        })
+
+    async def _stream(self, request: web.Request, rid: str, created: int, model: str,
+                      answer: MockAnswer, usage: dict[str, int],
+                      include_usage: bool) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
+        words = answer.text.split(" ")
+        pieces = [" ".join(words[i:i + 4]) + (" " if i + 4 < len(words) else "")
+                  for i in range(0, len(words), 4)]
+        first = {"role": "assistant", "content": ""}
+        chunks = [dict(base, choices=[{"index": 0, "delta": first, "finish_reason": None}])]
+        chunks += [dict(base, choices=[{"index": 0, "delta": {"content": p},
+                                        "finish_reason": None}]) for p in pieces]
+        chunks.append(dict(base, choices=[{"index": 0, "delta": {},
+                                           "finish_reason": answer.finish_reason}]))
+        if include_usage:
+            chunks.append(dict(base, choices=[], usage=usage))
+        for chunk in chunks:
+            await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        model = str(body.get("model") or "mock-embedding")
+        inputs = body.get("input")
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
+            return _error(400, "'input' must be a string or a list of strings",
+                          "invalid_request_error")
+        gate = await self._gate(request, model, "embeddings")
+        if gate is not None:
+            return gate
+        dims = int(body.get("dimensions") or 256)
+        tokens = sum(estimate_tokens(t) for t in inputs)
+        self.stats.answered += 1
+        return _json({
+            "object": "list", "model": model,
+            "data": [{"object": "embedding", "index": i, "embedding": embed(t, dims)}
+                     for i, t in enumerate(inputs)],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        })
+
+    async def models(self, request: web.Request) -> web.Response:
+        names = sorted(set(self.stats.by_model) | set(self.config.quality)) or ["mock-model"]
+        return _json({"object": "list", "data": [
+            {"id": n, "object": "model", "created": 0, "owned_by": "panopticon-mock"}
+            for n in names]})
+
+    # --- Anthropic ------------------------------------------------------------------------
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        return await self._tracked(self._messages, request)
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        model = body.get("model")
+        messages = body.get("messages")
+        if not isinstance(model, str) or not isinstance(messages, list) or \
+                not body.get("max_tokens"):
+            return _error(400, "'model', 'messages' and 'max_tokens' are required",
+                          "invalid_request_error")
+        gate = await self._gate(request, model, "messages")
+        if gate is not None:
+            return gate
+        if body.get("system"):
+            messages = [{"role": "system", "content": body["system"]}, *messages]
+        answer = respond(self.config, model, messages, False, int(body["max_tokens"]))
+        self._answered(model, messages, answer)
+        return _json({
+            "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": answer.text}],
+            "stop_reason": "max_tokens" if answer.finish_reason == "length" else "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": answer.input_tokens,
+                      "output_tokens": answer.output_tokens},
+        })
+
+    # --- Gemini ---------------------------------------------------------------------------
+    async def generate(self, request: web.Request) -> web.StreamResponse:
+        return await self._tracked(self._generate, request)
+
+    async def _generate(self, request: web.Request) -> web.StreamResponse:
+        model_action = request.match_info["model_action"]
+        model, _, action = model_action.partition(":")
+        if action != "generateContent":
+            return _error(404, f"unsupported action '{action}'", "not_found")
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        gate = await self._gate(request, model, "generateContent")
+        if gate is not None:
+            return gate
+        messages: list[dict[str, Any]] = []
+        system = body.get("systemInstruction") or body.get("system_instruction")
+        if system:
+            messages.append({"role": "system", "content": " ".join(
+                p.get("text", "") for p in system.get("parts", []))})
+        for content in body.get("contents") or []:
+            messages.append({"role": content.get("role", "user"), "content": " ".join(
+                p.get("text", "") for p in content.get("parts", []))})
+        gen = body.get("generationConfig") or {}
+        answer = respond(self.config, model, messages,
+                         gen.get("responseMimeType") == "application/json",
+                         gen.get("maxOutputTokens"))
+        self._answered(model, messages, answer)
+        return _json({
+            "candidates": [{"content": {"role": "model", "parts": [{"text": answer.text}]},
+                            "finishReason": "MAX_TOKENS" if answer.finish_reason == "length"
+                            else "STOP", "index": 0}],
+            "usageMetadata": {"promptTokenCount": answer.input_tokens,
+                              "candidatesTokenCount": answer.output_tokens,
+                              "totalTokenCount": answer.input_tokens + answer.output_tokens},
+            "modelVersion": model,
+        })
+
+    # --- control --------------------------------------------------------------------------
+    async def get_stats(self, request: web.Request) -> web.Response:
+        return _json(self.stats.as_dict())
+
+    async def config_view(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            body = await self._body(request)
+            if isinstance(body, web.Response):
+                return body
+            try:
+                self.config.update(body)
+            except ValueError as exc:
+                return _error(400, str(exc), "invalid_request_error")
+            if "seed" in body:
+                self.rng.seed(self.config.seed)
+        return _json(self.config.as_dict())
+
+    async def reset(self, request: web.Request) -> web.Response:
+        self.stats.reset()
+        return _json({"ok": True})
+
+
+def build_app(config: MockConfig | None = None, api_key: str | None = None) -> web.Application:
+    """The aiohttp application; ``app['mock']`` holds its config and stats."""
+    mock = _Mock(config or MockConfig(), api_key)
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app["mock"] = mock
+    for prefix in ("/v1", ""):
+        app.router.add_post(prefix + "/chat/completions", mock.chat)
+        app.router.add_post(prefix + "/embeddings", mock.embeddings)
+        app.router.add_get(prefix + "/models", mock.models)
+    app.router.add_post("/v1/messages", mock.messages)
+    app.router.add_post("/v1beta/models/{model_action}", mock.generate)
+    app.router.add_get("/_mock/stats", mock.get_stats)
+    app.router.add_get("/_mock/config", mock.config_view)
+    app.router.add_post("/_mock/config", mock.config_view)
+    app.router.add_post("/_mock/reset", mock.reset)
+    return app
+
+
+class MockServer:
+    """Runs the mock in a background thread with its own event loop, on a real port.
+
+    >>> with MockServer(MockConfig(latency_ms=5)) as server:
+    ...     server.url   # 'http://127.0.0.1:PORT/v1'
+    """
+
+    def __init__(self, config: MockConfig | None = None, host: str = "127.0.0.1",
+                 port: int = 0, api_key: str | None = None) -> None:
+        self.config = config or MockConfig()
+        self.host = host
+        self.port = port
+        self.api_key = api_key
+        self._app = build_app(self.config, api_key)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def root(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The OpenAI-style base URL (``.../v1``)."""
+        return self.root + "/v1"
+
+    @property
+    def stats(self) -> MockStats:
+        mock: _Mock = self._app["mock"]
+        return mock.stats
+
+    def start(self) -> MockServer:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._start_site())
+            except BaseException as exc:  # reported to the caller of start()
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._stop_site())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="panopticon-mockllm", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if failure:
+            raise failure[0]
+        return self
+
+    async def _start_site(self) -> None:
+        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+
+    async def _stop_site(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop = None
+
+    def __enter__(self) -> MockServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def serve_forever(config: MockConfig, host: str, port: int,
+                        api_key: str | None = None,
+                        on_ready: Any = None) -> None:
+    """Run the mock in the current event loop until cancelled (the CLI's entry)."""
+    runner = web.AppRunner(build_app(config, api_key), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    server = getattr(site, "_server", None)
+    actual = server.sockets[0].getsockname()[1] if server and server.sockets else port
+    if on_ready is not None:
+        on_ready(f"http://{host}:{actual}")
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

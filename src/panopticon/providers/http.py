@@ -1,0 +1,59 @@
+"""HTTP helpers shared by adapters that speak JSON over aiohttp."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+from panopticon.errors import ProviderError
+
+__all__ = ["error_from_status", "parse_retry_after"]
+
+
+def parse_retry_after(headers: dict[str, str] | object) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` (OpenAI) or ``Retry-After`` (seconds or date)."""
+    get = getattr(headers, "get", None)
+    if get is None:
+        return None
+    ms = get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def error_from_status(status: int, body: str, retry_after: float | None, url: str) -> ProviderError:
+    """Map an HTTP error status to a classified, actionable ProviderError."""
+    snippet = body.strip().replace("\n", " ")[:300]
+    if status == 429:
+        return ProviderError(
+            f"rate limited (429) by {url}: {snippet}",
+            status=status, retry_after=retry_after, retryable=True, kind="rate_limit",
+        )
+    if status in (401, 403):
+        return ProviderError(
+            f"authentication failed ({status}) at {url}: {snippet}; check the API key "
+            "named by the model's api_key_env",
+            status=status, kind="auth",
+        )
+    if status == 404:
+        return ProviderError(
+            f"not found (404) at {url}: {snippet}; check base_url and the model name",
+            status=status, kind="not_found",
+        )
+    if status in (408, 409) or status >= 500:
+        return ProviderError(
+            f"server error ({status}) from {url}: {snippet}",
+            status=status, retry_after=retry_after, retryable=True, kind="server",
+        )
+    return ProviderError(f"request rejected ({status}) by {url}: {snippet}", status=status,
+                         kind="bad_request")

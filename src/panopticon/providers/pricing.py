@@ -1,0 +1,56 @@
+"""Token prices: a table shipped as data (``prices.json``), overridable per model.
+
+Lookup is by exact name, then by the longest known prefix (so ``gpt-4o-2024-08-06`` costs
+what ``gpt-4o`` costs and ``gpt-4o-mini-...`` what ``gpt-4o-mini`` costs). A model with no
+price has cost ``None`` ("unknown"), never 0.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+__all__ = ["Price", "lookup_price"]
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+
+    def cost(self, input_tokens: int | None, output_tokens: int | None) -> float | None:
+        if input_tokens is None or output_tokens is None:
+            return None
+        return (input_tokens * self.input + output_tokens * self.output) / 1_000_000
+
+
+@cache
+def _table() -> dict[str, dict[str, list[float]]]:
+    text = resources.files("panopticon.providers").joinpath("prices.json").read_text("utf-8")
+    data: dict[str, dict[str, list[float]]] = json.loads(text)
+    data.pop("_about", None)
+    return data
+
+
+def lookup_price(provider_kind: str, model: str) -> Price | None:
+    """The shipped price for a model, or None when it is unknown."""
+    tables = _table()
+    # OpenAI-compatible endpoints often serve other vendors' models (OpenRouter: vendor/model)
+    name = model.split("/")[-1].lower()
+    search = [tables.get(provider_kind, {})] + [t for k, t in tables.items()
+                                                if k != provider_kind]
+    for table in search:
+        if name in table:
+            return Price(*table[name])
+    best: tuple[int, list[float]] | None = None
+    for table in search:
+        for known, price in table.items():
+            if name.startswith(known + "-") and (best is None or len(known) > best[0]):
+                best = (len(known), price)
+        if best:
+            return Price(*best[1])
+    return None

@@ -1,0 +1,267 @@
+"""Running a suite: prepare (validate, register, plan, resume state), execute, finish.
+
+Shared by the CLI and, later, the API and workers. Interfaces add only their own concerns
+(signals, progress display, HTTP).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from panopticon.errors import ConfigError, Issue, StoreError
+from panopticon.evaluation.plan import Plan, build_cases
+from panopticon.evaluation.runner import Budget, RunObserver, Runner, RunTotals, StopSignal
+from panopticon.evaluation.suite import LoadedSuite, ModelSpec, load_suite
+from panopticon.judges.base import build_metric
+from panopticon.providers.base import ProviderConfig, create_provider
+from panopticon.providers.client import ModelClient, RetryPolicy
+from panopticon.settings import Settings
+from panopticon.store.engine import create_engine, ensure_schema
+from panopticon.store.queries import catalog
+from panopticon.store.queries import runs as run_queries
+from panopticon.store.sink import StoreSink
+from panopticon.store.tables import Result, Score
+
+__all__ = ["Execution", "RunSummaryTotals", "open_store", "prepare_run"]
+
+STALE_AFTER = timedelta(seconds=30)
+
+
+def open_store(settings: Settings) -> Engine:
+    """An engine on a schema that matches the code (the embedded SQLite is upgraded)."""
+    engine = create_engine(settings)
+    ensure_schema(engine, auto_upgrade=settings.is_sqlite)
+    return engine
+
+
+@dataclass
+class RunSummaryTotals:
+    """Totals over the whole run (every execution of it), read back from the store."""
+
+    planned: int
+    answers: int
+    failed: int
+    interrupted: int
+    reused: int
+    scores: int
+    score_errors: int
+    cost_usd: float
+    unknown_cost: int
+    input_tokens: int
+    output_tokens: int
+
+    @property
+    def missing(self) -> int:
+        return self.planned - self.answers - self.failed
+
+
+def read_totals(engine: Engine, run_id: int, planned: int) -> RunSummaryTotals:
+    with engine.connect() as conn:
+        r = conn.execute(sa.select(
+            sa.func.count().filter(Result.error.is_(None)),
+            sa.func.count().filter(Result.error.is_not(None)),
+            sa.func.count().filter(Result.error_kind == "interrupted"),
+            sa.func.count().filter(Result.cached.is_(True)),
+            sa.func.coalesce(sa.func.sum(Result.cost_usd).filter(Result.cached.is_(False)), 0),
+            sa.func.count().filter(Result.error.is_(None), Result.cost_usd.is_(None)),
+            sa.func.coalesce(sa.func.sum(Result.input_tokens), 0),
+            sa.func.coalesce(sa.func.sum(Result.output_tokens), 0),
+        ).where(Result.run_id == run_id)).one()
+        s = conn.execute(sa.select(
+            sa.func.count().filter(Score.error.is_(None)),
+            sa.func.count().filter(Score.error.is_not(None)),
+            sa.func.coalesce(sa.func.sum(Score.judge_cost_usd)
+                             .filter(Score.judge_cached.is_(False)), 0),
+        ).where(Score.run_id == run_id)).one()
+    return RunSummaryTotals(planned, r[0], r[1], r[2], r[3], s[0], s[1],
+                            float(r[4]) + float(s[2]), r[5], int(r[6]), int(r[7]))
+
+
+@dataclass
+class Execution:
+    """A prepared run: call :meth:`run` once. ``stop`` and ``runner`` are for interfaces."""
+
+    engine: Engine
+    settings: Settings
+    loaded: LoadedSuite
+    run_id: int
+    plan: Plan
+    resumed: bool
+    use_cache: bool
+    stop: StopSignal = field(default_factory=StopSignal)
+    runner: Runner | None = None
+    status: str = "pending"
+    stop_reason: str | None = None
+    totals: RunTotals | None = None
+    run_totals: RunSummaryTotals | None = None
+
+    async def run(self, observer: RunObserver | None = None) -> str:
+        """Execute the plan; returns the final status. Never leaves the run 'running'."""
+        clients = self._clients()
+        sink = StoreSink(self.engine, self.run_id, spool_dir=self.settings.home / "spool")
+        sink.on_failure = lambda message: self.stop.request("store", message)
+        metrics = [build_metric(spec) for spec in self.loaded.metrics]
+        self.runner = Runner(self.plan, self.loaded, sink, clients, metrics,
+                             observer=observer, stop=self.stop,
+                             budget=Budget(self.loaded.suite.budget_usd),
+                             use_cache=self.use_cache)
+        with self.engine.begin() as conn:
+            run_queries.start_run(conn, self.run_id, os.getpid())
+        error: BaseException | None = None
+        try:
+            self.totals = await self.runner.run()
+        except BaseException as exc:  # recorded below, then re-raised
+            error = exc
+            raise
+        finally:
+            store_error = None
+            try:
+                sink.close()
+            except StoreError as exc:
+                store_error = exc
+            for client in clients.values():
+                await client.aclose()
+            self._finish(error, store_error)
+            if store_error is not None and error is None:
+                raise store_error
+        return self.status
+
+    def _clients(self) -> dict[str, ModelClient]:
+        suite = self.loaded.suite
+        clients: dict[str, ModelClient] = {}
+        specs: list[tuple[ModelSpec, int]] = [(m, m.concurrency or suite.concurrency)
+                                              for m in suite.models]
+        judge = self.loaded.judge
+        if judge is not None and judge.id not in {m.id for m in suite.models}:
+            # one judge serves every model's workers
+            specs.append((judge, judge.concurrency or suite.concurrency * len(suite.models)))
+        for spec, concurrency in specs:
+            provider = create_provider(ProviderConfig(
+                kind=spec.provider, base_url=spec.base_url,
+                api_key=self.loaded.api_keys.get(spec.id), timeout_s=spec.timeout_s,
+                options=spec.options))
+            clients[spec.id] = ModelClient(
+                provider, concurrency=concurrency, rpm=spec.rpm, tpm=spec.tpm,
+                retry=RetryPolicy(max_retries=spec.max_retries),
+                adaptive=spec.adaptive_concurrency, should_stop=lambda: self.stop.requested)
+        return clients
+
+    def _finish(self, error: BaseException | None, store_error: StoreError | None) -> None:
+        totals = read_totals(self.engine, self.run_id, len(self.plan.cases))
+        self.run_totals = totals
+        if self.stop.kind == "interrupt" or (error is not None and
+                                             not isinstance(error, Exception)):
+            status, reason = "interrupted", self.stop.reason or "interrupted"
+        elif self.stop.kind == "budget":
+            status, reason = "stopped", self.stop.reason
+        elif store_error is not None or self.stop.kind == "store":
+            status, reason = "failed", str(store_error or self.stop.reason)
+        elif error is not None:
+            status, reason = "failed", f"{type(error).__name__}: {error}"
+        elif totals.failed or totals.missing:
+            status = "failed"
+            reason = f"{totals.failed} of {totals.planned} answers failed"
+            first = self._first_error()
+            if first:
+                reason += f"; first error: {first}"
+        else:
+            status, reason = "completed", None
+        self.status, self.stop_reason = status, reason
+        with self.engine.begin() as conn:
+            run_queries.finish_run(conn, self.run_id, status, reason, {
+                k: getattr(totals, k) for k in totals.__dataclass_fields__})
+
+    def _first_error(self) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(Result.error).where(
+                Result.run_id == self.run_id, Result.error.is_not(None)).limit(1)).scalar()
+
+
+def prepare_run(settings: Settings, suite_path: str | Path, *, env: Mapping[str, str],
+                resume: str | None = None, use_cache: bool = True,
+                engine: Engine | None = None) -> Execution:
+    """Validate the suite, register what it uses, create (or reopen) the run and plan it.
+    Raises ConfigError, StoreError or NotFoundError before any provider call."""
+    loaded = load_suite(suite_path, env)
+    engine = engine or open_store(settings)
+    with engine.begin() as conn:
+        ws = catalog.ensure_workspace(conn, settings.workspace)
+        all_models = list(loaded.models)
+        if loaded.judge is not None and loaded.judge not in all_models:
+            all_models.append(loaded.judge)
+        model_ids = catalog.upsert_models(conn, ws, all_models, loaded.prices)
+        metric_ids = catalog.upsert_metrics(conn, ws, loaded.metrics)
+        query_ids = catalog.upsert_queries(conn, ws, loaded.queries)
+        cases = build_cases(loaded, query_ids, model_ids)
+        if resume is not None:
+            row = run_queries.get_run(conn, ws, resume)
+            _check_resumable(row, loaded, suite_path)
+            run_id = row.id
+        else:
+            run_id = run_queries.create_run(
+                conn, ws, name=loaded.suite.name, suite=loaded.snapshot(),
+                fingerprint=loaded.fingerprint, suite_path=str(Path(suite_path).resolve()),
+                planned=len(cases))
+        plan = Plan(run_id, cases, metric_ids)
+        if resume is not None:
+            plan.done = run_queries.run_results(conn, run_id)
+        if use_cache:
+            wanted = [c.cache_key for c in cases if c.slot not in plan.done]
+            plan.cache = run_queries.cached_answers(conn, ws, wanted)
+        known_ids = [k.id for k in plan.done.values()] + [k.id for k in plan.cache.values()]
+        if use_cache or resume is not None:
+            plan.judge_cache = run_queries.judge_cache(conn, known_ids)
+    return Execution(engine, settings, loaded, run_id, plan, resume is not None, use_cache)
+
+
+def _check_resumable(row: run_queries.RunRow, loaded: LoadedSuite,
+                     suite_path: str | Path) -> None:
+    if row.suite_fingerprint != loaded.fingerprint:
+        raise ConfigError(Issue(
+            f"{suite_path} has changed since run {row.id} started (its models, metrics, "
+            "queries or settings differ), so that run cannot be resumed with it",
+            hint="start a new run without --resume: answers already stored are reused from "
+                 "the cache, so nothing is paid twice"))
+    if row.status == "completed":
+        raise ConfigError(Issue(f"run {row.id} is already completed; nothing to resume",
+                                hint="start a new run to evaluate again"))
+    if row.status == "running" and _alive(row):
+        raise ConfigError(Issue(
+            f"run {row.id} is still running (pid {row.pid} on {row.host}, last heartbeat "
+            f"{row.heartbeat_at:%H:%M:%S} UTC)",
+            hint="wait for it, or stop it with Ctrl-C, then resume"))
+
+
+def _alive(row: run_queries.RunRow) -> bool:
+    if row.host == socket.gethostname() and row.pid:
+        if row.pid == os.getpid():
+            return False
+        try:
+            os.kill(row.pid, 0)
+        except ProcessLookupError:
+            return False  # the process is gone (killed, crashed): no need to wait
+        except PermissionError:
+            pass
+    beat = row.heartbeat_at
+    return beat is not None and datetime.now(UTC) - beat < STALE_AFTER
+
+
+def describe_run_state(row: run_queries.RunRow) -> str:
+    """The status shown to people: a 'running' run whose process is gone is 'abandoned'."""
+    if row.status == "running" and not _alive(row):
+        return "abandoned"
+    return row.status
+
+
+def summary_rows(engine: Engine, run_id: int) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return list(run_queries.iter_result_rows(conn, run_id))

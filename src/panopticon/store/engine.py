@@ -1,0 +1,86 @@
+"""Engines and schema state. No engine exists at import time; callers build one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from panopticon.errors import MigrationRequiredError, MissingDependencyError, StoreError
+from panopticon.settings import Settings
+
+__all__ = ["HEAD_REVISION", "create_engine", "current_revision", "ensure_schema", "upgrade"]
+
+# The newest migration. A test checks it equals Alembic's head, so checking the schema at
+# start-up needs one SELECT instead of importing Alembic.
+HEAD_REVISION = "0001"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers never block the writer; NORMAL: a commit survives a crashed process
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_engine(settings: Settings) -> Engine:
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    try:
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    except ModuleNotFoundError as exc:
+        if "psycopg" in str(exc):
+            raise MissingDependencyError("psycopg", "postgres", "PostgreSQL") from None
+        raise
+
+
+def current_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    except sa.exc.OperationalError as exc:
+        raise StoreError(f"cannot open the database ({engine.url.render_as_string()}): "
+                         f"{exc.orig}; check PANOPTICON_DATABASE_URL and that the server "
+                         "is running") from None
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to ``revision``."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
+    """Make sure the schema matches the code; upgrade it when allowed."""
+    rev = current_revision(engine)
+    if rev == HEAD_REVISION:
+        return
+    if auto_upgrade:
+        upgrade(engine)
+        return
+    if rev is None:
+        raise MigrationRequiredError(
+            "the database has no Panopticon tables yet: run `panopticon db upgrade`")
+    raise MigrationRequiredError(
+        f"the database schema is at revision {rev}, this version of Panopticon needs "
+        f"{HEAD_REVISION}: run `panopticon db upgrade`")

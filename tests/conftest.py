@@ -1,0 +1,160 @@
+"""Fixtures: the bundled mock LLM over real HTTP, and a real database for every test.
+
+Set PANOPTICON_TEST_DATABASE_URL=postgresql://... to run everything on PostgreSQL: each test
+gets a fresh database cloned from a migrated template. Otherwise each test gets a SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from panopticon.mockllm.behaviour import MockConfig
+from panopticon.mockllm.server import MockServer
+from panopticon.settings import Settings
+
+PG_URL = os.environ.get("PANOPTICON_TEST_DATABASE_URL")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: needs the embedded SQLite database")
+    config.addinivalue_line("markers", "postgres_only: needs PostgreSQL")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(reason="runs only with PANOPTICON_TEST_DATABASE_URL (PostgreSQL)")
+    for item in items:
+        if "postgres_only" in item.keywords and not PG_URL:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def mock_server() -> Iterator[MockServer]:
+    server = MockServer(MockConfig()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mock(mock_server: MockServer) -> MockServer:
+    """The shared mock server, reset to defaults and zeroed counters for this test."""
+    fresh = MockConfig()
+    mock_server.config.update(fresh.as_dict())
+    mock_server.stats.reset()
+    mock_server._app["mock"].rng.seed(0)
+    return mock_server
+
+
+def _admin_url(url: str) -> str:
+    return url.rsplit("/", 1)[0] + "/postgres"
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str | None]:
+    if not PG_URL:
+        yield None
+        return
+    from panopticon.store.engine import create_engine, upgrade
+
+    name = f"panopticon_tmpl_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(_admin_url(PG_URL).replace("postgresql://",
+                                                        "postgresql+psycopg://"),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine = create_engine(Settings(database_url=PG_URL.rsplit("/", 1)[0] + "/" + name))
+    upgrade(engine)
+    engine.dispose()
+    yield name
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def new_pg_database(template: str | None) -> tuple[str, Any]:
+    assert PG_URL
+    name = f"panopticon_t_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(_admin_url(PG_URL).replace("postgresql://",
+                                                        "postgresql+psycopg://"),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"' +
+                             (f' TEMPLATE "{template}"' if template else "")))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return PG_URL.rsplit("/", 1)[0] + "/" + name, drop
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, pg_template: str | None) -> Iterator[str | None]:
+    """None means the embedded default (a SQLite file under PANOPTICON_HOME)."""
+    if not PG_URL:
+        yield None
+        return
+    url, drop = new_pg_database(pg_template)
+    yield url
+    drop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str | None) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=database_url)
+
+
+@pytest.fixture
+def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point the CLI at this test's database; returns the environment it sees."""
+    monkeypatch.setenv("PANOPTICON_HOME", str(settings.home))
+    if settings.database_url:
+        monkeypatch.setenv("PANOPTICON_DATABASE_URL", settings.database_url)
+    else:
+        monkeypatch.delenv("PANOPTICON_DATABASE_URL", raising=False)
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    return dict(os.environ)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def suite_yaml(base_url: str, *, queries: int = 6, models: tuple[str, ...] = ("good", "weak"),
+               extra: str = "", metrics: str | None = None, concurrency: int = 4,
+               model_extra: str = "", judge: bool = True) -> str:
+    model_lines = "\n".join(
+        f"  - {{id: {m}, model: mock-{m}, base_url: '{base_url}', "
+        f"price: {{input: 1.0, output: 2.0}}, max_retries: 8{model_extra}}}" for m in models)
+    query_lines = "\n".join(
+        f"  - {{text: 'Question number {i}?', theme: {'ab'[i % 2]}, expected: 'Answer {i}'}}"
+        for i in range(queries))
+    if metrics is None:
+        metrics = textwrap.dedent("""
+          - {name: quality, type: rubric, prompt: 'Is it good?', scale: [1, 10], threshold: 6}
+          - {name: short, type: length, max: 2000}
+        """).strip("\n")
+        metrics = textwrap.indent(metrics, "  ")
+    judge_block = (f"judge: {{id: judge, model: mock-judge, base_url: '{base_url}', "
+                   f"price: {{input: 0.5, output: 1.0}}, max_retries: 8{model_extra}}}\n"
+                   if judge else "")
+    return (f"name: test-suite\nmodels:\n{model_lines}\n{judge_block}queries:\n{query_lines}\n"
+            f"metrics:\n{metrics}\nconcurrency: {concurrency}\n{extra}")
