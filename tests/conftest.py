@@ -46,10 +46,7 @@ def mock_server() -> Iterator[MockServer]:
 @pytest.fixture
 def mock(mock_server: MockServer) -> MockServer:
     """The shared mock server, reset to defaults and zeroed counters for this test."""
-    fresh = MockConfig()
-    mock_server.config.update(fresh.as_dict())
-    mock_server.stats.reset()
-    mock_server._app["mock"].rng.seed(0)
+    mock_server.reset()
     return mock_server
 
 
@@ -114,9 +111,20 @@ def settings(tmp_path: Path, database_url: str | None) -> Settings:
 
 
 @pytest.fixture
+def engine(settings: Settings) -> Iterator[sa.Engine]:
+    """An engine on this test's (migrated) database, disposed afterwards."""
+    from panopticon.services.runs import open_store
+
+    eng = open_store(settings)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
 def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Point the CLI at this test's database; returns the environment it sees."""
     monkeypatch.setenv("PANOPTICON_HOME", str(settings.home))
+    monkeypatch.setenv("COLUMNS", "160")  # Rich tables: no wrapping inside asserted words
     if settings.database_url:
         monkeypatch.setenv("PANOPTICON_DATABASE_URL", settings.database_url)
     else:
@@ -140,10 +148,10 @@ def free_port() -> int:
 
 def suite_yaml(base_url: str, *, queries: int = 6, models: tuple[str, ...] = ("good", "weak"),
                extra: str = "", metrics: str | None = None, concurrency: int = 4,
-               model_extra: str = "", judge: bool = True) -> str:
+               model_extra: str = "", judge: bool = True, max_retries: int = 8) -> str:
     model_lines = "\n".join(
         f"  - {{id: {m}, model: mock-{m}, base_url: '{base_url}', "
-        f"price: {{input: 1.0, output: 2.0}}, max_retries: 8{model_extra}}}" for m in models)
+        f"price: {{input: 1.0, output: 2.0}}, max_retries: {max_retries}{model_extra}}}" for m in models)
     query_lines = "\n".join(
         f"  - {{text: 'Question number {i}?', theme: {'ab'[i % 2]}, expected: 'Answer {i}'}}"
         for i in range(queries))
@@ -154,7 +162,7 @@ def suite_yaml(base_url: str, *, queries: int = 6, models: tuple[str, ...] = ("g
         """).strip("\n")
         metrics = textwrap.indent(metrics, "  ")
     judge_block = (f"judge: {{id: judge, model: mock-judge, base_url: '{base_url}', "
-                   f"price: {{input: 0.5, output: 1.0}}, max_retries: 8{model_extra}}}\n"
+                   f"price: {{input: 0.5, output: 1.0}}, max_retries: {max_retries}{model_extra}}}\n"
                    if judge else "")
     return (f"name: test-suite\nmodels:\n{model_lines}\n{judge_block}queries:\n{query_lines}\n"
             f"metrics:\n{metrics}\nconcurrency: {concurrency}\n{extra}")

@@ -17,9 +17,12 @@ def upgrade_cmd() -> None:
     """Apply migrations up to the newest (safe to run repeatedly)."""
     settings = load_settings()
     engine = create_engine(settings)
-    before = current_revision(engine)
-    upgrade(engine)
-    url = engine.url.render_as_string(hide_password=True)
+    try:
+        before = current_revision(engine)
+        upgrade(engine)
+        url = engine.url.render_as_string(hide_password=True)
+    finally:
+        engine.dispose()
     if before == HEAD_REVISION:
         console.print(f"{url}: already at revision {HEAD_REVISION}", highlight=False)
     else:
@@ -32,7 +35,10 @@ def upgrade_cmd() -> None:
 def current_cmd() -> None:
     """Show the schema revision of the database in use."""
     engine = create_engine(load_settings())
-    rev = current_revision(engine)
+    try:
+        rev = current_revision(engine)
+    finally:
+        engine.dispose()
     note = "up to date" if rev == HEAD_REVISION else f"this code needs {HEAD_REVISION}"
     console.print(f"{engine.url.render_as_string(hide_password=True)}: revision "
                   f"{rev or 'none'} ({note})", highlight=False)

@@ -118,8 +118,11 @@ def run(
         f"{loaded.suite.repeats} repeats, {len(loaded.metrics)} metrics"
         + (f"; {len(plan.done)} already stored" if plan.done else "")
         + (f"; {len(plan.cache)} from the cache" if plan.cache else ""))
-    status = asyncio.run(_execute(execution, progress))
-    summary = summarize(summary_rows(execution.engine, execution.run_id))
+    try:
+        status = asyncio.run(_execute(execution, progress))
+        summary = summarize(summary_rows(execution.engine, execution.run_id))
+    finally:
+        execution.engine.dispose()
     print_summary(summary)
     totals = execution.run_totals
     assert totals is not None
@@ -131,10 +134,11 @@ def run(
     resume_cmd = f"panopticon run {shlex.quote(str(suite))} --resume {execution.run_id}"
     if status != "completed":
         err_console.print(f"[bold red]run {execution.run_id} {status}:[/] "
-                          f"{execution.stop_reason}", highlight=False)
+                          f"{execution.stop_reason}", highlight=False, soft_wrap=True)
         if totals.missing or totals.failed:
             err_console.print(f"{totals.missing} answers not yet run, {totals.failed} failed. "
-                              f"To continue: [bold]{resume_cmd}[/]", highlight=False)
+                              f"To continue: [bold]{resume_cmd}[/]", highlight=False,
+                              soft_wrap=True)
         raise typer.Exit(EXIT["interrupted"] if status == "interrupted" else EXIT["failed"])
     console.print(f"[green]run {execution.run_id} completed.[/] Details: panopticon show "
                   f"{execution.run_id}; export: panopticon export {execution.run_id} "

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from panopticon.cli.output import console, handle_errors, money, print_summary
-from panopticon.services.runs import describe_run_state, open_store, summary_rows
+from panopticon.services.runs import describe_run_state, store, summary_rows
 from panopticon.settings import load_settings
 from panopticon.stats.summary import summarize
 from panopticon.store.queries import catalog
@@ -27,8 +27,7 @@ def runs(limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many, n
          ) -> None:
     """List runs, newest first."""
     settings = load_settings()
-    engine = open_store(settings)
-    with engine.begin() as conn:
+    with store(settings) as engine, engine.begin() as conn:
         ws = catalog.ensure_workspace(conn, settings.workspace)
         rows = run_queries.list_runs(conn, ws, limit)
     if not rows:
@@ -56,17 +55,17 @@ def show(run_id: str = typer.Argument(..., help="Run id, or 'last'."),
          errors: bool = typer.Option(False, "--errors", help="List every failure.")) -> None:
     """Show a run: its status, summary tables and failures."""
     settings = load_settings()
-    engine = open_store(settings)
-    with engine.begin() as conn:
-        ws = catalog.ensure_workspace(conn, settings.workspace)
-        row = run_queries.get_run(conn, ws, run_id)
+    with store(settings) as engine:
+        with engine.begin() as conn:
+            ws = catalog.ensure_workspace(conn, settings.workspace)
+            row = run_queries.get_run(conn, ws, run_id)
+        rows = summary_rows(engine, row.id)
     state = describe_run_state(row)
     console.print(f"[bold]Run {row.id}[/] {row.name}: {state}"
                   + (f" ({row.stop_reason})" if row.stop_reason else ""), highlight=False)
     console.print(f"created {row.created_at:%Y-%m-%d %H:%M:%S} UTC"
                   + (f", finished {row.finished_at:%H:%M:%S}" if row.finished_at else "")
                   + (f", suite {row.suite_path}" if row.suite_path else ""))
-    rows = summary_rows(engine, row.id)
     print_summary(summarize(rows))
     failures = [r for r in rows if r["error"]]
     score_failures = [(r, name, s) for r in rows for name, s in r["scores"].items()
@@ -111,11 +110,11 @@ def export(
         raise ConfigError(Issue(f"unknown format '{fmt}'", field="--format",
                                 hint="use csv, jsonl or json"))
     settings = load_settings()
-    engine = open_store(settings)
-    with engine.begin() as conn:
-        ws = catalog.ensure_workspace(conn, settings.workspace)
-        row = run_queries.get_run(conn, ws, run_id)
-    rows = summary_rows(engine, row.id)
+    with store(settings) as engine:
+        with engine.begin() as conn:
+            ws = catalog.ensure_workspace(conn, settings.workspace)
+            row = run_queries.get_run(conn, ws, run_id)
+        rows = summary_rows(engine, row.id)
     if fmt == "jsonl":
         data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
     elif fmt == "json":

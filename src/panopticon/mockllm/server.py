@@ -31,7 +31,7 @@ from aiohttp import web
 
 from panopticon.mockllm.behaviour import MockAnswer, MockConfig, embed, estimate_tokens, respond
 
-__all__ = ["MockServer", "MockStats", "build_app"]
+__all__ = ["MOCK_KEY", "MockServer", "MockStats", "build_app", "serve_forever"]
 
 
 class MockStats:
@@ -328,11 +328,14 @@ class _Mock:
         return _json({"ok": True})
 
 
+MOCK_KEY = web.AppKey("mock", _Mock)
+
+
 def build_app(config: MockConfig | None = None, api_key: str | None = None) -> web.Application:
-    """The aiohttp application; ``app['mock']`` holds its config and stats."""
+    """The aiohttp application; ``app[MOCK_KEY]`` holds its config and stats."""
     mock = _Mock(config or MockConfig(), api_key)
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app["mock"] = mock
+    app[MOCK_KEY] = mock
     for prefix in ("/v1", ""):
         app.router.add_post(prefix + "/chat/completions", mock.chat)
         app.router.add_post(prefix + "/embeddings", mock.embeddings)
@@ -375,8 +378,14 @@ class MockServer:
 
     @property
     def stats(self) -> MockStats:
-        mock: _Mock = self._app["mock"]
-        return mock.stats
+        return self._app[MOCK_KEY].stats
+
+    def reset(self, config: MockConfig | None = None) -> None:
+        """Restore the given (default) behaviour, zero the counters and re-seed faults."""
+        mock = self._app[MOCK_KEY]
+        mock.config.update((config or MockConfig()).as_dict())
+        mock.stats.reset()
+        mock.rng.seed(mock.config.seed)
 
     def start(self) -> MockServer:
         ready = threading.Event()

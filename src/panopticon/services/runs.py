@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,16 +32,30 @@ from panopticon.store.queries import runs as run_queries
 from panopticon.store.sink import StoreSink
 from panopticon.store.tables import Result, Score
 
-__all__ = ["Execution", "RunSummaryTotals", "open_store", "prepare_run"]
+__all__ = ["Execution", "RunSummaryTotals", "open_store", "prepare_run", "store"]
 
 STALE_AFTER = timedelta(seconds=30)
 
 
 def open_store(settings: Settings) -> Engine:
-    """An engine on a schema that matches the code (the embedded SQLite is upgraded)."""
+    """An engine on a schema that matches the code (the embedded SQLite is upgraded).
+    The caller disposes of it; :func:`store` does so for you."""
     engine = create_engine(settings)
-    ensure_schema(engine, auto_upgrade=settings.is_sqlite)
+    try:
+        ensure_schema(engine, auto_upgrade=settings.is_sqlite)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
+
+
+@contextmanager
+def store(settings: Settings) -> Iterator[Engine]:
+    engine = open_store(settings)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @dataclass
@@ -192,7 +207,18 @@ def prepare_run(settings: Settings, suite_path: str | Path, *, env: Mapping[str,
     """Validate the suite, register what it uses, create (or reopen) the run and plan it.
     Raises ConfigError, StoreError or NotFoundError before any provider call."""
     loaded = load_suite(suite_path, env)
+    own_engine = engine is None
     engine = engine or open_store(settings)
+    try:
+        return _prepare(settings, engine, loaded, suite_path, resume, use_cache)
+    except BaseException:
+        if own_engine:
+            engine.dispose()
+        raise
+
+
+def _prepare(settings: Settings, engine: Engine, loaded: LoadedSuite, suite_path: str | Path,
+             resume: str | None, use_cache: bool) -> Execution:
     with engine.begin() as conn:
         ws = catalog.ensure_workspace(conn, settings.workspace)
         all_models = list(loaded.models)

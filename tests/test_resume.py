@@ -1,0 +1,145 @@
+"""Durability: killing or interrupting a run and resuming it never pays twice for an answer
+beyond the calls that were in flight."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from panopticon.cli import app
+from panopticon.mockllm.server import MockServer
+from panopticon.store.tables import Result, Run
+from tests.conftest import free_port, suite_yaml, write
+
+
+def start_run(path: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "panopticon", "run", str(path),
+                             "--no-progress", *extra], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def stored(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(sa.select(sa.func.count()).select_from(Result)
+                           .where(Result.error.is_(None))) or 0
+
+
+def wait_for_results(engine: sa.Engine, n: int, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while stored(engine) < n:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, "the run stored nothing in 30 s"
+        time.sleep(0.05)
+
+
+def status_of(engine: sa.Engine, run_id: int = 1) -> str:
+    with engine.connect() as conn:
+        return str(conn.scalar(sa.select(Run.status).where(Run.id == run_id)))
+
+
+def test_after_kill_9_resume_repeats_at_most_the_calls_in_flight(
+        tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine) -> None:
+    mock.config.latency_ms = 60
+    concurrency = 4
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=40, models=("good",),
+                                                 concurrency=concurrency))
+    proc = start_run(path, env)
+    wait_for_results(engine, 12, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=10)
+    assert status_of(engine) == "running"  # nobody could record anything else
+    result = CliRunner().invoke(app, ["show", "1"])
+    assert "abandoned" in result.output and "--resume 1" in result.output
+    result = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "1"])
+    assert result.exit_code == 0, result.output
+    assert stored(engine) == 40 and status_of(engine) == "completed"
+    # each worker has at most one call (answer or judge) in flight when killed
+    assert mock.stats.as_dict()["answered_duplicates"] <= concurrency
+
+
+def test_ctrl_c_finishes_the_calls_in_flight_and_resume_pays_nothing_twice(
+        tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine) -> None:
+    mock.config.latency_ms = 80
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=40, models=("good",),
+                                                 concurrency=4))
+    proc = start_run(path, env)
+    wait_for_results(engine, 8, proc)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out
+    assert "Stopping" in out and f"panopticon run {path} --resume 1" in out
+    assert status_of(engine) == "interrupted"
+    before = stored(engine)
+    assert 8 <= before < 40
+    result = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "last"])
+    assert result.exit_code == 0, result.output
+    assert f"{before} already stored" in result.output
+    assert stored(engine) == 40
+    assert mock.stats.as_dict()["answered_duplicates"] == 0
+
+
+def test_a_second_ctrl_c_abandons_calls_in_flight_and_records_them(
+        tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine) -> None:
+    mock.config.latency_ms = 60
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=30, models=("good",),
+                                                 concurrency=3))
+    proc = start_run(path, env)
+    wait_for_results(engine, 3, proc)
+    mock.config.latency_ms = 5000  # calls now in flight will not finish on their own
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out
+    assert "Abandoning" in out
+    with engine.connect() as conn:
+        kinds = conn.execute(sa.select(Result.error_kind).where(
+            Result.error.is_not(None))).scalars().all()
+    assert kinds and set(kinds) == {"interrupted"}
+
+
+def test_an_unreachable_endpoint_fails_clearly_and_the_run_resumes_when_it_is_back(
+        tmp_path: Path, env: dict[str, str], engine: sa.Engine) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    path = write(tmp_path / "s.yaml", suite_yaml(url, queries=5, max_retries=1))
+    result = CliRunner().invoke(app, ["run", str(path), "--no-progress"])
+    assert result.exit_code == 1
+    assert f"cannot connect to {url}/chat/completions" in result.output
+    assert "(after 2 attempts)" in result.output
+    assert "--resume 1" in result.output
+    assert status_of(engine) == "failed"
+    with MockServer(port=port) as server:
+        result = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "1"])
+        assert result.exit_code == 0, result.output
+        assert status_of(engine) == "completed"
+        assert server.stats.answered == 20  # 10 answers + 10 judge calls, each once
+
+
+def test_resume_refuses_a_changed_suite_and_explains_the_cache(
+        tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine) -> None:
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=3,
+                                                 extra="budget_usd: 0.00001\n"))
+    assert CliRunner().invoke(app, ["run", str(path), "--no-progress"]).exit_code == 1
+    write(path, suite_yaml(mock.url, queries=4, extra="budget_usd: 0.00001\n"))
+    result = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "1"])
+    assert result.exit_code == 2
+    assert "has changed since run 1 started" in result.output
+    assert "reused from the cache" in result.output
+
+
+def test_a_completed_run_cannot_be_resumed(
+        tmp_path: Path, env: dict[str, str], mock: MockServer) -> None:
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=2))
+    assert CliRunner().invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
+    result = CliRunner().invoke(app, ["run", str(path), "--resume", "1"])
+    assert result.exit_code == 2 and "already completed" in result.output
+
+
