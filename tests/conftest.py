@@ -62,9 +62,10 @@ def pg_template() -> Iterator[str | None]:
     from panopticon.store.engine import create_engine, upgrade
 
     name = f"panopticon_tmpl_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(_admin_url(PG_URL).replace("postgresql://",
-                                                        "postgresql+psycopg://"),
-                             isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        _admin_url(PG_URL).replace("postgresql://", "postgresql+psycopg://"),
+        isolation_level="AUTOCOMMIT",
+    )
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     engine = create_engine(Settings(database_url=PG_URL.rsplit("/", 1)[0] + "/" + name))
@@ -79,12 +80,14 @@ def pg_template() -> Iterator[str | None]:
 def new_pg_database(template: str | None) -> tuple[str, Any]:
     assert PG_URL
     name = f"panopticon_t_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(_admin_url(PG_URL).replace("postgresql://",
-                                                        "postgresql+psycopg://"),
-                             isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        _admin_url(PG_URL).replace("postgresql://", "postgresql+psycopg://"),
+        isolation_level="AUTOCOMMIT",
+    )
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"' +
-                             (f' TEMPLATE "{template}"' if template else "")))
+        conn.execute(
+            sa.text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        )
 
     def drop() -> None:
         with admin.connect() as conn:
@@ -146,23 +149,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def suite_yaml(base_url: str, *, queries: int = 6, models: tuple[str, ...] = ("good", "weak"),
-               extra: str = "", metrics: str | None = None, concurrency: int = 4,
-               model_extra: str = "", judge: bool = True, max_retries: int = 8) -> str:
+def suite_yaml(
+    base_url: str,
+    *,
+    queries: int = 6,
+    models: tuple[str, ...] = ("good", "weak"),
+    extra: str = "",
+    metrics: str | None = None,
+    concurrency: int = 4,
+    model_extra: str = "",
+    judge: bool = True,
+    max_retries: int = 8,
+) -> str:
     model_lines = "\n".join(
         f"  - {{id: {m}, model: mock-{m}, base_url: '{base_url}', "
-        f"price: {{input: 1.0, output: 2.0}}, max_retries: {max_retries}{model_extra}}}" for m in models)
+        f"price: {{input: 1.0, output: 2.0}}, max_retries: {max_retries}{model_extra}}}"
+        for m in models
+    )
     query_lines = "\n".join(
         f"  - {{text: 'Question number {i}?', theme: {'ab'[i % 2]}, expected: 'Answer {i}'}}"
-        for i in range(queries))
+        for i in range(queries)
+    )
     if metrics is None:
         metrics = textwrap.dedent("""
           - {name: quality, type: rubric, prompt: 'Is it good?', scale: [1, 10], threshold: 6}
           - {name: short, type: length, max: 2000}
         """).strip("\n")
         metrics = textwrap.indent(metrics, "  ")
-    judge_block = (f"judge: {{id: judge, model: mock-judge, base_url: '{base_url}', "
-                   f"price: {{input: 0.5, output: 1.0}}, max_retries: {max_retries}{model_extra}}}\n"
-                   if judge else "")
-    return (f"name: test-suite\nmodels:\n{model_lines}\n{judge_block}queries:\n{query_lines}\n"
-            f"metrics:\n{metrics}\nconcurrency: {concurrency}\n{extra}")
+    judge_block = (
+        f"judge: {{id: judge, model: mock-judge, base_url: '{base_url}', "
+        f"price: {{input: 0.5, output: 1.0}}, max_retries: {max_retries}{model_extra}}}\n"
+        if judge
+        else ""
+    )
+    return (
+        f"name: test-suite\nmodels:\n{model_lines}\n{judge_block}queries:\n{query_lines}\n"
+        f"metrics:\n{metrics}\nconcurrency: {concurrency}\n{extra}"
+    )

@@ -19,15 +19,23 @@ from tests.conftest import free_port, suite_yaml, write
 
 
 def start_run(path: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "panopticon", "run", str(path),
-                             "--no-progress", *extra], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "panopticon", "run", str(path), "--no-progress", *extra],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def stored(engine: sa.Engine) -> int:
     with engine.connect() as conn:
-        return conn.scalar(sa.select(sa.func.count()).select_from(Result)
-                           .where(Result.error.is_(None))) or 0
+        return (
+            conn.scalar(
+                sa.select(sa.func.count()).select_from(Result).where(Result.error.is_(None))
+            )
+            or 0
+        )
 
 
 def wait_for_results(engine: sa.Engine, n: int, proc: subprocess.Popen[str]) -> None:
@@ -44,11 +52,14 @@ def status_of(engine: sa.Engine, run_id: int = 1) -> str:
 
 
 def test_after_kill_9_resume_repeats_at_most_the_calls_in_flight(
-        tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine) -> None:
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
     mock.config.latency_ms = 60
     concurrency = 4
-    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=40, models=("good",),
-                                                 concurrency=concurrency))
+    path = write(
+        tmp_path / "s.yaml",
+        suite_yaml(mock.url, queries=40, models=("good",), concurrency=concurrency),
+    )
     proc = start_run(path, env)
     wait_for_results(engine, 12, proc)
     proc.send_signal(signal.SIGKILL)
@@ -64,10 +75,12 @@ def test_after_kill_9_resume_repeats_at_most_the_calls_in_flight(
 
 
 def test_ctrl_c_finishes_the_calls_in_flight_and_resume_pays_nothing_twice(
-        tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine) -> None:
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
     mock.config.latency_ms = 80
-    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=40, models=("good",),
-                                                 concurrency=4))
+    path = write(
+        tmp_path / "s.yaml", suite_yaml(mock.url, queries=40, models=("good",), concurrency=4)
+    )
     proc = start_run(path, env)
     wait_for_results(engine, 8, proc)
     proc.send_signal(signal.SIGINT)
@@ -85,10 +98,12 @@ def test_ctrl_c_finishes_the_calls_in_flight_and_resume_pays_nothing_twice(
 
 
 def test_a_second_ctrl_c_abandons_calls_in_flight_and_records_them(
-        tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine) -> None:
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
     mock.config.latency_ms = 60
-    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=30, models=("good",),
-                                                 concurrency=3))
+    path = write(
+        tmp_path / "s.yaml", suite_yaml(mock.url, queries=30, models=("good",), concurrency=3)
+    )
     proc = start_run(path, env)
     wait_for_results(engine, 3, proc)
     mock.config.latency_ms = 5000  # calls now in flight will not finish on their own
@@ -100,13 +115,17 @@ def test_a_second_ctrl_c_abandons_calls_in_flight_and_records_them(
     assert proc.returncode == 130, out
     assert "Abandoning" in out
     with engine.connect() as conn:
-        kinds = conn.execute(sa.select(Result.error_kind).where(
-            Result.error.is_not(None))).scalars().all()
+        kinds = (
+            conn.execute(sa.select(Result.error_kind).where(Result.error.is_not(None)))
+            .scalars()
+            .all()
+        )
     assert kinds and set(kinds) == {"interrupted"}
 
 
 def test_an_unreachable_endpoint_fails_clearly_and_the_run_resumes_when_it_is_back(
-        tmp_path: Path, env: dict[str, str], engine: sa.Engine) -> None:
+    tmp_path: Path, env: dict[str, str], engine: sa.Engine
+) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
     path = write(tmp_path / "s.yaml", suite_yaml(url, queries=5, max_retries=1))
@@ -124,9 +143,11 @@ def test_an_unreachable_endpoint_fails_clearly_and_the_run_resumes_when_it_is_ba
 
 
 def test_resume_refuses_a_changed_suite_and_explains_the_cache(
-        tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine) -> None:
-    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=3,
-                                                 extra="budget_usd: 0.00001\n"))
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    path = write(
+        tmp_path / "s.yaml", suite_yaml(mock.url, queries=3, extra="budget_usd: 0.00001\n")
+    )
     assert CliRunner().invoke(app, ["run", str(path), "--no-progress"]).exit_code == 1
     write(path, suite_yaml(mock.url, queries=4, extra="budget_usd: 0.00001\n"))
     result = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "1"])
@@ -136,10 +157,9 @@ def test_resume_refuses_a_changed_suite_and_explains_the_cache(
 
 
 def test_a_completed_run_cannot_be_resumed(
-        tmp_path: Path, env: dict[str, str], mock: MockServer) -> None:
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
     path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=2))
     assert CliRunner().invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
     result = CliRunner().invoke(app, ["run", str(path), "--resume", "1"])
     assert result.exit_code == 2 and "already completed" in result.output
-
-

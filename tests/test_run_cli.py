@@ -26,17 +26,32 @@ def run_cli(*args: str) -> tuple[int, str]:
 def counts(engine: sa.Engine, run_id: int) -> dict[str, int]:
     with engine.connect() as conn:
         return {
-            "results": conn.scalar(sa.select(sa.func.count()).select_from(Result)
-                                   .where(Result.run_id == run_id)) or 0,
-            "ok": conn.scalar(sa.select(sa.func.count()).select_from(Result)
-                              .where(Result.run_id == run_id, Result.error.is_(None))) or 0,
-            "cached": conn.scalar(sa.select(sa.func.count()).select_from(Result)
-                                  .where(Result.run_id == run_id, Result.cached)) or 0,
-            "scores": conn.scalar(sa.select(sa.func.count()).select_from(Score)
-                                  .where(Score.run_id == run_id)) or 0,
-            "score_errors": conn.scalar(sa.select(sa.func.count()).select_from(Score)
-                                        .where(Score.run_id == run_id,
-                                               Score.error.is_not(None))) or 0,
+            "results": conn.scalar(
+                sa.select(sa.func.count()).select_from(Result).where(Result.run_id == run_id)
+            )
+            or 0,
+            "ok": conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(Result)
+                .where(Result.run_id == run_id, Result.error.is_(None))
+            )
+            or 0,
+            "cached": conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(Result)
+                .where(Result.run_id == run_id, Result.cached)
+            )
+            or 0,
+            "scores": conn.scalar(
+                sa.select(sa.func.count()).select_from(Score).where(Score.run_id == run_id)
+            )
+            or 0,
+            "score_errors": conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(Score)
+                .where(Score.run_id == run_id, Score.error.is_not(None))
+            )
+            or 0,
         }
 
 
@@ -47,13 +62,19 @@ def run_status(engine: sa.Engine, run_id: int) -> tuple[str, str | None]:
 
 
 def test_a_suite_run_stores_every_result_and_score(
-        tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine) -> None:
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
     path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=6))
     code, out = run_cli("run", str(path), "--no-progress")
     assert code == 0, out
     assert "run 1 completed" in out
-    assert counts(engine, 1) == {"results": 12, "ok": 12, "cached": 0, "scores": 24,
-                                   "score_errors": 0}
+    assert counts(engine, 1) == {
+        "results": 12,
+        "ok": 12,
+        "cached": 0,
+        "scores": 24,
+        "score_errors": 0,
+    }
     # 12 answers + 12 rubric judge calls, and nothing asked twice
     assert mock.stats.answered == 24
     assert mock.stats.as_dict()["answered_duplicates"] == 0
@@ -61,20 +82,21 @@ def test_a_suite_run_stores_every_result_and_score(
 
 
 def test_the_judge_scores_follow_model_quality(
-        tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine) -> None:
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
     mock.config.quality.update({"mock-good": 0.9, "mock-weak": 0.3})
     path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=8))
     assert run_cli("run", str(path), "--no-progress")[0] == 0
     code, out = run_cli("export", "1", "--format", "json")
     assert code == 0
     data = json.loads(out)
-    means = {m["model"]: m["mean"] for m in data["summary"]["metrics"]
-             if m["metric"] == "quality"}
+    means = {m["model"]: m["mean"] for m in data["summary"]["metrics"] if m["metric"] == "quality"}
     assert means["good"] > 8 and means["weak"] < 5
 
 
 def test_every_item_completes_with_20_percent_429_and_500(
-        tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine) -> None:
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
     mock.config.update({"rate_429": 0.1, "rate_500": 0.1, "retry_after_s": 0.01})
     path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=15, concurrency=6))
     code, out = run_cli("run", str(path), "--no-progress")
@@ -86,7 +108,8 @@ def test_every_item_completes_with_20_percent_429_and_500(
 
 
 def test_a_second_run_reuses_stored_answers_and_pays_nothing(
-        tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine) -> None:
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
     path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=4))
     assert run_cli("run", str(path), "--no-progress")[0] == 0
     before = mock.stats.requests
@@ -100,7 +123,8 @@ def test_a_second_run_reuses_stored_answers_and_pays_nothing(
 
 
 def test_a_judge_that_answers_nonsense_is_a_recorded_error_not_a_zero(
-        tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine) -> None:
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
     mock.config.judge_nonsense_rate = 1.0
     path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=3))
     code, out = run_cli("run", str(path), "--no-progress")
@@ -108,8 +132,9 @@ def test_a_judge_that_answers_nonsense_is_a_recorded_error_not_a_zero(
     c = counts(engine, 1)
     assert c["score_errors"] == 6 and c["scores"] == 12
     with engine.connect() as conn:
-        values = conn.execute(sa.select(Score.value, Score.error).where(
-            Score.error.is_not(None))).all()
+        values = conn.execute(
+            sa.select(Score.value, Score.error).where(Score.error.is_not(None))
+        ).all()
     assert all(v is None and "no score" in e for v, e in values)
     code, out = run_cli("show", "1")
     assert "6 score errors" in out and "the judge's answer has no score" in out
@@ -119,9 +144,12 @@ def test_a_judge_that_answers_nonsense_is_a_recorded_error_not_a_zero(
 
 
 def test_a_budget_stops_new_calls_and_says_why(
-        tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine) -> None:
-    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=30, concurrency=1,
-                                                 extra="budget_usd: 0.0005\n"))
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    path = write(
+        tmp_path / "s.yaml",
+        suite_yaml(mock.url, queries=30, concurrency=1, extra="budget_usd: 0.0005\n"),
+    )
     code, out = run_cli("run", str(path), "--no-progress")
     assert code == 1
     status, reason = run_status(engine, 1)
@@ -131,7 +159,8 @@ def test_a_budget_stops_new_calls_and_says_why(
 
 
 def test_min_pass_rate_gates_the_exit_code(
-        tmp_path: Path, env: dict[str, str], mock: MockServer) -> None:
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
     mock.config.quality.update({"mock-good": 0.9, "mock-weak": 0.2})
     path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=6))
     code, out = run_cli("run", str(path), "--no-progress", "--min-pass-rate", "0.9")
@@ -141,11 +170,15 @@ def test_min_pass_rate_gates_the_exit_code(
 
 
 def test_an_unknown_price_is_reported_as_unknown_cost(
-        tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine) -> None:
-    path = write(tmp_path / "s.yaml", f"""
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    path = write(
+        tmp_path / "s.yaml",
+        f"""
         models: [{{id: local, model: my-local-llm, base_url: '{mock.url}'}}]
         queries: [{{text: hi}}, {{text: there}}]
-        """)
+        """,
+    )
     code, out = run_cli("run", str(path), "--no-progress")
     assert code == 0
     assert "has no known price" in out and "unknown" in out
@@ -154,14 +187,22 @@ def test_an_unknown_price_is_reported_as_unknown_cost(
 
 
 def test_export_writes_csv_jsonl_and_json(
-        tmp_path: Path, env: dict[str, str], mock: MockServer) -> None:
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
     path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=2))
     assert run_cli("run", str(path), "--no-progress")[0] == 0
     code, _ = run_cli("export", "last", "--format", "csv", "-o", str(tmp_path / "r.csv"))
     assert code == 0
     rows = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text())))
-    assert len(rows) == 4 and {"model", "response", "quality.value", "quality.passed",
-                               "short.value", "latency_ms", "cost_usd"} <= set(rows[0])
+    assert len(rows) == 4 and {
+        "model",
+        "response",
+        "quality.value",
+        "quality.passed",
+        "short.value",
+        "latency_ms",
+        "cost_usd",
+    } <= set(rows[0])
     code, out = run_cli("export", "1", "--format", "jsonl")
     lines = [json.loads(line) for line in out.splitlines()]
     assert len(lines) == 4 and lines[0]["scores"]["quality"]["judge_model"] == "judge"
@@ -170,7 +211,8 @@ def test_export_writes_csv_jsonl_and_json(
 
 
 def test_runs_and_show_describe_stored_runs(
-        tmp_path: Path, env: dict[str, str], mock: MockServer) -> None:
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
     code, out = run_cli("runs")
     assert code == 0 and "No runs yet" in out
     path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=2))

@@ -45,68 +45,85 @@ def test_an_unknown_key_is_an_error_with_its_line(tmp_path: Path) -> None:
 
 
 def test_an_unknown_key_inside_a_model_names_the_model_entry(tmp_path: Path) -> None:
-    path = write(tmp_path / "s.yaml", f"""
+    path = write(
+        tmp_path / "s.yaml",
+        f"""
         models:
           - id: a
             base_url: {URL}
             temprature: 0.2
         queries: [{{text: hi}}]
-        """)
+        """,
+    )
     text = issues_of(path)
     assert "models[0].temprature" in text and "unknown key" in text and f"{path}:4" in text
 
 
 def test_a_missing_query_file_is_named(tmp_path: Path) -> None:
-    path = write(tmp_path / "s.yaml", f"models: [{{id: a, base_url: '{URL}'}}]\n"
-                                      "queries: [{file: nowhere.jsonl}]\n")
+    path = write(
+        tmp_path / "s.yaml",
+        f"models: [{{id: a, base_url: '{URL}'}}]\nqueries: [{{file: nowhere.jsonl}}]\n",
+    )
     text = issues_of(path)
     assert "nowhere.jsonl" in text and "not found" in text
 
 
 def test_a_bad_jsonl_line_is_named_by_number(tmp_path: Path) -> None:
     write(tmp_path / "q.jsonl", '{"text": "one"}\n{"text": "two"}\n{"text": oops}\n')
-    path = write(tmp_path / "s.yaml", f"models: [{{id: a, base_url: '{URL}'}}]\n"
-                                      "queries: [{file: q.jsonl}]\n")
+    path = write(
+        tmp_path / "s.yaml",
+        f"models: [{{id: a, base_url: '{URL}'}}]\nqueries: [{{file: q.jsonl}}]\n",
+    )
     text = issues_of(path)
     assert f"{tmp_path / 'q.jsonl'}:3" in text and "not valid JSON" in text
 
 
 def test_a_jsonl_row_without_text_is_named(tmp_path: Path) -> None:
     write(tmp_path / "q.jsonl", '{"text": "one"}\n\n{"theme": "x"}\n')
-    path = write(tmp_path / "s.yaml", f"models: [{{id: a, base_url: '{URL}'}}]\n"
-                                      "queries: [{file: q.jsonl}]\n")
+    path = write(
+        tmp_path / "s.yaml",
+        f"models: [{{id: a, base_url: '{URL}'}}]\nqueries: [{{file: q.jsonl}}]\n",
+    )
     text = issues_of(path)
     assert f"{tmp_path / 'q.jsonl'}:3" in text and "no query text" in text
 
 
 def test_a_non_utf8_file_is_named_with_its_line(tmp_path: Path) -> None:
     (tmp_path / "q.jsonl").write_bytes(b'{"text": "ok"}\n{"text": "caf\xe9"}\n')
-    path = write(tmp_path / "s.yaml", f"models: [{{id: a, base_url: '{URL}'}}]\n"
-                                      "queries: [{file: q.jsonl}]\n")
+    path = write(
+        tmp_path / "s.yaml",
+        f"models: [{{id: a, base_url: '{URL}'}}]\nqueries: [{{file: q.jsonl}}]\n",
+    )
     text = issues_of(path)
     assert "not valid UTF-8" in text and f"{tmp_path / 'q.jsonl'}:2" in text
     assert "save the file as UTF-8" in text
 
 
 def test_two_models_with_one_id_are_an_error(tmp_path: Path) -> None:
-    path = write(tmp_path / "s.yaml", f"""
+    path = write(
+        tmp_path / "s.yaml",
+        f"""
         models:
           - {{id: a, base_url: '{URL}'}}
           - {{id: a, base_url: '{URL}', model: other}}
         queries: [{{text: hi}}]
-        """)
+        """,
+    )
     text = issues_of(path)
     assert "two models have the id 'a'" in text and f"{path}:3" in text
 
 
 def test_a_missing_api_key_names_the_environment_variable(tmp_path: Path) -> None:
-    path = write(tmp_path / "s.yaml", """
+    path = write(
+        tmp_path / "s.yaml",
+        """
         models:
           - {id: gpt, provider: openai, model: gpt-4o-mini}
           - {id: claude, provider: anthropic, model: claude-3-5-haiku-latest,
              api_key_env: MY_CLAUDE_KEY}
         queries: [{text: hi}]
-        """)
+        """,
+    )
     text = issues_of(path)
     assert "OPENAI_API_KEY is not set" in text
     assert "MY_CLAUDE_KEY is not set" in text
@@ -115,13 +132,16 @@ def test_a_missing_api_key_names_the_environment_variable(tmp_path: Path) -> Non
 
 
 def test_environment_substitution_with_defaults(tmp_path: Path) -> None:
-    path = write(tmp_path / "s.yaml", """
+    path = write(
+        tmp_path / "s.yaml",
+        """
         models:
           - id: a
             base_url: ${BASE:-http://localhost:1/v1}
             concurrency: ${CONC}
         queries: [{text: 'costs $$5'}]
-        """)
+        """,
+    )
     loaded = load_suite(path, {"CONC": "7"})
     assert loaded.models[0].base_url == "http://localhost:1/v1"
     assert loaded.models[0].concurrency == 7
@@ -130,10 +150,14 @@ def test_environment_substitution_with_defaults(tmp_path: Path) -> None:
 
 
 def test_csv_datasets_keep_extra_columns_as_metadata(tmp_path: Path) -> None:
-    write(tmp_path / "q.csv", 'question,category,answer,source\n"Hi, there?",greet,Hello,web\n'
-                              "Bye?,,,\n")
-    path = write(tmp_path / "s.yaml", f"models: [{{id: a, base_url: '{URL}'}}]\n"
-                                      "queries: [{file: q.csv, theme: misc}]\n")
+    write(
+        tmp_path / "q.csv",
+        'question,category,answer,source\n"Hi, there?",greet,Hello,web\nBye?,,,\n',
+    )
+    path = write(
+        tmp_path / "s.yaml",
+        f"models: [{{id: a, base_url: '{URL}'}}]\nqueries: [{{file: q.csv, theme: misc}}]\n",
+    )
     q = load_suite(path, {}).queries
     assert q[0].text == "Hi, there?" and q[0].theme == "greet" and q[0].expected == "Hello"
     assert q[0].metadata == {"source": "web"}
@@ -141,7 +165,9 @@ def test_csv_datasets_keep_extra_columns_as_metadata(tmp_path: Path) -> None:
 
 
 def test_metric_problems_are_reported_together(tmp_path: Path) -> None:
-    path = write(tmp_path / "s.yaml", f"""
+    path = write(
+        tmp_path / "s.yaml",
+        f"""
         models: [{{id: a, base_url: '{URL}'}}]
         queries: [{{text: hi}}]
         metrics:
@@ -149,7 +175,8 @@ def test_metric_problems_are_reported_together(tmp_path: Path) -> None:
           - {{name: m2, type: rubric, prompt: x, scale: [1, 5], threshold: 9}}
           - {{name: m3, type: regex, pattern: '(['}}
           - {{name: m4, type: rubric, prompt: x}}
-        """)
+        """,
+    )
     text = issues_of(path)
     assert "unknown metric type 'rubrik'" in text
     assert "threshold 9 is outside the scale 1 to 5" in text
@@ -158,24 +185,30 @@ def test_metric_problems_are_reported_together(tmp_path: Path) -> None:
 
 
 def test_a_budget_needs_a_price_for_every_model(tmp_path: Path) -> None:
-    path = write(tmp_path / "s.yaml", f"""
+    path = write(
+        tmp_path / "s.yaml",
+        f"""
         models: [{{id: a, model: some-local-model, base_url: '{URL}'}}]
         queries: [{{text: hi}}]
         budget_usd: 1
-        """)
+        """,
+    )
     assert "budget_usd is set but these models have no price: a" in issues_of(path)
 
 
 def test_an_unknown_price_is_a_warning_not_a_zero(tmp_path: Path) -> None:
-    path = write(tmp_path / "s.yaml", f"models: [{{id: a, model: llama-local, base_url: "
-                                      f"'{URL}'}}]\nqueries: [{{text: hi}}]\n")
+    path = write(
+        tmp_path / "s.yaml",
+        f"models: [{{id: a, model: llama-local, base_url: '{URL}'}}]\nqueries: [{{text: hi}}]\n",
+    )
     loaded = load_suite(path, {})
     assert loaded.prices["a"] is None
     assert any("no known price" in w for w in loaded.warnings)
 
 
 def test_the_cli_prints_every_problem_and_exits_2_without_a_traceback(
-        tmp_path: Path, env: dict[str, str]) -> None:
+    tmp_path: Path, env: dict[str, str]
+) -> None:
     path = write(tmp_path / "s.yaml", "models: [{id: a}]\nqueries: [{text: hi}]\nfoo: 1\n")
     result = CliRunner().invoke(app, ["run", str(path), "--no-progress"])
     assert result.exit_code == 2

@@ -26,8 +26,9 @@ def upgrade_cmd() -> None:
     if before == HEAD_REVISION:
         console.print(f"{url}: already at revision {HEAD_REVISION}", highlight=False)
     else:
-        console.print(f"{url}: upgraded from {before or 'empty'} to {HEAD_REVISION}",
-                      highlight=False)
+        console.print(
+            f"{url}: upgraded from {before or 'empty'} to {HEAD_REVISION}", highlight=False
+        )
 
 
 @app.command("current")
@@ -40,5 +41,7 @@ def current_cmd() -> None:
     finally:
         engine.dispose()
     note = "up to date" if rev == HEAD_REVISION else f"this code needs {HEAD_REVISION}"
-    console.print(f"{engine.url.render_as_string(hide_password=True)}: revision "
-                  f"{rev or 'none'} ({note})", highlight=False)
+    console.print(
+        f"{engine.url.render_as_string(hide_password=True)}: revision {rev or 'none'} ({note})",
+        highlight=False,
+    )

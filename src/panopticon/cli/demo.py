@@ -20,8 +20,11 @@ __all__ = ["demo"]
 
 @handle_errors
 def demo(
-    copy_to: Path | None = typer.Option(None, "--copy-to", help="Copy the demo suite into "
-                                        "this folder (to edit it) instead of running it."),
+    copy_to: Path | None = typer.Option(
+        None,
+        "--copy-to",
+        help="Copy the demo suite into this folder (to edit it) instead of running it.",
+    ),
 ) -> None:
     """Run the demo: three mock models, a judge, 16 questions, offline, over real HTTP."""
     source = resources.files("panopticon.examples").joinpath("demo")
@@ -29,22 +32,31 @@ def demo(
         copy_to.mkdir(parents=True, exist_ok=True)
         for name in ("suite.yaml", "queries.jsonl"):
             shutil.copyfile(str(source.joinpath(name)), copy_to / name)
-        console.print(f"copied the demo suite to {copy_to}/suite.yaml; run it with "
-                      f"`panopticon mock-server --profile demo` and `panopticon run "
-                      f"{copy_to}/suite.yaml`", highlight=False)
+        console.print(
+            f"copied the demo suite to {copy_to}/suite.yaml; run it with "
+            f"`panopticon mock-server --profile demo` and `panopticon run "
+            f"{copy_to}/suite.yaml`",
+            highlight=False,
+        )
         return
     settings = load_settings()
-    with MockServer(MockConfig.demo()) as server, \
-            resources.as_file(source.joinpath("suite.yaml")) as suite:
-        console.print(f"mock LLM server on {server.url} (3 models of known quality, 3% "
-                      "injected 429s); database: "
-                      f"{settings.resolved_database_url}", highlight=False)
+    with (
+        MockServer(MockConfig.demo()) as server,
+        resources.as_file(source.joinpath("suite.yaml")) as suite,
+    ):
+        console.print(
+            f"mock LLM server on {server.url} (3 models of known quality, 3% "
+            "injected 429s); database: "
+            f"{settings.resolved_database_url}",
+            highlight=False,
+        )
         os.environ["MOCK_URL"] = server.url
         try:
-            run(suite=Path(suite), resume=None, no_cache=True, min_pass_rate=None,
-                progress=True)
+            run(suite=Path(suite), resume=None, no_cache=True, min_pass_rate=None, progress=True)
         finally:
             stats = server.stats.as_dict()
-            console.print(f"the mock server answered {stats['answered']} requests "
-                          f"({stats['injected'].get('429', 0)} injected 429s were retried)",
-                          highlight=False)
+            console.print(
+                f"the mock server answered {stats['answered']} requests "
+                f"({stats['injected'].get('429', 0)} injected 429s were retried)",
+                highlight=False,
+            )

@@ -32,7 +32,8 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except ConfigError as exc:
             count = len(exc.issues)
-            err_console.print(f"[bold red]error:[/] {'the input has ' + str(count) + ' problems' if count > 1 else 'invalid input'}")
+            what = f"the input has {count} problems" if count > 1 else "invalid input"
+            err_console.print(f"[bold red]error:[/] {what}")
             for issue in exc.issues:
                 err_console.print(f"  {issue}", markup=False, soft_wrap=True)
             raise typer.Exit(EXIT["usage"]) from None
@@ -58,25 +59,46 @@ def _num(value: float | None, fmt: str = "{:.2f}") -> str:
 
 def print_summary(summary: Summary) -> None:
     answers = Table(title="Answers by model", title_justify="left")
-    for col in ("model", "answers", "failed", "cached", "tok in", "tok out", "cost",
-                "p50 ms", "p95 ms"):
+    for col in (
+        "model",
+        "answers",
+        "failed",
+        "cached",
+        "tok in",
+        "tok out",
+        "cost",
+        "p50 ms",
+        "p95 ms",
+    ):
         answers.add_column(col, justify="left" if col == "model" else "right")
     for m in summary.models:
-        answers.add_row(m.model, str(m.answers), str(m.failed) if m.failed else "0",
-                        str(m.cached), f"{m.input_tokens:,}", f"{m.output_tokens:,}",
-                        money(m.cost_usd), _num(m.latency_p50_ms, "{:.0f}"),
-                        _num(m.latency_p95_ms, "{:.0f}"))
+        answers.add_row(
+            m.model,
+            str(m.answers),
+            str(m.failed) if m.failed else "0",
+            str(m.cached),
+            f"{m.input_tokens:,}",
+            f"{m.output_tokens:,}",
+            money(m.cost_usd),
+            _num(m.latency_p50_ms, "{:.0f}"),
+            _num(m.latency_p95_ms, "{:.0f}"),
+        )
     console.print(answers)
     if not summary.metrics:
         return
     scores = Table(title="Scores by model and metric", title_justify="left")
-    for col in ("model", "metric", "mean", "pass", "n", "errors", "judge tok",
-                "judge cost"):
+    for col in ("model", "metric", "mean", "pass", "n", "errors", "judge tok", "judge cost"):
         scores.add_column(col, justify="left" if col in ("model", "metric") else "right")
     for s in summary.metrics:
         rate = "-" if s.pass_rate is None else f"{s.pass_rate:.0%}"
-        scores.add_row(s.model, s.metric, _num(s.mean), rate, str(s.n),
-                       f"[red]{s.errors}[/]" if s.errors else "0",
-                       f"{s.judge_tokens:,}" if s.judge_tokens else "-",
-                       money(s.judge_cost_usd) if s.judge_tokens else "-")
+        scores.add_row(
+            s.model,
+            s.metric,
+            _num(s.mean),
+            rate,
+            str(s.n),
+            f"[red]{s.errors}[/]" if s.errors else "0",
+            f"{s.judge_tokens:,}" if s.judge_tokens else "-",
+            money(s.judge_cost_usd) if s.judge_tokens else "-",
+        )
     console.print(scores)

@@ -35,7 +35,6 @@ class _ProgressObserver(RunObserver):
         self.progress = progress
         self.task = task
         self.failed = 0
-        self.spend = 0.0
 
     def on_result(self, record: ResultRecord, reused: bool) -> None:
         if record.error is not None:
@@ -43,8 +42,7 @@ class _ProgressObserver(RunObserver):
         self.progress.update(self.task, advance=1, failed=self.failed)
 
     def on_spend(self, total_usd: float) -> None:
-        self.spend = total_usd
-        self.progress.update(self.task, spend=total_usd)
+        self.progress.update(self.task, spend=money(total_usd))
 
 
 async def _execute(execution: Execution, show_progress: bool) -> str:
@@ -56,36 +54,45 @@ async def _execute(execution: Execution, show_progress: bool) -> str:
         presses += 1
         if presses == 1:
             execution.stop.request("interrupt", f"interrupted ({signame})")
-            err_console.print("\n[yellow]Stopping:[/] no new calls start; waiting for the calls "
-                              "in flight to finish and be saved. Press Ctrl-C again to "
-                              "abandon them.")
+            err_console.print(
+                "\n[yellow]Stopping:[/] no new calls start; waiting for the calls "
+                "in flight to finish and be saved. Press Ctrl-C again to "
+                "abandon them."
+            )
         elif execution.runner is not None:
-            err_console.print("[yellow]Abandoning the calls in flight[/] (each is recorded as "
-                              "interrupted; a resume sends it again).")
+            err_console.print(
+                "[yellow]Abandoning the calls in flight[/] (each is recorded as "
+                "interrupted; a resume sends it again)."
+            )
             execution.runner.cancel()
 
     for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
         loop.add_signal_handler(sig, on_signal, name)
     done = len(execution.plan.done)
     progress = Progress(
-        SpinnerColumn(), TextColumn("[bold]run {task.fields[run]}"), BarColumn(),
-        MofNCompleteColumn(), TextColumn("[red]{task.fields[failed]} failed"),
-        TextColumn("{task.fields[spend_text]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=err_console, disable=not show_progress, transient=False,
+        SpinnerColumn(),
+        TextColumn("[bold]run {task.fields[run]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[red]{task.fields[failed]} failed"),
+        TextColumn("{task.fields[spend]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not show_progress,
+        transient=False,
     )
     with progress:
-        task = progress.add_task("run", total=len(execution.plan.cases), completed=done,
-                                 run=execution.run_id, failed=0, spend=0.0,
-                                 spend_text="$0.0000")
-        observer = _ProgressObserver(progress, task)
-
-        def refresh_spend(total: float) -> None:
-            observer.spend = total
-            progress.update(task, spend_text=money(total))
-
-        observer.on_spend = refresh_spend  # type: ignore[method-assign]
+        task = progress.add_task(
+            "run",
+            total=len(execution.plan.cases),
+            completed=done,
+            run=execution.run_id,
+            failed=0,
+            spend=money(0.0),
+        )
         try:
-            return await execution.run(observer)
+            return await execution.run(_ProgressObserver(progress, task))
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
@@ -94,19 +101,24 @@ async def _execute(execution: Execution, show_progress: bool) -> str:
 @handle_errors
 def run(
     suite: Path = typer.Argument(..., help="The suite file (YAML).", show_default=False),
-    resume: str | None = typer.Option(None, "--resume", help="Resume run ID (or 'last'): "
-                                      "only what is not stored yet is sent."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Call providers again even for "
-                                  "answers stored by earlier runs."),
-    min_pass_rate: float | None = typer.Option(None, "--min-pass-rate", min=0.0, max=1.0,
-                                               help="Exit with code 3 when the pass rate over "
-                                               "all metrics with a threshold is below this."),
+    resume: str | None = typer.Option(
+        None, "--resume", help="Resume run ID (or 'last'): only what is not stored yet is sent."
+    ),
+    no_cache: bool = typer.Option(
+        False, "--no-cache", help="Call providers again even for answers stored by earlier runs."
+    ),
+    min_pass_rate: float | None = typer.Option(
+        None,
+        "--min-pass-rate",
+        min=0.0,
+        max=1.0,
+        help="Exit with code 3 when the pass rate over all metrics with a threshold is below this.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Run a suite: every query against every model, scored by every metric."""
     settings = load_settings()
-    execution = prepare_run(settings, suite, env=os.environ, resume=resume,
-                            use_cache=not no_cache)
+    execution = prepare_run(settings, suite, env=os.environ, resume=resume, use_cache=not no_cache)
     loaded = execution.loaded
     for warning in loaded.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", markup=True)
@@ -117,7 +129,8 @@ def run(
         f"= {len(loaded.queries)} queries x {len(loaded.models)} models x "
         f"{loaded.suite.repeats} repeats, {len(loaded.metrics)} metrics"
         + (f"; {len(plan.done)} already stored" if plan.done else "")
-        + (f"; {len(plan.cache)} from the cache" if plan.cache else ""))
+        + (f"; {len(plan.cache)} from the cache" if plan.cache else "")
+    )
     try:
         status = asyncio.run(_execute(execution, progress))
         summary = summarize(summary_rows(execution.engine, execution.run_id))
@@ -126,23 +139,32 @@ def run(
     print_summary(summary)
     totals = execution.run_totals
     assert totals is not None
-    console.print(f"Spent {money(totals.cost_usd)} on this run"
-                  + (f" ({totals.unknown_cost} answers of unknown cost)"
-                     if totals.unknown_cost else "")
-                  + f"; {totals.answers} answers, {totals.failed} failed, "
-                    f"{totals.scores} scores, {totals.score_errors} score errors.")
+    console.print(
+        f"Spent {money(totals.cost_usd)} on this run"
+        + (f" ({totals.unknown_cost} answers of unknown cost)" if totals.unknown_cost else "")
+        + f"; {totals.answers} answers, {totals.failed} failed, "
+        f"{totals.scores} scores, {totals.score_errors} score errors."
+    )
     resume_cmd = f"panopticon run {shlex.quote(str(suite))} --resume {execution.run_id}"
     if status != "completed":
-        err_console.print(f"[bold red]run {execution.run_id} {status}:[/] "
-                          f"{execution.stop_reason}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]run {execution.run_id} {status}:[/] {execution.stop_reason}",
+            highlight=False,
+            soft_wrap=True,
+        )
         if totals.missing or totals.failed:
-            err_console.print(f"{totals.missing} answers not yet run, {totals.failed} failed. "
-                              f"To continue: [bold]{resume_cmd}[/]", highlight=False,
-                              soft_wrap=True)
+            err_console.print(
+                f"{totals.missing} answers not yet run, {totals.failed} failed. "
+                f"To continue: [bold]{resume_cmd}[/]",
+                highlight=False,
+                soft_wrap=True,
+            )
         raise typer.Exit(EXIT["interrupted"] if status == "interrupted" else EXIT["failed"])
-    console.print(f"[green]run {execution.run_id} completed.[/] Details: panopticon show "
-                  f"{execution.run_id}; export: panopticon export {execution.run_id} "
-                  "--format csv")
+    console.print(
+        f"[green]run {execution.run_id} completed.[/] Details: panopticon show "
+        f"{execution.run_id}; export: panopticon export {execution.run_id} "
+        "--format csv"
+    )
     if min_pass_rate is not None:
         rate = summary.gate_pass_rate()
         if rate is None:

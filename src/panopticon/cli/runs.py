@@ -23,36 +23,52 @@ __all__ = ["export", "runs", "show"]
 
 
 @handle_errors
-def runs(limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many, newest first.")
-         ) -> None:
+def runs(
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many, newest first."),
+) -> None:
     """List runs, newest first."""
     settings = load_settings()
     with store(settings) as engine, engine.begin() as conn:
         ws = catalog.ensure_workspace(conn, settings.workspace)
         rows = run_queries.list_runs(conn, ws, limit)
     if not rows:
-        console.print("No runs yet. Start one with: panopticon run suite.yaml "
-                      "(or try: panopticon demo)")
+        console.print(
+            "No runs yet. Start one with: panopticon run suite.yaml (or try: panopticon demo)"
+        )
         return
     table = Table()
     for col in ("id", "name", "status", "created (UTC)", "answers", "failed", "scores", "cost"):
-        table.add_column(col, justify="right" if col in ("id", "answers", "failed", "scores",
-                                                         "cost") else "left")
+        table.add_column(
+            col, justify="right" if col in ("id", "answers", "failed", "scores", "cost") else "left"
+        )
     for r in rows:
         t = r.totals or {}
         state = describe_run_state(r)
-        color = {"completed": "green", "failed": "red", "interrupted": "yellow",
-                 "stopped": "yellow", "abandoned": "yellow"}.get(state, "cyan")
-        table.add_row(str(r.id), r.name, f"[{color}]{state}[/]",
-                      f"{r.created_at:%Y-%m-%d %H:%M}",
-                      f"{t.get('answers', '-')}/{r.planned}", str(t.get("failed", "-")),
-                      str(t.get("scores", "-")), money(t.get("cost_usd")) if t else "-")
+        color = {
+            "completed": "green",
+            "failed": "red",
+            "interrupted": "yellow",
+            "stopped": "yellow",
+            "abandoned": "yellow",
+        }.get(state, "cyan")
+        table.add_row(
+            str(r.id),
+            r.name,
+            f"[{color}]{state}[/]",
+            f"{r.created_at:%Y-%m-%d %H:%M}",
+            f"{t.get('answers', '-')}/{r.planned}",
+            str(t.get("failed", "-")),
+            str(t.get("scores", "-")),
+            money(t.get("cost_usd")) if t else "-",
+        )
     console.print(table)
 
 
 @handle_errors
-def show(run_id: str = typer.Argument(..., help="Run id, or 'last'."),
-         errors: bool = typer.Option(False, "--errors", help="List every failure.")) -> None:
+def show(
+    run_id: str = typer.Argument(..., help="Run id, or 'last'."),
+    errors: bool = typer.Option(False, "--errors", help="List every failure."),
+) -> None:
     """Show a run: its status, summary tables and failures."""
     settings = load_settings()
     with store(settings) as engine:
@@ -61,27 +77,36 @@ def show(run_id: str = typer.Argument(..., help="Run id, or 'last'."),
             row = run_queries.get_run(conn, ws, run_id)
         rows = summary_rows(engine, row.id)
     state = describe_run_state(row)
-    console.print(f"[bold]Run {row.id}[/] {row.name}: {state}"
-                  + (f" ({row.stop_reason})" if row.stop_reason else ""), highlight=False)
-    console.print(f"created {row.created_at:%Y-%m-%d %H:%M:%S} UTC"
-                  + (f", finished {row.finished_at:%H:%M:%S}" if row.finished_at else "")
-                  + (f", suite {row.suite_path}" if row.suite_path else ""))
+    console.print(
+        f"[bold]Run {row.id}[/] {row.name}: {state}"
+        + (f" ({row.stop_reason})" if row.stop_reason else ""),
+        highlight=False,
+    )
+    console.print(
+        f"created {row.created_at:%Y-%m-%d %H:%M:%S} UTC"
+        + (f", finished {row.finished_at:%H:%M:%S}" if row.finished_at else "")
+        + (f", suite {row.suite_path}" if row.suite_path else "")
+    )
     print_summary(summarize(rows))
     failures = [r for r in rows if r["error"]]
-    score_failures = [(r, name, s) for r in rows for name, s in r["scores"].items()
-                      if s["error"]]
+    score_failures = [(r, name, s) for r in rows for name, s in r["scores"].items() if s["error"]]
     shown = failures if errors else failures[:5]
     if failures:
-        console.print(f"[red]{len(failures)} failed answers[/]"
-                      + ("" if errors or len(failures) <= 5 else " (first 5; --errors for all)"))
+        console.print(
+            f"[red]{len(failures)} failed answers[/]"
+            + ("" if errors or len(failures) <= 5 else " (first 5; --errors for all)")
+        )
         for r in shown:
-            console.print(f"  {r['model']} / query {r['query_id']} / repeat {r['repeat']}: "
-                          f"{r['error']}", markup=False)
+            console.print(
+                f"  {r['model']} / query {r['query_id']} / repeat {r['repeat']}: {r['error']}",
+                markup=False,
+            )
     if score_failures:
         console.print(f"[red]{len(score_failures)} score errors[/]")
         for r, name, s in score_failures if errors else score_failures[:5]:
-            console.print(f"  {name} on {r['model']} / query {r['query_id']}: {s['error']}",
-                          markup=False)
+            console.print(
+                f"  {name} on {r['model']} / query {r['query_id']}: {s['error']}", markup=False
+            )
     if state in ("failed", "interrupted", "stopped", "abandoned") and row.suite_path:
         console.print(f"To continue: panopticon run {row.suite_path} --resume {row.id}")
 
@@ -107,8 +132,9 @@ def export(
     if fmt not in ("csv", "jsonl", "json"):
         from panopticon.errors import ConfigError, Issue
 
-        raise ConfigError(Issue(f"unknown format '{fmt}'", field="--format",
-                                hint="use csv, jsonl or json"))
+        raise ConfigError(
+            Issue(f"unknown format '{fmt}'", field="--format", hint="use csv, jsonl or json")
+        )
     settings = load_settings()
     with store(settings) as engine:
         with engine.begin() as conn:
@@ -118,10 +144,20 @@ def export(
     if fmt == "jsonl":
         data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
     elif fmt == "json":
-        data = orjson.dumps({"run": {"id": row.id, "name": row.name, "status": row.status,
-                                     "suite": row.suite, "totals": row.totals},
-                             "summary": summarize(rows).as_dict(), "results": rows},
-                            option=orjson.OPT_INDENT_2)
+        data = orjson.dumps(
+            {
+                "run": {
+                    "id": row.id,
+                    "name": row.name,
+                    "status": row.status,
+                    "suite": row.suite,
+                    "totals": row.totals,
+                },
+                "summary": summarize(rows).as_dict(),
+                "results": rows,
+            },
+            option=orjson.OPT_INDENT_2,
+        )
     else:
         metrics = sorted({name for r in rows for name in r["scores"]})
         flat = [_flatten(r, metrics) for r in rows]

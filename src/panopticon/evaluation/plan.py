@@ -49,12 +49,12 @@ class Plan:
     metric_ids: dict[str, int]  # metric name -> id
     done: dict[tuple[int, int, int], KnownResult] = field(default_factory=dict)
     cache: dict[str, KnownResult] = field(default_factory=dict)
-    judge_cache: dict[str, tuple[str, str, int | None, int | None, float | None]] = \
-        field(default_factory=dict)  # key -> (text, model, in, out, cost)
+    judge_cache: dict[str, tuple[str, str, int | None, int | None, float | None]] = field(
+        default_factory=dict
+    )  # key -> (text, model, in, out, cost)
 
 
-def build_cases(loaded: LoadedSuite, query_ids: list[int], model_ids: dict[str, int]
-                ) -> list[Case]:
+def build_cases(loaded: LoadedSuite, query_ids: list[int], model_ids: dict[str, int]) -> list[Case]:
     """Cases in the order they run: repeat-major, then query, then model, so that a budget
     or an interruption leaves every model with a comparable share of the queries."""
     suite = loaded.suite
@@ -68,7 +68,16 @@ def build_cases(loaded: LoadedSuite, query_ids: list[int], model_ids: dict[str, 
     for repeat in range(suite.repeats):
         for qi, q in enumerate(loaded.queries):
             for m in suite.models:
-                cases.append(Case(q, query_ids[qi], m, model_ids[m.id], repeat, rendered[qi],
-                                  params[m.id],
-                                  answer_key(fingerprints[m.id], rendered[qi], repeat)))
+                cases.append(
+                    Case(
+                        q,
+                        query_ids[qi],
+                        m,
+                        model_ids[m.id],
+                        repeat,
+                        rendered[qi],
+                        params[m.id],
+                        answer_key(fingerprints[m.id], rendered[qi], repeat),
+                    )
+                )
     return cases

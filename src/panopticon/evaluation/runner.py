@@ -155,8 +155,11 @@ class Runner:
                 known = self._reuse(case, hit)
             else:
                 if self.budget.exhausted:
-                    self.stop.request("budget", f"the budget of ${self.budget.limit:g} was "
-                                                f"reached (spent ${self.budget.spent:.4f})")
+                    self.stop.request(
+                        "budget",
+                        f"the budget of ${self.budget.limit:g} was "
+                        f"reached (spent ${self.budget.spent:.4f})",
+                    )
                     return
                 known = await self._call(case)
                 if known is None:
@@ -167,35 +170,62 @@ class Runner:
 
     def _reuse(self, case: Case, hit: KnownResult) -> KnownResult:
         record = ResultRecord(
-            run_id=self.plan.run_id, query_id=case.query_id, model_id=case.model_id,
-            repeat=case.repeat, cache_key=case.cache_key, request=self._request_doc(case),
-            response_text=hit.response_text, finish_reason=hit.finish_reason,
-            latency_ms=hit.latency_ms, input_tokens=hit.input_tokens,
-            output_tokens=hit.output_tokens, cost_usd=hit.cost_usd, cached=True)
+            run_id=self.plan.run_id,
+            query_id=case.query_id,
+            model_id=case.model_id,
+            repeat=case.repeat,
+            cache_key=case.cache_key,
+            request=self._request_doc(case),
+            response_text=hit.response_text,
+            finish_reason=hit.finish_reason,
+            latency_ms=hit.latency_ms,
+            input_tokens=hit.input_tokens,
+            output_tokens=hit.output_tokens,
+            cost_usd=hit.cost_usd,
+            cached=True,
+        )
         self.sink.save_result(record)
         self.totals.reused += 1
         self.observer.on_result(record, True)
-        return KnownResult(record.id, hit.response_text, hit.finish_reason, hit.latency_ms,
-                           hit.input_tokens, hit.output_tokens, hit.cost_usd)
+        return KnownResult(
+            record.id,
+            hit.response_text,
+            hit.finish_reason,
+            hit.latency_ms,
+            hit.input_tokens,
+            hit.output_tokens,
+            hit.cost_usd,
+        )
 
     @staticmethod
     def _request_doc(case: Case) -> dict[str, Any]:
-        return {"model": case.model.provider_model, "messages": case.messages,
-                "params": case.params}
+        return {
+            "model": case.model.provider_model,
+            "messages": case.messages,
+            "params": case.params,
+        }
 
     async def _call(self, case: Case) -> KnownResult | None:
         client = self.clients[case.model.id]
         request = ChatRequest(case.model.provider_model, case.messages, case.params)
-        estimate = sum(len(m["content"]) for m in case.messages) // 4 + \
-            int(case.params.get("max_tokens") or 0)
-        record = ResultRecord(run_id=self.plan.run_id, query_id=case.query_id,
-                              model_id=case.model_id, repeat=case.repeat,
-                              cache_key=case.cache_key, request=self._request_doc(case))
+        estimate = sum(len(m["content"]) for m in case.messages) // 4 + int(
+            case.params.get("max_tokens") or 0
+        )
+        record = ResultRecord(
+            run_id=self.plan.run_id,
+            query_id=case.query_id,
+            model_id=case.model_id,
+            repeat=case.repeat,
+            cache_key=case.cache_key,
+            request=self._request_doc(case),
+        )
         try:
             outcome = await client.call(request, estimate)
         except asyncio.CancelledError:
-            record.error = ("interrupted while the call was in flight (the provider may have "
-                            "billed it); a resume sends it again")
+            record.error = (
+                "interrupted while the call was in flight (the provider may have "
+                "billed it); a resume sends it again"
+            )
             record.error_kind = "interrupted"
             self.sink.save_result(record)
             self.totals.interrupted += 1
@@ -217,17 +247,32 @@ class Runner:
         record.latency_ms = outcome.latency_ms
         record.input_tokens = response.input_tokens
         record.output_tokens = response.output_tokens
-        record.cost_usd = self._cost(self.loaded.prices.get(case.model.id), case.model,
-                                     response.input_tokens, response.output_tokens)
+        record.cost_usd = self._cost(
+            self.loaded.prices.get(case.model.id),
+            case.model,
+            response.input_tokens,
+            response.output_tokens,
+        )
         self.sink.save_result(record)
         self.totals.answered += 1
         self.observer.on_result(record, False)
-        return KnownResult(record.id, response.text, response.finish_reason,
-                           outcome.latency_ms, response.input_tokens, response.output_tokens,
-                           record.cost_usd)
+        return KnownResult(
+            record.id,
+            response.text,
+            response.finish_reason,
+            outcome.latency_ms,
+            response.input_tokens,
+            response.output_tokens,
+            record.cost_usd,
+        )
 
-    def _cost(self, price: Price | None, model: ModelSpec, input_tokens: int | None,
-              output_tokens: int | None) -> float | None:
+    def _cost(
+        self,
+        price: Price | None,
+        model: ModelSpec,
+        input_tokens: int | None,
+        output_tokens: int | None,
+    ) -> float | None:
         if model.provider == "fake":
             return 0.0
         cost = price.cost(input_tokens, output_tokens) if price else None
@@ -242,10 +287,18 @@ class Runner:
     # --- scores ---------------------------------------------------------------------------
     async def _score_all(self, case: Case, known: KnownResult) -> None:
         ctx = MetricContext(
-            query=case.query.text, response=known.response_text, messages=case.messages,
-            theme=case.query.theme, expected=case.query.expected, context=case.query.context,
-            metadata=case.query.metadata, latency_ms=known.latency_ms, cost_usd=known.cost_usd,
-            input_tokens=known.input_tokens, output_tokens=known.output_tokens)
+            query=case.query.text,
+            response=known.response_text,
+            messages=case.messages,
+            theme=case.query.theme,
+            expected=case.query.expected,
+            context=case.query.context,
+            metadata=case.query.metadata,
+            latency_ms=known.latency_ms,
+            cost_usd=known.cost_usd,
+            input_tokens=known.input_tokens,
+            output_tokens=known.output_tokens,
+        )
         for metric in self.metrics:
             metric_id = self.plan.metric_ids[metric.name]
             if metric_id in known.scored:
@@ -257,20 +310,27 @@ class Runner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a crashing metric is a recorded failure, not a crash
-                result = MetricResult(None, None, None,
-                                      error=f"metric crashed: {type(exc).__name__}: {exc}")
+                result = MetricResult(
+                    None, None, None, error=f"metric crashed: {type(exc).__name__}: {exc}"
+                )
             reply = result.judge
             record = ScoreRecord(
-                run_id=self.plan.run_id, result_id=known.id, metric_id=metric_id,
-                value=result.value, normalized=result.normalized, passed=result.passed,
-                reasoning=result.reasoning, error=result.error,
+                run_id=self.plan.run_id,
+                result_id=known.id,
+                metric_id=metric_id,
+                value=result.value,
+                normalized=result.normalized,
+                passed=result.passed,
+                reasoning=result.reasoning,
+                error=result.error,
                 judge_model=reply.model if reply else None,
                 judge_output=reply.text if reply else None,
                 judge_cache_key=keys[-1] if keys else None,
                 judge_input_tokens=reply.input_tokens if reply else None,
                 judge_output_tokens=reply.output_tokens if reply else None,
                 judge_cost_usd=reply.cost_usd if reply else None,
-                judge_cached=reply.cached if reply else False)
+                judge_cached=reply.cached if reply else False,
+            )
             self.sink.save_score(record)
             self.totals.scores += 1
             if record.error is not None:
@@ -294,19 +354,24 @@ class Runner:
                 return JudgeReply(text, model, tin, tout, cost, cached=True)
             if self.stop.requested or self.budget.exhausted:
                 if self.budget.exhausted:
-                    self.stop.request("budget", f"the budget of ${self.budget.limit:g} was "
-                                                f"reached (spent ${self.budget.spent:.4f})")
+                    self.stop.request(
+                        "budget",
+                        f"the budget of ${self.budget.limit:g} was "
+                        f"reached (spent ${self.budget.spent:.4f})",
+                    )
                 return JudgeReply(None, spec.id, error="not sent: the run is stopping")
             estimate = sum(len(m["content"]) for m in messages) // 4 + 256
-            outcome = await client.call(ChatRequest(spec.provider_model, messages, params,
-                                                    json_mode), estimate)
+            outcome = await client.call(
+                ChatRequest(spec.provider_model, messages, params, json_mode), estimate
+            )
             self.totals.calls += outcome.attempts
             if outcome.response is None:
                 assert outcome.error is not None
                 return JudgeReply(None, spec.id, error=outcome.error.message)
             r = outcome.response
-            cost = self._cost(self.loaded.prices.get(spec.id), spec, r.input_tokens,
-                              r.output_tokens)
+            cost = self._cost(
+                self.loaded.prices.get(spec.id), spec, r.input_tokens, r.output_tokens
+            )
             self.plan.judge_cache[key] = (r.text, spec.id, r.input_tokens, r.output_tokens, cost)
             return JudgeReply(r.text, spec.id, r.input_tokens, r.output_tokens, cost)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -47,23 +46,31 @@ def read_text(path: Path, *, what: str = "file") -> str:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(Issue(f"{what} not found", file=str(path),
-                                hint="check the path (relative paths are relative to the "
-                                     "suite file)")) from None
+        raise ConfigError(
+            Issue(
+                f"{what} not found",
+                file=str(path),
+                hint="check the path (relative paths are relative to the suite file)",
+            )
+        ) from None
     except IsADirectoryError:
         raise ConfigError(Issue(f"{what} is a directory, not a file", file=str(path))) from None
     except PermissionError:
-        raise ConfigError(Issue(f"{what} cannot be read (permission denied)",
-                                file=str(path))) from None
+        raise ConfigError(
+            Issue(f"{what} cannot be read (permission denied)", file=str(path))
+        ) from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(Issue(
-            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
-            file=str(path), line=line,
-            hint="save the file as UTF-8 (for example: iconv -f latin1 -t utf-8 in > out)",
-        )) from None
+        raise ConfigError(
+            Issue(
+                f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+                file=str(path),
+                line=line,
+                hint="save the file as UTF-8 (for example: iconv -f latin1 -t utf-8 in > out)",
+            )
+        ) from None
 
 
 def substitute_env(text: str, env: Mapping[str, str], *, file: str, line: int | None) -> str:
@@ -77,9 +84,14 @@ def substitute_env(text: str, env: Mapping[str, str], *, file: str, line: int | 
         if value is None or (value == "" and default is not None):
             if default is not None:
                 return default
-            raise ConfigError(Issue(
-                f"environment variable {name} is not set", file=file, line=line,
-                hint=f"export {name}=... or write ${{{name}:-default}} to give a default"))
+            raise ConfigError(
+                Issue(
+                    f"environment variable {name} is not set",
+                    file=file,
+                    line=line,
+                    hint=f"export {name}=... or write ${{{name}:-default}} to give a default",
+                )
+            )
         return value
 
     return _VAR.sub(repl, text)
@@ -89,35 +101,53 @@ class _LineLoader(yaml.SafeLoader):
     pass
 
 
-def _walk(loader: _LineLoader, node: yaml.Node, path: Path_, lines: dict[Path_, int],
-          env: Mapping[str, str], file: str) -> Any:
+def _walk(
+    loader: _LineLoader,
+    node: yaml.Node,
+    path: Path_,
+    lines: dict[Path_, int],
+    env: Mapping[str, str],
+    file: str,
+) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
-            key = str(loader.construct_object(key_node))  # type: ignore[no-untyped-call]
+            key = str(loader.construct_object(key_node))
             line = key_node.start_mark.line + 1
             if key in seen:
-                raise ConfigError(Issue(f"key '{key}' appears twice (first on line {seen[key]})",
-                                        file=file, line=line, field=_dotted(path + (key,)),
-                                        hint="remove one of them"))
+                raise ConfigError(
+                    Issue(
+                        f"key '{key}' appears twice (first on line {seen[key]})",
+                        file=file,
+                        line=line,
+                        field=_dotted((*path, key)),
+                        hint="remove one of them",
+                    )
+                )
             seen[key] = line
-            out[key] = _walk(loader, value_node, path + (key,), lines, env, file)
-            lines[path + (key,)] = line
+            out[key] = _walk(loader, value_node, (*path, key), lines, env, file)
+            lines[(*path, key)] = line
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(loader, item, path + (i,), lines, env, file) for i, item in enumerate(node.value)]
-    value = loader.construct_object(node)  # type: ignore[no-untyped-call]
+        return [
+            _walk(loader, item, (*path, i), lines, env, file) for i, item in enumerate(node.value)
+        ]
+    value = loader.construct_object(node)
     if isinstance(value, str) and "$" in value:
         value = substitute_env(value, env, file=file, line=node.start_mark.line + 1)
-        if node.tag == "tag:yaml.org,2002:str" and node.style is None:
+        if (
+            isinstance(node, yaml.ScalarNode)
+            and node.tag == "tag:yaml.org,2002:str"
+            and not node.style
+        ):
             # an unquoted ${VAR} may stand for a number or a boolean: let YAML type it
             value = yaml.safe_load(value) if value.strip() else value
     return value
 
 
-def load_yaml(path: Path, env: Mapping[str, str] | None = None) -> Located:
+def load_yaml(path: Path, env: Mapping[str, str]) -> Located:
     """Parse a YAML file into plain data, substituting ``${VAR}`` in scalar values."""
     text = read_text(path, what="suite file")
     file = str(path)
@@ -127,15 +157,22 @@ def load_yaml(path: Path, env: Mapping[str, str] | None = None) -> Located:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = exc.problem or "malformed YAML"
-        raise ConfigError(Issue(f"malformed YAML: {problem}", file=file, line=line,
-                                hint="check indentation and quoting near this line")) from None
+        raise ConfigError(
+            Issue(
+                f"malformed YAML: {problem}",
+                file=file,
+                line=line,
+                hint="check indentation and quoting near this line",
+            )
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(Issue(f"malformed YAML: {exc}", file=file)) from None
     if node is None:
-        raise ConfigError(Issue("the file is empty", file=file,
-                                hint="see examples/ for a suite to start from"))
+        raise ConfigError(
+            Issue("the file is empty", file=file, hint="see examples/ for a suite to start from")
+        )
     lines: dict[Path_, int] = {}
-    data = _walk(_LineLoader(""), node, (), lines, os.environ if env is None else env, file)
+    data = _walk(_LineLoader(""), node, (), lines, env, file)
     return Located(data, lines, file)
 
 
@@ -155,12 +192,23 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            raise ConfigError(Issue(f"not valid JSON: {exc}", file=str(path), line=number,
-                                    hint="each line must be one JSON object")) from None
+            raise ConfigError(
+                Issue(
+                    f"not valid JSON: {exc}",
+                    file=str(path),
+                    line=number,
+                    hint="each line must be one JSON object",
+                )
+            ) from None
         if not isinstance(row, dict):
-            raise ConfigError(Issue(f"expected a JSON object, found {type(row).__name__}",
-                                    file=str(path), line=number,
-                                    hint='write each line as {"text": "...", ...}'))
+            raise ConfigError(
+                Issue(
+                    f"expected a JSON object, found {type(row).__name__}",
+                    file=str(path),
+                    line=number,
+                    hint='write each line as {"text": "...", ...}',
+                )
+            )
         yield number, row
 
 
@@ -169,20 +217,32 @@ def iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     text = read_text(path, what="dataset")
     reader = csv.DictReader(io.StringIO(text, newline=""))
     if not reader.fieldnames:
-        raise ConfigError(Issue("the CSV file has no header row", file=str(path), line=1,
-                                hint="put column names (text, theme, expected, ...) first"))
+        raise ConfigError(
+            Issue(
+                "the CSV file has no header row",
+                file=str(path),
+                line=1,
+                hint="put column names (text, theme, expected, ...) first",
+            )
+        )
     try:
         for row in reader:
             if None in row:
-                raise ConfigError(Issue(
-                    "this row has more cells than the header has columns",
-                    file=str(path), line=reader.line_num, hint="quote cells that hold commas"))
+                raise ConfigError(
+                    Issue(
+                        "this row has more cells than the header has columns",
+                        file=str(path),
+                        line=reader.line_num,
+                        hint="quote cells that hold commas",
+                    )
+                )
             cleaned = {k: v for k, v in row.items() if k and v not in (None, "")}
             if cleaned:
                 yield reader.line_num, cleaned
     except csv.Error as exc:
-        raise ConfigError(Issue(f"malformed CSV: {exc}", file=str(path),
-                                line=reader.line_num)) from None
+        raise ConfigError(
+            Issue(f"malformed CSV: {exc}", file=str(path), line=reader.line_num)
+        ) from None
 
 
 dotted = _dotted

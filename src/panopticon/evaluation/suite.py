@@ -22,8 +22,11 @@ from panopticon.providers.pricing import Price, lookup_price
 
 __all__ = ["LoadedSuite", "ModelSpec", "QueryItem", "Suite", "load_suite", "parse_suite"]
 
-DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
-                   "google": "GOOGLE_API_KEY"}
+DEFAULT_KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "google": "GOOGLE_API_KEY",
+}
 
 
 class _Strict(BaseModel):
@@ -57,8 +60,12 @@ class ModelSpec(_Strict):
 
     def settings_fingerprint(self) -> dict[str, Any]:
         """What determines the answer: it keys the result cache."""
-        return {"provider": self.provider, "base_url": self.base_url,
-                "model": self.provider_model, "params": self.params}
+        return {
+            "provider": self.provider,
+            "base_url": self.base_url,
+            "model": self.provider_model,
+            "params": self.params,
+        }
 
 
 class MessageSpec(_Strict):
@@ -89,8 +96,10 @@ class Suite(_Strict):
     models: list[ModelSpec] = Field(min_length=1)
     judge: str | ModelSpec | None = Field(default=None, description="Model id or a model.")
     system: str | None = Field(default=None, description="System prompt for every query.")
-    template: str | None = Field(default=None, description="User message built from "
-                                 "{text}, {context}, {theme} and metadata fields.")
+    template: str | None = Field(
+        default=None,
+        description="User message built from {text}, {context}, {theme} and metadata fields.",
+    )
     queries: list[QuerySpec | QueryFileSpec] = Field(min_length=1)
     metrics: list[dict[str, Any]] = Field(default_factory=list)
     repeats: int = Field(default=1, ge=1, le=100)
@@ -114,8 +123,10 @@ class QueryItem:
 
     @property
     def content_hash(self) -> str:
-        payload = orjson.dumps([self.messages, self.theme, self.expected, self.context,
-                                self.metadata], option=orjson.OPT_SORT_KEYS)
+        payload = orjson.dumps(
+            [self.messages, self.theme, self.expected, self.context, self.metadata],
+            option=orjson.OPT_SORT_KEYS,
+        )
         return hashlib.sha256(payload).hexdigest()[:32]
 
 
@@ -144,17 +155,23 @@ class LoadedSuite:
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(orjson.dumps(self.snapshot(), option=orjson.OPT_SORT_KEYS)
-                              ).hexdigest()[:16]
+        return hashlib.sha256(
+            orjson.dumps(self.snapshot(), option=orjson.OPT_SORT_KEYS)
+        ).hexdigest()[:16]
 
 
-def _issues_from(err: ValidationError, doc: Located, base: tuple[str | int, ...] = ()
-                 ) -> list[Issue]:
+def _issues_from(
+    err: ValidationError, doc: Located, base: tuple[str | int, ...] = ()
+) -> list[Issue]:
     issues = []
     for e in err.errors():
-        loc = base + tuple(p for p in e["loc"] if not (isinstance(p, str) and
-                                                       p.startswith(("QuerySpec", "QueryFile",
-                                                                     "str", "ModelSpec"))))
+        loc = base + tuple(
+            p
+            for p in e["loc"]
+            if not (
+                isinstance(p, str) and p.startswith(("QuerySpec", "QueryFile", "str", "ModelSpec"))
+            )
+        )
         msg = e["msg"]
         hint = None
         if e["type"] == "extra_forbidden":
@@ -162,8 +179,15 @@ def _issues_from(err: ValidationError, doc: Located, base: tuple[str | int, ...]
             hint = "remove it or check its spelling (see the suite reference in README)"
         elif e["type"] == "missing":
             msg = "this field is required"
-        issues.append(Issue(msg.removeprefix("Value error, "), file=doc.file,
-                            line=doc.line_of(loc), field=dotted(loc), hint=hint))
+        issues.append(
+            Issue(
+                msg.removeprefix("Value error, "),
+                file=doc.file,
+                line=doc.line_of(loc),
+                field=dotted(loc),
+                hint=hint,
+            )
+        )
     return _dedupe(issues)
 
 
@@ -184,11 +208,18 @@ def load_suite(path: str | Path, env: Mapping[str, str]) -> LoadedSuite:
     return parse_suite(doc, env, base_dir=path.parent, path=path)
 
 
-def parse_suite(doc: Located, env: Mapping[str, str], *, base_dir: Path,
-                path: Path | None = None) -> LoadedSuite:
+def parse_suite(
+    doc: Located, env: Mapping[str, str], *, base_dir: Path, path: Path | None = None
+) -> LoadedSuite:
     if not isinstance(doc.data, dict):
-        raise ConfigError(Issue("a suite must be a mapping with models, queries and metrics",
-                                file=doc.file, line=1, hint="see examples/demo/suite.yaml"))
+        raise ConfigError(
+            Issue(
+                "a suite must be a mapping with models, queries and metrics",
+                file=doc.file,
+                line=1,
+                hint="see examples/demo/suite.yaml",
+            )
+        )
     data = dict(doc.data)
     # query entries are either a query or a file reference: choose by the 'file' key so
     # errors speak about the shape the user meant
@@ -198,16 +229,24 @@ def parse_suite(doc: Located, env: Mapping[str, str], *, base_dir: Path,
     except ValidationError as err:
         issues.extend(_suite_issues(err, doc, data))
         # still report missing keys of the models that are well-formed: one pass, all problems
-        for i, raw in enumerate(data.get("models") or [] if isinstance(data.get("models"),
-                                                                         list) else []):
+        for i, raw in enumerate(
+            data.get("models") or [] if isinstance(data.get("models"), list) else []
+        ):
             try:
                 m = ModelSpec.model_validate(raw)
             except ValidationError:
                 continue
             problem = _api_key(m, env)[1]
             if problem:
-                issues.append(Issue(problem[0], file=doc.file, field=f"models[{i}]",
-                                    line=doc.line_of(("models", i)), hint=problem[1]))
+                issues.append(
+                    Issue(
+                        problem[0],
+                        file=doc.file,
+                        field=f"models[{i}]",
+                        line=doc.line_of(("models", i)),
+                        hint=problem[1],
+                    )
+                )
         raise ConfigError(issues) from None
 
     issues += _check_models(suite, doc)
@@ -224,23 +263,41 @@ def parse_suite(doc: Located, env: Mapping[str, str], *, base_dir: Path,
     for i, m in enumerate(all_models):
         api_keys[m.id], problem = _api_key(m, env)
         if problem:
-            issues.append(Issue(problem[0], file=doc.file, field=f"models.{m.id}",
-                                line=doc.line_of(("models", i)) if m in suite.models
-                                else doc.line_of(("judge",)), hint=problem[1]))
-        price = Price(m.price.input, m.price.output) if m.price else \
-            lookup_price(m.provider, m.provider_model)
+            issues.append(
+                Issue(
+                    problem[0],
+                    file=doc.file,
+                    field=f"models.{m.id}",
+                    line=doc.line_of(("models", i))
+                    if m in suite.models
+                    else doc.line_of(("judge",)),
+                    hint=problem[1],
+                )
+            )
+        price = (
+            Price(m.price.input, m.price.output)
+            if m.price
+            else lookup_price(m.provider, m.provider_model)
+        )
         prices[m.id] = price
         if price is None and m.provider != "fake":
-            warnings.append(f"model '{m.id}' ({m.provider_model}) has no known price: its cost "
-                            "is reported as unknown; add price: {input: .., output: ..}")
+            warnings.append(
+                f"model '{m.id}' ({m.provider_model}) has no known price: its cost "
+                "is reported as unknown; add price: {input: .., output: ..}"
+            )
     if suite.budget_usd is not None:
         unpriced = [m.id for m in all_models if prices[m.id] is None and m.provider != "fake"]
         if unpriced:
-            issues.append(Issue(
-                f"budget_usd is set but these models have no price: {', '.join(unpriced)}",
-                file=doc.file, line=doc.line_of(("budget_usd",)), field="budget_usd",
-                hint="add price: {input: <USD per 1M>, output: <USD per 1M>} to each, so the "
-                     "budget can be enforced"))
+            issues.append(
+                Issue(
+                    f"budget_usd is set but these models have no price: {', '.join(unpriced)}",
+                    file=doc.file,
+                    line=doc.line_of(("budget_usd",)),
+                    field="budget_usd",
+                    hint="add price: {input: <USD per 1M>, output: <USD per 1M>} to each, so the "
+                    "budget can be enforced",
+                )
+            )
     if issues:
         raise ConfigError(_dedupe(issues))
     return LoadedSuite(suite, path, queries, metrics, judge, api_keys, prices, warnings)
@@ -250,16 +307,16 @@ def _suite_issues(err: ValidationError, doc: Located, data: dict[str, Any]) -> l
     # Re-validate query entries one by one with the shape each one asks for, so that a
     # mistake in a query says "queries[3].txt: unknown key", not a union error dump.
     issues = []
-    query_errors = any(e["loc"][:1] == ("queries",) and len(e["loc"]) > 2
-                       for e in err.errors())
+    query_errors = any(e["loc"][:1] == ("queries",) and len(e["loc"]) > 2 for e in err.errors())
     for e in err.errors():
         if query_errors and e["loc"][:1] == ("queries",) and len(e["loc"]) > 2:
             continue
         issues += _issues_from(ValidationError.from_exception_data(err.title, [e]), doc)  # type: ignore[list-item]
     if query_errors:
         for i, q in enumerate(data.get("queries") or []):
-            shape: type[BaseModel] = QueryFileSpec if isinstance(q, dict) and "file" in q \
-                else QuerySpec
+            shape: type[BaseModel] = (
+                QueryFileSpec if isinstance(q, dict) and "file" in q else QuerySpec
+            )
             try:
                 shape.model_validate(q)
             except ValidationError as qerr:
@@ -276,23 +333,34 @@ def _check_models(suite: Suite, doc: Located) -> list[Issue]:
     for i, m in enumerate(suite.models):
         line = doc.line_of(("models", i, "id"))
         if m.id in first:
-            issues.append(Issue(
-                f"two models have the id '{m.id}' (the other is models[{first[m.id]}], line "
-                f"{doc.line_of(('models', first[m.id], 'id'))})", file=doc.file, line=line,
-                field=f"models[{i}].id",
-                hint="give each model a unique id; use 'model:' for the provider's name"))
+            issues.append(
+                Issue(
+                    f"two models have the id '{m.id}' (the other is models[{first[m.id]}], line "
+                    f"{doc.line_of(('models', first[m.id], 'id'))})",
+                    file=doc.file,
+                    line=line,
+                    field=f"models[{i}].id",
+                    hint="give each model a unique id; use 'model:' for the provider's name",
+                )
+            )
         else:
             first[m.id] = i
         if m.provider not in known:
-            issues.append(Issue(f"unknown provider '{m.provider}'", file=doc.file,
-                                line=doc.line_of(("models", i, "provider")),
-                                field=f"models[{i}].provider",
-                                hint="use one of: " + ", ".join(known)))
+            issues.append(
+                Issue(
+                    f"unknown provider '{m.provider}'",
+                    file=doc.file,
+                    line=doc.line_of(("models", i, "provider")),
+                    field=f"models[{i}].provider",
+                    hint="use one of: " + ", ".join(known),
+                )
+            )
     return issues
 
 
-def _parse_metrics(suite: Suite, doc: Located, base_dir: Path
-                   ) -> tuple[list[MetricSpec], list[Issue]]:
+def _parse_metrics(
+    suite: Suite, doc: Located, base_dir: Path
+) -> tuple[list[MetricSpec], list[Issue]]:
     specs: list[MetricSpec] = []
     issues: list[Issue] = []
     names: dict[str, int] = {}
@@ -301,19 +369,29 @@ def _parse_metrics(suite: Suite, doc: Located, base_dir: Path
         type_name = raw.get("type")
         cls = spec_class(type_name) if isinstance(type_name, str) else None
         if cls is None:
-            issues.append(Issue(
-                "missing 'type'" if type_name is None else f"unknown metric type '{type_name}'",
-                file=doc.file, line=doc.line_of(loc + ("type",)), field=f"metrics[{i}].type",
-                hint="use one of: " + ", ".join(metric_types())))
+            issues.append(
+                Issue(
+                    "missing 'type'" if type_name is None else f"unknown metric type '{type_name}'",
+                    file=doc.file,
+                    line=doc.line_of((*loc, "type")),
+                    field=f"metrics[{i}].type",
+                    hint="use one of: " + ", ".join(metric_types()),
+                )
+            )
             continue
         raw = dict(raw)
         if "schema_file" in raw and isinstance(raw["schema_file"], str):
             schema_path = (base_dir / raw["schema_file"]).resolve()
             if not schema_path.is_file():
-                issues.append(Issue("schema file not found", file=doc.file,
-                                    line=doc.line_of(loc + ("schema_file",)),
-                                    field=f"metrics[{i}].schema_file",
-                                    hint=f"looked for {schema_path}"))
+                issues.append(
+                    Issue(
+                        "schema file not found",
+                        file=doc.file,
+                        line=doc.line_of((*loc, "schema_file")),
+                        field=f"metrics[{i}].schema_file",
+                        hint=f"looked for {schema_path}",
+                    )
+                )
                 continue
             try:
                 orjson.loads(schema_path.read_bytes())
@@ -327,43 +405,72 @@ def _parse_metrics(suite: Suite, doc: Located, base_dir: Path
             issues += _issues_from(err, doc, loc)
             continue
         if spec.name in names:
-            issues.append(Issue(f"two metrics are named '{spec.name}'", file=doc.file,
-                                line=doc.line_of(loc + ("name",)), field=f"metrics[{i}].name",
-                                hint="give each metric a unique name"))
+            issues.append(
+                Issue(
+                    f"two metrics are named '{spec.name}'",
+                    file=doc.file,
+                    line=doc.line_of((*loc, "name")),
+                    field=f"metrics[{i}].name",
+                    hint="give each metric a unique name",
+                )
+            )
         names[spec.name] = i
         specs.append(spec)
     return specs, issues
 
 
-def _resolve_judge(suite: Suite, doc: Located, metrics: list[MetricSpec],
-                   issues: list[Issue]) -> ModelSpec | None:
+def _resolve_judge(
+    suite: Suite, doc: Located, metrics: list[MetricSpec], issues: list[Issue]
+) -> ModelSpec | None:
     by_id = {m.id: m for m in suite.models}
     judge: ModelSpec | None
     if isinstance(suite.judge, str):
         judge = by_id.get(suite.judge)
         if judge is None:
-            issues.append(Issue(f"judge '{suite.judge}' is not one of the models",
-                                file=doc.file, line=doc.line_of(("judge",)), field="judge",
-                                hint="name a model id from 'models', or give a model here: "
-                                     "judge: {id: ..., provider: ..., model: ...}"))
+            issues.append(
+                Issue(
+                    f"judge '{suite.judge}' is not one of the models",
+                    file=doc.file,
+                    line=doc.line_of(("judge",)),
+                    field="judge",
+                    hint="name a model id from 'models', or give a model here: "
+                    "judge: {id: ..., provider: ..., model: ...}",
+                )
+            )
     else:
         judge = suite.judge
         if judge is not None and judge.id in by_id:
-            issues.append(Issue(f"the judge's id '{judge.id}' is also a model's id",
-                                file=doc.file, line=doc.line_of(("judge", "id")),
-                                field="judge.id", hint="write judge: <id> to reuse that model, "
-                                                       "or give the judge another id"))
+            issues.append(
+                Issue(
+                    f"the judge's id '{judge.id}' is also a model's id",
+                    file=doc.file,
+                    line=doc.line_of(("judge", "id")),
+                    field="judge.id",
+                    hint="write judge: <id> to reuse that model, or give the judge another id",
+                )
+            )
     for i, spec in enumerate(metrics):
         own = getattr(spec, "judge", None)
         if own is not None and own not in by_id and (judge is None or own != judge.id):
-            issues.append(Issue(f"judge '{own}' is not one of the models", file=doc.file,
-                                line=doc.line_of(("metrics", i, "judge")),
-                                field=f"metrics[{i}].judge"))
+            issues.append(
+                Issue(
+                    f"judge '{own}' is not one of the models",
+                    file=doc.file,
+                    line=doc.line_of(("metrics", i, "judge")),
+                    field=f"metrics[{i}].judge",
+                )
+            )
         needs = spec_needs_judge(spec)
         if needs and own is None and judge is None and suite.judge is None:
-            issues.append(Issue(f"metric '{spec.name}' needs a judge model", file=doc.file,
-                                line=doc.line_of(("metrics", i)), field=f"metrics[{i}]",
-                                hint="add 'judge: <model id>' to the suite or to the metric"))
+            issues.append(
+                Issue(
+                    f"metric '{spec.name}' needs a judge model",
+                    file=doc.file,
+                    line=doc.line_of(("metrics", i)),
+                    field=f"metrics[{i}]",
+                    hint="add 'judge: <model id>' to the suite or to the metric",
+                )
+            )
     return judge
 
 
@@ -378,8 +485,9 @@ _THEME_KEYS = ("theme", "type", "category")
 _EXPECTED_KEYS = ("expected", "expected_output", "answer", "ideal", "reference", "target")
 
 
-def _row_to_query(row: dict[str, Any], *, file: str, line: int, default_theme: str | None,
-                  system: str | None) -> QueryItem:
+def _row_to_query(
+    row: dict[str, Any], *, file: str, line: int, default_theme: str | None, system: str | None
+) -> QueryItem:
     def pick(keys: tuple[str, ...]) -> tuple[str | None, Any]:
         for k in keys:
             if k in row and row[k] not in (None, ""):
@@ -389,21 +497,37 @@ def _row_to_query(row: dict[str, Any], *, file: str, line: int, default_theme: s
     text_key, text = pick(_TEXT_KEYS)
     messages = row.get("messages")
     if text is None and messages is None:
-        raise ConfigError(Issue(
-            "no query text: expected a 'text' field (or query, prompt, input, question, "
-            "item), or 'messages'", file=file, line=line,
-            hint='write the row as {"text": "...", "theme": "...", "expected": "..."}'))
+        raise ConfigError(
+            Issue(
+                "no query text: expected a 'text' field (or query, prompt, input, question, "
+                "item), or 'messages'",
+                file=file,
+                line=line,
+                hint='write the row as {"text": "...", "theme": "...", "expected": "..."}',
+            )
+        )
     if text is not None and not isinstance(text, str):
-        raise ConfigError(Issue(f"'{text_key}' must be a string, found {type(text).__name__}",
-                                file=file, line=line, field=text_key))
+        raise ConfigError(
+            Issue(
+                f"'{text_key}' must be a string, found {type(text).__name__}",
+                file=file,
+                line=line,
+                field=text_key,
+            )
+        )
     msgs: list[tuple[str, str]] = []
     if messages is not None:
         try:
             parsed = [MessageSpec.model_validate(m) for m in messages]
         except (ValidationError, TypeError):
-            raise ConfigError(Issue(
-                "'messages' must be a list of {role: system|user|assistant, content: str}",
-                file=file, line=line, field="messages")) from None
+            raise ConfigError(
+                Issue(
+                    "'messages' must be a list of {role: system|user|assistant, content: str}",
+                    file=file,
+                    line=line,
+                    field="messages",
+                )
+            ) from None
         msgs = [(m.role, m.content) for m in parsed]
         if text is None:
             text = next((c for r, c in reversed(msgs) if r == "user"), msgs[-1][1])
@@ -417,23 +541,27 @@ def _row_to_query(row: dict[str, Any], *, file: str, line: int, default_theme: s
     used |= {theme_key, expected_key}
     metadata = row.get("metadata") or {}
     if not isinstance(metadata, dict):
-        raise ConfigError(Issue("'metadata' must be an object", file=file, line=line,
-                                field="metadata"))
+        raise ConfigError(
+            Issue("'metadata' must be an object", file=file, line=line, field="metadata")
+        )
     # other columns are kept as metadata: datasets often carry extra fields
     extra = {k: v for k, v in row.items() if k not in used}
     context = row.get("context")
     return QueryItem(
-        text=str(text), messages=tuple(msgs),
+        text=str(text),
+        messages=tuple(msgs),
         theme=str(theme) if theme is not None else (default_theme or "default"),
         expected=None if expected is None else str(expected),
         context=None if context is None else str(context),
-        metadata={**extra, **metadata}, source=f"{file}:{line}",
+        metadata={**extra, **metadata},
+        source=f"{file}:{line}",
         external_id=None if row.get("id") is None else str(row["id"]),
     )
 
 
-def _resolve_queries(suite: Suite, doc: Located, base_dir: Path,
-                     issues: list[Issue]) -> list[QueryItem]:
+def _resolve_queries(
+    suite: Suite, doc: Located, base_dir: Path, issues: list[Issue]
+) -> list[QueryItem]:
     out: list[QueryItem] = []
     for i, q in enumerate(suite.queries):
         line = doc.line_of(("queries", i)) or 0
@@ -444,19 +572,27 @@ def _resolve_queries(suite: Suite, doc: Located, base_dir: Path,
                 row = q.model_dump(exclude_none=True)
                 if "messages" in row:
                     row["messages"] = [dict(m) for m in row["messages"]]
-                out.append(_row_to_query(row, file=doc.file, line=line, default_theme=None,
-                                         system=suite.system))
+                out.append(
+                    _row_to_query(
+                        row, file=doc.file, line=line, default_theme=None, system=suite.system
+                    )
+                )
         except ConfigError as err:
             issues += err.issues
     if not out and not issues:
-        issues.append(Issue("the suite has no queries (its files are empty)", file=doc.file,
-                            line=doc.line_of(("queries",)), field="queries"))
+        issues.append(
+            Issue(
+                "the suite has no queries (its files are empty)",
+                file=doc.file,
+                line=doc.line_of(("queries",)),
+                field="queries",
+            )
+        )
     return out
 
 
-def _load_query_file(spec: QueryFileSpec, base_dir: Path, system: str | None
-                     ) -> list[QueryItem]:
-    path = (base_dir / spec.file)
+def _load_query_file(spec: QueryFileSpec, base_dir: Path, system: str | None) -> list[QueryItem]:
+    path = base_dir / spec.file
     fmt = spec.format
     if fmt == "auto":
         suffix = path.suffix.lower()
@@ -465,18 +601,25 @@ def _load_query_file(spec: QueryFileSpec, base_dir: Path, system: str | None
         elif suffix == ".csv":
             fmt = "csv"
         else:
-            raise ConfigError(Issue(f"cannot tell the format of '{spec.file}' from its name",
-                                    file=str(path), hint="name it .jsonl or .csv, or set "
-                                                         "format: jsonl|csv"))
+            raise ConfigError(
+                Issue(
+                    f"cannot tell the format of '{spec.file}' from its name",
+                    file=str(path),
+                    hint="name it .jsonl or .csv, or set format: jsonl|csv",
+                )
+            )
     rows = iter_jsonl(path) if fmt == "jsonl" else iter_csv(path)
-    out = []
+    out: list[QueryItem] = []
     issues: list[Issue] = []
     for number, row in rows:
         if spec.limit is not None and len(out) >= spec.limit:
             break
         try:
-            out.append(_row_to_query(row, file=str(path), line=number,
-                                     default_theme=spec.theme, system=system))
+            out.append(
+                _row_to_query(
+                    row, file=str(path), line=number, default_theme=spec.theme, system=system
+                )
+            )
         except ConfigError as err:
             issues += err.issues
             if len(issues) >= 20:
@@ -491,26 +634,38 @@ def _check_template(template: str, queries: list[QueryItem], doc: Located) -> li
     try:
         names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
     except ValueError as exc:
-        return [Issue(f"template is not valid: {exc}", file=doc.file,
-                      line=doc.line_of(("template",)), field="template",
-                      hint="use {text}, {context}, {theme} or a metadata key; write {{ for {")]
+        return [
+            Issue(
+                f"template is not valid: {exc}",
+                file=doc.file,
+                line=doc.line_of(("template",)),
+                field="template",
+                hint="use {text}, {context}, {theme} or a metadata key; write {{ for {",
+            )
+        ]
     issues = []
     for q in queries:
-        missing = [n for n in names if n not in ("text", "context", "theme", "expected")
-                   and n not in q.metadata]
+        missing = [
+            n
+            for n in names
+            if n not in ("text", "context", "theme", "expected") and n not in q.metadata
+        ]
         missing += [n for n in names if n == "context" and q.context is None]
         if missing:
-            issues.append(Issue(f"template needs {', '.join(sorted(missing))}, which this query "
-                                "does not have", file=q.source.rsplit(":", 1)[0],
-                                line=int(q.source.rsplit(":", 1)[1]) or None,
-                                hint="add the field to the query or change the template"))
+            issues.append(
+                Issue(
+                    f"template needs {', '.join(sorted(missing))}, which this query does not have",
+                    file=q.source.rsplit(":", 1)[0],
+                    line=int(q.source.rsplit(":", 1)[1]) or None,
+                    hint="add the field to the query or change the template",
+                )
+            )
         if len(issues) >= 20:
             break
     return issues
 
 
-def _api_key(m: ModelSpec, env: Mapping[str, str]
-             ) -> tuple[str | None, tuple[str, str] | None]:
+def _api_key(m: ModelSpec, env: Mapping[str, str]) -> tuple[str | None, tuple[str, str] | None]:
     if m.provider == "fake":
         return None, None
     name = m.api_key_env
@@ -524,9 +679,10 @@ def _api_key(m: ModelSpec, env: Mapping[str, str]
             name = "GEMINI_API_KEY"
     value = env.get(name)
     if not value:
-        return None, (f"model '{m.id}' needs an API key, and the environment variable {name} "
-                      "is not set", f"export {name}=... (or set api_key_env to the variable "
-                                    "that holds the key)")
+        return None, (
+            f"model '{m.id}' needs an API key, and the environment variable {name} is not set",
+            f"export {name}=... (or set api_key_env to the variable that holds the key)",
+        )
     return value, None
 
 
@@ -534,8 +690,13 @@ def render_messages(suite: Suite, q: QueryItem) -> list[dict[str, str]]:
     """The chat messages sent for a query, with the suite's template applied."""
     msgs = [{"role": r, "content": c} for r, c in q.messages]
     if suite.template:
-        fields = {"text": q.text, "context": q.context or "", "theme": q.theme,
-                  "expected": q.expected or "", **{str(k): v for k, v in q.metadata.items()}}
+        fields = {
+            "text": q.text,
+            "context": q.context or "",
+            "theme": q.theme,
+            "expected": q.expected or "",
+            **{str(k): v for k, v in q.metadata.items()},
+        }
         for m in reversed(msgs):
             if m["role"] == "user":
                 m["content"] = suite.template.format(**fields)

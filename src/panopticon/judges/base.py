@@ -35,7 +35,8 @@ class MetricSpec(BaseModel):
     name: str = Field(min_length=1, description="Unique name of this metric in the suite.")
     type: str
     threshold: float | None = Field(
-        default=None, description="Pass when the score is at least this, on the metric's scale.")
+        default=None, description="Pass when the score is at least this, on the metric's scale."
+    )
     description: str | None = None
 
 
@@ -147,5 +148,3 @@ def spec_class(type_name: str) -> type[MetricSpec] | None:
 def build_metric(spec: MetricSpec) -> Metric:
     _load_builtins()
     return _REGISTRY[spec.type].metric(spec)
-
-

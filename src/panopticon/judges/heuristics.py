@@ -37,8 +37,9 @@ def _norm(text: str, case_sensitive: bool, strip: bool = True) -> str:
 
 class ExactSpec(MetricSpec):
     type: Literal["exact"] = "exact"
-    value: str | None = Field(default=None, description="Expected text; default: the query's "
-                                                        "expected answer.")
+    value: str | None = Field(
+        default=None, description="Expected text; default: the query's expected answer."
+    )
     case_sensitive: bool = False
 
 
@@ -49,17 +50,20 @@ class ExactMetric(Metric):
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         target = self.spec.value if self.spec.value is not None else ctx.expected
         if target is None:
-            return self.error("no value to compare with: set 'value' on the metric or "
-                              "'expected' on the query")
-        ok = _norm(ctx.response, self.spec.case_sensitive) == _norm(target,
-                                                                    self.spec.case_sensitive)
+            return self.error(
+                "no value to compare with: set 'value' on the metric or 'expected' on the query"
+            )
+        ok = _norm(ctx.response, self.spec.case_sensitive) == _norm(
+            target, self.spec.case_sensitive
+        )
         return _binary(ok, "matches exactly" if ok else f"differs from {target[:80]!r}")
 
 
 class ContainsSpec(MetricSpec):
     type: Literal["contains"] = "contains"
-    values: list[str] = Field(default_factory=list, description="Texts to look for; default: "
-                                                                "the expected answer.")
+    values: list[str] = Field(
+        default_factory=list, description="Texts to look for; default: the expected answer."
+    )
     mode: Literal["any", "all", "none"] = "any"
     case_sensitive: bool = False
 
@@ -71,12 +75,14 @@ class ContainsMetric(Metric):
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         values = self.spec.values or ([ctx.expected] if ctx.expected else [])
         if not values:
-            return self.error("nothing to look for: set 'values' on the metric or 'expected' "
-                              "on the query")
+            return self.error(
+                "nothing to look for: set 'values' on the metric or 'expected' on the query"
+            )
         hay = _norm(ctx.response, self.spec.case_sensitive, strip=False)
         found = [v for v in values if _norm(v, self.spec.case_sensitive, strip=False) in hay]
-        ok = {"any": bool(found), "all": len(found) == len(values),
-              "none": not found}[self.spec.mode]
+        ok = {"any": bool(found), "all": len(found) == len(values), "none": not found}[
+            self.spec.mode
+        ]
         return _binary(ok, f"found {len(found)} of {len(values)} ({self.spec.mode})")
 
 
@@ -116,8 +122,11 @@ class RegexMetric(Metric):
         self._re = re.compile(self.spec.pattern, flags)
 
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
-        found = (self._re.fullmatch(ctx.response.strip()) if self.spec.match == "full"
-                 else self._re.search(ctx.response))
+        found = (
+            self._re.fullmatch(ctx.response.strip())
+            if self.spec.match == "full"
+            else self._re.search(ctx.response)
+        )
         return _binary(found is not None, "pattern found" if found else "pattern not found")
 
 
@@ -185,8 +194,9 @@ class JsonSchemaMetric(Metric):
         if errors:
             first = errors[0]
             where = "/".join(str(p) for p in first.path) or "(root)"
-            return _binary(False, f"{len(errors)} schema error(s); first at {where}: "
-                                  f"{first.message}")
+            return _binary(
+                False, f"{len(errors)} schema error(s); first at {where}: {first.message}"
+            )
         return _binary(True, "matches the schema")
 
 
@@ -213,10 +223,15 @@ class LengthMetric(Metric):
 
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         n = len(ctx.response) if self.spec.unit == "chars" else len(ctx.response.split())
-        ok = (self.spec.min is None or n >= self.spec.min) and \
-             (self.spec.max is None or n <= self.spec.max)
-        return MetricResult(float(n), 1.0 if ok else 0.0, ok,
-                            f"{n} {self.spec.unit} (allowed {self.spec.min}..{self.spec.max})")
+        ok = (self.spec.min is None or n >= self.spec.min) and (
+            self.spec.max is None or n <= self.spec.max
+        )
+        return MetricResult(
+            float(n),
+            1.0 if ok else 0.0,
+            ok,
+            f"{n} {self.spec.unit} (allowed {self.spec.min}..{self.spec.max})",
+        )
 
 
 class LatencySpec(MetricSpec):
@@ -232,11 +247,16 @@ class LatencyMetric(Metric):
 
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         if ctx.latency_ms is None:
-            return self.error("the answer has no latency (it came from the cache of an "
-                              "earlier run without one)")
+            return self.error(
+                "the answer has no latency (it came from the cache of an earlier run without one)"
+            )
         ok = ctx.latency_ms <= self.spec.max_ms
-        return MetricResult(ctx.latency_ms, 1.0 if ok else 0.0, ok,
-                            f"{ctx.latency_ms:.0f} ms (limit {self.spec.max_ms:g} ms)")
+        return MetricResult(
+            ctx.latency_ms,
+            1.0 if ok else 0.0,
+            ok,
+            f"{ctx.latency_ms:.0f} ms (limit {self.spec.max_ms:g} ms)",
+        )
 
 
 class CostSpec(MetricSpec):
@@ -252,17 +272,28 @@ class CostMetric(Metric):
 
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         if ctx.cost_usd is None:
-            return self.error("the answer's cost is unknown (no price for this model); set "
-                              "'price' on the model in the suite")
+            return self.error(
+                "the answer's cost is unknown (no price for this model); set "
+                "'price' on the model in the suite"
+            )
         ok = ctx.cost_usd <= self.spec.max_usd
-        return MetricResult(ctx.cost_usd, 1.0 if ok else 0.0, ok,
-                            f"${ctx.cost_usd:.6f} (limit ${self.spec.max_usd:g})")
+        return MetricResult(
+            ctx.cost_usd,
+            1.0 if ok else 0.0,
+            ok,
+            f"${ctx.cost_usd:.6f} (limit ${self.spec.max_usd:g})",
+        )
 
 
 def register() -> None:
     for spec, metric in (
-        (ExactSpec, ExactMetric), (ContainsSpec, ContainsMetric), (RegexSpec, RegexMetric),
-        (JsonValidSpec, JsonValidMetric), (JsonSchemaSpec, JsonSchemaMetric),
-        (LengthSpec, LengthMetric), (LatencySpec, LatencyMetric), (CostSpec, CostMetric),
+        (ExactSpec, ExactMetric),
+        (ContainsSpec, ContainsMetric),
+        (RegexSpec, RegexMetric),
+        (JsonValidSpec, JsonValidMetric),
+        (JsonSchemaSpec, JsonSchemaMetric),
+        (LengthSpec, LengthMetric),
+        (LatencySpec, LatencyMetric),
+        (CostSpec, CostMetric),
     ):
         register_metric(metric.type, spec, metric)

@@ -41,7 +41,7 @@ def _json_object(text: str) -> dict[str, Any] | None:
 
 def _outer_braces(text: str) -> str | None:
     i, j = text.find("{"), text.rfind("}")
-    return text[i: j + 1] if 0 <= i < j else None
+    return text[i : j + 1] if 0 <= i < j else None
 
 
 def parse_score(text: str, low: float, high: float) -> tuple[float, str | None]:
@@ -99,4 +99,5 @@ def parse_verdict(text: str, allowed: tuple[str, ...]) -> tuple[str, str | None]
             if verdict.startswith(option):
                 return option, reasoning
     raise JudgeParseError(
-        f"the judge's answer has no verdict among {', '.join(allowed)}: {text.strip()[:200]!r}")
+        f"the judge's answer has no verdict among {', '.join(allowed)}: {text.strip()[:200]!r}"
+    )

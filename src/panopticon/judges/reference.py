@@ -27,7 +27,8 @@ TEMPLATE = """Compare the response with the reference answer to the question.
 {criteria}
 The verdict is "correct" when the response states the same facts as the reference (wording
 may differ), "partially_correct" when it is right but incomplete, "incorrect" otherwise.
-Answer with JSON only: {{"reasoning": "<one or two sentences>", "verdict": "correct" | "partially_correct" | "incorrect"}}
+Answer with JSON only:
+{{"reasoning": "<one or two sentences>", "verdict": "correct|partially_correct|incorrect"}}
 
 <question>
 {query}
@@ -59,12 +60,19 @@ class ReferenceMetric(Metric):
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         assert judge is not None, "the runner gives every judge metric a judge"
         if not ctx.expected:
-            return self.error("this query has no expected answer; add 'expected' to it or "
-                              "drop the reference metric")
-        user = TEMPLATE.format(criteria=(self.spec.prompt or "").strip(), query=ctx.query,
-                               expected=ctx.expected, response=ctx.response)
-        reply = await judge([{"role": "system", "content": SYSTEM},
-                             {"role": "user", "content": user}], True)
+            return self.error(
+                "this query has no expected answer; add 'expected' to it or "
+                "drop the reference metric"
+            )
+        user = TEMPLATE.format(
+            criteria=(self.spec.prompt or "").strip(),
+            query=ctx.query,
+            expected=ctx.expected,
+            response=ctx.response,
+        )
+        reply = await judge(
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}], True
+        )
         if reply.error is not None or reply.text is None:
             return self.error(f"judge call failed: {reply.error}", reply)
         try:

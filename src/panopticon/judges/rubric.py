@@ -49,8 +49,10 @@ class RubricSpec(MetricSpec):
         if self.scale[0] >= self.scale[1]:
             raise ValueError("scale must be [lowest, highest] with lowest < highest")
         if self.threshold is not None and not self.scale[0] <= self.threshold <= self.scale[1]:
-            raise ValueError(f"threshold {self.threshold:g} is outside the scale "
-                             f"{self.scale[0]:g} to {self.scale[1]:g}")
+            raise ValueError(
+                f"threshold {self.threshold:g} is outside the scale "
+                f"{self.scale[0]:g} to {self.scale[1]:g}"
+            )
         return self
 
 
@@ -64,9 +66,14 @@ class RubricMetric(Metric):
         context_block = ""
         if self.spec.include_context and ctx.context:
             context_block = f"<context>\n{ctx.context}\n</context>\n"
-        user = TEMPLATE.format(criteria=self.spec.prompt.strip(), low=low, high=high,
-                               query=ctx.query, context_block=context_block,
-                               response=ctx.response)
+        user = TEMPLATE.format(
+            criteria=self.spec.prompt.strip(),
+            low=low,
+            high=high,
+            query=ctx.query,
+            context_block=context_block,
+            response=ctx.response,
+        )
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
@@ -79,8 +86,9 @@ class RubricMetric(Metric):
             value, reasoning = parse_score(reply.text, low, high)
         except JudgeParseError as exc:
             return self.error(str(exc), reply)
-        return MetricResult(value, (value - low) / (high - low), self.passes(value),
-                            reasoning, judge=reply)
+        return MetricResult(
+            value, (value - low) / (high - low), self.passes(value), reasoning, judge=reply
+        )
 
 
 def register() -> None:

@@ -16,10 +16,34 @@ import orjson
 
 __all__ = ["MockAnswer", "MockConfig", "embed", "estimate_tokens", "respond"]
 
-_WORDS = (
-    "the model considers the question carefully and answers with a concise explanation "
-    "covering the main points trade offs examples and caveats that a careful reader expects"
-).split()
+_WORDS = [
+    "the",
+    "model",
+    "considers",
+    "the",
+    "question",
+    "carefully",
+    "and",
+    "answers",
+    "with",
+    "a",
+    "concise",
+    "explanation",
+    "covering",
+    "the",
+    "main",
+    "points",
+    "trade",
+    "offs",
+    "examples",
+    "and",
+    "caveats",
+    "that",
+    "a",
+    "careful",
+    "reader",
+    "expects",
+]
 _SCALE = re.compile(r"from\s+(-?\d+(?:\.\d+)?)\s+to\s+(-?\d+(?:\.\d+)?)", re.I)
 _TAG = re.compile(r"\[([A-Za-z0-9_.:/@-]+)\]")
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -46,8 +70,10 @@ class MockConfig:
         names = {f.name for f in fields(self)}
         unknown = set(changes) - names
         if unknown:
-            raise ValueError(f"unknown mock setting(s): {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(sorted(names))}")
+            raise ValueError(
+                f"unknown mock setting(s): {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(names))}"
+            )
         for key, value in changes.items():
             setattr(self, key, value)
 
@@ -61,10 +87,17 @@ class MockConfig:
     def demo(cls) -> MockConfig:
         """The demo's models: clearly different quality and speed, and a few 429s."""
         return cls(
-            latency_ms=40.0, jitter_ms=10.0, rate_429=0.03, retry_after_s=0.2,
+            latency_ms=40.0,
+            jitter_ms=10.0,
+            rate_429=0.03,
+            retry_after_s=0.2,
             quality={"mock-frontier": 0.86, "mock-balanced": 0.72, "mock-tiny": 0.45},
-            model_latency_ms={"mock-frontier": 120.0, "mock-balanced": 70.0,
-                              "mock-tiny": 25.0, "mock-judge": 30.0},
+            model_latency_ms={
+                "mock-frontier": 120.0,
+                "mock-balanced": 70.0,
+                "mock-tiny": 25.0,
+                "mock-judge": 30.0,
+            },
         )
 
 
@@ -86,8 +119,13 @@ def estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
-def respond(config: MockConfig, model: str, messages: list[dict[str, Any]],
-            json_mode: bool = False, max_tokens: int | None = None) -> MockAnswer:
+def respond(
+    config: MockConfig,
+    model: str,
+    messages: list[dict[str, Any]],
+    json_mode: bool = False,
+    max_tokens: int | None = None,
+) -> MockAnswer:
     """The mock's answer to one chat request."""
     contents = [_content_text(m.get("content")) for m in messages]
     prompt = "\n".join(contents)
@@ -120,7 +158,7 @@ def _between(text: str, start: str, end: str) -> str | None:
     if i < 0:
         return None
     j = text.find(end, i + len(start))
-    return text[i + len(start): j if j >= 0 else len(text)].strip()
+    return text[i + len(start) : j if j >= 0 else len(text)].strip()
 
 
 def _answer(model: str, question: str, json_mode: bool) -> str:
@@ -133,14 +171,15 @@ def _answer(model: str, question: str, json_mode: bool) -> str:
     return body
 
 
-def _judge(config: MockConfig, judge_model: str, prompt: str, quoted: str,
-           json_mode: bool) -> str:
+def _judge(config: MockConfig, judge_model: str, prompt: str, quoted: str, json_mode: bool) -> str:
     tag = _TAG.search(quoted)
     author = tag.group(1) if tag else ""
     quality = config.quality.get(author, config.default_quality)
     u = _unit(judge_model, prompt)
-    if config.judge_nonsense_rate and _unit("nonsense", prompt, str(config.seed)) < \
-            config.judge_nonsense_rate:
+    if (
+        config.judge_nonsense_rate
+        and _unit("nonsense", prompt, str(config.seed)) < config.judge_nonsense_rate
+    ):
         return "Hmm, hard to say. The weather is lovely today."
     noise = (u - 0.5) * 0.2
     level = min(1.0, max(0.0, quality + noise))
@@ -167,4 +206,3 @@ def embed(text: str, dimensions: int = 256) -> list[float]:
         vec[h % dimensions] += 1.0 if (h >> 16) & 1 else -1.0
     norm = sum(v * v for v in vec) ** 0.5 or 1.0
     return [v / norm for v in vec]
-

@@ -68,12 +68,14 @@ class MockStats:
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status,
-                        content_type="application/json", headers=headers)
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+    )
 
 
-def _error(status: int, message: str, kind: str,
-           headers: dict[str, str] | None = None) -> web.Response:
+def _error(
+    status: int, message: str, kind: str, headers: dict[str, str] | None = None
+) -> web.Response:
     return _json({"error": {"message": message, "type": kind, "code": status}}, status, headers)
 
 
@@ -92,9 +94,12 @@ class _Mock:
         st.by_route[route] += 1
         st.by_model[model] += 1
         if self.api_key is not None:
-            given = (request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-                     or request.headers.get("x-api-key") or request.headers.get("api-key")
-                     or request.headers.get("x-goog-api-key"))
+            given = (
+                request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+                or request.headers.get("x-api-key")
+                or request.headers.get("api-key")
+                or request.headers.get("x-goog-api-key")
+            )
             if given != self.api_key:
                 return _error(401, "invalid API key", "authentication_error")
         cfg = self.config
@@ -102,10 +107,15 @@ class _Mock:
         if r < cfg.rate_429:
             st.injected["429"] += 1
             wait = cfg.retry_after_s
-            return _error(429, "rate limit reached (injected)", "rate_limit_error", {
-                "Retry-After": str(max(0, math.ceil(wait))),
-                "retry-after-ms": str(int(wait * 1000)),
-            })
+            return _error(
+                429,
+                "rate limit reached (injected)",
+                "rate_limit_error",
+                {
+                    "Retry-After": str(max(0, math.ceil(wait))),
+                    "retry-after-ms": str(int(wait * 1000)),
+                },
+            )
         latency = cfg.latency_for(model)
         if cfg.jitter_ms:
             latency += self.rng.uniform(-cfg.jitter_ms, cfg.jitter_ms)
@@ -159,47 +169,84 @@ class _Mock:
         model = body.get("model")
         messages = body.get("messages")
         if not isinstance(model, str) or not isinstance(messages, list) or not messages:
-            return _error(400, "'model' (string) and 'messages' (non-empty list) are required",
-                          "invalid_request_error")
+            return _error(
+                400,
+                "'model' (string) and 'messages' (non-empty list) are required",
+                "invalid_request_error",
+            )
         gate = await self._gate(request, model, "chat")
         if gate is not None:
             return gate
-        json_mode = (body.get("response_format") or {}).get("type") in ("json_object",
-                                                                         "json_schema")
+        json_mode = (body.get("response_format") or {}).get("type") in (
+            "json_object",
+            "json_schema",
+        )
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         answer = respond(self.config, model, messages, json_mode, max_tokens)
         self._answered(model, messages, answer)
         created = int(time.time())
         rid = "chatcmpl-" + hashlib.blake2b(answer.text.encode(), digest_size=8).hexdigest()
-        usage = {"prompt_tokens": answer.input_tokens, "completion_tokens": answer.output_tokens,
-                 "total_tokens": answer.input_tokens + answer.output_tokens}
+        usage = {
+            "prompt_tokens": answer.input_tokens,
+            "completion_tokens": answer.output_tokens,
+            "total_tokens": answer.input_tokens + answer.output_tokens,
+        }
         if body.get("stream"):
-            return await self._stream(request, rid, created, model, answer, usage,
-                                      bool((body.get("stream_options") or {})
-                                           .get("include_usage")))
-        return _json({
-            "id": rid, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "finish_reason": answer.finish_reason,
-                         "message": {"role": "assistant", "content": answer.text}}],
-            "usage": usage,
-        })
+            return await self._stream(
+                request,
+                rid,
+                created,
+                model,
+                answer,
+                usage,
+                bool((body.get("stream_options") or {}).get("include_usage")),
+            )
+        return _json(
+            {
+                "id": rid,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": answer.finish_reason,
+                        "message": {"role": "assistant", "content": answer.text},
+                    }
+                ],
+                "usage": usage,
+            }
+        )
 
-    async def _stream(self, request: web.Request, rid: str, created: int, model: str,
-                      answer: MockAnswer, usage: dict[str, int],
-                      include_usage: bool) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-cache"})
+    async def _stream(
+        self,
+        request: web.Request,
+        rid: str,
+        created: int,
+        model: str,
+        answer: MockAnswer,
+        usage: dict[str, int],
+        include_usage: bool,
+    ) -> web.StreamResponse:
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         await resp.prepare(request)
         base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
         words = answer.text.split(" ")
-        pieces = [" ".join(words[i:i + 4]) + (" " if i + 4 < len(words) else "")
-                  for i in range(0, len(words), 4)]
+        pieces = [
+            " ".join(words[i : i + 4]) + (" " if i + 4 < len(words) else "")
+            for i in range(0, len(words), 4)
+        ]
         first = {"role": "assistant", "content": ""}
         chunks = [dict(base, choices=[{"index": 0, "delta": first, "finish_reason": None}])]
-        chunks += [dict(base, choices=[{"index": 0, "delta": {"content": p},
-                                        "finish_reason": None}]) for p in pieces]
-        chunks.append(dict(base, choices=[{"index": 0, "delta": {},
-                                           "finish_reason": answer.finish_reason}]))
+        chunks += [
+            dict(base, choices=[{"index": 0, "delta": {"content": p}, "finish_reason": None}])
+            for p in pieces
+        ]
+        chunks.append(
+            dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": answer.finish_reason}])
+        )
         if include_usage:
             chunks.append(dict(base, choices=[], usage=usage))
         for chunk in chunks:
@@ -217,26 +264,38 @@ class _Mock:
         if isinstance(inputs, str):
             inputs = [inputs]
         if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
-            return _error(400, "'input' must be a string or a list of strings",
-                          "invalid_request_error")
+            return _error(
+                400, "'input' must be a string or a list of strings", "invalid_request_error"
+            )
         gate = await self._gate(request, model, "embeddings")
         if gate is not None:
             return gate
         dims = int(body.get("dimensions") or 256)
         tokens = sum(estimate_tokens(t) for t in inputs)
         self.stats.answered += 1
-        return _json({
-            "object": "list", "model": model,
-            "data": [{"object": "embedding", "index": i, "embedding": embed(t, dims)}
-                     for i, t in enumerate(inputs)],
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        })
+        return _json(
+            {
+                "object": "list",
+                "model": model,
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": embed(t, dims)}
+                    for i, t in enumerate(inputs)
+                ],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def models(self, request: web.Request) -> web.Response:
         names = sorted(set(self.stats.by_model) | set(self.config.quality)) or ["mock-model"]
-        return _json({"object": "list", "data": [
-            {"id": n, "object": "model", "created": 0, "owned_by": "panopticon-mock"}
-            for n in names]})
+        return _json(
+            {
+                "object": "list",
+                "data": [
+                    {"id": n, "object": "model", "created": 0, "owned_by": "panopticon-mock"}
+                    for n in names
+                ],
+            }
+        )
 
     # --- Anthropic ------------------------------------------------------------------------
     async def messages(self, request: web.Request) -> web.StreamResponse:
@@ -248,10 +307,14 @@ class _Mock:
             return body
         model = body.get("model")
         messages = body.get("messages")
-        if not isinstance(model, str) or not isinstance(messages, list) or \
-                not body.get("max_tokens"):
-            return _error(400, "'model', 'messages' and 'max_tokens' are required",
-                          "invalid_request_error")
+        if (
+            not isinstance(model, str)
+            or not isinstance(messages, list)
+            or not body.get("max_tokens")
+        ):
+            return _error(
+                400, "'model', 'messages' and 'max_tokens' are required", "invalid_request_error"
+            )
         gate = await self._gate(request, model, "messages")
         if gate is not None:
             return gate
@@ -259,14 +322,21 @@ class _Mock:
             messages = [{"role": "system", "content": body["system"]}, *messages]
         answer = respond(self.config, model, messages, False, int(body["max_tokens"]))
         self._answered(model, messages, answer)
-        return _json({
-            "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": answer.text}],
-            "stop_reason": "max_tokens" if answer.finish_reason == "length" else "end_turn",
-            "stop_sequence": None,
-            "usage": {"input_tokens": answer.input_tokens,
-                      "output_tokens": answer.output_tokens},
-        })
+        return _json(
+            {
+                "id": "msg_mock",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [{"type": "text", "text": answer.text}],
+                "stop_reason": "max_tokens" if answer.finish_reason == "length" else "end_turn",
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": answer.input_tokens,
+                    "output_tokens": answer.output_tokens,
+                },
+            }
+        )
 
     # --- Gemini ---------------------------------------------------------------------------
     async def generate(self, request: web.Request) -> web.StreamResponse:
@@ -286,25 +356,47 @@ class _Mock:
         messages: list[dict[str, Any]] = []
         system = body.get("systemInstruction") or body.get("system_instruction")
         if system:
-            messages.append({"role": "system", "content": " ".join(
-                p.get("text", "") for p in system.get("parts", []))})
+            messages.append(
+                {
+                    "role": "system",
+                    "content": " ".join(p.get("text", "") for p in system.get("parts", [])),
+                }
+            )
         for content in body.get("contents") or []:
-            messages.append({"role": content.get("role", "user"), "content": " ".join(
-                p.get("text", "") for p in content.get("parts", []))})
+            messages.append(
+                {
+                    "role": content.get("role", "user"),
+                    "content": " ".join(p.get("text", "") for p in content.get("parts", [])),
+                }
+            )
         gen = body.get("generationConfig") or {}
-        answer = respond(self.config, model, messages,
-                         gen.get("responseMimeType") == "application/json",
-                         gen.get("maxOutputTokens"))
+        answer = respond(
+            self.config,
+            model,
+            messages,
+            gen.get("responseMimeType") == "application/json",
+            gen.get("maxOutputTokens"),
+        )
         self._answered(model, messages, answer)
-        return _json({
-            "candidates": [{"content": {"role": "model", "parts": [{"text": answer.text}]},
-                            "finishReason": "MAX_TOKENS" if answer.finish_reason == "length"
-                            else "STOP", "index": 0}],
-            "usageMetadata": {"promptTokenCount": answer.input_tokens,
-                              "candidatesTokenCount": answer.output_tokens,
-                              "totalTokenCount": answer.input_tokens + answer.output_tokens},
-            "modelVersion": model,
-        })
+        return _json(
+            {
+                "candidates": [
+                    {
+                        "content": {"role": "model", "parts": [{"text": answer.text}]},
+                        "finishReason": "MAX_TOKENS"
+                        if answer.finish_reason == "length"
+                        else "STOP",
+                        "index": 0,
+                    }
+                ],
+                "usageMetadata": {
+                    "promptTokenCount": answer.input_tokens,
+                    "candidatesTokenCount": answer.output_tokens,
+                    "totalTokenCount": answer.input_tokens + answer.output_tokens,
+                },
+                "modelVersion": model,
+            }
+        )
 
     # --- control --------------------------------------------------------------------------
     async def get_stats(self, request: web.Request) -> web.Response:
@@ -356,8 +448,13 @@ class MockServer:
     ...     server.url   # 'http://127.0.0.1:PORT/v1'
     """
 
-    def __init__(self, config: MockConfig | None = None, host: str = "127.0.0.1",
-                 port: int = 0, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        config: MockConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+    ) -> None:
         self.config = config or MockConfig()
         self.host = host
         self.port = port
@@ -439,9 +536,9 @@ class MockServer:
         self.stop()
 
 
-async def serve_forever(config: MockConfig, host: str, port: int,
-                        api_key: str | None = None,
-                        on_ready: Any = None) -> None:
+async def serve_forever(
+    config: MockConfig, host: str, port: int, api_key: str | None = None, on_ready: Any = None
+) -> None:
     """Run the mock in the current event loop until cancelled (the CLI's entry)."""
     runner = web.AppRunner(build_app(config, api_key), access_log=None)
     await runner.setup()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from panopticon.errors import MissingDependencyError, ProviderError, ProviderTimeoutError
-from panopticon.providers._messages import split_system
+from panopticon.providers._messages import normalize_finish, split_system
 from panopticon.providers.base import ChatRequest, ChatResponse, Provider, ProviderConfig
 from panopticon.providers.http import error_from_status, parse_retry_after
 
@@ -47,14 +47,16 @@ class AnthropicProvider(Provider):
         url = str(self._client.base_url)
         try:
             msg = await self._client.messages.create(
-                model=request.model, messages=messages, **params
+                model=request.model, messages=cast(Any, messages), **params
             )
         except sdk.APITimeoutError:
-            raise ProviderTimeoutError(f"no answer from {url} within "
-                                       f"{self.config.timeout_s:g} s") from None
+            raise ProviderTimeoutError(
+                f"no answer from {url} within {self.config.timeout_s:g} s"
+            ) from None
         except sdk.APIConnectionError as exc:
-            raise ProviderError(f"cannot connect to {url}: {exc}", retryable=True,
-                                kind="connection") from None
+            raise ProviderError(
+                f"cannot connect to {url}: {exc}", retryable=True, kind="connection"
+            ) from None
         except sdk.APIStatusError as exc:
             raise error_from_status(
                 exc.status_code, str(exc.message), parse_retry_after(exc.response.headers), url
@@ -62,7 +64,7 @@ class AnthropicProvider(Provider):
         text = "".join(getattr(b, "text", "") for b in msg.content if b.type == "text")
         return ChatResponse(
             text=text,
-            finish_reason=msg.stop_reason,
+            finish_reason=normalize_finish(msg.stop_reason),
             input_tokens=msg.usage.input_tokens,
             output_tokens=msg.usage.output_tokens,
             model=msg.model,

@@ -30,7 +30,7 @@ class RetryPolicy:
         """Seconds before attempt ``attempt + 1``: Retry-After if given, else jittered 2^n."""
         if retry_after is not None:
             return min(retry_after, self.max_retry_after_s) * (1.0 + 0.1 * rng.random())
-        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2.0 ** (attempt - 1))
         return ceiling / 2 + rng.random() * ceiling / 2
 
 
@@ -75,12 +75,21 @@ class ModelClient:
         while True:
             attempt += 1
             if self.down_reason is not None:
-                return CallOutcome(None, ProviderError(self.down_reason, kind="connection"),
-                                   attempt - 1, None, sent=attempt > 1)
+                return CallOutcome(
+                    None,
+                    ProviderError(self.down_reason, kind="connection"),
+                    attempt - 1,
+                    None,
+                    sent=attempt > 1,
+                )
             if attempt > 1 and self.should_stop():
-                return CallOutcome(None, ProviderError(
-                    "interrupted before the next retry", kind="interrupted"),
-                    attempt - 1, None, sent=True)
+                return CallOutcome(
+                    None,
+                    ProviderError("interrupted before the next retry", kind="interrupted"),
+                    attempt - 1,
+                    None,
+                    sent=True,
+                )
             if self.rpm is not None:
                 await self.rpm.take(1)
             if self.tpm is not None:
@@ -96,17 +105,27 @@ class ModelClient:
                 if attempt > self.retry.max_retries or not self.provider.should_retry(error):
                     if attempt > 1:
                         error = ProviderError(
-                            f"{error.message} (after {attempt} attempts)", status=error.status,
-                            retry_after=error.retry_after, retryable=error.retryable,
-                            kind=error.kind)
+                            f"{error.message} (after {attempt} attempts)",
+                            status=error.status,
+                            retry_after=error.retry_after,
+                            retryable=error.retryable,
+                            kind=error.kind,
+                        )
                     if error.kind == "connection" and self._successes == 0:
                         # One call has used all its retries on an endpoint that never
                         # answered: the others fail now instead of each retrying for minutes.
-                        self.down_reason = (f"not sent: the endpoint did not answer any call "
-                                            f"({error.message}); resume the run once it is up")
+                        self.down_reason = (
+                            f"not sent: the endpoint did not answer any call "
+                            f"({error.message}); resume the run once it is up"
+                        )
                     return CallOutcome(None, error, attempt, None)
-                await self._sleep(self.retry.delay(attempt, error.retry_after,  # type: ignore[misc]
-                                                   self._rng))
+                await self._sleep(
+                    self.retry.delay(
+                        attempt,
+                        error.retry_after,  # type: ignore[misc]
+                        self._rng,
+                    )
+                )
                 continue
             latency_ms = (time.perf_counter() - started) * 1000.0
             self.limiter.release()

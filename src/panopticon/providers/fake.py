@@ -31,10 +31,20 @@ class FakeProvider(Provider):
         if self._mock.latency_ms:
             await asyncio.sleep(self._mock.latency_ms / 1000.0)
         max_tokens = request.params.get("max_tokens")
-        answer = respond(self._mock, request.model, list(request.messages), request.json_mode,
-                         int(max_tokens) if max_tokens else None)
-        return ChatResponse(answer.text, answer.finish_reason, answer.input_tokens,
-                            answer.output_tokens, request.model)
+        answer = respond(
+            self._mock,
+            request.model,
+            list(request.messages),
+            request.json_mode,
+            int(max_tokens) if max_tokens else None,
+        )
+        return ChatResponse(
+            answer.text,
+            answer.finish_reason,
+            answer.input_tokens,
+            answer.output_tokens,
+            request.model,
+        )
 
 
 def create(config: ProviderConfig) -> Provider:

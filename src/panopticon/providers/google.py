@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from panopticon.errors import MissingDependencyError, ProviderError, ProviderTimeoutError
-from panopticon.providers._messages import split_system
+from panopticon.providers._messages import normalize_finish, split_system
 from panopticon.providers.base import ChatRequest, ChatResponse, Provider, ProviderConfig
 from panopticon.providers.http import error_from_status, parse_retry_after
 
@@ -29,9 +29,7 @@ class GoogleProvider(Provider):
             raise MissingDependencyError("google-genai", "google", "provider 'google'") from None
         self._types = types
         self._errors = errors
-        http = types.HttpOptions(
-            base_url=config.base_url, timeout=int(config.timeout_s * 1000)
-        )
+        http = types.HttpOptions(base_url=config.base_url, timeout=int(config.timeout_s * 1000))
         self._client = genai.Client(api_key=config.api_key or "unset", http_options=http)
         self._url = config.base_url or "https://generativelanguage.googleapis.com"
 
@@ -65,15 +63,17 @@ class GoogleProvider(Provider):
                 f"no answer from {self._url} within {self.config.timeout_s:g} s"
             ) from None
         except httpx.TransportError as exc:
-            raise ProviderError(f"cannot connect to {self._url}: {exc}", retryable=True,
-                                kind="connection") from None
-        candidate = (resp.candidates or [None])[0]
+            raise ProviderError(
+                f"cannot connect to {self._url}: {exc}", retryable=True, kind="connection"
+            ) from None
+        candidate = resp.candidates[0] if resp.candidates else None
         finish = getattr(candidate, "finish_reason", None)
         usage = resp.usage_metadata
         return ChatResponse(
             text=resp.text or "",
-            finish_reason=str(finish.value if hasattr(finish, "value") else finish).lower()
-            if finish else None,
+            finish_reason=normalize_finish(
+                str(finish.value if hasattr(finish, "value") else finish) if finish else None
+            ),
             input_tokens=getattr(usage, "prompt_token_count", None),
             output_tokens=getattr(usage, "candidates_token_count", None),
             model=getattr(resp, "model_version", None) or request.model,

@@ -37,23 +37,32 @@ def error_from_status(status: int, body: str, retry_after: float | None, url: st
     if status == 429:
         return ProviderError(
             f"rate limited (429) by {url}: {snippet}",
-            status=status, retry_after=retry_after, retryable=True, kind="rate_limit",
+            status=status,
+            retry_after=retry_after,
+            retryable=True,
+            kind="rate_limit",
         )
     if status in (401, 403):
         return ProviderError(
             f"authentication failed ({status}) at {url}: {snippet}; check the API key "
             "named by the model's api_key_env",
-            status=status, kind="auth",
+            status=status,
+            kind="auth",
         )
     if status == 404:
         return ProviderError(
             f"not found (404) at {url}: {snippet}; check base_url and the model name",
-            status=status, kind="not_found",
+            status=status,
+            kind="not_found",
         )
     if status in (408, 409) or status >= 500:
         return ProviderError(
             f"server error ({status}) from {url}: {snippet}",
-            status=status, retry_after=retry_after, retryable=True, kind="server",
+            status=status,
+            retry_after=retry_after,
+            retryable=True,
+            kind="server",
         )
-    return ProviderError(f"request rejected ({status}) by {url}: {snippet}", status=status,
-                         kind="bad_request")
+    return ProviderError(
+        f"request rejected ({status}) by {url}: {snippet}", status=status, kind="bad_request"
+    )

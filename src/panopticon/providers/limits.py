@@ -77,8 +77,13 @@ class AdaptiveLimiter:
 class TokenBucket:
     """``per_minute`` units per minute, starting full; ``take(n)`` waits until n are free."""
 
-    def __init__(self, per_minute: float, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], object] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        per_minute: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = asyncio.sleep,
+    ) -> None:
         if per_minute <= 0:
             raise ValueError("per_minute must be > 0")
         self.capacity = float(per_minute)

@@ -83,8 +83,10 @@ class OpenAIProvider(Provider):
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise error_from_status(
-                        resp.status, raw.decode("utf-8", "replace"),
-                        parse_retry_after(resp.headers), url,
+                        resp.status,
+                        raw.decode("utf-8", "replace"),
+                        parse_retry_after(resp.headers),
+                        url,
                     )
         except ProviderError:
             raise
@@ -96,12 +98,14 @@ class OpenAIProvider(Provider):
             raise ProviderError(
                 f"cannot connect to {url}: {exc.os_error or exc}; check base_url and that "
                 "the server is running",
-                retryable=True, kind="connection",
+                retryable=True,
+                kind="connection",
             ) from None
         except aiohttp.ClientError as exc:
             raise ProviderError(
                 f"connection to {url} failed: {exc.__class__.__name__}: {exc}",
-                retryable=True, kind="connection",
+                retryable=True,
+                kind="connection",
             ) from None
         return parse_chat_completion(raw, url)
 

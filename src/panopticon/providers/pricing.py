@@ -41,8 +41,7 @@ def lookup_price(provider_kind: str, model: str) -> Price | None:
     tables = _table()
     # OpenAI-compatible endpoints often serve other vendors' models (OpenRouter: vendor/model)
     name = model.split("/")[-1].lower()
-    search = [tables.get(provider_kind, {})] + [t for k, t in tables.items()
-                                                if k != provider_kind]
+    search = [tables.get(provider_kind, {})] + [t for k, t in tables.items() if k != provider_kind]
     for table in search:
         if name in table:
             return Price(*table[name])

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from panopticon.errors import ConfigError, Issue, StoreError
 from panopticon.evaluation.plan import Plan, build_cases
-from panopticon.evaluation.runner import Budget, RunObserver, Runner, RunTotals, StopSignal
+from panopticon.evaluation.runner import Budget, Runner, RunObserver, RunTotals, StopSignal
 from panopticon.evaluation.suite import LoadedSuite, ModelSpec, load_suite
 from panopticon.judges.base import build_metric
 from panopticon.providers.base import ProviderConfig, create_provider
@@ -81,24 +81,40 @@ class RunSummaryTotals:
 
 def read_totals(engine: Engine, run_id: int, planned: int) -> RunSummaryTotals:
     with engine.connect() as conn:
-        r = conn.execute(sa.select(
-            sa.func.count().filter(Result.error.is_(None)),
-            sa.func.count().filter(Result.error.is_not(None)),
-            sa.func.count().filter(Result.error_kind == "interrupted"),
-            sa.func.count().filter(Result.cached.is_(True)),
-            sa.func.coalesce(sa.func.sum(Result.cost_usd).filter(Result.cached.is_(False)), 0),
-            sa.func.count().filter(Result.error.is_(None), Result.cost_usd.is_(None)),
-            sa.func.coalesce(sa.func.sum(Result.input_tokens), 0),
-            sa.func.coalesce(sa.func.sum(Result.output_tokens), 0),
-        ).where(Result.run_id == run_id)).one()
-        s = conn.execute(sa.select(
-            sa.func.count().filter(Score.error.is_(None)),
-            sa.func.count().filter(Score.error.is_not(None)),
-            sa.func.coalesce(sa.func.sum(Score.judge_cost_usd)
-                             .filter(Score.judge_cached.is_(False)), 0),
-        ).where(Score.run_id == run_id)).one()
-    return RunSummaryTotals(planned, r[0], r[1], r[2], r[3], s[0], s[1],
-                            float(r[4]) + float(s[2]), r[5], int(r[6]), int(r[7]))
+        r = conn.execute(
+            sa.select(
+                sa.func.count().filter(Result.error.is_(None)),
+                sa.func.count().filter(Result.error.is_not(None)),
+                sa.func.count().filter(Result.error_kind == "interrupted"),
+                sa.func.count().filter(Result.cached.is_(True)),
+                sa.func.coalesce(sa.func.sum(Result.cost_usd).filter(Result.cached.is_(False)), 0),
+                sa.func.count().filter(Result.error.is_(None), Result.cost_usd.is_(None)),
+                sa.func.coalesce(sa.func.sum(Result.input_tokens), 0),
+                sa.func.coalesce(sa.func.sum(Result.output_tokens), 0),
+            ).where(Result.run_id == run_id)
+        ).one()
+        s = conn.execute(
+            sa.select(
+                sa.func.count().filter(Score.error.is_(None)),
+                sa.func.count().filter(Score.error.is_not(None)),
+                sa.func.coalesce(
+                    sa.func.sum(Score.judge_cost_usd).filter(Score.judge_cached.is_(False)), 0
+                ),
+            ).where(Score.run_id == run_id)
+        ).one()
+    return RunSummaryTotals(
+        planned,
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        s[0],
+        s[1],
+        float(r[4]) + float(s[2]),
+        r[5],
+        int(r[6]),
+        int(r[7]),
+    )
 
 
 @dataclass
@@ -125,10 +141,17 @@ class Execution:
         sink = StoreSink(self.engine, self.run_id, spool_dir=self.settings.home / "spool")
         sink.on_failure = lambda message: self.stop.request("store", message)
         metrics = [build_metric(spec) for spec in self.loaded.metrics]
-        self.runner = Runner(self.plan, self.loaded, sink, clients, metrics,
-                             observer=observer, stop=self.stop,
-                             budget=Budget(self.loaded.suite.budget_usd),
-                             use_cache=self.use_cache)
+        self.runner = Runner(
+            self.plan,
+            self.loaded,
+            sink,
+            clients,
+            metrics,
+            observer=observer,
+            stop=self.stop,
+            budget=Budget(self.loaded.suite.budget_usd),
+            use_cache=self.use_cache,
+        )
         with self.engine.begin() as conn:
             run_queries.start_run(conn, self.run_id, os.getpid())
         error: BaseException | None = None
@@ -153,28 +176,41 @@ class Execution:
     def _clients(self) -> dict[str, ModelClient]:
         suite = self.loaded.suite
         clients: dict[str, ModelClient] = {}
-        specs: list[tuple[ModelSpec, int]] = [(m, m.concurrency or suite.concurrency)
-                                              for m in suite.models]
+        specs: list[tuple[ModelSpec, int]] = [
+            (m, m.concurrency or suite.concurrency) for m in suite.models
+        ]
         judge = self.loaded.judge
         if judge is not None and judge.id not in {m.id for m in suite.models}:
             # one judge serves every model's workers
             specs.append((judge, judge.concurrency or suite.concurrency * len(suite.models)))
         for spec, concurrency in specs:
-            provider = create_provider(ProviderConfig(
-                kind=spec.provider, base_url=spec.base_url,
-                api_key=self.loaded.api_keys.get(spec.id), timeout_s=spec.timeout_s,
-                options=spec.options))
+            provider = create_provider(
+                ProviderConfig(
+                    kind=spec.provider,
+                    base_url=spec.base_url,
+                    api_key=self.loaded.api_keys.get(spec.id),
+                    timeout_s=spec.timeout_s,
+                    options=spec.options,
+                )
+            )
             clients[spec.id] = ModelClient(
-                provider, concurrency=concurrency, rpm=spec.rpm, tpm=spec.tpm,
+                provider,
+                concurrency=concurrency,
+                rpm=spec.rpm,
+                tpm=spec.tpm,
                 retry=RetryPolicy(max_retries=spec.max_retries),
-                adaptive=spec.adaptive_concurrency, should_stop=lambda: self.stop.requested)
+                adaptive=spec.adaptive_concurrency,
+                should_stop=lambda: self.stop.requested,
+            )
         return clients
 
     def _finish(self, error: BaseException | None, store_error: StoreError | None) -> None:
         totals = read_totals(self.engine, self.run_id, len(self.plan.cases))
         self.run_totals = totals
-        if self.stop.kind == "interrupt" or (error is not None and
-                                             not isinstance(error, Exception)):
+        reason: str | None
+        if self.stop.kind == "interrupt" or (
+            error is not None and not isinstance(error, Exception)
+        ):
             status, reason = "interrupted", self.stop.reason or "interrupted"
         elif self.stop.kind == "budget":
             status, reason = "stopped", self.stop.reason
@@ -192,18 +228,32 @@ class Execution:
             status, reason = "completed", None
         self.status, self.stop_reason = status, reason
         with self.engine.begin() as conn:
-            run_queries.finish_run(conn, self.run_id, status, reason, {
-                k: getattr(totals, k) for k in totals.__dataclass_fields__})
+            run_queries.finish_run(
+                conn,
+                self.run_id,
+                status,
+                reason,
+                {k: getattr(totals, k) for k in totals.__dataclass_fields__},
+            )
 
     def _first_error(self) -> str | None:
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(Result.error).where(
-                Result.run_id == self.run_id, Result.error.is_not(None)).limit(1)).scalar()
+            return conn.execute(
+                sa.select(Result.error)
+                .where(Result.run_id == self.run_id, Result.error.is_not(None))
+                .limit(1)
+            ).scalar()
 
 
-def prepare_run(settings: Settings, suite_path: str | Path, *, env: Mapping[str, str],
-                resume: str | None = None, use_cache: bool = True,
-                engine: Engine | None = None) -> Execution:
+def prepare_run(
+    settings: Settings,
+    suite_path: str | Path,
+    *,
+    env: Mapping[str, str],
+    resume: str | None = None,
+    use_cache: bool = True,
+    engine: Engine | None = None,
+) -> Execution:
     """Validate the suite, register what it uses, create (or reopen) the run and plan it.
     Raises ConfigError, StoreError or NotFoundError before any provider call."""
     loaded = load_suite(suite_path, env)
@@ -217,8 +267,14 @@ def prepare_run(settings: Settings, suite_path: str | Path, *, env: Mapping[str,
         raise
 
 
-def _prepare(settings: Settings, engine: Engine, loaded: LoadedSuite, suite_path: str | Path,
-             resume: str | None, use_cache: bool) -> Execution:
+def _prepare(
+    settings: Settings,
+    engine: Engine,
+    loaded: LoadedSuite,
+    suite_path: str | Path,
+    resume: str | None,
+    use_cache: bool,
+) -> Execution:
     with engine.begin() as conn:
         ws = catalog.ensure_workspace(conn, settings.workspace)
         all_models = list(loaded.models)
@@ -234,9 +290,14 @@ def _prepare(settings: Settings, engine: Engine, loaded: LoadedSuite, suite_path
             run_id = row.id
         else:
             run_id = run_queries.create_run(
-                conn, ws, name=loaded.suite.name, suite=loaded.snapshot(),
-                fingerprint=loaded.fingerprint, suite_path=str(Path(suite_path).resolve()),
-                planned=len(cases))
+                conn,
+                ws,
+                name=loaded.suite.name,
+                suite=loaded.snapshot(),
+                fingerprint=loaded.fingerprint,
+                suite_path=str(Path(suite_path).resolve()),
+                planned=len(cases),
+            )
         plan = Plan(run_id, cases, metric_ids)
         if resume is not None:
             plan.done = run_queries.run_results(conn, run_id)
@@ -249,22 +310,31 @@ def _prepare(settings: Settings, engine: Engine, loaded: LoadedSuite, suite_path
     return Execution(engine, settings, loaded, run_id, plan, resume is not None, use_cache)
 
 
-def _check_resumable(row: run_queries.RunRow, loaded: LoadedSuite,
-                     suite_path: str | Path) -> None:
+def _check_resumable(row: run_queries.RunRow, loaded: LoadedSuite, suite_path: str | Path) -> None:
     if row.suite_fingerprint != loaded.fingerprint:
-        raise ConfigError(Issue(
-            f"{suite_path} has changed since run {row.id} started (its models, metrics, "
-            "queries or settings differ), so that run cannot be resumed with it",
-            hint="start a new run without --resume: answers already stored are reused from "
-                 "the cache, so nothing is paid twice"))
+        raise ConfigError(
+            Issue(
+                f"{suite_path} has changed since run {row.id} started (its models, metrics, "
+                "queries or settings differ), so that run cannot be resumed with it",
+                hint="start a new run without --resume: answers already stored are reused from "
+                "the cache, so nothing is paid twice",
+            )
+        )
     if row.status == "completed":
-        raise ConfigError(Issue(f"run {row.id} is already completed; nothing to resume",
-                                hint="start a new run to evaluate again"))
+        raise ConfigError(
+            Issue(
+                f"run {row.id} is already completed; nothing to resume",
+                hint="start a new run to evaluate again",
+            )
+        )
     if row.status == "running" and _alive(row):
-        raise ConfigError(Issue(
-            f"run {row.id} is still running (pid {row.pid} on {row.host}, last heartbeat "
-            f"{row.heartbeat_at:%H:%M:%S} UTC)",
-            hint="wait for it, or stop it with Ctrl-C, then resume"))
+        raise ConfigError(
+            Issue(
+                f"run {row.id} is still running (pid {row.pid} on {row.host}, last heartbeat "
+                f"{row.heartbeat_at:%H:%M:%S} UTC)",
+                hint="wait for it, or stop it with Ctrl-C, then resume",
+            )
+        )
 
 
 def _alive(row: run_queries.RunRow) -> bool:

@@ -51,15 +51,18 @@ class Summary:
 
     def gate_pass_rate(self) -> float | None:
         """Passed over everything with a threshold; a score error counts as not passed."""
-        total = sum(m.with_threshold + m.errors for m in self.metrics if m.with_threshold or
-                    m.errors)
+        total = sum(
+            m.with_threshold + m.errors for m in self.metrics if m.with_threshold or m.errors
+        )
         if not any(m.with_threshold for m in self.metrics):
             return None
         return sum(m.passed for m in self.metrics) / total if total else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"models": [vars(m) for m in self.models],
-                "metrics": [{**vars(m), "pass_rate": m.pass_rate} for m in self.metrics]}
+        return {
+            "models": [vars(m) for m in self.models],
+            "metrics": [{**vars(m), "pass_rate": m.pass_rate} for m in self.metrics],
+        }
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -79,11 +82,19 @@ def summarize(rows: Iterable[dict[str, Any]]) -> Summary:
         ok = [r for r in results if r["error"] is None]
         costs = [r["cost_usd"] for r in ok]
         latencies = [r["latency_ms"] for r in ok if r["latency_ms"] is not None]
-        models.append(ModelSummary(
-            model, len(ok), len(results) - len(ok), sum(1 for r in ok if r["cached"]),
-            sum(r["input_tokens"] or 0 for r in ok), sum(r["output_tokens"] or 0 for r in ok),
-            None if any(c is None for c in costs) else float(sum(costs)),
-            _percentile(latencies, 50), _percentile(latencies, 95)))
+        models.append(
+            ModelSummary(
+                model,
+                len(ok),
+                len(results) - len(ok),
+                sum(1 for r in ok if r["cached"]),
+                sum(r["input_tokens"] or 0 for r in ok),
+                sum(r["output_tokens"] or 0 for r in ok),
+                None if any(c is None for c in costs) else float(sum(costs)),
+                _percentile(latencies, 50),
+                _percentile(latencies, 95),
+            )
+        )
     metrics = []
     for (model, metric), scores in sorted(by_metric.items()):
         good = [s for s in scores if s["error"] is None]
@@ -91,12 +102,20 @@ def summarize(rows: Iterable[dict[str, Any]]) -> Summary:
         normalized = [s["normalized"] for s in good if s["normalized"] is not None]
         judged = [s for s in good if s["passed"] is not None]
         judge_costs = [s["judge_cost_usd"] for s in scores if s["judge_model"]]
-        metrics.append(MetricSummary(
-            model, metric, len(good), len(scores) - len(good),
-            float(np.mean(values)) if values else None,
-            float(np.mean(normalized)) if normalized else None,
-            sum(1 for s in judged if s["passed"]), len(judged),
-            sum((s["judge_input_tokens"] or 0) + (s["judge_output_tokens"] or 0)
-                for s in scores),
-            None if any(c is None for c in judge_costs) else float(sum(judge_costs))))
+        metrics.append(
+            MetricSummary(
+                model,
+                metric,
+                len(good),
+                len(scores) - len(good),
+                float(np.mean(values)) if values else None,
+                float(np.mean(normalized)) if normalized else None,
+                sum(1 for s in judged if s["passed"]),
+                len(judged),
+                sum(
+                    (s["judge_input_tokens"] or 0) + (s["judge_output_tokens"] or 0) for s in scores
+                ),
+                None if any(c is None for c in judge_costs) else float(sum(judge_costs)),
+            )
+        )
     return Summary(models, metrics)

@@ -53,9 +53,11 @@ def current_revision(engine: Engine) -> str | None:
                 return None
             return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     except sa.exc.OperationalError as exc:
-        raise StoreError(f"cannot open the database ({engine.url.render_as_string()}): "
-                         f"{exc.orig}; check PANOPTICON_DATABASE_URL and that the server "
-                         "is running") from None
+        raise StoreError(
+            f"cannot open the database ({engine.url.render_as_string()}): "
+            f"{exc.orig}; check PANOPTICON_DATABASE_URL and that the server "
+            "is running"
+        ) from None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -80,7 +82,9 @@ def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
         return
     if rev is None:
         raise MigrationRequiredError(
-            "the database has no Panopticon tables yet: run `panopticon db upgrade`")
+            "the database has no Panopticon tables yet: run `panopticon db upgrade`"
+        )
     raise MigrationRequiredError(
         f"the database schema is at revision {rev}, this version of Panopticon needs "
-        f"{HEAD_REVISION}: run `panopticon db upgrade`")
+        f"{HEAD_REVISION}: run `panopticon db upgrade`"
+    )

@@ -35,11 +35,10 @@ _SCORE_KEY = ("result_id", "metric_id")
 
 
 def _upsert(engine: Engine, table: sa.Table, keys: tuple[str, ...]) -> Any:
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table)
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    stmt: Any = insert(table)
     update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
     return stmt.on_conflict_do_update(index_elements=list(keys), set_=update)
 
@@ -49,8 +48,9 @@ class StoreSink:
 
     HEARTBEAT_S = 5.0
 
-    def __init__(self, engine: Engine, run_id: int, *, spool_dir: Path,
-                 max_batch: int = 5000) -> None:
+    def __init__(
+        self, engine: Engine, run_id: int, *, spool_dir: Path, max_batch: int = 5000
+    ) -> None:
         self.engine = engine
         self.run_id = run_id
         self.spool_dir = spool_dir
@@ -60,8 +60,9 @@ class StoreSink:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._result_stmt = _upsert(engine, Result.__table__, _RESULT_KEY)  # type: ignore[arg-type]
         self._score_stmt = _upsert(engine, Score.__table__, _SCORE_KEY)  # type: ignore[arg-type]
-        self._thread = threading.Thread(target=self._loop, name=f"panopticon-writer-{run_id}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"panopticon-writer-{run_id}", daemon=True
+        )
         self._closed = False
         self._thread.start()
 
@@ -137,20 +138,27 @@ class StoreSink:
                     if scores:
                         conn.execute(self._score_stmt, scores)
                     if heartbeat:
-                        conn.execute(sa.update(Run).where(Run.id == self.run_id)
-                                     .values(heartbeat_at=datetime.now(UTC)))
+                        conn.execute(
+                            sa.update(Run)
+                            .where(Run.id == self.run_id)
+                            .values(heartbeat_at=datetime.now(UTC))
+                        )
                 return
             except sa.exc.SQLAlchemyError as exc:
-                message = f"cannot write results to the database: {exc.__class__.__name__}: " \
-                          f"{getattr(exc, 'orig', exc)}"
+                message = (
+                    f"cannot write results to the database: {exc.__class__.__name__}: "
+                    f"{getattr(exc, 'orig', exc)}"
+                )
                 log.warning("%s (attempt %d)", message, attempt + 1)
                 if attempt == 0 and self.on_failure is not None:
                     self.on_failure(message)  # stop new calls while we retry
                 time.sleep(delay)
                 delay = min(delay * 2, 8.0)
         path = self._spool(results, scores)
-        self.failure = (f"{message}. Nothing was lost: the unsaved records are in {path}; the "
-                        "answers that were saved can be resumed.")
+        self.failure = (
+            f"{message}. Nothing was lost: the unsaved records are in {path}; the "
+            "answers that were saved can be resumed."
+        )
 
     def _spool(self, results: list[dict[str, Any]], scores: list[dict[str, Any]]) -> Path:
         self.spool_dir.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 import sqlalchemy as sa
@@ -24,7 +24,7 @@ CHUNK = 500
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
     for i in range(0, len(items), size):
-        yield items[i: i + size]
+        yield items[i : i + size]
 
 
 def ensure_workspace(conn: Connection, name: str, *, create: bool = True) -> int:
@@ -37,31 +37,48 @@ def ensure_workspace(conn: Connection, name: str, *, create: bool = True) -> int
     return int(conn.execute(sa.select(Workspace.id).where(Workspace.name == name)).scalar_one())
 
 
-def upsert_models(conn: Connection, workspace_id: int, models: list[ModelSpec],
-                  prices: dict[str, Price | None]) -> dict[str, int]:
+def upsert_models(
+    conn: Connection, workspace_id: int, models: list[ModelSpec], prices: dict[str, Price | None]
+) -> dict[str, int]:
     """Register the suite's models (and their providers); returns model id by suite id."""
     ids: dict[str, int] = {}
     for m in models:
         provider_name = f"{m.provider}:{m.base_url}" if m.base_url else m.provider
-        pid = conn.execute(sa.select(Provider.id).where(
-            Provider.workspace_id == workspace_id, Provider.name == provider_name)).scalar()
+        pid = conn.execute(
+            sa.select(Provider.id).where(
+                Provider.workspace_id == workspace_id, Provider.name == provider_name
+            )
+        ).scalar()
         if pid is None:
-            pid = conn.execute(sa.insert(Provider).values(
-                workspace_id=workspace_id, name=provider_name, kind=m.provider,
-                base_url=m.base_url, api_key_env=m.api_key_env, options={},
-            ).returning(Provider.id)).scalar_one()
+            pid = conn.execute(
+                sa.insert(Provider)
+                .values(
+                    workspace_id=workspace_id,
+                    name=provider_name,
+                    kind=m.provider,
+                    base_url=m.base_url,
+                    api_key_env=m.api_key_env,
+                    options={},
+                )
+                .returning(Provider.id)
+            ).scalar_one()
         price = prices.get(m.id)
         values: dict[str, Any] = dict(
-            provider_id=pid, provider_model=m.provider_model,
+            provider_id=pid,
+            provider_model=m.provider_model,
             settings=m.model_dump(mode="json", exclude={"id", "price"}),
             price_input=price.input if price else None,
-            price_output=price.output if price else None)
-        mid = conn.execute(sa.select(Model.id).where(
-            Model.workspace_id == workspace_id, Model.name == m.id)).scalar()
+            price_output=price.output if price else None,
+        )
+        mid = conn.execute(
+            sa.select(Model.id).where(Model.workspace_id == workspace_id, Model.name == m.id)
+        ).scalar()
         if mid is None:
-            mid = conn.execute(sa.insert(Model).values(workspace_id=workspace_id, name=m.id,
-                                                       **values).returning(Model.id)
-                               ).scalar_one()
+            mid = conn.execute(
+                sa.insert(Model)
+                .values(workspace_id=workspace_id, name=m.id, **values)
+                .returning(Model.id)
+            ).scalar_one()
         else:
             conn.execute(sa.update(Model).where(Model.id == mid).values(**values))
         ids[m.id] = int(mid)
@@ -69,25 +86,34 @@ def upsert_models(conn: Connection, workspace_id: int, models: list[ModelSpec],
 
 
 def metric_version(spec: MetricSpec) -> str:
-    payload = orjson.dumps(spec.model_dump(mode="json", by_alias=True),
-                           option=orjson.OPT_SORT_KEYS)
+    payload = orjson.dumps(spec.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(payload).hexdigest()[:16]
 
 
-def upsert_metrics(conn: Connection, workspace_id: int, specs: list[MetricSpec]
-                   ) -> dict[str, int]:
+def upsert_metrics(conn: Connection, workspace_id: int, specs: list[MetricSpec]) -> dict[str, int]:
     """One row per metric definition; a changed definition gets a new version row."""
     ids: dict[str, int] = {}
     for spec in specs:
         version = metric_version(spec)
-        mid = conn.execute(sa.select(Metric.id).where(
-            Metric.workspace_id == workspace_id, Metric.name == spec.name,
-            Metric.version == version)).scalar()
+        mid = conn.execute(
+            sa.select(Metric.id).where(
+                Metric.workspace_id == workspace_id,
+                Metric.name == spec.name,
+                Metric.version == version,
+            )
+        ).scalar()
         if mid is None:
-            mid = conn.execute(sa.insert(Metric).values(
-                workspace_id=workspace_id, name=spec.name, type=spec.type,
-                definition=spec.model_dump(mode="json", by_alias=True), version=version,
-            ).returning(Metric.id)).scalar_one()
+            mid = conn.execute(
+                sa.insert(Metric)
+                .values(
+                    workspace_id=workspace_id,
+                    name=spec.name,
+                    type=spec.type,
+                    definition=spec.model_dump(mode="json", by_alias=True),
+                    version=version,
+                )
+                .returning(Metric.id)
+            ).scalar_one()
         ids[spec.name] = int(mid)
     return ids
 
@@ -98,25 +124,44 @@ def upsert_queries(conn: Connection, workspace_id: int, queries: list[QueryItem]
     unique = list(dict.fromkeys(hashes))
     found: dict[str, int] = {}
     for part in chunks(unique):
-        for h, qid in conn.execute(sa.select(Query.content_hash, Query.id).where(
-                Query.workspace_id == workspace_id, Query.content_hash.in_(part))):
+        for h, qid in conn.execute(
+            sa.select(Query.content_hash, Query.id).where(
+                Query.workspace_id == workspace_id, Query.content_hash.in_(part)
+            )
+        ):
             found[h] = int(qid)
     by_hash = {q.content_hash: q for q in queries}
     missing = [h for h in unique if h not in found]
     if missing:
-        rows = [dict(workspace_id=workspace_id, text=by_hash[h].text,
-                     messages=[{"role": r, "content": c} for r, c in by_hash[h].messages],
-                     theme=by_hash[h].theme, meta=by_hash[h].metadata,
-                     expected=by_hash[h].expected, context=by_hash[h].context,
-                     external_id=by_hash[h].external_id, content_hash=h)
-                for h in missing]
-        table = Query.__table__
-        conn.execute(sa.insert(table), [
-            {("metadata" if k == "meta" else k): v for k, v in row.items()} |
-            {"created_at": _now()} for row in rows])
+        rows = [
+            dict(
+                workspace_id=workspace_id,
+                text=by_hash[h].text,
+                messages=[{"role": r, "content": c} for r, c in by_hash[h].messages],
+                theme=by_hash[h].theme,
+                meta=by_hash[h].metadata,
+                expected=by_hash[h].expected,
+                context=by_hash[h].context,
+                external_id=by_hash[h].external_id,
+                content_hash=h,
+            )
+            for h in missing
+        ]
+        table = cast(sa.Table, Query.__table__)
+        conn.execute(
+            sa.insert(table),
+            [
+                {("metadata" if k == "meta" else k): v for k, v in row.items()}
+                | {"created_at": _now()}
+                for row in rows
+            ],
+        )
         for part in chunks(missing):
-            for h, qid in conn.execute(sa.select(Query.content_hash, Query.id).where(
-                    Query.workspace_id == workspace_id, Query.content_hash.in_(part))):
+            for h, qid in conn.execute(
+                sa.select(Query.content_hash, Query.id).where(
+                    Query.workspace_id == workspace_id, Query.content_hash.in_(part)
+                )
+            ):
                 found[h] = int(qid)
     return [found[h] for h in hashes]
 

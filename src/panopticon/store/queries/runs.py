@@ -56,26 +56,60 @@ def _run_row(row: Any) -> RunRow:
     return RunRow(**{f: getattr(row, f) for f in RunRow.__dataclass_fields__})
 
 
-def create_run(conn: Connection, workspace_id: int, *, name: str, suite: dict[str, Any],
-               fingerprint: str, suite_path: str | None, planned: int) -> int:
-    return int(conn.execute(sa.insert(Run).values(
-        workspace_id=workspace_id, name=name, status="pending", suite=suite,
-        suite_fingerprint=fingerprint, suite_path=suite_path, planned=planned, totals={},
-        created_at=utcnow(),
-    ).returning(Run.id)).scalar_one())
+def create_run(
+    conn: Connection,
+    workspace_id: int,
+    *,
+    name: str,
+    suite: dict[str, Any],
+    fingerprint: str,
+    suite_path: str | None,
+    planned: int,
+) -> int:
+    return int(
+        conn.execute(
+            sa.insert(Run)
+            .values(
+                workspace_id=workspace_id,
+                name=name,
+                status="pending",
+                suite=suite,
+                suite_fingerprint=fingerprint,
+                suite_path=suite_path,
+                planned=planned,
+                totals={},
+                created_at=utcnow(),
+            )
+            .returning(Run.id)
+        ).scalar_one()
+    )
 
 
 def start_run(conn: Connection, run_id: int, pid: int) -> None:
     now = utcnow()
-    conn.execute(sa.update(Run).where(Run.id == run_id).values(
-        status="running", stop_reason=None, started_at=now, heartbeat_at=now, finished_at=None,
-        host=socket.gethostname(), pid=pid))
+    conn.execute(
+        sa.update(Run)
+        .where(Run.id == run_id)
+        .values(
+            status="running",
+            stop_reason=None,
+            started_at=now,
+            heartbeat_at=now,
+            finished_at=None,
+            host=socket.gethostname(),
+            pid=pid,
+        )
+    )
 
 
-def finish_run(conn: Connection, run_id: int, status: str, stop_reason: str | None,
-               totals: dict[str, Any]) -> None:
-    conn.execute(sa.update(Run).where(Run.id == run_id).values(
-        status=status, stop_reason=stop_reason, totals=totals, finished_at=utcnow()))
+def finish_run(
+    conn: Connection, run_id: int, status: str, stop_reason: str | None, totals: dict[str, Any]
+) -> None:
+    conn.execute(
+        sa.update(Run)
+        .where(Run.id == run_id)
+        .values(status=status, stop_reason=stop_reason, totals=totals, finished_at=utcnow())
+    )
 
 
 def get_run(conn: Connection, workspace_id: int, ref: str | int) -> RunRow:
@@ -90,100 +124,177 @@ def get_run(conn: Connection, workspace_id: int, ref: str | int) -> RunRow:
             raise NotFoundError(f"'{ref}' is not a run id: give a number or 'last'") from None
     row = conn.execute(q).first()
     if row is None:
-        raise NotFoundError("there are no runs yet" if str(ref) == "last" else
-                            f"no run {ref} in this workspace; `panopticon runs` lists them")
+        raise NotFoundError(
+            "there are no runs yet"
+            if str(ref) == "last"
+            else f"no run {ref} in this workspace; `panopticon runs` lists them"
+        )
     return _run_row(row)
 
 
 def list_runs(conn: Connection, workspace_id: int, limit: int = 20) -> list[RunRow]:
-    rows = conn.execute(sa.select(Run).where(Run.workspace_id == workspace_id)
-                        .order_by(Run.id.desc()).limit(limit))
+    rows = conn.execute(
+        sa.select(Run).where(Run.workspace_id == workspace_id).order_by(Run.id.desc()).limit(limit)
+    )
     return [_run_row(r) for r in rows]
 
 
 def _known(row: Any, scored: frozenset[int]) -> KnownResult:
-    return KnownResult(row.id, row.response_text or "", row.finish_reason, row.latency_ms,
-                       row.input_tokens, row.output_tokens, row.cost_usd, scored)
+    return KnownResult(
+        row.id,
+        row.response_text or "",
+        row.finish_reason,
+        row.latency_ms,
+        row.input_tokens,
+        row.output_tokens,
+        row.cost_usd,
+        scored,
+    )
 
 
-_KNOWN_COLS = (Result.id, Result.query_id, Result.model_id, Result.repeat, Result.response_text,
-               Result.finish_reason, Result.latency_ms, Result.input_tokens,
-               Result.output_tokens, Result.cost_usd)
+_KNOWN_COLS = (
+    Result.id,
+    Result.query_id,
+    Result.model_id,
+    Result.repeat,
+    Result.response_text,
+    Result.finish_reason,
+    Result.latency_ms,
+    Result.input_tokens,
+    Result.output_tokens,
+    Result.cost_usd,
+)
 
 
 def run_results(conn: Connection, run_id: int) -> dict[tuple[int, int, int], KnownResult]:
     """This run's successful answers, each with the metrics already scored without error."""
     scored: dict[uuid.UUID, set[int]] = defaultdict(set)
-    for rid, mid in conn.execute(sa.select(Score.result_id, Score.metric_id).where(
-            Score.run_id == run_id, Score.error.is_(None))):
+    for rid, mid in conn.execute(
+        sa.select(Score.result_id, Score.metric_id).where(
+            Score.run_id == run_id, Score.error.is_(None)
+        )
+    ):
         scored[rid].add(mid)
     out = {}
-    for row in conn.execute(sa.select(*_KNOWN_COLS).where(Result.run_id == run_id,
-                                                          Result.error.is_(None))):
+    for row in conn.execute(
+        sa.select(*_KNOWN_COLS).where(Result.run_id == run_id, Result.error.is_(None))
+    ):
         out[(row.query_id, row.model_id, row.repeat)] = _known(row, frozenset(scored[row.id]))
     return out
 
 
-def cached_answers(conn: Connection, workspace_id: int, keys: list[str]
-                   ) -> dict[str, KnownResult]:
+def cached_answers(conn: Connection, workspace_id: int, keys: list[str]) -> dict[str, KnownResult]:
     """Stored, successful answers for these cache keys, from any run in the workspace."""
     out: dict[str, KnownResult] = {}
     unique = list(dict.fromkeys(keys))
     for part in chunks(unique):
-        q = (sa.select(Result.cache_key, *_KNOWN_COLS)
-             .join(Run, Run.id == Result.run_id)
-             .where(Run.workspace_id == workspace_id, Result.cache_key.in_(part),
-                    Result.error.is_(None), Result.cached.is_(False)))
+        q = (
+            sa.select(Result.cache_key, *_KNOWN_COLS)
+            .join(Run, Run.id == Result.run_id)
+            .where(
+                Run.workspace_id == workspace_id,
+                Result.cache_key.in_(part),
+                Result.error.is_(None),
+                Result.cached.is_(False),
+            )
+        )
         for row in conn.execute(q):
             out.setdefault(row.cache_key, _known(row, frozenset()))
     return out
 
 
-def judge_cache(conn: Connection, result_ids: list[uuid.UUID]
-                ) -> dict[str, tuple[str, str, int | None, int | None, float | None]]:
+def judge_cache(
+    conn: Connection, result_ids: list[uuid.UUID]
+) -> dict[str, tuple[str, str, int | None, int | None, float | None]]:
     """Judge answers already paid for, on these results, by judge cache key."""
     out: dict[str, tuple[str, str, int | None, int | None, float | None]] = {}
     for part in chunks(result_ids):
-        q = sa.select(Score.judge_cache_key, Score.judge_output, Score.judge_model,
-                      Score.judge_input_tokens, Score.judge_output_tokens,
-                      Score.judge_cost_usd).where(
-            Score.result_id.in_(part), Score.judge_cache_key.is_not(None),
-            Score.judge_output.is_not(None), Score.judge_cached.is_(False))
+        q = sa.select(
+            Score.judge_cache_key,
+            Score.judge_output,
+            Score.judge_model,
+            Score.judge_input_tokens,
+            Score.judge_output_tokens,
+            Score.judge_cost_usd,
+        ).where(
+            Score.result_id.in_(part),
+            Score.judge_cache_key.is_not(None),
+            Score.judge_output.is_not(None),
+            Score.judge_cached.is_(False),
+        )
         for row in conn.execute(q):
-            out.setdefault(row.judge_cache_key, (row.judge_output, row.judge_model,
-                                                 row.judge_input_tokens,
-                                                 row.judge_output_tokens, row.judge_cost_usd))
+            out.setdefault(
+                row.judge_cache_key,
+                (
+                    row.judge_output,
+                    row.judge_model,
+                    row.judge_input_tokens,
+                    row.judge_output_tokens,
+                    row.judge_cost_usd,
+                ),
+            )
     return out
 
 
 def iter_result_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
     """Every result of a run with its query, model and scores (by metric name), in order."""
-    metric_names = dict(conn.execute(sa.select(Metric.id, Metric.name)
-                                     .join(Score, Score.metric_id == Metric.id)
-                                     .where(Score.run_id == run_id).distinct()).all())
+    metric_names: dict[int, str] = dict(
+        conn.execute(  # type: ignore[arg-type]
+            sa.select(Metric.id, Metric.name)
+            .join(Score, Score.metric_id == Metric.id)
+            .where(Score.run_id == run_id)
+            .distinct()
+        ).all()
+    )
     scores: dict[uuid.UUID, dict[str, dict[str, Any]]] = defaultdict(dict)
     for s in conn.execute(sa.select(Score).where(Score.run_id == run_id)):
         scores[s.result_id][metric_names[s.metric_id]] = {
-            "value": s.value, "normalized": s.normalized, "passed": s.passed,
-            "reasoning": s.reasoning, "error": s.error, "judge_model": s.judge_model,
+            "value": s.value,
+            "normalized": s.normalized,
+            "passed": s.passed,
+            "reasoning": s.reasoning,
+            "error": s.error,
+            "judge_model": s.judge_model,
             "judge_input_tokens": s.judge_input_tokens,
-            "judge_output_tokens": s.judge_output_tokens, "judge_cost_usd": s.judge_cost_usd,
-            "judge_cached": s.judge_cached}
-    q = (sa.select(Result, Query.text.label("query_text"), Query.theme,
-                   Query.expected, Query.external_id, Model.name.label("model_name"))
-         .join(Query, Query.id == Result.query_id).join(Model, Model.id == Result.model_id)
-         .where(Result.run_id == run_id)
-         .order_by(Result.repeat, Result.query_id, Model.name))
+            "judge_output_tokens": s.judge_output_tokens,
+            "judge_cost_usd": s.judge_cost_usd,
+            "judge_cached": s.judge_cached,
+        }
+    q = (
+        sa.select(
+            Result,
+            Query.text.label("query_text"),
+            Query.theme,
+            Query.expected,
+            Query.external_id,
+            Model.name.label("model_name"),
+        )
+        .join(Query, Query.id == Result.query_id)
+        .join(Model, Model.id == Result.model_id)
+        .where(Result.run_id == run_id)
+        .order_by(Result.repeat, Result.query_id, Model.name)
+    )
     for row in conn.execute(q):
         yield {
-            "result_id": str(row.id), "run_id": row.run_id, "query_id": row.query_id,
-            "query_external_id": row.external_id, "theme": row.theme,
-            "query": row.query_text, "expected": row.expected, "model": row.model_name,
-            "repeat": row.repeat, "response": row.response_text,
-            "finish_reason": row.finish_reason, "latency_ms": row.latency_ms,
-            "input_tokens": row.input_tokens, "output_tokens": row.output_tokens,
-            "cost_usd": row.cost_usd, "cached": row.cached, "attempts": row.attempts,
-            "error": row.error, "error_kind": row.error_kind,
+            "result_id": str(row.id),
+            "run_id": row.run_id,
+            "query_id": row.query_id,
+            "query_external_id": row.external_id,
+            "theme": row.theme,
+            "query": row.query_text,
+            "expected": row.expected,
+            "model": row.model_name,
+            "repeat": row.repeat,
+            "response": row.response_text,
+            "finish_reason": row.finish_reason,
+            "latency_ms": row.latency_ms,
+            "input_tokens": row.input_tokens,
+            "output_tokens": row.output_tokens,
+            "cost_usd": row.cost_usd,
+            "cached": row.cached,
+            "attempts": row.attempts,
+            "error": row.error,
+            "error_kind": row.error_kind,
             "created_at": row.created_at.isoformat() if row.created_at else None,
             "scores": scores.get(row.id, {}),
         }

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["JSONType", "Base", "UTCDateTime", "utcnow"]
+__all__ = ["Base", "JSONType", "UTCDateTime", "utcnow"]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

@@ -79,8 +79,7 @@ class Score(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
     run_id: Mapped[int] = mapped_column(sa.ForeignKey("run.id", ondelete="CASCADE"))
-    result_id: Mapped[uuid.UUID] = mapped_column(
-        sa.ForeignKey("result.id", ondelete="CASCADE"))
+    result_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("result.id", ondelete="CASCADE"))
     metric_id: Mapped[int] = mapped_column(sa.ForeignKey("metric.id"))
     value: Mapped[float | None] = mapped_column(sa.Float)
     normalized: Mapped[float | None] = mapped_column(sa.Float)

@@ -1,0 +1,133 @@
+"""Metrics: judge answers are read strictly; heuristics check what they say they check."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from panopticon.errors import JudgeParseError
+from panopticon.judges import JudgeReply, MetricContext, MetricResult, build_metric, spec_class
+from panopticon.judges.parsing import parse_score, parse_verdict
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('{"reasoning": "fine", "score": 7}', 7.0),
+        ('```json\n{"score": "8", "reasoning": "ok"}\n```', 8.0),
+        ('Sure! Here is my verdict: {"score": 6.5, "reasoning": "x"} Hope it helps.', 6.5),
+        ("The answer is decent.\nScore: 7", 7.0),
+        ("Reasoning: thorough.\n**Score:** 9/10", 9.0),
+        ("I would rate it 4/10 overall.", 4.0),
+        ("Rating: 3", 3.0),
+        ("8", 8.0),
+    ],
+)
+def test_scores_are_read_from_json_and_common_text_forms(text: str, expected: float) -> None:
+    assert parse_score(text, 1, 10)[0] == expected
+
+
+@pytest.mark.parametrize("text", ["I cannot decide.", '{"reasoning": "no score here"}', ""])
+def test_an_answer_without_a_score_is_an_error(text: str) -> None:
+    with pytest.raises(JudgeParseError, match="no score"):
+        parse_score(text, 1, 10)
+
+
+def test_a_score_off_the_scale_is_an_error_not_a_clamp() -> None:
+    with pytest.raises(JudgeParseError, match="outside the scale 1 to 5"):
+        parse_score('{"score": 7}', 1, 5)
+
+
+def test_verdicts_are_read_and_partially_correct_is_not_correct() -> None:
+    allowed = ("correct", "partially_correct", "incorrect")
+    assert parse_verdict('{"verdict": "incorrect"}', allowed)[0] == "incorrect"
+    assert parse_verdict("Verdict: partially correct", allowed)[0] == "partially_correct"
+    assert parse_verdict('{"verdict": "Correct", "reasoning": "same"}', allowed) == (
+        "correct",
+        "same",
+    )
+    with pytest.raises(JudgeParseError):
+        parse_verdict("maybe?", allowed)
+
+
+def score(raw: dict[str, object], ctx: MetricContext, reply: str | None = None) -> MetricResult:
+    cls = spec_class(str(raw["type"]))
+    assert cls is not None
+    metric = build_metric(cls.model_validate(raw))
+
+    async def judge(messages: list[dict[str, str]], json_mode: bool) -> JudgeReply:
+        assert json_mode and "<response>" in messages[-1]["content"]
+        return JudgeReply(reply, "judge", 10, 5, 0.001)
+
+    return asyncio.run(metric.score(ctx, judge if metric.needs_judge else None))
+
+
+CTX = MetricContext(
+    query="Capital of France?",
+    response="Paris is the capital.",
+    messages=[],
+    expected="Paris",
+    latency_ms=120.0,
+    cost_usd=0.002,
+)
+
+
+def test_rubric_normalises_and_applies_the_threshold() -> None:
+    r = score(
+        {"name": "q", "type": "rubric", "prompt": "Good?", "scale": [1, 5], "threshold": 4},
+        CTX,
+        '{"score": 4, "reasoning": "solid"}',
+    )
+    assert (r.value, r.normalized, r.passed, r.reasoning) == (4.0, 0.75, True, "solid")
+    assert r.judge is not None and r.judge.cost_usd == 0.001
+
+
+def test_rubric_records_a_judge_failure_as_an_error() -> None:
+    r = score({"name": "q", "type": "rubric", "prompt": "Good?"}, CTX, "no idea")
+    assert r.value is None and r.error and "no score" in r.error
+
+
+def test_reference_maps_verdicts_to_values() -> None:
+    r = score({"name": "c", "type": "reference"}, CTX, '{"verdict": "partially_correct"}')
+    assert (r.value, r.passed) == (0.5, False)
+    no_expected = MetricContext(query="q", response="r", messages=[])
+    assert "no expected answer" in (
+        score({"name": "c", "type": "reference"}, no_expected, "x").error or ""
+    )
+
+
+@pytest.mark.parametrize(
+    "raw, passed",
+    [
+        ({"type": "exact", "value": "paris is the capital."}, True),
+        ({"type": "exact"}, False),
+        ({"type": "contains"}, True),
+        ({"type": "contains", "values": ["Paris", "Lyon"], "mode": "all"}, False),
+        ({"type": "contains", "values": ["Berlin"], "mode": "none"}, True),
+        ({"type": "regex", "pattern": "^paris", "flags": "i"}, True),
+        ({"type": "regex", "pattern": "capital", "match": "full"}, False),
+        ({"type": "json_valid"}, False),
+        ({"type": "length", "max": 10}, False),
+        ({"type": "length", "min": 2, "max": 6, "unit": "words"}, True),
+        ({"type": "latency", "max_ms": 100}, False),
+        ({"type": "cost", "max_usd": 0.01}, True),
+    ],
+)
+def test_heuristics(raw: dict[str, object], passed: bool) -> None:
+    r = score({"name": "h", **raw}, CTX)
+    assert r.error is None and r.passed is passed
+
+
+def test_json_schema_reports_where_the_answer_breaks_the_schema() -> None:
+    schema = {"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}
+    ctx = MetricContext(query="q", response='{"city": 3}', messages=[])
+    r = score({"name": "s", "type": "json_schema", "schema": schema}, ctx)
+    assert r.passed is False and "city" in (r.reasoning or "")
+    ok = MetricContext(query="q", response='```json\n{"city": "Paris"}\n```', messages=[])
+    assert score({"name": "s", "type": "json_schema", "schema": schema}, ok).passed is True
+
+
+def test_cost_of_unknown_price_is_an_error_not_a_pass() -> None:
+    ctx = MetricContext(query="q", response="r", messages=[], cost_usd=None)
+    assert "unknown" in (score({"name": "c", "type": "cost", "max_usd": 1}, ctx).error or "")
