@@ -1,32 +1,40 @@
-"""The one typed configuration object. Built by :func:`load_settings` and passed in.
+"""The one typed configuration object, built by :func:`load_settings` and passed in.
 
 Nothing else in Panopticon reads ``os.environ`` for configuration; suites read the
 environment only through their documented ``${VAR}`` substitution and ``api_key_env``.
+
+(pydantic-settings would do this too; three fields do not justify 50 ms of import on every
+command, which ``bench/`` counts as start-up.)
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["Settings", "load_settings"]
+from panopticon.errors import ConfigError, Issue
+
+__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+
+ENV_PREFIX = "PANOPTICON_"
 
 
-class Settings(BaseSettings):
-    """Process-wide settings, read from ``PANOPTICON_*`` environment variables."""
+class Settings(BaseModel):
+    """Process-wide settings. Each field is read from ``PANOPTICON_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="PANOPTICON_", extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     home: Path = Field(
         default_factory=lambda: Path.home() / ".panopticon",
-        description="Directory for the embedded SQLite database and reports.",
+        description="Directory for the embedded SQLite database and spool files.",
     )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL. Unset: a SQLite file in `home`. "
-        "postgresql://user@host/db selects PostgreSQL (needs panopticon[postgres]).",
+        "postgresql://user@host/db selects PostgreSQL.",
     )
     workspace: str = Field(default="default", description="Workspace the CLI works in.")
 
@@ -35,7 +43,7 @@ class Settings(BaseSettings):
         """The database URL in use, with the embedded default filled in."""
         if self.database_url:
             url = self.database_url
-            if url.startswith("postgresql://") or url.startswith("postgres://"):
+            if url.startswith(("postgresql://", "postgres://")):
                 # SQLAlchemy's default PostgreSQL driver is psycopg2; we ship psycopg 3.
                 url = "postgresql+psycopg://" + url.split("://", 1)[1]
             return url
@@ -46,6 +54,20 @@ class Settings(BaseSettings):
         return self.resolved_database_url.startswith("sqlite")
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build settings from the environment, with explicit overrides winning."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from ``PANOPTICON_*`` variables (of ``environ``, default the process's);
+    explicit overrides win. A bad value is a ConfigError naming the variable."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name in Settings.model_fields:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw not in (None, ""):
+            values[name] = raw
+    values.update(overrides)
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        issues = [
+            Issue(e["msg"], field=ENV_PREFIX + str(e["loc"][0]).upper()) for e in exc.errors()
+        ]
+        raise ConfigError(issues) from None

@@ -11,8 +11,6 @@ import typer
 
 from panopticon.cli.output import console, handle_errors
 from panopticon.cli.run import run
-from panopticon.mockllm.behaviour import MockConfig
-from panopticon.mockllm.server import MockServer
 from panopticon.settings import load_settings
 
 __all__ = ["demo"]
@@ -39,6 +37,9 @@ def demo(
             highlight=False,
         )
         return
+    from panopticon.mockllm.behaviour import MockConfig
+    from panopticon.mockllm.server import MockServer  # aiohttp.web: only when needed
+
     settings = load_settings()
     with (
         MockServer(MockConfig.demo()) as server,

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
+from panopticon import aio
 from panopticon.cli.output import console, handle_errors
 from panopticon.errors import ConfigError, Issue
-from panopticon.mockllm.behaviour import MockConfig
-from panopticon.mockllm.server import serve_forever
 
 __all__ = ["mock_server", "parse_pairs"]
 
@@ -61,6 +58,9 @@ def mock_server(
     api_key: str | None = typer.Option(None, help="Require this key (401 otherwise)."),
 ) -> None:
     """Serve a mock LLM (OpenAI, Anthropic and Gemini formats) with injected faults."""
+    from panopticon.mockllm.behaviour import MockConfig
+    from panopticon.mockllm.server import serve_forever
+
     if profile not in ("default", "demo"):
         raise ConfigError(
             Issue(f"unknown profile '{profile}'", field="--profile", hint="use default or demo")
@@ -87,7 +87,7 @@ def mock_server(
         )
 
     try:
-        asyncio.run(serve_forever(config, host, port, api_key, on_ready=ready))
+        aio.run(serve_forever(config, host, port, api_key, on_ready=ready))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

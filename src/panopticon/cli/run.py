@@ -20,12 +20,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from panopticon import aio
 from panopticon.cli.output import EXIT, console, err_console, handle_errors, money, print_summary
 from panopticon.evaluation.records import ResultRecord
 from panopticon.evaluation.runner import RunObserver
-from panopticon.services.runs import Execution, prepare_run, summary_rows
+from panopticon.services.runs import Execution, prepare_run, summarize_run
 from panopticon.settings import load_settings
-from panopticon.stats.summary import summarize
 
 __all__ = ["run"]
 
@@ -132,8 +132,8 @@ def run(
         + (f"; {len(plan.cache)} from the cache" if plan.cache else "")
     )
     try:
-        status = asyncio.run(_execute(execution, progress))
-        summary = summarize(summary_rows(execution.engine, execution.run_id))
+        status = aio.run(_execute(execution, progress))
+        summary = summarize_run(execution.engine, execution.run_id)
     finally:
         execution.engine.dispose()
     print_summary(summary)

@@ -6,6 +6,7 @@ database (ARCHITECTURE.md: ``evaluation`` writes through a sink).
 
 from __future__ import annotations
 
+import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,14 @@ __all__ = ["ResultRecord", "ResultSink", "ScoreRecord", "utcnow"]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_ids = random.Random()  # seeded from os.urandom once; uuid4() reads urandom on every call
+
+
+def new_id() -> uuid.UUID:
+    """A random (version 4) UUID, without a system call per id."""
+    return uuid.UUID(int=_ids.getrandbits(128), version=4)
 
 
 @dataclass
@@ -38,7 +47,7 @@ class ResultRecord:
     error_kind: str | None = None
     cached: bool = False
     attempts: int = 0
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)
 
     @property
@@ -65,7 +74,7 @@ class ScoreRecord:
     judge_output_tokens: int | None = None
     judge_cost_usd: float | None = None
     judge_cached: bool = False
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)
 
 

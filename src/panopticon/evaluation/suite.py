@@ -9,6 +9,7 @@ import hashlib
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -121,7 +122,7 @@ class QueryItem:
     source: str
     external_id: str | None = None
 
-    @property
+    @cached_property
     def content_hash(self) -> str:
         payload = orjson.dumps(
             [self.messages, self.theme, self.expected, self.context, self.metadata],

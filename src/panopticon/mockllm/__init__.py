@@ -6,7 +6,17 @@ Gemini wire formats with injected latency and failures, and the ``fake`` provide
 same behaviour without any network.
 """
 
+from typing import Any
+
 from panopticon.mockllm.behaviour import MockConfig, respond
-from panopticon.mockllm.server import MockServer
 
 __all__ = ["MockConfig", "MockServer", "respond"]
+
+
+def __getattr__(name: str) -> Any:
+    # the server needs aiohttp.web; the offline provider only needs the behaviour
+    if name == "MockServer":
+        from panopticon.mockllm.server import MockServer
+
+        return MockServer
+    raise AttributeError(name)

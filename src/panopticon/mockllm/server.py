@@ -51,6 +51,8 @@ class MockStats:
         self.max_in_flight = 0
         self.tokens_in = 0
         self.tokens_out = 0
+        self.first_request_at: float | None = None  # Unix time, for benchmarks
+        self.last_answer_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +66,8 @@ class MockStats:
             "max_in_flight": self.max_in_flight,
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
+            "first_request_at": self.first_request_at,
+            "last_answer_at": self.last_answer_at,
         }
 
 
@@ -91,6 +95,8 @@ class _Mock:
         """Count, authenticate, inject faults and latency. None means: answer normally."""
         st = self.stats
         st.requests += 1
+        if st.first_request_at is None:
+            st.first_request_at = time.time()
         st.by_route[route] += 1
         st.by_model[model] += 1
         if self.api_key is not None:
@@ -134,6 +140,7 @@ class _Mock:
     def _answered(self, model: str, messages: Any, answer: MockAnswer) -> None:
         st = self.stats
         st.answered += 1
+        st.last_answer_at = time.time()
         key = hashlib.blake2b(orjson.dumps([model, messages]), digest_size=12).hexdigest()
         st.fingerprints[key] += 1
         st.tokens_in += answer.input_tokens

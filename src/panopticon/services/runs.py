@@ -26,6 +26,7 @@ from panopticon.judges.base import build_metric
 from panopticon.providers.base import ProviderConfig, create_provider
 from panopticon.providers.client import ModelClient, RetryPolicy
 from panopticon.settings import Settings
+from panopticon.stats.summary import Summary, summarize
 from panopticon.store.engine import create_engine, ensure_schema
 from panopticon.store.queries import catalog
 from panopticon.store.queries import runs as run_queries
@@ -358,6 +359,13 @@ def describe_run_state(row: run_queries.RunRow) -> str:
     return row.status
 
 
+def summarize_run(engine: Engine, run_id: int) -> Summary:
+    """Per model and per model x metric aggregates of a run."""
+    with engine.connect() as conn:
+        return summarize(run_queries.summary_inputs(conn, run_id))
+
+
 def summary_rows(engine: Engine, run_id: int) -> list[dict[str, Any]]:
+    """Every result with its query, model and scores (for export and detail views)."""
     with engine.connect() as conn:
         return list(run_queries.iter_result_rows(conn, run_id))

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from statistics import fmean
 from typing import Any
-
-import numpy as np
 
 __all__ = ["MetricSummary", "ModelSummary", "Summary", "summarize"]
 
@@ -66,7 +65,18 @@ class Summary:
 
 
 def _percentile(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
+    """Linear interpolation between closest ranks (NumPy's default method)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def _mean(values: list[float]) -> float | None:
+    return fmean(values) if values else None
 
 
 def summarize(rows: Iterable[dict[str, Any]]) -> Summary:
@@ -108,8 +118,8 @@ def summarize(rows: Iterable[dict[str, Any]]) -> Summary:
                 metric,
                 len(good),
                 len(scores) - len(good),
-                float(np.mean(values)) if values else None,
-                float(np.mean(normalized)) if normalized else None,
+                _mean(values),
+                _mean(normalized),
                 sum(1 for s in judged if s["passed"]),
                 len(judged),
                 sum(

@@ -35,10 +35,15 @@ _SCORE_KEY = ("result_id", "metric_id")
 
 
 def _upsert(engine: Engine, table: sa.Table, keys: tuple[str, ...]) -> Any:
-    from sqlalchemy.dialects import postgresql, sqlite
+    stmt: Any
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-    stmt: Any = insert(table)
+        stmt = pg_insert(table)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table)
     update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
     return stmt.on_conflict_do_update(index_elements=list(keys), set_=update)
 

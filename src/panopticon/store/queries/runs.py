@@ -30,6 +30,7 @@ __all__ = [
     "list_runs",
     "run_results",
     "start_run",
+    "summary_inputs",
 ]
 
 
@@ -298,3 +299,62 @@ def iter_result_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
             "created_at": row.created_at.isoformat() if row.created_at else None,
             "scores": scores.get(row.id, {}),
         }
+
+
+def summary_inputs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
+    """The columns :func:`panopticon.stats.summary.summarize` needs, without texts."""
+    scores: dict[uuid.UUID, dict[str, dict[str, Any]]] = defaultdict(dict)
+    q = (
+        sa.select(
+            Score.result_id,
+            Metric.name,
+            Score.value,
+            Score.normalized,
+            Score.passed,
+            Score.error,
+            Score.judge_model,
+            Score.judge_input_tokens,
+            Score.judge_output_tokens,
+            Score.judge_cost_usd,
+        )
+        .join(Metric, Metric.id == Score.metric_id)
+        .where(Score.run_id == run_id)
+    )
+    for s in conn.execute(q):
+        scores[s.result_id][s.name] = {
+            "value": s.value,
+            "normalized": s.normalized,
+            "passed": s.passed,
+            "error": s.error,
+            "judge_model": s.judge_model,
+            "judge_input_tokens": s.judge_input_tokens,
+            "judge_output_tokens": s.judge_output_tokens,
+            "judge_cost_usd": s.judge_cost_usd,
+        }
+    q2 = (
+        sa.select(
+            Result.id,
+            Model.name,
+            Result.error,
+            Result.cached,
+            Result.cost_usd,
+            Result.latency_ms,
+            Result.input_tokens,
+            Result.output_tokens,
+        )
+        .join(Model, Model.id == Result.model_id)
+        .where(Result.run_id == run_id)
+    )
+    return [
+        {
+            "model": r.name,
+            "error": r.error,
+            "cached": r.cached,
+            "cost_usd": r.cost_usd,
+            "latency_ms": r.latency_ms,
+            "input_tokens": r.input_tokens,
+            "output_tokens": r.output_tokens,
+            "scores": scores.get(r.id, {}),
+        }
+        for r in conn.execute(q2)
+    ]

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
 __all__ = ["Base", "JSONType", "UTCDateTime", "utcnow"]
@@ -20,7 +19,19 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+class JSONType(sa.types.TypeDecorator[Any]):
+    """JSON everywhere, JSONB on PostgreSQL (imported only there)."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
