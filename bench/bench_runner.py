@@ -33,9 +33,19 @@ def free_port() -> int:
 
 def start_mock(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "panopticon", "mock-server", "--port",
-                             str(port), "--latency-ms", str(latency_ms)],
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "panopticon",
+            "mock-server",
+            "--port",
+            str(port),
+            "--latency-ms",
+            str(latency_ms),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     root = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -50,8 +60,16 @@ def write_suite(folder: Path, n: int, c: int, url: str) -> Path:
     with (folder / "queries.jsonl").open("w") as fh:
         for i in range(n):
             theme = ("billing", "technical", "writing")[i % 3]
-            fh.write(json.dumps({"text": f"Question {i}: how do I do task {i}?",
-                                 "theme": theme, "expected": f"Do step {i}."}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "text": f"Question {i}: how do I do task {i}?",
+                        "theme": theme,
+                        "expected": f"Do step {i}.",
+                    }
+                )
+                + "\n"
+            )
     suite = folder / "suite.yaml"
     suite.write_text(f"""
 name: bench-{n}
@@ -77,13 +95,16 @@ def measure(n: int, c: int, latency_ms: float) -> dict[str, float | int | str]:
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started_unix = time.time()
             started = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "panopticon", "run", str(suite),
-                                   "--no-progress"], env=env, capture_output=True, text=True)
+            done = subprocess.run(
+                [sys.executable, "-m", "panopticon", "run", str(suite), "--no-progress"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             wall = time.perf_counter() - started
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             if done.returncode != 0:
-                raise RuntimeError(f"run failed ({done.returncode}):\n{done.stdout}\n"
-                                   f"{done.stderr}")
+                raise RuntimeError(f"run failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
             with urllib.request.urlopen(root + "/_mock/stats") as resp:
                 stats = json.load(resp)
     finally:
@@ -95,9 +116,13 @@ def measure(n: int, c: int, latency_ms: float) -> dict[str, float | int | str]:
     assert stats["answered"] == calls, f"mock answered {stats['answered']} of {calls}"
     assert stats["answered_duplicates"] == 0
     return {
-        "n": n, "concurrency": c, "latency_ms": latency_ms, "calls": calls,
+        "n": n,
+        "concurrency": c,
+        "latency_ms": latency_ms,
+        "calls": calls,
         "database": "postgresql" if os.environ.get("PANOPTICON_DATABASE_URL") else "sqlite",
-        "wall_s": round(wall, 2), "ideal_s": round(ideal, 2),
+        "wall_s": round(wall, 2),
+        "ideal_s": round(ideal, 2),
         "efficiency": round(ideal / wall, 3),
         "cpu_ms_per_call": round(cpu * 1000 / calls, 3),
         "peak_rss_mb": round(after.ru_maxrss / 1024, 1),
@@ -109,24 +134,29 @@ def measure(n: int, c: int, latency_ms: float) -> dict[str, float | int | str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int)
     parser.add_argument("--c", type=int)
     parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--repeat", type=int, default=1, help="Runs per configuration.")
     args = parser.parse_args()
     configs = [(args.n, args.c)] if args.n else [(500, 50), (10_000, 200)]
-    print("| N | C | database | wall s | ideal s | efficiency | CPU ms/call | peak RSS MB "
-          "| start-up s | calls s | tail s |")
+    print(
+        "| N | C | database | wall s | ideal s | efficiency | CPU ms/call | peak RSS MB "
+        "| start-up s | calls s | tail s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n, c in configs:
         for _ in range(args.repeat):
             r = measure(n, c or 50, args.latency_ms)
-            print(f"| {r['n']} | {r['concurrency']} | {r['database']} | {r['wall_s']} | "
-                  f"{r['ideal_s']} | {r['efficiency']} | {r['cpu_ms_per_call']} | "
-                  f"{r['peak_rss_mb']} | {r['startup_s']} | {r['calls_s']} | {r['tail_s']} |",
-                  flush=True)
+            print(
+                f"| {r['n']} | {r['concurrency']} | {r['database']} | {r['wall_s']} | "
+                f"{r['ideal_s']} | {r['efficiency']} | {r['cpu_ms_per_call']} | "
+                f"{r['peak_rss_mb']} | {r['startup_s']} | {r['calls_s']} | {r['tail_s']} |",
+                flush=True,
+            )
             out = Path(__file__).with_name("out")
             out.mkdir(exist_ok=True)
             with (out / "results.jsonl").open("a") as fh:
