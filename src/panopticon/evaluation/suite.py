@@ -31,7 +31,7 @@ DEFAULT_KEY_ENV = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class PriceSpec(_Strict):

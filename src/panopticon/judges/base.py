@@ -30,7 +30,7 @@ __all__ = [
 class MetricSpec(BaseModel):
     """Settings common to every metric; each type adds its own fields (unknown keys fail)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(min_length=1, description="Unique name of this metric in the suite.")
     type: str
