@@ -16,12 +16,12 @@ def test_the_demo_stores_every_result_and_score(env: dict[str, str], engine: sa.
     assert result.exit_code == 0, result.output
     assert "run 1 completed" in result.output
     with engine.connect() as conn:
-        assert conn.scalar(sa.select(Run.status)) == "completed"
+        assert conn.scalar(sa.select(Run.c.status)) == "completed"
         answers = conn.scalar(
-            sa.select(sa.func.count()).select_from(Result).where(Result.error.is_(None))
+            sa.select(sa.func.count()).select_from(Result).where(Result.c.error.is_(None))
         )
         scores = conn.scalar(
-            sa.select(sa.func.count()).select_from(Score).where(Score.error.is_(None))
+            sa.select(sa.func.count()).select_from(Score).where(Score.c.error.is_(None))
         )
     assert answers == 16 * 3  # 16 queries x 3 models
     assert scores == 16 * 3 * 4  # 4 metrics each

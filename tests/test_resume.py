@@ -32,7 +32,7 @@ def stored(engine: sa.Engine) -> int:
     with engine.connect() as conn:
         return (
             conn.scalar(
-                sa.select(sa.func.count()).select_from(Result).where(Result.error.is_(None))
+                sa.select(sa.func.count()).select_from(Result).where(Result.c.error.is_(None))
             )
             or 0
         )
@@ -48,7 +48,7 @@ def wait_for_results(engine: sa.Engine, n: int, proc: subprocess.Popen[str]) -> 
 
 def status_of(engine: sa.Engine, run_id: int = 1) -> str:
     with engine.connect() as conn:
-        return str(conn.scalar(sa.select(Run.status).where(Run.id == run_id)))
+        return str(conn.scalar(sa.select(Run.c.status).where(Run.c.id == run_id)))
 
 
 def test_after_kill_9_resume_repeats_at_most_the_calls_in_flight(
@@ -116,7 +116,7 @@ def test_a_second_ctrl_c_abandons_calls_in_flight_and_records_them(
     assert "Abandoning" in out
     with engine.connect() as conn:
         kinds = (
-            conn.execute(sa.select(Result.error_kind).where(Result.error.is_not(None)))
+            conn.execute(sa.select(Result.c.error_kind).where(Result.c.error.is_not(None)))
             .scalars()
             .all()
         )

@@ -27,29 +27,29 @@ def counts(engine: sa.Engine, run_id: int) -> dict[str, int]:
     with engine.connect() as conn:
         return {
             "results": conn.scalar(
-                sa.select(sa.func.count()).select_from(Result).where(Result.run_id == run_id)
+                sa.select(sa.func.count()).select_from(Result).where(Result.c.run_id == run_id)
             )
             or 0,
             "ok": conn.scalar(
                 sa.select(sa.func.count())
                 .select_from(Result)
-                .where(Result.run_id == run_id, Result.error.is_(None))
+                .where(Result.c.run_id == run_id, Result.c.error.is_(None))
             )
             or 0,
             "cached": conn.scalar(
                 sa.select(sa.func.count())
                 .select_from(Result)
-                .where(Result.run_id == run_id, Result.cached)
+                .where(Result.c.run_id == run_id, Result.c.cached)
             )
             or 0,
             "scores": conn.scalar(
-                sa.select(sa.func.count()).select_from(Score).where(Score.run_id == run_id)
+                sa.select(sa.func.count()).select_from(Score).where(Score.c.run_id == run_id)
             )
             or 0,
             "score_errors": conn.scalar(
                 sa.select(sa.func.count())
                 .select_from(Score)
-                .where(Score.run_id == run_id, Score.error.is_not(None))
+                .where(Score.c.run_id == run_id, Score.c.error.is_not(None))
             )
             or 0,
         }
@@ -57,7 +57,9 @@ def counts(engine: sa.Engine, run_id: int) -> dict[str, int]:
 
 def run_status(engine: sa.Engine, run_id: int) -> tuple[str, str | None]:
     with engine.connect() as conn:
-        row = conn.execute(sa.select(Run.status, Run.stop_reason).where(Run.id == run_id)).one()
+        row = conn.execute(
+            sa.select(Run.c.status, Run.c.stop_reason).where(Run.c.id == run_id)
+        ).one()
         return row.status, row.stop_reason
 
 
@@ -133,7 +135,7 @@ def test_a_judge_that_answers_nonsense_is_a_recorded_error_not_a_zero(
     assert c["score_errors"] == 6 and c["scores"] == 12
     with engine.connect() as conn:
         values = conn.execute(
-            sa.select(Score.value, Score.error).where(Score.error.is_not(None))
+            sa.select(Score.c.value, Score.c.error).where(Score.c.error.is_not(None))
         ).all()
     assert all(v is None and "no score" in e for v, e in values)
     code, out = run_cli("show", "1")
@@ -183,7 +185,7 @@ def test_an_unknown_price_is_reported_as_unknown_cost(
     assert code == 0
     assert "has no known price" in out and "unknown" in out
     with engine.connect() as conn:
-        assert conn.execute(sa.select(Result.cost_usd)).scalars().all() == [None, None]
+        assert conn.execute(sa.select(Result.c.cost_usd)).scalars().all() == [None, None]
 
 
 def test_export_writes_csv_jsonl_and_json(

@@ -21,6 +21,7 @@ from rich.progress import (
 )
 
 from panopticon import aio
+from panopticon.cli.gcpause import startup
 from panopticon.cli.output import EXIT, console, err_console, handle_errors, money, print_summary
 from panopticon.evaluation.records import ResultRecord
 from panopticon.evaluation.runner import RunObserver
@@ -117,8 +118,14 @@ def run(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Run a suite: every query against every model, scored by every metric."""
-    settings = load_settings()
-    execution = prepare_run(settings, suite, env=os.environ, resume=resume, use_cache=not no_cache)
+    with startup():  # no GC passes while the suite loads (see gcpause)
+        import aiohttp  # noqa: F401  (the providers' HTTP client: loaded here, under the pause)
+
+        settings = load_settings()
+        execution = prepare_run(
+            settings, suite, env=os.environ, resume=resume, use_cache=not no_cache
+        )
+        aio.loop_factory()  # imports uvloop, when installed, under the pause too
     loaded = execution.loaded
     for warning in loaded.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", markup=True)

@@ -84,24 +84,26 @@ def read_totals(engine: Engine, run_id: int, planned: int) -> RunSummaryTotals:
     with engine.connect() as conn:
         r = conn.execute(
             sa.select(
-                sa.func.count().filter(Result.error.is_(None)),
-                sa.func.count().filter(Result.error.is_not(None)),
-                sa.func.count().filter(Result.error_kind == "interrupted"),
-                sa.func.count().filter(Result.cached.is_(True)),
-                sa.func.coalesce(sa.func.sum(Result.cost_usd).filter(Result.cached.is_(False)), 0),
-                sa.func.count().filter(Result.error.is_(None), Result.cost_usd.is_(None)),
-                sa.func.coalesce(sa.func.sum(Result.input_tokens), 0),
-                sa.func.coalesce(sa.func.sum(Result.output_tokens), 0),
-            ).where(Result.run_id == run_id)
+                sa.func.count().filter(Result.c.error.is_(None)),
+                sa.func.count().filter(Result.c.error.is_not(None)),
+                sa.func.count().filter(Result.c.error_kind == "interrupted"),
+                sa.func.count().filter(Result.c.cached.is_(True)),
+                sa.func.coalesce(
+                    sa.func.sum(Result.c.cost_usd).filter(Result.c.cached.is_(False)), 0
+                ),
+                sa.func.count().filter(Result.c.error.is_(None), Result.c.cost_usd.is_(None)),
+                sa.func.coalesce(sa.func.sum(Result.c.input_tokens), 0),
+                sa.func.coalesce(sa.func.sum(Result.c.output_tokens), 0),
+            ).where(Result.c.run_id == run_id)
         ).one()
         s = conn.execute(
             sa.select(
-                sa.func.count().filter(Score.error.is_(None)),
-                sa.func.count().filter(Score.error.is_not(None)),
+                sa.func.count().filter(Score.c.error.is_(None)),
+                sa.func.count().filter(Score.c.error.is_not(None)),
                 sa.func.coalesce(
-                    sa.func.sum(Score.judge_cost_usd).filter(Score.judge_cached.is_(False)), 0
+                    sa.func.sum(Score.c.judge_cost_usd).filter(Score.c.judge_cached.is_(False)), 0
                 ),
-            ).where(Score.run_id == run_id)
+            ).where(Score.c.run_id == run_id)
         ).one()
     return RunSummaryTotals(
         planned,
@@ -240,8 +242,8 @@ class Execution:
     def _first_error(self) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(
-                sa.select(Result.error)
-                .where(Result.run_id == self.run_id, Result.error.is_not(None))
+                sa.select(Result.c.error)
+                .where(Result.c.run_id == self.run_id, Result.c.error.is_not(None))
                 .limit(1)
             ).scalar()
 

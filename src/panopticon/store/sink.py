@@ -63,8 +63,8 @@ class StoreSink:
         self.failure: str | None = None
         self.on_failure: Any = None  # callable(message), called once
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._result_stmt = _upsert(engine, Result.__table__, _RESULT_KEY)  # type: ignore[arg-type]
-        self._score_stmt = _upsert(engine, Score.__table__, _SCORE_KEY)  # type: ignore[arg-type]
+        self._result_stmt = _upsert(engine, Result, _RESULT_KEY)
+        self._score_stmt = _upsert(engine, Score, _SCORE_KEY)
         self._thread = threading.Thread(
             target=self._loop, name=f"panopticon-writer-{run_id}", daemon=True
         )
@@ -145,7 +145,7 @@ class StoreSink:
                     if heartbeat:
                         conn.execute(
                             sa.update(Run)
-                            .where(Run.id == self.run_id)
+                            .where(Run.c.id == self.run_id)
                             .values(heartbeat_at=datetime.now(UTC))
                         )
                 return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -15,6 +15,7 @@ from panopticon.evaluation.suite import ModelSpec, QueryItem
 from panopticon.judges.base import MetricSpec
 from panopticon.providers.pricing import Price
 from panopticon.store.tables import Metric, Model, Provider, Query, Workspace
+from panopticon.store.tables.base import utcnow
 
 __all__ = ["ensure_workspace", "upsert_metrics", "upsert_models", "upsert_queries"]
 
@@ -28,13 +29,13 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
 
 
 def ensure_workspace(conn: Connection, name: str, *, create: bool = True) -> int:
-    found = conn.execute(sa.select(Workspace.id).where(Workspace.name == name)).scalar()
+    found = conn.execute(sa.select(Workspace.c.id).where(Workspace.c.name == name)).scalar()
     if found is not None:
         return int(found)
     if not create:
         raise NotFoundError(f"no workspace named '{name}'")
     conn.execute(sa.insert(Workspace).values(name=name))
-    return int(conn.execute(sa.select(Workspace.id).where(Workspace.name == name)).scalar_one())
+    return int(conn.execute(sa.select(Workspace.c.id).where(Workspace.c.name == name)).scalar_one())
 
 
 def upsert_models(
@@ -45,8 +46,8 @@ def upsert_models(
     for m in models:
         provider_name = f"{m.provider}:{m.base_url}" if m.base_url else m.provider
         pid = conn.execute(
-            sa.select(Provider.id).where(
-                Provider.workspace_id == workspace_id, Provider.name == provider_name
+            sa.select(Provider.c.id).where(
+                Provider.c.workspace_id == workspace_id, Provider.c.name == provider_name
             )
         ).scalar()
         if pid is None:
@@ -60,7 +61,7 @@ def upsert_models(
                     api_key_env=m.api_key_env,
                     options={},
                 )
-                .returning(Provider.id)
+                .returning(Provider.c.id)
             ).scalar_one()
         price = prices.get(m.id)
         values: dict[str, Any] = dict(
@@ -71,16 +72,16 @@ def upsert_models(
             price_output=price.output if price else None,
         )
         mid = conn.execute(
-            sa.select(Model.id).where(Model.workspace_id == workspace_id, Model.name == m.id)
+            sa.select(Model.c.id).where(Model.c.workspace_id == workspace_id, Model.c.name == m.id)
         ).scalar()
         if mid is None:
             mid = conn.execute(
                 sa.insert(Model)
                 .values(workspace_id=workspace_id, name=m.id, **values)
-                .returning(Model.id)
+                .returning(Model.c.id)
             ).scalar_one()
         else:
-            conn.execute(sa.update(Model).where(Model.id == mid).values(**values))
+            conn.execute(sa.update(Model).where(Model.c.id == mid).values(**values))
         ids[m.id] = int(mid)
     return ids
 
@@ -96,10 +97,10 @@ def upsert_metrics(conn: Connection, workspace_id: int, specs: list[MetricSpec])
     for spec in specs:
         version = metric_version(spec)
         mid = conn.execute(
-            sa.select(Metric.id).where(
-                Metric.workspace_id == workspace_id,
-                Metric.name == spec.name,
-                Metric.version == version,
+            sa.select(Metric.c.id).where(
+                Metric.c.workspace_id == workspace_id,
+                Metric.c.name == spec.name,
+                Metric.c.version == version,
             )
         ).scalar()
         if mid is None:
@@ -112,7 +113,7 @@ def upsert_metrics(conn: Connection, workspace_id: int, specs: list[MetricSpec])
                     definition=spec.model_dump(mode="json", by_alias=True),
                     version=version,
                 )
-                .returning(Metric.id)
+                .returning(Metric.c.id)
             ).scalar_one()
         ids[spec.name] = int(mid)
     return ids
@@ -125,48 +126,36 @@ def upsert_queries(conn: Connection, workspace_id: int, queries: list[QueryItem]
     found: dict[str, int] = {}
     for part in chunks(unique):
         for h, qid in conn.execute(
-            sa.select(Query.content_hash, Query.id).where(
-                Query.workspace_id == workspace_id, Query.content_hash.in_(part)
+            sa.select(Query.c.content_hash, Query.c.id).where(
+                Query.c.workspace_id == workspace_id, Query.c.content_hash.in_(part)
             )
         ):
             found[h] = int(qid)
     by_hash = {q.content_hash: q for q in queries}
     missing = [h for h in unique if h not in found]
     if missing:
+        now = utcnow()
         rows = [
-            dict(
-                workspace_id=workspace_id,
-                text=by_hash[h].text,
-                messages=[{"role": r, "content": c} for r, c in by_hash[h].messages],
-                theme=by_hash[h].theme,
-                meta=by_hash[h].metadata,
-                expected=by_hash[h].expected,
-                context=by_hash[h].context,
-                external_id=by_hash[h].external_id,
-                content_hash=h,
-            )
+            {
+                "workspace_id": workspace_id,
+                "text": by_hash[h].text,
+                "messages": [{"role": r, "content": c} for r, c in by_hash[h].messages],
+                "theme": by_hash[h].theme,
+                "metadata": by_hash[h].metadata,
+                "expected": by_hash[h].expected,
+                "context": by_hash[h].context,
+                "external_id": by_hash[h].external_id,
+                "content_hash": h,
+                "created_at": now,
+            }
             for h in missing
         ]
-        table = cast(sa.Table, Query.__table__)
-        conn.execute(
-            sa.insert(table),
-            [
-                {("metadata" if k == "meta" else k): v for k, v in row.items()}
-                | {"created_at": _now()}
-                for row in rows
-            ],
-        )
+        conn.execute(sa.insert(Query), rows)
         for part in chunks(missing):
             for h, qid in conn.execute(
-                sa.select(Query.content_hash, Query.id).where(
-                    Query.workspace_id == workspace_id, Query.content_hash.in_(part)
+                sa.select(Query.c.content_hash, Query.c.id).where(
+                    Query.c.workspace_id == workspace_id, Query.c.content_hash.in_(part)
                 )
             ):
                 found[h] = int(qid)
     return [found[h] for h in hashes]
-
-
-def _now() -> Any:
-    from panopticon.store.tables.base import utcnow
-
-    return utcnow()

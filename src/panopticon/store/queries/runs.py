@@ -81,7 +81,7 @@ def create_run(
                 totals={},
                 created_at=utcnow(),
             )
-            .returning(Run.id)
+            .returning(Run.c.id)
         ).scalar_one()
     )
 
@@ -90,7 +90,7 @@ def start_run(conn: Connection, run_id: int, pid: int) -> None:
     now = utcnow()
     conn.execute(
         sa.update(Run)
-        .where(Run.id == run_id)
+        .where(Run.c.id == run_id)
         .values(
             status="running",
             stop_reason=None,
@@ -108,19 +108,19 @@ def finish_run(
 ) -> None:
     conn.execute(
         sa.update(Run)
-        .where(Run.id == run_id)
+        .where(Run.c.id == run_id)
         .values(status=status, stop_reason=stop_reason, totals=totals, finished_at=utcnow())
     )
 
 
 def get_run(conn: Connection, workspace_id: int, ref: str | int) -> RunRow:
     """A run by id, or ``last`` for the newest."""
-    q = sa.select(Run).where(Run.workspace_id == workspace_id)
+    q = sa.select(Run).where(Run.c.workspace_id == workspace_id)
     if str(ref) == "last":
-        q = q.order_by(Run.id.desc()).limit(1)
+        q = q.order_by(Run.c.id.desc()).limit(1)
     else:
         try:
-            q = q.where(Run.id == int(ref))
+            q = q.where(Run.c.id == int(ref))
         except ValueError:
             raise NotFoundError(f"'{ref}' is not a run id: give a number or 'last'") from None
     row = conn.execute(q).first()
@@ -135,7 +135,10 @@ def get_run(conn: Connection, workspace_id: int, ref: str | int) -> RunRow:
 
 def list_runs(conn: Connection, workspace_id: int, limit: int = 20) -> list[RunRow]:
     rows = conn.execute(
-        sa.select(Run).where(Run.workspace_id == workspace_id).order_by(Run.id.desc()).limit(limit)
+        sa.select(Run)
+        .where(Run.c.workspace_id == workspace_id)
+        .order_by(Run.c.id.desc())
+        .limit(limit)
     )
     return [_run_row(r) for r in rows]
 
@@ -154,16 +157,16 @@ def _known(row: Any, scored: frozenset[int]) -> KnownResult:
 
 
 _KNOWN_COLS = (
-    Result.id,
-    Result.query_id,
-    Result.model_id,
-    Result.repeat,
-    Result.response_text,
-    Result.finish_reason,
-    Result.latency_ms,
-    Result.input_tokens,
-    Result.output_tokens,
-    Result.cost_usd,
+    Result.c.id,
+    Result.c.query_id,
+    Result.c.model_id,
+    Result.c.repeat,
+    Result.c.response_text,
+    Result.c.finish_reason,
+    Result.c.latency_ms,
+    Result.c.input_tokens,
+    Result.c.output_tokens,
+    Result.c.cost_usd,
 )
 
 
@@ -171,14 +174,14 @@ def run_results(conn: Connection, run_id: int) -> dict[tuple[int, int, int], Kno
     """This run's successful answers, each with the metrics already scored without error."""
     scored: dict[uuid.UUID, set[int]] = defaultdict(set)
     for rid, mid in conn.execute(
-        sa.select(Score.result_id, Score.metric_id).where(
-            Score.run_id == run_id, Score.error.is_(None)
+        sa.select(Score.c.result_id, Score.c.metric_id).where(
+            Score.c.run_id == run_id, Score.c.error.is_(None)
         )
     ):
         scored[rid].add(mid)
     out = {}
     for row in conn.execute(
-        sa.select(*_KNOWN_COLS).where(Result.run_id == run_id, Result.error.is_(None))
+        sa.select(*_KNOWN_COLS).where(Result.c.run_id == run_id, Result.c.error.is_(None))
     ):
         out[(row.query_id, row.model_id, row.repeat)] = _known(row, frozenset(scored[row.id]))
     return out
@@ -190,13 +193,13 @@ def cached_answers(conn: Connection, workspace_id: int, keys: list[str]) -> dict
     unique = list(dict.fromkeys(keys))
     for part in chunks(unique):
         q = (
-            sa.select(Result.cache_key, *_KNOWN_COLS)
-            .join(Run, Run.id == Result.run_id)
+            sa.select(Result.c.cache_key, *_KNOWN_COLS)
+            .join(Run, Run.c.id == Result.c.run_id)
             .where(
-                Run.workspace_id == workspace_id,
-                Result.cache_key.in_(part),
-                Result.error.is_(None),
-                Result.cached.is_(False),
+                Run.c.workspace_id == workspace_id,
+                Result.c.cache_key.in_(part),
+                Result.c.error.is_(None),
+                Result.c.cached.is_(False),
             )
         )
         for row in conn.execute(q):
@@ -211,17 +214,17 @@ def judge_cache(
     out: dict[str, tuple[str, str, int | None, int | None, float | None]] = {}
     for part in chunks(result_ids):
         q = sa.select(
-            Score.judge_cache_key,
-            Score.judge_output,
-            Score.judge_model,
-            Score.judge_input_tokens,
-            Score.judge_output_tokens,
-            Score.judge_cost_usd,
+            Score.c.judge_cache_key,
+            Score.c.judge_output,
+            Score.c.judge_model,
+            Score.c.judge_input_tokens,
+            Score.c.judge_output_tokens,
+            Score.c.judge_cost_usd,
         ).where(
-            Score.result_id.in_(part),
-            Score.judge_cache_key.is_not(None),
-            Score.judge_output.is_not(None),
-            Score.judge_cached.is_(False),
+            Score.c.result_id.in_(part),
+            Score.c.judge_cache_key.is_not(None),
+            Score.c.judge_output.is_not(None),
+            Score.c.judge_cached.is_(False),
         )
         for row in conn.execute(q):
             out.setdefault(
@@ -241,14 +244,14 @@ def iter_result_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
     """Every result of a run with its query, model and scores (by metric name), in order."""
     metric_names: dict[int, str] = dict(
         conn.execute(  # type: ignore[arg-type]
-            sa.select(Metric.id, Metric.name)
-            .join(Score, Score.metric_id == Metric.id)
-            .where(Score.run_id == run_id)
+            sa.select(Metric.c.id, Metric.c.name)
+            .join(Score, Score.c.metric_id == Metric.c.id)
+            .where(Score.c.run_id == run_id)
             .distinct()
         ).all()
     )
     scores: dict[uuid.UUID, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for s in conn.execute(sa.select(Score).where(Score.run_id == run_id)):
+    for s in conn.execute(sa.select(Score).where(Score.c.run_id == run_id)):
         scores[s.result_id][metric_names[s.metric_id]] = {
             "value": s.value,
             "normalized": s.normalized,
@@ -264,16 +267,16 @@ def iter_result_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
     q = (
         sa.select(
             Result,
-            Query.text.label("query_text"),
-            Query.theme,
-            Query.expected,
-            Query.external_id,
-            Model.name.label("model_name"),
+            Query.c.text.label("query_text"),
+            Query.c.theme,
+            Query.c.expected,
+            Query.c.external_id,
+            Model.c.name.label("model_name"),
         )
-        .join(Query, Query.id == Result.query_id)
-        .join(Model, Model.id == Result.model_id)
-        .where(Result.run_id == run_id)
-        .order_by(Result.repeat, Result.query_id, Model.name)
+        .join(Query, Query.c.id == Result.c.query_id)
+        .join(Model, Model.c.id == Result.c.model_id)
+        .where(Result.c.run_id == run_id)
+        .order_by(Result.c.repeat, Result.c.query_id, Model.c.name)
     )
     for row in conn.execute(q):
         yield {
@@ -306,19 +309,19 @@ def summary_inputs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
     scores: dict[uuid.UUID, dict[str, dict[str, Any]]] = defaultdict(dict)
     q = (
         sa.select(
-            Score.result_id,
-            Metric.name,
-            Score.value,
-            Score.normalized,
-            Score.passed,
-            Score.error,
-            Score.judge_model,
-            Score.judge_input_tokens,
-            Score.judge_output_tokens,
-            Score.judge_cost_usd,
+            Score.c.result_id,
+            Metric.c.name,
+            Score.c.value,
+            Score.c.normalized,
+            Score.c.passed,
+            Score.c.error,
+            Score.c.judge_model,
+            Score.c.judge_input_tokens,
+            Score.c.judge_output_tokens,
+            Score.c.judge_cost_usd,
         )
-        .join(Metric, Metric.id == Score.metric_id)
-        .where(Score.run_id == run_id)
+        .join(Metric, Metric.c.id == Score.c.metric_id)
+        .where(Score.c.run_id == run_id)
     )
     for s in conn.execute(q):
         scores[s.result_id][s.name] = {
@@ -333,17 +336,17 @@ def summary_inputs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
         }
     q2 = (
         sa.select(
-            Result.id,
-            Model.name,
-            Result.error,
-            Result.cached,
-            Result.cost_usd,
-            Result.latency_ms,
-            Result.input_tokens,
-            Result.output_tokens,
+            Result.c.id,
+            Model.c.name,
+            Result.c.error,
+            Result.c.cached,
+            Result.c.cost_usd,
+            Result.c.latency_ms,
+            Result.c.input_tokens,
+            Result.c.output_tokens,
         )
-        .join(Model, Model.id == Result.model_id)
-        .where(Result.run_id == run_id)
+        .join(Model, Model.c.id == Result.c.model_id)
+        .where(Result.c.run_id == run_id)
     )
     return [
         {

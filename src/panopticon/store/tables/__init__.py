@@ -1,16 +1,13 @@
-"""All tables. Importing this module registers them on ``Base.metadata``."""
+"""All tables, on one ``metadata``."""
 
-from panopticon.store.tables.base import Base
+from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
 from panopticon.store.tables.registry import Model, Provider
 from panopticon.store.tables.runs import RUN_STATUSES, Result, Run, Score
 from panopticon.store.tables.workspace import Workspace
 
-metadata = Base.metadata
-
 __all__ = [
     "RUN_STATUSES",
-    "Base",
     "Dataset",
     "DatasetItem",
     "Metric",

@@ -2,71 +2,63 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
 
-from panopticon.store.tables.base import Base, JSONType, UTCDateTime, utcnow
+from panopticon.store.tables.base import JSONType, created_at, metadata
 
 __all__ = ["Dataset", "DatasetItem", "Metric", "Query"]
 
+# A prompt with its theme. The same content in a workspace is stored once.
+Query = sa.Table(
+    "query",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("workspace.id"), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("messages", JSONType, nullable=False),
+    sa.Column("theme", sa.String(200), nullable=False, default="default"),
+    sa.Column("metadata", JSONType, nullable=False, default=dict),
+    sa.Column("expected", sa.Text),
+    sa.Column("context", sa.Text),
+    sa.Column("external_id", sa.String(200)),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    created_at(),
+    sa.UniqueConstraint("workspace_id", "content_hash"),
+    sa.Index("ix_query_workspace_theme", "workspace_id", "theme"),
+)
 
-class Query(Base):
-    """A prompt with its theme. The same content in a workspace is stored once."""
+# A metric definition. A changed definition is a new version (a new row).
+Metric = sa.Table(
+    "metric",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("workspace.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("definition", JSONType, nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    created_at(),
+    sa.UniqueConstraint("workspace_id", "name", "version"),
+)
 
-    __tablename__ = "query"
-    __table_args__ = (
-        sa.UniqueConstraint("workspace_id", "content_hash"),
-        sa.Index("ix_query_workspace_theme", "workspace_id", "theme"),
-    )
+Dataset = sa.Table(
+    "dataset",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("workspace.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(1000)),
+    sa.Column("description", sa.Text),
+    created_at(),
+    sa.UniqueConstraint("workspace_id", "name"),
+)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(sa.ForeignKey("workspace.id"))
-    text: Mapped[str] = mapped_column(sa.Text)
-    messages: Mapped[list[dict[str, str]]] = mapped_column(JSONType)
-    theme: Mapped[str] = mapped_column(sa.String(200), default="default")
-    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
-    expected: Mapped[str | None] = mapped_column(sa.Text)
-    context: Mapped[str | None] = mapped_column(sa.Text)
-    external_id: Mapped[str | None] = mapped_column(sa.String(200))
-    content_hash: Mapped[str] = mapped_column(sa.String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class Metric(Base):
-    """A metric definition. A changed definition is a new version (a new row)."""
-
-    __tablename__ = "metric"
-    __table_args__ = (sa.UniqueConstraint("workspace_id", "name", "version"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(sa.ForeignKey("workspace.id"))
-    name: Mapped[str] = mapped_column(sa.String(200))
-    type: Mapped[str] = mapped_column(sa.String(50))
-    definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    version: Mapped[str] = mapped_column(sa.String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class Dataset(Base):
-    __tablename__ = "dataset"
-    __table_args__ = (sa.UniqueConstraint("workspace_id", "name"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(sa.ForeignKey("workspace.id"))
-    name: Mapped[str] = mapped_column(sa.String(200))
-    source: Mapped[str | None] = mapped_column(sa.String(1000))
-    description: Mapped[str | None] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class DatasetItem(Base):
-    __tablename__ = "dataset_item"
-    __table_args__ = (sa.UniqueConstraint("dataset_id", "position"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(sa.ForeignKey("dataset.id", ondelete="CASCADE"))
-    query_id: Mapped[int] = mapped_column(sa.ForeignKey("query.id"))
-    position: Mapped[int] = mapped_column(sa.Integer)
+DatasetItem = sa.Table(
+    "dataset_item",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("dataset_id", sa.ForeignKey("dataset.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("query_id", sa.ForeignKey("query.id"), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.UniqueConstraint("dataset_id", "position"),
+)

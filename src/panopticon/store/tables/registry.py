@@ -2,46 +2,40 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
 
-from panopticon.store.tables.base import Base, JSONType, UTCDateTime, utcnow
+from panopticon.store.tables.base import JSONType, UTCDateTime, created_at, metadata, utcnow
 
 __all__ = ["Model", "Provider"]
 
+# An endpoint of some kind. Credentials are named (api_key_env), never stored here.
+Provider = sa.Table(
+    "provider",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("workspace.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(50), nullable=False),
+    sa.Column("base_url", sa.String(500)),
+    sa.Column("api_key_env", sa.String(200)),
+    sa.Column("options", JSONType, nullable=False, default=dict),
+    created_at(),
+    sa.UniqueConstraint("workspace_id", "name"),
+)
 
-class Provider(Base):
-    """An endpoint of some kind. Credentials are named (api_key_env), never stored here."""
-
-    __tablename__ = "provider"
-    __table_args__ = (sa.UniqueConstraint("workspace_id", "name"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(sa.ForeignKey("workspace.id"))
-    name: Mapped[str] = mapped_column(sa.String(200))
-    kind: Mapped[str] = mapped_column(sa.String(50))
-    base_url: Mapped[str | None] = mapped_column(sa.String(500))
-    api_key_env: Mapped[str | None] = mapped_column(sa.String(200))
-    options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class Model(Base):
-    """A model as a suite names it, with the settings last used and its price."""
-
-    __tablename__ = "model"
-    __table_args__ = (sa.UniqueConstraint("workspace_id", "name"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(sa.ForeignKey("workspace.id"))
-    provider_id: Mapped[int] = mapped_column(sa.ForeignKey("provider.id"))
-    name: Mapped[str] = mapped_column(sa.String(200))
-    provider_model: Mapped[str] = mapped_column(sa.String(200))
-    settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    price_input: Mapped[float | None] = mapped_column(sa.Float)
-    price_output: Mapped[float | None] = mapped_column(sa.Float)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+# A model as a suite names it, with the settings last used and its price.
+Model = sa.Table(
+    "model",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("workspace.id"), nullable=False),
+    sa.Column("provider_id", sa.ForeignKey("provider.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("provider_model", sa.String(200), nullable=False),
+    sa.Column("settings", JSONType, nullable=False, default=dict),
+    sa.Column("price_input", sa.Float),
+    sa.Column("price_output", sa.Float),
+    created_at(),
+    sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    sa.UniqueConstraint("workspace_id", "name"),
+)
