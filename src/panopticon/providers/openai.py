@@ -51,11 +51,13 @@ class OpenAIProvider(Provider):
             self._headers[str(name)] = str(value)
         self._session: Any = None
         self._timeout_s = config.timeout_s
+        self._timeout: Any = None
 
     def _client(self) -> Any:
         if self._session is None:
             import aiohttp
 
+            self._timeout = aiohttp.ClientTimeout(total=self._timeout_s)
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -78,7 +80,7 @@ class OpenAIProvider(Provider):
                 url,
                 data=orjson.dumps(body),
                 params=self._query or None,
-                timeout=aiohttp.ClientTimeout(total=self._timeout_s),
+                timeout=self._timeout,
             ) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
