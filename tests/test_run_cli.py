@@ -225,3 +225,34 @@ def test_runs_and_show_describe_stored_runs(
     assert code == 0 and "Answers by model" in out
     code, out = run_cli("show", "99")
     assert code == 2 and "no run 99" in out
+
+
+def test_query_files_are_recorded_as_datasets_with_their_items_in_order(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    from panopticon.store.tables import Dataset, DatasetItem, Query
+
+    write(tmp_path / "qs.jsonl", '{"text": "b?"}\n{"text": "a?"}\n')
+    path = write(
+        tmp_path / "s.yaml",
+        f"models: [{{id: m, base_url: '{mock.url}'}}]\n"
+        "queries: [{file: qs.jsonl}, {text: 'inline?'}]\n",
+    )
+    assert run_cli("run", str(path), "--no-progress")[0] == 0
+
+    def items() -> list[str]:
+        with engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(Query.c.text)
+                    .join(DatasetItem, DatasetItem.c.query_id == Query.c.id)
+                    .join(Dataset, Dataset.c.id == DatasetItem.c.dataset_id)
+                    .where(Dataset.c.name == "qs.jsonl")
+                    .order_by(DatasetItem.c.position)
+                ).scalars()
+            )
+
+    assert items() == ["b?", "a?"]  # the inline query is not part of the file's dataset
+    write(tmp_path / "qs.jsonl", '{"text": "a?"}\n{"text": "c?"}\n')
+    assert run_cli("run", str(path), "--no-progress")[0] == 0
+    assert items() == ["a?", "c?"]

@@ -146,6 +146,16 @@ class LoadedSuite:
     def models(self) -> list[ModelSpec]:
         return list(self.suite.models)
 
+    def dataset_files(self) -> dict[str, list[int]]:
+        """Absolute path of each query file -> the indexes of its queries, in file order."""
+        suite_file = str(self.path) if self.path else None
+        files: dict[str, list[int]] = {}
+        for i, q in enumerate(self.queries):
+            file = q.source.rsplit(":", 1)[0]
+            if file != suite_file:
+                files.setdefault(str(Path(file).resolve()), []).append(i)
+        return files
+
     def snapshot(self) -> dict[str, Any]:
         """The suite as run (no secrets), for the run record and the resume check."""
         data = self.suite.model_dump(mode="json", by_alias=True, exclude={"queries", "metrics"})

@@ -286,6 +286,14 @@ def _prepare(
         model_ids = catalog.upsert_models(conn, ws, all_models, loaded.prices)
         metric_ids = catalog.upsert_metrics(conn, ws, loaded.metrics)
         query_ids = catalog.upsert_queries(conn, ws, loaded.queries)
+        catalog.sync_datasets(
+            conn,
+            ws,
+            {
+                path: [query_ids[i] for i in indexes]
+                for path, indexes in loaded.dataset_files().items()
+            },
+        )
         cases = build_cases(loaded, query_ids, model_ids)
         if resume is not None:
             row = run_queries.get_run(conn, ws, resume)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -12,12 +13,18 @@ from sqlalchemy.engine import Connection
 
 from panopticon.errors import NotFoundError
 from panopticon.evaluation.suite import ModelSpec, QueryItem
-from panopticon.judges.base import MetricSpec
+from panopticon.judges.base import MetricSpec, build_metric
 from panopticon.providers.pricing import Price
-from panopticon.store.tables import Metric, Model, Provider, Query, Workspace
+from panopticon.store.tables import Dataset, DatasetItem, Metric, Model, Provider, Query, Workspace
 from panopticon.store.tables.base import utcnow
 
-__all__ = ["ensure_workspace", "upsert_metrics", "upsert_models", "upsert_queries"]
+__all__ = [
+    "ensure_workspace",
+    "sync_datasets",
+    "upsert_metrics",
+    "upsert_models",
+    "upsert_queries",
+]
 
 T = TypeVar("T")
 CHUNK = 500
@@ -87,7 +94,12 @@ def upsert_models(
 
 
 def metric_version(spec: MetricSpec) -> str:
-    payload = orjson.dumps(spec.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
+    """Changes when the definition or the metric's implementation (its prompt template,
+    its parsing: ``Metric.version``) changes, so scores from either are never mixed."""
+    implementation = type(build_metric(spec)).version
+    payload = orjson.dumps(
+        [spec.model_dump(mode="json", by_alias=True), implementation], option=orjson.OPT_SORT_KEYS
+    )
     return hashlib.sha256(payload).hexdigest()[:16]
 
 
@@ -159,3 +171,66 @@ def upsert_queries(conn: Connection, workspace_id: int, queries: list[QueryItem]
             ):
                 found[h] = int(qid)
     return [found[h] for h in hashes]
+
+
+def sync_datasets(
+    conn: Connection, workspace_id: int, files: dict[str, list[int]]
+) -> dict[str, int]:
+    """Record each dataset file (absolute path -> its query ids, in order) as a dataset.
+
+    A dataset is named by its file name; a different file with the same name gets the name
+    with a short hash of its path. Items are replaced when the file's queries changed.
+    """
+    ids: dict[str, int] = {}
+    for path, query_ids in files.items():
+        name = Path(path).name
+        row = conn.execute(
+            sa.select(Dataset.c.id, Dataset.c.source).where(
+                Dataset.c.workspace_id == workspace_id, Dataset.c.name == name
+            )
+        ).first()
+        if row is not None and row.source != path:
+            name = (
+                f"{Path(path).stem}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+                f"{Path(path).suffix}"
+            )
+            row = conn.execute(
+                sa.select(Dataset.c.id, Dataset.c.source).where(
+                    Dataset.c.workspace_id == workspace_id, Dataset.c.name == name
+                )
+            ).first()
+        if row is None:
+            dataset_id = int(
+                conn.execute(
+                    sa.insert(Dataset)
+                    .values(
+                        workspace_id=workspace_id,
+                        name=name,
+                        source=path,
+                        created_at=utcnow(),
+                    )
+                    .returning(Dataset.c.id)
+                ).scalar_one()
+            )
+            current: list[int] = []
+        else:
+            dataset_id = int(row.id)
+            current = list(
+                conn.execute(
+                    sa.select(DatasetItem.c.query_id)
+                    .where(DatasetItem.c.dataset_id == dataset_id)
+                    .order_by(DatasetItem.c.position)
+                ).scalars()
+            )
+        if current != query_ids:
+            conn.execute(sa.delete(DatasetItem).where(DatasetItem.c.dataset_id == dataset_id))
+            if query_ids:
+                conn.execute(
+                    sa.insert(DatasetItem),
+                    [
+                        {"dataset_id": dataset_id, "query_id": q, "position": i}
+                        for i, q in enumerate(query_ids)
+                    ],
+                )
+        ids[path] = dataset_id
+    return ids
