@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from panopticon.cli.output import console, handle_errors, money, print_summary
-from panopticon.services.runs import describe_run_state, store, summary_rows
+from panopticon.services.runs import describe_run_state, load_run, store
 from panopticon.settings import load_settings
 from panopticon.stats.summary import summarize
 from panopticon.store.queries import catalog
@@ -70,12 +70,7 @@ def show(
     errors: bool = typer.Option(False, "--errors", help="List every failure."),
 ) -> None:
     """Show a run: its status, summary tables and failures."""
-    settings = load_settings()
-    with store(settings) as engine:
-        with engine.begin() as conn:
-            ws = catalog.ensure_workspace(conn, settings.workspace)
-            row = run_queries.get_run(conn, ws, run_id)
-        rows = summary_rows(engine, row.id)
+    row, rows = load_run(load_settings(), run_id)
     state = describe_run_state(row)
     console.print(
         f"[bold]Run {row.id}[/] {row.name}: {state}"
@@ -135,12 +130,7 @@ def export(
         raise ConfigError(
             Issue(f"unknown format '{fmt}'", field="--format", hint="use csv, jsonl or json")
         )
-    settings = load_settings()
-    with store(settings) as engine:
-        with engine.begin() as conn:
-            ws = catalog.ensure_workspace(conn, settings.workspace)
-            row = run_queries.get_run(conn, ws, run_id)
-        rows = summary_rows(engine, row.id)
+    row, rows = load_run(load_settings(), run_id)
     if fmt == "jsonl":
         data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
     elif fmt == "json":

@@ -187,15 +187,7 @@ class Runner:
         self.sink.save_result(record)
         self.totals.reused += 1
         self.observer.on_result(record, True)
-        return KnownResult(
-            record.id,
-            hit.response_text,
-            hit.finish_reason,
-            hit.latency_ms,
-            hit.input_tokens,
-            hit.output_tokens,
-            hit.cost_usd,
-        )
+        return _known(record)
 
     @staticmethod
     def _request_doc(case: Case) -> dict[str, Any]:
@@ -256,15 +248,7 @@ class Runner:
         self.sink.save_result(record)
         self.totals.answered += 1
         self.observer.on_result(record, False)
-        return KnownResult(
-            record.id,
-            response.text,
-            response.finish_reason,
-            outcome.latency_ms,
-            response.input_tokens,
-            response.output_tokens,
-            record.cost_usd,
-        )
+        return _known(record)
 
     def _cost(
         self,
@@ -380,3 +364,16 @@ class Runner:
     @staticmethod
     def _judge_params(spec: ModelSpec) -> dict[str, Any]:
         return {"temperature": 0, **spec.params}
+
+
+def _known(record: ResultRecord) -> KnownResult:
+    """What scoring needs of an answer just saved."""
+    return KnownResult(
+        record.id,
+        record.response_text or "",
+        record.finish_reason,
+        record.latency_ms,
+        record.input_tokens,
+        record.output_tokens,
+        record.cost_usd,
+    )

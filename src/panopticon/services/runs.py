@@ -369,6 +369,15 @@ def describe_run_state(row: run_queries.RunRow) -> str:
     return row.status
 
 
+def load_run(settings: Settings, ref: str | int) -> tuple[run_queries.RunRow, list[dict[str, Any]]]:
+    """A run of the settings' workspace (by id or ``last``) with every result and score."""
+    with store(settings) as engine:
+        with engine.begin() as conn:
+            ws = catalog.ensure_workspace(conn, settings.workspace)
+            row = run_queries.get_run(conn, ws, ref)
+        return row, summary_rows(engine, row.id)
+
+
 def summarize_run(engine: Engine, run_id: int) -> Summary:
     """Per model and per model x metric aggregates of a run."""
     with engine.connect() as conn:
