@@ -86,16 +86,34 @@ def print_summary(summary: Summary) -> None:
     console.print(answers)
     if not summary.metrics:
         return
-    scores = Table(title="Scores by model and metric", title_justify="left")
-    for col in ("model", "metric", "mean", "pass", "n", "errors", "judge tok", "judge cost"):
+    scores = Table(
+        title="Scores by model and metric (mean with 95% CI; pass rate with Wilson 95% CI)",
+        title_justify="left",
+    )
+    for col in (
+        "model",
+        "metric",
+        "mean",
+        "95% CI",
+        "pass",
+        "pass 95% CI",
+        "n",
+        "errors",
+        "judge tok",
+        "judge cost",
+    ):
         scores.add_column(col, justify="left" if col in ("model", "metric") else "right")
     for s in summary.metrics:
+        ci = "-" if s.mean_low is None else f"{s.mean_low:.2f} to {s.mean_high:.2f}"
         rate = "-" if s.pass_rate is None else f"{s.pass_rate:.0%}"
+        rate_ci = "-" if s.pass_low is None else f"{s.pass_low:.0%} to {s.pass_high:.0%}"
         scores.add_row(
             s.model,
             s.metric,
             _num(s.mean),
+            ci,
             rate,
+            rate_ci,
             str(s.n),
             f"[red]{s.errors}[/]" if s.errors else "0",
             f"{s.judge_tokens:,}" if s.judge_tokens else "-",

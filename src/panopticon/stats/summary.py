@@ -1,13 +1,22 @@
-"""The end-of-run summary: per model (answers, tokens, cost, latency) and per model x metric
-(mean, pass rate, n, errors, judge tokens and cost)."""
+"""Run summaries, each aggregate with its uncertainty.
+
+Per model: answers, failures, tokens, cost, and latency, token and cost distributions. Per
+model x metric (and per model x metric x theme): the mean with a 95% t interval, the pass
+rate with a Wilson interval, n, errors, judge tokens and cost, the distribution of values,
+and with repeats the spread of each item's scores across repeats (the model's and the
+judge's stability).
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
-from statistics import fmean
+from dataclasses import asdict, dataclass, field, replace
+from statistics import fmean, pstdev
 from typing import Any
+
+from panopticon.stats.intervals import mean_interval, wilson
+from panopticon.stats.percentiles import percentile, percentiles
 
 __all__ = ["MetricSummary", "ModelSummary", "Summary", "summarize"]
 
@@ -23,6 +32,7 @@ class ModelSummary:
     cost_usd: float | None  # None: some answers had no known price
     latency_p50_ms: float | None
     latency_p95_ms: float | None
+    distributions: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -32,11 +42,18 @@ class MetricSummary:
     n: int
     errors: int
     mean: float | None
+    mean_low: float | None
+    mean_high: float | None
     mean_normalized: float | None
     passed: int
     with_threshold: int
+    pass_low: float | None
+    pass_high: float | None
     judge_tokens: int
     judge_cost_usd: float | None
+    theme: str | None = None
+    repeat_sd: float | None = None  # mean over items of the SD across repeats
+    distribution: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def pass_rate(self) -> float | None:
@@ -47,51 +64,87 @@ class MetricSummary:
 class Summary:
     models: list[ModelSummary]
     metrics: list[MetricSummary]
+    by_theme: list[MetricSummary] = field(default_factory=list)
 
     def gate_pass_rate(self) -> float | None:
-        """Passed over everything with a threshold; a score error counts as not passed."""
-        total = sum(
-            m.with_threshold + m.errors for m in self.metrics if m.with_threshold or m.errors
-        )
+        """Passed over every pass/fail score, where every score error counts as not passed
+        (a judge that cannot answer must not make a gate pass)."""
         if not any(m.with_threshold for m in self.metrics):
             return None
+        total = sum(m.with_threshold + m.errors for m in self.metrics)
         return sum(m.passed for m in self.metrics) / total if total else None
 
     def as_dict(self) -> dict[str, Any]:
+        def metric(m: MetricSummary) -> dict[str, Any]:
+            return {**asdict(m), "pass_rate": m.pass_rate}
+
         return {
-            "models": [vars(m) for m in self.models],
-            "metrics": [{**vars(m), "pass_rate": m.pass_rate} for m in self.metrics],
+            "models": [asdict(m) for m in self.models],
+            "metrics": [metric(m) for m in self.metrics],
+            "by_theme": [metric(m) for m in self.by_theme],
         }
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (NumPy's default method)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def _mean(values: list[float]) -> float | None:
-    return fmean(values) if values else None
+def _metric_summary(
+    model: str, metric: str, scores: list[dict[str, Any]], theme: str | None
+) -> MetricSummary:
+    good = [s for s in scores if s["error"] is None]
+    values = [s["value"] for s in good if s["value"] is not None]
+    normalized = [s["normalized"] for s in good if s["normalized"] is not None]
+    judged = [s for s in good if s["passed"] is not None]
+    passed = sum(1 for s in judged if s["passed"])
+    judge_costs = [s["judge_cost_usd"] for s in scores if s["judge_model"]]
+    interval = mean_interval(values) if values else None
+    if interval and interval.low is not None and all(0.0 <= v <= 1.0 for v in values):
+        # a proportion-like metric: its interval cannot leave [0, 1]
+        interval = replace(
+            interval, low=max(0.0, interval.low), high=min(1.0, interval.high or 1.0)
+        )
+    rate = wilson(passed, len(judged)) if judged else None
+    by_item: dict[Any, list[float]] = defaultdict(list)
+    for s in good:
+        if s["value"] is not None and s.get("query_id") is not None:
+            by_item[s["query_id"]].append(s["value"])
+    spreads = [pstdev(v) for v in by_item.values() if len(v) > 1]
+    return MetricSummary(
+        model,
+        metric,
+        len(good),
+        len(scores) - len(good),
+        interval.estimate if interval else None,
+        interval.low if interval else None,
+        interval.high if interval else None,
+        fmean(normalized) if normalized else None,
+        passed,
+        len(judged),
+        rate.low if rate else None,
+        rate.high if rate else None,
+        sum((s["judge_input_tokens"] or 0) + (s["judge_output_tokens"] or 0) for s in scores),
+        None if any(c is None for c in judge_costs) else float(sum(judge_costs)),
+        theme,
+        fmean(spreads) if spreads else None,
+        percentiles(values) if values else {},
+    )
 
 
 def summarize(rows: Iterable[dict[str, Any]]) -> Summary:
-    """From result rows as :func:`panopticon.store.queries.runs.iter_result_rows` yields."""
+    """From result rows as :func:`panopticon.store.queries.runs.summary_inputs` yields."""
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
     by_metric: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    by_theme: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_model[row["model"]].append(row)
         for name, score in row["scores"].items():
-            by_metric[(row["model"], name)].append(score)
+            item = {**score, "query_id": row.get("query_id")}
+            by_metric[(row["model"], name)].append(item)
+            if row.get("theme") is not None:
+                by_theme[(row["model"], name, row["theme"])].append(item)
     models = []
     for model, results in sorted(by_model.items()):
         ok = [r for r in results if r["error"] is None]
         costs = [r["cost_usd"] for r in ok]
-        latencies = [r["latency_ms"] for r in ok if r["latency_ms"] is not None]
+        latencies = sorted(r["latency_ms"] for r in ok if r["latency_ms"] is not None)
+        known_costs = [c for c in costs if c is not None]
         models.append(
             ModelSummary(
                 model,
@@ -101,31 +154,23 @@ def summarize(rows: Iterable[dict[str, Any]]) -> Summary:
                 sum(r["input_tokens"] or 0 for r in ok),
                 sum(r["output_tokens"] or 0 for r in ok),
                 None if any(c is None for c in costs) else float(sum(costs)),
-                _percentile(latencies, 50),
-                _percentile(latencies, 95),
+                percentile(latencies, 50),
+                percentile(latencies, 95),
+                {
+                    "latency_ms": percentiles(latencies),
+                    "output_tokens": percentiles(
+                        [r["output_tokens"] for r in ok if r["output_tokens"] is not None]
+                    ),
+                    "cost_usd": percentiles(known_costs),
+                },
             )
         )
-    metrics = []
-    for (model, metric), scores in sorted(by_metric.items()):
-        good = [s for s in scores if s["error"] is None]
-        values = [s["value"] for s in good if s["value"] is not None]
-        normalized = [s["normalized"] for s in good if s["normalized"] is not None]
-        judged = [s for s in good if s["passed"] is not None]
-        judge_costs = [s["judge_cost_usd"] for s in scores if s["judge_model"]]
-        metrics.append(
-            MetricSummary(
-                model,
-                metric,
-                len(good),
-                len(scores) - len(good),
-                _mean(values),
-                _mean(normalized),
-                sum(1 for s in judged if s["passed"]),
-                len(judged),
-                sum(
-                    (s["judge_input_tokens"] or 0) + (s["judge_output_tokens"] or 0) for s in scores
-                ),
-                None if any(c is None for c in judge_costs) else float(sum(judge_costs)),
-            )
-        )
-    return Summary(models, metrics)
+    metrics = [
+        _metric_summary(model, metric, scores, None)
+        for (model, metric), scores in sorted(by_metric.items())
+    ]
+    themes = [
+        _metric_summary(model, metric, scores, theme)
+        for (model, metric, theme), scores in sorted(by_theme.items())
+    ]
+    return Summary(models, metrics, themes)

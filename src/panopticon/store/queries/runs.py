@@ -344,8 +344,12 @@ def summary_inputs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
             Result.c.latency_ms,
             Result.c.input_tokens,
             Result.c.output_tokens,
+            Result.c.query_id,
+            Result.c.repeat,
+            Query.c.theme,
         )
         .join(Model, Model.c.id == Result.c.model_id)
+        .join(Query, Query.c.id == Result.c.query_id)
         .where(Result.c.run_id == run_id)
     )
     return [
@@ -357,6 +361,9 @@ def summary_inputs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
             "latency_ms": r.latency_ms,
             "input_tokens": r.input_tokens,
             "output_tokens": r.output_tokens,
+            "query_id": r.query_id,
+            "repeat": r.repeat,
+            "theme": r.theme,
             "scores": scores.get(r.id, {}),
         }
         for r in conn.execute(q2)

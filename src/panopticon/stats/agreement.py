@@ -1,0 +1,120 @@
+"""Agreement between raters: a judge and people, or judges with each other.
+
+Cohen's kappa (pass/fail) with a bootstrap interval, Spearman's rho (scores) with a
+Fisher-z interval (Bonett and Wright's variance), and Krippendorff's alpha for several
+raters with missing ratings (nominal or interval data).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from statistics import NormalDist
+
+from panopticon.stats.intervals import Interval
+
+__all__ = ["cohen_kappa", "krippendorff_alpha", "spearman"]
+
+_Z975 = NormalDist().inv_cdf(0.975)
+
+
+def _kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
+    n = len(a)
+    labels = set(a) | set(b)
+    observed = sum(1 for x, y in zip(a, b, strict=True) if x == y) / n
+    expected = sum(
+        (sum(1 for x in a if x == c) / n) * (sum(1 for y in b if y == c) / n) for c in labels
+    )
+    if expected == 1.0:
+        return 1.0  # both raters used a single, identical label
+    return (observed - expected) / (1 - expected)
+
+
+def cohen_kappa(
+    a: Sequence[Hashable], b: Sequence[Hashable], *, resamples: int = 2000, seed: int = 0
+) -> Interval:
+    """Cohen's kappa with a percentile bootstrap interval over items."""
+    import numpy as np
+
+    if len(a) != len(b) or not a:
+        raise ValueError("kappa needs two equally long, non-empty label lists")
+    k = _kappa(a, b)
+    n = len(a)
+    if n < 2:
+        return Interval(k, None, None, n)
+    rng = np.random.default_rng(seed)
+    stats = []
+    for idx in rng.integers(0, n, size=(resamples, n)):
+        stats.append(_kappa([a[i] for i in idx], [b[i] for i in idx]))
+    low, high = np.quantile(stats, [0.025, 0.975])
+    return Interval(k, float(low), float(high), n)
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> Interval:
+    """Spearman's rho (ties get mid-ranks) with a 95% Fisher-z interval."""
+    n = len(a)
+    if n != len(b) or n < 3:
+        raise ValueError("spearman needs two equally long lists of at least 3 values")
+    ra, rb = _ranks(a), _ranks(b)
+    ma, mb = sum(ra) / n, sum(rb) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
+    va = sum((x - ma) ** 2 for x in ra)
+    vb = sum((y - mb) ** 2 for y in rb)
+    if va == 0 or vb == 0:
+        return Interval(float("nan"), None, None, n)
+    rho = cov / math.sqrt(va * vb)
+    if n <= 3 or abs(rho) >= 1:
+        return Interval(rho, None, None, n)
+    se = math.sqrt((1 + rho * rho / 2) / (n - 3))
+    z = math.atanh(rho)
+    return Interval(rho, math.tanh(z - _Z975 * se), math.tanh(z + _Z975 * se), n)
+
+
+def krippendorff_alpha(
+    ratings: Sequence[Sequence[float | None]], *, level: str = "interval"
+) -> float:
+    """Alpha for ``ratings[rater][item]`` (None: not rated). Items rated by fewer than two
+    raters are ignored. ``level``: ``interval`` (squared differences) or ``nominal``."""
+    if level not in ("interval", "nominal"):
+        raise ValueError("level must be 'interval' or 'nominal'")
+
+    def delta(x: float, y: float) -> float:
+        return (x - y) ** 2 if level == "interval" else float(x != y)
+
+    units = []
+    for item in range(max((len(r) for r in ratings), default=0)):
+        values = [r[item] for r in ratings if item < len(r) and r[item] is not None]
+        if len(values) >= 2:
+            units.append([float(v) for v in values if v is not None])
+    if not units:
+        raise ValueError("no item has two or more ratings")
+    n = sum(len(u) for u in units)
+    observed = (
+        sum(
+            sum(delta(u[i], u[j]) for i in range(len(u)) for j in range(len(u)) if i != j)
+            / (len(u) - 1)
+            for u in units
+        )
+        / n
+    )
+    pooled = [v for u in units for v in u]
+    expected = sum(
+        delta(x, y) for i, x in enumerate(pooled) for j, y in enumerate(pooled) if i != j
+    ) / (n * (n - 1))
+    if expected == 0:
+        return 1.0
+    return 1 - observed / expected

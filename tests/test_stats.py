@@ -1,0 +1,140 @@
+"""Statistics agree with SciPy and with hand computations."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from scipy import stats
+
+from panopticon.stats.agreement import cohen_kappa, krippendorff_alpha, spearman
+from panopticon.stats.intervals import bootstrap_mean, mean_interval, t_quantile, wilson
+from panopticon.stats.paired import compare_metrics, holm
+from panopticon.stats.percentiles import percentiles
+from panopticon.stats.ranking import bradley_terry
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 5, 10, 31, 200, 999])
+@pytest.mark.parametrize("p", [0.1, 0.9, 0.975, 0.995])
+def test_t_quantiles_match_scipy(df: int, p: float) -> None:
+    assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-9)
+
+
+def test_a_mean_interval_is_the_t_interval() -> None:
+    values = [3.0, 5.0, 4.0, 6.0, 7.0, 5.0]
+    ci = mean_interval(values)
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=5.0, scale=stats.sem(values))
+    assert (ci.estimate, ci.low, ci.high) == pytest.approx((5.0, low, high), abs=1e-3)
+    assert mean_interval([4.0]).low is None
+
+
+def test_wilson_intervals_match_the_textbook_values() -> None:
+    ci = wilson(8, 10)
+    assert (ci.low, ci.high) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    all_pass = wilson(20, 20)
+    assert all_pass.high == 1.0 and all_pass.low == pytest.approx(0.8389, abs=1e-4)
+
+
+def test_bootstrap_interval_contains_the_mean_and_is_reproducible() -> None:
+    rng = random.Random(1)
+    values = [rng.gauss(0, 1) for _ in range(200)]
+    a, b = bootstrap_mean(values, seed=3), bootstrap_mean(values, seed=3)
+    assert a == b and a.low is not None and a.high is not None
+    assert a.low < a.estimate < a.high
+
+
+def test_percentiles_match_numpy() -> None:
+    import numpy as np
+
+    rng = random.Random(2)
+    values = [rng.random() for _ in range(101)]
+    ours = percentiles(values)
+    assert ours["p95"] == pytest.approx(float(np.percentile(values, 95)))
+    assert ours["p5"] == pytest.approx(float(np.percentile(values, 5)))
+
+
+def test_holm_adjusts_in_step_down_order() -> None:
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_a_real_difference_is_found_and_noise_is_called_tied() -> None:
+    rng = random.Random(7)
+    n = 60
+    base = [rng.uniform(0.3, 0.7) for _ in range(n)]
+    better = [min(1.0, x + 0.15 + rng.gauss(0, 0.05)) for x in base]
+    same = [x + rng.gauss(0, 0.05) for x in base]
+    pass_a = [1.0 if rng.random() < 0.9 else 0.0 for _ in range(n)]
+    pass_b = [1.0 if rng.random() < 0.5 else 0.0 for _ in range(n)]
+    results = {
+        r.metric: r
+        for r in compare_metrics(
+            {"quality": (better, base), "style": (same, base), "passed": (pass_b, pass_a)}
+        )
+    }
+    assert results["quality"].verdict == "A better" and results["quality"].test == "wilcoxon"
+    assert results["style"].verdict == "tied"
+    assert results["passed"].verdict == "B better" and results["passed"].test == "mcnemar"
+    assert results["quality"].ci_low > 0.1
+
+
+def test_too_few_items_for_the_effect_that_matters_is_warned() -> None:
+    rng = random.Random(3)
+    a = [rng.uniform(0, 1) for _ in range(8)]
+    b = [x + rng.gauss(0, 0.3) for x in a]
+    (r,) = compare_metrics({"q": (a, b)}, min_effect=0.05)
+    assert r.verdict == "tied" and r.warning and "needs about" in r.warning
+
+
+def test_mcnemar_p_value_is_the_exact_binomial() -> None:
+    a = [1.0] * 10 + [0.0] * 2 + [1.0] * 20
+    b = [0.0] * 10 + [1.0] * 2 + [1.0] * 20
+    (r,) = compare_metrics({"p": (a, b)})
+    assert r.p_value == pytest.approx(stats.binomtest(10, 12, 0.5).pvalue)
+
+
+def test_kappa_matches_a_hand_computation() -> None:
+    # 20 items: both pass 9, both fail 6, judge-only pass 3, person-only pass 2
+    judge = [1] * 9 + [0] * 6 + [1] * 3 + [0] * 2
+    person = [1] * 9 + [0] * 6 + [0] * 3 + [1] * 2
+    # po = 15/20 = 0.75; pe = 0.6*0.55 + 0.4*0.45 = 0.51; kappa = 0.24/0.49
+    ci = cohen_kappa(judge, person)
+    assert ci.estimate == pytest.approx(0.24 / 0.49)
+    assert ci.low is not None and ci.high is not None and ci.low < ci.estimate < ci.high
+
+
+def test_spearman_matches_scipy_with_ties() -> None:
+    a = [1, 2, 2, 3, 4, 5, 5, 6, 7, 8]
+    b = [2, 1, 3, 3, 5, 4, 6, 8, 7, 9]
+    ci = spearman(a, b)
+    assert ci.estimate == pytest.approx(stats.spearmanr(a, b).statistic)
+    assert ci.low is not None and ci.low < ci.estimate < (ci.high or 1)
+
+
+def test_krippendorff_alpha_matches_the_published_example() -> None:
+    # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", nominal example
+    # with missing values: alpha = 0.743
+    nan = None
+    ratings = [
+        [1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],
+        [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],
+        [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
+        [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan],
+    ]
+    assert krippendorff_alpha(ratings, level="nominal") == pytest.approx(0.743, abs=1e-3)
+    assert krippendorff_alpha([[1, 2, 3], [1, 2, 3]]) == 1.0
+
+
+def test_bradley_terry_ranks_a_clear_order_with_intervals() -> None:
+    rng = random.Random(5)
+    strength = {"a": 3.0, "b": 1.5, "c": 0.5}
+    games = []
+    for _ in range(300):
+        x, y = rng.sample(list(strength), 2)
+        p = strength[x] / (strength[x] + strength[y])
+        games.append((x, y, 1.0 if rng.random() < p else 0.0))
+    ratings = bradley_terry(list(strength), games)
+    assert [r.model for r in ratings] == ["a", "b", "c"]
+    assert all(r.low <= r.score <= r.high for r in ratings)
+    gap = ratings[0].score - ratings[1].score
+    assert gap == pytest.approx(400 * math.log10(2.0), abs=60)
