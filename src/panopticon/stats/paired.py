@@ -9,7 +9,7 @@ items to detect a difference of the size the user cares about (``min_effect``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 __all__ = ["PairedResult", "compare_metrics", "holm", "paired_test"]
@@ -82,7 +82,7 @@ def _paired_bootstrap(
 
 
 def compare_metrics(
-    pairs: dict[str, tuple[Sequence[float], Sequence[float]]],
+    pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     *,
     min_effect: float | None = None,
     seed: int = 0,

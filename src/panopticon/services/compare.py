@@ -1,0 +1,128 @@
+"""Is A better than B? Paired comparisons of two models in a run, or of two runs.
+
+Items are paired by query; with repeats, an item's value is its mean over repeats. Values
+are the normalised scores (0..1, higher is better; pass/fail for threshold-only metrics).
+Failed answers and score errors leave an item out of that metric's pairs, and the count of
+items left out is reported.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from panopticon.errors import ConfigError, Issue
+from panopticon.stats.paired import PairedResult, compare_metrics
+from panopticon.store.queries import runs as run_queries
+
+__all__ = ["Comparison", "compare_models", "compare_runs"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    label_a: str
+    label_b: str
+    results: list[PairedResult]
+    unpaired: dict[str, int] = field(default_factory=dict)  # metric -> items left out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "a": self.label_a,
+            "b": self.label_b,
+            "unpaired": self.unpaired,
+            "metrics": [asdict(r) for r in self.results],
+        }
+
+
+Values = dict[str, dict[int, float]]  # metric -> query id -> mean normalised value
+
+
+def _values(rows: list[dict[str, Any]], model: str) -> Values:
+    acc: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        if row["model"] != model or row["error"] is not None:
+            continue
+        for metric, s in row["scores"].items():
+            value = (
+                s["normalized"]
+                if s["normalized"] is not None
+                else (None if s["passed"] is None else float(s["passed"]))
+            )
+            if s["error"] is None and value is not None:
+                acc[metric][row["query_id"]].append(value)
+    return {m: {q: sum(v) / len(v) for q, v in items.items()} for m, items in acc.items()}
+
+
+def _pair(a: Values, b: Values, min_effect: float | None, label_a: str, label_b: str) -> Comparison:
+    pairs = {}
+    unpaired = {}
+    for metric in sorted(set(a) & set(b)):
+        common = sorted(set(a[metric]) & set(b[metric]))
+        unpaired[metric] = len(set(a[metric]) ^ set(b[metric]))
+        if common:
+            pairs[metric] = ([a[metric][q] for q in common], [b[metric][q] for q in common])
+    return Comparison(label_a, label_b, compare_metrics(pairs, min_effect=min_effect), unpaired)
+
+
+def _models(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted({r["model"] for r in rows})
+
+
+def compare_models(
+    engine: Engine, run_id: int, model_a: str, model_b: str, *, min_effect: float | None = None
+) -> Comparison:
+    with engine.connect() as conn:
+        rows = run_queries.summary_inputs(conn, run_id)
+    known = _models(rows)
+    for name in (model_a, model_b):
+        if name not in known:
+            raise ConfigError(
+                Issue(
+                    f"run {run_id} has no model '{name}'",
+                    field="--models",
+                    hint="its models are: " + ", ".join(known),
+                )
+            )
+    return _pair(
+        _values(rows, model_a),
+        _values(rows, model_b),
+        min_effect,
+        f"{model_a} (run {run_id})",
+        f"{model_b} (run {run_id})",
+    )
+
+
+def compare_runs(
+    engine: Engine, run_a: int, run_b: int, *, min_effect: float | None = None
+) -> list[Comparison]:
+    """One comparison per model the runs share; two single-model runs compare their models
+    whatever their names (prompt A on model X against prompt B on model Y)."""
+    with engine.connect() as conn:
+        rows_a = run_queries.summary_inputs(conn, run_a)
+        rows_b = run_queries.summary_inputs(conn, run_b)
+    models_a, models_b = _models(rows_a), _models(rows_b)
+    if len(models_a) == 1 and len(models_b) == 1:
+        matched = [(models_a[0], models_b[0])]
+    else:
+        matched = [(m, m) for m in models_a if m in models_b]
+    if not matched:
+        raise ConfigError(
+            Issue(
+                f"runs {run_a} and {run_b} share no model ({', '.join(models_a)} against "
+                f"{', '.join(models_b)})",
+                hint="compare runs of the same models, or two single-model runs",
+            )
+        )
+    return [
+        _pair(
+            _values(rows_a, ma),
+            _values(rows_b, mb),
+            min_effect,
+            f"{ma} (run {run_a})",
+            f"{mb} (run {run_b})",
+        )
+        for ma, mb in matched
+    ]

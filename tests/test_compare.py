@@ -1,0 +1,70 @@
+"""compare finds a real, seeded difference between models and calls noise a tie."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from panopticon.cli import app
+from panopticon.mockllm.server import MockServer
+from tests.conftest import suite_yaml, write
+
+cli = CliRunner()
+
+
+def verdicts(output: str) -> dict[str, dict[str, str]]:
+    return {c["b"]: {m["metric"]: m["verdict"] for m in c["metrics"]} for c in json.loads(output)}
+
+
+def test_compare_finds_the_real_difference_and_calls_noise_tied(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    # "twin" is as good as "good" (only the judge's noise differs); "weak" is much worse
+    mock.config.quality.update({"mock-good": 0.85, "mock-twin": 0.85, "mock-weak": 0.45})
+    path = write(
+        tmp_path / "s.yaml", suite_yaml(mock.url, queries=30, models=("good", "twin", "weak"))
+    )
+    assert cli.invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
+    real = cli.invoke(app, ["compare", "1", "--models", "good,weak", "--json"])
+    assert real.exit_code == 0, real.output
+    assert verdicts(real.output)["weak (run 1)"]["quality"] == "A better"
+    noise = cli.invoke(app, ["compare", "1", "--models", "good,twin", "--json"])
+    assert verdicts(noise.output)["twin (run 1)"]["quality"] == "tied"
+    table = cli.invoke(app, ["compare", "last", "--models", "weak,good"])
+    assert "B better" in table.output and "wilcoxon" in table.output
+
+
+def test_two_single_model_runs_are_compared_item_by_item(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    mock.config.quality.update({"mock-good": 0.9, "mock-weak": 0.3})
+    for name in ("good", "weak"):
+        path = write(tmp_path / f"{name}.yaml", suite_yaml(mock.url, queries=20, models=(name,)))
+        assert cli.invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
+    result = cli.invoke(app, ["compare", "1", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    (comparison,) = json.loads(result.output)
+    quality = next(m for m in comparison["metrics"] if m["metric"] == "quality")
+    assert quality["verdict"] == "A better" and quality["n"] == 20
+    assert quality["diff"] > 0.3
+
+
+def test_few_items_warn_that_a_small_difference_cannot_be_seen(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=4))
+    assert cli.invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
+    result = cli.invoke(app, ["compare", "1", "--models", "good,weak", "--min-effect", "0.01"])
+    assert "warning" in result.output and "needs about" in result.output
+
+
+def test_compare_explains_bad_arguments(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=2))
+    cli.invoke(app, ["run", str(path), "--no-progress"])
+    result = cli.invoke(app, ["compare", "1", "--models", "good,nope"])
+    assert result.exit_code == 2 and "no model 'nope'" in result.output
+    assert cli.invoke(app, ["compare", "1"]).exit_code == 2
