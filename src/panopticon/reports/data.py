@@ -1,0 +1,150 @@
+"""Everything a report shows, as one JSON-able dict: the single source for every format.
+
+The HTML, Markdown and CSV reports render this dict and nothing else, so the numbers in
+each agree with the JSON (a browser test checks the HTML against it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from panopticon.stats.summary import summarize
+from panopticon.store.queries import runs as run_queries
+
+__all__ = ["build_report"]
+
+HIST_BINS = 10
+NOT_QUALITY = ("latency", "cost")
+
+
+def _item_means(rows: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
+    """model -> query id -> mean normalised score over metrics and repeats."""
+    acc: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        if row["error"] is not None:
+            continue
+        for s in row["scores"].values():
+            value = (
+                s["normalized"]
+                if s["normalized"] is not None
+                else (None if s["passed"] is None else float(s["passed"]))
+            )
+            if s["error"] is None and value is not None:
+                acc[row["model"]][row["query_id"]].append(value)
+    return {m: {q: sum(v) / len(v) for q, v in items.items()} for m, items in acc.items()}
+
+
+def head_to_head(rows: list[dict[str, Any]], models: list[str]) -> list[dict[str, Any]]:
+    """For each ordered pair (A, B): on the queries both answered, how often A's mean
+    normalised score beat B's; a tie counts half."""
+    means = _item_means(rows)
+    out = []
+    for a in models:
+        for b in models:
+            if a == b:
+                continue
+            common = set(means.get(a, {})) & set(means.get(b, {}))
+            if not common:
+                continue
+            wins = sum(
+                1.0 if means[a][q] > means[b][q] else 0.5 if means[a][q] == means[b][q] else 0.0
+                for q in common
+            )
+            out.append({"a": a, "b": b, "n": len(common), "win_rate": wins / len(common)})
+    return out
+
+
+def _histograms(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for row in rows:
+        for name, s in row["scores"].items():
+            if s["error"] is None and s["value"] is not None:
+                values[(row["model"], name)].append(s["value"])
+    by_metric: dict[str, list[float]] = defaultdict(list)
+    for (_, metric), vs in values.items():
+        by_metric[metric] += vs
+    out = []
+    for (model, metric), vs in sorted(values.items()):
+        low, high = min(by_metric[metric]), max(by_metric[metric])
+        width = (high - low) / HIST_BINS or 1.0
+        counts = [0] * HIST_BINS
+        for v in vs:
+            counts[min(HIST_BINS - 1, int((v - low) / width))] += 1
+        out.append({"model": model, "metric": metric, "low": low, "high": high, "counts": counts})
+    return out
+
+
+def _pareto(points: list[dict[str, Any]]) -> None:
+    """Mark the models no other model beats on both cost (lower) and quality (higher)."""
+    for p in points:
+        p["pareto"] = p["cost_per_answer"] is not None and not any(
+            q is not p
+            and q["cost_per_answer"] is not None
+            and q["cost_per_answer"] <= p["cost_per_answer"]
+            and q["quality"] >= p["quality"]
+            and (q["cost_per_answer"] < p["cost_per_answer"] or q["quality"] > p["quality"])
+            for q in points
+        )
+
+
+def build_report(engine: Engine, run: run_queries.RunRow) -> dict[str, Any]:
+    with engine.connect() as conn:
+        rows = run_queries.summary_inputs(conn, run.id)
+    summary = summarize(rows)
+    models = [m.model for m in summary.models]
+    metrics = sorted({m.metric for m in summary.metrics})
+    # quality is every metric but the operational ones (latency, cost)
+    types = {m.get("name"): m.get("type") for m in run.suite.get("metrics", [])}
+    quality: dict[str, list[float]] = defaultdict(list)
+    for m in summary.metrics:
+        if m.mean_normalized is not None and types.get(m.metric) not in NOT_QUALITY:
+            quality[m.model].append(m.mean_normalized)
+    points = []
+    for ms in summary.models:
+        q = quality.get(ms.model)
+        points.append(
+            {
+                "model": ms.model,
+                "quality": sum(q) / len(q) if q else 0.0,
+                "cost_per_answer": ms.cost_usd / ms.answers
+                if ms.cost_usd is not None and ms.answers
+                else None,
+            }
+        )
+    _pareto(points)
+    themes = sorted({m.theme for m in summary.by_theme if m.theme is not None})
+    heat: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for m in summary.by_theme:
+        if m.mean_normalized is not None and m.theme is not None:
+            heat[(m.model, m.theme)].append(m.mean_normalized)
+    heatmap = [
+        {
+            "model": model,
+            "theme": theme,
+            "value": sum(heat[(model, theme)]) / len(heat[(model, theme)]),
+        }
+        for model in models
+        for theme in themes
+        if heat.get((model, theme))
+    ]
+    return {
+        "run": {
+            "id": run.id,
+            "name": run.name,
+            "status": run.status,
+            "created_at": run.created_at.isoformat(),
+            "planned": run.planned,
+            "totals": run.totals,
+        },
+        "models": models,
+        "metrics": metrics,
+        "themes": themes,
+        "summary": summary.as_dict(),
+        "cost_quality": points,
+        "theme_heatmap": heatmap,
+        "head_to_head": head_to_head(rows, models),
+        "histograms": _histograms(rows),
+    }

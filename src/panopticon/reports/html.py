@@ -1,0 +1,284 @@
+"""The self-contained HTML report: every chart inline, every number in a table under it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from panopticon.reports import charts
+
+__all__ = ["render_html", "sections"]
+
+
+@dataclass
+class Cell:
+    text: str
+    key: str | None = None  # where this number is in the report JSON (for checks)
+    value: float | None = None
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[Cell]] = field(default_factory=list)
+
+
+@dataclass
+class Chart:
+    id: str
+    title: str
+    caption: str
+    svg: str
+    table: Table
+    empty: str = ""
+
+
+def _num(v: float | None, key: str, fmt: str = "{:.3f}") -> Cell:
+    return Cell("-" if v is None else fmt.format(v), key if v is not None else None, v)
+
+
+def sections(data: dict[str, Any]) -> list[Chart]:
+    """The report's charts and tables, built from the report data alone."""
+    models: list[str] = data["models"]
+    metrics_rows: list[dict[str, Any]] = data["summary"]["metrics"]
+    out: list[Chart] = []
+
+    panels = [
+        {
+            "metric": metric,
+            "bars": [
+                {
+                    "model": m["model"],
+                    "mean": m["mean"],
+                    "low": m["mean_low"],
+                    "high": m["mean_high"],
+                }
+                for m in metrics_rows
+                if m["metric"] == metric
+            ],
+        }
+        for metric in data["metrics"]
+    ]
+    table = Table(["model", "metric", "mean", "95% low", "95% high", "n", "errors"])
+    for i, m in enumerate(metrics_rows):
+        k = f"summary.metrics.{i}"
+        table.rows.append(
+            [
+                Cell(m["model"]),
+                Cell(m["metric"]),
+                _num(m["mean"], f"{k}.mean"),
+                _num(m["mean_low"], f"{k}.mean_low"),
+                _num(m["mean_high"], f"{k}.mean_high"),
+                _num(m["n"], f"{k}.n", "{:.0f}"),
+                _num(m["errors"], f"{k}.errors", "{:.0f}"),
+            ]
+        )
+    out.append(
+        Chart(
+            "mean-by-model",
+            "Mean score by model",
+            "Each metric on its own scale; whiskers are 95% t intervals.",
+            charts.mean_panels(panels, models),
+            table,
+        )
+    )
+
+    norm = {(m["model"], m["metric"]): m["mean_normalized"] for m in metrics_rows}
+    series = [
+        {"model": model, "values": [norm.get((model, metric)) for metric in data["metrics"]]}
+        for model in models
+    ]
+    table = Table(["model", *data["metrics"]])
+    for model in models:
+        row = [Cell(model)]
+        for metric in data["metrics"]:
+            idx = next(
+                (
+                    j
+                    for j, m in enumerate(metrics_rows)
+                    if m["model"] == model and m["metric"] == metric
+                ),
+                None,
+            )
+            v = norm.get((model, metric))
+            row.append(
+                _num(v, f"summary.metrics.{idx}.mean_normalized") if idx is not None else Cell("-")
+            )
+        table.rows.append(row)
+    out.append(
+        Chart(
+            "radar",
+            "Metrics per model",
+            "Normalised means (0 worst, 1 best).",
+            charts.radar(data["metrics"], series),
+            table,
+        )
+    )
+
+    cells = {(h["model"], h["theme"]): h["value"] for h in data["theme_heatmap"]}
+    table = Table(["model", "theme", "mean normalised score"])
+    for i, h in enumerate(data["theme_heatmap"]):
+        table.rows.append(
+            [Cell(h["model"]), Cell(h["theme"]), _num(h["value"], f"theme_heatmap.{i}.value")]
+        )
+    out.append(
+        Chart(
+            "theme-heatmap",
+            "Themes by model",
+            "Mean normalised score over all metrics, per theme.",
+            charts.heatmap(models, data["themes"], cells, "Theme by model"),
+            table,
+            "No theme data.",
+        )
+    )
+
+    boxes = []
+    table = Table(["model", "p5", "p25", "p50", "p75", "p95", "p99"])
+    for i, m in enumerate(data["summary"]["models"]):
+        d = m["distributions"].get("latency_ms", {})
+        boxes.append(
+            {"model": m["model"], **{q: d.get(q) for q in ("p5", "p25", "p50", "p75", "p95")}}
+        )
+        table.rows.append(
+            [Cell(m["model"])]
+            + [
+                _num(d.get(q), f"summary.models.{i}.distributions.latency_ms.{q}", "{:.1f}")
+                for q in ("p5", "p25", "p50", "p75", "p95", "p99")
+            ]
+        )
+    out.append(
+        Chart(
+            "latency",
+            "Latency by model",
+            "Milliseconds: whiskers p5 to p95, box p25 to p75, line at the median.",
+            charts.boxplots(boxes, "Latency distribution", "ms"),
+            table,
+        )
+    )
+
+    table = Table(["model", "cost per answer (USD)", "quality", "Pareto"])
+    for i, p in enumerate(data["cost_quality"]):
+        table.rows.append(
+            [
+                Cell(p["model"]),
+                _num(p["cost_per_answer"], f"cost_quality.{i}.cost_per_answer", "{:.6f}"),
+                _num(p["quality"], f"cost_quality.{i}.quality"),
+                Cell("yes" if p["pareto"] else "no"),
+            ]
+        )
+    out.append(
+        Chart(
+            "cost-quality",
+            "Cost against quality",
+            "Mean normalised score over the quality metrics (all but latency and cost); "
+            "circled models are on the "
+            "Pareto front (nothing is both cheaper and better).",
+            charts.cost_quality(data["cost_quality"], models),
+            table,
+        )
+    )
+
+    groups = []
+    table = Table(["model", "metric", "pass rate", "95% low", "95% high", "passed", "of"])
+    for metric in data["metrics"]:
+        bars = []
+        for i, m in enumerate(metrics_rows):
+            if m["metric"] != metric or m["pass_rate"] is None:
+                continue
+            bars.append(
+                {
+                    "model": m["model"],
+                    "rate": m["pass_rate"],
+                    "low": m["pass_low"],
+                    "high": m["pass_high"],
+                }
+            )
+            k = f"summary.metrics.{i}"
+            table.rows.append(
+                [
+                    Cell(m["model"]),
+                    Cell(metric),
+                    _num(m["pass_rate"], f"{k}.pass_rate"),
+                    _num(m["pass_low"], f"{k}.pass_low"),
+                    _num(m["pass_high"], f"{k}.pass_high"),
+                    _num(m["passed"], f"{k}.passed", "{:.0f}"),
+                    _num(m["with_threshold"], f"{k}.with_threshold", "{:.0f}"),
+                ]
+            )
+        if bars:
+            groups.append({"metric": metric, "bars": bars})
+    out.append(
+        Chart(
+            "pass-rate",
+            "Pass rate by metric",
+            "Whiskers are Wilson 95% intervals.",
+            charts.grouped_bars(groups, models, "Pass rate by metric"),
+            table,
+            "No metric has a threshold.",
+        )
+    )
+
+    rates = {(h["a"], h["b"]): h["win_rate"] for h in data["head_to_head"]}
+    table = Table(["model", "against", "win rate", "queries"])
+    for i, h in enumerate(data["head_to_head"]):
+        table.rows.append(
+            [
+                Cell(h["a"]),
+                Cell(h["b"]),
+                _num(h["win_rate"], f"head_to_head.{i}.win_rate"),
+                _num(h["n"], f"head_to_head.{i}.n", "{:.0f}"),
+            ]
+        )
+    out.append(
+        Chart(
+            "win-rate",
+            "Head-to-head win rate",
+            "Share of the queries both models answered where the row model's mean "
+            "normalised score was higher (ties count half).",
+            charts.win_matrix(models, rates),
+            table,
+            "Head-to-head needs two models.",
+        )
+    )
+
+    table = Table(["model", "metric", "p5", "p25", "p50", "p75", "p95"])
+    for i, m in enumerate(metrics_rows):
+        d = m["distribution"]
+        table.rows.append(
+            [Cell(m["model"]), Cell(m["metric"])]
+            + [
+                _num(d.get(q), f"summary.metrics.{i}.distribution.{q}")
+                for q in ("p5", "p25", "p50", "p75", "p95")
+            ]
+        )
+    out.append(
+        Chart(
+            "histograms",
+            "Score distributions",
+            "Values of each metric on its own scale, ten bins.",
+            charts.histograms(data["histograms"], models),
+            table,
+        )
+    )
+    return out
+
+
+def render_html(data: dict[str, Any]) -> str:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("panopticon.reports", "templates"),
+        autoescape=select_autoescape(["html"]),
+    )
+    # "</" cannot end the script element early once escaped as "<\/"
+    data_json = orjson.dumps(data).decode().replace("</", "<\\/")
+    return env.get_template("report.html").render(
+        run=data["run"],
+        models=data["models"],
+        metrics=data["metrics"],
+        themes=data["themes"],
+        charts=sections(data),
+        data_json=data_json,
+    )
