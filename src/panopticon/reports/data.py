@@ -20,13 +20,15 @@ HIST_BINS = 10
 NOT_QUALITY = ("latency", "cost")
 
 
-def _item_means(rows: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
-    """model -> query id -> mean normalised score over metrics and repeats."""
+def _item_means(rows: list[dict[str, Any]], skip: set[str]) -> dict[str, dict[int, float]]:
+    """model -> query id -> mean normalised score over metrics (but ``skip``) and repeats."""
     acc: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         if row["error"] is not None:
             continue
-        for s in row["scores"].values():
+        for name, s in row["scores"].items():
+            if name in skip:
+                continue
             value = (
                 s["normalized"]
                 if s["normalized"] is not None
@@ -37,10 +39,12 @@ def _item_means(rows: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
     return {m: {q: sum(v) / len(v) for q, v in items.items()} for m, items in acc.items()}
 
 
-def head_to_head(rows: list[dict[str, Any]], models: list[str]) -> list[dict[str, Any]]:
+def head_to_head(
+    rows: list[dict[str, Any]], models: list[str], skip: set[str]
+) -> list[dict[str, Any]]:
     """For each ordered pair (A, B): on the queries both answered, how often A's mean
-    normalised score beat B's; a tie counts half."""
-    means = _item_means(rows)
+    normalised quality score beat B's; a tie counts half."""
+    means = _item_means(rows, skip)
     out = []
     for a in models:
         for b in models:
@@ -145,6 +149,8 @@ def build_report(engine: Engine, run: run_queries.RunRow) -> dict[str, Any]:
         "summary": summary.as_dict(),
         "cost_quality": points,
         "theme_heatmap": heatmap,
-        "head_to_head": head_to_head(rows, models),
+        "head_to_head": head_to_head(
+            rows, models, {name for name, kind in types.items() if kind in NOT_QUALITY}
+        ),
         "histograms": _histograms(rows),
     }

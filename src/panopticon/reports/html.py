@@ -236,7 +236,8 @@ def sections(data: dict[str, Any]) -> list[Chart]:
             "win-rate",
             "Head-to-head win rate",
             "Share of the queries both models answered where the row model's mean "
-            "normalised score was higher (ties count half).",
+            "normalised quality score (all metrics but latency and cost) was higher "
+            "(ties count half).",
             charts.win_matrix(models, rates),
             table,
             "Head-to-head needs two models.",
