@@ -488,7 +488,7 @@ def _resolve_judge(
 def spec_needs_judge(spec: MetricSpec) -> bool:
     from panopticon.judges.base import build_metric
 
-    return type(build_metric(spec)).needs_judge
+    return bool(build_metric(spec).needs_judge)
 
 
 _TEXT_KEYS = ("text", "query", "prompt", "input", "question", "item")

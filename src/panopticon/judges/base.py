@@ -128,9 +128,9 @@ def _load_builtins() -> None:
     global _builtins_loaded
     if not _builtins_loaded:
         _builtins_loaded = True
-        from panopticon.judges import heuristics, reference, rubric
+        from panopticon.judges import heuristics, rag, reference, rubric, safety
 
-        for module in (rubric, reference, heuristics):
+        for module in (rubric, reference, heuristics, rag, safety):
             module.register()
 
 

@@ -61,13 +61,17 @@ class RubricMetric(Metric):
     needs_judge = True
     spec: RubricSpec
 
+    def criteria(self) -> str:
+        """What the judge applies; subclasses with fixed criteria override this."""
+        return self.spec.prompt.strip()
+
     def messages(self, ctx: MetricContext) -> list[dict[str, str]]:
         low, high = self.spec.scale
         context_block = ""
         if self.spec.include_context and ctx.context:
             context_block = f"<context>\n{ctx.context}\n</context>\n"
         user = TEMPLATE.format(
-            criteria=self.spec.prompt.strip(),
+            criteria=self.criteria(),
             low=low,
             high=high,
             query=ctx.query,
