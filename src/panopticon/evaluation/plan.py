@@ -49,6 +49,8 @@ class Plan:
     metric_ids: dict[str, int]  # metric name -> id
     done: dict[tuple[int, int, int], KnownResult] = field(default_factory=dict)
     cache: dict[str, KnownResult] = field(default_factory=dict)
+    # (metric id, query id, repeat, model a id, model b id) already judged without error
+    pairwise_done: set[tuple[int, int, int, int, int]] = field(default_factory=set)
     judge_cache: dict[str, tuple[str, str, int | None, int | None, float | None]] = field(
         default_factory=dict
     )  # key -> (text, model, in, out, cost)

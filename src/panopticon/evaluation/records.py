@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-__all__ = ["ResultRecord", "ResultSink", "ScoreRecord", "utcnow"]
+__all__ = ["PairwiseRecord", "ResultRecord", "ResultSink", "ScoreRecord", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -74,6 +74,37 @@ class ScoreRecord:
     judge_output_tokens: int | None = None
     judge_cost_usd: float | None = None
     judge_cached: bool = False
+    details: dict[str, Any] | None = None
+    id: uuid.UUID = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class PairwiseRecord:
+    """Two answers to one query judged in both orders (verdicts in terms of a and b)."""
+
+    run_id: int
+    metric_id: int
+    query_id: int
+    repeat: int
+    model_a_id: int
+    model_b_id: int
+    result_a_id: uuid.UUID
+    result_b_id: uuid.UUID
+    verdict_ab: str | None
+    verdict_ba: str | None
+    final: str | None
+    reasoning_ab: str | None = None
+    reasoning_ba: str | None = None
+    judge_key_ab: str | None = None
+    judge_output_ab: str | None = None
+    judge_key_ba: str | None = None
+    judge_output_ba: str | None = None
+    judge_model: str | None = None
+    judge_input_tokens: int | None = None
+    judge_output_tokens: int | None = None
+    judge_cost_usd: float | None = None
+    error: str | None = None
     id: uuid.UUID = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)
 
@@ -85,6 +116,8 @@ class ResultSink(Protocol):
 
     def save_score(self, record: ScoreRecord) -> None: ...
 
+    def save_pairwise(self, record: PairwiseRecord) -> None: ...
+
     def flush(self) -> None:
         """Return once everything saved so far is durable."""
 
@@ -95,12 +128,16 @@ class MemorySink:
     def __init__(self) -> None:
         self.results: list[ResultRecord] = []
         self.scores: list[ScoreRecord] = []
+        self.pairwise: list[PairwiseRecord] = []
 
     def save_result(self, record: ResultRecord) -> None:
         self.results.append(record)
 
     def save_score(self, record: ScoreRecord) -> None:
         self.scores.append(record)
+
+    def save_pairwise(self, record: PairwiseRecord) -> None:
+        self.pairwise.append(record)
 
     def flush(self) -> None:
         return None

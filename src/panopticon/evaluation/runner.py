@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from panopticon.evaluation.keys import judge_key
 from panopticon.evaluation.plan import Case, KnownResult, Plan
-from panopticon.evaluation.records import ResultRecord, ResultSink, ScoreRecord
+from panopticon.evaluation.records import PairwiseRecord, ResultRecord, ResultSink, ScoreRecord
 from panopticon.evaluation.suite import LoadedSuite, ModelSpec
 from panopticon.judges.base import JudgeCall, JudgeReply, Metric, MetricContext, MetricResult
+from panopticon.judges.pairwise import PairwiseMetric
 from panopticon.providers.base import ChatRequest
 from panopticon.providers.client import ModelClient
 from panopticon.providers.pricing import Price
@@ -65,6 +66,8 @@ class RunTotals:
     interrupted: int = 0
     scores: int = 0
     score_errors: int = 0
+    pairs: int = 0  # pairwise judgements (each in both orders)
+    pair_errors: int = 0
     calls: int = 0  # provider requests that left the process, judges included
     spent_usd: float = 0.0
     unknown_cost_calls: int = 0
@@ -112,6 +115,10 @@ class Runner:
         self.use_cache = use_cache
         self.totals = RunTotals(planned=len(plan.cases))
         self._tasks: list[asyncio.Task[None]] = []
+        # (query id, repeat) -> model id -> (answer, case): what pairwise judges compare
+        self._answers: dict[tuple[int, int], dict[str, tuple[KnownResult, Case]]] = defaultdict(
+            dict
+        )
         self._judges: dict[str, ModelSpec] = {}
         by_id = {m.id: m for m in loaded.models}
         for metric in metrics:
@@ -129,11 +136,17 @@ class Runner:
         for model_id, queue in queues.items():
             workers = min(self.clients[model_id].limiter.maximum, len(queue))
             self._tasks += [asyncio.create_task(self._worker(queue)) for _ in range(workers)]
+        await self._gather()
+        if any(m.pairwise for m in self.metrics) and not self.stop.requested:
+            self._tasks = []
+            await self._pairwise_phase()
+        return self.totals
+
+    async def _gather(self) -> None:
         results = await asyncio.gather(*self._tasks, return_exceptions=True)
         for r in results:
             if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
                 raise r
-        return self.totals
 
     def cancel(self) -> None:
         """Abandon the calls in flight (each is saved as an interrupted failure)."""
@@ -164,6 +177,7 @@ class Runner:
                 known = await self._call(case)
                 if known is None:
                     return
+        self._answers[(case.query_id, case.repeat)][case.model.id] = (known, case)
         if self.stop.requested:
             return  # scoring is more paid calls: a resume scores what is left
         await self._score_all(case, known)
@@ -285,7 +299,7 @@ class Runner:
         )
         for metric in self.metrics:
             metric_id = self.plan.metric_ids[metric.name]
-            if metric_id in known.scored:
+            if metric_id in known.scored or metric.pairwise:
                 continue
             keys: list[str] = []
             judge = self._judge_call(metric, keys) if metric.needs_judge else None
@@ -361,6 +375,83 @@ class Runner:
 
         return call
 
+    # --- pairwise ---------------------------------------------------------------------------
+    def _pair_jobs(self) -> list[_PairJob]:
+        order = [m.id for m in self.loaded.models]
+        jobs = []
+        for metric in self.metrics:
+            if not isinstance(metric, PairwiseMetric):
+                continue
+            metric_id = self.plan.metric_ids[metric.name]
+            allowed = metric.spec.models or order
+            for (query_id, repeat), answers in self._answers.items():
+                present = [m for m in order if m in answers and m in allowed]
+                for i, a in enumerate(present):
+                    for b in present[i + 1 :]:
+                        key = (
+                            metric_id,
+                            query_id,
+                            repeat,
+                            answers[a][1].model_id,
+                            answers[b][1].model_id,
+                        )
+                        if key not in self.plan.pairwise_done:
+                            jobs.append(_PairJob(metric, answers[a], answers[b]))
+        return jobs
+
+    async def _pairwise_phase(self) -> None:
+        jobs = deque(self._pair_jobs())
+        if not jobs:
+            return
+        width = max(self.clients[self._judges[j.metric.name].id].limiter.maximum for j in jobs)
+
+        async def worker() -> None:
+            while jobs and not self.stop.requested:
+                await self._judge_pair(jobs.popleft())
+
+        self._tasks = [asyncio.create_task(worker()) for _ in range(min(width, len(jobs)))]
+        await self._gather()
+
+    async def _judge_pair(self, job: _PairJob) -> None:
+        (known_a, case_a), (known_b, case_b) = job.a, job.b
+        keys: list[str] = []
+        verdict = await job.metric.judge_pair(
+            case_a.query.text,
+            known_a.response_text,
+            known_b.response_text,
+            self._judge_call(job.metric, keys),
+        )
+        replies = [r for r in verdict.replies if r.error is None]
+        costs = [r.cost_usd for r in replies]
+        record = PairwiseRecord(
+            run_id=self.plan.run_id,
+            metric_id=self.plan.metric_ids[job.metric.name],
+            query_id=case_a.query_id,
+            repeat=case_a.repeat,
+            model_a_id=case_a.model_id,
+            model_b_id=case_b.model_id,
+            result_a_id=known_a.id,
+            result_b_id=known_b.id,
+            verdict_ab=verdict.verdict_ab,
+            verdict_ba=verdict.verdict_ba,
+            final=verdict.final,
+            reasoning_ab=verdict.reasoning_ab,
+            reasoning_ba=verdict.reasoning_ba,
+            judge_key_ab=keys[0] if keys else None,
+            judge_output_ab=verdict.replies[0].text if verdict.replies else None,
+            judge_key_ba=keys[1] if len(keys) > 1 else None,
+            judge_output_ba=verdict.replies[1].text if len(verdict.replies) > 1 else None,
+            judge_model=replies[0].model if replies else None,
+            judge_input_tokens=sum(r.input_tokens or 0 for r in replies) if replies else None,
+            judge_output_tokens=sum(r.output_tokens or 0 for r in replies) if replies else None,
+            judge_cost_usd=None if any(c is None for c in costs) else sum(c or 0 for c in costs),
+            error=verdict.error,
+        )
+        self.sink.save_pairwise(record)
+        self.totals.pairs += 1
+        if verdict.error is not None:
+            self.totals.pair_errors += 1
+
     @staticmethod
     def _judge_params(spec: ModelSpec) -> dict[str, Any]:
         return {"temperature": 0, **spec.params}
@@ -377,3 +468,9 @@ def _known(record: ResultRecord) -> KnownResult:
         record.output_tokens,
         record.cost_usd,
     )
+
+
+class _PairJob(NamedTuple):
+    metric: PairwiseMetric
+    a: tuple[KnownResult, Case]
+    b: tuple[KnownResult, Case]

@@ -84,6 +84,7 @@ class MetricResult:
     reasoning: str | None = None
     error: str | None = None
     judge: JudgeReply | None = None
+    details: dict[str, Any] | None = None  # e.g. a panel's votes
 
 
 class Metric(abc.ABC):
@@ -92,6 +93,7 @@ class Metric(abc.ABC):
     type: ClassVar[str]
     version: ClassVar[str] = "1"
     needs_judge: ClassVar[bool] = False
+    pairwise: ClassVar[bool] = False  # judged on pairs of answers after all are in
 
     def __init__(self, spec: MetricSpec) -> None:
         self.spec = spec
@@ -128,9 +130,9 @@ def _load_builtins() -> None:
     global _builtins_loaded
     if not _builtins_loaded:
         _builtins_loaded = True
-        from panopticon.judges import heuristics, rag, reference, rubric, safety
+        from panopticon.judges import heuristics, pairwise, rag, reference, rubric, safety
 
-        for module in (rubric, reference, heuristics, rag, safety):
+        for module in (rubric, reference, heuristics, rag, safety, pairwise):
             module.register()
 
 

@@ -61,6 +61,7 @@ class MockConfig:
     timeout_hang_s: float = 30.0
     retry_after_s: float = 1.0
     judge_nonsense_rate: float = 0.0
+    position_bias: float = 0.0  # share of pairwise judgements that pick the first shown
     default_quality: float = 0.7
     quality: dict[str, float] = field(default_factory=dict)
     model_latency_ms: dict[str, float] = field(default_factory=dict)
@@ -130,8 +131,12 @@ def respond(
     contents = [_content_text(m.get("content")) for m in messages]
     prompt = "\n".join(contents)
     last = contents[-1] if contents else ""
+    first = _between(last, "<response_a>", "</response_a>")
+    second = _between(last, "<response_b>", "</response_b>")
     quoted = _between(last, "<response>", "</response>")
-    if quoted is not None:
+    if first is not None and second is not None:
+        text = _pairwise(config, model, prompt, first, second, json_mode)
+    elif quoted is not None:
         text = _judge(config, model, prompt, quoted, json_mode)
     else:
         text = _answer(model, last, json_mode)
@@ -196,6 +201,27 @@ def _judge(config: MockConfig, judge_model: str, prompt: str, quoted: str, json_
     if wants_json:
         return orjson.dumps({"score": score, "reasoning": reasoning}).decode()
     return f"Reasoning: {reasoning}\nScore: {score}"
+
+
+def _quality_of(config: MockConfig, answer: str) -> float:
+    tag = _TAG.search(answer)
+    return config.quality.get(tag.group(1) if tag else "", config.default_quality)
+
+
+def _pairwise(
+    config: MockConfig, judge_model: str, prompt: str, first: str, second: str, json_mode: bool
+) -> str:
+    qa, qb = _quality_of(config, first), _quality_of(config, second)
+    if config.position_bias and _unit("bias", judge_model, prompt) < config.position_bias:
+        verdict = "A"
+    elif abs(qa - qb) < 0.05:
+        verdict = "tie"
+    else:
+        verdict = "A" if qa > qb else "B"
+    reasoning = f"Response A is at {qa:.2f} and response B at {qb:.2f} of the best."
+    if json_mode or "json" in prompt.lower():
+        return orjson.dumps({"reasoning": reasoning, "verdict": verdict}).decode()
+    return f"Reasoning: {reasoning}\nVerdict: {verdict}"
 
 
 def embed(text: str, dimensions: int = 256) -> list[float]:

@@ -81,6 +81,55 @@ def _histograms(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def pairwise_summary(pairs: list[dict[str, Any]], models: list[str]) -> list[dict[str, Any]]:
+    """Per pairwise metric: win rates (ties count half) with Wilson intervals, the share of
+    pairs whose two orders disagreed (position bias), and a Bradley-Terry ranking."""
+    from panopticon.stats.intervals import wilson
+    from panopticon.stats.ranking import bradley_terry
+
+    out = []
+    for metric in sorted({p["metric"] for p in pairs}):
+        judged = [p for p in pairs if p["metric"] == metric and p["error"] is None]
+        games: list[tuple[str, str, float]] = [
+            (p["model_a"], p["model_b"], {"a": 1.0, "b": 0.0, "tie": 0.5}[p["final"]])
+            for p in judged
+        ]
+        rates = []
+        for a in models:
+            for b in models:
+                if a == b:
+                    continue
+                outcomes = [o if x == a else 1 - o for x, y, o in games if {x, y} == {a, b}]
+                if not outcomes:
+                    continue
+                wins = sum(outcomes)
+                ci = wilson(round(wins), len(outcomes))
+                rates.append(
+                    {
+                        "a": a,
+                        "b": b,
+                        "n": len(outcomes),
+                        "win_rate": wins / len(outcomes),
+                        "low": ci.low,
+                        "high": ci.high,
+                    }
+                )
+        disagreed = sum(1 for p in judged if p["verdict_ab"] != p["verdict_ba"])
+        present = sorted({m for g in games for m in g[:2]}, key=models.index)
+        ranking = [vars(r) for r in bradley_terry(present, games)] if len(present) > 2 else []
+        out.append(
+            {
+                "metric": metric,
+                "pairs": len(judged),
+                "errors": sum(1 for p in pairs if p["metric"] == metric and p["error"]),
+                "position_bias_rate": disagreed / len(judged) if judged else None,
+                "win_rates": rates,
+                "ranking": ranking,
+            }
+        )
+    return out
+
+
 def _pareto(points: list[dict[str, Any]]) -> None:
     """Mark the models no other model beats on both cost (lower) and quality (higher)."""
     for p in points:
@@ -97,6 +146,7 @@ def _pareto(points: list[dict[str, Any]]) -> None:
 def build_report(engine: Engine, run: run_queries.RunRow) -> dict[str, Any]:
     with engine.connect() as conn:
         rows = run_queries.summary_inputs(conn, run.id)
+        pairs = run_queries.pairwise_rows(conn, run.id)
     summary = summarize(rows)
     models = [m.model for m in summary.models]
     metrics = sorted({m.metric for m in summary.metrics})
@@ -153,4 +203,5 @@ def build_report(engine: Engine, run: run_queries.RunRow) -> dict[str, Any]:
             rows, models, {name for name, kind in types.items() if kind in NOT_QUALITY}
         ),
         "histograms": _histograms(rows),
+        "pairwise": pairwise_summary(pairs, models),
     }

@@ -220,24 +220,64 @@ def sections(data: dict[str, Any]) -> list[Chart]:
         )
     )
 
-    rates = {(h["a"], h["b"]): h["win_rate"] for h in data["head_to_head"]}
-    table = Table(["model", "against", "win rate", "queries"])
-    for i, h in enumerate(data["head_to_head"]):
-        table.rows.append(
-            [
-                Cell(h["a"]),
-                Cell(h["b"]),
-                _num(h["win_rate"], f"head_to_head.{i}.win_rate"),
-                _num(h["n"], f"head_to_head.{i}.n", "{:.0f}"),
-            ]
+    if data["pairwise"]:
+        # a pairwise judge's verdicts, when the run has one: they are what it is for
+        pw = data["pairwise"][0]
+        rates = {(h["a"], h["b"]): h["win_rate"] for h in pw["win_rates"]}
+        table = Table(["model", "against", "win rate", "95% low", "95% high", "pairs"])
+        for i, h in enumerate(pw["win_rates"]):
+            k = f"pairwise.0.win_rates.{i}"
+            table.rows.append(
+                [
+                    Cell(h["a"]),
+                    Cell(h["b"]),
+                    _num(h["win_rate"], f"{k}.win_rate"),
+                    _num(h["low"], f"{k}.low"),
+                    _num(h["high"], f"{k}.high"),
+                    _num(h["n"], f"{k}.n", "{:.0f}"),
+                ]
+            )
+        for i, r in enumerate(pw["ranking"]):
+            k = f"pairwise.0.ranking.{i}"
+            table.rows.append(
+                [
+                    Cell(f"rank {r['rank']}: {r['model']}"),
+                    Cell("Bradley-Terry"),
+                    _num(r["score"], f"{k}.score", "{:.0f}"),
+                    _num(r["low"], f"{k}.low", "{:.0f}"),
+                    _num(r["high"], f"{k}.high", "{:.0f}"),
+                    Cell(""),
+                ]
+            )
+        bias = pw["position_bias_rate"]
+        caption = (
+            f"Pairwise judge '{pw['metric']}': each pair judged in both orders; a win "
+            f"needs both to agree. Orders disagreed on "
+            f"{'-' if bias is None else f'{bias:.0%}'} of {pw['pairs']} pairs "
+            "(position bias). Ranking scores are on the Elo scale."
+        )
+    else:
+        rates = {(h["a"], h["b"]): h["win_rate"] for h in data["head_to_head"]}
+        table = Table(["model", "against", "win rate", "queries"])
+        for i, h in enumerate(data["head_to_head"]):
+            table.rows.append(
+                [
+                    Cell(h["a"]),
+                    Cell(h["b"]),
+                    _num(h["win_rate"], f"head_to_head.{i}.win_rate"),
+                    _num(h["n"], f"head_to_head.{i}.n", "{:.0f}"),
+                ]
+            )
+        caption = (
+            "Share of the queries both models answered where the row model's mean "
+            "normalised quality score (all metrics but latency and cost) was higher "
+            "(ties count half)."
         )
     out.append(
         Chart(
             "win-rate",
             "Head-to-head win rate",
-            "Share of the queries both models answered where the row model's mean "
-            "normalised quality score (all metrics but latency and cost) was higher "
-            "(ties count half).",
+            caption,
             charts.win_matrix(models, rates),
             table,
             "Head-to-head needs two models.",

@@ -312,12 +312,13 @@ def _prepare(
         plan = Plan(run_id, cases, metric_ids)
         if resume is not None:
             plan.done = run_queries.run_results(conn, run_id)
+            plan.pairwise_done = run_queries.pairwise_done(conn, run_id)
         if use_cache:
             wanted = [c.cache_key for c in cases if c.slot not in plan.done]
             plan.cache = run_queries.cached_answers(conn, ws, wanted)
-        known_ids = [k.id for k in plan.done.values()] + [k.id for k in plan.cache.values()]
         if use_cache or resume is not None:
-            plan.judge_cache = run_queries.judge_cache(conn, known_ids)
+            # judge answers on any copy of these answers: never pay a judge twice either
+            plan.judge_cache = run_queries.judge_cache(conn, ws, [c.cache_key for c in cases])
     return Execution(engine, settings, loaded, run_id, plan, resume is not None, use_cache)
 
 

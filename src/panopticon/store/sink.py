@@ -27,14 +27,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from panopticon.errors import StoreError
-from panopticon.evaluation.records import ResultRecord, ScoreRecord
-from panopticon.store.tables import Result, Run, Score
+from panopticon.evaluation.records import PairwiseRecord, ResultRecord, ScoreRecord
+from panopticon.store.tables import Pairwise, Result, Run, Score
 
 __all__ = ["StoreSink"]
 
 log = logging.getLogger(__name__)
 _RESULT_KEY = ("run_id", "query_id", "model_id", "repeat")
 _SCORE_KEY = ("result_id", "metric_id")
+_PAIR_KEY = ("run_id", "metric_id", "query_id", "repeat", "model_a_id", "model_b_id")
+_RECORDS = (ResultRecord, ScoreRecord, PairwiseRecord)
 
 
 def _upsert(engine: Engine, table: sa.Table, keys: tuple[str, ...]) -> Any:
@@ -76,6 +78,7 @@ class StoreSink:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._result_stmt = _upsert(engine, Result, _RESULT_KEY)
         self._score_stmt = _upsert(engine, Score, _SCORE_KEY)
+        self._pair_stmt = _upsert(engine, Pairwise, _PAIR_KEY)
         self._thread = threading.Thread(
             target=self._loop, name=f"panopticon-writer-{run_id}", daemon=True
         )
@@ -87,6 +90,9 @@ class StoreSink:
         self._queue.put(record)
 
     def save_score(self, record: ScoreRecord) -> None:
+        self._queue.put(record)
+
+    def save_pairwise(self, record: PairwiseRecord) -> None:
         self._queue.put(record)
 
     def flush(self) -> None:
@@ -118,7 +124,7 @@ class StoreSink:
         try:
             while True:
                 items = self._gather()
-                records = [i for i in items if isinstance(i, (ResultRecord, ScoreRecord))]
+                records = [i for i in items if isinstance(i, _RECORDS)]
                 now = time.monotonic()
                 beat = now - last_beat >= self.HEARTBEAT_S
                 if records or beat:
@@ -142,7 +148,7 @@ class StoreSink:
         except queue.Empty:
             return []
         deadline = time.monotonic() + self.window_s
-        while len(items) < self.max_batch and isinstance(items[-1], (ResultRecord, ScoreRecord)):
+        while len(items) < self.max_batch and isinstance(items[-1], _RECORDS):
             remaining = deadline - time.monotonic()
             try:
                 items.append(
@@ -154,11 +160,14 @@ class StoreSink:
                 break
         return items
 
-    def _write(self, records: list[ResultRecord | ScoreRecord], heartbeat: bool) -> None:
+    def _write(
+        self, records: list[ResultRecord | ScoreRecord | PairwiseRecord], heartbeat: bool
+    ) -> None:
         results = [dict(r.__dict__) for r in records if isinstance(r, ResultRecord)]
         scores = [dict(r.__dict__) for r in records if isinstance(r, ScoreRecord)]
+        pairs = [dict(r.__dict__) for r in records if isinstance(r, PairwiseRecord)]
         if self.failure:
-            self._spool(results, scores)
+            self._spool(results, scores, pairs)
             return
         delay = 0.25
         for attempt in range(6):
@@ -171,6 +180,8 @@ class StoreSink:
                         conn.execute(self._result_stmt, results)
                     if scores:
                         conn.execute(self._score_stmt, scores)
+                    if pairs:
+                        conn.execute(self._pair_stmt, pairs)
                     if heartbeat:
                         conn.execute(
                             sa.update(Run)
@@ -189,7 +200,7 @@ class StoreSink:
                     self.on_failure(message)  # stop new calls while we retry
                 time.sleep(delay)
                 delay = min(delay * 2, 8.0)
-        path = self._spool(results, scores)
+        path = self._spool(results, scores, pairs)
         self.failure = (
             f"{message}. Nothing was lost: the unsaved records are in {path}; the "
             "answers that were saved can be resumed."
@@ -201,11 +212,16 @@ class StoreSink:
                 self._conn.close()
             self._conn = None
 
-    def _spool(self, results: list[dict[str, Any]], scores: list[dict[str, Any]]) -> Path:
+    def _spool(
+        self,
+        results: list[dict[str, Any]],
+        scores: list[dict[str, Any]],
+        pairs: list[dict[str, Any]],
+    ) -> Path:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         path = self.spool_dir / f"run-{self.run_id}-unsaved.jsonl"
         with path.open("ab") as fh:
-            for kind, rows in (("result", results), ("score", scores)):
+            for kind, rows in (("result", results), ("score", scores), ("pairwise", pairs)):
                 for row in rows:
                     fh.write(orjson.dumps({"kind": kind, **row}, default=str) + b"\n")
         return path

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from panopticon.errors import NotFoundError
 from panopticon.evaluation.plan import KnownResult
 from panopticon.store.queries.catalog import chunks
-from panopticon.store.tables import Metric, Model, Query, Result, Run, Score
+from panopticon.store.tables import Metric, Model, Pairwise, Query, Result, Run, Score
 from panopticon.store.tables.base import utcnow
 
 __all__ = [
@@ -28,6 +28,8 @@ __all__ = [
     "iter_result_rows",
     "judge_cache",
     "list_runs",
+    "pairwise_done",
+    "pairwise_rows",
     "run_results",
     "start_run",
     "summary_inputs",
@@ -208,23 +210,30 @@ def cached_answers(conn: Connection, workspace_id: int, keys: list[str]) -> dict
 
 
 def judge_cache(
-    conn: Connection, result_ids: list[uuid.UUID]
+    conn: Connection, workspace_id: int, answer_keys: list[str]
 ) -> dict[str, tuple[str, str, int | None, int | None, float | None]]:
-    """Judge answers already paid for, on these results, by judge cache key."""
+    """Judge answers already paid for, on any stored copy of these answers (by the answers'
+    cache keys), in the workspace, by judge cache key."""
     out: dict[str, tuple[str, str, int | None, int | None, float | None]] = {}
-    for part in chunks(result_ids):
-        q = sa.select(
-            Score.c.judge_cache_key,
-            Score.c.judge_output,
-            Score.c.judge_model,
-            Score.c.judge_input_tokens,
-            Score.c.judge_output_tokens,
-            Score.c.judge_cost_usd,
-        ).where(
-            Score.c.result_id.in_(part),
-            Score.c.judge_cache_key.is_not(None),
-            Score.c.judge_output.is_not(None),
-            Score.c.judge_cached.is_(False),
+    for part in chunks(list(dict.fromkeys(answer_keys))):
+        q = (
+            sa.select(
+                Score.c.judge_cache_key,
+                Score.c.judge_output,
+                Score.c.judge_model,
+                Score.c.judge_input_tokens,
+                Score.c.judge_output_tokens,
+                Score.c.judge_cost_usd,
+            )
+            .join(Result, Result.c.id == Score.c.result_id)
+            .join(Run, Run.c.id == Result.c.run_id)
+            .where(
+                Run.c.workspace_id == workspace_id,
+                Result.c.cache_key.in_(part),
+                Score.c.judge_cache_key.is_not(None),
+                Score.c.judge_output.is_not(None),
+                Score.c.judge_cached.is_(False),
+            )
         )
         for row in conn.execute(q):
             out.setdefault(
@@ -237,6 +246,32 @@ def judge_cache(
                     row.judge_cost_usd,
                 ),
             )
+        # pairwise judgements: each order's answer; the pair's cost is split between them
+        q2 = (
+            sa.select(
+                Pairwise.c.judge_key_ab,
+                Pairwise.c.judge_output_ab,
+                Pairwise.c.judge_key_ba,
+                Pairwise.c.judge_output_ba,
+                Pairwise.c.judge_model,
+                Pairwise.c.judge_cost_usd,
+            )
+            .join(Result, Result.c.id == Pairwise.c.result_a_id)
+            .join(Run, Run.c.id == Pairwise.c.run_id)
+            .where(
+                Run.c.workspace_id == workspace_id,
+                Result.c.cache_key.in_(part),
+                Pairwise.c.error.is_(None),
+            )
+        )
+        for row in conn.execute(q2):
+            half = None if row.judge_cost_usd is None else row.judge_cost_usd / 2
+            for key, text in (
+                (row.judge_key_ab, row.judge_output_ab),
+                (row.judge_key_ba, row.judge_output_ba),
+            ):
+                if key and text:
+                    out.setdefault(key, (text, row.judge_model, None, None, half))
     return out
 
 
@@ -368,3 +403,42 @@ def summary_inputs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
         }
         for r in conn.execute(q2)
     ]
+
+
+def pairwise_done(conn: Connection, run_id: int) -> set[tuple[int, int, int, int, int]]:
+    """Pairs this run has judged without error: a resume does not judge them again."""
+    q = sa.select(
+        Pairwise.c.metric_id,
+        Pairwise.c.query_id,
+        Pairwise.c.repeat,
+        Pairwise.c.model_a_id,
+        Pairwise.c.model_b_id,
+    ).where(Pairwise.c.run_id == run_id, Pairwise.c.error.is_(None))
+    return {(r[0], r[1], r[2], r[3], r[4]) for r in conn.execute(q)}
+
+
+def pairwise_rows(conn: Connection, run_id: int) -> list[dict[str, Any]]:
+    """Every pairwise judgement of a run, with model and metric names."""
+    a, b = Model.alias("ma"), Model.alias("mb")
+    q = (
+        sa.select(
+            Metric.c.name.label("metric"),
+            a.c.name.label("model_a"),
+            b.c.name.label("model_b"),
+            Pairwise.c.query_id,
+            Pairwise.c.repeat,
+            Pairwise.c.verdict_ab,
+            Pairwise.c.verdict_ba,
+            Pairwise.c.final,
+            Pairwise.c.reasoning_ab,
+            Pairwise.c.reasoning_ba,
+            Pairwise.c.error,
+            Pairwise.c.judge_model,
+            Pairwise.c.judge_cost_usd,
+        )
+        .join(Metric, Metric.c.id == Pairwise.c.metric_id)
+        .join(a, a.c.id == Pairwise.c.model_a_id)
+        .join(b, b.c.id == Pairwise.c.model_b_id)
+        .where(Pairwise.c.run_id == run_id)
+    )
+    return [dict(r._mapping) for r in conn.execute(q)]

@@ -3,15 +3,17 @@
 from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
 from panopticon.store.tables.registry import Model, Provider
-from panopticon.store.tables.runs import RUN_STATUSES, Result, Run, Score
+from panopticon.store.tables.runs import RUN_STATUSES, Annotation, Pairwise, Result, Run, Score
 from panopticon.store.tables.workspace import Workspace
 
 __all__ = [
     "RUN_STATUSES",
+    "Annotation",
     "Dataset",
     "DatasetItem",
     "Metric",
     "Model",
+    "Pairwise",
     "Provider",
     "Query",
     "Result",

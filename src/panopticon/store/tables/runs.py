@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from panopticon.store.tables.base import JSONType, UTCDateTime, created_at, metadata
 
-__all__ = ["RUN_STATUSES", "Result", "Run", "Score"]
+__all__ = ["RUN_STATUSES", "Annotation", "Pairwise", "Result", "Run", "Score"]
 
 RUN_STATUSES = ("pending", "running", "completed", "failed", "interrupted", "stopped")
 
@@ -78,8 +78,61 @@ Score = sa.Table(
     sa.Column("judge_output_tokens", sa.Integer),
     sa.Column("judge_cost_usd", sa.Float),
     sa.Column("judge_cached", sa.Boolean, nullable=False, default=False),
+    # a panel's individual votes, a debate's rounds: {"votes": [...], ...}
+    sa.Column("details", JSONType),
     created_at(),
     sa.UniqueConstraint("result_id", "metric_id"),
     sa.Index("ix_score_run_metric", "run_id", "metric_id"),
     sa.Index("ix_score_judge_cache_key", "judge_cache_key"),
+)
+
+# One pairwise judgement: two models' answers to the same query, judged in both orders.
+Pairwise = sa.Table(
+    "pairwise",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("run_id", sa.ForeignKey("run.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("metric_id", sa.ForeignKey("metric.id"), nullable=False),
+    sa.Column("query_id", sa.ForeignKey("query.id"), nullable=False),
+    sa.Column("repeat", sa.Integer, nullable=False, default=0),
+    sa.Column("model_a_id", sa.ForeignKey("model.id"), nullable=False),
+    sa.Column("model_b_id", sa.ForeignKey("model.id"), nullable=False),
+    sa.Column("result_a_id", sa.ForeignKey("result.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("result_b_id", sa.ForeignKey("result.id", ondelete="CASCADE"), nullable=False),
+    # each order's verdict, in terms of a and b: "a", "b" or "tie"
+    sa.Column("verdict_ab", sa.String(10)),
+    sa.Column("verdict_ba", sa.String(10)),
+    # "a" or "b" only when both orders agree; otherwise "tie"
+    sa.Column("final", sa.String(10)),
+    sa.Column("reasoning_ab", sa.Text),
+    sa.Column("reasoning_ba", sa.Text),
+    # the judge's raw answers and their cache keys: a later run reuses them, unpaid
+    sa.Column("judge_key_ab", sa.String(64)),
+    sa.Column("judge_output_ab", sa.Text),
+    sa.Column("judge_key_ba", sa.String(64)),
+    sa.Column("judge_output_ba", sa.Text),
+    sa.Column("judge_model", sa.String(200)),
+    sa.Column("judge_input_tokens", sa.Integer),
+    sa.Column("judge_output_tokens", sa.Integer),
+    sa.Column("judge_cost_usd", sa.Float),
+    sa.Column("error", sa.Text),
+    created_at(),
+    sa.UniqueConstraint("run_id", "metric_id", "query_id", "repeat", "model_a_id", "model_b_id"),
+)
+
+# A person's label on a result, for one metric: a score, pass/fail, or both.
+Annotation = sa.Table(
+    "annotation",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("workspace.id"), nullable=False),
+    sa.Column("result_id", sa.ForeignKey("result.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("metric_id", sa.ForeignKey("metric.id"), nullable=False),
+    sa.Column("annotator", sa.String(200), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("passed", sa.Boolean),
+    sa.Column("comment", sa.Text),
+    sa.Column("source", sa.String(1000)),
+    created_at(),
+    sa.UniqueConstraint("result_id", "metric_id", "annotator"),
 )

@@ -1,0 +1,112 @@
+"""The pairwise judge: every pair of answers judged in both orders, position bias measured."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from panopticon.cli import app
+from panopticon.mockllm.server import MockServer
+from panopticon.store.tables import Pairwise
+from tests.conftest import suite_yaml, write
+
+cli = CliRunner()
+PAIRWISE = """  - {name: preference, type: pairwise}
+  - {name: quality, type: rubric, prompt: 'Good?', scale: [1, 10], threshold: 6}"""
+
+
+def run_suite(tmp_path: Path, mock: MockServer, queries: int = 10) -> Path:
+    path = write(
+        tmp_path / "s.yaml",
+        suite_yaml(mock.url, queries=queries, models=("good", "mid", "weak"), metrics=PAIRWISE),
+    )
+    result = cli.invoke(app, ["run", str(path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_every_pair_is_judged_in_both_orders_and_agreement_decides(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    mock.config.quality.update({"mock-good": 0.9, "mock-mid": 0.6, "mock-weak": 0.3})
+    run_suite(tmp_path, mock)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(Pairwise)).all()
+    assert len(rows) == 10 * 3  # 10 queries x 3 pairs
+    assert all(r.verdict_ab is not None and r.verdict_ba is not None for r in rows)
+    assert all(r.final == "a" for r in rows)  # the better model is always a, in suite order
+    out = tmp_path / "rep"
+    assert cli.invoke(app, ["report", "1", "-o", str(out), "-f", "json"]).exit_code == 0
+    (pw,) = json.loads((out / "run-1.json").read_text())["pairwise"]
+    assert pw["position_bias_rate"] == 0.0 and pw["pairs"] == 30
+    assert [r["model"] for r in pw["ranking"]] == ["good", "mid", "weak"]
+    good_vs_weak = next(w for w in pw["win_rates"] if (w["a"], w["b"]) == ("good", "weak"))
+    assert good_vs_weak["win_rate"] == 1.0 and good_vs_weak["low"] > 0.6
+
+
+def test_a_judge_that_always_picks_the_first_answer_produces_ties_and_is_reported(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    mock.config.quality.update({"mock-good": 0.9, "mock-mid": 0.6, "mock-weak": 0.3})
+    mock.config.position_bias = 1.0
+    run_suite(tmp_path, mock, queries=4)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(Pairwise)).all()
+    # shown first each time: a wins in order ab, b wins in order ba; no agreement, a tie
+    assert {(r.verdict_ab, r.verdict_ba, r.final) for r in rows} == {("a", "b", "tie")}
+    out = tmp_path / "rep"
+    cli.invoke(app, ["report", "1", "-o", str(out), "-f", "json"])
+    (pw,) = json.loads((out / "run-1.json").read_text())["pairwise"]
+    assert pw["position_bias_rate"] == 1.0
+
+
+def test_a_resumed_run_does_not_judge_pairs_twice(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    path = write(
+        tmp_path / "s.yaml",
+        suite_yaml(
+            mock.url,
+            queries=6,
+            models=("good", "mid", "weak"),
+            metrics=PAIRWISE,
+            extra="budget_usd: 0.004\n",
+            concurrency=1,
+        ),
+    )
+    assert cli.invoke(app, ["run", str(path), "--no-progress"]).exit_code == 1  # budget
+    write(path, path.read_text().replace("budget_usd: 0.004", "budget_usd: 5"))
+    # a changed budget is a changed suite: the stored answers come back from the cache
+    result = cli.invoke(app, ["run", str(path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    before = mock.stats.answered
+    with engine.connect() as conn:
+        assert (
+            conn.scalar(
+                sa.select(sa.func.count()).select_from(Pairwise).where(Pairwise.c.run_id == 2)
+            )
+            == 18
+        )
+    assert cli.invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
+    assert mock.stats.answered == before  # answers, scores and pairs all from the cache
+
+
+def test_resume_judges_only_the_pairs_that_were_lost(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    from panopticon.store.tables import Run
+
+    path = run_suite(tmp_path, mock, queries=4)
+    with engine.begin() as conn:  # as if the process died before these pairs were stored
+        lost = conn.execute(sa.select(Pairwise.c.id).limit(5)).scalars().all()
+        conn.execute(sa.delete(Pairwise).where(Pairwise.c.id.in_(lost)))
+        conn.execute(sa.update(Run).values(status="interrupted"))
+    before = mock.stats.answered
+    result = cli.invoke(app, ["run", str(path), "--no-progress", "--resume", "1", "--no-cache"])
+    assert result.exit_code == 0, result.output
+    assert mock.stats.answered - before == 5 * 2  # both orders of each lost pair, no more
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(Pairwise)) == 12
