@@ -10,7 +10,7 @@ with startup():  # see gcpause: about 0.1 s of every command's start-up
     import typer
 
     from panopticon import __version__
-    from panopticon.cli import compare, db, demo, mock, report, run, runs
+    from panopticon.cli import annotate, compare, db, demo, mock, report, run, runs
 
 __all__ = ["app", "main"]
 
@@ -27,6 +27,8 @@ app.command("show")(runs.show)
 app.command("export")(runs.export)
 app.command("compare")(compare.compare)
 app.command("report")(report.report)
+app.command("annotate")(annotate.annotate)
+app.command("calibration")(annotate.calibration)
 app.command("demo")(demo.demo)
 app.command("mock-server")(mock.mock_server)
 app.add_typer(db.app, name="db")

@@ -1,0 +1,87 @@
+"""``panopticon annotate`` (import people's labels) and ``calibration`` (judge vs people)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import typer
+from rich.table import Table
+
+from panopticon.cli.output import console, handle_errors
+from panopticon.services.annotations import calibrate, import_labels
+from panopticon.services.runs import store
+from panopticon.settings import load_settings
+from panopticon.store.queries import catalog
+from panopticon.store.queries import runs as run_queries
+
+__all__ = ["annotate", "calibration"]
+
+
+@handle_errors
+def annotate(
+    labels: Path = typer.Argument(
+        ..., help="CSV or JSONL: result_id, metric, passed and/or value, comment, annotator."
+    ),
+    annotator: str = typer.Option(
+        "default", "--annotator", help="Who labelled (when the file has no annotator column)."
+    ),
+) -> None:
+    """Import people's labels on results; every row is checked before any is stored."""
+    settings = load_settings()
+    with store(settings) as engine:
+        new, replaced = import_labels(engine, settings.workspace, labels, annotator)
+    console.print(f"stored {new} new labels, replaced {replaced}", highlight=False)
+
+
+def _f(v: float | None, fmt: str = "{:.2f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+@handle_errors
+def calibration(
+    run_id: str = typer.Argument(..., help="Run id, or 'last'."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """How well each judge agrees with people: Cohen's kappa and Spearman, with 95% CIs."""
+    settings = load_settings()
+    with store(settings) as engine:
+        with engine.begin() as conn:
+            ws = catalog.ensure_workspace(conn, settings.workspace)
+            run = run_queries.get_run(conn, ws, run_id)
+        report = calibrate(engine, run.id)
+    if as_json:
+        console.print_json(orjson.dumps([c.as_dict() for c in report]).decode())
+        return
+    if not report:
+        console.print(
+            f"run {run.id} has no labels yet: import some with panopticon annotate labels.csv",
+            highlight=False,
+        )
+        return
+    table = Table(title=f"Judge against people, run {run.id}", title_justify="left")
+    for col in (
+        "metric",
+        "labelled",
+        "pass/fail pairs",
+        "agreement",
+        "kappa",
+        "kappa 95% CI",
+        "score pairs",
+        "Spearman",
+        "Spearman 95% CI",
+    ):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for c in report:
+        table.add_row(
+            c.metric,
+            str(c.labelled),
+            str(c.pass_pairs),
+            _f(c.agreement, "{:.0%}"),
+            _f(c.kappa),
+            f"{_f(c.kappa_low)} to {_f(c.kappa_high)}",
+            str(c.value_pairs),
+            _f(c.spearman),
+            f"{_f(c.spearman_low)} to {_f(c.spearman_high)}",
+        )
+    console.print(table)

@@ -1,0 +1,215 @@
+"""People's labels: importing them, and how well each judge agrees with them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from panopticon.errors import ConfigError, Issue
+from panopticon.evaluation.sources import iter_csv, iter_jsonl
+from panopticon.stats.agreement import cohen_kappa, spearman
+from panopticon.store.queries import annotations as queries
+from panopticon.store.queries import catalog
+
+__all__ = ["Calibration", "calibrate", "import_labels"]
+
+_TRUE = {"1", "true", "yes", "y", "pass", "passed"}
+_FALSE = {"0", "false", "no", "n", "fail", "failed"}
+
+
+def _bool(raw: Any, file: str, line: int) -> bool | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(
+        Issue(
+            f"'passed' must be true or false, not {raw!r}",
+            file=file,
+            line=line,
+            field="passed",
+            hint="use true/false, yes/no or 1/0",
+        )
+    )
+
+
+def _float(raw: Any, file: str, line: int, name: str) -> float | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            Issue(f"'{name}' must be a number, not {raw!r}", file=file, line=line, field=name)
+        ) from None
+
+
+def import_labels(engine: Engine, workspace: str, path: Path, annotator: str) -> tuple[int, int]:
+    """Validate every row, then store them all (or none): (new labels, replaced labels)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".ndjson"):
+        raise ConfigError(Issue("labels must be a .csv or .jsonl file", file=str(path)))
+    rows = list(iter_csv(path) if suffix == ".csv" else iter_jsonl(path))
+    file = str(path)
+    issues: list[Issue] = []
+    parsed: list[tuple[int, dict[str, Any]]] = []
+    for line, row in rows:
+        try:
+            unknown = set(row) - {
+                "result_id",
+                "metric",
+                "passed",
+                "value",
+                "score",
+                "comment",
+                "annotator",
+            }
+            if unknown:
+                raise ConfigError(
+                    Issue(
+                        f"unknown column(s) {', '.join(sorted(unknown))}",
+                        file=file,
+                        line=line,
+                        hint="columns: result_id, metric, passed, value "
+                        "(or score), comment, annotator",
+                    )
+                )
+            try:
+                result_id = uuid.UUID(str(row.get("result_id", "")))
+            except ValueError:
+                raise ConfigError(
+                    Issue(
+                        "'result_id' is missing or not a result id",
+                        file=file,
+                        line=line,
+                        field="result_id",
+                        hint="take ids from `panopticon export RUN`",
+                    )
+                ) from None
+            if not row.get("metric"):
+                raise ConfigError(
+                    Issue("'metric' is missing", file=file, line=line, field="metric")
+                )
+            passed = _bool(row.get("passed"), file, line)
+            value = _float(row.get("value", row.get("score")), file, line, "value")
+            if passed is None and value is None:
+                raise ConfigError(
+                    Issue("a label needs 'passed', 'value' or both", file=file, line=line)
+                )
+            parsed.append(
+                (
+                    line,
+                    {
+                        "result_id": result_id,
+                        "metric": str(row["metric"]),
+                        "passed": passed,
+                        "value": value,
+                        "comment": row.get("comment") or None,
+                        "annotator": str(row.get("annotator") or annotator),
+                        "source": file,
+                    },
+                )
+            )
+        except ConfigError as err:
+            issues += err.issues
+    if issues:
+        raise ConfigError(issues)
+    if not parsed:
+        raise ConfigError(Issue("the file has no labels", file=file))
+    with engine.begin() as conn:
+        ws = catalog.ensure_workspace(conn, workspace)
+        known = queries.result_metrics(conn, ws, [p["result_id"] for _, p in parsed])
+        for line, p in parsed:
+            metrics = known.get(p["result_id"])
+            if metrics is None:
+                issues.append(
+                    Issue(
+                        f"no result {p['result_id']} in this workspace",
+                        file=file,
+                        line=line,
+                        field="result_id",
+                    )
+                )
+            elif p["metric"] not in metrics:
+                issues.append(
+                    Issue(
+                        f"the result's run has no metric '{p['metric']}'",
+                        file=file,
+                        line=line,
+                        field="metric",
+                        hint="its metrics: " + (", ".join(sorted(metrics)) or "none"),
+                    )
+                )
+            else:
+                p["metric_id"] = metrics[p["metric"]]
+        if issues:
+            raise ConfigError(issues)
+        return queries.upsert_annotations(conn, ws, [p for _, p in parsed])
+
+
+@dataclass(frozen=True)
+class Calibration:
+    metric: str
+    labelled: int
+    judge_errors: int
+    pass_pairs: int
+    agreement: float | None
+    kappa: float | None
+    kappa_low: float | None
+    kappa_high: float | None
+    value_pairs: int
+    spearman: float | None
+    spearman_low: float | None
+    spearman_high: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def calibrate(engine: Engine, run_id: int) -> list[Calibration]:
+    """Per metric: Cohen's kappa between the judge's and people's pass/fail, Spearman's rho
+    between their scores, each with a 95% interval."""
+    with engine.connect() as conn:
+        pairs = queries.calibration_pairs(conn, run_id)
+    out = []
+    for metric in sorted({p["metric"] for p in pairs}):
+        rows = [p for p in pairs if p["metric"] == metric]
+        judged = [p for p in rows if p["judge_error"] is None]
+        pf = [
+            (p["judge_passed"], p["human_passed"])
+            for p in judged
+            if p["judge_passed"] is not None and p["human_passed"] is not None
+        ]
+        vs = [
+            (p["judge_value"], p["human_value"])
+            for p in judged
+            if p["judge_value"] is not None and p["human_value"] is not None
+        ]
+        kappa = cohen_kappa([a for a, _ in pf], [b for _, b in pf]) if pf else None
+        rho = spearman([a for a, _ in vs], [b for _, b in vs]) if len(vs) >= 3 else None
+        out.append(
+            Calibration(
+                metric,
+                len(rows),
+                len(rows) - len(judged),
+                len(pf),
+                sum(1 for a, b in pf if a == b) / len(pf) if pf else None,
+                kappa.estimate if kappa else None,
+                kappa.low if kappa else None,
+                kappa.high if kappa else None,
+                len(vs),
+                rho.estimate if rho else None,
+                rho.low if rho else None,
+                rho.high if rho else None,
+            )
+        )
+    return out
