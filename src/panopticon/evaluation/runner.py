@@ -120,14 +120,13 @@ class Runner:
             dict
         )
         self._judges: dict[str, ModelSpec] = {}
-        by_id = {m.id: m for m in loaded.models}
+        self._specs = {m.id: m for m in loaded.models + loaded.judge_models}
         for metric in metrics:
             if metric.needs_judge:
                 own = getattr(metric.spec, "judge", None)
-                judge = by_id.get(own) if own else None
-                if judge is None and own and loaded.judge and loaded.judge.id == own:
-                    judge = loaded.judge
-                self._judges[metric.name] = judge or loaded.judge  # type: ignore[assignment]
+                judge = self._specs.get(own) if own else loaded.judge
+                if judge is not None:
+                    self._judges[metric.name] = judge
 
     async def run(self) -> RunTotals:
         queues: dict[str, deque[Case]] = defaultdict(deque)
@@ -328,6 +327,7 @@ class Runner:
                 judge_output_tokens=reply.output_tokens if reply else None,
                 judge_cost_usd=reply.cost_usd if reply else None,
                 judge_cached=reply.cached if reply else False,
+                details=result.details,
             )
             self.sink.save_score(record)
             self.totals.scores += 1
@@ -336,13 +336,32 @@ class Runner:
             self.observer.on_score(record)
 
     def _judge_call(self, metric: Metric, keys: list[str]) -> JudgeCall:
-        spec = self._judges[metric.name]
+        """The judge call a metric gets: its own (or the suite's) judge, or with ``model=``
+        any judge of the suite (a panel asks several)."""
+        callers: dict[str, JudgeCall] = {}
+        default = self._judges.get(metric.name)
+
+        async def call(
+            messages: list[dict[str, str]], json_mode: bool, model: str | None = None
+        ) -> JudgeReply:
+            spec = self._specs[model] if model is not None else default
+            if spec is None:
+                return JudgeReply(None, "none", error="no judge model for this metric")
+            if spec.id not in callers:
+                callers[spec.id] = self._judge_caller(spec, keys)
+            return await callers[spec.id](messages, json_mode)
+
+        return call
+
+    def _judge_caller(self, spec: ModelSpec, keys: list[str]) -> JudgeCall:
         client = self.clients[spec.id]
         fingerprint = {**spec.settings_fingerprint(), "params": self._judge_params(spec)}
         params = fingerprint["params"]
         allow_json = bool(spec.options.get("json_mode", True))
 
-        async def call(messages: list[dict[str, str]], json_mode: bool) -> JudgeReply:
+        async def call(
+            messages: list[dict[str, str]], json_mode: bool, model: str | None = None
+        ) -> JudgeReply:
             json_mode = json_mode and allow_json
             key = judge_key(fingerprint, messages, json_mode)
             keys.append(key)

@@ -96,6 +96,9 @@ class Suite(_Strict):
     description: str | None = None
     models: list[ModelSpec] = Field(min_length=1)
     judge: str | ModelSpec | None = Field(default=None, description="Model id or a model.")
+    judges: list[ModelSpec] = Field(
+        default_factory=list, description="More judge models (for panels), not evaluated."
+    )
     system: str | None = Field(default=None, description="System prompt for every query.")
     template: str | None = Field(
         default=None,
@@ -145,6 +148,13 @@ class LoadedSuite:
     @property
     def models(self) -> list[ModelSpec]:
         return list(self.suite.models)
+
+    @property
+    def judge_models(self) -> list[ModelSpec]:
+        """Judges that are not evaluated models: the suite's judge and its extra judges."""
+        evaluated = {m.id for m in self.suite.models}
+        out = [self.judge] if self.judge and self.judge.id not in evaluated else []
+        return out + [j for j in self.suite.judges if j not in out]
 
     def dataset_files(self) -> dict[str, list[int]]:
         """Absolute path of each query file -> the indexes of its queries, in file order."""
@@ -268,6 +278,7 @@ def parse_suite(
     if suite.template and queries:
         issues += _check_template(suite.template, queries, doc)
     all_models = list(suite.models) + ([judge] if judge and judge not in suite.models else [])
+    all_models += [j for j in suite.judges if j not in all_models]
     api_keys = {}
     prices: dict[str, Price | None] = {}
     warnings: list[str] = []
@@ -434,9 +445,23 @@ def _resolve_judge(
     suite: Suite, doc: Located, metrics: list[MetricSpec], issues: list[Issue]
 ) -> ModelSpec | None:
     by_id = {m.id: m for m in suite.models}
+    for i, extra in enumerate(suite.judges):
+        if extra.id in by_id:
+            issues.append(
+                Issue(
+                    f"judges[{i}] has the id '{extra.id}' of a model",
+                    file=doc.file,
+                    line=doc.line_of(("judges", i, "id")),
+                    field=f"judges[{i}].id",
+                    hint="refer to that model by its id instead of repeating it",
+                )
+            )
+    judge_ids = {*by_id, *(j.id for j in suite.judges)}
     judge: ModelSpec | None
     if isinstance(suite.judge, str):
-        judge = by_id.get(suite.judge)
+        judge = by_id.get(suite.judge) or next(
+            (j for j in suite.judges if j.id == suite.judge), None
+        )
         if judge is None:
             issues.append(
                 Issue(
@@ -462,7 +487,19 @@ def _resolve_judge(
             )
     for i, spec in enumerate(metrics):
         own = getattr(spec, "judge", None)
-        if own is not None and own not in by_id and (judge is None or own != judge.id):
+        panel = list(getattr(spec, "judges", None) or [])
+        for name in panel:
+            if name not in judge_ids and (judge is None or name != judge.id):
+                issues.append(
+                    Issue(
+                        f"panel judge '{name}' is not a model",
+                        file=doc.file,
+                        line=doc.line_of(("metrics", i, "judges")),
+                        field=f"metrics[{i}].judges",
+                        hint="list ids from 'models', 'judge' or 'judges'",
+                    )
+                )
+        if own is not None and own not in judge_ids and (judge is None or own != judge.id):
             issues.append(
                 Issue(
                     f"judge '{own}' is not one of the models",
@@ -472,7 +509,7 @@ def _resolve_judge(
                 )
             )
         needs = spec_needs_judge(spec)
-        if needs and own is None and judge is None and suite.judge is None:
+        if needs and own is None and not panel and judge is None and suite.judge is None:
             issues.append(
                 Issue(
                     f"metric '{spec.name}' needs a judge model",

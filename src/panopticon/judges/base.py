@@ -7,9 +7,9 @@ with ``error`` set, and the run carries on (STYLE.md: failures are data).
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,8 +70,13 @@ class JudgeReply:
     error: str | None = None
 
 
-JudgeCall = Callable[[list[dict[str, str]], bool], Awaitable[JudgeReply]]
-"""Send messages to the judge model (second argument: ask for JSON)."""
+class JudgeCall(Protocol):
+    """Send messages to the metric's judge (or, with ``model``, to that judge of the suite);
+    ``json_mode`` asks for a JSON answer."""
+
+    def __call__(
+        self, messages: list[dict[str, str]], json_mode: bool, model: str | None = None
+    ) -> Awaitable[JudgeReply]: ...
 
 
 @dataclass(frozen=True)
@@ -130,9 +135,17 @@ def _load_builtins() -> None:
     global _builtins_loaded
     if not _builtins_loaded:
         _builtins_loaded = True
-        from panopticon.judges import heuristics, pairwise, rag, reference, rubric, safety
+        from panopticon.judges import (
+            heuristics,
+            pairwise,
+            panel,
+            rag,
+            reference,
+            rubric,
+            safety,
+        )
 
-        for module in (rubric, reference, heuristics, rag, safety, pairwise):
+        for module in (rubric, reference, heuristics, rag, safety, pairwise, panel):
             module.register()
 
 

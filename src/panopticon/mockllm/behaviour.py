@@ -134,6 +134,11 @@ def respond(
     first = _between(last, "<response_a>", "</response_a>")
     second = _between(last, "<response_b>", "</response_b>")
     quoted = _between(last, "<response>", "</response>")
+    if quoted is None and len(contents) > 1 and "score" in last.lower():
+        # a follow-up in a judge's conversation (a debate round): judge the quoted answer
+        earlier = next((c for c in reversed(contents[:-1]) if "<response>" in c), None)
+        if earlier is not None:
+            quoted = _between(earlier, "<response>", "</response>")
     if first is not None and second is not None:
         text = _pairwise(config, model, prompt, first, second, json_mode)
     elif quoted is not None:

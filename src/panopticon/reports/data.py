@@ -130,6 +130,62 @@ def pairwise_summary(pairs: list[dict[str, Any]], models: list[str]) -> list[dic
     return out
 
 
+def panel_summary(
+    rows: list[dict[str, Any]], scales: dict[str, tuple[float, float]]
+) -> list[dict[str, Any]]:
+    """Per panel metric: how far the judges agree (Krippendorff's alpha, interval level, on
+    each judge's final score) and each judge's mean score per model (its leniency)."""
+    from panopticon.stats.agreement import krippendorff_alpha
+
+    out = []
+    rows = [r for r in rows if r["details"] and r["details"].get("votes")]
+    for metric in sorted({r["metric"] for r in rows}):
+        mine = [r for r in rows if r["metric"] == metric]
+        finals: list[dict[str, float]] = []
+        for r in mine:
+            last: dict[str, float] = {}
+            for v in r["details"].get("votes", []):
+                if v.get("value") is not None:
+                    last[v["judge"]] = v["value"]  # round 2 follows round 1
+            finals.append(last)
+        judges = sorted({j for f in finals for j in f})
+        matrix = [[f.get(j) for f in finals] for j in judges]
+        try:
+            alpha: float | None = krippendorff_alpha(matrix)
+        except ValueError:
+            alpha = None
+        by_judge = []
+        for j in judges:
+            for model in sorted({r["model"] for r in mine}):
+                values = [
+                    f[j]
+                    for f, r in zip(finals, mine, strict=True)
+                    if j in f and r["model"] == model
+                ]
+                if values:
+                    mean = sum(values) / len(values)
+                    low, high = scales.get(metric, (0.0, 1.0))
+                    by_judge.append(
+                        {
+                            "judge": j,
+                            "model": model,
+                            "n": len(values),
+                            "mean": mean,
+                            "normalized": (mean - low) / (high - low),
+                        }
+                    )
+        out.append(
+            {
+                "metric": metric,
+                "judges": judges,
+                "items": len(mine),
+                "alpha": alpha,
+                "by_judge": by_judge,
+            }
+        )
+    return out
+
+
 def _pareto(points: list[dict[str, Any]]) -> None:
     """Mark the models no other model beats on both cost (lower) and quality (higher)."""
     for p in points:
@@ -147,6 +203,7 @@ def build_report(engine: Engine, run: run_queries.RunRow) -> dict[str, Any]:
     with engine.connect() as conn:
         rows = run_queries.summary_inputs(conn, run.id)
         pairs = run_queries.pairwise_rows(conn, run.id)
+        panels = run_queries.panel_votes(conn, run.id)
     summary = summarize(rows)
     models = [m.model for m in summary.models]
     metrics = sorted({m.metric for m in summary.metrics})
@@ -204,4 +261,12 @@ def build_report(engine: Engine, run: run_queries.RunRow) -> dict[str, Any]:
         ),
         "histograms": _histograms(rows),
         "pairwise": pairwise_summary(pairs, models),
+        "panels": panel_summary(
+            panels,
+            {
+                m["name"]: (float(m["scale"][0]), float(m["scale"][1]))
+                for m in run.suite.get("metrics", [])
+                if m.get("type") == "panel"
+            },
+        ),
     }

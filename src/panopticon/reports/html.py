@@ -303,6 +303,41 @@ def sections(data: dict[str, Any]) -> list[Chart]:
             table,
         )
     )
+    for p_i, panel in enumerate(data.get("panels", [])):
+        judges = panel["judges"]
+        cells = {(b["model"], b["judge"]): b["normalized"] for b in panel["by_judge"]}
+        table = Table(["model", "judge", "mean score", "n"])
+        for i, b in enumerate(panel["by_judge"]):
+            k = f"panels.{p_i}.by_judge.{i}"
+            table.rows.append(
+                [
+                    Cell(b["model"]),
+                    Cell(b["judge"]),
+                    _num(b["mean"], f"{k}.mean"),
+                    _num(b["n"], f"{k}.n", "{:.0f}"),
+                ]
+            )
+        alpha = panel["alpha"]
+        table.rows.append(
+            [
+                Cell("all"),
+                Cell("Krippendorff's alpha"),
+                _num(alpha, f"panels.{p_i}.alpha"),
+                _num(panel["items"], f"panels.{p_i}.items", "{:.0f}"),
+            ]
+        )
+        out.append(
+            Chart(
+                f"panel-{p_i}",
+                f"Panel '{panel['metric']}': judges by model",
+                "Each judge's mean score per model (cells: normalised 0..1); "
+                "Krippendorff's alpha (interval) measures how far the judges agree: 1 is "
+                f"perfect, 0 no better than chance. Here: "
+                f"{'-' if alpha is None else f'{alpha:.2f}'}.",
+                charts.heatmap(models, judges, cells, "Judges by model"),
+                table,
+            )
+        )
     return out
 
 

@@ -182,8 +182,7 @@ class Execution:
         specs: list[tuple[ModelSpec, int]] = [
             (m, m.concurrency or suite.concurrency) for m in suite.models
         ]
-        judge = self.loaded.judge
-        if judge is not None and judge.id not in {m.id for m in suite.models}:
+        for judge in self.loaded.judge_models:
             # one judge serves every model's workers
             specs.append((judge, judge.concurrency or suite.concurrency * len(suite.models)))
         for spec, concurrency in specs:
@@ -280,9 +279,7 @@ def _prepare(
 ) -> Execution:
     with engine.begin() as conn:
         ws = catalog.ensure_workspace(conn, settings.workspace)
-        all_models = list(loaded.models)
-        if loaded.judge is not None and loaded.judge not in all_models:
-            all_models.append(loaded.judge)
+        all_models = loaded.models + loaded.judge_models
         model_ids = catalog.upsert_models(conn, ws, all_models, loaded.prices)
         metric_ids = catalog.upsert_metrics(conn, ws, loaded.metrics)
         query_ids = catalog.upsert_queries(conn, ws, loaded.queries)

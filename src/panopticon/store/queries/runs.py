@@ -30,6 +30,7 @@ __all__ = [
     "list_runs",
     "pairwise_done",
     "pairwise_rows",
+    "panel_votes",
     "run_results",
     "start_run",
     "summary_inputs",
@@ -440,5 +441,22 @@ def pairwise_rows(conn: Connection, run_id: int) -> list[dict[str, Any]]:
         .join(a, a.c.id == Pairwise.c.model_a_id)
         .join(b, b.c.id == Pairwise.c.model_b_id)
         .where(Pairwise.c.run_id == run_id)
+    )
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def panel_votes(conn: Connection, run_id: int) -> list[dict[str, Any]]:
+    """Scores that carry a panel's votes: metric, answering model, result and votes."""
+    q = (
+        sa.select(
+            Metric.c.name.label("metric"),
+            Model.c.name.label("model"),
+            Score.c.result_id,
+            Score.c.details,
+        )
+        .join(Metric, Metric.c.id == Score.c.metric_id)
+        .join(Result, Result.c.id == Score.c.result_id)
+        .join(Model, Model.c.id == Result.c.model_id)
+        .where(Score.c.run_id == run_id, Score.c.details.is_not(None))
     )
     return [dict(r._mapping) for r in conn.execute(q)]

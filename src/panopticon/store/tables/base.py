@@ -26,7 +26,8 @@ metadata = sa.MetaData(naming_convention=NAMING)
 
 
 class JSONType(sa.types.TypeDecorator[Any]):
-    """JSON everywhere, JSONB on PostgreSQL (imported only there)."""
+    """JSON everywhere, JSONB on PostgreSQL (imported only there). Python None is SQL NULL,
+    not a JSON ``null``, so ``IS NULL`` means "no value"."""
 
     impl = sa.JSON
     cache_ok = True
@@ -35,8 +36,8 @@ class JSONType(sa.types.TypeDecorator[Any]):
         if dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import JSONB
 
-            return dialect.type_descriptor(JSONB())
-        return dialect.type_descriptor(sa.JSON())
+            return dialect.type_descriptor(JSONB(none_as_null=True))
+        return dialect.type_descriptor(sa.JSON(none_as_null=True))
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
