@@ -195,6 +195,14 @@ def _judge(config: MockConfig, judge_model: str, prompt: str, quoted: str, json_
     level = min(1.0, max(0.0, quality + noise))
     reasoning = f"The response by {author or 'the model'} is judged at {level:.2f} of the best."
     wants_json = json_mode or "json" in prompt.lower()
+    if '"injection"' in prompt:  # the prompt-injection classifier
+        risky = any(
+            w in quoted.lower() for w in ("ignore", "disregard", "jailbreak", "system prompt")
+        )
+        verdict = "injection" if risky else "clean"
+        if wants_json:
+            return orjson.dumps({"verdict": verdict, "reasoning": reasoning}).decode()
+        return f"Reasoning: {reasoning}\nVerdict: {verdict}"
     if "verdict" in prompt.lower():
         verdict = "correct" if u < quality else "incorrect"
         if wants_json:
