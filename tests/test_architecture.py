@@ -50,3 +50,12 @@ def test_only_settings_reads_the_environment_for_configuration() -> None:
             offenders.append(str(path.relative_to(SRC)))
     # the CLI hands the process environment to suites (${VAR} and api_key_env), nothing else
     assert sorted(offenders) == ["cli/demo.py", "cli/run.py"]
+
+
+def test_api_routes_call_services_not_the_store() -> None:
+    offenders = []
+    for path in (SRC / "api" / "routes").rglob("*.py"):
+        for name in imports_of(path):
+            if name.startswith(("sqlalchemy", "panopticon.store")):
+                offenders.append(f"{path.relative_to(SRC)} imports {name}")
+    assert offenders == []

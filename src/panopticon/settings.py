@@ -37,6 +37,12 @@ class Settings(BaseModel):
         "postgresql://user@host/db selects PostgreSQL.",
     )
     workspace: str = Field(default="default", description="Workspace the CLI works in.")
+    api_key: str | None = Field(
+        default=None,
+        min_length=16,
+        description="A bootstrap key: accepted by the API as an admin of the default "
+        "workspace (at least 16 characters). Create real keys with `panopticon keys create`.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

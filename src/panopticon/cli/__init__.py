@@ -10,7 +10,7 @@ with startup():  # see gcpause: about 0.1 s of every command's start-up
     import typer
 
     from panopticon import __version__
-    from panopticon.cli import annotate, compare, db, demo, mock, report, run, runs
+    from panopticon.cli import annotate, compare, db, demo, keys, mock, report, run, runs, serve
 
 __all__ = ["app", "main"]
 
@@ -31,7 +31,9 @@ app.command("annotate")(annotate.annotate)
 app.command("calibration")(annotate.calibration)
 app.command("demo")(demo.demo)
 app.command("mock-server")(mock.mock_server)
+app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
+app.add_typer(keys.app, name="keys")
 
 
 def _version(value: bool) -> None:

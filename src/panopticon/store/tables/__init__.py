@@ -1,5 +1,6 @@
 """All tables, on one ``metadata``."""
 
+from panopticon.store.tables.access import ROLES, ApiKey
 from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
 from panopticon.store.tables.registry import Model, Provider
@@ -7,8 +8,10 @@ from panopticon.store.tables.runs import RUN_STATUSES, Annotation, Pairwise, Res
 from panopticon.store.tables.workspace import Workspace
 
 __all__ = [
+    "ROLES",
     "RUN_STATUSES",
     "Annotation",
+    "ApiKey",
     "Dataset",
     "DatasetItem",
     "Metric",

@@ -37,6 +37,9 @@ Metric = sa.Table(
     sa.Column("type", sa.String(50), nullable=False),
     sa.Column("definition", JSONType, nullable=False),
     sa.Column("version", sa.String(64), nullable=False),
+    # as the API stores them: a category (the design's "type") and free metadata
+    sa.Column("category", sa.String(200)),
+    sa.Column("metadata", JSONType),
     created_at(),
     sa.UniqueConstraint("workspace_id", "name", "version"),
 )

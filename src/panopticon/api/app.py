@@ -1,0 +1,40 @@
+"""The API application. ``create_app(settings)`` builds it; nothing exists at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from panopticon import __version__
+from panopticon.api.errors import install_error_handlers
+from panopticon.api.routes import health, keys, metrics, queries
+from panopticon.services.runs import open_store
+from panopticon.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = open_store(settings)
+        try:
+            yield
+        finally:
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Panopticon",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for module in (health, queries, metrics, keys):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,64 @@
+"""``panopticon keys``: API keys, shown once, stored hashed, revocable."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from panopticon.cli.output import console, handle_errors
+from panopticon.services.access import create_key, revoke_key
+from panopticon.services.runs import store
+from panopticon.settings import load_settings
+from panopticon.store.queries import access, catalog
+
+app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+
+
+@app.command("create")
+@handle_errors
+def create_cmd(
+    workspace: str = typer.Option(
+        "default", "--workspace", "-w", help="Workspace (created if new)."
+    ),
+    role: str = typer.Option("member", "--role", help="admin, member or viewer."),
+    name: str = typer.Option("cli", "--name", help="A label to recognise the key by."),
+) -> None:
+    """Create a key. It is printed once; only its hash is stored."""
+    with store(load_settings()) as engine:
+        key_id, key = create_key(engine, workspace, role, name)
+    console.print(f"key {key_id} ({role} of workspace '{workspace}'):", highlight=False)
+    console.print(key, highlight=False, soft_wrap=True)
+    console.print("Store it now: it cannot be shown again. Send it as the X-API-Key header.")
+
+
+@app.command("list")
+@handle_errors
+def list_cmd(workspace: str | None = typer.Option(None, "--workspace", "-w")) -> None:
+    """List keys (never the keys themselves)."""
+    with store(load_settings()) as engine, engine.begin() as conn:
+        ws = catalog.ensure_workspace(conn, workspace, create=False) if workspace else None
+        rows = access.list_keys(conn, ws)
+    table = Table()
+    for col in ("id", "workspace", "name", "role", "prefix", "created", "last used", "state"):
+        table.add_column(col)
+    for k in rows:
+        table.add_row(
+            str(k.id),
+            k.workspace,
+            k.name,
+            k.role,
+            k.prefix + "...",
+            f"{k.created_at:%Y-%m-%d}",
+            f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
+            "revoked" if k.revoked_at else "active",
+        )
+    console.print(table)
+
+
+@app.command("revoke")
+@handle_errors
+def revoke_cmd(key_id: int = typer.Argument(...)) -> None:
+    """Revoke a key; requests with it are refused from now on."""
+    with store(load_settings()) as engine:
+        revoke_key(engine, key_id)
+    console.print(f"key {key_id} revoked")

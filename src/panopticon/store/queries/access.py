@@ -1,0 +1,86 @@
+"""API keys: create, find by hash, list, revoke."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from panopticon.store.tables import ApiKey, Workspace
+from panopticon.store.tables.base import utcnow
+
+__all__ = ["KeyRow", "find_key", "insert_key", "list_keys", "revoke_key", "touch_key"]
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    id: int
+    workspace_id: int
+    workspace: str
+    name: str
+    prefix: str
+    role: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+_COLS = (
+    ApiKey.c.id,
+    ApiKey.c.workspace_id,
+    Workspace.c.name.label("workspace"),
+    ApiKey.c.name,
+    ApiKey.c.prefix,
+    ApiKey.c.role,
+    ApiKey.c.created_at,
+    ApiKey.c.last_used_at,
+    ApiKey.c.revoked_at,
+)
+
+
+def insert_key(
+    conn: Connection, workspace_id: int, name: str, prefix: str, key_hash: str, role: str
+) -> int:
+    return int(
+        conn.execute(
+            sa.insert(ApiKey)
+            .values(
+                workspace_id=workspace_id,
+                name=name,
+                prefix=prefix,
+                key_hash=key_hash,
+                role=role,
+                created_at=utcnow(),
+            )
+            .returning(ApiKey.c.id)
+        ).scalar_one()
+    )
+
+
+def find_key(conn: Connection, key_hash: str) -> KeyRow | None:
+    row = conn.execute(
+        sa.select(*_COLS)
+        .join(Workspace, Workspace.c.id == ApiKey.c.workspace_id)
+        .where(ApiKey.c.key_hash == key_hash)
+    ).first()
+    return KeyRow(**row._mapping) if row else None
+
+
+def touch_key(conn: Connection, key_id: int) -> None:
+    conn.execute(sa.update(ApiKey).where(ApiKey.c.id == key_id).values(last_used_at=utcnow()))
+
+
+def list_keys(conn: Connection, workspace_id: int | None = None) -> list[KeyRow]:
+    q = sa.select(*_COLS).join(Workspace, Workspace.c.id == ApiKey.c.workspace_id)
+    if workspace_id is not None:
+        q = q.where(ApiKey.c.workspace_id == workspace_id)
+    return [KeyRow(**r._mapping) for r in conn.execute(q.order_by(ApiKey.c.id))]
+
+
+def revoke_key(conn: Connection, key_id: int, workspace_id: int | None = None) -> bool:
+    q = sa.update(ApiKey).where(ApiKey.c.id == key_id, ApiKey.c.revoked_at.is_(None))
+    if workspace_id is not None:
+        q = q.where(ApiKey.c.workspace_id == workspace_id)
+    return conn.execute(q.values(revoked_at=utcnow())).rowcount > 0
