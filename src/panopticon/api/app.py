@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from panopticon import __version__
 from panopticon.api.errors import install_error_handlers
-from panopticon.api.routes import health, keys, metrics, queries
+from panopticon.api.routes import health, judge, keys, metrics, models, queries
 from panopticon.services.runs import open_store
 from panopticon.settings import Settings
 
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> FastAPI:
+    """``env`` is where models' ``api_key_env`` variables are read (the CLI passes the
+    process environment)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = open_store(settings)
@@ -34,7 +37,8 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.env = dict(env or {})
     install_error_handlers(app)
-    for module in (health, queries, metrics, keys):
+    for module in (health, queries, metrics, models, judge, keys):
         app.include_router(module.router)
     return app

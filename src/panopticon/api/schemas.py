@@ -108,3 +108,95 @@ class ErrorDetail(BaseModel):
 class ErrorPublic(BaseModel):
     error: ErrorDetail
     errors: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ModelCreate(_Body):
+    id: str = Field(min_length=1, max_length=200)
+    provider: str = "openai"
+    model: str | None = Field(default=None, max_length=200)
+    base_url: str | None = Field(default=None, max_length=500)
+    api_key_env: str | None = Field(
+        default=None, max_length=200, description="The environment variable with the key."
+    )
+    params: dict[str, Any] = Field(default_factory=dict)
+    concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    price: dict[str, float] | None = Field(default=None, description="{input, output} USD/1M")
+
+
+class ModelPublic(BaseModel):
+    id: str
+    provider: str
+    model: str
+    base_url: str | None
+    api_key_env: str | None
+    params: dict[str, Any]
+    concurrency: int | None
+    price: dict[str, float] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProviderPublic(BaseModel):
+    id: int
+    name: str
+    kind: str
+    base_url: str | None
+    api_key_env: str | None
+    created_at: datetime
+
+
+class EvaluateQuery(_Body):
+    query: str = Field(min_length=1, max_length=100_000)
+    model_id: str = Field(min_length=1, max_length=200)
+    theme: str | None = Field(default=None, max_length=200)
+    evaluation_prompt_ids: list[int] = Field(default_factory=list, max_length=100)
+    judge_model: str | None = Field(default=None, max_length=200)
+
+
+class ScorePublic(BaseModel):
+    metric: str
+    value: float | None
+    normalized: float | None
+    passed: bool | None
+    reasoning: str | None
+    error: str | None
+    judge_model: str | None
+
+
+class EvaluationPublic(BaseModel):
+    run_id: int
+    status: str
+    query_id: int
+    model_id: str
+    theme: str | None
+    response: str | None
+    error: str | None
+    cached: bool
+    latency_ms: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    scores: list[ScorePublic]
+
+
+class ResultPublic(BaseModel):
+    id: Any
+    run_id: int
+    result_id: Any
+    query_id: int
+    query: str
+    theme: str
+    model_id: str
+    metric_id: int
+    metric: str
+    value: float | None
+    normalized: float | None
+    passed: bool | None
+    reasoning: str | None
+    error: str | None
+    judge_model: str | None
+    response: str | None
+    latency_ms: float | None
+    cost_usd: float | None
+    created_at: datetime

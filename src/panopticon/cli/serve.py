@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from panopticon.cli.output import console, handle_errors
@@ -21,7 +23,7 @@ def serve(
     from panopticon.api.app import create_app
 
     settings = load_settings()
-    app = create_app(settings)
+    app = create_app(settings, env=os.environ)
     console.print(
         f"Panopticon API on http://{host}:{port} (docs: /api/docs); database "
         f"{settings.resolved_database_url}",

@@ -262,18 +262,18 @@ def prepare_run(
     own_engine = engine is None
     engine = engine or open_store(settings)
     try:
-        return _prepare(settings, engine, loaded, suite_path, resume, use_cache)
+        return prepare_loaded(settings, engine, loaded, str(suite_path), resume, use_cache)
     except BaseException:
         if own_engine:
             engine.dispose()
         raise
 
 
-def _prepare(
+def prepare_loaded(
     settings: Settings,
     engine: Engine,
     loaded: LoadedSuite,
-    suite_path: str | Path,
+    suite_path: str | None,
     resume: str | None,
     use_cache: bool,
 ) -> Execution:
@@ -303,7 +303,7 @@ def _prepare(
                 name=loaded.suite.name,
                 suite=loaded.snapshot(),
                 fingerprint=loaded.fingerprint,
-                suite_path=str(Path(suite_path).resolve()),
+                suite_path=str(Path(suite_path).resolve()) if suite_path else None,
                 planned=len(cases),
             )
         plan = Plan(run_id, cases, metric_ids)
@@ -319,7 +319,7 @@ def _prepare(
     return Execution(engine, settings, loaded, run_id, plan, resume is not None, use_cache)
 
 
-def _check_resumable(row: run_queries.RunRow, loaded: LoadedSuite, suite_path: str | Path) -> None:
+def _check_resumable(row: run_queries.RunRow, loaded: LoadedSuite, suite_path: str | None) -> None:
     if row.suite_fingerprint != loaded.fingerprint:
         raise ConfigError(
             Issue(

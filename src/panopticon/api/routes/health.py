@@ -16,6 +16,8 @@ router = APIRouter(tags=["service"])
 ENDPOINTS = {
     "queries": ["/api/queries", "/api/queries/{id}"],
     "metrics": ["/api/metrics", "/api/metrics/{id}"],
+    "models": ["/api/models", "/api/models/{id}", "/api/providers"],
+    "judge": ["/api/judge/evaluate/query", "/api/judge/results"],
     "keys": ["/api/keys", "/api/keys/{id}"],
 }
 

@@ -1,0 +1,55 @@
+"""/api/judge: evaluate a query now, and read scores back with filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from panopticon.api.deps import EngineDep, Member, SettingsDep, Viewer
+from panopticon.api.schemas import EvaluateQuery, EvaluationPublic, PagePublic, ResultPublic
+from panopticon.services.evaluate import evaluate_query
+from panopticon.services.results import ResultFilters, find_results
+
+router = APIRouter(prefix="/api/judge", tags=["judge"])
+
+
+@router.post("/evaluate/query", response_model=EvaluationPublic)
+async def evaluate(
+    body: EvaluateQuery, request: Request, engine: EngineDep, settings: SettingsDep, caller: Member
+) -> EvaluationPublic:
+    result = await evaluate_query(
+        engine,
+        settings,
+        caller.workspace_id,
+        caller.workspace,
+        request.app.state.env,
+        body.model_dump(),
+    )
+    return EvaluationPublic(**result)
+
+
+@router.get("/results", response_model=PagePublic[ResultPublic])
+def results(
+    engine: EngineDep,
+    caller: Viewer,
+    theme: Annotated[str | None, Query(max_length=200)] = None,
+    model_id: Annotated[str | None, Query(max_length=200)] = None,
+    metric: Annotated[str | None, Query(max_length=200)] = None,
+    run: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_score: float | None = None,
+    max_score: float | None = None,
+    passed: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> PagePublic[ResultPublic]:
+    filters = ResultFilters(
+        theme, model_id, metric, run, since, until, min_score, max_score, passed
+    )
+    rows, total = find_results(engine, caller.workspace_id, filters, limit, offset)
+    return PagePublic[ResultPublic](
+        items=[ResultPublic(**r) for r in rows], total=total, limit=limit, offset=offset
+    )

@@ -1,0 +1,88 @@
+"""Scores with their context, filtered and paged (``GET /api/judge/results``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from panopticon.store.tables import Metric, Model, Query, Result, Run, Score
+
+__all__ = ["ResultFilters", "search_scores"]
+
+
+@dataclass(frozen=True)
+class ResultFilters:
+    theme: str | None = None
+    model: str | None = None
+    metric: str | None = None
+    run_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    min_score: float | None = None  # on the metric's own scale
+    max_score: float | None = None
+    passed: bool | None = None
+
+
+def search_scores(
+    conn: Connection, workspace_id: int, f: ResultFilters, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    where = [Run.c.workspace_id == workspace_id]
+    if f.theme is not None:
+        where.append(Query.c.theme == f.theme)
+    if f.model is not None:
+        where.append(Model.c.name == f.model)
+    if f.metric is not None:
+        where.append(Metric.c.name == f.metric)
+    if f.run_id is not None:
+        where.append(Score.c.run_id == f.run_id)
+    if f.since is not None:
+        where.append(Score.c.created_at >= f.since)
+    if f.until is not None:
+        where.append(Score.c.created_at < f.until)
+    if f.min_score is not None:
+        where.append(Score.c.value >= f.min_score)
+    if f.max_score is not None:
+        where.append(Score.c.value <= f.max_score)
+    if f.passed is not None:
+        where.append(Score.c.passed.is_(f.passed))
+    joined = (
+        Score.join(Run, Run.c.id == Score.c.run_id)
+        .join(Result, Result.c.id == Score.c.result_id)
+        .join(Query, Query.c.id == Result.c.query_id)
+        .join(Model, Model.c.id == Result.c.model_id)
+        .join(Metric, Metric.c.id == Score.c.metric_id)
+    )
+    total = conn.execute(sa.select(sa.func.count()).select_from(joined).where(*where)).scalar()
+    q = (
+        sa.select(
+            Score.c.id,
+            Score.c.run_id,
+            Score.c.value,
+            Score.c.normalized,
+            Score.c.passed,
+            Score.c.reasoning,
+            Score.c.error,
+            Score.c.judge_model,
+            Score.c.created_at,
+            Metric.c.id.label("metric_id"),
+            Metric.c.name.label("metric"),
+            Model.c.name.label("model_id"),
+            Query.c.id.label("query_id"),
+            Query.c.text.label("query"),
+            Query.c.theme,
+            Result.c.id.label("result_id"),
+            Result.c.response_text.label("response"),
+            Result.c.latency_ms,
+            Result.c.cost_usd,
+        )
+        .select_from(joined)
+        .where(*where)
+        .order_by(Score.c.created_at.desc(), Score.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [dict(r._mapping) for r in conn.execute(q)], int(total or 0)

@@ -1,0 +1,165 @@
+"""The design's evaluation workflow over the API: register models, store queries and
+metrics, evaluate a query, read results with filters; workspaces kept apart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from panopticon.api.app import create_app
+from panopticon.mockllm.server import MockServer
+from panopticon.services.access import create_key
+from panopticon.services.runs import store
+from panopticon.settings import Settings
+
+BOOT = {"X-API-Key": "dev_api_key_for_testing"}
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[TestClient]:
+    app = create_app(
+        Settings(home=settings.home, database_url=settings.database_url, api_key=BOOT["X-API-Key"]),
+        env={},
+    )
+    with TestClient(app) as client:
+        yield client
+
+
+def register(api: TestClient, mock: MockServer, headers: dict[str, str]) -> int:
+    for name in ("gpt-4o", "claude-3-opus-20240229", "gpt-4"):
+        r = api.post(
+            "/api/models",
+            json={
+                "id": name,
+                "model": f"mock-{name}",
+                "base_url": mock.url,
+                "price": {"input": 1, "output": 2},
+            },
+            headers=headers,
+        )
+        assert r.status_code == 201, r.text
+    metric = api.post(
+        "/api/metrics",
+        headers=headers,
+        json={
+            "item": "Evaluate the summary for conciseness. Respond with ONLY a single score "
+            "from 1 to 10.",
+            "type": "summary_quality",
+            "threshold": 6,
+        },
+    )
+    return int(metric.json()["id"])
+
+
+def test_evaluate_a_query_and_read_the_results(api: TestClient, mock: MockServer) -> None:
+    mock.config.quality.update({"mock-gpt-4o": 0.9, "mock-claude-3-opus-20240229": 0.3})
+    metric_id = register(api, mock, BOOT)
+    assert {m["id"] for m in api.get("/api/models", headers=BOOT).json()} == {
+        "gpt-4o",
+        "claude-3-opus-20240229",
+        "gpt-4",
+    }
+    assert api.get("/api/models/gpt-4o", headers=BOOT).json()["price"] == {
+        "input": 1.0,
+        "output": 2.0,
+    }
+    for model in ("gpt-4o", "claude-3-opus-20240229"):
+        r = api.post(
+            "/api/judge/evaluate/query",
+            headers=BOOT,
+            json={
+                "query": "Summarize the provided article about renewable energy trends.",
+                "model_id": model,
+                "theme": "summarization",
+                "evaluation_prompt_ids": [metric_id],
+                "judge_model": "gpt-4",
+            },
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["status"] == "completed" and body["response"].startswith(f"[mock-{model}]")
+        (score,) = body["scores"]
+        assert score["judge_model"] == "gpt-4" and score["error"] is None
+    good = api.get(
+        "/api/judge/results",
+        headers=BOOT,
+        params={"theme": "summarization", "model_id": "gpt-4o", "limit": 10},
+    ).json()
+    assert good["total"] == 1 and good["items"][0]["value"] >= 8
+    passed = api.get("/api/judge/results", headers=BOOT, params={"passed": "true"}).json()
+    assert [r["model_id"] for r in passed["items"]] == ["gpt-4o"]
+    low = api.get("/api/judge/results", headers=BOOT, params={"max_score": 5}).json()
+    assert [r["model_id"] for r in low["items"]] == ["claude-3-opus-20240229"]
+    assert (
+        api.get("/api/judge/results", headers=BOOT, params={"metric": "nope"}).json()["total"] == 0
+    )
+    # the same request again is answered from the store: nothing is paid twice
+    before = mock.stats.answered
+    again = api.post(
+        "/api/judge/evaluate/query",
+        headers=BOOT,
+        json={
+            "query": "Summarize the provided article about renewable energy trends.",
+            "model_id": "gpt-4o",
+            "theme": "summarization",
+            "evaluation_prompt_ids": [metric_id],
+            "judge_model": "gpt-4",
+        },
+    ).json()
+    assert again["cached"] is True and mock.stats.answered == before
+
+
+def test_unknown_models_and_metrics_are_named(api: TestClient, mock: MockServer) -> None:
+    metric_id = register(api, mock, BOOT)
+    r = api.post(
+        "/api/judge/evaluate/query",
+        headers=BOOT,
+        json={
+            "query": "q",
+            "model_id": "gpt-5",
+            "evaluation_prompt_ids": [metric_id],
+            "judge_model": "gpt-4",
+        },
+    )
+    assert r.status_code == 422 and r.json()["error"]["field"] == "model_id"
+    assert "register it with POST /api/models" in r.json()["error"]["hint"]
+    r = api.post(
+        "/api/judge/evaluate/query",
+        headers=BOOT,
+        json={"query": "q", "model_id": "gpt-4o", "evaluation_prompt_ids": [999]},
+    )
+    assert r.status_code == 422 and r.json()["error"]["field"] == "evaluation_prompt_ids"
+    r = api.post("/api/models", headers=BOOT, json={"id": "x", "provider": "nope"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "provider"
+
+
+def test_models_and_results_stay_in_their_workspace(
+    api: TestClient, mock: MockServer, settings: Settings
+) -> None:
+    metric_id = register(api, mock, BOOT)
+    api.post(
+        "/api/judge/evaluate/query",
+        headers=BOOT,
+        json={
+            "query": "q?",
+            "model_id": "gpt-4o",
+            "evaluation_prompt_ids": [metric_id],
+            "judge_model": "gpt-4",
+        },
+    )
+    with store(settings) as engine:
+        other = {"X-API-Key": create_key(engine, "other", "admin", "t")[1]}
+        viewer = {"X-API-Key": create_key(engine, "default", "viewer", "t")[1]}
+    assert api.get("/api/models", headers=other).json() == []
+    assert api.get("/api/models/gpt-4o", headers=other).status_code == 404
+    assert api.get("/api/judge/results", headers=other).json()["total"] == 0
+    r = api.post(
+        "/api/judge/evaluate/query",
+        headers=other,
+        json={"query": "q?", "model_id": "gpt-4o", "evaluation_prompt_ids": [metric_id]},
+    )
+    assert r.status_code == 422  # neither the model nor the metric exists there
+    assert api.post("/api/models", headers=viewer, json={"id": "m"}).status_code == 403
+    assert api.get("/api/judge/results", headers=viewer).json()["total"] == 1
