@@ -163,3 +163,85 @@ def test_models_and_results_stay_in_their_workspace(
     assert r.status_code == 422  # neither the model nor the metric exists there
     assert api.post("/api/models", headers=viewer, json={"id": "m"}).status_code == 403
     assert api.get("/api/judge/results", headers=viewer).json()["total"] == 1
+
+
+def wait_for_job(api: TestClient, job_id: int, headers: dict[str, str]) -> dict[str, object]:
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        job = api.get(f"/api/jobs/{job_id}", headers=headers).json()
+        if job["status"] in ("completed", "failed"):
+            return dict(job)
+        time.sleep(0.05)
+    raise AssertionError("the job did not finish in 30 s")
+
+
+def test_a_theme_evaluation_runs_as_a_job(api: TestClient, mock: MockServer) -> None:
+    metric_id = register(api, mock, BOOT)
+    for i in range(12):
+        api.post(
+            "/api/queries",
+            headers=BOOT,
+            json={"item": f"Summarize article {i}.", "type": "summarization"},
+        )
+    api.post("/api/queries", headers=BOOT, json={"item": "A haiku?", "type": "poetry"})
+    r = api.post(
+        "/api/judge/evaluate/theme",
+        headers=BOOT,
+        json={
+            "theme": "summarization",
+            "model_id": "claude-3-opus-20240229",
+            "evaluation_prompt_ids": [metric_id],
+            "judge_model": "gpt-4",
+            "limit": 10,
+        },
+    )
+    assert r.status_code == 202, r.text
+    job = wait_for_job(api, r.json()["id"], BOOT)
+    assert job["status"] == "completed" and (job["done"], job["total"]) == (10, 10)
+    results = api.get(
+        "/api/judge/results", headers=BOOT, params={"run": job["run_id"], "limit": 100}
+    ).json()
+    assert results["total"] == 10
+    assert {x["theme"] for x in results["items"]} == {"summarization"}
+    empty = api.post(
+        "/api/judge/evaluate/theme",
+        headers=BOOT,
+        json={"theme": "nothing-here", "model_id": "gpt-4o", "evaluation_prompt_ids": [metric_id]},
+    )
+    assert empty.status_code == 422 and empty.json()["error"]["field"] == "theme"
+
+
+def test_a_job_left_queued_is_taken_up_when_the_server_starts(
+    settings: Settings, mock: MockServer
+) -> None:
+    from panopticon.services.jobs import create_theme_job
+    from panopticon.services.registry import ModelRegistry
+    from panopticon.services.runs import open_store
+
+    boot = Settings(
+        home=settings.home, database_url=settings.database_url, api_key=BOOT["X-API-Key"]
+    )
+    with TestClient(create_app(boot, env={})) as first:
+        metric_id = register(first, mock, BOOT)
+        for i in range(3):
+            first.post("/api/queries", headers=BOOT, json={"item": f"Q {i}?", "type": "t"})
+    engine = open_store(boot)
+    assert ModelRegistry(engine, 1).get("gpt-4o")["id"] == "gpt-4o"
+    job_id = create_theme_job(
+        engine,
+        1,
+        {},
+        {  # recorded, never submitted: as after a crash
+            "theme": "t",
+            "model_id": "gpt-4o",
+            "evaluation_prompt_ids": [metric_id],
+            "judge_model": "gpt-4",
+            "limit": None,
+        },
+    )
+    engine.dispose()
+    with TestClient(create_app(boot, env={})) as second:
+        job = wait_for_job(second, job_id, BOOT)
+        assert job["status"] == "completed" and job["done"] == 3

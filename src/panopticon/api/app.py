@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from panopticon import __version__
 from panopticon.api.errors import install_error_handlers
 from panopticon.api.routes import health, judge, keys, metrics, models, queries
+from panopticon.services.jobs import JobRunner
 from panopticon.services.runs import open_store
 from panopticon.settings import Settings
 
@@ -23,9 +24,12 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = open_store(settings)
+        app.state.jobs = JobRunner(app.state.engine, settings, app.state.env)
+        app.state.jobs.start()
         try:
             yield
         finally:
+            await app.state.jobs.stop()
             app.state.engine.dispose()
 
     app = FastAPI(
@@ -41,4 +45,5 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     install_error_handlers(app)
     for module in (health, queries, metrics, models, judge, keys):
         app.include_router(module.router)
+    app.include_router(judge.jobs_router)
     return app

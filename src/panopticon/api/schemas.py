@@ -200,3 +200,26 @@ class ResultPublic(BaseModel):
     latency_ms: float | None
     cost_usd: float | None
     created_at: datetime
+
+
+class EvaluateTheme(_Body):
+    theme: str = Field(min_length=1, max_length=200)
+    model_id: str = Field(min_length=1, max_length=200)
+    evaluation_prompt_ids: list[int] = Field(default_factory=list, max_length=100)
+    judge_model: str | None = Field(default=None, max_length=200)
+    limit: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class JobPublic(BaseModel):
+    id: int
+    kind: str
+    status: str
+    run_id: int | None
+    payload: dict[str, Any]
+    done: int
+    failed: int
+    total: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None

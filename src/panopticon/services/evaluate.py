@@ -15,14 +15,14 @@ from sqlalchemy.engine import Engine
 
 from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.sources import Located
-from panopticon.evaluation.suite import parse_suite
+from panopticon.evaluation.suite import LoadedSuite, parse_suite
 from panopticon.services.registry import ModelRegistry
 from panopticon.services.runs import prepare_loaded
 from panopticon.settings import Settings
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.tables import Metric
 
-__all__ = ["evaluate_query"]
+__all__ = ["build_suite", "evaluate_query"]
 
 
 def _metric_definitions(engine: Engine, workspace_id: int, ids: list[int]) -> list[Any]:
@@ -45,6 +45,38 @@ def _metric_definitions(engine: Engine, workspace_id: int, ids: list[int]) -> li
     return [dict(rows[i].definition) for i in ids]
 
 
+def build_suite(
+    engine: Engine,
+    workspace_id: int,
+    env: Mapping[str, str],
+    *,
+    name: str,
+    model_id: str,
+    metric_ids: list[int],
+    judge_model: str | None,
+    queries: list[dict[str, Any]],
+) -> LoadedSuite:
+    """A suite from the workspace's registered models and stored metrics."""
+    registry = ModelRegistry(engine, workspace_id)
+    model = registry.spec(model_id, "model_id")
+    metrics = _metric_definitions(engine, workspace_id, metric_ids)
+    data: dict[str, Any] = {
+        "name": name,
+        "models": [model.model_dump(mode="json", exclude_none=True)],
+        "queries": queries,
+        "metrics": metrics,
+        "concurrency": model.concurrency or 10,
+    }
+    if judge_model:
+        judge_spec = registry.spec(judge_model, "judge_model")
+        data["judge"] = (
+            judge_spec.id
+            if judge_spec.id == model.id
+            else judge_spec.model_dump(mode="json", exclude_none=True)
+        )
+    return parse_suite(Located(data, {}, "request"), env, base_dir=Path.cwd())
+
+
 async def evaluate_query(
     engine: Engine,
     settings: Settings,
@@ -53,27 +85,17 @@ async def evaluate_query(
     env: Mapping[str, str],
     body: dict[str, Any],
 ) -> dict[str, Any]:
-    registry = ModelRegistry(engine, workspace_id)
-    model = registry.spec(body["model_id"], "model_id")
-    metrics = _metric_definitions(engine, workspace_id, body.get("evaluation_prompt_ids", []))
-    judge: Any = None
-    if body.get("judge_model"):
-        judge_spec = registry.spec(body["judge_model"], "judge_model")
-        judge = (
-            judge_spec.id
-            if judge_spec.id == model.id
-            else judge_spec.model_dump(mode="json", exclude_none=True)
-        )
-    data = {
-        "name": "api: evaluate query",
-        "models": [model.model_dump(mode="json", exclude_none=True)],
-        "queries": [{"text": body["query"], "theme": body.get("theme") or "default"}],
-        "metrics": metrics,
-        "concurrency": 1,
-    }
-    if judge is not None:
-        data["judge"] = judge
-    loaded = parse_suite(Located(data, {}, "request"), env, base_dir=Path.cwd())
+    loaded = build_suite(
+        engine,
+        workspace_id,
+        env,
+        name="api: evaluate query",
+        model_id=body["model_id"],
+        metric_ids=body.get("evaluation_prompt_ids", []),
+        judge_model=body.get("judge_model"),
+        queries=[{"text": body["query"], "theme": body.get("theme") or "default"}],
+    )
+    model = loaded.models[0]
     scoped = settings.model_copy(update={"workspace": workspace})
     execution = prepare_loaded(scoped, engine, loaded, None, None, True)
     status = await execution.run()

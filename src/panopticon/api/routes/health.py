@@ -17,7 +17,8 @@ ENDPOINTS = {
     "queries": ["/api/queries", "/api/queries/{id}"],
     "metrics": ["/api/metrics", "/api/metrics/{id}"],
     "models": ["/api/models", "/api/models/{id}", "/api/providers"],
-    "judge": ["/api/judge/evaluate/query", "/api/judge/results"],
+    "judge": ["/api/judge/evaluate/query", "/api/judge/evaluate/theme", "/api/judge/results"],
+    "jobs": ["/api/jobs/{id}"],
     "keys": ["/api/keys", "/api/keys/{id}"],
 }
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, status
 
 from panopticon.api.deps import EngineDep, Member, SettingsDep, Viewer
-from panopticon.api.schemas import EvaluateQuery, EvaluationPublic, PagePublic, ResultPublic
+from panopticon.api.schemas import (
+    EvaluateQuery,
+    EvaluateTheme,
+    EvaluationPublic,
+    JobPublic,
+    PagePublic,
+    ResultPublic,
+)
 from panopticon.services.evaluate import evaluate_query
+from panopticon.services.jobs import create_theme_job, job_status
 from panopticon.services.results import ResultFilters, find_results
 
 router = APIRouter(prefix="/api/judge", tags=["judge"])
@@ -28,6 +36,16 @@ async def evaluate(
         body.model_dump(),
     )
     return EvaluationPublic(**result)
+
+
+@router.post("/evaluate/theme", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
+def evaluate_theme(
+    body: EvaluateTheme, request: Request, engine: EngineDep, caller: Member
+) -> JobPublic:
+    """Start evaluating every query of a theme (up to ``limit``); returns the job at once."""
+    job_id = create_theme_job(engine, caller.workspace_id, request.app.state.env, body.model_dump())
+    request.app.state.jobs.submit(job_id)
+    return JobPublic(**job_status(engine, caller.workspace_id, job_id))
 
 
 @router.get("/results", response_model=PagePublic[ResultPublic])
@@ -53,3 +71,12 @@ def results(
     return PagePublic[ResultPublic](
         items=[ResultPublic(**r) for r in rows], total=total, limit=limit, offset=offset
     )
+
+
+jobs_router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+
+@jobs_router.get("/{job_id}", response_model=JobPublic)
+def get_job(job_id: int, engine: EngineDep, caller: Viewer) -> JobPublic:
+    """A job's status and progress (answers done, failed, of total)."""
+    return JobPublic(**job_status(engine, caller.workspace_id, job_id))

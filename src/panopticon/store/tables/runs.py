@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from panopticon.store.tables.base import JSONType, UTCDateTime, created_at, metadata
 
-__all__ = ["RUN_STATUSES", "Annotation", "Pairwise", "Result", "Run", "Score"]
+__all__ = ["RUN_STATUSES", "Annotation", "Job", "Pairwise", "Result", "Run", "Score"]
 
 RUN_STATUSES = ("pending", "running", "completed", "failed", "interrupted", "stopped")
 
@@ -135,4 +135,21 @@ Annotation = sa.Table(
     sa.Column("source", sa.String(1000)),
     created_at(),
     sa.UniqueConstraint("result_id", "metric_id", "annotator"),
+)
+
+# Long work requested through the API (a theme evaluation): durable, resumable.
+Job = sa.Table(
+    "job",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("workspace.id"), nullable=False),
+    sa.Column("kind", sa.String(50), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, default="queued"),
+    sa.Column("payload", JSONType, nullable=False),
+    sa.Column("run_id", sa.ForeignKey("run.id", ondelete="SET NULL")),
+    sa.Column("error", sa.Text),
+    created_at(),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Index("ix_job_status", "status"),
 )

@@ -1,0 +1,223 @@
+"""Jobs: long work requested through the API (evaluating a theme), durable and resumable.
+
+A job row is written before anything runs. The API process runs jobs in the background,
+and at start-up it takes up every job left queued or running (a crash, a restart): the job
+resumes its run, so answers already stored are not paid for again. Progress is read from
+the run's stored results, so it is exact whatever happened to the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
+from panopticon.services.evaluate import build_suite
+from panopticon.services.runs import prepare_loaded
+from panopticon.settings import Settings
+from panopticon.store.tables import Job, Query, Result, Run, Workspace
+
+__all__ = ["JobRunner", "create_theme_job", "job_status"]
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _theme_queries(
+    engine: Engine, workspace_id: int, theme: str, limit: int | None
+) -> list[dict[str, Any]]:
+    q = (
+        sa.select(Query)
+        .where(Query.c.workspace_id == workspace_id, Query.c.theme == theme)
+        .order_by(Query.c.id)
+    )
+    if limit:
+        q = q.limit(limit)
+    with engine.connect() as conn:
+        rows = list(conn.execute(q))
+    return [
+        {
+            "text": r.text,
+            "theme": r.theme,
+            "expected": r.expected,
+            "context": r.context,
+            "metadata": r.metadata or {},
+            "id": r.external_id,
+        }
+        for r in rows
+    ]
+
+
+def create_theme_job(
+    engine: Engine, workspace_id: int, env: Mapping[str, str], body: dict[str, Any]
+) -> int:
+    """Validate now (models, metrics, the theme's queries), then record the job."""
+    queries = _theme_queries(engine, workspace_id, body["theme"], body.get("limit"))
+    if not queries:
+        raise ConfigError(
+            Issue(
+                f"no queries with the theme '{body['theme']}' in this workspace",
+                field="theme",
+                hint="store some with POST /api/queries",
+            )
+        )
+    build_suite(
+        engine,
+        workspace_id,
+        env,
+        name=f"api: theme {body['theme']}",
+        model_id=body["model_id"],
+        metric_ids=body.get("evaluation_prompt_ids", []),
+        judge_model=body.get("judge_model"),
+        queries=queries,
+    )
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                sa.insert(Job)
+                .values(
+                    workspace_id=workspace_id,
+                    kind="evaluate_theme",
+                    status="queued",
+                    payload=body,
+                    created_at=_now(),
+                )
+                .returning(Job.c.id)
+            ).scalar_one()
+        )
+
+
+def job_status(engine: Engine, workspace_id: int, job_id: int) -> dict[str, Any]:
+    with engine.connect() as conn:
+        job = conn.execute(
+            sa.select(Job).where(Job.c.id == job_id, Job.c.workspace_id == workspace_id)
+        ).first()
+        if job is None:
+            raise NotFoundError(f"no job {job_id} in this workspace")
+        done = failed = planned = 0
+        if job.run_id is not None:
+            planned = int(conn.scalar(sa.select(Run.c.planned).where(Run.c.id == job.run_id)) or 0)
+            counts = conn.execute(
+                sa.select(
+                    sa.func.count().filter(Result.c.error.is_(None)),
+                    sa.func.count().filter(Result.c.error.is_not(None)),
+                ).where(Result.c.run_id == job.run_id)
+            ).one()
+            done, failed = int(counts[0]), int(counts[1])
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "run_id": job.run_id,
+        "payload": job.payload,
+        "done": done,
+        "failed": failed,
+        "total": planned,
+        "error": job.error,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
+
+
+class JobRunner:
+    """Runs jobs in the API process, one at a time per process (each run is concurrent
+    within itself)."""
+
+    def __init__(self, engine: Engine, settings: Settings, env: Mapping[str, str]) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.env = env
+        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        with self.engine.connect() as conn:
+            pending = (
+                conn.execute(
+                    sa.select(Job.c.id)
+                    .where(Job.c.status.in_(("queued", "running")))
+                    .order_by(Job.c.id)
+                )
+                .scalars()
+                .all()
+            )
+        for job_id in pending:  # left by a crash or a restart: take them up again
+            self._queue.put_nowait(job_id)
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def submit(self, job_id: int) -> None:
+        self._queue.put_nowait(job_id)
+
+    async def _loop(self) -> None:
+        while True:
+            job_id = await self._queue.get()
+            try:
+                await self.run(job_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # recorded on the job; the loop goes on
+                log.exception("job %s failed", job_id)
+
+    def _set(self, job_id: int, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(Job).where(Job.c.id == job_id).values(**values))
+
+    async def run(self, job_id: int) -> str:
+        with self.engine.connect() as conn:
+            job = conn.execute(
+                sa.select(Job, Workspace.c.name.label("workspace"))
+                .join(Workspace, Workspace.c.id == Job.c.workspace_id)
+                .where(Job.c.id == job_id)
+            ).one()
+        body = job.payload
+        if job.run_id is not None:
+            with self.engine.connect() as conn:
+                run_status = conn.scalar(sa.select(Run.c.status).where(Run.c.id == job.run_id))
+            if run_status == "completed":  # finished just before a crash: nothing to do
+                self._set(job_id, status="completed", finished_at=_now())
+                return "completed"
+        self._set(job_id, status="running", started_at=_now(), error=None)
+        try:
+            loaded = build_suite(
+                self.engine,
+                job.workspace_id,
+                self.env,
+                name=f"api: theme {body['theme']}",
+                model_id=body["model_id"],
+                metric_ids=body.get("evaluation_prompt_ids", []),
+                judge_model=body.get("judge_model"),
+                queries=_theme_queries(
+                    self.engine, job.workspace_id, body["theme"], body.get("limit")
+                ),
+            )
+            scoped = self.settings.model_copy(update={"workspace": job.workspace})
+            resume = str(job.run_id) if job.run_id is not None else None
+            execution = prepare_loaded(scoped, self.engine, loaded, None, resume, True)
+            self._set(job_id, run_id=execution.run_id)
+            status = await execution.run()
+        except PanopticonError as exc:
+            self._set(job_id, status="failed", error=str(exc), finished_at=_now())
+            return "failed"
+        final = "completed" if status == "completed" else "failed"
+        self._set(
+            job_id,
+            status=final,
+            finished_at=_now(),
+            error=None if final == "completed" else execution.stop_reason,
+        )
+        return final
