@@ -220,3 +220,13 @@ def test_the_cli_prints_every_problem_and_exits_2_without_a_traceback(
 def test_a_missing_suite_file_exits_2(tmp_path: Path, env: dict[str, str]) -> None:
     result = CliRunner().invoke(app, ["run", str(tmp_path / "none.yaml")])
     assert result.exit_code == 2 and "suite file not found" in result.output
+
+
+def test_text_a_database_cannot_store_is_refused_with_its_line(tmp_path: Path) -> None:
+    write(tmp_path / "q.jsonl", '{"text": "fine"}\n{"text": "bad\\u0000byte"}\n')
+    path = write(
+        tmp_path / "s.yaml",
+        f"models: [{{id: a, base_url: '{URL}'}}]\nqueries: [{{file: q.jsonl}}]\n",
+    )
+    text = issues_of(path)
+    assert f"{tmp_path / 'q.jsonl'}:2" in text and "NUL character" in text

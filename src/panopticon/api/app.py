@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from panopticon import __version__
 from panopticon.api.errors import install_error_handlers
 from panopticon.api.routes import health, judge, keys, metrics, models, queries
+from panopticon.api.schemas import ErrorPublic
 from panopticon.services.jobs import JobRunner
 from panopticon.services.runs import open_store
 from panopticon.settings import Settings
@@ -23,8 +25,6 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = open_store(settings)
-        app.state.jobs = JobRunner(app.state.engine, settings, app.state.env)
         app.state.jobs.start()
         try:
             yield
@@ -32,6 +32,17 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
             await app.state.jobs.stop()
             app.state.engine.dispose()
 
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorPublic, "description": text}
+        for code, text in (
+            (401, "No API key, or an unknown or revoked one"),
+            (403, "The key's role may not do this"),
+            (404, "Not in this workspace"),
+            (409, "Clashes with stored data"),
+            (422, "Invalid input; the error names the field"),
+            (503, "The database or a provider cannot be reached"),
+        )
+    }
     app = FastAPI(
         title="Panopticon",
         version=__version__,
@@ -39,9 +50,13 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        responses=errors,
     )
     app.state.settings = settings
     app.state.env = dict(env or {})
+    # made here, not at import; the job runner starts with the server (lifespan)
+    app.state.engine = open_store(settings)
+    app.state.jobs = JobRunner(app.state.engine, settings, app.state.env)
     install_error_handlers(app)
     for module in (health, queries, metrics, models, judge, keys):
         app.include_router(module.router)

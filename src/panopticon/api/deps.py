@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 from sqlalchemy.engine import Engine
 
 from panopticon.services.access import Principal, authenticate
 from panopticon.settings import Settings
 
-__all__ = ["Admin", "EngineDep", "Member", "SettingsDep", "Viewer"]
+__all__ = ["MAX_ID", "Admin", "EngineDep", "Id", "Member", "SettingsDep", "Viewer"]
 
 
 def get_engine(request: Request) -> Engine:
@@ -50,3 +50,7 @@ def _admin(principal: Annotated[Principal, Depends(_caller)]) -> Principal:
 Viewer = Annotated[Principal, Depends(_viewer)]
 Member = Annotated[Principal, Depends(_member)]
 Admin = Annotated[Principal, Depends(_admin)]
+
+
+MAX_ID = 2_147_483_647  # integer ids are 32-bit on PostgreSQL
+Id = Annotated[int, Path(ge=1, le=MAX_ID, description="A row id.")]

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from panopticon.evaluation.text import unstorable
 
 T = TypeVar("T")
+RowId = Annotated[int, Field(ge=1, le=2_147_483_647)]
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        problem = unstorable(data)
+        if problem:
+            raise ValueError(problem)
+        return data
 
 
 class QueryCreate(_Body):
@@ -150,7 +161,7 @@ class EvaluateQuery(_Body):
     query: str = Field(min_length=1, max_length=100_000)
     model_id: str = Field(min_length=1, max_length=200)
     theme: str | None = Field(default=None, max_length=200)
-    evaluation_prompt_ids: list[int] = Field(default_factory=list, max_length=100)
+    evaluation_prompt_ids: list[RowId] = Field(default_factory=list, max_length=100)
     judge_model: str | None = Field(default=None, max_length=200)
 
 
@@ -205,7 +216,7 @@ class ResultPublic(BaseModel):
 class EvaluateTheme(_Body):
     theme: str = Field(min_length=1, max_length=200)
     model_id: str = Field(min_length=1, max_length=200)
-    evaluation_prompt_ids: list[int] = Field(default_factory=list, max_length=100)
+    evaluation_prompt_ids: list[RowId] = Field(default_factory=list, max_length=100)
     judge_model: str | None = Field(default=None, max_length=200)
     limit: int | None = Field(default=None, ge=1, le=1_000_000)
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.sources import Located, dotted, iter_csv, iter_jsonl, load_yaml
+from panopticon.evaluation.text import unstorable
 from panopticon.judges.base import MetricSpec, metric_types, spec_class
 from panopticon.providers.pricing import Price, lookup_price
 
@@ -536,6 +537,10 @@ _EXPECTED_KEYS = ("expected", "expected_output", "answer", "ideal", "reference",
 def _row_to_query(
     row: dict[str, Any], *, file: str, line: int, default_theme: str | None, system: str | None
 ) -> QueryItem:
+    problem = unstorable(row)
+    if problem:
+        raise ConfigError(Issue(problem, file=file, line=line))
+
     def pick(keys: tuple[str, ...]) -> tuple[str | None, Any]:
         for k in keys:
             if k in row and row[k] not in (None, ""):

@@ -139,8 +139,13 @@ class JobRunner:
         self.env = env
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._event_loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
+        if self._task is not None and not self._task.done():
+            return  # already running (a second lifespan on the same app)
+        self._event_loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
         with self.engine.connect() as conn:
             pending = (
                 conn.execute(
@@ -156,12 +161,20 @@ class JobRunner:
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        task, self._task = self._task, None
+        if task is None:
+            return
+        if self._event_loop is asyncio.get_running_loop():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        elif self._event_loop is not None and not self._event_loop.is_closed():
+            self._event_loop.call_soon_threadsafe(task.cancel)
 
     def submit(self, job_id: int) -> None:
-        self._queue.put_nowait(job_id)
+        """Queue a recorded job. Without a running loop (the server is not started) it stays
+        queued in the database and is taken up at the next start."""
+        if self._task is not None:
+            self._queue.put_nowait(job_id)
 
     async def _loop(self) -> None:
         while True:

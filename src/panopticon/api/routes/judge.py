@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
-from panopticon.api.deps import EngineDep, Member, SettingsDep, Viewer
+from panopticon.api.deps import EngineDep, Id, Member, SettingsDep, Viewer
 from panopticon.api.schemas import (
     EvaluateQuery,
     EvaluateTheme,
@@ -77,6 +77,6 @@ jobs_router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 
 @jobs_router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: int, engine: EngineDep, caller: Viewer) -> JobPublic:
+def get_job(job_id: Id, engine: EngineDep, caller: Viewer) -> JobPublic:
     """A job's status and progress (answers done, failed, of total)."""
     return JobPublic(**job_status(engine, caller.workspace_id, job_id))

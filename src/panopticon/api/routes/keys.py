@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from panopticon.api.deps import Admin, EngineDep
+from panopticon.api.deps import Admin, EngineDep, Id
 from panopticon.api.schemas import KeyCreate, KeyCreated, KeyPublic
 from panopticon.services import access
 
@@ -24,6 +24,6 @@ def new_key(body: KeyCreate, engine: EngineDep, caller: Admin) -> KeyCreated:
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke(key_id: int, engine: EngineDep, caller: Admin) -> Response:
+def revoke(key_id: Id, engine: EngineDep, caller: Admin) -> Response:
     access.revoke_key(engine, key_id, caller.workspace_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

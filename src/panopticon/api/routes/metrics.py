@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from panopticon.api.deps import EngineDep, Member, Viewer
+from panopticon.api.deps import EngineDep, Id, Member, Viewer
 from panopticon.api.schemas import MetricCreate, MetricPublic, MetricUpdate, PagePublic
 from panopticon.services.catalog import MetricCatalog
 
@@ -39,13 +39,13 @@ def list_metrics(
 
 
 @router.get("/{metric_id}", response_model=MetricPublic)
-def get_metric(metric_id: int, engine: EngineDep, caller: Viewer) -> MetricPublic:
+def get_metric(metric_id: Id, engine: EngineDep, caller: Viewer) -> MetricPublic:
     return MetricPublic(**MetricCatalog(engine, caller.workspace_id).get(metric_id))
 
 
 @router.patch("/{metric_id}", response_model=MetricPublic)
 def update_metric(
-    metric_id: int, body: MetricUpdate, engine: EngineDep, caller: Member
+    metric_id: Id, body: MetricUpdate, engine: EngineDep, caller: Member
 ) -> MetricPublic:
     return MetricPublic(
         **MetricCatalog(engine, caller.workspace_id).update(
@@ -55,6 +55,6 @@ def update_metric(
 
 
 @router.delete("/{metric_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_metric(metric_id: int, engine: EngineDep, caller: Member) -> Response:
+def delete_metric(metric_id: Id, engine: EngineDep, caller: Member) -> Response:
     MetricCatalog(engine, caller.workspace_id).delete(metric_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

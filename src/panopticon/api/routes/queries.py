@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from panopticon.api.deps import EngineDep, Member, Viewer
+from panopticon.api.deps import EngineDep, Id, Member, Viewer
 from panopticon.api.schemas import PagePublic, QueryCreate, QueryPublic, QueryUpdate
 from panopticon.services.catalog import QueryCatalog
 
@@ -46,14 +46,12 @@ def list_queries(
 
 
 @router.get("/{query_id}", response_model=QueryPublic)
-def get_query(query_id: int, engine: EngineDep, caller: Viewer) -> QueryPublic:
+def get_query(query_id: Id, engine: EngineDep, caller: Viewer) -> QueryPublic:
     return QueryPublic(**QueryCatalog(engine, caller.workspace_id).get(query_id))
 
 
 @router.patch("/{query_id}", response_model=QueryPublic)
-def update_query(
-    query_id: int, body: QueryUpdate, engine: EngineDep, caller: Member
-) -> QueryPublic:
+def update_query(query_id: Id, body: QueryUpdate, engine: EngineDep, caller: Member) -> QueryPublic:
     return QueryPublic(
         **QueryCatalog(engine, caller.workspace_id).update(
             query_id, body.model_dump(exclude_unset=True)
@@ -62,6 +60,6 @@ def update_query(
 
 
 @router.delete("/{query_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_query(query_id: int, engine: EngineDep, caller: Member) -> Response:
+def delete_query(query_id: Id, engine: EngineDep, caller: Member) -> Response:
     QueryCatalog(engine, caller.workspace_id).delete(query_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
