@@ -37,6 +37,17 @@ class Settings(BaseModel):
         "postgresql://user@host/db selects PostgreSQL.",
     )
     workspace: str = Field(default="default", description="Workspace the CLI works in.")
+    embedding_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible base URL whose /embeddings endpoint embeds queries "
+        "and metrics for semantic search. Unset: search matches text.",
+    )
+    embedding_model: str = Field(
+        default="text-embedding-3-small", description="Embedding model name sent to that endpoint."
+    )
+    embedding_key_env: str | None = Field(
+        default=None, description="Environment variable holding the embeddings API key."
+    )
     api_key: str | None = Field(
         default=None,
         min_length=16,

@@ -234,3 +234,17 @@ class JobPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class QueryMatch(QueryPublic):
+    score: float
+
+
+class MetricMatch(MetricPublic):
+    score: float
+
+
+class SearchPublic(BaseModel, Generic[T]):
+    mode: str = Field(description="semantic (embeddings) or text (matching words)")
+    note: str | None
+    items: list[T]

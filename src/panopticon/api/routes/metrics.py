@@ -4,18 +4,36 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from panopticon.api.deps import EngineDep, Id, Member, Viewer
-from panopticon.api.schemas import MetricCreate, MetricPublic, MetricUpdate, PagePublic
+from panopticon.api.deps import EngineDep, Id, Member, SettingsDep, Viewer
+from panopticon.api.schemas import (
+    MetricCreate,
+    MetricMatch,
+    MetricPublic,
+    MetricUpdate,
+    PagePublic,
+    SearchPublic,
+)
 from panopticon.services.catalog import MetricCatalog
+from panopticon.services.search import Search
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=MetricPublic)
-def create_metric(body: MetricCreate, engine: EngineDep, caller: Member) -> MetricPublic:
-    return MetricPublic(**MetricCatalog(engine, caller.workspace_id).create(body.model_dump()))
+def create_metric(
+    body: MetricCreate,
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    caller: Member,
+) -> MetricPublic:
+    row = MetricCatalog(engine, caller.workspace_id).create(body.model_dump())
+    Search(engine, settings, request.app.state.env, caller.workspace_id).index_quietly(
+        "metric", [row["id"]]
+    )
+    return MetricPublic(**row)
 
 
 @router.get("", response_model=PagePublic[MetricPublic])
@@ -35,6 +53,28 @@ def list_metrics(
         total=page.total,
         limit=page.limit,
         offset=page.offset,
+    )
+
+
+@router.get("/search", response_model=SearchPublic[MetricMatch])
+def search_metrics(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    caller: Viewer,
+    q: Annotated[str, Query(min_length=1, max_length=10_000)],
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> SearchPublic[MetricMatch]:
+    """Nearest metrics by meaning (embeddings), or by matching words when no embedding
+    endpoint is configured; ``mode`` says which."""
+    catalog = MetricCatalog(engine, caller.workspace_id)
+    mode, note, hits = Search(engine, settings, request.app.state.env, caller.workspace_id).search(
+        "metric", q, k
+    )
+    return SearchPublic[MetricMatch](
+        mode=mode,
+        note=note,
+        items=[MetricMatch(**catalog.get(row_id), score=score) for row_id, score in hits],
     )
 
 

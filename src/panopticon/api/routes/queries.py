@@ -4,18 +4,36 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from panopticon.api.deps import EngineDep, Id, Member, Viewer
-from panopticon.api.schemas import PagePublic, QueryCreate, QueryPublic, QueryUpdate
+from panopticon.api.deps import EngineDep, Id, Member, SettingsDep, Viewer
+from panopticon.api.schemas import (
+    PagePublic,
+    QueryCreate,
+    QueryMatch,
+    QueryPublic,
+    QueryUpdate,
+    SearchPublic,
+)
 from panopticon.services.catalog import QueryCatalog
+from panopticon.services.search import Search
 
 router = APIRouter(prefix="/api/queries", tags=["queries"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=QueryPublic)
-def create_query(body: QueryCreate, engine: EngineDep, caller: Member) -> QueryPublic:
-    return QueryPublic(**QueryCatalog(engine, caller.workspace_id).create(body.model_dump()))
+def create_query(
+    body: QueryCreate,
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    caller: Member,
+) -> QueryPublic:
+    row = QueryCatalog(engine, caller.workspace_id).create(body.model_dump())
+    Search(engine, settings, request.app.state.env, caller.workspace_id).index_quietly(
+        "query", [row["id"]]
+    )
+    return QueryPublic(**row)
 
 
 @router.get("", response_model=PagePublic[QueryPublic])
@@ -42,6 +60,28 @@ def list_queries(
         total=page.total,
         limit=page.limit,
         offset=page.offset,
+    )
+
+
+@router.get("/search", response_model=SearchPublic[QueryMatch])
+def search_queries(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    caller: Viewer,
+    q: Annotated[str, Query(min_length=1, max_length=10_000)],
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> SearchPublic[QueryMatch]:
+    """Nearest queries by meaning (embeddings), or by matching words when no embedding
+    endpoint is configured; ``mode`` says which."""
+    catalog = QueryCatalog(engine, caller.workspace_id)
+    mode, note, hits = Search(engine, settings, request.app.state.env, caller.workspace_id).search(
+        "query", q, k
+    )
+    return SearchPublic[QueryMatch](
+        mode=mode,
+        note=note,
+        items=[QueryMatch(**catalog.get(row_id), score=score) for row_id, score in hits],
     )
 
 

@@ -22,6 +22,9 @@ Query = sa.Table(
     sa.Column("context", sa.Text),
     sa.Column("external_id", sa.String(200)),
     sa.Column("content_hash", sa.String(64), nullable=False),
+    # for semantic search: the vector and the embedding model that made it
+    sa.Column("embedding", JSONType),
+    sa.Column("embedding_model", sa.String(200)),
     created_at(),
     sa.UniqueConstraint("workspace_id", "content_hash"),
     sa.Index("ix_query_workspace_theme", "workspace_id", "theme"),
@@ -40,6 +43,8 @@ Metric = sa.Table(
     # as the API stores them: a category (the design's "type") and free metadata
     sa.Column("category", sa.String(200)),
     sa.Column("metadata", JSONType),
+    sa.Column("embedding", JSONType),
+    sa.Column("embedding_model", sa.String(200)),
     created_at(),
     sa.UniqueConstraint("workspace_id", "name", "version"),
 )

@@ -1,0 +1,82 @@
+"""Semantic search over queries and metrics: embeddings when configured, words otherwise."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from panopticon.api.app import create_app
+from panopticon.mockllm.server import MockServer
+from panopticon.settings import Settings
+
+KEY = {"X-API-Key": "dev_api_key_for_testing"}
+TEXTS = [
+    ("Summarize the article about renewable energy trends.", "summarization"),
+    ("Write Python code to parse a CSV file.", "coding"),
+    ("Explain the renewable energy subsidies in Germany.", "qa"),
+    ("Translate this poem into French.", "translation"),
+]
+
+
+def client(settings: Settings, **extra: object) -> TestClient:
+    return TestClient(
+        create_app(
+            Settings(
+                home=settings.home,
+                database_url=settings.database_url,
+                api_key=KEY["X-API-Key"],
+                **extra,
+            ),
+            env={},
+        )
+    )
+
+
+def test_semantic_search_uses_the_embeddings_endpoint(settings: Settings, mock: MockServer) -> None:
+    with client(settings, embedding_url=mock.url, embedding_model="mock-embed") as api:
+        for text, theme in TEXTS:
+            assert (
+                api.post(
+                    "/api/queries", headers=KEY, json={"item": text, "type": theme}
+                ).status_code
+                == 201
+            )
+        api.post(
+            "/api/metrics",
+            headers=KEY,
+            json={"item": "Rate the code for correctness and style from 1 to 10.", "type": "code"},
+        )
+        r = api.get(
+            "/api/queries/search", headers=KEY, params={"q": "renewable energy article", "k": 2}
+        ).json()
+        assert r["mode"] == "semantic" and r["note"] is None
+        assert [i["type"] for i in r["items"]] == ["summarization", "qa"]
+        assert r["items"][0]["score"] >= r["items"][1]["score"] > 0
+        m = api.get("/api/metrics/search", headers=KEY, params={"q": "code style"}).json()
+        assert m["mode"] == "semantic" and m["items"][0]["type"] == "code"
+    assert mock.stats.by_route["embeddings"] >= 6  # at store time, and for each search
+
+
+def test_rows_stored_while_the_endpoint_was_down_are_embedded_before_a_search(
+    settings: Settings, mock: MockServer
+) -> None:
+    with client(settings, embedding_url=mock.url) as api:
+        mock.config.rate_500 = 1.0
+        assert (
+            api.post(
+                "/api/queries", headers=KEY, json={"item": TEXTS[1][0], "type": "coding"}
+            ).status_code
+            == 201
+        )  # stored anyway
+        mock.config.rate_500 = 0.0
+        r = api.get("/api/queries/search", headers=KEY, params={"q": "python csv"}).json()
+        assert r["mode"] == "semantic" and r["items"][0]["type"] == "coding"
+
+
+def test_without_embeddings_search_matches_words_and_says_so(settings: Settings) -> None:
+    with client(settings) as api:
+        for text, theme in TEXTS:
+            api.post("/api/queries", headers=KEY, json={"item": text, "type": theme})
+        r = api.get("/api/queries/search", headers=KEY, params={"q": "renewable energy"}).json()
+        assert r["mode"] == "text" and "PANOPTICON_EMBEDDING_URL" in r["note"]
+        assert {i["type"] for i in r["items"]} == {"summarization", "qa"}
+        assert api.get("/api/queries/search", headers=KEY).status_code == 422
