@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from panopticon import __version__
 from panopticon.api.errors import install_error_handlers
-from panopticon.api.routes import health, judge, keys, metrics, models, queries
+from panopticon.api.routes import health, judge, keys, metrics, models, queries, runs
 from panopticon.api.schemas import ErrorPublic
 from panopticon.services.jobs import JobRunner
 from panopticon.services.runs import open_store
@@ -58,7 +58,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     app.state.engine = open_store(settings)
     app.state.jobs = JobRunner(app.state.engine, settings, app.state.env)
     install_error_handlers(app)
-    for module in (health, queries, metrics, models, judge, keys):
+    for module in (health, queries, metrics, models, judge, runs, keys):
         app.include_router(module.router)
     app.include_router(judge.jobs_router)
     return app

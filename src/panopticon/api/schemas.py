@@ -248,3 +248,32 @@ class SearchPublic(BaseModel, Generic[T]):
     mode: str = Field(description="semantic (embeddings) or text (matching words)")
     note: str | None
     items: list[T]
+
+
+class RunPublic(BaseModel):
+    id: int
+    name: str
+    status: str
+    state: str = Field(description="status, or 'abandoned' for a run whose process died")
+    stop_reason: str | None
+    planned: int
+    totals: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunDetail(RunPublic):
+    suite: dict[str, Any]
+    summary: dict[str, Any]
+
+
+class RunCreate(_Body):
+    suite: dict[str, Any] = Field(description="A suite, as in a suite file, with inline queries.")
+
+
+class ComparisonPublic(BaseModel):
+    a: str
+    b: str
+    unpaired: dict[str, int]
+    metrics: list[dict[str, Any]]

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 from pathlib import Path
-from typing import Any
 
-import orjson
 import typer
 from rich.table import Table
 
 from panopticon.cli.output import console, handle_errors, money, print_summary
-from panopticon.services.runs import describe_run_state, load_run, store
+from panopticon.services.exports import render_export
+from panopticon.services.runs import (
+    describe_run_state,
+    load_run,
+    run_public,
+    store,
+    summarize_run,
+)
 from panopticon.settings import load_settings
 from panopticon.stats.summary import summarize
 from panopticon.store.queries import catalog
@@ -106,17 +109,6 @@ def show(
         console.print(f"To continue: panopticon run {row.suite_path} --resume {row.id}")
 
 
-def _flatten(row: dict[str, Any], metrics: list[str]) -> dict[str, Any]:
-    flat = {k: v for k, v in row.items() if k != "scores"}
-    for name in metrics:
-        s = row["scores"].get(name) or {}
-        flat[f"{name}.value"] = s.get("value")
-        flat[f"{name}.passed"] = s.get("passed")
-        flat[f"{name}.reasoning"] = s.get("reasoning")
-        flat[f"{name}.error"] = s.get("error")
-    return flat
-
-
 @handle_errors
 def export(
     run_id: str = typer.Argument(..., help="Run id, or 'last'."),
@@ -130,33 +122,11 @@ def export(
         raise ConfigError(
             Issue(f"unknown format '{fmt}'", field="--format", hint="use csv, jsonl or json")
         )
-    row, rows = load_run(load_settings(), run_id)
-    if fmt == "jsonl":
-        data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
-    elif fmt == "json":
-        data = orjson.dumps(
-            {
-                "run": {
-                    "id": row.id,
-                    "name": row.name,
-                    "status": row.status,
-                    "suite": row.suite,
-                    "totals": row.totals,
-                },
-                "summary": summarize(rows).as_dict(),
-                "results": rows,
-            },
-            option=orjson.OPT_INDENT_2,
-        )
-    else:
-        metrics = sorted({name for r in rows for name in r["scores"]})
-        flat = [_flatten(r, metrics) for r in rows]
-        buf = io.StringIO()
-        fields = list(flat[0]) if flat else ["result_id"]
-        writer = csv.DictWriter(buf, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(flat)
-        data = buf.getvalue().encode()
+    settings = load_settings()
+    row, rows = load_run(settings, run_id)
+    with store(settings) as engine:
+        summary = summarize_run(engine, row.id).as_dict()
+    data = render_export(fmt, run_public(row) | {"suite": row.suite}, rows, summary)
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

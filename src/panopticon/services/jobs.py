@@ -12,18 +12,21 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
+from panopticon.evaluation.sources import Located
+from panopticon.evaluation.suite import LoadedSuite, parse_suite
 from panopticon.services.evaluate import build_suite
 from panopticon.services.runs import prepare_loaded
 from panopticon.settings import Settings
 from panopticon.store.tables import Job, Query, Result, Run, Workspace
 
-__all__ = ["JobRunner", "create_theme_job", "job_status"]
+__all__ = ["JobRunner", "create_suite_job", "create_theme_job", "job_status", "suite_from_body"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,53 @@ def create_theme_job(
                     kind="evaluate_theme",
                     status="queued",
                     payload=body,
+                    created_at=_now(),
+                )
+                .returning(Job.c.id)
+            ).scalar_one()
+        )
+
+
+def suite_from_body(body: dict[str, Any], env: Mapping[str, str]) -> LoadedSuite:
+    """A suite sent over the API. Its queries must be inline: the server's files are not
+    the caller's to read."""
+    for i, q in enumerate(body.get("queries") or []):
+        if isinstance(q, dict) and "file" in q:
+            raise ConfigError(
+                Issue(
+                    "a suite sent to the API cannot read files on the server",
+                    field=f"suite.queries[{i}].file",
+                    hint="send the queries inline",
+                )
+            )
+        if isinstance(q, dict) and "schema_file" in q:
+            raise ConfigError(Issue("files are not read over the API", field=f"suite.queries[{i}]"))
+    for i, m in enumerate(body.get("metrics") or []):
+        if isinstance(m, dict) and "schema_file" in m:
+            raise ConfigError(
+                Issue(
+                    "a suite sent to the API cannot read files on the server",
+                    field=f"suite.metrics[{i}].schema_file",
+                    hint="give the schema inline as 'schema'",
+                )
+            )
+    return parse_suite(Located(body, {}, "suite"), env, base_dir=Path.cwd())
+
+
+def create_suite_job(
+    engine: Engine, workspace_id: int, env: Mapping[str, str], suite: dict[str, Any]
+) -> int:
+    """Validate the whole suite now, then record the job that runs it."""
+    suite_from_body(suite, env)
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                sa.insert(Job)
+                .values(
+                    workspace_id=workspace_id,
+                    kind="run_suite",
+                    status="queued",
+                    payload=suite,
                     created_at=_now(),
                 )
                 .returning(Job.c.id)
@@ -190,6 +240,20 @@ class JobRunner:
         with self.engine.begin() as conn:
             conn.execute(sa.update(Job).where(Job.c.id == job_id).values(**values))
 
+    def _suite(self, kind: str, workspace_id: int, body: dict[str, Any]) -> LoadedSuite:
+        if kind == "run_suite":
+            return suite_from_body(body, self.env)
+        return build_suite(
+            self.engine,
+            workspace_id,
+            self.env,
+            name=f"api: theme {body['theme']}",
+            model_id=body["model_id"],
+            metric_ids=body.get("evaluation_prompt_ids", []),
+            judge_model=body.get("judge_model"),
+            queries=_theme_queries(self.engine, workspace_id, body["theme"], body.get("limit")),
+        )
+
     async def run(self, job_id: int) -> str:
         with self.engine.connect() as conn:
             job = conn.execute(
@@ -206,18 +270,7 @@ class JobRunner:
                 return "completed"
         self._set(job_id, status="running", started_at=_now(), error=None)
         try:
-            loaded = build_suite(
-                self.engine,
-                job.workspace_id,
-                self.env,
-                name=f"api: theme {body['theme']}",
-                model_id=body["model_id"],
-                metric_ids=body.get("evaluation_prompt_ids", []),
-                judge_model=body.get("judge_model"),
-                queries=_theme_queries(
-                    self.engine, job.workspace_id, body["theme"], body.get("limit")
-                ),
-            )
+            loaded = self._suite(job.kind, job.workspace_id, body)
             scoped = self.settings.model_copy(update={"workspace": job.workspace})
             resume = str(job.run_id) if job.run_id is not None else None
             execution = prepare_loaded(scoped, self.engine, loaded, None, resume, True)

@@ -386,3 +386,28 @@ def summary_rows(engine: Engine, run_id: int) -> list[dict[str, Any]]:
     """Every result with its query, model and scores (for export and detail views)."""
     with engine.connect() as conn:
         return list(run_queries.iter_result_rows(conn, run_id))
+
+
+def list_runs(engine: Engine, workspace_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [run_public(r) for r in run_queries.list_runs(conn, workspace_id, limit)]
+
+
+def get_run(engine: Engine, workspace_id: int, ref: str | int) -> run_queries.RunRow:
+    with engine.connect() as conn:
+        return run_queries.get_run(conn, workspace_id, ref)
+
+
+def run_public(row: run_queries.RunRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "status": row.status,
+        "state": describe_run_state(row),
+        "stop_reason": row.stop_reason,
+        "planned": row.planned,
+        "totals": row.totals,
+        "created_at": row.created_at,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+    }

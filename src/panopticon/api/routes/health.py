@@ -19,6 +19,13 @@ ENDPOINTS = {
     "models": ["/api/models", "/api/models/{id}", "/api/providers"],
     "judge": ["/api/judge/evaluate/query", "/api/judge/evaluate/theme", "/api/judge/results"],
     "jobs": ["/api/jobs/{id}"],
+    "runs": [
+        "/api/runs",
+        "/api/runs/{id}",
+        "/api/runs/{id}/export",
+        "/api/runs/{id}/compare",
+        "/api/runs/compare",
+    ],
     "keys": ["/api/keys", "/api/keys/{id}"],
 }
 

@@ -1,0 +1,94 @@
+"""/api/runs: runs, their summaries, exports and comparisons; start a suite as a job."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from panopticon.api.deps import MAX_ID, EngineDep, Id, Member, Viewer
+from panopticon.api.schemas import ComparisonPublic, JobPublic, RunCreate, RunDetail, RunPublic
+from panopticon.errors import ConfigError, Issue
+from panopticon.services.compare import compare_models, compare_runs
+from panopticon.services.exports import FORMATS, render_export
+from panopticon.services.jobs import create_suite_job, job_status
+from panopticon.services.runs import get_run, list_runs, run_public, summarize_run, summary_rows
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+
+
+@router.get("", response_model=list[RunPublic])
+def runs(
+    engine: EngineDep, caller: Viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> list[RunPublic]:
+    return [RunPublic(**r) for r in list_runs(engine, caller.workspace_id, limit)]
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
+def start_run(body: RunCreate, request: Request, engine: EngineDep, caller: Member) -> JobPublic:
+    """Validate the suite, then run it as a job (see /api/jobs/{id})."""
+    job_id = create_suite_job(engine, caller.workspace_id, request.app.state.env, body.suite)
+    request.app.state.jobs.submit(job_id)
+    return JobPublic(**job_status(engine, caller.workspace_id, job_id))
+
+
+@router.get("/compare", response_model=list[ComparisonPublic])
+def compare_two_runs(
+    engine: EngineDep,
+    caller: Viewer,
+    a: Annotated[int, Query(ge=1, le=MAX_ID)],
+    b: Annotated[int, Query(ge=1, le=MAX_ID)],
+    min_effect: Annotated[float, Query(ge=0, le=1)] = 0.05,
+) -> list[ComparisonPublic]:
+    """Each model the two runs share, item by item (as `panopticon compare A B`)."""
+    run_a, run_b = get_run(engine, caller.workspace_id, a), get_run(engine, caller.workspace_id, b)
+    return [
+        ComparisonPublic(**c.as_dict())
+        for c in compare_runs(engine, run_a.id, run_b.id, min_effect=min_effect)
+    ]
+
+
+@router.get("/{run_id}", response_model=RunDetail)
+def run_detail(run_id: Id, engine: EngineDep, caller: Viewer) -> RunDetail:
+    row = get_run(engine, caller.workspace_id, run_id)
+    return RunDetail(
+        **run_public(row), suite=row.suite, summary=summarize_run(engine, row.id).as_dict()
+    )
+
+
+@router.get("/{run_id}/compare", response_model=ComparisonPublic)
+def compare_two_models(
+    run_id: Id,
+    engine: EngineDep,
+    caller: Viewer,
+    models: Annotated[str, Query(min_length=3, max_length=400, description="A,B")],
+    min_effect: Annotated[float, Query(ge=0, le=1)] = 0.05,
+) -> ComparisonPublic:
+    row = get_run(engine, caller.workspace_id, run_id)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if len(names) != 2:
+        raise ConfigError(Issue("give two model ids", field="models", hint="models=a,b"))
+    return ComparisonPublic(
+        **compare_models(engine, row.id, names[0], names[1], min_effect=min_effect).as_dict()
+    )
+
+
+@router.get(
+    "/{run_id}/export",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/json": {}, "text/csv": {}, "application/x-ndjson": {}}}
+    },
+)
+def export(
+    run_id: Id, engine: EngineDep, caller: Viewer, format: Literal["json", "jsonl", "csv"] = "json"
+) -> Response:
+    """Every result with its scores, as `panopticon export`."""
+    row = get_run(engine, caller.workspace_id, run_id)
+    data = render_export(
+        format,
+        run_public(row),
+        summary_rows(engine, row.id),
+        summarize_run(engine, row.id).as_dict(),
+    )
+    return Response(data, media_type=FORMATS[format])
