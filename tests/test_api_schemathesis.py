@@ -3,6 +3,7 @@ a 500, and every response matches the schema, documented errors included."""
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 import schemathesis
@@ -50,5 +51,8 @@ def test_every_operation_answers_generated_requests_without_500_or_schema_violat
             try:
                 check()
             except Exception as exc:  # collect every operation's failure, then report
-                failures.append(f"{operation.label}: {type(exc).__name__}: {exc}"[:2000])
+                failures.append(
+                    f"{operation.label}: {type(exc).__name__}: {exc}\n"
+                    + "".join(traceback.format_exception(exc))[-3000:]
+                )
     assert failures == [], "\n\n".join(failures)

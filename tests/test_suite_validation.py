@@ -230,3 +230,9 @@ def test_text_a_database_cannot_store_is_refused_with_its_line(tmp_path: Path) -
     )
     text = issues_of(path)
     assert f"{tmp_path / 'q.jsonl'}:2" in text and "NUL character" in text
+
+
+def test_an_unknown_key_that_looks_like_a_type_name_is_still_named(tmp_path: Path) -> None:
+    path = write(tmp_path / "s.yaml", suite_yaml(URL) + "strange: 1\nstr: 2\n")
+    text = issues_of(path)
+    assert "unknown key 'strange'" in text and "unknown key 'str'" in text

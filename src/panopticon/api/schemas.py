@@ -277,3 +277,39 @@ class ComparisonPublic(BaseModel):
     b: str
     unpaired: dict[str, int]
     metrics: list[dict[str, Any]]
+
+
+class ChatMessage(_Body):
+    role: str = Field(pattern="^(system|user|assistant)$")
+    content: str = Field(max_length=1_000_000)
+
+
+class CompletionCreate(_Body):
+    model_id: str = Field(min_length=1, max_length=200)
+    prompt: str | None = Field(default=None, min_length=1, max_length=1_000_000)
+    messages: list[ChatMessage] | None = Field(default=None, min_length=1, max_length=1000)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class CompletionPublic(BaseModel):
+    model_id: str
+    text: str | None
+    finish_reason: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    latency_ms: float | None
+    attempts: int
+    error: str | None
+
+
+class ProviderCreate(_Body):
+    name: str = Field(min_length=1, max_length=200)
+    kind: str = Field(min_length=1, max_length=50)
+    base_url: str | None = Field(default=None, max_length=500)
+    api_key_env: str | None = Field(default=None, max_length=200)
+
+
+class ProviderUpdate(_Body):
+    base_url: str | None = Field(default=None, max_length=500)
+    api_key_env: str | None = Field(default=None, max_length=200)

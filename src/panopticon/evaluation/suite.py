@@ -182,22 +182,20 @@ class LoadedSuite:
         ).hexdigest()[:16]
 
 
+_UNION_TAGS = frozenset({"str", "ModelSpec", "QuerySpec", "QueryFileSpec"})
+
+
 def _issues_from(
     err: ValidationError, doc: Located, base: tuple[str | int, ...] = ()
 ) -> list[Issue]:
     issues = []
     for e in err.errors():
-        loc = base + tuple(
-            p
-            for p in e["loc"]
-            if not (
-                isinstance(p, str) and p.startswith(("QuerySpec", "QueryFile", "str", "ModelSpec"))
-            )
-        )
+        # pydantic names the member of a union it tried (``str``, ``ModelSpec``): not a key
+        loc = base + tuple(p for p in e["loc"] if p not in _UNION_TAGS)
         msg = e["msg"]
         hint = None
-        if e["type"] == "extra_forbidden":
-            msg = f"unknown key '{loc[-1]}'"
+        if e["type"] == "extra_forbidden" and e["loc"]:
+            msg = f"unknown key '{e['loc'][-1]}'"
             hint = "remove it or check its spelling (see the suite reference in README)"
         elif e["type"] == "missing":
             msg = "this field is required"

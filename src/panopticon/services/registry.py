@@ -146,3 +146,71 @@ class ModelRegistry:
                 }
                 for r in rows
             ]
+
+    # --- providers ---------------------------------------------------------------------
+    def _provider(self, conn: Any, provider_id: int) -> Any:
+        row = conn.execute(
+            sa.select(Provider).where(
+                Provider.c.id == provider_id, Provider.c.workspace_id == self.ws
+            )
+        ).first()
+        if row is None:
+            raise NotFoundError(f"no provider {provider_id} in this workspace")
+        return row
+
+    def create_provider(self, body: dict[str, Any]) -> dict[str, Any]:
+        from panopticon.providers.base import provider_names
+        from panopticon.services.catalog import ConflictError
+        from panopticon.store.tables.base import utcnow
+
+        if body["kind"] not in provider_names():
+            raise ConfigError(
+                Issue(
+                    f"unknown provider kind '{body['kind']}'",
+                    field="kind",
+                    hint="use one of: " + ", ".join(provider_names()),
+                )
+            )
+        with self.engine.begin() as conn:
+            if conn.execute(
+                sa.select(Provider.c.id).where(
+                    Provider.c.workspace_id == self.ws, Provider.c.name == body["name"]
+                )
+            ).first():
+                raise ConflictError(
+                    Issue(f"a provider named '{body['name']}' exists", field="name")
+                )
+            pid = conn.execute(
+                sa.insert(Provider)
+                .values(
+                    workspace_id=self.ws,
+                    name=body["name"],
+                    kind=body["kind"],
+                    base_url=body.get("base_url"),
+                    api_key_env=body.get("api_key_env"),
+                    options={},
+                    created_at=utcnow(),
+                )
+                .returning(Provider.c.id)
+            ).scalar_one()
+        return next(p for p in self.providers() if p["id"] == pid)
+
+    def update_provider(self, provider_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        with self.engine.begin() as conn:
+            self._provider(conn, provider_id)
+            if changes:
+                conn.execute(
+                    sa.update(Provider).where(Provider.c.id == provider_id).values(**changes)
+                )
+        return next(p for p in self.providers() if p["id"] == provider_id)
+
+    def delete_provider(self, provider_id: int) -> None:
+        from panopticon.services.catalog import ConflictError
+
+        with self.engine.begin() as conn:
+            self._provider(conn, provider_id)
+            if conn.execute(
+                sa.select(Model.c.id).where(Model.c.provider_id == provider_id).limit(1)
+            ).first():
+                raise ConflictError(Issue("models use this provider; delete them first"))
+            conn.execute(sa.delete(Provider).where(Provider.c.id == provider_id))

@@ -16,7 +16,13 @@ router = APIRouter(tags=["service"])
 ENDPOINTS = {
     "queries": ["/api/queries", "/api/queries/{id}"],
     "metrics": ["/api/metrics", "/api/metrics/{id}"],
-    "models": ["/api/models", "/api/models/{id}", "/api/providers"],
+    "models": [
+        "/api/models",
+        "/api/models/{id}",
+        "/api/providers",
+        "/api/providers/{id}",
+        "/api/completion",
+    ],
     "judge": ["/api/judge/evaluate/query", "/api/judge/evaluate/theme", "/api/judge/results"],
     "jobs": ["/api/jobs/{id}"],
     "runs": [

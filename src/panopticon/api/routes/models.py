@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
-from panopticon.api.deps import Admin, EngineDep, Viewer
-from panopticon.api.schemas import ModelCreate, ModelPublic, ProviderPublic
+from panopticon.api.deps import Admin, EngineDep, Id, Member, Viewer
+from panopticon.api.schemas import (
+    CompletionCreate,
+    CompletionPublic,
+    ModelCreate,
+    ModelPublic,
+    ProviderCreate,
+    ProviderPublic,
+    ProviderUpdate,
+)
+from panopticon.errors import ConfigError, Issue
+from panopticon.services.completion import complete
 from panopticon.services.registry import ModelRegistry
 
 router = APIRouter(tags=["models"])
@@ -37,3 +47,46 @@ def delete_model(model_id: str, engine: EngineDep, caller: Admin) -> Response:
 @router.get("/api/providers", response_model=list[ProviderPublic])
 def list_providers(engine: EngineDep, caller: Viewer) -> list[ProviderPublic]:
     return [ProviderPublic(**p) for p in ModelRegistry(engine, caller.workspace_id).providers()]
+
+
+@router.post("/api/providers", status_code=status.HTTP_201_CREATED, response_model=ProviderPublic)
+def create_provider(body: ProviderCreate, engine: EngineDep, caller: Admin) -> ProviderPublic:
+    return ProviderPublic(
+        **ModelRegistry(engine, caller.workspace_id).create_provider(body.model_dump())
+    )
+
+
+@router.patch("/api/providers/{provider_id}", response_model=ProviderPublic)
+def update_provider(
+    provider_id: Id, body: ProviderUpdate, engine: EngineDep, caller: Admin
+) -> ProviderPublic:
+    return ProviderPublic(
+        **ModelRegistry(engine, caller.workspace_id).update_provider(
+            provider_id, body.model_dump(exclude_unset=True)
+        )
+    )
+
+
+@router.delete("/api/providers/{provider_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_provider(provider_id: Id, engine: EngineDep, caller: Admin) -> Response:
+    ModelRegistry(engine, caller.workspace_id).delete_provider(provider_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/api/completion", response_model=CompletionPublic, tags=["completion"])
+async def completion(
+    body: CompletionCreate, request: Request, engine: EngineDep, caller: Member
+) -> CompletionPublic:
+    """One call to a registered model (not stored as a run)."""
+    if (body.prompt is None) == (body.messages is None):
+        raise ConfigError(Issue("give exactly one of 'prompt' and 'messages'", field="messages"))
+    messages = (
+        [{"role": "user", "content": body.prompt}]
+        if body.prompt is not None
+        else [m.model_dump() for m in body.messages or []]
+    )
+    return CompletionPublic(
+        **await complete(
+            engine, caller.workspace_id, request.app.state.env, body.model_id, messages, body.params
+        )
+    )
