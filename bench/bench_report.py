@@ -39,7 +39,12 @@ METRICS = [
 ]
 
 
-def populate(settings_env: dict[str, str], queries: int, seed: int = 0) -> int:
+EXTRA_METRICS = [(f"extra{i}", "rubric") for i in range(5)]
+
+
+def populate(
+    settings_env: dict[str, str], queries: int, seed: int = 0, metrics_per_answer: int = 5
+) -> int:
     rng = random.Random(seed)
     engine = open_store(load_settings(settings_env))
     now = datetime.now(UTC)
@@ -67,8 +72,9 @@ def populate(settings_env: dict[str, str], queries: int, seed: int = 0) -> int:
                 )
                 .returning(Model.c.id)
             ).scalar_one()
+        metrics = (METRICS + EXTRA_METRICS)[:metrics_per_answer]
         metric_ids = {}
-        for name, kind in METRICS:
+        for name, kind in metrics:
             metric_ids[name] = conn.execute(
                 sa.insert(Metric)
                 .values(
@@ -97,7 +103,7 @@ def populate(settings_env: dict[str, str], queries: int, seed: int = 0) -> int:
             ],
         )
         qids = list(conn.execute(sa.select(Query.c.id).order_by(Query.c.id)).scalars())
-        suite = {"metrics": [{"name": n, "type": k} for n, k in METRICS]}
+        suite = {"metrics": [{"name": n, "type": k} for n, k in metrics]}
         run_id = conn.execute(
             sa.insert(Run)
             .values(
@@ -139,7 +145,7 @@ def populate(settings_env: dict[str, str], queries: int, seed: int = 0) -> int:
                         "created_at": now,
                     }
                 )
-                for name, kind in METRICS:
+                for name, kind in metrics:
                     if kind == "rubric":
                         v = float(min(10, max(1, round(rng.gauss(1 + 9 * skill, 1.5)))))
                         norm, passed = (v - 1) / 9, v >= 7
@@ -176,10 +182,14 @@ def populate(settings_env: dict[str, str], queries: int, seed: int = 0) -> int:
                             "created_at": now,
                         }
                     )
-        for i in range(0, len(results), 5000):
-            conn.execute(sa.insert(Result), results[i : i + 5000])
-        for i in range(0, len(scores), 5000):
-            conn.execute(sa.insert(Score), scores[i : i + 5000])
+                if len(scores) >= 50_000:  # keep memory flat for a million scores
+                    conn.execute(sa.insert(Result), results)
+                    conn.execute(sa.insert(Score), scores)
+                    results, scores = [], []
+        if results:
+            conn.execute(sa.insert(Result), results)
+        if scores:
+            conn.execute(sa.insert(Score), scores)
     engine.dispose()
     return int(run_id)
 
