@@ -60,10 +60,28 @@ def _theme_queries(
     ]
 
 
-def create_theme_job(
+def _record_job(engine: Engine, workspace_id: int, kind: str, payload: dict[str, Any]) -> int:
+    """The job row, written before anything runs (a restart takes it up)."""
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                sa.insert(Job)
+                .values(
+                    workspace_id=workspace_id,
+                    kind=kind,
+                    status="queued",
+                    payload=payload,
+                    created_at=_now(),
+                )
+                .returning(Job.c.id)
+            ).scalar_one()
+        )
+
+
+def theme_suite(
     engine: Engine, workspace_id: int, env: Mapping[str, str], body: dict[str, Any]
-) -> int:
-    """Validate now (models, metrics, the theme's queries), then record the job."""
+) -> LoadedSuite:
+    """The suite a theme evaluation runs: the theme's queries (up to ``limit``)."""
     queries = _theme_queries(engine, workspace_id, body["theme"], body.get("limit"))
     if not queries:
         raise ConfigError(
@@ -73,7 +91,7 @@ def create_theme_job(
                 hint="store some with POST /api/queries",
             )
         )
-    build_suite(
+    return build_suite(
         engine,
         workspace_id,
         env,
@@ -83,20 +101,14 @@ def create_theme_job(
         judge_model=body.get("judge_model"),
         queries=queries,
     )
-    with engine.begin() as conn:
-        return int(
-            conn.execute(
-                sa.insert(Job)
-                .values(
-                    workspace_id=workspace_id,
-                    kind="evaluate_theme",
-                    status="queued",
-                    payload=body,
-                    created_at=_now(),
-                )
-                .returning(Job.c.id)
-            ).scalar_one()
-        )
+
+
+def create_theme_job(
+    engine: Engine, workspace_id: int, env: Mapping[str, str], body: dict[str, Any]
+) -> int:
+    """Validate now (models, metrics, the theme's queries), then record the job."""
+    theme_suite(engine, workspace_id, env, body)
+    return _record_job(engine, workspace_id, "evaluate_theme", body)
 
 
 def suite_from_body(body: dict[str, Any], env: Mapping[str, str]) -> LoadedSuite:
@@ -111,8 +123,6 @@ def suite_from_body(body: dict[str, Any], env: Mapping[str, str]) -> LoadedSuite
                     hint="send the queries inline",
                 )
             )
-        if isinstance(q, dict) and "schema_file" in q:
-            raise ConfigError(Issue("files are not read over the API", field=f"suite.queries[{i}]"))
     for i, m in enumerate(body.get("metrics") or []):
         if isinstance(m, dict) and "schema_file" in m:
             raise ConfigError(
@@ -130,20 +140,7 @@ def create_suite_job(
 ) -> int:
     """Validate the whole suite now, then record the job that runs it."""
     suite_from_body(suite, env)
-    with engine.begin() as conn:
-        return int(
-            conn.execute(
-                sa.insert(Job)
-                .values(
-                    workspace_id=workspace_id,
-                    kind="run_suite",
-                    status="queued",
-                    payload=suite,
-                    created_at=_now(),
-                )
-                .returning(Job.c.id)
-            ).scalar_one()
-        )
+    return _record_job(engine, workspace_id, "run_suite", suite)
 
 
 def job_status(engine: Engine, workspace_id: int, job_id: int) -> dict[str, Any]:
@@ -243,16 +240,7 @@ class JobRunner:
     def _suite(self, kind: str, workspace_id: int, body: dict[str, Any]) -> LoadedSuite:
         if kind == "run_suite":
             return suite_from_body(body, self.env)
-        return build_suite(
-            self.engine,
-            workspace_id,
-            self.env,
-            name=f"api: theme {body['theme']}",
-            model_id=body["model_id"],
-            metric_ids=body.get("evaluation_prompt_ids", []),
-            judge_model=body.get("judge_model"),
-            queries=_theme_queries(self.engine, workspace_id, body["theme"], body.get("limit")),
-        )
+        return theme_suite(self.engine, workspace_id, self.env, body)
 
     async def run(self, job_id: int) -> str:
         with self.engine.connect() as conn:
