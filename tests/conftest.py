@@ -186,3 +186,33 @@ def suite_yaml(
         f"name: test-suite\nmodels:\n{model_lines}\n{judge_block}queries:\n{query_lines}\n"
         f"metrics:\n{metrics}\nconcurrency: {concurrency}\n{extra}"
     )
+
+
+@pytest.fixture
+def job_worker(settings: Settings) -> Iterator[None]:
+    """On PostgreSQL, jobs run in `panopticon worker` processes: start one on this test's
+    database. On SQLite the server runs its jobs itself, so nothing is started."""
+    if not settings.database_url:
+        yield
+        return
+    import subprocess
+    import sys
+
+    env = dict(
+        os.environ,
+        PANOPTICON_DATABASE_URL=settings.database_url,
+        PANOPTICON_HOME=str(settings.home),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panopticon", "worker", "--concurrency", "4"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "taking jobs" in line, line + (proc.stdout.read() if proc.poll() else "")
+    yield
+    proc.terminate()
+    proc.communicate(timeout=20)

@@ -16,7 +16,9 @@ from panopticon.services.runs import store
 from panopticon.settings import Settings
 
 
-def test_every_endpoint_keeps_workspaces_apart(settings: Settings, mock: MockServer) -> None:
+def test_every_endpoint_keeps_workspaces_apart(
+    settings: Settings, job_worker: None, mock: MockServer
+) -> None:
     app = create_app(Settings(home=settings.home, database_url=settings.database_url), env={})
     with store(settings) as engine:
         a = {"X-API-Key": create_key(engine, "team-a", "admin", "a")[1]}

@@ -177,7 +177,9 @@ def wait_for_job(api: TestClient, job_id: int, headers: dict[str, str]) -> dict[
     raise AssertionError("the job did not finish in 30 s")
 
 
-def test_a_theme_evaluation_runs_as_a_job(api: TestClient, mock: MockServer) -> None:
+def test_a_theme_evaluation_runs_as_a_job(
+    api: TestClient, mock: MockServer, job_worker: None
+) -> None:
     metric_id = register(api, mock, BOOT)
     for i in range(12):
         api.post(
@@ -213,6 +215,7 @@ def test_a_theme_evaluation_runs_as_a_job(api: TestClient, mock: MockServer) -> 
     assert empty.status_code == 422 and empty.json()["error"]["field"] == "theme"
 
 
+@pytest.mark.sqlite_only  # on PostgreSQL the job waits in the shared queue for a worker
 def test_a_job_left_queued_is_taken_up_when_the_server_starts(
     settings: Settings, mock: MockServer
 ) -> None:

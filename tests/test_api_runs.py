@@ -21,7 +21,7 @@ KEY = {"X-API-Key": "dev_api_key_for_testing"}
 
 
 @pytest.fixture
-def api(settings: Settings) -> Iterator[TestClient]:
+def api(settings: Settings, job_worker: None) -> Iterator[TestClient]:
     app = create_app(
         Settings(home=settings.home, database_url=settings.database_url, api_key=KEY["X-API-Key"]),
         env={},

@@ -56,7 +56,12 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     app.state.env = dict(env or {})
     # made here, not at import; the job runner starts with the server (lifespan)
     app.state.engine = open_store(settings)
-    app.state.jobs = JobRunner(app.state.engine, settings, app.state.env)
+    if settings.is_sqlite:  # one process: the server runs its jobs itself
+        app.state.jobs = JobRunner(app.state.engine, settings, app.state.env)
+    else:  # PostgreSQL: jobs go to the shared queue; `panopticon worker` processes run them
+        from panopticon.worker import QueueSubmitter, build_app
+
+        app.state.jobs = QueueSubmitter(build_app(settings, app.state.env, sync=True))
     install_error_handlers(app)
     for module in (health, queries, metrics, models, judge, runs, keys):
         app.include_router(module.router)

@@ -10,7 +10,19 @@ with startup():  # see gcpause: about 0.1 s of every command's start-up
     import typer
 
     from panopticon import __version__
-    from panopticon.cli import annotate, compare, db, demo, keys, mock, report, run, runs, serve
+    from panopticon.cli import (
+        annotate,
+        compare,
+        db,
+        demo,
+        keys,
+        mock,
+        report,
+        run,
+        runs,
+        serve,
+        worker,
+    )
 
 __all__ = ["app", "main"]
 
@@ -32,6 +44,7 @@ app.command("calibration")(annotate.calibration)
 app.command("demo")(demo.demo)
 app.command("mock-server")(mock.mock_server)
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 
