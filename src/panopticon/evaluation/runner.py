@@ -182,13 +182,8 @@ class Runner:
         await self._score_all(case, known)
 
     def _reuse(self, case: Case, hit: KnownResult) -> KnownResult:
-        record = ResultRecord(
-            run_id=self.plan.run_id,
-            query_id=case.query_id,
-            model_id=case.model_id,
-            repeat=case.repeat,
-            cache_key=case.cache_key,
-            request=self._request_doc(case),
+        record = self._record(
+            case,
             response_text=hit.response_text,
             finish_reason=hit.finish_reason,
             latency_ms=hit.latency_ms,
@@ -202,13 +197,23 @@ class Runner:
         self.observer.on_result(record, True)
         return _known(record)
 
-    @staticmethod
-    def _request_doc(case: Case) -> dict[str, Any]:
-        return {
+    def _record(self, case: Case, **fields: Any) -> ResultRecord:
+        """The record of this case's answer (or failure): who, what was asked, then
+        ``fields``."""
+        request = {
             "model": case.model.provider_model,
             "messages": case.messages,
             "params": case.params,
         }
+        return ResultRecord(
+            run_id=self.plan.run_id,
+            query_id=case.query_id,
+            model_id=case.model_id,
+            repeat=case.repeat,
+            cache_key=case.cache_key,
+            request=request,
+            **fields,
+        )
 
     async def _call(self, case: Case) -> KnownResult | None:
         client = self.clients[case.model.id]
@@ -216,14 +221,7 @@ class Runner:
         estimate = sum(len(m["content"]) for m in case.messages) // 4 + int(
             case.params.get("max_tokens") or 0
         )
-        record = ResultRecord(
-            run_id=self.plan.run_id,
-            query_id=case.query_id,
-            model_id=case.model_id,
-            repeat=case.repeat,
-            cache_key=case.cache_key,
-            request=self._request_doc(case),
-        )
+        record = self._record(case)
         try:
             outcome = await client.call(request, estimate)
         except asyncio.CancelledError:

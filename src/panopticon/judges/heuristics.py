@@ -21,6 +21,7 @@ from panopticon.judges.base import (
     MetricSpec,
     register_metric,
 )
+from panopticon.judges.parsing import strip_code_fence
 
 __all__ = ["register"]
 
@@ -130,13 +131,6 @@ class RegexMetric(Metric):
         return _binary(found is not None, "pattern found" if found else "pattern not found")
 
 
-def _strip_fence(text: str) -> str:
-    t = text.strip()
-    if t.startswith("```"):
-        t = t.strip("`").removeprefix("json").strip()
-    return t
-
-
 class JsonValidSpec(MetricSpec):
     type: Literal["json_valid"] = "json_valid"
 
@@ -146,7 +140,7 @@ class JsonValidMetric(Metric):
 
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         try:
-            orjson.loads(_strip_fence(ctx.response))
+            orjson.loads(strip_code_fence(ctx.response))
         except orjson.JSONDecodeError as exc:
             return _binary(False, f"not JSON: {exc}")
         return _binary(True, "valid JSON")
@@ -187,7 +181,7 @@ class JsonSchemaMetric(Metric):
 
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         try:
-            data = orjson.loads(_strip_fence(ctx.response))
+            data = orjson.loads(strip_code_fence(ctx.response))
         except orjson.JSONDecodeError as exc:
             return _binary(False, f"not JSON: {exc}")
         errors = sorted(self._validator.iter_errors(data), key=lambda e: list(e.path))

@@ -10,7 +10,7 @@ import orjson
 
 from panopticon.errors import JudgeParseError
 
-__all__ = ["parse_score", "parse_verdict"]
+__all__ = ["parse_score", "parse_verdict", "strip_code_fence"]
 
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
 _SCORE_PATTERNS = (
@@ -22,11 +22,16 @@ _SCORE_PATTERNS = (
 _VERDICT = re.compile(r"\bverdict\b\s*(?:is|=|:)?\s*\**\s*\"?([a-z_ ]+)", re.I)
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
+def strip_code_fence(text: str) -> str:
+    """The text inside a Markdown code fence (```json ... ```), or the text, trimmed."""
     stripped = text.strip()
     if stripped.startswith("```"):
-        stripped = stripped.strip("`")
-        stripped = stripped.removeprefix("json").strip()
+        stripped = stripped.strip("`").removeprefix("json").strip()
+    return stripped
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    stripped = strip_code_fence(text)
     for candidate in (stripped, _outer_braces(stripped)):
         if not candidate:
             continue

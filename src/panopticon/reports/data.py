@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from panopticon.stats.summary import summarize
+from panopticon.stats.summary import comparable_value, summarize
 from panopticon.store.queries import runs as run_queries
 
 __all__ = ["build_report"]
@@ -29,12 +29,8 @@ def _item_means(rows: list[dict[str, Any]], skip: set[str]) -> dict[str, dict[in
         for name, s in row["scores"].items():
             if name in skip:
                 continue
-            value = (
-                s["normalized"]
-                if s["normalized"] is not None
-                else (None if s["passed"] is None else float(s["passed"]))
-            )
-            if s["error"] is None and value is not None:
+            value = comparable_value(s)
+            if value is not None:
                 acc[row["model"]][row["query_id"]].append(value)
     return {m: {q: sum(v) / len(v) for q, v in items.items()} for m, items in acc.items()}
 

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from panopticon.errors import ConfigError, Issue
 from panopticon.stats.paired import PairedResult, compare_metrics
+from panopticon.stats.summary import comparable_value
 from panopticon.store.queries import runs as run_queries
 
 __all__ = ["Comparison", "compare_models", "compare_runs"]
@@ -46,12 +47,8 @@ def _values(rows: list[dict[str, Any]], model: str) -> Values:
         if row["model"] != model or row["error"] is not None:
             continue
         for metric, s in row["scores"].items():
-            value = (
-                s["normalized"]
-                if s["normalized"] is not None
-                else (None if s["passed"] is None else float(s["passed"]))
-            )
-            if s["error"] is None and value is not None:
+            value = comparable_value(s)
+            if value is not None:
                 acc[metric][row["query_id"]].append(value)
     return {m: {q: sum(v) / len(v) for q, v in items.items()} for m, items in acc.items()}
 

@@ -18,7 +18,7 @@ from typing import Any
 from panopticon.stats.intervals import mean_interval, wilson
 from panopticon.stats.percentiles import percentile, percentiles
 
-__all__ = ["MetricSummary", "ModelSummary", "Summary", "summarize"]
+__all__ = ["MetricSummary", "ModelSummary", "Summary", "comparable_value", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,16 @@ class Summary:
             "metrics": [metric(m) for m in self.metrics],
             "by_theme": [metric(m) for m in self.by_theme],
         }
+
+
+def comparable_value(score: dict[str, Any]) -> float | None:
+    """A score on a 0..1, higher-is-better scale: its normalised value, else pass/fail as
+    1/0; None for an error or a score with neither."""
+    if score["error"] is not None:
+        return None
+    if score["normalized"] is not None:
+        return float(score["normalized"])
+    return None if score["passed"] is None else float(score["passed"])
 
 
 def _metric_summary(
