@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from panopticon.errors import ProviderError
 from panopticon.providers.base import ChatRequest, ChatResponse, Provider
-from panopticon.providers.limits import AdaptiveLimiter, TokenBucket
+from panopticon.providers.limits import AdaptiveLimiter, RateBucket, TokenBucket
 
 __all__ = ["CallOutcome", "ModelClient", "RetryPolicy"]
 
@@ -51,8 +51,8 @@ class ModelClient:
         provider: Provider,
         *,
         concurrency: int,
-        rpm: int | None = None,
-        tpm: int | None = None,
+        rpm: int | RateBucket | None = None,
+        tpm: int | RateBucket | None = None,
         retry: RetryPolicy | None = None,
         adaptive: bool = True,
         should_stop: Callable[[], bool] = lambda: False,
@@ -61,8 +61,8 @@ class ModelClient:
     ) -> None:
         self.provider = provider
         self.limiter = AdaptiveLimiter(concurrency, adaptive=adaptive)
-        self.rpm = TokenBucket(rpm) if rpm else None
-        self.tpm = TokenBucket(tpm) if tpm else None
+        self.rpm = TokenBucket(rpm) if isinstance(rpm, int) else rpm
+        self.tpm = TokenBucket(tpm) if isinstance(tpm, int) else tpm
         self.retry = retry or RetryPolicy()
         self.should_stop = should_stop
         self._sleep = sleep
@@ -133,7 +133,7 @@ class ModelClient:
             self._successes += 1
             if self.tpm is not None:
                 used = (response.input_tokens or 0) + (response.output_tokens or 0)
-                self.tpm.adjust(used - estimated_tokens)
+                await self.tpm.adjust(used - estimated_tokens)
             return CallOutcome(response, None, attempt, latency_ms)
 
     async def aclose(self) -> None:

@@ -1,5 +1,8 @@
 """Concurrency and rate limits for one model: adaptive concurrency, RPM and TPM buckets.
 
+Concurrency is per process; RPM and TPM buckets may be shared by every process that
+uses the same store (``store/limits.py``), so that rate limits hold across workers.
+
 :class:`AdaptiveLimiter` is AIMD, as in promptfoo and Inspect: a 429 halves the number of
 calls allowed in flight, and successes grow it back one step at a time up to the
 configured maximum. Each grant carries a generation so that a burst of 429s from calls
@@ -9,11 +12,13 @@ started under the same limit halves it once, not once per call.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-__all__ = ["AdaptiveLimiter", "TokenBucket"]
+__all__ = ["AdaptiveLimiter", "RateBucket", "TokenBucket"]
 
 
 class AdaptiveLimiter:
@@ -74,15 +79,29 @@ class AdaptiveLimiter:
             self._wake()
 
 
+class RateBucket(Protocol):
+    """A per-minute allowance shared by whoever holds the same bucket: this process
+    (:class:`TokenBucket`) or every process on the same store (``store.limits``)."""
+
+    async def take(self, n: float = 1.0) -> None: ...
+
+    async def adjust(self, delta: float) -> None: ...
+
+
 class TokenBucket:
-    """``per_minute`` units per minute, starting full; ``take(n)`` waits until n are free."""
+    """``per_minute`` units per minute, starting full; ``take(n)`` waits until n are free.
+
+    Reservations, not polling: ``take`` subtracts at once (the balance may go negative)
+    and sleeps for as long as the debt takes to refill. Callers are served in the order
+    they asked, and the lock is held only for the arithmetic, so threads may share it.
+    """
 
     def __init__(
         self,
         per_minute: float,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], object] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         if per_minute <= 0:
             raise ValueError("per_minute must be > 0")
@@ -92,24 +111,32 @@ class TokenBucket:
         self._clock = clock
         self._sleep = sleep
         self._updated = clock()
-        self._lock = asyncio.Lock()
+        self._lock = threading.Lock()
 
     def _refill(self) -> None:
         now = self._clock()
         self.tokens = min(self.capacity, self.tokens + (now - self._updated) * self.rate)
         self._updated = now
 
+    def reserve(self, n: float) -> float:
+        """Take ``n`` now; returns the seconds to wait before using them."""
+        with self._lock:
+            self._refill()
+            self.tokens -= n
+            return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
     async def take(self, n: float = 1.0) -> None:
         n = min(float(n), self.capacity)
-        async with self._lock:  # first come, first served
-            while True:
-                self._refill()
-                if self.tokens >= n:
-                    self.tokens -= n
-                    return
-                await self._sleep((n - self.tokens) / self.rate)  # type: ignore[misc]
+        wait = self.reserve(n)
+        if wait > 0:
+            try:
+                await self._sleep(wait)
+            except asyncio.CancelledError:
+                await self.adjust(-n)  # not used: give it back
+                raise
 
-    def adjust(self, delta: float) -> None:
+    async def adjust(self, delta: float) -> None:
         """Correct an estimate after the fact (positive: more was used than taken)."""
-        self._refill()
-        self.tokens = min(self.capacity, self.tokens - delta)
+        with self._lock:
+            self._refill()
+            self.tokens = min(self.capacity, self.tokens - delta)

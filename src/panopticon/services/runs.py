@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from panopticon.providers.client import ModelClient, RetryPolicy
 from panopticon.settings import Settings
 from panopticon.stats.summary import Summary, summarize
 from panopticon.store.engine import create_engine, ensure_schema
+from panopticon.store.limits import SharedBucket, bucket_key
 from panopticon.store.queries import catalog
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.sink import StoreSink
@@ -198,13 +200,26 @@ class Execution:
             clients[spec.id] = ModelClient(
                 provider,
                 concurrency=concurrency,
-                rpm=spec.rpm,
-                tpm=spec.tpm,
+                rpm=self._bucket("rpm", spec, spec.rpm),
+                tpm=self._bucket("tpm", spec, spec.tpm),
                 retry=RetryPolicy(max_retries=spec.max_retries),
                 adaptive=spec.adaptive_concurrency,
                 should_stop=lambda: self.stop.requested,
             )
         return clients
+
+    def _bucket(self, kind: str, spec: ModelSpec, per_minute: int | None) -> SharedBucket | None:
+        """RPM and TPM hold across every process on this store (workers, API, CLI runs):
+        one account's limit on one model is one row, whoever spends it."""
+        if not per_minute:
+            return None
+        identity = {
+            "provider": spec.provider,
+            "base_url": spec.base_url,
+            "model": spec.provider_model,
+            "key": self.loaded.api_keys.get(spec.id) or spec.api_key_env,
+        }
+        return SharedBucket(self.engine, bucket_key(kind, identity), per_minute)
 
     def _finish(self, error: BaseException | None, store_error: StoreError | None) -> None:
         totals = read_totals(self.engine, self.run_id, len(self.plan.cases))
@@ -270,6 +285,28 @@ def prepare_run(
 
 
 def prepare_loaded(
+    settings: Settings,
+    engine: Engine,
+    loaded: LoadedSuite,
+    suite_path: str | None,
+    resume: str | None,
+    use_cache: bool,
+) -> Execution:
+    """Register what the suite uses, create (or reopen) the run and plan it, in one
+    transaction. Two processes starting at once may both try to register the same model or
+    query: the loser of that race tries again and finds the winner's rows."""
+    for attempt in range(1, 6):
+        try:
+            return _prepare(settings, engine, loaded, suite_path, resume, use_cache)
+        except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+            racing = isinstance(exc, sa.exc.IntegrityError) or "locked" in str(exc)
+            if attempt == 5 or not racing:
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _prepare(
     settings: Settings,
     engine: Engine,
     loaded: LoadedSuite,

@@ -3,11 +3,12 @@
 from panopticon.store.tables.access import ROLES, ApiKey
 from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
-from panopticon.store.tables.registry import Model, Provider
+from panopticon.store.tables.registry import Model, Provider, RateLimit
 from panopticon.store.tables.runs import (
     RUN_STATUSES,
     Annotation,
     Job,
+    JobShard,
     Pairwise,
     Result,
     Run,
@@ -23,11 +24,13 @@ __all__ = [
     "Dataset",
     "DatasetItem",
     "Job",
+    "JobShard",
     "Metric",
     "Model",
     "Pairwise",
     "Provider",
     "Query",
+    "RateLimit",
     "Result",
     "Run",
     "Score",

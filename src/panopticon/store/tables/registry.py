@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from panopticon.store.tables.base import JSONType, UTCDateTime, created_at, metadata, utcnow
 
-__all__ = ["Model", "Provider"]
+__all__ = ["Model", "Provider", "RateLimit"]
 
 # An endpoint of some kind. Credentials are named (api_key_env), never stored here.
 Provider = sa.Table(
@@ -38,4 +38,15 @@ Model = sa.Table(
     created_at(),
     sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
     sa.UniqueConstraint("workspace_id", "name"),
+)
+
+# A provider's RPM or TPM allowance, shared by every process on this store (store/limits.py).
+# Not per workspace: a provider's limits belong to its account, whoever spends them.
+RateLimit = sa.Table(
+    "rate_limit",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("per_minute", sa.Float, nullable=False),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("updated_s", sa.Float, nullable=False),  # the database's clock, epoch seconds
 )

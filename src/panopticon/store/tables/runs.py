@@ -6,7 +6,16 @@ import sqlalchemy as sa
 
 from panopticon.store.tables.base import JSONType, UTCDateTime, created_at, metadata
 
-__all__ = ["RUN_STATUSES", "Annotation", "Job", "Pairwise", "Result", "Run", "Score"]
+__all__ = [
+    "RUN_STATUSES",
+    "Annotation",
+    "Job",
+    "JobShard",
+    "Pairwise",
+    "Result",
+    "Run",
+    "Score",
+]
 
 RUN_STATUSES = ("pending", "running", "completed", "failed", "interrupted", "stopped")
 
@@ -56,6 +65,8 @@ Result = sa.Table(
     created_at(),
     sa.UniqueConstraint("run_id", "query_id", "model_id", "repeat"),
     sa.Index("ix_result_cache_key", "cache_key"),
+    sa.Index("ix_result_query", "query_id"),
+    sa.Index("ix_result_model", "model_id"),
 )
 
 # One metric on one result. ``value`` on the metric's scale, ``normalized`` in 0..1.
@@ -84,6 +95,8 @@ Score = sa.Table(
     sa.UniqueConstraint("result_id", "metric_id"),
     sa.Index("ix_score_run_metric", "run_id", "metric_id"),
     sa.Index("ix_score_judge_cache_key", "judge_cache_key"),
+    sa.Index("ix_score_created", "created_at"),
+    sa.Index("ix_score_metric_created", "metric_id", "created_at"),
 )
 
 # One pairwise judgement: two models' answers to the same query, judged in both orders.
@@ -152,4 +165,17 @@ Job = sa.Table(
     sa.Column("started_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),
     sa.Index("ix_job_status", "status"),
+)
+
+# A slice of a job's run (every n-th query), so that several workers share one job.
+JobShard = sa.Table(
+    "job_shard",
+    metadata,
+    sa.Column("job_id", sa.ForeignKey("job.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("shard", sa.Integer, primary_key=True),
+    sa.Column("shards", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, default="queued"),
+    sa.Column("error", sa.Text),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
 )
