@@ -45,7 +45,15 @@ def mock_server() -> Iterator[MockServer]:
 
 @pytest.fixture
 def mock(mock_server: MockServer) -> MockServer:
-    """The shared mock server, reset to defaults and zeroed counters for this test."""
+    """The shared mock server, reset to defaults and zeroed counters for this test.
+    Requests still in flight from an earlier test (a process it killed) are let finish
+    first, so that they cannot count in this test's figures."""
+    import time
+
+    mock_server.config.latency_ms = 0
+    deadline = time.monotonic() + 10
+    while mock_server.stats.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
     mock_server.reset()
     return mock_server
 

@@ -48,6 +48,14 @@ class Settings(BaseModel):
     embedding_key_env: str | None = Field(
         default=None, description="Environment variable holding the embeddings API key."
     )
+    job_shards: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="On PostgreSQL, a job over many queries is split into up to this many "
+        "slices that workers run in parallel (at least 25 queries each); 1: one worker "
+        "runs each job.",
+    )
     api_key: str | None = Field(
         default=None,
         min_length=16,

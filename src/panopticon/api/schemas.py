@@ -221,6 +221,12 @@ class EvaluateTheme(_Body):
     limit: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
+class JobShardPublic(BaseModel):
+    shard: int
+    status: str
+    error: str | None
+
+
 class JobPublic(BaseModel):
     id: int
     kind: str
@@ -234,6 +240,9 @@ class JobPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    shards: list[JobShardPublic] = Field(
+        description="On PostgreSQL, the slices a large job is split into for workers to share."
+    )
 
 
 class QueryMatch(QueryPublic):

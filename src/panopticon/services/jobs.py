@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,10 @@ from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
 from panopticon.evaluation.sources import Located
 from panopticon.evaluation.suite import LoadedSuite, parse_suite
 from panopticon.services.evaluate import build_suite
-from panopticon.services.runs import prepare_loaded
+from panopticon.services.runs import prepare_loaded, read_totals
 from panopticon.settings import Settings
-from panopticon.store.tables import Job, Query, Result, Run, Workspace
+from panopticon.store.queries import runs as run_queries
+from panopticon.store.tables import Job, JobShard, Query, Result, Run, Workspace
 
 __all__ = ["JobRunner", "create_suite_job", "create_theme_job", "job_status", "suite_from_body"]
 
@@ -35,16 +36,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _theme_queries(
-    engine: Engine, workspace_id: int, theme: str, limit: int | None
-) -> list[dict[str, Any]]:
-    q = (
-        sa.select(Query)
-        .where(Query.c.workspace_id == workspace_id, Query.c.theme == theme)
-        .order_by(Query.c.id)
-    )
-    if limit:
-        q = q.limit(limit)
+def _theme_queries(engine: Engine, workspace_id: int, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The theme's queries: those recorded when the job was created (so that queries
+    added later do not change a job half done), else the theme's current ones."""
+    q = sa.select(Query).where(Query.c.workspace_id == workspace_id).order_by(Query.c.id)
+    if body.get("query_ids") is not None:
+        q = q.where(Query.c.id.in_(body["query_ids"]))
+    else:
+        q = q.where(Query.c.theme == body["theme"])
+        if body.get("limit"):
+            q = q.limit(body["limit"])
     with engine.connect() as conn:
         rows = list(conn.execute(q))
     return [
@@ -82,7 +83,7 @@ def theme_suite(
     engine: Engine, workspace_id: int, env: Mapping[str, str], body: dict[str, Any]
 ) -> LoadedSuite:
     """The suite a theme evaluation runs: the theme's queries (up to ``limit``)."""
-    queries = _theme_queries(engine, workspace_id, body["theme"], body.get("limit"))
+    queries = _theme_queries(engine, workspace_id, body)
     if not queries:
         raise ConfigError(
             Issue(
@@ -106,9 +107,19 @@ def theme_suite(
 def create_theme_job(
     engine: Engine, workspace_id: int, env: Mapping[str, str], body: dict[str, Any]
 ) -> int:
-    """Validate now (models, metrics, the theme's queries), then record the job."""
+    """Validate now (models, metrics, the theme's queries), then record the job with the
+    queries it evaluates."""
     theme_suite(engine, workspace_id, env, body)
-    return _record_job(engine, workspace_id, "evaluate_theme", body)
+    q = (
+        sa.select(Query.c.id)
+        .where(Query.c.workspace_id == workspace_id, Query.c.theme == body["theme"])
+        .order_by(Query.c.id)
+    )
+    if body.get("limit"):
+        q = q.limit(body["limit"])
+    with engine.connect() as conn:
+        ids = list(conn.execute(q).scalars())
+    return _record_job(engine, workspace_id, "evaluate_theme", {**body, "query_ids": ids})
 
 
 def suite_from_body(body: dict[str, Any], env: Mapping[str, str]) -> LoadedSuite:
@@ -160,12 +171,19 @@ def job_status(engine: Engine, workspace_id: int, job_id: int) -> dict[str, Any]
                 ).where(Result.c.run_id == job.run_id)
             ).one()
             done, failed = int(counts[0]), int(counts[1])
+        shards = [
+            {"shard": r.shard, "status": r.status, "error": r.error}
+            for r in conn.execute(
+                sa.select(JobShard).where(JobShard.c.job_id == job_id).order_by(JobShard.c.shard)
+            )
+        ]
+    payload = {k: v for k, v in job.payload.items() if k != "query_ids"}
     return {
         "id": job.id,
         "kind": job.kind,
         "status": job.status,
         "run_id": job.run_id,
-        "payload": job.payload,
+        "payload": payload,
         "done": done,
         "failed": failed,
         "total": planned,
@@ -173,17 +191,35 @@ def job_status(engine: Engine, workspace_id: int, job_id: int) -> dict[str, Any]
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
+        "shards": shards,
     }
 
 
-class JobRunner:
-    """Runs jobs in the API process, one at a time per process (each run is concurrent
-    within itself)."""
+# A slice smaller than this is not worth its start-up (loading and planning the suite)
+MIN_QUERIES_PER_SHARD = 25
 
-    def __init__(self, engine: Engine, settings: Settings, env: Mapping[str, str]) -> None:
+DeferShard = Callable[[int, int], Awaitable[None]]
+
+
+class JobRunner:
+    """Runs jobs: in the API process on SQLite (one at a time; each run is concurrent
+    within itself), or in workers on PostgreSQL, where ``defer_shard`` splits a job over
+    many queries into slices of its queries (shards) that any worker takes up, so that
+    workers share one job. The last slice to finish writes the run's and the job's status.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        env: Mapping[str, str],
+        *,
+        defer_shard: DeferShard | None = None,
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.env = env
+        self.defer_shard = defer_shard
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._event_loop: asyncio.AbstractEventLoop | None = None
@@ -256,6 +292,9 @@ class JobRunner:
             if run_status == "completed":  # finished just before a crash: nothing to do
                 self._set(job_id, status="completed", finished_at=_now())
                 return "completed"
+        if self.defer_shard is not None and self._shards(job_id):
+            await self._defer_shards(job_id)  # a retried split: the slices are recorded
+            return "running"
         self._set(job_id, status="running", started_at=_now(), error=None)
         try:
             loaded = self._suite(job.kind, job.workspace_id, body)
@@ -263,6 +302,11 @@ class JobRunner:
             resume = str(job.run_id) if job.run_id is not None else None
             execution = prepare_loaded(scoped, self.engine, loaded, None, resume, True)
             self._set(job_id, run_id=execution.run_id)
+            n = self._shard_count(len(loaded.queries))
+            if self.defer_shard is not None and n > 1:
+                self._record_shards(job_id, n)
+                await self._defer_shards(job_id)
+                return "running"
             status = await execution.run()
         except PanopticonError as exc:
             self._set(job_id, status="failed", error=str(exc), finished_at=_now())
@@ -275,3 +319,106 @@ class JobRunner:
             error=None if final == "completed" else execution.stop_reason,
         )
         return final
+
+    # -- shards: one job shared by many workers ---------------------------------------
+
+    def _shard_count(self, queries: int) -> int:
+        return max(1, min(self.settings.job_shards, queries // MIN_QUERIES_PER_SHARD))
+
+    def _shards(self, job_id: int) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(JobShard)
+                    .where(JobShard.c.job_id == job_id)
+                    .order_by(JobShard.c.shard)
+                )
+            )
+
+    def _record_shards(self, job_id: int, n: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(JobShard),
+                [{"job_id": job_id, "shard": k, "shards": n, "status": "queued"} for k in range(n)],
+            )
+
+    async def _defer_shards(self, job_id: int) -> None:
+        """Queue every slice not yet done. Deferring twice is harmless: the queue holds one
+        copy of a slice, a slice runs in one worker at a time, and a slice done is not run
+        again."""
+        assert self.defer_shard is not None
+        for row in self._shards(job_id):
+            if row.status not in ("completed", "failed"):
+                await self.defer_shard(job_id, row.shard)
+
+    async def run_shard(self, job_id: int, shard: int) -> str:
+        """Run one slice of a job's run; the last slice to finish finishes the job."""
+        with self.engine.connect() as conn:
+            job = conn.execute(
+                sa.select(Job, Workspace.c.name.label("workspace"))
+                .join(Workspace, Workspace.c.id == Job.c.workspace_id)
+                .where(Job.c.id == job_id)
+            ).one()
+            row = conn.execute(
+                sa.select(JobShard).where(JobShard.c.job_id == job_id, JobShard.c.shard == shard)
+            ).one()
+        if row.status in ("completed", "failed"):  # a copy that ran already
+            return str(row.status)
+        self._set_shard(job_id, shard, status="running", started_at=_now(), error=None)
+        try:
+            loaded = self._suite(job.kind, job.workspace_id, job.payload)
+            scoped = self.settings.model_copy(update={"workspace": job.workspace})
+            execution = prepare_loaded(
+                scoped, self.engine, loaded, None, str(job.run_id), True, (shard, row.shards)
+            )
+            status = await execution.run()
+            error = execution.stop_reason
+        except PanopticonError as exc:
+            status, error = "failed", str(exc)
+        if status == "interrupted":  # stopped, not done: it runs again (and resumes)
+            self._set_shard(job_id, shard, status="queued", error=error)
+            return status
+        self._set_shard(job_id, shard, status=status, error=error, finished_at=_now())
+        self._finish_if_last(job_id)
+        return status
+
+    def _set_shard(self, job_id: int, shard: int, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(JobShard)
+                .where(JobShard.c.job_id == job_id, JobShard.c.shard == shard)
+                .values(**values)
+            )
+
+    def _finish_if_last(self, job_id: int) -> None:
+        """Under the job row's lock, so that exactly one slice (the last) writes the run's
+        totals and status and the job's."""
+        with self.engine.begin() as conn:
+            job = conn.execute(
+                sa.select(Job.c.status, Job.c.run_id).where(Job.c.id == job_id).with_for_update()
+            ).one()
+            shards = list(conn.execute(sa.select(JobShard).where(JobShard.c.job_id == job_id)))
+            if job.status != "running" or any(
+                r.status not in ("completed", "failed") for r in shards
+            ):
+                return
+            planned = int(conn.scalar(sa.select(Run.c.planned).where(Run.c.id == job.run_id)) or 0)
+        totals = read_totals(self.engine, job.run_id, planned)
+        errors = [f"shard {r.shard}: {r.error}" for r in shards if r.error]
+        if not errors and (totals.failed or totals.missing):
+            errors = [f"{totals.failed} failed, {totals.missing} missing of {planned} answers"]
+        status = "failed" if errors or totals.failed or totals.missing else "completed"
+        reason = "; ".join(errors) or None
+        with self.engine.begin() as conn:
+            run_queries.finish_run(
+                conn,
+                job.run_id,
+                status,
+                reason,
+                {k: getattr(totals, k) for k in totals.__dataclass_fields__},
+            )
+            conn.execute(
+                sa.update(Job)
+                .where(Job.c.id == job_id)
+                .values(status=status, error=reason, finished_at=_now())
+            )

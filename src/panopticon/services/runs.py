@@ -139,6 +139,9 @@ class Execution:
     stop_reason: str | None = None
     totals: RunTotals | None = None
     run_totals: RunSummaryTotals | None = None
+    # (k, n): this execution runs the k-th of n slices of the run's queries, next to other
+    # executions running the others; the run's own status is then left to the caller
+    shard: tuple[int, int] | None = None
 
     async def run(self, observer: RunObserver | None = None) -> str:
         """Execute the plan; returns the final status. Never leaves the run 'running'."""
@@ -154,7 +157,7 @@ class Execution:
             metrics,
             observer=observer,
             stop=self.stop,
-            budget=Budget(self.loaded.suite.budget_usd),
+            budget=Budget(self._budget()),
             use_cache=self.use_cache,
         )
         with self.engine.begin() as conn:
@@ -221,7 +224,16 @@ class Execution:
         }
         return SharedBucket(self.engine, bucket_key(kind, identity), per_minute)
 
+    def _budget(self) -> float | None:
+        budget = self.loaded.suite.budget_usd
+        if budget is None or self.shard is None:
+            return budget
+        return budget / self.shard[1]  # each slice may spend its share, so all stay within
+
     def _finish(self, error: BaseException | None, store_error: StoreError | None) -> None:
+        if self.shard is not None:
+            self._finish_shard(error, store_error)
+            return
         totals = read_totals(self.engine, self.run_id, len(self.plan.cases))
         self.run_totals = totals
         reason: str | None
@@ -252,6 +264,22 @@ class Execution:
                 reason,
                 {k: getattr(totals, k) for k in totals.__dataclass_fields__},
             )
+
+    def _finish_shard(self, error: BaseException | None, store_error: StoreError | None) -> None:
+        """A slice's outcome; the run's status is written once every slice is done."""
+        totals = self.runner.totals if self.runner is not None else None
+        if self.stop.kind == "interrupt" or (
+            error is not None and not isinstance(error, Exception)
+        ):
+            self.status, self.stop_reason = "interrupted", self.stop.reason or "interrupted"
+        elif self.stop.kind is not None or store_error is not None or error is not None:
+            self.status = "failed"
+            self.stop_reason = str(store_error or self.stop.reason or error)
+        elif totals is not None and totals.failed:
+            self.status = "failed"
+            self.stop_reason = f"{totals.failed} of {totals.planned} answers failed"
+        else:
+            self.status, self.stop_reason = "completed", None
 
     def _first_error(self) -> str | None:
         with self.engine.connect() as conn:
@@ -291,13 +319,14 @@ def prepare_loaded(
     suite_path: str | None,
     resume: str | None,
     use_cache: bool,
+    shard: tuple[int, int] | None = None,
 ) -> Execution:
     """Register what the suite uses, create (or reopen) the run and plan it, in one
     transaction. Two processes starting at once may both try to register the same model or
     query: the loser of that race tries again and finds the winner's rows."""
     for attempt in range(1, 6):
         try:
-            return _prepare(settings, engine, loaded, suite_path, resume, use_cache)
+            return _prepare(settings, engine, loaded, suite_path, resume, use_cache, shard)
         except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
             racing = isinstance(exc, sa.exc.IntegrityError) or "locked" in str(exc)
             if attempt == 5 or not racing:
@@ -313,6 +342,7 @@ def _prepare(
     suite_path: str | None,
     resume: str | None,
     use_cache: bool,
+    shard: tuple[int, int] | None,
 ) -> Execution:
     with engine.begin() as conn:
         ws = catalog.ensure_workspace(conn, settings.workspace)
@@ -331,7 +361,7 @@ def _prepare(
         cases = build_cases(loaded, query_ids, model_ids)
         if resume is not None:
             row = run_queries.get_run(conn, ws, resume)
-            _check_resumable(row, loaded, suite_path)
+            _check_resumable(row, loaded, suite_path, sharded=shard is not None)
             run_id = row.id
         else:
             run_id = run_queries.create_run(
@@ -343,6 +373,8 @@ def _prepare(
                 suite_path=str(Path(suite_path).resolve()) if suite_path else None,
                 planned=len(cases),
             )
+        if shard is not None:  # by query, so that pairwise judges find every model's answer
+            cases = [c for c in cases if c.query_id % shard[1] == shard[0]]
         plan = Plan(run_id, cases, metric_ids)
         if resume is not None:
             plan.done = run_queries.run_results(conn, run_id)
@@ -353,10 +385,14 @@ def _prepare(
         if use_cache or resume is not None:
             # judge answers on any copy of these answers: never pay a judge twice either
             plan.judge_cache = run_queries.judge_cache(conn, ws, [c.cache_key for c in cases])
-    return Execution(engine, settings, loaded, run_id, plan, resume is not None, use_cache)
+    return Execution(
+        engine, settings, loaded, run_id, plan, resume is not None, use_cache, shard=shard
+    )
 
 
-def _check_resumable(row: run_queries.RunRow, loaded: LoadedSuite, suite_path: str | None) -> None:
+def _check_resumable(
+    row: run_queries.RunRow, loaded: LoadedSuite, suite_path: str | None, *, sharded: bool = False
+) -> None:
     if row.suite_fingerprint != loaded.fingerprint:
         raise ConfigError(
             Issue(
@@ -373,7 +409,7 @@ def _check_resumable(row: run_queries.RunRow, loaded: LoadedSuite, suite_path: s
                 hint="start a new run to evaluate again",
             )
         )
-    if row.status == "running" and _alive(row):
+    if row.status == "running" and not sharded and _alive(row):
         raise ConfigError(
             Issue(
                 f"run {row.id} is still running (pid {row.pid} on {row.host}, last heartbeat "

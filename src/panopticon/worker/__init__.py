@@ -2,13 +2,15 @@
 
 The API records a job (services/jobs.py) and defers ``panopticon.run_job`` with its id;
 any number of ``panopticon worker`` processes, on any machines, take jobs from the shared
-queue and run them with the same ``JobRunner.run`` the single-process server uses. A job
-runs its evaluation as a resumable run, so a retried job never pays twice for an answer
-already stored.
+queue and run them with the same ``JobRunner`` the single-process server uses. A job over
+many queries is split into slices (``panopticon.run_shard``) so that several workers share
+it. Each slice runs as a resumable part of the job's run, so a retried slice never pays
+twice for an answer already stored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -48,9 +50,32 @@ def build_app(settings: Settings, env: Mapping[str, str], *, sync: bool = False)
 
         engine = open_store(settings)
         try:
-            return await JobRunner(engine, settings, env).run(job_id)
+            return await JobRunner(engine, settings, env, defer_shard=defer_shard).run(job_id)
         finally:
             engine.dispose()
+
+    @app.task(
+        name="panopticon.run_shard",
+        queue=QUEUE,
+        retry=procrastinate.RetryStrategy(max_attempts=5, wait=5),
+    )
+    async def run_shard(job_id: int, shard: int) -> str:
+        from panopticon.services.jobs import JobRunner
+        from panopticon.services.runs import open_store
+
+        engine = open_store(settings)
+        try:
+            return await JobRunner(engine, settings, env).run_shard(job_id, shard)
+        finally:
+            engine.dispose()
+
+    async def defer_shard(job_id: int, shard: int) -> None:
+        # one copy queued at a time (queueing_lock), one copy running at a time (lock)
+        name = f"panopticon-job-{job_id}-shard-{shard}"
+        with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
+            await run_shard.configure(lock=name, queueing_lock=name).defer_async(
+                job_id=job_id, shard=shard
+            )
 
     return app
 
