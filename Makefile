@@ -14,6 +14,13 @@ $(BIN)/panopticon: pyproject.toml
 
 install: $(BIN)/panopticon
 
+# The tests also cover local embeddings: torch's CPU build first (a plain `torch` would pull
+# gigabytes of CUDA packages), then the extra.
+$(VENV)/.local-embeddings: $(BIN)/panopticon
+	$(BIN)/pip install --quiet 'torch==2.13.0'
+	$(BIN)/pip install --quiet -e '.[dev,local-embeddings]'
+	@touch $@
+
 ## The main job, offline: mock server + demo suite on the embedded SQLite database.
 demo: install
 	$(BIN)/panopticon demo
@@ -28,11 +35,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test-sqlite: install
-	$(BIN)/pytest -q
+test-sqlite: install $(VENV)/.local-embeddings
+	PANOPTICON_REQUIRE_LOCAL_EMBEDDINGS=1 $(BIN)/pytest -q
 
-test-postgres: install
-	PANOPTICON_TEST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -q -m "not sqlite_only"
+test-postgres: install $(VENV)/.local-embeddings
+	PANOPTICON_REQUIRE_LOCAL_EMBEDDINGS=1 PANOPTICON_TEST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -q -m "not sqlite_only"
 
 bench: install
 	$(BIN)/python bench/bench_runner.py

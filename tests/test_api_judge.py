@@ -4,8 +4,10 @@ metrics, evaluate a query, read results with filters; workspaces kept apart."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from panopticon.api.app import create_app
@@ -13,6 +15,7 @@ from panopticon.mockllm.server import MockServer
 from panopticon.services.access import create_key
 from panopticon.services.runs import store
 from panopticon.settings import Settings
+from tests.conftest import suite_yaml, write
 
 BOOT = {"X-API-Key": "dev_api_key_for_testing"}
 
@@ -248,3 +251,30 @@ def test_a_job_left_queued_is_taken_up_when_the_server_starts(
     with TestClient(create_app(boot, env={})) as second:
         job = wait_for_job(second, job_id, BOOT)
         assert job["status"] == "completed" and job["done"] == 3
+
+
+def test_a_broad_filter_counts_up_to_the_cap_then_says_at_least(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    """Counting a million matches would cost more than the page: past the cap (10,000 by
+    default) the total is a lower bound and says so; below it, it is exact."""
+    from typer.testing import CliRunner
+
+    from panopticon.cli import app
+    from panopticon.store.queries.results import ResultFilters, search_scores
+
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=6))
+    assert CliRunner().invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
+    with engine.connect() as conn:  # 6 queries x 2 models x 2 metrics
+        rows, total, exact = search_scores(conn, 1, ResultFilters(), 3, 0, count_cap=100)
+        assert (total, exact, len(rows)) == (24, True, 3)
+        rows, total, exact = search_scores(conn, 1, ResultFilters(), 3, 0, count_cap=5)
+        assert (total, exact, len(rows)) == (5, False, 3)
+        # a page past the cap still counts to its own end
+        rows, total, exact = search_scores(conn, 1, ResultFilters(), 3, 9, count_cap=5)
+        assert (total, exact, len(rows)) == (12, False, 3)
+        rows, total, exact = search_scores(
+            conn, 1, ResultFilters(model="good", metric="short"), 50, 0, count_cap=5
+        )
+        assert (total, exact) == (6, True)  # the page (50) is past the cap: counted to it
+        assert {r["model_id"] for r in rows} == {"good"} and len(rows) == 6

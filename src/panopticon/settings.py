@@ -45,6 +45,11 @@ class Settings(BaseModel):
     embedding_model: str = Field(
         default="text-embedding-3-small", description="Embedding model name sent to that endpoint."
     )
+    embedding_local: bool = Field(
+        default=False,
+        description="Embed with the local sentence-transformers model all-MiniLM-L6-v2 (the "
+        "`local-embeddings` extra; no download at run time) when no embedding URL is set.",
+    )
     embedding_key_env: str | None = Field(
         default=None, description="Environment variable holding the embeddings API key."
     )

@@ -13,6 +13,6 @@ __all__ = ["ResultFilters", "find_results"]
 
 def find_results(
     engine: Engine, workspace_id: int, filters: ResultFilters, limit: int, offset: int
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[dict[str, Any]], int, bool]:
     with engine.connect() as conn:
         return search_scores(conn, workspace_id, filters, limit, offset)

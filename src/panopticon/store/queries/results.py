@@ -27,10 +27,23 @@ class ResultFilters:
     passed: bool | None = None
 
 
+# Counting every match of a broad filter over millions of scores costs more than the page
+# itself: past this many, the total is reported as "at least" (total_exact false).
+COUNT_CAP = 10_000
+
+
 def search_scores(
-    conn: Connection, workspace_id: int, f: ResultFilters, limit: int, offset: int
-) -> tuple[list[dict[str, Any]], int]:
+    conn: Connection,
+    workspace_id: int,
+    f: ResultFilters,
+    limit: int,
+    offset: int,
+    count_cap: int = COUNT_CAP,
+) -> tuple[list[dict[str, Any]], int, bool]:
+    """A page of scores, newest first, with the number of matches: exact up to
+    ``count_cap`` (or the page's end), else a lower bound (the bool says which)."""
     where = [Run.c.workspace_id == workspace_id]
+    needs_result = f.theme is not None or f.model is not None
     if f.theme is not None:
         where.append(Query.c.theme == f.theme)
     if f.model is not None:
@@ -49,6 +62,20 @@ def search_scores(
         where.append(Score.c.value <= f.max_score)
     if f.passed is not None:
         where.append(Score.c.passed.is_(f.passed))
+    # the count joins only what the filters need
+    counted = Score.join(Run, Run.c.id == Score.c.run_id)
+    if needs_result:
+        counted = counted.join(Result, Result.c.id == Score.c.result_id)
+    if f.theme is not None:
+        counted = counted.join(Query, Query.c.id == Result.c.query_id)
+    if f.model is not None:
+        counted = counted.join(Model, Model.c.id == Result.c.model_id)
+    if f.metric is not None:
+        counted = counted.join(Metric, Metric.c.id == Score.c.metric_id)
+    cap = max(count_cap, offset + limit) + 1
+    matches = sa.select(sa.literal(1)).select_from(counted).where(*where).limit(cap).subquery()
+    total = int(conn.execute(sa.select(sa.func.count()).select_from(matches)).scalar() or 0)
+    exact = total < cap
     joined = (
         Score.join(Run, Run.c.id == Score.c.run_id)
         .join(Result, Result.c.id == Score.c.result_id)
@@ -56,7 +83,6 @@ def search_scores(
         .join(Model, Model.c.id == Result.c.model_id)
         .join(Metric, Metric.c.id == Score.c.metric_id)
     )
-    total = conn.execute(sa.select(sa.func.count()).select_from(joined).where(*where)).scalar()
     q = (
         sa.select(
             Score.c.id,
@@ -85,4 +111,5 @@ def search_scores(
         .limit(limit)
         .offset(offset)
     )
-    return [dict(r._mapping) for r in conn.execute(q)], int(total or 0)
+    rows = [dict(r._mapping) for r in conn.execute(q)]
+    return rows, (total if exact else cap - 1), exact

@@ -95,8 +95,11 @@ Score = sa.Table(
     sa.UniqueConstraint("result_id", "metric_id"),
     sa.Index("ix_score_run_metric", "run_id", "metric_id"),
     sa.Index("ix_score_judge_cache_key", "judge_cache_key"),
+    # GET /api/judge/results: pages are newest first, filtered by run, metric, score
     sa.Index("ix_score_created", "created_at"),
+    sa.Index("ix_score_run_created", "run_id", "created_at"),
     sa.Index("ix_score_metric_created", "metric_id", "created_at"),
+    sa.Index("ix_score_metric_value", "metric_id", "value"),
 )
 
 # One pairwise judgement: two models' answers to the same query, judged in both orders.
