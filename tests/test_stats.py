@@ -9,7 +9,13 @@ import pytest
 from scipy import stats
 
 from panopticon.stats.agreement import cohen_kappa, krippendorff_alpha, spearman
-from panopticon.stats.intervals import bootstrap_mean, mean_interval, t_quantile, wilson
+from panopticon.stats.intervals import (
+    bootstrap_mean,
+    mean_interval,
+    moments_interval,
+    t_quantile,
+    wilson,
+)
 from panopticon.stats.paired import compare_metrics, holm
 from panopticon.stats.percentiles import percentiles
 from panopticon.stats.ranking import bradley_terry
@@ -138,3 +144,15 @@ def test_bradley_terry_ranks_a_clear_order_with_intervals() -> None:
     assert all(r.low <= r.score <= r.high for r in ratings)
     gap = ratings[0].score - ratings[1].score
     assert gap == pytest.approx(400 * math.log10(2.0), abs=60)
+
+
+def test_an_interval_from_sums_equals_the_interval_from_the_values() -> None:
+    """The dashboard computes intervals from GROUP BY sums: they must be the same."""
+    values = [0.1, 0.5, 0.9, 0.4, 0.7, 0.3, 1.0, 0.0]
+    direct = mean_interval(values)
+    from_sums = moments_interval(len(values), sum(values), sum(v * v for v in values))
+    assert from_sums.estimate == pytest.approx(direct.estimate)
+    assert from_sums.low == pytest.approx(direct.low) and from_sums.high == pytest.approx(
+        direct.high
+    )
+    assert moments_interval(1, 0.5, 0.25).low is None

@@ -61,6 +61,12 @@ class Settings(BaseModel):
         "slices that workers run in parallel (at least 25 queries each); 1: one worker "
         "runs each job.",
     )
+    secret_key: str | None = Field(
+        default=None,
+        min_length=32,
+        description="Signs the web UI's session cookies (at least 32 characters). Unset: a "
+        "random key kept in `home`; set it when several servers share sessions.",
+    )
     api_key: str | None = Field(
         default=None,
         min_length=16,

@@ -66,4 +66,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     for module in (health, queries, metrics, models, judge, runs, keys):
         app.include_router(module.router)
     app.include_router(judge.jobs_router)
+    from panopticon.web import install as install_web
+
+    install_web(app)  # the dashboard at /ui
     return app

@@ -7,7 +7,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from panopticon.errors import ConfigError, NotFoundError, PanopticonError
@@ -23,9 +23,22 @@ def _body(items: list[dict[str, str | None]]) -> dict[str, object]:
     return {"error": items[0], "errors": items}
 
 
+def _page(request: Request, status: int, items: list[dict[str, str | None]]) -> Response | None:
+    """Errors on the web UI's pages are pages, not JSON."""
+    if not request.url.path.startswith("/ui"):
+        return None
+    from panopticon.web.routes import render_error
+
+    first = items[0]
+    message = first["message"] or "error"
+    if first.get("field"):
+        message = f"{first['field']}: {message}"
+    return render_error(request, status, message, first.get("hint"))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
         items = []
         for e in exc.errors():
             loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
@@ -36,40 +49,44 @@ def install_error_handlers(app: FastAPI) -> None:
                     "hint": None,
                 }
             )
-        return JSONResponse(
-            _body(items or [{"message": "invalid request", "field": None, "hint": None}]),
-            status_code=422,
-        )
+        items = items or [{"message": "invalid request", "field": None, "hint": None}]
+        return _page(request, 422, items) or JSONResponse(_body(items), status_code=422)
 
     @app.exception_handler(AuthError)
-    async def auth(request: Request, exc: AuthError) -> JSONResponse:
-        return JSONResponse(
-            _body([{"message": str(exc), "field": "X-API-Key", "hint": None}]),
-            status_code=exc.status,
+    async def auth(request: Request, exc: AuthError) -> Response:
+        items: list[dict[str, str | None]] = [
+            {"message": str(exc), "field": "X-API-Key", "hint": None}
+        ]
+        if request.url.path.startswith("/ui"):
+            items[0]["field"] = None
+        return _page(request, exc.status, items) or JSONResponse(
+            _body(items), status_code=exc.status
         )
 
     @app.exception_handler(NotFoundError)
-    async def missing(request: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse(
-            _body([{"message": str(exc), "field": None, "hint": None}]), status_code=404
-        )
+    async def missing(request: Request, exc: NotFoundError) -> Response:
+        items: list[dict[str, str | None]] = [{"message": str(exc), "field": None, "hint": None}]
+        return _page(request, 404, items) or JSONResponse(_body(items), status_code=404)
 
     @app.exception_handler(ConfigError)
-    async def config(request: Request, exc: ConfigError) -> JSONResponse:
-        items = [{"message": i.message, "field": i.field, "hint": i.hint} for i in exc.issues]
+    async def config(request: Request, exc: ConfigError) -> Response:
+        items: list[dict[str, str | None]] = [
+            {"message": i.message, "field": i.field, "hint": i.hint} for i in exc.issues
+        ]
         status = 409 if isinstance(exc, ConflictError) else 422
-        return JSONResponse(_body(items), status_code=status)
+        return _page(request, status, items) or JSONResponse(_body(items), status_code=status)
 
     @app.exception_handler(PanopticonError)
-    async def other(request: Request, exc: PanopticonError) -> JSONResponse:
+    async def other(request: Request, exc: PanopticonError) -> Response:
         log.warning("request failed: %s", exc)
-        return JSONResponse(
-            _body([{"message": str(exc), "field": None, "hint": None}]), status_code=503
-        )
+        items: list[dict[str, str | None]] = [{"message": str(exc), "field": None, "hint": None}]
+        return _page(request, 503, items) or JSONResponse(_body(items), status_code=503)
 
     @app.exception_handler(HTTPException)
-    async def http(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse(
-            _body([{"message": str(exc.detail), "field": None, "hint": None}]),
-            status_code=exc.status_code,
+    async def http(request: Request, exc: HTTPException) -> Response:
+        items: list[dict[str, str | None]] = [
+            {"message": str(exc.detail), "field": None, "hint": None}
+        ]
+        return _page(request, exc.status_code, items) or JSONResponse(
+            _body(items), status_code=exc.status_code
         )

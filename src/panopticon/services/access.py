@@ -22,6 +22,7 @@ __all__ = [
     "AuthError",
     "Principal",
     "authenticate",
+    "authenticate_hash",
     "create_key",
     "hash_key",
     "list_keys",
@@ -71,12 +72,18 @@ def create_key(engine: Engine, workspace: str, role: str, name: str) -> tuple[in
 def authenticate(engine: Engine, settings: Settings, key: str | None) -> Principal:
     if not key:
         raise AuthError("missing X-API-Key header; create a key with `panopticon keys create`")
-    if settings.api_key and hmac.compare_digest(key.encode(), settings.api_key.encode()):
+    return authenticate_hash(engine, settings, hash_key(key))
+
+
+def authenticate_hash(engine: Engine, settings: Settings, key_hash: str) -> Principal:
+    """The principal of a key known by its hash (a web session keeps only the hash, so a
+    revoked key ends its sessions too)."""
+    if settings.api_key and hmac.compare_digest(key_hash, hash_key(settings.api_key)):
         with engine.begin() as conn:
             ws = catalog.ensure_workspace(conn, "default")
         return Principal(ws, "default", "admin", None)
     with engine.begin() as conn:
-        row = access.find_key(conn, hash_key(key))
+        row = access.find_key(conn, key_hash)
         if row is None or row.revoked_at is not None:
             raise AuthError("invalid or revoked API key")
         access.touch_key(conn, row.id)

@@ -15,7 +15,7 @@ from panopticon.stats.agreement import cohen_kappa, spearman
 from panopticon.store.queries import annotations as queries
 from panopticon.store.queries import catalog
 
-__all__ = ["Calibration", "calibrate", "import_labels"]
+__all__ = ["Calibration", "calibrate", "import_labels", "label_result"]
 
 _TRUE = {"1", "true", "yes", "y", "pass", "passed"}
 _FALSE = {"0", "false", "no", "n", "fail", "failed"}
@@ -213,3 +213,51 @@ def calibrate(engine: Engine, run_id: int) -> list[Calibration]:
             )
         )
     return out
+
+
+def label_result(
+    engine: Engine,
+    workspace_id: int,
+    result_id: str,
+    metric: str,
+    annotator: str,
+    *,
+    value: float | None,
+    passed: bool | None,
+    comment: str | None,
+) -> bool:
+    """A person's label on one answer for one metric (from the web UI); replaces their
+    earlier label. True when it replaced one. Raises ConfigError naming the field."""
+    from panopticon.services.results import get_result
+
+    if value is None and passed is None:
+        raise ConfigError(
+            Issue("a label needs a score or a pass/fail", field="value", hint="give one or both")
+        )
+    found = get_result(engine, workspace_id, result_id)
+    metric_ids = {s["metric"]: s["metric_id"] for s in found["scores"]}
+    if metric not in metric_ids:
+        raise ConfigError(
+            Issue(
+                f"this answer has no score for the metric '{metric}'",
+                field="metric",
+                hint="label one of: " + ", ".join(sorted(metric_ids)),
+            )
+        )
+    with engine.begin() as conn:
+        _, replaced = queries.upsert_annotations(
+            conn,
+            workspace_id,
+            [
+                {
+                    "result_id": found["id"],
+                    "metric_id": metric_ids[metric],
+                    "annotator": annotator,
+                    "value": value,
+                    "passed": passed,
+                    "comment": comment or None,
+                    "source": "web",
+                }
+            ],
+        )
+    return replaced > 0

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist, fmean, stdev
 
-__all__ = ["Interval", "bootstrap_mean", "mean_interval", "t_quantile", "wilson"]
+__all__ = [
+    "Interval",
+    "bootstrap_mean",
+    "mean_interval",
+    "moments_interval",
+    "t_quantile",
+    "wilson",
+]
 
 _NORMAL = NormalDist()
 
@@ -84,6 +91,19 @@ def mean_interval(values: Sequence[float], level: float = 0.95) -> Interval:
         return Interval(mean, None, None, n, level)
     sd = stdev(values, mean)
     half = t_quantile(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, n, level)
+
+
+def moments_interval(n: int, total: float, squares: float, level: float = 0.95) -> Interval:
+    """The same t interval as :func:`mean_interval`, from the count, the sum and the sum of
+    squares (what a database's GROUP BY returns), without the values themselves."""
+    if n == 0:
+        raise ValueError("no values")
+    mean = total / n
+    if n < 2:
+        return Interval(mean, None, None, n, level)
+    variance = max(0.0, (squares - n * mean * mean) / (n - 1))  # rounding may dip below 0
+    half = t_quantile(0.5 + level / 2, n - 1) * math.sqrt(variance) / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n, level)
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from panopticon.store.tables import Metric, Model, Query, Result, Run, Score
+from panopticon.store.tables import Annotation, Metric, Model, Query, Result, Run, Score
 
-__all__ = ["ResultFilters", "search_scores"]
+__all__ = ["ResultFilters", "result_detail", "search_scores"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class ResultFilters:
     min_score: float | None = None  # on the metric's own scale
     max_score: float | None = None
     passed: bool | None = None
+    text: str | None = None  # in the query or the response
 
 
 # Counting every match of a broad filter over millions of scores costs more than the page
@@ -43,7 +44,7 @@ def search_scores(
     """A page of scores, newest first, with the number of matches: exact up to
     ``count_cap`` (or the page's end), else a lower bound (the bool says which)."""
     where = [Run.c.workspace_id == workspace_id]
-    needs_result = f.theme is not None or f.model is not None
+    needs_result = f.theme is not None or f.model is not None or bool(f.text)
     if f.theme is not None:
         where.append(Query.c.theme == f.theme)
     if f.model is not None:
@@ -62,11 +63,19 @@ def search_scores(
         where.append(Score.c.value <= f.max_score)
     if f.passed is not None:
         where.append(Score.c.passed.is_(f.passed))
+    if f.text:
+        pattern = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(
+            sa.or_(
+                Query.c.text.ilike(pattern, escape="\\"),
+                Result.c.response_text.ilike(pattern, escape="\\"),
+            )
+        )
     # the count joins only what the filters need
     counted = Score.join(Run, Run.c.id == Score.c.run_id)
     if needs_result:
         counted = counted.join(Result, Result.c.id == Score.c.result_id)
-    if f.theme is not None:
+    if f.theme is not None or f.text:
         counted = counted.join(Query, Query.c.id == Result.c.query_id)
     if f.model is not None:
         counted = counted.join(Model, Model.c.id == Result.c.model_id)
@@ -113,3 +122,45 @@ def search_scores(
     )
     rows = [dict(r._mapping) for r in conn.execute(q)]
     return rows, (total if exact else cap - 1), exact
+
+
+def result_detail(conn: Connection, workspace_id: int, result_id: Any) -> dict[str, Any] | None:
+    """One answer with its query, model, run, every score and every person's label."""
+    row = conn.execute(
+        sa.select(
+            Result,
+            Query.c.text.label("query"),
+            Query.c.theme,
+            Query.c.expected,
+            Query.c.context,
+            Model.c.name.label("model"),
+            Run.c.name.label("run_name"),
+        )
+        .select_from(
+            Result.join(Run, Run.c.id == Result.c.run_id)
+            .join(Query, Query.c.id == Result.c.query_id)
+            .join(Model, Model.c.id == Result.c.model_id)
+        )
+        .where(Result.c.id == result_id, Run.c.workspace_id == workspace_id)
+    ).first()
+    if row is None:
+        return None
+    scores = [
+        dict(r._mapping)
+        for r in conn.execute(
+            sa.select(Score, Metric.c.name.label("metric"), Metric.c.definition)
+            .join(Metric, Metric.c.id == Score.c.metric_id)
+            .where(Score.c.result_id == result_id)
+            .order_by(Metric.c.name)
+        )
+    ]
+    labels = [
+        dict(r._mapping)
+        for r in conn.execute(
+            sa.select(Annotation, Metric.c.name.label("metric"))
+            .join(Metric, Metric.c.id == Annotation.c.metric_id)
+            .where(Annotation.c.result_id == result_id)
+            .order_by(Annotation.c.created_at)
+        )
+    ]
+    return {**dict(row._mapping), "scores": scores, "labels": labels}

@@ -1,0 +1,162 @@
+"""Aggregates for the dashboard, computed in the database (GROUP BY), never by loading rows.
+
+Each returns sums (n, sum, sum of squares) so that the service computes means and
+intervals exactly as the run summaries do, whatever the number of scores.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from panopticon.store.tables import Metric, Model, Query, Result, Run, Score
+
+__all__ = [
+    "day_of",
+    "recent_failures",
+    "run_days",
+    "score_moments",
+    "totals",
+]
+
+
+def day_of(conn: Connection, column: Any) -> Any:
+    """``YYYY-MM-DD`` (UTC) of a timestamp column, on either backend."""
+    if conn.dialect.name == "postgresql":
+        return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD")
+    return sa.func.substr(column, 1, 10)  # SQLite stores UTC 'YYYY-MM-DD HH:MM:SS'
+
+
+def totals(conn: Connection, workspace_id: int, since: datetime | None) -> dict[str, Any]:
+    runs = sa.select(Run.c.id).where(Run.c.workspace_id == workspace_id)
+    if since is not None:
+        runs = runs.where(Run.c.created_at >= since)
+    r = conn.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count().filter(Result.c.error.is_not(None)),
+            sa.func.coalesce(sa.func.sum(Result.c.input_tokens), 0),
+            sa.func.coalesce(sa.func.sum(Result.c.output_tokens), 0),
+            sa.func.coalesce(sa.func.sum(Result.c.cost_usd).filter(Result.c.cached.is_(False)), 0),
+            sa.func.count().filter(Result.c.cached.is_(True)),
+        ).where(Result.c.run_id.in_(runs))
+    ).one()
+    s = conn.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count().filter(Score.c.error.is_not(None)),
+            sa.func.coalesce(
+                sa.func.sum(Score.c.judge_cost_usd).filter(Score.c.judge_cached.is_(False)), 0
+            ),
+            sa.func.coalesce(sa.func.sum(Score.c.judge_input_tokens), 0),
+            sa.func.coalesce(sa.func.sum(Score.c.judge_output_tokens), 0),
+        ).where(Score.c.run_id.in_(runs))
+    ).one()
+    n_runs = conn.scalar(sa.select(sa.func.count()).select_from(runs.subquery()))
+    return {
+        "runs": int(n_runs or 0),
+        "answers": int(r[0]),
+        "failed": int(r[1]),
+        "cached": int(r[5]),
+        "input_tokens": int(r[2]) + int(s[3]),
+        "output_tokens": int(r[3]) + int(s[4]),
+        "cost_usd": float(r[4]) + float(s[2]),
+        "scores": int(s[0]),
+        "score_errors": int(s[1]),
+    }
+
+
+def run_days(conn: Connection, workspace_id: int, since: datetime | None) -> list[dict[str, Any]]:
+    day = day_of(conn, Run.c.created_at)
+    q = (
+        sa.select(day.label("day"), Run.c.status, sa.func.count().label("n"))
+        .where(Run.c.workspace_id == workspace_id)
+        .group_by(day, Run.c.status)
+        .order_by(day)
+    )
+    if since is not None:
+        q = q.where(Run.c.created_at >= since)
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def score_moments(
+    conn: Connection,
+    workspace_id: int,
+    *,
+    by: tuple[str, ...],
+    run_id: int | None = None,
+    metric: str | None = None,
+    since: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Per group: n, sum and sum of squares of normalised scores (0..1, higher is better;
+    pass/fail counts as 1/0), passed and judged-with-a-threshold counts, errors. ``by``
+    names the groups: any of model, metric, theme, day."""
+    value = sa.case(
+        (Score.c.normalized.is_not(None), Score.c.normalized),
+        (Score.c.passed.is_(True), 1.0),
+        (Score.c.passed.is_(False), 0.0),
+        else_=None,
+    )
+    columns = {
+        "model": Model.c.name,
+        "metric": Metric.c.name,
+        "theme": Query.c.theme,
+        "day": day_of(conn, Score.c.created_at),
+    }
+    groups = [columns[b].label(b) for b in by]
+    joined = (
+        Score.join(Run, Run.c.id == Score.c.run_id)
+        .join(Result, Result.c.id == Score.c.result_id)
+        .join(Model, Model.c.id == Result.c.model_id)
+        .join(Metric, Metric.c.id == Score.c.metric_id)
+    )
+    if "theme" in by:
+        joined = joined.join(Query, Query.c.id == Result.c.query_id)
+    q = (
+        sa.select(
+            *groups,
+            sa.func.count(value).label("n"),
+            sa.func.coalesce(sa.func.sum(value), 0.0).label("total"),
+            sa.func.coalesce(sa.func.sum(value * value), 0.0).label("squares"),
+            sa.func.count().filter(Score.c.passed.is_(True)).label("passed"),
+            sa.func.count().filter(Score.c.passed.is_not(None)).label("with_threshold"),
+            sa.func.count().filter(Score.c.error.is_not(None)).label("errors"),
+        )
+        .select_from(joined)
+        .where(Run.c.workspace_id == workspace_id)
+        .group_by(*[columns[b] for b in by])
+        .order_by(*[columns[b] for b in by])
+    )
+    if run_id is not None:
+        q = q.where(Score.c.run_id == run_id)
+    if metric is not None:
+        q = q.where(Metric.c.name == metric)
+    if since is not None:
+        q = q.where(Score.c.created_at >= since)
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def recent_failures(conn: Connection, workspace_id: int, limit: int) -> list[dict[str, Any]]:
+    q = (
+        sa.select(
+            Result.c.id,
+            Result.c.run_id,
+            Result.c.error,
+            Result.c.error_kind,
+            Result.c.created_at,
+            Model.c.name.label("model"),
+            Query.c.text.label("query"),
+        )
+        .select_from(
+            Result.join(Run, Run.c.id == Result.c.run_id)
+            .join(Model, Model.c.id == Result.c.model_id)
+            .join(Query, Query.c.id == Result.c.query_id)
+        )
+        .where(Run.c.workspace_id == workspace_id, Result.c.error.is_not(None))
+        .order_by(Result.c.created_at.desc())
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in conn.execute(q)]
