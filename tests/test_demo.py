@@ -12,7 +12,7 @@ from panopticon.store.tables import Result, Run, Score
 
 
 def test_the_demo_stores_every_result_and_score(env: dict[str, str], engine: sa.Engine) -> None:
-    result = CliRunner().invoke(app, ["demo"])
+    result = CliRunner().invoke(app, ["demo", "--no-serve"])
     assert result.exit_code == 0, result.output
     assert "run 1 completed" in result.output
     with engine.connect() as conn:
@@ -34,3 +34,51 @@ def test_the_demo_suite_can_be_copied_to_edit(tmp_path: Path, env: dict[str, str
     assert result.exit_code == 0
     assert (tmp_path / "mine" / "suite.yaml").is_file()
     assert (tmp_path / "mine" / "queries.jsonl").read_text().count("\n") == 16
+
+
+def test_the_demo_serves_its_results_on_the_printed_address(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The README's main command: run, then open the printed address and sign in."""
+    import re
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panopticon", "demo", "--port", str(port)],
+        env={**env, "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Dashboard:" in line:
+                break
+        found = re.search(r"Dashboard: (http://\S+/ui/)\s+\(sign in with the key (\S+);", line)
+        assert found, "".join(lines)
+        url, key = found.group(1), found.group(2)
+        with httpx.Client(follow_redirects=True, timeout=10) as client:
+            for _ in range(100):  # the server starts just after printing
+                try:
+                    client.get(url)
+                    break
+                except httpx.ConnectError:
+                    import time
+
+                    time.sleep(0.1)
+            page = client.post(url + "login", data={"key": key, "next": "/ui/"})
+            assert page.status_code == 200 and 'data-testid="total-answers">48<' in page.text
+            runs = client.get(url + "runs")
+            assert "#1 demo" in runs.text and "completed" in runs.text
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)

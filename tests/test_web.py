@@ -42,7 +42,7 @@ def server(settings: Settings, env: dict[str, str]) -> Iterator[str]:
     """The demo's run stored, and the server on a free port."""
     import uvicorn
 
-    result = CliRunner().invoke(cli_app, ["demo"])
+    result = CliRunner().invoke(cli_app, ["demo", "--no-serve"])
     assert result.exit_code == 0, result.output
     port = free_port()
     web = Settings(home=settings.home, database_url=settings.database_url, api_key=KEY)

@@ -23,8 +23,13 @@ def demo(
         "--copy-to",
         help="Copy the demo suite into this folder (to edit it) instead of running it.",
     ),
+    serve: bool = typer.Option(
+        True, "--serve/--no-serve", help="Then serve the dashboard until Ctrl-C."
+    ),
+    port: int = typer.Option(8000, help="The dashboard's port."),
 ) -> None:
-    """Run the demo: three mock models, a judge, 16 questions, offline, over real HTTP."""
+    """Run the demo: three mock models, a judge, 16 questions, offline, over real HTTP;
+    then serve the dashboard on the results."""
     source = resources.files("panopticon.examples").joinpath("demo")
     if copy_to is not None:
         copy_to.mkdir(parents=True, exist_ok=True)
@@ -54,6 +59,9 @@ def demo(
         os.environ["MOCK_URL"] = server.url
         try:
             run(suite=Path(suite), resume=None, no_cache=True, min_pass_rate=None, progress=True)
+        except typer.Exit as done:
+            if done.exit_code:
+                raise
         finally:
             stats = server.stats.as_dict()
             console.print(
@@ -61,3 +69,26 @@ def demo(
                 f"({stats['injected'].get('429', 0)} injected 429s were retried)",
                 highlight=False,
             )
+        if serve:
+            _serve(port)  # the mock stays up: the demo's models can be called from the UI
+
+
+def _serve(port: int) -> None:
+    import secrets
+
+    import uvicorn
+
+    from panopticon.api.app import create_app
+
+    settings = load_settings()
+    key = settings.api_key
+    if key is None:  # a key for this session only: nothing is stored
+        key = "demo_" + secrets.token_urlsafe(16)
+        settings = settings.model_copy(update={"api_key": key})
+    app = create_app(settings, env=os.environ)
+    console.print(
+        f"\n[bold]Dashboard: http://127.0.0.1:{port}/ui/[/bold]  (sign in with the key "
+        f"[bold]{key}[/bold]; API docs at /api/docs; Ctrl-C stops)",
+        highlight=False,
+    )
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")

@@ -1,4 +1,4 @@
-"""``panopticon serve``: the REST API (OpenAPI at /api/docs)."""
+"""``panopticon serve``: the REST API (OpenAPI at /api/docs) and the dashboard (/ui/)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port."),
 ) -> None:
-    """Serve the API on the configured database."""
+    """Serve the API and the web dashboard on the configured database."""
     import uvicorn
 
     from panopticon.api.app import create_app
@@ -25,7 +25,7 @@ def serve(
     settings = load_settings()
     app = create_app(settings, env=os.environ)
     console.print(
-        f"Panopticon API on http://{host}:{port} (docs: /api/docs); database "
+        f"Panopticon on http://{host}:{port}: dashboard /ui/, API docs /api/docs; database "
         f"{settings.resolved_database_url}",
         highlight=False,
     )
