@@ -110,19 +110,20 @@ def populate(url: str) -> None:
                         (rid, run_ids[run], qid, mid, 0, rid.hex, "{}", f"Answer {qi}.", "stop",
                          200.0 + mi, 50, 120, 0.0001, False, 1, at)
                     )  # fmt: skip
-                    rows.append((rid, run_ids[run], mi, at))
+                    rows.append((rid, run_ids[run], mi, at, mid, qid))
         s = 0
         with cur.copy(
             "COPY score (id, run_id, result_id, metric_id, value, normalized, passed, reasoning,"
-            " judge_model, judge_cached, created_at) FROM STDIN"
+            " judge_model, judge_cached, created_at, workspace_id, model_id, query_id) FROM STDIN"
         ) as scores:
-            for rid, run_id, mi, at in rows:
+            for rid, run_id, mi, at, mid, qid in rows:
                 for metric_id in metric_ids:
                     s += 1
                     value = float(min(10, max(1, round(rng.gauss(5 + mi * 0.5, 2)))))
                     scores.write_row(
                         (uuid.UUID(int=(1 << 64) + s), run_id, rid, metric_id, value,
-                         (value - 1) / 9, value >= 7, "Because.", "judge", False, at)
+                         (value - 1) / 9, value >= 7, "Because.", "judge", False, at, 1, mid,
+                         qid)
                     )  # fmt: skip
         conn.commit()
         cur.execute("ANALYZE")

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -115,10 +115,13 @@ def populate(
                 planned=queries * len(MODELS),
                 totals={},
                 created_at=now,
+                started_at=now,
+                finished_at=now,
             )
             .returning(Run.c.id)
         ).scalar_one()
         results, scores = [], []
+        tick = 0  # a clock: one millisecond per score, as a run writes them in turn
         for mi, m in enumerate(MODELS):
             skill = 0.5 + 0.08 * mi
             for qid in qids:
@@ -142,7 +145,7 @@ def populate(
                         "error_kind": None,
                         "cached": False,
                         "attempts": 1,
-                        "created_at": now,
+                        "created_at": now + timedelta(milliseconds=tick),
                     }
                 )
                 for name, kind in metrics:
@@ -160,6 +163,7 @@ def populate(
                     else:
                         passed = rng.random() < skill
                         v = norm = float(passed)
+                    tick += 1
                     scores.append(
                         {
                             "id": uuid.uuid4(),
@@ -179,7 +183,10 @@ def populate(
                             "judge_cost_usd": 0.0001,
                             "judge_cached": False,
                             "details": None,
-                            "created_at": now,
+                            "workspace_id": 1,
+                            "model_id": model_ids[m],
+                            "query_id": qid,
+                            "created_at": now + timedelta(milliseconds=tick),
                         }
                     )
                 if len(scores) >= 50_000:  # keep memory flat for a million scores

@@ -70,8 +70,9 @@ def test_after_kill_9_resume_repeats_at_most_the_calls_in_flight(
     result = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "1"])
     assert result.exit_code == 0, result.output
     assert stored(engine) == 40 and status_of(engine) == "completed"
-    # each worker has at most one call (answer or judge) in flight when killed
-    assert mock.stats.as_dict()["answered_duplicates"] <= concurrency
+    # each worker has at most one call (answer or judge) in flight when killed, and answers
+    # received in the writer's last few milliseconds may not be stored yet: one each at most
+    assert mock.stats.as_dict()["answered_duplicates"] <= 2 * concurrency
 
 
 def test_ctrl_c_finishes_the_calls_in_flight_and_resume_pays_nothing_twice(

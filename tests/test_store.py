@@ -39,3 +39,115 @@ def test_upgrading_an_empty_database_gives_exactly_the_models(settings: Settings
         engine.dispose()
         if drop:
             drop()
+
+
+def test_scores_stored_before_0007_get_their_workspace_model_and_query(
+    settings: Settings,
+) -> None:
+    """Migration 0007 copies each score's workspace, model and query from its run and
+    result; without it the dashboard would not count older scores."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from panopticon.store.tables import Metric, Model, Provider, Query, Result, Run, Score
+
+    drop = None
+    if PG_URL:
+        url, drop = new_pg_database(None)
+        settings = Settings(home=settings.home, database_url=url)
+    engine = create_engine(settings)
+    now = datetime.now(UTC)
+    try:
+        upgrade(engine, "0006")
+        with engine.begin() as conn:
+            pid = conn.execute(
+                sa.insert(Provider)
+                .values(workspace_id=1, name="p", kind="openai", options={}, created_at=now)
+                .returning(Provider.c.id)
+            ).scalar_one()
+            mid = conn.execute(
+                sa.insert(Model)
+                .values(
+                    workspace_id=1,
+                    provider_id=pid,
+                    name="m",
+                    provider_model="m",
+                    settings={},
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(Model.c.id)
+            ).scalar_one()
+            qid = conn.execute(
+                sa.insert(Query)
+                .values(
+                    workspace_id=1,
+                    text="q",
+                    messages=[],
+                    theme="t",
+                    metadata={},
+                    content_hash="h",
+                    created_at=now,
+                )
+                .returning(Query.c.id)
+            ).scalar_one()
+            metric = conn.execute(
+                sa.insert(Metric)
+                .values(
+                    workspace_id=1,
+                    name="x",
+                    type="rubric",
+                    definition={},
+                    version="1",
+                    created_at=now,
+                )
+                .returning(Metric.c.id)
+            ).scalar_one()
+            run = conn.execute(
+                sa.insert(Run)
+                .values(
+                    workspace_id=1,
+                    name="r",
+                    status="completed",
+                    suite={},
+                    suite_fingerprint="f",
+                    planned=1,
+                    totals={},
+                    created_at=now,
+                )
+                .returning(Run.c.id)
+            ).scalar_one()
+            rid = uuid.uuid4()
+            conn.execute(
+                sa.insert(Result).values(
+                    id=rid,
+                    run_id=run,
+                    query_id=qid,
+                    model_id=mid,
+                    repeat=0,
+                    cache_key="k",
+                    request={},
+                    cached=False,
+                    attempts=1,
+                    created_at=now,
+                )
+            )
+            conn.execute(
+                sa.insert(Score).values(
+                    id=uuid.uuid4(),
+                    run_id=run,
+                    result_id=rid,
+                    metric_id=metric,
+                    value=1.0,
+                    judge_cached=False,
+                    created_at=now,
+                )
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(Score.c.workspace_id, Score.c.model_id, Score.c.query_id))
+            assert row.one() == (1, mid, qid)
+    finally:
+        engine.dispose()
+        if drop:
+            drop()

@@ -304,3 +304,34 @@ def test_catalog_forms_create_edit_and_show_errors(
 def create_key_for(settings: Settings, role: str) -> tuple[int, str]:
     with store(settings) as engine:
         return create_key(engine, "default", role, f"a {role}")
+
+
+def test_an_empty_workspace_says_what_to_do_next(settings: Settings) -> None:
+    """Before any run, every page loads and says how to get data, rather than failing."""
+    from fastapi.testclient import TestClient
+
+    web = Settings(home=settings.home, database_url=settings.database_url, api_key=KEY)
+    with TestClient(create_app(web, env={})) as client:
+        assert client.get("/ui/", follow_redirects=False).status_code == 303
+        assert client.post("/ui/login", data={"key": KEY}).status_code == 200
+        for path, advice in [
+            ("/ui/", "panopticon run suite.yaml"),
+            ("/ui/compare", "No scores yet"),
+            ("/ui/themes", "No scores yet"),
+            ("/ui/results", "No scores match"),
+            ("/ui/runs", "No runs yet"),
+            ("/ui/trends", "Nothing to plot yet"),
+            ("/ui/annotate", "Nothing to label yet"),
+            ("/ui/queries", "No queries stored yet"),
+            ("/ui/metrics", "No metrics stored yet"),
+            ("/ui/models", "No models yet"),
+        ]:
+            page = client.get(path)
+            assert page.status_code == 200, (path, page.text[:500])
+            assert advice in page.text, path
+        # a row that does not exist is a page that says so, not a traceback
+        missing = client.get("/ui/runs/42")
+        assert missing.status_code == 404 and "no run 42 in this workspace" in missing.text
+        # forms refuse a request without the session's CSRF token
+        forged = client.post("/ui/queries", data={"item": "x"})
+        assert forged.status_code == 403 and "stale" in forged.text

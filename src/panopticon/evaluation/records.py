@@ -75,6 +75,10 @@ class ScoreRecord:
     judge_cost_usd: float | None = None
     judge_cached: bool = False
     details: dict[str, Any] | None = None
+    # the answer's model and query, copied onto the score so that aggregates over millions
+    # of scores need no join
+    model_id: int | None = None
+    query_id: int | None = None
     id: uuid.UUID = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)
 

@@ -326,6 +326,8 @@ class Runner:
                 judge_cost_usd=reply.cost_usd if reply else None,
                 judge_cached=reply.cached if reply else False,
                 details=result.details,
+                model_id=case.model_id,
+                query_id=case.query_id,
             )
             self.sink.save_score(record)
             self.totals.scores += 1

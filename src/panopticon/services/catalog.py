@@ -99,6 +99,11 @@ class QueryCatalog:
             q = q.where(Query.c.theme == theme)
         if text:
             q = q.where(Query.c.text.ilike(f"%{text}%"))
+        if meta_key is None:  # the page and the count in the database
+            with self.engine.connect() as conn:
+                total = conn.scalar(sa.select(sa.func.count()).select_from(q.subquery()))
+                page = conn.execute(q.order_by(Query.c.id).limit(limit).offset(offset))
+                return Page([_query_dict(r) for r in page], int(total or 0), limit, offset)
         with self.engine.connect() as conn:
             rows = [_query_dict(r) for r in conn.execute(q.order_by(Query.c.id))]
         if meta_key is not None:

@@ -59,6 +59,12 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> dict[s
         per_day = q.run_days(conn, workspace_id, since)
         by_model = q.score_moments(conn, workspace_id, by=("model",), since=since)
         failures = q.recent_failures(conn, workspace_id, 10)
+    # the judges' share, from the same pass over the scores
+    totals["scores"] = sum(int(r["scores"]) for r in by_model)
+    totals["score_errors"] = sum(int(r["errors"]) for r in by_model)
+    totals["input_tokens"] += sum(int(r["judge_input"]) for r in by_model)
+    totals["output_tokens"] += sum(int(r["judge_output"]) for r in by_model)
+    totals["cost_usd"] += sum(float(r["judge_cost_usd"]) for r in by_model)
     statuses = sorted({r["status"] for r in per_day})
     day_list = sorted({r["day"] for r in per_day})
     counts = {(r["day"], r["status"]): int(r["n"]) for r in per_day}

@@ -79,6 +79,8 @@ class StoreSink:
         self._result_stmt = _upsert(engine, Result, _RESULT_KEY)
         self._score_stmt = _upsert(engine, Score, _SCORE_KEY)
         self._pair_stmt = _upsert(engine, Pairwise, _PAIR_KEY)
+        with engine.connect() as conn:  # copied onto each score
+            self.workspace_id = conn.scalar(sa.select(Run.c.workspace_id).where(Run.c.id == run_id))
         self._thread = threading.Thread(
             target=self._loop, name=f"panopticon-writer-{run_id}", daemon=True
         )
@@ -164,7 +166,11 @@ class StoreSink:
         self, records: list[ResultRecord | ScoreRecord | PairwiseRecord], heartbeat: bool
     ) -> None:
         results = [dict(r.__dict__) for r in records if isinstance(r, ResultRecord)]
-        scores = [dict(r.__dict__) for r in records if isinstance(r, ScoreRecord)]
+        scores = [
+            {**r.__dict__, "workspace_id": self.workspace_id}
+            for r in records
+            if isinstance(r, ScoreRecord)
+        ]
         pairs = [dict(r.__dict__) for r in records if isinstance(r, PairwiseRecord)]
         if self.failure:
             self._spool(results, scores, pairs)

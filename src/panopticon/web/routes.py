@@ -366,20 +366,12 @@ def compare(request: Request) -> Response:
             for m in data["models"]
         ],
     }
-    a, b = request.query_params.get("a"), request.query_params.get("b")
-    run_a = _int(request.query_params.get("run_a"), "run_a")
-    run_b = _int(request.query_params.get("run_b"), "run_b")
-    comparisons: list[dict[str, Any]] = []
-    compare_error = None
-    try:
-        if a and b and run is not None:
-            comparisons = [compare_models(engine, run["id"], a, b).as_dict()]
-        elif run_a and run_b:
-            ra = get_run(engine, principal.workspace_id, run_a)
-            rb = get_run(engine, principal.workspace_id, run_b)
-            comparisons = [c.as_dict() for c in compare_runs(engine, ra.id, rb.id)]
-    except (ConfigError, NotFoundError) as exc:
-        compare_error = str(exc)
+    p = request.query_params
+    a, b = p.get("a"), p.get("b")
+    run_a, run_b = _int(p.get("run_a"), "run_a"), _int(p.get("run_b"), "run_b")
+    paired = ""
+    if (a and b) or (run_a and run_b):  # the comparison loads just after the page
+        paired = urlencode({k: v for k, v in p.items() if k in ("run", "a", "b", "run_a", "run_b")})
     return _render(
         request,
         "compare.html",
@@ -393,9 +385,45 @@ def compare(request: Request) -> Response:
             "b": b,
             "run_a": run_a,
             "run_b": run_b,
-            "comparisons": comparisons,
-            "compare_error": compare_error,
+            "paired": paired,
         },
+        principal=principal,
+        session=session,
+    )
+
+
+@router.get("/compare/paired")
+def compare_paired(request: Request) -> Response:
+    """Two models of a run, or two runs, item by item (a fragment of the compare page)."""
+    principal, session = _principal(request)
+    engine = request.app.state.engine
+    p = request.query_params
+    a, b = p.get("a"), p.get("b")
+    run_id = _int(p.get("run"), "run")
+    run_a, run_b = _int(p.get("run_a"), "run_a"), _int(p.get("run_b"), "run_b")
+    if a and b and run_id:
+        run = get_run(engine, principal.workspace_id, run_id)
+        key: tuple[Any, ...] = ("models", run.id, a, b, run.finished_at)
+        comparisons = _PAIRED.get(key) if run.finished_at else None
+        if comparisons is None:
+            comparisons = [compare_models(engine, run.id, a, b).as_dict()]
+    elif run_a and run_b:
+        ra = get_run(engine, principal.workspace_id, run_a)
+        rb = get_run(engine, principal.workspace_id, run_b)
+        key = ("runs", ra.id, rb.id, ra.finished_at, rb.finished_at)
+        comparisons = _PAIRED.get(key) if ra.finished_at and rb.finished_at else None
+        if comparisons is None:
+            comparisons = [c.as_dict() for c in compare_runs(engine, ra.id, rb.id)]
+    else:
+        raise ConfigError(Issue("choose two models of a run, or two runs", field="a"))
+    if all(k is not None for k in key):  # finished runs: the comparison no longer changes
+        if len(_PAIRED) > 64:
+            _PAIRED.clear()
+        _PAIRED[key] = comparisons
+    return _render(
+        request,
+        "_paired.html",
+        {"comparisons": comparisons},
         principal=principal,
         session=session,
     )
@@ -527,20 +555,41 @@ def _progress(request: Request, principal: Principal, run_id: int) -> dict[str, 
 
 @router.get("/runs/{run_id}")
 def run_page(request: Request, run_id: int) -> Response:
+    """The run's progress at once; its report's charts load just after (a large run's
+    report takes longer than a page should)."""
+    principal, session = _principal(request)
+    progress = _progress(request, principal, run_id)
+    return _render(
+        request,
+        "run.html",
+        {**progress, "formats": list(FORMATS)},
+        principal=principal,
+        session=session,
+    )
+
+
+_REPORTS: dict[tuple[int, str], Any] = {}  # finished runs' charts: they no longer change
+_PAIRED: dict[tuple[Any, ...], list[dict[str, Any]]] = {}  # and their comparisons
+
+
+@router.get("/runs/{run_id}/report")
+def run_report(request: Request, run_id: int) -> Response:
     principal, session = _principal(request)
     from panopticon.reports.data import build_report
     from panopticon.reports.html import sections
 
-    progress = _progress(request, principal, run_id)
     engine = request.app.state.engine
     row = get_run(engine, principal.workspace_id, run_id)
-    charts = sections(build_report(engine, row)) if progress["done"] else []
+    key = (row.id, f"{row.status}:{row.finished_at}")
+    charts = _REPORTS.get(key) if row.finished_at else None
+    if charts is None:
+        charts = sections(build_report(engine, row))
+        if row.finished_at and row.status != "running":
+            if len(_REPORTS) > 32:
+                _REPORTS.clear()
+            _REPORTS[key] = charts
     return _render(
-        request,
-        "run.html",
-        {**progress, "charts": charts, "formats": list(FORMATS)},
-        principal=principal,
-        session=session,
+        request, "_report.html", {"charts": charts}, principal=principal, session=session
     )
 
 

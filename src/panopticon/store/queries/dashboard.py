@@ -44,28 +44,15 @@ def totals(conn: Connection, workspace_id: int, since: datetime | None) -> dict[
             sa.func.count().filter(Result.c.cached.is_(True)),
         ).where(Result.c.run_id.in_(runs))
     ).one()
-    s = conn.execute(
-        sa.select(
-            sa.func.count(),
-            sa.func.count().filter(Score.c.error.is_not(None)),
-            sa.func.coalesce(
-                sa.func.sum(Score.c.judge_cost_usd).filter(Score.c.judge_cached.is_(False)), 0
-            ),
-            sa.func.coalesce(sa.func.sum(Score.c.judge_input_tokens), 0),
-            sa.func.coalesce(sa.func.sum(Score.c.judge_output_tokens), 0),
-        ).where(Score.c.run_id.in_(runs))
-    ).one()
     n_runs = conn.scalar(sa.select(sa.func.count()).select_from(runs.subquery()))
     return {
         "runs": int(n_runs or 0),
         "answers": int(r[0]),
         "failed": int(r[1]),
         "cached": int(r[5]),
-        "input_tokens": int(r[2]) + int(s[3]),
-        "output_tokens": int(r[3]) + int(s[4]),
-        "cost_usd": float(r[4]) + float(s[2]),
-        "scores": int(s[0]),
-        "score_errors": int(s[1]),
+        "input_tokens": int(r[2]),
+        "output_tokens": int(r[3]),
+        "cost_usd": float(r[4]),
     }
 
 
@@ -93,7 +80,8 @@ def score_moments(
 ) -> list[dict[str, Any]]:
     """Per group: n, sum and sum of squares of normalised scores (0..1, higher is better;
     pass/fail counts as 1/0), passed and judged-with-a-threshold counts, errors. ``by``
-    names the groups: any of model, metric, theme, day."""
+    names the groups: any of model, metric, theme, day. Scores carry their workspace,
+    model and query, so only a theme needs a join (to the query)."""
     value = sa.case(
         (Score.c.normalized.is_not(None), Score.c.normalized),
         (Score.c.passed.is_(True), 1.0),
@@ -101,20 +89,15 @@ def score_moments(
         else_=None,
     )
     columns = {
-        "model": Model.c.name,
-        "metric": Metric.c.name,
+        "model": Score.c.model_id,
+        "metric": Score.c.metric_id,
         "theme": Query.c.theme,
         "day": day_of(conn, Score.c.created_at),
     }
     groups = [columns[b].label(b) for b in by]
-    joined = (
-        Score.join(Run, Run.c.id == Score.c.run_id)
-        .join(Result, Result.c.id == Score.c.result_id)
-        .join(Model, Model.c.id == Result.c.model_id)
-        .join(Metric, Metric.c.id == Score.c.metric_id)
-    )
+    source: Any = Score
     if "theme" in by:
-        joined = joined.join(Query, Query.c.id == Result.c.query_id)
+        source = Score.join(Query, Query.c.id == Score.c.query_id)
     q = (
         sa.select(
             *groups,
@@ -124,22 +107,85 @@ def score_moments(
             sa.func.count().filter(Score.c.passed.is_(True)).label("passed"),
             sa.func.count().filter(Score.c.passed.is_not(None)).label("with_threshold"),
             sa.func.count().filter(Score.c.error.is_not(None)).label("errors"),
+            sa.func.count().label("scores"),
+            sa.func.coalesce(
+                sa.func.sum(Score.c.judge_cost_usd).filter(Score.c.judge_cached.is_(False)), 0
+            ).label("judge_cost_usd"),
+            sa.func.coalesce(sa.func.sum(Score.c.judge_input_tokens), 0).label("judge_input"),
+            sa.func.coalesce(sa.func.sum(Score.c.judge_output_tokens), 0).label("judge_output"),
         )
-        .select_from(joined)
-        .where(Run.c.workspace_id == workspace_id)
+        .select_from(source)
+        .where(Score.c.workspace_id == workspace_id)
         .group_by(*[columns[b] for b in by])
-        .order_by(*[columns[b] for b in by])
     )
     if run_id is not None:
         q = q.where(Score.c.run_id == run_id)
     if metric is not None:
-        q = q.where(Metric.c.name == metric)
-    if since is not None:
-        q = q.where(Score.c.created_at >= since)
-    return [dict(r._mapping) for r in conn.execute(q)]
+        q = q.where(
+            Score.c.metric_id.in_(
+                sa.select(Metric.c.id).where(
+                    Metric.c.workspace_id == workspace_id, Metric.c.name == metric
+                )
+            )
+        )
+    if since is not None and _older_runs(conn, workspace_id, since):
+        # by the runs of the period (a scan by time would read at random); skipped when
+        # every run is in the period, the common case, which then reads in index order
+        q = q.where(
+            Score.c.run_id.in_(
+                sa.select(Run.c.id).where(
+                    Run.c.workspace_id == workspace_id, Run.c.created_at >= since
+                )
+            )
+        )
+    rows = [dict(r._mapping) for r in conn.execute(q)]
+    # ids to names: the model and metric tables are small
+    if "model" in by:
+        names = {
+            int(i): str(n)
+            for i, n in conn.execute(
+                sa.select(Model.c.id, Model.c.name).where(Model.c.workspace_id == workspace_id)
+            )
+        }
+        for r in rows:
+            r["model"] = names.get(r["model"], f"model {r['model']}")
+    if "metric" in by:
+        names = {
+            int(i): str(n)
+            for i, n in conn.execute(
+                sa.select(Metric.c.id, Metric.c.name).where(Metric.c.workspace_id == workspace_id)
+            )
+        }
+        for r in rows:
+            r["metric"] = names.get(r["metric"], f"metric {r['metric']}")
+    return sorted(rows, key=lambda r: tuple(str(r[b]) for b in by))
+
+
+def _older_runs(conn: Connection, workspace_id: int, since: datetime) -> bool:
+    oldest = conn.scalar(
+        sa.select(sa.func.min(Run.c.created_at)).where(Run.c.workspace_id == workspace_id)
+    )
+    if oldest is None:
+        return False
+    if oldest.tzinfo is None:  # SQLite gives naive UTC
+        from datetime import UTC
+
+        oldest = oldest.replace(tzinfo=UTC)
+    return bool(oldest < since)
 
 
 def recent_failures(conn: Connection, workspace_id: int, limit: int) -> list[dict[str, Any]]:
+    # the newest failures first, from the (small) index of failures alone
+    latest = (
+        sa.select(Result.c.id)
+        .where(
+            Result.c.error.is_not(None),
+            Result.c.run_id.in_(sa.select(Run.c.id).where(Run.c.workspace_id == workspace_id)),
+        )
+        .order_by(Result.c.created_at.desc())
+        .limit(limit)
+        .subquery()
+    )
     q = (
         sa.select(
             Result.c.id,
@@ -155,8 +201,7 @@ def recent_failures(conn: Connection, workspace_id: int, limit: int) -> list[dic
             .join(Model, Model.c.id == Result.c.model_id)
             .join(Query, Query.c.id == Result.c.query_id)
         )
-        .where(Run.c.workspace_id == workspace_id, Result.c.error.is_not(None))
+        .where(Result.c.id.in_(sa.select(latest.c.id)))
         .order_by(Result.c.created_at.desc())
-        .limit(limit)
     )
     return [dict(r._mapping) for r in conn.execute(q)]

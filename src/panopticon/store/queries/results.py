@@ -43,14 +43,32 @@ def search_scores(
 ) -> tuple[list[dict[str, Any]], int, bool]:
     """A page of scores, newest first, with the number of matches: exact up to
     ``count_cap`` (or the page's end), else a lower bound (the bool says which)."""
-    where = [Run.c.workspace_id == workspace_id]
-    needs_result = f.theme is not None or f.model is not None or bool(f.text)
+    # scores carry their workspace, model and query: filters need no join
+    where: list[Any] = [Score.c.workspace_id == workspace_id]
     if f.theme is not None:
-        where.append(Query.c.theme == f.theme)
+        where.append(
+            Score.c.query_id.in_(
+                sa.select(Query.c.id).where(
+                    Query.c.workspace_id == workspace_id, Query.c.theme == f.theme
+                )
+            )
+        )
     if f.model is not None:
-        where.append(Model.c.name == f.model)
+        where.append(
+            Score.c.model_id.in_(
+                sa.select(Model.c.id).where(
+                    Model.c.workspace_id == workspace_id, Model.c.name == f.model
+                )
+            )
+        )
     if f.metric is not None:
-        where.append(Metric.c.name == f.metric)
+        where.append(
+            Score.c.metric_id.in_(
+                sa.select(Metric.c.id).where(
+                    Metric.c.workspace_id == workspace_id, Metric.c.name == f.metric
+                )
+            )
+        )
     if f.run_id is not None:
         where.append(Score.c.run_id == f.run_id)
     if f.since is not None:
@@ -63,33 +81,29 @@ def search_scores(
         where.append(Score.c.value <= f.max_score)
     if f.passed is not None:
         where.append(Score.c.passed.is_(f.passed))
-    if f.text:
+    if f.text:  # each table searched once, then the scores of what matched
         pattern = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append(
             sa.or_(
-                Query.c.text.ilike(pattern, escape="\\"),
-                Result.c.response_text.ilike(pattern, escape="\\"),
+                Score.c.query_id.in_(
+                    sa.select(Query.c.id).where(
+                        Query.c.workspace_id == workspace_id,
+                        Query.c.text.ilike(pattern, escape="\\"),
+                    )
+                ),
+                Score.c.result_id.in_(
+                    sa.select(Result.c.id).where(Result.c.response_text.ilike(pattern, escape="\\"))
+                ),
             )
         )
-    # the count joins only what the filters need
-    counted = Score.join(Run, Run.c.id == Score.c.run_id)
-    if needs_result:
-        counted = counted.join(Result, Result.c.id == Score.c.result_id)
-    if f.theme is not None or f.text:
-        counted = counted.join(Query, Query.c.id == Result.c.query_id)
-    if f.model is not None:
-        counted = counted.join(Model, Model.c.id == Result.c.model_id)
-    if f.metric is not None:
-        counted = counted.join(Metric, Metric.c.id == Score.c.metric_id)
     cap = max(count_cap, offset + limit) + 1
-    matches = sa.select(sa.literal(1)).select_from(counted).where(*where).limit(cap).subquery()
+    matches = sa.select(sa.literal(1)).select_from(Score).where(*where).limit(cap).subquery()
     total = int(conn.execute(sa.select(sa.func.count()).select_from(matches)).scalar() or 0)
     exact = total < cap
     joined = (
-        Score.join(Run, Run.c.id == Score.c.run_id)
-        .join(Result, Result.c.id == Score.c.result_id)
-        .join(Query, Query.c.id == Result.c.query_id)
-        .join(Model, Model.c.id == Result.c.model_id)
+        Score.join(Result, Result.c.id == Score.c.result_id)
+        .join(Query, Query.c.id == Score.c.query_id)
+        .join(Model, Model.c.id == Score.c.model_id)
         .join(Metric, Metric.c.id == Score.c.metric_id)
     )
     q = (
@@ -116,7 +130,7 @@ def search_scores(
         )
         .select_from(joined)
         .where(*where)
-        .order_by(Score.c.created_at.desc(), Score.c.id)
+        .order_by(Score.c.created_at.desc(), Score.c.id.desc())
         .limit(limit)
         .offset(offset)
     )

@@ -67,6 +67,13 @@ Result = sa.Table(
     sa.Index("ix_result_cache_key", "cache_key"),
     sa.Index("ix_result_query", "query_id"),
     sa.Index("ix_result_model", "model_id"),
+    # the latest failures, for the dashboard: a small index, failures only
+    sa.Index(
+        "ix_result_failed_created",
+        "created_at",
+        sqlite_where=sa.text("error IS NOT NULL"),
+        postgresql_where=sa.text("error IS NOT NULL"),
+    ),
 )
 
 # One metric on one result. ``value`` on the metric's scale, ``normalized`` in 0..1.
@@ -91,15 +98,21 @@ Score = sa.Table(
     sa.Column("judge_cached", sa.Boolean, nullable=False, default=False),
     # a panel's individual votes, a debate's rounds: {"votes": [...], ...}
     sa.Column("details", JSONType),
+    # copied from the run and the result: dashboards and filters aggregate scores alone
+    sa.Column("workspace_id", sa.ForeignKey("workspace.id")),
+    sa.Column("model_id", sa.ForeignKey("model.id")),
+    sa.Column("query_id", sa.ForeignKey("query.id")),
     created_at(),
     sa.UniqueConstraint("result_id", "metric_id"),
     sa.Index("ix_score_run_metric", "run_id", "metric_id"),
     sa.Index("ix_score_judge_cache_key", "judge_cache_key"),
     # GET /api/judge/results: pages are newest first, filtered by run, metric, score
     sa.Index("ix_score_created", "created_at"),
-    sa.Index("ix_score_run_created", "run_id", "created_at"),
+    sa.Index("ix_score_run_created_id", "run_id", "created_at", "id"),
     sa.Index("ix_score_metric_created", "metric_id", "created_at"),
     sa.Index("ix_score_metric_value", "metric_id", "value"),
+    sa.Index("ix_score_workspace_created_id", "workspace_id", "created_at", "id"),
+    sa.Index("ix_score_workspace_model_metric", "workspace_id", "model_id", "metric_id"),
 )
 
 # One pairwise judgement: two models' answers to the same query, judged in both orders.
