@@ -113,7 +113,13 @@ def trends(engine: Engine, workspace_id: int, metric: str | None, days: int) -> 
         rows = q.score_moments(
             conn, workspace_id, by=("model", "day"), metric=metric, since=_since(days)
         )
-    day_list = sorted({r["day"] for r in rows})
+    # every day from the first with scores to today, so that gaps show as gaps
+    seen = sorted({r["day"] for r in rows})
+    day_list: list[str] = []
+    if seen:
+        first = datetime.strptime(seen[0], "%Y-%m-%d").replace(tzinfo=UTC).date()
+        last = max(datetime.now(UTC).date(), datetime.strptime(seen[-1], "%Y-%m-%d").date())
+        day_list = [str(first + timedelta(days=i)) for i in range((last - first).days + 1)]
     cells = {(r["model"], r["day"]): Cell.of(r) for r in rows}
     models = sorted({r["model"] for r in rows})
     return {
