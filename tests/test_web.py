@@ -335,3 +335,72 @@ def test_an_empty_workspace_says_what_to_do_next(settings: Settings) -> None:
         # forms refuse a request without the session's CSRF token
         forged = client.post("/ui/queries", data={"item": "x"})
         assert forged.status_code == 403 and "stale" in forged.text
+
+
+def test_a_running_run_updates_live_and_workspaces_switch(
+    server: str, browser: Any, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    """A run in progress (a second run, slowed down) counts up on its page without a
+    reload; a second key adds its workspace, and switching shows that workspace's data."""
+    import subprocess
+    import sys
+
+    from panopticon.mockllm import MockConfig, MockServer
+    from tests.conftest import suite_yaml, write
+
+    w = Watched(browser, server)
+    w.sign_in()
+    with MockServer(MockConfig(latency_ms=150)) as slow:
+        suite = write(
+            tmp_path / "slow.yaml",
+            suite_yaml(slow.url, queries=30, models=("good",), concurrency=2, judge=False,
+                       metrics="  - {name: short, type: length, max: 2000}"),
+        )  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "panopticon", "run", str(suite), "--no-progress"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while "#2" not in w.open("/ui/runs").inner_text("table"):
+                assert time.monotonic() < deadline, "the second run did not start"
+                time.sleep(0.2)
+            page = w.open("/ui/runs/2", "run-live")
+            first = int(page.inner_text("[data-testid=progress]").split(" / ")[0])
+            # no reload: the fragment polls every 2 s and the count goes up
+            page.wait_for_function(
+                f"() => parseInt(document.querySelector('[data-testid=progress]')"
+                f".textContent) > {first}",
+                timeout=15_000,
+            )
+            assert page.url.endswith("/ui/runs/2")
+            proc.communicate(timeout=60)
+            page.wait_for_function(
+                "() => document.querySelector('#progress').dataset.state === 'completed'",
+                timeout=15_000,
+            )
+            assert page.inner_text("[data-testid=progress]") == "30 / 30"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert w.problems == [], w.problems
+
+    # another workspace, with its own key: signing in adds it to the switcher
+    with store(settings) as engine:
+        _, other = create_key(engine, "team-b", "viewer", "team b")
+    page = w.open("/ui/login")
+    page.fill("input[name=key]", other)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/ui/$"))
+    assert "No runs in this period" in page.inner_text("main")  # team-b has none
+    assert "team-b" in page.inner_text("h1")
+    page.select_option("select[name=key]", label="default (admin)")
+    page.wait_for_url(re.compile(r".*/ui/$"))
+    page.wait_for_load_state("networkidle")
+    assert "default" in page.inner_text("h1")
+    assert page.inner_text("[data-testid=total-runs]") == "2"
+    page.screenshot(path=str(ARTIFACTS / "web-workspace-switched.png"), full_page=True)
+    assert w.problems == [], w.problems
