@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -99,6 +100,7 @@ def main() -> None:
                 )
     finally:
         stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

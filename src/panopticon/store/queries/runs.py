@@ -341,38 +341,46 @@ def iter_result_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
 
 
 def summary_inputs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
-    """The columns :func:`panopticon.stats.summary.summarize` needs, without texts."""
-    scores: dict[uuid.UUID, dict[str, dict[str, Any]]] = defaultdict(dict)
-    q = (
-        sa.select(
-            Score.c.result_id,
-            Metric.c.name,
-            Score.c.value,
-            Score.c.normalized,
-            Score.c.passed,
-            Score.c.error,
-            Score.c.judge_model,
-            Score.c.judge_input_tokens,
-            Score.c.judge_output_tokens,
-            Score.c.judge_cost_usd,
-        )
-        .join(Metric, Metric.c.id == Score.c.metric_id)
-        .where(Score.c.run_id == run_id)
-    )
-    for s in conn.execute(q):
-        scores[s.result_id][s.name] = {
-            "value": s.value,
-            "normalized": s.normalized,
-            "passed": s.passed,
-            "error": s.error,
-            "judge_model": s.judge_model,
-            "judge_input_tokens": s.judge_input_tokens,
-            "judge_output_tokens": s.judge_output_tokens,
-            "judge_cost_usd": s.judge_cost_usd,
+    """The columns :func:`panopticon.stats.summary.summarize` needs, without texts.
+
+    Rows are fetched whole (``all()``) and ids are compared as the driver gives them, not
+    made into ``UUID`` objects: on a run of 100,000 answers that is most of the time."""
+    result_key = sa.type_coerce(Score.c.result_id, sa.String)  # as stored: no UUID()
+    metric_names = {
+        int(i): str(n)
+        for i, n in conn.execute(
+            sa.select(Metric.c.id, Metric.c.name).where(
+                Metric.c.id.in_(sa.select(Score.c.metric_id).where(Score.c.run_id == run_id))
+            )
+        ).all()
+    }
+    scores: dict[Any, dict[str, dict[str, Any]]] = defaultdict(dict)
+    q = sa.select(
+        result_key,
+        Score.c.metric_id,
+        Score.c.value,
+        Score.c.normalized,
+        Score.c.passed,
+        Score.c.error,
+        Score.c.judge_model,
+        Score.c.judge_input_tokens,
+        Score.c.judge_output_tokens,
+        Score.c.judge_cost_usd,
+    ).where(Score.c.run_id == run_id)
+    for rid, mid, value, norm, passed, error, jm, jin, jout, jcost in conn.execute(q).all():
+        scores[rid][metric_names[mid]] = {
+            "value": value,
+            "normalized": norm,
+            "passed": passed,
+            "error": error,
+            "judge_model": jm,
+            "judge_input_tokens": jin,
+            "judge_output_tokens": jout,
+            "judge_cost_usd": jcost,
         }
     q2 = (
         sa.select(
-            Result.c.id,
+            sa.type_coerce(Result.c.id, sa.String),
             Model.c.name,
             Result.c.error,
             Result.c.cached,
@@ -390,19 +398,21 @@ def summary_inputs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
     )
     return [
         {
-            "model": r.name,
-            "error": r.error,
-            "cached": r.cached,
-            "cost_usd": r.cost_usd,
-            "latency_ms": r.latency_ms,
-            "input_tokens": r.input_tokens,
-            "output_tokens": r.output_tokens,
-            "query_id": r.query_id,
-            "repeat": r.repeat,
-            "theme": r.theme,
-            "scores": scores.get(r.id, {}),
+            "model": name,
+            "error": error,
+            "cached": cached,
+            "cost_usd": cost,
+            "latency_ms": latency,
+            "input_tokens": tin,
+            "output_tokens": tout,
+            "query_id": qid,
+            "repeat": repeat,
+            "theme": theme,
+            "scores": scores.get(rid, {}),
         }
-        for r in conn.execute(q2)
+        for rid, name, error, cached, cost, latency, tin, tout, qid, repeat, theme in conn.execute(
+            q2
+        ).all()
     ]
 
 
