@@ -63,3 +63,24 @@ def test_a_period_excludes_older_runs(demo: sa.Engine) -> None:
     week = dashboard.overview(demo, 1, 7)
     assert week["totals"]["runs"] == 0 and week["totals"]["answers"] == 0
     assert week["models"] == []
+
+
+def test_the_heatmap_pools_every_score_of_a_model_and_theme(demo: sa.Engine) -> None:
+    from collections import defaultdict
+
+    from panopticon.services.runs import summary_rows
+    from panopticon.stats.summary import comparable_value
+
+    pooled: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for row in summary_rows(demo, 1):
+        for score in row["scores"].values():
+            value = comparable_value(score)
+            if value is not None:
+                pooled[(row["model"], row["theme"])].append(value)
+    heat = dashboard.heatmap(demo, 1, 1, None)
+    assert set(heat["cells"]) == set(pooled)
+    for key, values in pooled.items():
+        assert heat["cells"][key].n == len(values)
+        assert heat["cells"][key].mean == pytest.approx(sum(values) / len(values))
+    one = dashboard.heatmap(demo, 1, 1, "helpfulness")
+    assert sum(c.n for c in one["cells"].values()) == 48

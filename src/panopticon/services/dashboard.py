@@ -57,7 +57,7 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> dict[s
     with engine.connect() as conn:
         totals = q.totals(conn, workspace_id, since)
         per_day = q.run_days(conn, workspace_id, since)
-        by_model = q.score_moments(conn, workspace_id, by=("model",), since=since)
+        by_model = q.score_moments(conn, workspace_id, by=("model",), since=since, judges=True)
         failures = q.recent_failures(conn, workspace_id, 10)
     # the judges' share, from the same pass over the scores
     totals["scores"] = sum(int(r["scores"]) for r in by_model)

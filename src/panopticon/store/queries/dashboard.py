@@ -77,10 +77,12 @@ def score_moments(
     run_id: int | None = None,
     metric: str | None = None,
     since: datetime | None = None,
+    judges: bool = False,
 ) -> list[dict[str, Any]]:
     """Per group: n, sum and sum of squares of normalised scores (0..1, higher is better;
     pass/fail counts as 1/0), passed and judged-with-a-threshold counts, errors. ``by``
-    names the groups: any of model, metric, theme, day. Scores carry their workspace,
+    names the groups: any of model, metric, theme, day; ``judges`` adds the judges'
+    score count, tokens and cost. Scores carry their workspace,
     model and query, so only a theme needs a join (to the query)."""
     value = sa.case(
         (Score.c.normalized.is_not(None), Score.c.normalized),
@@ -94,26 +96,28 @@ def score_moments(
         "theme": Query.c.theme,
         "day": day_of(conn, Score.c.created_at),
     }
-    groups = [columns[b].label(b) for b in by]
-    source: Any = Score
-    if "theme" in by:
-        source = Score.join(Query, Query.c.id == Score.c.query_id)
-    q = (
-        sa.select(
-            *groups,
-            sa.func.count(value).label("n"),
-            sa.func.coalesce(sa.func.sum(value), 0.0).label("total"),
-            sa.func.coalesce(sa.func.sum(value * value), 0.0).label("squares"),
-            sa.func.count().filter(Score.c.passed.is_(True)).label("passed"),
-            sa.func.count().filter(Score.c.passed.is_not(None)).label("with_threshold"),
-            sa.func.count().filter(Score.c.error.is_not(None)).label("errors"),
-            sa.func.count().label("scores"),
-            sa.func.coalesce(
+    sums = {
+        "n": sa.func.count(value),
+        "total": sa.func.coalesce(sa.func.sum(value), 0.0),
+        "squares": sa.func.coalesce(sa.func.sum(value * value), 0.0),
+        "passed": sa.func.count().filter(Score.c.passed.is_(True)),
+        "with_threshold": sa.func.count().filter(Score.c.passed.is_not(None)),
+        "errors": sa.func.count().filter(Score.c.error.is_not(None)),
+    }
+    if judges:  # the judges' count, tokens and cost: each aggregate costs a little
+        sums |= {
+            "scores": sa.func.count(),
+            "judge_cost_usd": sa.func.coalesce(
                 sa.func.sum(Score.c.judge_cost_usd).filter(Score.c.judge_cached.is_(False)), 0
-            ).label("judge_cost_usd"),
-            sa.func.coalesce(sa.func.sum(Score.c.judge_input_tokens), 0).label("judge_input"),
-            sa.func.coalesce(sa.func.sum(Score.c.judge_output_tokens), 0).label("judge_output"),
-        )
+            ),
+            "judge_input": sa.func.coalesce(sa.func.sum(Score.c.judge_input_tokens), 0),
+            "judge_output": sa.func.coalesce(sa.func.sum(Score.c.judge_output_tokens), 0),
+        }
+    source: Any = Score
+    if "theme" in by:  # the one join: scores carry the query, not its theme
+        source = Score.join(Query, Query.c.id == Score.c.query_id)
+    q: Any = (
+        sa.select(*[columns[b].label(b) for b in by], *[f.label(k) for k, f in sums.items()])
         .select_from(source)
         .where(Score.c.workspace_id == workspace_id)
         .group_by(*[columns[b] for b in by])
