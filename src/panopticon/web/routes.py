@@ -732,15 +732,17 @@ def calibration(request: Request) -> Response:
 # -- queries and metrics ----------------------------------------------------------------------
 
 
-def _search(
-    request: Request, principal: Principal, kind: str, text: str
-) -> tuple[str, str | None, list[tuple[int, float]]]:
-    return Search(
-        request.app.state.engine,
-        request.app.state.settings,
-        request.app.state.env,
-        principal.workspace_id,
-    ).search(kind, text, 20)
+def _searcher(request: Request, principal: Principal) -> Search:
+    state = request.app.state
+    return Search(state.engine, state.settings, state.env, principal.workspace_id)
+
+
+def _catalog(request: Request, principal: Principal, kind: str) -> QueryCatalog | MetricCatalog:
+    """The queries or the metrics of the caller's workspace: the same operations."""
+    engine = request.app.state.engine
+    if kind == "query":
+        return QueryCatalog(engine, principal.workspace_id)
+    return MetricCatalog(engine, principal.workspace_id)
 
 
 @router.get("/queries")
@@ -757,19 +759,14 @@ def _catalog_page(
     error: dict[str, Any] | None,
     form: dict[str, str] | None = None,
 ) -> Response:
-    engine = request.app.state.engine
     p = request.query_params
     page = _int(p.get("page"), "page") or 1
     search = (p.get("q") or "").strip()
-    catalog: QueryCatalog | MetricCatalog = (
-        QueryCatalog(engine, principal.workspace_id)
-        if kind == "query"
-        else MetricCatalog(engine, principal.workspace_id)
-    )
+    catalog = _catalog(request, principal, kind)
     mode = note = None
     scores: dict[int, float] = {}
     if search:
-        mode, note, hits = _search(request, principal, kind, search)
+        mode, note, hits = _searcher(request, principal).search(kind, search, 20)
         items = [catalog.get(i) for i, _ in hits]
         scores = dict(hits)
         total = len(items)
@@ -842,21 +839,10 @@ async def _create(request: Request, kind: str) -> Response:
     _check_csrf(request, session, form)
     try:
         principal.require("member")
-        body = _catalog_body(kind, form, update=False)
-        engine = request.app.state.engine
-        row = (
-            QueryCatalog(engine, principal.workspace_id).create(body)
-            if kind == "query"
-            else MetricCatalog(engine, principal.workspace_id).create(body)
-        )
+        row = _catalog(request, principal, kind).create(_catalog_body(kind, form, update=False))
     except (ConfigError, AuthError) as exc:
         return _catalog_page(request, principal, session, kind, _error_context(exc), form)
-    Search(
-        request.app.state.engine,
-        request.app.state.settings,
-        request.app.state.env,
-        principal.workspace_id,
-    ).index_quietly(kind, [row["id"]])
+    _searcher(request, principal).index_quietly(kind, [row["id"]])
     return RedirectResponse(f"/ui/{_plural(kind)}/{row['id']}?saved=1", status_code=303)
 
 
@@ -888,12 +874,7 @@ def _item_page(
     item_id: int,
     error: dict[str, Any] | None = None,
 ) -> Response:
-    engine = request.app.state.engine
-    item = (
-        QueryCatalog(engine, principal.workspace_id).get(item_id)
-        if kind == "query"
-        else MetricCatalog(engine, principal.workspace_id).get(item_id)
-    )
+    item = _catalog(request, principal, kind).get(item_id)
     return _render(
         request,
         "item.html",
@@ -925,25 +906,16 @@ async def _update(request: Request, kind: str, item_id: int) -> Response:
     principal, session = _principal(request)
     form = await _form(request)
     _check_csrf(request, session, form)
-    engine = request.app.state.engine
+    catalog = _catalog(request, principal, kind)
     try:
         principal.require("member")
         if form.get("action") == "delete":
-            if kind == "query":
-                QueryCatalog(engine, principal.workspace_id).delete(item_id)
-            else:
-                MetricCatalog(engine, principal.workspace_id).delete(item_id)
+            catalog.delete(item_id)
             return RedirectResponse(f"/ui/{_plural(kind)}", status_code=303)
-        changes = _catalog_body(kind, form, update=True)
-        if kind == "query":
-            QueryCatalog(engine, principal.workspace_id).update(item_id, changes)
-        else:
-            MetricCatalog(engine, principal.workspace_id).update(item_id, changes)
+        catalog.update(item_id, _catalog_body(kind, form, update=True))
     except (ConfigError, AuthError) as exc:
         return _item_page(request, principal, session, kind, item_id, _error_context(exc))
-    Search(
-        engine, request.app.state.settings, request.app.state.env, principal.workspace_id
-    ).index_quietly(kind, [item_id])
+    _searcher(request, principal).index_quietly(kind, [item_id])
     return RedirectResponse(f"/ui/{_plural(kind)}/{item_id}?saved=1", status_code=303)
 
 
