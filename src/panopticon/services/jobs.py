@@ -36,7 +36,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _theme_queries(engine: Engine, workspace_id: int, body: dict[str, Any]) -> list[dict[str, Any]]:
+def _theme_rows(engine: Engine, workspace_id: int, body: dict[str, Any]) -> list[Any]:
     """The theme's queries: those recorded when the job was created (so that queries
     added later do not change a job half done), else the theme's current ones."""
     q = sa.select(Query).where(Query.c.workspace_id == workspace_id).order_by(Query.c.id)
@@ -47,8 +47,26 @@ def _theme_queries(engine: Engine, workspace_id: int, body: dict[str, Any]) -> l
         if body.get("limit"):
             q = q.limit(body["limit"])
     with engine.connect() as conn:
-        rows = list(conn.execute(q))
-    return [
+        return list(conn.execute(q))
+
+
+def _suite_of(
+    engine: Engine,
+    workspace_id: int,
+    env: Mapping[str, str],
+    body: dict[str, Any],
+    rows: list[Any],
+) -> LoadedSuite:
+    """The suite a theme evaluation runs over these query rows."""
+    if not rows:
+        raise ConfigError(
+            Issue(
+                f"no queries with the theme '{body['theme']}' in this workspace",
+                field="theme",
+                hint="store some with POST /api/queries",
+            )
+        )
+    queries = [
         {
             "text": r.text,
             "theme": r.theme,
@@ -59,6 +77,16 @@ def _theme_queries(engine: Engine, workspace_id: int, body: dict[str, Any]) -> l
         }
         for r in rows
     ]
+    return build_suite(
+        engine,
+        workspace_id,
+        env,
+        name=f"api: theme {body['theme']}",
+        model_id=body["model_id"],
+        metric_ids=body.get("evaluation_prompt_ids", []),
+        judge_model=body.get("judge_model"),
+        queries=queries,
+    )
 
 
 def _record_job(engine: Engine, workspace_id: int, kind: str, payload: dict[str, Any]) -> int:
@@ -83,25 +111,7 @@ def theme_suite(
     engine: Engine, workspace_id: int, env: Mapping[str, str], body: dict[str, Any]
 ) -> LoadedSuite:
     """The suite a theme evaluation runs: the theme's queries (up to ``limit``)."""
-    queries = _theme_queries(engine, workspace_id, body)
-    if not queries:
-        raise ConfigError(
-            Issue(
-                f"no queries with the theme '{body['theme']}' in this workspace",
-                field="theme",
-                hint="store some with POST /api/queries",
-            )
-        )
-    return build_suite(
-        engine,
-        workspace_id,
-        env,
-        name=f"api: theme {body['theme']}",
-        model_id=body["model_id"],
-        metric_ids=body.get("evaluation_prompt_ids", []),
-        judge_model=body.get("judge_model"),
-        queries=queries,
-    )
+    return _suite_of(engine, workspace_id, env, body, _theme_rows(engine, workspace_id, body))
 
 
 def create_theme_job(
@@ -109,16 +119,9 @@ def create_theme_job(
 ) -> int:
     """Validate now (models, metrics, the theme's queries), then record the job with the
     queries it evaluates."""
-    theme_suite(engine, workspace_id, env, body)
-    q = (
-        sa.select(Query.c.id)
-        .where(Query.c.workspace_id == workspace_id, Query.c.theme == body["theme"])
-        .order_by(Query.c.id)
-    )
-    if body.get("limit"):
-        q = q.limit(body["limit"])
-    with engine.connect() as conn:
-        ids = list(conn.execute(q).scalars())
+    rows = _theme_rows(engine, workspace_id, body)
+    _suite_of(engine, workspace_id, env, body, rows)
+    ids = [int(r.id) for r in rows]
     return _record_job(engine, workspace_id, "evaluate_theme", {**body, "query_ids": ids})
 
 

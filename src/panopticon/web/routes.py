@@ -224,8 +224,7 @@ def _run_param(
     chosen = _int(request.query_params.get("run"), "run")
     if chosen is not None:
         found = next((r for r in runs if r["id"] == chosen), None)
-        if found is None:
-            get_run(request.app.state.engine, principal.workspace_id, chosen)  # 404 if absent
+        if found is None:  # older than the list: read it (a 404 if it is not ours)
             return run_public(get_run(request.app.state.engine, principal.workspace_id, chosen))
         return found
     return next((r for r in runs if r["status"] != "pending"), runs[0] if runs else None)
