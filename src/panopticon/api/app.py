@@ -12,8 +12,8 @@ from panopticon import __version__
 from panopticon.api.errors import install_error_handlers
 from panopticon.api.routes import health, judge, keys, metrics, models, queries, runs
 from panopticon.api.schemas import ErrorPublic
-from panopticon.services.jobs import JobRunner
 from panopticon.services.runs import open_store
+from panopticon.services.tasks import JobQueue, LocalQueue
 from panopticon.settings import Settings
 
 __all__ = ["create_app"]
@@ -25,7 +25,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.jobs.start()
+        await app.state.jobs.start()
         try:
             yield
         finally:
@@ -56,12 +56,16 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     app.state.env = dict(env or {})
     # made here, not at import; the job runner starts with the server (lifespan)
     app.state.engine = open_store(settings)
+    jobs: JobQueue
     if settings.is_sqlite:  # one process: the server runs its jobs itself
-        app.state.jobs = JobRunner(app.state.engine, settings, app.state.env)
+        import panopticon.services.jobs  # noqa: F401  (registers the job tasks)
+
+        jobs = LocalQueue(app.state.engine, settings, app.state.env)
     else:  # PostgreSQL: jobs go to the shared queue; `panopticon worker` processes run them
         from panopticon.worker import QueueSubmitter, build_app
 
-        app.state.jobs = QueueSubmitter(build_app(settings, app.state.env, sync=True))
+        jobs = QueueSubmitter(build_app(settings, app.state.env, sync=True), app.state.engine)
+    app.state.jobs = jobs
     install_error_handlers(app)
     for module in (health, queries, metrics, models, judge, runs, keys):
         app.include_router(module.router)

@@ -7,6 +7,7 @@ with ``error`` set, and the run carries on (STYLE.md: failures are data).
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -124,6 +125,7 @@ class _Entry:
 
 _REGISTRY: dict[str, _Entry] = {}
 _builtins_loaded = False
+_builtins_lock = threading.Lock()  # suites are parsed in several threads at once (jobs)
 
 
 def register_metric(type_name: str, spec: type[MetricSpec], metric: type[Metric]) -> None:
@@ -132,21 +134,28 @@ def register_metric(type_name: str, spec: type[MetricSpec], metric: type[Metric]
 
 
 def _load_builtins() -> None:
-    global _builtins_loaded
     if not _builtins_loaded:
-        _builtins_loaded = True
-        from panopticon.judges import (
-            heuristics,
-            pairwise,
-            panel,
-            rag,
-            reference,
-            rubric,
-            safety,
-        )
+        with _builtins_lock:
+            _register_builtins()
 
-        for module in (rubric, reference, heuristics, rag, safety, pairwise, panel):
-            module.register()
+
+def _register_builtins() -> None:
+    global _builtins_loaded
+    if _builtins_loaded:  # another thread did it while this one waited for the lock
+        return
+    from panopticon.judges import (
+        heuristics,
+        pairwise,
+        panel,
+        rag,
+        reference,
+        rubric,
+        safety,
+    )
+
+    for module in (rubric, reference, heuristics, rag, safety, pairwise, panel):
+        module.register()
+    _builtins_loaded = True  # only once every built-in is registered
 
 
 def metric_types() -> list[str]:

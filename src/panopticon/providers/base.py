@@ -8,6 +8,7 @@ A provider turns a :class:`ChatRequest` into a :class:`ChatResponse` or raises
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,7 @@ class Provider(abc.ABC):
 ProviderFactory = Callable[[ProviderConfig], Provider]
 _REGISTRY: dict[str, ProviderFactory] = {}
 _builtins_loaded = False
+_builtins_lock = threading.Lock()  # suites are parsed in several threads at once (jobs)
 
 
 def register_provider(kind: str, factory: ProviderFactory) -> None:
@@ -109,11 +111,17 @@ def create_provider(config: ProviderConfig) -> Provider:
 def _load_builtins() -> None:
     # Built-ins register through the same call as plugins; importing the modules is cheap
     # because vendor SDKs are imported only when a provider is created.
+    if not _builtins_loaded:
+        with _builtins_lock:
+            _register_builtins()
+
+
+def _register_builtins() -> None:
     global _builtins_loaded
-    if _builtins_loaded:
+    if _builtins_loaded:  # another thread did it while this one waited for the lock
         return
-    _builtins_loaded = True
     from panopticon.providers import anthropic, fake, google, openai
 
     for module in (openai, anthropic, google, fake):
         _REGISTRY.setdefault(module.KIND, module.create)
+    _builtins_loaded = True  # only once every built-in is registered

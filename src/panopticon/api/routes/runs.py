@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -11,7 +12,7 @@ from panopticon.api.schemas import ComparisonPublic, JobPublic, RunCreate, RunDe
 from panopticon.errors import ConfigError, Issue
 from panopticon.services.compare import compare_models, compare_runs
 from panopticon.services.exports import FORMATS, render_export
-from panopticon.services.jobs import create_suite_job, job_status
+from panopticon.services.jobs import job_status, validate_suite_job
 from panopticon.services.runs import get_run, list_runs, run_public, summarize_run, summary_rows
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
@@ -27,9 +28,9 @@ def runs(
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
 def start_run(body: RunCreate, request: Request, engine: EngineDep, caller: Member) -> JobPublic:
     """Validate the suite, then run it as a job (see /api/jobs/{id})."""
-    job_id = create_suite_job(engine, caller.workspace_id, request.app.state.env, body.suite)
-    request.app.state.jobs.submit(job_id)
-    return JobPublic(**job_status(engine, caller.workspace_id, job_id))
+    payload = validate_suite_job(body.suite, request.app.state.env)
+    job_id = request.app.state.jobs.submit_job(caller.workspace_id, "run_suite", payload)
+    return JobPublic(**asdict(job_status(engine, caller.workspace_id, job_id)))
 
 
 @router.get("/compare", response_model=list[ComparisonPublic])
