@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
-from dataclasses import dataclass
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
 from panopticon.settings import Settings
@@ -30,6 +36,7 @@ __all__ = [
 ]
 
 KEY_PREFIX = "pk_"
+log = logging.getLogger(__name__)
 
 
 class AuthError(PanopticonError):
@@ -69,6 +76,59 @@ def create_key(engine: Engine, workspace: str, role: str, name: str) -> tuple[in
     return key_id, key
 
 
+@dataclass
+class _KeyUsage:
+    """``last_used_at`` kept from memory: written at most once per ``interval`` seconds per
+    key, by a short-lived thread, never on the request's path (the gateway authenticates
+    thousands of requests a second; a write each would serialise them on the database)."""
+
+    engine: Engine
+    interval: float = 60.0
+    written: dict[int, float] = field(default_factory=dict)  # key id -> monotonic time
+    pending: dict[int, datetime] = field(default_factory=dict)
+    flushing: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    default_workspace: int | None = None  # the bootstrap key's workspace, read once
+
+    def used(self, key_id: int) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if now - self.written.get(key_id, -self.interval) < self.interval:
+                return
+            self.written[key_id] = now
+            self.pending[key_id] = datetime.now(UTC)
+            if self.flushing:
+                return
+            self.flushing = True
+        threading.Thread(target=self._flush, name="panopticon-key-usage", daemon=True).start()
+
+    def _flush(self) -> None:
+        while True:
+            with self.lock:
+                batch, self.pending = self.pending, {}
+                if not batch:
+                    self.flushing = False
+                    return
+            try:
+                with self.engine.begin() as conn:
+                    for key_id, at in batch.items():
+                        access.touch_key(conn, key_id, at)
+            except SQLAlchemyError as exc:  # a usage time is not worth failing for
+                log.warning("could not record when API keys were last used: %s", exc)
+
+
+_USAGE: weakref.WeakKeyDictionary[Engine, _KeyUsage] = weakref.WeakKeyDictionary()
+_USAGE_LOCK = threading.Lock()
+
+
+def _usage(engine: Engine) -> _KeyUsage:
+    with _USAGE_LOCK:
+        usage = _USAGE.get(engine)
+        if usage is None:
+            usage = _USAGE[engine] = _KeyUsage(engine)
+        return usage
+
+
 def authenticate(engine: Engine, settings: Settings, key: str | None) -> Principal:
     if not key:
         raise AuthError("missing X-API-Key header; create a key with `panopticon keys create`")
@@ -77,16 +137,19 @@ def authenticate(engine: Engine, settings: Settings, key: str | None) -> Princip
 
 def authenticate_hash(engine: Engine, settings: Settings, key_hash: str) -> Principal:
     """The principal of a key known by its hash (a web session keeps only the hash, so a
-    revoked key ends its sessions too)."""
+    revoked key ends its sessions too). One read; no write: ``last_used_at`` is recorded
+    at most once a minute per key, off the request's path."""
+    usage = _usage(engine)
     if settings.api_key and hmac.compare_digest(key_hash, hash_key(settings.api_key)):
-        with engine.begin() as conn:
-            ws = catalog.ensure_workspace(conn, "default")
-        return Principal(ws, "default", "admin", None)
-    with engine.begin() as conn:
+        if usage.default_workspace is None:
+            with engine.begin() as conn:
+                usage.default_workspace = catalog.ensure_workspace(conn, "default")
+        return Principal(usage.default_workspace, "default", "admin", None)
+    with engine.connect() as conn:
         row = access.find_key(conn, key_hash)
-        if row is None or row.revoked_at is not None:
-            raise AuthError("invalid or revoked API key")
-        access.touch_key(conn, row.id)
+    if row is None or row.revoked_at is not None:
+        raise AuthError("invalid or revoked API key")
+    usage.used(row.id)
     return Principal(row.workspace_id, row.workspace, row.role, row.id)
 
 
