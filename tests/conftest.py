@@ -6,9 +6,12 @@ gets a fresh database cloned from a migrated template. Otherwise each test gets 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import socket
 import textwrap
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +25,19 @@ from panopticon.mockllm.server import MockServer
 from panopticon.settings import Settings
 
 PG_URL = os.environ.get("PANOPTICON_TEST_DATABASE_URL")
+# a callback (a step of a coroutine) that holds the event loop longer than this fails the
+# test: a sync database or HTTP call slipped onto the loop. On a machine busier than it has
+# cores, a callback waits for a core too: the threshold grows with the load (x load/cores).
+SLOW_CALLBACK_S = float(os.environ.get("PANOPTICON_TEST_SLOW_CALLBACK_S", "0.1"))
+
+
+def slow_callback_threshold() -> float:
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return SLOW_CALLBACK_S * max(1.0, load)
+
+
+# the tests of the server (API, dashboard, jobs) run their event loops in debug mode
+WATCHED_MODULES = ("test_api", "test_web", "test_dashboard", "test_jobs", "test_event_loop")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,6 +50,64 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres_only" in item.keywords and not PG_URL:
             item.add_marker(skip)
+
+
+class _DebugLoop(asyncio.SelectorEventLoop):
+    """Stays in debug mode: runners that pass ``debug=False`` (uvicorn's on Python 3.11)
+    cannot turn the check off."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        super().set_debug(True)
+        self.slow_callback_duration = slow_callback_threshold()
+
+    def set_debug(self, enabled: bool) -> None:
+        super().set_debug(True)
+
+
+class _DebugLoops(asyncio.DefaultEventLoopPolicy):
+    """New event loops run in debug mode with a small slow-callback threshold (all but the
+    mock provider's: it stands for the network, not for our code)."""
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        if threading.current_thread().name == "panopticon-mockllm":
+            return super().new_event_loop()
+        return _DebugLoop()
+
+
+class _SlowCallbacks(logging.Handler):
+    """asyncio's "Executing <callback> took 0.250 seconds" warnings."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.found: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Executing ") and " took " in message:
+            self.found.append(f"[{record.threadName}] {message}")
+
+
+@pytest.fixture(autouse=True)
+def event_loop_watch(request: pytest.FixtureRequest) -> Iterator[_SlowCallbacks | None]:
+    """In the server's tests (WATCHED_MODULES), event loops created during the test
+    (TestClient's, uvicorn's with ``loop="none"``, ``asyncio.run``) are in debug mode; a
+    callback slower than SLOW_CALLBACK_S fails the test, since it means the loop was blocked
+    (everyone else's requests waited)."""
+    if not request.node.path.name.startswith(WATCHED_MODULES):
+        yield None
+        return
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(_DebugLoops())
+    handler = _SlowCallbacks()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        asyncio.set_event_loop_policy(previous)
+    assert not handler.found, "the event loop was blocked:\n" + "\n".join(handler.found)
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,11 @@ def server(settings: Settings, env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     web = Settings(home=settings.home, database_url=settings.database_url, api_key=KEY)
     config = uvicorn.Config(
-        create_app(web, env={}), host="127.0.0.1", port=port, log_level="warning"
+        create_app(web, env={}),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        loop="none",  # the event loop policy's loop: in debug mode under the tests
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)

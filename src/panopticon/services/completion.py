@@ -3,6 +3,7 @@ client policies as a run: retries honouring Retry-After, time-outs, tokens and c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +26,8 @@ async def complete(
     messages: list[dict[str, str]],
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    spec = ModelRegistry(engine, workspace_id).spec(model_id, "model_id")
+    # the registry reads the database: in a thread, never on the event loop
+    spec = await asyncio.to_thread(ModelRegistry(engine, workspace_id).spec, model_id, "model_id")
     key_env = spec.api_key_env or (None if spec.base_url else DEFAULT_KEY_ENV.get(spec.provider))
     provider = create_provider(
         ProviderConfig(

@@ -6,6 +6,7 @@ registered models and stored metrics instead of a suite file.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,11 @@ def build_suite(
     return parse_suite(Located(data, {}, "request"), env, base_dir=Path.cwd())
 
 
+def _result_rows(engine: Engine, run_id: int) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return list(run_queries.iter_result_rows(conn, run_id))
+
+
 async def evaluate_query(
     engine: Engine,
     settings: Settings,
@@ -85,7 +91,9 @@ async def evaluate_query(
     env: Mapping[str, str],
     body: dict[str, Any],
 ) -> dict[str, Any]:
-    loaded = build_suite(
+    """Every database call runs in a thread: the event loop never waits on one."""
+    loaded = await asyncio.to_thread(
+        build_suite,
         engine,
         workspace_id,
         env,
@@ -97,10 +105,9 @@ async def evaluate_query(
     )
     model = loaded.models[0]
     scoped = settings.model_copy(update={"workspace": workspace})
-    execution = prepare_loaded(scoped, engine, loaded, None, None, True)
+    execution = await asyncio.to_thread(prepare_loaded, scoped, engine, loaded, None, None, True)
     status = await execution.run()
-    with engine.connect() as conn:
-        (row,) = list(run_queries.iter_result_rows(conn, execution.run_id))
+    (row,) = await asyncio.to_thread(_result_rows, engine, execution.run_id)
     return {
         "run_id": execution.run_id,
         "status": status,

@@ -6,6 +6,7 @@ Shared by the CLI and, later, the API and workers. Interfaces add only their own
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -144,9 +145,13 @@ class Execution:
     shard: tuple[int, int] | None = None
 
     async def run(self, observer: RunObserver | None = None) -> str:
-        """Execute the plan; returns the final status. Never leaves the run 'running'."""
+        """Execute the plan; returns the final status. Never leaves the run 'running'.
+        The database work before and after the calls runs in a thread, so that a server
+        running this never stops answering while it waits on the store."""
         clients = self._clients()
-        sink = StoreSink(self.engine, self.run_id, spool_dir=self.settings.home / "spool")
+        sink = await asyncio.to_thread(
+            StoreSink, self.engine, self.run_id, spool_dir=self.settings.home / "spool"
+        )
         sink.on_failure = lambda message: self.stop.request("store", message)
         metrics = [build_metric(spec) for spec in self.loaded.metrics]
         self.runner = Runner(
@@ -160,8 +165,7 @@ class Execution:
             budget=Budget(self._budget()),
             use_cache=self.use_cache,
         )
-        with self.engine.begin() as conn:
-            run_queries.start_run(conn, self.run_id, os.getpid())
+        await asyncio.to_thread(self._start)
         error: BaseException | None = None
         try:
             self.totals = await self.runner.run()
@@ -171,15 +175,19 @@ class Execution:
         finally:
             store_error = None
             try:
-                sink.close()
+                await asyncio.to_thread(sink.close)
             except StoreError as exc:
                 store_error = exc
             for client in clients.values():
                 await client.aclose()
-            self._finish(error, store_error)
+            await asyncio.to_thread(self._finish, error, store_error)
             if store_error is not None and error is None:
                 raise store_error
         return self.status
+
+    def _start(self) -> None:
+        with self.engine.begin() as conn:
+            run_queries.start_run(conn, self.run_id, os.getpid())
 
     def _clients(self) -> dict[str, ModelClient]:
         suite = self.loaded.suite

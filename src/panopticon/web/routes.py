@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from panopticon import __version__
 from panopticon.api.schemas import (
@@ -151,6 +152,14 @@ async def _form(request: Request) -> dict[str, Any]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
+async def _posted(request: Request, handler: Callable[..., Response], *args: Any) -> Response:
+    """A form post: the body is read on the event loop, then ``handler(request, form,
+    *args)`` (database, embeddings, templates) runs in the thread pool, so that a slow
+    call never holds up other requests."""
+    form = await _form(request)
+    return await run_in_threadpool(handler, request, form, *args)
+
+
 def _clean(form: dict[str, str], *keys: str) -> dict[str, Any]:
     """Form fields as a body: blanks dropped (they mean 'not given')."""
     return {k: form[k].strip() for k in keys if form.get(k, "").strip() != ""}
@@ -247,7 +256,10 @@ def login_form(request: Request) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    form = await _form(request)
+    return await _posted(request, _login)
+
+
+def _login(request: Request, form: dict[str, Any]) -> Response:
     target = form.get("next") or "/ui/"
     if not target.startswith("/ui"):
         target = "/ui/"
@@ -293,8 +305,11 @@ async def logout(request: Request) -> Response:
 @router.post("/workspace")
 async def switch_workspace(request: Request) -> Response:
     """Switch between the keys (and so the workspaces) this session signed in with."""
+    return await _posted(request, _switch_workspace)
+
+
+def _switch_workspace(request: Request, form: dict[str, Any]) -> Response:
     _, session = _principal(request)
-    form = await _form(request)
     _check_csrf(request, session, form)
     index = _int(form.get("key"), "key", minimum=0)
     if index is None or index >= len(session.keys):
@@ -687,8 +702,11 @@ def annotate(request: Request) -> Response:
 
 @router.post("/annotate")
 async def save_label(request: Request) -> Response:
+    return await _posted(request, _save_label)
+
+
+def _save_label(request: Request, form: dict[str, Any]) -> Response:
     principal, session = _principal(request)
-    form = await _form(request)
     _check_csrf(request, session, form)
     principal.require("member")
     annotator = (form.get("annotator") or "").strip() or f"key {principal.key_id or 'admin'}"
@@ -832,9 +850,8 @@ def _catalog_body(kind: str, form: dict[str, str], *, update: bool) -> dict[str,
     return _validate(model, body).model_dump(exclude_unset=update)
 
 
-async def _create(request: Request, kind: str) -> Response:
+def _create(request: Request, form: dict[str, Any], kind: str) -> Response:
     principal, session = _principal(request)
-    form = await _form(request)
     _check_csrf(request, session, form)
     try:
         principal.require("member")
@@ -851,7 +868,7 @@ def _plural(kind: str) -> str:
 
 @router.post("/queries")
 async def create_query(request: Request) -> Response:
-    return await _create(request, "query")
+    return await _posted(request, _create, "query")
 
 
 @router.get("/metrics")
@@ -862,7 +879,7 @@ def metrics(request: Request) -> Response:
 
 @router.post("/metrics")
 async def create_metric(request: Request) -> Response:
-    return await _create(request, "metric")
+    return await _posted(request, _create, "metric")
 
 
 def _item_page(
@@ -901,9 +918,8 @@ def metric_page(request: Request, item_id: int) -> Response:
     return _item_page(request, principal, session, "metric", item_id)
 
 
-async def _update(request: Request, kind: str, item_id: int) -> Response:
+def _update(request: Request, form: dict[str, Any], kind: str, item_id: int) -> Response:
     principal, session = _principal(request)
-    form = await _form(request)
     _check_csrf(request, session, form)
     catalog = _catalog(request, principal, kind)
     try:
@@ -920,12 +936,12 @@ async def _update(request: Request, kind: str, item_id: int) -> Response:
 
 @router.post("/queries/{item_id}")
 async def update_query(request: Request, item_id: int) -> Response:
-    return await _update(request, "query", item_id)
+    return await _posted(request, _update, "query", item_id)
 
 
 @router.post("/metrics/{item_id}")
 async def update_metric(request: Request, item_id: int) -> Response:
-    return await _update(request, "metric", item_id)
+    return await _posted(request, _update, "metric", item_id)
 
 
 # -- models and providers ----------------------------------------------------------------------
@@ -963,8 +979,11 @@ def models(request: Request) -> Response:
 @router.post("/models")
 async def models_action(request: Request) -> Response:
     """Register a model, delete one, or add, edit or delete a provider (admins)."""
+    return await _posted(request, _models_action)
+
+
+def _models_action(request: Request, form: dict[str, Any]) -> Response:
     principal, session = _principal(request)
-    form = await _form(request)
     _check_csrf(request, session, form)
     registry = ModelRegistry(request.app.state.engine, principal.workspace_id)
     action = form.get("action", "")
