@@ -20,7 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from panopticon.errors import StoreError
 from panopticon.settings import Settings
 
 __all__ = [
@@ -166,7 +168,15 @@ class QueueSubmitter:
             self._ensure_schema(driver_conn)
             self._defer_in(driver_conn, kind, {"job_id": job_id})
 
-        return record_job_with(self.engine, workspace_id, kind, payload, enqueue)
+        import psycopg
+        from procrastinate.exceptions import ProcrastinateException
+
+        try:
+            return record_job_with(self.engine, workspace_id, kind, payload, enqueue)
+        except (SQLAlchemyError, ProcrastinateException, psycopg.Error) as exc:
+            raise StoreError(
+                f"could not queue the job: {exc}; nothing was recorded, so sending it again is safe"
+            ) from None
 
     def submit(self, name: str, **kwargs: Any) -> None:
         with self.engine.begin() as conn:
