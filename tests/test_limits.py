@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from panopticon.mockllm.server import MockServer
 from panopticon.store.limits import SharedBucket, bucket_key
-from panopticon.store.tables import RateLimit
+from panopticon.store.tables import RateLimit, Run
 from tests.conftest import suite_yaml, write
 
 
@@ -74,8 +74,8 @@ def test_two_runs_in_two_processes_share_the_models_rpm(
         ),
     )
     identity = {"provider": "openai", "base_url": mock.url, "model": "mock-good", "key": None}
-    # in debt by 3 s of allowance: the processes start (about 1 s) before any call is allowed
-    SharedBucket(engine, bucket_key("rpm", identity), 600).reserve(630)
+    bucket = SharedBucket(engine, bucket_key("rpm", identity), 600)
+    bucket.reserve(610)  # in debt: no call is allowed for the first second
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "panopticon", "run", str(suite), "--no-progress", "--no-cache"],
@@ -86,11 +86,25 @@ def test_two_runs_in_two_processes_share_the_models_rpm(
         )
         for _ in range(2)
     ]
+    # Until both processes are running their runs, keep the bucket in debt: a process that
+    # starts late (a busy machine) must not find a full bucket and send its calls in a burst.
+    deadline = time.monotonic() + 60
+    while True:
+        if bucket.reserve(0) < 0.5:  # seconds of debt left
+            bucket.reserve(1)
+        with engine.connect() as conn:
+            running = conn.scalar(
+                sa.select(sa.func.count()).select_from(Run).where(Run.c.status == "running")
+            )
+        if running == 2 or any(p.poll() is not None for p in procs):
+            break
+        assert time.monotonic() < deadline, "the two runs did not start"
+        time.sleep(0.02)
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert mock.stats.answered == 20
     first, last = mock.stats.first_request_at, mock.stats.last_answer_at
     assert first is not None and last is not None
-    # 20 calls at 10 a second from an empty bucket: 1.9 s or more; with a bucket per
+    # 20 calls at 10 a second, never from a full bucket: 1.9 s or more; with a bucket per
     # process, each would send its 10 in 0.9 s
     assert last - first >= 1.7
