@@ -34,6 +34,7 @@ from panopticon.store.limits import SharedBucket, bucket_key
 from panopticon.store.queries import catalog
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.sink import StoreSink
+from panopticon.store.spool import replay as replay_spool
 from panopticon.store.tables import Result, Score
 
 __all__ = ["Execution", "RunSummaryTotals", "open_store", "prepare_run", "store"]
@@ -331,7 +332,10 @@ def prepare_loaded(
 ) -> Execution:
     """Register what the suite uses, create (or reopen) the run and plan it, in one
     transaction. Two processes starting at once may both try to register the same model or
-    query: the loser of that race tries again and finds the winner's rows."""
+    query: the loser of that race tries again and finds the winner's rows. Records left in
+    the spool by a run that lost its database are stored first, so that they count as done
+    (a resume) or cached (a new run) and are never paid for again."""
+    replay_spool(engine, settings.home / "spool")
     for attempt in range(1, 6):
         try:
             return _prepare(settings, engine, loaded, suite_path, resume, use_cache, shard)
