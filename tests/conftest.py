@@ -66,11 +66,14 @@ class _DebugLoop(asyncio.SelectorEventLoop):
 
 
 class _DebugLoops(asyncio.DefaultEventLoopPolicy):
-    """New event loops run in debug mode with a small slow-callback threshold (all but the
-    mock provider's: it stands for the network, not for our code)."""
+    """New event loops of the servers under test (uvicorn's, TestClient's: never the main
+    thread's) run in debug mode with a small slow-callback threshold."""
 
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
-        if threading.current_thread().name == "panopticon-mockllm":
+        thread = threading.current_thread()
+        if thread.name == "panopticon-mockllm" or thread is threading.main_thread():
+            # the mock stands for the network; the main thread's loop is the test's own
+            # (Playwright's sync API, a CLI run in process), which waits as tests do
             return super().new_event_loop()
         return _DebugLoop()
 
