@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api_results import DAY0, METRICS, MODELS, RUNS, THEMES  # noqa: E402
+from bench_api_results import DAY0, METRICS, MODELS, RUNS, THEMES
 
 KEY = "bench_api_key_0123456789"
 FLOOR_APP = """
@@ -206,7 +206,7 @@ def wrk(url: str, headers: dict[str, str], connections: int, duration: float) ->
     args += ["--timeout", "10s"]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
-    out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
