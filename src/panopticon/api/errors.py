@@ -27,7 +27,7 @@ def _page(request: Request, status: int, items: list[dict[str, str | None]]) -> 
     """Errors on the web UI's pages are pages, not JSON."""
     if not request.url.path.startswith("/ui"):
         return None
-    from panopticon.web.routes import render_error
+    from panopticon.web.common import render_error
 
     first = items[0]
     message = first["message"] or "error"
