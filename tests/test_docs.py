@@ -16,8 +16,10 @@ README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 
 def command_paths() -> list[str]:
     root = typer.main.get_command(app)
+    ctx = typer.Context(root)
     paths = []
-    for name, cmd in getattr(root, "commands", {}).items():
+    for name in root.list_commands(ctx):  # type: ignore[attr-defined]
+        cmd = root.get_command(ctx, name)  # type: ignore[attr-defined]
         subcommands = getattr(cmd, "commands", None)
         if subcommands:
             paths += [f"{name} {sub}" for sub in subcommands]

@@ -8,7 +8,9 @@ from panopticon.cli.output import console, handle_errors
 from panopticon.settings import load_settings
 from panopticon.store.engine import HEAD_REVISION, create_engine, current_revision, upgrade
 
-app = typer.Typer(help="Database schema: upgrade, current.", no_args_is_help=True)
+app = typer.Typer(
+    help="Database schema: upgrade, current.", no_args_is_help=True, add_completion=False
+)
 
 
 @app.command("upgrade")
