@@ -53,8 +53,8 @@ def _print(c: Comparison) -> None:
     for metric, count in c.unpaired.items():
         if count:
             console.print(
-                f"{metric}: {count} items without a value on both sides were left "
-                "out (failed answers or score errors)",
+                f"{metric}: {count} items were left out: each has no value on one side "
+                "(not asked there, a failed answer or a score error)",
                 soft_wrap=True,
             )
 

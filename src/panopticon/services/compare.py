@@ -1,6 +1,9 @@
 """Is A better than B? Paired comparisons of two models in a run, or of two runs.
 
-Items are paired by query; with repeats, an item's value is its mean over repeats. Values
+Items are paired by their dataset identity (the query's ``id``, else its text), not by the
+messages sent: two runs of one dataset under two system prompts or templates (prompt v1
+against prompt v2) pair item by item. With repeats, an item's value is its mean over
+repeats. Values
 are the normalised scores (0..1, higher is better; pass/fail for threshold-only metrics).
 Failed answers and score errors leave an item out of that metric's pairs, and the count of
 items left out is reported.
@@ -38,18 +41,18 @@ class Comparison:
         }
 
 
-Values = dict[str, dict[int, float]]  # metric -> query id -> mean normalised value
+Values = dict[str, dict[str, float]]  # metric -> item identity -> mean normalised value
 
 
 def _values(rows: list[dict[str, Any]], model: str) -> Values:
-    acc: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         if row["model"] != model or row["error"] is not None:
             continue
         for metric, s in row["scores"].items():
             value = comparable_value(s)
             if value is not None:
-                acc[metric][row["query_id"]].append(value)
+                acc[metric][row["item"]].append(value)
     return {m: {q: sum(v) / len(v) for q, v in items.items()} for m, items in acc.items()}
 
 
@@ -113,7 +116,7 @@ def compare_runs(
                 hint="compare runs of the same models, or two single-model runs",
             )
         )
-    return [
+    comparisons = [
         _pair(
             _values(rows_a, ma),
             _values(rows_b, mb),
@@ -123,3 +126,13 @@ def compare_runs(
         )
         for ma, mb in matched
     ]
+    items_a, items_b = {r["item"] for r in rows_a}, {r["item"] for r in rows_b}
+    if not items_a & items_b:
+        raise ConfigError(
+            Issue(
+                f"runs {run_a} and {run_b} have no item in common",
+                hint="items pair by their dataset id (a query's 'id'), else by their text: "
+                "compare runs of the same queries",
+            )
+        )
+    return comparisons

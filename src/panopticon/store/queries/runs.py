@@ -391,6 +391,8 @@ def summary_inputs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
             Result.c.query_id,
             Result.c.repeat,
             Query.c.theme,
+            Query.c.external_id,
+            Query.c.text,
         )
         .join(Model, Model.c.id == Result.c.model_id)
         .join(Query, Query.c.id == Result.c.query_id)
@@ -408,11 +410,25 @@ def summary_inputs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
             "query_id": qid,
             "repeat": repeat,
             "theme": theme,
+            # what the item is, whatever prompt asked it: its dataset id, else its text
+            "item": f"id:{external_id}" if external_id is not None else f"text:{text}",
             "scores": scores.get(rid, {}),
         }
-        for rid, name, error, cached, cost, latency, tin, tout, qid, repeat, theme in conn.execute(
-            q2
-        ).all()
+        for (
+            rid,
+            name,
+            error,
+            cached,
+            cost,
+            latency,
+            tin,
+            tout,
+            qid,
+            repeat,
+            theme,
+            external_id,
+            text,
+        ) in conn.execute(q2).all()
     ]
 
 
