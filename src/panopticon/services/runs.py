@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -149,6 +150,11 @@ class Execution:
         sink = StoreSink(self.engine, self.run_id, spool_dir=self.settings.home / "spool")
         sink.on_failure = lambda message: self.stop.request("store", message)
         metrics = [build_metric(spec) for spec in self.loaded.metrics]
+        budget = Budget(self._budget())
+        if self.resumed and budget.limit is not None:
+            # the budget is the run's, across every execution of it: count what was spent
+            spent = read_totals(self.engine, self.run_id, len(self.plan.cases)).cost_usd
+            budget.spent = spent / self.shard[1] if self.shard is not None else spent
         self.runner = Runner(
             self.plan,
             self.loaded,
@@ -157,7 +163,7 @@ class Execution:
             metrics,
             observer=observer,
             stop=self.stop,
-            budget=Budget(self._budget()),
+            budget=budget,
             use_cache=self.use_cache,
         )
         with self.engine.begin() as conn:
@@ -363,6 +369,8 @@ def _prepare(
             row = run_queries.get_run(conn, ws, resume)
             _check_resumable(row, loaded, suite_path, sharded=shard is not None)
             run_id = row.id
+            if row.suite_fingerprint != loaded.fingerprint:  # only its budget changed
+                run_queries.update_run_suite(conn, run_id, loaded.snapshot(), loaded.fingerprint)
         else:
             run_id = run_queries.create_run(
                 conn,
@@ -393,11 +401,14 @@ def _prepare(
 def _check_resumable(
     row: run_queries.RunRow, loaded: LoadedSuite, suite_path: str | None, *, sharded: bool = False
 ) -> None:
-    if row.suite_fingerprint != loaded.fingerprint:
+    if row.suite_fingerprint != loaded.fingerprint and _without_budget(
+        row.suite
+    ) != _without_budget(loaded.snapshot()):
         raise ConfigError(
             Issue(
                 f"{suite_path} has changed since run {row.id} started (its models, metrics, "
-                "queries or settings differ), so that run cannot be resumed with it",
+                "queries or settings differ), so that run cannot be resumed with it (only "
+                "budget_usd may change on a resume)",
                 hint="start a new run without --resume: answers already stored are reused from "
                 "the cache, so nothing is paid twice",
             )
@@ -417,6 +428,12 @@ def _check_resumable(
                 hint="wait for it, or stop it with Ctrl-C, then resume",
             )
         )
+
+
+def _without_budget(snapshot: dict[str, Any]) -> bytes:
+    """The suite as run, less its budget: a resume may raise (or lower) the budget."""
+    rest = {k: v for k, v in snapshot.items() if k != "budget_usd"}
+    return orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)
 
 
 def _alive(row: run_queries.RunRow) -> bool:

@@ -34,6 +34,7 @@ __all__ = [
     "run_results",
     "start_run",
     "summary_inputs",
+    "update_run_suite",
 ]
 
 
@@ -86,6 +87,15 @@ def create_run(
             )
             .returning(Run.c.id)
         ).scalar_one()
+    )
+
+
+def update_run_suite(
+    conn: Connection, run_id: int, suite: dict[str, Any], fingerprint: str
+) -> None:
+    """Record the suite a resume runs with (it differs only by its budget)."""
+    conn.execute(
+        sa.update(Run).where(Run.c.id == run_id).values(suite=suite, suite_fingerprint=fingerprint)
     )
 
 
