@@ -154,7 +154,12 @@ def run(
         f"Spent {money(totals.cost_usd)} on this run"
         + (f" ({totals.unknown_cost} answers of unknown cost)" if totals.unknown_cost else "")
         + f"; {totals.answers} answers, {totals.failed} failed, "
-        f"{totals.scores} scores, {totals.score_errors} score errors."
+        f"{totals.scores} scores, {totals.score_errors} score errors"
+        + (
+            f", {totals.pairs} pairwise judgements, {totals.pair_errors} failed."
+            if totals.pairs or totals.pair_errors
+            else "."
+        )
     )
     resume_cmd = f"panopticon run {shlex.quote(str(suite))} --resume {execution.run_id}"
     if status != "completed":
@@ -163,14 +168,22 @@ def run(
             highlight=False,
             soft_wrap=True,
         )
-        if totals.missing or totals.failed:
+        if totals.missing or totals.failed or totals.score_errors or totals.pair_errors:
             err_console.print(
-                f"{totals.missing} answers not yet run, {totals.failed} failed. "
+                f"{totals.missing} answers not yet run, {totals.failed} failed, "
+                f"{totals.score_errors + totals.pair_errors} judgements failed. "
                 f"To continue: [bold]{resume_cmd}[/]",
                 highlight=False,
                 soft_wrap=True,
             )
         raise typer.Exit(EXIT["interrupted"] if status == "interrupted" else EXIT["failed"])
+    if totals.score_errors or totals.pair_errors:
+        err_console.print(
+            f"{totals.score_errors + totals.pair_errors} judgements failed (panopticon show "
+            f"{execution.run_id} --errors lists them). To retry them: [bold]{resume_cmd}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(
         f"[green]run {execution.run_id} completed.[/] Details: panopticon show "
         f"{execution.run_id}; export: panopticon export {execution.run_id} "

@@ -34,9 +34,16 @@ from panopticon.store.limits import SharedBucket, bucket_key
 from panopticon.store.queries import catalog
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.sink import StoreSink
-from panopticon.store.tables import Result, Score
+from panopticon.store.tables import Pairwise, Result, Score
 
-__all__ = ["Execution", "RunSummaryTotals", "open_store", "prepare_run", "store"]
+__all__ = [
+    "Execution",
+    "RunSummaryTotals",
+    "open_store",
+    "pairwise_results",
+    "prepare_run",
+    "store",
+]
 
 STALE_AFTER = timedelta(seconds=30)
 
@@ -77,6 +84,8 @@ class RunSummaryTotals:
     unknown_cost: int
     input_tokens: int
     output_tokens: int
+    pairs: int = 0  # pairwise judgements made (each in both orders)
+    pair_errors: int = 0
 
     @property
     def missing(self) -> int:
@@ -108,6 +117,18 @@ def read_totals(engine: Engine, run_id: int, planned: int) -> RunSummaryTotals:
                 ),
             ).where(Score.c.run_id == run_id)
         ).one()
+        p = conn.execute(
+            sa.select(
+                sa.func.count().filter(Pairwise.c.error.is_(None)),
+                sa.func.count().filter(Pairwise.c.error.is_not(None)),
+                sa.func.coalesce(
+                    sa.func.sum(Pairwise.c.judge_cost_usd).filter(
+                        Pairwise.c.judge_cached.is_(False)
+                    ),
+                    0,
+                ),
+            ).where(Pairwise.c.run_id == run_id)
+        ).one()
     return RunSummaryTotals(
         planned,
         r[0],
@@ -116,10 +137,12 @@ def read_totals(engine: Engine, run_id: int, planned: int) -> RunSummaryTotals:
         r[3],
         s[0],
         s[1],
-        float(r[4]) + float(s[2]),
+        float(r[4]) + float(s[2]) + float(p[2]),
         r[5],
         int(r[6]),
         int(r[7]),
+        p[0],
+        p[1],
     )
 
 
@@ -261,6 +284,16 @@ class Execution:
                 reason += f"; first error: {first}"
         else:
             status, reason = "completed", None
+            with self.engine.connect() as conn:
+                for outcome in run_queries.metric_outcomes(conn, self.run_id):
+                    if outcome.valid == 0 and outcome.errors:
+                        # every score of this metric failed: no number to show for it
+                        status = "failed"
+                        reason = (
+                            f"metric '{outcome.metric}' has no valid score ({outcome.errors} "
+                            f"errors; first: {outcome.first_error})"
+                        )
+                        break
         self.status, self.stop_reason = status, reason
         with self.engine.begin() as conn:
             run_queries.finish_run(
@@ -387,6 +420,7 @@ def _prepare(
         if resume is not None:
             plan.done = run_queries.run_results(conn, run_id)
             plan.pairwise_done = run_queries.pairwise_done(conn, run_id)
+            plan.failed_spend = run_queries.failed_judge_spend(conn, run_id)
         if use_cache:
             wanted = [c.cache_key for c in cases if c.slot not in plan.done]
             plan.cache = run_queries.cached_answers(conn, ws, wanted)
@@ -413,7 +447,9 @@ def _check_resumable(
                 "the cache, so nothing is paid twice",
             )
         )
-    if row.status == "completed":
+    if row.status == "completed" and not (
+        row.totals.get("score_errors") or row.totals.get("pair_errors")
+    ):
         raise ConfigError(
             Issue(
                 f"run {row.id} is already completed; nothing to resume",
@@ -476,6 +512,12 @@ def summary_rows(engine: Engine, run_id: int) -> list[dict[str, Any]]:
     """Every result with its query, model and scores (for export and detail views)."""
     with engine.connect() as conn:
         return list(run_queries.iter_result_rows(conn, run_id))
+
+
+def pairwise_results(engine: Engine, run_id: int) -> list[dict[str, Any]]:
+    """Every pairwise judgement of a run (failed ones with their error)."""
+    with engine.connect() as conn:
+        return run_queries.pairwise_rows(conn, run_id)
 
 
 def list_runs(engine: Engine, workspace_id: int, limit: int = 20) -> list[dict[str, Any]]:

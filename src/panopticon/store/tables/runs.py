@@ -144,6 +144,8 @@ Pairwise = sa.Table(
     sa.Column("judge_input_tokens", sa.Integer),
     sa.Column("judge_output_tokens", sa.Integer),
     sa.Column("judge_cost_usd", sa.Float),
+    # every judge answer came from the cache: this judgement paid nothing
+    sa.Column("judge_cached", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.Column("error", sa.Text),
     created_at(),
     sa.UniqueConstraint("run_id", "metric_id", "query_id", "repeat", "model_a_id", "model_b_id"),
