@@ -96,3 +96,19 @@ def test_runs_with_no_item_in_common_are_an_error_not_an_empty_table(
         assert cli.invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
     result = cli.invoke(app, ["compare", "1", "2"])
     assert result.exit_code == 2 and "no item in common" in result.output
+
+
+def test_compare_prints_markdown_when_piped_and_csv_or_json_when_asked(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=6))
+    assert cli.invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
+    piped = cli.invoke(app, ["compare", "1", "--models", "good,weak"])
+    assert "| metric | n |" in piped.output and "…" not in piped.output
+    rows = cli.invoke(app, ["compare", "1", "--models", "good,weak", "--format", "csv"]).output
+    header, *lines = rows.splitlines()
+    assert header.startswith("a,b,metric,n,") and len(lines) == 2
+    data = json.loads(
+        cli.invoke(app, ["compare", "1", "--models", "good,weak", "-f", "json"]).output
+    )
+    assert {r["metric"] for r in data["comparison"]} == {"quality", "short"}

@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
@@ -336,3 +337,44 @@ def test_a_completed_run_with_some_score_errors_can_be_resumed_to_retry_them(
     assert code == 0, out
     assert mock.stats.answered - before == failed
     assert counts(engine, 1)["score_errors"] == 0
+
+
+def test_output_paths_that_cannot_be_written_are_clear_errors(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=2))
+    assert run_cli("run", str(path), "--no-progress")[0] == 0
+    code, out = run_cli("export", "1", "-o", str(tmp_path / "missing" / "r.csv"))
+    assert code == 2 and "does not exist" in out and "mkdir -p" in out
+    write(tmp_path / "a-file", "x")
+    code, out = run_cli("report", "1", "-o", str(tmp_path / "a-file"))
+    assert code == 2 and "is a file; --output-dir takes a folder" in out
+
+
+def test_a_database_url_of_an_unknown_scheme_or_none_is_a_clear_error(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for url in ("mysql://user:secret@db/x", "localhost/panopticon"):
+        monkeypatch.setenv("PANOPTICON_DATABASE_URL", url)
+        code, out = run_cli("runs")
+        assert code == 2 and "PANOPTICON_DATABASE_URL" in out, out
+        assert "secret" not in out and "Traceback" not in out
+
+
+def test_piped_tables_keep_every_value_whole_and_formats_are_offered(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    long = "a-model-with-a-very-long-name-that-a-table-would-cut"
+    text = suite_yaml(mock.url, queries=2, models=("good",)).replace("id: good,", f"id: {long},")
+    path = write(tmp_path / "s.yaml", text)
+    code, out = run_cli("run", str(path), "--no-progress")
+    assert code == 0 and f"| {long} |" in out and "…" not in out
+    for command in (["show", "1"], ["runs"]):
+        code, out = run_cli(*command)
+        assert code == 0 and "…" not in out and "|---" in out, out
+    data = json.loads(run_cli("show", "1", "--format", "json")[1])
+    assert data["answers"][0]["model"] == long and data["run"][0]["state"] == "completed"
+    rows = list(csv.reader(io.StringIO(run_cli("runs", "--format", "csv")[1])))
+    assert rows[0][:3] == ["id", "name", "status"] and rows[1][2] == "completed"
+    code, out = run_cli("show", "1", "--format", "xml")
+    assert code == 2 and "unknown format 'xml'" in out
