@@ -378,3 +378,15 @@ def test_piped_tables_keep_every_value_whole_and_formats_are_offered(
     assert rows[0][:3] == ["id", "name", "status"] and rows[1][2] == "completed"
     code, out = run_cli("show", "1", "--format", "xml")
     assert code == 2 and "unknown format 'xml'" in out
+
+
+def test_min_pass_rate_without_a_pass_fail_metric_is_refused_before_any_call(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    metrics = "  - {name: quality, type: rubric, prompt: 'Good?', scale: [1, 10]}"
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=3, metrics=metrics))
+    code, out = run_cli("run", str(path), "--no-progress", "--min-pass-rate", "0.5")
+    assert code == 2 and "no metric of the suite passes or fails" in out, out
+    assert mock.stats.requests == 0
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(Run)) == 0

@@ -24,8 +24,10 @@ from rich.progress import (
 from panopticon import aio
 from panopticon.cli.gcpause import startup
 from panopticon.cli.output import EXIT, console, err_console, handle_errors, money, print_summary
+from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.records import ResultRecord
 from panopticon.evaluation.runner import RunObserver
+from panopticon.evaluation.suite import LoadedSuite
 from panopticon.services.runs import Execution, prepare_run, summarize_run
 from panopticon.settings import load_settings
 
@@ -100,6 +102,20 @@ async def _execute(execution: Execution, show_progress: bool) -> str:
                 loop.remove_signal_handler(sig)
 
 
+def _check_gate(loaded: LoadedSuite) -> None:
+    """--min-pass-rate needs a metric that passes or fails: refused before any paid call."""
+    from panopticon.judges.base import gives_pass_fail
+
+    if not any(gives_pass_fail(m) for m in loaded.metrics):
+        raise ConfigError(
+            Issue(
+                "--min-pass-rate is given, but no metric of the suite passes or fails",
+                field="--min-pass-rate",
+                hint="give a metric a threshold (for example threshold: 7 on a 1-10 rubric)",
+            )
+        )
+
+
 @handle_errors
 def run(
     suite: Path = typer.Argument(..., help="The suite file (YAML).", show_default=False),
@@ -124,7 +140,12 @@ def run(
 
         settings = load_settings()
         execution = prepare_run(
-            settings, suite, env=os.environ, resume=resume, use_cache=not no_cache
+            settings,
+            suite,
+            env=os.environ,
+            resume=resume,
+            use_cache=not no_cache,
+            check=None if min_pass_rate is None else _check_gate,
         )
         aio.loop_factory()  # imports uvloop, when installed, under the pause too
     loaded = execution.loaded

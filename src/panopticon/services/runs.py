@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -337,10 +337,14 @@ def prepare_run(
     resume: str | None = None,
     use_cache: bool = True,
     engine: Engine | None = None,
+    check: Callable[[LoadedSuite], None] | None = None,
 ) -> Execution:
     """Validate the suite, register what it uses, create (or reopen) the run and plan it.
+    ``check`` may refuse the loaded suite (raising ConfigError) before anything is stored.
     Raises ConfigError, StoreError or NotFoundError before any provider call."""
     loaded = load_suite(suite_path, env)
+    if check is not None:
+        check(loaded)
     own_engine = engine is None
     engine = engine or open_store(settings)
     try:
