@@ -390,3 +390,20 @@ def test_min_pass_rate_without_a_pass_fail_metric_is_refused_before_any_call(
     assert mock.stats.requests == 0
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(Run)) == 0
+
+
+def test_a_log_gets_progress_lines_with_judgements_retries_and_rate_limits(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    mock.config.latency_ms = 20
+    mock.config.rate_429 = 0.2
+    mock.config.retry_after_s = 0.01
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=10, concurrency=2))
+    code, out = run_cli("run", str(path), "--progress-every", "0.05")
+    assert code == 0, out
+    lines = [line for line in out.splitlines() if line.startswith("run 1: answers")]
+    assert len(lines) >= 2, out  # periodic lines while it ran, and one at the end
+    last = lines[-1]
+    assert "answers 20/20 (0 failed)" in last and "judgements 40/40 (0 failed)" in last
+    injected = mock.stats.as_dict()["injected"].get("429", 0)
+    assert injected > 0 and f"retries {injected} ({injected} rate-limited)" in last

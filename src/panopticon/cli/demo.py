@@ -61,7 +61,14 @@ def demo(
         )
         os.environ["MOCK_URL"] = server.url
         try:
-            run(suite=Path(suite), resume=None, no_cache=True, min_pass_rate=None, progress=True)
+            run(
+                suite=Path(suite),
+                resume=None,
+                no_cache=True,
+                min_pass_rate=None,
+                progress=True,
+                progress_every=10.0,
+            )
         except typer.Exit as done:
             if done.exit_code:
                 raise
