@@ -72,10 +72,13 @@ class LoadedSuite:
         """Absolute path of each query file -> the indexes of its queries, in file order."""
         suite_file = str(self.path) if self.path else None
         files: dict[str, list[int]] = {}
+        resolved: dict[str, str] = {}  # a file's absolute path, found once per file
         for i, q in enumerate(self.queries):
             file = q.source.rsplit(":", 1)[0]
             if file != suite_file:
-                files.setdefault(str(Path(file).resolve()), []).append(i)
+                if file not in resolved:
+                    resolved[file] = str(Path(file).resolve())
+                files.setdefault(resolved[file], []).append(i)
         return files
 
     def snapshot(self) -> dict[str, Any]:
