@@ -171,3 +171,16 @@ def test_a_cached_pairwise_judgement_is_not_spent_again(
     first, second = read_totals(engine, 1, 12), read_totals(engine, 2, 12)
     assert first.pairs == second.pairs == 6
     assert first.cost_usd > 0 and second.cost_usd == 0  # all from the cache
+
+
+def test_compare_of_two_models_shows_the_pairwise_judges_verdicts(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    mock.config.quality.update({"mock-good": 0.9, "mock-mid": 0.6, "mock-weak": 0.3})
+    run_suite(tmp_path, mock, queries=5)
+    (c,) = json.loads(cli.invoke(app, ["compare", "1", "--models", "weak,good", "--json"]).output)
+    assert c["pairwise"] == [
+        {"metric": "preference", "a_wins": 0, "b_wins": 5, "ties": 0, "errors": 0}
+    ]
+    shown = cli.invoke(app, ["compare", "1", "--models", "good,weak"]).output
+    assert "pairwise 'preference': A preferred 5 times, B 0, tied 0" in shown

@@ -68,6 +68,12 @@ def _print(c: Comparison, fmt: str) -> None:
     for r in c.results:
         if r.warning:
             console.print(f"[yellow]warning:[/] {r.metric}: {r.warning}", soft_wrap=True)
+    for t in c.pairwise:
+        console.print(
+            f"pairwise '{t.metric}': A preferred {t.a_wins} times, B {t.b_wins}, tied "
+            f"{t.ties}" + (f"; {t.errors} judgements failed" if t.errors else ""),
+            soft_wrap=True,
+        )
     for metric, count in c.unpaired.items():
         if count:
             console.print(

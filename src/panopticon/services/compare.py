@@ -12,7 +12,7 @@ items left out is reported.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -22,7 +22,7 @@ from panopticon.stats.paired import PairedResult, compare_metrics
 from panopticon.stats.summary import comparable_value
 from panopticon.store.queries import runs as run_queries
 
-__all__ = ["Comparison", "compare_models", "compare_runs"]
+__all__ = ["Comparison", "PairwiseTally", "compare_models", "compare_runs"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Comparison:
     label_b: str
     results: list[PairedResult]
     unpaired: dict[str, int] = field(default_factory=dict)  # metric -> items left out
+    pairwise: list[PairwiseTally] = field(default_factory=list)  # a judge's verdicts on A vs B
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -38,7 +39,39 @@ class Comparison:
             "b": self.label_b,
             "unpaired": self.unpaired,
             "metrics": [asdict(r) for r in self.results],
+            "pairwise": [asdict(p) for p in self.pairwise],
         }
+
+
+@dataclass(frozen=True)
+class PairwiseTally:
+    """A pairwise metric's verdicts on A against B in one run (both orders agreeing)."""
+
+    metric: str
+    a_wins: int
+    b_wins: int
+    ties: int
+    errors: int
+
+
+def _tallies(pairs: list[dict[str, Any]], model_a: str, model_b: str) -> list[PairwiseTally]:
+    out = []
+    for metric in sorted({p["metric"] for p in pairs}):
+        wins = {"a": 0, "b": 0, "tie": 0}
+        errors = 0
+        for p in pairs:
+            if p["metric"] != metric or {p["model_a"], p["model_b"]} != {model_a, model_b}:
+                continue
+            if p["error"] is not None or p["final"] is None:
+                errors += 1
+                continue
+            final = p["final"]
+            if final != "tie" and p["model_a"] != model_a:  # stored the other way round
+                final = "a" if final == "b" else "b"
+            wins[final] += 1
+        if sum(wins.values()) or errors:
+            out.append(PairwiseTally(metric, wins["a"], wins["b"], wins["tie"], errors))
+    return out
 
 
 Values = dict[str, dict[str, float]]  # metric -> item identity -> mean normalised value
@@ -76,6 +109,7 @@ def compare_models(
 ) -> Comparison:
     with engine.connect() as conn:
         rows = run_queries.summary_inputs(conn, run_id)
+        pairs = run_queries.pairwise_rows(conn, run_id)
     known = _models(rows)
     for name in (model_a, model_b):
         if name not in known:
@@ -86,13 +120,14 @@ def compare_models(
                     hint="its models are: " + ", ".join(known),
                 )
             )
-    return _pair(
+    comparison = _pair(
         _values(rows, model_a),
         _values(rows, model_b),
         min_effect,
         f"{model_a} (run {run_id})",
         f"{model_b} (run {run_id})",
     )
+    return replace(comparison, pairwise=_tallies(pairs, model_a, model_b))
 
 
 def compare_runs(
