@@ -102,8 +102,18 @@ def test_a_second_ctrl_c_abandons_calls_in_flight_and_records_them(
     tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
 ) -> None:
     mock.config.latency_ms = 60
+    # no judge: every call in flight is an answer, whatever the moment (with a judge, the
+    # calls in flight at the second Ctrl-C may all be judgements, which are not answers)
     path = write(
-        tmp_path / "s.yaml", suite_yaml(mock.url, queries=30, models=("good",), concurrency=3)
+        tmp_path / "s.yaml",
+        suite_yaml(
+            mock.url,
+            queries=30,
+            models=("good",),
+            concurrency=3,
+            judge=False,
+            metrics="  - {name: short, type: length, max: 2000}",
+        ),
     )
     proc = start_run(path, env)
     wait_for_results(engine, 3, proc)
