@@ -284,6 +284,7 @@ class Execution:
                 reason += f"; first error: {first}"
         else:
             status, reason = "completed", None
+        if status == "completed" and (totals.score_errors or totals.pair_errors):
             with self.engine.connect() as conn:
                 for outcome in run_queries.metric_outcomes(conn, self.run_id):
                     if outcome.valid == 0 and outcome.errors:
