@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 from panopticon.settings import Settings
 from panopticon.store.engine import HEAD_REVISION, Engine, create_engine, current_revision, upgrade
+from panopticon.store.queries.catalog import ensure_workspace
 
-__all__ = ["HEAD_REVISION", "Engine", "SchemaState", "migrate", "schema_state"]
+__all__ = ["HEAD_REVISION", "Engine", "SchemaState", "migrate", "schema_state", "workspace_id"]
 
 
 @dataclass(frozen=True)
@@ -47,3 +48,10 @@ def migrate(settings: Settings) -> tuple[SchemaState, SchemaState]:
         return before, _state(engine)
     finally:
         engine.dispose()
+
+
+def workspace_id(engine: Engine, name: str, *, create: bool = True) -> int:
+    """The id of the workspace called ``name`` (the CLI's ``PANOPTICON_WORKSPACE``), created
+    on first use unless ``create`` is False (then a missing one is a NotFoundError)."""
+    with engine.begin() as conn:
+        return ensure_workspace(conn, name, create=create)
