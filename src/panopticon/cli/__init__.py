@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "worker": "worker:worker",
     "db": "db:app",
     "keys": "keys:app",
+    "online": "online:app",
 }
 
 
@@ -50,6 +51,9 @@ def _load(name: str) -> Any:
     target = getattr(module, attr)
     if isinstance(target, typer.Typer):
         command = typer.main.get_command(target)
+        # shell completion is the root's to offer (it offers none), not each group's
+        completion = ("install_completion", "show_completion")
+        command.params = [p for p in command.params if p.name not in completion]
     else:
         single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
         single.command(name)(target)
