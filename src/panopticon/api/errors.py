@@ -44,7 +44,7 @@ def install_error_handlers(app: FastAPI) -> None:
             loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
             items.append(
                 {
-                    "message": str(e.get("msg", "invalid")),
+                    "message": str(e.get("msg", "invalid")).removeprefix("Value error, "),
                     "field": ".".join(loc) or None,
                     "hint": None,
                 }

@@ -7,6 +7,7 @@ with ``error`` set, and the run carries on (STYLE.md: failures are data).
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -123,7 +124,8 @@ class _Entry:
 
 
 _REGISTRY: dict[str, _Entry] = {}
-_builtins_loaded = False
+_builtins_loaded = threading.Event()
+_builtins_lock = threading.Lock()
 
 
 def register_metric(type_name: str, spec: type[MetricSpec], metric: type[Metric]) -> None:
@@ -132,9 +134,13 @@ def register_metric(type_name: str, spec: type[MetricSpec], metric: type[Metric]
 
 
 def _load_builtins() -> None:
-    global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True
+    """Once per process; a second thread waits for the first instead of reading a
+    half-filled registry (two requests at once on a fresh server did)."""
+    if _builtins_loaded.is_set():
+        return
+    with _builtins_lock:
+        if _builtins_loaded.is_set():
+            return
         from panopticon.judges import (
             heuristics,
             pairwise,
@@ -147,6 +153,7 @@ def _load_builtins() -> None:
 
         for module in (rubric, reference, heuristics, rag, safety, pairwise, panel):
             module.register()
+        _builtins_loaded.set()
 
 
 def metric_types() -> list[str]:

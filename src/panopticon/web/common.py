@@ -202,8 +202,9 @@ def run_param(
 
 
 def metric_names(request: Request, principal: Principal) -> list[str]:
-    page = MetricCatalog(request.app.state.engine, principal.workspace_id).list(limit=10_000)
-    return sorted({m["name"] for m in page.items})
+    state = request.app.state
+    catalog = MetricCatalog(state.engine, state.settings, state.env, principal.workspace_id)
+    return sorted({m.name for m in catalog.list(limit=10_000).items})
 
 
 def error_context(exc: PanopticonError) -> dict[str, Any]:
