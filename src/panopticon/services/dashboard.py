@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from panopticon.errors import ConfigError, Issue
 from panopticon.stats.intervals import moments_interval, wilson
 from panopticon.store.queries import dashboard as q
 
-__all__ = ["Cell", "heatmap", "model_metrics", "overview", "trends"]
+__all__ = ["MAX_DAYS", "Cell", "heatmap", "model_metrics", "overview", "trends"]
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,21 @@ class Cell:
         )
 
 
+MAX_DAYS = 3650  # ten years: a longer period is a typo, and past year 9999 a crash
+
+
 def _since(days: int | None) -> datetime | None:
-    return datetime.now(UTC) - timedelta(days=days) if days else None
+    if days is None:
+        return None
+    if not 1 <= days <= MAX_DAYS:
+        raise ConfigError(
+            Issue(
+                f"must be a number of days from 1 to {MAX_DAYS}, not {days}",
+                field="days",
+                hint="for example days=30",
+            )
+        )
+    return datetime.now(UTC) - timedelta(days=days)
 
 
 def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> dict[str, Any]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
+from pydantic import AwareDatetime
 
 from panopticon.api.deps import EngineDep, Id, Member, SettingsDep, Viewer
 from panopticon.api.schemas import (
@@ -56,8 +56,12 @@ def results(
     model_id: Annotated[str | None, Query(max_length=200)] = None,
     metric: Annotated[str | None, Query(max_length=200)] = None,
     run: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="From this time (with its zone: ...Z).")
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="Before this time (with its zone: ...Z).")
+    ] = None,
     min_score: float | None = None,
     max_score: float | None = None,
     passed: bool | None = None,
