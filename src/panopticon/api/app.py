@@ -37,6 +37,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     errors: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorPublic, "description": text}
         for code, text in (
+            (400, "The body cannot be read (not UTF-8 JSON, or nested too deeply)"),
             (401, "No API key, or an unknown or revoked one"),
             (403, "The key's role may not do this"),
             (404, "Not in this workspace"),
