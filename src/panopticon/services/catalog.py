@@ -410,11 +410,14 @@ class MetricCatalog(_Catalog):
         with self.engine.connect() as conn:
             return MetricRecord.of(self._get(conn, metric_id))
 
-    def definitions(self, ids: list[int], field: str) -> list[dict[str, Any]]:
-        """The stored definitions of these metrics, in this order; a ConfigError naming
-        ``field`` lists the ids this workspace does not have."""
-        with self.engine.connect() as conn:
-            rows = library.metric_rows(conn, self.ws, ids)
+    @staticmethod
+    def definitions_in(
+        engine: Engine, workspace_id: int, ids: list[int], field: str
+    ) -> list[dict[str, Any]]:
+        """The stored definitions of these metrics of the workspace, in this order; a
+        ConfigError naming ``field`` lists the ids this workspace does not have."""
+        with engine.connect() as conn:
+            rows = library.metric_rows(conn, workspace_id, ids)
         missing = [i for i in ids if i not in rows]
         if missing:
             raise ConfigError(

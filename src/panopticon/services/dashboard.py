@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import ConfigError, Issue
 from panopticon.stats.intervals import moments_interval, wilson
+from panopticon.store.engine import Engine
 from panopticon.store.queries import dashboard as q
 
 __all__ = ["MAX_DAYS", "Cell", "heatmap", "model_metrics", "overview", "trends"]

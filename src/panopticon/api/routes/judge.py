@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
@@ -35,7 +36,7 @@ async def evaluate(
         request.app.state.env,
         body.model_dump(),
     )
-    return EvaluationPublic(**result)
+    return EvaluationPublic(**asdict(result))
 
 
 @router.post("/evaluate/theme", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
