@@ -234,7 +234,7 @@ def label_result(
             Issue("a label needs a score or a pass/fail", field="value", hint="give one or both")
         )
     found = get_result(engine, workspace_id, result_id)
-    metric_ids = {s["metric"]: s["metric_id"] for s in found["scores"]}
+    metric_ids = {s.metric: s.metric_id for s in found.scores}
     if metric not in metric_ids:
         raise ConfigError(
             Issue(
@@ -249,7 +249,7 @@ def label_result(
             workspace_id,
             [
                 {
-                    "result_id": found["id"],
+                    "result_id": found.id,
                     "metric_id": metric_ids[metric],
                     "annotator": annotator,
                     "value": value,

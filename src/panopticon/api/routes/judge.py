@@ -72,13 +72,13 @@ def results(
     filters = ResultFilters(
         theme, model_id, metric, run, since, until, min_score, max_score, passed
     )
-    rows, total, exact = find_results(engine, caller.workspace_id, filters, limit, offset)
+    page = find_results(engine, caller.workspace_id, filters, limit, offset)
     return PagePublic[ResultPublic](
-        items=[ResultPublic(**r) for r in rows],
-        total=total,
+        items=[ResultPublic(**asdict(r)) for r in page.items],
+        total=page.total,
         limit=limit,
         offset=offset,
-        total_exact=exact,
+        total_exact=page.exact,
     )
 
 
