@@ -10,9 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from panopticon.errors import ConfigError, NotFoundError, PanopticonError
+from panopticon.errors import ConfigError, ConflictError, NotFoundError, PanopticonError
 from panopticon.services.access import AuthError
-from panopticon.services.catalog import ConflictError
 
 __all__ = ["install_error_handlers"]
 
