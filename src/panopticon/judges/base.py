@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "METRICS_ENTRY_POINT_GROUP",
     "JudgeCall",
     "JudgeReply",
     "Metric",
@@ -126,6 +127,7 @@ class _Entry:
 _REGISTRY: dict[str, _Entry] = {}
 _builtins_loaded = threading.Event()
 _builtins_lock = threading.Lock()
+METRICS_ENTRY_POINT_GROUP = "panopticon.metrics"
 
 
 def register_metric(type_name: str, spec: type[MetricSpec], metric: type[Metric]) -> None:
@@ -153,6 +155,12 @@ def _load_builtins() -> None:
 
         for module in (rubric, reference, heuristics, rag, safety, pairwise, panel):
             module.register()
+        # Outside packages: each entry point of `panopticon.metrics` is a callable that calls
+        # register_metric(), as every built-in module's register() does.
+        from panopticon.plugins import load_entry_points
+
+        for register in load_entry_points(METRICS_ENTRY_POINT_GROUP).values():
+            register()
         _builtins_loaded.set()
 
 
