@@ -84,6 +84,26 @@ def test_a_metric_scale_of_nan_or_infinity_is_refused_and_listing_metrics_keeps_
     assert api.get("/api/metrics", headers=ADMIN).status_code == 200
 
 
+def test_a_metric_stored_with_a_nan_scale_before_the_fix_does_not_break_listing(
+    api: TestClient,
+) -> None:
+    import sqlalchemy as sa
+
+    from panopticon.store.tables import Metric
+
+    made = api.post("/api/metrics", json={"item": "Score it from 1 to 10."}, headers=ADMIN)
+    with api.app.state.engine.begin() as conn:  # type: ignore[attr-defined]
+        definition = {"name": "metric", "type": "rubric", "prompt": "p", "scale": [1, None]}
+        conn.execute(
+            sa.update(Metric)
+            .where(Metric.c.id == made.json()["id"])
+            .values(definition={**definition, "threshold": "NaN"})
+        )
+    listed = api.get("/api/metrics", headers=ADMIN)
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["items"][0]["scale"] is None
+
+
 def test_a_nul_byte_in_a_filter_or_a_path_is_a_422_naming_the_parameter(api: TestClient) -> None:
     r = api.get("/api/queries", params={"theme": "a\x00b"}, headers=ADMIN)
     assert r.status_code == 422 and _field(r) == "theme"

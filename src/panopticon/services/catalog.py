@@ -211,14 +211,21 @@ class MetricRecord:
     @classmethod
     def of(cls, row: Any) -> MetricRecord:
         d = row.definition or {}
+        scale, threshold = d.get("scale"), d.get("threshold")
+        # a row stored before NaN was refused holds null there (JSON has no NaN): it is
+        # shown as "no scale" instead of failing every listing of the workspace's metrics
+        if not (isinstance(scale, list) and all(isinstance(x, int | float) for x in scale)):
+            scale = None
+        if not isinstance(threshold, int | float):
+            threshold = None
         return cls(
             id=int(row.id),
             item=d.get("prompt"),
             type=row.category or row.name,
             name=row.name,
             kind=row.type,
-            scale=d.get("scale"),
-            threshold=d.get("threshold"),
+            scale=scale,
+            threshold=threshold,
             metadata=row.metadata or {},
             version=row.version,
             created_at=row.created_at,
