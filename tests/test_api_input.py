@@ -313,3 +313,39 @@ def test_the_api_docs_load_nothing_from_outside(api: TestClient) -> None:
             asset = api.get(url)
             assert asset.status_code == 200 and len(asset.content) > 500, url
     assert "cdn" not in page.text.lower()
+
+
+def test_filtered_listings_read_one_page_not_the_whole_workspace(api: TestClient) -> None:
+    """Metadata and text filters run in the database: every statement that reads queries
+    or metrics for a listing is paged (LIMIT), none loads every row to filter in Python."""
+    import sqlalchemy as sa
+
+    for i in range(30):
+        api.post("/api/queries", json={"item": f"q{i}", "metadata": {"i": i}}, headers=ADMIN)
+        api.post("/api/metrics", json={"item": f"m{i}", "name": f"m{i}"}, headers=ADMIN)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()).upper())
+
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for path, params in [
+            ("/api/queries", {"metadata_key": "i", "metadata_value": "7"}),
+            ("/api/queries", {"metadata_key": "i", "text": "q1"}),
+            ("/api/metrics", {"text": "m1", "type": "metric"}),
+        ]:
+            statements.clear()
+            page = api.get(path, params=params, headers=ADMIN)
+            assert page.status_code == 200 and page.json()["total"] >= 1
+            reads = [
+                s
+                for s in statements
+                if s.startswith("SELECT")
+                and re.search(r'FROM "?(QUERY|METRIC)"?\b', s)
+                and "COUNT(" not in s
+            ]
+            assert reads and all("LIMIT" in s for s in reads), statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)

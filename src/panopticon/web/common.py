@@ -151,6 +151,8 @@ def json_field(form: dict[str, str], key: str) -> dict[str, Any] | None:
         raise ConfigError(
             Issue(f"not valid JSON: {exc.msg} at character {exc.pos}", field=key)
         ) from None
+    except RecursionError:
+        raise ConfigError(Issue("nested too deeply", field=key)) from None
     if not isinstance(value, dict):
         raise ConfigError(Issue('must be a JSON object, like {"lang": "en"}', field=key))
     return value
