@@ -270,9 +270,9 @@ def label_result(
         )
     with engine.begin() as conn:
         scale = queries.metric_scales(conn, [metric_ids[metric]]).get(metric_ids[metric])
-        problem = _off_scale(value, scale, metric)
-        if problem:
-            raise ConfigError(Issue(problem[0], field="value", hint=problem[1]))
+        off_scale = _off_scale(value, scale, metric)
+        if off_scale:
+            raise ConfigError(Issue(off_scale[0], field="value", hint=off_scale[1]))
         _, replaced = queries.upsert_annotations(
             conn,
             workspace_id,
