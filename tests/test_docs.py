@@ -70,7 +70,7 @@ def blocks(language: str) -> list[tuple[int, str]]:
 
 def test_every_yaml_block_parses_and_every_suite_in_one_validates(tmp_path: Path) -> None:
     assert blocks("yaml"), "the README shows a suite"
-    for line, text in blocks("yaml"):
+    for line, text in blocks("yaml") + blocks("yml"):
         data = yaml.safe_load(text)  # a block that is not YAML fails here, with its line
         if not (isinstance(data, dict) and "models" in data and "queries" in data):
             continue
@@ -106,7 +106,9 @@ def test_every_shell_block_is_valid_and_names_real_commands_options_and_targets(
     makefile = (Path(__file__).parents[1] / "Makefile").read_text()
     targets = set(re.findall(r"^([\w-]+):", makefile, re.M))
     extras = set(tomllib.loads(PYPROJECT)["project"]["optional-dependencies"])
-    for line, text in blocks("sh"):
+    shell = blocks("sh") + blocks("bash") + blocks("shell")
+    assert shell, "the README shows commands"
+    for line, text in shell:
         syntax = subprocess.run(["bash", "-n"], input=text, text=True, capture_output=True)
         assert syntax.returncode == 0, f"README.md:{line}: {syntax.stderr}"
         for offset, command_line in enumerate(text.replace("\\\n", " ").splitlines()):
