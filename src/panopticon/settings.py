@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from panopticon.errors import ConfigError, Issue
 
@@ -67,12 +67,34 @@ class Settings(BaseModel):
         description="Signs the web UI's session cookies (at least 32 characters). Unset: a "
         "random key kept in `home`; set it when several servers share sessions.",
     )
+    max_request_bytes: int = Field(
+        default=10_000_000,
+        ge=1024,
+        le=2**31,
+        description="The largest request body the API accepts, in bytes; a larger one is "
+        "refused with 413 before it is parsed.",
+    )
     api_key: str | None = Field(
         default=None,
         min_length=16,
         description="A bootstrap key: accepted by the API as an admin of the default "
         "workspace (at least 16 characters). Create real keys with `panopticon keys create`.",
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        scheme = url.split("://", 1)[0].lower() if "://" in url else None
+        if scheme is None or not scheme.startswith(("sqlite", "postgresql", "postgres")):
+            what = "has no scheme" if scheme is None else f"has the unknown scheme '{scheme}'"
+            raise ValueError(  # the URL itself is not shown: it may hold a password
+                f"the database URL {what}: give "
+                "postgresql://user@host:5432/dbname or sqlite:////absolute/path.db, or unset it "
+                "for the embedded SQLite database"
+            )
+        return url
 
     @property
     def resolved_database_url(self) -> str:
@@ -104,6 +126,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         return Settings(**values)  # type: ignore[arg-type]
     except ValidationError as exc:
         issues = [
-            Issue(e["msg"], field=ENV_PREFIX + str(e["loc"][0]).upper()) for e in exc.errors()
+            Issue(
+                e["msg"].removeprefix("Value error, "), field=ENV_PREFIX + str(e["loc"][0]).upper()
+            )
+            for e in exc.errors()
         ]
         raise ConfigError(issues) from None

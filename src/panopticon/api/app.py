@@ -10,8 +10,10 @@ from typing import Any
 from fastapi import FastAPI
 
 from panopticon import __version__
+from panopticon.api.docs import install_docs
 from panopticon.api.errors import install_error_handlers
-from panopticon.api.routes import health, judge, keys, metrics, models, queries, runs
+from panopticon.api.limits import RequestLimits
+from panopticon.api.routes import health, judge, keys, metrics, models, online, queries, runs
 from panopticon.api.schemas import ErrorPublic
 from panopticon.services.runs import open_store
 from panopticon.services.tasks import JobQueue, LocalQueue
@@ -40,10 +42,12 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     errors: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorPublic, "description": text}
         for code, text in (
+            (400, "The body cannot be read (not UTF-8 JSON, or nested too deeply)"),
             (401, "No API key, or an unknown or revoked one"),
             (403, "The key's role may not do this"),
             (404, "Not in this workspace"),
             (409, "Clashes with stored data"),
+            (413, "The body is larger than the server's limit (max_request_bytes)"),
             (422, "Invalid input; the error names the field"),
             (503, "The database or a provider cannot be reached"),
         )
@@ -52,7 +56,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
         title="Panopticon",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # install_docs: Swagger UI from files in the package, not a CDN
         openapi_url="/api/openapi.json",
         redoc_url=None,
         responses=errors,
@@ -72,7 +76,9 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
         jobs = QueueSubmitter(build_app(settings, app.state.env, sync=True), app.state.engine)
     app.state.jobs = jobs
     install_error_handlers(app)
-    for module in (health, queries, metrics, models, judge, runs, keys):
+    install_docs(app)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_bytes)
+    for module in (health, queries, metrics, models, judge, runs, keys, online):
         app.include_router(module.router)
     app.include_router(judge.jobs_router)
     from panopticon.web import install as install_web

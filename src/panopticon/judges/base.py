@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "METRICS_ENTRY_POINT_GROUP",
     "JudgeCall",
     "JudgeReply",
     "Metric",
@@ -22,6 +23,7 @@ __all__ = [
     "MetricResult",
     "MetricSpec",
     "build_metric",
+    "gives_pass_fail",
     "metric_types",
     "register_metric",
     "spec_class",
@@ -117,6 +119,14 @@ class Metric(abc.ABC):
         return MetricResult(None, None, None, error=message, judge=judge)
 
 
+def gives_pass_fail(spec: MetricSpec) -> bool:
+    """Whether the metric's scores pass or fail: it has a threshold, or it is a check
+    (exact, regex, length, pii, ...) rather than a score on a scale or a pairwise judge."""
+    if spec.threshold is not None:
+        return True
+    return getattr(spec, "scale", None) is None and spec.type != "pairwise"
+
+
 @dataclass(frozen=True)
 class _Entry:
     spec: type[MetricSpec]
@@ -124,8 +134,9 @@ class _Entry:
 
 
 _REGISTRY: dict[str, _Entry] = {}
-_builtins_loaded = False
-_builtins_lock = threading.Lock()  # suites are parsed in several threads at once (jobs)
+_builtins_loaded = threading.Event()
+_builtins_lock = threading.Lock()
+METRICS_ENTRY_POINT_GROUP = "panopticon.metrics"
 
 
 def register_metric(type_name: str, spec: type[MetricSpec], metric: type[Metric]) -> None:
@@ -134,28 +145,32 @@ def register_metric(type_name: str, spec: type[MetricSpec], metric: type[Metric]
 
 
 def _load_builtins() -> None:
-    if not _builtins_loaded:
-        with _builtins_lock:
-            _register_builtins()
-
-
-def _register_builtins() -> None:
-    global _builtins_loaded
-    if _builtins_loaded:  # another thread did it while this one waited for the lock
+    """Once per process; a second thread waits for the first instead of reading a
+    half-filled registry (two requests at once on a fresh server did)."""
+    if _builtins_loaded.is_set():
         return
-    from panopticon.judges import (
-        heuristics,
-        pairwise,
-        panel,
-        rag,
-        reference,
-        rubric,
-        safety,
-    )
+    with _builtins_lock:
+        if _builtins_loaded.is_set():
+            return
+        from panopticon.judges import (
+            heuristics,
+            pairwise,
+            panel,
+            rag,
+            reference,
+            rubric,
+            safety,
+        )
 
-    for module in (rubric, reference, heuristics, rag, safety, pairwise, panel):
-        module.register()
-    _builtins_loaded = True  # only once every built-in is registered
+        for module in (rubric, reference, heuristics, rag, safety, pairwise, panel):
+            module.register()
+        # Outside packages: each entry point of `panopticon.metrics` is a callable that calls
+        # register_metric(), as every built-in module's register() does.
+        from panopticon.plugins import load_entry_points
+
+        for register in load_entry_points(METRICS_ENTRY_POINT_GROUP).values():
+            register()
+        _builtins_loaded.set()
 
 
 def metric_types() -> list[str]:

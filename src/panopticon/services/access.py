@@ -16,11 +16,9 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
-
 from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
 from panopticon.settings import Settings
+from panopticon.store.engine import Engine
 from panopticon.store.queries import access, catalog
 from panopticon.store.tables import ROLES
 
@@ -113,7 +111,7 @@ class _KeyUsage:
                 with self.engine.begin() as conn:
                     for key_id, at in batch.items():
                         access.touch_key(conn, key_id, at)
-            except SQLAlchemyError as exc:  # a usage time is not worth failing for
+            except Exception as exc:  # a usage time is not worth failing a request for
                 log.warning("could not record when API keys were last used: %s", exc)
 
 

@@ -7,11 +7,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.sources import iter_csv, iter_jsonl
+from panopticon.evaluation.text import unstorable
 from panopticon.stats.agreement import cohen_kappa, spearman
+from panopticon.store.engine import Engine
 from panopticon.store.queries import annotations as queries
 from panopticon.store.queries import catalog
 
@@ -51,6 +51,18 @@ def _float(raw: Any, file: str, line: int, name: str) -> float | None:
         raise ConfigError(
             Issue(f"'{name}' must be a number, not {raw!r}", file=file, line=line, field=name)
         ) from None
+
+
+def _off_scale(
+    value: float | None, scale: tuple[float, float] | None, metric: str
+) -> tuple[str, str] | None:
+    """The problem with a label's value outside its metric's scale (a 42 on 1 to 10)."""
+    if value is None or scale is None or scale[0] <= value <= scale[1]:
+        return None
+    return (
+        f"{value:g} is outside the scale of '{metric}' ({scale[0]:g} to {scale[1]:g})",
+        f"give a value from {scale[0]:g} to {scale[1]:g}",
+    )
 
 
 def import_labels(engine: Engine, workspace: str, path: Path, annotator: str) -> tuple[int, int]:
@@ -151,6 +163,15 @@ def import_labels(engine: Engine, workspace: str, path: Path, annotator: str) ->
                 )
             else:
                 p["metric_id"] = metrics[p["metric"]]
+        scales = queries.metric_scales(
+            conn, [p["metric_id"] for _, p in parsed if "metric_id" in p]
+        )
+        for line, p in parsed:
+            problem = _off_scale(p.get("value"), scales.get(p.get("metric_id", -1)), p["metric"])
+            if problem:
+                issues.append(
+                    Issue(problem[0], file=file, line=line, field="value", hint=problem[1])
+                )
         if issues:
             raise ConfigError(issues)
         return queries.upsert_annotations(conn, ws, [p for _, p in parsed])
@@ -234,8 +255,11 @@ def label_result(
         raise ConfigError(
             Issue("a label needs a score or a pass/fail", field="value", hint="give one or both")
         )
+    problem = unstorable(comment, "comment") or unstorable(annotator, "annotator")
+    if problem:
+        raise ConfigError(Issue(problem.split(": ", 1)[1], field=problem.split(":", 1)[0]))
     found = get_result(engine, workspace_id, result_id)
-    metric_ids = {s["metric"]: s["metric_id"] for s in found["scores"]}
+    metric_ids = {s.metric: s.metric_id for s in found.scores}
     if metric not in metric_ids:
         raise ConfigError(
             Issue(
@@ -245,12 +269,16 @@ def label_result(
             )
         )
     with engine.begin() as conn:
+        scale = queries.metric_scales(conn, [metric_ids[metric]]).get(metric_ids[metric])
+        off_scale = _off_scale(value, scale, metric)
+        if off_scale:
+            raise ConfigError(Issue(off_scale[0], field="value", hint=off_scale[1]))
         _, replaced = queries.upsert_annotations(
             conn,
             workspace_id,
             [
                 {
-                    "result_id": found["id"],
+                    "result_id": found.id,
                     "metric_id": metric_ids[metric],
                     "annotator": annotator,
                     "value": value,

@@ -19,14 +19,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
 from panopticon.evaluation.sources import Located
 from panopticon.evaluation.suite import LoadedSuite, parse_suite
 from panopticon.services.evaluate import build_suite
 from panopticon.services.runs import prepare_loaded, read_totals
 from panopticon.services.tasks import TASKS, TaskContext
+from panopticon.store.engine import Engine
 from panopticon.store.queries import jobs as q
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.tables.base import utcnow
@@ -93,11 +92,9 @@ def record_job_with(
     enqueue: Callable[[Any, int], None],
 ) -> int:
     """The job row and its queue entry in one transaction: ``enqueue(connection, job_id)``
-    writes the entry on the same connection, so either both are stored or neither."""
-    with engine.begin() as conn:
-        job_id = q.insert_job(conn, workspace_id, kind, payload)
-        enqueue(conn, job_id)
-    return job_id
+    writes the entry on the same connection, so either both are stored or neither (a
+    database error is a StoreError)."""
+    return q.insert_job_with(engine, workspace_id, kind, payload, enqueue)
 
 
 def queued_jobs(engine: Engine) -> list[tuple[int, str]]:

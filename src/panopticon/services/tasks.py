@@ -21,10 +21,9 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import ConfigError, Issue
 from panopticon.settings import Settings
+from panopticon.store.engine import Engine
 
 __all__ = [
     "TASKS",

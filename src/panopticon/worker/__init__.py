@@ -19,11 +19,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
-
 from panopticon.errors import StoreError
 from panopticon.settings import Settings
+from panopticon.store.engine import Engine
 
 __all__ = [
     "QUEUE",
@@ -173,7 +171,7 @@ class QueueSubmitter:
 
         try:
             return record_job_with(self.engine, workspace_id, kind, payload, enqueue)
-        except (SQLAlchemyError, ProcrastinateException, psycopg.Error) as exc:
+        except (StoreError, ProcrastinateException, psycopg.Error) as exc:
             raise StoreError(
                 f"could not queue the job: {exc}; nothing was recorded, so sending it again is safe"
             ) from None

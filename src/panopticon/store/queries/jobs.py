@@ -7,13 +7,15 @@ written in one transaction (see :func:`panopticon.worker.defer_in`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
+from panopticon.errors import StoreError
 from panopticon.store.tables import Job, JobShard, Query, Result, Run, Workspace
 from panopticon.store.tables.base import utcnow
 
@@ -26,6 +28,7 @@ __all__ = [
     "find_job",
     "finish_job_if_last",
     "insert_job",
+    "insert_job_with",
     "insert_shards",
     "job_progress",
     "pending_job_ids",
@@ -88,6 +91,24 @@ def insert_job(conn: Connection, workspace_id: int, kind: str, payload: dict[str
             .returning(Job.c.id)
         ).scalar_one()
     )
+
+
+def insert_job_with(
+    engine: Engine,
+    workspace_id: int,
+    kind: str,
+    payload: dict[str, Any],
+    enqueue: Callable[[Connection, int], None],
+) -> int:
+    """The job row, then ``enqueue(conn, job_id)`` on the same connection, in one
+    transaction; a database error rolls both back and is a StoreError."""
+    try:
+        with engine.begin() as conn:
+            job_id = insert_job(conn, workspace_id, kind, payload)
+            enqueue(conn, job_id)
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreError(f"could not record the job: {getattr(exc, 'orig', exc)}") from None
+    return job_id
 
 
 def find_job(conn: Connection, job_id: int, workspace_id: int | None = None) -> JobRow | None:

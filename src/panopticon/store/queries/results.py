@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from panopticon.store.queries.match import ESCAPE, like_pattern
 from panopticon.store.tables import Annotation, Metric, Model, Query, Result, Run, Score
 
 __all__ = ["ResultFilters", "result_detail", "search_scores"]
@@ -100,11 +101,13 @@ def _statements(shape: tuple[bool, ...]) -> tuple[Any, Any]:
                 Score.c.query_id.in_(
                     sa.select(Query.c.id).where(
                         Query.c.workspace_id == ws,
-                        Query.c.text.ilike(pattern, escape="\\"),
+                        Query.c.text.ilike(pattern, escape=ESCAPE),
                     )
                 ),
                 Score.c.result_id.in_(
-                    sa.select(Result.c.id).where(Result.c.response_text.ilike(pattern, escape="\\"))
+                    sa.select(Result.c.id).where(
+                        Result.c.response_text.ilike(pattern, escape=ESCAPE)
+                    )
                 ),
             )
         )
@@ -167,9 +170,7 @@ def search_scores(
     }
     if "text" in params:
         text = params.pop("text")
-        params["pattern"] = (
-            "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        )
+        params["pattern"] = like_pattern(text)  # the one LIKE rule: wildcards escaped
     cap = max(count_cap, offset + limit) + 1
     total = int(conn.execute(count, {**params, "ws": workspace_id, "cap": cap}).scalar() or 0)
     exact = total < cap
