@@ -166,3 +166,12 @@ def test_when_the_enqueue_fails_no_job_is_left_queued(
         assert wait_for_job(api, r.json()["id"])["status"] == "completed"
     finally:
         admin.dispose()
+
+
+def test_a_periodic_task_is_a_procrastinate_periodic_task_on_postgresql() -> None:
+    """Every N seconds becomes procrastinate's cron (a sixth column for seconds)."""
+    from panopticon.worker import cron_of
+
+    assert cron_of(5) == "* * * * * */5"
+    assert cron_of(120) == "*/2 * * * *"
+    assert cron_of(7200) == "0 */2 * * *"
