@@ -87,7 +87,8 @@ def print_summary(summary: Summary) -> None:
     if not summary.metrics:
         return
     scores = Table(
-        title="Scores by model and metric (mean with 95% CI; pass rate with Wilson 95% CI)",
+        title="Scores by model and metric (95% CIs clustered by query, within the scale; "
+        "n: scores (queries))",
         title_justify="left",
     )
     for col in (
@@ -104,9 +105,12 @@ def print_summary(summary: Summary) -> None:
     ):
         scores.add_column(col, justify="left" if col in ("model", "metric") else "right")
     for s in summary.metrics:
-        ci = "-" if s.mean_low is None else f"{s.mean_low:.2f} to {s.mean_high:.2f}"
+        few = "too few to say" if s.n else "-"  # one query: no interval
+        ci = few if s.mean_low is None else f"{s.mean_low:.2f} to {s.mean_high:.2f}"
         rate = "-" if s.pass_rate is None else f"{s.pass_rate:.0%}"
-        rate_ci = "-" if s.pass_low is None else f"{s.pass_low:.0%} to {s.pass_high:.0%}"
+        rate_ci = "-" if s.pass_rate is None else few
+        if s.pass_low is not None:
+            rate_ci = f"{s.pass_low:.0%} to {s.pass_high:.0%}"
         scores.add_row(
             s.model,
             s.metric,
@@ -114,7 +118,7 @@ def print_summary(summary: Summary) -> None:
             ci,
             rate,
             rate_ci,
-            str(s.n),
+            str(s.n) if s.clusters == s.n else f"{s.n} ({s.clusters})",
             f"[red]{s.errors}[/]" if s.errors else "0",
             f"{s.judge_tokens:,}" if s.judge_tokens else "-",
             money(s.judge_cost_usd) if s.judge_tokens else "-",

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from panopticon.cli.output import console, handle_errors, money, print_summary
+from panopticon.judges.base import score_kinds
 from panopticon.services.exports import render_export
 from panopticon.services.runs import (
     describe_run_state,
@@ -85,7 +86,7 @@ def show(
         + (f", finished {row.finished_at:%H:%M:%S}" if row.finished_at else "")
         + (f", suite {row.suite_path}" if row.suite_path else "")
     )
-    print_summary(summarize(rows))
+    print_summary(summarize(rows, score_kinds(row.suite.get("metrics", []))))
     failures = [r for r in rows if r["error"]]
     score_failures = [(r, name, s) for r in rows for name, s in r["scores"].items() if s["error"]]
     shown = failures if errors else failures[:5]
