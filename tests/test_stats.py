@@ -16,9 +16,12 @@ from panopticon.stats.intervals import (
     t_quantile,
     wilson,
 )
+from panopticon.stats.kinds import ScoreKind
 from panopticon.stats.paired import compare_metrics, holm
 from panopticon.stats.percentiles import percentiles
 from panopticon.stats.ranking import bradley_terry
+
+PASS_FAIL = ScoreKind(binary=True, low=0.0, high=1.0)
 
 
 @pytest.mark.parametrize("df", [1, 2, 3, 4, 5, 10, 31, 200, 999])
@@ -75,7 +78,8 @@ def test_a_real_difference_is_found_and_noise_is_called_tied() -> None:
     results = {
         r.metric: r
         for r in compare_metrics(
-            {"quality": (better, base), "style": (same, base), "passed": (pass_b, pass_a)}
+            {"quality": (better, base), "style": (same, base), "passed": (pass_b, pass_a)},
+            kinds={"passed": PASS_FAIL},
         )
     }
     assert results["quality"].verdict == "A better" and results["quality"].test == "wilcoxon"
@@ -95,8 +99,16 @@ def test_too_few_items_for_the_effect_that_matters_is_warned() -> None:
 def test_mcnemar_p_value_is_the_exact_binomial() -> None:
     a = [1.0] * 10 + [0.0] * 2 + [1.0] * 20
     b = [0.0] * 10 + [1.0] * 2 + [1.0] * 20
-    (r,) = compare_metrics({"p": (a, b)})
+    (r,) = compare_metrics({"p": (a, b)}, kinds={"p": PASS_FAIL})
     assert r.p_value == pytest.approx(stats.binomtest(10, 12, 0.5).pvalue)
+
+
+def test_the_test_follows_the_metric_type_not_the_values() -> None:
+    """A 1-10 rubric whose scores were all 1 or 10 (normalised 0 or 1) is still a scale."""
+    a = [1.0] * 10 + [0.0] * 2 + [1.0] * 20
+    b = [0.0] * 10 + [1.0] * 2 + [1.0] * 20
+    (r,) = compare_metrics({"q": (a, b)}, kinds={"q": ScoreKind(binary=False, low=1, high=10)})
+    assert r.test == "wilcoxon"
 
 
 def test_kappa_matches_a_hand_computation() -> None:

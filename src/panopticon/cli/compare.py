@@ -18,7 +18,12 @@ __all__ = ["compare"]
 
 
 def _print(c: Comparison) -> None:
-    table = Table(title=f"A = {c.label_a}   B = {c.label_b}", title_justify="left")
+    table = Table(
+        title=f"A = {c.label_a}   B = {c.label_b}",
+        caption=f"n: items paired; p (Holm): corrected across all {c.tests} tests shown",
+        title_justify="left",
+        caption_justify="left",
+    )
     for col in (
         "metric",
         "n",
@@ -33,7 +38,7 @@ def _print(c: Comparison) -> None:
     ):
         table.add_column(col, justify="left" if col in ("metric", "test", "verdict") else "right")
     for r in c.results:
-        color = "green" if r.verdict != "tied" else "yellow"
+        color = {"tied": "yellow", "too few": "red"}.get(r.verdict, "green")
         table.add_row(
             r.metric,
             str(r.n),
