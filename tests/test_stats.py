@@ -158,6 +158,19 @@ def test_bradley_terry_ranks_a_clear_order_with_intervals() -> None:
     assert gap == pytest.approx(400 * math.log10(2.0), abs=60)
 
 
+@pytest.mark.parametrize("games_per_pair", [3, 10, 30, 100])
+def test_bradley_terry_intervals_contain_their_estimate_under_complete_separation(
+    games_per_pair: int,
+) -> None:
+    """a always beats b and c, b always beats c: the plain estimate is infinite; the
+    penalised one is finite, its interval contains it, and the separation is said."""
+    games = [("a", "b", 1.0), ("b", "c", 1.0), ("a", "c", 1.0)] * games_per_pair
+    ratings = bradley_terry(["a", "b", "c"], games)
+    assert [r.model for r in ratings] == ["a", "b", "c"]
+    assert all(r.low <= r.score <= r.high for r in ratings)
+    assert [r.separated for r in ratings] == [True, False, True]
+
+
 def test_an_interval_from_sums_equals_the_interval_from_the_values() -> None:
     """The dashboard computes intervals from GROUP BY sums: they must be the same."""
     values = [0.1, 0.5, 0.9, 0.4, 0.7, 0.3, 1.0, 0.0]

@@ -78,9 +78,12 @@ def _histograms(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def pairwise_summary(pairs: list[dict[str, Any]], models: list[str]) -> list[dict[str, Any]]:
-    """Per pairwise metric: win rates (ties count half) with Wilson intervals, the share of
-    pairs whose two orders disagreed (position bias), and a Bradley-Terry ranking."""
-    from panopticon.stats.intervals import wilson
+    """Per pairwise metric: win rates (ties count half, on the exact count) with 95%
+    intervals, the judge's position preference (P(first shown wins) - P(second shown
+    wins), with its interval) beside the share of pairs whose two orders disagreed, and a
+    Bradley-Terry ranking."""
+    from panopticon.stats.intervals import ClusterSums, bounded_interval
+    from panopticon.stats.position import position_bias
     from panopticon.stats.ranking import bradley_terry
 
     out = []
@@ -99,7 +102,9 @@ def pairwise_summary(pairs: list[dict[str, Any]], models: list[str]) -> list[dic
                 if not outcomes:
                     continue
                 wins = sum(outcomes)
-                ci = wilson(round(wins), len(outcomes))
+                # Wilson on the count without ties; with ties (halves) its quasi-binomial
+                # form on the exact fractional count
+                ci = bounded_interval(ClusterSums.of([o] for o in outcomes), binary=True)
                 rates.append(
                     {
                         "a": a,
@@ -110,17 +115,28 @@ def pairwise_summary(pairs: list[dict[str, Any]], models: list[str]) -> list[dic
                         "high": ci.high,
                     }
                 )
-        disagreed = sum(1 for p in judged if p["verdict_ab"] != p["verdict_ba"])
+        bias = position_bias((p["verdict_ab"], p["verdict_ba"]) for p in judged)
+        preference = bias.preference
         present = sorted({m for g in games for m in g[:2]}, key=models.index)
         ranking = [vars(r) for r in bradley_terry(present, games)] if len(present) > 2 else []
+        separated = [r["model"] for r in ranking if r["separated"]]
         out.append(
             {
                 "metric": metric,
                 "pairs": len(judged),
                 "errors": sum(1 for p in pairs if p["metric"] == metric and p["error"]),
-                "position_bias_rate": disagreed / len(judged) if judged else None,
+                "order_disagreement_rate": bias.disagreement,
+                "position_preference": preference.estimate if preference else None,
+                "position_preference_low": preference.low if preference else None,
+                "position_preference_high": preference.high if preference else None,
                 "win_rates": rates,
                 "ranking": ranking,
+                "ranking_note": (
+                    f"{', '.join(separated)} won or lost every game: no finite strength "
+                    "fits, so the score shown is penalised (half a drawn game per pair)"
+                    if separated
+                    else None
+                ),
             }
         )
     return out

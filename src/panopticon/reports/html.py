@@ -39,6 +39,26 @@ def _num(v: float | None, key: str, fmt: str = "{:.3f}") -> Cell:
     return Cell("-" if v is None else fmt.format(v), key if v is not None else None, v)
 
 
+def position_text(pw: dict[str, Any]) -> str:
+    """The judge's position preference beside its order disagreement, in words."""
+    if not pw["pairs"]:
+        return "No pair was judged."
+    pref, low, high = (
+        pw["position_preference"],
+        pw["position_preference_low"],
+        pw["position_preference_high"],
+    )
+    interval = (
+        "too few pairs for an interval" if low is None else f"95% CI {low:+.2f} to {high:+.2f}"
+    )
+    return (
+        f"Position preference, P(first shown wins) - P(second shown wins): {pref:+.2f} "
+        f"({interval}; 0 is none) over {pw['pairs']} pairs; the two orders disagreed on "
+        f"{pw['order_disagreement_rate']:.0%} of them (any noisy judge disagrees; this is "
+        "not a bias)."
+    )
+
+
 def sections(data: dict[str, Any]) -> list[Chart]:
     """The report's charts and tables, built from the report data alone."""
     models: list[str] = data["models"]
@@ -249,12 +269,11 @@ def sections(data: dict[str, Any]) -> list[Chart]:
                     Cell(""),
                 ]
             )
-        bias = pw["position_bias_rate"]
         caption = (
             f"Pairwise judge '{pw['metric']}': each pair judged in both orders; a win "
-            f"needs both to agree. Orders disagreed on "
-            f"{'-' if bias is None else f'{bias:.0%}'} of {pw['pairs']} pairs "
-            "(position bias). Ranking scores are on the Elo scale."
+            f"needs both to agree. {position_text(pw)} Win-rate intervals: 95%, ties "
+            "count half. Ranking scores are on the Elo scale, with 95% bootstrap intervals."
+            + (f" {pw['ranking_note']}." if pw.get("ranking_note") else "")
         )
     else:
         rates = {(h["a"], h["b"]): h["win_rate"] for h in data["head_to_head"]}
