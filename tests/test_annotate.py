@@ -89,3 +89,39 @@ def test_bad_labels_are_rejected_with_their_line_and_nothing_is_stored(
     assert "its metrics: quality, short" in result.output
     cal = cli.invoke(app, ["calibration", "1"])
     assert "has no labels yet" in cal.output
+
+
+def test_a_second_annotator_with_the_same_labels_adds_no_certainty(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    """The same labels imported twice (as two annotators) are two labels of each answer,
+    not twice the answers: the kappa interval stays as wide (it used to narrow)."""
+    results = run_and_export(tmp_path, mock)
+    labels = [
+        {
+            "result_id": r["result_id"],
+            "metric": "quality",
+            "passed": r["scores"]["quality"]["passed"]
+            if i % 3
+            else not r["scores"]["quality"]["passed"],  # type: ignore[index]
+        }
+        for i, r in enumerate(results)
+    ]
+    write(tmp_path / "labels.jsonl", "\n".join(json.dumps(x) for x in labels) + "\n")
+    assert (
+        cli.invoke(
+            app, ["annotate", str(tmp_path / "labels.jsonl"), "--annotator", "ana"]
+        ).exit_code
+        == 0
+    )
+    (once,) = json.loads(cli.invoke(app, ["calibration", "1", "--json"]).output)
+    assert (
+        cli.invoke(app, ["annotate", str(tmp_path / "labels.jsonl"), "--annotator", "bo"]).exit_code
+        == 0
+    )
+    (twice,) = json.loads(cli.invoke(app, ["calibration", "1", "--json"]).output)
+    assert twice["labelled"] == 2 * once["labelled"] and twice["results"] == once["results"] == 16
+    assert twice["kappa"] == once["kappa"]
+    width_once = once["kappa_high"] - once["kappa_low"]
+    width_twice = twice["kappa_high"] - twice["kappa_low"]
+    assert width_twice >= 0.9 * width_once  # not 1/sqrt(2) as wide

@@ -3,12 +3,16 @@
 Cohen's kappa (pass/fail) with a bootstrap interval, Spearman's rho (scores) with a
 Fisher-z interval (Bonett and Wright's variance), and Krippendorff's alpha for several
 raters with missing ratings (nominal or interval data).
+
+When several labels describe one item (several annotators of one answer), the labels are
+not independent: give ``clusters`` (the item of each label) and the interval comes from a
+cluster bootstrap over items, so that a second copy of the same labels adds no certainty.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from statistics import NormalDist
 
 from panopticon.stats.intervals import Interval
@@ -30,24 +34,50 @@ def _kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
     return (observed - expected) / (1 - expected)
 
 
+def _cluster_indices(n: int, clusters: Sequence[Hashable] | None) -> list[list[int]]:
+    if clusters is None:
+        return [[i] for i in range(n)]
+    if len(clusters) != n:
+        raise ValueError("clusters must name the item of every label")
+    groups: dict[Hashable, list[int]] = {}
+    for i, c in enumerate(clusters):
+        groups.setdefault(c, []).append(i)
+    return list(groups.values())
+
+
+def _resamples(groups: list[list[int]], resamples: int, seed: int) -> Iterator[list[int]]:
+    """Label indices of each bootstrap resample of the clusters."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for draw in rng.integers(0, len(groups), size=(resamples, len(groups))):
+        yield [i for g in draw for i in groups[g]]
+
+
 def cohen_kappa(
-    a: Sequence[Hashable], b: Sequence[Hashable], *, resamples: int = 2000, seed: int = 0
+    a: Sequence[Hashable],
+    b: Sequence[Hashable],
+    *,
+    clusters: Sequence[Hashable] | None = None,
+    resamples: int = 2000,
+    seed: int = 0,
 ) -> Interval:
-    """Cohen's kappa with a percentile bootstrap interval over items."""
+    """Cohen's kappa with a percentile bootstrap interval over items (``clusters``: the
+    item of each label pair; the bootstrap then resamples items with all their labels)."""
     import numpy as np
 
     if len(a) != len(b) or not a:
         raise ValueError("kappa needs two equally long, non-empty label lists")
     k = _kappa(a, b)
-    n = len(a)
-    if n < 2:
-        return Interval(k, None, None, n)
-    rng = np.random.default_rng(seed)
-    stats = []
-    for idx in rng.integers(0, n, size=(resamples, n)):
-        stats.append(_kappa([a[i] for i in idx], [b[i] for i in idx]))
+    groups = _cluster_indices(len(a), clusters)
+    if len(groups) < 2:
+        return Interval(k, None, None, len(a), clusters=len(groups))
+    stats = [
+        _kappa([a[i] for i in idx], [b[i] for i in idx])
+        for idx in _resamples(groups, resamples, seed)
+    ]
     low, high = np.quantile(stats, [0.025, 0.975])
-    return Interval(k, float(low), float(high), n)
+    return Interval(k, float(low), float(high), len(a), clusters=len(groups))
 
 
 def _ranks(values: Sequence[float]) -> list[float]:
@@ -64,11 +94,44 @@ def _ranks(values: Sequence[float]) -> list[float]:
     return ranks
 
 
-def spearman(a: Sequence[float], b: Sequence[float]) -> Interval:
-    """Spearman's rho (ties get mid-ranks) with a 95% Fisher-z interval."""
+def _rho(a: Sequence[float], b: Sequence[float]) -> float:
+    n = len(a)
+    ra, rb = _ranks(a), _ranks(b)
+    ma, mb = sum(ra) / n, sum(rb) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
+    va = sum((x - ma) ** 2 for x in ra)
+    vb = sum((y - mb) ** 2 for y in rb)
+    return float("nan") if va == 0 or vb == 0 else cov / math.sqrt(va * vb)
+
+
+def spearman(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    clusters: Sequence[Hashable] | None = None,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Interval:
+    """Spearman's rho (ties get mid-ranks) with a 95% Fisher-z interval; with
+    ``clusters`` (the item of each pair) that repeat an item, a cluster bootstrap
+    percentile interval over items instead."""
     n = len(a)
     if n != len(b) or n < 3:
         raise ValueError("spearman needs two equally long lists of at least 3 values")
+    groups = _cluster_indices(n, clusters)
+    if len(groups) < n:
+        import numpy as np
+
+        rho = _rho(a, b)
+        if math.isnan(rho) or len(groups) < 3:
+            return Interval(rho, None, None, n, clusters=len(groups))
+        draws = [
+            _rho([a[i] for i in idx], [b[i] for i in idx])
+            for idx in _resamples(groups, resamples, seed)
+        ]
+        kept = [d for d in draws if not math.isnan(d)]
+        low, high = np.quantile(kept, [0.025, 0.975])
+        return Interval(rho, float(low), float(high), n, clusters=len(groups))
     ra, rb = _ranks(a), _ranks(b)
     ma, mb = sum(ra) / n, sum(rb) / n
     cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
