@@ -1,5 +1,9 @@
 """What the dashboard shows: workspace totals, scores by model, theme and day, with
-intervals. Aggregated by the database; intervals computed as in the run summaries."""
+intervals. Aggregated by the database; intervals computed as in the run summaries:
+clustered by query (repeats, and cached re-runs of the same answers across runs, are one
+query's scores, not new queries) and within 0..1. "Mean score by model" and the heatmap
+over all metrics are quality: the operational metrics (latency, cost) are left out, by the
+same rule as the report (:func:`panopticon.judges.base.operational_types`)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from panopticon.stats.intervals import moments_interval, wilson
+from panopticon.services.metric_kinds import operational_types
+from panopticon.stats.intervals import ClusterSums, bounded_interval
 from panopticon.store.queries import dashboard as q
 
 __all__ = ["Cell", "heatmap", "model_metrics", "overview", "trends"]
@@ -17,7 +22,8 @@ __all__ = ["Cell", "heatmap", "model_metrics", "overview", "trends"]
 
 @dataclass(frozen=True)
 class Cell:
-    """Normalised scores (0..1, higher is better) of one group, with a 95% t interval."""
+    """Normalised scores (0..1, higher is better) of one group with a 95% interval
+    clustered by query; ``clusters``: the queries behind the ``n`` scores."""
 
     n: int
     mean: float | None
@@ -27,23 +33,34 @@ class Cell:
     pass_low: float | None
     pass_high: float | None
     errors: int
+    clusters: int = 0
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Cell:
-        n = int(row["n"])
-        ci = moments_interval(n, float(row["total"]), float(row["squares"])) if n else None
-        judged, passed = int(row["with_threshold"]), int(row["passed"])
-        pr = wilson(passed, judged) if judged else None
-        # normalised scores live in 0..1: an interval is not drawn past the scale's ends
+        def sums(prefix: str) -> ClusterSums:
+            return ClusterSums(
+                int(row[f"{prefix}n"]),
+                int(row[f"{prefix}clusters"]),
+                float(row[f"{prefix}total"]),
+                float(row.get(f"{prefix}squares", row[f"{prefix}total"])),  # 0/1: x² = x
+                float(row[f"{prefix}totals_sq"]),
+                float(row[f"{prefix}totals_sizes"]),
+                float(row[f"{prefix}sizes_sq"]),
+            )
+
+        values, passes = sums(""), sums("pass_")
+        ci = bounded_interval(values) if values.n else None
+        pr = bounded_interval(passes, binary=True) if passes.n else None
         return cls(
-            n,
+            values.n,
             ci.estimate if ci else None,
-            max(0.0, ci.low) if ci and ci.low is not None else None,
-            min(1.0, ci.high) if ci and ci.high is not None else None,
+            ci.low if ci else None,
+            ci.high if ci else None,
             pr.estimate if pr else None,
             pr.low if pr else None,
             pr.high if pr else None,
             int(row["errors"]),
+            values.clusters,
         )
 
 
@@ -57,9 +74,17 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> dict[s
     with engine.connect() as conn:
         totals = q.totals(conn, workspace_id, since)
         per_day = q.run_days(conn, workspace_id, since)
-        by_model = q.score_moments(conn, workspace_id, by=("model",), since=since, judges=True)
+        groups = q.score_moments(
+            conn,
+            workspace_id,
+            by=("model", "quality"),
+            since=since,
+            judges=True,
+            operational=operational_types(),
+        )
         failures = q.recent_failures(conn, workspace_id, 10)
-    # the judges' share, from the same pass over the scores
+    # the judges' share, from the same pass over the scores (quality or not)
+    by_model = groups
     totals["scores"] = sum(int(r["scores"]) for r in by_model)
     totals["score_errors"] = sum(int(r["errors"]) for r in by_model)
     totals["input_tokens"] += sum(int(r["judge_input"]) for r in by_model)
@@ -77,7 +102,8 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> dict[s
                 {"status": s, "counts": [counts.get((d, s), 0) for d in day_list]} for s in statuses
             ],
         },
-        "models": [{"model": r["model"], **Cell.of(r).__dict__} for r in by_model],
+        # mean score by model: quality only (a fast, cheap model is not a better one)
+        "models": [{"model": r["model"], **Cell.of(r).__dict__} for r in by_model if r["quality"]],
         "failures": failures,
     }
 
@@ -98,7 +124,13 @@ def heatmap(
     """Model x theme cells, over one metric or all of them."""
     with engine.connect() as conn:
         rows = q.score_moments(
-            conn, workspace_id, by=("model", "theme"), run_id=run_id, metric=metric
+            conn,
+            workspace_id,
+            by=("model", "theme"),
+            run_id=run_id,
+            metric=metric,
+            operational=operational_types(),
+            quality_only=metric is None,  # over all metrics: quality only
         )
     return {
         "models": sorted({r["model"] for r in rows}),

@@ -1,11 +1,13 @@
 """Aggregates for the dashboard, computed in the database (GROUP BY), never by loading rows.
 
-Each returns sums (n, sum, sum of squares) so that the service computes means and
-intervals exactly as the run summaries do, whatever the number of scores.
+Each returns sums (per query, then per group) so that the service computes means and
+intervals clustered by query exactly as the run summaries do, whatever the number of
+scores.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -78,11 +80,19 @@ def score_moments(
     metric: str | None = None,
     since: datetime | None = None,
     judges: bool = False,
+    operational: Sequence[str] = (),
+    quality_only: bool = False,
 ) -> list[dict[str, Any]]:
-    """Per group: n, sum and sum of squares of normalised scores (0..1, higher is better;
-    pass/fail counts as 1/0), passed and judged-with-a-threshold counts, errors. ``by``
-    names the groups: any of model, metric, theme, day; ``judges`` adds the judges'
-    score count, tokens and cost. Scores carry their workspace,
+    """Per group, the sums that give a mean of normalised scores (0..1, higher is better;
+    pass/fail counts as 1/0) and its interval clustered by query: n, clusters, total,
+    squares, totals_sq, totals_sizes, sizes_sq (see
+    :class:`panopticon.stats.intervals.ClusterSums`), the same for pass/fail (``pass_``
+    prefix: n is the judged-with-a-threshold count, total the passed count), and errors.
+
+    Scores of one query (repeats, and cached re-runs of the same answer) are one cluster.
+    ``by`` names the groups: any of model, metric, theme, day, and ``quality`` (False for
+    the ``operational`` metric types); ``quality_only`` leaves the operational types out;
+    ``judges`` adds the judges' score count, tokens and cost. Scores carry their workspace,
     model and query, so only a theme needs a join (to the query)."""
     value = sa.case(
         (Score.c.normalized.is_not(None), Score.c.normalized),
@@ -90,22 +100,28 @@ def score_moments(
         (Score.c.passed.is_(False), 0.0),
         else_=None,
     )
+    passed = sa.case((Score.c.passed.is_(True), 1), else_=0)
+    operational_ids = sa.select(Metric.c.id).where(
+        Metric.c.workspace_id == workspace_id, Metric.c.type.in_(list(operational))
+    )
     columns = {
         "model": Score.c.model_id,
         "metric": Score.c.metric_id,
         "theme": Query.c.theme,
         "day": day_of(conn, Score.c.created_at),
+        "quality": sa.case((Score.c.metric_id.in_(operational_ids), False), else_=True),
     }
-    sums = {
+    # per cluster (group x query) first, then per group
+    inner_sums = {
         "n": sa.func.count(value),
         "total": sa.func.coalesce(sa.func.sum(value), 0.0),
         "squares": sa.func.coalesce(sa.func.sum(value * value), 0.0),
-        "passed": sa.func.count().filter(Score.c.passed.is_(True)),
-        "with_threshold": sa.func.count().filter(Score.c.passed.is_not(None)),
+        "pass_n": sa.func.count(Score.c.passed),
+        "pass_total": sa.func.coalesce(sa.func.sum(passed), 0),
         "errors": sa.func.count().filter(Score.c.error.is_not(None)),
     }
     if judges:  # the judges' count, tokens and cost: each aggregate costs a little
-        sums |= {
+        inner_sums |= {
             "scores": sa.func.count(),
             "judge_cost_usd": sa.func.coalesce(
                 sa.func.sum(Score.c.judge_cost_usd).filter(Score.c.judge_cached.is_(False)), 0
@@ -116,33 +132,70 @@ def score_moments(
     source: Any = Score
     if "theme" in by:  # the one join: scores carry the query, not its theme
         source = Score.join(Query, Query.c.id == Score.c.query_id)
-    q: Any = (
-        sa.select(*[columns[b].label(b) for b in by], *[f.label(k) for k, f in sums.items()])
+    inner: Any = (
+        sa.select(
+            *[columns[b].label(b) for b in by],
+            *[f.label(k) for k, f in inner_sums.items()],
+        )
         .select_from(source)
         .where(Score.c.workspace_id == workspace_id)
-        .group_by(*[columns[b] for b in by])
+        .group_by(*[columns[b] for b in by], Score.c.query_id)
     )
     if run_id is not None:
-        q = q.where(Score.c.run_id == run_id)
+        inner = inner.where(Score.c.run_id == run_id)
     if metric is not None:
-        q = q.where(
+        inner = inner.where(
             Score.c.metric_id.in_(
                 sa.select(Metric.c.id).where(
                     Metric.c.workspace_id == workspace_id, Metric.c.name == metric
                 )
             )
         )
+    if quality_only and operational:
+        inner = inner.where(Score.c.metric_id.not_in(operational_ids))
     if since is not None and _older_runs(conn, workspace_id, since):
         # by the runs of the period (a scan by time would read at random); skipped when
         # every run is in the period, the common case, which then reads in index order
-        q = q.where(
+        inner = inner.where(
             Score.c.run_id.in_(
                 sa.select(Run.c.id).where(
                     Run.c.workspace_id == workspace_id, Run.c.created_at >= since
                 )
             )
         )
+    c = inner.subquery()
+    outer_sums = {
+        "n": sa.func.sum(c.c.n),
+        "clusters": sa.func.count().filter(c.c.n > 0),
+        "total": sa.func.sum(c.c.total),
+        "squares": sa.func.sum(c.c.squares),
+        "totals_sq": sa.func.sum(c.c.total * c.c.total),
+        "totals_sizes": sa.func.sum(c.c.total * c.c.n),
+        "sizes_sq": sa.func.sum(c.c.n * c.c.n),
+        "pass_n": sa.func.sum(c.c.pass_n),
+        "pass_clusters": sa.func.count().filter(c.c.pass_n > 0),
+        "pass_total": sa.func.sum(c.c.pass_total),
+        "pass_totals_sq": sa.func.sum(c.c.pass_total * c.c.pass_total),
+        "pass_totals_sizes": sa.func.sum(c.c.pass_total * c.c.pass_n),
+        "pass_sizes_sq": sa.func.sum(c.c.pass_n * c.c.pass_n),
+        "errors": sa.func.sum(c.c.errors),
+    }
+    if judges:
+        outer_sums |= {
+            k: sa.func.sum(c.c[k])
+            for k in ("scores", "judge_cost_usd", "judge_input", "judge_output")
+        }
+    q = sa.select(*[c.c[b] for b in by], *[f.label(k) for k, f in outer_sums.items()]).group_by(
+        *[c.c[b] for b in by]
+    )
     rows = [dict(r._mapping) for r in conn.execute(q)]
+    for r in rows:
+        for k in outer_sums:
+            r[k] = r[k] or 0
+        # the compatible names: judged-with-a-threshold and passed counts
+        r["with_threshold"], r["passed"] = r["pass_n"], r["pass_total"]
+        if "quality" in by:
+            r["quality"] = bool(r["quality"])
     # ids to names: the model and metric tables are small
     if "model" in by:
         names = {
