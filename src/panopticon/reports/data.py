@@ -11,13 +11,13 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from panopticon.services.metric_kinds import run_kinds
 from panopticon.stats.summary import comparable_value, summarize
 from panopticon.store.queries import runs as run_queries
 
 __all__ = ["build_report"]
 
 HIST_BINS = 10
-NOT_QUALITY = ("latency", "cost")
 
 
 def _item_means(rows: list[dict[str, Any]], skip: set[str]) -> dict[str, dict[int, float]]:
@@ -216,14 +216,15 @@ def build_report(engine: Engine, run: run_queries.RunRow) -> dict[str, Any]:
         rows = run_queries.summary_inputs(conn, run.id)
         pairs = run_queries.pairwise_rows(conn, run.id)
         panels = run_queries.panel_votes(conn, run.id)
-    summary = summarize(rows)
+        kinds = run_kinds(conn, run.id)
+    summary = summarize(rows, kinds)
     models = [m.model for m in summary.models]
     metrics = sorted({m.metric for m in summary.metrics})
-    # quality is every metric but the operational ones (latency, cost)
-    types = {m.get("name"): m.get("type") for m in run.suite.get("metrics", [])}
+    # quality is every metric but the operational ones (latency, cost): the metric types say
+    operational = {name for name, kind in kinds.items() if not kind.quality}
     quality: dict[str, list[float]] = defaultdict(list)
     for m in summary.metrics:
-        if m.mean_normalized is not None and types.get(m.metric) not in NOT_QUALITY:
+        if m.mean_normalized is not None and m.metric not in operational:
             quality[m.model].append(m.mean_normalized)
     points = []
     for ms in summary.models:
@@ -241,7 +242,7 @@ def build_report(engine: Engine, run: run_queries.RunRow) -> dict[str, Any]:
     themes = sorted({m.theme for m in summary.by_theme if m.theme is not None})
     heat: dict[tuple[str, str], list[float]] = defaultdict(list)
     for m in summary.by_theme:
-        if m.mean_normalized is not None and m.theme is not None:
+        if m.mean_normalized is not None and m.theme is not None and m.metric not in operational:
             heat[(m.model, m.theme)].append(m.mean_normalized)
     heatmap = [
         {
@@ -268,9 +269,7 @@ def build_report(engine: Engine, run: run_queries.RunRow) -> dict[str, Any]:
         "summary": summary.as_dict(),
         "cost_quality": points,
         "theme_heatmap": heatmap,
-        "head_to_head": head_to_head(
-            rows, models, {name for name, kind in types.items() if kind in NOT_QUALITY}
-        ),
+        "head_to_head": head_to_head(rows, models, operational),
         "histograms": _histograms(rows),
         "pairwise": pairwise_summary(pairs, models),
         "panels": panel_summary(

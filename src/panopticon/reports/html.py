@@ -81,7 +81,7 @@ def sections(data: dict[str, Any]) -> list[Chart]:
         }
         for metric in data["metrics"]
     ]
-    table = Table(["model", "metric", "mean", "95% low", "95% high", "n", "errors"])
+    table = Table(["model", "metric", "mean", "95% low", "95% high", "n", "queries", "errors"])
     for i, m in enumerate(metrics_rows):
         k = f"summary.metrics.{i}"
         table.rows.append(
@@ -92,6 +92,7 @@ def sections(data: dict[str, Any]) -> list[Chart]:
                 _num(m["mean_low"], f"{k}.mean_low"),
                 _num(m["mean_high"], f"{k}.mean_high"),
                 _num(m["n"], f"{k}.n", "{:.0f}"),
+                _num(m["clusters"], f"{k}.clusters", "{:.0f}"),
                 _num(m["errors"], f"{k}.errors", "{:.0f}"),
             ]
         )
@@ -99,7 +100,9 @@ def sections(data: dict[str, Any]) -> list[Chart]:
         Chart(
             "mean-by-model",
             "Mean score by model",
-            "Each metric on its own scale; whiskers are 95% t intervals.",
+            "Each metric on its own scale; whiskers are 95% intervals clustered by query "
+            "(n scores from that many queries: repeats are not new queries) that stay "
+            "within the metric's scale; '-' where one query is too few to say.",
             charts.mean_panels(panels, models),
             table,
         )
@@ -147,7 +150,7 @@ def sections(data: dict[str, Any]) -> list[Chart]:
         Chart(
             "theme-heatmap",
             "Themes by model",
-            "Mean normalised score over all metrics, per theme.",
+            "Mean normalised score over all quality metrics (not latency or cost), per theme.",
             charts.heatmap(models, data["themes"], cells, "Theme by model"),
             table,
             "No theme data.",
@@ -233,7 +236,7 @@ def sections(data: dict[str, Any]) -> list[Chart]:
         Chart(
             "pass-rate",
             "Pass rate by metric",
-            "Whiskers are Wilson 95% intervals.",
+            "Whiskers are Wilson 95% intervals (clustered by query when there are repeats).",
             charts.grouped_bars(groups, models, "Pass rate by metric"),
             table,
             "No metric has a threshold.",
