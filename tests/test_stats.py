@@ -181,3 +181,21 @@ def test_an_interval_from_sums_equals_the_interval_from_the_values() -> None:
         direct.high
     )
     assert moments_interval(1, 0.5, 0.25).low is None
+
+
+def test_equal_differences_still_get_an_honest_warning_and_interval() -> None:
+    """Ten pairs that all differ by nothing: the old power warning said nothing (its SD
+    was 0, so every difference looked detectable) and the interval had no width."""
+    a = [0.5] * 10
+    (r,) = compare_metrics({"q": (a, list(a))}, min_effect=0.05)
+    assert r.verdict == "tied" and r.ci_low < 0 < r.ci_high
+    assert r.warning is not None and "needs about" in r.warning
+
+
+def test_a_handful_of_pairs_gets_no_verdict_whatever_the_differences() -> None:
+    a, b = [1.0] * 5, [0.0] * 5
+    (r,) = compare_metrics({"q": (a, b)}, min_effect=0.05)
+    assert r.verdict == "too few"
+    assert r.warning == ("n=5 pairs: no test can reach p<0.05 with fewer than 6 pairs; no verdict")
+    (six,) = compare_metrics({"q": ([1.0] * 6, [0.0] * 6)})
+    assert six.verdict == "A better"
