@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
+from panopticon.services.database import Engine
 from panopticon.services.metric_kinds import run_kinds
 from panopticon.stats.summary import comparable_value, summarize
 from panopticon.store.queries import runs as run_queries
@@ -216,7 +215,7 @@ def build_report(engine: Engine, run: run_queries.RunRow) -> dict[str, Any]:
         rows = run_queries.summary_inputs(conn, run.id)
         pairs = run_queries.pairwise_rows(conn, run.id)
         panels = run_queries.panel_votes(conn, run.id)
-        kinds = run_kinds(conn, run.id)
+    kinds = run_kinds(engine, run.id)
     summary = summarize(rows, kinds)
     models = [m.model for m in summary.models]
     metrics = sorted({m.metric for m in summary.metrics})

@@ -13,13 +13,12 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import ConfigError, Issue
 from panopticon.services.metric_kinds import run_kinds
 from panopticon.stats.kinds import ScoreKind
 from panopticon.stats.paired import PairedResult, compare_families
 from panopticon.stats.summary import comparable_value
+from panopticon.store.engine import Engine
 from panopticon.store.queries import runs as run_queries
 
 __all__ = ["Comparison", "compare_models", "compare_runs"]
@@ -96,7 +95,7 @@ def compare_models(
 ) -> Comparison:
     with engine.connect() as conn:
         rows = run_queries.summary_inputs(conn, run_id)
-        kinds = run_kinds(conn, run_id)
+    kinds = run_kinds(engine, run_id)
     known = _models(rows)
     for name in (model_a, model_b):
         if name not in known:
@@ -130,7 +129,7 @@ def compare_runs(
     with engine.connect() as conn:
         rows_a = run_queries.summary_inputs(conn, run_a)
         rows_b = run_queries.summary_inputs(conn, run_b)
-        kinds = run_kinds(conn, run_a, run_b)
+    kinds = run_kinds(engine, run_a, run_b)
     models_a, models_b = _models(rows_a), _models(rows_b)
     if len(models_a) == 1 and len(models_b) == 1:
         matched = [(models_a[0], models_b[0])]

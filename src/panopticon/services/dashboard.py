@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.services.metric_kinds import operational_types
 from panopticon.stats.intervals import ClusterSums, bounded_interval
+from panopticon.store.engine import Engine
 from panopticon.store.queries import dashboard as q
 
 __all__ = ["Cell", "heatmap", "model_metrics", "overview", "trends"]

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from panopticon.errors import ConfigError, Issue, StoreError
 from panopticon.evaluation.plan import Plan, build_cases
@@ -29,7 +28,7 @@ from panopticon.providers.client import ModelClient, RetryPolicy
 from panopticon.services.metric_kinds import run_kinds
 from panopticon.settings import Settings
 from panopticon.stats.summary import Summary, summarize
-from panopticon.store.engine import create_engine, ensure_schema
+from panopticon.store.engine import Engine, create_engine, ensure_schema
 from panopticon.store.limits import SharedBucket, bucket_key
 from panopticon.store.queries import catalog
 from panopticon.store.queries import runs as run_queries
@@ -453,7 +452,8 @@ def load_run(settings: Settings, ref: str | int) -> tuple[run_queries.RunRow, li
 def summarize_run(engine: Engine, run_id: int) -> Summary:
     """Per model and per model x metric aggregates of a run."""
     with engine.connect() as conn:
-        return summarize(run_queries.summary_inputs(conn, run_id), run_kinds(conn, run_id))
+        rows = run_queries.summary_inputs(conn, run_id)
+    return summarize(rows, run_kinds(engine, run_id))
 
 
 def summary_rows(engine: Engine, run_id: int) -> list[dict[str, Any]]:
