@@ -34,6 +34,11 @@ def test_model_by_metric_means_equal_the_run_summary(demo: sa.Engine) -> None:
         assert cell.mean == pytest.approx(m.mean_normalized)
         if m.pass_rate is not None:
             assert cell.pass_rate == pytest.approx(m.pass_rate)
+            assert (cell.pass_low, cell.pass_high) == pytest.approx((m.pass_low, m.pass_high))
+        if m.metric == "helpfulness":  # a 1-10 rubric: the same interval, normalised
+            assert cell.clusters == m.clusters == 16
+            assert cell.low == pytest.approx(((m.mean_low or 0) - 1) / 9)
+            assert cell.high == pytest.approx(((m.mean_high or 0) - 1) / 9)
         checked += 1
     assert checked == 3 * 4
 
@@ -139,3 +144,17 @@ def test_cached_re_runs_of_the_same_answers_add_no_certainty(
     for c in cells[1:]:
         assert c["mean"] == pytest.approx(cells[0]["mean"])
         assert c["high"] - c["low"] == pytest.approx(first, rel=0.05)
+
+
+def test_with_repeats_the_dashboard_clusters_as_the_run_summary_does(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    path = write(
+        tmp_path / "s.yaml", suite_yaml(mock.url, queries=8, models=("good",), extra="repeats: 3\n")
+    )
+    assert CliRunner().invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
+    (m,) = [m for m in summarize_run(engine, 1).metrics if m.metric == "quality"]
+    cell = dashboard.model_metrics(engine, 1, 1)["cells"][("good", "quality")]
+    assert (cell.n, cell.clusters) == (m.n, m.clusters) == (24, 8)
+    assert cell.low == pytest.approx(((m.mean_low or 0) - 1) / 9)
+    assert cell.high == pytest.approx(((m.mean_high or 0) - 1) / 9)

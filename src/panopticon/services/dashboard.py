@@ -47,6 +47,11 @@ class Cell:
                 float(row[f"{prefix}sizes_sq"]),
             )
 
+        if "clusters" not in row:  # sums without the per-query ones: no interval
+            n, judged = int(row["n"]), int(row["with_threshold"])
+            mean = float(row["total"]) / n if n else None
+            rate = int(row["passed"]) / judged if judged else None
+            return cls(n, mean, None, None, rate, None, None, int(row["errors"]))
         values, passes = sums(""), sums("pass_")
         ci = bounded_interval(values) if values.n else None
         pr = bounded_interval(passes, binary=True) if passes.n else None
@@ -130,6 +135,7 @@ def heatmap(
             metric=metric,
             operational=operational_types(),
             quality_only=metric is None,  # over all metrics: quality only
+            clustered=False,  # the heatmap shows means and counts, no interval
         )
     return {
         "models": sorted({r["model"] for r in rows}),
