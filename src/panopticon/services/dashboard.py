@@ -78,22 +78,25 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> dict[s
     with engine.connect() as conn:
         totals = q.totals(conn, workspace_id, since)
         per_day = q.run_days(conn, workspace_id, since)
-        groups = q.score_moments(
+        # every score for the totals (in index order: no sort), quality ones for the means
+        every = q.score_moments(
+            conn, workspace_id, by=("model", "metric"), since=since, judges=True, clustered=False
+        )
+        by_model = q.score_moments(
             conn,
             workspace_id,
-            by=("model", "quality"),
+            by=("model",),
             since=since,
-            judges=True,
             operational=operational_types(),
+            quality_only=True,
         )
         failures = q.recent_failures(conn, workspace_id, 10)
-    # the judges' share, from the same pass over the scores (quality or not)
-    by_model = groups
-    totals["scores"] = sum(int(r["scores"]) for r in by_model)
-    totals["score_errors"] = sum(int(r["errors"]) for r in by_model)
-    totals["input_tokens"] += sum(int(r["judge_input"]) for r in by_model)
-    totals["output_tokens"] += sum(int(r["judge_output"]) for r in by_model)
-    totals["cost_usd"] += sum(float(r["judge_cost_usd"]) for r in by_model)
+    # the judges' share, from every score (quality or not)
+    totals["scores"] = sum(int(r["scores"]) for r in every)
+    totals["score_errors"] = sum(int(r["errors"]) for r in every)
+    totals["input_tokens"] += sum(int(r["judge_input"]) for r in every)
+    totals["output_tokens"] += sum(int(r["judge_output"]) for r in every)
+    totals["cost_usd"] += sum(float(r["judge_cost_usd"]) for r in every)
     statuses = sorted({r["status"] for r in per_day})
     day_list = sorted({r["day"] for r in per_day})
     counts = {(r["day"], r["status"]): int(r["n"]) for r in per_day}
@@ -107,7 +110,7 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> dict[s
             ],
         },
         # mean score by model: quality only (a fast, cheap model is not a better one)
-        "models": [{"model": r["model"], **Cell.of(r).__dict__} for r in by_model if r["quality"]],
+        "models": [{"model": r["model"], **Cell.of(r).__dict__} for r in by_model],
         "failures": failures,
     }
 

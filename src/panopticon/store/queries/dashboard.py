@@ -92,8 +92,8 @@ def score_moments(
     ``with_threshold`` and ``passed``), and errors.
 
     Scores of one query (repeats, and cached re-runs of the same answer) are one cluster.
-    ``by`` names the groups: any of model, metric, theme, day, and ``quality`` (False for
-    the ``operational`` metric types); ``quality_only`` leaves the operational types out;
+    ``by`` names the groups: any of model, metric, theme, day; ``quality_only`` leaves the
+    ``operational`` metric types out;
     ``judges`` adds the judges' score count, tokens and cost; ``clustered=False`` skips the
     per-query sums (for a view that shows no interval). Scores carry their workspace,
     model and query, so only a theme needs a join (to the query).
@@ -109,7 +109,6 @@ def score_moments(
         "metric": Score.c.metric_id,
         "theme": Query.c.theme,
         "day": day_of(conn, Score.c.created_at),
-        "quality": sa.case((Score.c.metric_id.in_(operational_ids), False), else_=True),
     }
 
     def scoped(q: Any) -> Any:
@@ -184,8 +183,6 @@ def score_moments(
         _add_cluster_sums(conn, rows, by, columns, scoped)
     for r in rows:
         r["pass_n"], r["pass_total"] = r["with_threshold"], r["passed"]
-        if "quality" in by:
-            r["quality"] = bool(r["quality"])
 
     # ids to names: the model and metric tables are small
     if "model" in by:
