@@ -258,6 +258,10 @@ def _add_cluster_sums(
         .select_from(clustered)
         .group_by(*[group_columns[b] for b in by])
     )
+    if conn.dialect.name == "postgresql":
+        # one hash entry per (group, query): PostgreSQL's default 4 MB spills 100,000 of
+        # them to disk and takes twice as long; SET LOCAL ends with the transaction
+        conn.exec_driver_sql("SET LOCAL work_mem = '32MB'")
     spread = {tuple(r[b] for b in by): r for r in (r._mapping for r in conn.execute(outer))}
     for r in rows:
         found = spread.get(tuple(r[b] for b in by))
