@@ -87,6 +87,13 @@ def show(
         + (f", suite {row.suite_path}" if row.suite_path else "")
     )
     print_summary(summarize(rows, score_kinds(row.suite.get("metrics", []))))
+    if any(m.get("type") == "pairwise" for m in row.suite.get("metrics", [])):
+        from panopticon.reports.data import pairwise_for_run
+        from panopticon.reports.html import position_text
+
+        with store(load_settings()) as engine:
+            for pw in pairwise_for_run(engine, row.id):
+                console.print(f"Pairwise judge '{pw['metric']}': {position_text(pw)}", markup=False)
     failures = [r for r in rows if r["error"]]
     score_failures = [(r, name, s) for r in rows for name, s in r["scores"].items() if s["error"]]
     shown = failures if errors else failures[:5]
