@@ -124,3 +124,23 @@ def test_repeats_are_clustered_by_query_in_run_summaries() -> None:
         assert m.n == 60 and m.clusters == 20
         covered += (m.mean_low or 0) <= truth <= (m.mean_high or 0)
     assert 0.93 <= covered / DATASETS <= 0.99
+
+
+def test_one_score_per_query_gives_the_plain_t_interval() -> None:
+    from panopticon.stats.intervals import clustered_interval, mean_interval
+
+    values = [3.0, 5.0, 4.0, 6.0, 7.0, 5.0]
+    plain = mean_interval(values)
+    clustered = clustered_interval(ClusterSums.of([v] for v in values))
+    assert (clustered.low, clustered.high) == pytest.approx((plain.low, plain.high))
+    assert clustered.clusters == clustered.n == 6
+
+
+def test_equal_repeats_add_nothing_and_one_query_is_too_few() -> None:
+    """Each query's score repeated three times is the same evidence as once."""
+    once = bounded_interval(ClusterSums.of([[v] for v in (7.0, 9.0, 8.0, 10.0)]), 1, 10)
+    thrice = bounded_interval(ClusterSums.of([[v] * 3 for v in (7.0, 9.0, 8.0, 10.0)]), 1, 10)
+    assert (thrice.low, thrice.high) == pytest.approx((once.low, once.high))
+    assert thrice.n == 12 and thrice.clusters == 4
+    alone = bounded_interval(ClusterSums.of([[8.0, 9.0, 7.0]]), 1, 10)
+    assert alone.low is None and alone.estimate == 8.0
