@@ -199,3 +199,18 @@ def test_a_handful_of_pairs_gets_no_verdict_whatever_the_differences() -> None:
     assert r.warning == ("n=5 pairs: no test can reach p<0.05 with fewer than 6 pairs; no verdict")
     (six,) = compare_metrics({"q": ([1.0] * 6, [0.0] * 6)})
     assert six.verdict == "A better"
+
+
+def test_with_holm_a_small_test_is_judged_against_the_others_p_values() -> None:
+    """Seven pairs can reach a verdict when the other tests are decisive (Holm then asks
+    little of the last one), and cannot beside nine other seven-pair tests."""
+    strong = ([1.0] * 60, [0.0] * 60)
+    small = ([0.9] * 7, [0.1] * 7)
+    beside_strong = compare_metrics({"big": strong, "small": small})
+    assert [r.verdict for r in beside_strong] == ["A better", "A better"]
+    ten_small = compare_metrics({f"m{i}": small for i in range(10)})
+    assert {r.verdict for r in ten_small} == {"too few"}
+    assert ten_small[0].warning == (
+        "n=7 pairs: no test can reach p<0.05 with so few pairs among the 10 tests "
+        "corrected together (Holm); no verdict"
+    )

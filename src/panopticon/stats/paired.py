@@ -9,8 +9,9 @@ difference of the size the user cares about (``min_effect``).
 Intervals: the t interval on the paired differences for scales (the percentile bootstrap
 it replaces covered 86-88% at n=5), and Bonett and Price's adjusted interval for the
 difference of paired proportions; both stay within [-1, 1] and neither is zero-width.
-Below the number of pairs at which any test could reach p < 0.05 (6 for one test: the
-smallest two-sided p of n pairs is 2/2^n), the verdict is "too few", said plainly.
+When a test could not reach p < 0.05 even if every pair favoured one side (the smallest
+two-sided p of n pairs is 2/2^n, so one test needs 6 pairs; with Holm, the other tests'
+p-values decide how small it must be), the verdict is "too few", said plainly.
 """
 
 from __future__ import annotations
@@ -163,20 +164,34 @@ def _raw(
     )
 
 
-def _finish(r: PairedResult, p_adj: float, tests: int, min_effect: float | None) -> PairedResult:
-    needed = min_pairs(tests)
-    if r.n < needed:
-        holm_note = f" ({tests} tests corrected together by Holm)" if tests > 1 else ""
+def _reachable(p_values: Sequence[float], sizes: Sequence[int]) -> list[bool]:
+    """Whether each test could reach ALPHA after Holm's correction if all its pairs favoured
+    one side (p = 2/2^n), the other tests' p-values as they are."""
+    out = []
+    for i, n in enumerate(sizes):
+        best = list(p_values)
+        best[i] = min(p_values[i], 2 / 2**n)
+        out.append(holm(best)[i] < ALPHA)
+    return out
+
+
+def _finish(
+    r: PairedResult, p_adj: float, tests: int, reachable: bool, min_effect: float | None
+) -> PairedResult:
+    needed = min_pairs(1)
+    if not reachable:
+        where = (
+            f"with fewer than {needed} pairs"
+            if tests == 1
+            else f"with so few pairs among the {tests} tests corrected together (Holm)"
+        )
         return replace(
             r,
             p_adjusted=p_adj,
             verdict=TOO_FEW,
             detectable=math.inf,
             tests=tests,
-            warning=(
-                f"n={r.n} pairs: no test can reach p<{ALPHA:g} with fewer than {needed} "
-                f"pairs{holm_note}; no verdict"
-            ),
+            warning=f"n={r.n} pairs: no test can reach p<{ALPHA:g} {where}; no verdict",
         )
     significant = p_adj < ALPHA and (r.ci_low > 0 or r.ci_high < 0)
     verdict = ("A better" if r.diff > 0 else "B better") if significant else "tied"
@@ -206,9 +221,14 @@ def compare_families(
         for pairs in families
     ]
     flat = [r for family in raw for r in family]
-    adjusted = iter(holm([r.p_value for r in flat]))
+    p_values = [r.p_value for r in flat]
+    adjusted = iter(holm(p_values))
+    reachable = iter(_reachable(p_values, [r.n for r in flat]))
     tests = len(flat)
-    return [[_finish(r, next(adjusted), tests, min_effect) for r in family] for family in raw]
+    return [
+        [_finish(r, next(adjusted), tests, next(reachable), min_effect) for r in family]
+        for family in raw
+    ]
 
 
 def compare_metrics(
