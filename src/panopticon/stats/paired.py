@@ -170,7 +170,7 @@ def _reachable(p_values: Sequence[float], sizes: Sequence[int]) -> list[bool]:
     out = []
     for i, n in enumerate(sizes):
         best = list(p_values)
-        best[i] = min(p_values[i], 2 / 2**n)
+        best[i] = min(p_values[i], 2 / 2 ** min(n, 1000))
         out.append(holm(best)[i] < ALPHA)
     return out
 
