@@ -253,7 +253,8 @@ def bounded_interval(
     10), and phi = 1 when every score sits on a bound, where a pass/fail variable is the
     worst case. Simulated coverage (tests/test_intervals.py) at n = 5, 10 and 30, means near
     the middle and near either bound: 93% or more (92.9% for mostly 10s with some 1s at
-    n = 30), conservative at small n (98-100% at n = 5), never zero-width; the t interval it replaces fell to 41% near the top."""
+    n = 30), conservative at small n (98-100% at n = 5), never zero-width; the t interval
+    it replaces fell to 41% near the top."""
     if sums.n == 0:
         raise ValueError("no values")
     if not high > low:
