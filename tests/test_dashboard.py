@@ -25,7 +25,7 @@ def demo(env: dict[str, str], engine: sa.Engine) -> sa.Engine:
 
 
 def test_model_by_metric_means_equal_the_run_summary(demo: sa.Engine) -> None:
-    cells = dashboard.model_metrics(demo, 1, 1)["cells"]
+    cells = dashboard.model_metrics(demo, 1, 1).cells
     summary = summarize_run(demo, 1)
     checked = 0
     for m in summary.metrics:
@@ -53,11 +53,11 @@ def test_trends_show_each_day_and_leave_gaps_empty(demo: sa.Engine) -> None:
             .values(created_at=three_days_ago)
         )
     data = dashboard.trends(demo, 1, "helpfulness", 30)
-    assert len(data["days"]) == 4  # three days ago to today, every day listed
-    for series in data["series"]:
-        assert series["n"][1] is None and series["n"][2] is None  # no scores: a gap
-        assert (series["n"][0] or 0) + (series["n"][3] or 0) == 16
-        for mean, low, high in zip(series["mean"], series["low"], series["high"], strict=True):
+    assert len(data.days) == 4  # three days ago to today, every day listed
+    for series in data.series:
+        assert series.n[1] is None and series.n[2] is None  # no scores: a gap
+        assert (series.n[0] or 0) + (series.n[3] or 0) == 16
+        for mean, low, high in zip(series.mean, series.low, series.high, strict=True):
             if mean is not None and low is not None:
                 assert 0 <= low <= mean <= high <= 1
 
@@ -67,10 +67,10 @@ def test_a_period_excludes_older_runs(demo: sa.Engine) -> None:
 
     with demo.begin() as conn:
         conn.execute(sa.update(Run).values(created_at=datetime.now(UTC) - timedelta(days=10)))
-    assert dashboard.overview(demo, 1, 30)["totals"]["answers"] == 48
+    assert dashboard.overview(demo, 1, 30).totals.answers == 48
     week = dashboard.overview(demo, 1, 7)
-    assert week["totals"]["runs"] == 0 and week["totals"]["answers"] == 0
-    assert week["models"] == []
+    assert week.totals.runs == 0 and week.totals.answers == 0
+    assert week.models == []
 
 
 def test_the_heatmap_pools_every_quality_score_of_a_model_and_theme(demo: sa.Engine) -> None:
@@ -88,12 +88,12 @@ def test_the_heatmap_pools_every_quality_score_of_a_model_and_theme(demo: sa.Eng
             if value is not None:
                 pooled[(row["model"], row["theme"])].append(value)
     heat = dashboard.heatmap(demo, 1, 1, None)
-    assert set(heat["cells"]) == set(pooled)
+    assert set(heat.cells) == set(pooled)
     for key, values in pooled.items():
-        assert heat["cells"][key].n == len(values)
-        assert heat["cells"][key].mean == pytest.approx(sum(values) / len(values))
+        assert heat.cells[key].n == len(values)
+        assert heat.cells[key].mean == pytest.approx(sum(values) / len(values))
     one = dashboard.heatmap(demo, 1, 1, "helpfulness")
-    assert sum(c.n for c in one["cells"].values()) == 48
+    assert sum(c.n for c in one.cells.values()) == 48
 
 
 def _quality_means(engine: sa.Engine) -> dict[str, float]:
@@ -114,16 +114,16 @@ def _quality_means(engine: sa.Engine) -> dict[str, float]:
 def test_mean_score_by_model_leaves_out_latency_and_cost(demo: sa.Engine) -> None:
     """The demo's 'fast' latency check favours the tiny model: counted as quality it
     lifted the weakest model; the mean score by model is quality only, as in the report."""
-    models = {m["model"]: m for m in dashboard.overview(demo, 1, 30)["models"]}
+    models = {m.model: m for m in dashboard.overview(demo, 1, 30).models}
     expected = _quality_means(demo)
     assert set(models) == set(expected)
     for name, mean in expected.items():
-        assert models[name]["mean"] == pytest.approx(mean)
-        assert models[name]["clusters"] == 16 and models[name]["n"] == 16 * 3
-    ranked = sorted(models, key=lambda m: -models[m]["mean"])
+        assert models[name].mean == pytest.approx(mean)
+        assert models[name].clusters == 16 and models[name].n == 16 * 3
+    ranked = sorted(models, key=lambda m: -(models[m].mean or 0))
     assert ranked == ["frontier", "balanced", "tiny"]
     # the totals still count every score, the latency check's too
-    assert dashboard.overview(demo, 1, 30)["totals"]["scores"] == 48 * 4
+    assert dashboard.overview(demo, 1, 30).totals.scores == 48 * 4
 
 
 def test_cached_re_runs_of_the_same_answers_add_no_certainty(
@@ -136,14 +136,14 @@ def test_cached_re_runs_of_the_same_answers_add_no_certainty(
     cells = []
     for _ in range(3):
         assert CliRunner().invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
-        (cell,) = dashboard.overview(engine, 1, 30)["models"]
+        (cell,) = dashboard.overview(engine, 1, 30).models
         cells.append(cell)
-    assert [c["n"] for c in cells] == [60, 120, 180]  # two quality metrics per answer
-    assert [c["clusters"] for c in cells] == [30, 30, 30]
-    first = cells[0]["high"] - cells[0]["low"]
+    assert [c.n for c in cells] == [60, 120, 180]  # two quality metrics per answer
+    assert [c.clusters for c in cells] == [30, 30, 30]
+    first = (cells[0].high or 0) - (cells[0].low or 0)
     for c in cells[1:]:
-        assert c["mean"] == pytest.approx(cells[0]["mean"])
-        assert c["high"] - c["low"] == pytest.approx(first, rel=0.05)
+        assert c.mean == pytest.approx(cells[0].mean)
+        assert (c.high or 0) - (c.low or 0) == pytest.approx(first, rel=0.05)
 
 
 def test_with_repeats_the_dashboard_clusters_as_the_run_summary_does(
@@ -154,7 +154,7 @@ def test_with_repeats_the_dashboard_clusters_as_the_run_summary_does(
     )
     assert CliRunner().invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
     (m,) = [m for m in summarize_run(engine, 1).metrics if m.metric == "quality"]
-    cell = dashboard.model_metrics(engine, 1, 1)["cells"][("good", "quality")]
+    cell = dashboard.model_metrics(engine, 1, 1).cells[("good", "quality")]
     assert (cell.n, cell.clusters) == (m.n, m.clusters) == (24, 8)
     assert cell.low == pytest.approx(((m.mean_low or 0) - 1) / 9)
     assert cell.high == pytest.approx(((m.mean_high or 0) - 1) / 9)
