@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterator, Sequence
 from statistics import NormalDist
+from typing import Any
 
 from panopticon.stats.intervals import Interval
 
@@ -72,12 +73,38 @@ def cohen_kappa(
     groups = _cluster_indices(len(a), clusters)
     if len(groups) < 2:
         return Interval(k, None, None, len(a), clusters=len(groups))
-    stats = [
-        _kappa([a[i] for i in idx], [b[i] for i in idx])
-        for idx in _resamples(groups, resamples, seed)
-    ]
+    # each cluster as its table of label pairs; a resample's table is the sum of the
+    # tables of the clusters it drew (vectorised: 2,000 resamples of 1,000 labels in ms)
+    codes = {c: i for i, c in enumerate(sorted(set(a) | set(b), key=repr))}
+    width = len(codes)
+    tables = np.zeros((len(groups), width, width))
+    for g, members in enumerate(groups):
+        for i in members:
+            tables[g, codes[a[i]], codes[b[i]]] += 1
+    flat = tables.reshape(len(groups), -1)
+    rng = np.random.default_rng(seed)
+    stats = np.empty(resamples)
+    block = max(1, min(resamples, 2_000_000 // len(groups)))
+    for start in range(0, resamples, block):
+        size = min(block, resamples - start)
+        draws = rng.integers(0, len(groups), size=(size, len(groups)))
+        offsets = (np.arange(size)[:, None] * len(groups) + draws).ravel()
+        counts = np.bincount(offsets, minlength=size * len(groups)).reshape(size, -1)
+        stats[start : start + size] = _kappas((counts @ flat).reshape(size, width, width))
     low, high = np.quantile(stats, [0.025, 0.975])
     return Interval(k, float(low), float(high), len(a), clusters=len(groups))
+
+
+def _kappas(tables: Any) -> Any:
+    """Kappa of each (rater a x rater b) count table, as :func:`_kappa` computes it."""
+    import numpy as np
+
+    n = tables.sum(axis=(1, 2))
+    observed = np.trace(tables, axis1=1, axis2=2) / n
+    expected = np.einsum("ri,ri->r", tables.sum(axis=2), tables.sum(axis=1)) / (n * n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = (observed - expected) / (1 - expected)
+    return np.where(expected >= 1.0 - 1e-12, 1.0, kappa)
 
 
 def _ranks(values: Sequence[float]) -> list[float]:
