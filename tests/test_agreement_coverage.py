@@ -36,5 +36,5 @@ def test_kappa_intervals_clustered_by_answer_cover_the_truth() -> None:
         clustered += (ci.low or 0) <= truth <= (ci.high or 0)
         naive = cohen_kappa(a, b, resamples=1000)
         independent += (naive.low or 0) <= truth <= (naive.high or 0)
-    assert clustered / DATASETS >= 0.91  # percentile bootstrap: a little under 95%
-    assert independent / DATASETS < 0.87  # the labels as independent: 81-83%
+    assert clustered / DATASETS >= 0.92  # 94% with this seed
+    assert independent / DATASETS < 0.87  # the labels as independent: 83%
