@@ -214,3 +214,35 @@ def test_with_holm_a_small_test_is_judged_against_the_others_p_values() -> None:
         "n=7 pairs: no test can reach p<0.05 with so few pairs among the 10 tests "
         "corrected together (Holm); no verdict"
     )
+
+
+def test_the_same_labels_twice_give_the_same_calibration_intervals() -> None:
+    rng = random.Random(9)
+    judge = [rng.randint(1, 10) for _ in range(80)]
+    people = [min(10, max(1, j + rng.randint(-3, 3))) for j in judge]
+    items = list(range(80))
+    once = spearman(judge, people, clusters=items)
+    twice = spearman(judge * 2, people * 2, clusters=items * 2)
+    assert (twice.estimate, twice.low, twice.high) == pytest.approx(
+        (once.estimate, once.low, once.high)
+    )
+    assert twice.clusters == 80 and twice.n == 160
+    passed_j, passed_p = [j >= 6 for j in judge], [p >= 6 for p in people]
+    k1 = cohen_kappa(passed_j, passed_p, clusters=items)
+    k2 = cohen_kappa(passed_j * 2, passed_p * 2, clusters=items * 2)
+    assert (k2.estimate, k2.low, k2.high) == pytest.approx((k1.estimate, k1.low, k1.high))
+
+
+def test_weighted_ranks_are_the_ranks_of_the_repeated_sample() -> None:
+    import numpy as np
+
+    from panopticon.stats.agreement import _weighted_ranks, _weighted_rho
+
+    rng = random.Random(4)
+    a = [rng.randint(1, 5) for _ in range(50)]
+    b = [rng.random() for _ in range(50)]
+    times = np.array([[rng.randint(0, 3) for _ in range(50)]], dtype=float)
+    repeated = times[0].astype(int)
+    expected = stats.spearmanr(np.repeat(a, repeated), np.repeat(b, repeated)).statistic
+    got = _weighted_rho(_weighted_ranks(a, times), _weighted_ranks(b, times), times)[0]
+    assert got == pytest.approx(expected)

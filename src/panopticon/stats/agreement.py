@@ -12,7 +12,7 @@ cluster bootstrap over items, so that a second copy of the same labels adds no c
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Sequence
 from statistics import NormalDist
 from typing import Any
 
@@ -44,15 +44,6 @@ def _cluster_indices(n: int, clusters: Sequence[Hashable] | None) -> list[list[i
     for i, c in enumerate(clusters):
         groups.setdefault(c, []).append(i)
     return list(groups.values())
-
-
-def _resamples(groups: list[list[int]], resamples: int, seed: int) -> Iterator[list[int]]:
-    """Label indices of each bootstrap resample of the clusters."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    for draw in rng.integers(0, len(groups), size=(resamples, len(groups))):
-        yield [i for g in draw for i in groups[g]]
 
 
 def cohen_kappa(
@@ -140,23 +131,35 @@ def spearman(
     seed: int = 0,
 ) -> Interval:
     """Spearman's rho (ties get mid-ranks) with a 95% Fisher-z interval; with
-    ``clusters`` (the item of each pair) that repeat an item, a cluster bootstrap
-    percentile interval over items instead."""
+    ``clusters`` (the item of each pair), a percentile bootstrap over items instead, so
+    that a second copy of the same labels gives the same interval."""
     n = len(a)
     if n != len(b) or n < 3:
         raise ValueError("spearman needs two equally long lists of at least 3 values")
     groups = _cluster_indices(n, clusters)
-    if len(groups) < n:
+    if clusters is not None:
         import numpy as np
 
         rho = _rho(a, b)
         if math.isnan(rho) or len(groups) < 3:
             return Interval(rho, None, None, n, clusters=len(groups))
-        draws = [
-            _rho([a[i] for i in idx], [b[i] for i in idx])
-            for idx in _resamples(groups, resamples, seed)
-        ]
-        kept = [d for d in draws if not math.isnan(d)]
+        # a resample counts each label as often as its item was drawn: ranks and the
+        # correlation are weighted by those counts, for blocks of resamples at once
+        item_of = np.empty(n, dtype=np.int64)
+        for g, members in enumerate(groups):
+            item_of[members] = g
+        rng = np.random.default_rng(seed)
+        draws = rng.integers(0, len(groups), size=(resamples, len(groups)))
+        rhos = []
+        block = max(1, min(resamples, 2_000_000 // n))
+        for start in range(0, resamples, block):
+            part = draws[start : start + block]
+            offsets = (np.arange(len(part))[:, None] * len(groups) + part).ravel()
+            per_item = np.bincount(offsets, minlength=len(part) * len(groups))
+            times = per_item.reshape(len(part), -1)[:, item_of].astype(float)
+            rhos.append(_weighted_rho(_weighted_ranks(a, times), _weighted_ranks(b, times), times))
+        kept = np.concatenate(rhos)
+        kept = kept[~np.isnan(kept)]
         low, high = np.quantile(kept, [0.025, 0.975])
         return Interval(rho, float(low), float(high), n, clusters=len(groups))
     ra, rb = _ranks(a), _ranks(b)
@@ -172,6 +175,28 @@ def spearman(
     se = math.sqrt((1 + rho * rho / 2) / (n - 3))
     z = math.atanh(rho)
     return Interval(rho, math.tanh(z - _Z975 * se), math.tanh(z + _Z975 * se), n)
+
+
+def _weighted_ranks(values: Sequence[float], times: Any) -> Any:
+    """Mid-ranks of ``values`` in each row's sample, where value i appears times[r, i]
+    times: (rows x values)."""
+    import numpy as np
+
+    levels, level_of = np.unique(np.asarray(values, dtype=float), return_inverse=True)
+    counts = np.stack([np.bincount(level_of, weights=w, minlength=len(levels)) for w in times])
+    mid = np.cumsum(counts, axis=1) - counts + (counts + 1) / 2
+    return mid[:, level_of]
+
+
+def _weighted_rho(rx: Any, ry: Any, w: Any) -> Any:
+    import numpy as np
+
+    total = w.sum(axis=1, keepdims=True)
+    dx = rx - (w * rx).sum(axis=1, keepdims=True) / total
+    dy = ry - (w * ry).sum(axis=1, keepdims=True) / total
+    vx, vy = (w * dx * dx).sum(axis=1), (w * dy * dy).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((vx > 0) & (vy > 0), (w * dx * dy).sum(axis=1) / np.sqrt(vx * vy), np.nan)
 
 
 def krippendorff_alpha(
