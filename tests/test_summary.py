@@ -88,8 +88,10 @@ def test_show_and_export_count_queries_not_repeats(
         tmp_path / "s.yaml", suite_yaml(mock.url, queries=6, models=("good",), extra="repeats: 3\n")
     )
     assert CliRunner().invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
-    show = CliRunner().invoke(app, ["show", "1"], env={"COLUMNS": "200"})
-    assert "18 (6)" in show.output and "clustered by query" in show.output
+    show = CliRunner().invoke(app, ["show", "1", "--format", "md"])
+    assert "clustered by query" in show.output and "| n | queries |" in show.output
+    quality_row = next(line for line in show.output.splitlines() if "| quality |" in line)
+    assert "| 18 | 6 |" in quality_row
     exported = json.loads(CliRunner().invoke(app, ["export", "1", "--format", "json"]).output)
     quality = next(m for m in exported["summary"]["metrics"] if m["metric"] == "quality")
     assert quality["n"] == 18 and quality["clusters"] == 6

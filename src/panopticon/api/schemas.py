@@ -258,6 +258,7 @@ class ComparisonPublic(BaseModel):
         default=0, description="tests corrected together (Holm), across every comparison returned"
     )
     metrics: list[dict[str, Any]]
+    pairwise: list[dict[str, Any]] = []
 
 
 class ChatMessage(_Body):

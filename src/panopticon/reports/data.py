@@ -14,7 +14,7 @@ from panopticon.services.metric_kinds import run_kinds
 from panopticon.stats.summary import comparable_value, summarize
 from panopticon.store.queries import runs as run_queries
 
-__all__ = ["build_report", "pairwise_for_run"]
+__all__ = ["build_report"]
 
 HIST_BINS = 10
 
@@ -139,14 +139,6 @@ def pairwise_summary(pairs: list[dict[str, Any]], models: list[str]) -> list[dic
             }
         )
     return out
-
-
-def pairwise_for_run(engine: Engine, run_id: int) -> list[dict[str, Any]]:
-    """:func:`pairwise_summary` of a run's pairwise judgements (models in suite order)."""
-    with engine.connect() as conn:
-        pairs = run_queries.pairwise_rows(conn, run_id)
-    models = sorted({p["model_a"] for p in pairs} | {p["model_b"] for p in pairs})
-    return pairwise_summary(pairs, models)
 
 
 def panel_summary(

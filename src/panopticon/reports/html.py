@@ -277,6 +277,7 @@ def sections(data: dict[str, Any]) -> list[Chart]:
             f"needs both to agree. {position_text(pw)} Win-rate intervals: 95%, ties "
             "count half. Ranking scores are on the Elo scale, with 95% bootstrap intervals."
             + (f" {pw['ranking_note']}." if pw.get("ranking_note") else "")
+            + (f" {pw['errors']} judgements failed and are left out." if pw["errors"] else "")
         )
     else:
         rates = {(h["a"], h["b"]): h["win_rate"] for h in data["head_to_head"]}
