@@ -69,9 +69,12 @@ def test_a_judge_that_always_picks_the_first_answer_produces_ties_and_is_reporte
     cli.invoke(app, ["report", "1", "-o", str(md), "-f", "md"])
     text = (md / "run-1.md").read_text()
     assert "P(first shown wins) - P(second shown wins): +1.00" in text
-    show = cli.invoke(app, ["show", "1"], env={"COLUMNS": "300"})
-    assert "Pairwise judge 'preference': Position preference" in show.output
-    assert "+1.00" in show.output and "disagreed on 100%" in show.output
+    show = cli.invoke(app, ["show", "1", "--format", "json"])
+    (position,) = json.loads(show.output)["position"]
+    assert position["preference"] == 1.0 and position["orders disagreed"] == 1.0
+    assert position["low"] > 0.3 and position["pairs"] == 12
+    table = cli.invoke(app, ["show", "1", "--format", "md"]).output
+    assert "P(first shown wins) - P(second shown wins)" in table and "| +1.00 |" in table
 
 
 def test_a_resumed_run_does_not_judge_pairs_twice(

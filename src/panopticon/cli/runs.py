@@ -135,6 +135,39 @@ def _pairwise_grid(pairs: list[dict[str, Any]], models: list[str]) -> Grid:
     return grid
 
 
+def _position_grid(pairs: list[dict[str, Any]], models: list[str]) -> Grid:
+    """Per pairwise judge: its position preference with its interval, and how often the
+    two orders of a pair disagreed (any noisy judge's do; that alone is not a bias)."""
+    from panopticon.reports.data import pairwise_summary
+
+    signed = Column("", lambda v: "-" if v is None else f"{v:+.2f}", right=True)
+    grid = Grid(
+        "position",
+        "Pairwise judges' position preference: P(first shown wins) - P(second shown wins), "
+        "0 is none (95% CI); beside it, how often a pair's two orders disagreed",
+        [
+            Column("metric"),
+            Column("pairs", str, right=True),
+            replace(signed, name="preference"),
+            replace(signed, name="low"),
+            replace(signed, name="high"),
+            Column("orders disagreed", lambda v: "-" if v is None else f"{v:.0%}", right=True),
+        ],
+    )
+    for pw in pairwise_summary(pairs, models):
+        grid.rows.append(
+            [
+                pw["metric"],
+                pw["pairs"],
+                pw["position_preference"],
+                pw["position_preference_low"],
+                pw["position_preference_high"],
+                pw["order_disagreement_rate"],
+            ]
+        )
+    return grid
+
+
 @handle_errors
 def show(
     run_id: str = typer.Argument(..., help="Run id, or 'last'."),
@@ -152,7 +185,8 @@ def show(
     summary = summarize(rows, score_kinds(row.suite.get("metrics", [])))
     grids = summary_grids(summary)
     if pairs:
-        grids.append(_pairwise_grid(pairs, [m.model for m in summary.models]))
+        models = [m.model for m in summary.models]
+        grids += [_pairwise_grid(pairs, models), _position_grid(pairs, models)]
     failures = [r for r in rows if r["error"]]
     score_failures = [
         (name, r["model"], query_label(r), s["error"])
@@ -197,12 +231,6 @@ def show(
         soft_wrap=True,
     )
     emit(grids, fmt, console)
-    if pairs:
-        from panopticon.reports.data import pairwise_summary
-        from panopticon.reports.html import position_text
-
-        for pw in pairwise_summary(pairs, [m.model for m in summary.models]):
-            console.print(f"Pairwise judge '{pw['metric']}': {position_text(pw)}", markup=False)
     shown = failures if errors else failures[:5]
     if failures:
         console.print(
