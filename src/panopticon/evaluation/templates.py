@@ -6,14 +6,19 @@ from __future__ import annotations
 import string
 
 from panopticon.errors import Issue
+from panopticon.evaluation.prompts import render_messages
 from panopticon.evaluation.queries import QueryItem
-from panopticon.evaluation.sources import Located
-from panopticon.evaluation.spec import Suite
+from panopticon.evaluation.sources import Located, dotted
 
 __all__ = ["check_template", "render_messages"]
 
 
-def check_template(template: str, queries: list[QueryItem], doc: Located) -> list[Issue]:
+def check_template(
+    template: str,
+    queries: list[QueryItem],
+    doc: Located,
+    loc: tuple[str | int, ...] = ("template",),
+) -> list[Issue]:
     try:
         names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
     except ValueError as exc:
@@ -21,8 +26,8 @@ def check_template(template: str, queries: list[QueryItem], doc: Located) -> lis
             Issue(
                 f"template is not valid: {exc}",
                 file=doc.file,
-                line=doc.line_of(("template",)),
-                field="template",
+                line=doc.line_of(loc),
+                field=dotted(loc),
                 hint="use {text}, {context}, {theme} or a metadata key; write {{ for {",
             )
         ]
@@ -46,21 +51,3 @@ def check_template(template: str, queries: list[QueryItem], doc: Located) -> lis
         if len(issues) >= 20:
             break
     return issues
-
-
-def render_messages(suite: Suite, q: QueryItem) -> list[dict[str, str]]:
-    """The chat messages sent for a query, with the suite's template applied."""
-    msgs = [{"role": r, "content": c} for r, c in q.messages]
-    if suite.template:
-        fields = {
-            "text": q.text,
-            "context": q.context or "",
-            "theme": q.theme,
-            "expected": q.expected or "",
-            **{str(k): v for k, v in q.metadata.items()},
-        }
-        for m in reversed(msgs):
-            if m["role"] == "user":
-                m["content"] = suite.template.format(**fields)
-                break
-    return msgs

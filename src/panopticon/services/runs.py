@@ -31,6 +31,7 @@ from panopticon.stats.summary import Summary, summarize
 from panopticon.store.engine import create_engine, ensure_schema
 from panopticon.store.limits import SharedBucket, bucket_key
 from panopticon.store.queries import catalog
+from panopticon.store.queries import prompts as prompt_queries
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.sink import StoreSink
 from panopticon.store.tables import Result, Score
@@ -348,8 +349,14 @@ def _prepare(
         ws = catalog.ensure_workspace(conn, settings.workspace)
         all_models = loaded.models + loaded.judge_models
         model_ids = catalog.upsert_models(conn, ws, all_models, loaded.prices)
+        arms = loaded.arm_models()
+        if arms:  # with prompt variants, each model@prompt is compared as a model of its own
+            model_ids |= catalog.upsert_models(
+                conn, ws, arms, {a.id: loaded.prices.get(a.id.rsplit("@", 1)[0]) for a in arms}
+            )
         metric_ids = catalog.upsert_metrics(conn, ws, loaded.metrics)
         query_ids = catalog.upsert_queries(conn, ws, loaded.queries)
+        prompt_queries.upsert_prompts(conn, ws, [v for v in loaded.prompts if not v.is_default])
         catalog.sync_datasets(
             conn,
             ws,

@@ -324,6 +324,7 @@ def iter_result_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
             "query": row.query_text,
             "expected": row.expected,
             "model": row.model_name,
+            "prompt": row.prompt,
             "repeat": row.repeat,
             "response": row.response_text,
             "finish_reason": row.finish_reason,

@@ -3,6 +3,7 @@
 from panopticon.store.tables.access import ROLES, ApiKey
 from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
+from panopticon.store.tables.prompts import Prompt
 from panopticon.store.tables.registry import Model, Provider, RateLimit
 from panopticon.store.tables.runs import (
     RUN_STATUSES,
@@ -28,6 +29,7 @@ __all__ = [
     "Metric",
     "Model",
     "Pairwise",
+    "Prompt",
     "Provider",
     "Query",
     "RateLimit",
