@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -299,10 +299,14 @@ def prepare_run(
     resume: str | None = None,
     use_cache: bool = True,
     engine: Engine | None = None,
+    select: Callable[[LoadedSuite], LoadedSuite] | None = None,
 ) -> Execution:
     """Validate the suite, register what it uses, create (or reopen) the run and plan it.
+    ``select`` may choose part of the suite (``--filter``, ``--limit``) or refuse it.
     Raises ConfigError, StoreError or NotFoundError before any provider call."""
     loaded = load_suite(suite_path, env)
+    if select is not None:
+        loaded = select(loaded)
     own_engine = engine is None
     engine = engine or open_store(settings)
     try:
