@@ -286,6 +286,35 @@ class RunCreate(_Body):
     suite: dict[str, Any] = Field(description="A suite, as in a suite file, with inline queries.")
 
 
+class AnswerScorePublic(BaseModel):
+    metric: str
+    value: float | None
+    passed: bool | None
+    reasoning: str | None
+    error: str | None
+
+
+class AnswerPublic(BaseModel):
+    result_id: str
+    model: str = Field(description="The model, or model@prompt with prompt variants.")
+    prompt: str | None
+    repeat: int
+    response: str | None
+    error: str | None
+    latency_ms: float | None
+    cost_usd: float | None
+    scores: list[AnswerScorePublic]
+
+
+class QueryAnswersPublic(BaseModel):
+    query_id: int
+    external_id: str | None
+    theme: str
+    text: str
+    expected: str | None
+    answers: list[AnswerPublic]
+
+
 class ComparisonPublic(BaseModel):
     a: str
     b: str

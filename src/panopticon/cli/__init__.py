@@ -12,6 +12,7 @@ with startup():  # see gcpause: about 0.1 s of every command's start-up
     from panopticon import __version__
     from panopticon.cli import (
         annotate,
+        cache,
         compare,
         db,
         demo,
@@ -21,6 +22,7 @@ with startup():  # see gcpause: about 0.1 s of every command's start-up
         run,
         runs,
         serve,
+        view,
         worker,
     )
 
@@ -45,8 +47,10 @@ app.command("demo")(demo.demo)
 app.command("mock-server")(mock.mock_server)
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
+app.command("view")(view.view)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
+app.add_typer(cache.app, name="cache")
 
 
 def _version(value: bool) -> None:

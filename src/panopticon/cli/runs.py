@@ -71,8 +71,25 @@ def runs(
 def show(
     run_id: str = typer.Argument(..., help="Run id, or 'last'."),
     errors: bool = typer.Option(False, "--errors", help="List every failure."),
+    answers: bool = typer.Option(
+        False, "--answers", help="Every model's (and prompt's) answer to each query, in full."
+    ),
+    query: str | None = typer.Option(
+        None, "--query", help="With --answers: one query, by its dataset id or number."
+    ),
 ) -> None:
     """Show a run: its status, summary tables and failures."""
+    if answers:
+        from panopticon.cli.answers import print_answers
+        from panopticon.services.answers import answers_side_by_side
+
+        settings = load_settings()
+        with store(settings) as engine, engine.begin() as conn:
+            ws = catalog.ensure_workspace(conn, settings.workspace)
+            found = run_queries.get_run(conn, ws, run_id)
+        with store(settings) as engine:
+            print_answers(answers_side_by_side(engine, found.id, query=query))
+        return
     row, rows = load_run(load_settings(), run_id)
     state = describe_run_state(row)
     console.print(

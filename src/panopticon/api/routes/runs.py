@@ -7,8 +7,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response, status
 
 from panopticon.api.deps import MAX_ID, EngineDep, Id, Member, Viewer
-from panopticon.api.schemas import ComparisonPublic, JobPublic, RunCreate, RunDetail, RunPublic
+from panopticon.api.schemas import (
+    ComparisonPublic,
+    JobPublic,
+    QueryAnswersPublic,
+    RunCreate,
+    RunDetail,
+    RunPublic,
+)
 from panopticon.errors import ConfigError, Issue
+from panopticon.services.answers import answers_side_by_side
 from panopticon.services.compare import compare_models, compare_runs
 from panopticon.services.exports import FORMATS, render_export
 from panopticon.services.jobs import create_suite_job, job_status
@@ -71,6 +79,23 @@ def compare_two_models(
     return ComparisonPublic(
         **compare_models(engine, row.id, names[0], names[1], min_effect=min_effect).as_dict()
     )
+
+
+@router.get("/{run_id}/answers", response_model=list[QueryAnswersPublic])
+def answers(
+    run_id: Id,
+    engine: EngineDep,
+    caller: Viewer,
+    query: Annotated[
+        str | None, Query(max_length=200, description="One query: dataset id or number.")
+    ] = None,
+) -> list[QueryAnswersPublic]:
+    """Every model's (and prompt variant's) answer to each query, side by side."""
+    row = get_run(engine, caller.workspace_id, run_id)
+    return [
+        QueryAnswersPublic(**qa.as_dict())
+        for qa in answers_side_by_side(engine, row.id, query=query)
+    ]
 
 
 @router.get(
