@@ -15,6 +15,7 @@ from panopticon.store.tables import Result, Run
 from tests.conftest import suite_yaml, write
 
 cli = CliRunner()
+SHORT = "  - {name: short, type: length, max: 2000}"
 
 
 def run_cli(*args: str) -> tuple[int, str]:
@@ -55,8 +56,7 @@ def test_clear_retires_answers_so_the_next_run_pays_again_and_reports_keep_them(
 def test_expire_retires_only_older_answers(
     tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
 ) -> None:
-    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=3, judge=False,
-                                                 metrics="  - {name: short, type: length, max: 2000}"))  # fmt: skip
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=3, judge=False, metrics=SHORT))
     assert run_cli("run", str(path), "--no-progress")[0] == 0
     with engine.begin() as conn:  # two of the answers were stored ten days ago
         old = datetime.now(UTC) - timedelta(days=10)
@@ -73,8 +73,7 @@ def test_expire_retires_only_older_answers(
 def test_delete_spares_completed_runs_unless_forced_and_never_touches_running_ones(
     tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
 ) -> None:
-    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=3, judge=False,
-                                                 metrics="  - {name: short, type: length, max: 2000}"))  # fmt: skip
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=3, judge=False, metrics=SHORT))
     assert run_cli("run", str(path), "--no-progress")[0] == 0
     assert run_cli("run", str(path), "--no-progress", "--no-cache")[0] == 0
     with engine.begin() as conn:  # run 2 stopped part-way

@@ -38,8 +38,9 @@ def print_answers(queries: list[QueryAnswers]) -> None:
         echo(qa.text)
         if qa.expected:
             echo(f"expected: {qa.expected}")
+        repeats = any(a.repeat for a in qa.answers)
         for a in qa.answers:
-            repeat = f", repeat {a.repeat}" if a.repeat or len(qa.answers) > 1 else ""
+            repeat = f", repeat {a.repeat}" if repeats else ""
             scores = _score(a)
             echo("")
             echo(f"--- {a.model}{repeat}" + (f"  [{scores}]" if scores else ""))

@@ -8,6 +8,7 @@ import os
 import shlex
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import (
@@ -27,9 +28,11 @@ from panopticon.cli.output import EXIT, console, err_console, handle_errors, mon
 from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.records import ResultRecord
 from panopticon.evaluation.runner import RunObserver
-from panopticon.evaluation.suite import LoadedSuite
 from panopticon.services.runs import Execution, prepare_run, summarize_run
 from panopticon.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from panopticon.evaluation.suite import LoadedSuite
 
 __all__ = ["run"]
 
@@ -199,7 +202,8 @@ def run(
     console.print(
         f"{verb} run [bold]{execution.run_id}[/] ({loaded.suite.name}): {len(plan.cases)} answers "
         f"= {len(loaded.queries)} queries x {len(loaded.models)} models x "
-        f"{loaded.suite.repeats} repeats, {len(loaded.metrics)} metrics"
+        + (f"{len(loaded.suite.prompts)} prompts x " if loaded.suite.prompts else "")
+        + f"{loaded.suite.repeats} repeats, {len(loaded.metrics)} metrics"
         + (f"; {len(plan.done)} already stored" if plan.done else "")
         + (f"; {len(plan.cache)} from the cache" if plan.cache else "")
     )

@@ -41,6 +41,7 @@ def cache_stats(conn: Connection, workspace_id: int) -> dict[str, Any]:
             sa.func.min(Result.c.created_at),
             sa.func.max(Result.c.created_at),
             sa.func.coalesce(sa.func.sum(Result.c.cost_usd), 0.0),
+            sa.func.count().filter(Result.c.cost_usd.is_(None)),
         )
         .select_from(Result)
         .join(Run, Run.c.id == Result.c.run_id)
@@ -72,9 +73,9 @@ def cache_stats(conn: Connection, workspace_id: int) -> dict[str, Any]:
                 "answers": int(n),
                 "oldest": oldest,
                 "newest": newest,
-                "cost_usd": float(cost),
+                "cost_usd": None if unknown else float(cost),
             }
-            for name, n, oldest, newest, cost in by_model
+            for name, n, oldest, newest, cost, unknown in by_model
         ],
         "judge_answers": int(judged),
         "retired": int(retired),
