@@ -133,6 +133,10 @@ def test_view_signs_in_once_by_its_link_and_serves_the_local_database(
     cookies = first.cookies
     page = httpx.get(base + "/ui/runs/1/answers", cookies=cookies)
     assert page.status_code == 200 and "good@terse" in page.text
+    # each model@prompt is a model of its own on the comparison page
+    compare = httpx.get(base + "/ui/compare", params={"run": "1"}, cookies=cookies)
+    assert compare.status_code == 200
+    assert all(arm in compare.text for arm in ("good@terse", "good@chatty", "weak@chatty"))
     again = httpx.get(link, follow_redirects=False)
     assert again.status_code == 403 and "used already or has expired" in again.text
     forged = httpx.get(base + "/ui/link/not-a-token", follow_redirects=False)

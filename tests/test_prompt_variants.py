@@ -198,3 +198,53 @@ def test_prompt_mistakes_are_reported_with_their_line(
     assert "template needs missing" in messages
     assert "gates.short: gate 1.5 is not between 0 and 1" in messages
     assert "gates.nothing: gate on 'nothing'" in messages
+
+
+def test_pairwise_judges_compare_every_model_and_prompt_pair(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    from panopticon.store.tables import Pairwise
+
+    text = (
+        prompts_suite(mock.url, queries=2)
+        + "  - {name: preference, type: pairwise}\n"
+        + f"judge: {{id: judge, model: mock-judge, base_url: '{mock.url}'}}\n"
+    )
+    path = write(tmp_path / "s.yaml", text)
+    code, out = run_cli("run", str(path), "--no-progress", "--dry-run")
+    # 4 arms: 6 pairs per query, 2 queries, both orders
+    assert code == 0 and "8 answers" in out and "24 of them to judges" in out, out
+    code, out = run_cli("run", str(path), "--no-progress")
+    assert code == 0, out
+    with engine.connect() as conn:
+        a, b = Model.alias("a"), Model.alias("b")
+        pairs = conn.execute(
+            sa.select(a.c.name, b.c.name)
+            .select_from(Pairwise)
+            .join(a, a.c.id == Pairwise.c.model_a_id)
+            .join(b, b.c.id == Pairwise.c.model_b_id)
+            .where(Pairwise.c.error.is_(None))
+        ).all()
+    assert len(pairs) == 2 * 6
+    assert ("good@terse", "good@chatty") in {tuple(p) for p in pairs}
+
+
+def test_a_prompts_run_resumes_only_what_is_missing(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    from panopticon.store.tables import Run
+
+    path = write(tmp_path / "s.yaml", prompts_suite(mock.url))
+    assert run_cli("run", str(path), "--no-progress")[0] == 0
+    with engine.begin() as conn:  # three answers of one variant were lost mid-run
+        lost = conn.scalars(
+            sa.select(Result.c.id).where(Result.c.prompt == "chatty").limit(3)
+        ).all()
+        conn.execute(sa.delete(Result).where(Result.c.id.in_(lost)))
+        conn.execute(sa.update(Run).values(status="interrupted"))
+    mock.reset()
+    code, out = run_cli("run", str(path), "--no-progress", "--resume", "1")
+    assert code == 0, out
+    assert mock.stats.answered == 3
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(Result)) == 12
