@@ -13,6 +13,7 @@ from panopticon.cli import app
 from panopticon.errors import ConfigError
 from panopticon.evaluation.suite import load_suite
 from panopticon.mockllm.server import MockServer
+from panopticon.settings import Settings
 from panopticon.store.tables import Model, Prompt, Result, Score
 from tests.conftest import write
 
@@ -248,3 +249,111 @@ def test_a_prompts_run_resumes_only_what_is_missing(
     assert mock.stats.answered == 3
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(Result)) == 12
+
+
+def test_upgrading_to_prompt_variants_keeps_every_result_and_score(settings: Settings) -> None:
+    """0013 adds columns in place: a SQLite table rebuild would cascade-delete scores."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from panopticon.store.engine import create_engine, upgrade
+    from panopticon.store.tables import Metric, Provider, Query, Run
+    from tests.conftest import PG_URL, new_pg_database
+
+    drop = None
+    if PG_URL:
+        url, drop = new_pg_database(None)
+        settings = Settings(home=settings.home, database_url=url)
+    engine = create_engine(settings)
+    now = datetime.now(UTC)
+
+    def insert(conn: sa.Connection, table: sa.Table, **values: object) -> int:
+        return int(
+            conn.execute(sa.insert(table).values(**values).returning(table.c.id)).scalar_one()
+        )
+
+    try:
+        upgrade(engine, "0007")
+        with engine.begin() as conn:
+            pid = insert(
+                conn, Provider, workspace_id=1, name="p", kind="openai", options={}, created_at=now
+            )
+            mid = insert(
+                conn,
+                Model,
+                workspace_id=1,
+                provider_id=pid,
+                name="m",
+                provider_model="m",
+                settings={},
+                created_at=now,
+                updated_at=now,
+            )
+            qid = insert(
+                conn,
+                Query,
+                workspace_id=1,
+                text="q",
+                messages=[],
+                theme="t",
+                metadata={},
+                content_hash="h",
+                created_at=now,
+            )
+            metric = insert(
+                conn,
+                Metric,
+                workspace_id=1,
+                name="x",
+                type="length",
+                definition={},
+                version="1",
+                created_at=now,
+            )
+            run = insert(
+                conn,
+                Run,
+                workspace_id=1,
+                name="r",
+                status="completed",
+                suite={},
+                suite_fingerprint="f",
+                planned=1,
+                totals={},
+                created_at=now,
+            )
+            rid = uuid.uuid4()
+            conn.execute(
+                sa.insert(Result).values(
+                    id=rid,
+                    run_id=run,
+                    query_id=qid,
+                    model_id=mid,
+                    repeat=0,
+                    cache_key="k",
+                    request={},
+                    cached=False,
+                    attempts=1,
+                    created_at=now,
+                )
+            )
+            conn.execute(
+                sa.insert(Score).values(
+                    id=uuid.uuid4(),
+                    run_id=run,
+                    result_id=rid,
+                    metric_id=metric,
+                    value=1.0,
+                    judge_cached=False,
+                    created_at=now,
+                )
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.scalar(sa.select(sa.func.count()).select_from(Score)) == 1
+            row = conn.execute(sa.select(Result.c.prompt, Result.c.prompt_hash)).one()
+            assert tuple(row) == (None, None)
+    finally:
+        engine.dispose()
+        if drop:
+            drop()

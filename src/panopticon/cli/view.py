@@ -75,8 +75,9 @@ def view(
     from panopticon.web.view import LINK_TTL_S, issue_link_token
 
     settings = load_settings()
-    # a key for this process only, never shown: the link's session holds its hash
-    settings = settings.model_copy(update={"api_key": "view_" + secrets.token_urlsafe(32)})
+    if not settings.api_key:  # a key for this process only, never shown: the link's
+        # session holds its hash (an operator's PANOPTICON_API_KEY is used as it is)
+        settings = settings.model_copy(update={"api_key": "view_" + secrets.token_urlsafe(32)})
     app = create_app(settings, env=os.environ)
     shown = f"[{host}]" if ":" in host else host
     link = f"http://{shown}:{port}/ui/link/{issue_link_token(app)}"
