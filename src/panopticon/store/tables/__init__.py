@@ -3,6 +3,13 @@
 from panopticon.store.tables.access import ROLES, ApiKey
 from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
+from panopticon.store.tables.online import (
+    OnlineBudget,
+    OnlineOutcome,
+    OnlineRule,
+    OnlineRuleVersion,
+    OnlineSettings,
+)
 from panopticon.store.tables.prompts import Prompt
 from panopticon.store.tables.registry import Model, Provider, RateLimit
 from panopticon.store.tables.runs import (
@@ -28,6 +35,11 @@ __all__ = [
     "JobShard",
     "Metric",
     "Model",
+    "OnlineBudget",
+    "OnlineOutcome",
+    "OnlineRule",
+    "OnlineRuleVersion",
+    "OnlineSettings",
     "Pairwise",
     "Prompt",
     "Provider",

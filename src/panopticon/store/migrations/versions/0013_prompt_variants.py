@@ -5,7 +5,7 @@ in the suite and its content hash (the prompt table holds the text, once per con
 Existing results have none (NULL).
 
 Revision ID: 0013
-Revises: 0007
+Revises: 0015
 Create Date: 2026-12-02 18:00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0007"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
