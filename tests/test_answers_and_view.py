@@ -33,9 +33,12 @@ LONG = "word " * 400  # longer than any terminal: must come out whole
 
 @pytest.fixture
 def prompts_run(tmp_path: Path, env: dict[str, str], mock: MockServer) -> int:
-    text = prompts_suite(mock.url).replace(
-        "  - {id: q0, text: 'Question 0?', theme: t}",
-        f"  - {{id: q0, text: 'Question 0? {LONG}', theme: t}}",
+    text = (
+        prompts_suite(mock.url).replace(
+            "  - {id: q0, text: 'Question 0?', theme: t}",
+            f"  - {{id: q0, text: 'Question 0? {LONG}', theme: t}}",
+        )
+        + "gates: {short: 0.5}\n"
     )
     result = cli.invoke(app, ["run", str(write(tmp_path / "s.yaml", text)), "--no-progress"])
     assert result.exit_code == 0, result.output
@@ -86,6 +89,11 @@ def test_the_api_gives_answers_side_by_side_and_takes_prompt_variants(
         assert [a["prompt"] for a in data[0]["answers"]] == ["a", "b"]
         assert {s["metric"] for s in data[0]["answers"][0]["scores"]} == {"short", "tiny"}
         assert {s["metric"] for s in data[1]["answers"][0]["scores"]} == {"short"}
+        gates = api.get(f"/api/runs/{run_id}", headers=KEY).json()["gates"]
+        assert [(g["model"], g["metric"], g["passed"]) for g in gates] == [
+            ("good@a", "short", True),
+            ("good@b", "short", True),
+        ]
         one = api.get(f"/api/runs/{run_id}/answers", headers=KEY, params={"query": "y"})
         assert [q["external_id"] for q in one.json()] == ["y"]
         bad = api.post(
@@ -133,6 +141,8 @@ def test_view_signs_in_once_by_its_link_and_serves_the_local_database(
     cookies = first.cookies
     page = httpx.get(base + "/ui/runs/1/answers", cookies=cookies)
     assert page.status_code == 200 and "good@terse" in page.text
+    run = httpx.get(base + "/ui/runs/1", cookies=cookies).text  # the suite's gates
+    assert 'data-testid="gates"' in run and run.count(">passed<") == 4
     # each model@prompt is a model of its own on the comparison page
     compare = httpx.get(base + "/ui/compare", params={"run": "1"}, cookies=cookies)
     assert compare.status_code == 200

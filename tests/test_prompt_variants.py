@@ -101,6 +101,12 @@ def test_a_suite_without_prompts_keeps_its_cache_keys_and_fingerprint(
 
     loaded = load_suite(write(tmp_path / "s.yaml", prompts_suite(mock.url, prompts=False)), env)
     assert "prompts" not in loaded.snapshot() and "gates" not in loaded.snapshot()
+    gated = load_suite(
+        write(tmp_path / "g.yaml", prompts_suite(mock.url, prompts=False) + "gates: {short: 1}\n"),
+        env,
+    )
+    assert gated.snapshot()["gates"] == {"short": 1.0}
+    assert gated.fingerprint == loaded.fingerprint  # a resume may change its gates
     cases = build_cases(loaded, [1, 2, 3], {"good": 1, "weak": 2})
     c = cases[0]
     fp = {**c.model.settings_fingerprint(), "params": c.params}

@@ -280,6 +280,10 @@ class RunPublic(BaseModel):
 class RunDetail(RunPublic):
     suite: dict[str, Any]
     summary: dict[str, Any]
+    gates: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The suite's gates: per model and metric, the value, threshold and passed.",
+    )
 
 
 class RunCreate(_Body):

@@ -108,11 +108,13 @@ class LoadedSuite:
 
     def snapshot(self) -> dict[str, Any]:
         """The suite as run (no secrets), for the run record and the resume check."""
-        # gates judge a run, they do not change it: a resume may change them. Fields added
-        # later are left out while unused, so that older runs keep their fingerprint.
-        exclude = {"queries", "metrics", "gates"}
+        # fields added later are left out while unused, so that older runs keep their
+        # fingerprint
+        exclude = {"queries", "metrics"}
         if not self.suite.prompts:
             exclude.add("prompts")
+        if not self.suite.gates:
+            exclude.add("gates")
         data = self.suite.model_dump(mode="json", by_alias=True, exclude=exclude)
         data["metrics"] = [m.model_dump(mode="json", by_alias=True) for m in self.metrics]
         data["judge"] = self.judge.model_dump(mode="json") if self.judge else None
@@ -126,9 +128,9 @@ class LoadedSuite:
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(
-            orjson.dumps(self.snapshot(), option=orjson.OPT_SORT_KEYS)
-        ).hexdigest()[:16]
+        # gates judge a run, they do not change it: a resume may change them
+        data = {k: v for k, v in self.snapshot().items() if k != "gates"}
+        return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 _UNION_TAGS = frozenset(

@@ -10,7 +10,8 @@ after its Holm correction.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -26,6 +27,7 @@ __all__ = [
     "find_regressions",
     "merge_thresholds",
     "parse_thresholds",
+    "suite_gates",
 ]
 
 
@@ -40,6 +42,9 @@ class GateResult:
     @property
     def passed(self) -> bool:
         return self.value is not None and self.value >= self.threshold
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "passed": self.passed}
 
 
 @dataclass(frozen=True)
@@ -120,3 +125,11 @@ def find_regressions(engine: Engine, baseline_id: int, run_id: int) -> list[Regr
     """Metrics on which the run is significantly worse than the baseline."""
     comparisons = compare_runs(engine, baseline_id, run_id)
     return [Regression(c, r) for c, r in worse(comparisons)]
+
+
+def suite_gates(summary: Summary, suite: dict[str, Any]) -> list[GateResult]:
+    """The outcome of the gates a run's suite set (``gates:``), for the API and dashboard."""
+    gates = suite.get("gates") or {}
+    if not isinstance(gates, dict):
+        return []
+    return check_thresholds(summary, {str(k): float(v) for k, v in gates.items()})

@@ -19,6 +19,7 @@ from panopticon.errors import ConfigError, Issue
 from panopticon.services.answers import answers_side_by_side
 from panopticon.services.compare import compare_models, compare_runs
 from panopticon.services.exports import FORMATS, render_export
+from panopticon.services.gates import suite_gates
 from panopticon.services.jobs import create_suite_job, job_status
 from panopticon.services.runs import get_run, list_runs, run_public, summarize_run, summary_rows
 
@@ -59,8 +60,12 @@ def compare_two_runs(
 @router.get("/{run_id}", response_model=RunDetail)
 def run_detail(run_id: Id, engine: EngineDep, caller: Viewer) -> RunDetail:
     row = get_run(engine, caller.workspace_id, run_id)
+    summary = summarize_run(engine, row.id)
     return RunDetail(
-        **run_public(row), suite=row.suite, summary=summarize_run(engine, row.id).as_dict()
+        **run_public(row),
+        suite=row.suite,
+        summary=summary.as_dict(),
+        gates=[g.as_dict() for g in suite_gates(summary, row.suite)],
     )
 
 
