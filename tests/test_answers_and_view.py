@@ -184,3 +184,14 @@ def test_the_answers_page_in_chromium_after_the_view_link(
     assert page.locator("[data-testid=query-answers]").count() == 1
     page.screenshot(path=str(Path("test-artifacts") / "web-answers.png"), full_page=True)
     assert w.problems == [], w.problems
+
+
+def test_view_checks_its_port_first(env: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = cli.invoke(app, ["view", "--port", str(port), "--no-browser"])
+    assert result.exit_code == 2 and f"port {port} on 127.0.0.1 is in use" in result.output

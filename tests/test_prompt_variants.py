@@ -363,3 +363,24 @@ def test_upgrading_to_prompt_variants_keeps_every_result_and_score(settings: Set
         engine.dispose()
         if drop:
             drop()
+
+
+def test_a_csv_column_names_a_rows_metrics(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    write(
+        tmp_path / "rows.csv",
+        'text,metrics\nOne?,"strict, short"\nTwo?,"[{""type"": ""length"", ""name"": ""t"", '
+        '""max"": 3}]"\nThree?,\n',
+    )
+    text = (
+        prompts_suite(mock.url, prompts=False).replace(
+            "  - {id: q0, text: 'Question 0?', theme: t}", "  - {file: rows.csv}"
+        )
+        + "  - {name: strict, type: length, max: 10}\n"
+    )
+    loaded = load_suite(write(tmp_path / "s.yaml", text), env)
+    by_text = {q.text: q.metrics for q in loaded.queries}
+    assert by_text["One?"] == ("strict", "short") and by_text["Two?"] == ("t",)
+    assert by_text["Three?"] == ()
+    assert loaded.suite_metrics == frozenset()  # both are named by a row: that row only
