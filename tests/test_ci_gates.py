@@ -36,6 +36,14 @@ def test_dry_run_counts_answers_and_judge_calls_and_sends_nothing(
     assert mock.stats.requests == 0
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(Run)) == 0
+    # after a run, the same suite's answers are stored: a run would reuse them unpaid
+    assert run_cli("run", str(path), "--no-progress")[0] == 0
+    mock.reset()
+    code, out = run_cli("run", str(path), "--dry-run")
+    assert code == 0 and "of which 24 are stored already" in out, out
+    assert "0 calls in all" in out
+    assert "48 calls in all" in run_cli("run", str(path), "--dry-run", "--no-cache")[1]
+    assert mock.stats.requests == 0
 
 
 def test_dry_run_says_an_unknown_price_is_unknown(

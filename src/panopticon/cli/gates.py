@@ -18,18 +18,22 @@ if TYPE_CHECKING:
 __all__ = ["print_dry_run", "report_gates", "write_junit"]
 
 
-def print_dry_run(loaded: LoadedSuite) -> None:
-    """What the run would send and cost; sends nothing."""
+def print_dry_run(loaded: LoadedSuite, *, use_cache: bool) -> None:
+    """What the run would send and cost; sends nothing and writes nothing."""
     from rich.table import Table
 
-    from panopticon.services.dryrun import DEFAULT_ANSWER_TOKENS, dry_run
+    from panopticon.services.dryrun import DEFAULT_ANSWER_TOKENS, dry_run, stored_answer_keys
+    from panopticon.settings import load_settings
 
-    plan = dry_run(loaded)
+    stored = stored_answer_keys(load_settings(), loaded) if use_cache else None
+    plan = dry_run(loaded, stored or frozenset())
     console.print(
         f"Dry run of {loaded.suite.name}: the suite is valid. {plan.answers} answers = "
         f"{plan.queries} queries x {plan.models} models x {plan.prompts} prompts x "
-        f"{plan.repeats} repeats; {plan.calls} calls in all, {plan.judge_calls} of them to "
-        "judges. Nothing was sent.",
+        f"{plan.repeats} repeats"
+        + (f", of which {plan.reused} are stored already and reused unpaid" if plan.reused else "")
+        + f"; {plan.calls} calls in all, {plan.judge_calls} of them to judges. Nothing "
+        "was sent.",
         soft_wrap=True,
     )
     table = Table(title="Estimated calls and cost (before retries and cache hits)")

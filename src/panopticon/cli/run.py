@@ -178,7 +178,7 @@ def run(
     if dry_run:
         from panopticon.evaluation.suite import load_suite
 
-        gates.print_dry_run(select(load_suite(suite, os.environ)))
+        gates.print_dry_run(select(load_suite(suite, os.environ)), use_cache=not no_cache)
         return
     with startup():  # no GC passes while the suite loads (see gcpause)
         import aiohttp  # noqa: F401  (the providers' HTTP client: loaded here, under the pause)

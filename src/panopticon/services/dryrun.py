@@ -10,12 +10,14 @@ never counted as free.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from panopticon.evaluation.plan import build_cases
 from panopticon.evaluation.suite import LoadedSuite, spec_needs_judge
 from panopticon.judges.base import MetricSpec
+from panopticon.settings import Settings
 
-__all__ = ["DEFAULT_ANSWER_TOKENS", "CallEstimate", "DryRun", "dry_run"]
+__all__ = ["DEFAULT_ANSWER_TOKENS", "CallEstimate", "DryRun", "dry_run", "stored_answer_keys"]
 
 DEFAULT_ANSWER_TOKENS = 256
 _JUDGE_PROMPT_TOKENS = 200  # a judge prompt's own instructions, around the answer
@@ -39,6 +41,7 @@ class DryRun:
     prompts: int
     repeats: int
     rows: list[CallEstimate] = field(default_factory=list)
+    reused: int = 0  # answers the cache holds already: no call, nor judge calls, for them
 
     @property
     def calls(self) -> int:
@@ -67,7 +70,39 @@ def _judge_calls(spec: MetricSpec) -> list[str | None]:
     return [getattr(spec, "judge", None)] if spec_needs_judge(spec) else []
 
 
-def dry_run(loaded: LoadedSuite) -> DryRun:
+def stored_answer_keys(settings: Settings, loaded: LoadedSuite) -> frozenset[str] | None:
+    """The cache keys of this suite's answers that the store holds already, read only:
+    None when there is no store to ask yet (no database file, or an older schema)."""
+    import sqlalchemy as sa
+
+    from panopticon.errors import NotFoundError, StoreError
+    from panopticon.store.engine import HEAD_REVISION, create_engine, current_revision
+    from panopticon.store.queries import catalog
+    from panopticon.store.queries import runs as run_queries
+
+    if settings.is_sqlite:
+        path = settings.resolved_database_url.removeprefix("sqlite:///")
+        if not path or path == ":memory:" or not Path(path).is_file():
+            return None
+    engine = create_engine(settings)
+    try:
+        if current_revision(engine) != HEAD_REVISION:
+            return None
+        arms = loaded.arm_models()
+        ids = {m.id: i for i, m in enumerate(loaded.models + arms)}
+        keys = [c.cache_key for c in build_cases(loaded, list(range(len(loaded.queries))), ids)]
+        with engine.connect() as conn:
+            ws = catalog.ensure_workspace(conn, settings.workspace, create=False)
+            return frozenset(run_queries.cached_answers(conn, ws, keys))
+    except (NotFoundError, StoreError, sa.exc.SQLAlchemyError):
+        return None
+    finally:
+        engine.dispose()
+
+
+def dry_run(loaded: LoadedSuite, stored: frozenset[str] = frozenset()) -> DryRun:
+    """``stored``: cache keys of answers already stored (see :func:`stored_answer_keys`);
+    those cases cost nothing, and neither do their judges, whose answers are stored too."""
     arms = loaded.arm_models()
     model_ids = {m.id: i for i, m in enumerate(loaded.models + arms)}
     cases = build_cases(loaded, list(range(len(loaded.queries))), model_ids)
@@ -89,6 +124,9 @@ def dry_run(loaded: LoadedSuite) -> DryRun:
     judge_default = loaded.judge.id if loaded.judge else None
     per_query: dict[str, list[MetricSpec]] = {}
     for case in cases:
+        if case.cache_key in stored:
+            out.reused += 1
+            continue
         params = case.params
         answer = int(params.get("max_tokens") or DEFAULT_ANSWER_TOKENS)
         tin = sum(len(m["content"]) for m in case.messages) // 4 + 1
@@ -112,6 +150,8 @@ def dry_run(loaded: LoadedSuite) -> DryRun:
         allowed = [a for a in labels if not wanted or a in wanted or a.rsplit("@", 1)[0] in wanted]
         k = len(allowed)
         pairs = k * (k - 1) // 2 * len(loaded.queries) * loaded.suite.repeats
+        if stored and out.reused == out.answers:
+            pairs = 0  # every answer is stored: so are the judgements on their pairs
         name = getattr(spec, "judge", None) or judge_default
         if name is not None:
             for _ in range(2 * pairs):
