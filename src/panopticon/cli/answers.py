@@ -1,7 +1,8 @@
 """``panopticon show RUN --answers``: each query with every model's answer in full.
 
-Plain text (no table, nothing cut), so that it reads the same in a terminal, a pager and a
-CI log."""
+In a wide terminal, up to four answers stand in columns side by side (wrapped, never
+cut); otherwise, and whenever the output is piped, as plain text one after the other,
+so that it reads the same in a pager and a CI log."""
 
 from __future__ import annotations
 
@@ -27,7 +28,45 @@ def _score(a: Answer) -> str:
     return ", ".join(parts)
 
 
+def _columns(qa: QueryAnswers) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from panopticon.cli.output import console
+
+    ident = f"{qa.external_id} (query {qa.query_id})" if qa.external_id else f"query {qa.query_id}"
+    table = Table(  # Text, not strings: an answer's [brackets] are not markup
+        title=Text(
+            f"{ident}, theme {qa.theme}: {qa.text}"
+            + (f"\nexpected: {qa.expected}" if qa.expected else "")
+        ),
+        title_justify="left",
+        show_lines=True,
+    )
+    for a in qa.answers:
+        repeat = f" (repeat {a.repeat})" if any(x.repeat for x in qa.answers) else ""
+        table.add_column(Text(f"{a.model}{repeat}"), overflow="fold", ratio=1)
+    table.add_row(
+        *(Text(f"ERROR: {a.error}" if a.error else (a.response or "")) for a in qa.answers)
+    )
+    table.add_row(*(Text(_score(a)) for a in qa.answers))
+    console.print(table)
+
+
 def print_answers(queries: list[QueryAnswers]) -> None:
+    from panopticon.cli.output import console
+
+    if console.is_terminal and console.width >= 100:
+        for qa in queries:
+            if len(qa.answers) <= 4:
+                _columns(qa)
+            else:
+                _plain([qa])
+        return
+    _plain(queries)
+
+
+def _plain(queries: list[QueryAnswers]) -> None:
     echo = typer.echo
     for qa in queries:
         ident = (
