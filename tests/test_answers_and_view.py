@@ -75,6 +75,7 @@ def test_the_api_gives_answers_side_by_side_and_takes_prompt_variants(
                 "metrics": [{"type": "length", "name": "tiny", "max": 3}],
             },
             {"id": "y", "text": "Second?"},
+            {"id": "z", "text": "Third?", "metrics": ["tiny"]},
         ],
         "metrics": [{"name": "short", "type": "length", "max": 2000}],
         "gates": {"short": 0.5},
@@ -84,7 +85,7 @@ def test_the_api_gives_answers_side_by_side_and_takes_prompt_variants(
         r = api.get(f"/api/runs/{run_id}/answers", headers=KEY)
         assert r.status_code == 200, r.text
         data = r.json()
-        assert [q["external_id"] for q in data] == ["x", "y"]
+        assert [q["external_id"] for q in data] == ["x", "y", "z"]
         assert [a["model"] for a in data[0]["answers"]] == ["good@a", "good@b"]
         assert [a["prompt"] for a in data[0]["answers"]] == ["a", "b"]
         assert {s["metric"] for s in data[0]["answers"][0]["scores"]} == {"short", "tiny"}
@@ -93,6 +94,10 @@ def test_the_api_gives_answers_side_by_side_and_takes_prompt_variants(
         assert [(g["model"], g["metric"], g["passed"]) for g in gates] == [
             ("good@a", "short", True),
             ("good@b", "short", True),
+        ]
+        c = api.get(f"/api/runs/{run_id}/compare-prompts", headers=KEY, params={"prompts": "a,b"})
+        assert c.status_code == 200 and [(x["a"], x["b"]) for x in c.json()] == [
+            (f"good@a (run {run_id})", f"good@b (run {run_id})")
         ]
         one = api.get(f"/api/runs/{run_id}/answers", headers=KEY, params={"query": "y"})
         assert [q["external_id"] for q in one.json()] == ["y"]

@@ -17,7 +17,7 @@ from panopticon.api.schemas import (
 )
 from panopticon.errors import ConfigError, Issue
 from panopticon.services.answers import answers_side_by_side
-from panopticon.services.compare import compare_models, compare_runs
+from panopticon.services.compare import compare_models, compare_prompts, compare_runs
 from panopticon.services.exports import FORMATS, render_export
 from panopticon.services.gates import suite_gates
 from panopticon.services.jobs import create_suite_job, job_status
@@ -84,6 +84,26 @@ def compare_two_models(
     return ComparisonPublic(
         **compare_models(engine, row.id, names[0], names[1], min_effect=min_effect).as_dict()
     )
+
+
+@router.get("/{run_id}/compare-prompts", response_model=list[ComparisonPublic])
+def compare_two_prompts(
+    run_id: Id,
+    engine: EngineDep,
+    caller: Viewer,
+    prompts: Annotated[str, Query(min_length=3, max_length=400, description="A,B")],
+    min_effect: Annotated[float, Query(ge=0, le=1)] = 0.05,
+) -> list[ComparisonPublic]:
+    """Two prompt variants of a run, on each model that ran both (model@A against
+    model@B), as `panopticon compare RUN --prompts A,B`."""
+    row = get_run(engine, caller.workspace_id, run_id)
+    names = [p.strip() for p in prompts.split(",") if p.strip()]
+    if len(names) != 2:
+        raise ConfigError(Issue("give two prompt ids", field="prompts", hint="prompts=a,b"))
+    return [
+        ComparisonPublic(**c.as_dict())
+        for c in compare_prompts(engine, row.id, names[0], names[1], min_effect=min_effect)
+    ]
 
 
 @router.get("/{run_id}/answers", response_model=list[QueryAnswersPublic])
