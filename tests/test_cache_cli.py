@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from panopticon.cli import app
 from panopticon.mockllm.server import MockServer
+from panopticon.settings import Settings
 from panopticon.store.tables import Result, Run
 from tests.conftest import suite_yaml, write
 
@@ -87,3 +88,40 @@ def test_delete_spares_completed_runs_unless_forced_and_never_touches_running_on
     code, out = run_cli("cache", "clear", "--delete", "--force")
     assert code == 0 and "deleted 6 results" in out and "lost those answers" in out, out
     assert results_of(engine, 1) == 0
+
+
+def test_the_api_reads_and_clears_the_cache_for_admins_only(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, settings: Settings
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from panopticon.api.app import create_app
+    from panopticon.services.access import create_key
+    from panopticon.services.runs import store
+
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=3, judge=False, metrics=SHORT))
+    assert run_cli("run", str(path), "--no-progress")[0] == 0
+    with store(settings) as engine:
+        _, viewer = create_key(engine, "default", "viewer", "v")
+    admin = {"X-API-Key": "dev_api_key_for_testing"}
+    web = Settings(
+        home=settings.home, database_url=settings.database_url, api_key=admin["X-API-Key"]
+    )
+    with TestClient(create_app(web, env={})) as api:
+        stats = api.get("/api/cache", headers={"X-API-Key": viewer})
+        assert stats.status_code == 200 and stats.json()["answers"] == 6
+        refused = api.post("/api/cache/clear", headers={"X-API-Key": viewer}, json={})
+        assert refused.status_code == 403
+        bad = api.post("/api/cache/clear", headers=admin, json={"older_than": "soon"})
+        assert bad.status_code == 422 and "30m, 12h, 7d or 2w" in bad.text
+        done = api.post("/api/cache/clear", headers=admin, json={"older_than": "1h"})
+        assert done.status_code == 200 and done.json()["retired"] == 0
+        done = api.post("/api/cache/clear", headers=admin, json={})
+        assert done.json() == {
+            "retired": 6,
+            "deleted": 0,
+            "runs_emptied": [],
+            "runs_restarted": [],
+            "skipped_running": [],
+        }
+        assert api.get("/api/cache", headers=admin).json()["retired"] == 6

@@ -319,6 +319,29 @@ class QueryAnswersPublic(BaseModel):
     answers: list[AnswerPublic]
 
 
+class CacheStatsPublic(BaseModel):
+    answers: int = Field(description="Stored answers that later runs reuse unpaid.")
+    judge_answers: int
+    retired: int = Field(description="Answers kept in their runs but never reused.")
+    models: list[dict[str, Any]]
+
+
+class CacheClear(_Body):
+    older_than: str | None = Field(
+        default=None, max_length=20, description="Only answers older than this: 30m, 12h, 7d."
+    )
+    delete: bool = Field(default=False, description="Also delete results of runs not completed.")
+    force: bool = Field(default=False, description="With delete: of completed runs too.")
+
+
+class CacheClearPublic(BaseModel):
+    retired: int
+    deleted: int
+    runs_emptied: list[int]
+    runs_restarted: list[int]
+    skipped_running: list[int]
+
+
 class ComparisonPublic(BaseModel):
     a: str
     b: str
