@@ -145,3 +145,19 @@ def test_junit_has_one_case_per_query_and_model_with_failures_explained(
     assert "quality" in text and "did not pass" in text
     assert root.get("failures") == str(len(failed))
     assert json.dumps(cases[0].get("name")).startswith('"query ')
+
+
+def test_a_filtered_run_leaves_the_datasets_whole(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    from panopticon.store.tables import DatasetItem
+
+    write(tmp_path / "qs.jsonl", "".join(f'{{"text": "q{i}?"}}\n' for i in range(5)))
+    path = write(
+        tmp_path / "s.yaml",
+        f"models: [{{id: m, base_url: '{mock.url}'}}]\nqueries: [{{file: qs.jsonl}}]\n",
+    )
+    assert run_cli("run", str(path), "--no-progress")[0] == 0
+    assert run_cli("run", str(path), "--no-progress", "--limit", "2")[0] == 0
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(DatasetItem)) == 5

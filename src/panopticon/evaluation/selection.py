@@ -48,7 +48,7 @@ class QuerySelection:
                     + ", ".join(sorted({q.theme for q in loaded.queries})[:20]),
                 )
             )
-        return replace(loaded, queries=chosen)
+        return replace(loaded, queries=chosen, partial=len(chosen) < len(loaded.queries))
 
 
 def parse_filters(filters: list[str], limit: int | None) -> QuerySelection:

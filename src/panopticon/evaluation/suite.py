@@ -63,6 +63,9 @@ class LoadedSuite:
     # names of the metrics that score every query; the others score only the queries that
     # name them (QueryItem.metrics). None: every metric scores every query.
     suite_metrics: frozenset[str] | None = None
+    # only some of the suite's queries (--filter, --limit): its files are not recorded as
+    # datasets, whose items would otherwise shrink to the selection
+    partial: bool = False
 
     @property
     def models(self) -> list[ModelSpec]:

@@ -360,14 +360,15 @@ def _prepare(
         metric_ids = catalog.upsert_metrics(conn, ws, loaded.metrics)
         query_ids = catalog.upsert_queries(conn, ws, loaded.queries)
         prompt_queries.upsert_prompts(conn, ws, [v for v in loaded.prompts if not v.is_default])
-        catalog.sync_datasets(
-            conn,
-            ws,
-            {
-                path: [query_ids[i] for i in indexes]
-                for path, indexes in loaded.dataset_files().items()
-            },
-        )
+        if not loaded.partial:  # a selection would shrink the datasets to itself
+            catalog.sync_datasets(
+                conn,
+                ws,
+                {
+                    path: [query_ids[i] for i in indexes]
+                    for path, indexes in loaded.dataset_files().items()
+                },
+            )
         cases = build_cases(loaded, query_ids, model_ids)
         if resume is not None:
             row = run_queries.get_run(conn, ws, resume)
