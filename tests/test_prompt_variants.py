@@ -176,7 +176,12 @@ def test_per_query_metrics_score_only_their_queries(
 def test_per_query_metric_mistakes_name_their_file_and_line(
     tmp_path: Path, env: dict[str, str], mock: MockServer
 ) -> None:
-    write(tmp_path / "rows.jsonl", '{"text": "a"}\n{"text": "b", "metrics": ["nope"]}\n')
+    write(
+        tmp_path / "rows.jsonl",
+        '{"text": "a", "metrics": [{"type": "rubric", "name": "r", "prompt": "Good?", '
+        '"judge": "ghost"}]}\n{"text": "b", "metrics": ["nope"]}\n'
+        '{"text": "c", "metrics": [{"type": "rubric", "name": "r2", "prompt": "Good?"}]}\n',
+    )
     text = prompts_suite(mock.url, prompts=False).replace(
         "  - {id: q0, text: 'Question 0?', theme: t}",
         "  - {id: q0, text: 'Question 0?', metrics: [{type: lenght}]}\n  - {file: rows.jsonl}",
@@ -186,6 +191,8 @@ def test_per_query_metric_mistakes_name_their_file_and_line(
     messages = [str(i) for i in err.value.issues]
     assert any("s.yaml:6: queries[0].metrics[0].type" in m and "lenght" in m for m in messages)
     assert any("rows.jsonl:2: metrics[0]" in m and "'nope'" in m for m in messages)
+    assert any("rows.jsonl:1: metrics[0]: judge 'ghost' is not one" in m for m in messages)
+    assert any("rows.jsonl:3: metrics[0]: metric 'r2' needs a judge" in m for m in messages)
 
 
 def test_prompt_mistakes_are_reported_with_their_line(

@@ -230,7 +230,9 @@ def parse_suite(
     issues += metric_issues
     judge = _resolve_judge(suite, doc, metrics, issues)
     queries = resolve_queries(suite, doc, base_dir, issues)
-    queries, suite_metrics = _query_metrics(queries, metrics, doc, base_dir, issues)
+    origin: dict[str, MetricEntry] = {}
+    queries, suite_metrics = _query_metrics(queries, metrics, doc, base_dir, issues, origin)
+    issues += _check_query_metric_judges(suite, judge, metrics, origin)
     issues += _check_prompts(suite, doc, metrics)
     if suite.template and queries:
         issues += check_template(suite.template, queries, doc)
@@ -423,6 +425,7 @@ def _query_metrics(
     doc: Located,
     base_dir: Path,
     issues: list[Issue],
+    origin: dict[str, MetricEntry],
 ) -> tuple[list[QueryItem], frozenset[str] | None]:
     """Resolve each query's own metrics (promptfoo's per-test ``assert``).
 
@@ -448,10 +451,52 @@ def _query_metrics(
             if spec.name not in by_name:
                 by_name[spec.name] = spec
                 metrics.append(spec)
+                origin[spec.name] = entry
             if spec.name not in names:
                 names.append(spec.name)
         out.append(replace(q, metrics=tuple(names)))
     return out, frozenset(suite_names - named)
+
+
+def _check_query_metric_judges(
+    suite: Suite, judge: ModelSpec | None, metrics: list[MetricSpec], origin: dict[str, MetricEntry]
+) -> list[Issue]:
+    """A query's own metric needs a judge that exists, as a suite metric does (those are
+    checked by _resolve_judge, with their place in the suite). ``origin``: where each
+    query's own metric was written."""
+    known = {m.id for m in suite.models} | {j.id for j in suite.judges}
+    if judge is not None:
+        known.add(judge.id)
+    issues = []
+    for spec in metrics:
+        entry = origin.get(spec.name)
+        if entry is None:
+            continue
+        own = getattr(spec, "judge", None)
+        named = [own] if own is not None else []
+        named += list(getattr(spec, "judges", None) or [])
+        for name in named:
+            if name not in known:
+                issues.append(
+                    Issue(
+                        f"judge '{name}' is not one of the models",
+                        file=entry.file,
+                        line=entry.line,
+                        field=entry.field,
+                        hint="name ids from 'models', 'judge' or 'judges'",
+                    )
+                )
+        if not named and judge is None and spec_needs_judge(spec):
+            issues.append(
+                Issue(
+                    f"metric '{spec.name}' needs a judge model",
+                    file=entry.file,
+                    line=entry.line,
+                    field=entry.field,
+                    hint="add 'judge: <model id>' to the suite or to the metric",
+                )
+            )
+    return issues
 
 
 def _entry_spec(
