@@ -58,7 +58,20 @@ def demo(
         )
         os.environ["MOCK_URL"] = server.url
         try:
-            run(suite=Path(suite), resume=None, no_cache=True, min_pass_rate=None, progress=True)
+            run(
+                suite=Path(suite),
+                resume=None,
+                no_cache=True,
+                min_pass_rate=None,
+                progress=True,
+                limit=None,
+                filters=[],
+                dry_run=False,
+                threshold=[],
+                baseline=None,
+                fail_on_regression=False,
+                junit=None,
+            )
         except typer.Exit as done:
             if done.exit_code:
                 raise
