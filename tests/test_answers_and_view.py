@@ -101,6 +101,10 @@ def test_the_api_gives_answers_side_by_side_and_takes_prompt_variants(
         ]
         one = api.get(f"/api/runs/{run_id}/answers", headers=KEY, params={"query": "y"})
         assert [q["external_id"] for q in one.json()] == ["y"]
+        paged = api.get(
+            f"/api/runs/{run_id}/answers", headers=KEY, params={"limit": 1, "offset": 2}
+        )
+        assert [q["external_id"] for q in paged.json()] == ["z"]
         bad = api.post(
             "/api/runs",
             headers=KEY,

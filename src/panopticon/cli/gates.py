@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING
 from panopticon.cli.output import EXIT, console, err_console, money
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from panopticon.evaluation.suite import LoadedSuite
+    from panopticon.services.database import Engine
     from panopticon.stats.summary import Summary
 
 __all__ = ["print_dry_run", "report_gates", "write_junit"]

@@ -272,10 +272,8 @@ def run(
 
 def _baseline_id(settings: Settings, ref: str) -> int:
     """The baseline run's id, checked before anything is paid for."""
-    from panopticon.services.runs import store
-    from panopticon.store.queries import catalog
-    from panopticon.store.queries import runs as run_queries
+    from panopticon.services.database import workspace_id
+    from panopticon.services.runs import get_run, store
 
-    with store(settings) as engine, engine.begin() as conn:
-        ws = catalog.ensure_workspace(conn, settings.workspace)
-        return run_queries.get_run(conn, ws, ref).id
+    with store(settings) as engine:
+        return get_run(engine, workspace_id(engine, settings.workspace), ref).id

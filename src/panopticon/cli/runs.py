@@ -82,13 +82,13 @@ def show(
     if answers:
         from panopticon.cli.answers import print_answers
         from panopticon.services.answers import answers_side_by_side
+        from panopticon.services.database import workspace_id
+        from panopticon.services.runs import get_run
 
         settings = load_settings()
-        with store(settings) as engine, engine.begin() as conn:
-            ws = catalog.ensure_workspace(conn, settings.workspace)
-            found = run_queries.get_run(conn, ws, run_id)
         with store(settings) as engine:
-            print_answers(answers_side_by_side(engine, found.id, query=query))
+            found = get_run(engine, workspace_id(engine, settings.workspace), run_id)
+            print_answers(answers_side_by_side(engine, found.id, query=query)[0])
         return
     row, rows = load_run(load_settings(), run_id)
     state = describe_run_state(row)

@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import NotFoundError
-from panopticon.services.runs import summary_rows
+from panopticon.store.engine import Engine
+from panopticon.store.queries import runs as run_queries
 
 __all__ = ["Answer", "AnswerScore", "QueryAnswers", "answers_side_by_side"]
 
@@ -53,12 +52,31 @@ class QueryAnswers:
 
 
 def answers_side_by_side(
-    engine: Engine, run_id: int, *, query: str | None = None
-) -> list[QueryAnswers]:
-    """Queries in run order, each with every answer (by model, then repeat). ``query``
-    chooses one, by its database id or its dataset id."""
+    engine: Engine,
+    run_id: int,
+    *,
+    query: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> tuple[list[QueryAnswers], int]:
+    """Queries in run order, each with every answer (by model, then repeat), and how many
+    queries the run has. ``query`` chooses one, by its database id or its dataset id;
+    ``offset`` and ``limit`` page through the queries (only the page's answers are read)."""
+    with engine.connect() as conn:
+        ids = run_queries.run_query_ids(conn, run_id)
+        if query is not None:
+            ids = [int(query)] if query.isdigit() and int(query) in ids else []
+            ids = ids or run_queries.query_ids_by_external_id(conn, run_id, query)
+            if not ids:
+                raise NotFoundError(
+                    f"run {run_id} has no query '{query}' (give its id in the dataset or "
+                    "its number as `panopticon show RUN --answers` prints it)"
+                )
+        total = len(ids)
+        page = ids[offset : None if limit is None else offset + limit]
+        rows = list(run_queries.iter_result_rows(conn, run_id, page)) if page else []
     by_query: dict[int, QueryAnswers] = {}
-    for row in summary_rows(engine, run_id):
+    for row in rows:
         qa = by_query.get(row["query_id"])
         if qa is None:
             qa = by_query[row["query_id"]] = QueryAnswers(
@@ -84,14 +102,7 @@ def answers_side_by_side(
                 ],
             )
         )
-    out = list(by_query.values())
+    out = [by_query[q] for q in page if q in by_query]
     for qa in out:
         qa.answers.sort(key=lambda a: (a.model, a.repeat))
-    if query is not None:
-        out = [qa for qa in out if str(qa.query_id) == query or qa.external_id == query]
-        if not out:
-            raise NotFoundError(
-                f"run {run_id} has no query '{query}' (give its id in the dataset or its "
-                "number as `panopticon show RUN --answers` prints it)"
-            )
-    return out
+    return out, total

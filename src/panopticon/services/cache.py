@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import ConfigError, Issue
 from panopticon.services.runs import describe_run_state
+from panopticon.store.engine import Engine
 from panopticon.store.queries import cache as cache_queries
 from panopticon.store.queries import catalog
 from panopticon.store.queries import runs as run_queries

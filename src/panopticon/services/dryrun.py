@@ -10,7 +10,6 @@ never counted as free.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from panopticon.evaluation.plan import build_cases
 from panopticon.evaluation.suite import LoadedSuite, spec_needs_judge
@@ -73,31 +72,12 @@ def _judge_calls(spec: MetricSpec) -> list[str | None]:
 def stored_answer_keys(settings: Settings, loaded: LoadedSuite) -> frozenset[str] | None:
     """The cache keys of this suite's answers that the store holds already, read only:
     None when there is no store to ask yet (no database file, or an older schema)."""
-    import sqlalchemy as sa
+    from panopticon.store.queries.cache import stored_keys_read_only
 
-    from panopticon.errors import NotFoundError, StoreError
-    from panopticon.store.engine import HEAD_REVISION, create_engine, current_revision
-    from panopticon.store.queries import catalog
-    from panopticon.store.queries import runs as run_queries
-
-    if settings.is_sqlite:
-        path = settings.resolved_database_url.removeprefix("sqlite:///")
-        if not path or path == ":memory:" or not Path(path).is_file():
-            return None
-    engine = create_engine(settings)
-    try:
-        if current_revision(engine) != HEAD_REVISION:
-            return None
-        arms = loaded.arm_models()
-        ids = {m.id: i for i, m in enumerate(loaded.models + arms)}
-        keys = [c.cache_key for c in build_cases(loaded, list(range(len(loaded.queries))), ids)]
-        with engine.connect() as conn:
-            ws = catalog.ensure_workspace(conn, settings.workspace, create=False)
-            return frozenset(run_queries.cached_answers(conn, ws, keys))
-    except (NotFoundError, StoreError, sa.exc.SQLAlchemyError):
-        return None
-    finally:
-        engine.dispose()
+    arms = loaded.arm_models()
+    ids = {m.id: i for i, m in enumerate(loaded.models + arms)}
+    keys = [c.cache_key for c in build_cases(loaded, list(range(len(loaded.queries))), ids)]
+    return stored_keys_read_only(settings, keys)
 
 
 def dry_run(loaded: LoadedSuite, stored: frozenset[str] = frozenset()) -> DryRun:

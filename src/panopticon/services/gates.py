@@ -13,12 +13,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import ConfigError, Issue
 from panopticon.services.compare import Comparison, compare_runs, worse
 from panopticon.stats.paired import PairedResult
 from panopticon.stats.summary import MetricSummary, Summary
+from panopticon.store.engine import Engine
 
 __all__ = [
     "GateResult",

@@ -26,18 +26,19 @@ def answers_page(request: Request, run_id: int) -> Response:
     engine = request.app.state.engine
     row = get_run(engine, principal.workspace_id, run_id)
     query = (request.query_params.get("query") or "").strip() or None
-    queries = answers_side_by_side(engine, row.id, query=query)
     page = int_param(request.query_params.get("page"), "page") or 1
-    pages = max(1, math.ceil(len(queries) / PER_PAGE))
-    shown = queries[(page - 1) * PER_PAGE : page * PER_PAGE]
-    arms = sorted({a.model for qa in queries for a in qa.answers})
+    shown, total = answers_side_by_side(
+        engine, row.id, query=query, offset=(page - 1) * PER_PAGE, limit=PER_PAGE
+    )
+    pages = max(1, math.ceil(total / PER_PAGE))
+    arms = sorted({a.model for qa in shown for a in qa.answers})
     return render(
         request,
         "answers.html",
         {
             "run": run_public(row),
             "queries": shown,
-            "total": len(queries),
+            "total": total,
             "arms": arms,
             "page": page,
             "pages": pages,

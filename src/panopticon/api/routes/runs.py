@@ -114,13 +114,14 @@ def answers(
     query: Annotated[
         str | None, Query(max_length=200, description="One query: dataset id or number.")
     ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Queries per page.")] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[QueryAnswersPublic]:
-    """Every model's (and prompt variant's) answer to each query, side by side."""
+    """Every model's (and prompt variant's) answer to each query, side by side, a page of
+    queries at a time (in run order)."""
     row = get_run(engine, caller.workspace_id, run_id)
-    return [
-        QueryAnswersPublic(**qa.as_dict())
-        for qa in answers_side_by_side(engine, row.id, query=query)
-    ]
+    page, _ = answers_side_by_side(engine, row.id, query=query, offset=offset, limit=limit)
+    return [QueryAnswersPublic(**qa.as_dict()) for qa in page]
 
 
 @router.get(

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from panopticon.settings import Settings
 from panopticon.store.tables import Model, Result, Run, Score
 
-__all__ = ["RETIRED", "cache_stats", "delete_results", "retire_answers"]
+__all__ = [
+    "RETIRED",
+    "cache_stats",
+    "delete_results",
+    "retire_answers",
+    "stored_keys_read_only",
+]
 
 RETIRED = "~"  # answer keys are hex digests: a key starting with this is never looked up
 
@@ -116,3 +124,30 @@ def delete_results(
         .where(Run.c.workspace_id == workspace_id, *where)
     )
     return int(conn.execute(sa.delete(Result).where(Result.c.id.in_(ids))).rowcount)
+
+
+def stored_keys_read_only(settings: Settings, keys: list[str]) -> frozenset[str] | None:
+    """Which of these answer keys the settings' workspace has a reusable answer for,
+    without creating or upgrading anything: None when there is no store to ask (no
+    database file yet, another schema revision, no such workspace, or it cannot be
+    reached)."""
+    from panopticon.errors import NotFoundError, StoreError
+    from panopticon.store.engine import HEAD_REVISION, create_engine, current_revision
+    from panopticon.store.queries.catalog import ensure_workspace
+    from panopticon.store.queries.runs import cached_answers
+
+    if settings.is_sqlite:
+        path = settings.resolved_database_url.removeprefix("sqlite:///")
+        if not path or path == ":memory:" or not Path(path).is_file():
+            return None
+    engine = create_engine(settings)
+    try:
+        if current_revision(engine) != HEAD_REVISION:
+            return None
+        with engine.connect() as conn:
+            ws = ensure_workspace(conn, settings.workspace, create=False)
+            return frozenset(cached_answers(conn, ws, keys))
+    except (NotFoundError, StoreError, sa.exc.SQLAlchemyError):
+        return None
+    finally:
+        engine.dispose()
