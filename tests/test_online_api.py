@@ -4,6 +4,7 @@ their workspace), and budgets that concurrent workers share without passing them
 from __future__ import annotations
 
 import random
+import re
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -174,3 +175,51 @@ def test_concurrent_workers_never_spend_past_a_budget(settings: Settings, worker
     assert window.spent_usd > 1.0 - 0.07
     assert window.reserved_usd == pytest.approx(0.0, abs=1e-9)
     assert refused > 0
+
+
+# -- the dashboard's page ------------------------------------------------------------------
+
+
+def _sign_in(client: TestClient, key: str) -> None:
+    form = client.get("/ui/login").text
+    token = re.search(r'name="csrf" value="([^"]+)"', form)
+    data = {"key": key, **({"csrf": token.group(1)} if token else {})}
+    assert client.post("/ui/login", data=data).status_code == 200  # redirected to a page
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
+def test_the_dashboard_applies_pauses_and_shows_rules(api: TestClient, settings: Settings) -> None:
+    _sign_in(api, BOOT)
+    page = api.get("/ui/online")
+    assert page.status_code == 200 and "No rules yet" in page.text
+    yaml_text = "name: safety\nmetrics:\n  - {name: pii, type: pii}\nsampling: {rate: 0.5}\n"
+    applied = api.post(
+        "/ui/online", data={"csrf": _csrf(page.text), "action": "apply", "rule": yaml_text}
+    )
+    assert applied.status_code == 200 and "Saved as version" in applied.text
+    assert "rate: 0.5" in applied.text
+    listed = api.get("/ui/online").text
+    assert "safety" in listed and "50%" in listed
+    paused = api.post(
+        "/ui/online", data={"csrf": _csrf(listed), "action": "disable", "name": "safety"}
+    )
+    assert paused.status_code == 200 and ">off<" in paused.text
+    versions = api.get("/ui/online/safety").text
+    assert versions.count("<code>") >= 3  # the version in the heading and two in the table
+    bad = api.post(
+        "/ui/online",
+        data={"csrf": _csrf(listed), "action": "apply", "rule": "name: x\nmetrics: [{type: nope}]"},
+    )
+    assert bad.status_code == 422 and "unknown metric type" in bad.text
+    assert "metrics: [{type: nope}]" in bad.text  # what was typed is kept
+    forged = api.post("/ui/online", data={"csrf": "forged", "action": "delete", "name": "safety"})
+    assert forged.status_code == 403 and "safety" in api.get("/ui/online").text
+    budget = api.post(
+        "/ui/online", data={"csrf": _csrf(listed), "action": "budget", "usd_per_day": "3"}
+    )
+    assert "$3.0 a day" in budget.text

@@ -6,7 +6,8 @@ One module per page group, each with its own router, installed here: ``auth`` (s
 ``view`` (sign-in by the one-time link of ``panopticon view``),
 ``analysis`` (summary, comparison, themes, trends), ``results`` (results and runs),
 ``answers`` (every model's answer to a query, side by side),
-``annotate``, ``catalog`` (queries and metrics), ``registry`` (models and providers);
+``annotate``, ``catalog`` (queries and metrics), ``registry`` (models and providers),
+``online`` (online-evaluation rules);
 ``common`` holds what they share."""
 
 from __future__ import annotations
@@ -17,12 +18,22 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from panopticon.web import analysis, annotate, answers, auth, catalog, registry, results, view
+from panopticon.web import (
+    analysis,
+    annotate,
+    answers,
+    auth,
+    catalog,
+    online,
+    registry,
+    results,
+    view,
+)
 from panopticon.web.common import HERE, SignIn, render_error
 
 __all__ = ["install", "render_error"]
 
-ROUTERS = (auth, view, analysis, results, answers, annotate, catalog, registry)
+ROUTERS = (auth, view, analysis, results, answers, annotate, catalog, registry, online)
 
 
 def install(app: FastAPI) -> None:
