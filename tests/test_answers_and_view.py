@@ -204,3 +204,26 @@ def test_view_checks_its_port_first(env: dict[str, str]) -> None:
         port = busy.getsockname()[1]
         result = cli.invoke(app, ["view", "--port", str(port), "--no-browser"])
     assert result.exit_code == 2 and f"port {port} on 127.0.0.1 is in use" in result.output
+
+
+def test_a_view_link_expires(settings: Settings) -> None:
+    from panopticon.web.view import issue_link_token
+
+    app_ = create_app(
+        Settings(home=settings.home, database_url=settings.database_url, api_key="k" * 24),
+        env={},
+    )
+    with TestClient(app_) as client:
+        stale = issue_link_token(app_, ttl_s=-1.0)  # already past its time
+        fresh = issue_link_token(app_)
+        assert client.get(f"/ui/link/{stale}", follow_redirects=False).status_code == 403
+        assert client.get(f"/ui/link/{fresh}", follow_redirects=False).status_code == 303
+
+
+def test_serve_has_no_link_sign_in(settings: Settings) -> None:
+    app_ = create_app(
+        Settings(home=settings.home, database_url=settings.database_url, api_key="k" * 24),
+        env={},
+    )
+    with TestClient(app_) as client:
+        assert client.get("/ui/link/anything", follow_redirects=False).status_code == 404

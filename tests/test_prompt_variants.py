@@ -391,3 +391,6 @@ def test_a_csv_column_names_a_rows_metrics(
     assert by_text["One?"] == ("strict", "short") and by_text["Two?"] == ("t",)
     assert by_text["Three?"] == ()
     assert loaded.suite_metrics == frozenset()  # both are named by a row: that row only
+    assert "suite metric 'strict' is named by 1 query, so it scores only those" in "\n".join(
+        loaded.warnings
+    )

@@ -245,6 +245,16 @@ def parse_suite(
     api_keys = {}
     prices: dict[str, Price | None] = {}
     warnings: list[str] = []
+    if suite_metrics is not None:
+        for spec in metrics:
+            if spec.name in origin or spec.name in suite_metrics:
+                continue  # a query's own metric, or a suite metric that scores every query
+            count = sum(1 for q in queries if spec.name in q.metrics)
+            warnings.append(
+                f"suite metric '{spec.name}' is named by {count} "
+                f"quer{'y' if count == 1 else 'ies'}, so it scores only those (name it "
+                "nowhere to score every query)"
+            )
     for i, m in enumerate(all_models):
         api_keys[m.id], problem = _api_key(m, env)
         if problem:
