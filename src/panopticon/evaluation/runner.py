@@ -122,7 +122,8 @@ class Runner:
         self.use_cache = use_cache
         self.totals = RunTotals(planned=len(plan.cases))
         self._tasks: list[asyncio.Task[None]] = []
-        # (query id, repeat) -> model id -> (answer, case): what pairwise judges compare
+        # (query id, repeat) -> model (or model@prompt) -> (answer, case): what pairwise
+        # judges compare
         self._answers: dict[tuple[int, int], dict[str, tuple[KnownResult, Case]]] = defaultdict(
             dict
         )
@@ -183,7 +184,7 @@ class Runner:
                 known = await self._call(case)
                 if known is None:
                     return
-        self._answers[(case.query_id, case.repeat)][case.model.id] = (known, case)
+        self._answers[(case.query_id, case.repeat)][case.arm] = (known, case)
         if self.stop.requested:
             return  # scoring is more paid calls: a resume scores what is left
         await self._score_all(case, known)
@@ -219,6 +220,8 @@ class Runner:
             repeat=case.repeat,
             cache_key=case.cache_key,
             request=request,
+            prompt=None if case.prompt.is_default else case.prompt.id,
+            prompt_hash=None if case.prompt.is_default else case.prompt.content_hash,
             **fields,
         )
 
@@ -301,10 +304,14 @@ class Runner:
             input_tokens=known.input_tokens,
             output_tokens=known.output_tokens,
         )
+        own = case.query.metrics
+        scoped = self.loaded.suite_metrics
         for metric in self.metrics:
             metric_id = self.plan.metric_ids[metric.name]
             if metric_id in known.scored or metric.pairwise:
                 continue
+            if scoped is not None and metric.name not in scoped and metric.name not in own:
+                continue  # a metric of other queries only
             keys: list[str] = []
             judge = self._judge_call(metric, keys) if metric.needs_judge else None
             try:
@@ -404,15 +411,26 @@ class Runner:
 
     # --- pairwise ---------------------------------------------------------------------------
     def _pair_jobs(self) -> list[_PairJob]:
-        order = [m.id for m in self.loaded.models]
+        order = [a.id for a in self.loaded.arm_models()] or [m.id for m in self.loaded.models]
         jobs = []
         for metric in self.metrics:
             if not isinstance(metric, PairwiseMetric):
                 continue
             metric_id = self.plan.metric_ids[metric.name]
-            allowed = metric.spec.models or order
+            wanted = set(metric.spec.models or [])
+            allowed = [
+                a for a in order if not wanted or a in wanted or a.rsplit("@", 1)[0] in wanted
+            ]
+            scoped = self.loaded.suite_metrics
             for (query_id, repeat), answers in self._answers.items():
                 present = [m for m in order if m in answers and m in allowed]
+                if (
+                    scoped is not None
+                    and metric.name not in scoped
+                    and present
+                    and metric.name not in answers[present[0]][1].query.metrics
+                ):
+                    continue
                 for i, a in enumerate(present):
                     for b in present[i + 1 :]:
                         key = (
