@@ -173,10 +173,27 @@ def show(
     run_id: str = typer.Argument(..., help="Run id, or 'last'."),
     errors: bool = typer.Option(False, "--errors", help="List every failure."),
     fmt: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+    answers: bool = typer.Option(
+        False, "--answers", help="Every model's (and prompt's) answer to each query, in full."
+    ),
+    query: str | None = typer.Option(
+        None, "--query", help="With --answers: one query, by its dataset id or number."
+    ),
 ) -> None:
-    """Show a run: its status, summary tables and failures."""
+    """Show a run: its status, summary tables and failures (or, with --answers, every
+    answer to each query side by side)."""
     check_format(fmt)
     settings = load_settings()
+    if answers:
+        from panopticon.cli.answers import print_answers
+        from panopticon.services.answers import answers_side_by_side
+        from panopticon.services.database import workspace_id
+        from panopticon.services.runs import get_run
+
+        with store(settings) as engine:
+            found = get_run(engine, workspace_id(engine, settings.workspace), run_id)
+            print_answers(answers_side_by_side(engine, found.id, query=query)[0])
+        return
     row, rows = load_run(settings, run_id)
     with store(settings) as engine:
         pairs = pairwise_results(engine, row.id)

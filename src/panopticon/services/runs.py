@@ -32,6 +32,7 @@ from panopticon.stats.summary import Summary, summarize
 from panopticon.store.engine import Engine, create_engine, ensure_schema
 from panopticon.store.limits import SharedBucket, bucket_key
 from panopticon.store.queries import catalog
+from panopticon.store.queries import prompts as prompt_queries
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.sink import StoreSink
 from panopticon.store.tables import Pairwise, Result, Score
@@ -339,11 +340,15 @@ def prepare_run(
     use_cache: bool = True,
     engine: Engine | None = None,
     check: Callable[[LoadedSuite], None] | None = None,
+    select: Callable[[LoadedSuite], LoadedSuite] | None = None,
 ) -> Execution:
     """Validate the suite, register what it uses, create (or reopen) the run and plan it.
-    ``check`` may refuse the loaded suite (raising ConfigError) before anything is stored.
+    ``select`` may choose part of the suite (``--filter``, ``--limit``); ``check`` may refuse
+    the suite it chose (raising ConfigError) before anything is stored.
     Raises ConfigError, StoreError or NotFoundError before any provider call."""
     loaded = load_suite(suite_path, env)
+    if select is not None:
+        loaded = select(loaded)
     if check is not None:
         check(loaded)
     own_engine = engine is None
@@ -392,16 +397,23 @@ def _prepare(
         ws = catalog.ensure_workspace(conn, settings.workspace)
         all_models = loaded.models + loaded.judge_models
         model_ids = catalog.upsert_models(conn, ws, all_models, loaded.prices)
+        arms = loaded.arm_models()
+        if arms:  # with prompt variants, each model@prompt is compared as a model of its own
+            model_ids |= catalog.upsert_models(
+                conn, ws, arms, {a.id: loaded.prices.get(a.id.rsplit("@", 1)[0]) for a in arms}
+            )
         metric_ids = catalog.upsert_metrics(conn, ws, loaded.metrics)
         query_ids = catalog.upsert_queries(conn, ws, loaded.queries)
-        catalog.sync_datasets(
-            conn,
-            ws,
-            {
-                path: [query_ids[i] for i in indexes]
-                for path, indexes in loaded.dataset_files().items()
-            },
-        )
+        prompt_queries.upsert_prompts(conn, ws, [v for v in loaded.prompts if not v.is_default])
+        if not loaded.partial:  # a selection would shrink the datasets to itself
+            catalog.sync_datasets(
+                conn,
+                ws,
+                {
+                    path: [query_ids[i] for i in indexes]
+                    for path, indexes in loaded.dataset_files().items()
+                },
+            )
         cases = build_cases(loaded, query_ids, model_ids)
         if resume is not None:
             row = run_queries.get_run(conn, ws, resume)
