@@ -17,8 +17,8 @@ from panopticon.cli.output import (
     summary_grids,
 )
 from panopticon.cli.tables import Column, Grid, check_format, emit, resolve_format
-from panopticon.judges.base import score_kinds
 from panopticon.services.exports import render_export
+from panopticon.services.metric_kinds import run_kinds
 from panopticon.services.runs import (
     describe_run_state,
     load_run,
@@ -197,9 +197,10 @@ def show(
     row, rows = load_run(settings, run_id)
     with store(settings) as engine:
         pairs = pairwise_results(engine, row.id)
+        kinds = run_kinds(engine, row.id)  # every scored metric's, per-query ones too
     fmt = resolve_format(fmt, console)
     state = describe_run_state(row)
-    summary = summarize(rows, score_kinds(row.suite.get("metrics", [])))
+    summary = summarize(rows, kinds)
     grids = summary_grids(summary)
     if pairs:
         models = [m.model for m in summary.models]

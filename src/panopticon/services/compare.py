@@ -211,7 +211,7 @@ def compare_prompts(
     engine: Engine, run_id: int, prompt_a: str, prompt_b: str, *, min_effect: float | None = None
 ) -> list[Comparison]:
     """Two prompt variants of one run, compared on each model that ran both
-    (``model@A`` against ``model@B``)."""
+    (``model@A`` against ``model@B``), every test corrected together."""
     with engine.connect() as conn:
         rows = run_queries.summary_inputs(conn, run_id)
     known = _models(rows)
@@ -229,16 +229,19 @@ def compare_prompts(
                 hint="its prompts are: " + (", ".join(prompts) or "none (a single-prompt run)"),
             )
         )
-    return [
-        _pair(
-            _values(rows, f"{m}@{prompt_a}"),
-            _values(rows, f"{m}@{prompt_b}"),
-            min_effect,
-            f"{m}@{prompt_a} (run {run_id})",
-            f"{m}@{prompt_b} (run {run_id})",
-        )
-        for m in models
-    ]
+    return _compare(
+        [
+            (
+                _values(rows, f"{m}@{prompt_a}"),
+                _values(rows, f"{m}@{prompt_b}"),
+                f"{m}@{prompt_a} (run {run_id})",
+                f"{m}@{prompt_b} (run {run_id})",
+            )
+            for m in models
+        ],
+        run_kinds(engine, run_id),
+        min_effect,
+    )
 
 
 def worse(comparisons: list[Comparison]) -> list[tuple[Comparison, PairedResult]]:
