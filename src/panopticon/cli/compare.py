@@ -17,10 +17,8 @@ from panopticon.services.compare import (
     compare_runs,
     worse,
 )
-from panopticon.services.runs import store
+from panopticon.services.runs import find_run, store
 from panopticon.settings import load_settings
-from panopticon.store.queries import catalog
-from panopticon.store.queries import runs as run_queries
 
 __all__ = ["compare"]
 
@@ -126,9 +124,7 @@ def compare(
     check_format(fmt)
     settings = load_settings()
     with store(settings) as engine:
-        with engine.begin() as conn:
-            ws = catalog.ensure_workspace(conn, settings.workspace)
-            ids = [run_queries.get_run(conn, ws, ref).id for ref in runs]
+        ids = [find_run(engine, settings.workspace, ref).id for ref in runs]
         if prompts is not None:
             names = [p.strip() for p in prompts.split(",") if p.strip()]
             if len(ids) != 1 or len(names) != 2:

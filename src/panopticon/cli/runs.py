@@ -23,14 +23,13 @@ from panopticon.services.runs import (
     describe_run_state,
     load_run,
     pairwise_results,
+    recent_runs,
     run_public,
     store,
     summarize_run,
 )
 from panopticon.settings import load_settings
 from panopticon.stats.summary import summarize
-from panopticon.store.queries import catalog
-from panopticon.store.queries import runs as run_queries
 
 __all__ = ["export", "runs", "show"]
 
@@ -57,9 +56,8 @@ def runs(
     """List runs, newest first."""
     check_format(fmt)
     settings = load_settings()
-    with store(settings) as engine, engine.begin() as conn:
-        ws = catalog.ensure_workspace(conn, settings.workspace)
-        rows = run_queries.list_runs(conn, ws, limit)
+    with store(settings) as engine:
+        rows = recent_runs(engine, settings.workspace, limit)
     if not rows and fmt not in ("json", "csv"):
         console.print(
             "No runs yet. Start one with: panopticon run suite.yaml (or try: panopticon demo)"

@@ -548,6 +548,18 @@ def get_run(engine: Engine, workspace_id: int, ref: str | int) -> run_queries.Ru
         return run_queries.get_run(conn, workspace_id, ref)
 
 
+def find_run(engine: Engine, workspace: str, ref: str | int) -> run_queries.RunRow:
+    """A run of the named workspace (the CLI's), by id or ``last``."""
+    with engine.begin() as conn:
+        return run_queries.get_run(conn, catalog.ensure_workspace(conn, workspace), ref)
+
+
+def recent_runs(engine: Engine, workspace: str, limit: int = 20) -> list[run_queries.RunRow]:
+    """The named workspace's runs, newest first."""
+    with engine.begin() as conn:
+        return run_queries.list_runs(conn, catalog.ensure_workspace(conn, workspace), limit)
+
+
 def run_public(row: run_queries.RunRow) -> dict[str, Any]:
     return {
         "id": row.id,
