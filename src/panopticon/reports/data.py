@@ -7,12 +7,11 @@ each agree with the JSON (a browser test checks the HTML against it).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
-from panopticon.services.database import Engine
-from panopticon.services.metric_kinds import run_kinds
+from panopticon.stats.kinds import ScoreKind
 from panopticon.stats.summary import comparable_value, summarize
-from panopticon.store.queries import runs as run_queries
 
 __all__ = ["build_report"]
 
@@ -210,12 +209,16 @@ def _pareto(points: list[dict[str, Any]]) -> None:
         )
 
 
-def build_report(engine: Engine, run: run_queries.RunRow) -> dict[str, Any]:
-    with engine.connect() as conn:
-        rows = run_queries.summary_inputs(conn, run.id)
-        pairs = run_queries.pairwise_rows(conn, run.id)
-        panels = run_queries.panel_votes(conn, run.id)
-    kinds = run_kinds(engine, run.id)
+def build_report(
+    run: Any,
+    rows: list[dict[str, Any]],
+    pairs: list[dict[str, Any]],
+    panels: list[dict[str, Any]],
+    kinds: Mapping[str, ScoreKind],
+) -> dict[str, Any]:
+    """The report's data from what the store holds of a run (read by
+    :func:`panopticon.services.reports.report_data`): ``run`` has the run's id, name,
+    status, created_at, planned, totals and suite."""
     summary = summarize(rows, kinds)
     models = [m.model for m in summary.models]
     metrics = sorted({m.metric for m in summary.metrics})
