@@ -13,7 +13,17 @@ from panopticon import __version__
 from panopticon.api.docs import install_docs
 from panopticon.api.errors import install_error_handlers
 from panopticon.api.limits import RequestLimits
-from panopticon.api.routes import health, judge, keys, metrics, models, online, queries, runs
+from panopticon.api.routes import (
+    cache,
+    health,
+    judge,
+    keys,
+    metrics,
+    models,
+    online,
+    queries,
+    runs,
+)
 from panopticon.api.schemas import ErrorPublic
 from panopticon.services.runs import open_store
 from panopticon.services.tasks import JobQueue, LocalQueue
@@ -78,7 +88,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     install_error_handlers(app)
     install_docs(app)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_bytes)
-    for module in (health, queries, metrics, models, judge, runs, keys, online):
+    for module in (health, queries, metrics, models, judge, runs, keys, online, cache):
         app.include_router(module.router)
     app.include_router(judge.jobs_router)
     from panopticon.web import install as install_web

@@ -133,10 +133,21 @@ def run_page(request: Request, run_id: int) -> Response:
     return render(
         request,
         "run.html",
-        {**progress, "formats": list(FORMATS)},
+        {**progress, "formats": list(FORMATS), "gates": _gates(request, principal, run_id)},
         principal=principal,
         session=session,
     )
+
+
+def _gates(request: Request, principal: Principal, run_id: int) -> list[Any]:
+    """The outcome of the suite's ``gates:`` once the run is done (none while it runs)."""
+    from panopticon.services.gates import suite_gates
+
+    engine = request.app.state.engine
+    row = get_run(engine, principal.workspace_id, run_id)
+    if not row.suite.get("gates") or row.status in ("running", "pending"):
+        return []
+    return suite_gates(summarize_run(engine, row.id), row.suite)
 
 
 _REPORTS: dict[tuple[int, str], Any] = {}  # finished runs' charts: they no longer change
@@ -145,15 +156,15 @@ _REPORTS: dict[tuple[int, str], Any] = {}  # finished runs' charts: they no long
 @router.get("/runs/{run_id}/report")
 def run_report(request: Request, run_id: int) -> Response:
     principal, session = principal_of(request)
-    from panopticon.reports.data import build_report
     from panopticon.reports.html import sections
+    from panopticon.services.reports import report_data
 
     engine = request.app.state.engine
     row = get_run(engine, principal.workspace_id, run_id)
     key = (row.id, f"{row.status}:{row.finished_at}")
     charts = _REPORTS.get(key) if row.finished_at else None
     if charts is None:
-        charts = sections(build_report(engine, row))
+        charts = sections(report_data(engine, row))
         if row.finished_at and row.status != "running":
             if len(_REPORTS) > 32:
                 _REPORTS.clear()
