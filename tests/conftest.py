@@ -47,6 +47,18 @@ def slow_callback_threshold() -> float:
 WATCHED_MODULES = ("test_api", "test_web", "test_dashboard", "test_jobs", "test_event_loop")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: needs the embedded SQLite database")
+    config.addinivalue_line("markers", "postgres_only: needs PostgreSQL")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(reason="runs only with PANOPTICON_TEST_DATABASE_URL (PostgreSQL)")
+    for item in items:
+        if "postgres_only" in item.keywords and not PG_URL:
+            item.add_marker(skip)
+
+
 class _DebugLoop(asyncio.SelectorEventLoop):
     """Stays in debug mode: runners that pass ``debug=False`` (uvicorn's on Python 3.11)
     cannot turn the check off."""
