@@ -40,3 +40,26 @@ def test_many_authenticated_requests_write_last_used_at_once(settings: Settings)
     key_writes = [w for w in writes if "api_key" in w]
     assert len(key_writes) == 1, key_writes
     assert not [w for w in writes if "api_key" not in w], writes  # reading writes nothing
+
+
+def test_a_key_revoked_elsewhere_stops_working_within_seconds(settings: Settings) -> None:
+    """Keys are checked from memory for PRINCIPAL_TTL_S: a key revoked by another process
+    (here: straight in the database) is refused once that time is past; one revoked
+    through this server is refused at once (test_api)."""
+    from panopticon.services.access import PRINCIPAL_TTL_S
+    from panopticon.store.tables import ApiKey
+
+    with store(settings) as engine:
+        key_id, key = create_key(engine, "default", "viewer", "test")
+    with TestClient(create_app(settings, env={})) as api:
+        assert api.get("/api/queries", headers={"X-API-Key": key}).status_code == 200
+        with store(settings) as engine, engine.begin() as conn:
+            conn.execute(
+                sa.update(ApiKey)
+                .where(ApiKey.c.id == key_id)
+                .values(revoked_at=sa.func.current_timestamp())
+            )
+        revoked = time.monotonic()
+        while api.get("/api/queries", headers={"X-API-Key": key}).status_code != 401:
+            assert time.monotonic() - revoked < PRINCIPAL_TTL_S + 5, "still accepted"
+            time.sleep(0.05)

@@ -34,6 +34,10 @@ __all__ = [
 ]
 
 KEY_PREFIX = "pk_"
+# A key checked this recently is not read again: one lookup per key per 2 s, not per
+# request. A key revoked by another process (the CLI, another replica) stops working
+# within this time; revoked through this process, at once.
+PRINCIPAL_TTL_S = 2.0
 log = logging.getLogger(__name__)
 
 
@@ -87,6 +91,9 @@ class _KeyUsage:
     flushing: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
     default_workspace: int | None = None  # the bootstrap key's workspace, read once
+    # key hash -> (monotonic expiry, principal): a key checked in the last PRINCIPAL_TTL_S
+    # seconds is not read again. Revoking through this process clears it at once.
+    principals: dict[str, tuple[float, Principal]] = field(default_factory=dict)
 
     def used(self, key_id: int) -> None:
         now = time.monotonic()
@@ -127,6 +134,14 @@ def _usage(engine: Engine) -> _KeyUsage:
         return usage
 
 
+def _forget(key_id: int) -> None:
+    with _USAGE_LOCK:
+        for usage in _USAGE.values():
+            for key_hash, (_, principal) in list(usage.principals.items()):
+                if principal.key_id == key_id:
+                    usage.principals.pop(key_hash, None)
+
+
 def authenticate(engine: Engine, settings: Settings, key: str | None) -> Principal:
     if not key:
         raise AuthError("missing X-API-Key header; create a key with `panopticon keys create`")
@@ -143,12 +158,23 @@ def authenticate_hash(engine: Engine, settings: Settings, key_hash: str) -> Prin
             with engine.begin() as conn:
                 usage.default_workspace = catalog.ensure_workspace(conn, "default")
         return Principal(usage.default_workspace, "default", "admin", None)
-    with engine.connect() as conn:
-        row = access.find_key(conn, key_hash)
-    if row is None or row.revoked_at is not None:
-        raise AuthError("invalid or revoked API key")
-    usage.used(row.id)
-    return Principal(row.workspace_id, row.workspace, row.role, row.id)
+    now = time.monotonic()
+    cached = usage.principals.get(key_hash)
+    if cached is not None and cached[0] > now:
+        principal = cached[1]
+    else:
+        with engine.connect() as conn:
+            row = access.find_key(conn, key_hash)
+        if row is None or row.revoked_at is not None:
+            usage.principals.pop(key_hash, None)
+            raise AuthError("invalid or revoked API key")
+        principal = Principal(row.workspace_id, row.workspace, row.role, row.id)
+        if len(usage.principals) > 10_000:  # bounded: forget them all, they are re-read
+            usage.principals.clear()
+        usage.principals[key_hash] = (now + PRINCIPAL_TTL_S, principal)
+    if principal.key_id is not None:
+        usage.used(principal.key_id)
+    return principal
 
 
 def list_keys(engine: Engine, workspace_id: int | None = None) -> list[access.KeyRow]:
@@ -168,3 +194,4 @@ def revoke_key(engine: Engine, key_id: int, workspace_id: int | None = None) -> 
                     else "; `panopticon keys list` shows them"
                 )
             )
+    _forget(key_id)  # this process stops accepting it at once (others within the TTL)
