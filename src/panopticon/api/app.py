@@ -10,7 +10,16 @@ from fastapi import FastAPI
 
 from panopticon import __version__
 from panopticon.api.errors import install_error_handlers
-from panopticon.api.routes import health, judge, keys, metrics, models, queries, runs
+from panopticon.api.routes import (
+    credentials,
+    health,
+    judge,
+    keys,
+    metrics,
+    models,
+    queries,
+    runs,
+)
 from panopticon.api.schemas import ErrorPublic
 from panopticon.services.jobs import JobRunner
 from panopticon.services.runs import open_store
@@ -20,8 +29,8 @@ __all__ = ["create_app"]
 
 
 def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> FastAPI:
-    """``env`` is where models' ``api_key_env`` variables are read (the CLI passes the
-    process environment)."""
+    """``env`` is where the operator-allowed ``api_key_env`` variables are read (the CLI
+    passes the process environment); no other variable of it is ever used."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,7 +62,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
         responses=errors,
     )
     app.state.settings = settings
-    app.state.env = dict(env or {})
+    app.state.env = settings.allowed_environment(env or {})
     # made here, not at import; the job runner starts with the server (lifespan)
     app.state.engine = open_store(settings)
     if settings.is_sqlite:  # one process: the server runs its jobs itself
@@ -63,7 +72,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
 
         app.state.jobs = QueueSubmitter(build_app(settings, app.state.env, sync=True))
     install_error_handlers(app)
-    for module in (health, queries, metrics, models, judge, runs, keys):
+    for module in (health, queries, metrics, models, credentials, judge, runs, keys):
         app.include_router(module.router)
     app.include_router(judge.jobs_router)
     from panopticon.web import install as install_web

@@ -13,30 +13,50 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from panopticon.errors import ConfigError, Issue, ProviderError
+from panopticon.providers.egress import EgressPolicy
 
 __all__ = [
+    "RESERVED_PARAMS",
     "ChatRequest",
     "ChatResponse",
     "Message",
     "Provider",
     "ProviderConfig",
+    "ProviderInfo",
     "create_provider",
+    "provider_info",
     "provider_names",
     "register_provider",
 ]
 
 Message = dict[str, str]
 
+#: request fields that parameters may not replace
+RESERVED_PARAMS = frozenset({"model", "messages", "stream"})
+
 
 @dataclass(frozen=True)
 class ProviderConfig:
-    """How to reach one provider endpoint. Secrets are named, never held in suites."""
+    """How to reach one provider endpoint. The key is resolved by
+    :mod:`panopticon.evaluation.endpoints` (never held in suites) and never printed."""
 
     kind: str
     base_url: str | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     timeout_s: float = 60.0
     options: dict[str, Any] = field(default_factory=dict)
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What a provider kind declares about itself (class attributes of its Provider)."""
+
+    kind: str
+    key_env: tuple[str, ...]  # variables the CLI reads the key from, in order
+    default_base_url: str | None  # its official endpoint (None: it makes no network call)
+    needs_key: bool  # at its official endpoint
+    capabilities: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,14 @@ class Provider(abc.ABC):
     """One adapter to one kind of API. Subclasses implement :meth:`complete`."""
 
     kind: str = ""
+    #: environment variables holding the key, read by the CLI when a model names none
+    key_env: tuple[str, ...] = ()
+    #: the official endpoint, used when a model gives no base_url
+    default_base_url: str | None = None
+    #: whether the official endpoint needs a key
+    needs_key: bool = True
+    #: what the adapter supports: "chat", "json_mode", ...
+    capabilities: frozenset[str] = frozenset({"chat", "json_mode"})
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -91,19 +119,36 @@ def provider_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_provider(config: ProviderConfig) -> Provider:
+def _factory(kind: str) -> ProviderFactory:
     _load_builtins()
     try:
-        factory = _REGISTRY[config.kind]
+        return _REGISTRY[kind]
     except KeyError:
         raise ConfigError(
             Issue(
-                f"unknown provider '{config.kind}'",
+                f"unknown provider '{kind}'",
                 field="provider",
                 hint="use one of: " + ", ".join(sorted(_REGISTRY)),
             )
         ) from None
-    return factory(config)
+
+
+def create_provider(config: ProviderConfig) -> Provider:
+    return _factory(config.kind)(config)
+
+
+def provider_info(kind: str) -> ProviderInfo:
+    """The declarations of a provider kind. A plugin registered as a Provider subclass
+    declares them as class attributes; a plain factory gets the defaults."""
+    factory = _factory(kind)
+    cls = factory if isinstance(factory, type) and issubclass(factory, Provider) else Provider
+    return ProviderInfo(
+        kind=kind,
+        key_env=tuple(cls.key_env),
+        default_base_url=cls.default_base_url,
+        needs_key=cls.needs_key,
+        capabilities=frozenset(cls.capabilities),
+    )
 
 
 def _load_builtins() -> None:
@@ -115,5 +160,10 @@ def _load_builtins() -> None:
     _builtins_loaded = True
     from panopticon.providers import anthropic, fake, google, openai
 
-    for module in (openai, anthropic, google, fake):
-        _REGISTRY.setdefault(module.KIND, module.create)
+    for cls in (
+        openai.OpenAIProvider,
+        anthropic.AnthropicProvider,
+        google.GoogleProvider,
+        fake.FakeProvider,
+    ):
+        _REGISTRY.setdefault(cls.kind, cls)

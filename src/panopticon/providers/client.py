@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from panopticon.errors import ProviderError
 from panopticon.providers.base import ChatRequest, ChatResponse, Provider
 from panopticon.providers.limits import AdaptiveLimiter, RateBucket, TokenBucket
+from panopticon.providers.redact import mask_secrets
 
 __all__ = ["CallOutcome", "ModelClient", "RetryPolicy"]
 
@@ -69,8 +70,26 @@ class ModelClient:
         self._rng = rng or random.Random()
         self._successes = 0
         self.down_reason: str | None = None
+        config = provider.config
+        headers = (config.options.get("headers") or {}) if config.options else {}
+        # whatever an error says, these never leave this object
+        self._secrets = [config.api_key, *(str(v) for v in headers.values())]
 
     async def call(self, request: ChatRequest, estimated_tokens: int = 0) -> CallOutcome:
+        outcome = await self._call(request, estimated_tokens)
+        if outcome.error is not None:
+            error = outcome.error
+            masked = ProviderError(
+                mask_secrets(error.message, self._secrets),
+                status=error.status,
+                retry_after=error.retry_after,
+                retryable=error.retryable,
+                kind=error.kind,
+            )
+            return CallOutcome(None, masked, outcome.attempts, outcome.latency_ms, outcome.sent)
+        return outcome
+
+    async def _call(self, request: ChatRequest, estimated_tokens: int) -> CallOutcome:
         attempt = 0
         while True:
             attempt += 1

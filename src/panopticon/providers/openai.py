@@ -14,8 +14,16 @@ from typing import Any
 import orjson
 
 from panopticon.errors import ProviderError, ProviderTimeoutError
-from panopticon.providers.base import ChatRequest, ChatResponse, Provider, ProviderConfig
-from panopticon.providers.http import error_from_status, parse_retry_after
+from panopticon.providers.base import (
+    RESERVED_PARAMS,
+    ChatRequest,
+    ChatResponse,
+    Provider,
+    ProviderConfig,
+)
+from panopticon.providers.egress import EgressRefused, guarded_resolver
+from panopticon.providers.http import error_from_status, parse_retry_after, redirect_error
+from panopticon.providers.redact import mask_secrets
 
 __all__ = ["KIND", "OpenAIProvider", "create"]
 
@@ -27,10 +35,13 @@ class OpenAIProvider(Provider):
     """Chat Completions over HTTP; ``options.azure``/``api_version`` switch to Azure paths."""
 
     kind = KIND
+    key_env = ("OPENAI_API_KEY",)
+    default_base_url = DEFAULT_BASE_URL
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
         base = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._refused = config.egress.url_refusal(base)
         api_version = config.options.get("api_version")
         if config.options.get("azure") or api_version:
             # Azure OpenAI: deployments/{model}/chat/completions?api-version=..., api-key header
@@ -58,7 +69,11 @@ class OpenAIProvider(Provider):
             import aiohttp
 
             self._timeout = aiohttp.ClientTimeout(total=self._timeout_s)
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            # the resolver checks every address connected to (egress.py); no proxies from
+            # the environment (trust_env is off), no redirects (allow_redirects below)
+            connector = aiohttp.TCPConnector(
+                limit=0, ttl_dns_cache=300, resolver=guarded_resolver(self.config.egress)
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 json_serialize=lambda o: orjson.dumps(o).decode(),
@@ -69,11 +84,14 @@ class OpenAIProvider(Provider):
     async def complete(self, request: ChatRequest) -> ChatResponse:
         import aiohttp
 
-        body: dict[str, Any] = {"model": request.model, "messages": request.messages}
-        body.update(request.params)
+        body: dict[str, Any] = {k: v for k, v in request.params.items() if k not in RESERVED_PARAMS}
+        body["model"] = request.model
+        body["messages"] = request.messages
         if request.json_mode:
             body["response_format"] = {"type": "json_object"}
         url = self._url_tmpl.format(model=request.model)
+        if self._refused is not None:
+            raise ProviderError(f"not sent to {url}: {self._refused}", kind="egress")
         session = self._client()
         try:
             async with session.post(
@@ -81,8 +99,11 @@ class OpenAIProvider(Provider):
                 data=orjson.dumps(body),
                 params=self._query or None,
                 timeout=self._timeout,
+                allow_redirects=False,
             ) as resp:
                 raw = await resp.read()
+                if 300 <= resp.status < 400:
+                    raise redirect_error(resp.status, resp.headers.get("Location"), url)
                 if resp.status >= 400:
                     raise error_from_status(
                         resp.status,
@@ -97,6 +118,8 @@ class OpenAIProvider(Provider):
                 f"no answer from {url} within {self._timeout_s:g} s"
             ) from None
         except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, EgressRefused) or isinstance(exc.__cause__, EgressRefused):
+                raise ProviderError(f"not sent to {url}: {exc.os_error}", kind="egress") from None
             raise ProviderError(
                 f"cannot connect to {url}: {exc.os_error or exc}; check base_url and that "
                 "the server is running",
@@ -136,7 +159,9 @@ def parse_chat_completion(raw: bytes, url: str) -> ChatResponse:
         )
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
         raise ProviderError(
-            f"unreadable answer from {url}: {raw[:200]!r}", retryable=True, kind="server"
+            f"unreadable answer from {url}: {mask_secrets(repr(raw[:200]))}",
+            retryable=True,
+            kind="server",
         ) from None
 
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from panopticon.errors import ConfigError, Issue
+from panopticon.evaluation.endpoints import Access
 from panopticon.evaluation.sources import Located
 from panopticon.evaluation.suite import LoadedSuite, parse_suite
 from panopticon.services.registry import ModelRegistry
@@ -22,7 +23,7 @@ from panopticon.settings import Settings
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.tables import Metric
 
-__all__ = ["build_suite", "evaluate_query"]
+__all__ = ["build_suite", "evaluate_query", "expand_registered_models"]
 
 
 def _metric_definitions(engine: Engine, workspace_id: int, ids: list[int]) -> list[Any]:
@@ -45,9 +46,37 @@ def _metric_definitions(engine: Engine, workspace_id: int, ids: list[int]) -> li
     return [dict(rows[i].definition) for i in ids]
 
 
+def expand_registered_models(
+    registry: ModelRegistry, body: dict[str, Any]
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """A suite whose ``models`` and ``judges`` entries may be registered models' ids (and
+    whose ``judge`` may be one): each id replaced by the model as registered, its endpoint
+    read from its provider now. Returns the suite and the ids so expanded, whose endpoints
+    an admin chose."""
+    body = dict(body)
+    registered: set[str] = set()
+
+    def expand(entry: Any, field: str) -> Any:
+        if not isinstance(entry, str):
+            return entry
+        spec = registry.spec(entry, field)
+        registered.add(spec.id)
+        return spec.model_dump(mode="json", exclude_none=True)
+
+    for key in ("models", "judges"):
+        if isinstance(body.get(key), list):
+            body[key] = [expand(m, f"suite.{key}[{i}]") for i, m in enumerate(body[key])]
+    judge = body.get("judge")
+    named = {m.get("id") for m in body.get("models") or [] if isinstance(m, dict)}
+    if isinstance(judge, str) and judge not in named:
+        body["judge"] = expand(judge, "suite.judge")
+    return body, frozenset(registered)
+
+
 def build_suite(
     engine: Engine,
     workspace_id: int,
+    settings: Settings,
     env: Mapping[str, str],
     *,
     name: str,
@@ -57,7 +86,7 @@ def build_suite(
     queries: list[dict[str, Any]],
 ) -> LoadedSuite:
     """A suite from the workspace's registered models and stored metrics."""
-    registry = ModelRegistry(engine, workspace_id)
+    registry = ModelRegistry(engine, workspace_id, settings)
     model = registry.spec(model_id, "model_id")
     metrics = _metric_definitions(engine, workspace_id, metric_ids)
     data: dict[str, Any] = {
@@ -67,14 +96,22 @@ def build_suite(
         "metrics": metrics,
         "concurrency": model.concurrency or 10,
     }
+    registered = {model.id}
     if judge_model:
         judge_spec = registry.spec(judge_model, "judge_model")
+        registered.add(judge_spec.id)
         data["judge"] = (
             judge_spec.id
             if judge_spec.id == model.id
             else judge_spec.model_dump(mode="json", exclude_none=True)
         )
-    return parse_suite(Located(data, {}, "request"), env, base_dir=Path.cwd())
+    return parse_suite(
+        Located(data, {}, "request"),
+        env,
+        base_dir=Path.cwd(),
+        access=Access.server(settings, registered=frozenset(registered)),
+        directory=registry.directory,
+    )
 
 
 async def evaluate_query(
@@ -88,6 +125,7 @@ async def evaluate_query(
     loaded = build_suite(
         engine,
         workspace_id,
+        settings,
         env,
         name="api: evaluate query",
         model_id=body["model_id"],

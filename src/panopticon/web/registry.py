@@ -42,7 +42,9 @@ def _registry_page(
     error: dict[str, Any] | None = None,
     form: dict[str, str] | None = None,
 ) -> Response:
-    registry = ModelRegistry(request.app.state.engine, principal.workspace_id)
+    registry = ModelRegistry(
+        request.app.state.engine, principal.workspace_id, request.app.state.settings
+    )
     return render(
         request,
         "models.html",
@@ -70,7 +72,9 @@ async def models_action(request: Request) -> Response:
     principal, session = principal_of(request)
     form = await read_form(request)
     check_csrf(request, session, form)
-    registry = ModelRegistry(request.app.state.engine, principal.workspace_id)
+    registry = ModelRegistry(
+        request.app.state.engine, principal.workspace_id, request.app.state.settings
+    )
     action = form.get("action", "")
     try:
         principal.require("admin")

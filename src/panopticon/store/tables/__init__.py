@@ -1,9 +1,9 @@
 """All tables, on one ``metadata``."""
 
-from panopticon.store.tables.access import ROLES, ApiKey
+from panopticon.store.tables.access import ROLES, ApiKey, RevokedSession
 from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
-from panopticon.store.tables.registry import Model, Provider, RateLimit
+from panopticon.store.tables.registry import Credential, Model, Provider, RateLimit
 from panopticon.store.tables.runs import (
     RUN_STATUSES,
     Annotation,
@@ -21,6 +21,7 @@ __all__ = [
     "RUN_STATUSES",
     "Annotation",
     "ApiKey",
+    "Credential",
     "Dataset",
     "DatasetItem",
     "Job",
@@ -32,6 +33,7 @@ __all__ = [
     "Query",
     "RateLimit",
     "Result",
+    "RevokedSession",
     "Run",
     "Score",
     "Workspace",
