@@ -13,6 +13,7 @@ with startup():  # see gcpause: about 0.1 s of every command's start-up
     from panopticon.cli import (
         annotate,
         compare,
+        credentials,
         db,
         demo,
         keys,
@@ -47,6 +48,7 @@ app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
+app.add_typer(credentials.app, name="credentials")
 
 
 def _version(value: bool) -> None:

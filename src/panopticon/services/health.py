@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from panopticon.providers.redact import mask_secrets
+
 __all__ = ["database_problem"]
 
 
@@ -14,5 +16,7 @@ def database_problem(engine: Engine) -> str | None:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as exc:
-        return str(getattr(exc, "orig", exc))
+        password = engine.url.password
+        text = str(getattr(exc, "orig", exc))
+        return mask_secrets(text, [password if isinstance(password, str) else None])
     return None

@@ -21,7 +21,7 @@ from typing import Any
 from panopticon.keyfiles import read_or_create
 from panopticon.settings import Settings
 
-__all__ = ["COOKIE", "MAX_AGE", "Session", "load_secret"]
+__all__ = ["COOKIE", "MAX_AGE", "Session", "load_secret", "sign"]
 
 COOKIE = "panopticon_session"
 MAX_AGE = 7 * 24 * 3600
@@ -78,6 +78,11 @@ class Session:
 
     def csrf_token(self, secret: bytes) -> str:
         return _sign(secret, "csrf:" + self.nonce)
+
+
+def sign(secret: bytes, payload: str) -> str:
+    """HMAC-SHA256 of ``payload``, hex."""
+    return _sign(secret, payload)
 
 
 def _sign(secret: bytes, payload: str) -> str:
