@@ -26,7 +26,7 @@ WORKSPACE = typer.Option(None, "--workspace", "-w", help="Default: PANOPTICON_WO
 
 def _read_secret() -> str:
     if sys.stdin.isatty():
-        secret = typer.prompt("secret", hide_input=True, confirmation_prompt=False)
+        secret = str(typer.prompt("secret", hide_input=True, confirmation_prompt=False))
     else:
         secret = sys.stdin.readline()
     secret = secret.strip()
