@@ -514,12 +514,20 @@ def test_every_dashboard_route_keeps_workspaces_apart(
         assert wait_for_job(api, job["id"], a)["status"] == "completed"
         run_id = api.get(f"/api/jobs/{job['id']}", headers=a).json()["run_id"]
         result_id = api.get("/api/judge/results", headers=a).json()["items"][0]["result_id"]
-        secrets_of_a = ("secret-model-a", "secret question of A", "secret metric")
+        rule = {
+            "name": "secret-rule-a",
+            "metrics": [{"name": "helpful", "type": "rubric", "prompt": "Helpful?"}],
+            "judge": "secret-model-a",
+            "sampling": {"rate": 0.1},
+        }
+        r = api.post("/api/online/rules", headers=a, json=rule)
+        assert r.status_code == 201, r.text
+        secrets_of_a = ("secret-model-a", "secret question of A", "secret metric", "secret-rule")
 
         with TestClient(app) as browser:
             assert sign_in(browser, b_key).status_code == 200
             csrf = csrf_of(browser.get("/ui/").text)
-            ids = {"run_id": run_id, "result_id": result_id}
+            ids = {"run_id": run_id, "result_id": result_id, "rule_name": "secret-rule-a"}
             item_ids = {"/ui/queries/": query["id"], "/ui/metrics/": metric["id"]}
             # forms that would reach A's rows if they were not scoped: what each posts
             posts: dict[str, dict[str, Any]] = {
@@ -528,6 +536,7 @@ def test_every_dashboard_route_keeps_workspaces_apart(
                 "/ui/queries": {"item": "b's own query", "type": "b"},
                 "/ui/metrics": {"item": "b's own metric"},
                 "/ui/workspace": {"key": "5"},
+                "/ui/online": {"action": "delete", "name": "secret-rule-a"},
             }
             skip = {"/ui/login", "/ui/logout"}  # no workspace data: tested below
             checked = 0
@@ -553,7 +562,7 @@ def test_every_dashboard_route_keeps_workspaces_apart(
                             assert r.status_code == 404, (method, template, r.status_code)
                         else:
                             assert r.status_code in (200, 303, 404, 422), (method, template)
-                        sent = " ".join(map(str, posts.get(template, {}).values()))
+                        sent = " ".join([path, *map(str, posts.get(template, {}).values())])
                         for secret in secrets_of_a:  # (an error may repeat what B sent)
                             if secret not in sent:
                                 assert secret not in r.text, (method, template, secret)
@@ -562,6 +571,7 @@ def test_every_dashboard_route_keeps_workspaces_apart(
         # and A still has everything
         assert api.get("/api/models/secret-model-a", headers=a).status_code == 200
         assert api.get(f"/api/runs/{run_id}", headers=a).status_code == 200
+        assert api.get("/api/online/rules/secret-rule-a", headers=a).status_code == 200
 
 
 def test_credentials_stay_in_their_workspace(settings: Settings) -> None:

@@ -17,6 +17,7 @@ from panopticon.api.routes import (
     keys,
     metrics,
     models,
+    online,
     queries,
     runs,
 )
@@ -72,7 +73,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
 
         app.state.jobs = QueueSubmitter(build_app(settings, app.state.env, sync=True))
     install_error_handlers(app)
-    for module in (health, queries, metrics, models, credentials, judge, runs, keys):
+    for module in (health, queries, metrics, models, credentials, judge, runs, keys, online):
         app.include_router(module.router)
     app.include_router(judge.jobs_router)
     from panopticon.web import install as install_web

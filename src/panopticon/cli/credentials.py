@@ -50,15 +50,14 @@ def set_cmd(
 ) -> None:
     """Store (or replace) a credential; the secret is read from a prompt or stdin."""
     from panopticon.services.credentials import Credentials
+    from panopticon.services.database import workspace_id
     from panopticon.services.runs import store
-    from panopticon.store.queries import catalog
 
     settings = load_settings()
     ws_name = workspace or settings.workspace
     secret = _read_secret()
     with store(settings) as engine:
-        with engine.begin() as conn:
-            ws = catalog.ensure_workspace(conn, ws_name)
+        ws = workspace_id(engine, ws_name)
         created = Credentials(engine, ws, settings).set(name, secret)
     console.print(
         f"credential '{name}' {'stored' if created else 'replaced'} in workspace '{ws_name}'",
@@ -71,13 +70,12 @@ def set_cmd(
 def list_cmd(workspace: str | None = WORKSPACE) -> None:
     """List credentials: names, dates and the providers using them (never a secret)."""
     from panopticon.services.credentials import Credentials
+    from panopticon.services.database import workspace_id
     from panopticon.services.runs import store
-    from panopticon.store.queries import catalog
 
     settings = load_settings()
     with store(settings) as engine:
-        with engine.begin() as conn:
-            ws = catalog.ensure_workspace(conn, workspace or settings.workspace, create=False)
+        ws = workspace_id(engine, workspace or settings.workspace, create=False)
         rows = Credentials(engine, ws, settings).list()
     table = Table()
     for col in ("name", "created", "updated", "used by"):
@@ -97,13 +95,12 @@ def list_cmd(workspace: str | None = WORKSPACE) -> None:
 def delete_cmd(name: str = typer.Argument(...), workspace: str | None = WORKSPACE) -> None:
     """Delete a credential that no provider uses."""
     from panopticon.services.credentials import Credentials
+    from panopticon.services.database import workspace_id
     from panopticon.services.runs import store
-    from panopticon.store.queries import catalog
 
     settings = load_settings()
     with store(settings) as engine:
-        with engine.begin() as conn:
-            ws = catalog.ensure_workspace(conn, workspace or settings.workspace, create=False)
+        ws = workspace_id(engine, workspace or settings.workspace, create=False)
         Credentials(engine, ws, settings).delete(name)
     console.print(f"credential '{name}' deleted", highlight=False)
 

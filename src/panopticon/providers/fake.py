@@ -20,7 +20,6 @@ KIND = "fake"
 class FakeProvider(Provider):
     kind = KIND
     needs_key = False  # no network at all
-    capabilities = frozenset({"chat", "json_mode"})
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)

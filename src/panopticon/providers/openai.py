@@ -9,17 +9,20 @@ request and response shapes are the documented Chat Completions API.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 
 from panopticon.errors import ProviderError, ProviderTimeoutError
 from panopticon.providers.base import (
-    RESERVED_PARAMS,
+    ChatChunk,
     ChatRequest,
     ChatResponse,
     Provider,
     ProviderConfig,
+    ToolCall,
 )
 from panopticon.providers.egress import EgressRefused, guarded_resolver
 from panopticon.providers.http import error_from_status, parse_retry_after, redirect_error
@@ -35,6 +38,8 @@ class OpenAIProvider(Provider):
     """Chat Completions over HTTP; ``options.azure``/``api_version`` switch to Azure paths."""
 
     kind = KIND
+    native_streaming = True
+    supports_tools = True
     key_env = ("OPENAI_API_KEY",)
     default_base_url = DEFAULT_BASE_URL
 
@@ -81,14 +86,32 @@ class OpenAIProvider(Provider):
             )
         return self._session
 
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        import aiohttp
-
-        body: dict[str, Any] = {k: v for k, v in request.params.items() if k not in RESERVED_PARAMS}
+    def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        # params first: they pass through whatever they hold, but never replace the model,
+        # the messages or the stream flag this call is about.
+        body: dict[str, Any] = dict(request.params)
         body["model"] = request.model
         body["messages"] = request.messages
         if request.json_mode:
             body["response_format"] = {"type": "json_object"}
+        if request.tools:
+            body["tools"] = request.tools
+            if request.tool_choice is not None:
+                body["tool_choice"] = request.tool_choice
+        if stream:
+            body["stream"] = True
+            # usage arrives in a last chunk; servers that do not know the option ignore it
+            body["stream_options"] = {"include_usage": True}
+        else:
+            body.pop("stream", None)
+            body.pop("stream_options", None)
+        return body
+
+    @asynccontextmanager
+    async def _post(self, request: ChatRequest, *, stream: bool) -> AsyncIterator[Any]:
+        """The HTTP exchange, with every transport failure turned into a ProviderError."""
+        import aiohttp
+
         url = self._url_tmpl.format(model=request.model)
         if self._refused is not None:
             raise ProviderError(f"not sent to {url}: {self._refused}", kind="egress")
@@ -96,21 +119,22 @@ class OpenAIProvider(Provider):
         try:
             async with session.post(
                 url,
-                data=orjson.dumps(body),
+                data=orjson.dumps(self._body(request, stream=stream)),
                 params=self._query or None,
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as resp:
-                raw = await resp.read()
                 if 300 <= resp.status < 400:
                     raise redirect_error(resp.status, resp.headers.get("Location"), url)
                 if resp.status >= 400:
+                    raw = await resp.read()
                     raise error_from_status(
                         resp.status,
                         raw.decode("utf-8", "replace"),
                         parse_retry_after(resp.headers),
                         url,
                     )
+                yield resp
         except ProviderError:
             raise
         except TimeoutError:
@@ -118,7 +142,7 @@ class OpenAIProvider(Provider):
                 f"no answer from {url} within {self._timeout_s:g} s"
             ) from None
         except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, EgressRefused) or isinstance(exc.__cause__, EgressRefused):
+            if isinstance(exc.os_error, EgressRefused):
                 raise ProviderError(f"not sent to {url}: {exc.os_error}", kind="egress") from None
             raise ProviderError(
                 f"cannot connect to {url}: {exc.os_error or exc}; check base_url and that "
@@ -132,7 +156,25 @@ class OpenAIProvider(Provider):
                 retryable=True,
                 kind="connection",
             ) from None
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        async with self._post(request, stream=False) as resp:
+            raw = await resp.read()
+            url = str(resp.url)
         return parse_chat_completion(raw, url)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Server-sent events, one ChatChunk per ``data:`` line, as they arrive."""
+        async with self._post(request, stream=True) as resp:
+            url = str(resp.url)
+            async for line in resp.content:
+                if not line.startswith(b"data:"):
+                    continue  # blank separators, comments (": keep-alive"), event names
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    return
+                for chunk in parse_stream_chunk(payload, url):
+                    yield chunk
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -150,17 +192,68 @@ def parse_chat_completion(raw: bytes, url: str) -> ChatResponse:
             # refusals and tool-only answers have no content; keep what there is
             text = message.get("refusal") or ""
         usage = data.get("usage") or {}
+        calls = tuple(
+            ToolCall(
+                str(c.get("id") or ""),
+                str((c.get("function") or {}).get("name") or ""),
+                str((c.get("function") or {}).get("arguments") or ""),
+            )
+            for c in message.get("tool_calls") or ()
+        )
         return ChatResponse(
             text=text,
             finish_reason=choice.get("finish_reason"),
             input_tokens=usage.get("prompt_tokens"),
             output_tokens=usage.get("completion_tokens"),
             model=data.get("model"),
+            tool_calls=calls,
         )
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
         raise ProviderError(
             f"unreadable answer from {url}: {mask_secrets(repr(raw[:200]))}",
             retryable=True,
+            kind="server",
+        ) from None
+
+
+def parse_stream_chunk(payload: bytes, url: str) -> list[ChatChunk]:
+    """The ChatChunks of one ``chat.completion.chunk`` event (usage-only events included)."""
+    try:
+        data = orjson.loads(payload)
+        usage = data.get("usage") or {}
+        model = data.get("model")
+        out: list[ChatChunk] = []
+        for choice in data.get("choices") or ():
+            delta = choice.get("delta") or {}
+            for call in delta.get("tool_calls") or ():
+                fn = call.get("function") or {}
+                out.append(
+                    ChatChunk(
+                        tool_index=int(call.get("index") or 0),
+                        tool_id=call.get("id"),
+                        tool_name=fn.get("name"),
+                        tool_arguments=fn.get("arguments") or "",
+                        model=model,
+                    )
+                )
+            text = delta.get("content") or delta.get("refusal") or ""
+            if text or choice.get("finish_reason") or not out:
+                out.append(
+                    ChatChunk(text=text, finish_reason=choice.get("finish_reason"), model=model)
+                )
+        if usage:
+            out.append(
+                ChatChunk(
+                    input_tokens=usage.get("prompt_tokens"),
+                    output_tokens=usage.get("completion_tokens"),
+                    model=model,
+                )
+            )
+        return out
+    except (orjson.JSONDecodeError, TypeError, AttributeError, ValueError):
+        raise ProviderError(
+            f"unreadable stream event from {url}: {mask_secrets(repr(payload[:200]))}",
+            retryable=False,
             kind="server",
         ) from None
 

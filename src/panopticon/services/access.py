@@ -12,10 +12,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
 from panopticon.settings import Settings
+from panopticon.store.engine import Engine
 from panopticon.store.queries import access, catalog
 from panopticon.store.tables import ROLES
 

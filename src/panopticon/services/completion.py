@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.endpoints import Access, Problem, build_client, resolve_endpoint
 from panopticon.evaluation.spec import check_params, model_price
 from panopticon.providers.base import ChatRequest
 from panopticon.services.registry import ModelRegistry
 from panopticon.settings import Settings
+from panopticon.store.engine import Engine
 
 __all__ = ["complete"]
 

@@ -13,11 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import ConfigError, Issue, NotFoundError
 from panopticon.keyfiles import read_or_create
 from panopticon.settings import Settings
+from panopticon.store.engine import Engine
 from panopticon.store.queries import credentials as queries
 from panopticon.store.queries.credentials import CredentialRow
 

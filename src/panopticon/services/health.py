@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from panopticon.providers.redact import mask_secrets
+from panopticon.store.engine import Engine
 
 __all__ = ["database_problem"]
 

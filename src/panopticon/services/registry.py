@@ -14,7 +14,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.engine import Engine
 
 from panopticon.errors import ConfigError, Issue, NotFoundError
 from panopticon.evaluation.endpoints import (
@@ -27,6 +26,7 @@ from panopticon.evaluation.spec import ModelSpec, model_price
 from panopticon.providers.base import provider_names
 from panopticon.services.credentials import Credentials
 from panopticon.settings import Settings
+from panopticon.store.engine import Engine
 from panopticon.store.queries import catalog
 from panopticon.store.tables import Model, Provider, Result
 
@@ -104,11 +104,24 @@ class WorkspaceDirectory:
 
 
 class ModelRegistry:
-    def __init__(self, engine: Engine, workspace_id: int, settings: Settings) -> None:
+    """``settings`` (the operator's allow-list, egress rules, encryption key) is needed to
+    write and to resolve models; reading the lists works without it."""
+
+    def __init__(
+        self, engine: Engine, workspace_id: int, settings: Settings | None = None
+    ) -> None:
         self.engine = engine
         self.ws = workspace_id
-        self.settings = settings
-        self.directory = WorkspaceDirectory(engine, workspace_id, settings)
+        self._settings = settings
+        self.directory = (
+            WorkspaceDirectory(engine, workspace_id, settings) if settings is not None else None
+        )
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            raise TypeError("this ModelRegistry was made without settings; pass them")
+        return self._settings
 
     def _rows(self, name: str | None = None) -> list[Any]:
         q = (

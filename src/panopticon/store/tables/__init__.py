@@ -3,6 +3,13 @@
 from panopticon.store.tables.access import ROLES, ApiKey, RevokedSession
 from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
+from panopticon.store.tables.online import (
+    OnlineBudget,
+    OnlineOutcome,
+    OnlineRule,
+    OnlineRuleVersion,
+    OnlineSettings,
+)
 from panopticon.store.tables.registry import Credential, Model, Provider, RateLimit
 from panopticon.store.tables.runs import (
     RUN_STATUSES,
@@ -28,6 +35,11 @@ __all__ = [
     "JobShard",
     "Metric",
     "Model",
+    "OnlineBudget",
+    "OnlineOutcome",
+    "OnlineRule",
+    "OnlineRuleVersion",
+    "OnlineSettings",
     "Pairwise",
     "Provider",
     "Query",
