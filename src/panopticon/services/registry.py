@@ -107,9 +107,7 @@ class ModelRegistry:
     """``settings`` (the operator's allow-list, egress rules, encryption key) is needed to
     write and to resolve models; reading the lists works without it."""
 
-    def __init__(
-        self, engine: Engine, workspace_id: int, settings: Settings | None = None
-    ) -> None:
+    def __init__(self, engine: Engine, workspace_id: int, settings: Settings | None = None) -> None:
         self.engine = engine
         self.ws = workspace_id
         self._settings = settings
