@@ -51,7 +51,7 @@ class Listener:
     """An endpoint on 127.0.0.1 that records the key headers of every request, and answers
     like a chat endpoint, or with a redirect to ``redirect_to``."""
 
-    def __init__(self, redirect_to: str | None = None) -> None:
+    def __init__(self, redirect_to: str | None = None, echo: bool = False) -> None:
         self.seen: list[dict[str, str | None]] = []
         outer = self
 
@@ -67,7 +67,11 @@ class Listener:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                body = orjson.dumps(CHAT)
+                answer = dict(CHAT)
+                if echo:  # answers with the key it was sent, as a hostile endpoint may
+                    text = f"your key is {self.headers.get('Authorization')}"
+                    answer["choices"] = [{"message": {"content": text}, "finish_reason": "stop"}]
+                body = orjson.dumps(answer)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -721,3 +725,19 @@ def test_the_database_password_is_never_printed(tmp_path: Path) -> None:
         env={"PANOPTICON_DATABASE_URL": url, "PANOPTICON_HOME": str(tmp_path)},
     )
     assert r.exit_code != 0 and "hunter2" not in r.output and "***" in r.output
+
+
+def test_an_endpoint_answering_with_the_key_does_not_get_it_stored(settings: Settings) -> None:
+    echoing = Listener(echo=True)
+    key = {"X-API-Key": BOOT}
+    try:
+        with TestClient(app_for(settings)) as api:
+            cred = {"name": "k", "secret": "sk-answered-back-0123456789"}
+            assert api.post("/api/credentials", headers=key, json=cred).status_code == 201
+            model = {"id": "e", "base_url": echoing.url, "credential": "k"}
+            assert api.post("/api/models", headers=key, json=model).status_code == 201
+            r = api.post("/api/completion", headers=key, json={"model_id": "e", "prompt": "hi"})
+            assert r.status_code == 200 and r.json()["text"] == "your key is Bearer ***", r.text
+    finally:
+        echoing.close()
+    assert echoing.seen[0]["Authorization"] == "Bearer sk-answered-back-0123456789"

@@ -7,6 +7,7 @@ holding the error, so the runner records it (failures are data).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -87,6 +88,13 @@ class ModelClient:
                 kind=error.kind,
             )
             return CallOutcome(None, masked, outcome.attempts, outcome.latency_ms, outcome.sent)
+        response = outcome.response
+        if response is not None and any(k and k in response.text for k in self._secrets):
+            # an endpoint that answers with the key it was sent: the key is not an answer
+            clean = dataclasses.replace(
+                response, text=mask_secrets(response.text, self._secrets, limit=None)
+            )
+            return dataclasses.replace(outcome, response=clean)
         return outcome
 
     async def _call(self, request: ChatRequest, estimated_tokens: int) -> CallOutcome:
