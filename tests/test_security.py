@@ -710,8 +710,9 @@ def test_the_database_password_is_never_printed(tmp_path: Path) -> None:
     from panopticon.store.engine import create_engine
 
     url = "postgresql://panopticon:hunter2-db-password@127.0.0.1:1/panopticon"
-    settings = Settings(home=tmp_path, database_url=url)
+    settings = Settings(home=tmp_path, database_url=url, api_key=BOOT, secret_key="s" * 40)
     assert "hunter2" not in settings.display_database_url
+    assert "hunter2" not in repr(settings) and BOOT not in repr(settings)
     assert settings.display_database_url.startswith("postgresql+psycopg://panopticon:***@")
     engine = create_engine(settings)
     try:

@@ -34,6 +34,7 @@ class Settings(BaseModel):
     )
     database_url: str | None = Field(
         default=None,
+        repr=False,  # secrets (or a password in the URL) stay out of reprs and logs
         description="SQLAlchemy URL. Unset: a SQLite file in `home`. "
         "postgresql://user@host/db selects PostgreSQL.",
     )
@@ -64,12 +65,14 @@ class Settings(BaseModel):
     )
     secret_key: str | None = Field(
         default=None,
+        repr=False,  # secrets (or a password in the URL) stay out of reprs and logs
         min_length=32,
         description="Signs the web UI's session cookies (at least 32 characters). Unset: a "
         "random key kept in `home`; set it when several servers share sessions.",
     )
     api_key: str | None = Field(
         default=None,
+        repr=False,  # secrets (or a password in the URL) stay out of reprs and logs
         min_length=16,
         description="A bootstrap key: accepted by the API as an admin of the default "
         "workspace (at least 16 characters). Create real keys with `panopticon keys create`.",
@@ -77,6 +80,7 @@ class Settings(BaseModel):
 
     encryption_key: str | None = Field(
         default=None,
+        repr=False,  # secrets (or a password in the URL) stay out of reprs and logs
         description="Fernet key(s) that encrypt the workspaces' stored provider credentials, "
         "comma-separated: the first encrypts, every one decrypts (to rotate, put the new key "
         "first and run `panopticon credentials rotate`). Unset: a key kept (0600) in `home`; "
