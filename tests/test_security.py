@@ -742,3 +742,20 @@ def test_an_endpoint_answering_with_the_key_does_not_get_it_stored(settings: Set
     finally:
         echoing.close()
     assert echoing.seen[0]["Authorization"] == "Bearer sk-answered-back-0123456789"
+
+
+def test_the_server_keeps_only_the_variables_the_operator_named() -> None:
+    settings = Settings(
+        allowed_key_env="OPENAI_API_KEY, AZURE_KEY=https://x.openai.azure.com/",
+        embedding_key_env="EMBED_KEY",
+    )
+    environ = {**SERVER_SECRETS, "AZURE_KEY": "a", "EMBED_KEY": "e", "HOME": "/root"}
+    assert settings.allowed_environment(environ) == {
+        "OPENAI_API_KEY": SERVER_SECRETS["OPENAI_API_KEY"],
+        "AZURE_KEY": "a",
+        "EMBED_KEY": "e",
+    }
+    assert settings.key_env_allow_list == {
+        "OPENAI_API_KEY": None,
+        "AZURE_KEY": "https://x.openai.azure.com",
+    }

@@ -121,9 +121,11 @@ class Settings(BaseModel):
         return allowed
 
     def allowed_environment(self, environ: Mapping[str, str]) -> dict[str, str]:
-        """The variables of ``environ`` a server may read keys from: the allow-listed ones.
-        The server and workers keep only these, so no request can reach any other."""
-        return {k: environ[k] for k in self.key_env_allow_list if environ.get(k)}
+        """The variables of ``environ`` a server may read keys from: the allow-listed ones
+        and the operator's embedding key. The server and workers keep only these, so no
+        request can reach any other (and a request may name only the allow-listed ones)."""
+        names = [*self.key_env_allow_list, self.embedding_key_env]
+        return {k: environ[k] for k in names if k and environ.get(k)}
 
     @property
     def display_database_url(self) -> str:
