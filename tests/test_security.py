@@ -759,3 +759,49 @@ def test_the_server_keeps_only_the_variables_the_operator_named() -> None:
         "OPENAI_API_KEY": None,
         "AZURE_KEY": "https://x.openai.azure.com",
     }
+
+
+def test_an_admin_stores_a_credential_on_the_dashboard_and_it_is_never_shown(
+    settings: Settings,
+) -> None:
+    secret = "sk-typed-in-the-browser-0123456789"
+    with store(settings) as engine:
+        _, member = create_key(engine, "default", "member", "m")
+    app = app_for(settings)
+    with TestClient(app) as browser:
+        assert sign_in(browser, BOOT).status_code == 200
+        csrf = csrf_of(browser.get("/ui/models").text)
+        form = {"csrf": csrf, "action": "set-credential", "name": "team key!", "secret": secret}
+        bad = browser.post("/ui/models", data=form)
+        assert bad.status_code == 422 and "name" in bad.text and secret not in bad.text
+        saved = browser.post("/ui/models", data={**form, "name": "team-key"})
+        assert saved.status_code == 200 and secret not in saved.text
+        page = browser.get("/ui/models").text
+        assert 'data-testid="credentials"' in page and "team-key" in page and secret not in page
+        provider = {
+            "csrf": csrf,
+            "action": "add-provider",
+            "name": "team",
+            "kind": "openai",
+            "credential": "team-key",
+        }
+        assert browser.post("/ui/models", data=provider).status_code == 200
+        assert "team" in browser.get("/ui/models").text
+    with TestClient(app) as viewer:  # a member sees no credentials, and cannot store one
+        assert sign_in(viewer, member).status_code == 200
+        page = viewer.get("/ui/models").text
+        assert "team-key" not in page.split('data-testid="providers"')[0]
+        assert 'data-testid="credentials"' not in page
+        refused = viewer.post(
+            "/ui/models",
+            data={
+                "csrf": csrf_of(page),
+                "action": "set-credential",
+                "name": "x",
+                "secret": "y1234",
+            },
+        )
+        assert "admin" in refused.text
+    with TestClient(app) as api:
+        listed = api.get("/api/credentials", headers={"X-API-Key": BOOT}).json()
+        assert [(c["name"], c["providers"]) for c in listed] == [("team-key", ["team"])]

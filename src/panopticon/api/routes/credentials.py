@@ -24,7 +24,12 @@ def list_credentials(
     return [CredentialPublic(**vars(r)) for r in rows]
 
 
-@router.post("", response_model=CredentialPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CredentialPublic,
+    responses={200: {"model": CredentialPublic, "description": "Replaced"}},
+)
 def set_credential(
     body: CredentialCreate,
     response: Response,
