@@ -805,3 +805,32 @@ def test_an_admin_stores_a_credential_on_the_dashboard_and_it_is_never_shown(
     with TestClient(app) as api:
         listed = api.get("/api/credentials", headers={"X-API-Key": BOOT}).json()
         assert [(c["name"], c["providers"]) for c in listed] == [("team-key", ["team"])]
+
+
+def test_a_key_in_a_header_is_refused_by_the_server_and_masked_in_the_cli_record(
+    settings: Settings, mock: MockServer, tmp_path: Path
+) -> None:
+    key = {"X-API-Key": BOOT}
+    headers = {"X-Api-Key": "sk-in-a-header-0123456789", "OpenAI-Beta": "assistants=v2"}
+    with TestClient(app_for(settings)) as api:
+        provider = {"name": "mock", "kind": "openai", "base_url": mock.url}
+        assert api.post("/api/providers", headers=key, json=provider).status_code == 201
+        model = {"id": "h", "provider": "mock", "options": {"headers": headers}}
+        suite = {"name": "h", "models": [model], "queries": [{"text": "hi"}]}
+        r = api.post("/api/runs", headers=key, json={"suite": suite})
+        assert r.status_code == 422 and "X-Api-Key" in errors_of(r)["models[0].options.headers"]
+    from panopticon.evaluation.suite import load_suite
+
+    loaded = load_suite(
+        write(
+            tmp_path / "s.yaml",
+            f"""
+            models: [{{id: m, base_url: '{mock.url}', options: {{headers: {headers}}}}}]
+            queries: [{{text: hi}}]
+            """,
+        ),
+        {},
+    )
+    record = loaded.snapshot()["models"][0]["options"]["headers"]
+    assert record == {"X-Api-Key": "***", "OpenAI-Beta": "assistants=v2"}
+    assert loaded.endpoints["m"].options["headers"]["X-Api-Key"] == headers["X-Api-Key"]

@@ -142,6 +142,14 @@ def resolve_endpoint(
     """The endpoint and key ``spec`` uses, or the problem that stops it (see module doc)."""
     inline = [f for f in ("base_url", "api_key_env", "credential") if getattr(spec, f)]
     from_admin = access.local or spec.id in access.registered
+    if not access.local and spec.secret_headers():
+        return Problem(
+            f"model '{spec.id}': the header {spec.secret_headers()[0]} would carry a key, "
+            "which the server neither stores nor sends from a request",
+            "store the key as a credential of the workspace (POST /api/credentials) and "
+            "name it with credential: <name>",
+            "options.headers",
+        )
     if spec.provider not in provider_names():
         row = directory.provider(spec.provider) if directory is not None else None
         if row is None:

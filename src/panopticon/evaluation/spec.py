@@ -5,6 +5,7 @@ says what each field may hold."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -22,6 +23,9 @@ __all__ = [
     "check_params",
     "model_price",
 ]
+
+
+_SECRET_HEADER = re.compile(r"(?i)auth|key|token|secret|cookie|password")
 
 
 class _Strict(BaseModel):
@@ -66,6 +70,27 @@ class ModelSpec(_Strict):
     @property
     def provider_model(self) -> str:
         return self.model or self.id
+
+    def secret_headers(self) -> list[str]:
+        """Names in ``options.headers`` that look like they carry a credential."""
+        headers = self.options.get("headers")
+        if not isinstance(headers, dict):
+            return []
+        return [str(k) for k in headers if _SECRET_HEADER.search(str(k))]
+
+    def record(self, **dump: Any) -> dict[str, Any]:
+        """The model as stored in a run's record or the registry: JSON, with the values of
+        headers that carry credentials (``options.headers``) masked."""
+        data = self.model_dump(mode="json", **dump)
+        headers = (data.get("options") or {}).get("headers")
+        if isinstance(headers, dict):
+            data["options"] = {
+                **data["options"],
+                "headers": {
+                    k: "***" if _SECRET_HEADER.search(str(k)) else v for k, v in headers.items()
+                },
+            }
+        return data
 
     def settings_fingerprint(self) -> dict[str, Any]:
         """What determines the answer: it keys the result cache."""

@@ -89,8 +89,10 @@ class LoadedSuite:
     def snapshot(self) -> dict[str, Any]:
         """The suite as run (no secrets), for the run record and the resume check."""
         data = self.suite.model_dump(mode="json", by_alias=True, exclude={"queries", "metrics"})
+        data["models"] = [m.record() for m in self.suite.models]
+        data["judges"] = [m.record() for m in self.suite.judges]
         data["metrics"] = [m.model_dump(mode="json", by_alias=True) for m in self.metrics]
-        data["judge"] = self.judge.model_dump(mode="json") if self.judge else None
+        data["judge"] = self.judge.record() if self.judge else None
         data["query_hashes"] = [q.content_hash for q in self.queries]
         return data
 

@@ -135,7 +135,7 @@ def upsert_models(
         values: dict[str, Any] = dict(
             provider_id=pid,
             provider_model=m.provider_model,
-            settings=m.model_dump(mode="json", exclude={"id", "price", *ENDPOINT_FIELDS}),
+            settings=m.record(exclude={"id", "price", *ENDPOINT_FIELDS}),
             price_input=price.input if price else None,
             price_output=price.output if price else None,
         )
