@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from panopticon.providers.redact import mask_secrets
-from panopticon.store.engine import Engine
+from panopticon.store.engine import Engine, ping
 
 __all__ = ["database_problem"]
 
 
 def database_problem(engine: Engine) -> str | None:
     """None when the database answers, else what went wrong."""
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.SQLAlchemyError as exc:
-        password = engine.url.password
-        text = str(getattr(exc, "orig", exc))
-        return mask_secrets(text, [password if isinstance(password, str) else None])
-    return None
+    problem = ping(engine)
+    if problem is None:
+        return None
+    password = engine.url.password
+    return mask_secrets(problem, [password if isinstance(password, str) else None])

@@ -26,11 +26,9 @@ def list_models(engine: EngineDep, settings: SettingsDep, caller: Viewer) -> lis
     return [ModelPublic(**m) for m in ModelRegistry(engine, caller.workspace_id, settings).all()]
 
 
-@router.get("/api/models/{model_id}", response_model=ModelPublic)
-def get_model(
-    model_id: str, engine: EngineDep, settings: SettingsDep, caller: Viewer
-) -> ModelPublic:
-    return ModelPublic(**ModelRegistry(engine, caller.workspace_id, settings).get(model_id))
+@router.get("/api/models/{model_id:path}", response_model=ModelPublic)
+def get_model(model_id: str, engine: EngineDep, caller: Viewer) -> ModelPublic:
+    return ModelPublic(**ModelRegistry(engine, caller.workspace_id).get(model_id))
 
 
 @router.post("/api/models", status_code=status.HTTP_201_CREATED, response_model=ModelPublic)
@@ -44,11 +42,9 @@ def register_model(
     )
 
 
-@router.delete("/api/models/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_model(
-    model_id: str, engine: EngineDep, settings: SettingsDep, caller: Admin
-) -> Response:
-    ModelRegistry(engine, caller.workspace_id, settings).delete(model_id)
+@router.delete("/api/models/{model_id:path}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_model(model_id: str, engine: EngineDep, caller: Admin) -> Response:
+    ModelRegistry(engine, caller.workspace_id).delete(model_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
