@@ -834,3 +834,37 @@ def test_a_key_in_a_header_is_refused_by_the_server_and_masked_in_the_cli_record
     record = loaded.snapshot()["models"][0]["options"]["headers"]
     assert record == {"X-Api-Key": "***", "OpenAI-Beta": "assistants=v2"}
     assert loaded.endpoints["m"].options["headers"]["X-Api-Key"] == headers["X-Api-Key"]
+
+
+def test_a_job_recorded_before_the_rules_is_refused_when_it_runs(
+    settings: Settings, listener: Listener
+) -> None:
+    """Jobs are checked again where they run (the server here, a worker on PostgreSQL): a
+    suite queued by an older version, naming a variable and a foreign endpoint, fails with
+    the field named and sends nothing."""
+    if settings.database_url:
+        pytest.skip("on PostgreSQL a recorded job runs once a worker is told of it")
+    from panopticon.store.tables import Job
+    from panopticon.store.tables.base import utcnow
+
+    suite = {
+        "name": "queued",
+        "models": [{"id": "x", "base_url": listener.url, "api_key_env": "PANOPTICON_API_KEY"}],
+        "queries": [{"text": "hi"}],
+    }
+    with store(settings) as engine, engine.begin() as conn:
+        job_id = conn.execute(
+            sa.insert(Job)
+            .values(
+                workspace_id=1,
+                kind="run_suite",
+                status="queued",
+                payload=suite,
+                created_at=utcnow(),
+            )
+            .returning(Job.c.id)
+        ).scalar_one()
+    with TestClient(app_for(settings, env={"PANOPTICON_API_KEY": BOOT})) as api:
+        job = wait_for_job(api, job_id, {"X-API-Key": BOOT})
+    assert job["status"] == "failed" and "models[0].base_url" in job["error"], job
+    assert listener.seen == []
