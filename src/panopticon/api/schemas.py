@@ -268,6 +268,7 @@ class ComparisonPublic(BaseModel):
     b: str
     unpaired: dict[str, int]
     metrics: list[dict[str, Any]]
+    pairwise: list[dict[str, Any]] = []
 
 
 class ChatMessage(_Body):

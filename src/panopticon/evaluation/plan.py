@@ -54,6 +54,10 @@ class Plan:
     judge_cache: dict[str, tuple[str, str, int | None, int | None, float | None]] = field(
         default_factory=dict
     )  # key -> (text, model, in, out, cost)
+    # what this run already paid for judgements that failed and are to be retried, by
+    # ("score", result id, metric id) or ("pair", metric id, query id, repeat, a id, b id):
+    # a retry's record adds it, so that no spend is lost when the failure is replaced
+    failed_spend: dict[tuple[Any, ...], float] = field(default_factory=dict)
 
 
 def build_cases(loaded: LoadedSuite, query_ids: list[int], model_ids: dict[str, int]) -> list[Case]:

@@ -177,20 +177,25 @@ def load_query_file(spec: QueryFileSpec, base_dir: Path, system: str | None) -> 
     rows = iter_jsonl(path) if fmt == "jsonl" else iter_csv(path)
     out: list[QueryItem] = []
     issues: list[Issue] = []
-    for number, row in rows:
-        if spec.limit is not None and len(out) >= spec.limit:
-            break
-        try:
-            out.append(
-                row_to_query(
-                    row, file=str(path), line=number, default_theme=spec.theme, system=system
-                )
-            )
-        except ConfigError as err:
-            issues += err.issues
-            if len(issues) >= 20:
-                issues.append(Issue("stopping after 20 problems in this file", file=str(path)))
+    try:
+        for number, row in rows:
+            if spec.limit is not None and len(out) >= spec.limit:
                 break
+            try:
+                out.append(
+                    row_to_query(
+                        row, file=str(path), line=number, default_theme=spec.theme, system=system
+                    )
+                )
+            except ConfigError as err:
+                issues += err.issues
+                if len(issues) >= 20:
+                    break
+    except ConfigError as err:  # lines the reader could not parse, with the rows' problems
+        issues += err.issues
+    issues.sort(key=lambda i: i.line or 0)
+    if len(issues) > 20:
+        issues = [*issues[:20], Issue("stopping after 20 problems in this file", file=str(path))]
     if issues:
         raise ConfigError(issues)
     return out

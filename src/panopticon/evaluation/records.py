@@ -108,6 +108,7 @@ class PairwiseRecord:
     judge_input_tokens: int | None = None
     judge_output_tokens: int | None = None
     judge_cost_usd: float | None = None
+    judge_cached: bool = False
     error: str | None = None
     id: uuid.UUID = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)

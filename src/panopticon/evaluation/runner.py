@@ -89,6 +89,13 @@ class RunObserver:
     def on_spend(self, total_usd: float) -> None:
         return None
 
+    def on_pairs_planned(self, count: int) -> None:
+        """The pairwise phase starts with ``count`` pairs to judge."""
+        return None
+
+    def on_pair(self, record: PairwiseRecord) -> None:
+        return None
+
 
 class Runner:
     def __init__(
@@ -329,6 +336,7 @@ class Runner:
                 model_id=case.model_id,
                 query_id=case.query_id,
             )
+            self._add_failed_spend(record, ("score", known.id, metric_id))
             self.sink.save_score(record)
             self.totals.scores += 1
             if record.error is not None:
@@ -422,6 +430,7 @@ class Runner:
         jobs = deque(self._pair_jobs())
         if not jobs:
             return
+        self.observer.on_pairs_planned(len(jobs))
         width = max(self.clients[self._judges[j.metric.name].id].limiter.maximum for j in jobs)
 
         async def worker() -> None:
@@ -441,7 +450,10 @@ class Runner:
             self._judge_call(job.metric, keys),
         )
         replies = [r for r in verdict.replies if r.error is None]
-        costs = [r.cost_usd for r in replies]
+        cached = bool(replies) and all(r.cached for r in replies)
+        # what this judgement cost: every answer when all came from the cache (as a cached
+        # score records its cost), else only the answers paid for now (they are the spend)
+        costs = [r.cost_usd for r in replies if cached or not r.cached]
         record = PairwiseRecord(
             run_id=self.plan.run_id,
             metric_id=self.plan.metric_ids[job.metric.name],
@@ -464,12 +476,33 @@ class Runner:
             judge_input_tokens=sum(r.input_tokens or 0 for r in replies) if replies else None,
             judge_output_tokens=sum(r.output_tokens or 0 for r in replies) if replies else None,
             judge_cost_usd=None if any(c is None for c in costs) else sum(c or 0 for c in costs),
+            judge_cached=cached,
             error=verdict.error,
+        )
+        self._add_failed_spend(
+            record,
+            (
+                "pair",
+                record.metric_id,
+                record.query_id,
+                record.repeat,
+                record.model_a_id,
+                record.model_b_id,
+            ),
         )
         self.sink.save_pairwise(record)
         self.totals.pairs += 1
         if verdict.error is not None:
             self.totals.pair_errors += 1
+        self.observer.on_pair(record)
+
+    def _add_failed_spend(self, record: ScoreRecord | PairwiseRecord, key: tuple[Any, ...]) -> None:
+        """A retried judgement replaces the failed one's row: carry over what that cost."""
+        prior = self.plan.failed_spend.pop(key, None)
+        if prior:
+            now = 0.0 if record.judge_cached else record.judge_cost_usd or 0.0
+            record.judge_cost_usd = prior + now
+            record.judge_cached = False
 
     @staticmethod
     def _judge_params(spec: ModelSpec) -> dict[str, Any]:

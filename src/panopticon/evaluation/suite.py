@@ -80,10 +80,13 @@ class LoadedSuite:
         """Absolute path of each query file -> the indexes of its queries, in file order."""
         suite_file = str(self.path) if self.path else None
         files: dict[str, list[int]] = {}
+        resolved: dict[str, str] = {}  # a file's absolute path, found once per file
         for i, q in enumerate(self.queries):
             file = q.source.rsplit(":", 1)[0]
             if file != suite_file:
-                files.setdefault(str(Path(file).resolve()), []).append(i)
+                if file not in resolved:
+                    resolved[file] = str(Path(file).resolve())
+                files.setdefault(resolved[file], []).append(i)
         return files
 
     def snapshot(self) -> dict[str, Any]:
@@ -181,11 +184,12 @@ def parse_suite(
     data = dict(doc.data)
     # query entries are either a query or a file reference: choose by the 'file' key so
     # errors speak about the shape the user meant
-    issues: list[Issue] = []
+    issues: list[Issue] = list(doc.issues)
     try:
         suite = Suite.model_validate(data)
     except ValidationError as err:
         issues.extend(_suite_issues(err, doc, data))
+        issues.extend(_partial_issues(data, doc, base_dir))
         # still report missing keys of the models that are well-formed: one pass, all problems
         for i, raw in enumerate(
             data.get("models") or [] if isinstance(data.get("models"), list) else []
@@ -205,13 +209,14 @@ def parse_suite(
                         hint=found.hint,
                     )
                 )
-        raise ConfigError(issues) from None
+        raise ConfigError(_dedupe(issues)) from None
 
     issues += _check_models(suite, doc)
-    metrics, metric_issues = _parse_metrics(suite, doc, base_dir)
+    metrics, metric_issues = _parse_metrics(suite.metrics, doc, base_dir)
     issues += metric_issues
     judge = _resolve_judge(suite, doc, metrics, issues)
     queries = resolve_queries(suite, doc, base_dir, issues)
+    issues += _check_metric_inputs(suite, metrics, queries, doc)
     if suite.template and queries:
         issues += check_template(suite.template, queries, doc)
     all_models = list(suite.models) + ([judge] if judge and judge not in suite.models else [])
@@ -276,6 +281,55 @@ def _model_field(suite: Suite, m: ModelSpec, i: int) -> str:
     return f"judges[{suite.judges.index(m)}]" if m in suite.judges else f"models.{m.id}"
 
 
+def _partial_issues(data: dict[str, Any], doc: Located, base_dir: Path) -> list[Issue]:
+    """When the suite itself is invalid, the problems of its well-formed metrics and query
+    files still: every problem is reported in one pass, not one round at a time."""
+    issues: list[Issue] = []
+    raw_metrics = data.get("metrics")
+    if isinstance(raw_metrics, list):
+        issues += _parse_metrics([m for m in raw_metrics if isinstance(m, dict)], doc, base_dir)[1]
+    entries = []
+    for q in data.get("queries") or [] if isinstance(data.get("queries"), list) else []:
+        shape: type[BaseModel] = QueryFileSpec if isinstance(q, dict) and "file" in q else QuerySpec
+        try:
+            entries.append(shape.model_validate(q))
+        except ValidationError:
+            continue  # reported by the suite's validation
+    system = data.get("system") if isinstance(data.get("system"), str) else None
+    partial = Suite.model_construct(queries=entries, system=system, template=None)
+    resolve_queries(partial, doc, base_dir, issues)
+    return issues
+
+
+def _check_metric_inputs(
+    suite: Suite, metrics: list[MetricSpec], queries: list[QueryItem], doc: Located
+) -> list[Issue]:
+    """Metrics that need a field every query must have (faithfulness needs a context): the
+    queries without it are named now, not found one by one at run time."""
+    from panopticon.judges.base import build_metric
+
+    issues = []
+    for i, spec in enumerate(metrics):
+        if not getattr(build_metric(spec), "needs_context", False):
+            continue
+        missing = [q for q in queries if not q.context]
+        if missing:
+            shown = ", ".join(q.source for q in missing[:5])
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            issues.append(
+                Issue(
+                    f"metric '{spec.name}' ({spec.type}) needs each query's 'context', and "
+                    f"{len(missing)} of {len(queries)} queries have none: {shown}{more}",
+                    file=doc.file,
+                    line=doc.line_of(("metrics", i)),
+                    field=f"metrics[{i}]",
+                    hint="add 'context' (the retrieved passages) to those queries, or use "
+                    "answer_relevance, which needs none",
+                )
+            )
+    return issues
+
+
 def _suite_issues(err: ValidationError, doc: Located, data: dict[str, Any]) -> list[Issue]:
     # Re-validate query entries one by one with the shape each one asks for, so that a
     # mistake in a query says "queries[3].txt: unknown key", not a union error dump.
@@ -320,12 +374,12 @@ def _check_models(suite: Suite, doc: Located) -> list[Issue]:
 
 
 def _parse_metrics(
-    suite: Suite, doc: Located, base_dir: Path
+    raw_metrics: list[dict[str, Any]], doc: Located, base_dir: Path
 ) -> tuple[list[MetricSpec], list[Issue]]:
     specs: list[MetricSpec] = []
     issues: list[Issue] = []
     names: dict[str, int] = {}
-    for i, raw in enumerate(suite.metrics):
+    for i, raw in enumerate(raw_metrics):
         loc = ("metrics", i)
         type_name = raw.get("type")
         cls = spec_class(type_name) if isinstance(type_name, str) else None
@@ -447,6 +501,17 @@ def _resolve_judge(
                     field=f"metrics[{i}].judge",
                 )
             )
+        for name in getattr(spec, "models", None) or []:
+            if name not in by_id:
+                issues.append(
+                    Issue(
+                        f"metric '{spec.name}' pairs the model '{name}', which is not in 'models'",
+                        file=doc.file,
+                        line=doc.line_of(("metrics", i, "models")),
+                        field=f"metrics[{i}].models",
+                        hint="list ids from 'models': " + ", ".join(by_id),
+                    )
+                )
         needs = spec_needs_judge(spec)
         if needs and own is None and not panel and judge is None and suite.judge is None:
             issues.append(

@@ -71,6 +71,8 @@ class ModelClient:
         self._rng = rng or random.Random()
         self._successes = 0
         self.down_reason: str | None = None
+        self.retries = 0  # calls sent again after a failure (progress shows them)
+        self.rate_limited = 0  # 429 answers among those failures
         config = provider.config
         headers = (config.options.get("headers") or {}) if config.options else {}
         # whatever an error says, these never leave this object
@@ -129,6 +131,7 @@ class ModelClient:
                 self.limiter.release()
                 if error.kind == "rate_limit":
                     self.limiter.on_rate_limited(generation)
+                    self.rate_limited += 1
                 if attempt > self.retry.max_retries or not self.provider.should_retry(error):
                     if attempt > 1:
                         error = ProviderError(
@@ -146,6 +149,7 @@ class ModelClient:
                             f"({error.message}); resume the run once it is up"
                         )
                     return CallOutcome(None, error, attempt, None)
+                self.retries += 1
                 await self._sleep(
                     self.retry.delay(
                         attempt,

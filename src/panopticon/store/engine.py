@@ -31,7 +31,7 @@ __all__ = [
 
 # The newest migration. A test checks it equals Alembic's head, so checking the schema at
 # start-up needs one SELECT instead of importing Alembic.
-HEAD_REVISION = "0008"  # after 0015 (merged from main): 0007 -> 0015 -> 0008
+HEAD_REVISION = "0008"  # it follows 0012: revision ids are names, not an order
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -73,6 +73,9 @@ def create_engine(settings: Settings) -> Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **_JSON_CODEC)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    from panopticon.store.tables.runs import postgresql_options
+
+    postgresql_options()
     try:
         return sa.create_engine(
             url, pool_pre_ping=True, pool_size=10, max_overflow=10, **_JSON_CODEC

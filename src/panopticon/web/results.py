@@ -16,6 +16,7 @@ from panopticon.services.registry import ModelRegistry
 from panopticon.services.results import ResultFilters, find_results, get_result
 from panopticon.services.runs import (
     get_run,
+    pairwise_results,
     read_totals,
     run_public,
     summarize_run,
@@ -187,7 +188,11 @@ def run_export(request: Request, run_id: int) -> Response:
     engine = request.app.state.engine
     row = get_run(engine, principal.workspace_id, run_id)
     data = render_export(
-        fmt, run_public(row), summary_rows(engine, row.id), summarize_run(engine, row.id).as_dict()
+        fmt,
+        run_public(row),
+        summary_rows(engine, row.id),
+        summarize_run(engine, row.id).as_dict(),
+        pairwise_results(engine, row.id),
     )
     return Response(
         data,

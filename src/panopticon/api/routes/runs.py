@@ -12,7 +12,14 @@ from panopticon.errors import ConfigError, Issue
 from panopticon.services.compare import compare_models, compare_runs
 from panopticon.services.exports import FORMATS, render_export
 from panopticon.services.jobs import create_suite_job, job_status
-from panopticon.services.runs import get_run, list_runs, run_public, summarize_run, summary_rows
+from panopticon.services.runs import (
+    get_run,
+    list_runs,
+    pairwise_results,
+    run_public,
+    summarize_run,
+    summary_rows,
+)
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 
@@ -95,5 +102,6 @@ def export(
         run_public(row),
         summary_rows(engine, row.id),
         summarize_run(engine, row.id).as_dict(),
+        pairwise_results(engine, row.id),
     )
     return Response(data, media_type=FORMATS[format])
