@@ -74,7 +74,10 @@ def test_every_endpoint_keeps_workspaces_apart(
             for name in re.findall(r"{(\w+)}", template):
                 assert name in ids, f"map the id '{name}' of {template} in this test"
                 path = path.replace("{" + name + "}", str(ids[name]))
-            params = {"models": "m,m"} if path.endswith("/compare") else None
+            params = {
+                "/compare": {"models": "m,m"},
+                "/compare-prompts": {"prompts": "a,b"},
+            }.get("/" + path.rsplit("/", 1)[-1])
             for method in operations:
                 r = api.request(
                     method.upper(), path, headers=b, params=params, json=bodies.get(method.upper())

@@ -531,7 +531,12 @@ def test_every_dashboard_route_keeps_workspaces_apart(
         with TestClient(app) as browser:
             assert sign_in(browser, b_key).status_code == 200
             csrf = csrf_of(browser.get("/ui/").text)
-            ids = {"run_id": run_id, "result_id": result_id, "rule_name": "secret-rule-a"}
+            ids = {
+                "run_id": run_id,
+                "result_id": result_id,
+                "rule_name": "secret-rule-a",
+                "token": "not-a-sign-in-token",  # /ui/link/{token}: only `panopticon view`'s
+            }
             item_ids = {"/ui/queries/": query["id"], "/ui/metrics/": metric["id"]}
             # forms that would reach A's rows if they were not scoped: what each posts
             posts: dict[str, dict[str, Any]] = {

@@ -37,10 +37,12 @@ COMMANDS: dict[str, str] = {
     "mock-server": "mock:mock_server",
     "serve": "serve:serve",
     "worker": "worker:worker",
+    "view": "view:view",
     "db": "db:app",
     "keys": "keys:app",
     "credentials": "credentials:app",
     "online": "online:app",
+    "cache": "cache:app",
 }
 
 

@@ -7,14 +7,18 @@ from dataclasses import replace
 import orjson
 import typer
 
-from panopticon.cli.output import console, handle_errors
+from panopticon.cli.output import EXIT, console, err_console, handle_errors
 from panopticon.cli.tables import Column, Grid, check_format, emit, resolve_format
 from panopticon.errors import ConfigError, Issue
-from panopticon.services.compare import Comparison, compare_models, compare_runs
-from panopticon.services.runs import store
+from panopticon.services.compare import (
+    Comparison,
+    compare_models,
+    compare_prompts,
+    compare_runs,
+    worse,
+)
+from panopticon.services.runs import find_run, store
 from panopticon.settings import load_settings
-from panopticon.store.queries import catalog
-from panopticon.store.queries import runs as run_queries
 
 __all__ = ["compare"]
 
@@ -103,15 +107,33 @@ def compare(
         help="table, md, json or csv (default: a table on a terminal, else Markdown). "
         "--json is the comparison's full JSON.",
     ),
+    prompts: str | None = typer.Option(
+        None, "--prompts", help="A,B: two prompt variants of one run, on each of its models."
+    ),
+    fail_on_worse: bool = typer.Option(
+        False,
+        "--fail-on-worse",
+        help="Exit with code 4 when B is significantly worse than A (A the baseline) on any "
+        "metric.",
+    ),
 ) -> None:
     """Paired comparison per metric: difference, 95% CI, p-value (Holm) and verdict."""
     check_format(fmt)
     settings = load_settings()
     with store(settings) as engine:
-        with engine.begin() as conn:
-            ws = catalog.ensure_workspace(conn, settings.workspace)
-            ids = [run_queries.get_run(conn, ws, ref).id for ref in runs]
-        if models is not None:
+        ids = [find_run(engine, settings.workspace, ref).id for ref in runs]
+        if prompts is not None:
+            names = [p.strip() for p in prompts.split(",") if p.strip()]
+            if len(ids) != 1 or len(names) != 2:
+                raise ConfigError(
+                    Issue(
+                        "--prompts takes two prompt ids and one run",
+                        field="--prompts",
+                        hint="panopticon compare 12 --prompts terse,chatty",
+                    )
+                )
+            comparisons = compare_prompts(engine, ids[0], names[0], names[1], min_effect=min_effect)
+        elif models is not None:
             names = [m.strip() for m in models.split(",") if m.strip()]
             if len(ids) != 1 or len(names) != 2:
                 raise ConfigError(
@@ -135,11 +157,22 @@ def compare(
             )
     if as_json:
         console.print_json(orjson.dumps([c.as_dict() for c in comparisons]).decode())
-        return
-    fmt = resolve_format(fmt, console)
-    if fmt in ("json", "csv"):  # one table: a row per model pair and metric
-        rows = [row for c in comparisons for row in _grid(c).rows]
-        emit([replace(_grid(comparisons[0]), rows=rows)], fmt, console)
-        return
-    for c in comparisons:
-        _print(c, fmt)
+    else:
+        fmt = resolve_format(fmt, console)
+        if fmt in ("json", "csv"):  # one table: a row per model pair and metric
+            rows = [row for c in comparisons for row in _grid(c).rows]
+            emit([replace(_grid(comparisons[0]), rows=rows)], fmt, console)
+        else:
+            for c in comparisons:
+                _print(c, fmt)
+    if fail_on_worse:
+        found = worse(comparisons)
+        for c, r in found:
+            err_console.print(
+                f"[bold red]worse:[/] {c.label_b} is worse than {c.label_a} on {r.metric} "
+                f"({r.diff:+.3f}, p (Holm) {r.p_adjusted:.3g})",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if found:
+            raise typer.Exit(EXIT["regression"])

@@ -68,6 +68,13 @@ def demo(
                 min_pass_rate=None,
                 progress=True,
                 progress_every=10.0,
+                limit=None,
+                filters=[],
+                dry_run=False,
+                threshold=[],
+                baseline=None,
+                fail_on_regression=False,
+                junit=None,
             )
         except typer.Exit as done:
             if done.exit_code:

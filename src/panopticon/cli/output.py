@@ -29,7 +29,8 @@ __all__ = [
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-EXIT = {"ok": 0, "failed": 1, "usage": 2, "gate": 3, "interrupted": 130}
+# documented in README ("Exit codes"); a CI job tells a gate (3) from a regression (4)
+EXIT = {"ok": 0, "failed": 1, "usage": 2, "gate": 3, "regression": 4, "interrupted": 130}
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -22,14 +22,13 @@ from panopticon.services.runs import (
     describe_run_state,
     load_run,
     pairwise_results,
+    recent_runs,
     run_public,
     store,
     summarize_run,
 )
 from panopticon.settings import load_settings
 from panopticon.stats.summary import summarize
-from panopticon.store.queries import catalog
-from panopticon.store.queries import runs as run_queries
 
 __all__ = ["export", "runs", "show"]
 
@@ -56,9 +55,8 @@ def runs(
     """List runs, newest first."""
     check_format(fmt)
     settings = load_settings()
-    with store(settings) as engine, engine.begin() as conn:
-        ws = catalog.ensure_workspace(conn, settings.workspace)
-        rows = run_queries.list_runs(conn, ws, limit)
+    with store(settings) as engine:
+        rows = recent_runs(engine, settings.workspace, limit)
     if not rows and fmt not in ("json", "csv"):
         console.print(
             "No runs yet. Start one with: panopticon run suite.yaml (or try: panopticon demo)"
@@ -139,10 +137,27 @@ def show(
     run_id: str = typer.Argument(..., help="Run id, or 'last'."),
     errors: bool = typer.Option(False, "--errors", help="List every failure."),
     fmt: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+    answers: bool = typer.Option(
+        False, "--answers", help="Every model's (and prompt's) answer to each query, in full."
+    ),
+    query: str | None = typer.Option(
+        None, "--query", help="With --answers: one query, by its dataset id or number."
+    ),
 ) -> None:
-    """Show a run: its status, summary tables and failures."""
+    """Show a run: its status, summary tables and failures (or, with --answers, every
+    answer to each query side by side)."""
     check_format(fmt)
     settings = load_settings()
+    if answers:
+        from panopticon.cli.answers import print_answers
+        from panopticon.services.answers import answers_side_by_side
+        from panopticon.services.database import workspace_id
+        from panopticon.services.runs import get_run
+
+        with store(settings) as engine:
+            found = get_run(engine, workspace_id(engine, settings.workspace), run_id)
+            print_answers(answers_side_by_side(engine, found.id, query=query)[0])
+        return
     row, rows = load_run(settings, run_id)
     with store(settings) as engine:
         pairs = pairwise_results(engine, row.id)

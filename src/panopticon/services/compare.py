@@ -21,7 +21,14 @@ from panopticon.stats.summary import comparable_value
 from panopticon.store.engine import Engine
 from panopticon.store.queries import runs as run_queries
 
-__all__ = ["Comparison", "PairwiseTally", "compare_models", "compare_runs"]
+__all__ = [
+    "Comparison",
+    "PairwiseTally",
+    "compare_models",
+    "compare_prompts",
+    "compare_runs",
+    "worse",
+]
 
 
 @dataclass(frozen=True)
@@ -170,3 +177,42 @@ def compare_runs(
             )
         )
     return comparisons
+
+
+def compare_prompts(
+    engine: Engine, run_id: int, prompt_a: str, prompt_b: str, *, min_effect: float | None = None
+) -> list[Comparison]:
+    """Two prompt variants of one run, compared on each model that ran both
+    (``model@A`` against ``model@B``)."""
+    with engine.connect() as conn:
+        rows = run_queries.summary_inputs(conn, run_id)
+    known = _models(rows)
+    models = [
+        m.rsplit("@", 1)[0]
+        for m in known
+        if m.endswith(f"@{prompt_a}") and f"{m.rsplit('@', 1)[0]}@{prompt_b}" in known
+    ]
+    if not models:
+        prompts = sorted({m.rsplit("@", 1)[1] for m in known if "@" in m})
+        raise ConfigError(
+            Issue(
+                f"run {run_id} has no model with both prompts '{prompt_a}' and '{prompt_b}'",
+                field="--prompts",
+                hint="its prompts are: " + (", ".join(prompts) or "none (a single-prompt run)"),
+            )
+        )
+    return [
+        _pair(
+            _values(rows, f"{m}@{prompt_a}"),
+            _values(rows, f"{m}@{prompt_b}"),
+            min_effect,
+            f"{m}@{prompt_a} (run {run_id})",
+            f"{m}@{prompt_b} (run {run_id})",
+        )
+        for m in models
+    ]
+
+
+def worse(comparisons: list[Comparison]) -> list[tuple[Comparison, PairedResult]]:
+    """The metrics on which B is significantly worse than A (A the baseline)."""
+    return [(c, r) for c in comparisons for r in c.results if r.verdict == "A better"]

@@ -31,6 +31,7 @@ from panopticon.stats.summary import Summary, summarize
 from panopticon.store.engine import Engine, create_engine, ensure_schema
 from panopticon.store.limits import SharedBucket, bucket_key
 from panopticon.store.queries import catalog
+from panopticon.store.queries import prompts as prompt_queries
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.sink import StoreSink
 from panopticon.store.tables import Pairwise, Result, Score
@@ -330,9 +331,11 @@ def prepare_run(
     use_cache: bool = True,
     engine: Engine | None = None,
     check: Callable[[LoadedSuite], None] | None = None,
+    select: Callable[[LoadedSuite], LoadedSuite] | None = None,
 ) -> Execution:
     """Validate the suite, register what it uses, create (or reopen) the run and plan it.
-    ``check`` may refuse the loaded suite (raising ConfigError) before anything is stored.
+    ``select`` may choose part of the suite (``--filter``, ``--limit``); ``check`` may refuse
+    the suite it chose (raising ConfigError) before anything is stored.
     Raises ConfigError, StoreError or NotFoundError before any provider call.
 
     The suite file is the CLI user's: it may name any variable of ``env`` and any base
@@ -351,6 +354,8 @@ def prepare_run(
             access=Access.cli(settings),
             directory=WorkspaceDirectory(engine, ws, settings),
         )
+        if select is not None:
+            loaded = select(loaded)
         if check is not None:
             check(loaded)
         return prepare_loaded(settings, engine, loaded, str(suite_path), resume, use_cache)
@@ -396,16 +401,23 @@ def _prepare(
         ws = catalog.ensure_workspace(conn, settings.workspace)
         all_models = loaded.models + loaded.judge_models
         model_ids = catalog.upsert_models(conn, ws, all_models, loaded.prices)
+        arms = loaded.arm_models()
+        if arms:  # with prompt variants, each model@prompt is compared as a model of its own
+            model_ids |= catalog.upsert_models(
+                conn, ws, arms, {a.id: loaded.prices.get(a.id.rsplit("@", 1)[0]) for a in arms}
+            )
         metric_ids = catalog.upsert_metrics(conn, ws, loaded.metrics)
         query_ids = catalog.upsert_queries(conn, ws, loaded.queries)
-        catalog.sync_datasets(
-            conn,
-            ws,
-            {
-                path: [query_ids[i] for i in indexes]
-                for path, indexes in loaded.dataset_files().items()
-            },
-        )
+        prompt_queries.upsert_prompts(conn, ws, [v for v in loaded.prompts if not v.is_default])
+        if not loaded.partial:  # a selection would shrink the datasets to itself
+            catalog.sync_datasets(
+                conn,
+                ws,
+                {
+                    path: [query_ids[i] for i in indexes]
+                    for path, indexes in loaded.dataset_files().items()
+                },
+            )
         cases = build_cases(loaded, query_ids, model_ids)
         if resume is not None:
             row = run_queries.get_run(conn, ws, resume)
@@ -537,6 +549,18 @@ def list_runs(engine: Engine, workspace_id: int, limit: int = 20) -> list[dict[s
 def get_run(engine: Engine, workspace_id: int, ref: str | int) -> run_queries.RunRow:
     with engine.connect() as conn:
         return run_queries.get_run(conn, workspace_id, ref)
+
+
+def find_run(engine: Engine, workspace: str, ref: str | int) -> run_queries.RunRow:
+    """A run of the named workspace (the CLI's), by id or ``last``."""
+    with engine.begin() as conn:
+        return run_queries.get_run(conn, catalog.ensure_workspace(conn, workspace), ref)
+
+
+def recent_runs(engine: Engine, workspace: str, limit: int = 20) -> list[run_queries.RunRow]:
+    """The named workspace's runs, newest first."""
+    with engine.begin() as conn:
+        return run_queries.list_runs(conn, catalog.ensure_workspace(conn, workspace), limit)
 
 
 def run_public(row: run_queries.RunRow) -> dict[str, Any]:

@@ -34,6 +34,8 @@ __all__ = [
     "pairwise_done",
     "pairwise_rows",
     "panel_votes",
+    "query_ids_by_external_id",
+    "run_query_ids",
     "run_results",
     "start_run",
     "summary_inputs",
@@ -291,8 +293,39 @@ def judge_cache(
     return out
 
 
-def iter_result_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
-    """Every result of a run with its query, model and scores (by metric name), in order."""
+def run_query_ids(conn: Connection, run_id: int) -> list[int]:
+    """The queries a run has results for, in the order :func:`iter_result_rows` gives."""
+    return [
+        int(q)
+        for q in conn.execute(
+            sa.select(Result.c.query_id)
+            .where(Result.c.run_id == run_id)
+            .group_by(Result.c.query_id)
+            .order_by(sa.func.min(Result.c.repeat), Result.c.query_id)
+        ).scalars()
+    ]
+
+
+def query_ids_by_external_id(conn: Connection, run_id: int, external_id: str) -> list[int]:
+    """The run's queries with this dataset id."""
+    return [
+        int(q)
+        for q in conn.execute(
+            sa.select(Query.c.id)
+            .where(
+                Query.c.external_id == external_id,
+                Query.c.id.in_(sa.select(Result.c.query_id).where(Result.c.run_id == run_id)),
+            )
+            .order_by(Query.c.id)
+        ).scalars()
+    ]
+
+
+def iter_result_rows(
+    conn: Connection, run_id: int, query_ids: list[int] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every result of a run (or of these queries of it) with its query, model and scores
+    (by metric name), in order."""
     metric_names: dict[int, str] = dict(
         conn.execute(  # type: ignore[arg-type]
             sa.select(Metric.c.id, Metric.c.name)
@@ -302,7 +335,8 @@ def iter_result_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
         ).all()
     )
     scores: dict[uuid.UUID, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for s in conn.execute(sa.select(Score).where(Score.c.run_id == run_id)):
+    only = [Score.c.query_id.in_(query_ids)] if query_ids is not None else []
+    for s in conn.execute(sa.select(Score).where(Score.c.run_id == run_id, *only)):
         scores[s.result_id][metric_names[s.metric_id]] = {
             "value": s.value,
             "normalized": s.normalized,
@@ -326,7 +360,10 @@ def iter_result_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
         )
         .join(Query, Query.c.id == Result.c.query_id)
         .join(Model, Model.c.id == Result.c.model_id)
-        .where(Result.c.run_id == run_id)
+        .where(
+            Result.c.run_id == run_id,
+            *([Result.c.query_id.in_(query_ids)] if query_ids is not None else []),
+        )
         .order_by(Result.c.repeat, Result.c.query_id, Model.c.name)
     )
     for row in conn.execute(q):
@@ -339,6 +376,7 @@ def iter_result_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
             "query": row.query_text,
             "expected": row.expected,
             "model": row.model_name,
+            "prompt": row.prompt,
             "repeat": row.repeat,
             "response": row.response_text,
             "finish_reason": row.finish_reason,

@@ -10,6 +10,7 @@ from panopticon.store.tables.online import (
     OnlineRuleVersion,
     OnlineSettings,
 )
+from panopticon.store.tables.prompts import Prompt
 from panopticon.store.tables.registry import Credential, Model, Provider, RateLimit
 from panopticon.store.tables.runs import (
     RUN_STATUSES,
@@ -41,6 +42,7 @@ __all__ = [
     "OnlineRuleVersion",
     "OnlineSettings",
     "Pairwise",
+    "Prompt",
     "Provider",
     "Query",
     "RateLimit",

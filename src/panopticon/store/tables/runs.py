@@ -42,7 +42,8 @@ Run = sa.Table(
     sa.Index("ix_run_workspace_created", "workspace_id", "created_at"),
 )
 
-# One answer for one (run, query, model, repeat), or the recorded failure to get it.
+# One answer for one (run, query, model, repeat), or the recorded failure to get it. With
+# prompt variants, the "model" is the model with a prompt (a model row named model@prompt).
 Result = sa.Table(
     "result",
     metadata,
@@ -63,6 +64,10 @@ Result = sa.Table(
     sa.Column("error_kind", sa.String(50)),
     sa.Column("cached", sa.Boolean, nullable=False, default=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    # the prompt variant's id in the suite and its content hash (the prompt table holds its
+    # text); NULL for a suite without prompts
+    sa.Column("prompt", sa.String(100)),
+    sa.Column("prompt_hash", sa.String(64)),
     created_at(),
     sa.UniqueConstraint("run_id", "query_id", "model_id", "repeat"),
     sa.Index("ix_result_cache_key", "cache_key"),
