@@ -59,6 +59,7 @@ def calibration(
     for col in (
         "metric",
         "labelled",
+        "answers",
         "pass/fail pairs",
         "agreement",
         "kappa",
@@ -72,6 +73,7 @@ def calibration(
         table.add_row(
             c.metric,
             str(c.labelled),
+            str(c.results),
             str(c.pass_pairs),
             _f(c.agreement, "{:.0%}"),
             _f(c.kappa),

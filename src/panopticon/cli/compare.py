@@ -41,7 +41,7 @@ def _grid(c: Comparison) -> Grid:
             Column("test"),
             Column("p", lambda v: f"{v:.3g}", right=True),
             Column("p (Holm)", lambda v: f"{v:.3g}", right=True),
-            Column("verdict", style=lambda v: "green" if v != "tied" else "yellow"),
+            Column("verdict", style=lambda v: {"tied": "yellow", "too few": "red"}.get(v, "green")),
         ],
     )
     for r in c.results:
@@ -69,6 +69,9 @@ def _print(c: Comparison, fmt: str) -> None:
     if fmt in ("table", "md"):  # the title names A and B: no need to repeat them per row
         grid = replace(grid, columns=grid.columns[2:], rows=[row[2:] for row in grid.rows])
     emit([grid], fmt, console)
+    console.print(
+        f"n: items paired; p (Holm): corrected across all {c.tests} tests shown", soft_wrap=True
+    )
     for r in c.results:
         if r.warning:
             console.print(f"[yellow]warning:[/] {r.metric}: {r.warning}", soft_wrap=True)

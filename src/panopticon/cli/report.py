@@ -28,9 +28,9 @@ def report(
     ),
 ) -> None:
     """Write the run's report: charts with their numbers, in every format asked."""
-    from panopticon.reports.data import build_report
     from panopticon.reports.html import render_html
     from panopticon.reports.markdown import render_csv, render_markdown
+    from panopticon.services.reports import report_data
 
     wanted = [f.strip() for f in formats.split(",") if f.strip()]
     unknown = [f for f in wanted if f not in FORMATS]
@@ -47,7 +47,7 @@ def report(
     settings = load_settings()
     with store(settings) as engine:
         run = find_run(engine, settings.workspace, run_id)
-        data = build_report(engine, run)
+        data = report_data(engine, run)
     folder = output_dir or Path("reports") / f"run-{run.id}"
     folder.mkdir(parents=True, exist_ok=True)
     writers = {

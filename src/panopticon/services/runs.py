@@ -26,6 +26,7 @@ from panopticon.evaluation.runner import Budget, Runner, RunObserver, RunTotals,
 from panopticon.evaluation.suite import LoadedSuite, ModelSpec, load_suite
 from panopticon.judges.base import build_metric
 from panopticon.providers.client import ModelClient
+from panopticon.services.metric_kinds import run_kinds
 from panopticon.settings import Settings
 from panopticon.stats.summary import Summary, summarize
 from panopticon.store.engine import Engine, create_engine, ensure_schema
@@ -526,7 +527,8 @@ def load_run(settings: Settings, ref: str | int) -> tuple[run_queries.RunRow, li
 def summarize_run(engine: Engine, run_id: int) -> Summary:
     """Per model and per model x metric aggregates of a run."""
     with engine.connect() as conn:
-        return summarize(run_queries.summary_inputs(conn, run_id))
+        rows = run_queries.summary_inputs(conn, run_id)
+    return summarize(rows, run_kinds(engine, run_id))
 
 
 def summary_rows(engine: Engine, run_id: int) -> list[dict[str, Any]]:
