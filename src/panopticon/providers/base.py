@@ -14,6 +14,7 @@ group (``name = "package.module:factory"``), the same registry the built-ins use
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -199,7 +200,8 @@ class Provider(abc.ABC):
 
 ProviderFactory = Callable[[ProviderConfig], Provider]
 _REGISTRY: dict[str, ProviderFactory] = {}
-_builtins_loaded = False
+_builtins_loaded = threading.Event()
+_builtins_lock = threading.Lock()
 
 
 def register_provider(kind: str, factory: ProviderFactory) -> None:
@@ -250,21 +252,25 @@ def _load_builtins() -> None:
     # Built-ins register through the same call as plugins; importing the modules is cheap
     # because vendor SDKs are imported only when a provider is created. Plugins come after
     # the built-ins, so a plugin may replace one; an explicit register_provider() wins over both.
-    global _builtins_loaded
-    if _builtins_loaded:
+    # Once per process, under a lock: a second thread waits for the first instead of reading
+    # a half-filled registry ("unknown provider 'openai'" under concurrent requests).
+    if _builtins_loaded.is_set():
         return
-    _builtins_loaded = True
-    from panopticon.plugins import load_entry_points
-    from panopticon.providers import anthropic, fake, google, openai
+    with _builtins_lock:
+        if _builtins_loaded.is_set():
+            return
+        from panopticon.plugins import load_entry_points
+        from panopticon.providers import anthropic, fake, google, openai
 
-    explicit = dict(_REGISTRY)
-    for cls in (
-        openai.OpenAIProvider,
-        anthropic.AnthropicProvider,
-        google.GoogleProvider,
-        fake.FakeProvider,
-    ):
-        _REGISTRY[cls.kind] = cls  # the class: its declarations are read (provider_info)
-    for name, factory in load_entry_points(ENTRY_POINT_GROUP).items():
-        _REGISTRY[name] = factory
-    _REGISTRY.update(explicit)
+        explicit = dict(_REGISTRY)
+        for cls in (
+            openai.OpenAIProvider,
+            anthropic.AnthropicProvider,
+            google.GoogleProvider,
+            fake.FakeProvider,
+        ):
+            _REGISTRY[cls.kind] = cls  # the class: its declarations are read (provider_info)
+        for name, factory in load_entry_points(ENTRY_POINT_GROUP).items():
+            _REGISTRY[name] = factory
+        _REGISTRY.update(explicit)
+        _builtins_loaded.set()

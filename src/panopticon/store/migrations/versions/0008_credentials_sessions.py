@@ -1,7 +1,7 @@
 """credential (a workspace's encrypted provider keys), provider.credential, revoked_session
 
 Revision ID: 0008
-Revises: 0015
+Revises: 0007
 Create Date: 2026-12-02 18:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0015"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
