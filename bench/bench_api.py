@@ -292,8 +292,12 @@ def bench(label: str, url: str | None, args: argparse.Namespace) -> list[dict[st
                 floor_base,
             )
         )
-        login = httpx.post(base + "/ui/login", data={"key": KEY})
-        cookie = "; ".join(f"{k}={v}" for k, v in login.cookies.items())
+        with httpx.Client(base_url=base) as browser:  # the form first: CSRF token, cookie
+            form = browser.get("/ui/login").text
+            token = re.search(r'name="csrf" value="([^"]+)"', form)
+            assert token is not None, form
+            browser.post("/ui/login", data={"key": KEY, "csrf": token.group(1)})
+            cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
         targets = [
             ("floor: bare FastAPI, same JSON", floor_base + "/page", {}),
             ("GET /api/judge/results?limit=10", base + "/api/judge/results?limit=10", key),

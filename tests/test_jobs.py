@@ -25,7 +25,7 @@ KEY = {"X-API-Key": "dev_api_key_for_testing"}
 def suite(url: str, **extra: Any) -> dict[str, Any]:
     return {
         "name": "jobs",
-        "models": [{"id": "good", "model": "mock-good", "base_url": url}],
+        "models": [{"id": "good", "model": "mock-good", "provider": "mock"}],
         "queries": [{"text": f"Question {i}?", "theme": "t"} for i in range(3)],
         "metrics": [{"name": "short", "type": "length", "max": 2000}],
         **extra,
@@ -33,12 +33,20 @@ def suite(url: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def api(settings: Settings, job_worker: None) -> Iterator[TestClient]:
+def api(settings: Settings, job_worker: None, mock: MockServer) -> Iterator[TestClient]:
+    """The API, with the mock registered as the provider 'mock' (a suite sent to the API
+    names providers; it cannot bring its own endpoint)."""
     app = create_app(
         Settings(home=settings.home, database_url=settings.database_url, api_key=KEY["X-API-Key"]),
         env={},
     )
     with TestClient(app) as client:
+        r = client.post(
+            "/api/providers",
+            headers=KEY,
+            json={"name": "mock", "kind": "openai", "base_url": mock.url},
+        )
+        assert r.status_code == 201, r.text
         yield client
 
 

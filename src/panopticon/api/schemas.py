@@ -15,6 +15,10 @@ from panopticon.services.catalog import MetricCreate as MetricCreate
 from panopticon.services.catalog import MetricUpdate as MetricUpdate
 from panopticon.services.catalog import QueryCreate as QueryCreate
 from panopticon.services.catalog import QueryUpdate as QueryUpdate
+from panopticon.services.registry import CredentialCreate as CredentialCreate
+from panopticon.services.registry import ModelCreate as ModelCreate
+from panopticon.services.registry import ProviderCreate as ProviderCreate
+from panopticon.services.registry import ProviderUpdate as ProviderUpdate
 
 T = TypeVar("T")
 RowId = Annotated[int, Field(ge=1, le=2_147_483_647)]
@@ -90,26 +94,14 @@ class ErrorPublic(BaseModel):
     errors: list[ErrorDetail] = Field(default_factory=list)
 
 
-class ModelCreate(_Body):
-    id: str = Field(min_length=1, max_length=200)
-    provider: str = "openai"
-    model: str | None = Field(default=None, max_length=200)
-    base_url: str | None = Field(default=None, max_length=500)
-    api_key_env: str | None = Field(
-        default=None, max_length=200, description="The environment variable with the key."
-    )
-    params: dict[str, Any] = Field(default_factory=dict)
-    concurrency: int | None = Field(default=None, ge=1, le=10_000)
-    timeout_s: float = Field(default=60.0, gt=0, le=3600)
-    price: dict[str, float] | None = Field(default=None, description="{input, output} USD/1M")
-
-
 class ModelPublic(BaseModel):
     id: str
     provider: str
+    provider_name: str
     model: str
     base_url: str | None
     api_key_env: str | None
+    credential: str | None
     params: dict[str, Any]
     concurrency: int | None
     price: dict[str, float] | None
@@ -123,6 +115,7 @@ class ProviderPublic(BaseModel):
     kind: str
     base_url: str | None
     api_key_env: str | None
+    credential: str | None
     created_at: datetime
 
 
@@ -341,13 +334,10 @@ class CompletionPublic(BaseModel):
     error: str | None
 
 
-class ProviderCreate(_Body):
-    name: str = Field(min_length=1, max_length=200)
-    kind: str = Field(min_length=1, max_length=50)
-    base_url: str | None = Field(default=None, max_length=500)
-    api_key_env: str | None = Field(default=None, max_length=200)
+class CredentialPublic(BaseModel):
+    """A credential's name and dates; the secret itself is never returned."""
 
-
-class ProviderUpdate(_Body):
-    base_url: str | None = Field(default=None, max_length=500)
-    api_key_env: str | None = Field(default=None, max_length=200)
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    providers: list[str] = Field(description="Providers that use it.")

@@ -26,7 +26,7 @@ def serve(
     app = create_app(settings, env=os.environ)
     console.print(
         f"Panopticon on http://{host}:{port}: dashboard /ui/, API docs /api/docs; database "
-        f"{settings.resolved_database_url}",
+        f"{settings.display_database_url}",
         highlight=False,
     )
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -66,6 +66,9 @@ class MockConfig:
     quality: dict[str, float] = field(default_factory=dict)
     model_latency_ms: dict[str, float] = field(default_factory=dict)
     seed: int = 0
+    # answer every call with a 401 that repeats the key it was sent, as careless servers do:
+    # tests check that such a key is masked before it is stored or shown
+    echo_key_in_errors: bool = False
 
     def update(self, changes: dict[str, Any]) -> None:
         names = {f.name for f in fields(self)}

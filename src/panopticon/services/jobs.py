@@ -20,11 +20,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
+from panopticon.evaluation.endpoints import Access
 from panopticon.evaluation.sources import Located
 from panopticon.evaluation.suite import LoadedSuite, parse_suite
-from panopticon.services.evaluate import build_suite
+from panopticon.services.evaluate import build_suite, expand_registered_models
+from panopticon.services.registry import ModelRegistry
 from panopticon.services.runs import prepare_loaded, read_totals
 from panopticon.services.tasks import TASKS, TaskContext
+from panopticon.settings import Settings
 from panopticon.store.engine import Engine
 from panopticon.store.queries import jobs as q
 from panopticon.store.queries import runs as run_queries
@@ -127,6 +130,7 @@ def _theme_rows(engine: Engine, workspace_id: int, body: Mapping[str, Any]) -> l
 def _suite_of(
     engine: Engine,
     workspace_id: int,
+    settings: Settings,
     env: Mapping[str, str],
     body: Mapping[str, Any],
     rows: list[q.ThemeQuery],
@@ -154,6 +158,7 @@ def _suite_of(
     return build_suite(
         engine,
         workspace_id,
+        settings,
         env,
         name=f"api: theme {body['theme']}",
         model_id=body["model_id"],
@@ -164,33 +169,54 @@ def _suite_of(
 
 
 def theme_suite(
-    engine: Engine, workspace_id: int, env: Mapping[str, str], body: Mapping[str, Any]
+    engine: Engine,
+    workspace_id: int,
+    settings: Settings,
+    env: Mapping[str, str],
+    body: Mapping[str, Any],
 ) -> LoadedSuite:
     """The suite a theme evaluation runs: the theme's queries (up to ``limit``)."""
-    return _suite_of(engine, workspace_id, env, body, _theme_rows(engine, workspace_id, body))
+    rows = _theme_rows(engine, workspace_id, body)
+    return _suite_of(engine, workspace_id, settings, env, body, rows)
 
 
 def validate_theme_job(
-    engine: Engine, workspace_id: int, env: Mapping[str, str], body: dict[str, Any]
+    engine: Engine,
+    workspace_id: int,
+    settings: Settings,
+    env: Mapping[str, str],
+    body: dict[str, Any],
 ) -> dict[str, Any]:
     """Validate now (models, metrics, the theme's queries); the job's payload, with the
     queries it evaluates."""
     rows = _theme_rows(engine, workspace_id, body)
-    _suite_of(engine, workspace_id, env, body, rows)
+    _suite_of(engine, workspace_id, settings, env, body, rows)
     return {**body, "query_ids": [r.id for r in rows]}
 
 
 def create_theme_job(
-    engine: Engine, workspace_id: int, env: Mapping[str, str], body: dict[str, Any]
+    engine: Engine,
+    workspace_id: int,
+    settings: Settings,
+    env: Mapping[str, str],
+    body: dict[str, Any],
 ) -> int:
     """Validate, then record the job (queued; a runner takes it up)."""
-    payload = validate_theme_job(engine, workspace_id, env, body)
+    payload = validate_theme_job(engine, workspace_id, settings, env, body)
     return record_job(engine, workspace_id, "evaluate_theme", payload)
 
 
-def suite_from_body(body: dict[str, Any], env: Mapping[str, str]) -> LoadedSuite:
+def suite_from_body(
+    engine: Engine,
+    workspace_id: int,
+    settings: Settings,
+    env: Mapping[str, str],
+    body: dict[str, Any],
+) -> LoadedSuite:
     """A suite sent over the API. Its queries must be inline: the server's files are not
-    the caller's to read."""
+    the caller's to read. Its models name registered models (a string: the model's id) or
+    registered providers, never a variable of the server's environment or, unless the
+    operator allows it, an endpoint of their own (:mod:`panopticon.evaluation.endpoints`)."""
     for i, item in enumerate(body.get("queries") or []):
         if isinstance(item, dict) and "file" in item:
             raise ConfigError(
@@ -209,19 +235,38 @@ def suite_from_body(body: dict[str, Any], env: Mapping[str, str]) -> LoadedSuite
                     hint="give the schema inline as 'schema'",
                 )
             )
-    return parse_suite(Located(body, {}, "suite"), env, base_dir=Path.cwd())
+    registry = ModelRegistry(engine, workspace_id, settings)
+    body, registered = expand_registered_models(registry, body)
+    return parse_suite(
+        Located(body, {}, "suite"),
+        env,
+        base_dir=Path.cwd(),
+        access=Access.server(settings, registered=registered),
+        directory=registry.directory,
+    )
 
 
-def validate_suite_job(suite: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+def validate_suite_job(
+    engine: Engine,
+    workspace_id: int,
+    settings: Settings,
+    env: Mapping[str, str],
+    suite: dict[str, Any],
+) -> dict[str, Any]:
     """Validate the whole suite now; the job's payload."""
-    suite_from_body(suite, env)
+    suite_from_body(engine, workspace_id, settings, env, suite)
     return suite
 
 
 def create_suite_job(
-    engine: Engine, workspace_id: int, env: Mapping[str, str], suite: dict[str, Any]
+    engine: Engine,
+    workspace_id: int,
+    settings: Settings,
+    env: Mapping[str, str],
+    suite: dict[str, Any],
 ) -> int:
-    return record_job(engine, workspace_id, "run_suite", validate_suite_job(suite, env))
+    payload = validate_suite_job(engine, workspace_id, settings, env, suite)
+    return record_job(engine, workspace_id, "run_suite", payload)
 
 
 def job_status(engine: Engine, workspace_id: int, job_id: int) -> JobStatus:
@@ -289,8 +334,8 @@ class JobRunner:
 
     def _suite(self, kind: str, workspace_id: int, body: dict[str, Any]) -> LoadedSuite:
         if kind == "run_suite":
-            return suite_from_body(body, self.env)
-        return theme_suite(self.engine, workspace_id, self.env, body)
+            return suite_from_body(self.engine, workspace_id, self.settings, self.env, body)
+        return theme_suite(self.engine, workspace_id, self.settings, self.env, body)
 
     async def run(self, job_id: int) -> str:
         job = await self._db(self._find, job_id)

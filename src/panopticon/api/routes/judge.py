@@ -41,11 +41,11 @@ async def evaluate(
 
 @router.post("/evaluate/theme", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
 def evaluate_theme(
-    body: EvaluateTheme, request: Request, engine: EngineDep, caller: Member
+    body: EvaluateTheme, request: Request, engine: EngineDep, settings: SettingsDep, caller: Member
 ) -> JobPublic:
     """Start evaluating every query of a theme (up to ``limit``); returns the job at once."""
     payload = validate_theme_job(
-        engine, caller.workspace_id, request.app.state.env, body.model_dump()
+        engine, caller.workspace_id, settings, request.app.state.env, body.model_dump()
     )
     job_id = request.app.state.jobs.submit_job(caller.workspace_id, "evaluate_theme", payload)
     return JobPublic(**asdict(job_status(engine, caller.workspace_id, job_id)))

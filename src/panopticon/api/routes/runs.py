@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from panopticon.api.deps import MAX_ID, EngineDep, Id, Member, Viewer
+from panopticon.api.deps import MAX_ID, EngineDep, Id, Member, SettingsDep, Viewer
 from panopticon.api.schemas import (
     ComparisonPublic,
     JobPublic,
@@ -42,9 +42,14 @@ def runs(
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
-def start_run(body: RunCreate, request: Request, engine: EngineDep, caller: Member) -> JobPublic:
-    """Validate the suite, then run it as a job (see /api/jobs/{id})."""
-    payload = validate_suite_job(body.suite, request.app.state.env)
+def start_run(
+    body: RunCreate, request: Request, engine: EngineDep, settings: SettingsDep, caller: Member
+) -> JobPublic:
+    """Validate the suite, then run it as a job (see /api/jobs/{id}). Its models name
+    registered models (by id) or providers; see the README's Security section."""
+    payload = validate_suite_job(
+        engine, caller.workspace_id, settings, request.app.state.env, body.suite
+    )
     job_id = request.app.state.jobs.submit_job(caller.workspace_id, "run_suite", payload)
     return JobPublic(**asdict(job_status(engine, caller.workspace_id, job_id)))
 
