@@ -45,7 +45,8 @@ def fresh_database(admin_url: str, name: str) -> str:
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
-def populate(url: str) -> None:
+def populate(url: str, queries: int = QUERIES) -> None:
+    """``queries`` x 5 models answers, x 10 metrics scores (1,000,000 by default)."""
     rng = random.Random(7)
     now = datetime.now(UTC)
     with psycopg.connect(url) as conn, conn.cursor() as cur:
@@ -75,7 +76,7 @@ def populate(url: str) -> None:
             "COPY query (workspace_id, text, messages, theme, metadata, content_hash, created_at)"
             " FROM STDIN"
         ) as copy:
-            for i in range(QUERIES):
+            for i in range(queries):
                 copy.write_row(
                     (1, f"Question {i}?", "[]", THEMES[i % len(THEMES)], "{}", f"h{i}", now)
                 )
@@ -87,10 +88,10 @@ def populate(url: str) -> None:
                 "INSERT INTO run (workspace_id, name, status, suite, suite_fingerprint, planned,"
                 " totals, created_at) VALUES (1, %s, 'completed', '{}', 'bench', %s, '{}', %s)"
                 " RETURNING id",
-                (f"run {r}", QUERIES // RUNS * len(MODELS), DAY0 + timedelta(days=r)),
+                (f"run {r}", queries // RUNS * len(MODELS), DAY0 + timedelta(days=r)),
             )
             run_ids.append(cur.fetchone()[0])  # type: ignore[index]
-        per_run = QUERIES // RUNS
+        per_run = queries // RUNS
         n = 0
         with (
             cur.copy(

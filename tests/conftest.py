@@ -6,9 +6,14 @@ gets a fresh database cloned from a migrated template. Otherwise each test gets 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
+import re
 import socket
 import textwrap
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +27,24 @@ from panopticon.mockllm.server import MockServer
 from panopticon.settings import Settings
 
 PG_URL = os.environ.get("PANOPTICON_TEST_DATABASE_URL")
+# a callback (a step of a coroutine) that holds the event loop longer than this fails the
+# test: a sync database or HTTP call slipped onto the loop. On a machine busier than it has
+# cores a callback also waits for a core, and for the GIL its process's other threads hold:
+# the threshold grows with the load (x 2 x load / cores, the load being the larger of the
+# 1-minute average and the tasks runnable now). A 2 s blocking call fails at any load here.
+SLOW_CALLBACK_S = float(os.environ.get("PANOPTICON_TEST_SLOW_CALLBACK_S", "0.1"))
+
+
+def slow_callback_threshold() -> float:
+    load = os.getloadavg()[0]
+    # "0.52 0.58 0.59 3/221 ...": the fourth field counts the tasks runnable now
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        load = max(load, float(Path("/proc/loadavg").read_text().split()[3].split("/")[0]))
+    return SLOW_CALLBACK_S * max(1.0, 2 * load / (os.cpu_count() or 1))
+
+
+# the tests of the server (API, dashboard, jobs) run their event loops in debug mode
+WATCHED_MODULES = ("test_api", "test_web", "test_dashboard", "test_jobs", "test_event_loop")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,6 +57,73 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres_only" in item.keywords and not PG_URL:
             item.add_marker(skip)
+
+
+class _DebugLoop(asyncio.SelectorEventLoop):
+    """Stays in debug mode: runners that pass ``debug=False`` (uvicorn's on Python 3.11)
+    cannot turn the check off."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        super().set_debug(True)
+        self.slow_callback_duration = SLOW_CALLBACK_S  # reported; judged by _SlowCallbacks
+
+    def set_debug(self, enabled: bool) -> None:
+        super().set_debug(True)
+
+
+class _DebugLoops(asyncio.DefaultEventLoopPolicy):
+    """New event loops of the servers under test (uvicorn's, TestClient's: never the main
+    thread's) run in debug mode with a small slow-callback threshold."""
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        thread = threading.current_thread()
+        if thread.name == "panopticon-mockllm" or thread is threading.main_thread():
+            # the mock stands for the network; the main thread's loop is the test's own
+            # (Playwright's sync API, a CLI run in process), which waits as tests do
+            return super().new_event_loop()
+        return _DebugLoop()
+
+
+class _SlowCallbacks(logging.Handler):
+    """asyncio's "Executing <callback> took 0.250 seconds" warnings."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.found: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        took = re.search(r" took ([\d.]+) seconds$", message)
+        # judged against the load now: on a busy machine a callback also waits for a core
+        if (
+            message.startswith("Executing ")
+            and took
+            and float(took.group(1)) >= slow_callback_threshold()
+        ):
+            self.found.append(f"[{record.threadName}] {message}")
+
+
+@pytest.fixture(autouse=True)
+def event_loop_watch(request: pytest.FixtureRequest) -> Iterator[_SlowCallbacks | None]:
+    """In the server's tests (WATCHED_MODULES), event loops created during the test
+    (TestClient's, uvicorn's with ``loop="none"``, ``asyncio.run``) are in debug mode; a
+    callback slower than SLOW_CALLBACK_S fails the test, since it means the loop was blocked
+    (everyone else's requests waited)."""
+    if not request.node.path.name.startswith(WATCHED_MODULES):
+        yield None
+        return
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(_DebugLoops())
+    handler = _SlowCallbacks()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        asyncio.set_event_loop_policy(previous)
+    assert not handler.found, "the event loop was blocked:\n" + "\n".join(handler.found)
 
 
 @pytest.fixture(scope="session")

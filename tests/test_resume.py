@@ -6,7 +6,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -117,12 +119,28 @@ def test_a_second_ctrl_c_abandons_calls_in_flight_and_records_them(
     )
     proc = start_run(path, env)
     wait_for_results(engine, 3, proc)
-    mock.config.latency_ms = 5000  # calls now in flight will not finish on their own
-    time.sleep(0.3)
+    before = mock.stats.requests
+    mock.config.latency_ms = 5000  # calls sent from now on will not finish on their own
+    lines: list[str] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
+    reader.start()
+
+    def until(predicate: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 30
+        while not predicate():
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.01)
+
+    until(lambda: mock.stats.requests > before)  # a slow call is in flight
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)
+    until(lambda: any("Stopping" in line for line in lines))  # the first was handled
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
+    proc.wait(timeout=30)
+    reader.join(timeout=10)
+    proc.stdout.close()
+    out = "".join(lines)
     assert proc.returncode == 130, out
     assert "Abandoning" in out
     with engine.connect() as conn:

@@ -47,7 +47,11 @@ def server(settings: Settings, env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     web = Settings(home=settings.home, database_url=settings.database_url, api_key=KEY)
     config = uvicorn.Config(
-        create_app(web, env={}), host="127.0.0.1", port=port, log_level="warning"
+        create_app(web, env={}),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        loop="none",  # the event loop policy's loop: in debug mode under the tests
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -349,7 +353,9 @@ def test_a_running_run_updates_live_and_workspaces_switch(
     server: str, browser: Any, settings: Settings, env: dict[str, str], tmp_path: Path
 ) -> None:
     """A run in progress (a second run, slowed down) counts up on its page without a
-    reload; a second key adds its workspace, and switching shows that workspace's data."""
+    reload; a second key adds its workspace, and switching shows that workspace's data.
+    The run is slow (1 s a call, 2 at once: 15 s) until the page has seen it count up, so it
+    cannot end before the page loads, however busy the machine; then it is sped up."""
     import subprocess
     import sys
 
@@ -358,7 +364,7 @@ def test_a_running_run_updates_live_and_workspaces_switch(
 
     w = Watched(browser, server)
     w.sign_in()
-    with MockServer(MockConfig(latency_ms=150)) as slow:
+    with MockServer(MockConfig(latency_ms=1000)) as slow:
         suite = write(
             tmp_path / "slow.yaml",
             suite_yaml(slow.url, queries=30, models=("good",), concurrency=2, judge=False,
@@ -385,6 +391,7 @@ def test_a_running_run_updates_live_and_workspaces_switch(
                 timeout=15_000,
             )
             assert page.url.endswith("/ui/runs/2")
+            slow.config.latency_ms = 10  # seen counting: let it finish
             proc.communicate(timeout=60)
             page.wait_for_function(
                 "() => document.querySelector('#progress').dataset.state === 'completed'",

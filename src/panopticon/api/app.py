@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,8 +26,8 @@ from panopticon.api.routes import (
     runs,
 )
 from panopticon.api.schemas import ErrorPublic
-from panopticon.services.jobs import JobRunner
 from panopticon.services.runs import open_store
+from panopticon.services.tasks import JobQueue, LocalQueue
 from panopticon.settings import Settings
 
 __all__ = ["create_app"]
@@ -38,12 +39,16 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.jobs.start()
+        # FastAPI builds each route's parameter models on first use, and the OpenAPI
+        # document on first request: hundreds of ms that would hold up every other request
+        # on the event loop. Done now, in a thread.
+        await asyncio.to_thread(app.openapi)
+        await app.state.jobs.start()
         try:
             yield
         finally:
             await app.state.jobs.stop()
-            app.state.engine.dispose()
+            await asyncio.to_thread(app.state.engine.dispose)
 
     errors: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorPublic, "description": text}
@@ -71,12 +76,16 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     app.state.env = settings.allowed_environment(env or {})
     # made here, not at import; the job runner starts with the server (lifespan)
     app.state.engine = open_store(settings)
+    jobs: JobQueue
     if settings.is_sqlite:  # one process: the server runs its jobs itself
-        app.state.jobs = JobRunner(app.state.engine, settings, app.state.env)
+        import panopticon.services.jobs  # noqa: F401  (registers the job tasks)
+
+        jobs = LocalQueue(app.state.engine, settings, app.state.env)
     else:  # PostgreSQL: jobs go to the shared queue; `panopticon worker` processes run them
         from panopticon.worker import QueueSubmitter, build_app
 
-        app.state.jobs = QueueSubmitter(build_app(settings, app.state.env, sync=True))
+        jobs = QueueSubmitter(build_app(settings, app.state.env, sync=True), app.state.engine)
+    app.state.jobs = jobs
     install_error_handlers(app)
     install_docs(app)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_bytes)

@@ -8,6 +8,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from panopticon.errors import ConfigError, ConflictError, NotFoundError, PanopticonError
@@ -22,8 +23,11 @@ def _body(items: list[dict[str, str | None]]) -> dict[str, object]:
     return {"error": items[0], "errors": items}
 
 
-def _page(request: Request, status: int, items: list[dict[str, str | None]]) -> Response | None:
-    """Errors on the web UI's pages are pages, not JSON."""
+async def _page(
+    request: Request, status: int, items: list[dict[str, str | None]]
+) -> Response | None:
+    """Errors on the web UI's pages are pages, not JSON. Rendered in the thread pool (a
+    template, the session's signing key read from disk the first time): never on the loop."""
     render_error = getattr(request.app.state, "render_page_error", None)
     if render_error is None or not request.url.path.startswith("/ui"):
         return None
@@ -31,7 +35,9 @@ def _page(request: Request, status: int, items: list[dict[str, str | None]]) -> 
     message = first["message"] or "error"
     if first.get("field"):
         message = f"{first['field']}: {message}"
-    page: Response = render_error(request, status, message, first.get("hint"))
+    page: Response = await run_in_threadpool(
+        render_error, request, status, message, first.get("hint")
+    )
     return page
 
 
@@ -49,7 +55,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 }
             )
         items = items or [{"message": "invalid request", "field": None, "hint": None}]
-        return _page(request, 422, items) or JSONResponse(_body(items), status_code=422)
+        return (await _page(request, 422, items)) or JSONResponse(_body(items), status_code=422)
 
     @app.exception_handler(AuthError)
     async def auth(request: Request, exc: AuthError) -> Response:
@@ -58,14 +64,14 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         if request.url.path.startswith("/ui"):
             items[0]["field"] = None
-        return _page(request, exc.status, items) or JSONResponse(
+        return (await _page(request, exc.status, items)) or JSONResponse(
             _body(items), status_code=exc.status
         )
 
     @app.exception_handler(NotFoundError)
     async def missing(request: Request, exc: NotFoundError) -> Response:
         items: list[dict[str, str | None]] = [{"message": str(exc), "field": None, "hint": None}]
-        return _page(request, 404, items) or JSONResponse(_body(items), status_code=404)
+        return (await _page(request, 404, items)) or JSONResponse(_body(items), status_code=404)
 
     @app.exception_handler(ConfigError)
     async def config(request: Request, exc: ConfigError) -> Response:
@@ -73,19 +79,21 @@ def install_error_handlers(app: FastAPI) -> None:
             {"message": i.message, "field": i.field, "hint": i.hint} for i in exc.issues
         ]
         status = 409 if isinstance(exc, ConflictError) else 422
-        return _page(request, status, items) or JSONResponse(_body(items), status_code=status)
+        return (await _page(request, status, items)) or JSONResponse(
+            _body(items), status_code=status
+        )
 
     @app.exception_handler(PanopticonError)
     async def other(request: Request, exc: PanopticonError) -> Response:
         log.warning("request failed: %s", exc)
         items: list[dict[str, str | None]] = [{"message": str(exc), "field": None, "hint": None}]
-        return _page(request, 503, items) or JSONResponse(_body(items), status_code=503)
+        return (await _page(request, 503, items)) or JSONResponse(_body(items), status_code=503)
 
     @app.exception_handler(HTTPException)
     async def http(request: Request, exc: HTTPException) -> Response:
         items: list[dict[str, str | None]] = [
             {"message": str(exc.detail), "field": None, "hint": None}
         ]
-        return _page(request, exc.status_code, items) or JSONResponse(
+        return (await _page(request, exc.status_code, items)) or JSONResponse(
             _body(items), status_code=exc.status_code
         )

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
-from dataclasses import dataclass
-from datetime import datetime
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
 from panopticon.settings import Settings
@@ -32,6 +36,11 @@ __all__ = [
 ]
 
 KEY_PREFIX = "pk_"
+# A key checked this recently is not read again: one lookup per key per 2 s, not per
+# request. A key revoked by another process (the CLI, another replica) stops working
+# within this time; revoked through this process, at once.
+PRINCIPAL_TTL_S = 2.0
+log = logging.getLogger(__name__)
 
 
 class AuthError(PanopticonError):
@@ -71,6 +80,70 @@ def create_key(engine: Engine, workspace: str, role: str, name: str) -> tuple[in
     return key_id, key
 
 
+@dataclass
+class _KeyUsage:
+    """``last_used_at`` kept from memory: written at most once per ``interval`` seconds per
+    key, by a short-lived thread, never on the request's path (the gateway authenticates
+    thousands of requests a second; a write each would serialise them on the database)."""
+
+    engine: Engine
+    interval: float = 60.0
+    written: dict[int, float] = field(default_factory=dict)  # key id -> monotonic time
+    pending: dict[int, datetime] = field(default_factory=dict)
+    flushing: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    default_workspace: int | None = None  # the bootstrap key's workspace, read once
+    # key hash -> (monotonic expiry, principal): a key checked in the last PRINCIPAL_TTL_S
+    # seconds is not read again. Revoking through this process clears it at once.
+    principals: dict[str, tuple[float, Principal]] = field(default_factory=dict)
+
+    def used(self, key_id: int) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if now - self.written.get(key_id, -self.interval) < self.interval:
+                return
+            self.written[key_id] = now
+            self.pending[key_id] = datetime.now(UTC)
+            if self.flushing:
+                return
+            self.flushing = True
+        threading.Thread(target=self._flush, name="panopticon-key-usage", daemon=True).start()
+
+    def _flush(self) -> None:
+        while True:
+            with self.lock:
+                batch, self.pending = self.pending, {}
+                if not batch:
+                    self.flushing = False
+                    return
+            try:
+                with self.engine.begin() as conn:
+                    for key_id, at in batch.items():
+                        access.touch_key(conn, key_id, at)
+            except Exception as exc:  # a usage time is not worth failing a request for
+                log.warning("could not record when API keys were last used: %s", exc)
+
+
+_USAGE: weakref.WeakKeyDictionary[Engine, _KeyUsage] = weakref.WeakKeyDictionary()
+_USAGE_LOCK = threading.Lock()
+
+
+def _usage(engine: Engine) -> _KeyUsage:
+    with _USAGE_LOCK:
+        usage = _USAGE.get(engine)
+        if usage is None:
+            usage = _USAGE[engine] = _KeyUsage(engine)
+        return usage
+
+
+def _forget(key_id: int) -> None:
+    with _USAGE_LOCK:
+        for usage in _USAGE.values():
+            for key_hash, (_, principal) in list(usage.principals.items()):
+                if principal.key_id == key_id:
+                    usage.principals.pop(key_hash, None)
+
+
 def authenticate(engine: Engine, settings: Settings, key: str | None) -> Principal:
     if not key:
         raise AuthError("missing X-API-Key header; create a key with `panopticon keys create`")
@@ -79,17 +152,31 @@ def authenticate(engine: Engine, settings: Settings, key: str | None) -> Princip
 
 def authenticate_hash(engine: Engine, settings: Settings, key_hash: str) -> Principal:
     """The principal of a key known by its hash (a web session keeps only the hash, so a
-    revoked key ends its sessions too)."""
+    revoked key ends its sessions too). One read; no write: ``last_used_at`` is recorded
+    at most once a minute per key, off the request's path."""
+    usage = _usage(engine)
     if settings.api_key and hmac.compare_digest(key_hash, hash_key(settings.api_key)):
-        with engine.begin() as conn:
-            ws = catalog.ensure_workspace(conn, "default")
-        return Principal(ws, "default", "admin", None)
-    with engine.begin() as conn:
-        row = access.find_key(conn, key_hash)
+        if usage.default_workspace is None:
+            with engine.begin() as conn:
+                usage.default_workspace = catalog.ensure_workspace(conn, "default")
+        return Principal(usage.default_workspace, "default", "admin", None)
+    now = time.monotonic()
+    cached = usage.principals.get(key_hash)
+    if cached is not None and cached[0] > now:
+        principal = cached[1]
+    else:
+        with engine.connect() as conn:
+            row = access.find_key(conn, key_hash)
         if row is None or row.revoked_at is not None:
+            usage.principals.pop(key_hash, None)
             raise AuthError("invalid or revoked API key")
-        access.touch_key(conn, row.id)
-    return Principal(row.workspace_id, row.workspace, row.role, row.id)
+        principal = Principal(row.workspace_id, row.workspace, row.role, row.id)
+        if len(usage.principals) > 10_000:  # bounded: forget them all, they are re-read
+            usage.principals.clear()
+        usage.principals[key_hash] = (now + PRINCIPAL_TTL_S, principal)
+    if principal.key_id is not None:
+        usage.used(principal.key_id)
+    return principal
 
 
 def list_keys(engine: Engine, workspace_id: int | None = None) -> list[access.KeyRow]:
@@ -128,6 +215,7 @@ def revoke_key(engine: Engine, key_id: int, workspace_id: int | None = None) -> 
                     else "; `panopticon keys list` shows them"
                 )
             )
+    _forget(key_id)  # this process stops accepting it at once (others within the TTL)
 
 
 def end_session(engine: Engine, nonce: str, expires_at: datetime) -> None:

@@ -3,6 +3,7 @@ client policies as a run: retries honouring Retry-After, time-outs, tokens and c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,14 +31,21 @@ async def complete(
         check_params(params)
     except ValueError as exc:
         raise ConfigError(Issue(str(exc), field="params")) from None
-    registry = ModelRegistry(engine, workspace_id, settings)
-    spec = registry.spec(model_id, "model_id")
-    access = Access.server(settings, registered=frozenset({spec.id}))
-    endpoint = resolve_endpoint(spec, env, access, registry.directory)
-    if isinstance(endpoint, Problem):
-        raise ConfigError(
-            Issue(endpoint.message, field=f"model_id ({endpoint.field})", hint=endpoint.hint)
-        )
+
+    def prepare() -> tuple[Any, Any, Any]:
+        """The registry (database) and the endpoint's checks: in a thread, never on the
+        event loop."""
+        registry = ModelRegistry(engine, workspace_id, settings)
+        spec = registry.spec(model_id, "model_id")
+        access = Access.server(settings, registered=frozenset({spec.id}))
+        endpoint = resolve_endpoint(spec, env, access, registry.directory)
+        if isinstance(endpoint, Problem):
+            raise ConfigError(
+                Issue(endpoint.message, field=f"model_id ({endpoint.field})", hint=endpoint.hint)
+            )
+        return spec, access, endpoint
+
+    spec, access, endpoint = await asyncio.to_thread(prepare)
     client = build_client(spec, endpoint, access.egress)
     try:
         outcome = await client.call(

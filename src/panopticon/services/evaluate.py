@@ -6,6 +6,7 @@ registered models and stored metrics instead of a suite file.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,11 @@ class Evaluation:
     scores: list[ScoreOutcome]
 
 
+def _result_rows(engine: Engine, run_id: int) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return list(run_queries.iter_result_rows(conn, run_id))
+
+
 async def evaluate_query(
     engine: Engine,
     settings: Settings,
@@ -138,7 +144,9 @@ async def evaluate_query(
     env: Mapping[str, str],
     body: dict[str, Any],
 ) -> Evaluation:
-    loaded = build_suite(
+    """Every database call runs in a thread: the event loop never waits on one."""
+    loaded = await asyncio.to_thread(
+        build_suite,
         engine,
         workspace_id,
         settings,
@@ -151,10 +159,9 @@ async def evaluate_query(
     )
     model = loaded.models[0]
     scoped = settings.model_copy(update={"workspace": workspace})
-    execution = prepare_loaded(scoped, engine, loaded, None, None, True)
+    execution = await asyncio.to_thread(prepare_loaded, scoped, engine, loaded, None, None, True)
     status = await execution.run()
-    with engine.connect() as conn:
-        (row,) = list(run_queries.iter_result_rows(conn, execution.run_id))
+    (row,) = await asyncio.to_thread(_result_rows, engine, execution.run_id)
     return Evaluation(
         run_id=execution.run_id,
         status=status,

@@ -1,21 +1,23 @@
-"""Jobs: long work requested through the API (evaluating a theme), durable and resumable.
+"""Jobs: long work requested through the API (running a suite, evaluating a theme), durable
+and resumable.
 
-A job row is written before anything runs. The API process runs jobs in the background,
-and at start-up it takes up every job left queued or running (a crash, a restart): the job
-resumes its run, so answers already stored are not paid for again. Progress is read from
-the run's stored results, so it is exact whatever happened to the process.
+A job row is written before anything runs, together with its queue entry (see
+:mod:`panopticon.services.tasks`); a job kind is the name of the task that runs it. A job
+resumes its run when it is taken up again (a crash, a restart, a retried worker), so answers
+already stored are not paid for again. Progress is read from the run's stored results, so it
+is exact whatever happened to the process. A job that fails for any reason is marked
+``failed`` with its error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import sqlalchemy as sa
+from typing import Any, TypeVar
 
 from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
 from panopticon.evaluation.endpoints import Access
@@ -24,32 +26,105 @@ from panopticon.evaluation.suite import LoadedSuite, parse_suite
 from panopticon.services.evaluate import build_suite, expand_registered_models
 from panopticon.services.registry import ModelRegistry
 from panopticon.services.runs import prepare_loaded, read_totals
+from panopticon.services.tasks import TASKS, TaskContext
 from panopticon.settings import Settings
 from panopticon.store.engine import Engine
+from panopticon.store.queries import jobs as q
 from panopticon.store.queries import runs as run_queries
-from panopticon.store.tables import Job, JobShard, Query, Result, Run, Workspace
+from panopticon.store.tables.base import utcnow
 
-__all__ = ["JobRunner", "create_suite_job", "create_theme_job", "job_status", "suite_from_body"]
+__all__ = [
+    "JobRunner",
+    "JobStatus",
+    "ShardStatus",
+    "create_suite_job",
+    "create_theme_job",
+    "job_status",
+    "record_job",
+    "record_job_with",
+    "suite_from_body",
+    "validate_suite_job",
+    "validate_theme_job",
+]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# A slice smaller than this is not worth its start-up (loading and planning the suite)
+MIN_QUERIES_PER_SHARD = 25
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+@dataclass(frozen=True)
+class ShardStatus:
+    shard: int
+    status: str
+    error: str | None
 
 
-def _theme_rows(engine: Engine, workspace_id: int, body: dict[str, Any]) -> list[Any]:
+@dataclass(frozen=True)
+class JobStatus:
+    id: int
+    kind: str
+    status: str
+    run_id: int | None
+    payload: dict[str, Any]
+    done: int
+    failed: int
+    total: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    shards: list[ShardStatus]
+
+
+# -- recording and reading jobs (sync: call from a thread, or a plain `def` route) -------------
+
+
+def record_job(engine: Engine, workspace_id: int, kind: str, payload: dict[str, Any]) -> int:
+    """The job row, ``queued`` (on SQLite the row is the queue entry itself)."""
+    with engine.begin() as conn:
+        return q.insert_job(conn, workspace_id, kind, payload)
+
+
+def record_job_with(
+    engine: Engine,
+    workspace_id: int,
+    kind: str,
+    payload: dict[str, Any],
+    enqueue: Callable[[Any, int], None],
+) -> int:
+    """The job row and its queue entry in one transaction: ``enqueue(connection, job_id)``
+    writes the entry on the same connection, so either both are stored or neither (a
+    database error is a StoreError)."""
+    return q.insert_job_with(engine, workspace_id, kind, payload, enqueue)
+
+
+def queued_jobs(engine: Engine) -> list[tuple[int, str]]:
+    """(id, kind) of every job waiting to be taken, oldest first."""
+    with engine.connect() as conn:
+        ids = q.pending_job_ids(conn)
+        rows = [q.find_job(conn, i) for i in ids]
+    return [(r.id, r.kind) for r in rows if r is not None and r.status == "queued"]
+
+
+def requeue_abandoned(engine: Engine) -> int:
+    """At the start of the only runner (SQLite): jobs left running by a stopped process."""
+    with engine.begin() as conn:
+        return q.requeue_running_jobs(conn)
+
+
+def _theme_rows(engine: Engine, workspace_id: int, body: Mapping[str, Any]) -> list[q.ThemeQuery]:
     """The theme's queries: those recorded when the job was created (so that queries
     added later do not change a job half done), else the theme's current ones."""
-    q = sa.select(Query).where(Query.c.workspace_id == workspace_id).order_by(Query.c.id)
-    if body.get("query_ids") is not None:
-        q = q.where(Query.c.id.in_(body["query_ids"]))
-    else:
-        q = q.where(Query.c.theme == body["theme"])
-        if body.get("limit"):
-            q = q.limit(body["limit"])
     with engine.connect() as conn:
-        return list(conn.execute(q))
+        return q.theme_query_rows(
+            conn,
+            workspace_id,
+            theme=body.get("theme"),
+            query_ids=body.get("query_ids"),
+            limit=body.get("limit"),
+        )
 
 
 def _suite_of(
@@ -57,10 +132,10 @@ def _suite_of(
     workspace_id: int,
     settings: Settings,
     env: Mapping[str, str],
-    body: dict[str, Any],
-    rows: list[Any],
+    body: Mapping[str, Any],
+    rows: list[q.ThemeQuery],
 ) -> LoadedSuite:
-    """The suite a theme evaluation runs over these query rows."""
+    """The suite a theme evaluation runs over these queries."""
     if not rows:
         raise ConfigError(
             Issue(
@@ -75,7 +150,7 @@ def _suite_of(
             "theme": r.theme,
             "expected": r.expected,
             "context": r.context,
-            "metadata": r.metadata or {},
+            "metadata": r.metadata,
             "id": r.external_id,
         }
         for r in rows
@@ -93,34 +168,30 @@ def _suite_of(
     )
 
 
-def _record_job(engine: Engine, workspace_id: int, kind: str, payload: dict[str, Any]) -> int:
-    """The job row, written before anything runs (a restart takes it up)."""
-    with engine.begin() as conn:
-        return int(
-            conn.execute(
-                sa.insert(Job)
-                .values(
-                    workspace_id=workspace_id,
-                    kind=kind,
-                    status="queued",
-                    payload=payload,
-                    created_at=_now(),
-                )
-                .returning(Job.c.id)
-            ).scalar_one()
-        )
-
-
 def theme_suite(
     engine: Engine,
     workspace_id: int,
     settings: Settings,
     env: Mapping[str, str],
-    body: dict[str, Any],
+    body: Mapping[str, Any],
 ) -> LoadedSuite:
     """The suite a theme evaluation runs: the theme's queries (up to ``limit``)."""
     rows = _theme_rows(engine, workspace_id, body)
     return _suite_of(engine, workspace_id, settings, env, body, rows)
+
+
+def validate_theme_job(
+    engine: Engine,
+    workspace_id: int,
+    settings: Settings,
+    env: Mapping[str, str],
+    body: dict[str, Any],
+) -> dict[str, Any]:
+    """Validate now (models, metrics, the theme's queries); the job's payload, with the
+    queries it evaluates."""
+    rows = _theme_rows(engine, workspace_id, body)
+    _suite_of(engine, workspace_id, settings, env, body, rows)
+    return {**body, "query_ids": [r.id for r in rows]}
 
 
 def create_theme_job(
@@ -130,12 +201,9 @@ def create_theme_job(
     env: Mapping[str, str],
     body: dict[str, Any],
 ) -> int:
-    """Validate now (models, metrics, the theme's queries), then record the job with the
-    queries it evaluates."""
-    rows = _theme_rows(engine, workspace_id, body)
-    _suite_of(engine, workspace_id, settings, env, body, rows)
-    ids = [int(r.id) for r in rows]
-    return _record_job(engine, workspace_id, "evaluate_theme", {**body, "query_ids": ids})
+    """Validate, then record the job (queued; a runner takes it up)."""
+    payload = validate_theme_job(engine, workspace_id, settings, env, body)
+    return record_job(engine, workspace_id, "evaluate_theme", payload)
 
 
 def suite_from_body(
@@ -149,8 +217,8 @@ def suite_from_body(
     the caller's to read. Its models name registered models (a string: the model's id) or
     registered providers, never a variable of the server's environment or, unless the
     operator allows it, an endpoint of their own (:mod:`panopticon.evaluation.endpoints`)."""
-    for i, q in enumerate(body.get("queries") or []):
-        if isinstance(q, dict) and "file" in q:
+    for i, item in enumerate(body.get("queries") or []):
+        if isinstance(item, dict) and "file" in item:
             raise ConfigError(
                 Issue(
                     "a suite sent to the API cannot read files on the server",
@@ -178,6 +246,18 @@ def suite_from_body(
     )
 
 
+def validate_suite_job(
+    engine: Engine,
+    workspace_id: int,
+    settings: Settings,
+    env: Mapping[str, str],
+    suite: dict[str, Any],
+) -> dict[str, Any]:
+    """Validate the whole suite now; the job's payload."""
+    suite_from_body(engine, workspace_id, settings, env, suite)
+    return suite
+
+
 def create_suite_job(
     engine: Engine,
     workspace_id: int,
@@ -185,129 +265,72 @@ def create_suite_job(
     env: Mapping[str, str],
     suite: dict[str, Any],
 ) -> int:
-    """Validate the whole suite now, then record the job that runs it."""
-    suite_from_body(engine, workspace_id, settings, env, suite)
-    return _record_job(engine, workspace_id, "run_suite", suite)
+    payload = validate_suite_job(engine, workspace_id, settings, env, suite)
+    return record_job(engine, workspace_id, "run_suite", payload)
 
 
-def job_status(engine: Engine, workspace_id: int, job_id: int) -> dict[str, Any]:
+def job_status(engine: Engine, workspace_id: int, job_id: int) -> JobStatus:
     with engine.connect() as conn:
-        job = conn.execute(
-            sa.select(Job).where(Job.c.id == job_id, Job.c.workspace_id == workspace_id)
-        ).first()
+        job = q.find_job(conn, job_id, workspace_id)
         if job is None:
             raise NotFoundError(f"no job {job_id} in this workspace")
-        done = failed = planned = 0
-        if job.run_id is not None:
-            planned = int(conn.scalar(sa.select(Run.c.planned).where(Run.c.id == job.run_id)) or 0)
-            counts = conn.execute(
-                sa.select(
-                    sa.func.count().filter(Result.c.error.is_(None)),
-                    sa.func.count().filter(Result.c.error.is_not(None)),
-                ).where(Result.c.run_id == job.run_id)
-            ).one()
-            done, failed = int(counts[0]), int(counts[1])
-        shards = [
-            {"shard": r.shard, "status": r.status, "error": r.error}
-            for r in conn.execute(
-                sa.select(JobShard).where(JobShard.c.job_id == job_id).order_by(JobShard.c.shard)
-            )
-        ]
-    payload = {k: v for k, v in job.payload.items() if k != "query_ids"}
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "status": job.status,
-        "run_id": job.run_id,
-        "payload": payload,
-        "done": done,
-        "failed": failed,
-        "total": planned,
-        "error": job.error,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "shards": shards,
-    }
+        progress = q.job_progress(conn, job.run_id)
+        shards = q.shards(conn, job_id)
+    return JobStatus(
+        id=job.id,
+        kind=job.kind,
+        status=job.status,
+        run_id=job.run_id,
+        payload={k: v for k, v in job.payload.items() if k != "query_ids"},
+        done=progress.done,
+        failed=progress.failed,
+        total=progress.planned,
+        error=job.error,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        shards=[ShardStatus(s.shard, s.status, s.error) for s in shards],
+    )
 
 
-# A slice smaller than this is not worth its start-up (loading and planning the suite)
-MIN_QUERIES_PER_SHARD = 25
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, PanopticonError) else f"{type(exc).__name__}: {exc}"
 
-DeferShard = Callable[[int, int], Awaitable[None]]
+
+# -- running jobs ------------------------------------------------------------------------
 
 
 class JobRunner:
-    """Runs jobs: in the API process on SQLite (one at a time; each run is concurrent
-    within itself), or in workers on PostgreSQL, where ``defer_shard`` splits a job over
-    many queries into slices of its queries (shards) that any worker takes up, so that
-    workers share one job. The last slice to finish writes the run's and the job's status.
+    """Runs one job, or one slice of a job. With ``ctx.defer`` (workers on PostgreSQL) a job
+    over many queries is split into slices of its queries (shards) that any worker takes
+    up, so that workers share one job; the last slice to finish writes the run's and the
+    job's status. Every database call runs in a thread: the event loop never waits on it.
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        settings: Settings,
-        env: Mapping[str, str],
-        *,
-        defer_shard: DeferShard | None = None,
-    ) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.env = env
-        self.defer_shard = defer_shard
-        self._queue: asyncio.Queue[int] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self._event_loop: asyncio.AbstractEventLoop | None = None
+    def __init__(self, ctx: TaskContext) -> None:
+        self.ctx = ctx
+        self.engine = ctx.engine
+        self.settings = ctx.settings
+        self.env = ctx.env
 
-    def start(self) -> None:
-        if self._task is not None and not self._task.done():
-            return  # already running (a second lifespan on the same app)
-        self._event_loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue()
-        with self.engine.connect() as conn:
-            pending = (
-                conn.execute(
-                    sa.select(Job.c.id)
-                    .where(Job.c.status.in_(("queued", "running")))
-                    .order_by(Job.c.id)
-                )
-                .scalars()
-                .all()
-            )
-        for job_id in pending:  # left by a crash or a restart: take them up again
-            self._queue.put_nowait(job_id)
-        self._task = asyncio.create_task(self._loop())
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        if self._event_loop is asyncio.get_running_loop():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        elif self._event_loop is not None and not self._event_loop.is_closed():
-            self._event_loop.call_soon_threadsafe(task.cancel)
-
-    def submit(self, job_id: int) -> None:
-        """Queue a recorded job. Without a running loop (the server is not started) it stays
-        queued in the database and is taken up at the next start."""
-        if self._task is not None:
-            self._queue.put_nowait(job_id)
-
-    async def _loop(self) -> None:
-        while True:
-            job_id = await self._queue.get()
-            try:
-                await self.run(job_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # recorded on the job; the loop goes on
-                log.exception("job %s failed", job_id)
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
 
     def _set(self, job_id: int, **values: Any) -> None:
         with self.engine.begin() as conn:
-            conn.execute(sa.update(Job).where(Job.c.id == job_id).values(**values))
+            q.update_job(conn, job_id, **values)
+
+    def _find(self, job_id: int) -> q.JobRow | None:
+        with self.engine.connect() as conn:
+            return q.find_job(conn, job_id)
+
+    def _run_status(self, run_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            return q.run_status(conn, run_id)
+
+    def _claim(self, job_id: int) -> bool:
+        with self.engine.begin() as conn:
+            return q.claim_job(conn, job_id)
 
     def _suite(self, kind: str, workspace_id: int, body: dict[str, Any]) -> LoadedSuite:
         if kind == "run_suite":
@@ -315,45 +338,52 @@ class JobRunner:
         return theme_suite(self.engine, workspace_id, self.settings, self.env, body)
 
     async def run(self, job_id: int) -> str:
-        with self.engine.connect() as conn:
-            job = conn.execute(
-                sa.select(Job, Workspace.c.name.label("workspace"))
-                .join(Workspace, Workspace.c.id == Job.c.workspace_id)
-                .where(Job.c.id == job_id)
-            ).one()
-        body = job.payload
-        if job.run_id is not None:
-            with self.engine.connect() as conn:
-                run_status = conn.scalar(sa.select(Run.c.status).where(Run.c.id == job.run_id))
-            if run_status == "completed":  # finished just before a crash: nothing to do
-                self._set(job_id, status="completed", finished_at=_now())
-                return "completed"
-        if self.defer_shard is not None and self._shards(job_id):
+        job = await self._db(self._find, job_id)
+        if job is None:
+            log.warning("job %s is not in the store; nothing to run", job_id)
+            return "missing"
+        if job.status in ("completed", "failed"):  # a copy that ran already
+            return job.status
+        run_status = None if job.run_id is None else await self._db(self._run_status, job.run_id)
+        if run_status == "completed":  # finished just before a crash: nothing to do
+            await self._db(lambda: self._set(job_id, status="completed", finished_at=utcnow()))
+            return "completed"
+        split: list[q.ShardRow] = (
+            [] if self.ctx.defer is None else await self._db(self._shards, job_id)
+        )
+        if split:
             await self._defer_shards(job_id)  # a retried split: the slices are recorded
             return "running"
-        self._set(job_id, status="running", started_at=_now(), error=None)
+        if job.status == "queued" and not await self._db(self._claim, job_id):
+            return "running"  # another runner took it
+        if job.status == "running":  # retried after its worker stopped: it resumes
+            await self._db(lambda: self._set(job_id, error=None))
         try:
-            loaded = self._suite(job.kind, job.workspace_id, body)
+            loaded = await self._db(self._suite, job.kind, job.workspace_id, job.payload)
             scoped = self.settings.model_copy(update={"workspace": job.workspace})
             resume = str(job.run_id) if job.run_id is not None else None
-            execution = prepare_loaded(scoped, self.engine, loaded, None, resume, True)
-            self._set(job_id, run_id=execution.run_id)
+            execution = await self._db(
+                prepare_loaded, scoped, self.engine, loaded, None, resume, True
+            )
+            await self._db(lambda: self._set(job_id, run_id=execution.run_id))
             n = self._shard_count(len(loaded.queries))
-            if self.defer_shard is not None and n > 1:
-                self._record_shards(job_id, n)
+            if self.ctx.defer is not None and n > 1:
+                await self._db(self._record_shards, job_id, n)
                 await self._defer_shards(job_id)
                 return "running"
             status = await execution.run()
-        except PanopticonError as exc:
-            self._set(job_id, status="failed", error=str(exc), finished_at=_now())
+        except asyncio.CancelledError:
+            raise  # stopped: the job is taken up again (and resumes) at the next start
+        except Exception as exc:  # failures are data: recorded on the job
+            log.warning("job %s failed: %s", job_id, _describe(exc))
+            error = _describe(exc)
+            await self._db(
+                lambda: self._set(job_id, status="failed", error=error, finished_at=utcnow())
+            )
             return "failed"
         final = "completed" if status == "completed" else "failed"
-        self._set(
-            job_id,
-            status=final,
-            finished_at=_now(),
-            error=None if final == "completed" else execution.stop_reason,
-        )
+        reason = None if final == "completed" else execution.stop_reason
+        await self._db(lambda: self._set(job_id, status=final, finished_at=utcnow(), error=reason))
         return final
 
     # -- shards: one job shared by many workers ---------------------------------------
@@ -361,85 +391,83 @@ class JobRunner:
     def _shard_count(self, queries: int) -> int:
         return max(1, min(self.settings.job_shards, queries // MIN_QUERIES_PER_SHARD))
 
-    def _shards(self, job_id: int) -> list[Any]:
+    def _shards(self, job_id: int) -> list[q.ShardRow]:
         with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    sa.select(JobShard)
-                    .where(JobShard.c.job_id == job_id)
-                    .order_by(JobShard.c.shard)
-                )
-            )
+            return q.shards(conn, job_id)
 
     def _record_shards(self, job_id: int, n: int) -> None:
         with self.engine.begin() as conn:
-            conn.execute(
-                sa.insert(JobShard),
-                [{"job_id": job_id, "shard": k, "shards": n, "status": "queued"} for k in range(n)],
-            )
+            q.insert_shards(conn, job_id, n)
 
     async def _defer_shards(self, job_id: int) -> None:
         """Queue every slice not yet done. Deferring twice is harmless: the queue holds one
         copy of a slice, a slice runs in one worker at a time, and a slice done is not run
         again."""
-        assert self.defer_shard is not None
-        for row in self._shards(job_id):
+        assert self.ctx.defer is not None
+        for row in await self._db(self._shards, job_id):
             if row.status not in ("completed", "failed"):
-                await self.defer_shard(job_id, row.shard)
+                await self.ctx.defer("run_shard", job_id=job_id, shard=row.shard)
 
-    async def run_shard(self, job_id: int, shard: int) -> str:
-        """Run one slice of a job's run; the last slice to finish finishes the job."""
+    def _shard_row(self, job_id: int, shard: int) -> tuple[q.JobRow, q.ShardRow]:
         with self.engine.connect() as conn:
-            job = conn.execute(
-                sa.select(Job, Workspace.c.name.label("workspace"))
-                .join(Workspace, Workspace.c.id == Job.c.workspace_id)
-                .where(Job.c.id == job_id)
-            ).one()
-            row = conn.execute(
-                sa.select(JobShard).where(JobShard.c.job_id == job_id, JobShard.c.shard == shard)
-            ).one()
-        if row.status in ("completed", "failed"):  # a copy that ran already
-            return str(row.status)
-        self._set_shard(job_id, shard, status="running", started_at=_now(), error=None)
-        try:
-            loaded = self._suite(job.kind, job.workspace_id, job.payload)
-            scoped = self.settings.model_copy(update={"workspace": job.workspace})
-            execution = prepare_loaded(
-                scoped, self.engine, loaded, None, str(job.run_id), True, (shard, row.shards)
-            )
-            status = await execution.run()
-            error = execution.stop_reason
-        except PanopticonError as exc:
-            status, error = "failed", str(exc)
-        if status == "interrupted":  # stopped, not done: it runs again (and resumes)
-            self._set_shard(job_id, shard, status="queued", error=error)
-            return status
-        self._set_shard(job_id, shard, status=status, error=error, finished_at=_now())
-        self._finish_if_last(job_id)
-        return status
+            job = q.find_job(conn, job_id)
+            row = next((s for s in q.shards(conn, job_id) if s.shard == shard), None)
+        if job is None or row is None:
+            raise NotFoundError(f"no shard {shard} of job {job_id}")
+        return job, row
 
     def _set_shard(self, job_id: int, shard: int, **values: Any) -> None:
         with self.engine.begin() as conn:
-            conn.execute(
-                sa.update(JobShard)
-                .where(JobShard.c.job_id == job_id, JobShard.c.shard == shard)
-                .values(**values)
+            q.update_shard(conn, job_id, shard, **values)
+
+    async def run_shard(self, job_id: int, shard: int) -> str:
+        """Run one slice of a job's run; the last slice to finish finishes the job."""
+        job, row = await self._db(self._shard_row, job_id, shard)
+        if row.status in ("completed", "failed"):  # a copy that ran already
+            return row.status
+        await self._db(
+            lambda: self._set_shard(
+                job_id, shard, status="running", started_at=utcnow(), error=None
             )
+        )
+        error: str | None
+        try:
+            loaded = await self._db(self._suite, job.kind, job.workspace_id, job.payload)
+            scoped = self.settings.model_copy(update={"workspace": job.workspace})
+            execution = await self._db(
+                prepare_loaded,
+                scoped,
+                self.engine,
+                loaded,
+                None,
+                str(job.run_id),
+                True,
+                (shard, row.shards),
+            )
+            status = await execution.run()
+            error = execution.stop_reason
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            status, error = "failed", _describe(exc)
+        if status == "interrupted":  # stopped, not done: it runs again (and resumes)
+            await self._db(lambda: self._set_shard(job_id, shard, status="queued", error=error))
+            return status
+        await self._db(
+            lambda: self._set_shard(job_id, shard, status=status, error=error, finished_at=utcnow())
+        )
+        await self._db(self._finish_if_last, job_id)
+        return status
 
     def _finish_if_last(self, job_id: int) -> None:
         """Under the job row's lock, so that exactly one slice (the last) writes the run's
         totals and status and the job's."""
         with self.engine.begin() as conn:
-            job = conn.execute(
-                sa.select(Job.c.status, Job.c.run_id).where(Job.c.id == job_id).with_for_update()
-            ).one()
-            shards = list(conn.execute(sa.select(JobShard).where(JobShard.c.job_id == job_id)))
-            if job.status != "running" or any(
-                r.status not in ("completed", "failed") for r in shards
-            ):
-                return
-            planned = int(conn.scalar(sa.select(Run.c.planned).where(Run.c.id == job.run_id)) or 0)
-        totals = read_totals(self.engine, job.run_id, planned)
+            last = q.finish_job_if_last(conn, job_id)
+        if last is None:
+            return
+        run_id, planned, shards = last
+        totals = read_totals(self.engine, run_id, planned)
         errors = [f"shard {r.shard}: {r.error}" for r in shards if r.error]
         if not errors and (totals.failed or totals.missing):
             errors = [f"{totals.failed} failed, {totals.missing} missing of {planned} answers"]
@@ -448,13 +476,35 @@ class JobRunner:
         with self.engine.begin() as conn:
             run_queries.finish_run(
                 conn,
-                job.run_id,
+                run_id,
                 status,
                 reason,
                 {k: getattr(totals, k) for k in totals.__dataclass_fields__},
             )
-            conn.execute(
-                sa.update(Job)
-                .where(Job.c.id == job_id)
-                .values(status=status, error=reason, finished_at=_now())
-            )
+            q.update_job(conn, job_id, status=status, error=reason, finished_at=utcnow())
+
+
+def _job_lock(kwargs: Mapping[str, Any]) -> str:
+    return f"panopticon-job-{kwargs['job_id']}"
+
+
+def _shard_lock(kwargs: Mapping[str, Any]) -> str:
+    return f"panopticon-job-{kwargs['job_id']}-shard-{kwargs['shard']}"
+
+
+@TASKS.task("run_suite", lock=_job_lock)
+async def run_suite(ctx: TaskContext, job_id: int) -> str:
+    """A suite sent to ``POST /api/runs``."""
+    return await JobRunner(ctx).run(job_id)
+
+
+@TASKS.task("evaluate_theme", lock=_job_lock)
+async def evaluate_theme(ctx: TaskContext, job_id: int) -> str:
+    """Every query of a theme (``POST /api/judge/evaluate/theme``)."""
+    return await JobRunner(ctx).run(job_id)
+
+
+@TASKS.task("run_shard", lock=_shard_lock)
+async def run_shard(ctx: TaskContext, job_id: int, shard: int) -> str:
+    """One slice of a large job (PostgreSQL workers)."""
+    return await JobRunner(ctx).run_shard(job_id, shard)

@@ -6,6 +6,7 @@ Shared by the CLI and, later, the API and workers. Interfaces add only their own
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -35,6 +36,7 @@ from panopticon.store.queries import catalog
 from panopticon.store.queries import prompts as prompt_queries
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.sink import StoreSink
+from panopticon.store.spool import replay as replay_spool
 from panopticon.store.tables import Pairwise, Result, Score
 
 __all__ = [
@@ -169,15 +171,22 @@ class Execution:
     shard: tuple[int, int] | None = None
 
     async def run(self, observer: RunObserver | None = None) -> str:
-        """Execute the plan; returns the final status. Never leaves the run 'running'."""
+        """Execute the plan; returns the final status. Never leaves the run 'running'.
+        The database work before and after the calls runs in a thread, so that a server
+        running this never stops answering while it waits on the store."""
         clients = self._clients()
-        sink = StoreSink(self.engine, self.run_id, spool_dir=self.settings.home / "spool")
+        sink = await asyncio.to_thread(
+            StoreSink, self.engine, self.run_id, spool_dir=self.settings.home / "spool"
+        )
         sink.on_failure = lambda message: self.stop.request("store", message)
         metrics = [build_metric(spec) for spec in self.loaded.metrics]
         budget = Budget(self._budget())
         if self.resumed and budget.limit is not None:
             # the budget is the run's, across every execution of it: count what was spent
-            spent = read_totals(self.engine, self.run_id, len(self.plan.cases)).cost_usd
+            totals = await asyncio.to_thread(
+                read_totals, self.engine, self.run_id, len(self.plan.cases)
+            )
+            spent = totals.cost_usd
             budget.spent = spent / self.shard[1] if self.shard is not None else spent
         self.runner = Runner(
             self.plan,
@@ -190,8 +199,7 @@ class Execution:
             budget=budget,
             use_cache=self.use_cache,
         )
-        with self.engine.begin() as conn:
-            run_queries.start_run(conn, self.run_id, os.getpid())
+        await asyncio.to_thread(self._start)
         error: BaseException | None = None
         try:
             self.totals = await self.runner.run()
@@ -201,15 +209,19 @@ class Execution:
         finally:
             store_error = None
             try:
-                sink.close()
+                await asyncio.to_thread(sink.close)
             except StoreError as exc:
                 store_error = exc
             for client in clients.values():
                 await client.aclose()
-            self._finish(error, store_error)
+            await asyncio.to_thread(self._finish, error, store_error)
             if store_error is not None and error is None:
                 raise store_error
         return self.status
+
+    def _start(self) -> None:
+        with self.engine.begin() as conn:
+            run_queries.start_run(conn, self.run_id, os.getpid())
 
     def _clients(self) -> dict[str, ModelClient]:
         suite = self.loaded.suite
@@ -377,7 +389,10 @@ def prepare_loaded(
 ) -> Execution:
     """Register what the suite uses, create (or reopen) the run and plan it, in one
     transaction. Two processes starting at once may both try to register the same model or
-    query: the loser of that race tries again and finds the winner's rows."""
+    query: the loser of that race tries again and finds the winner's rows. Records left in
+    the spool by a run that lost its database are stored first, so that they count as done
+    (a resume) or cached (a new run) and are never paid for again."""
+    replay_spool(engine, settings.home / "spool")
     for attempt in range(1, 6):
         try:
             return _prepare(settings, engine, loaded, suite_path, resume, use_cache, shard)

@@ -9,6 +9,11 @@ a ``kill -9`` can lose is what was queued and not yet committed: calls still in 
 
 Rows are upserted on their natural keys, so a resumed run that retries a failed answer
 replaces the failure instead of adding a second row.
+
+When the database cannot be reached after the retries, records go to the spool
+(:mod:`panopticon.store.spool`) and the run stops. The writer keeps trying: once the database
+answers again (checked every ``PROBE_S``, and at close) it replays the spool, and the next run
+or resume replays whatever is left before it plans, so nothing spooled is paid for again.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from sqlalchemy.engine import Engine
 
 from panopticon.errors import StoreError
 from panopticon.evaluation.records import PairwiseRecord, ResultRecord, ScoreRecord
+from panopticon.store.spool import replay, spool_path
 from panopticon.store.tables import Pairwise, Result, Run, Score
 
 __all__ = ["StoreSink"]
@@ -57,6 +63,7 @@ class StoreSink:
     """Durable sink for one run. Use as a context manager, or call :meth:`close`."""
 
     HEARTBEAT_S = 5.0
+    PROBE_S = 1.0  # after a failure: how often to see whether the database is back
 
     def __init__(
         self,
@@ -85,6 +92,7 @@ class StoreSink:
             target=self._loop, name=f"panopticon-writer-{run_id}", daemon=True
         )
         self._closed = False
+        self._probed = 0.0
         self._thread.start()
 
     # --- engine side (event loop) ---------------------------------------------------------
@@ -112,7 +120,21 @@ class StoreSink:
             self._queue.put(None)
             self._thread.join(60)
             if self.failure:
+                self._replay()  # the database may be back: store what was spooled
                 raise StoreError(self.failure)
+
+    def _replay(self) -> bool:
+        """Replay this run's spool now; True when it is empty (all stored)."""
+        self._probed = time.monotonic()
+        replay(self.engine, self.spool_dir, self.run_id)
+        if spool_path(self.spool_dir, self.run_id).exists():
+            return False
+        if self.failure and "the unsaved records are in" in self.failure:
+            self.failure = self.failure.split(". Nothing was lost", 1)[0] + (
+                ". Nothing was lost: the records kept while it was unreachable were saved "
+                "when it came back; resume the run to finish it."
+            )
+        return True
 
     def __enter__(self) -> StoreSink:
         return self
@@ -175,6 +197,8 @@ class StoreSink:
         pairs = [dict(r.__dict__) for r in records if isinstance(r, PairwiseRecord)]
         if self.failure:
             self._spool(results, scores, pairs)
+            if time.monotonic() - self._probed >= self.PROBE_S:
+                self._replay()
             return
         delay = 0.25
         for attempt in range(6):
@@ -226,7 +250,7 @@ class StoreSink:
         pairs: list[dict[str, Any]],
     ) -> Path:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        path = self.spool_dir / f"run-{self.run_id}-unsaved.jsonl"
+        path = spool_path(self.spool_dir, self.run_id)
         with path.open("ab") as fh:
             for kind, rows in (("result", results), ("score", scores), ("pairwise", pairs)):
                 for row in rows:

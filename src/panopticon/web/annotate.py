@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -20,8 +21,8 @@ from panopticon.web.common import (
     float_param,
     int_param,
     metric_names,
+    posted,
     principal_of,
-    read_form,
     recent_runs,
     render,
     run_param,
@@ -75,8 +76,11 @@ def annotate(request: Request) -> Response:
 
 @router.post("/annotate")
 async def save_label(request: Request) -> Response:
+    return await posted(request, _save_label)
+
+
+def _save_label(request: Request, form: dict[str, Any]) -> Response:
     principal, session = principal_of(request)
-    form = await read_form(request)
     check_csrf(request, session, form)
     principal.require("member")
     annotator = (form.get("annotator") or "").strip() or f"key {principal.key_id or 'admin'}"

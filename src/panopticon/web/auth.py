@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import secrets as random_tokens
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -25,8 +26,8 @@ from panopticon.services.access import (
 from panopticon.web.common import (
     check_csrf,
     int_param,
+    posted,
     principal_of,
-    read_form,
     render,
     secret,
     session_of,
@@ -68,7 +69,10 @@ def login_form(request: Request) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    form = await read_form(request)
+    return await posted(request, _login)
+
+
+def _login(request: Request, form: dict[str, Any]) -> Response:
     target = form.get("next") or "/ui/"
     if not target.startswith("/ui/") or target.startswith("/ui//"):
         target = "/ui/"
@@ -112,9 +116,12 @@ def _set_cookie(request: Request, response: Response, session: Session) -> None:
 async def logout(request: Request) -> Response:
     """End the session on the server, not only in this browser: a copy of the cookie is
     refused from now on."""
+    return await posted(request, _logout)
+
+
+def _logout(request: Request, form: dict[str, Any]) -> Response:
     session = session_of(request)
     if session is not None:
-        form = await read_form(request)
         check_csrf(request, session, form)
         end_session(
             request.app.state.engine, session.nonce, datetime.fromtimestamp(session.expires, UTC)
@@ -127,8 +134,11 @@ async def logout(request: Request) -> Response:
 @router.post("/workspace")
 async def switch_workspace(request: Request) -> Response:
     """Switch between the keys (and so the workspaces) this session signed in with."""
+    return await posted(request, _switch_workspace)
+
+
+def _switch_workspace(request: Request, form: dict[str, Any]) -> Response:
     _, session = principal_of(request)
-    form = await read_form(request)
     check_csrf(request, session, form)
     index = int_param(form.get("key"), "key", minimum=0)
     if index is None or index >= len(session.keys):

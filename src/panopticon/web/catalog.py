@@ -16,8 +16,8 @@ from panopticon.web.common import (
     check_csrf,
     error_context,
     int_param,
+    posted,
     principal_of,
-    read_form,
     render,
 )
 from panopticon.web.session import Session
@@ -95,9 +95,8 @@ def _catalog_page(
     )
 
 
-async def _create(request: Request, kind: str) -> Response:
+def _create(request: Request, form: dict[str, Any], kind: str) -> Response:
     principal, session = principal_of(request)
-    form = await read_form(request)
     check_csrf(request, session, form)
     try:
         principal.require("member")
@@ -113,7 +112,7 @@ def _plural(kind: str) -> str:
 
 @router.post("/queries")
 async def create_query(request: Request) -> Response:
-    return await _create(request, "query")
+    return await posted(request, _create, "query")
 
 
 @router.get("/metrics")
@@ -124,7 +123,7 @@ def metrics(request: Request) -> Response:
 
 @router.post("/metrics")
 async def create_metric(request: Request) -> Response:
-    return await _create(request, "metric")
+    return await posted(request, _create, "metric")
 
 
 def _item_page(
@@ -163,9 +162,8 @@ def metric_page(request: Request, item_id: int) -> Response:
     return _item_page(request, principal, session, "metric", item_id)
 
 
-async def _update(request: Request, kind: str, item_id: int) -> Response:
+def _update(request: Request, form: dict[str, Any], kind: str, item_id: int) -> Response:
     principal, session = principal_of(request)
-    form = await read_form(request)
     check_csrf(request, session, form)
     catalog = _catalog(request, principal, kind)
     try:
@@ -181,9 +179,9 @@ async def _update(request: Request, kind: str, item_id: int) -> Response:
 
 @router.post("/queries/{item_id}")
 async def update_query(request: Request, item_id: int) -> Response:
-    return await _update(request, "query", item_id)
+    return await posted(request, _update, "query", item_id)
 
 
 @router.post("/metrics/{item_id}")
 async def update_metric(request: Request, item_id: int) -> Response:
-    return await _update(request, "metric", item_id)
+    return await posted(request, _update, "metric", item_id)

@@ -13,6 +13,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from panopticon import __version__
 from panopticon.errors import ConfigError, Issue, PanopticonError
@@ -123,6 +124,14 @@ Handler = Callable[..., Any]
 async def read_form(request: Request) -> dict[str, Any]:
     form = await request.form()
     return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+async def posted(request: Request, handler: Callable[..., Response], *args: Any) -> Response:
+    """A form post: the body is read on the event loop, then ``handler(request, form,
+    *args)`` (database, embeddings, templates) runs in the thread pool, so that a slow
+    call never holds up other requests."""
+    form = await read_form(request)
+    return await run_in_threadpool(handler, request, form, *args)
 
 
 def clean(form: dict[str, str], *keys: str) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from panopticon.web.common import (
     check_csrf,
     error_context,
     float_param,
+    posted,
     principal_of,
-    read_form,
     render,
 )
 from panopticon.web.session import Session
@@ -70,8 +70,11 @@ def online(request: Request) -> Response:
 
 @router.post("/online")
 async def online_action(request: Request) -> Response:
+    return await posted(request, _online_action)
+
+
+def _online_action(request: Request, form: dict[str, Any]) -> Response:
     principal, session = principal_of(request)
-    form = await read_form(request)
     check_csrf(request, session, form)
     engine = request.app.state.engine
     rules = OnlineRules(engine, principal.workspace_id)

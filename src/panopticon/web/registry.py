@@ -24,8 +24,8 @@ from panopticon.web.common import (
     float_param,
     int_param,
     json_field,
+    posted,
     principal_of,
-    read_form,
     render,
     validate,
 )
@@ -80,8 +80,11 @@ def models(request: Request) -> Response:
 @router.post("/models")
 async def models_action(request: Request) -> Response:
     """Register a model, delete one, or add, edit or delete a provider (admins)."""
+    return await posted(request, _models_action)
+
+
+def _models_action(request: Request, form: dict[str, Any]) -> Response:
     principal, session = principal_of(request)
-    form = await read_form(request)
     check_csrf(request, session, form)
     registry = ModelRegistry(
         request.app.state.engine, principal.workspace_id, request.app.state.settings

@@ -1,25 +1,40 @@
 """Distributed jobs on PostgreSQL through procrastinate.
 
-The API records a job (services/jobs.py) and defers ``panopticon.run_job`` with its id;
-any number of ``panopticon worker`` processes, on any machines, take jobs from the shared
-queue and run them with the same ``JobRunner`` the single-process server uses. A job over
-many queries is split into slices (``panopticon.run_shard``) so that several workers share
-it. Each slice runs as a resumable part of the job's run, so a retried slice never pays
-twice for an answer already stored.
+Every task of the registry (:mod:`panopticon.services.tasks`) is a procrastinate task named
+``panopticon.<name>``; a periodic one is a procrastinate periodic task. The API records a
+job and queues its task in one transaction (:class:`QueueSubmitter`); any number of
+``panopticon worker`` processes, on any machines, take tasks from the shared queue and run
+them with the same code the single-process server uses. A job over many queries is split
+into slices (``panopticon.run_shard``) so that several workers share it. Each slice runs as
+a resumable part of the job's run, so a retried slice never pays twice for an answer
+already stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
 
+from panopticon.errors import StoreError
 from panopticon.settings import Settings
+from panopticon.store.engine import Engine
 
-__all__ = ["QUEUE", "QueueSubmitter", "build_app", "ensure_schema", "retry_stalled_jobs"]
+__all__ = [
+    "QUEUE",
+    "QueueSubmitter",
+    "build_app",
+    "cron_of",
+    "ensure_schema",
+    "retry_stalled_jobs",
+]
 
 QUEUE = "panopticon"
+PREFIX = "panopticon."
+log = logging.getLogger(__name__)
 
 
 def conninfo(settings: Settings) -> str:
@@ -27,10 +42,22 @@ def conninfo(settings: Settings) -> str:
     return "postgresql://" + url.split("://", 1)[1]
 
 
+def cron_of(every_s: float) -> str:
+    """procrastinate's cron (a 6th column for seconds) for "every ``every_s`` seconds"."""
+    s = max(1, round(every_s))
+    if s < 60:
+        return f"* * * * * */{s}"
+    m = max(1, round(s / 60))
+    return f"*/{m} * * * *" if m < 60 else f"0 */{max(1, round(m / 60))} * * *"
+
+
 def build_app(settings: Settings, env: Mapping[str, str], *, sync: bool = False) -> Any:
-    """The procrastinate app, with the job task registered. ``sync``: a synchronous
-    connector, for deferring from any thread (the API); workers use the async one."""
+    """The procrastinate app with every registered task. ``sync``: a synchronous connector,
+    for deferring from any thread (the API); workers use the async one."""
     import procrastinate
+
+    from panopticon.services import jobs  # noqa: F401  (registers the job tasks)
+    from panopticon.services.tasks import TASKS, Task, TaskContext
 
     connector = (
         procrastinate.SyncPsycopgConnector(conninfo=conninfo(settings))
@@ -38,45 +65,46 @@ def build_app(settings: Settings, env: Mapping[str, str], *, sync: bool = False)
         else procrastinate.PsycopgConnector(conninfo=conninfo(settings))
     )
     app = procrastinate.App(connector=connector)
+    engine_holder: list[Engine] = []
+    engine_lock = threading.Lock()
 
-    @app.task(
-        name="panopticon.run_job",
-        queue=QUEUE,
-        retry=procrastinate.RetryStrategy(max_attempts=5, wait=5),
-    )
-    async def run_job(job_id: int) -> str:
-        from panopticon.services.jobs import JobRunner
-        from panopticon.services.runs import open_store
+    def engine() -> Engine:
+        """One engine per worker process, opened on the first task."""
+        with engine_lock:
+            if not engine_holder:
+                from panopticon.services.runs import open_store
 
-        engine = open_store(settings)
-        try:
-            return await JobRunner(engine, settings, env, defer_shard=defer_shard).run(job_id)
-        finally:
-            engine.dispose()
+                engine_holder.append(open_store(settings))
+            return engine_holder[0]
 
-    @app.task(
-        name="panopticon.run_shard",
-        queue=QUEUE,
-        retry=procrastinate.RetryStrategy(max_attempts=5, wait=5),
-    )
-    async def run_shard(job_id: int, shard: int) -> str:
-        from panopticon.services.jobs import JobRunner
-        from panopticon.services.runs import open_store
-
-        engine = open_store(settings)
-        try:
-            return await JobRunner(engine, settings, env).run_shard(job_id, shard)
-        finally:
-            engine.dispose()
-
-    async def defer_shard(job_id: int, shard: int) -> None:
+    async def defer(name: str, **kwargs: Any) -> None:
+        task = TASKS.get(name)
+        lock = task.lock(kwargs) if task.lock else None
         # one copy queued at a time (queueing_lock), one copy running at a time (lock)
-        name = f"panopticon-job-{job_id}-shard-{shard}"
         with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
-            await run_shard.configure(lock=name, queueing_lock=name).defer_async(
-                job_id=job_id, shard=shard
+            await (
+                app.tasks[PREFIX + name]
+                .configure(lock=lock, queueing_lock=lock)
+                .defer_async(**kwargs)
             )
 
+    def register(task: Task) -> None:
+        async def run(**kwargs: Any) -> Any:
+            kwargs.pop("timestamp", None)  # given to periodic tasks by procrastinate
+            ctx = TaskContext(await asyncio.to_thread(engine), settings, env, defer)
+            return await task.fn(ctx, **kwargs)
+
+        run.__name__ = task.name
+        registered = app.task(
+            name=PREFIX + task.name,
+            queue=QUEUE,
+            retry=procrastinate.RetryStrategy(max_attempts=5, wait=5),
+        )(run)
+        if task.every_s is not None:
+            app.periodic(cron=cron_of(task.every_s))(registered)  # type: ignore[arg-type]
+
+    for task in TASKS:
+        register(task)
     return app
 
 
@@ -94,48 +122,71 @@ async def ensure_schema(app: Any) -> bool:
 
 
 class QueueSubmitter:
-    """Sends recorded jobs to the shared queue (the API on PostgreSQL). Deferring is one
-    small insert, done synchronously from the request's thread on a connection pool that
-    is opened on first use."""
+    """Records jobs and sends tasks to the shared queue (the API on PostgreSQL). A job's
+    row and its queue entry are written in one transaction on the store's own connection,
+    so a failure leaves neither: never a job ``queued`` that no worker will take."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, engine: Engine) -> None:
         self.app = app
-        self._opened = False
+        self.engine = engine
+        self._schema_checked = False
         self._lock = threading.Lock()
 
-    def start(self) -> None:  # no runner in this process: workers run the jobs
+    async def start(self) -> None:  # no runner in this process: workers run the jobs
         return None
 
     async def stop(self) -> None:
-        if self._opened:
-            self.app.close()
-            self._opened = False
+        return None
 
-    def _open(self) -> None:
+    def _ensure_schema(self, driver_conn: Any) -> None:
         with self._lock:
-            if self._opened:
+            if self._schema_checked:
                 return
-            self.app.open()
-            self._opened = True
-            present = self.app.connector.execute_query_one(
-                "SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present"
-            )
-            if not present["present"]:
-                self.app.schema_manager.apply_schema()
+            with driver_conn.cursor() as cur:
+                cur.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
+                row = cur.fetchone()
+            if not (row and row[0]):  # in this transaction, on this connection
+                driver_conn.execute(self.app.schema_manager.get_schema())
+            self._schema_checked = True
 
-    def submit(self, job_id: int) -> None:
-        self._open()
-        self.app.tasks["panopticon.run_job"].defer(job_id=job_id)
+    def _defer_in(self, driver_conn: Any, name: str, kwargs: dict[str, Any]) -> None:
+        from panopticon.services.tasks import TASKS
+
+        task = TASKS.get(name)
+        lock = task.lock(kwargs) if task.lock else None
+        self.app.tasks[PREFIX + name].configure(
+            lock=lock, queueing_lock=lock, connection=driver_conn
+        ).defer(**kwargs)
+
+    def submit_job(self, workspace_id: int, kind: str, payload: dict[str, Any]) -> int:
+        from panopticon.services.jobs import record_job_with
+
+        def enqueue(conn: Any, job_id: int) -> None:
+            driver_conn = conn.connection.driver_connection
+            self._ensure_schema(driver_conn)
+            self._defer_in(driver_conn, kind, {"job_id": job_id})
+
+        import psycopg
+        from procrastinate.exceptions import ProcrastinateException
+
+        try:
+            return record_job_with(self.engine, workspace_id, kind, payload, enqueue)
+        except (StoreError, ProcrastinateException, psycopg.Error) as exc:
+            raise StoreError(
+                f"could not queue the job: {exc}; nothing was recorded, so sending it again is safe"
+            ) from None
+
+    def submit(self, name: str, **kwargs: Any) -> None:
+        with self.engine.begin() as conn:
+            driver_conn = conn.connection.driver_connection
+            self._ensure_schema(driver_conn)
+            self._defer_in(driver_conn, name, kwargs)
 
 
 async def retry_stalled_jobs(app: Any, stalled_after: float) -> None:
     """Forever: jobs held by a worker that stopped sending heartbeats (killed, crashed,
     cut off) go back to the queue. The retried job resumes its run, so only the calls that
     were in flight when the worker died can be sent again."""
-    import asyncio
-    import logging
-
-    log = logging.getLogger(__name__)
     while True:
         await asyncio.sleep(max(0.5, stalled_after / 2))
         try:

@@ -18,7 +18,7 @@ from panopticon.api.schemas import (
     ResultPublic,
 )
 from panopticon.services.evaluate import evaluate_query
-from panopticon.services.jobs import create_theme_job, job_status
+from panopticon.services.jobs import job_status, validate_theme_job
 from panopticon.services.results import ResultFilters, find_results
 
 router = APIRouter(prefix="/api/judge", tags=["judge"])
@@ -44,11 +44,11 @@ def evaluate_theme(
     body: EvaluateTheme, request: Request, engine: EngineDep, settings: SettingsDep, caller: Member
 ) -> JobPublic:
     """Start evaluating every query of a theme (up to ``limit``); returns the job at once."""
-    job_id = create_theme_job(
+    payload = validate_theme_job(
         engine, caller.workspace_id, settings, request.app.state.env, body.model_dump()
     )
-    request.app.state.jobs.submit(job_id)
-    return JobPublic(**job_status(engine, caller.workspace_id, job_id))
+    job_id = request.app.state.jobs.submit_job(caller.workspace_id, "evaluate_theme", payload)
+    return JobPublic(**asdict(job_status(engine, caller.workspace_id, job_id)))
 
 
 @router.get("/results", response_model=PagePublic[ResultPublic])
@@ -90,4 +90,4 @@ jobs_router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 @jobs_router.get("/{job_id}", response_model=JobPublic)
 def get_job(job_id: Id, engine: EngineDep, caller: Viewer) -> JobPublic:
     """A job's status and progress (answers done, failed, of total)."""
-    return JobPublic(**job_status(engine, caller.workspace_id, job_id))
+    return JobPublic(**asdict(job_status(engine, caller.workspace_id, job_id)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -20,7 +21,7 @@ from panopticon.services.answers import answers_side_by_side
 from panopticon.services.compare import compare_models, compare_prompts, compare_runs
 from panopticon.services.exports import FORMATS, render_export
 from panopticon.services.gates import suite_gates
-from panopticon.services.jobs import create_suite_job, job_status
+from panopticon.services.jobs import job_status, validate_suite_job
 from panopticon.services.runs import (
     get_run,
     list_runs,
@@ -46,11 +47,11 @@ def start_run(
 ) -> JobPublic:
     """Validate the suite, then run it as a job (see /api/jobs/{id}). Its models name
     registered models (by id) or providers; see the README's Security section."""
-    job_id = create_suite_job(
+    payload = validate_suite_job(
         engine, caller.workspace_id, settings, request.app.state.env, body.suite
     )
-    request.app.state.jobs.submit(job_id)
-    return JobPublic(**job_status(engine, caller.workspace_id, job_id))
+    job_id = request.app.state.jobs.submit_job(caller.workspace_id, "run_suite", payload)
+    return JobPublic(**asdict(job_status(engine, caller.workspace_id, job_id)))
 
 
 @router.get("/compare", response_model=list[ComparisonPublic])

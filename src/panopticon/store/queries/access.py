@@ -78,8 +78,17 @@ def find_key(conn: Connection, key_hash: str) -> KeyRow | None:
     return KeyRow(**row._mapping) if row else None
 
 
-def touch_key(conn: Connection, key_id: int) -> None:
-    conn.execute(sa.update(ApiKey).where(ApiKey.c.id == key_id).values(last_used_at=utcnow()))
+def touch_key(conn: Connection, key_id: int, at: datetime | None = None) -> None:
+    """Record a key's last use (never moving it back in time)."""
+    at = at or utcnow()
+    conn.execute(
+        sa.update(ApiKey)
+        .where(
+            ApiKey.c.id == key_id,
+            sa.or_(ApiKey.c.last_used_at.is_(None), ApiKey.c.last_used_at < at),
+        )
+        .values(last_used_at=at)
+    )
 
 
 def list_keys(conn: Connection, workspace_id: int | None = None) -> list[KeyRow]:
