@@ -5,6 +5,7 @@
     PanopticonError                 base; ``str(err)`` is a message a user can act on
     ├── ConfigError                 a suite, dataset or setting is invalid (names file, line, field)
     │   └── MissingDependencyError  an optional extra is needed ("pip install 'panopticon[x]'")
+    ├── IngestError                 a trace payload cannot be taken (its HTTP status, Retry-After)
     ├── StoreError                  the database cannot be used as asked
     │   ├── MigrationRequiredError  the schema is behind the code ("panopticon db upgrade")
     │   └── NotFoundError           a run, result or row that does not exist
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ConfigError",
+    "IngestError",
     "Issue",
     "JudgeParseError",
     "MigrationRequiredError",
@@ -82,6 +84,16 @@ class MissingDependencyError(ConfigError):
                 hint=f"pip install 'panopticon[{extra}]'",
             )
         )
+
+
+class IngestError(PanopticonError):
+    """A trace payload that cannot be taken: ``status`` is the HTTP answer (400 unreadable,
+    413 too large, 415 unknown content type, 429/503 busy with ``retry_after`` seconds)."""
+
+    def __init__(self, message: str, status: int = 400, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
 
 
 class StoreError(PanopticonError):

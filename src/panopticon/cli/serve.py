@@ -16,6 +16,12 @@ __all__ = ["serve"]
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port."),
+    role: str = typer.Option(
+        "api,ingest",
+        "--role",
+        help="What to serve, comma-separated: api (REST API, dashboard, jobs), ingest "
+        "(OTLP /v1/traces and the JSON trace API).",
+    ),
 ) -> None:
     """Serve the API and the web dashboard on the configured database."""
     import uvicorn
@@ -23,9 +29,15 @@ def serve(
     from panopticon.api.app import create_app
 
     settings = load_settings()
-    app = create_app(settings, env=os.environ)
+    roles = [r.strip() for r in role.split(",") if r.strip()]
+    app = create_app(settings, env=os.environ, roles=roles)
+    where = []
+    if "api" in roles:
+        where.append("dashboard /ui/, API docs /api/docs")
+    if "ingest" in roles:
+        where.append("OTLP traces /v1/traces")
     console.print(
-        f"Panopticon on http://{host}:{port}: dashboard /ui/, API docs /api/docs; database "
+        f"Panopticon on http://{host}:{port}: {', '.join(where)}; database "
         f"{settings.resolved_database_url}",
         highlight=False,
     )

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
 from panopticon.settings import Settings
 from panopticon.store.queries import access, catalog
-from panopticon.store.tables import ROLES
+from panopticon.store.tables import ROLES, SCOPES
 
 __all__ = [
     "AuthError",
@@ -46,6 +46,7 @@ class Principal:
     workspace: str
     role: str
     key_id: int | None  # None: the bootstrap key from settings
+    scope: str | None = None  # "ingest": may only send traces and scores
 
     def require(self, role: str) -> None:
         if ROLES.index(self.role) > ROLES.index(role):
@@ -56,26 +57,38 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(engine: Engine, workspace: str, role: str, name: str) -> tuple[int, str]:
-    """A new key: (its id, the key itself, which is never shown again)."""
+def create_key(
+    engine: Engine, workspace: str, role: str, name: str, scope: str | None = None
+) -> tuple[int, str]:
+    """A new key: (its id, the key itself, which is never shown again). ``scope="ingest"``
+    limits it to sending traces and scores."""
     if role not in ROLES:
         raise ConfigError(
             Issue(f"unknown role '{role}'", field="--role", hint="use " + ", ".join(ROLES))
         )
+    if scope is not None and scope not in SCOPES:
+        raise ConfigError(
+            Issue(f"unknown scope '{scope}'", field="--scope", hint="use " + ", ".join(SCOPES))
+        )
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     with engine.begin() as conn:
         ws = catalog.ensure_workspace(conn, workspace)
-        key_id = access.insert_key(conn, ws, name, key[:10], hash_key(key), role)
+        key_id = access.insert_key(conn, ws, name, key[:10], hash_key(key), role, scope)
     return key_id, key
 
 
-def authenticate(engine: Engine, settings: Settings, key: str | None) -> Principal:
+def authenticate(
+    engine: Engine, settings: Settings, key: str | None, purpose: str = "api"
+) -> Principal:
+    """``purpose="ingest"`` admits keys limited to ingestion; anything else refuses them."""
     if not key:
         raise AuthError("missing X-API-Key header; create a key with `panopticon keys create`")
-    return authenticate_hash(engine, settings, hash_key(key))
+    return authenticate_hash(engine, settings, hash_key(key), purpose)
 
 
-def authenticate_hash(engine: Engine, settings: Settings, key_hash: str) -> Principal:
+def authenticate_hash(
+    engine: Engine, settings: Settings, key_hash: str, purpose: str = "api"
+) -> Principal:
     """The principal of a key known by its hash (a web session keeps only the hash, so a
     revoked key ends its sessions too)."""
     if settings.api_key and hmac.compare_digest(key_hash, hash_key(settings.api_key)):
@@ -87,7 +100,11 @@ def authenticate_hash(engine: Engine, settings: Settings, key_hash: str) -> Prin
         if row is None or row.revoked_at is not None:
             raise AuthError("invalid or revoked API key")
         access.touch_key(conn, row.id)
-    return Principal(row.workspace_id, row.workspace, row.role, row.id)
+    if row.scope == "ingest" and purpose != "ingest":
+        raise AuthError(
+            "this key may only send traces and scores (scope ingest); use another key", 403
+        )
+    return Principal(row.workspace_id, row.workspace, row.role, row.id, row.scope)
 
 
 def list_keys(engine: Engine, workspace_id: int | None = None) -> list[access.KeyRow]:

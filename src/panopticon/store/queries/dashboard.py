@@ -119,7 +119,8 @@ def score_moments(
     q: Any = (
         sa.select(*[columns[b].label(b) for b in by], *[f.label(k) for k, f in sums.items()])
         .select_from(source)
-        .where(Score.c.workspace_id == workspace_id)
+        # offline views: scores of run results (a production trace's scores have no model)
+        .where(Score.c.workspace_id == workspace_id, Score.c.model_id.is_not(None))
         .group_by(*[columns[b] for b in by])
     )
     if run_id is not None:

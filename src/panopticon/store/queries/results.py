@@ -44,7 +44,8 @@ def search_scores(
     """A page of scores, newest first, with the number of matches: exact up to
     ``count_cap`` (or the page's end), else a lower bound (the bool says which)."""
     # scores carry their workspace, model and query: filters need no join
-    where: list[Any] = [Score.c.workspace_id == workspace_id]
+    # scores of run results; scores of production traces are read with their traces
+    where: list[Any] = [Score.c.workspace_id == workspace_id, Score.c.result_id.is_not(None)]
     if f.theme is not None:
         where.append(
             Score.c.query_id.in_(

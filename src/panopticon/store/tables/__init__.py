@@ -1,6 +1,6 @@
 """All tables, on one ``metadata``."""
 
-from panopticon.store.tables.access import ROLES, ApiKey
+from panopticon.store.tables.access import ROLES, SCOPES, ApiKey
 from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
 from panopticon.store.tables.registry import Model, Provider, RateLimit
@@ -14,11 +14,13 @@ from panopticon.store.tables.runs import (
     Run,
     Score,
 )
+from panopticon.store.tables.traces import Span, Trace, TraceSettings
 from panopticon.store.tables.workspace import Workspace
 
 __all__ = [
     "ROLES",
     "RUN_STATUSES",
+    "SCOPES",
     "Annotation",
     "ApiKey",
     "Dataset",
@@ -34,6 +36,9 @@ __all__ = [
     "Result",
     "Run",
     "Score",
+    "Span",
+    "Trace",
+    "TraceSettings",
     "Workspace",
     "metadata",
 ]
