@@ -34,7 +34,7 @@ def _messages(a: Attrs, prefix: str) -> list[dict[str, Any]] | None:
             tool_call(
                 c.get("tool_call.id"),
                 c.get("tool_call.function.name"),
-                as_json(c.get("tool_call.function.arguments")),
+                c.get("tool_call.function.arguments"),
             )
             for c in unflatten(item, "message.tool_calls")
         ]
