@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from panopticon.ingest.conventions._messages import tool_call
 from panopticon.ingest.model import Span, TraceHints
 
 __all__ = [
@@ -158,7 +159,7 @@ def _messages(
     for m in value:
         d: dict[str, Any] = {"role": m.role, "content": m.content}
         if m.tool_calls:
-            d["tool_calls"] = [tc.model_dump() for tc in m.tool_calls]
+            d["tool_calls"] = [tool_call(tc.id, tc.name, tc.arguments) for tc in m.tool_calls]
         if m.tool_call_id:
             d["tool_call_id"] = m.tool_call_id
         out.append(d)

@@ -1007,6 +1007,9 @@ async def models_action(request: Request) -> Response:
 def install(app: FastAPI) -> None:
     """Mount the pages and their static files on the API's app."""
     app.include_router(router)
+    from panopticon.web.traces import router as traces_router
+
+    app.include_router(traces_router)  # the trace explorer's pages
     app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
 
     @app.exception_handler(SignIn)
