@@ -3,7 +3,7 @@
 Each table is range-partitioned by day (``span_p20261202`` holds spans that started on
 2 December 2026, UTC) with a ``_default`` partition that catches anything outside the
 created range, so an insert never fails for want of a partition. :func:`maintain` creates
-the days ahead and behind that ingestion accepts, drops partitions older than the longest
+yesterday's partition and a week ahead, drops partitions older than the longest
 retention of any workspace (a ``DROP TABLE``: instant, no vacuum), and deletes the rows of
 workspaces whose own retention is shorter. On SQLite only the deletions apply.
 """
@@ -108,9 +108,9 @@ def maintain(
     dropped: list[str] = []
     if conn.dialect.name == "postgresql":
         create_default_partitions(conn)
-        created = _create_days(
-            conn, today - timedelta(days=longest), today + timedelta(days=ahead_days)
-        )
+        # yesterday to a week ahead: what live traffic needs. Spans sent late for older
+        # days land in the default partition (read as usual, deleted by retention).
+        created = _create_days(conn, today - timedelta(days=1), today + timedelta(days=ahead_days))
         horizon = today - timedelta(days=longest)
         for table in PARTITIONED:
             for name in partition_names(conn, table):
