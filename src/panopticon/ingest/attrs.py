@@ -4,11 +4,14 @@ convention understood is kept, unchanged, as the span's remaining attributes."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import orjson
 
 __all__ = ["Attrs", "as_json", "unflatten"]
+
+_LIST_KEY = re.compile(r"^(.+?)\.\d+(?:\.|$)")
 
 
 def as_json(value: Any) -> Any:
@@ -42,6 +45,15 @@ class Attrs:
     def __init__(self, values: dict[str, Any]) -> None:
         self.values = values
         self.used: set[str] = set()
+        # flattened lists by their prefix (the key up to its first numeric segment), built
+        # in one pass so that each mapper's look-up is a dict read, not a scan
+        self._lists: dict[str, dict[str, Any]] = {}
+        # the first segment of every key: a mapper whose namespaces are absent skips
+        self.namespaces = {key.partition(".")[0] for key in values}
+        for key, value in values.items():
+            m = _LIST_KEY.match(key)
+            if m:
+                self._lists.setdefault(m.group(1), {})[key] = value
 
     def has(self, key: str) -> bool:
         return key in self.values
@@ -91,6 +103,13 @@ class Attrs:
             if key.startswith(prefix + "."):
                 self.used.add(key)
                 out[key] = value
+        return out
+
+    def listed(self, prefix: str) -> dict[str, Any]:
+        """The flattened list under ``prefix`` (``prefix.0.x``, ``prefix.1.y``; marked as
+        read): the same as :meth:`prefixed` for list attributes, without a scan."""
+        out = self._lists.get(prefix, {})
+        self.used.update(out)
         return out
 
     def remaining(self) -> dict[str, Any]:

@@ -91,27 +91,35 @@ def _preview(row: dict[str, Any]) -> tuple[str | None, str | None]:
 # --- the write itself ----------------------------------------------------------------------
 
 
-def _insert_spans(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def _copy_values(row: dict[str, Any]) -> list[Any]:
+    return [
+        orjson.dumps(row[c]).decode() if c in _JSON and row.get(c) is not None else row.get(c)
+        for c in SPAN_COLUMNS
+    ]
+
+
+def _insert_spans(conn: Connection, rows: list[dict[str, Any]], *, may_exist: bool) -> None:
+    """Insert spans. ``may_exist``: some may be stored already (their trace has a row), so
+    conflicts are skipped; otherwise (a new trace: none of its spans can be stored, see
+    :func:`write_rows`) PostgreSQL copies them straight into the table."""
+    if not rows:
+        return
     if conn.dialect.name == "postgresql":
         dbapi: Any = conn.connection.driver_connection
         cols = ", ".join(SPAN_COLUMNS)
         with dbapi.cursor() as cur:
+            if not may_exist:
+                with cur.copy(f"COPY span ({cols}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(_copy_values(row))
+                return
             cur.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS span_stage (LIKE span INCLUDING DEFAULTS) "
                 "ON COMMIT DELETE ROWS"
             )
             with cur.copy(f"COPY span_stage ({cols}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row(
-                        [
-                            (
-                                orjson.dumps(row[c]).decode()
-                                if c in _JSON and row.get(c) is not None
-                                else row.get(c)
-                            )
-                            for c in SPAN_COLUMNS
-                        ]
-                    )
+                    copy.write_row(_copy_values(row))
             cur.execute(
                 f"INSERT INTO span ({cols}) SELECT {cols} FROM span_stage ON CONFLICT DO NOTHING"
             )
@@ -141,66 +149,106 @@ def _upsert_traces(conn: Connection, values: list[dict[str, Any]]) -> None:
 
 def write_rows(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Store span rows and bring their traces up to date, in the caller's transaction.
-    Idempotent: writing the same rows again changes nothing. Returns the traces touched."""
+    Idempotent: writing the same rows again changes nothing. Returns the traces touched.
+
+    A trace's row is written in the same transaction as its spans, so a trace with no row
+    has no stored spans (on PostgreSQL an advisory lock per trace makes concurrent writers
+    of one trace take turns): its spans are copied without a conflict check and its totals
+    come from the batch alone. A trace that has a row is re-aggregated from its stored spans.
+    """
     if not rows:
         return 0
-    _insert_spans(conn, rows)
+    unique: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:  # a span twice in one batch is stored once
+        unique[(r["workspace_id"], r["trace_id"], r["span_id"], r["start_time"])] = r
     by_ws: dict[int, list[dict[str, Any]]] = {}
-    for row in rows:
+    for row in unique.values():
         by_ws.setdefault(row["workspace_id"], []).append(row)
     touched = 0
     for ws, ws_rows in by_ws.items():
-        touched += _refresh_traces(conn, ws, ws_rows)
+        touched += _write_workspace(conn, ws, ws_rows)
     return touched
 
 
-def _refresh_traces(conn: Connection, ws: int, rows: list[dict[str, Any]]) -> int:
+def _aggregate(spans: list[dict[str, Any]]) -> dict[str, Any]:
+    def total(key: str) -> Any:
+        values = [s[key] for s in spans if s.get(key) is not None]
+        return sum(values) if values else None
+
+    return {
+        "start_time": min(s["start_time"] for s in spans),
+        "end_time": max(s["end_time"] for s in spans),
+        "span_count": len(spans),
+        "error_count": sum(1 for s in spans if s["status"] == "error"),
+        "input_tokens": total("input_tokens"),
+        "output_tokens": total("output_tokens"),
+        "cost_usd": total("cost_usd"),
+        "models": {
+            s.get("model_served") or s.get("model_requested")
+            for s in spans
+            if s.get("model_served") or s.get("model_requested")
+        },
+        "root": next((s for s in spans if s.get("parent_id") is None), None),
+    }
+
+
+def _stored_aggregates(
+    conn: Connection, ws: int, ids: list[str], lo: datetime, hi: datetime
+) -> dict[str, dict[str, Any]]:
+    """Totals of traces from every stored span (for traces that already had a row)."""
+    if not ids:
+        return {}
+    where = (Span.c.workspace_id == ws, Span.c.trace_id.in_(ids), Span.c.start_time.between(lo, hi))
+    out: dict[str, dict[str, Any]] = {}
+    for r in conn.execute(
+        sa.select(
+            Span.c.trace_id,
+            sa.func.min(Span.c.start_time).label("start_time"),
+            sa.func.max(Span.c.end_time).label("end_time"),
+            sa.func.count().label("span_count"),
+            sa.func.count().filter(Span.c.status == "error").label("error_count"),
+            sa.func.sum(Span.c.input_tokens).label("input_tokens"),
+            sa.func.sum(Span.c.output_tokens).label("output_tokens"),
+            sa.func.sum(Span.c.cost_usd).label("cost_usd"),
+        )
+        .where(*where)
+        .group_by(Span.c.trace_id)
+    ):
+        out[r.trace_id] = {**r._mapping, "models": set(), "root": None}
+    model = sa.func.coalesce(Span.c.model_served, Span.c.model_requested)
+    for r in conn.execute(
+        sa.select(Span.c.trace_id, model).where(*where, model.is_not(None)).distinct()
+    ):
+        out[r[0]]["models"].add(r[1])
+    for r in conn.execute(
+        sa.select(
+            Span.c.trace_id,
+            Span.c.name,
+            Span.c.error,
+            Span.c.input_value,
+            Span.c.output_value,
+            Span.c.input_messages,
+            Span.c.output_messages,
+        ).where(*where, Span.c.parent_id.is_(None))
+    ):
+        out[r.trace_id]["root"] = dict(r._mapping)
+    return out
+
+
+def _write_workspace(conn: Connection, ws: int, rows: list[dict[str, Any]]) -> int:
     ids = sorted({r["trace_id"] for r in rows})
     lo = min(r["start_time"] for r in rows) - timedelta(days=1)
     hi = max(r["start_time"] for r in rows) + timedelta(days=1)
     if conn.dialect.name == "postgresql":
-        # replicas writing spans of one trace at once take turns on its row
-        for trace_id in ids:
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": trace_id})
-    where = (Span.c.workspace_id == ws, Span.c.trace_id.in_(ids), Span.c.start_time.between(lo, hi))
-    agg = {
-        r.trace_id: r
-        for r in conn.execute(
-            sa.select(
-                Span.c.trace_id,
-                sa.func.min(Span.c.start_time).label("start_time"),
-                sa.func.max(Span.c.end_time).label("end_time"),
-                sa.func.count().label("span_count"),
-                sa.func.count().filter(Span.c.status == "error").label("error_count"),
-                sa.func.sum(Span.c.input_tokens).label("input_tokens"),
-                sa.func.sum(Span.c.output_tokens).label("output_tokens"),
-                sa.func.sum(Span.c.cost_usd).label("cost_usd"),
-            )
-            .where(*where)
-            .group_by(Span.c.trace_id)
+        # replicas writing spans of one trace at once take turns on it (one statement, in
+        # a fixed order, so two writers never wait on each other in a cycle)
+        conn.execute(
+            sa.text(
+                "SELECT pg_advisory_xact_lock(hashtext(t)) FROM unnest(CAST(:ids AS text[])) "
+                "AS t ORDER BY t"
+            ),
+            {"ids": ids},
         )
-    }
-    models: dict[str, set[str]] = {}
-    for r in conn.execute(
-        sa.select(Span.c.trace_id, sa.func.coalesce(Span.c.model_served, Span.c.model_requested))
-        .where(*where, sa.func.coalesce(Span.c.model_served, Span.c.model_requested).is_not(None))
-        .distinct()
-    ):
-        models.setdefault(r[0], set()).add(r[1])
-    roots = {
-        r.trace_id: dict(r._mapping)
-        for r in conn.execute(
-            sa.select(
-                Span.c.trace_id,
-                Span.c.name,
-                Span.c.error,
-                Span.c.input_value,
-                Span.c.output_value,
-                Span.c.input_messages,
-                Span.c.output_messages,
-            ).where(*where, Span.c.parent_id.is_(None))
-        )
-    }
     existing = {
         r.id: dict(r._mapping)
         for r in conn.execute(
@@ -214,15 +262,16 @@ def _refresh_traces(conn: Connection, ws: int, rows: list[dict[str, Any]]) -> in
     batch: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         batch.setdefault(row["trace_id"], []).append(row)
+    _insert_spans(conn, [r for r in rows if r["trace_id"] not in existing], may_exist=False)
+    _insert_spans(conn, [r for r in rows if r["trace_id"] in existing], may_exist=True)
+    stored = _stored_aggregates(conn, ws, sorted(existing), lo, hi)
     now = datetime.now(UTC)
     values = []
     for trace_id in ids:
-        a = agg.get(trace_id)
-        if a is None:  # outside the window (cannot happen for rows just written)
-            continue
         old = existing.get(trace_id, {})
         spans = sorted(batch[trace_id], key=lambda r: r["start_time"])
-        root = roots.get(trace_id)
+        a = stored.get(trace_id) or _aggregate(spans)
+        root = a["root"]
         hints: dict[str, Any] = {}
         tags: set[str] = set(old.get("tags") or [])
         meta: dict[str, Any] = dict(old.get("metadata") or {})
@@ -241,11 +290,14 @@ def _refresh_traces(conn: Connection, ws: int, rows: list[dict[str, Any]]) -> in
             inp, out = _preview(first)
             name, error = None, None
         error = error or old.get("error") or next((s["error"] for s in spans if s["error"]), None)
+        start, end = a["start_time"], a["end_time"]
+        if start.tzinfo is None:  # SQLite hands back naive times from aggregates
+            start, end = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
         values.append(
             {
                 "workspace_id": ws,
                 "id": trace_id,
-                "bucket": old.get("bucket") or _day(a.start_time),
+                "bucket": old.get("bucket") or _day(start),
                 "name": (name or old.get("name") or spans[0]["name"])[:500],
                 **{
                     key: (old.get(key) or hints.get(key))
@@ -253,27 +305,22 @@ def _refresh_traces(conn: Connection, ws: int, rows: list[dict[str, Any]]) -> in
                 },
                 "tags": sorted(tags) or None,
                 "metadata": meta or None,
-                "start_time": a.start_time,
-                "end_time": a.end_time,
-                "latency_ms": (a.end_time - a.start_time).total_seconds() * 1000.0,
-                "status": "error" if a.error_count else "ok",
-                "error": error if a.error_count else None,
-                "span_count": a.span_count,
-                "error_count": a.error_count,
-                "input_tokens": a.input_tokens,
-                "output_tokens": a.output_tokens,
-                "cost_usd": a.cost_usd,
-                "models": sorted(models.get(trace_id, ())) or None,
+                "start_time": start,
+                "end_time": end,
+                "latency_ms": (end - start).total_seconds() * 1000.0,
+                "status": "error" if a["error_count"] else "ok",
+                "error": error if a["error_count"] else None,
+                "span_count": a["span_count"],
+                "error_count": a["error_count"],
+                "input_tokens": a["input_tokens"],
+                "output_tokens": a["output_tokens"],
+                "cost_usd": a["cost_usd"],
+                "models": sorted(a["models"]) or None,
                 "input_text": (inp if root is not None else old.get("input_text") or inp),
                 "output_text": (out if root is not None else old.get("output_text") or out),
                 "updated_at": now,
             }
         )
-    for v in values:  # SQLite hands back naive times from aggregates
-        for key in ("start_time", "end_time", "bucket"):
-            if v[key].tzinfo is None:
-                v[key] = v[key].replace(tzinfo=UTC)
-        v["latency_ms"] = (v["end_time"] - v["start_time"]).total_seconds() * 1000.0
     if values:
         _upsert_traces(conn, values)
     return len(values)

@@ -94,7 +94,7 @@ def _json_messages(value: Any) -> list[dict[str, Any]] | None:
 
 
 def _flat_messages(a: Attrs, prefix: str) -> list[dict[str, Any]] | None:
-    items = unflatten(a.prefixed(prefix), prefix)
+    items = unflatten(a.listed(prefix), prefix)
     if not items:
         return None
     out = []
@@ -166,6 +166,9 @@ def _events(raw: RawSpan, span: Span, scores: list[ScoreIn]) -> list[dict[str, A
 
 
 def apply(a: Attrs, raw: RawSpan, span: Span, scores: list[ScoreIn]) -> None:
+    if "gen_ai" not in a.namespaces:
+        span.events = _events(raw, span, scores) or None
+        return
     op = a.text("gen_ai.operation.name")
     if op and span.kind == "other":
         span.kind = OPERATIONS.get(op, "other")

@@ -25,7 +25,7 @@ KINDS = {
 
 
 def _messages(a: Attrs, prefix: str) -> list[dict[str, Any]] | None:
-    items = unflatten(a.prefixed(prefix), prefix)
+    items = unflatten(a.listed(prefix), prefix)
     if not items:
         return None
     out = []
@@ -56,7 +56,7 @@ def _messages(a: Attrs, prefix: str) -> list[dict[str, Any]] | None:
 
 
 def _documents(a: Attrs, prefix: str) -> list[dict[str, Any]] | None:
-    items = unflatten(a.prefixed(prefix), prefix)
+    items = unflatten(a.listed(prefix), prefix)
     if not items:
         return None
     docs = []
@@ -72,7 +72,25 @@ def _documents(a: Attrs, prefix: str) -> list[dict[str, Any]] | None:
     return docs
 
 
+NAMESPACES = {
+    "openinference",
+    "llm",
+    "input",
+    "output",
+    "retrieval",
+    "reranker",
+    "embedding",
+    "session",
+    "user",
+    "metadata",
+    "tag",
+    "tool",
+}
+
+
 def apply(a: Attrs, raw: RawSpan, span: Span, scores: list[ScoreIn]) -> None:
+    if not a.namespaces & NAMESPACES:
+        return
     kind = a.text("openinference.span.kind")
     if kind and span.kind == "other":
         span.kind = KINDS.get(kind.upper(), "other")

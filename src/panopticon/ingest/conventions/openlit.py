@@ -12,6 +12,8 @@ __all__ = ["apply"]
 
 
 def apply(a: Attrs, raw: RawSpan, span: Span, scores: list[ScoreIn]) -> None:
+    if "gen_ai" not in a.namespaces and not span.events:
+        return
     cost = a.number("gen_ai.usage.cost")
     if cost is not None and span.cost_usd is None:
         span.cost_usd, span.cost_source = cost, "span"

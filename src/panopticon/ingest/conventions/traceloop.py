@@ -21,6 +21,8 @@ REQUEST_TYPES = {
 
 
 def apply(a: Attrs, raw: RawSpan, span: Span, scores: list[ScoreIn]) -> None:
+    if not a.namespaces & {"traceloop", "llm"}:
+        return
     kind = a.text("traceloop.span.kind")
     request_type = a.text("llm.request.type")
     if span.kind == "other":
