@@ -138,25 +138,59 @@ def encode_batches(n_batches: int) -> list[tuple[bytes, str]]:
 
 
 FLOOR = """
+import asyncio
 import sys
 from aiohttp import web
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest, ExportTraceServiceResponse)
 EMPTY = ExportTraceServiceResponse().SerializeToString()
+DECODE = sys.argv[2] == "decode"
 async def traces(request):
-    await request.read()
+    body = await request.read()
+    if DECODE:
+        ExportTraceServiceRequest().ParseFromString(body)
     return web.Response(body=EMPTY, content_type="application/x-protobuf")
-app = web.Application(client_max_size=64 * 1024 * 1024)
-app.router.add_post("/v1/traces", traces)
-print("ready", flush=True)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
+async def main():
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/traces", traces)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", int(sys.argv[1])).start()
+    print("ready", flush=True)  # listening now
+    await asyncio.Event().wait()
+asyncio.run(main())
 """
 
 
+def tree(pid: int) -> list[int]:
+    """The process and its children (uvicorn's workers)."""
+    pids = [pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    total = 0.0
+    for p in tree(pid):
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of the process and its children so far."""
+    total = 0
+    for p in tree(pid):
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def post_all(
@@ -214,6 +248,7 @@ def main() -> None:
     parser.add_argument("--pg", required=True, help="an admin URL; a fresh database is made")
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
     args = parser.parse_args()
     n_batches = args.spans // BATCH
     print(f"encoding {n_batches} batches of {BATCH} spans ...", flush=True)
@@ -221,18 +256,23 @@ def main() -> None:
     mb = sum(len(b) for b, _ in batches) / 1e6
     print(f"{mb:.0f} MB of protobuf, {len(batches[0][0]) / 1024:.0f} KiB a batch", flush=True)
 
-    # 1. the floor
-    port = free_port()
-    floor = subprocess.Popen([sys.executable, "-c", FLOOR, str(port)], stdout=subprocess.PIPE)
-    assert floor.stdout is not None and floor.stdout.readline().strip() == b"ready"
-    try:
-        floor_s, _ = asyncio.run(
-            post_all(f"http://127.0.0.1:{port}/v1/traces", batches, args.clients)
+    # 1. the floors: discard the bodies; parse them (protobuf, C) and discard
+    floors = {}
+    for mode in ("discard", "decode"):
+        port = free_port()
+        floor = subprocess.Popen(
+            [sys.executable, "-c", FLOOR, str(port), mode], stdout=subprocess.PIPE
         )
-    finally:
-        floor.terminate()
-        floor.wait()
-    floor_rate = args.spans / floor_s
+        assert floor.stdout is not None and floor.stdout.readline().strip() == b"ready"
+        try:
+            seconds, _ = asyncio.run(
+                post_all(f"http://127.0.0.1:{port}/v1/traces", batches, args.clients)
+            )
+        finally:
+            floor.terminate()
+            floor.wait()
+        floors[mode] = args.spans / seconds
+    floor_rate = floors["discard"]
 
     # 2. Panopticon, ingest role, on a fresh PostgreSQL database
     url = fresh_database(args.pg, "panopticon_bench_ingest")
@@ -248,9 +288,20 @@ def main() -> None:
     )
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "panopticon", "serve", "--role", "ingest", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "panopticon",
+            "serve",
+            "--role",
+            "ingest",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=(home / "server.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -283,11 +334,13 @@ def main() -> None:
         if done * BATCH >= 100_000 and "100k" not in rss:
             rss["100k"] = rss_mb(server.pid)
 
+    cpu0 = cpu_s(server.pid)
     try:
         wall, latencies = asyncio.run(
             post_all(base + "/v1/traces", batches, args.clients, on_ack, on_progress)
         )
         rss["end"] = rss_mb(server.pid)
+        cpu = cpu_s(server.pid) - cpu0
         stored = conn.execute("SELECT count(*) FROM span").fetchone()[0]  # type: ignore[index]
         traces = conn.execute("SELECT count(*) FROM trace").fetchone()[0]  # type: ignore[index]
     finally:
@@ -297,10 +350,19 @@ def main() -> None:
     assert stored == args.spans, (stored, args.spans)
     assert traces == args.spans // 10, traces
     rate = args.spans / wall
-    print(f"floor (bare aiohttp, discards): {floor_rate:,.0f} spans/s ({floor_s:.1f} s)")
     print(
-        f"panopticon --role ingest -> PostgreSQL: {rate:,.0f} spans/s ({wall:.1f} s), "
-        f"{rate / floor_rate:.2f} of the floor"
+        f"floor, bare aiohttp: {floors['discard']:,.0f} spans/s discarding the bodies, "
+        f"{floors['decode']:,.0f} spans/s parsing them first"
+    )
+    print(
+        f"panopticon --role ingest --workers {args.workers} -> PostgreSQL: {rate:,.0f} "
+        f"spans/s ({wall:.1f} s): {rate / floor_rate:.3f} of the discarding floor, "
+        f"{rate / floors['decode']:.3f} of the parsing one"
+    )
+    print(
+        f"server CPU: {cpu / args.spans * 1e6:.0f} us per span "
+        f"({args.spans / cpu:,.0f} spans per CPU-second); load average at the end "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     print(
         f"request (send -> committed) p50 {pct(latencies, 50) * 1000:.0f} ms, "
