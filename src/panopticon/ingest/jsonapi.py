@@ -60,7 +60,10 @@ class SpanIn(_In):
     )
     name: str = Field(max_length=500)
     kind: Kind = "other"
-    start_time: datetime
+    start_time: datetime | None = Field(
+        default=None,
+        description="Absent: the parent's start, or for a root span now less latency_ms.",
+    )
     end_time: datetime | None = Field(default=None, description="Or give latency_ms.")
     latency_ms: float | None = Field(default=None, ge=0)
     model: str | None = Field(default=None, max_length=200, description="The model asked for.")
@@ -166,11 +169,12 @@ def _messages(
     return out, None
 
 
-def _span(trace_id: str, parent: str | None, s: SpanIn, hints: TraceHints) -> Span:
+def _span(
+    trace_id: str, parent: str | None, s: SpanIn, hints: TraceHints, default_start: datetime
+) -> Span:
+    start = s.start_time or default_start
     end = s.end_time or (
-        s.start_time + timedelta(milliseconds=s.latency_ms)
-        if s.latency_ms is not None
-        else s.start_time
+        start + timedelta(milliseconds=s.latency_ms) if s.latency_ms is not None else start
     )
     in_messages, in_value = _messages(s.input, "user")
     out_messages, out_value = _messages(s.output, "assistant")
@@ -183,8 +187,8 @@ def _span(trace_id: str, parent: str | None, s: SpanIn, hints: TraceHints) -> Sp
         parent_id=parent,
         name=s.name,
         kind=kind,
-        start_time=s.start_time,
-        end_time=max(end, s.start_time),
+        start_time=start,
+        end_time=max(end, start),
         status=s.status,
         error=s.error,
         model_requested=s.model,
@@ -207,8 +211,9 @@ def _span(trace_id: str, parent: str | None, s: SpanIn, hints: TraceHints) -> Sp
     )
 
 
-def trace_spans(t: TraceIn) -> list[Span]:
-    """A trace's spans, flattened, children after their parents."""
+def trace_spans(t: TraceIn, now: datetime) -> list[Span]:
+    """A trace's spans, flattened, children after their parents. A span without a start
+    starts with its parent; a root span without one ended ``now``."""
     trace_id = t.id or secrets.token_hex(16)
     hints = TraceHints(
         session_id=t.session_id,
@@ -221,13 +226,18 @@ def trace_spans(t: TraceIn) -> list[Span]:
     )
     out: list[Span] = []
 
-    def walk(items: list[SpanIn], parent: str | None) -> None:
+    def walk(items: list[SpanIn], parent: Span | None) -> None:
         for s in items:
-            span = _span(trace_id, parent, s, hints)
+            default = (
+                parent.start_time
+                if parent is not None
+                else now - timedelta(milliseconds=s.latency_ms or 0)
+            )
+            span = _span(trace_id, parent.span_id if parent else None, s, hints, default)
             if parent is None and t.name:
                 span.name = t.name if len(t.spans) == 1 else span.name
             out.append(span)
-            walk(s.spans, span.span_id)
+            walk(s.spans, span)
 
     walk(t.spans, None)
     return out

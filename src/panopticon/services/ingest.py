@@ -246,7 +246,8 @@ class IngestService:
         return await self._store(principal, rows, scores, result)
 
     async def ingest_traces(self, principal: Principal, payload: TracesIn) -> IngestResult:
-        spans = [s for t in payload.traces for s in trace_spans(t)]
+        now = datetime.now(UTC)
+        spans = [s for t in payload.traces for s in trace_spans(t, now)]
         if len(spans) > self.settings.ingest_max_spans:
             raise IngestError(
                 f"{len(spans)} spans in one request; the limit is "
