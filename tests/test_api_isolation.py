@@ -49,8 +49,17 @@ def test_every_endpoint_keeps_workspaces_apart(
                 break
             time.sleep(0.05)
         assert job["status"] == "completed", job
+        rule = {"name": "r1", "metrics": [{"name": "pii", "type": "pii"}]}
+        assert api.post("/api/online/rules", headers=a, json=rule).status_code == 201
         key_a = api.get("/api/keys", headers=a).json()[0]
+        logged = api.post(
+            "/api/logs",
+            headers=a,
+            json={"prompt": "q?", "response": "a", "model": "m", "session_id": "sess-a"},
+        ).json()
         ids = {
+            "trace_id": logged["trace_ids"][0],
+            "session_id": "sess-a",
             "query_id": query["id"],
             "metric_id": metric["id"],
             "model_id": "m",
@@ -58,6 +67,7 @@ def test_every_endpoint_keeps_workspaces_apart(
             "job_id": job["id"],
             "run_id": job["run_id"],
             "key_id": key_a["id"],
+            "rule_name": "r1",
         }
         bodies = {"PATCH": {}, "POST": None}
         checked = 0
@@ -77,7 +87,7 @@ def test_every_endpoint_keeps_workspaces_apart(
                 checked += 1
         assert checked >= 12
         # lists and searches from B hold nothing of A
-        for path in ("/api/queries", "/api/metrics", "/api/judge/results"):
+        for path in ("/api/queries", "/api/metrics", "/api/judge/results", "/api/traces"):
             assert api.get(path, headers=b).json()["total"] == 0, path
         for path in ("/api/models", "/api/runs"):
             assert api.get(path, headers=b).json() == [], path

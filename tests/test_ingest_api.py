@@ -295,8 +295,8 @@ def test_export_and_traces_into_a_dataset(api: TestClient, settings: Settings) -
     with store(settings) as engine:
         from panopticon.services.catalog import QueryCatalog
 
-        page = QueryCatalog(engine, 1).list(limit=10)
-    item = next(q for q in page.items if q.get("expected") == "Paris.")
+        page = QueryCatalog(engine, settings, {}, 1).list(limit=10)
+    item = next(q for q in page.items if getattr(q, "expected", None) == "Paris.")
     assert "capital of France" in str(item)
 
 

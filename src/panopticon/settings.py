@@ -85,6 +85,13 @@ class Settings(BaseModel):
         ge=1,
         description="Most spans accepted in one request (more is answered 413).",
     )
+    max_request_bytes: int = Field(
+        default=10_000_000,
+        ge=1024,
+        le=2**31,
+        description="The largest request body the API accepts, in bytes; a larger one is "
+        "refused with 413 before it is parsed.",
+    )
     api_key: str | None = Field(
         default=None,
         min_length=16,

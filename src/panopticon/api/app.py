@@ -11,7 +11,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from panopticon import __version__
+from panopticon.api.docs import install_docs
 from panopticon.api.errors import install_error_handlers
+from panopticon.api.limits import RequestLimits
 from panopticon.api.routes import (
     health,
     ingest,
@@ -19,6 +21,7 @@ from panopticon.api.routes import (
     keys,
     metrics,
     models,
+    online,
     queries,
     runs,
     traces,
@@ -75,10 +78,12 @@ def create_app(
     errors: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorPublic, "description": text}
         for code, text in (
+            (400, "The body cannot be read (not UTF-8 JSON, or nested too deeply)"),
             (401, "No API key, or an unknown or revoked one"),
             (403, "The key's role may not do this"),
             (404, "Not in this workspace"),
             (409, "Clashes with stored data"),
+            (413, "The body is larger than the server's limit (max_request_bytes)"),
             (422, "Invalid input; the error names the field"),
             (503, "The database or a provider cannot be reached"),
         )
@@ -87,7 +92,7 @@ def create_app(
         title="Panopticon",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # install_docs: Swagger UI from files in the package, not a CDN
         openapi_url="/api/openapi.json",
         redoc_url=None,
         responses=errors,
@@ -98,6 +103,7 @@ def create_app(
     # made here, not at import; the job runner starts with the server (lifespan)
     app.state.engine = open_store(settings)
     install_error_handlers(app)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     if "ingest" in roles:
         from panopticon.services.ingest import IngestService
@@ -120,7 +126,8 @@ def create_app(
             from panopticon.worker import QueueSubmitter, build_app
 
             app.state.jobs = QueueSubmitter(build_app(settings, app.state.env, sync=True))
-        for module in (queries, metrics, models, judge, runs, keys, traces):
+        install_docs(app)
+        for module in (queries, metrics, models, judge, runs, keys, online, traces):
             app.include_router(module.router)
         app.include_router(judge.jobs_router)
         from panopticon.web import install as install_web

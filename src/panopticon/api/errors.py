@@ -10,9 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from panopticon.errors import ConfigError, NotFoundError, PanopticonError
+from panopticon.errors import ConfigError, ConflictError, NotFoundError, PanopticonError
 from panopticon.services.access import AuthError
-from panopticon.services.catalog import ConflictError
 
 __all__ = ["install_error_handlers"]
 
@@ -25,15 +24,15 @@ def _body(items: list[dict[str, str | None]]) -> dict[str, object]:
 
 def _page(request: Request, status: int, items: list[dict[str, str | None]]) -> Response | None:
     """Errors on the web UI's pages are pages, not JSON."""
-    if not request.url.path.startswith("/ui"):
+    render_error = getattr(request.app.state, "render_page_error", None)
+    if render_error is None or not request.url.path.startswith("/ui"):
         return None
-    from panopticon.web.routes import render_error
-
     first = items[0]
     message = first["message"] or "error"
     if first.get("field"):
         message = f"{first['field']}: {message}"
-    return render_error(request, status, message, first.get("hint"))
+    page: Response = render_error(request, status, message, first.get("hint"))
+    return page
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -44,7 +43,7 @@ def install_error_handlers(app: FastAPI) -> None:
             loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
             items.append(
                 {
-                    "message": str(e.get("msg", "invalid")),
+                    "message": str(e.get("msg", "invalid")).removeprefix("Value error, "),
                     "field": ".".join(loc) or None,
                     "hint": None,
                 }

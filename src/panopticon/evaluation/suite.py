@@ -6,133 +6,44 @@ Every problem is reported at once, each with its file, line and field and a fix.
 from __future__ import annotations
 
 import hashlib
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from panopticon.errors import ConfigError, Issue
-from panopticon.evaluation.sources import Located, dotted, iter_csv, iter_jsonl, load_yaml
-from panopticon.evaluation.text import unstorable
+from panopticon.evaluation.queries import QueryItem, resolve_queries
+from panopticon.evaluation.sources import Located, dotted, load_yaml
+from panopticon.evaluation.spec import (
+    DEFAULT_KEY_ENV,
+    MessageSpec,
+    ModelSpec,
+    PriceSpec,
+    QueryFileSpec,
+    QuerySpec,
+    Suite,
+)
+from panopticon.evaluation.templates import check_template, render_messages
 from panopticon.judges.base import MetricSpec, metric_types, spec_class
 from panopticon.providers.pricing import Price, lookup_price
 
-__all__ = ["LoadedSuite", "ModelSpec", "QueryItem", "Suite", "load_suite", "parse_suite"]
-
-DEFAULT_KEY_ENV = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "google": "GOOGLE_API_KEY",
-}
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-
-class PriceSpec(_Strict):
-    input: float = Field(ge=0, description="USD per million input tokens.")
-    output: float = Field(ge=0, description="USD per million output tokens.")
-
-
-class ModelSpec(_Strict):
-    id: str = Field(min_length=1, description="Unique name of this model in the suite.")
-    provider: str = "openai"
-    model: str | None = Field(default=None, description="Name sent to the provider; default: id.")
-    base_url: str | None = None
-    api_key_env: str | None = Field(default=None, description="Environment variable with the key.")
-    params: dict[str, Any] = Field(default_factory=dict, description="temperature, max_tokens...")
-    concurrency: int | None = Field(default=None, ge=1, le=10_000)
-    rpm: int | None = Field(default=None, ge=1, description="Requests per minute.")
-    tpm: int | None = Field(default=None, ge=1, description="Tokens per minute.")
-    timeout_s: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=5, ge=0, le=50)
-    adaptive_concurrency: bool = True
-    price: PriceSpec | None = None
-    options: dict[str, Any] = Field(default_factory=dict, description="Provider-specific.")
-
-    @property
-    def provider_model(self) -> str:
-        return self.model or self.id
-
-    def settings_fingerprint(self) -> dict[str, Any]:
-        """What determines the answer: it keys the result cache."""
-        return {
-            "provider": self.provider,
-            "base_url": self.base_url,
-            "model": self.provider_model,
-            "params": self.params,
-        }
-
-
-class MessageSpec(_Strict):
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-class QuerySpec(_Strict):
-    text: str | None = None
-    messages: list[MessageSpec] | None = None
-    theme: str | None = None
-    expected: str | None = None
-    context: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    id: str | None = Field(default=None, description="Your own id for this query.")
-
-
-class QueryFileSpec(_Strict):
-    file: str
-    format: Literal["auto", "jsonl", "csv"] = "auto"
-    theme: str | None = Field(default=None, description="Theme for rows that have none.")
-    limit: int | None = Field(default=None, ge=1)
-
-
-class Suite(_Strict):
-    name: str = "suite"
-    description: str | None = None
-    models: list[ModelSpec] = Field(min_length=1)
-    judge: str | ModelSpec | None = Field(default=None, description="Model id or a model.")
-    judges: list[ModelSpec] = Field(
-        default_factory=list, description="More judge models (for panels), not evaluated."
-    )
-    system: str | None = Field(default=None, description="System prompt for every query.")
-    template: str | None = Field(
-        default=None,
-        description="User message built from {text}, {context}, {theme} and metadata fields.",
-    )
-    queries: list[QuerySpec | QueryFileSpec] = Field(min_length=1)
-    metrics: list[dict[str, Any]] = Field(default_factory=list)
-    repeats: int = Field(default=1, ge=1, le=100)
-    concurrency: int = Field(default=10, ge=1, le=10_000)
-    params: dict[str, Any] = Field(default_factory=dict, description="Defaults for all models.")
-    budget_usd: float | None = Field(default=None, gt=0)
-
-
-@dataclass(frozen=True)
-class QueryItem:
-    """One resolved query. ``source`` says where it came from (file:line)."""
-
-    text: str
-    messages: tuple[tuple[str, str], ...]
-    theme: str
-    expected: str | None
-    context: str | None
-    metadata: dict[str, Any]
-    source: str
-    external_id: str | None = None
-
-    @cached_property
-    def content_hash(self) -> str:
-        payload = orjson.dumps(
-            [self.messages, self.theme, self.expected, self.context, self.metadata],
-            option=orjson.OPT_SORT_KEYS,
-        )
-        return hashlib.sha256(payload).hexdigest()[:32]
+__all__ = [
+    "LoadedSuite",
+    "MessageSpec",
+    "ModelSpec",
+    "PriceSpec",
+    "QueryFileSpec",
+    "QueryItem",
+    "QuerySpec",
+    "Suite",
+    "load_suite",
+    "parse_suite",
+    "render_messages",
+    "spec_needs_judge",
+]
 
 
 @dataclass(frozen=True)
@@ -273,9 +184,9 @@ def parse_suite(
     metrics, metric_issues = _parse_metrics(suite, doc, base_dir)
     issues += metric_issues
     judge = _resolve_judge(suite, doc, metrics, issues)
-    queries = _resolve_queries(suite, doc, base_dir, issues)
+    queries = resolve_queries(suite, doc, base_dir, issues)
     if suite.template and queries:
-        issues += _check_template(suite.template, queries, doc)
+        issues += check_template(suite.template, queries, doc)
     all_models = list(suite.models) + ([judge] if judge and judge not in suite.models else [])
     all_models += [j for j in suite.judges if j not in all_models]
     api_keys = {}
@@ -527,195 +438,6 @@ def spec_needs_judge(spec: MetricSpec) -> bool:
     return bool(build_metric(spec).needs_judge)
 
 
-_TEXT_KEYS = ("text", "query", "prompt", "input", "question", "item")
-_THEME_KEYS = ("theme", "type", "category")
-_EXPECTED_KEYS = ("expected", "expected_output", "answer", "ideal", "reference", "target")
-
-
-def _row_to_query(
-    row: dict[str, Any], *, file: str, line: int, default_theme: str | None, system: str | None
-) -> QueryItem:
-    problem = unstorable(row)
-    if problem:
-        raise ConfigError(Issue(problem, file=file, line=line))
-
-    def pick(keys: tuple[str, ...]) -> tuple[str | None, Any]:
-        for k in keys:
-            if k in row and row[k] not in (None, ""):
-                return k, row[k]
-        return None, None
-
-    text_key, text = pick(_TEXT_KEYS)
-    messages = row.get("messages")
-    if text is None and messages is None:
-        raise ConfigError(
-            Issue(
-                "no query text: expected a 'text' field (or query, prompt, input, question, "
-                "item), or 'messages'",
-                file=file,
-                line=line,
-                hint='write the row as {"text": "...", "theme": "...", "expected": "..."}',
-            )
-        )
-    if text is not None and not isinstance(text, str):
-        raise ConfigError(
-            Issue(
-                f"'{text_key}' must be a string, found {type(text).__name__}",
-                file=file,
-                line=line,
-                field=text_key,
-            )
-        )
-    msgs: list[tuple[str, str]] = []
-    if messages is not None:
-        try:
-            parsed = [MessageSpec.model_validate(m) for m in messages]
-        except (ValidationError, TypeError):
-            raise ConfigError(
-                Issue(
-                    "'messages' must be a list of {role: system|user|assistant, content: str}",
-                    file=file,
-                    line=line,
-                    field="messages",
-                )
-            ) from None
-        msgs = [(m.role, m.content) for m in parsed]
-        if text is None:
-            text = next((c for r, c in reversed(msgs) if r == "user"), msgs[-1][1])
-    else:
-        msgs = [("user", str(text))]
-    if system and not any(r == "system" for r, _ in msgs):
-        msgs.insert(0, ("system", system))
-    used = {text_key, "messages", "context", "metadata", "id"}
-    theme_key, theme = pick(_THEME_KEYS)
-    expected_key, expected = pick(_EXPECTED_KEYS)
-    used |= {theme_key, expected_key}
-    metadata = row.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise ConfigError(
-            Issue("'metadata' must be an object", file=file, line=line, field="metadata")
-        )
-    # other columns are kept as metadata: datasets often carry extra fields
-    extra = {k: v for k, v in row.items() if k not in used}
-    context = row.get("context")
-    return QueryItem(
-        text=str(text),
-        messages=tuple(msgs),
-        theme=str(theme) if theme is not None else (default_theme or "default"),
-        expected=None if expected is None else str(expected),
-        context=None if context is None else str(context),
-        metadata={**extra, **metadata},
-        source=f"{file}:{line}",
-        external_id=None if row.get("id") is None else str(row["id"]),
-    )
-
-
-def _resolve_queries(
-    suite: Suite, doc: Located, base_dir: Path, issues: list[Issue]
-) -> list[QueryItem]:
-    out: list[QueryItem] = []
-    for i, q in enumerate(suite.queries):
-        line = doc.line_of(("queries", i)) or 0
-        try:
-            if isinstance(q, QueryFileSpec):
-                out += _load_query_file(q, base_dir, suite.system)
-            else:
-                row = q.model_dump(exclude_none=True)
-                if "messages" in row:
-                    row["messages"] = [dict(m) for m in row["messages"]]
-                out.append(
-                    _row_to_query(
-                        row, file=doc.file, line=line, default_theme=None, system=suite.system
-                    )
-                )
-        except ConfigError as err:
-            issues += err.issues
-    if not out and not issues:
-        issues.append(
-            Issue(
-                "the suite has no queries (its files are empty)",
-                file=doc.file,
-                line=doc.line_of(("queries",)),
-                field="queries",
-            )
-        )
-    return out
-
-
-def _load_query_file(spec: QueryFileSpec, base_dir: Path, system: str | None) -> list[QueryItem]:
-    path = base_dir / spec.file
-    fmt = spec.format
-    if fmt == "auto":
-        suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".ndjson"):
-            fmt = "jsonl"
-        elif suffix == ".csv":
-            fmt = "csv"
-        else:
-            raise ConfigError(
-                Issue(
-                    f"cannot tell the format of '{spec.file}' from its name",
-                    file=str(path),
-                    hint="name it .jsonl or .csv, or set format: jsonl|csv",
-                )
-            )
-    rows = iter_jsonl(path) if fmt == "jsonl" else iter_csv(path)
-    out: list[QueryItem] = []
-    issues: list[Issue] = []
-    for number, row in rows:
-        if spec.limit is not None and len(out) >= spec.limit:
-            break
-        try:
-            out.append(
-                _row_to_query(
-                    row, file=str(path), line=number, default_theme=spec.theme, system=system
-                )
-            )
-        except ConfigError as err:
-            issues += err.issues
-            if len(issues) >= 20:
-                issues.append(Issue("stopping after 20 problems in this file", file=str(path)))
-                break
-    if issues:
-        raise ConfigError(issues)
-    return out
-
-
-def _check_template(template: str, queries: list[QueryItem], doc: Located) -> list[Issue]:
-    try:
-        names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
-    except ValueError as exc:
-        return [
-            Issue(
-                f"template is not valid: {exc}",
-                file=doc.file,
-                line=doc.line_of(("template",)),
-                field="template",
-                hint="use {text}, {context}, {theme} or a metadata key; write {{ for {",
-            )
-        ]
-    issues = []
-    for q in queries:
-        missing = [
-            n
-            for n in names
-            if n not in ("text", "context", "theme", "expected") and n not in q.metadata
-        ]
-        missing += [n for n in names if n == "context" and q.context is None]
-        if missing:
-            issues.append(
-                Issue(
-                    f"template needs {', '.join(sorted(missing))}, which this query does not have",
-                    file=q.source.rsplit(":", 1)[0],
-                    line=int(q.source.rsplit(":", 1)[1]) or None,
-                    hint="add the field to the query or change the template",
-                )
-            )
-        if len(issues) >= 20:
-            break
-    return issues
-
-
 def _api_key(m: ModelSpec, env: Mapping[str, str]) -> tuple[str | None, tuple[str, str] | None]:
     if m.provider == "fake":
         return None, None
@@ -735,21 +457,3 @@ def _api_key(m: ModelSpec, env: Mapping[str, str]) -> tuple[str | None, tuple[st
             f"export {name}=... (or set api_key_env to the variable that holds the key)",
         )
     return value, None
-
-
-def render_messages(suite: Suite, q: QueryItem) -> list[dict[str, str]]:
-    """The chat messages sent for a query, with the suite's template applied."""
-    msgs = [{"role": r, "content": c} for r, c in q.messages]
-    if suite.template:
-        fields = {
-            "text": q.text,
-            "context": q.context or "",
-            "theme": q.theme,
-            "expected": q.expected or "",
-            **{str(k): v for k, v in q.metadata.items()},
-        }
-        for m in reversed(msgs):
-            if m["role"] == "user":
-                m["content"] = suite.template.format(**fields)
-                break
-    return msgs

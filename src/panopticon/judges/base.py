@@ -7,6 +7,7 @@ with ``error`` set, and the run carries on (STYLE.md: failures are data).
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -14,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "METRICS_ENTRY_POINT_GROUP",
     "JudgeCall",
     "JudgeReply",
     "Metric",
@@ -123,7 +125,9 @@ class _Entry:
 
 
 _REGISTRY: dict[str, _Entry] = {}
-_builtins_loaded = False
+_builtins_loaded = threading.Event()
+_builtins_lock = threading.Lock()
+METRICS_ENTRY_POINT_GROUP = "panopticon.metrics"
 
 
 def register_metric(type_name: str, spec: type[MetricSpec], metric: type[Metric]) -> None:
@@ -132,9 +136,13 @@ def register_metric(type_name: str, spec: type[MetricSpec], metric: type[Metric]
 
 
 def _load_builtins() -> None:
-    global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True
+    """Once per process; a second thread waits for the first instead of reading a
+    half-filled registry (two requests at once on a fresh server did)."""
+    if _builtins_loaded.is_set():
+        return
+    with _builtins_lock:
+        if _builtins_loaded.is_set():
+            return
         from panopticon.judges import (
             heuristics,
             pairwise,
@@ -147,6 +155,13 @@ def _load_builtins() -> None:
 
         for module in (rubric, reference, heuristics, rag, safety, pairwise, panel):
             module.register()
+        # Outside packages: each entry point of `panopticon.metrics` is a callable that calls
+        # register_metric(), as every built-in module's register() does.
+        from panopticon.plugins import load_entry_points
+
+        for register in load_entry_points(METRICS_ENTRY_POINT_GROUP).values():
+            register()
+        _builtins_loaded.set()
 
 
 def metric_types() -> list[str]:

@@ -29,7 +29,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from panopticon.mockllm.behaviour import MockAnswer, MockConfig, embed, estimate_tokens, respond
+from panopticon.mockllm.behaviour import (
+    MockAnswer,
+    MockConfig,
+    embed,
+    estimate_tokens,
+    respond,
+    tool_call_for,
+)
 
 __all__ = ["MOCK_KEY", "MockServer", "MockStats", "build_app", "serve_forever"]
 
@@ -198,6 +205,9 @@ class _Mock:
             "completion_tokens": answer.output_tokens,
             "total_tokens": answer.input_tokens + answer.output_tokens,
         }
+        call = tool_call_for(body.get("tools"), body.get("tool_choice"), messages)
+        if call is not None:
+            return await self._tool_answer(request, body, rid, created, model, call, usage)
         if body.get("stream"):
             return await self._stream(
                 request,
@@ -255,6 +265,74 @@ class _Mock:
             dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": answer.finish_reason}])
         )
         if include_usage:
+            chunks.append(dict(base, choices=[], usage=usage))
+        for chunk in chunks:
+            await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    async def _tool_answer(
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        rid: str,
+        created: int,
+        model: str,
+        call: tuple[str, str],
+        usage: dict[str, int],
+    ) -> web.StreamResponse:
+        name, arguments = call
+        call_id = "call_" + hashlib.blake2b(arguments.encode(), digest_size=6).hexdigest()
+        if not body.get("stream"):
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": name, "arguments": arguments},
+                    }
+                ],
+            }
+            return _json(
+                {
+                    "id": rid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": 0, "finish_reason": "tool_calls", "message": message}],
+                    "usage": usage,
+                }
+            )
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await resp.prepare(request)
+        base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
+        half = len(arguments) // 2
+        deltas = [
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": name, "arguments": arguments[:half]},
+                    }
+                ],
+            },
+            {"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]},
+        ]
+        chunks = [
+            dict(base, choices=[{"index": 0, "delta": d, "finish_reason": None}]) for d in deltas
+        ]
+        chunks.append(
+            dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])
+        )
+        if (body.get("stream_options") or {}).get("include_usage"):
             chunks.append(dict(base, choices=[], usage=usage))
         for chunk in chunks:
             await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
@@ -329,21 +407,117 @@ class _Mock:
             messages = [{"role": "system", "content": body["system"]}, *messages]
         answer = respond(self.config, model, messages, False, int(body["max_tokens"]))
         self._answered(model, messages, answer)
-        return _json(
-            {
-                "id": "msg_mock",
-                "type": "message",
-                "role": "assistant",
-                "model": model,
-                "content": [{"type": "text", "text": answer.text}],
-                "stop_reason": "max_tokens" if answer.finish_reason == "length" else "end_turn",
-                "stop_sequence": None,
-                "usage": {
-                    "input_tokens": answer.input_tokens,
-                    "output_tokens": answer.output_tokens,
-                },
-            }
+        tools = [
+            {"type": "function", "function": {"name": t.get("name")}}
+            for t in body.get("tools") or ()
+            if isinstance(t, dict)
+        ]
+        choice = body.get("tool_choice") or {}
+        openai_choice: Any = None
+        if choice.get("type") == "any":
+            openai_choice = "required"
+        elif choice.get("type") == "tool":
+            openai_choice = {"type": "function", "function": {"name": choice.get("name")}}
+        call = tool_call_for(tools, openai_choice, messages)
+        if call is not None:
+            content: list[dict[str, Any]] = [
+                {
+                    "type": "tool_use",
+                    "id": "toolu_" + hashlib.blake2b(call[1].encode(), digest_size=6).hexdigest(),
+                    "name": call[0],
+                    "input": orjson.loads(call[1]),
+                }
+            ]
+            stop = "tool_use"
+        else:
+            content = [{"type": "text", "text": answer.text}]
+            stop = "max_tokens" if answer.finish_reason == "length" else "end_turn"
+        message = {
+            "id": "msg_mock",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens},
+        }
+        if body.get("stream"):
+            return await self._messages_stream(request, message)
+        return _json(message)
+
+    async def _messages_stream(
+        self, request: web.Request, message: dict[str, Any]
+    ) -> web.StreamResponse:
+        """Anthropic's event stream: message_start, content blocks in pieces, message_delta
+        (stop reason, output tokens), message_stop."""
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
+        await resp.prepare(request)
+
+        async def event(name: str, data: dict[str, Any]) -> None:
+            await resp.write(
+                b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+            )
+
+        usage = message["usage"]
+        start = dict(message, content=[], stop_reason=None)
+        start["usage"] = {"input_tokens": usage["input_tokens"], "output_tokens": 1}
+        await event("message_start", {"type": "message_start", "message": start})
+        for index, block in enumerate(message["content"]):
+            if block["type"] == "text":
+                await event(
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "text", "text": ""},
+                    },
+                )
+                words = block["text"].split(" ")
+                for i in range(0, len(words), 4):
+                    piece = " ".join(words[i : i + 4]) + (" " if i + 4 < len(words) else "")
+                    await event(
+                        "content_block_delta",
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "text_delta", "text": piece},
+                        },
+                    )
+            else:
+                await event(
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": dict(block, input={}),
+                    },
+                )
+                await event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {
+                            "type": "input_json_delta",
+                            "partial_json": orjson.dumps(block["input"]).decode(),
+                        },
+                    },
+                )
+            await event("content_block_stop", {"type": "content_block_stop", "index": index})
+        await event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                "usage": {"output_tokens": usage["output_tokens"]},
+            },
+        )
+        await event("message_stop", {"type": "message_stop"})
+        await resp.write_eof()
+        return resp
 
     # --- Gemini ---------------------------------------------------------------------------
     async def generate(self, request: web.Request) -> web.StreamResponse:

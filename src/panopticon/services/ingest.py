@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import IngestError
 from panopticon.ingest import Limits, PayloadError, decode_json, decode_protobuf, normalise
 from panopticon.ingest.jsonapi import LogIn, ScoreCreate, TracesIn, log_spans, trace_spans
@@ -24,6 +22,7 @@ from panopticon.ingest.model import Rejection, ScoreIn, Span
 from panopticon.ingest.normalise import finish
 from panopticon.services.access import Principal, authenticate
 from panopticon.settings import Settings
+from panopticon.store.engine import Engine
 from panopticon.store.queries import traces as queries
 from panopticon.store.trace_writer import Backpressure, TraceWriter
 

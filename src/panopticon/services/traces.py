@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.engine import Engine
 
 from panopticon.errors import ConfigError, Issue, NotFoundError
 from panopticon.evaluation.suite import QueryItem
+from panopticon.store.engine import Engine
 from panopticon.store.partitions import MaintenanceReport, maintain
 from panopticon.store.queries import traces as queries
 from panopticon.store.queries.traces import SORTS, TraceFilters

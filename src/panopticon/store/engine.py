@@ -12,7 +12,18 @@ from sqlalchemy.engine import Engine
 from panopticon.errors import MigrationRequiredError, MissingDependencyError, StoreError
 from panopticon.settings import Settings
 
-__all__ = ["HEAD_REVISION", "create_engine", "current_revision", "ensure_schema", "upgrade"]
+__all__ = [
+    "HEAD_REVISION",
+    "Engine",
+    "create_engine",
+    "current_revision",
+    "ensure_schema",
+    "ping",
+    "upgrade",
+]
+
+# Services and interfaces hold an Engine and pass it to store queries; they name its type
+# from here, so that SQLAlchemy is imported by store/ alone (an import-linter contract).
 
 # The newest migration. A test checks it equals Alembic's head, so checking the schema at
 # start-up needs one SELECT instead of importing Alembic.
@@ -55,6 +66,16 @@ def create_engine(settings: Settings) -> Engine:
         if "psycopg" in str(exc):
             raise MissingDependencyError("psycopg", "postgres", "PostgreSQL") from None
         raise
+
+
+def ping(engine: Engine) -> str | None:
+    """None when the database answers a trivial query, else what went wrong."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as exc:
+        return str(getattr(exc, "orig", exc))
+    return None
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from panopticon.errors import ConfigError, Issue
 from panopticon.services import traces as service
 from panopticon.services.traces import TraceFilters
-from panopticon.web.routes import _check_csrf, _float, _form, _principal, _render
+from panopticon.web.common import check_csrf, float_param, principal_of, read_form, render
 
 __all__ = ["router"]
 
@@ -63,10 +63,10 @@ def _filters(p: dict[str, str]) -> TraceFilters:
         status=p["status"] if p["status"] in ("ok", "error") else None,
         span_kind=p["span_kind"] or None,
         text=p["text"][:200] or None,
-        min_latency_ms=_float(p["min_latency_ms"], "min_latency_ms"),
-        min_cost=_float(p["min_cost"], "min_cost"),
+        min_latency_ms=float_param(p["min_latency_ms"], "min_latency_ms"),
+        min_cost=float_param(p["min_cost"], "min_cost"),
         score_name=p["score_name"] or None,
-        max_score=_float(p["max_score"], "max_score"),
+        max_score=float_param(p["max_score"], "max_score"),
         metadata_key=p["metadata_key"] or None,
         metadata_value=p["metadata_value"] or None,
     )
@@ -74,7 +74,7 @@ def _filters(p: dict[str, str]) -> TraceFilters:
 
 @router.get("/traces")
 def traces_page(request: Request) -> Response:
-    principal, session = _principal(request)
+    principal, session = principal_of(request)
     p = _params(request)
     sort = p["sort"] if p["sort"] in service.SORTS else "-start_time"
     page = service.find_traces(
@@ -86,7 +86,7 @@ def traces_page(request: Request) -> Response:
         cursor=request.query_params.get("cursor") or None,
     )
     chosen = {k: v for k, v in p.items() if v}
-    return _render(
+    return render(
         request,
         "traces.html",
         {
@@ -126,9 +126,9 @@ def _waterfall(trace: dict[str, Any]) -> list[dict[str, Any]]:
 
 @router.get("/traces/{trace_id}")
 def trace_page(request: Request, trace_id: str) -> Response:
-    principal, session = _principal(request)
+    principal, session = principal_of(request)
     trace = service.get_trace(request.app.state.engine, principal.workspace_id, trace_id)
-    return _render(
+    return render(
         request,
         "trace.html",
         {
@@ -144,9 +144,9 @@ def trace_page(request: Request, trace_id: str) -> Response:
 
 @router.post("/traces/{trace_id}/label")
 async def label(request: Request, trace_id: str) -> Response:
-    principal, session = _principal(request)
-    form = await _form(request)
-    _check_csrf(request, session, form)
+    principal, session = principal_of(request)
+    form = await read_form(request)
+    check_csrf(request, session, form)
     principal.require("member")
     passed = {"pass": True, "fail": False}.get(form.get("passed", ""))
     span_id = (form.get("span_id") or "").strip() or None
@@ -158,7 +158,7 @@ async def label(request: Request, trace_id: str) -> Response:
         span_id,
         form.get("metric", ""),
         annotator,
-        value=_float(form.get("value"), "value"),
+        value=float_param(form.get("value"), "value"),
         passed=passed,
         comment=(form.get("comment") or "").strip()[:10_000] or None,
     )
@@ -190,9 +190,9 @@ def _turns(traces: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @router.get("/sessions/{session_id}")
 def session_page(request: Request, session_id: str) -> Response:
-    principal, session = _principal(request)
+    principal, session = principal_of(request)
     traces = service.get_session(request.app.state.engine, principal.workspace_id, session_id)
-    return _render(
+    return render(
         request,
         "traces_session.html",
         {"session_id": session_id, "turns": _turns(traces), "traces": traces},

@@ -3,6 +3,13 @@
 from panopticon.store.tables.access import ROLES, SCOPES, ApiKey
 from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
+from panopticon.store.tables.online import (
+    OnlineBudget,
+    OnlineOutcome,
+    OnlineRule,
+    OnlineRuleVersion,
+    OnlineSettings,
+)
 from panopticon.store.tables.registry import Model, Provider, RateLimit
 from panopticon.store.tables.runs import (
     RUN_STATUSES,
@@ -29,6 +36,11 @@ __all__ = [
     "JobShard",
     "Metric",
     "Model",
+    "OnlineBudget",
+    "OnlineOutcome",
+    "OnlineRule",
+    "OnlineRuleVersion",
+    "OnlineSettings",
     "Pairwise",
     "Provider",
     "Query",

@@ -2,7 +2,7 @@
 annotations about a trace or span; API keys limited to ingestion
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0015 (written on 0007; chained after 0015 when main was merged)
 Create Date: 2026-12-02 18:10:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from panopticon.store.tables.base import JSONType, UTCDateTime
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

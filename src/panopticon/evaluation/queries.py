@@ -1,0 +1,196 @@
+"""Queries as the engine sees them: rows of a suite or a JSONL/CSV file turned into
+:class:`QueryItem`, each with the file and line it came from."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from panopticon.errors import ConfigError, Issue
+from panopticon.evaluation.sources import Located, iter_csv, iter_jsonl
+from panopticon.evaluation.spec import MessageSpec, QueryFileSpec, Suite
+from panopticon.evaluation.text import unstorable
+
+__all__ = ["QueryItem", "load_query_file", "resolve_queries", "row_to_query"]
+
+
+@dataclass(frozen=True)
+class QueryItem:
+    """One resolved query. ``source`` says where it came from (file:line)."""
+
+    text: str
+    messages: tuple[tuple[str, str], ...]
+    theme: str
+    expected: str | None
+    context: str | None
+    metadata: dict[str, Any]
+    source: str
+    external_id: str | None = None
+
+    @cached_property
+    def content_hash(self) -> str:
+        payload = orjson.dumps(
+            [self.messages, self.theme, self.expected, self.context, self.metadata],
+            option=orjson.OPT_SORT_KEYS,
+        )
+        return hashlib.sha256(payload).hexdigest()[:32]
+
+
+_TEXT_KEYS = ("text", "query", "prompt", "input", "question", "item")
+_THEME_KEYS = ("theme", "type", "category")
+_EXPECTED_KEYS = ("expected", "expected_output", "answer", "ideal", "reference", "target")
+
+
+def row_to_query(
+    row: dict[str, Any], *, file: str, line: int, default_theme: str | None, system: str | None
+) -> QueryItem:
+    problem = unstorable(row)
+    if problem:
+        raise ConfigError(Issue(problem, file=file, line=line))
+
+    def pick(keys: tuple[str, ...]) -> tuple[str | None, Any]:
+        for k in keys:
+            if k in row and row[k] not in (None, ""):
+                return k, row[k]
+        return None, None
+
+    text_key, text = pick(_TEXT_KEYS)
+    messages = row.get("messages")
+    if text is None and messages is None:
+        raise ConfigError(
+            Issue(
+                "no query text: expected a 'text' field (or query, prompt, input, question, "
+                "item), or 'messages'",
+                file=file,
+                line=line,
+                hint='write the row as {"text": "...", "theme": "...", "expected": "..."}',
+            )
+        )
+    if text is not None and not isinstance(text, str):
+        raise ConfigError(
+            Issue(
+                f"'{text_key}' must be a string, found {type(text).__name__}",
+                file=file,
+                line=line,
+                field=text_key,
+            )
+        )
+    msgs: list[tuple[str, str]] = []
+    if messages is not None:
+        try:
+            parsed = [MessageSpec.model_validate(m) for m in messages]
+        except (ValidationError, TypeError):
+            raise ConfigError(
+                Issue(
+                    "'messages' must be a list of {role: system|user|assistant, content: str}",
+                    file=file,
+                    line=line,
+                    field="messages",
+                )
+            ) from None
+        msgs = [(m.role, m.content) for m in parsed]
+        if text is None:
+            text = next((c for r, c in reversed(msgs) if r == "user"), msgs[-1][1])
+    else:
+        msgs = [("user", str(text))]
+    if system and not any(r == "system" for r, _ in msgs):
+        msgs.insert(0, ("system", system))
+    used = {text_key, "messages", "context", "metadata", "id"}
+    theme_key, theme = pick(_THEME_KEYS)
+    expected_key, expected = pick(_EXPECTED_KEYS)
+    used |= {theme_key, expected_key}
+    metadata = row.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ConfigError(
+            Issue("'metadata' must be an object", file=file, line=line, field="metadata")
+        )
+    # other columns are kept as metadata: datasets often carry extra fields
+    extra = {k: v for k, v in row.items() if k not in used}
+    context = row.get("context")
+    return QueryItem(
+        text=str(text),
+        messages=tuple(msgs),
+        theme=str(theme) if theme is not None else (default_theme or "default"),
+        expected=None if expected is None else str(expected),
+        context=None if context is None else str(context),
+        metadata={**extra, **metadata},
+        source=f"{file}:{line}",
+        external_id=None if row.get("id") is None else str(row["id"]),
+    )
+
+
+def resolve_queries(
+    suite: Suite, doc: Located, base_dir: Path, issues: list[Issue]
+) -> list[QueryItem]:
+    out: list[QueryItem] = []
+    for i, q in enumerate(suite.queries):
+        line = doc.line_of(("queries", i)) or 0
+        try:
+            if isinstance(q, QueryFileSpec):
+                out += load_query_file(q, base_dir, suite.system)
+            else:
+                row = q.model_dump(exclude_none=True)
+                if "messages" in row:
+                    row["messages"] = [dict(m) for m in row["messages"]]
+                out.append(
+                    row_to_query(
+                        row, file=doc.file, line=line, default_theme=None, system=suite.system
+                    )
+                )
+        except ConfigError as err:
+            issues += err.issues
+    if not out and not issues:
+        issues.append(
+            Issue(
+                "the suite has no queries (its files are empty)",
+                file=doc.file,
+                line=doc.line_of(("queries",)),
+                field="queries",
+            )
+        )
+    return out
+
+
+def load_query_file(spec: QueryFileSpec, base_dir: Path, system: str | None) -> list[QueryItem]:
+    path = base_dir / spec.file
+    fmt = spec.format
+    if fmt == "auto":
+        suffix = path.suffix.lower()
+        if suffix in (".jsonl", ".ndjson"):
+            fmt = "jsonl"
+        elif suffix == ".csv":
+            fmt = "csv"
+        else:
+            raise ConfigError(
+                Issue(
+                    f"cannot tell the format of '{spec.file}' from its name",
+                    file=str(path),
+                    hint="name it .jsonl or .csv, or set format: jsonl|csv",
+                )
+            )
+    rows = iter_jsonl(path) if fmt == "jsonl" else iter_csv(path)
+    out: list[QueryItem] = []
+    issues: list[Issue] = []
+    for number, row in rows:
+        if spec.limit is not None and len(out) >= spec.limit:
+            break
+        try:
+            out.append(
+                row_to_query(
+                    row, file=str(path), line=number, default_theme=spec.theme, system=system
+                )
+            )
+        except ConfigError as err:
+            issues += err.issues
+            if len(issues) >= 20:
+                issues.append(Issue("stopping after 20 problems in this file", file=str(path)))
+                break
+    if issues:
+        raise ConfigError(issues)
+    return out

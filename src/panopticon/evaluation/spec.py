@@ -1,0 +1,108 @@
+"""The suite file's schema: models, queries, prompts and run settings, as pydantic models.
+
+Validation with file and line lives in :mod:`panopticon.evaluation.suite`; this module only
+says what each field may hold."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "DEFAULT_KEY_ENV",
+    "MessageSpec",
+    "ModelSpec",
+    "PriceSpec",
+    "QueryFileSpec",
+    "QuerySpec",
+    "Suite",
+]
+
+DEFAULT_KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "google": "GOOGLE_API_KEY",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+class PriceSpec(_Strict):
+    input: float = Field(ge=0, description="USD per million input tokens.")
+    output: float = Field(ge=0, description="USD per million output tokens.")
+
+
+class ModelSpec(_Strict):
+    id: str = Field(min_length=1, description="Unique name of this model in the suite.")
+    provider: str = "openai"
+    model: str | None = Field(default=None, description="Name sent to the provider; default: id.")
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, description="Environment variable with the key.")
+    params: dict[str, Any] = Field(default_factory=dict, description="temperature, max_tokens...")
+    concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    rpm: int | None = Field(default=None, ge=1, description="Requests per minute.")
+    tpm: int | None = Field(default=None, ge=1, description="Tokens per minute.")
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=5, ge=0, le=50)
+    adaptive_concurrency: bool = True
+    price: PriceSpec | None = None
+    options: dict[str, Any] = Field(default_factory=dict, description="Provider-specific.")
+
+    @property
+    def provider_model(self) -> str:
+        return self.model or self.id
+
+    def settings_fingerprint(self) -> dict[str, Any]:
+        """What determines the answer: it keys the result cache."""
+        return {
+            "provider": self.provider,
+            "base_url": self.base_url,
+            "model": self.provider_model,
+            "params": self.params,
+        }
+
+
+class MessageSpec(_Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class QuerySpec(_Strict):
+    text: str | None = None
+    messages: list[MessageSpec] | None = None
+    theme: str | None = None
+    expected: str | None = None
+    context: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = Field(default=None, description="Your own id for this query.")
+
+
+class QueryFileSpec(_Strict):
+    file: str
+    format: Literal["auto", "jsonl", "csv"] = "auto"
+    theme: str | None = Field(default=None, description="Theme for rows that have none.")
+    limit: int | None = Field(default=None, ge=1)
+
+
+class Suite(_Strict):
+    name: str = "suite"
+    description: str | None = None
+    models: list[ModelSpec] = Field(min_length=1)
+    judge: str | ModelSpec | None = Field(default=None, description="Model id or a model.")
+    judges: list[ModelSpec] = Field(
+        default_factory=list, description="More judge models (for panels), not evaluated."
+    )
+    system: str | None = Field(default=None, description="System prompt for every query.")
+    template: str | None = Field(
+        default=None,
+        description="User message built from {text}, {context}, {theme} and metadata fields.",
+    )
+    queries: list[QuerySpec | QueryFileSpec] = Field(min_length=1)
+    metrics: list[dict[str, Any]] = Field(default_factory=list)
+    repeats: int = Field(default=1, ge=1, le=100)
+    concurrency: int = Field(default=10, ge=1, le=10_000)
+    params: dict[str, Any] = Field(default_factory=dict, description="Defaults for all models.")
+    budget_usd: float | None = Field(default=None, gt=0)
