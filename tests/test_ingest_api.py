@@ -628,3 +628,50 @@ def test_json_otlp_with_odd_values_keeps_the_good_spans(api: TestClient) -> None
     assert partial["rejectedSpans"] == 5
     assert "end time before start time" in partial["errorMessage"]
     assert api.get(f"/api/traces/{trace_id}", headers=ADMIN).json()["span_count"] == 1
+
+
+def test_protobuf_attributes_of_every_type_are_kept_as_json(api: TestClient) -> None:
+    from opentelemetry.proto.common.v1.common_pb2 import (
+        AnyValue,
+        ArrayValue,
+        KeyValue,
+        KeyValueList,
+    )
+
+    trace_id = secrets.token_hex(16)
+    request = _otlp([_span(trace_id)])
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.attributes.extend(
+        [
+            KeyValue(key="raw", value=AnyValue(bytes_value=b"\x00\xff")),
+            KeyValue(
+                key="nested",
+                value=AnyValue(
+                    kvlist_value=KeyValueList(
+                        values=[KeyValue(key="a", value=AnyValue(double_value=float("nan")))]
+                    )
+                ),
+            ),
+            KeyValue(
+                key="mixed",
+                value=AnyValue(
+                    array_value=ArrayValue(
+                        values=[AnyValue(int_value=2**62), AnyValue(string_value="x"), AnyValue()]
+                    )
+                ),
+            ),
+            KeyValue(key="gen_ai.usage.input_tokens", value=AnyValue(string_value="not a number")),
+        ]
+    )
+    r = api.post(
+        "/v1/traces",
+        content=request.SerializeToString(),
+        headers={**ADMIN, "Content-Type": "application/x-protobuf"},
+    )
+    assert r.status_code == 200 and not _response(r).HasField("partial_success")
+    stored = api.get(f"/api/traces/{trace_id}", headers=ADMIN).json()["spans"][0]
+    assert stored["attributes"]["raw"] == "AP8="  # bytes as base64
+    assert stored["attributes"]["nested"] == {"a": "nan"}  # JSON has no NaN
+    assert stored["attributes"]["mixed"] == [2**62, "x", None]
+    assert stored["input_tokens"] is None  # a count that is not a number is unknown,
+    assert stored["attributes"]["gen_ai.usage.input_tokens"] == "not a number"  # and kept

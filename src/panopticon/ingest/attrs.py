@@ -76,25 +76,41 @@ class Attrs:
             return ", ".join(str(v) for v in value) if value else None
         return str(value)
 
+    def _unread(self, keys: tuple[str, ...]) -> None:
+        """A value that cannot be read as asked stays among the raw attributes."""
+        self.used.difference_update(keys)
+
     def integer(self, *keys: str) -> int | None:
         value = self.take(*keys)
-        if isinstance(value, bool) or value is None:
+        if value is None:
             return None
         try:
+            if isinstance(value, bool):
+                raise ValueError("a boolean is not a count")
             number = int(float(value))
         except (TypeError, ValueError, OverflowError):
+            self._unread(keys)
             return None
-        return number if number >= 0 else None
+        if number < 0:
+            self._unread(keys)
+            return None
+        return number
 
     def number(self, *keys: str) -> float | None:
         value = self.take(*keys)
-        if isinstance(value, bool) or value is None:
+        if value is None:
             return None
         try:
+            if isinstance(value, bool):
+                raise ValueError("a boolean is not a number")
             number = float(value)
         except (TypeError, ValueError):
+            self._unread(keys)
             return None
-        return number if math.isfinite(number) else None
+        if not math.isfinite(number):
+            self._unread(keys)
+            return None
+        return number
 
     def prefixed(self, prefix: str) -> dict[str, Any]:
         """Every attribute under ``prefix.`` (marked as read)."""

@@ -20,7 +20,7 @@ from panopticon.ingest import Limits, PayloadError, decode_json, decode_protobuf
 from panopticon.ingest.jsonapi import LogIn, ScoreCreate, TracesIn, log_spans, trace_spans
 from panopticon.ingest.model import Rejection, ScoreIn, Span
 from panopticon.ingest.normalise import finish
-from panopticon.services.access import Principal, authenticate
+from panopticon.services.access import Principal, authenticate, hash_key
 from panopticon.settings import Settings
 from panopticon.store.engine import Engine
 from panopticon.store.queries import traces as queries
@@ -142,13 +142,14 @@ class IngestService:
     # --- who, and their settings (cached: ingestion is many small requests) -----------------
     def principal(self, key: str | None) -> Principal:
         now = time.monotonic()
-        cached = self._keys.get(key or "")
+        digest = hash_key(key or "")  # the cache holds hashes, never keys
+        cached = self._keys.get(digest)
         if cached and now - cached[0] < _CACHE_S:
             return cached[1]
         principal = authenticate(self.engine, self.settings, key, purpose="ingest")
         if len(self._keys) > 10_000:
             self._keys.clear()
-        self._keys[key or ""] = (now, principal)
+        self._keys[digest] = (now, principal)
         return principal
 
     def limits(self, workspace_id: int) -> Limits:
