@@ -184,9 +184,7 @@ def _aggregate(spans: list[dict[str, Any]]) -> dict[str, Any]:
         "output_tokens": total("output_tokens"),
         "cost_usd": total("cost_usd"),
         "models": {
-            s.get("model_served") or s.get("model_requested")
-            for s in spans
-            if s.get("model_served") or s.get("model_requested")
+            m for s in spans for m in (s.get("model_requested"), s.get("model_served")) if m
         },
         "root": next((s for s in spans if s.get("parent_id") is None), None),
     }
@@ -215,11 +213,14 @@ def _stored_aggregates(
         .group_by(Span.c.trace_id)
     ):
         out[r.trace_id] = {**r._mapping, "models": set(), "root": None}
-    model = sa.func.coalesce(Span.c.model_served, Span.c.model_requested)
     for r in conn.execute(
-        sa.select(Span.c.trace_id, model).where(*where, model.is_not(None)).distinct()
+        sa.select(Span.c.trace_id, Span.c.model_requested, Span.c.model_served)
+        .where(
+            *where, sa.or_(Span.c.model_requested.is_not(None), Span.c.model_served.is_not(None))
+        )
+        .distinct()
     ):
-        out[r[0]]["models"].add(r[1])
+        out[r[0]]["models"].update(m for m in (r[1], r[2]) if m)
     for r in conn.execute(
         sa.select(
             Span.c.trace_id,

@@ -7,6 +7,7 @@ from alembic import context
 
 from panopticon.store.partitions import is_partition
 from panopticon.store.tables import metadata
+from panopticon.store.tables.traces import POSTGRES_ONLY_INDEXES
 
 config = context.config
 
@@ -19,6 +20,13 @@ def _run(connection: sa.Connection) -> None:
         compare_type=True,
         # the daily partitions of trace and span are made by maintenance, not modelled
         include_name=lambda name, kind, _parent: not (kind == "table" and is_partition(name)),
+        include_object=lambda _obj, name, kind, _reflected, _other: (
+            not (
+                kind == "index"
+                and name in POSTGRES_ONLY_INDEXES
+                and connection.dialect.name != "postgresql"
+            )
+        ),
     )
     with context.begin_transaction():
         context.run_migrations()

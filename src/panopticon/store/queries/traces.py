@@ -124,17 +124,20 @@ def _where(conn: Connection, ws: int, f: TraceFilters) -> list[Any]:
     if f.tag is not None:
         where.append(_json_has(conn, Trace.c.tags, f.tag))
     if f.metadata_key is not None:
-        field = _json_field(conn, Trace.c.metadata, f.metadata_key)
-        where.append(field.is_not(None) if f.metadata_value is None else field == f.metadata_value)
-    if f.model is not None:
-        where.append(
-            sa.exists(
-                sa.select(1).where(
-                    *_spans_of_trace(),
-                    sa.or_(Span.c.model_served == f.model, Span.c.model_requested == f.model),
-                )
+        if conn.dialect.name == "postgresql":  # containment: the GIN index answers it
+            column = Trace.c.metadata
+            if f.metadata_value is None:
+                where.append(column.op("?")(sa.literal(f.metadata_key)))
+            else:
+                doc = orjson.dumps({f.metadata_key: f.metadata_value}).decode()
+                where.append(column.op("@>")(sa.cast(sa.literal(doc), column.type)))
+        else:
+            field = _json_field(conn, Trace.c.metadata, f.metadata_key)
+            where.append(
+                field.is_not(None) if f.metadata_value is None else field == f.metadata_value
             )
-        )
+    if f.model is not None:  # the models any span asked for or was served by
+        where.append(_json_has(conn, Trace.c.models, f.model))
     if f.span_kind is not None:
         where.append(sa.exists(sa.select(1).where(*_spans_of_trace(), Span.c.kind == f.span_kind)))
     if f.text:

@@ -14,7 +14,11 @@ import sqlalchemy as sa
 
 from panopticon.store.tables.base import JSONType, UTCDateTime, metadata
 
-__all__ = ["Span", "Trace", "TraceSettings"]
+__all__ = ["POSTGRES_ONLY_INDEXES", "Span", "Trace", "TraceSettings"]
+
+# made on PostgreSQL only (the migration and create_all agree; model comparisons skip them
+# on SQLite)
+POSTGRES_ONLY_INDEXES = ("ix_trace_tags_gin", "ix_trace_metadata_gin", "ix_trace_models_gin")
 
 Trace = sa.Table(
     "trace",
@@ -51,6 +55,21 @@ Trace = sa.Table(
     sa.Index("ix_trace_workspace_user", "workspace_id", "user_id", "start_time"),
     sa.Index("ix_trace_workspace_latency", "workspace_id", "latency_ms"),
     sa.Index("ix_trace_workspace_cost", "workspace_id", "cost_usd"),
+    sa.Index(
+        "ix_trace_workspace_errors",
+        "workspace_id",
+        "start_time",
+        postgresql_where=sa.text("status = 'error'"),
+        sqlite_where=sa.text("status = 'error'"),
+    ),
+    # tag, metadata and model filters are JSON containment on PostgreSQL (GIN indexes);
+    # SQLite reads them with json_each, unindexed
+    *(
+        sa.Index(f"ix_trace_{column}_gin", column, postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        )
+        for column in ("tags", "metadata", "models")
+    ),
     postgresql_partition_by="RANGE (bucket)",
 )
 

@@ -58,6 +58,15 @@ def upgrade() -> None:
         batch_op.create_index("ix_trace_workspace_user", ["workspace_id", "user_id", "start_time"])
         batch_op.create_index("ix_trace_workspace_latency", ["workspace_id", "latency_ms"])
         batch_op.create_index("ix_trace_workspace_cost", ["workspace_id", "cost_usd"])
+        batch_op.create_index(
+            "ix_trace_workspace_errors",
+            ["workspace_id", "start_time"],
+            postgresql_where=sa.text("status = 'error'"),
+            sqlite_where=sa.text("status = 'error'"),
+        )
+    if op.get_bind().dialect.name == "postgresql":
+        for column in ("tags", "metadata", "models"):
+            op.create_index(f"ix_trace_{column}_gin", "trace", [column], postgresql_using="gin")
 
     op.create_table(
         "span",
