@@ -75,15 +75,16 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _spans_of_trace() -> list[Any]:
-    """A correlated condition: spans of the outer trace row (its time bounds let
-    PostgreSQL skip the other partitions)."""
-    return [
-        Span.c.workspace_id == Trace.c.workspace_id,
-        Span.c.trace_id == Trace.c.id,
-        Span.c.start_time >= Trace.c.start_time,
-        Span.c.start_time <= Trace.c.end_time,
-    ]
+def _span_ids(ws: int, f: TraceFilters, condition: Any) -> Any:
+    """The ids of traces with a span that meets ``condition``: one pass over the spans of
+    the filter's period (its bounds are constants, so PostgreSQL reads only the partitions
+    of those days), not a probe per trace."""
+    q = sa.select(Span.c.trace_id).where(Span.c.workspace_id == ws, condition)
+    if f.since is not None:  # a trace's spans start at or after the trace
+        q = q.where(Span.c.start_time >= f.since)
+    if f.until is not None:  # and within a day of its start (the writer's window)
+        q = q.where(Span.c.start_time < f.until + timedelta(days=1))
+    return q
 
 
 def _json_has(conn: Connection, column: Any, value: str) -> Any:
@@ -139,16 +140,17 @@ def _where(conn: Connection, ws: int, f: TraceFilters) -> list[Any]:
     if f.model is not None:  # the models any span asked for or was served by
         where.append(_json_has(conn, Trace.c.models, f.model))
     if f.span_kind is not None:
-        where.append(sa.exists(sa.select(1).where(*_spans_of_trace(), Span.c.kind == f.span_kind)))
+        where.append(Trace.c.id.in_(_span_ids(ws, f, Span.c.kind == f.span_kind)))
     if f.text:
         pattern = _like(f.text)
         where.append(
             sa.or_(
                 Trace.c.input_text.ilike(pattern, escape="\\"),
                 Trace.c.output_text.ilike(pattern, escape="\\"),
-                sa.exists(
-                    sa.select(1).where(
-                        *_spans_of_trace(),
+                Trace.c.id.in_(
+                    _span_ids(
+                        ws,
+                        f,
                         sa.or_(
                             Span.c.input_value.ilike(pattern, escape="\\"),
                             Span.c.output_value.ilike(pattern, escape="\\"),
