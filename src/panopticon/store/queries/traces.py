@@ -75,6 +75,18 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _spans_of_trace() -> list[Any]:
+    """A correlated condition: spans of the outer trace row. For text, a probe per trace
+    that stops at the first match measured twice as fast as one pass over the period's
+    spans (casting messages to text dominates either way)."""
+    return [
+        Span.c.workspace_id == Trace.c.workspace_id,
+        Span.c.trace_id == Trace.c.id,
+        Span.c.start_time >= Trace.c.start_time,
+        Span.c.start_time <= Trace.c.end_time,
+    ]
+
+
 def _span_ids(ws: int, f: TraceFilters, condition: Any) -> Any:
     """The ids of traces with a span that meets ``condition``: one pass over the spans of
     the filter's period (its bounds are constants, so PostgreSQL reads only the partitions
@@ -147,10 +159,9 @@ def _where(conn: Connection, ws: int, f: TraceFilters) -> list[Any]:
             sa.or_(
                 Trace.c.input_text.ilike(pattern, escape="\\"),
                 Trace.c.output_text.ilike(pattern, escape="\\"),
-                Trace.c.id.in_(
-                    _span_ids(
-                        ws,
-                        f,
+                sa.exists(
+                    sa.select(1).where(
+                        *_spans_of_trace(),
                         sa.or_(
                             Span.c.input_value.ilike(pattern, escape="\\"),
                             Span.c.output_value.ilike(pattern, escape="\\"),
