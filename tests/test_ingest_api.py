@@ -675,3 +675,16 @@ def test_protobuf_attributes_of_every_type_are_kept_as_json(api: TestClient) -> 
     assert stored["attributes"]["mixed"] == [2**62, "x", None]
     assert stored["input_tokens"] is None  # a count that is not a number is unknown,
     assert stored["attributes"]["gen_ai.usage.input_tokens"] == "not a number"  # and kept
+
+
+def test_json_values_no_store_can_hold_are_refused_or_kept_as_text(api: TestClient) -> None:
+    trace = agent_trace()
+    trace["spans"][0]["attributes"] = {"huge": 10**30, "fine": 1}
+    r = api.post("/api/traces", json={"traces": [trace]}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    stored = api.get(f"/api/traces/{r.json()['trace_ids'][0]}", headers=ADMIN).json()
+    assert stored["spans"][0]["attributes"] == {"huge": str(10**30), "fine": 1}
+    trace = agent_trace()
+    trace["spans"][0]["spans"][1]["input_tokens"] = 2**40
+    r = api.post("/api/traces", json={"traces": [trace]}, headers=ADMIN)
+    assert r.status_code == 422 and "input_tokens" in r.json()["error"]["field"]

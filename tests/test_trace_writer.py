@@ -162,3 +162,25 @@ def test_a_span_sent_twice_is_stored_once_and_counted_once(
     assert counts(engine) == (4, 1)
     with engine.connect() as conn:
         assert conn.scalar(sa.select(Trace.c.input_tokens)) == 12
+
+
+def test_a_request_the_database_refuses_does_not_sink_the_others_in_its_batch(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    import pytest
+
+    from panopticon.store.trace_writer import BatchRejected
+
+    writer = TraceWriter(engine, tmp_path / "spool", window_s=0.5).start()
+    try:
+        bad = rows(2)
+        bad[0]["attributes"] = {"not json": {1, 2}}  # a set: no JSON column stores it
+        good = writer.submit(rows(3))
+        refused = writer.submit(bad)
+        good.result(timeout=30)
+        with pytest.raises(BatchRejected, match="could not be stored"):
+            refused.result(timeout=30)
+    finally:
+        writer.close()
+    assert counts(engine) == (3, 1)
+    assert not list((tmp_path / "spool").glob("*")), "refused data is not spooled"

@@ -11,6 +11,8 @@ import orjson
 
 __all__ = ["Attrs", "as_json", "unflatten"]
 
+MAX_COUNT = 2**31 - 1  # token counts are 32-bit integers in the store
+
 _LIST_KEY = re.compile(r"^(.+?)\.\d+(?:\.|$)")
 
 
@@ -91,7 +93,7 @@ class Attrs:
         except (TypeError, ValueError, OverflowError):
             self._unread(keys)
             return None
-        if number < 0:
+        if not 0 <= number <= MAX_COUNT:
             self._unread(keys)
             return None
         return number

@@ -30,8 +30,11 @@ HEX16 = r"^[0-9a-f]{16}$"
 Kind = Literal["llm", "embedding", "retrieval", "tool", "agent", "chain", "guardrail", "other"]
 
 
+COUNT = 2**31 - 1  # token counts are 32-bit integers in the store
+
+
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ToolCallIn(_In):
@@ -72,10 +75,10 @@ class SpanIn(_In):
     input: str | list[MessageIn] | None = None
     output: str | list[MessageIn] | None = None
     documents: list[DocumentIn] | None = None
-    input_tokens: int | None = Field(default=None, ge=0)
-    output_tokens: int | None = Field(default=None, ge=0)
-    cached_tokens: int | None = Field(default=None, ge=0)
-    reasoning_tokens: int | None = Field(default=None, ge=0)
+    input_tokens: int | None = Field(default=None, ge=0, le=COUNT)
+    output_tokens: int | None = Field(default=None, ge=0, le=COUNT)
+    cached_tokens: int | None = Field(default=None, ge=0, le=COUNT)
+    reasoning_tokens: int | None = Field(default=None, ge=0, le=COUNT)
     cost_usd: float | None = Field(default=None, ge=0)
     ttft_ms: float | None = Field(default=None, ge=0)
     status: Literal["ok", "error", "unset"] = "ok"
@@ -124,8 +127,8 @@ class LogIn(_In):
     tags: list[str] = Field(default_factory=list, max_length=100)
     metadata: dict[str, Any] = Field(default_factory=dict)
     provider: str | None = Field(default=None, max_length=100)
-    input_tokens: int | None = Field(default=None, ge=0)
-    output_tokens: int | None = Field(default=None, ge=0)
+    input_tokens: int | None = Field(default=None, ge=0, le=COUNT)
+    output_tokens: int | None = Field(default=None, ge=0, le=COUNT)
     cost_usd: float | None = Field(default=None, ge=0)
     timestamp: datetime | None = Field(
         default=None, description="When the call ended; now when absent."

@@ -48,6 +48,8 @@ def _cut(value: Any, limit: int) -> Any:
         return {str(k): _cut(v, limit) for k, v in value.items()}
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return str(value)  # JSON has no NaN or infinity
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return str(value)  # past what JSON columns (and most readers) hold
     return value
 
 

@@ -24,7 +24,7 @@ from panopticon.services.access import Principal, authenticate, hash_key
 from panopticon.settings import Settings
 from panopticon.store.engine import Engine
 from panopticon.store.queries import traces as queries
-from panopticon.store.trace_writer import Backpressure, TraceWriter
+from panopticon.store.trace_writer import Backpressure, BatchRejected, TraceWriter
 
 __all__ = ["IngestResult", "IngestService", "decompress", "span_row"]
 
@@ -229,7 +229,10 @@ class IngestService:
             future = self.writer.submit(rows)
         except Backpressure as exc:
             raise IngestError(str(exc), exc.status, exc.retry_after) from None
-        await asyncio.wrap_future(future)
+        try:
+            await asyncio.wrap_future(future)
+        except BatchRejected as exc:
+            raise IngestError(str(exc), 400) from None
         result.accepted = len(rows)
         result.trace_ids = list(dict.fromkeys(r["trace_id"] for r in rows))
         if scores:

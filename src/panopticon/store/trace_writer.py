@@ -40,13 +40,17 @@ from sqlalchemy.engine import Connection, Engine
 
 from panopticon.store.tables import Span, Trace
 
-__all__ = ["Backpressure", "TraceWriter", "WriterStats", "write_rows"]
+__all__ = ["Backpressure", "BatchRejected", "TraceWriter", "WriterStats", "write_rows"]
 
 log = logging.getLogger(__name__)
 
 SPAN_COLUMNS = [c.name for c in Span.columns]
 _TIMES = ("start_time", "end_time")
 _JSON = {"input_messages", "output_messages", "documents", "attributes", "events"}
+
+
+class BatchRejected(Exception):
+    """The database refused a request's spans (a value it cannot store)."""
 
 
 class Backpressure(Exception):
@@ -514,33 +518,64 @@ class TraceWriter:
     ) -> None:
         rows = [r for batch, _ in work for r in batch]
         try:
-            if self._degraded:
-                self._spool(rows)
-            else:
-                try:
-                    with self.engine.begin() as conn:
-                        write_rows(conn, rows)
-                    self._written += len(rows)
-                except sa.exc.SQLAlchemyError as exc:
-                    log.warning(
-                        "cannot write %d spans (%s: %s); spooling them to %s",
-                        len(rows),
-                        exc.__class__.__name__,
-                        getattr(exc, "orig", exc),
-                        self.spool_dir,
-                    )
-                    self._degraded = True
-                    self._spool(rows)
+            self._write_batch(work)
+        finally:
+            with self._lock:
+                self._pending -= len(rows)
+
+    def _write_batch(
+        self, work: list[tuple[list[dict[str, Any]], concurrent.futures.Future[None]]]
+    ) -> None:
+        """Write one transaction for every request in ``work``. The database unavailable:
+        spool them. A request whose rows the database refuses (a value it cannot store)
+        must not sink the others: each is then written alone, and the one refused fails
+        with :class:`BatchRejected` (its client hears why; nothing of it is acknowledged)."""
+        rows = [r for batch, _ in work for r in batch]
+        if self._degraded:
+            self._spool_or_fail(work, rows)
+            return
+        try:
+            with self.engine.begin() as conn:
+                write_rows(conn, rows)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            log.warning(
+                "cannot write %d spans (%s: %s); spooling them to %s",
+                len(rows),
+                exc.__class__.__name__,
+                getattr(exc, "orig", exc),
+                self.spool_dir,
+            )
+            self._degraded = True
+            self._spool_or_fail(work, rows)
+            return
+        except Exception as exc:  # the data, not the database
+            if len(work) > 1:
+                for one in work:
+                    self._write_batch([one])
+                return
+            log.warning("a batch of %d spans was refused: %s", len(rows), exc)
+            work[0][1].set_exception(
+                BatchRejected(f"the spans could not be stored: {getattr(exc, 'orig', exc)}")
+            )
+            return
+        self._written += len(rows)
+        for _, future in work:
+            future.set_result(None)
+
+    def _spool_or_fail(
+        self,
+        work: list[tuple[list[dict[str, Any]], concurrent.futures.Future[None]]],
+        rows: list[dict[str, Any]],
+    ) -> None:
+        try:
+            self._spool(rows)
         except Exception as exc:  # neither the database nor the disk: not acknowledged
             log.exception("spans could be neither written nor spooled")
             for _, future in work:
                 future.set_exception(exc)
-        else:
-            for _, future in work:
-                future.set_result(None)
-        finally:
-            with self._lock:
-                self._pending -= len(rows)
+            return
+        for _, future in work:
+            future.set_result(None)
 
     def _spool(self, rows: list[dict[str, Any]]) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,22 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["ingest"])
 
+_BUSY = {
+    413: {"description": "The body or the batch is over the server's limit (named)"},
+    429: {"description": "The writer is behind: retry after Retry-After seconds"},
+    503: {"description": "The database is down and the spool is full: retry later"},
+}
+_OTLP = {
+    200: {
+        "description": "ExportTraceServiceResponse (partial_success counts rejected spans), "
+        "in the request's encoding",
+        "content": {"application/x-protobuf": {}, "application/json": {}},
+    },
+    400: {"description": "The body cannot be read (protobuf, JSON or gzip)"},
+    415: {"description": "Not application/x-protobuf or application/json, or not gzip"},
+    **_BUSY,
+}
+
 
 class IngestPublic(BaseModel):
     accepted: int = Field(description="Spans stored (durable: written or spooled).")
@@ -107,7 +123,7 @@ async def _read(request: Request, limit: int) -> bytes:
 @router.post(
     "/v1/traces",
     summary="OTLP/HTTP trace export (protobuf or JSON, optionally gzip)",
-    responses={200: {"description": "ExportTraceServiceResponse"}},
+    responses=_OTLP,  # type: ignore[arg-type]
 )
 async def otlp_traces(
     request: Request,
@@ -115,7 +131,10 @@ async def otlp_traces(
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     content_type = request.headers.get("content-type", "")
-    as_json = content_type.split(";")[0].strip().lower() == "application/json"
+    media = content_type.split(";")[0].strip().lower()
+    as_json = media == "application/json"
+    # errors in protobuf only to a protobuf client; JSON to everyone else
+    errors_as_json = media not in ("application/x-protobuf", "application/protobuf")
     service = _service(request)
     try:
         principal = await _principal(request, authorization, x_api_key)
@@ -124,7 +143,7 @@ async def otlp_traces(
             principal, body, content_type, request.headers.get("content-encoding")
         )
     except IngestError as exc:
-        return _otlp_error(exc, as_json)
+        return _otlp_error(exc, errors_as_json)
     if as_json:
         payload: dict[str, Any] = {}
         if result.rejected:
@@ -150,7 +169,12 @@ def _json_error(exc: IngestError) -> JSONResponse:
     return JSONResponse({"error": item, "errors": [item]}, exc.status, headers=headers)
 
 
-@router.post("/api/traces", response_model=IngestPublic, summary="Send traces with nested spans")
+@router.post(
+    "/api/traces",
+    response_model=IngestPublic,
+    summary="Send traces with nested spans",
+    responses=_BUSY,  # type: ignore[arg-type]
+)
 async def post_traces(
     request: Request,
     body: TracesIn,
@@ -164,7 +188,12 @@ async def post_traces(
         return _json_error(exc)
 
 
-@router.post("/api/logs", response_model=IngestPublic, summary="Log one LLM call")
+@router.post(
+    "/api/logs",
+    response_model=IngestPublic,
+    summary="Log one LLM call",
+    responses=_BUSY,  # type: ignore[arg-type]
+)
 async def post_log(
     request: Request,
     body: LogIn,

@@ -209,7 +209,17 @@ def list_traces(
     )
 
 
-@router.get("/api/traces/export", summary="What a filter selects, as CSV or JSON Lines")
+@router.get(
+    "/api/traces/export",
+    summary="What a filter selects, as CSV or JSON Lines",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "CSV (format=csv) or JSON Lines (format=jsonl), streamed",
+            "content": {"text/csv": {}, "application/x-ndjson": {}},
+        }
+    },
+)
 def export(
     engine: EngineDep,
     caller: Viewer,
