@@ -31,6 +31,16 @@ Kind = Literal["llm", "embedding", "retrieval", "tool", "agent", "chain", "guard
 
 
 COUNT = 2**31 - 1  # token counts are 32-bit integers in the store
+MAX_MS = 1e10  # about 115 days: longer than any retention
+
+
+def _shift(moment: datetime, ms: float) -> datetime:
+    """``moment`` moved by ``ms`` milliseconds; at the ends of the calendar, unmoved (the
+    time check then refuses the span for being far in the past or future)."""
+    try:
+        return moment + timedelta(milliseconds=ms)
+    except OverflowError:
+        return moment
 
 
 class _In(BaseModel):
@@ -68,7 +78,7 @@ class SpanIn(_In):
         description="Absent: the parent's start, or for a root span now less latency_ms.",
     )
     end_time: datetime | None = Field(default=None, description="Or give latency_ms.")
-    latency_ms: float | None = Field(default=None, ge=0)
+    latency_ms: float | None = Field(default=None, ge=0, le=MAX_MS)
     model: str | None = Field(default=None, max_length=200, description="The model asked for.")
     model_served: str | None = Field(default=None, max_length=200)
     provider: str | None = Field(default=None, max_length=100)
@@ -80,7 +90,7 @@ class SpanIn(_In):
     cached_tokens: int | None = Field(default=None, ge=0, le=COUNT)
     reasoning_tokens: int | None = Field(default=None, ge=0, le=COUNT)
     cost_usd: float | None = Field(default=None, ge=0)
-    ttft_ms: float | None = Field(default=None, ge=0)
+    ttft_ms: float | None = Field(default=None, ge=0, le=MAX_MS)
     status: Literal["ok", "error", "unset"] = "ok"
     error: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
@@ -119,7 +129,7 @@ class LogIn(_In):
     prompt: str
     response: str | None = None
     model: str = Field(max_length=200)
-    latency_ms: float | None = Field(default=None, ge=0)
+    latency_ms: float | None = Field(default=None, ge=0, le=MAX_MS)
     user_id: str | None = Field(default=None, max_length=200)
     session_id: str | None = Field(default=None, max_length=200)
     status: Literal["success", "ok", "error"] = "success"
@@ -176,9 +186,7 @@ def _span(
     trace_id: str, parent: str | None, s: SpanIn, hints: TraceHints, default_start: datetime
 ) -> Span:
     start = s.start_time or default_start
-    end = s.end_time or (
-        start + timedelta(milliseconds=s.latency_ms) if s.latency_ms is not None else start
-    )
+    end = s.end_time or (_shift(start, s.latency_ms) if s.latency_ms is not None else start)
     in_messages, in_value = _messages(s.input, "user")
     out_messages, out_value = _messages(s.output, "assistant")
     kind = s.kind
@@ -231,11 +239,7 @@ def trace_spans(t: TraceIn, now: datetime) -> list[Span]:
 
     def walk(items: list[SpanIn], parent: Span | None) -> None:
         for s in items:
-            default = (
-                parent.start_time
-                if parent is not None
-                else now - timedelta(milliseconds=s.latency_ms or 0)
-            )
+            default = parent.start_time if parent is not None else _shift(now, -(s.latency_ms or 0))
             span = _span(trace_id, parent.span_id if parent else None, s, hints, default)
             if parent is None and t.name:
                 span.name = t.name if len(t.spans) == 1 else span.name
@@ -248,7 +252,7 @@ def trace_spans(t: TraceIn, now: datetime) -> list[Span]:
 
 def log_spans(log: LogIn, now: datetime) -> list[Span]:
     end = log.timestamp.replace(tzinfo=log.timestamp.tzinfo or UTC) if log.timestamp else now
-    start = end - timedelta(milliseconds=log.latency_ms or 0)
+    start = _shift(end, -(log.latency_ms or 0))
     failed = log.status == "error"
     span = Span(
         trace_id=log.trace_id or secrets.token_hex(16),
