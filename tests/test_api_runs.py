@@ -21,12 +21,20 @@ KEY = {"X-API-Key": "dev_api_key_for_testing"}
 
 
 @pytest.fixture
-def api(settings: Settings, job_worker: None) -> Iterator[TestClient]:
+def api(settings: Settings, job_worker: None, mock: MockServer) -> Iterator[TestClient]:
+    """The API, with the mock registered by an admin as the provider 'mock' (a suite sent
+    to the API names providers; it cannot bring its own endpoint)."""
     app = create_app(
         Settings(home=settings.home, database_url=settings.database_url, api_key=KEY["X-API-Key"]),
         env={},
     )
     with TestClient(app) as client:
+        r = client.post(
+            "/api/providers",
+            headers=KEY,
+            json={"name": "mock", "kind": "openai", "base_url": mock.url},
+        )
+        assert r.status_code == 201, r.text
         yield client
 
 
@@ -34,10 +42,10 @@ def suite(url: str, models: tuple[str, ...] = ("good", "weak"), n: int = 12) -> 
     return {
         "name": "api-suite",
         "models": [
-            {"id": m, "model": f"mock-{m}", "base_url": url, "price": {"input": 1, "output": 1}}
+            {"id": m, "model": f"mock-{m}", "provider": "mock", "price": {"input": 1, "output": 1}}
             for m in models
         ],
-        "judge": {"id": "judge", "model": "mock-judge", "base_url": url},
+        "judge": {"id": "judge", "model": "mock-judge", "provider": "mock"},
         "queries": [{"text": f"Question {i}?", "theme": "t"} for i in range(n)],
         "metrics": [{"name": "quality", "type": "rubric", "prompt": "Good?", "threshold": 6}],
     }
@@ -85,6 +93,7 @@ def test_start_a_suite_then_read_export_and_compare_it(api: TestClient, mock: Mo
         "/api/runs/compare", headers=KEY, params={"a": first_only_good, "b": second}
     ).json()
     assert runs[0]["metrics"][0]["verdict"] == "A better"
+    assert runs[0]["tests"] == len(runs[0]["metrics"])  # Holm's family, said
 
 
 def test_a_suite_over_the_api_cannot_read_server_files(api: TestClient, mock: MockServer) -> None:

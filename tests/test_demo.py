@@ -69,16 +69,37 @@ def test_the_demo_serves_its_results_on_the_printed_address(
         with httpx.Client(follow_redirects=True, timeout=10) as client:
             for _ in range(100):  # the server starts just after printing
                 try:
-                    client.get(url)
+                    form = client.get(url)  # the sign-in page, with its CSRF token
                     break
                 except httpx.ConnectError:
                     import time
 
                     time.sleep(0.1)
-            page = client.post(url + "login", data={"key": key, "next": "/ui/"})
+            csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            assert csrf is not None, form.text
+            page = client.post(
+                url + "login", data={"key": key, "next": "/ui/", "csrf": csrf.group(1)}
+            )
             assert page.status_code == 200 and 'data-testid="total-answers">48<' in page.text
             runs = client.get(url + "runs")
             assert "#1 demo" in runs.text and "completed" in runs.text
     finally:
         proc.terminate()
         proc.communicate(timeout=20)
+
+
+def test_a_busy_dashboard_port_is_refused_before_the_demo_runs(
+    env: dict[str, str], engine: sa.Engine
+) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(app, ["demo", "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert f"cannot serve the dashboard on port {port}" in result.output
+    assert "--no-serve" in result.output
+    with engine.connect() as conn:  # nothing was run
+        assert conn.scalar(sa.select(sa.func.count()).select_from(Run)) == 0

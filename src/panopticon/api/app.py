@@ -15,6 +15,8 @@ from panopticon.api.docs import install_docs
 from panopticon.api.errors import install_error_handlers
 from panopticon.api.limits import RequestLimits
 from panopticon.api.routes import (
+    cache,
+    credentials,
     health,
     ingest,
     judge,
@@ -43,9 +45,10 @@ def create_app(
     env: Mapping[str, str] | None = None,
     roles: Collection[str] = ROLES,
 ) -> FastAPI:
-    """``env`` is where models' ``api_key_env`` variables are read (the CLI passes the
-    process environment). ``roles``: ``api`` (the REST API, the dashboard, jobs) and
-    ``ingest`` (OTLP and the JSON trace API, with the trace writer)."""
+    """``env`` is where the operator-allowed ``api_key_env`` variables are read (the CLI
+    passes the process environment); no other variable of it is ever used. ``roles``:
+    ``api`` (the REST API, the dashboard, jobs) and ``ingest`` (OTLP and the JSON trace
+    API, with the trace writer)."""
     unknown = set(roles) - set(ROLES)
     if unknown or not roles:
         from panopticon.errors import ConfigError, Issue
@@ -98,7 +101,7 @@ def create_app(
         responses=errors,
     )
     app.state.settings = settings
-    app.state.env = dict(env or {})
+    app.state.env = settings.allowed_environment(env or {})
     app.state.roles = tuple(r for r in ROLES if r in roles)
     # made here, not at import; the job runner starts with the server (lifespan)
     app.state.engine = open_store(settings)
@@ -127,7 +130,18 @@ def create_app(
 
             app.state.jobs = QueueSubmitter(build_app(settings, app.state.env, sync=True))
         install_docs(app)
-        for module in (queries, metrics, models, judge, runs, keys, online, traces):
+        for module in (
+            queries,
+            metrics,
+            models,
+            credentials,
+            judge,
+            runs,
+            keys,
+            online,
+            cache,
+            traces,
+        ):
             app.include_router(module.router)
         app.include_router(judge.jobs_router)
         from panopticon.web import install as install_web

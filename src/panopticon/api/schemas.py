@@ -15,6 +15,10 @@ from panopticon.services.catalog import MetricCreate as MetricCreate
 from panopticon.services.catalog import MetricUpdate as MetricUpdate
 from panopticon.services.catalog import QueryCreate as QueryCreate
 from panopticon.services.catalog import QueryUpdate as QueryUpdate
+from panopticon.services.registry import CredentialCreate as CredentialCreate
+from panopticon.services.registry import ModelCreate as ModelCreate
+from panopticon.services.registry import ProviderCreate as ProviderCreate
+from panopticon.services.registry import ProviderUpdate as ProviderUpdate
 
 T = TypeVar("T")
 RowId = Annotated[int, Field(ge=1, le=2_147_483_647)]
@@ -96,26 +100,14 @@ class ErrorPublic(BaseModel):
     errors: list[ErrorDetail] = Field(default_factory=list)
 
 
-class ModelCreate(_Body):
-    id: str = Field(min_length=1, max_length=200)
-    provider: str = "openai"
-    model: str | None = Field(default=None, max_length=200)
-    base_url: str | None = Field(default=None, max_length=500)
-    api_key_env: str | None = Field(
-        default=None, max_length=200, description="The environment variable with the key."
-    )
-    params: dict[str, Any] = Field(default_factory=dict)
-    concurrency: int | None = Field(default=None, ge=1, le=10_000)
-    timeout_s: float = Field(default=60.0, gt=0, le=3600)
-    price: dict[str, float] | None = Field(default=None, description="{input, output} USD/1M")
-
-
 class ModelPublic(BaseModel):
     id: str
     provider: str
+    provider_name: str
     model: str
     base_url: str | None
     api_key_env: str | None
+    credential: str | None
     params: dict[str, Any]
     concurrency: int | None
     price: dict[str, float] | None
@@ -129,6 +121,7 @@ class ProviderPublic(BaseModel):
     kind: str
     base_url: str | None
     api_key_env: str | None
+    credential: str | None
     created_at: datetime
 
 
@@ -250,17 +243,77 @@ class RunPublic(BaseModel):
 class RunDetail(RunPublic):
     suite: dict[str, Any]
     summary: dict[str, Any]
+    gates: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The suite's gates: per model and metric, the value, threshold and passed.",
+    )
 
 
 class RunCreate(_Body):
     suite: dict[str, Any] = Field(description="A suite, as in a suite file, with inline queries.")
 
 
+class AnswerScorePublic(BaseModel):
+    metric: str
+    value: float | None
+    passed: bool | None
+    reasoning: str | None
+    error: str | None
+
+
+class AnswerPublic(BaseModel):
+    result_id: str
+    model: str = Field(description="The model, or model@prompt with prompt variants.")
+    prompt: str | None
+    repeat: int
+    response: str | None
+    error: str | None
+    latency_ms: float | None
+    cost_usd: float | None
+    scores: list[AnswerScorePublic]
+
+
+class QueryAnswersPublic(BaseModel):
+    query_id: int
+    external_id: str | None
+    theme: str
+    text: str
+    expected: str | None
+    answers: list[AnswerPublic]
+
+
+class CacheStatsPublic(BaseModel):
+    answers: int = Field(description="Stored answers that later runs reuse unpaid.")
+    judge_answers: int
+    retired: int = Field(description="Answers kept in their runs but never reused.")
+    models: list[dict[str, Any]]
+
+
+class CacheClear(_Body):
+    older_than: str | None = Field(
+        default=None, max_length=20, description="Only answers older than this: 30m, 12h, 7d."
+    )
+    delete: bool = Field(default=False, description="Also delete results of runs not completed.")
+    force: bool = Field(default=False, description="With delete: of completed runs too.")
+
+
+class CacheClearPublic(BaseModel):
+    retired: int
+    deleted: int
+    runs_emptied: list[int]
+    runs_restarted: list[int]
+    skipped_running: list[int]
+
+
 class ComparisonPublic(BaseModel):
     a: str
     b: str
     unpaired: dict[str, int]
+    tests: int = Field(
+        default=0, description="tests corrected together (Holm), across every comparison returned"
+    )
     metrics: list[dict[str, Any]]
+    pairwise: list[dict[str, Any]] = []
 
 
 class ChatMessage(_Body):
@@ -287,13 +340,10 @@ class CompletionPublic(BaseModel):
     error: str | None
 
 
-class ProviderCreate(_Body):
-    name: str = Field(min_length=1, max_length=200)
-    kind: str = Field(min_length=1, max_length=50)
-    base_url: str | None = Field(default=None, max_length=500)
-    api_key_env: str | None = Field(default=None, max_length=200)
+class CredentialPublic(BaseModel):
+    """A credential's name and dates; the secret itself is never returned."""
 
-
-class ProviderUpdate(_Body):
-    base_url: str | None = Field(default=None, max_length=500)
-    api_key_env: str | None = Field(default=None, max_length=200)
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    providers: list[str] = Field(description="Providers that use it.")

@@ -66,7 +66,7 @@ def serve(
         where.append("OTLP traces /v1/traces")
     console.print(
         f"Panopticon on http://{host}:{port}: {', '.join(where)}; database "
-        f"{settings.resolved_database_url}",
+        f"{settings.display_database_url}",
         highlight=False,
     )
     if workers > 1:

@@ -66,6 +66,9 @@ class MockConfig:
     quality: dict[str, float] = field(default_factory=dict)
     model_latency_ms: dict[str, float] = field(default_factory=dict)
     seed: int = 0
+    # answer every call with a 401 that repeats the key it was sent, as careless servers do:
+    # tests check that such a key is masked before it is stored or shown
+    echo_key_in_errors: bool = False
 
     def update(self, changes: dict[str, Any]) -> None:
         names = {f.name for f in fields(self)}
@@ -224,6 +227,11 @@ def _quality_of(config: MockConfig, answer: str) -> float:
 def _pairwise(
     config: MockConfig, judge_model: str, prompt: str, first: str, second: str, json_mode: bool
 ) -> str:
+    if (
+        config.judge_nonsense_rate
+        and _unit("nonsense", prompt, str(config.seed)) < config.judge_nonsense_rate
+    ):
+        return "Both have their merits. The weather is lovely today."
     qa, qb = _quality_of(config, first), _quality_of(config, second)
     if config.position_bias and _unit("bias", judge_model, prompt) < config.position_bias:
         verdict = "A"

@@ -53,6 +53,18 @@ def _float(raw: Any, file: str, line: int, name: str) -> float | None:
         ) from None
 
 
+def _off_scale(
+    value: float | None, scale: tuple[float, float] | None, metric: str
+) -> tuple[str, str] | None:
+    """The problem with a label's value outside its metric's scale (a 42 on 1 to 10)."""
+    if value is None or scale is None or scale[0] <= value <= scale[1]:
+        return None
+    return (
+        f"{value:g} is outside the scale of '{metric}' ({scale[0]:g} to {scale[1]:g})",
+        f"give a value from {scale[0]:g} to {scale[1]:g}",
+    )
+
+
 def import_labels(engine: Engine, workspace: str, path: Path, annotator: str) -> tuple[int, int]:
     """Validate every row, then store them all (or none): (new labels, replaced labels)."""
     suffix = path.suffix.lower()
@@ -151,6 +163,15 @@ def import_labels(engine: Engine, workspace: str, path: Path, annotator: str) ->
                 )
             else:
                 p["metric_id"] = metrics[p["metric"]]
+        scales = queries.metric_scales(
+            conn, [p["metric_id"] for _, p in parsed if "metric_id" in p]
+        )
+        for line, p in parsed:
+            problem = _off_scale(p.get("value"), scales.get(p.get("metric_id", -1)), p["metric"])
+            if problem:
+                issues.append(
+                    Issue(problem[0], file=file, line=line, field="value", hint=problem[1])
+                )
         if issues:
             raise ConfigError(issues)
         return queries.upsert_annotations(conn, ws, [p for _, p in parsed])
@@ -170,6 +191,7 @@ class Calibration:
     spearman: float | None
     spearman_low: float | None
     spearman_high: float | None
+    results: int = 0  # answers labelled: the intervals' sample size (labels cluster by answer)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,32 +199,42 @@ class Calibration:
 
 def calibrate(engine: Engine, run_id: int) -> list[Calibration]:
     """Per metric: Cohen's kappa between the judge's and people's pass/fail, Spearman's rho
-    between their scores, each with a 95% interval."""
+    between their scores, each with a 95% interval; several people's labels of one answer
+    are clustered by the answer (a cluster bootstrap over answers)."""
     with engine.connect() as conn:
         pairs = queries.calibration_pairs(conn, run_id)
     out = []
     for metric in sorted({p["metric"] for p in pairs}):
         rows = [p for p in pairs if p["metric"] == metric]
         judged = [p for p in rows if p["judge_error"] is None]
+        # several people may label one answer: their labels are clustered by the answer
         pf = [
-            (p["judge_passed"], p["human_passed"])
+            (p["judge_passed"], p["human_passed"], str(p["result_id"]))
             for p in judged
             if p["judge_passed"] is not None and p["human_passed"] is not None
         ]
         vs = [
-            (p["judge_value"], p["human_value"])
+            (p["judge_value"], p["human_value"], str(p["result_id"]))
             for p in judged
             if p["judge_value"] is not None and p["human_value"] is not None
         ]
-        kappa = cohen_kappa([a for a, _ in pf], [b for _, b in pf]) if pf else None
-        rho = spearman([a for a, _ in vs], [b for _, b in vs]) if len(vs) >= 3 else None
+        kappa = (
+            cohen_kappa([a for a, _, _ in pf], [b for _, b, _ in pf], clusters=[c for *_, c in pf])
+            if pf
+            else None
+        )
+        rho = (
+            spearman([a for a, _, _ in vs], [b for _, b, _ in vs], clusters=[c for *_, c in vs])
+            if len(vs) >= 3
+            else None
+        )
         out.append(
             Calibration(
                 metric,
                 len(rows),
                 len(rows) - len(judged),
                 len(pf),
-                sum(1 for a, b in pf if a == b) / len(pf) if pf else None,
+                sum(1 for a, b, _ in pf if a == b) / len(pf) if pf else None,
                 kappa.estimate if kappa else None,
                 kappa.low if kappa else None,
                 kappa.high if kappa else None,
@@ -210,6 +242,7 @@ def calibrate(engine: Engine, run_id: int) -> list[Calibration]:
                 rho.estimate if rho else None,
                 rho.low if rho else None,
                 rho.high if rho else None,
+                len({str(p["result_id"]) for p in rows}),
             )
         )
     return out
@@ -248,6 +281,10 @@ def label_result(
             )
         )
     with engine.begin() as conn:
+        scale = queries.metric_scales(conn, [metric_ids[metric]]).get(metric_ids[metric])
+        off_scale = _off_scale(value, scale, metric)
+        if off_scale:
+            raise ConfigError(Issue(off_scale[0], field="value", hint=off_scale[1]))
         _, replaced = queries.upsert_annotations(
             conn,
             workspace_id,

@@ -1,24 +1,37 @@
 """Is A better than B? Paired comparisons of two models in a run, or of two runs.
 
-Items are paired by query; with repeats, an item's value is its mean over repeats. Values
+Items are paired by their dataset identity (the query's ``id``, else its text), not by the
+messages sent: two runs of one dataset under two system prompts or templates (prompt v1
+against prompt v2) pair item by item. With repeats, an item's value is its mean over
+repeats. Values
 are the normalised scores (0..1, higher is better; pass/fail for threshold-only metrics).
 Failed answers and score errors leave an item out of that metric's pairs, and the count of
-items left out is reported.
+items left out is reported. Each metric's test follows its type (pass/fail or scale), and
+every test shown together (all the models two runs share) is corrected together (Holm).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from panopticon.errors import ConfigError, Issue
-from panopticon.stats.paired import PairedResult, compare_metrics
+from panopticon.services.metric_kinds import run_kinds
+from panopticon.stats.kinds import ScoreKind
+from panopticon.stats.paired import PairedResult, compare_families
 from panopticon.stats.summary import comparable_value
 from panopticon.store.engine import Engine
 from panopticon.store.queries import runs as run_queries
 
-__all__ = ["Comparison", "compare_models", "compare_runs"]
+__all__ = [
+    "Comparison",
+    "PairwiseTally",
+    "compare_models",
+    "compare_prompts",
+    "compare_runs",
+    "worse",
+]
 
 
 @dataclass(frozen=True)
@@ -27,32 +40,70 @@ class Comparison:
     label_b: str
     results: list[PairedResult]
     unpaired: dict[str, int] = field(default_factory=dict)  # metric -> items left out
+    tests: int = 0  # tests corrected together (Holm), across every comparison shown
+    pairwise: list[PairwiseTally] = field(default_factory=list)  # a judge's verdicts on A vs B
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "a": self.label_a,
             "b": self.label_b,
             "unpaired": self.unpaired,
+            "tests": self.tests,
             "metrics": [asdict(r) for r in self.results],
+            "pairwise": [asdict(p) for p in self.pairwise],
         }
 
 
-Values = dict[str, dict[int, float]]  # metric -> query id -> mean normalised value
+@dataclass(frozen=True)
+class PairwiseTally:
+    """A pairwise metric's verdicts on A against B in one run (both orders agreeing)."""
+
+    metric: str
+    a_wins: int
+    b_wins: int
+    ties: int
+    errors: int
+
+
+def _tallies(pairs: list[dict[str, Any]], model_a: str, model_b: str) -> list[PairwiseTally]:
+    out = []
+    for metric in sorted({p["metric"] for p in pairs}):
+        wins = {"a": 0, "b": 0, "tie": 0}
+        errors = 0
+        for p in pairs:
+            if p["metric"] != metric or {p["model_a"], p["model_b"]} != {model_a, model_b}:
+                continue
+            if p["error"] is not None or p["final"] is None:
+                errors += 1
+                continue
+            final = p["final"]
+            if final != "tie" and p["model_a"] != model_a:  # stored the other way round
+                final = "a" if final == "b" else "b"
+            wins[final] += 1
+        if sum(wins.values()) or errors:
+            out.append(PairwiseTally(metric, wins["a"], wins["b"], wins["tie"], errors))
+    return out
+
+
+Values = dict[str, dict[str, float]]  # metric -> item identity -> mean normalised value
 
 
 def _values(rows: list[dict[str, Any]], model: str) -> Values:
-    acc: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         if row["model"] != model or row["error"] is not None:
             continue
         for metric, s in row["scores"].items():
             value = comparable_value(s)
             if value is not None:
-                acc[metric][row["query_id"]].append(value)
+                acc[metric][row["item"]].append(value)
     return {m: {q: sum(v) / len(v) for q, v in items.items()} for m, items in acc.items()}
 
 
-def _pair(a: Values, b: Values, min_effect: float | None, label_a: str, label_b: str) -> Comparison:
+Pairs = dict[str, tuple[list[float], list[float]]]
+
+
+def _pairs(a: Values, b: Values) -> tuple[Pairs, dict[str, int]]:
     pairs = {}
     unpaired = {}
     for metric in sorted(set(a) & set(b)):
@@ -60,7 +111,22 @@ def _pair(a: Values, b: Values, min_effect: float | None, label_a: str, label_b:
         unpaired[metric] = len(set(a[metric]) ^ set(b[metric]))
         if common:
             pairs[metric] = ([a[metric][q] for q in common], [b[metric][q] for q in common])
-    return Comparison(label_a, label_b, compare_metrics(pairs, min_effect=min_effect), unpaired)
+    return pairs, unpaired
+
+
+def _compare(
+    sides: list[tuple[Values, Values, str, str]],
+    kinds: dict[str, ScoreKind],
+    min_effect: float | None,
+) -> list[Comparison]:
+    """One comparison per (A, B, labels), every test corrected together."""
+    paired = [_pairs(a, b) for a, b, _, _ in sides]
+    results = compare_families([p for p, _ in paired], kinds=kinds, min_effect=min_effect)
+    tests = sum(len(r) for r in results)
+    return [
+        Comparison(label_a, label_b, r, unpaired, tests)
+        for (_, _, label_a, label_b), (_, unpaired), r in zip(sides, paired, results, strict=True)
+    ]
 
 
 def _models(rows: list[dict[str, Any]]) -> list[str]:
@@ -72,6 +138,8 @@ def compare_models(
 ) -> Comparison:
     with engine.connect() as conn:
         rows = run_queries.summary_inputs(conn, run_id)
+        pairs = run_queries.pairwise_rows(conn, run_id)
+    kinds = run_kinds(engine, run_id)
     known = _models(rows)
     for name in (model_a, model_b):
         if name not in known:
@@ -82,13 +150,19 @@ def compare_models(
                     hint="its models are: " + ", ".join(known),
                 )
             )
-    return _pair(
-        _values(rows, model_a),
-        _values(rows, model_b),
+    (comparison,) = _compare(
+        [
+            (
+                _values(rows, model_a),
+                _values(rows, model_b),
+                f"{model_a} (run {run_id})",
+                f"{model_b} (run {run_id})",
+            )
+        ],
+        kinds,
         min_effect,
-        f"{model_a} (run {run_id})",
-        f"{model_b} (run {run_id})",
     )
+    return replace(comparison, pairwise=_tallies(pairs, model_a, model_b))
 
 
 def compare_runs(
@@ -99,6 +173,7 @@ def compare_runs(
     with engine.connect() as conn:
         rows_a = run_queries.summary_inputs(conn, run_a)
         rows_b = run_queries.summary_inputs(conn, run_b)
+    kinds = run_kinds(engine, run_a, run_b)
     models_a, models_b = _models(rows_a), _models(rows_b)
     if len(models_a) == 1 and len(models_b) == 1:
         matched = [(models_a[0], models_b[0])]
@@ -112,13 +187,63 @@ def compare_runs(
                 hint="compare runs of the same models, or two single-model runs",
             )
         )
-    return [
-        _pair(
-            _values(rows_a, ma),
-            _values(rows_b, mb),
-            min_effect,
-            f"{ma} (run {run_a})",
-            f"{mb} (run {run_b})",
+    comparisons = _compare(
+        [
+            (_values(rows_a, ma), _values(rows_b, mb), f"{ma} (run {run_a})", f"{mb} (run {run_b})")
+            for ma, mb in matched
+        ],
+        kinds,
+        min_effect,
+    )
+    items_a, items_b = {r["item"] for r in rows_a}, {r["item"] for r in rows_b}
+    if not items_a & items_b:
+        raise ConfigError(
+            Issue(
+                f"runs {run_a} and {run_b} have no item in common",
+                hint="items pair by their dataset id (a query's 'id'), else by their text: "
+                "compare runs of the same queries",
+            )
         )
-        for ma, mb in matched
+    return comparisons
+
+
+def compare_prompts(
+    engine: Engine, run_id: int, prompt_a: str, prompt_b: str, *, min_effect: float | None = None
+) -> list[Comparison]:
+    """Two prompt variants of one run, compared on each model that ran both
+    (``model@A`` against ``model@B``), every test corrected together."""
+    with engine.connect() as conn:
+        rows = run_queries.summary_inputs(conn, run_id)
+    known = _models(rows)
+    models = [
+        m.rsplit("@", 1)[0]
+        for m in known
+        if m.endswith(f"@{prompt_a}") and f"{m.rsplit('@', 1)[0]}@{prompt_b}" in known
     ]
+    if not models:
+        prompts = sorted({m.rsplit("@", 1)[1] for m in known if "@" in m})
+        raise ConfigError(
+            Issue(
+                f"run {run_id} has no model with both prompts '{prompt_a}' and '{prompt_b}'",
+                field="--prompts",
+                hint="its prompts are: " + (", ".join(prompts) or "none (a single-prompt run)"),
+            )
+        )
+    return _compare(
+        [
+            (
+                _values(rows, f"{m}@{prompt_a}"),
+                _values(rows, f"{m}@{prompt_b}"),
+                f"{m}@{prompt_a} (run {run_id})",
+                f"{m}@{prompt_b} (run {run_id})",
+            )
+            for m in models
+        ],
+        run_kinds(engine, run_id),
+        min_effect,
+    )
+
+
+def worse(comparisons: list[Comparison]) -> list[tuple[Comparison, PairedResult]]:
+    """The metrics on which B is significantly worse than A (A the baseline)."""
+    return [(c, r) for c in comparisons for r in c.results if r.verdict == "A better"]

@@ -16,6 +16,7 @@ from panopticon.services.registry import ModelRegistry
 from panopticon.services.results import ResultFilters, find_results, get_result
 from panopticon.services.runs import (
     get_run,
+    pairwise_results,
     read_totals,
     run_public,
     summarize_run,
@@ -71,7 +72,10 @@ def results(request: Request) -> Response:
     }
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "results":
         return render(request, "_results_table.html", context, principal=principal, session=session)
-    models = [m["id"] for m in ModelRegistry(engine, principal.workspace_id).all()]
+    models = [
+        m["id"]
+        for m in ModelRegistry(engine, principal.workspace_id, request.app.state.settings).all()
+    ]
     return render(
         request,
         "results.html",
@@ -132,10 +136,21 @@ def run_page(request: Request, run_id: int) -> Response:
     return render(
         request,
         "run.html",
-        {**progress, "formats": list(FORMATS)},
+        {**progress, "formats": list(FORMATS), "gates": _gates(request, principal, run_id)},
         principal=principal,
         session=session,
     )
+
+
+def _gates(request: Request, principal: Principal, run_id: int) -> list[Any]:
+    """The outcome of the suite's ``gates:`` once the run is done (none while it runs)."""
+    from panopticon.services.gates import suite_gates
+
+    engine = request.app.state.engine
+    row = get_run(engine, principal.workspace_id, run_id)
+    if not row.suite.get("gates") or row.status in ("running", "pending"):
+        return []
+    return suite_gates(summarize_run(engine, row.id), row.suite)
 
 
 _REPORTS: dict[tuple[int, str], Any] = {}  # finished runs' charts: they no longer change
@@ -144,15 +159,15 @@ _REPORTS: dict[tuple[int, str], Any] = {}  # finished runs' charts: they no long
 @router.get("/runs/{run_id}/report")
 def run_report(request: Request, run_id: int) -> Response:
     principal, session = principal_of(request)
-    from panopticon.reports.data import build_report
     from panopticon.reports.html import sections
+    from panopticon.services.reports import report_data
 
     engine = request.app.state.engine
     row = get_run(engine, principal.workspace_id, run_id)
     key = (row.id, f"{row.status}:{row.finished_at}")
     charts = _REPORTS.get(key) if row.finished_at else None
     if charts is None:
-        charts = sections(build_report(engine, row))
+        charts = sections(report_data(engine, row))
         if row.finished_at and row.status != "running":
             if len(_REPORTS) > 32:
                 _REPORTS.clear()
@@ -184,7 +199,11 @@ def run_export(request: Request, run_id: int) -> Response:
     engine = request.app.state.engine
     row = get_run(engine, principal.workspace_id, run_id)
     data = render_export(
-        fmt, run_public(row), summary_rows(engine, row.id), summarize_run(engine, row.id).as_dict()
+        fmt,
+        run_public(row),
+        summary_rows(engine, row.id),
+        summarize_run(engine, row.id).as_dict(),
+        pairwise_results(engine, row.id),
     )
     return Response(
         data,

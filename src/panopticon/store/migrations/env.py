@@ -7,12 +7,15 @@ from alembic import context
 
 from panopticon.store.partitions import is_partition
 from panopticon.store.tables import metadata
+from panopticon.store.tables.runs import postgresql_options
 from panopticon.store.tables.traces import POSTGRES_ONLY_INDEXES
 
 config = context.config
 
 
 def _run(connection: sa.Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        postgresql_options()
     context.configure(
         connection=connection,
         target_metadata=metadata,

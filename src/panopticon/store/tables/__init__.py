@@ -1,6 +1,6 @@
 """All tables, on one ``metadata``."""
 
-from panopticon.store.tables.access import ROLES, SCOPES, ApiKey
+from panopticon.store.tables.access import ROLES, SCOPES, ApiKey, RevokedSession
 from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
 from panopticon.store.tables.online import (
@@ -10,7 +10,8 @@ from panopticon.store.tables.online import (
     OnlineRuleVersion,
     OnlineSettings,
 )
-from panopticon.store.tables.registry import Model, Provider, RateLimit
+from panopticon.store.tables.prompts import Prompt
+from panopticon.store.tables.registry import Credential, Model, Provider, RateLimit
 from panopticon.store.tables.runs import (
     RUN_STATUSES,
     Annotation,
@@ -30,6 +31,7 @@ __all__ = [
     "SCOPES",
     "Annotation",
     "ApiKey",
+    "Credential",
     "Dataset",
     "DatasetItem",
     "Job",
@@ -42,10 +44,12 @@ __all__ = [
     "OnlineRuleVersion",
     "OnlineSettings",
     "Pairwise",
+    "Prompt",
     "Provider",
     "Query",
     "RateLimit",
     "Result",
+    "RevokedSession",
     "Run",
     "Score",
     "Span",

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from panopticon.store.tables.base import JSONType, UTCDateTime, metadata
 
-__all__ = ["POSTGRES_ONLY_INDEXES", "Span", "Trace", "TraceSettings"]
+__all__ = ["POSTGRES_ONLY_INDEXES", "Span", "Trace", "TraceSettings", "postgresql_options"]
 
 # made on PostgreSQL only (the migration and create_all agree; model comparisons skip them
 # on SQLite)
@@ -59,18 +59,15 @@ Trace = sa.Table(
         "ix_trace_workspace_errors",
         "workspace_id",
         "start_time",
-        postgresql_where=sa.text("status = 'error'"),
-        sqlite_where=sa.text("status = 'error'"),
+        sqlite_where=sa.text("status = 'error'"),  # and on PostgreSQL: postgresql_options()
     ),
     # tag, metadata and model filters are JSON containment on PostgreSQL (GIN indexes);
     # SQLite reads them with json_each, unindexed
     *(
-        sa.Index(f"ix_trace_{column}_gin", column, postgresql_using="gin").ddl_if(
-            dialect="postgresql"
-        )
+        sa.Index(f"ix_trace_{column}_gin", column).ddl_if(dialect="postgresql")
         for column in ("tags", "metadata", "models")
     ),
-    postgresql_partition_by="RANGE (bucket)",
+    # on PostgreSQL partitioned by RANGE (bucket): postgresql_options()
 )
 
 Span = sa.Table(
@@ -107,7 +104,7 @@ Span = sa.Table(
     sa.PrimaryKeyConstraint("workspace_id", "trace_id", "span_id", "start_time"),
     sa.Index("ix_span_workspace_kind_start", "workspace_id", "kind", "start_time"),
     sa.Index("ix_span_workspace_model_start", "workspace_id", "model_served", "start_time"),
-    postgresql_partition_by="RANGE (start_time)",
+    # on PostgreSQL partitioned by RANGE (start_time): postgresql_options()
 )
 
 # Per workspace: how long its traces are kept (None: the server's default) and whether
@@ -119,3 +116,15 @@ TraceSettings = sa.Table(
     sa.Column("retention_days", sa.Integer),
     sa.Column("redact", sa.Boolean, nullable=False, default=False),
 )
+
+
+def postgresql_options() -> None:
+    """PostgreSQL's options for these tables (partitioning, a partial index, GIN indexes),
+    added when a PostgreSQL engine is made, as ``runs.postgresql_options`` explains."""
+    Trace.dialect_options["postgresql"]["partition_by"] = "RANGE (bucket)"
+    Span.dialect_options["postgresql"]["partition_by"] = "RANGE (start_time)"
+    for index in Trace.indexes:
+        if index.name == "ix_trace_workspace_errors":
+            index.dialect_options["postgresql"]["where"] = sa.text("status = 'error'")
+        elif index.name in POSTGRES_ONLY_INDEXES:
+            index.dialect_options["postgresql"]["using"] = "gin"
