@@ -282,3 +282,13 @@ def test_redaction_hides_personal_data_and_keys_but_not_ordinary_numbers() -> No
     )
     redacted, _, _ = normalise(raw, NOW, Limits(redact=True))
     assert redacted is not None and redacted.input_value == "write to [EMAIL]"
+
+
+def test_tool_call_arguments_of_any_size_are_kept_as_json_text() -> None:
+    from panopticon.ingest.conventions._messages import tool_call
+
+    assert tool_call("c", "f", {"n": -(2**63) - 1}) == {
+        "id": "c",
+        "name": "f",
+        "arguments": '{"n":-9223372036854775809}',
+    }

@@ -146,6 +146,7 @@ def finish(span: Span, now: datetime, limits: Limits = Limits()) -> Rejection | 
     ):
         setattr(span, name, _cut(getattr(span, name), limits.max_value))
     span.name = truncate(span.name, MAX_NAME)
+    span.hints.metadata = _cut(span.hints.metadata, limits.max_value)
     price_cost(span)
     if limits.redact:
         redact_span(span)

@@ -34,9 +34,11 @@ def content_text(value: Any) -> str | None:
 
 def tool_call(id_: Any, name: Any, arguments: Any) -> dict[str, Any]:
     if not isinstance(arguments, str) and arguments is not None:
-        import orjson
+        import json
 
-        arguments = orjson.dumps(arguments).decode()
+        # the standard library's encoder: it writes integers of any size (orjson refuses
+        # past 64 bits) and anything odd as text
+        arguments = json.dumps(arguments, separators=(",", ":"), default=str)
     return {
         "id": None if id_ is None else str(id_),
         "name": None if name is None else str(name),
