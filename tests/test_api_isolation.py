@@ -54,7 +54,14 @@ def test_every_endpoint_keeps_workspaces_apart(
         key_a = api.get("/api/keys", headers=a).json()[0]
         cred = {"name": "cred-a", "secret": "sk-team-a-secret"}
         assert api.post("/api/credentials", headers=a, json=cred).status_code == 201
+        logged = api.post(
+            "/api/logs",
+            headers=a,
+            json={"prompt": "q?", "response": "a", "model": "m", "session_id": "sess-a"},
+        ).json()
         ids = {
+            "trace_id": logged["trace_ids"][0],
+            "session_id": "sess-a",
             "name": "cred-a",
             "query_id": query["id"],
             "metric_id": metric["id"],
@@ -86,7 +93,7 @@ def test_every_endpoint_keeps_workspaces_apart(
                 checked += 1
         assert checked >= 12
         # lists and searches from B hold nothing of A
-        for path in ("/api/queries", "/api/metrics", "/api/judge/results"):
+        for path in ("/api/queries", "/api/metrics", "/api/judge/results", "/api/traces"):
             assert api.get(path, headers=b).json()["total"] == 0, path
         for path in ("/api/models", "/api/runs"):
             assert api.get(path, headers=b).json() == [], path

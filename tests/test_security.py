@@ -526,6 +526,9 @@ def test_every_dashboard_route_keeps_workspaces_apart(
         }
         r = api.post("/api/online/rules", headers=a, json=rule)
         assert r.status_code == 201, r.text
+        log = {"prompt": "secret trace of A?", "response": "r", "model": "m", "session_id": "s-a"}
+        assert api.post("/api/logs", headers=a, json=log).status_code == 200
+        trace_id = api.get("/api/traces", headers=a).json()["items"][0]["id"]
         secrets_of_a = ("secret-model-a", "secret question of A", "secret metric", "secret-rule")
 
         with TestClient(app) as browser:
@@ -535,6 +538,8 @@ def test_every_dashboard_route_keeps_workspaces_apart(
                 "run_id": run_id,
                 "result_id": result_id,
                 "rule_name": "secret-rule-a",
+                "trace_id": trace_id,
+                "session_id": "s-a",
                 "token": "not-a-sign-in-token",  # /ui/link/{token}: only `panopticon view`'s
             }
             item_ids = {"/ui/queries/": query["id"], "/ui/metrics/": metric["id"]}

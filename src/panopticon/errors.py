@@ -6,6 +6,7 @@
     ├── ConfigError                 a suite, dataset or setting is invalid (names file, line, field)
     │   ├── MissingDependencyError  an optional extra is needed ("pip install 'panopticon[x]'")
     │   └── ConflictError           the change clashes with stored data (HTTP 409)
+    ├── IngestError                 a trace payload cannot be taken (its HTTP status, Retry-After)
     ├── StoreError                  the database cannot be used as asked
     │   ├── MigrationRequiredError  the schema is behind the code ("panopticon db upgrade")
     │   └── NotFoundError           a run, result or row that does not exist
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 __all__ = [
     "ConfigError",
     "ConflictError",
+    "IngestError",
     "Issue",
     "JudgeParseError",
     "MigrationRequiredError",
@@ -88,6 +90,16 @@ class MissingDependencyError(ConfigError):
 
 class ConflictError(ConfigError):
     """The change would clash with stored data (a duplicate, or rows that refer to it)."""
+
+
+class IngestError(PanopticonError):
+    """A trace payload that cannot be taken: ``status`` is the HTTP answer (400 unreadable,
+    413 too large, 415 unknown content type, 429/503 busy with ``retry_after`` seconds)."""
+
+    def __init__(self, message: str, status: int = 400, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
 
 
 class StoreError(PanopticonError):

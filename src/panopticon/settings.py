@@ -70,6 +70,24 @@ class Settings(BaseModel):
         description="Signs the web UI's session cookies (at least 32 characters). Unset: a "
         "random key kept in `home`; set it when several servers share sessions.",
     )
+    trace_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Production traces are kept this many days (a workspace may set fewer); "
+        "older spans are refused at ingest and their partitions dropped.",
+    )
+    ingest_max_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Largest trace payload accepted, in bytes after decompression (a larger "
+        "one is answered 413).",
+    )
+    ingest_max_spans: int = Field(
+        default=50_000,
+        ge=1,
+        description="Most spans accepted in one request (more is answered 413).",
+    )
     max_request_bytes: int = Field(
         default=10_000_000,
         ge=1024,

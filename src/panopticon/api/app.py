@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import logging
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,6 +18,7 @@ from panopticon.api.routes import (
     cache,
     credentials,
     health,
+    ingest,
     judge,
     keys,
     metrics,
@@ -24,18 +26,40 @@ from panopticon.api.routes import (
     online,
     queries,
     runs,
+    traces,
 )
 from panopticon.api.schemas import ErrorPublic
 from panopticon.services.runs import open_store
 from panopticon.services.tasks import JobQueue, LocalQueue
 from panopticon.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["ROLES", "create_app"]
+
+log = logging.getLogger(__name__)
+
+ROLES = ("api", "ingest")
 
 
-def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    env: Mapping[str, str] | None = None,
+    roles: Collection[str] = ROLES,
+) -> FastAPI:
     """``env`` is where the operator-allowed ``api_key_env`` variables are read (the CLI
-    passes the process environment); no other variable of it is ever used."""
+    passes the process environment); no other variable of it is ever used. ``roles``:
+    ``api`` (the REST API, the dashboard, jobs) and ``ingest`` (OTLP and the JSON trace
+    API, with the trace writer)."""
+    unknown = set(roles) - set(ROLES)
+    if unknown or not roles:
+        from panopticon.errors import ConfigError, Issue
+
+        raise ConfigError(
+            Issue(
+                f"unknown role(s) {', '.join(sorted(unknown)) or '(none)'}",
+                field="--role",
+                hint="use " + ", ".join(ROLES) + ", comma-separated",
+            )
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,11 +67,19 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
         # document on first request: hundreds of ms that would hold up every other request
         # on the event loop. Done now, in a thread.
         await asyncio.to_thread(app.openapi)
-        await app.state.jobs.start()
+        jobs = getattr(app.state, "jobs", None)
+        if jobs is not None:
+            await jobs.start()
+        writer = getattr(app.state, "trace_writer", None)
+        if writer is not None:
+            writer.start()
         try:
             yield
         finally:
-            await app.state.jobs.stop()
+            if writer is not None:  # everything acknowledged is written (or spooled)
+                await asyncio.to_thread(writer.close)
+            if jobs is not None:
+                await jobs.stop()
             await asyncio.to_thread(app.state.engine.dispose)
 
     errors: dict[int | str, dict[str, Any]] = {
@@ -74,25 +106,53 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     )
     app.state.settings = settings
     app.state.env = settings.allowed_environment(env or {})
+    app.state.roles = tuple(r for r in ROLES if r in roles)
     # made here, not at import; the job runner starts with the server (lifespan)
     app.state.engine = open_store(settings)
-    jobs: JobQueue
-    if settings.is_sqlite:  # one process: the server runs its jobs itself
-        import panopticon.services.jobs  # noqa: F401  (registers the job tasks)
-
-        jobs = LocalQueue(app.state.engine, settings, app.state.env)
-    else:  # PostgreSQL: jobs go to the shared queue; `panopticon worker` processes run them
-        from panopticon.worker import QueueSubmitter, build_app
-
-        jobs = QueueSubmitter(build_app(settings, app.state.env, sync=True), app.state.engine)
-    app.state.jobs = jobs
     install_error_handlers(app)
-    install_docs(app)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_bytes)
-    for module in (health, queries, metrics, models, credentials, judge, runs, keys, online, cache):
-        app.include_router(module.router)
-    app.include_router(judge.jobs_router)
-    from panopticon.web import install as install_web
+    app.include_router(health.router)
+    if "ingest" in roles:
+        from panopticon.services.ingest import IngestService
+        from panopticon.services.traces import run_maintenance
+        from panopticon.store.trace_writer import TraceWriter
 
-    install_web(app)  # the dashboard at /ui
+        engine = app.state.engine
+        # partitions ahead and retention: at start and hourly, on the writer's thread
+        app.state.trace_writer = TraceWriter(
+            engine,
+            settings.home / "spool" / "traces",
+            maintenance=lambda: run_maintenance(engine, settings.trace_retention_days),
+        )
+        app.state.ingest = IngestService(app.state.engine, settings, app.state.trace_writer)
+        app.include_router(ingest.router)
+    if "api" in roles:
+        jobs: JobQueue
+        if settings.is_sqlite:  # one process: the server runs its jobs itself
+            import panopticon.services.jobs  # noqa: F401  (registers the job tasks)
+
+            jobs = LocalQueue(app.state.engine, settings, app.state.env)
+        else:  # PostgreSQL: jobs go to the shared queue; `panopticon worker` processes run them
+            from panopticon.worker import QueueSubmitter, build_app
+
+            jobs = QueueSubmitter(build_app(settings, app.state.env, sync=True), app.state.engine)
+        app.state.jobs = jobs
+        install_docs(app)
+        for module in (
+            queries,
+            metrics,
+            models,
+            credentials,
+            judge,
+            runs,
+            keys,
+            online,
+            cache,
+            traces,
+        ):
+            app.include_router(module.router)
+        app.include_router(judge.jobs_router)
+        from panopticon.web import install as install_web
+
+        install_web(app)  # the dashboard at /ui
     return app

@@ -66,6 +66,11 @@ class PagePublic(BaseModel, Generic[T]):
 class KeyCreate(_Body):
     name: str = Field(min_length=1, max_length=200)
     role: str = Field(pattern="^(admin|member|viewer)$")
+    scope: str | None = Field(
+        default=None,
+        pattern="^ingest$",
+        description="'ingest': the key may only send traces and scores (for apps).",
+    )
 
 
 class KeyPublic(BaseModel):
@@ -73,6 +78,7 @@ class KeyPublic(BaseModel):
     name: str
     prefix: str
     role: str
+    scope: str | None = None
     workspace: str
     created_at: datetime
     last_used_at: datetime | None

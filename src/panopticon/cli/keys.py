@@ -24,10 +24,13 @@ def create_cmd(
     ),
     role: str = typer.Option("member", "--role", help="admin, member or viewer."),
     name: str = typer.Option("cli", "--name", help="A label to recognise the key by."),
+    scope: str | None = typer.Option(
+        None, "--scope", help="'ingest': the key may only send traces and scores."
+    ),
 ) -> None:
     """Create a key. It is printed once; only its hash is stored."""
     with store(load_settings()) as engine:
-        key_id, key = create_key(engine, workspace, role, name)
+        key_id, key = create_key(engine, workspace, role, name, scope)
     console.print(f"key {key_id} ({role} of workspace '{workspace}'):", highlight=False)
     console.print(key, highlight=False, soft_wrap=True)
     console.print("Store it now: it cannot be shown again. Send it as the X-API-Key header.")

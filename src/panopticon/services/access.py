@@ -20,7 +20,7 @@ from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
 from panopticon.settings import Settings
 from panopticon.store.engine import Engine
 from panopticon.store.queries import access, catalog
-from panopticon.store.tables import ROLES
+from panopticon.store.tables import ROLES, SCOPES
 
 __all__ = [
     "AuthError",
@@ -57,6 +57,7 @@ class Principal:
     workspace: str
     role: str
     key_id: int | None  # None: the bootstrap key from settings
+    scope: str | None = None  # "ingest": may only send traces and scores
 
     def require(self, role: str) -> None:
         if ROLES.index(self.role) > ROLES.index(role):
@@ -67,16 +68,23 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(engine: Engine, workspace: str, role: str, name: str) -> tuple[int, str]:
-    """A new key: (its id, the key itself, which is never shown again)."""
+def create_key(
+    engine: Engine, workspace: str, role: str, name: str, scope: str | None = None
+) -> tuple[int, str]:
+    """A new key: (its id, the key itself, which is never shown again). ``scope="ingest"``
+    limits it to sending traces and scores."""
     if role not in ROLES:
         raise ConfigError(
             Issue(f"unknown role '{role}'", field="--role", hint="use " + ", ".join(ROLES))
         )
+    if scope is not None and scope not in SCOPES:
+        raise ConfigError(
+            Issue(f"unknown scope '{scope}'", field="--scope", hint="use " + ", ".join(SCOPES))
+        )
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     with engine.begin() as conn:
         ws = catalog.ensure_workspace(conn, workspace)
-        key_id = access.insert_key(conn, ws, name, key[:10], hash_key(key), role)
+        key_id = access.insert_key(conn, ws, name, key[:10], hash_key(key), role, scope)
     return key_id, key
 
 
@@ -144,13 +152,18 @@ def _forget(key_id: int) -> None:
                     usage.principals.pop(key_hash, None)
 
 
-def authenticate(engine: Engine, settings: Settings, key: str | None) -> Principal:
+def authenticate(
+    engine: Engine, settings: Settings, key: str | None, purpose: str = "api"
+) -> Principal:
+    """``purpose="ingest"`` admits keys limited to ingestion; anything else refuses them."""
     if not key:
         raise AuthError("missing X-API-Key header; create a key with `panopticon keys create`")
-    return authenticate_hash(engine, settings, hash_key(key))
+    return authenticate_hash(engine, settings, hash_key(key), purpose)
 
 
-def authenticate_hash(engine: Engine, settings: Settings, key_hash: str) -> Principal:
+def authenticate_hash(
+    engine: Engine, settings: Settings, key_hash: str, purpose: str = "api"
+) -> Principal:
     """The principal of a key known by its hash (a web session keeps only the hash, so a
     revoked key ends its sessions too). One read; no write: ``last_used_at`` is recorded
     at most once a minute per key, off the request's path."""
@@ -170,10 +183,14 @@ def authenticate_hash(engine: Engine, settings: Settings, key_hash: str) -> Prin
         if row is None or row.revoked_at is not None:
             usage.principals.pop(key_hash, None)
             raise AuthError("invalid or revoked API key")
-        principal = Principal(row.workspace_id, row.workspace, row.role, row.id)
+        principal = Principal(row.workspace_id, row.workspace, row.role, row.id, row.scope)
         if len(usage.principals) > 10_000:  # bounded: forget them all, they are re-read
             usage.principals.clear()
         usage.principals[key_hash] = (now + PRINCIPAL_TTL_S, principal)
+    if principal.scope == "ingest" and purpose != "ingest":
+        raise AuthError(
+            "this key may only send traces and scores (scope ingest); use another key", 403
+        )
     if principal.key_id is not None:
         usage.used(principal.key_id)
     return principal

@@ -7,7 +7,7 @@ One module per page group, each with its own router, installed here: ``auth`` (s
 ``analysis`` (summary, comparison, themes, trends), ``results`` (results and runs),
 ``answers`` (every model's answer to a query, side by side),
 ``annotate``, ``catalog`` (queries and metrics), ``registry`` (models and providers),
-``online`` (online-evaluation rules);
+``online`` (online-evaluation rules), ``traces`` (the trace explorer);
 ``common`` holds what they share."""
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ from panopticon.web import (
     online,
     registry,
     results,
+    traces,
     view,
 )
 from panopticon.web.common import HERE, SignIn, render_error
 
 __all__ = ["install", "render_error"]
 
-ROUTERS = (auth, view, analysis, results, answers, annotate, catalog, registry, online)
+ROUTERS = (auth, view, analysis, results, answers, annotate, catalog, registry, online, traces)
 
 
 def install(app: FastAPI) -> None:

@@ -18,7 +18,7 @@ def get_keys(engine: EngineDep, caller: Admin) -> list[KeyPublic]:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
 def new_key(body: KeyCreate, engine: EngineDep, caller: Admin) -> KeyCreated:
-    key_id, key = access.create_key(engine, caller.workspace, body.role, body.name)
+    key_id, key = access.create_key(engine, caller.workspace, body.role, body.name, body.scope)
     row = next(k for k in access.list_keys(engine, caller.workspace_id) if k.id == key_id)
     return KeyCreated(**vars(row), key=key)
 

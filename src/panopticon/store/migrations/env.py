@@ -5,8 +5,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
+from panopticon.store.partitions import is_partition
 from panopticon.store.tables import metadata
 from panopticon.store.tables.runs import postgresql_options
+from panopticon.store.tables.traces import POSTGRES_ONLY_INDEXES
 
 config = context.config
 
@@ -19,6 +21,15 @@ def _run(connection: sa.Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # the daily partitions of trace and span are made by maintenance, not modelled
+        include_name=lambda name, kind, _parent: not (kind == "table" and is_partition(name)),
+        include_object=lambda _obj, name, kind, _reflected, _other: (
+            not (
+                kind == "index"
+                and name in POSTGRES_ONLY_INDEXES
+                and connection.dialect.name != "postgresql"
+            )
+        ),
     )
     with context.begin_transaction():
         context.run_migrations()

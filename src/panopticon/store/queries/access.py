@@ -32,6 +32,7 @@ class KeyRow:
     name: str
     prefix: str
     role: str
+    scope: str | None
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
@@ -44,6 +45,7 @@ _COLS = (
     ApiKey.c.name,
     ApiKey.c.prefix,
     ApiKey.c.role,
+    ApiKey.c.scope,
     ApiKey.c.created_at,
     ApiKey.c.last_used_at,
     ApiKey.c.revoked_at,
@@ -51,7 +53,13 @@ _COLS = (
 
 
 def insert_key(
-    conn: Connection, workspace_id: int, name: str, prefix: str, key_hash: str, role: str
+    conn: Connection,
+    workspace_id: int,
+    name: str,
+    prefix: str,
+    key_hash: str,
+    role: str,
+    scope: str | None = None,
 ) -> int:
     return int(
         conn.execute(
@@ -62,6 +70,7 @@ def insert_key(
                 prefix=prefix,
                 key_hash=key_hash,
                 role=role,
+                scope=scope,
                 created_at=utcnow(),
             )
             .returning(ApiKey.c.id)

@@ -112,7 +112,8 @@ def score_moments(
     }
 
     def scoped(q: Any) -> Any:
-        q = q.where(Score.c.workspace_id == workspace_id)
+        # offline views: scores of run results (a production trace's scores have no model)
+        q = q.where(Score.c.workspace_id == workspace_id, Score.c.model_id.is_not(None))
         if run_id is not None:
             q = q.where(Score.c.run_id == run_id)
         if metric is not None:

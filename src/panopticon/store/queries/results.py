@@ -57,7 +57,8 @@ def _statements(shape: tuple[bool, ...]) -> tuple[Any, Any]:
     on = dict(zip(_FILTERS, shape, strict=True))
     ws: Any = sa.bindparam("ws")
     # scores carry their workspace, model and query: filters need no join
-    where: list[Any] = [Score.c.workspace_id == ws]
+    # scores of run results; scores of production traces are read with their traces
+    where: list[Any] = [Score.c.workspace_id == ws, Score.c.result_id.is_not(None)]
     if on["theme"]:
         where.append(
             Score.c.query_id.in_(

@@ -1,6 +1,6 @@
 """All tables, on one ``metadata``."""
 
-from panopticon.store.tables.access import ROLES, ApiKey, RevokedSession
+from panopticon.store.tables.access import ROLES, SCOPES, ApiKey, RevokedSession
 from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
 from panopticon.store.tables.online import (
@@ -22,11 +22,13 @@ from panopticon.store.tables.runs import (
     Run,
     Score,
 )
+from panopticon.store.tables.traces import Span, Trace, TraceSettings
 from panopticon.store.tables.workspace import Workspace
 
 __all__ = [
     "ROLES",
     "RUN_STATUSES",
+    "SCOPES",
     "Annotation",
     "ApiKey",
     "Credential",
@@ -50,6 +52,9 @@ __all__ = [
     "RevokedSession",
     "Run",
     "Score",
+    "Span",
+    "Trace",
+    "TraceSettings",
     "Workspace",
     "metadata",
 ]

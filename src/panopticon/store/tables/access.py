@@ -6,9 +6,10 @@ import sqlalchemy as sa
 
 from panopticon.store.tables.base import UTCDateTime, created_at, metadata
 
-__all__ = ["ROLES", "ApiKey", "RevokedSession"]
+__all__ = ["ROLES", "SCOPES", "ApiKey", "RevokedSession"]
 
 ROLES = ("admin", "member", "viewer")
+SCOPES = ("ingest",)
 
 # Only a SHA-256 of the key is stored; the key itself is shown once, when created.
 ApiKey = sa.Table(
@@ -20,6 +21,8 @@ ApiKey = sa.Table(
     sa.Column("prefix", sa.String(16), nullable=False),
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("role", sa.String(20), nullable=False),
+    # None: the whole API as the role allows; "ingest": only the ingestion endpoints
+    sa.Column("scope", sa.String(20)),
     created_at(),
     sa.Column("last_used_at", UTCDateTime),
     sa.Column("revoked_at", UTCDateTime),

@@ -8,6 +8,7 @@ from panopticon.store.tables.base import JSONType, UTCDateTime, created_at, meta
 
 __all__ = [
     "RUN_STATUSES",
+    "SCORE_SOURCES",
     "Annotation",
     "Job",
     "JobShard",
@@ -86,17 +87,28 @@ def postgresql_options() -> None:
     """PostgreSQL's own index options, added when a PostgreSQL engine is made: naming them
     in the table definitions would import SQLAlchemy's PostgreSQL dialect (about 0.1 s of
     start-up) in every process, SQLite ones included."""
+    from panopticon.store.tables import traces
+
     (failed,) = [i for i in Result.indexes if i.name == "ix_result_failed_created"]
     failed.dialect_options["postgresql"]["where"] = sa.text("error IS NOT NULL")
+    traces.postgresql_options()
 
 
-# One metric on one result. ``value`` on the metric's scale, ``normalized`` in 0..1.
+# SCORE_SOURCES: where a score came from (ingest.model.SCORE_SOURCES says the same).
+SCORE_SOURCES = ("run", "online", "guardrail", "human", "api")
+
+# One metric on one subject: a run's result, or a production trace or span (trace_id, with
+# span_id for a span). ``value`` on the metric's scale, ``normalized`` in 0..1.
 Score = sa.Table(
     "score",
     metadata,
     sa.Column("id", sa.Uuid, primary_key=True),
-    sa.Column("run_id", sa.ForeignKey("run.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("result_id", sa.ForeignKey("result.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("run_id", sa.ForeignKey("run.id", ondelete="CASCADE")),
+    sa.Column("result_id", sa.ForeignKey("result.id", ondelete="CASCADE")),
+    sa.Column("trace_id", sa.String(32)),
+    sa.Column("span_id", sa.String(16)),
+    sa.Column("source", sa.String(20), nullable=False, server_default="run"),
+    sa.Column("label", sa.String(200)),
     sa.Column("metric_id", sa.ForeignKey("metric.id"), nullable=False),
     sa.Column("value", sa.Float),
     sa.Column("normalized", sa.Float),
@@ -127,6 +139,7 @@ Score = sa.Table(
     sa.Index("ix_score_metric_value", "metric_id", "value"),
     sa.Index("ix_score_workspace_created_id", "workspace_id", "created_at", "id"),
     sa.Index("ix_score_workspace_model_metric", "workspace_id", "model_id", "metric_id"),
+    sa.Index("ix_score_workspace_trace", "workspace_id", "trace_id"),
 )
 
 # One pairwise judgement: two models' answers to the same query, judged in both orders.
@@ -165,13 +178,16 @@ Pairwise = sa.Table(
     sa.UniqueConstraint("run_id", "metric_id", "query_id", "repeat", "model_a_id", "model_b_id"),
 )
 
-# A person's label on a result, for one metric: a score, pass/fail, or both.
+# A person's label on a result, or on a trace or span, for one metric: a score,
+# pass/fail, or both.
 Annotation = sa.Table(
     "annotation",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("workspace_id", sa.ForeignKey("workspace.id"), nullable=False),
-    sa.Column("result_id", sa.ForeignKey("result.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("result_id", sa.ForeignKey("result.id", ondelete="CASCADE")),
+    sa.Column("trace_id", sa.String(32)),
+    sa.Column("span_id", sa.String(16)),
     sa.Column("metric_id", sa.ForeignKey("metric.id"), nullable=False),
     sa.Column("annotator", sa.String(200), nullable=False),
     sa.Column("value", sa.Float),
@@ -180,6 +196,7 @@ Annotation = sa.Table(
     sa.Column("source", sa.String(1000)),
     created_at(),
     sa.UniqueConstraint("result_id", "metric_id", "annotator"),
+    sa.Index("ix_annotation_workspace_trace", "workspace_id", "trace_id"),
 )
 
 # Long work requested through the API (a theme evaluation): durable, resumable.

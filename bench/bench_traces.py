@@ -1,0 +1,196 @@
+"""The trace explorer with 1,000,000 spans stored: the filtered trace list and a 500-span
+trace, as the API and the dashboard serve them.
+
+A fresh PostgreSQL database gets 100,000 traces of 10 spans over the last 7 days (1,000
+users, 20,000 sessions, 5 models, tags, 5% errors, costs), plus one trace of 500 spans,
+written by the trace writer's own code (``write_rows``: COPY and the trace rows), then
+ANALYZE. The app runs under uvicorn in this process; each request is made 20 times after a
+warm-up over HTTP, and the script prints p50, p95 and max per request, beside the floor:
+``GET /health`` on the same server (routing, a key-less handler and one database round trip).
+
+    python bench/bench_traces.py --pg postgresql://postgres@127.0.0.1:5432/postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_api_results import fresh_database, serve
+
+from panopticon.settings import Settings
+from panopticon.store.engine import create_engine, upgrade
+from panopticon.store.partitions import _create_days, create_default_partitions
+from panopticon.store.trace_writer import SPAN_COLUMNS, write_rows
+
+KEY = "bench_traces_key_0123456789"
+MODELS = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "gemini-2.5-flash", "llama-3-70b"]
+KINDS = ["llm", "retrieval", "tool", "llm", "chain", "llm", "tool", "retrieval", "llm"]
+
+
+def trace_rows(rng: random.Random, now: datetime, spans: int = 10) -> list[dict[str, Any]]:
+    trace_id = secrets.token_hex(16)
+    start = now - timedelta(seconds=rng.uniform(60, 7 * 86400))
+    root = secrets.token_hex(8)
+    user = f"user-{rng.randrange(1000)}"
+    model = rng.choice(MODELS)
+    error = rng.random() < 0.05
+    hints = {
+        "session_id": f"session-{rng.randrange(20000)}",
+        "user_id": user,
+        "tenant_id": None,
+        "environment": "production",
+        "release": "1.0",
+        "tags": [rng.choice(["support", "sales", "search"])],
+        "metadata": {"tier": rng.choice(["free", "pro", "enterprise"])},
+    }
+    question = f"Question {rng.randrange(10**6)} about order {rng.randrange(10**5)}"
+    rows = [
+        {
+            "workspace_id": 1,
+            "trace_id": trace_id,
+            "span_id": root,
+            "parent_id": None,
+            "start_time": start,
+            "end_time": start + timedelta(milliseconds=rng.uniform(200, 8000)),
+            "kind": "agent",
+            "name": "handle request",
+            "status": "error" if error else "ok",
+            "error": "upstream timeout" if error else None,
+            "input_value": question,
+            "output_value": "It shipped.",
+            "_hints": hints,
+        }
+    ]
+    for i in range(spans - 1):
+        s0 = start + timedelta(milliseconds=20 * i)
+        kind = KINDS[i % len(KINDS)]
+        row: dict[str, Any] = {
+            "workspace_id": 1,
+            "trace_id": trace_id,
+            "span_id": secrets.token_hex(8),
+            "parent_id": root,
+            "start_time": s0,
+            "end_time": s0 + timedelta(milliseconds=rng.uniform(5, 900)),
+            "kind": kind,
+            "name": f"{kind} {i}",
+            "status": "ok",
+            "_hints": hints,
+        }
+        if kind == "llm":
+            row.update(
+                model_requested=model,
+                model_served=model,
+                provider="openai",
+                input_messages=[{"role": "user", "content": question}],
+                output_messages=[{"role": "assistant", "content": "It shipped."}],
+                input_tokens=rng.randrange(50, 2000),
+                output_tokens=rng.randrange(10, 400),
+                cost_usd=rng.uniform(0.0001, 0.02),
+                cost_source="price_table",
+            )
+        elif kind == "retrieval":
+            row["documents"] = [{"id": "kb-1", "content": "Orders ship in 2 days."}]
+        rows.append(row)
+    for r in rows:
+        r["latency_ms"] = (r["end_time"] - r["start_time"]).total_seconds() * 1000
+        for column in SPAN_COLUMNS:
+            r.setdefault(column, None)
+    return rows
+
+
+def pct(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pg", required=True, help="an admin URL; a fresh database is made")
+    parser.add_argument("--traces", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=20)
+    args = parser.parse_args()
+    url = fresh_database(args.pg, "panopticon_bench_traces")
+    engine = create_engine(Settings(database_url=url))
+    upgrade(engine)
+    now = datetime.now(UTC)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    with engine.begin() as conn:
+        create_default_partitions(conn)
+        _create_days(conn, today - timedelta(days=8), today + timedelta(days=7))
+    rng = random.Random(11)
+    started = time.perf_counter()
+    big = trace_rows(rng, now - timedelta(hours=1), spans=500)
+    with engine.begin() as conn:
+        write_rows(conn, big)
+    batch: list[dict[str, Any]] = []
+    for i in range(args.traces):
+        batch += trace_rows(rng, now)
+        if len(batch) >= 5000 or i == args.traces - 1:
+            with engine.begin() as conn:
+                write_rows(conn, batch)
+            batch = []
+    with engine.connect() as conn:
+        conn.exec_driver_sql("COMMIT")
+        conn.exec_driver_sql("ANALYZE")
+    spans = args.traces * 10 + 500
+    print(f"stored {spans:,} spans in {time.perf_counter() - started:.0f} s", flush=True)
+    engine.dispose()
+
+    home = Path(tempfile.mkdtemp(prefix="panopticon-bench-traces-"))
+    base, stop = serve(Settings(home=home, database_url=url, api_key=KEY))
+    big_id = big[0]["trace_id"]
+    since = (now - timedelta(days=1)).isoformat()
+    requests = {
+        "floor: GET /health": ("/health", {}),
+        "list, newest first": ("/api/traces", {}),
+        "list, last 24 h": ("/api/traces", {"since": since}),
+        "list, one user": ("/api/traces", {"user_id": "user-7"}),
+        "list, one session": ("/api/traces", {"session_id": "session-42"}),
+        "list, errors": ("/api/traces", {"status": "error"}),
+        "list, tag": ("/api/traces", {"tag": "sales", "since": since}),
+        "list, metadata": ("/api/traces", {"metadata_key": "tier", "metadata_value": "pro"}),
+        "list, model": ("/api/traces", {"model": "llama-3-70b", "since": since}),
+        "list, latency >= 7 s": ("/api/traces", {"min_latency_ms": 7000}),
+        "list, by cost": ("/api/traces", {"sort": "-cost_usd"}),
+        "list, text": ("/api/traces", {"text": "order 4242", "since": since}),
+        "trace of 500 spans (API)": (f"/api/traces/{big_id}", {}),
+        "trace of 500 spans (page)": (f"/ui/traces/{big_id}", {}),
+        "trace list (page)": ("/ui/traces", {}),
+    }
+    try:
+        with httpx.Client(base_url=base, timeout=120, follow_redirects=True) as client:
+            assert client.post("/ui/login", data={"key": KEY}).status_code == 200
+            print(f"{'request':32} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+            for label, (path, params) in requests.items():
+                headers = {"X-API-Key": KEY}
+                r = client.get(path, params=params, headers=headers)
+                assert r.status_code == 200, (label, r.status_code, r.text[:300])
+                times = []
+                for _ in range(args.requests):
+                    t0 = time.perf_counter()
+                    r = client.get(path, params=params, headers=headers)
+                    times.append((time.perf_counter() - t0) * 1000)
+                    assert r.status_code == 200
+                print(
+                    f"{label:32} {statistics.median(times):8.1f} {pct(times, 95):8.1f} "
+                    f"{max(times):8.1f}",
+                    flush=True,
+                )
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""The trace explorer's API: ``GET /api/traces`` (filtered keyset pages), one trace with its
+span tree, a session, exports of a filter, traces into a dataset, and trace settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from panopticon.api.deps import Admin, EngineDep, Member, Viewer
+from panopticon.services import traces as service
+from panopticon.services.traces import TraceFilters
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["traces"])
+
+
+class TraceSummary(BaseModel):
+    id: str
+    name: str | None
+    session_id: str | None
+    user_id: str | None
+    tenant_id: str | None
+    environment: str | None
+    release: str | None
+    tags: list[str] | None
+    metadata: dict[str, Any] | None
+    start_time: datetime
+    end_time: datetime
+    latency_ms: float
+    status: str
+    error: str | None
+    span_count: int
+    error_count: int
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    models: list[str] | None
+    input_text: str | None = Field(description="The first 300 characters.")
+    output_text: str | None
+
+
+class TracePagePublic(BaseModel):
+    items: list[TraceSummary]
+    total: int
+    total_exact: bool = Field(description="False: total is a lower bound (counting stops there).")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class SpanPublic(BaseModel):
+    span_id: str
+    parent_id: str | None
+    depth: int
+    kind: str
+    name: str
+    start_time: datetime
+    end_time: datetime
+    latency_ms: float
+    ttft_ms: float | None
+    status: str
+    error: str | None
+    model_requested: str | None
+    model_served: str | None
+    provider: str | None
+    input_messages: list[dict[str, Any]] | None
+    output_messages: list[dict[str, Any]] | None
+    input_value: str | None
+    output_value: str | None
+    documents: list[dict[str, Any]] | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cached_tokens: int | None
+    reasoning_tokens: int | None
+    cost_usd: float | None
+    cost_source: str | None
+    attributes: dict[str, Any] | None
+    events: list[dict[str, Any]] | None
+
+
+class ScoreOnTrace(BaseModel):
+    id: Any
+    name: str
+    span_id: str | None
+    value: float | None
+    label: str | None
+    passed: bool | None
+    reasoning: str | None
+    source: str
+    created_at: datetime
+
+
+class LabelOnTrace(BaseModel):
+    id: int
+    name: str
+    span_id: str | None
+    annotator: str
+    value: float | None
+    passed: bool | None
+    comment: str | None
+    created_at: datetime
+
+
+class TraceDetail(TraceSummary):
+    spans: list[SpanPublic]
+    scores: list[ScoreOnTrace]
+    labels: list[LabelOnTrace]
+
+
+class SessionTrace(TraceSummary):
+    llm_spans: list[dict[str, Any]]
+
+
+class SessionPublic(BaseModel):
+    id: str
+    traces: list[SessionTrace]
+
+
+class DatasetFromTraces(BaseModel):
+    dataset: str = Field(min_length=1, max_length=200)
+    trace_ids: list[Annotated[str, Field(pattern="^[0-9a-f]{32}$")]] = Field(
+        min_length=1, max_length=1000
+    )
+
+
+class DatasetAdded(BaseModel):
+    dataset: str
+    added: int
+    size: int
+
+
+class TraceSettingsPublic(BaseModel):
+    retention_days: int | None = Field(default=None, ge=1, le=3650)
+    redact: bool = False
+
+
+def filters(
+    since: datetime | None = None,
+    until: datetime | None = None,
+    model: str | None = None,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    tag: str | None = None,
+    metadata_key: str | None = None,
+    metadata_value: str | None = None,
+    status: Literal["ok", "error"] | None = None,
+    environment: str | None = None,
+    min_latency_ms: Annotated[float | None, Query(ge=0)] = None,
+    max_latency_ms: Annotated[float | None, Query(ge=0)] = None,
+    min_cost: Annotated[float | None, Query(ge=0)] = None,
+    max_cost: Annotated[float | None, Query(ge=0)] = None,
+    score_name: str | None = None,
+    min_score: float | None = None,
+    max_score: float | None = None,
+    span_kind: Literal[
+        "llm", "embedding", "retrieval", "tool", "agent", "chain", "guardrail", "other"
+    ]
+    | None = None,
+    text: Annotated[str | None, Query(max_length=200)] = None,
+) -> TraceFilters:
+    return TraceFilters(
+        since=since,
+        until=until,
+        model=model,
+        user_id=user_id,
+        session_id=session_id,
+        tag=tag,
+        metadata_key=metadata_key,
+        metadata_value=metadata_value,
+        status=status,
+        environment=environment,
+        min_latency_ms=min_latency_ms,
+        max_latency_ms=max_latency_ms,
+        min_cost=min_cost,
+        max_cost=max_cost,
+        score_name=score_name,
+        min_score=min_score,
+        max_score=max_score,
+        span_kind=span_kind,
+        text=text,
+    )
+
+
+FiltersDep = Annotated[TraceFilters, Depends(filters)]
+
+
+@router.get("/api/traces", response_model=TracePagePublic)
+def list_traces(
+    engine: EngineDep,
+    caller: Viewer,
+    f: FiltersDep,
+    sort: Literal[
+        "-start_time", "start_time", "-latency_ms", "latency_ms", "-cost_usd", "cost_usd"
+    ] = "-start_time",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> TracePagePublic:
+    page = service.find_traces(
+        engine, caller.workspace_id, f, sort=sort, limit=limit, cursor=cursor
+    )
+    return TracePagePublic(
+        items=[TraceSummary(**r) for r in page.items],
+        total=page.total,
+        total_exact=page.total_exact,
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get(
+    "/api/traces/export",
+    summary="What a filter selects, as CSV or JSON Lines",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "CSV (format=csv) or JSON Lines (format=jsonl), streamed",
+            "content": {"text/csv": {}, "application/x-ndjson": {}},
+        }
+    },
+)
+def export(
+    engine: EngineDep,
+    caller: Viewer,
+    f: FiltersDep,
+    format: Literal["csv", "jsonl"] = "jsonl",
+) -> StreamingResponse:
+    media = "text/csv" if format == "csv" else "application/x-ndjson"
+    return StreamingResponse(
+        service.export_traces(engine, caller.workspace_id, f, format),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="traces.{format}"'},
+    )
+
+
+@router.get("/api/traces/{trace_id}", response_model=TraceDetail)
+def get_trace(
+    engine: EngineDep,
+    caller: Viewer,
+    trace_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{32}$")],
+) -> TraceDetail:
+    return TraceDetail(**service.get_trace(engine, caller.workspace_id, trace_id))
+
+
+@router.get("/api/sessions/{session_id}", response_model=SessionPublic)
+def get_session(engine: EngineDep, caller: Viewer, session_id: str) -> SessionPublic:
+    traces = service.get_session(engine, caller.workspace_id, session_id)
+    return SessionPublic(id=session_id, traces=[SessionTrace(**t) for t in traces])
+
+
+@router.post("/api/traces/dataset", response_model=DatasetAdded)
+def to_dataset(body: DatasetFromTraces, engine: EngineDep, caller: Member) -> DatasetAdded:
+    added, size = service.add_to_dataset(engine, caller.workspace_id, body.dataset, body.trace_ids)
+    return DatasetAdded(dataset=body.dataset, added=added, size=size)
+
+
+@router.get("/api/trace-settings", response_model=TraceSettingsPublic)
+def get_settings(engine: EngineDep, caller: Viewer) -> TraceSettingsPublic:
+    retention, redact = service.trace_settings(engine, caller.workspace_id)
+    return TraceSettingsPublic(retention_days=retention, redact=redact)
+
+
+@router.put("/api/trace-settings", response_model=TraceSettingsPublic)
+def put_settings(
+    body: TraceSettingsPublic, engine: EngineDep, caller: Admin
+) -> TraceSettingsPublic:
+    service.update_trace_settings(engine, caller.workspace_id, body.retention_days, body.redact)
+    return body

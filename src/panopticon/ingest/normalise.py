@@ -1,0 +1,166 @@
+"""A :class:`RawSpan` to a normalised :class:`Span`: checks, the convention mappers, cost.
+
+Checks that reject a span (the rest of its batch is kept): no start time, an end before
+the start, a start too far in the past (older than the retention) or in the future.
+Oversized values are kept, cut to :data:`MAX_VALUE` characters with a marker saying how
+much was cut. A cost the span did not carry comes from the price table; a model with no
+known price leaves the cost unknown (None), never 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from panopticon.ingest.attrs import Attrs
+from panopticon.ingest.conventions import MAPPERS
+from panopticon.ingest.model import RawSpan, Rejection, ScoreIn, Span
+from panopticon.ingest.redact import redact_span
+from panopticon.providers.pricing import lookup_price
+
+__all__ = ["MAX_VALUE", "Limits", "check_time", "finish", "normalise", "truncate"]
+
+MAX_VALUE = 65_536  # characters kept of one attribute value or message
+MAX_NAME = 500
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_age: timedelta = timedelta(days=30)
+    max_future: timedelta = timedelta(hours=1)
+    max_value: int = MAX_VALUE
+    redact: bool = False
+
+
+def truncate(value: str, limit: int = MAX_VALUE) -> str:
+    if len(value) <= limit:
+        return value
+    return value[:limit] + f"…[truncated {len(value) - limit} characters]"
+
+
+def _cut(value: Any, limit: int) -> Any:
+    if isinstance(value, str):
+        return truncate(value, limit)
+    if isinstance(value, list):
+        return [_cut(v, limit) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _cut(v, limit) for k, v in value.items()}
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)  # JSON has no NaN or infinity
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return str(value)  # past what JSON columns (and most readers) hold
+    return value
+
+
+def _time(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, UTC)
+
+
+def _error(raw: RawSpan) -> str | None:
+    for name, _, attrs in raw.events:
+        if name == "exception":
+            kind, text = attrs.get("exception.type"), attrs.get("exception.message")
+            if kind or text:
+                return f"{kind}: {text}" if kind and text else str(kind or text)
+    return raw.status_message or None
+
+
+def normalise(
+    raw: RawSpan, now: datetime, limits: Limits = Limits()
+) -> tuple[Span | None, list[ScoreIn], Rejection | None]:
+    def reject(reason: str) -> tuple[None, list[ScoreIn], Rejection]:
+        return None, [], Rejection(reason, raw.trace_id, raw.span_id)
+
+    if raw.start_ns <= 0:
+        return reject("missing start time (startTimeUnixNano)")
+    end_ns = raw.end_ns or raw.start_ns
+    if end_ns < raw.start_ns:
+        return reject("end time before start time")
+    try:
+        start, end = _time(raw.start_ns), _time(end_ns)
+    except (OverflowError, OSError, ValueError):
+        return reject("start or end time out of range")
+    if start < now - limits.max_age:
+        return reject(
+            f"start time {start:%Y-%m-%d} is older than the retention of {limits.max_age.days} days"
+        )
+    if start > now + limits.max_future:
+        return reject(f"start time {start:%Y-%m-%dT%H:%M:%SZ} is in the future")
+
+    raw.attributes = {k: _cut(v, limits.max_value) for k, v in raw.attributes.items()}
+    raw.events = [
+        (n, t, {k: _cut(v, limits.max_value) for k, v in a.items()}) for n, t, a in raw.events
+    ]
+    span = Span(
+        trace_id=raw.trace_id,
+        span_id=raw.span_id,
+        parent_id=raw.parent_id,
+        name=truncate(raw.name or "span", MAX_NAME),
+        kind="other",
+        start_time=start,
+        end_time=end,
+        status={1: "ok", 2: "error"}.get(raw.status_code, "unset"),
+    )
+    if span.status == "error":
+        span.error = _error(raw) or "error"
+    attrs = Attrs(raw.attributes)
+    scores: list[ScoreIn] = []
+    for mapper in MAPPERS:
+        mapper(attrs, raw, span, scores)
+    span.attributes = attrs.remaining()
+    resource = {k: _cut(v, limits.max_value) for k, v in raw.resource.items()}
+    if resource:
+        span.attributes["resource"] = resource
+    if raw.scope:
+        span.attributes["otel.scope.name"] = raw.scope
+    price_cost(span)
+    if limits.redact:
+        redact_span(span)
+    return span, scores, None
+
+
+def check_time(start: datetime, now: datetime, limits: Limits) -> str | None:
+    if start < now - limits.max_age:
+        return (
+            f"start time {start:%Y-%m-%d} is older than the retention of {limits.max_age.days} days"
+        )
+    if start > now + limits.max_future:
+        return f"start time {start:%Y-%m-%dT%H:%M:%SZ} is in the future"
+    return None
+
+
+def finish(span: Span, now: datetime, limits: Limits = Limits()) -> Rejection | None:
+    """The checks, cuts, price and redaction for a span built directly (the JSON API)."""
+    problem = check_time(span.start_time, now, limits)
+    if problem:
+        return Rejection(problem, span.trace_id, span.span_id)
+    for name in (
+        "input_messages",
+        "output_messages",
+        "documents",
+        "input_value",
+        "output_value",
+        "error",
+        "attributes",
+    ):
+        setattr(span, name, _cut(getattr(span, name), limits.max_value))
+    span.name = truncate(span.name, MAX_NAME)
+    span.hints.metadata = _cut(span.hints.metadata, limits.max_value)
+    price_cost(span)
+    if limits.redact:
+        redact_span(span)
+    return None
+
+
+def price_cost(span: Span) -> None:
+    """The cost from the price table, when the span has none and its price is known."""
+    if span.cost_usd is not None:
+        return
+    model = span.model_served or span.model_requested
+    if not model or span.input_tokens is None or span.output_tokens is None:
+        return
+    price = lookup_price((span.provider or "").lower(), model)
+    if price is not None:
+        span.cost_usd = price.cost(span.input_tokens, span.output_tokens)
+        span.cost_source = "price_table"

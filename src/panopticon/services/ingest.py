@@ -1,0 +1,311 @@
+"""Taking production traces in: OTLP/HTTP bodies and the JSON API, to the trace writer.
+
+The request path does the cheap, bounded work (decompress with a cap, decode, normalise,
+price) in a worker thread, hands the rows to the :class:`TraceWriter` and waits until they
+are durable; it never waits on the database itself. What cannot be kept is counted and
+explained (the OTLP partial success), never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from panopticon.errors import IngestError
+from panopticon.ingest import Limits, PayloadError, decode_json, decode_protobuf, normalise
+from panopticon.ingest.jsonapi import LogIn, ScoreCreate, TracesIn, log_spans, trace_spans
+from panopticon.ingest.model import Rejection, ScoreIn, Span
+from panopticon.ingest.normalise import finish
+from panopticon.services.access import Principal, authenticate, hash_key
+from panopticon.settings import Settings
+from panopticon.store.engine import Engine
+from panopticon.store.queries import traces as queries
+from panopticon.store.trace_writer import Backpressure, BatchRejected, TraceWriter
+
+__all__ = ["IngestResult", "IngestService", "decompress", "span_row"]
+
+_CACHE_S = 30.0  # a revoked key stops ingesting within this long
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    trace_ids: list[str] = field(default_factory=list)
+    scores: int = 0
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejections)
+
+    @property
+    def error_message(self) -> str:
+        """The reasons, counted: ``2 spans rejected: 2 x missing start time ...``."""
+        if not self.rejections:
+            return ""
+        counts: dict[str, int] = {}
+        for r in self.rejections:
+            counts[r.reason] = counts.get(r.reason, 0) + 1
+        reasons = "; ".join(f"{n} x {reason}" for reason, n in sorted(counts.items()))
+        return f"{self.rejected} span(s) rejected: {reasons}"
+
+
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """The body, gunzipped when it says so, refusing more than ``limit`` bytes out (a gzip
+    bomb stops at the limit, not at the end of memory)."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding in ("identity", ""):
+        if len(body) > limit:
+            raise IngestError(
+                f"the body is {len(body)} bytes; the limit is {limit} "
+                "(PANOPTICON_INGEST_MAX_BYTES): send smaller batches",
+                413,
+            )
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise IngestError(
+            f"Content-Encoding '{encoding}' is not supported; send gzip or no encoding", 415
+        )
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise IngestError(f"the body is not valid {encoding}: {exc}", 400) from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise IngestError(
+            f"the body decompresses to more than {limit} bytes "
+            "(PANOPTICON_INGEST_MAX_BYTES): send smaller batches",
+            413,
+        )
+    return out
+
+
+def span_row(workspace_id: int, span: Span) -> dict[str, Any]:
+    """A span as the writer stores it (with the trace facts it carries in ``_hints``)."""
+    h = span.hints
+    return {
+        "workspace_id": workspace_id,
+        "trace_id": span.trace_id,
+        "span_id": span.span_id,
+        "start_time": span.start_time,
+        "parent_id": span.parent_id,
+        "kind": span.kind,
+        "name": span.name,
+        "end_time": span.end_time,
+        "latency_ms": span.latency_ms,
+        "ttft_ms": span.ttft_ms,
+        "status": span.status,
+        "error": span.error,
+        "model_requested": span.model_requested,
+        "model_served": span.model_served,
+        "provider": span.provider,
+        "input_messages": span.input_messages,
+        "output_messages": span.output_messages,
+        "input_value": span.input_value,
+        "output_value": span.output_value,
+        "documents": span.documents,
+        "input_tokens": span.input_tokens,
+        "output_tokens": span.output_tokens,
+        "cached_tokens": span.cached_tokens,
+        "reasoning_tokens": span.reasoning_tokens,
+        "cost_usd": span.cost_usd,
+        "cost_source": span.cost_source,
+        "attributes": span.attributes or None,
+        "events": span.events,
+        "_hints": {
+            "session_id": h.session_id,
+            "user_id": h.user_id,
+            "tenant_id": h.tenant_id,
+            "environment": h.environment,
+            "release": h.release,
+            "tags": h.tags,
+            "metadata": h.metadata,
+        },
+    }
+
+
+class IngestService:
+    """One per process (the app holds it); thread-safe."""
+
+    def __init__(self, engine: Engine, settings: Settings, writer: TraceWriter) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.writer = writer
+        self._keys: dict[str, tuple[float, Principal]] = {}
+        self._limits: dict[int, tuple[float, Limits]] = {}
+
+    # --- who, and their settings (cached: ingestion is many small requests) -----------------
+    def principal(self, key: str | None) -> Principal:
+        now = time.monotonic()
+        digest = hash_key(key or "")  # the cache holds hashes, never keys
+        cached = self._keys.get(digest)
+        if cached and now - cached[0] < _CACHE_S:
+            return cached[1]
+        principal = authenticate(self.engine, self.settings, key, purpose="ingest")
+        if len(self._keys) > 10_000:
+            self._keys.clear()
+        self._keys[digest] = (now, principal)
+        return principal
+
+    def limits(self, workspace_id: int) -> Limits:
+        now = time.monotonic()
+        cached = self._limits.get(workspace_id)
+        if cached and now - cached[0] < _CACHE_S:
+            return cached[1]
+        with self.engine.connect() as conn:
+            retention, redact = queries.get_trace_settings(conn, workspace_id)
+        limits = Limits(
+            max_age=timedelta(days=retention or self.settings.trace_retention_days),
+            redact=redact,
+        )
+        self._limits[workspace_id] = (now, limits)
+        return limits
+
+    # --- the work ---------------------------------------------------------------------------
+    def _decode_otlp(
+        self, principal: Principal, body: bytes, content_type: str, encoding: str | None
+    ) -> tuple[list[dict[str, Any]], list[ScoreIn], IngestResult]:
+        kind = content_type.split(";")[0].strip().lower()
+        if kind not in ("application/x-protobuf", "application/protobuf", "application/json"):
+            raise IngestError(
+                f"Content-Type '{kind or '(none)'}' is not OTLP: send application/x-protobuf "
+                "or application/json",
+                415,
+            )
+        data = decompress(body, encoding, self.settings.ingest_max_bytes)
+        try:
+            raws, rejected = (decode_json if kind == "application/json" else decode_protobuf)(data)
+        except PayloadError as exc:
+            raise IngestError(str(exc), 400) from None
+        if len(raws) > self.settings.ingest_max_spans:
+            raise IngestError(
+                f"{len(raws)} spans in one request; the limit is "
+                f"{self.settings.ingest_max_spans} (PANOPTICON_INGEST_MAX_SPANS): "
+                "send smaller batches",
+                413,
+            )
+        limits = self.limits(principal.workspace_id)
+        now = datetime.now(UTC)
+        rows: list[dict[str, Any]] = []
+        scores: list[ScoreIn] = []
+        result = IngestResult(rejections=list(rejected))
+        for raw in raws:
+            span, span_scores, problem = normalise(raw, now, limits)
+            if span is None:
+                result.rejections.append(problem)  # type: ignore[arg-type]
+                continue
+            rows.append(span_row(principal.workspace_id, span))
+            scores.extend(span_scores)
+        return rows, scores, result
+
+    def _build(
+        self, principal: Principal, spans: list[Span]
+    ) -> tuple[list[dict[str, Any]], IngestResult]:
+        limits = self.limits(principal.workspace_id)
+        now = datetime.now(UTC)
+        rows = []
+        result = IngestResult()
+        for span in spans:
+            problem = finish(span, now, limits)
+            if problem:
+                result.rejections.append(problem)
+            else:
+                rows.append(span_row(principal.workspace_id, span))
+        return rows, result
+
+    async def _store(
+        self,
+        principal: Principal,
+        rows: list[dict[str, Any]],
+        scores: list[ScoreIn],
+        result: IngestResult,
+    ) -> IngestResult:
+        try:
+            future = self.writer.submit(rows)
+        except Backpressure as exc:
+            raise IngestError(str(exc), exc.status, exc.retry_after) from None
+        try:
+            await asyncio.wrap_future(future)
+        except BatchRejected as exc:
+            raise IngestError(str(exc), 400) from None
+        result.accepted = len(rows)
+        result.trace_ids = list(dict.fromkeys(r["trace_id"] for r in rows))
+        if scores:
+            await asyncio.to_thread(self._save_scores, principal.workspace_id, scores)
+            result.scores = len(scores)
+        return result
+
+    async def ingest_otlp(
+        self, principal: Principal, body: bytes, content_type: str, encoding: str | None
+    ) -> IngestResult:
+        rows, scores, result = await asyncio.to_thread(
+            self._decode_otlp, principal, body, content_type, encoding
+        )
+        return await self._store(principal, rows, scores, result)
+
+    async def ingest_traces(self, principal: Principal, payload: TracesIn) -> IngestResult:
+        now = datetime.now(UTC)
+        spans = [s for t in payload.traces for s in trace_spans(t, now)]
+        if len(spans) > self.settings.ingest_max_spans:
+            raise IngestError(
+                f"{len(spans)} spans in one request; the limit is "
+                f"{self.settings.ingest_max_spans} (PANOPTICON_INGEST_MAX_SPANS)",
+                413,
+            )
+        rows, result = await asyncio.to_thread(self._build, principal, spans)
+        return await self._store(principal, rows, [], result)
+
+    async def ingest_log(self, principal: Principal, log: LogIn) -> IngestResult:
+        rows, result = await asyncio.to_thread(
+            self._build, principal, log_spans(log, datetime.now(UTC))
+        )
+        return await self._store(principal, rows, [], result)
+
+    # --- scores ------------------------------------------------------------------------------
+    def _save_scores(self, workspace_id: int, scores: list[ScoreIn]) -> list[str]:
+        with self.engine.begin() as conn:
+            metrics: dict[str, int] = {}
+            rows = []
+            for s in scores:
+                if s.name not in metrics:
+                    metrics[s.name] = queries.find_metric(conn, workspace_id, s.name) or 0
+                label = s.label
+                passed = {"pass": True, "fail": False, "passed": True, "failed": False}.get(
+                    (label or "").lower()
+                )
+                rows.append(
+                    {
+                        "workspace_id": workspace_id,
+                        "trace_id": s.trace_id,
+                        "span_id": s.span_id,
+                        "metric_id": metrics[s.name],
+                        "value": s.value,
+                        "label": label,
+                        "passed": passed,
+                        "reasoning": s.comment,
+                        "source": s.source,
+                    }
+                )
+            return [str(i) for i in queries.insert_scores(conn, rows)]
+
+    def add_score(self, principal: Principal, score: ScoreCreate) -> str:
+        """A score from outside (user feedback, a client's own evaluation)."""
+        return self._save_scores(
+            principal.workspace_id,
+            [
+                ScoreIn(
+                    trace_id=score.trace_id,
+                    span_id=score.span_id,
+                    name=score.name,
+                    value=score.value,
+                    label=score.label,
+                    comment=score.comment,
+                    source=score.source,
+                )
+            ],
+        )[0]

@@ -1,0 +1,526 @@
+"""Traces for the explorer: filtered keyset pages, one trace with its spans and scores,
+a session's traces; scores and labels on traces and spans; each workspace's settings."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from panopticon.evaluation.suite import QueryItem
+from panopticon.store.queries.catalog import upsert_queries
+from panopticon.store.tables import (
+    Annotation,
+    Dataset,
+    DatasetItem,
+    Metric,
+    Score,
+    Span,
+    Trace,
+    TraceSettings,
+)
+from panopticon.store.tables.base import utcnow
+
+__all__ = [
+    "COUNT_CAP",
+    "SORTS",
+    "TraceFilters",
+    "append_to_dataset",
+    "find_metric",
+    "get_trace_settings",
+    "insert_scores",
+    "iter_traces",
+    "search_traces",
+    "session_traces",
+    "set_trace_settings",
+    "trace_detail",
+    "upsert_trace_label",
+]
+
+COUNT_CAP = 10_000
+SORTS = ("-start_time", "start_time", "-latency_ms", "latency_ms", "-cost_usd", "cost_usd")
+
+
+@dataclass(frozen=True)
+class TraceFilters:
+    since: datetime | None = None
+    until: datetime | None = None
+    model: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    tag: str | None = None
+    metadata_key: str | None = None
+    metadata_value: str | None = None
+    status: str | None = None
+    min_latency_ms: float | None = None
+    max_latency_ms: float | None = None
+    min_cost: float | None = None
+    max_cost: float | None = None
+    score_name: str | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    span_kind: str | None = None
+    text: str | None = None
+    environment: str | None = None
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _spans_of_trace() -> list[Any]:
+    """A correlated condition: spans of the outer trace row. For text, a probe per trace
+    that stops at the first match measured twice as fast as one pass over the period's
+    spans (casting messages to text dominates either way)."""
+    return [
+        Span.c.workspace_id == Trace.c.workspace_id,
+        Span.c.trace_id == Trace.c.id,
+        Span.c.start_time >= Trace.c.start_time,
+        Span.c.start_time <= Trace.c.end_time,
+    ]
+
+
+def _span_ids(ws: int, f: TraceFilters, condition: Any) -> Any:
+    """The ids of traces with a span that meets ``condition``: one pass over the spans of
+    the filter's period (its bounds are constants, so PostgreSQL reads only the partitions
+    of those days), not a probe per trace."""
+    q = sa.select(Span.c.trace_id).where(Span.c.workspace_id == ws, condition)
+    if f.since is not None:  # a trace's spans start at or after the trace
+        q = q.where(Span.c.start_time >= f.since)
+    if f.until is not None:  # and within a day of its start (the writer's window)
+        q = q.where(Span.c.start_time < f.until + timedelta(days=1))
+    return q
+
+
+def _json_has(conn: Connection, column: Any, value: str) -> Any:
+    if conn.dialect.name == "postgresql":
+        return column.op("@>")(sa.cast(sa.literal(orjson.dumps([value]).decode()), column.type))
+    each = sa.func.json_each(column).table_valued("value")
+    return sa.exists(sa.select(1).select_from(each).where(each.c.value == value))
+
+
+def _json_field(conn: Connection, column: Any, key: str) -> Any:
+    if conn.dialect.name == "postgresql":
+        return column.op("->>", return_type=sa.Text())(sa.literal(key))
+    return sa.func.json_extract(column, sa.literal('$."' + key.replace('"', "") + '"'))
+
+
+def _where(conn: Connection, ws: int, f: TraceFilters) -> list[Any]:
+    where: list[Any] = [Trace.c.workspace_id == ws]
+    if f.since is not None:
+        where += [Trace.c.start_time >= f.since, Trace.c.bucket >= f.since - timedelta(days=1)]
+    if f.until is not None:
+        where += [Trace.c.start_time < f.until, Trace.c.bucket < f.until + timedelta(days=2)]
+    for column, value in (
+        (Trace.c.user_id, f.user_id),
+        (Trace.c.session_id, f.session_id),
+        (Trace.c.status, f.status),
+        (Trace.c.environment, f.environment),
+    ):
+        if value is not None:
+            where.append(column == value)
+    if f.min_latency_ms is not None:
+        where.append(Trace.c.latency_ms >= f.min_latency_ms)
+    if f.max_latency_ms is not None:
+        where.append(Trace.c.latency_ms <= f.max_latency_ms)
+    if f.min_cost is not None:
+        where.append(Trace.c.cost_usd >= f.min_cost)
+    if f.max_cost is not None:
+        where.append(Trace.c.cost_usd <= f.max_cost)
+    if f.tag is not None:
+        where.append(_json_has(conn, Trace.c.tags, f.tag))
+    if f.metadata_key is not None:
+        if conn.dialect.name == "postgresql":  # containment: the GIN index answers it
+            column = Trace.c.metadata
+            if f.metadata_value is None:
+                where.append(column.op("?")(sa.literal(f.metadata_key)))
+            else:
+                doc = orjson.dumps({f.metadata_key: f.metadata_value}).decode()
+                where.append(column.op("@>")(sa.cast(sa.literal(doc), column.type)))
+        else:
+            field = _json_field(conn, Trace.c.metadata, f.metadata_key)
+            where.append(
+                field.is_not(None) if f.metadata_value is None else field == f.metadata_value
+            )
+    if f.model is not None:  # the models any span asked for or was served by
+        where.append(_json_has(conn, Trace.c.models, f.model))
+    if f.span_kind is not None:
+        where.append(Trace.c.id.in_(_span_ids(ws, f, Span.c.kind == f.span_kind)))
+    if f.text:
+        pattern = _like(f.text)
+        where.append(
+            sa.or_(
+                Trace.c.input_text.ilike(pattern, escape="\\"),
+                Trace.c.output_text.ilike(pattern, escape="\\"),
+                sa.exists(
+                    sa.select(1).where(
+                        *_spans_of_trace(),
+                        sa.or_(
+                            Span.c.input_value.ilike(pattern, escape="\\"),
+                            Span.c.output_value.ilike(pattern, escape="\\"),
+                            sa.cast(Span.c.input_messages, sa.Text).ilike(pattern, escape="\\"),
+                            sa.cast(Span.c.output_messages, sa.Text).ilike(pattern, escape="\\"),
+                        ),
+                    )
+                ),
+            )
+        )
+    if f.score_name is not None or f.min_score is not None or f.max_score is not None:
+        cond: list[Any] = [Score.c.workspace_id == ws, Score.c.trace_id == Trace.c.id]
+        if f.score_name is not None:
+            cond.append(
+                Score.c.metric_id.in_(
+                    sa.select(Metric.c.id).where(
+                        Metric.c.workspace_id == ws, Metric.c.name == f.score_name
+                    )
+                )
+            )
+        if f.min_score is not None:
+            cond.append(Score.c.value >= f.min_score)
+        if f.max_score is not None:
+            cond.append(Score.c.value <= f.max_score)
+        where.append(sa.exists(sa.select(1).where(*cond)))
+    return where
+
+
+def encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        raise ValueError("not a cursor this API gave out") from None
+    if not isinstance(values, list) or len(values) != 2:
+        raise ValueError("not a cursor this API gave out")
+    return values
+
+
+_LIST_COLUMNS = [
+    c
+    for c in Trace.columns
+    if c.name not in ("bucket", "updated_at", "workspace_id", "input_text", "output_text")
+]
+
+
+def search_traces(
+    conn: Connection,
+    ws: int,
+    f: TraceFilters,
+    *,
+    sort: str = "-start_time",
+    limit: int = 50,
+    cursor: str | None = None,
+    count_cap: int = COUNT_CAP,
+) -> tuple[list[dict[str, Any]], int, bool, str | None]:
+    """A page of traces in ``sort`` order after ``cursor``, the number of matches (exact up
+    to ``count_cap``, else a lower bound: the bool says which), and the next cursor."""
+    where = _where(conn, ws, f)
+    cap = count_cap + 1
+    matches = sa.select(sa.literal(1)).select_from(Trace).where(*where).limit(cap).subquery()
+    total = int(conn.execute(sa.select(sa.func.count()).select_from(matches)).scalar() or 0)
+    desc = sort.startswith("-")
+    column = Trace.c[sort.lstrip("-")]
+    page_where = list(where)
+    if column.name == "cost_usd":
+        page_where.append(column.is_not(None))
+    if cursor:
+        raw_value, last_id = decode_cursor(cursor)
+        value: Any = datetime.fromisoformat(raw_value) if column.name == "start_time" else raw_value
+        after = sa.tuple_(column, Trace.c.id)
+        page_where.append(after < (value, last_id) if desc else after > (value, last_id))
+    order = [column.desc(), Trace.c.id.desc()] if desc else [column.asc(), Trace.c.id.asc()]
+    q = (
+        sa.select(
+            *_LIST_COLUMNS,
+            sa.func.substr(Trace.c.input_text, 1, 300).label("input_text"),
+            sa.func.substr(Trace.c.output_text, 1, 300).label("output_text"),
+        )
+        .where(*page_where)
+        .order_by(*order)
+        .limit(limit + 1)
+    )
+    rows = [dict(r._mapping) for r in conn.execute(q)]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1][column.name]
+        next_cursor = encode_cursor(
+            [last.isoformat() if isinstance(last, datetime) else last, rows[-1]["id"]]
+        )
+    return rows, (total if total < cap else count_cap), total < cap, next_cursor
+
+
+def iter_traces(
+    conn: Connection, ws: int, f: TraceFilters, *, limit: int = 100_000
+) -> Iterator[dict[str, Any]]:
+    """Every matching trace (newest first, up to ``limit``), streamed for exports."""
+    q = (
+        sa.select(*[c for c in Trace.columns if c.name not in ("bucket", "workspace_id")])
+        .where(*_where(conn, ws, f))
+        .order_by(Trace.c.start_time.desc(), Trace.c.id.desc())
+        .limit(limit)
+    )
+    for r in conn.execution_options(yield_per=1000).execute(q):
+        yield dict(r._mapping)
+
+
+def _trace_row(conn: Connection, ws: int, trace_id: str) -> dict[str, Any] | None:
+    rows = [
+        dict(r._mapping)
+        for r in conn.execute(
+            sa.select(Trace).where(Trace.c.workspace_id == ws, Trace.c.id == trace_id)
+        )
+    ]
+    if not rows:
+        return None
+    # a trace filed under two days (its spans came more than a day apart): one view
+    rows.sort(key=lambda r: r["start_time"])
+    row = rows[0]
+    for extra in rows[1:]:
+        row["end_time"] = max(row["end_time"], extra["end_time"])
+        row["span_count"] += extra["span_count"]
+        row["error_count"] += extra["error_count"]
+    return row
+
+
+def trace_detail(conn: Connection, ws: int, trace_id: str) -> dict[str, Any] | None:
+    """A trace with every span (in start order), its scores and people's labels."""
+    row = _trace_row(conn, ws, trace_id)
+    if row is None:
+        return None
+    spans = [
+        dict(r._mapping)
+        for r in conn.execute(
+            sa.select(Span)
+            .where(
+                Span.c.workspace_id == ws,
+                Span.c.trace_id == trace_id,
+                Span.c.start_time >= row["start_time"] - timedelta(days=2),
+                Span.c.start_time <= row["end_time"] + timedelta(days=2),
+            )
+            .order_by(Span.c.start_time, Span.c.span_id)
+        )
+    ]
+    scores = [
+        dict(r._mapping)
+        for r in conn.execute(
+            sa.select(
+                Score.c.id,
+                Score.c.span_id,
+                Score.c.value,
+                Score.c.label,
+                Score.c.passed,
+                Score.c.reasoning,
+                Score.c.source,
+                Score.c.judge_model,
+                Score.c.error,
+                Score.c.created_at,
+                Metric.c.name.label("name"),
+            )
+            .join(Metric, Metric.c.id == Score.c.metric_id)
+            .where(Score.c.workspace_id == ws, Score.c.trace_id == trace_id)
+            .order_by(Score.c.created_at)
+        )
+    ]
+    labels = [
+        dict(r._mapping)
+        for r in conn.execute(
+            sa.select(
+                Annotation.c.id,
+                Annotation.c.span_id,
+                Annotation.c.annotator,
+                Annotation.c.value,
+                Annotation.c.passed,
+                Annotation.c.comment,
+                Annotation.c.created_at,
+                Metric.c.name.label("name"),
+            )
+            .join(Metric, Metric.c.id == Annotation.c.metric_id)
+            .where(Annotation.c.workspace_id == ws, Annotation.c.trace_id == trace_id)
+            .order_by(Annotation.c.created_at)
+        )
+    ]
+    return {**row, "spans": spans, "scores": scores, "labels": labels}
+
+
+def session_traces(
+    conn: Connection, ws: int, session_id: str, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """A session's traces in time order, each with its LLM spans' messages."""
+    traces = [
+        dict(r._mapping)
+        for r in conn.execute(
+            sa.select(*[c for c in Trace.columns if c.name not in ("bucket", "workspace_id")])
+            .where(Trace.c.workspace_id == ws, Trace.c.session_id == session_id)
+            .order_by(Trace.c.start_time, Trace.c.id)
+            .limit(limit)
+        )
+    ]
+    if not traces:
+        return []
+    ids = [t["id"] for t in traces]
+    spans: dict[str, list[dict[str, Any]]] = {}
+    for r in conn.execute(
+        sa.select(
+            Span.c.trace_id,
+            Span.c.span_id,
+            Span.c.name,
+            Span.c.kind,
+            Span.c.model_served,
+            Span.c.input_messages,
+            Span.c.output_messages,
+            Span.c.start_time,
+        )
+        .where(
+            Span.c.workspace_id == ws,
+            Span.c.trace_id.in_(ids),
+            Span.c.kind == "llm",
+            Span.c.start_time >= traces[0]["start_time"] - timedelta(days=1),
+            Span.c.start_time <= traces[-1]["end_time"] + timedelta(days=1),
+        )
+        .order_by(Span.c.start_time)
+    ):
+        spans.setdefault(r.trace_id, []).append(dict(r._mapping))
+    for t in traces:
+        t["llm_spans"] = spans.get(t["id"], [])
+    return traces
+
+
+def find_metric(conn: Connection, ws: int, name: str, *, create: bool = True) -> int | None:
+    """The newest metric of that name, or a new ``feedback`` metric for outside scores."""
+    found = conn.execute(
+        sa.select(Metric.c.id)
+        .where(Metric.c.workspace_id == ws, Metric.c.name == name)
+        .order_by(Metric.c.id.desc())
+        .limit(1)
+    ).scalar()
+    if found is not None or not create:
+        return None if found is None else int(found)
+    return int(
+        conn.execute(
+            sa.insert(Metric)
+            .values(
+                workspace_id=ws,
+                name=name,
+                type="feedback",
+                definition={"name": name, "type": "feedback"},
+                version="feedback",
+                category="feedback",
+                created_at=utcnow(),
+            )
+            .returning(Metric.c.id)
+        ).scalar_one()
+    )
+
+
+def insert_scores(conn: Connection, rows: list[dict[str, Any]]) -> list[uuid.UUID]:
+    """Scores about traces or spans: each row has workspace_id, trace_id, span_id,
+    metric_id, value, label, passed, reasoning, source."""
+    ids = []
+    values = []
+    for row in rows:
+        sid = uuid.uuid4()
+        ids.append(sid)
+        values.append({"id": sid, "created_at": utcnow(), "judge_cached": False, **row})
+    if values:
+        conn.execute(sa.insert(Score), values)
+    return ids
+
+
+def upsert_trace_label(
+    conn: Connection,
+    ws: int,
+    trace_id: str,
+    span_id: str | None,
+    metric_id: int,
+    annotator: str,
+    value: float | None,
+    passed: bool | None,
+    comment: str | None,
+) -> bool:
+    """A person's label on a trace or span (one per person and metric); True if replaced."""
+    where = [
+        Annotation.c.workspace_id == ws,
+        Annotation.c.trace_id == trace_id,
+        Annotation.c.metric_id == metric_id,
+        Annotation.c.annotator == annotator,
+        Annotation.c.span_id.is_(None) if span_id is None else Annotation.c.span_id == span_id,
+    ]
+    values = {"value": value, "passed": passed, "comment": comment}
+    if conn.execute(sa.update(Annotation).where(*where).values(**values)).rowcount:
+        return True
+    conn.execute(
+        sa.insert(Annotation).values(
+            workspace_id=ws,
+            trace_id=trace_id,
+            span_id=span_id,
+            metric_id=metric_id,
+            annotator=annotator,
+            source="web",
+            created_at=utcnow(),
+            **values,
+        )
+    )
+    return False
+
+
+def get_trace_settings(conn: Connection, ws: int) -> tuple[int | None, bool]:
+    row = conn.execute(sa.select(TraceSettings).where(TraceSettings.c.workspace_id == ws)).first()
+    return (row.retention_days, bool(row.redact)) if row else (None, False)
+
+
+def set_trace_settings(conn: Connection, ws: int, retention_days: int | None, redact: bool) -> None:
+    updated = conn.execute(
+        sa.update(TraceSettings)
+        .where(TraceSettings.c.workspace_id == ws)
+        .values(retention_days=retention_days, redact=redact)
+    ).rowcount
+    if not updated:
+        conn.execute(
+            sa.insert(TraceSettings).values(
+                workspace_id=ws, retention_days=retention_days, redact=redact
+            )
+        )
+
+
+def append_to_dataset(
+    conn: Connection, ws: int, name: str, items: list[QueryItem]
+) -> tuple[int, int]:
+    """Add queries to the end of a dataset (made if new), skipping ones already in it.
+    Returns (added, size)."""
+    dataset_id = conn.execute(
+        sa.select(Dataset.c.id).where(Dataset.c.workspace_id == ws, Dataset.c.name == name)
+    ).scalar()
+    if dataset_id is None:
+        dataset_id = conn.execute(
+            sa.insert(Dataset)
+            .values(workspace_id=ws, name=name, source="traces", created_at=utcnow())
+            .returning(Dataset.c.id)
+        ).scalar_one()
+    current = list(
+        conn.execute(
+            sa.select(DatasetItem.c.query_id)
+            .where(DatasetItem.c.dataset_id == dataset_id)
+            .order_by(DatasetItem.c.position)
+        ).scalars()
+    )
+    have = set(current)
+    new = [q for q in dict.fromkeys(upsert_queries(conn, ws, items)) if q not in have]
+    if new:
+        conn.execute(
+            sa.insert(DatasetItem),
+            [
+                {"dataset_id": dataset_id, "query_id": q, "position": len(current) + i}
+                for i, q in enumerate(new)
+            ],
+        )
+    return len(new), len(current) + len(new)

@@ -1,0 +1,615 @@
+"""The trace writer: spans batched off the request path, acknowledged only when durable.
+
+``submit(rows)`` queues a request's spans and returns a future. A writer thread gathers
+what is queued within ``window_s`` (or up to ``max_batch`` spans) and writes it in one
+transaction: spans inserted (``COPY`` into a staging table on PostgreSQL, a multi-row
+insert on SQLite; a span sent twice is stored once), then each touched trace's row
+recomputed from its spans and upserted. The futures resolve when that commits.
+
+When the database cannot be written, the batch is appended to a spool file under
+``spool_dir`` and fsynced *before* the futures resolve: so an acknowledged span is on disk
+either way. While spooling, new batches go straight to the spool; every ``retry_s`` the
+writer tries to replay the spool into the database and, when that works, deletes the
+files and writes to the database again. Spool files left by a process that died are
+replayed by the next writer to start on the same ``spool_dir``. ``close()`` writes (or
+spools) everything queued before it returns.
+
+Backpressure: more than ``max_pending`` spans waiting, or a spool past ``max_spool_bytes``,
+and ``submit`` raises :class:`Backpressure` (the ingest endpoint answers 429 or 503 with
+Retry-After) instead of growing without bound.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from panopticon.store.tables import Span, Trace
+
+__all__ = ["Backpressure", "BatchRejected", "TraceWriter", "WriterStats", "write_rows"]
+
+log = logging.getLogger(__name__)
+
+SPAN_COLUMNS = [c.name for c in Span.columns]
+_TIMES = ("start_time", "end_time")
+_JSON = {"input_messages", "output_messages", "documents", "attributes", "events"}
+
+
+class BatchRejected(Exception):
+    """The database refused a request's spans (a value it cannot store)."""
+
+
+class Backpressure(Exception):
+    """Too much is waiting to be written: the client should retry after ``retry_after``."""
+
+    def __init__(self, message: str, retry_after: int, status: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+@dataclass(frozen=True)
+class WriterStats:
+    pending: int
+    written: int
+    spooled: int
+    replayed: int
+    spool_bytes: int
+    degraded: bool
+
+
+def _day(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _last_text(messages: Any, roles: tuple[str, ...]) -> str | None:
+    if not isinstance(messages, list):
+        return None
+    for m in reversed(messages):
+        if isinstance(m, dict) and m.get("role") in roles and m.get("content"):
+            return str(m["content"])
+    return None
+
+
+def _preview(row: dict[str, Any]) -> tuple[str | None, str | None]:
+    """A span's input and output as text: its value, else its last user (assistant) turn."""
+    inp = row.get("input_value") or _last_text(row.get("input_messages"), ("user", "input"))
+    out = row.get("output_value") or _last_text(row.get("output_messages"), ("assistant", "output"))
+    return inp, out
+
+
+# --- the write itself ----------------------------------------------------------------------
+
+
+def _copy_values(row: dict[str, Any]) -> list[Any]:
+    return [
+        orjson.dumps(row[c]).decode() if c in _JSON and row.get(c) is not None else row.get(c)
+        for c in SPAN_COLUMNS
+    ]
+
+
+def _insert_spans(conn: Connection, rows: list[dict[str, Any]], *, may_exist: bool) -> None:
+    """Insert spans. ``may_exist``: some may be stored already (their trace has a row), so
+    conflicts are skipped; otherwise (a new trace: none of its spans can be stored, see
+    :func:`write_rows`) PostgreSQL copies them straight into the table."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        dbapi: Any = conn.connection.driver_connection
+        cols = ", ".join(SPAN_COLUMNS)
+        with dbapi.cursor() as cur:
+            if not may_exist:
+                with cur.copy(f"COPY span ({cols}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(_copy_values(row))
+                return
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS span_stage (LIKE span INCLUDING DEFAULTS) "
+                "ON COMMIT DELETE ROWS"
+            )
+            with cur.copy(f"COPY span_stage ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(_copy_values(row))
+            cur.execute(
+                f"INSERT INTO span ({cols}) SELECT {cols} FROM span_stage ON CONFLICT DO NOTHING"
+            )
+        return
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    stmt = sqlite_insert(Span).on_conflict_do_nothing()
+    conn.execute(stmt, [{c: r.get(c) for c in SPAN_COLUMNS} for r in rows])
+
+
+def _upsert_traces(conn: Connection, values: list[dict[str, Any]]) -> None:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(Trace)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(Trace)
+    keys = ("workspace_id", "id", "bucket")
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={c.name: stmt.excluded[c.name] for c in Trace.columns if c.name not in keys},
+    )
+    conn.execute(stmt, values)
+
+
+def write_rows(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Store span rows and bring their traces up to date, in the caller's transaction.
+    Idempotent: writing the same rows again changes nothing. Returns the traces touched.
+
+    A trace's row is written in the same transaction as its spans, so a trace with no row
+    has no stored spans (on PostgreSQL an advisory lock per trace makes concurrent writers
+    of one trace take turns): its spans are copied without a conflict check and its totals
+    come from the batch alone. A trace that has a row is re-aggregated from its stored spans.
+    """
+    if not rows:
+        return 0
+    unique: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:  # a span twice in one batch is stored once
+        unique[(r["workspace_id"], r["trace_id"], r["span_id"], r["start_time"])] = r
+    by_ws: dict[int, list[dict[str, Any]]] = {}
+    for row in unique.values():
+        by_ws.setdefault(row["workspace_id"], []).append(row)
+    touched = 0
+    for ws, ws_rows in by_ws.items():
+        touched += _write_workspace(conn, ws, ws_rows)
+    return touched
+
+
+def _aggregate(spans: list[dict[str, Any]]) -> dict[str, Any]:
+    def total(key: str) -> Any:
+        values = [s[key] for s in spans if s.get(key) is not None]
+        return sum(values) if values else None
+
+    return {
+        "start_time": min(s["start_time"] for s in spans),
+        "end_time": max(s["end_time"] for s in spans),
+        "span_count": len(spans),
+        "error_count": sum(1 for s in spans if s["status"] == "error"),
+        "input_tokens": total("input_tokens"),
+        "output_tokens": total("output_tokens"),
+        "cost_usd": total("cost_usd"),
+        "models": {
+            m for s in spans for m in (s.get("model_requested"), s.get("model_served")) if m
+        },
+        "root": next((s for s in spans if s.get("parent_id") is None), None),
+    }
+
+
+def _stored_aggregates(
+    conn: Connection, ws: int, ids: list[str], lo: datetime, hi: datetime
+) -> dict[str, dict[str, Any]]:
+    """Totals of traces from every stored span (for traces that already had a row)."""
+    if not ids:
+        return {}
+    where = (Span.c.workspace_id == ws, Span.c.trace_id.in_(ids), Span.c.start_time.between(lo, hi))
+    out: dict[str, dict[str, Any]] = {}
+    for r in conn.execute(
+        sa.select(
+            Span.c.trace_id,
+            sa.func.min(Span.c.start_time).label("start_time"),
+            sa.func.max(Span.c.end_time).label("end_time"),
+            sa.func.count().label("span_count"),
+            sa.func.count().filter(Span.c.status == "error").label("error_count"),
+            sa.func.sum(Span.c.input_tokens).label("input_tokens"),
+            sa.func.sum(Span.c.output_tokens).label("output_tokens"),
+            sa.func.sum(Span.c.cost_usd).label("cost_usd"),
+        )
+        .where(*where)
+        .group_by(Span.c.trace_id)
+    ):
+        out[r.trace_id] = {**r._mapping, "models": set(), "root": None}
+    for r in conn.execute(
+        sa.select(Span.c.trace_id, Span.c.model_requested, Span.c.model_served)
+        .where(
+            *where, sa.or_(Span.c.model_requested.is_not(None), Span.c.model_served.is_not(None))
+        )
+        .distinct()
+    ):
+        out[r[0]]["models"].update(m for m in (r[1], r[2]) if m)
+    for r in conn.execute(
+        sa.select(
+            Span.c.trace_id,
+            Span.c.name,
+            Span.c.error,
+            Span.c.input_value,
+            Span.c.output_value,
+            Span.c.input_messages,
+            Span.c.output_messages,
+        ).where(*where, Span.c.parent_id.is_(None))
+    ):
+        out[r.trace_id]["root"] = dict(r._mapping)
+    return out
+
+
+def _write_workspace(conn: Connection, ws: int, rows: list[dict[str, Any]]) -> int:
+    ids = sorted({r["trace_id"] for r in rows})
+    lo = min(r["start_time"] for r in rows) - timedelta(days=1)
+    hi = max(r["start_time"] for r in rows) + timedelta(days=1)
+    if conn.dialect.name == "postgresql":
+        # replicas writing spans of one trace at once take turns on it (one statement, in
+        # a fixed order, so two writers never wait on each other in a cycle)
+        conn.execute(
+            sa.text(
+                "SELECT pg_advisory_xact_lock(hashtext(t)) FROM unnest(CAST(:ids AS text[])) "
+                "AS t ORDER BY t"
+            ),
+            {"ids": ids},
+        )
+    existing = {
+        r.id: dict(r._mapping)
+        for r in conn.execute(
+            sa.select(Trace).where(
+                Trace.c.workspace_id == ws,
+                Trace.c.id.in_(ids),
+                Trace.c.bucket.between(_day(lo) - timedelta(days=1), hi),
+            )
+        )
+    }
+    batch: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        batch.setdefault(row["trace_id"], []).append(row)
+    _insert_spans(conn, [r for r in rows if r["trace_id"] not in existing], may_exist=False)
+    _insert_spans(conn, [r for r in rows if r["trace_id"] in existing], may_exist=True)
+    stored = _stored_aggregates(conn, ws, sorted(existing), lo, hi)
+    now = datetime.now(UTC)
+    values = []
+    for trace_id in ids:
+        old = existing.get(trace_id, {})
+        spans = sorted(batch[trace_id], key=lambda r: r["start_time"])
+        a = stored.get(trace_id) or _aggregate(spans)
+        root = a["root"]
+        hints: dict[str, Any] = {}
+        tags: set[str] = set(old.get("tags") or [])
+        meta: dict[str, Any] = dict(old.get("metadata") or {})
+        for s in spans:
+            h = s.get("_hints") or {}
+            for key in ("session_id", "user_id", "tenant_id", "environment", "release"):
+                if h.get(key) and not hints.get(key):
+                    hints[key] = h[key]
+            tags.update(h.get("tags") or [])
+            meta.update(h.get("metadata") or {})
+        if root is not None:
+            inp, out = _preview(root)
+            name, error = root["name"], root["error"]
+        else:
+            first = next((s for s in spans if s["kind"] == "llm"), spans[0])
+            inp, out = _preview(first)
+            name, error = None, None
+        error = error or old.get("error") or next((s["error"] for s in spans if s["error"]), None)
+        start, end = a["start_time"], a["end_time"]
+        if start.tzinfo is None:  # SQLite hands back naive times from aggregates
+            start, end = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
+        values.append(
+            {
+                "workspace_id": ws,
+                "id": trace_id,
+                "bucket": old.get("bucket") or _day(start),
+                "name": (name or old.get("name") or spans[0]["name"])[:500],
+                **{
+                    key: (old.get(key) or hints.get(key))
+                    for key in ("session_id", "user_id", "tenant_id", "environment", "release")
+                },
+                "tags": sorted(tags) or None,
+                "metadata": meta or None,
+                "start_time": start,
+                "end_time": end,
+                "latency_ms": (end - start).total_seconds() * 1000.0,
+                "status": "error" if a["error_count"] else "ok",
+                "error": error if a["error_count"] else None,
+                "span_count": a["span_count"],
+                "error_count": a["error_count"],
+                "input_tokens": a["input_tokens"],
+                "output_tokens": a["output_tokens"],
+                "cost_usd": a["cost_usd"],
+                "models": sorted(a["models"]) or None,
+                "input_text": (inp if root is not None else old.get("input_text") or inp),
+                "output_text": (out if root is not None else old.get("output_text") or out),
+                "updated_at": now,
+            }
+        )
+    if values:
+        _upsert_traces(conn, values)
+    return len(values)
+
+
+# --- the spool --------------------------------------------------------------------------------
+
+
+def _dump(rows: Iterable[dict[str, Any]]) -> bytes:
+    return b"".join(orjson.dumps(r) + b"\n" for r in rows)
+
+
+def _load(data: bytes) -> list[dict[str, Any]]:
+    rows = []
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        row = orjson.loads(line)
+        for key in _TIMES:
+            row[key] = datetime.fromisoformat(row[key])
+        rows.append(row)
+    return rows
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class TraceWriter:
+    """See the module docstring. ``start()`` it, ``submit()`` from any thread, ``close()``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        spool_dir: Path,
+        *,
+        window_s: float = 0.05,
+        max_batch: int = 5000,
+        max_pending: int = 200_000,
+        max_spool_bytes: int = 2 * 1024**3,
+        retry_s: float = 1.0,
+        maintenance: Callable[[], object] | None = None,
+        maintenance_s: float = 3600.0,
+    ) -> None:
+        self.engine = engine
+        self.spool_dir = spool_dir
+        self.window_s = window_s
+        self.max_batch = max_batch
+        self.max_pending = max_pending
+        self.max_spool_bytes = max_spool_bytes
+        self.retry_s = retry_s
+        # partitions and retention, run on this thread between batches: DDL on the
+        # partitioned tables never deadlocks against this process's own writes
+        self.maintenance = maintenance
+        self.maintenance_s = maintenance_s
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._written = 0
+        self._spooled = 0
+        self._replayed = 0
+        self._degraded = False
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # --- any thread --------------------------------------------------------------------
+    def start(self) -> TraceWriter:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.spool_dir.glob("*.replaying.*"):  # left by a process that died
+            pid = stale.name.rsplit(".", 1)[-1]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                stale.rename(stale.with_name(stale.name.split(".replaying.")[0]))
+        self._degraded = any(self.spool_dir.glob("*.jsonl"))
+        self._thread = threading.Thread(target=self._loop, name="panopticon-traces", daemon=True)
+        self._thread.start()
+        return self
+
+    def submit(self, rows: list[dict[str, Any]]) -> concurrent.futures.Future[None]:
+        """Queue rows; the future resolves once they are in the database or the spool."""
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        if not rows:
+            future.set_result(None)
+            return future
+        if self._closed:
+            raise Backpressure("the server is shutting down; send again", 1, 503)
+        with self._lock:
+            if self._pending + len(rows) > self.max_pending:
+                raise Backpressure(
+                    f"{self._pending} spans are waiting to be written (the limit is "
+                    f"{self.max_pending}); send again shortly",
+                    1,
+                    429,
+                )
+            if self._degraded and self._spool_bytes() > self.max_spool_bytes:
+                raise Backpressure(
+                    "the database is unavailable and the local spool is full; send again later",
+                    30,
+                    503,
+                )
+            self._pending += len(rows)
+        self._queue.put((rows, future))
+        return future
+
+    def stats(self) -> WriterStats:
+        return WriterStats(
+            self._pending,
+            self._written,
+            self._spooled,
+            self._replayed,
+            self._spool_bytes(),
+            self._degraded,
+        )
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Write (or spool) everything submitted, then stop."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _spool_bytes(self) -> int:
+        total = 0
+        with contextlib.suppress(OSError):
+            for path in self.spool_dir.glob("*.jsonl"):
+                total += path.stat().st_size
+        return total
+
+    # --- the writer thread ---------------------------------------------------------------
+    def _maintain(self) -> None:
+        if self.maintenance is None:
+            return
+        try:
+            self.maintenance()
+        except Exception as exc:  # the database may be down: spans spool meanwhile
+            log.warning("trace maintenance failed: %s", exc)
+
+    def _loop(self) -> None:
+        last_try = 0.0
+        self._maintain()
+        last_maintenance = time.monotonic()
+        while True:
+            if time.monotonic() - last_maintenance >= self.maintenance_s:
+                self._maintain()
+                last_maintenance = time.monotonic()
+            items = self._gather()
+            stop = any(i is None for i in items)
+            work = [i for i in items if i is not None]
+            if work:
+                self._write(work)
+            if self._degraded and (stop or time.monotonic() - last_try >= self.retry_s):
+                last_try = time.monotonic()
+                self._replay()
+            if stop:
+                return
+
+    def _gather(self) -> list[Any]:
+        try:
+            first = self._queue.get(timeout=self.retry_s if self._degraded else 1.0)
+        except queue.Empty:
+            return []
+        items = [first]
+        count = len(first[0]) if first is not None else 0
+        deadline = time.monotonic() + self.window_s
+        while first is not None and count < self.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                item = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+            items.append(item)
+            if item is None:
+                break
+            count += len(item[0])
+        return items
+
+    def _write(
+        self, work: list[tuple[list[dict[str, Any]], concurrent.futures.Future[None]]]
+    ) -> None:
+        rows = [r for batch, _ in work for r in batch]
+        try:
+            self._write_batch(work)
+        finally:
+            with self._lock:
+                self._pending -= len(rows)
+
+    def _write_batch(
+        self, work: list[tuple[list[dict[str, Any]], concurrent.futures.Future[None]]]
+    ) -> None:
+        """Write one transaction for every request in ``work``. The database unavailable:
+        spool them. A request whose rows the database refuses (a value it cannot store)
+        must not sink the others: each is then written alone, and the one refused fails
+        with :class:`BatchRejected` (its client hears why; nothing of it is acknowledged)."""
+        rows = [r for batch, _ in work for r in batch]
+        if self._degraded:
+            self._spool_or_fail(work, rows)
+            return
+        try:
+            with self.engine.begin() as conn:
+                write_rows(conn, rows)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            log.warning(
+                "cannot write %d spans (%s: %s); spooling them to %s",
+                len(rows),
+                exc.__class__.__name__,
+                getattr(exc, "orig", exc),
+                self.spool_dir,
+            )
+            self._degraded = True
+            self._spool_or_fail(work, rows)
+            return
+        except Exception as exc:  # the data, not the database
+            if len(work) > 1:
+                for one in work:
+                    self._write_batch([one])
+                return
+            log.warning("a batch of %d spans was refused: %s", len(rows), exc)
+            work[0][1].set_exception(
+                BatchRejected(f"the spans could not be stored: {getattr(exc, 'orig', exc)}")
+            )
+            return
+        self._written += len(rows)
+        for _, future in work:
+            future.set_result(None)
+
+    def _spool_or_fail(
+        self,
+        work: list[tuple[list[dict[str, Any]], concurrent.futures.Future[None]]],
+        rows: list[dict[str, Any]],
+    ) -> None:
+        try:
+            self._spool(rows)
+        except Exception as exc:  # neither the database nor the disk: not acknowledged
+            log.exception("spans could be neither written nor spooled")
+            for _, future in work:
+                future.set_exception(exc)
+            return
+        for _, future in work:
+            future.set_result(None)
+
+    def _spool(self, rows: list[dict[str, Any]]) -> None:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        path = self.spool_dir / f"spans-{os.getpid()}-{time.time_ns()}.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, _dump(rows))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dir_fd = os.open(self.spool_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the new file's name is durable too
+        finally:
+            os.close(dir_fd)
+        self._spooled += len(rows)
+
+    def _replay(self) -> None:
+        """Write spooled files to the database, oldest first; stop at the first failure."""
+        for path in sorted(self.spool_dir.glob("*.jsonl")):
+            claimed = path.with_name(f"{path.name}.replaying.{os.getpid()}")
+            try:
+                path.rename(claimed)  # another replica on this host may take it first
+            except FileNotFoundError:
+                continue
+            try:
+                rows = _load(claimed.read_bytes())
+                with self.engine.begin() as conn:
+                    for i in range(0, len(rows), self.max_batch):
+                        write_rows(conn, rows[i : i + self.max_batch])
+            except sa.exc.SQLAlchemyError:
+                claimed.rename(path)
+                return
+            claimed.unlink()
+            self._replayed += len(rows)
+            log.info("replayed %d spooled spans from %s", len(rows), path.name)
+        self._degraded = any(self.spool_dir.glob("*.jsonl"))

@@ -1,0 +1,144 @@
+"""Running ingestion: the ingest role alone, backpressure answered with Retry-After,
+per-workspace redaction, and partitions and retention."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from panopticon.api.app import create_app
+from panopticon.errors import ConfigError
+from panopticon.services.traces import run_maintenance, update_trace_settings
+from panopticon.settings import Settings
+from panopticon.store.partitions import partition_names
+from panopticon.store.tables import Span, Trace, Workspace
+from panopticon.store.trace_writer import write_rows
+from tests.test_ingest_api import ADMIN, BOOT, agent_trace
+from tests.test_trace_writer import rows
+
+
+def app_settings(settings: Settings, **kw: Any) -> Settings:
+    return Settings(home=settings.home, database_url=settings.database_url, api_key=BOOT, **kw)
+
+
+def test_the_ingest_role_serves_only_ingestion(settings: Settings) -> None:
+    app = create_app(app_settings(settings), roles=["ingest"])
+    with TestClient(app) as client:
+        sent = client.post("/api/traces", json={"traces": [agent_trace()]}, headers=ADMIN)
+        assert sent.status_code == 200 and sent.json()["accepted"] == 5
+        assert client.post("/v1/traces", json={}, headers=ADMIN).status_code == 200
+        assert client.get("/health").status_code == 200
+        assert client.get("/api/traces", headers=ADMIN).status_code in (404, 405)
+        assert client.get("/api/queries", headers=ADMIN).status_code == 404
+        assert client.get("/ui/").status_code == 404
+    with pytest.raises(ConfigError, match="unknown role"):
+        create_app(app_settings(settings), roles=["gatewayy"])
+
+
+def test_a_writer_that_is_behind_answers_429_with_retry_after(settings: Settings) -> None:
+    app = create_app(app_settings(settings))
+    with TestClient(app) as client:
+        app.state.trace_writer.max_pending = 2
+        r = client.post("/api/traces", json={"traces": [agent_trace()]}, headers=ADMIN)
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+        assert "waiting to be written" in r.json()["error"]["message"]
+        otlp = client.post(
+            "/v1/traces",
+            json={
+                "resourceSpans": [
+                    {
+                        "scopeSpans": [
+                            {
+                                "spans": [
+                                    {
+                                        "traceId": secrets.token_hex(16),
+                                        "spanId": secrets.token_hex(8),
+                                        "name": "x",
+                                        "startTimeUnixNano": str(
+                                            int(datetime.now(UTC).timestamp() * 1e9)
+                                        ),
+                                    }
+                                ]
+                                * 3
+                            }
+                        ]
+                    }
+                ]
+            },
+            headers=ADMIN,
+        )
+        assert otlp.status_code == 429 and otlp.headers["Retry-After"] == "1"
+        assert otlp.json()["code"] == 8  # RESOURCE_EXHAUSTED
+
+
+def test_a_workspace_that_asks_for_redaction_never_stores_personal_data(
+    settings: Settings,
+) -> None:
+    app = create_app(app_settings(settings))
+    with TestClient(app) as client:
+        assert client.put(
+            "/api/trace-settings", json={"redact": True, "retention_days": 7}, headers=ADMIN
+        ).json() == {"redact": True, "retention_days": 7}
+        r = client.post(
+            "/api/logs",
+            json={
+                "prompt": "I am ann@example.org, card 4242 4242 4242 4242",
+                "response": "Noted.",
+                "model": "gpt-4o",
+            },
+            headers=ADMIN,
+        ).json()
+        trace = client.get(f"/api/traces/{r['trace_ids'][0]}", headers=ADMIN).json()
+        assert trace["spans"][0]["input_messages"][0]["content"] == "I am [EMAIL], card [CARD]"
+        assert trace["input_text"] == "I am [EMAIL], card [CARD]"
+
+
+def test_maintenance_keeps_partitions_ahead_and_drops_what_retention_allows(
+    engine: sa.Engine,
+) -> None:
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        other = conn.execute(
+            sa.insert(Workspace).values(name="short", created_at=now).returning(Workspace.c.id)
+        ).scalar_one()
+    update_trace_settings(engine, other, retention_days=2, redact=False)
+    old, recent = rows(3), rows(2)
+    short_old = rows(2)
+    for r in old + short_old:
+        r["start_time"] -= timedelta(days=5)
+        r["end_time"] -= timedelta(days=5)
+    for r in short_old:
+        r["workspace_id"] = other
+    created = run_maintenance(engine, default_retention_days=30).created  # as at start-up
+    with engine.begin() as conn:
+        write_rows(conn, old + recent + short_old)
+    report = run_maintenance(engine, default_retention_days=30)
+    with engine.connect() as conn:
+        by_ws = dict(
+            conn.execute(
+                sa.select(Span.c.workspace_id, sa.func.count()).group_by(Span.c.workspace_id)
+            ).all()
+        )
+        traces = conn.scalar(sa.select(sa.func.count()).select_from(Trace))
+    assert by_ws == {1: 5}, "the short-retention workspace's old spans are gone"
+    assert report.deleted_spans == 2 and traces == 2
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            names = partition_names(conn, "span")
+        ahead = now + timedelta(days=7)
+        assert f"span_p{now:%Y%m%d}" in names and f"span_p{ahead:%Y%m%d}" in names
+        assert len(created) == 2 * 9 and report.created == []
+        assert "span_default" in names
+        # a partition ten days old is dropped whole once every retention is shorter
+        from panopticon.store.partitions import _create_days
+
+        day = (now - timedelta(days=10)).replace(hour=0, minute=0, second=0, microsecond=0)
+        with engine.begin() as conn:
+            assert _create_days(conn, day, day) == [f"trace_p{day:%Y%m%d}", f"span_p{day:%Y%m%d}"]
+        dropped = run_maintenance(engine, default_retention_days=5).dropped
+        assert sorted(dropped) == [f"span_p{day:%Y%m%d}", f"trace_p{day:%Y%m%d}"]

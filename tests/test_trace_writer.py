@@ -1,0 +1,186 @@
+"""The trace writer acknowledges a batch only when it is durable: with the database
+unavailable, acknowledged spans are spooled to disk and all arrive once it returns, also
+across a restart of the process."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from panopticon.ingest.model import Span, TraceHints
+from panopticon.services.ingest import span_row
+from panopticon.settings import Settings
+from panopticon.store.engine import create_engine
+from panopticon.store.tables import Span as SpanTable
+from panopticon.store.tables import Trace
+from panopticon.store.trace_writer import TraceWriter
+from tests.conftest import _admin_url
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def rows(n: int, trace_id: str | None = None) -> list[dict[str, Any]]:
+    trace_id = trace_id or secrets.token_hex(16)
+    t0 = datetime.now(UTC) - timedelta(seconds=10)
+    out = []
+    for i in range(n):
+        span = Span(
+            trace_id=trace_id,
+            span_id=secrets.token_hex(8),
+            parent_id=None,
+            name=f"s{i}",
+            kind="llm",
+            start_time=t0 + timedelta(milliseconds=i),
+            end_time=t0 + timedelta(milliseconds=i + 5),
+            input_tokens=3,
+            output_tokens=1,
+            input_messages=[{"role": "user", "content": "hi"}],
+            hints=TraceHints(session_id="s", tags=["t"]),
+        )
+        out.append(span_row(1, span))
+    return out
+
+
+@contextmanager
+def database_down(engine: sa.Engine, settings: Settings) -> Iterator[None]:
+    """The database refuses the writer: an exclusive lock on SQLite (the writer's engine
+    gives up after 50 ms), refused connections on PostgreSQL."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as blocker:
+            blocker.exec_driver_sql("BEGIN EXCLUSIVE")
+            yield
+            blocker.exec_driver_sql("ROLLBACK")
+        return
+    name = engine.url.database
+    admin = sa.create_engine(
+        _admin_url(settings.resolved_database_url), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        conn.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        )
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    admin.dispose()
+
+
+def writer_engine(settings: Settings) -> sa.Engine:
+    if settings.is_sqlite:
+        return sa.create_engine(
+            settings.resolved_database_url,
+            connect_args={"timeout": 0.05, "check_same_thread": False},
+        )
+    return create_engine(settings)
+
+
+def counts(engine: sa.Engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        spans = conn.scalar(sa.select(sa.func.count()).select_from(SpanTable)) or 0
+        traces = conn.scalar(sa.select(sa.func.count()).select_from(Trace)) or 0
+    return spans, traces
+
+
+def test_acknowledged_spans_survive_the_database_going_away(
+    engine: sa.Engine, settings: Settings, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    wengine = writer_engine(settings)
+    writer = TraceWriter(wengine, spool, window_s=0.01, retry_s=0.1).start()
+    try:
+        writer.submit(rows(10)).result(timeout=30)
+        assert counts(engine) == (10, 1)
+        with database_down(engine, settings):
+            acked = [writer.submit(rows(10)) for _ in range(3)]
+            for future in acked:
+                future.result(timeout=30)  # acknowledged: in the spool, fsynced
+            assert writer.stats().degraded and list(spool.glob("spans-*"))
+            assert writer.stats().spooled == 30
+        wait_for(lambda: counts(engine) == (40, 4))
+        wait_for(lambda: not list(spool.glob("*")) and not writer.stats().degraded)
+        writer.submit(rows(5)).result(timeout=30)
+        assert counts(engine) == (45, 5)
+    finally:
+        writer.close()
+        wengine.dispose()
+
+
+def test_spans_spooled_by_a_process_that_stopped_are_written_by_the_next(
+    engine: sa.Engine, settings: Settings, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    wengine = writer_engine(settings)
+    first = TraceWriter(wengine, spool, window_s=0.01, retry_s=0.1).start()
+    trace_id = secrets.token_hex(16)
+    with database_down(engine, settings):
+        first.submit(rows(7, trace_id)).result(timeout=30)
+        first.close()  # the database is still down: the spool stays
+        assert list(spool.glob("*.jsonl"))
+    wengine.dispose()
+    assert counts(engine) == (0, 0)
+    wengine = writer_engine(settings)
+    second = TraceWriter(wengine, spool, window_s=0.01, retry_s=0.1).start()
+    try:
+        wait_for(lambda: counts(engine) == (7, 1))
+        with engine.connect() as conn:
+            trace = conn.execute(sa.select(Trace)).one()
+        assert trace.span_count == 7 and trace.session_id == "s" and trace.input_tokens == 21
+        wait_for(lambda: not list(spool.glob("*")))
+    finally:
+        second.close()
+        wengine.dispose()
+
+
+def test_a_span_sent_twice_is_stored_once_and_counted_once(
+    engine: sa.Engine, settings: Settings, tmp_path: Path
+) -> None:
+    batch = rows(4)
+    writer = TraceWriter(engine, tmp_path / "spool", window_s=0.01).start()
+    try:
+        writer.submit(batch).result(timeout=30)
+        writer.submit(batch).result(timeout=30)
+    finally:
+        writer.close()
+    assert counts(engine) == (4, 1)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(Trace.c.input_tokens)) == 12
+
+
+def test_a_request_the_database_refuses_does_not_sink_the_others_in_its_batch(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    import pytest
+
+    from panopticon.store.trace_writer import BatchRejected
+
+    writer = TraceWriter(engine, tmp_path / "spool", window_s=0.5).start()
+    try:
+        bad = rows(2)
+        bad[0]["attributes"] = {"not json": {1, 2}}  # a set: no JSON column stores it
+        good = writer.submit(rows(3))
+        refused = writer.submit(bad)
+        good.result(timeout=30)
+        with pytest.raises(BatchRejected, match="could not be stored"):
+            refused.result(timeout=30)
+    finally:
+        writer.close()
+    assert counts(engine) == (3, 1)
+    assert not list((tmp_path / "spool").glob("*")), "refused data is not spooled"
