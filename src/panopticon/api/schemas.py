@@ -8,6 +8,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from panopticon.evaluation.text import unstorable
+from panopticon.services.gateway_keys import GatewayKeyConfig
 
 T = TypeVar("T")
 RowId = Annotated[int, Field(ge=1, le=2_147_483_647)]
@@ -327,3 +328,29 @@ class ProviderCreate(_Body):
 class ProviderUpdate(_Body):
     base_url: str | None = Field(default=None, max_length=500)
     api_key_env: str | None = Field(default=None, max_length=200)
+
+
+# -- gateway keys -----------------------------------------------------------------------------
+
+
+class GatewayKeyCreate(GatewayKeyConfig):
+    """A new gateway key: a name and its settings (every limit optional)."""
+
+    name: str = Field(min_length=1, max_length=200)
+
+
+class GatewayKeyPublic(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    workspace: str
+    config: GatewayKeyConfig
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class GatewayKeyCreated(GatewayKeyPublic):
+    key: str = Field(
+        description="Shown once: store it now. Send it as the OpenAI SDK's api_key "
+        "(Authorization: Bearer) or as x-api-key."
+    )

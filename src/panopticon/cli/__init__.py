@@ -15,6 +15,7 @@ with startup():  # see gcpause: about 0.1 s of every command's start-up
         compare,
         db,
         demo,
+        gateway,
         keys,
         mock,
         report,
@@ -47,6 +48,7 @@ app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
+app.add_typer(gateway.app, name="gateway")
 
 
 def _version(value: bool) -> None:

@@ -3,6 +3,7 @@
 from panopticon.store.tables.access import ROLES, ApiKey
 from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
+from panopticon.store.tables.gateway import GatewayKey, GatewaySpend
 from panopticon.store.tables.registry import Model, Provider, RateLimit
 from panopticon.store.tables.runs import (
     RUN_STATUSES,
@@ -23,6 +24,8 @@ __all__ = [
     "ApiKey",
     "Dataset",
     "DatasetItem",
+    "GatewayKey",
+    "GatewaySpend",
     "Job",
     "JobShard",
     "Metric",

@@ -1,0 +1,199 @@
+"""Who is calling and where their call goes, from memory: gateway keys and routes (the
+model registry) cached for ``ttl_s``, so no request waits on the database once its key and
+model were seen. A revoked key is refused within ``ttl_s``; an unknown key or model is
+remembered as unknown for the same time (a flood of bad keys costs one lookup each TTL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from panopticon.evaluation.spec import DEFAULT_KEY_ENV, ModelSpec
+from panopticon.gateway.guardrails import Guardrails
+from panopticon.gateway.limits import ChunkedBucket
+from panopticon.providers.pricing import Price
+from panopticon.services import gateway_store
+from panopticon.services.gateway_keys import GatewayKeyInfo, lookup_gateway_key
+
+__all__ = ["KeyEntry", "KeyTable", "Route", "RouteTable", "credential_for"]
+
+OPENAI_BASE = "https://api.openai.com/v1"
+ANTHROPIC_BASE = "https://api.anthropic.com"
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+def credential_for(spec: ModelSpec, workspace_id: int, env: Mapping[str, str]) -> str | None:
+    """The provider key the gateway sends upstream for this model of this workspace.
+
+    SWAP POINT: today the key is read from the variable the model names (or the provider's
+    default variable) in the server's environment, as runs do; when stored workspace
+    credentials land (issue 9), this one function reads those instead."""
+    name = spec.api_key_env or DEFAULT_KEY_ENV.get(spec.provider)
+    return env.get(name) if name else None
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one registered model is served."""
+
+    name: str
+    kind: str  # the provider kind: openai, anthropic, ...
+    provider_model: str
+    base_url: str
+    headers: dict[str, str]
+    price: Price | None
+    timeout_s: float
+    rpm: int | None
+    tpm: int | None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def url(self, endpoint: str) -> str:
+        if self.kind == "anthropic":
+            base = self.base_url.rstrip("/")
+            return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+        return self.base_url.rstrip("/") + "/" + endpoint
+
+    def cost(self, input_tokens: int | None, output_tokens: int | None) -> float | None:
+        if self.price is None:
+            return None
+        return self.price.cost(input_tokens, output_tokens)
+
+
+def _route(spec: ModelSpec, price: Price | None, api_key: str | None) -> Route:
+    headers = {"Content-Type": "application/json"}
+    if spec.provider == "anthropic":
+        base = spec.base_url or ANTHROPIC_BASE
+        headers["anthropic-version"] = ANTHROPIC_VERSION
+        if api_key:
+            headers["x-api-key"] = api_key
+    else:
+        base = spec.base_url or OPENAI_BASE
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+    for name, value in (spec.options.get("headers") or {}).items():
+        headers[str(name)] = str(value)
+    return Route(
+        spec.id,
+        spec.provider,
+        spec.provider_model,
+        base,
+        headers,
+        price,
+        spec.timeout_s,
+        spec.rpm,
+        spec.tpm,
+        dict(spec.params),
+    )
+
+
+class RouteTable:
+    def __init__(self, engine: Engine, env: Mapping[str, str], ttl_s: float) -> None:
+        self.engine = engine
+        self.env = env
+        self.ttl_s = ttl_s
+        self._routes: dict[tuple[int, str], tuple[float, Route | None]] = {}
+        self._names: dict[int, tuple[float, list[tuple[str, str]]]] = {}
+        self._buckets: dict[str, ChunkedBucket] = {}
+
+    def _load(self, workspace_id: int, name: str) -> Route | None:
+        found = gateway_store.model_spec(self.engine, workspace_id, name)
+        if found is None:
+            return None
+        spec, price = found
+        return _route(spec, price, credential_for(spec, workspace_id, self.env))
+
+    async def get(self, workspace_id: int, name: str) -> Route | None:
+        cached = self._routes.get((workspace_id, name))
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        route = await asyncio.to_thread(self._load, workspace_id, name)
+        self._routes[(workspace_id, name)] = (now + self.ttl_s, route)
+        return route
+
+    async def names(self, workspace_id: int) -> list[tuple[str, str]]:
+        cached = self._names.get(workspace_id)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        names = await asyncio.to_thread(gateway_store.list_model_names, self.engine, workspace_id)
+        self._names[workspace_id] = (now + self.ttl_s, names)
+        return names
+
+    def buckets(self, workspace_id: int, route: Route) -> list[tuple[ChunkedBucket, str]]:
+        """The model's shared RPM and TPM buckets (kind: rpm | tpm), made once."""
+        out = []
+        for kind, limit in (("rpm", route.rpm), ("tpm", route.tpm)):
+            if limit:
+                scope = f"{kind}:model:{workspace_id}:{route.name}:{limit}"
+                bucket = self._buckets.get(scope)
+                if bucket is None:
+                    label = f"model '{route.name}' {kind.upper()}"
+                    bucket = self._buckets[scope] = ChunkedBucket(self.engine, scope, limit, label)
+                out.append((bucket, kind))
+        return out
+
+
+@dataclass
+class KeyEntry:
+    """A gateway key as the hot path needs it: its settings, compiled guardrails, buckets."""
+
+    info: GatewayKeyInfo
+    guardrails: Guardrails
+    rpm: ChunkedBucket | None
+    tpm: ChunkedBucket | None
+
+    @property
+    def scope(self) -> str:
+        return f"key:{self.info.id}"
+
+
+class KeyTable:
+    def __init__(self, engine: Engine, ttl_s: float) -> None:
+        self.engine = engine
+        self.ttl_s = ttl_s
+        self._keys: dict[str, tuple[float, KeyEntry | None]] = {}
+        self._buckets: dict[str, ChunkedBucket] = {}
+        self._guardrails: dict[tuple[int, str], Guardrails] = {}
+
+    def _bucket(self, info: GatewayKeyInfo, kind: str, limit: int | None) -> ChunkedBucket | None:
+        if not limit:
+            return None
+        scope = f"{kind}:key:{info.id}:{limit}"
+        bucket = self._buckets.get(scope)
+        if bucket is None:
+            label = f"gateway key '{info.name}' {kind.upper()}"
+            bucket = self._buckets[scope] = ChunkedBucket(self.engine, scope, limit, label)
+        return bucket
+
+    def _entry(self, info: GatewayKeyInfo) -> KeyEntry:
+        cfg = info.config
+        fingerprint = repr([g.model_dump() for g in cfg.guardrails])
+        guardrails = self._guardrails.get((info.id, fingerprint))
+        if guardrails is None:
+            guardrails = self._guardrails[(info.id, fingerprint)] = Guardrails(cfg.guardrails)
+        return KeyEntry(
+            info,
+            guardrails,
+            self._bucket(info, "rpm", cfg.rpm),
+            self._bucket(info, "tpm", cfg.tpm),
+        )
+
+    async def get(self, key_hash: str) -> KeyEntry | None:
+        """The active key with this hash, or None (unknown or revoked)."""
+        cached = self._keys.get(key_hash)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        info = await asyncio.to_thread(lookup_gateway_key, self.engine, key_hash)
+        entry = self._entry(info) if info is not None and info.active else None
+        if len(self._keys) > 100_000:  # a flood of random keys: start over
+            self._keys.clear()
+        self._keys[key_hash] = (now + self.ttl_s, entry)
+        return entry
