@@ -132,3 +132,38 @@ def test_the_gateway_serves_alone_with_role_gateway(
         server.stop()
     # stopped cleanly: the call was written before the process let go
     assert len(server.traces()) == 1
+
+
+def test_the_dashboard_page_creates_updates_and_revokes_gateway_keys(settings: Settings) -> None:
+    import re
+
+    app = create_app(settings.model_copy(update={"api_key": BOOT}), env={})
+    with TestClient(app) as client:
+        assert client.post("/ui/login", data={"key": BOOT}).status_code == 200
+        page = client.get("/ui/gateway")
+        assert page.status_code == 200 and "No gateway keys yet" in page.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        token = csrf.group(1)
+        bad = client.post(
+            "/ui/gateway",
+            data={"csrf": token, "action": "create", "name": "ui", "guardrails": "[oops"},
+        )
+        assert bad.status_code == 422 and "not valid JSON" in bad.text
+        made = client.post(
+            "/ui/gateway",
+            data={"csrf": token, "action": "create", "name": "ui-key", "rpm": "30",
+                  "guardrails": '[{"metric": {"type": "pii"}, "action": "block"}]'},
+        )  # fmt: skip
+        assert made.status_code == 200 and "pgw_" in made.text and "ui-key" in made.text
+        updated = client.post(
+            "/ui/gateway",
+            data={"csrf": token, "action": "update", "key_id": "1", "settings": '{"rpm": 7}'},
+        )
+        assert updated.status_code == 200 and "&#34;rpm&#34;: 7" in updated.text
+        revoked = client.post(
+            "/ui/gateway", data={"csrf": token, "action": "revoke", "key_id": "1"}
+        )
+        assert revoked.status_code == 200 and "revoked" in revoked.text
+        forged = client.post("/ui/gateway", data={"action": "revoke", "key_id": "1"})
+        assert forged.status_code == 403

@@ -4,7 +4,8 @@ JSON API; sign-in is with an API key, then a signed session cookie.
 
 One module per page group, each with its own router, installed here: ``auth`` (sign-in),
 ``analysis`` (summary, comparison, themes, trends), ``results`` (results and runs),
-``annotate``, ``catalog`` (queries and metrics), ``registry`` (models and providers);
+``annotate``, ``catalog`` (queries and metrics), ``registry`` (models and providers),
+``gateway`` (gateway keys);
 ``common`` holds what they share."""
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from panopticon.web import analysis, annotate, auth, catalog, registry, results
+from panopticon.web import analysis, annotate, auth, catalog, gateway, registry, results
 from panopticon.web.common import HERE, SignIn, render_error
 
 __all__ = ["install", "render_error"]
 
-ROUTERS = (auth, analysis, results, annotate, catalog, registry)
+ROUTERS = (auth, analysis, results, annotate, catalog, registry, gateway)
 
 
 def install(app: FastAPI) -> None:
