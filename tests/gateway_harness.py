@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 import uvicorn
 
 from panopticon.gateway.app import gateway_log_path, serve_app
+from panopticon.gateway.logging import JsonlTraceWriter
 from panopticon.gateway.proxy import Gateway
 from panopticon.settings import Settings
 from tests.conftest import free_port
@@ -54,10 +54,7 @@ class GatewayServer:
         return gateway_log_path(self.settings)
 
     def traces(self) -> list[dict[str, Any]]:
-        path = self.log_path
-        if not path.exists():
-            return []
-        return [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
+        return JsonlTraceWriter(self.log_path).read()
 
     def wait_traces(self, n: int) -> list[dict[str, Any]]:
         wait_for(lambda: len(self.traces()) >= n, what=f"{n} logged traces")

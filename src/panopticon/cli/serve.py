@@ -54,5 +54,6 @@ def serve(
         f"{settings.resolved_database_url}",
         highlight=False,
     )
-    # httptools and uvloop when installed (they are dependencies): the gateway's speed
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # httptools and uvloop when installed (they are dependencies): the gateway's speed; no
+    # access log line per request where the gateway serves (calls are logged as traces)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=gateway is None)
