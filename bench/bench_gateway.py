@@ -352,10 +352,11 @@ def main() -> None:
 def print_table(rows: list[dict[str, Any]]) -> None:
     print()
     print(
-        "| mock ms | target | req/s c10 | x bare | x litellm | p50 c1 | +p50 c1 | p99 c1 | +p99 c1 "
-        "| p50 c10 | +p50 c10 | p99 c10 | +p99 c10 | streams/s | x litellm | TTFT p50 | +TTFT | RSS MB |"
+        "| mock ms | target | req/s c10 | x bare | x litellm | p50 c1 | +p50 c1 | p99 c1 "
+        "| +p99 c1 | p50 c10 | +p50 c10 | p99 c10 | +p99 c10 | streams/s | x litellm "
+        "| TTFT p50 | +TTFT | CPU ms/req | RSS MB |"
     )
-    print("|" + "---|" * 18)
+    print("|" + "---|" * 19)
     for latency in sorted({r["latency_ms"] for r in rows}):
         group = {r["target"]: r for r in rows if r["latency_ms"] == latency}
         direct, bare, lite = group["direct"], group.get("bare"), group.get("litellm")
