@@ -23,7 +23,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,19 +32,18 @@ import orjson
 
 from panopticon.errors import GatewayError
 from panopticon.gateway.cache import ResponseCache
-from panopticon.gateway.guardrails import GuardrailBlocked, Verdict
+from panopticon.gateway.call import Call, input_messages, read_answer, replace_text
+from panopticon.gateway.guardrails import GuardrailBlocked
 from panopticon.gateway.limits import SpendTracker
-from panopticon.gateway.logging import CallRecord, TraceSink, new_span_id, new_trace_id
-from panopticon.gateway.routing import KeyEntry, KeyTable, Route, RouteTable
+from panopticon.gateway.logging import CallRecord, TraceSink, new_span_id
+from panopticon.gateway.routing import KeyTable, Route, RouteTable
+from panopticon.gateway.streams import pump
 from panopticon.gateway.translate import (
-    AnthropicToOpenAIStream,
-    OpenAIToAnthropicStream,
     anthropic_request_to_openai,
-    anthropic_response_to_openai,
     openai_request_to_anthropic,
-    openai_response_to_anthropic,
 )
-from panopticon.gateway.wire import SSEParser, anthropic_error, iter_text_parts, openai_error, sse
+from panopticon.gateway.upstream import RETRYABLE, UpstreamError, retry_after
+from panopticon.gateway.wire import anthropic_error, openai_error, sse
 
 __all__ = ["Gateway", "GatewayOptions"]
 
@@ -58,7 +57,6 @@ TRACE_HEADER = b"x-panopticon-trace-id"
 MAX_BODY = 32 * 1024 * 1024
 _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
-_RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
 
 
 @dataclass(frozen=True)
@@ -66,78 +64,6 @@ class GatewayOptions:
     key_ttl_s: float = 10.0
     logging: bool = True
     cache_entries: int = 10_000
-
-
-class _Upstream(Exception):
-    """An upstream attempt failed; ``retryable`` ones go to a retry or the next model."""
-
-    def __init__(
-        self,
-        message: str,
-        status: int,
-        *,
-        retryable: bool,
-        retry_after: float | None = None,
-        body: bytes | None = None,
-        kind: str = "api_error",
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.body = body
-        self.kind = kind
-
-
-@dataclass
-class _Call:
-    """One request in flight: what the log needs, filled in as the call goes."""
-
-    endpoint: str
-    client: str  # openai | anthropic: the error and stream dialect the client speaks
-    started: float
-    started_at: datetime
-    trace_id: str = field(default_factory=new_trace_id)
-    key: KeyEntry | None = None
-    body: dict[str, Any] | None = None
-    stream: bool = False
-    route: Route | None = None
-    model_requested: str | None = None
-    input_messages: list[dict[str, Any]] | None = None
-    output: list[str] = field(default_factory=list)
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    model_served: str | None = None
-    ttft_ms: float | None = None
-    attempts: int = 0
-    cache_hit: bool = False
-    verdicts: list[Verdict] = field(default_factory=list)
-    guardrail_ms: float = 0.0
-    user: str | None = None
-    session: str | None = None
-    tags: list[str] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    estimate: int = 0
-    label: str | None = None  # the endpoint as logged, when it differs (seed 003's /chat)
-
-
-def _retry_after(headers: Any) -> float | None:
-    from panopticon.providers.http import parse_retry_after
-
-    try:
-        return parse_retry_after(headers)
-    except (ValueError, TypeError, OverflowError):
-        return None
-
-
-def _messages_text(messages: Any) -> list[str]:
-    out: list[str] = []
-    if isinstance(messages, list):
-        for m in messages:
-            if isinstance(m, dict) and m.get("role") in ("user", None):
-                out.append("".join(iter_text_parts(m.get("content"))))
-    return out
 
 
 class Gateway:
@@ -265,7 +191,7 @@ class Gateway:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     # -- the shared front half: auth, body, headers ------------------------------------------
-    async def _begin(self, scope: Scope, receive: Receive, call: _Call) -> dict[str, Any]:
+    async def _begin(self, scope: Scope, receive: Receive, call: Call) -> dict[str, Any]:
         token = None
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -310,7 +236,7 @@ class Gateway:
         return body
 
     @staticmethod
-    def _panopticon_header(call: _Call, name: str, value: str) -> None:
+    def _panopticon_header(call: Call, name: str, value: str) -> None:
         if name == "user":
             call.user = value
         elif name == "session":
@@ -331,7 +257,7 @@ class Gateway:
         elif name.startswith("meta-"):
             call.metadata[name[5:]] = value
 
-    async def _model(self, call: _Call, body: dict[str, Any]) -> str:
+    async def _model(self, call: Call, body: dict[str, Any]) -> str:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise GatewayError(
@@ -340,7 +266,7 @@ class Gateway:
         call.model_requested = model
         return model
 
-    async def _resolve(self, call: _Call, name: str) -> Route:
+    async def _resolve(self, call: Call, name: str) -> Route:
         key = call.key
         assert key is not None
         allowed = key.info.config.models
@@ -364,7 +290,7 @@ class Gateway:
             )
         return route
 
-    async def _admit(self, call: _Call, route: Route, raw_size: int) -> None:
+    async def _admit(self, call: Call, route: Route, raw_size: int) -> None:
         """Limits and budgets of the key and the model; raises a 429 naming the limit."""
         key = call.key
         assert key is not None
@@ -383,7 +309,7 @@ class Gateway:
                 {"day": cfg.budget_day_usd, "month": cfg.budget_month_usd},
             )
 
-    async def _guard_input(self, call: _Call, messages: Any) -> None:
+    async def _guard_input(self, call: Call, messages: Any) -> None:
         key = call.key
         assert key is not None
         if not key.guardrails.on_input or not isinstance(messages, list):
@@ -410,7 +336,7 @@ class Gateway:
         finally:
             call.guardrail_ms += (time.perf_counter() - started) * 1000.0
 
-    async def _guard_output(self, call: _Call, text: str, *, can_block: bool) -> str:
+    async def _guard_output(self, call: Call, text: str, *, can_block: bool) -> str:
         key = call.key
         assert key is not None
         if not key.guardrails.on_output:
@@ -428,7 +354,7 @@ class Gateway:
 
     # -- upstream ----------------------------------------------------------------------------
     async def _send_upstream(
-        self, route: Route, url: str, payload: bytes, call: _Call
+        self, route: Route, url: str, payload: bytes, call: Call
     ) -> aiohttp.ClientResponse:
         """One attempt: the response with a 2xx status, headers read (body not yet)."""
         assert self.session is not None
@@ -443,14 +369,14 @@ class Gateway:
                 ),
             )
         except TimeoutError:
-            raise _Upstream(
+            raise UpstreamError(
                 f"model '{route.name}' did not answer within {route.timeout_s:g} s",
                 504,
                 retryable=True,
                 kind="timeout",
             ) from None
         except aiohttp.ClientError as exc:
-            raise _Upstream(
+            raise UpstreamError(
                 f"cannot reach model '{route.name}' upstream: {exc.__class__.__name__}",
                 502,
                 retryable=True,
@@ -464,11 +390,11 @@ class Gateway:
             finally:
                 resp.release()
             snippet = body[:300].decode("utf-8", "replace")
-            raise _Upstream(
+            raise UpstreamError(
                 f"model '{route.name}' upstream answered {resp.status}: {snippet}",
                 resp.status,
-                retryable=resp.status in _RETRYABLE,
-                retry_after=_retry_after(resp.headers),
+                retryable=resp.status in RETRYABLE,
+                retry_after=retry_after(resp.headers),
                 body=body,
                 kind="rate_limit" if resp.status == 429 else "upstream",
             )
@@ -476,7 +402,7 @@ class Gateway:
 
     async def _with_fallbacks(
         self,
-        call: _Call,
+        call: Call,
         first: Route,
         build: Callable[[Route], tuple[str, bytes]],
     ) -> tuple[Route, aiohttp.ClientResponse]:
@@ -485,7 +411,7 @@ class Gateway:
         assert key is not None
         cfg = key.info.config
         names = [first.name, *cfg.fallbacks.get(first.name, [])]
-        last: _Upstream | None = None
+        last: UpstreamError | None = None
         for i, name in enumerate(names):
             route = first if i == 0 else await self.routes.get(key.info.workspace_id, name)
             if route is None:
@@ -496,7 +422,7 @@ class Gateway:
                     resp = await self._send_upstream(route, url, payload, call)
                     call.route = route
                     return route, resp
-                except _Upstream as exc:
+                except UpstreamError as exc:
                     last = exc
                     if not exc.retryable:
                         raise
@@ -515,7 +441,7 @@ class Gateway:
         raise last
 
     # -- building upstream requests ---------------------------------------------------------
-    def _build(self, call: _Call, body: dict[str, Any]) -> Callable[[Route], tuple[str, bytes]]:
+    def _build(self, call: Call, body: dict[str, Any]) -> Callable[[Route], tuple[str, bytes]]:
         """The URL and payload for ``route``, for the API the client spoke."""
         endpoint = call.endpoint
 
@@ -555,26 +481,26 @@ class Gateway:
     # -- the endpoints -----------------------------------------------------------------------
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._serve(
-            scope, receive, send, _Call("chat.completions", "openai", time.perf_counter(), _now())
+            scope, receive, send, Call("chat.completions", "openai", time.perf_counter(), _now())
         )
 
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._serve(
-            scope, receive, send, _Call("messages", "anthropic", time.perf_counter(), _now())
+            scope, receive, send, Call("messages", "anthropic", time.perf_counter(), _now())
         )
 
     async def responses(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._serve(
-            scope, receive, send, _Call("responses", "openai", time.perf_counter(), _now())
+            scope, receive, send, Call("responses", "openai", time.perf_counter(), _now())
         )
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._serve(
-            scope, receive, send, _Call("embeddings", "openai", time.perf_counter(), _now())
+            scope, receive, send, Call("embeddings", "openai", time.perf_counter(), _now())
         )
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
-        call = _Call("models", "openai", time.perf_counter(), _now())
+        call = Call("models", "openai", time.perf_counter(), _now())
         try:
             await self._begin(scope, receive, call)
             assert call.key is not None
@@ -596,7 +522,7 @@ class Gateway:
     async def seed_chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Seed 003's call: {prompt, user_id, model_version} -> {response, model_version,
         latency_ms}, served as a chat completion (and logged as one)."""
-        call = _Call("chat", "openai", time.perf_counter(), _now())
+        call = Call("chat", "openai", time.perf_counter(), _now())
         try:
             body = await self._begin(scope, receive, call)
             assert call.key is not None
@@ -632,7 +558,7 @@ class Gateway:
             call.label = "chat"
             await self._refuse(call, send, exc)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, call: _Call) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
         try:
             body = await self._begin(scope, receive, call)
             call.stream = bool(body.get("stream")) and call.endpoint != "embeddings"
@@ -646,7 +572,7 @@ class Gateway:
 
     def _error_body(
         self,
-        call: _Call,
+        call: Call,
         status: int,
         message: str,
         kind: str,
@@ -657,7 +583,7 @@ class Gateway:
             return anthropic_error(status, message)
         return openai_error(message, kind, code, param)
 
-    async def _refuse(self, call: _Call, send: Send, exc: GatewayError) -> None:
+    async def _refuse(self, call: Call, send: Send, exc: GatewayError) -> None:
         headers = [(TRACE_HEADER, call.trace_id.encode())] if call.key is not None else []
         if exc.retry_after is not None:
             headers.append((b"retry-after", str(max(1, round(exc.retry_after))).encode()))
@@ -670,38 +596,7 @@ class Gateway:
         if call.key is not None and exc.status != 401:
             self._log(call, exc.status, exc.message)
 
-    def _input_messages(self, call: _Call, body: dict[str, Any]) -> list[dict[str, Any]] | None:
-        if call.endpoint in ("chat.completions", "messages"):
-            messages = list(body.get("messages") or [])
-            if call.endpoint == "messages" and body.get("system"):
-                system = body["system"]
-                text = system if isinstance(system, str) else "".join(iter_text_parts(system))
-                messages = [{"role": "system", "content": text}, *messages]
-            return messages
-        if call.endpoint == "responses":
-            inp = body.get("input")
-            out: list[dict[str, Any]] = []
-            if body.get("instructions"):
-                out.append({"role": "system", "content": body["instructions"]})
-            if isinstance(inp, str):
-                out.append({"role": "user", "content": inp})
-            elif isinstance(inp, list):
-                out += [
-                    {
-                        "role": i.get("role", "user"),
-                        "content": "".join(iter_text_parts(i.get("content"))),
-                    }
-                    for i in inp
-                    if isinstance(i, dict)
-                ]
-            return out
-        if call.endpoint == "embeddings":
-            inp = body.get("input")
-            items = [inp] if isinstance(inp, str) else inp if isinstance(inp, list) else []
-            return [{"role": "user", "content": i} for i in items if isinstance(i, str)]
-        return None
-
-    async def _prepare(self, call: _Call, body: dict[str, Any], raw_size: int) -> Route:
+    async def _prepare(self, call: Call, body: dict[str, Any], raw_size: int) -> Route:
         model = await self._model(call, body)
         if call.endpoint in ("chat.completions", "messages") and not isinstance(
             body.get("messages"), list
@@ -724,12 +619,12 @@ class Gateway:
             holder = [{"role": "user", "content": body["input"]}]
             await self._guard_input(call, holder)
             body["input"] = holder[0]["content"]
-        call.input_messages = self._input_messages(call, body)
+        call.input_messages = input_messages(call, body)
         return route
 
     # -- non-streamed calls ------------------------------------------------------------------
     async def _complete(
-        self, call: _Call, body: dict[str, Any], raw_size: int
+        self, call: Call, body: dict[str, Any], raw_size: int
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         route = await self._prepare(call, body, raw_size)
         key = call.key
@@ -758,12 +653,12 @@ class Gateway:
                 raw = await resp.read()
             finally:
                 resp.release()
-        except _Upstream as exc:
+        except UpstreamError as exc:
             return self._upstream_failed(call, exc, headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             return self._upstream_failed(
                 call,
-                _Upstream(
+                UpstreamError(
                     f"model '{route.name}' upstream broke off: {exc.__class__.__name__}",
                     502,
                     retryable=False,
@@ -771,7 +666,7 @@ class Gateway:
                 headers,
             )
         try:
-            payload = self._answer(call, served, raw)
+            payload = read_answer(call, served, raw)
         except (
             orjson.JSONDecodeError,
             KeyError,
@@ -782,7 +677,7 @@ class Gateway:
         ):
             return self._upstream_failed(
                 call,
-                _Upstream(
+                UpstreamError(
                     f"model '{served.name}' upstream answered something that is not a valid "
                     "answer: "
                     f"{raw[:120]!r}",
@@ -798,7 +693,7 @@ class Gateway:
             except GuardrailBlocked as exc:
                 raise exc from None
             if new != text:
-                payload = self._replace_text(call, payload, new)
+                payload = replace_text(call, payload, new)
                 call.output = [new]
         if call.guardrail_ms:
             headers.append((b"x-panopticon-guardrail-ms", f"{call.guardrail_ms:.3f}".encode()))
@@ -808,7 +703,7 @@ class Gateway:
         return 200, payload, headers
 
     def _upstream_failed(
-        self, call: _Call, exc: _Upstream, headers: list[tuple[bytes, bytes]]
+        self, call: Call, exc: UpstreamError, headers: list[tuple[bytes, bytes]]
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         status = exc.status
         same_dialect = call.route is None or (
@@ -828,60 +723,13 @@ class Gateway:
         self._log(call, status, exc.message)
         return status, body, headers
 
-    def _answer(self, call: _Call, route: Route, raw: bytes) -> bytes:
-        """Read the upstream answer for the log; rewrite it for the client if translated."""
-        data = orjson.loads(raw)
-        endpoint = call.endpoint
-        if endpoint == "chat.completions" and route.kind == "anthropic":
-            data = anthropic_response_to_openai(data, route.provider_model)
-            raw = orjson.dumps(data)
-        elif endpoint == "messages" and route.kind == "openai":
-            data = openai_response_to_anthropic(data, route.provider_model)
-            raw = orjson.dumps(data)
-        if not isinstance(data, dict):
-            raise ValueError("not an object")
-        call.model_served = data.get("model")
-        usage = data.get("usage") or {}
-        if endpoint in ("chat.completions",):
-            message = data["choices"][0].get("message") or {}
-            call.output = [message.get("content") or message.get("refusal") or ""]
-            call.input_tokens = usage.get("prompt_tokens")
-            call.output_tokens = usage.get("completion_tokens")
-        elif endpoint == "messages":
-            call.output = [
-                "".join(b.get("text", "") for b in data["content"] if b.get("type") == "text")
-            ]
-            call.input_tokens = usage.get("input_tokens")
-            call.output_tokens = usage.get("output_tokens")
-        elif endpoint == "responses":
-            call.output = [_responses_text(data)]
-            call.input_tokens = usage.get("input_tokens")
-            call.output_tokens = usage.get("output_tokens")
-        elif endpoint == "embeddings":
-            call.input_tokens = usage.get("prompt_tokens")
-            call.output_tokens = 0 if call.input_tokens is not None else None
-            call.output = []
-        return raw
-
-    def _replace_text(self, call: _Call, payload: bytes, text: str) -> bytes:
-        data = orjson.loads(payload)
-        if call.endpoint == "chat.completions":
-            data["choices"][0]["message"]["content"] = text
-        elif call.endpoint == "messages":
-            data["content"] = [{"type": "text", "text": text}]
-        else:
-            return payload
-        return orjson.dumps(data)
-
     # -- streams -----------------------------------------------------------------------------
-    async def _stream(
-        self, call: _Call, body: dict[str, Any], receive: Receive, send: Send
-    ) -> None:
+    async def _stream(self, call: Call, body: dict[str, Any], receive: Receive, send: Send) -> None:
         route = await self._prepare(call, body, 0)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         try:
             served, resp = await self._with_fallbacks(call, route, self._build(call, body))
-        except _Upstream as exc:
+        except UpstreamError as exc:
             status, payload, headers = self._upstream_failed(
                 call, exc, [(TRACE_HEADER, call.trace_id.encode())]
             )
@@ -906,7 +754,7 @@ class Gateway:
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             try:
-                await self._pump(call, served, resp, send, include_usage)
+                await pump(call, served, resp, send, include_usage)
             finally:
                 resp.close()
             if call.key is not None and call.key.guardrails.on_output:
@@ -915,10 +763,10 @@ class Gateway:
             if not gone.is_set():
                 raise
             error, status = "client disconnected mid-stream; the upstream call was cancelled", 499
-        except (aiohttp.ClientError, TimeoutError, _Upstream, ValueError) as exc:
+        except (aiohttp.ClientError, TimeoutError, UpstreamError, ValueError) as exc:
             error = (
                 exc.message
-                if isinstance(exc, _Upstream)
+                if isinstance(exc, UpstreamError)
                 else f"model '{served.name}' upstream broke off mid-stream: "
                 f"{exc.__class__.__name__}: {exc}"
             )
@@ -943,147 +791,8 @@ class Gateway:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             self._log(call, status, error)
 
-    async def _pump(
-        self,
-        call: _Call,
-        route: Route,
-        resp: aiohttp.ClientResponse,
-        send: Send,
-        include_usage: bool,
-    ) -> None:
-        """Forward the upstream stream, event by event, as the client's dialect wants it."""
-        parser = SSEParser()
-        endpoint, kind = call.endpoint, route.kind
-        to_openai = (
-            AnthropicToOpenAIStream(route.provider_model, include_usage)
-            if (endpoint == "chat.completions" and kind == "anthropic")
-            else None
-        )
-        to_anthropic = (
-            OpenAIToAnthropicStream(route.provider_model)
-            if (endpoint == "messages" and kind == "openai")
-            else None
-        )
-        done = False
-        async for chunk in resp.content.iter_any():
-            out: list[bytes] = []
-            for raw, event, data in parser.feed(chunk):
-                if data is None:
-                    continue
-                if data == b"[DONE]":
-                    done = True
-                    if to_anthropic is not None:
-                        out += [sse(d, e) for e, d in to_anthropic.finish_events()]
-                        call.input_tokens, call.output_tokens = (
-                            to_anthropic.input_tokens,
-                            to_anthropic.output_tokens,
-                        )
-                    else:
-                        out.append(raw)
-                    continue
-                obj = orjson.loads(data)
-                if not isinstance(obj, dict):
-                    raise ValueError("a stream event that is not a JSON object")
-                if ("error" in obj and endpoint != "responses") or obj.get("type") == "error":
-                    err = obj.get("error") or {}
-                    raise _Upstream(
-                        f"model '{route.name}' upstream failed mid-stream: "
-                        f"{err.get('message') if isinstance(err, dict) else err}",
-                        502,
-                        retryable=False,
-                    )
-                if to_openai is not None:
-                    for c in to_openai.feed(event, obj):
-                        self._note_openai_chunk(call, c)
-                        out.append(sse(c))
-                    if obj.get("type") == "message_stop":
-                        out.append(b"data: [DONE]\n\n")
-                        done = True
-                        call.input_tokens, call.output_tokens = (
-                            to_openai.input_tokens,
-                            to_openai.output_tokens,
-                        )
-                        call.model_served = to_openai.served
-                elif to_anthropic is not None:
-                    self._note_openai_chunk(call, obj)
-                    out += [sse(d, e) for e, d in to_anthropic.feed(obj)]
-                elif endpoint == "chat.completions":
-                    usage_only = self._note_openai_chunk(call, obj)
-                    if not usage_only or include_usage:
-                        out.append(raw)
-                elif endpoint == "messages":
-                    self._note_anthropic_event(call, obj)
-                    out.append(raw)
-                    if obj.get("type") == "message_stop":
-                        done = True
-                else:  # responses
-                    self._note_responses_event(call, obj)
-                    out.append(raw)
-                    if obj.get("type") in (
-                        "response.completed",
-                        "response.failed",
-                        "response.incomplete",
-                    ):
-                        done = True
-            if out:
-                if call.ttft_ms is None:
-                    call.ttft_ms = (time.perf_counter() - call.started) * 1000.0
-                await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
-        if not done:
-            raise _Upstream(
-                f"model '{route.name}' upstream closed the stream before it ended",
-                502,
-                retryable=False,
-            )
-
-    @staticmethod
-    def _note_openai_chunk(call: _Call, obj: dict[str, Any]) -> bool:
-        """Collect text and usage; True when the chunk carries only usage."""
-        if obj.get("model"):
-            call.model_served = obj["model"]
-        usage = obj.get("usage")
-        if usage:
-            call.input_tokens = usage.get("prompt_tokens")
-            call.output_tokens = usage.get("completion_tokens")
-        choices = obj.get("choices")
-        if not choices:
-            return bool(usage)
-        for choice in choices:
-            text = (choice.get("delta") or {}).get("content")
-            if text:
-                call.output.append(text)
-        return False
-
-    @staticmethod
-    def _note_anthropic_event(call: _Call, obj: dict[str, Any]) -> None:
-        kind = obj.get("type")
-        if kind == "message_start":
-            msg = obj.get("message") or {}
-            call.model_served = msg.get("model")
-            call.input_tokens = (msg.get("usage") or {}).get("input_tokens")
-        elif kind == "content_block_delta":
-            delta = obj.get("delta") or {}
-            if delta.get("type") == "text_delta":
-                call.output.append(delta.get("text", ""))
-        elif kind == "message_delta":
-            usage = obj.get("usage") or {}
-            if usage.get("output_tokens") is not None:
-                call.output_tokens = usage["output_tokens"]
-
-    @staticmethod
-    def _note_responses_event(call: _Call, obj: dict[str, Any]) -> None:
-        kind = obj.get("type")
-        if kind == "response.output_text.delta":
-            call.output.append(obj.get("delta", ""))
-        elif kind in ("response.completed", "response.incomplete"):
-            response = obj.get("response") or {}
-            call.model_served = response.get("model")
-            usage = response.get("usage") or {}
-            call.input_tokens = usage.get("input_tokens")
-            call.output_tokens = usage.get("output_tokens")
-
     # -- the log -----------------------------------------------------------------------------
-    def _log(self, call: _Call, status: int, error: str | None) -> None:
+    def _log(self, call: Call, status: int, error: str | None) -> None:
         key = call.key
         if key is None:
             return
@@ -1143,17 +852,6 @@ class Gateway:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _responses_text(data: dict[str, Any]) -> str:
-    if isinstance(data.get("output_text"), str):
-        return str(data["output_text"])
-    parts: list[str] = []
-    for item in data.get("output") or []:
-        for content in item.get("content") or []:
-            if content.get("type") == "output_text":
-                parts.append(content.get("text", ""))
-    return "".join(parts)
 
 
 def _unsupported(route: Route, path: str) -> GatewayError:
