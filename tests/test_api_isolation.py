@@ -49,6 +49,8 @@ def test_every_endpoint_keeps_workspaces_apart(
                 break
             time.sleep(0.05)
         assert job["status"] == "completed", job
+        rule = {"name": "r1", "metrics": [{"name": "pii", "type": "pii"}]}
+        assert api.post("/api/online/rules", headers=a, json=rule).status_code == 201
         key_a = api.get("/api/keys", headers=a).json()[0]
         ids = {
             "query_id": query["id"],
@@ -58,6 +60,7 @@ def test_every_endpoint_keeps_workspaces_apart(
             "job_id": job["id"],
             "run_id": job["run_id"],
             "key_id": key_a["id"],
+            "rule_name": "r1",
         }
         bodies = {"PATCH": {}, "POST": None}
         checked = 0

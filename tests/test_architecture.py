@@ -8,7 +8,7 @@ from pathlib import Path
 import panopticon
 
 SRC = Path(panopticon.__file__).parent
-DOMAIN = ("evaluation", "providers", "judges", "stats", "mockllm")
+DOMAIN = ("evaluation", "providers", "judges", "stats", "mockllm", "online")
 FORBIDDEN = (
     "sqlalchemy",
     "alembic",

@@ -156,14 +156,17 @@ def test_the_dashboard_page_creates_updates_and_revokes_gateway_keys(settings: S
                   "guardrails": '[{"metric": {"type": "pii"}, "action": "block"}]'},
         )  # fmt: skip
         assert made.status_code == 200 and "pgw_" in made.text and "ui-key" in made.text
+        found = re.search(r'name="key_id" value="(\d+)"', made.text)
+        assert found is not None
+        key_id = found.group(1)
         updated = client.post(
             "/ui/gateway",
-            data={"csrf": token, "action": "update", "key_id": "1", "settings": '{"rpm": 7}'},
+            data={"csrf": token, "action": "update", "key_id": key_id, "settings": '{"rpm": 7}'},
         )
         assert updated.status_code == 200 and "&#34;rpm&#34;: 7" in updated.text
         revoked = client.post(
             "/ui/gateway", data={"csrf": token, "action": "revoke", "key_id": "1"}
         )
         assert revoked.status_code == 200 and "revoked" in revoked.text
-        forged = client.post("/ui/gateway", data={"action": "revoke", "key_id": "1"})
+        forged = client.post("/ui/gateway", data={"action": "revoke", "key_id": key_id})
         assert forged.status_code == 403

@@ -10,7 +10,17 @@ from fastapi import FastAPI
 
 from panopticon import __version__
 from panopticon.api.errors import install_error_handlers
-from panopticon.api.routes import gateway, health, judge, keys, metrics, models, queries, runs
+from panopticon.api.routes import (
+    gateway,
+    health,
+    judge,
+    keys,
+    metrics,
+    models,
+    online,
+    queries,
+    runs,
+)
 from panopticon.api.schemas import ErrorPublic
 from panopticon.services.jobs import JobRunner
 from panopticon.services.runs import open_store
@@ -63,7 +73,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
 
         app.state.jobs = QueueSubmitter(build_app(settings, app.state.env, sync=True))
     install_error_handlers(app)
-    for module in (health, queries, metrics, models, judge, runs, keys, gateway):
+    for module in (health, queries, metrics, models, judge, runs, keys, online, gateway):
         app.include_router(module.router)
     app.include_router(judge.jobs_router)
     from panopticon.web import install as install_web

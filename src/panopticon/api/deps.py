@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
-from sqlalchemy.engine import Engine
 
 from panopticon.services.access import Principal, authenticate
+from panopticon.services.database import Engine
 from panopticon.settings import Settings
 
 __all__ = ["MAX_ID", "Admin", "EngineDep", "Id", "Member", "SettingsDep", "Viewer"]

@@ -25,15 +25,15 @@ def _body(items: list[dict[str, str | None]]) -> dict[str, object]:
 
 def _page(request: Request, status: int, items: list[dict[str, str | None]]) -> Response | None:
     """Errors on the web UI's pages are pages, not JSON."""
-    if not request.url.path.startswith("/ui"):
+    render_error = getattr(request.app.state, "render_page_error", None)
+    if render_error is None or not request.url.path.startswith("/ui"):
         return None
-    from panopticon.web.common import render_error
-
     first = items[0]
     message = first["message"] or "error"
     if first.get("field"):
         message = f"{first['field']}: {message}"
-    return render_error(request, status, message, first.get("hint"))
+    page: Response = render_error(request, status, message, first.get("hint"))
+    return page
 
 
 def install_error_handlers(app: FastAPI) -> None:

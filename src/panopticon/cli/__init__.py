@@ -18,6 +18,7 @@ with startup():  # see gcpause: about 0.1 s of every command's start-up
         gateway,
         keys,
         mock,
+        online,
         report,
         run,
         runs,
@@ -49,6 +50,7 @@ app.command("worker")(worker.worker)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(gateway.app, name="gateway")
+app.add_typer(online.app, name="online")
 
 
 def _version(value: bool) -> None:

@@ -9,12 +9,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.gateway.limits import SpendTracker
 from panopticon.gateway.logging import BatchingSink, JsonlTraceWriter, ListSink, TraceSink
 from panopticon.gateway.proxy import Gateway, GatewayOptions, Receive, Scope, Send
 from panopticon.gateway.routing import KeyTable, RouteTable
+from panopticon.services.database import Engine
 from panopticon.settings import Settings
 
 __all__ = ["create_gateway", "gateway_log_path", "serve_app"]

@@ -23,10 +23,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import GatewayError
 from panopticon.services import gateway_store
+from panopticon.services.database import Engine
 
 __all__ = ["ChunkedBucket", "LimitExceeded", "SpendTracker", "periods"]
 

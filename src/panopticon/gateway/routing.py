@@ -12,13 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.evaluation.spec import DEFAULT_KEY_ENV, ModelSpec
 from panopticon.gateway.guardrails import Guardrails
 from panopticon.gateway.limits import ChunkedBucket
 from panopticon.providers.pricing import Price
 from panopticon.services import gateway_store
+from panopticon.services.database import Engine
 from panopticon.services.gateway_keys import GatewayKeyInfo, lookup_gateway_key
 
 __all__ = ["KeyEntry", "KeyTable", "Route", "RouteTable", "credential_for"]

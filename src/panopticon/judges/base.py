@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "METRICS_ENTRY_POINT_GROUP",
     "JudgeCall",
     "JudgeReply",
     "Metric",
@@ -124,6 +125,7 @@ class _Entry:
 
 _REGISTRY: dict[str, _Entry] = {}
 _builtins_loaded = False
+METRICS_ENTRY_POINT_GROUP = "panopticon.metrics"
 
 
 def register_metric(type_name: str, spec: type[MetricSpec], metric: type[Metric]) -> None:
@@ -147,6 +149,12 @@ def _load_builtins() -> None:
 
         for module in (rubric, reference, heuristics, rag, safety, pairwise, panel):
             module.register()
+        # Outside packages: each entry point of `panopticon.metrics` is a callable that calls
+        # register_metric(), as every built-in module's register() does.
+        from panopticon.plugins import load_entry_points
+
+        for register in load_entry_points(METRICS_ENTRY_POINT_GROUP).values():
+            register()
 
 
 def metric_types() -> list[str]:

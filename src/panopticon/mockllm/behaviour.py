@@ -249,3 +249,34 @@ def embed(text: str, dimensions: int = 256) -> list[float]:
         vec[h % dimensions] += 1.0 if (h >> 16) & 1 else -1.0
     norm = sum(v * v for v in vec) ** 0.5 or 1.0
     return [v / norm for v in vec]
+
+
+def tool_call_for(
+    tools: Any, tool_choice: Any, messages: list[dict[str, Any]]
+) -> tuple[str, str] | None:
+    """The mock's tool call, if it makes one: (function name, JSON arguments).
+
+    It calls a tool when the request offers tools and either requires one
+    (``tool_choice: "required"`` or a named function) or the last user message says
+    "use the <name> tool". The arguments quote the last user message: ``{"query": ...}``."""
+    names = [
+        str((t.get("function") or {}).get("name"))
+        for t in tools or ()
+        if isinstance(t, dict) and (t.get("function") or {}).get("name")
+    ]
+    if not names:
+        return None
+    last = next(
+        (_content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"),
+        "",
+    )
+    chosen: str | None = None
+    if isinstance(tool_choice, dict):
+        chosen = str((tool_choice.get("function") or {}).get("name") or "") or None
+    elif tool_choice == "required":
+        chosen = names[0]
+    elif tool_choice != "none":
+        chosen = next((n for n in names if f"use the {n} tool" in last.lower()), None)
+    if chosen is None:
+        return None
+    return chosen, orjson.dumps({"query": last[:200]}).decode()

@@ -33,7 +33,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from panopticon.mockllm.behaviour import MockAnswer, MockConfig, embed, estimate_tokens, respond
+from panopticon.mockllm.behaviour import (
+    MockAnswer,
+    MockConfig,
+    embed,
+    estimate_tokens,
+    respond,
+    tool_call_for,
+)
 
 __all__ = ["MOCK_KEY", "MockServer", "MockStats", "build_app", "serve_forever"]
 
@@ -212,6 +219,9 @@ class _Mock:
             "completion_tokens": answer.output_tokens,
             "total_tokens": answer.input_tokens + answer.output_tokens,
         }
+        call = tool_call_for(body.get("tools"), body.get("tool_choice"), messages)
+        if call is not None:
+            return await self._tool_answer(request, body, rid, created, model, call, usage)
         if body.get("stream"):
             return await self._stream(
                 request,
@@ -310,6 +320,74 @@ class _Mock:
             raise
         return resp
 
+    async def _tool_answer(
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        rid: str,
+        created: int,
+        model: str,
+        call: tuple[str, str],
+        usage: dict[str, int],
+    ) -> web.StreamResponse:
+        name, arguments = call
+        call_id = "call_" + hashlib.blake2b(arguments.encode(), digest_size=6).hexdigest()
+        if not body.get("stream"):
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": name, "arguments": arguments},
+                    }
+                ],
+            }
+            return _json(
+                {
+                    "id": rid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": 0, "finish_reason": "tool_calls", "message": message}],
+                    "usage": usage,
+                }
+            )
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await resp.prepare(request)
+        base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
+        half = len(arguments) // 2
+        deltas = [
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": name, "arguments": arguments[:half]},
+                    }
+                ],
+            },
+            {"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]},
+        ]
+        chunks = [
+            dict(base, choices=[{"index": 0, "delta": d, "finish_reason": None}]) for d in deltas
+        ]
+        chunks.append(
+            dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])
+        )
+        if (body.get("stream_options") or {}).get("include_usage"):
+            chunks.append(dict(base, choices=[], usage=usage))
+        for chunk in chunks:
+            await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
         body = await self._body(request)
         if isinstance(body, web.Response):
@@ -377,79 +455,112 @@ class _Mock:
             messages = [{"role": "system", "content": body["system"]}, *messages]
         answer = respond(self.config, model, messages, False, int(body["max_tokens"]))
         self._answered(model, messages, answer)
-        stop = "max_tokens" if answer.finish_reason == "length" else "end_turn"
+        tools = [
+            {"type": "function", "function": {"name": t.get("name")}}
+            for t in body.get("tools") or ()
+            if isinstance(t, dict)
+        ]
+        choice = body.get("tool_choice") or {}
+        openai_choice: Any = None
+        if choice.get("type") == "any":
+            openai_choice = "required"
+        elif choice.get("type") == "tool":
+            openai_choice = {"type": "function", "function": {"name": choice.get("name")}}
+        call = tool_call_for(tools, openai_choice, messages)
+        if call is not None:
+            content: list[dict[str, Any]] = [
+                {
+                    "type": "tool_use",
+                    "id": "toolu_" + hashlib.blake2b(call[1].encode(), digest_size=6).hexdigest(),
+                    "name": call[0],
+                    "input": orjson.loads(call[1]),
+                }
+            ]
+            stop = "tool_use"
+        else:
+            content = [{"type": "text", "text": answer.text}]
+            stop = "max_tokens" if answer.finish_reason == "length" else "end_turn"
+        message = {
+            "id": "msg_mock",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens},
+        }
         if body.get("stream"):
-            return await self._messages_stream(request, model, answer, stop)
-        return _json(
-            {
-                "id": "msg_mock",
-                "type": "message",
-                "role": "assistant",
-                "model": model,
-                "content": [{"type": "text", "text": answer.text}],
-                "stop_reason": "max_tokens" if answer.finish_reason == "length" else "end_turn",
-                "stop_sequence": None,
-                "usage": {
-                    "input_tokens": answer.input_tokens,
-                    "output_tokens": answer.output_tokens,
-                },
-            }
-        )
+            return await self._messages_stream(request, message)
+        return _json(message)
 
     async def _messages_stream(
-        self, request: web.Request, model: str, answer: MockAnswer, stop: str
+        self, request: web.Request, message: dict[str, Any]
     ) -> web.StreamResponse:
+        """Anthropic's event stream: message_start, content blocks in pieces, message_delta
+        (stop reason, output tokens), message_stop; slowed, sized and cut as configured."""
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await resp.prepare(request)
-        start = {
-            "type": "message_start",
-            "message": {
-                "id": "msg_mock",
-                "type": "message",
-                "role": "assistant",
-                "model": model,
-                "content": [],
-                "stop_reason": None,
-                "stop_sequence": None,
-                "usage": {"input_tokens": answer.input_tokens, "output_tokens": 1},
+        events: list[bytes] = []
+
+        def event(name: str, data: dict[str, Any]) -> None:
+            events.append(sse_event(data, name))
+
+        usage = message["usage"]
+        start = dict(message, content=[], stop_reason=None)
+        start["usage"] = {"input_tokens": usage["input_tokens"], "output_tokens": 1}
+        event("message_start", {"type": "message_start", "message": start})
+        for index, block in enumerate(message["content"]):
+            if block["type"] == "text":
+                event(
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "text", "text": ""},
+                    },
+                )
+                for piece in self._pieces(block["text"]):
+                    event(
+                        "content_block_delta",
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "text_delta", "text": piece},
+                        },
+                    )
+            else:
+                event(
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": dict(block, input={}),
+                    },
+                )
+                event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {
+                            "type": "input_json_delta",
+                            "partial_json": orjson.dumps(block["input"]).decode(),
+                        },
+                    },
+                )
+            event("content_block_stop", {"type": "content_block_stop", "index": index})
+        event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                "usage": {"output_tokens": usage["output_tokens"]},
             },
-        }
-        events = [
-            sse_event(start, "message_start"),
-            sse_event(
-                {
-                    "type": "content_block_start",
-                    "index": 0,
-                    "content_block": {"type": "text", "text": ""},
-                },
-                "content_block_start",
-            ),
-        ]
-        events += [
-            sse_event(
-                {
-                    "type": "content_block_delta",
-                    "index": 0,
-                    "delta": {"type": "text_delta", "text": p},
-                },
-                "content_block_delta",
-            )
-            for p in self._pieces(answer.text)
-        ]
-        events += [
-            sse_event({"type": "content_block_stop", "index": 0}, "content_block_stop"),
-            sse_event(
-                {
-                    "type": "message_delta",
-                    "delta": {"stop_reason": stop, "stop_sequence": None},
-                    "usage": {"output_tokens": answer.output_tokens},
-                },
-                "message_delta",
-            ),
-            sse_event({"type": "message_stop"}, "message_stop"),
-        ]
+        )
+        event("message_stop", {"type": "message_stop"})
         return await self._write_stream(request, resp, events)
 
     # --- OpenAI Responses -----------------------------------------------------------------

@@ -1,31 +1,42 @@
-"""The provider interface: one async method, and a registry that built-ins use too.
+"""The provider interface, and a registry that built-ins and plugins use alike.
 
-A provider turns a :class:`ChatRequest` into a :class:`ChatResponse` or raises
+A provider turns a :class:`ChatRequest` into a :class:`ChatResponse` (:meth:`Provider.complete`)
+or into an async iterator of :class:`ChatChunk` (:meth:`Provider.stream`), or raises
 :class:`~panopticon.errors.ProviderError`. Retries, rate limits and concurrency live in
 :mod:`panopticon.providers.client`, not in providers, so every adapter gets them alike.
+
+Requests carry tools and any other field the caller set (``params``): an adapter sends what
+its API understands and passes the rest through, so a gateway forwards fields Panopticon has
+never heard of. Outside packages add providers through the ``panopticon.providers`` entry-point
+group (``name = "package.module:factory"``), the same registry the built-ins use.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from panopticon.errors import ConfigError, Issue, ProviderError
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
+    "ChatChunk",
     "ChatRequest",
     "ChatResponse",
     "Message",
     "Provider",
     "ProviderConfig",
+    "ToolCall",
+    "collect",
     "create_provider",
     "provider_names",
     "register_provider",
 ]
 
-Message = dict[str, str]
+Message = dict[str, Any]  # role, content; tool_calls / tool_call_id where a turn has them
+ENTRY_POINT_GROUP = "panopticon.providers"
 
 
 @dataclass(frozen=True)
@@ -41,10 +52,25 @@ class ProviderConfig:
 
 @dataclass(frozen=True)
 class ChatRequest:
+    """One chat call. ``params`` are sent as given (temperature, max_tokens, fields the
+    adapter does not know); ``tools`` are function definitions in OpenAI's shape
+    (``{"type": "function", "function": {"name", "description", "parameters"}}``)."""
+
     model: str
     messages: list[Message]
     params: dict[str, Any] = field(default_factory=dict)
     json_mode: bool = False
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function the model asked to call; ``arguments`` is the JSON text it wrote."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True)
@@ -54,12 +80,61 @@ class ChatResponse:
     input_tokens: int | None
     output_tokens: int | None
     model: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChatChunk:
+    """One piece of a streamed answer. ``text`` is the new text only; a tool call arrives in
+    pieces keyed by ``tool_index`` (its id and name in the first, arguments appended after).
+    The last chunks carry ``finish_reason`` and, where the API reports it, token usage."""
+
+    text: str = ""
+    tool_index: int | None = None
+    tool_id: str | None = None
+    tool_name: str | None = None
+    tool_arguments: str = ""
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    model: str | None = None
+
+
+def collect(chunks: list[ChatChunk]) -> ChatResponse:
+    """A streamed answer put back together: what :meth:`Provider.complete` would return."""
+    text: list[str] = []
+    calls: dict[int, dict[str, str]] = {}
+    finish = model = None
+    tokens_in = tokens_out = None
+    for c in chunks:
+        text.append(c.text)
+        if c.tool_index is not None:
+            call = calls.setdefault(c.tool_index, {"id": "", "name": "", "arguments": ""})
+            call["id"] = c.tool_id or call["id"]
+            call["name"] = c.tool_name or call["name"]
+            call["arguments"] += c.tool_arguments
+        finish = c.finish_reason or finish
+        model = c.model or model
+        tokens_in = c.input_tokens if c.input_tokens is not None else tokens_in
+        tokens_out = c.output_tokens if c.output_tokens is not None else tokens_out
+    return ChatResponse(
+        "".join(text),
+        finish,
+        tokens_in,
+        tokens_out,
+        model,
+        tuple(ToolCall(v["id"], v["name"], v["arguments"]) for _, v in sorted(calls.items())),
+    )
 
 
 class Provider(abc.ABC):
-    """One adapter to one kind of API. Subclasses implement :meth:`complete`."""
+    """One adapter to one kind of API. Subclasses implement :meth:`complete`, and
+    :meth:`stream` where the API streams (the default streams the whole answer as one chunk).
+    ``native_streaming`` and ``supports_tools`` say what the adapter does natively."""
 
     kind: str = ""
+    native_streaming: bool = False
+    supports_tools: bool = False
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -67,6 +142,25 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Send one chat request. Raise ProviderError on failure."""
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Send one chat request and yield the answer as it arrives. Raise ProviderError on
+        failure; an error after the first chunk ends the stream with that error."""
+        response = await self.complete(request)
+        for index, call in enumerate(response.tool_calls):
+            yield ChatChunk(
+                tool_index=index,
+                tool_id=call.id,
+                tool_name=call.name,
+                tool_arguments=call.arguments,
+            )
+        yield ChatChunk(
+            text=response.text,
+            finish_reason=response.finish_reason,
+            input_tokens=response.input_tokens,
+            output_tokens=response.output_tokens,
+            model=response.model,
+        )
 
     def should_retry(self, error: ProviderError) -> bool:
         """Whether a failed call may be sent again. Override for provider quirks."""
@@ -108,12 +202,18 @@ def create_provider(config: ProviderConfig) -> Provider:
 
 def _load_builtins() -> None:
     # Built-ins register through the same call as plugins; importing the modules is cheap
-    # because vendor SDKs are imported only when a provider is created.
+    # because vendor SDKs are imported only when a provider is created. Plugins come after
+    # the built-ins, so a plugin may replace one; an explicit register_provider() wins over both.
     global _builtins_loaded
     if _builtins_loaded:
         return
     _builtins_loaded = True
+    from panopticon.plugins import load_entry_points
     from panopticon.providers import anthropic, fake, google, openai
 
+    explicit = dict(_REGISTRY)
     for module in (openai, anthropic, google, fake):
-        _REGISTRY.setdefault(module.KIND, module.create)
+        _REGISTRY[module.KIND] = module.create
+    for name, factory in load_entry_points(ENTRY_POINT_GROUP).items():
+        _REGISTRY[name] = factory
+    _REGISTRY.update(explicit)

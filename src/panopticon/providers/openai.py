@@ -9,12 +9,21 @@ request and response shapes are the documented Chat Completions API.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 
 from panopticon.errors import ProviderError, ProviderTimeoutError
-from panopticon.providers.base import ChatRequest, ChatResponse, Provider, ProviderConfig
+from panopticon.providers.base import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Provider,
+    ProviderConfig,
+    ToolCall,
+)
 from panopticon.providers.http import error_from_status, parse_retry_after
 
 __all__ = ["KIND", "OpenAIProvider", "create"]
@@ -27,6 +36,8 @@ class OpenAIProvider(Provider):
     """Chat Completions over HTTP; ``options.azure``/``api_version`` switch to Azure paths."""
 
     kind = KIND
+    native_streaming = True
+    supports_tools = True
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
@@ -66,30 +77,50 @@ class OpenAIProvider(Provider):
             )
         return self._session
 
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        import aiohttp
-
-        body: dict[str, Any] = {"model": request.model, "messages": request.messages}
-        body.update(request.params)
+    def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        # params first: they pass through whatever they hold, but never replace the model,
+        # the messages or the stream flag this call is about.
+        body: dict[str, Any] = dict(request.params)
+        body["model"] = request.model
+        body["messages"] = request.messages
         if request.json_mode:
             body["response_format"] = {"type": "json_object"}
+        if request.tools:
+            body["tools"] = request.tools
+            if request.tool_choice is not None:
+                body["tool_choice"] = request.tool_choice
+        if stream:
+            body["stream"] = True
+            # usage arrives in a last chunk; servers that do not know the option ignore it
+            body["stream_options"] = {"include_usage": True}
+        else:
+            body.pop("stream", None)
+            body.pop("stream_options", None)
+        return body
+
+    @asynccontextmanager
+    async def _post(self, request: ChatRequest, *, stream: bool) -> AsyncIterator[Any]:
+        """The HTTP exchange, with every transport failure turned into a ProviderError."""
+        import aiohttp
+
         url = self._url_tmpl.format(model=request.model)
         session = self._client()
         try:
             async with session.post(
                 url,
-                data=orjson.dumps(body),
+                data=orjson.dumps(self._body(request, stream=stream)),
                 params=self._query or None,
                 timeout=self._timeout,
             ) as resp:
-                raw = await resp.read()
                 if resp.status >= 400:
+                    raw = await resp.read()
                     raise error_from_status(
                         resp.status,
                         raw.decode("utf-8", "replace"),
                         parse_retry_after(resp.headers),
                         url,
                     )
+                yield resp
         except ProviderError:
             raise
         except TimeoutError:
@@ -109,7 +140,25 @@ class OpenAIProvider(Provider):
                 retryable=True,
                 kind="connection",
             ) from None
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        async with self._post(request, stream=False) as resp:
+            raw = await resp.read()
+            url = str(resp.url)
         return parse_chat_completion(raw, url)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Server-sent events, one ChatChunk per ``data:`` line, as they arrive."""
+        async with self._post(request, stream=True) as resp:
+            url = str(resp.url)
+            async for line in resp.content:
+                if not line.startswith(b"data:"):
+                    continue  # blank separators, comments (": keep-alive"), event names
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    return
+                for chunk in parse_stream_chunk(payload, url):
+                    yield chunk
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -127,16 +176,65 @@ def parse_chat_completion(raw: bytes, url: str) -> ChatResponse:
             # refusals and tool-only answers have no content; keep what there is
             text = message.get("refusal") or ""
         usage = data.get("usage") or {}
+        calls = tuple(
+            ToolCall(
+                str(c.get("id") or ""),
+                str((c.get("function") or {}).get("name") or ""),
+                str((c.get("function") or {}).get("arguments") or ""),
+            )
+            for c in message.get("tool_calls") or ()
+        )
         return ChatResponse(
             text=text,
             finish_reason=choice.get("finish_reason"),
             input_tokens=usage.get("prompt_tokens"),
             output_tokens=usage.get("completion_tokens"),
             model=data.get("model"),
+            tool_calls=calls,
         )
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
         raise ProviderError(
             f"unreadable answer from {url}: {raw[:200]!r}", retryable=True, kind="server"
+        ) from None
+
+
+def parse_stream_chunk(payload: bytes, url: str) -> list[ChatChunk]:
+    """The ChatChunks of one ``chat.completion.chunk`` event (usage-only events included)."""
+    try:
+        data = orjson.loads(payload)
+        usage = data.get("usage") or {}
+        model = data.get("model")
+        out: list[ChatChunk] = []
+        for choice in data.get("choices") or ():
+            delta = choice.get("delta") or {}
+            for call in delta.get("tool_calls") or ():
+                fn = call.get("function") or {}
+                out.append(
+                    ChatChunk(
+                        tool_index=int(call.get("index") or 0),
+                        tool_id=call.get("id"),
+                        tool_name=fn.get("name"),
+                        tool_arguments=fn.get("arguments") or "",
+                        model=model,
+                    )
+                )
+            text = delta.get("content") or delta.get("refusal") or ""
+            if text or choice.get("finish_reason") or not out:
+                out.append(
+                    ChatChunk(text=text, finish_reason=choice.get("finish_reason"), model=model)
+                )
+        if usage:
+            out.append(
+                ChatChunk(
+                    input_tokens=usage.get("prompt_tokens"),
+                    output_tokens=usage.get("completion_tokens"),
+                    model=model,
+                )
+            )
+        return out
+    except (orjson.JSONDecodeError, TypeError, AttributeError, ValueError):
+        raise ProviderError(
+            f"unreadable stream event from {url}: {payload[:200]!r}", retryable=False, kind="server"
         ) from None
 
 

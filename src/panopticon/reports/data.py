@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
+from panopticon.services.database import Engine
 from panopticon.stats.summary import comparable_value, summarize
 from panopticon.store.queries import runs as run_queries
 

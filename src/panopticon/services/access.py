@@ -11,10 +11,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
 from panopticon.settings import Settings
+from panopticon.store.engine import Engine
 from panopticon.store.queries import access, catalog
 from panopticon.store.tables import ROLES
 

@@ -7,11 +7,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.sources import iter_csv, iter_jsonl
 from panopticon.stats.agreement import cohen_kappa, spearman
+from panopticon.store.engine import Engine
 from panopticon.store.queries import annotations as queries
 from panopticon.store.queries import catalog
 

@@ -15,11 +15,12 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from panopticon.errors import ConfigError, Issue, NotFoundError
 from panopticon.evaluation.suite import QueryItem
 from panopticon.judges.rubric import RubricSpec
+from panopticon.store.engine import Engine
 from panopticon.store.queries.catalog import metric_version
 from panopticon.store.tables import Metric, Query, Result, Score
 from panopticon.store.tables.base import utcnow

@@ -12,11 +12,10 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import ConfigError, Issue
 from panopticon.stats.paired import PairedResult, compare_metrics
 from panopticon.stats.summary import comparable_value
+from panopticon.store.engine import Engine
 from panopticon.store.queries import runs as run_queries
 
 __all__ = ["Comparison", "compare_models", "compare_runs"]

@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.evaluation.spec import DEFAULT_KEY_ENV
 from panopticon.providers.base import ChatRequest, ProviderConfig, create_provider
 from panopticon.providers.client import ModelClient, RetryPolicy
 from panopticon.providers.pricing import Price, lookup_price
 from panopticon.services.registry import ModelRegistry
+from panopticon.store.engine import Engine
 
 __all__ = ["complete"]
 

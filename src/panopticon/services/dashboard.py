@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.stats.intervals import moments_interval, wilson
+from panopticon.store.engine import Engine
 from panopticon.store.queries import dashboard as q
 
 __all__ = ["Cell", "heatmap", "model_metrics", "overview", "trends"]

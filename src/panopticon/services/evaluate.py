@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.sources import Located
@@ -19,6 +18,7 @@ from panopticon.evaluation.suite import LoadedSuite, parse_suite
 from panopticon.services.registry import ModelRegistry
 from panopticon.services.runs import prepare_loaded
 from panopticon.settings import Settings
+from panopticon.store.engine import Engine
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.tables import Metric
 

@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy.engine import Engine
 
 from panopticon.errors import ConfigError, Issue, NotFoundError
 from panopticon.judges.base import spec_class
+from panopticon.store.engine import Engine
 from panopticon.store.queries import catalog
 from panopticon.store.queries import gateway as q
 

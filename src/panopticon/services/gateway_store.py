@@ -4,12 +4,11 @@ the gateway runs them in a thread, and only when its in-memory copies run out.""
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import ConfigError
 from panopticon.evaluation.spec import ModelSpec
 from panopticon.providers.pricing import Price, lookup_price
 from panopticon.services.registry import ModelRegistry
+from panopticon.store.engine import Engine
 from panopticon.store.limits import SharedBucket, bucket_key
 from panopticon.store.queries import gateway as q
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+
+from panopticon.store.engine import Engine
 
 __all__ = ["database_problem"]
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
 from panopticon.evaluation.sources import Located
@@ -24,6 +23,7 @@ from panopticon.evaluation.suite import LoadedSuite, parse_suite
 from panopticon.services.evaluate import build_suite
 from panopticon.services.runs import prepare_loaded, read_totals
 from panopticon.settings import Settings
+from panopticon.store.engine import Engine
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.tables import Job, JobShard, Query, Result, Run, Workspace
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.engine import Engine
 
 from panopticon.errors import ConfigError, Issue, NotFoundError
 from panopticon.evaluation.suite import ModelSpec
 from panopticon.providers.pricing import Price, lookup_price
+from panopticon.store.engine import Engine
 from panopticon.store.queries import catalog
 from panopticon.store.tables import Model, Provider, Result
 

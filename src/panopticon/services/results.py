@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from panopticon.errors import NotFoundError
+from panopticon.store.engine import Engine
 from panopticon.store.queries.results import ResultFilters, result_detail, search_scores
 
 __all__ = ["ResultFilters", "find_results", "get_result"]

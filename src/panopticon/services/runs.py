@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from panopticon.errors import ConfigError, Issue, StoreError
 from panopticon.evaluation.plan import Plan, build_cases
@@ -28,7 +27,7 @@ from panopticon.providers.base import ProviderConfig, create_provider
 from panopticon.providers.client import ModelClient, RetryPolicy
 from panopticon.settings import Settings
 from panopticon.stats.summary import Summary, summarize
-from panopticon.store.engine import create_engine, ensure_schema
+from panopticon.store.engine import Engine, create_engine, ensure_schema
 from panopticon.store.limits import SharedBucket, bucket_key
 from panopticon.store.queries import catalog
 from panopticon.store.queries import runs as run_queries

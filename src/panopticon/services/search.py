@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from panopticon.errors import MissingDependencyError, ProviderError
 from panopticon.settings import Settings
+from panopticon.store.engine import Engine
 from panopticon.store.tables import Metric, Query
 
 __all__ = ["Embedder", "Search"]

@@ -5,7 +5,7 @@ JSON API; sign-in is with an API key, then a signed session cookie.
 One module per page group, each with its own router, installed here: ``auth`` (sign-in),
 ``analysis`` (summary, comparison, themes, trends), ``results`` (results and runs),
 ``annotate``, ``catalog`` (queries and metrics), ``registry`` (models and providers),
-``gateway`` (gateway keys);
+``online`` (online-evaluation rules), ``gateway`` (gateway keys);
 ``common`` holds what they share."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from panopticon.web import analysis, annotate, auth, catalog, gateway, registry, results
+from panopticon.web import analysis, annotate, auth, catalog, gateway, online, registry, results
 from panopticon.web.common import HERE, SignIn, render_error
 
 __all__ = ["install", "render_error"]
 
-ROUTERS = (auth, analysis, results, annotate, catalog, registry, gateway)
+ROUTERS = (auth, analysis, results, annotate, catalog, registry, online, gateway)
 
 
 def install(app: FastAPI) -> None:
@@ -29,6 +29,8 @@ def install(app: FastAPI) -> None:
     for module in ROUTERS:
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
+    # the API's error handlers show errors under /ui as pages through this
+    app.state.render_page_error = render_error
 
     @app.exception_handler(SignIn)
     async def sign_in(request: Request, exc: SignIn) -> Response:

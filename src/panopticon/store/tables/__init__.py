@@ -4,6 +4,13 @@ from panopticon.store.tables.access import ROLES, ApiKey
 from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
 from panopticon.store.tables.gateway import GatewayKey, GatewaySpend
+from panopticon.store.tables.online import (
+    OnlineBudget,
+    OnlineOutcome,
+    OnlineRule,
+    OnlineRuleVersion,
+    OnlineSettings,
+)
 from panopticon.store.tables.registry import Model, Provider, RateLimit
 from panopticon.store.tables.runs import (
     RUN_STATUSES,
@@ -30,6 +37,11 @@ __all__ = [
     "JobShard",
     "Metric",
     "Model",
+    "OnlineBudget",
+    "OnlineOutcome",
+    "OnlineRule",
+    "OnlineRuleVersion",
+    "OnlineSettings",
     "Pairwise",
     "Provider",
     "Query",

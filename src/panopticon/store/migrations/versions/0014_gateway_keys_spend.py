@@ -1,7 +1,7 @@
 """gateway keys and spend counters
 
 Revision ID: 0014
-Revises: 0007
+Revises: 0015
 Create Date: 2026-12-02 17:50:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0014"
-down_revision = "0007"
+down_revision = "0015"  # "0007" on its own; chained after main's 0015 here
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,146 @@
+"""/api/online: online-evaluation rules (versioned) and the workspace's online budgets.
+
+A rule's body is the same as its YAML file (see README, "Online evaluation"); it is
+validated whole and every problem is answered at once, each with its field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Response, status
+from pydantic import BaseModel, Field
+
+from panopticon.api.deps import Admin, EngineDep, Member, Viewer
+from panopticon.services.online import OnlineBudgets, OnlineRules, RulePublic
+
+router = APIRouter(prefix="/api/online", tags=["online evaluation"])
+
+RuleName = Annotated[str, Path(min_length=1, max_length=64, description="The rule's name.")]
+
+
+class OnlineRulePublic(BaseModel):
+    name: str
+    enabled: bool
+    priority: int
+    version: str
+    spec: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class OnlineRuleVersion(BaseModel):
+    version: str
+    created_at: datetime
+
+
+class OnlineRuleDetail(OnlineRulePublic):
+    versions: list[OnlineRuleVersion]
+
+
+class OnlineRuleUpdate(BaseModel):
+    enabled: bool | None = Field(default=None, description="Resume (true) or pause (false).")
+
+
+class OnlineBudgetLimits(BaseModel):
+    usd_per_day: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    usd_per_month: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
+class OnlineBudgetWindow(BaseModel):
+    scope: str
+    period: str
+    period_start: datetime
+    limit_usd: float
+    spent_usd: float
+    reserved_usd: float
+
+
+class OnlineBudgetPublic(OnlineBudgetLimits):
+    windows: list[OnlineBudgetWindow]
+
+
+def _public(rule: RulePublic) -> OnlineRulePublic:
+    return OnlineRulePublic(
+        name=rule.name,
+        enabled=rule.enabled,
+        priority=rule.priority,
+        version=rule.version,
+        spec=rule.spec.model_dump(mode="json"),
+        created_at=rule.created_at,
+        updated_at=rule.updated_at,
+    )
+
+
+@router.get("/rules", response_model=list[OnlineRulePublic])
+def list_rules(engine: EngineDep, caller: Viewer) -> list[OnlineRulePublic]:
+    return [_public(r) for r in OnlineRules(engine, caller.workspace_id).list()]
+
+
+@router.post(
+    "/rules",
+    response_model=OnlineRulePublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"description": "The rule was already exactly this: nothing changed."}},
+)
+def apply_rule(
+    engine: EngineDep,
+    caller: Member,
+    response: Response,
+    body: Annotated[dict[str, Any], Body(description="A rule, as in its YAML file.")],
+) -> OnlineRulePublic:
+    """Create a rule, or give an existing one (same name) a new version."""
+    applied = OnlineRules(engine, caller.workspace_id).apply(body)
+    if not applied.changed:
+        response.status_code = status.HTTP_200_OK
+    return _public(applied.rule)
+
+
+@router.get("/rules/{rule_name}", response_model=OnlineRuleDetail)
+def get_rule(rule_name: RuleName, engine: EngineDep, caller: Viewer) -> OnlineRuleDetail:
+    rule = OnlineRules(engine, caller.workspace_id).get(rule_name)
+    return OnlineRuleDetail(
+        **_public(rule).model_dump(),
+        versions=[OnlineRuleVersion(version=v, created_at=t) for v, t in rule.versions],
+    )
+
+
+@router.patch("/rules/{rule_name}", response_model=OnlineRulePublic)
+def update_rule(
+    rule_name: RuleName, body: OnlineRuleUpdate, engine: EngineDep, caller: Member
+) -> OnlineRulePublic:
+    """Pause or resume a rule (a new version, so scores say which was in force)."""
+    rules = OnlineRules(engine, caller.workspace_id)
+    if body.enabled is None:
+        return _public(rules.get(rule_name))
+    return _public(rules.set_enabled(rule_name, body.enabled))
+
+
+@router.delete("/rules/{rule_name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_rule(rule_name: RuleName, engine: EngineDep, caller: Admin) -> Response:
+    OnlineRules(engine, caller.workspace_id).delete(rule_name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _budget(budgets: OnlineBudgets) -> OnlineBudgetPublic:
+    per_day, per_month = budgets.workspace_limits()
+    return OnlineBudgetPublic(
+        usd_per_day=per_day,
+        usd_per_month=per_month,
+        windows=[OnlineBudgetWindow(**vars(w)) for w in budgets.state()],
+    )
+
+
+@router.get("/budget", response_model=OnlineBudgetPublic)
+def get_budget(engine: EngineDep, caller: Viewer) -> OnlineBudgetPublic:
+    """The workspace's limits, and what every budget window has spent and holds."""
+    return _budget(OnlineBudgets(engine, caller.workspace_id))
+
+
+@router.put("/budget", response_model=OnlineBudgetPublic)
+def set_budget(body: OnlineBudgetLimits, engine: EngineDep, caller: Admin) -> OnlineBudgetPublic:
+    """The workspace's online-evaluation limits (null: none), over every rule together."""
+    budgets = OnlineBudgets(engine, caller.workspace_id)
+    budgets.set_workspace_limits(body.usd_per_day, body.usd_per_month)
+    return _budget(budgets)

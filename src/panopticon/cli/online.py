@@ -1,0 +1,191 @@
+"""``panopticon online``: online-evaluation rules from YAML files, and their budgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from panopticon.cli.output import console, handle_errors
+from panopticon.settings import load_settings
+
+if TYPE_CHECKING:
+    from panopticon.services.database import Engine
+
+app = typer.Typer(
+    help="Online evaluation: rules that judge production traffic, and their budgets.",
+    no_args_is_help=True,
+)
+
+
+def _workspace_id(engine: Engine) -> int:
+    from panopticon.services.database import workspace_id
+
+    return workspace_id(engine, load_settings().workspace)
+
+
+@app.command("apply")
+@handle_errors
+def apply_cmd(
+    files: list[Path] = typer.Argument(..., help="Rule files (YAML)."),
+    check: bool = typer.Option(False, "--check", help="Validate only; store nothing."),
+) -> None:
+    """Create rules, or give them new versions (a file that changes nothing is no new
+    version)."""
+    from panopticon.errors import ConfigError
+    from panopticon.online.rules import parse_rule, rule_version
+    from panopticon.services.online import OnlineRules, load_rule_file
+    from panopticon.services.runs import store
+
+    problems: list[ConfigError] = []
+    loaded = []
+    for path in files:
+        try:
+            loaded.append(load_rule_file(path))
+        except ConfigError as err:
+            problems.append(err)
+    if problems:
+        raise ConfigError([i for p in problems for i in p.issues])
+    with store(load_settings()) as engine:
+        rules = OnlineRules(engine, _workspace_id(engine))
+        for data, doc in loaded:
+            if check:
+                spec, _ = parse_rule(data, doc=doc)
+                console.print(
+                    f"{doc.file}: rule '{spec.name}' is valid (version {rule_version(spec)})",
+                    highlight=False,
+                )
+                continue
+            applied = rules.apply(data, doc=doc)
+            rule = applied.rule
+            what = "saved as version" if applied.changed else "unchanged, version"
+            state = "" if rule.enabled else " (disabled)"
+            console.print(f"rule '{rule.name}' {what} {rule.version}{state}", highlight=False)
+
+
+@app.command("list")
+@handle_errors
+def list_cmd() -> None:
+    """The workspace's rules: sampling, budgets, version."""
+    from rich.table import Table
+
+    from panopticon.services.online import OnlineRules
+    from panopticon.services.runs import store
+
+    with store(load_settings()) as engine:
+        rules = OnlineRules(engine, _workspace_id(engine)).list()
+    if not rules:
+        console.print("no online rules yet: write one (see README) and `panopticon online apply`")
+        return
+    table = Table()
+    for col in ("rule", "state", "metrics", "judge", "sample", "per day", "per month", "version"):
+        table.add_column(col, overflow="fold")
+    for r in rules:
+        s = r.spec
+        table.add_row(
+            r.name,
+            "on" if r.enabled else "off",
+            ", ".join(str(m.get("name")) for m in s.metrics),
+            s.judge or "-",
+            f"{s.sampling.rate:.0%}",
+            f"${s.budgets.usd_per_day:g}" if s.budgets.usd_per_day else "-",
+            f"${s.budgets.usd_per_month:g}" if s.budgets.usd_per_month else "-",
+            r.version,
+        )
+    console.print(table)
+
+
+@app.command("show")
+@handle_errors
+def show_cmd(name: str = typer.Argument(..., help="The rule's name.")) -> None:
+    """A rule as stored, as YAML, and its versions."""
+    import yaml
+
+    from panopticon.services.online import OnlineRules
+    from panopticon.services.runs import store
+
+    with store(load_settings()) as engine:
+        rule = OnlineRules(engine, _workspace_id(engine)).get(name)
+    console.print(
+        yaml.safe_dump(rule.spec.model_dump(mode="json"), sort_keys=False),
+        highlight=False,
+        markup=False,
+    )
+    for version, at in rule.versions:
+        mark = " (in force)" if version == rule.version else ""
+        console.print(f"version {version}  {at:%Y-%m-%d %H:%M:%S}{mark}", highlight=False)
+
+
+def _toggle(name: str, enabled: bool) -> None:
+    from panopticon.services.online import OnlineRules
+    from panopticon.services.runs import store
+
+    with store(load_settings()) as engine:
+        rule = OnlineRules(engine, _workspace_id(engine)).set_enabled(name, enabled)
+    console.print(
+        f"rule '{rule.name}' {'enabled' if enabled else 'disabled'} (version {rule.version})",
+        highlight=False,
+    )
+
+
+@app.command("enable")
+@handle_errors
+def enable_cmd(name: str = typer.Argument(...)) -> None:
+    """Resume a rule."""
+    _toggle(name, True)
+
+
+@app.command("disable")
+@handle_errors
+def disable_cmd(name: str = typer.Argument(...)) -> None:
+    """Pause a rule: no new span is judged by it until it is enabled."""
+    _toggle(name, False)
+
+
+@app.command("delete")
+@handle_errors
+def delete_cmd(name: str = typer.Argument(...)) -> None:
+    """Delete a rule with its versions and ledger."""
+    from panopticon.services.online import OnlineRules
+    from panopticon.services.runs import store
+
+    with store(load_settings()) as engine:
+        OnlineRules(engine, _workspace_id(engine)).delete(name)
+    console.print(f"rule '{name}' deleted", highlight=False)
+
+
+@app.command("budget")
+@handle_errors
+def budget_cmd(
+    per_day: float | None = typer.Option(
+        None, "--per-day", help="USD per day, all rules together."
+    ),
+    per_month: float | None = typer.Option(None, "--per-month", help="USD per month."),
+    clear: bool = typer.Option(False, "--clear", help="Remove the workspace's limits."),
+) -> None:
+    """Show or set the workspace's online-evaluation budget, and what each window spent."""
+    from panopticon.services.online import OnlineBudgets
+    from panopticon.services.runs import store
+
+    with store(load_settings()) as engine:
+        budgets = OnlineBudgets(engine, _workspace_id(engine))
+        if clear or per_day is not None or per_month is not None:
+            day, month = (None, None) if clear else budgets.workspace_limits()
+            budgets.set_workspace_limits(
+                per_day if per_day is not None else day,
+                per_month if per_month is not None else month,
+            )
+        day, month = budgets.workspace_limits()
+        windows = budgets.state()
+    console.print(
+        f"workspace limits: {f'${day:g}/day' if day else 'no daily limit'}, "
+        f"{f'${month:g}/month' if month else 'no monthly limit'}",
+        highlight=False,
+    )
+    for w in windows:
+        console.print(
+            f"{w.scope} {w.period} from {w.period_start:%Y-%m-%d}: spent ${w.spent_usd:.4f} "
+            f"+ held ${w.reserved_usd:.4f} of ${w.limit_usd:g}",
+            highlight=False,
+        )
