@@ -494,3 +494,28 @@ def test_the_cache_answers_an_identical_call_and_logs_a_free_hit(
     assert second.json() == first.json() and mock.stats.requests == 1
     span = gateway.trace(second.headers["x-panopticon-trace-id"])["spans"][0]
     assert span["attributes"]["gateway.cache_hit"] is True and span["cost_usd"] == 0.0
+
+
+def test_while_the_database_is_away_known_keys_and_models_are_served(
+    gateway: GatewayServer, engine: Any, tmp_path: Any
+) -> None:
+    import sqlalchemy as sa
+
+    key = new_key(engine, name="steady", rpm=1000, budget_day_usd=100)
+    body = {"model": "gpt-mock", "messages": [{"role": "user", "content": "x"}]}
+    assert post(gateway, key, body).status_code == 200  # key and model now known
+    unknown = new_key(engine, name="never-seen")
+    away = sa.create_engine(f"sqlite:///{tmp_path}/missing/dir/db.sqlite")  # cannot open
+    gw = gateway.gateway
+    saved = (gw.keys.engine, gw.routes.engine, gw.spend.engine)
+    gw.keys.engine = gw.routes.engine = gw.spend.engine = away
+    try:
+        # every cached key and route is due for a reload now
+        gw.keys._keys = {h: (0.0, e) for h, (_, e) in gw.keys._keys.items()}
+        gw.routes._routes = {k: (0.0, r) for k, (_, r) in gw.routes._routes.items()}
+        assert [post(gateway, key, body).status_code for _ in range(5)] == [200] * 5
+        r = post(gateway, unknown, body)
+        assert r.status_code == 503 and "cannot reach its database" in r.json()["error"]["message"]
+    finally:
+        gw.keys.engine, gw.routes.engine, gw.spend.engine = saved
+        away.dispose()

@@ -54,10 +54,13 @@ def create_gateway(
 class _Combined:
     """Gateway paths to the gateway, the rest to ``api`` (or a 404 when there is none)."""
 
-    def __init__(self, gateway: Gateway, api: Any | None, sink: TraceSink) -> None:
+    def __init__(
+        self, gateway: Gateway, api: Any | None, sink: TraceSink, engine: Engine | None = None
+    ) -> None:
         self.gateway = gateway
         self.api = api
         self.sink = sink
+        self.own_engine = engine  # the gateway's alone: disposed when it stops
         self.paths = gateway.paths
         # the API's own /v1 paths (OTLP ingestion) stay the API's; every other /v1 path is
         # the gateway's, whose 404 names the routes it serves
@@ -127,6 +130,8 @@ class _Combined:
         await self.gateway.shutdown()
         if isinstance(self.sink, BatchingSink):
             await asyncio.to_thread(self.sink.close)
+        if self.own_engine is not None:
+            self.own_engine.dispose()
 
 
 def serve_app(
@@ -142,9 +147,10 @@ def serve_app(
         engine = api.state.engine
     if "gateway" not in roles:
         return api, None
+    own = None
     if engine is None:
         from panopticon.services.runs import open_store
 
-        engine = open_store(settings)
+        engine = own = open_store(settings)
     gateway = create_gateway(settings, env, engine)
-    return _Combined(gateway, api, gateway.sink), gateway
+    return _Combined(gateway, api, gateway.sink, own), gateway

@@ -8,6 +8,9 @@ A chunk that cannot be had means the limit is reached: 429, naming the limit. Th
 a replica may hold up to one chunk that the others cannot use (the limit is exact to
 within replicas x chunk).
 
+While the database is away, requests are still served: each replica counts on its own and
+the shared rows catch up when it is back.
+
 Budgets: spend is counted in memory per (scope, period) and added to the shared counters
 (``gateway_spend``) once a second by :meth:`SpendTracker.flush`, which also reads back the
 totals of every replica. A budget is checked against the last total read plus this
@@ -48,6 +51,7 @@ class ChunkedBucket:
         self._shared = gateway_store.shared_bucket(engine, scope, per_minute)
         self._local = 0.0
         self._lock = asyncio.Lock()
+        self._down_until = 0.0  # the database failed: count locally until then
 
     async def take(self, n: float) -> None:
         """Take ``n`` units or raise a 429 GatewayError."""
@@ -61,7 +65,16 @@ class ChunkedBucket:
                 return
             need = n - self._local
             want = max(float(self.chunk), need)
-            wait = await asyncio.to_thread(self._shared.reserve, want)
+            if time.monotonic() < self._down_until:
+                self._local += want - n
+                return
+            try:
+                wait = await asyncio.to_thread(self._shared.reserve, want)
+            except Exception as exc:  # the database is away: serve on, count here only
+                _log_failure(exc)
+                self._down_until = time.monotonic() + 1.0
+                self._local += want - n
+                return
             if wait > 0:  # not that much left: give it back, try just what is needed
                 await asyncio.to_thread(self._shared.reserve, -want)
                 if want > need:
@@ -122,10 +135,16 @@ class SpendTracker:
             return
         missing = [c for c in counters.values() if c not in self._loaded_at]
         if missing:  # first use of this counter in this process: read it once
-            totals = await asyncio.to_thread(gateway_store.read_spend, self.engine, missing)
+            loaded = time.monotonic()
+            try:
+                totals = await asyncio.to_thread(gateway_store.read_spend, self.engine, missing)
+            except Exception as exc:  # the database is away: count from here; the flush
+                _log_failure(exc)  # reads the totals once it is back (stale at once)
+                totals = {c: 0.0 for c in missing}
+                loaded = 0.0
             for c, v in totals.items():
                 self._total[c] = v
-                self._loaded_at[c] = time.monotonic()
+                self._loaded_at[c] = loaded
         for p, c in counters.items():
             limit = budgets[p]
             assert limit is not None
@@ -184,4 +203,4 @@ class SpendTracker:
 def _log_failure(exc: Any) -> None:
     import logging
 
-    logging.getLogger(__name__).warning("gateway spend flush failed: %s", exc)
+    logging.getLogger(__name__).warning("gateway limits or spend not shared: %s", exc)

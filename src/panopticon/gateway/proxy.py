@@ -150,7 +150,27 @@ class Gateway:
                     ),
                 )
             return
-        await handler(scope, receive, send)
+        started = False
+
+        async def tracked(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await handler(scope, receive, tracked)
+        except Exception:  # a defect: this client gets a 500, every other carries on
+            log.exception("gateway request failed")
+            if not started:
+                await self._send_json(
+                    send,
+                    500,
+                    openai_error(
+                        "the gateway failed on this request (its log has the details)",
+                        "api_error",
+                        "internal_error",
+                    ),
+                )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

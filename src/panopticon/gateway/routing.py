@@ -2,16 +2,19 @@
 model registry) cached for ``ttl_s``, so no request waits on the database once its key and
 model were seen. A revoked key is refused within ``ttl_s``; an unknown key or model is
 remembered as unknown for the same time (a flood of bad keys costs one lookup each TTL).
+While the database is away, keys and routes seen before keep being served as last read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from panopticon.errors import GatewayError
 from panopticon.evaluation.spec import DEFAULT_KEY_ENV, ModelSpec
 from panopticon.gateway.guardrails import Guardrails
 from panopticon.gateway.limits import ChunkedBucket
@@ -21,6 +24,8 @@ from panopticon.services.database import Engine
 from panopticon.services.gateway_keys import GatewayKeyInfo, lookup_gateway_key
 
 __all__ = ["KeyEntry", "KeyTable", "Route", "RouteTable", "credential_for"]
+
+log = logging.getLogger(__name__)
 
 OPENAI_BASE = "https://api.openai.com/v1"
 ANTHROPIC_BASE = "https://api.anthropic.com"
@@ -91,6 +96,17 @@ def _route(spec: ModelSpec, price: Price | None, api_key: str | None) -> Route:
     )
 
 
+def _store_away(what: str, exc: Exception) -> GatewayError:
+    log.warning("gateway cannot read a %s from the database: %s", what, exc)
+    return GatewayError(
+        f"the gateway cannot reach its database to check this {what}; retry shortly",
+        503,
+        "api_error",
+        code="store_unavailable",
+        retry_after=1.0,
+    )
+
+
 class RouteTable:
     def __init__(self, engine: Engine, env: Mapping[str, str], ttl_s: float) -> None:
         self.engine = engine
@@ -112,7 +128,12 @@ class RouteTable:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        route = await asyncio.to_thread(self._load, workspace_id, name)
+        try:
+            route = await asyncio.to_thread(self._load, workspace_id, name)
+        except Exception as exc:  # the database is away: the last known route serves on
+            if cached is None:
+                raise _store_away("model", exc) from None
+            route = cached[1]
         self._routes[(workspace_id, name)] = (now + self.ttl_s, route)
         return route
 
@@ -121,7 +142,14 @@ class RouteTable:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        names = await asyncio.to_thread(gateway_store.list_model_names, self.engine, workspace_id)
+        try:
+            names = await asyncio.to_thread(
+                gateway_store.list_model_names, self.engine, workspace_id
+            )
+        except Exception as exc:
+            if cached is None:
+                raise _store_away("model list", exc) from None
+            names = cached[1]
         self._names[workspace_id] = (now + self.ttl_s, names)
         return names
 
@@ -190,7 +218,13 @@ class KeyTable:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        info = await asyncio.to_thread(lookup_gateway_key, self.engine, key_hash)
+        try:
+            info = await asyncio.to_thread(lookup_gateway_key, self.engine, key_hash)
+        except Exception as exc:  # the database is away: a key seen before stays usable
+            if cached is None:
+                raise _store_away("key", exc) from None
+            self._keys[key_hash] = (now + self.ttl_s, cached[1])
+            return cached[1]
         entry = self._entry(info) if info is not None and info.active else None
         if len(self._keys) > 100_000:  # a flood of random keys: start over
             self._keys.clear()
