@@ -519,3 +519,52 @@ def test_while_the_database_is_away_known_keys_and_models_are_served(
     finally:
         gw.keys.engine, gw.routes.engine, gw.spend.engine = saved
         away.dispose()
+
+
+def test_a_models_budget_holds_across_every_key(
+    gateway: GatewayServer, engine: Any, mock: MockServer
+) -> None:
+    ws = ensure_workspace_id(engine, "default")
+    ModelRegistry(engine, ws).upsert(
+        {"id": "capped", "provider": "openai", "model": "mock-good", "base_url": mock.url,
+         "price": {"input": 1.0, "output": 2.0},
+         "options": {"gateway_budget_day_usd": 0.000001}}
+    )  # fmt: skip
+    body = {"model": "capped", "messages": [{"role": "user", "content": "x"}]}
+    first, second = new_key(engine, name="one"), new_key(engine, name="two")
+    assert post(gateway, first, body).status_code == 200
+    wait_for(lambda: post(gateway, second, body).status_code == 429, what="the model's budget")
+    r = post(gateway, first, body)
+    assert r.status_code == 429 and "model 'capped' daily budget" in r.json()["error"]["message"]
+
+
+def test_an_llm_judge_guardrail_calls_a_registered_model_and_blocks(
+    gateway: GatewayServer, engine: Any, mock: MockServer
+) -> None:
+    key = new_key(
+        engine,
+        guardrails=[
+            {
+                "metric": {
+                    "type": "rubric",
+                    "prompt": "Is this a polite request?",
+                    "scale": [1, 10],
+                    "threshold": 6,
+                    "judge": "gpt-mock",
+                },
+                "on": "input",
+                "action": "block",
+            }
+        ],
+    )
+    body = {"model": "gpt-mock", "messages": [{"role": "user", "content": "Do it now."}]}
+    mock.config.default_quality = 0.1  # the judge scores low
+    r = post(gateway, key, body)
+    assert r.status_code == 400 and "blocked by guardrail 'rubric'" in r.json()["error"]["message"]
+    assert mock.stats.by_route["chat"] == 1  # the judge call only
+    mock.config.default_quality = 0.95
+    r = post(gateway, key, body)
+    assert r.status_code == 200
+    trace = gateway.trace(r.headers["x-panopticon-trace-id"])
+    (score,) = trace["scores"]
+    assert score["name"] == "guardrail.rubric" and score["passed"] is True and score["value"] >= 6

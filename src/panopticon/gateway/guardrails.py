@@ -4,23 +4,37 @@ and safety metrics (``judges/``). Each verdict is kept (stored as a score on the
 checks), ``flag`` only records.
 
 The text under check is put in the metric's ``response`` (and ``query``), so every metric
-reads it as it reads an answer. Output checks see the whole answer: on a stream they run
-when it ends and can only flag (the chunks are already with the client).
+reads it as it reads an answer. LLM-judge checks (``rubric``, ``prompt_injection`` with a
+``judge``) call the registered model they name through the gateway's own upstream path; a
+judge that fails is recorded as an error and does not block. Output checks see the whole
+answer: on a stream they run when it ends and can only flag (the chunks are already with
+the client).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from panopticon.errors import GatewayError
-from panopticon.judges.base import Metric, MetricContext, build_metric, spec_class
+from panopticon.judges.base import (
+    JudgeCall,
+    Metric,
+    MetricContext,
+    build_metric,
+    spec_class,
+)
 from panopticon.judges.safety import redact_pii
 from panopticon.services.gateway_keys import GuardrailSpec
 
-__all__ = ["Guardrails", "Verdict"]
+__all__ = ["GuardrailBlocked", "Guardrails", "JudgeFactory", "Verdict"]
+
+
+# The judge call for a registered model (the gateway sends it upstream itself)
+JudgeFactory = Callable[[str], JudgeCall]
 
 
 @dataclass
@@ -77,7 +91,12 @@ class Guardrails:
         return bool(self.checks)
 
     async def run(
-        self, stage: str, text: str, *, can_block: bool = True
+        self,
+        stage: str,
+        text: str,
+        *,
+        can_block: bool = True,
+        judge: JudgeFactory | None = None,
     ) -> tuple[str, list[Verdict]]:
         """Check ``text`` at ``stage`` (input | output); the text after redaction and the
         verdicts. Raises a 400 GatewayError when a ``block`` check fails."""
@@ -86,8 +105,10 @@ class Guardrails:
         for check in checks:
             started = time.perf_counter()
             ctx = MetricContext(query=text, response=text, messages=[])
+            name = check.spec.metric.get("judge")
+            call = judge(str(name)) if judge is not None and name else None
             try:
-                result = await check.metric.score(ctx, None)
+                result = await check.metric.score(ctx, call)
                 error = result.error
             except Exception as exc:
                 result, error = None, f"{exc.__class__.__name__}: {exc}"

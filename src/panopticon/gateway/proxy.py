@@ -33,7 +33,7 @@ import orjson
 from panopticon.errors import GatewayError
 from panopticon.gateway.cache import ResponseCache
 from panopticon.gateway.call import Call, input_messages, read_answer, replace_text
-from panopticon.gateway.guardrails import GuardrailBlocked
+from panopticon.gateway.guardrails import GuardrailBlocked, JudgeFactory
 from panopticon.gateway.limits import SpendTracker
 from panopticon.gateway.logging import CallRecord, TraceSink, new_span_id
 from panopticon.gateway.routing import KeyTable, Route, RouteTable
@@ -44,6 +44,7 @@ from panopticon.gateway.translate import (
 )
 from panopticon.gateway.upstream import RETRYABLE, UpstreamError, retry_after
 from panopticon.gateway.wire import anthropic_error, openai_error, sse
+from panopticon.judges.base import JudgeCall, JudgeReply
 
 __all__ = ["Gateway", "GatewayOptions"]
 
@@ -328,6 +329,12 @@ class Gateway:
                 f"gateway key '{key.info.name}'",
                 {"day": cfg.budget_day_usd, "month": cfg.budget_month_usd},
             )
+        if route.budget_day_usd is not None or route.budget_month_usd is not None:
+            await self.spend.check(
+                f"model:{key.info.workspace_id}:{route.name}",
+                f"model '{route.name}'",
+                {"day": route.budget_day_usd, "month": route.budget_month_usd},
+            )
 
     async def _guard_input(self, call: Call, messages: Any) -> None:
         key = call.key
@@ -341,13 +348,17 @@ class Gateway:
                     continue
                 content = m.get("content")
                 if isinstance(content, str):
-                    new, verdicts = await key.guardrails.run("input", content)
+                    new, verdicts = await key.guardrails.run(
+                        "input", content, judge=self._judge_for(call)
+                    )
                     m["content"] = new
                     call.verdicts += verdicts
                 elif isinstance(content, list):
                     for part in content:
                         if isinstance(part, dict) and isinstance(part.get("text"), str):
-                            new, verdicts = await key.guardrails.run("input", part["text"])
+                            new, verdicts = await key.guardrails.run(
+                                "input", part["text"], judge=self._judge_for(call)
+                            )
                             part["text"] = new
                             call.verdicts += verdicts
         except GuardrailBlocked as exc:
@@ -363,7 +374,9 @@ class Gateway:
             return text
         started = time.perf_counter()
         try:
-            new, verdicts = await key.guardrails.run("output", text, can_block=can_block)
+            new, verdicts = await key.guardrails.run(
+                "output", text, can_block=can_block, judge=self._judge_for(call)
+            )
             call.verdicts += verdicts
             return new
         except GuardrailBlocked as exc:
@@ -371,6 +384,47 @@ class Gateway:
             raise
         finally:
             call.guardrail_ms += (time.perf_counter() - started) * 1000.0
+
+    def _judge_for(self, call: Call) -> JudgeFactory:
+        """Judge calls for the guardrails of ``call``'s key: a registered model of the same
+        workspace, called upstream directly (not logged as a call; its cost is the span's
+        guardrail score's)."""
+        key = call.key
+        assert key is not None
+
+        def factory(default: str) -> JudgeCall:
+            async def judge(
+                messages: list[dict[str, str]], json_mode: bool, model: str | None = None
+            ) -> JudgeReply:
+                name = model or default
+                route = await self.routes.get(key.info.workspace_id, name)
+                if route is None:
+                    return JudgeReply(None, name, error=f"no registered judge model '{name}'")
+                body: dict[str, Any] = {"model": name, "messages": messages}
+                if json_mode:
+                    body["response_format"] = {"type": "json_object"}
+                probe = Call("chat.completions", "openai", time.perf_counter(), _now())
+                url, payload = self._build(probe, body)(route)
+                try:
+                    resp = await self._send_upstream(route, url, payload, probe)
+                    try:
+                        raw = await resp.read()
+                    finally:
+                        resp.release()
+                    read_answer(probe, route, raw)
+                except (UpstreamError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                    return JudgeReply(None, name, error=str(exc)[:300])
+                return JudgeReply(
+                    "".join(probe.output),
+                    name,
+                    probe.input_tokens,
+                    probe.output_tokens,
+                    route.cost(probe.input_tokens, probe.output_tokens),
+                )
+
+            return judge
+
+        return factory
 
     # -- upstream ----------------------------------------------------------------------------
     async def _send_upstream(

@@ -56,6 +56,10 @@ class Route:
     rpm: int | None
     tpm: int | None
     params: dict[str, Any] = field(default_factory=dict)
+    # USD budgets of the model across every key of the workspace, from the registered
+    # model's options (``gateway_budget_day_usd``, ``gateway_budget_month_usd``)
+    budget_day_usd: float | None = None
+    budget_month_usd: float | None = None
 
     def url(self, endpoint: str) -> str:
         if self.kind == "anthropic":
@@ -93,7 +97,17 @@ def _route(spec: ModelSpec, price: Price | None, api_key: str | None) -> Route:
         spec.rpm,
         spec.tpm,
         dict(spec.params),
+        _budget(spec.options.get("gateway_budget_day_usd")),
+        _budget(spec.options.get("gateway_budget_month_usd")),
     )
+
+
+def _budget(value: Any) -> float | None:
+    try:
+        amount = float(value)
+    except (TypeError, ValueError):
+        return None
+    return amount if amount > 0 else None
 
 
 def _store_away(what: str, exc: Exception) -> GatewayError:

@@ -37,7 +37,15 @@ __all__ = [
 
 KEY_PREFIX = "pgw_"
 # The metrics a guardrail may run: the heuristic and safety ones (no reference answer)
-GUARDRAIL_METRICS = ("pii", "prompt_injection", "regex", "json_valid", "json_schema", "length")
+GUARDRAIL_METRICS = (
+    "pii",
+    "prompt_injection",
+    "regex",
+    "json_valid",
+    "json_schema",
+    "length",
+    "rubric",  # an LLM judge: needs 'judge' (a registered model) and 'threshold'
+)
 
 
 class _Strict(BaseModel):
@@ -49,7 +57,8 @@ class GuardrailSpec(_Strict):
 
     metric: dict[str, Any] = Field(
         description="A metric as in a suite: {type: pii | prompt_injection | regex | "
-        "json_valid | json_schema | length, ...its settings}. 'name' defaults to the type."
+        "json_valid | json_schema | length | rubric, ...its settings}. 'name' defaults to "
+        "the type; 'judge' names a registered model for the LLM-judge checks."
     )
     on: Literal["input", "output", "both"] = "input"
     action: Literal["block", "redact", "flag"] = "flag"
@@ -70,6 +79,11 @@ class GuardrailSpec(_Strict):
             body.setdefault("target", "response")  # the text under check
         if kind == "prompt_injection":
             body.setdefault("target", "response")
+        if kind == "rubric" and (not body.get("judge") or body.get("threshold") is None):
+            raise ValueError(
+                "an LLM-judge guardrail needs 'judge' (a registered model) and 'threshold' "
+                "(the lowest passing score)"
+            )
         try:
             spec.model_validate(body)
         except ValidationError as exc:
