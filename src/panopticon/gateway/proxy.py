@@ -845,7 +845,7 @@ class Gateway:
                 f"{exc.__class__.__name__}: {exc}"
             )
             status = 502
-            if not gone.is_set():
+            if not gone.is_set() and not getattr(exc, "forwarded", False):
                 event = (
                     sse(
                         {"type": "error", "error": {"type": "api_error", "message": error}}, "error"

@@ -35,43 +35,124 @@ async def pump(
     include_usage: bool,
 ) -> None:
     """Forward the upstream stream, event by event, as the client's dialect wants it."""
-    parser = SSEParser()
     endpoint, kind = call.endpoint, route.kind
-    to_openai = (
-        AnthropicToOpenAIStream(route.provider_model, include_usage)
-        if (endpoint == "chat.completions" and kind == "anthropic")
-        else None
-    )
-    to_anthropic = (
-        OpenAIToAnthropicStream(route.provider_model)
-        if (endpoint == "messages" and kind == "openai")
-        else None
-    )
+    if endpoint == "chat.completions" and kind == "anthropic":
+        await _translated(
+            call,
+            route,
+            resp,
+            send,
+            AnthropicToOpenAIStream(route.provider_model, include_usage),
+            None,
+        )
+    elif endpoint == "messages" and kind == "openai":
+        await _translated(
+            call, route, resp, send, None, OpenAIToAnthropicStream(route.provider_model)
+        )
+    else:
+        await _relay(
+            call, route, resp, send, drop_usage=endpoint == "chat.completions" and not include_usage
+        )
+
+
+def _is_usage_only(data: bytes) -> bool:
+    """An OpenAI usage chunk (no choices), found without parsing it."""
+    return b'"choices":[]' in data or b'"choices": []' in data
+
+
+async def _relay(
+    call: Call, route: Route, resp: aiohttp.ClientResponse, send: Send, *, drop_usage: bool
+) -> None:
+    """Same dialect on both sides: each complete event is sent on as it arrives; what the
+    log needs is read from the events after they are sent. The usage chunk the gateway
+    asked for is kept from a client that did not ask for it."""
+    parser = SSEParser()
+    endpoint = call.endpoint
+    done = False
+    failed: str | None = None
+    async for chunk in resp.content.iter_any():
+        out: list[bytes] = []
+        seen: list[bytes] = []
+        for raw, _event, data in parser.feed(chunk):
+            if data is None:
+                continue
+            if data == b"[DONE]":
+                done = True
+                out.append(raw)
+                continue
+            seen.append(data)
+            if not (drop_usage and _is_usage_only(data)):
+                out.append(raw)
+        if out:
+            if call.ttft_ms is None:
+                call.ttft_ms = (time.perf_counter() - call.started) * 1000.0
+            await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+        for data in seen:
+            obj = orjson.loads(data)
+            if not isinstance(obj, dict):
+                raise ValueError("a stream event that is not a JSON object")
+            if ("error" in obj and endpoint != "responses") or obj.get("type") == "error":
+                failed = _error_text(obj)
+            elif endpoint == "chat.completions":
+                note_openai_chunk(call, obj)
+            elif endpoint == "messages":
+                note_anthropic_event(call, obj)
+                done = done or obj.get("type") == "message_stop"
+            else:  # responses
+                note_responses_event(call, obj)
+                done = done or obj.get("type") in _RESPONSES_END
+    if failed is not None:
+        raise UpstreamError(
+            f"model '{route.name}' upstream failed mid-stream: {failed}",
+            502,
+            retryable=False,
+            forwarded=True,  # the client has the provider's error event already
+        )
+    if not done:
+        raise UpstreamError(
+            f"model '{route.name}' upstream closed the stream before it ended",
+            502,
+            retryable=False,
+        )
+
+
+_RESPONSES_END = ("response.completed", "response.failed", "response.incomplete")
+
+
+def _error_text(obj: dict[str, Any]) -> str:
+    err = obj.get("error") or {}
+    return str(err.get("message") if isinstance(err, dict) else err)
+
+
+async def _translated(
+    call: Call,
+    route: Route,
+    resp: aiohttp.ClientResponse,
+    send: Send,
+    to_openai: AnthropicToOpenAIStream | None,
+    to_anthropic: OpenAIToAnthropicStream | None,
+) -> None:
+    """Another dialect upstream: each event is read, rewritten and sent."""
+    parser = SSEParser()
     done = False
     async for chunk in resp.content.iter_any():
         out: list[bytes] = []
-        for raw, event, data in parser.feed(chunk):
+        for _raw, event, data in parser.feed(chunk):
             if data is None:
                 continue
             if data == b"[DONE]":
                 done = True
                 if to_anthropic is not None:
                     out += [sse(d, e) for e, d in to_anthropic.finish_events()]
-                    call.input_tokens, call.output_tokens = (
-                        to_anthropic.input_tokens,
-                        to_anthropic.output_tokens,
-                    )
-                else:
-                    out.append(raw)
+                    call.input_tokens = to_anthropic.input_tokens
+                    call.output_tokens = to_anthropic.output_tokens
                 continue
             obj = orjson.loads(data)
             if not isinstance(obj, dict):
                 raise ValueError("a stream event that is not a JSON object")
-            if ("error" in obj and endpoint != "responses") or obj.get("type") == "error":
-                err = obj.get("error") or {}
+            if "error" in obj or obj.get("type") == "error":
                 raise UpstreamError(
-                    f"model '{route.name}' upstream failed mid-stream: "
-                    f"{err.get('message') if isinstance(err, dict) else err}",
+                    f"model '{route.name}' upstream failed mid-stream: {_error_text(obj)}",
                     502,
                     retryable=False,
                 )
@@ -82,32 +163,12 @@ async def pump(
                 if obj.get("type") == "message_stop":
                     out.append(b"data: [DONE]\n\n")
                     done = True
-                    call.input_tokens, call.output_tokens = (
-                        to_openai.input_tokens,
-                        to_openai.output_tokens,
-                    )
+                    call.input_tokens = to_openai.input_tokens
+                    call.output_tokens = to_openai.output_tokens
                     call.model_served = to_openai.served
             elif to_anthropic is not None:
                 note_openai_chunk(call, obj)
                 out += [sse(d, e) for e, d in to_anthropic.feed(obj)]
-            elif endpoint == "chat.completions":
-                usage_only = note_openai_chunk(call, obj)
-                if not usage_only or include_usage:
-                    out.append(raw)
-            elif endpoint == "messages":
-                note_anthropic_event(call, obj)
-                out.append(raw)
-                if obj.get("type") == "message_stop":
-                    done = True
-            else:  # responses
-                note_responses_event(call, obj)
-                out.append(raw)
-                if obj.get("type") in (
-                    "response.completed",
-                    "response.failed",
-                    "response.incomplete",
-                ):
-                    done = True
         if out:
             if call.ttft_ms is None:
                 call.ttft_ms = (time.perf_counter() - call.started) * 1000.0

@@ -22,6 +22,7 @@ class UpstreamError(Exception):
         retry_after: float | None = None,
         body: bytes | None = None,
         kind: str = "api_error",
+        forwarded: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -30,6 +31,7 @@ class UpstreamError(Exception):
         self.retry_after = retry_after
         self.body = body
         self.kind = kind
+        self.forwarded = forwarded  # the client already has the provider's error
 
 
 def retry_after(headers: Any) -> float | None:
