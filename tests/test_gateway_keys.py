@@ -170,3 +170,8 @@ def test_the_dashboard_page_creates_updates_and_revokes_gateway_keys(settings: S
         assert revoked.status_code == 200 and "revoked" in revoked.text
         forged = client.post("/ui/gateway", data={"action": "revoke", "key_id": key_id})
         assert forged.status_code == 403
+
+
+def test_serve_refuses_an_unknown_role(env: dict[str, str]) -> None:
+    out = cli.invoke(cli_app, ["serve", "--role", "api,proxy"])
+    assert out.exit_code != 0 and "unknown role(s): proxy" in out.output

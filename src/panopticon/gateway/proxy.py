@@ -931,7 +931,8 @@ def _now() -> datetime:
 def _unsupported(route: Route, path: str) -> GatewayError:
     return GatewayError(
         f"model '{route.name}' is served by a '{route.kind}' provider, which the gateway "
-        f"cannot reach through {path} yet; use /v1/chat/completions or /v1/messages",
+        f"cannot reach through {path} yet: the gateway serves openai-compatible models on "
+        "every route and anthropic models on /v1/chat/completions and /v1/messages",
         400,
         param="model",
     )
