@@ -4,7 +4,6 @@ events are read into it: text, tokens, the model served. Pure functions of the w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -34,7 +33,7 @@ class Call:
     endpoint: str
     client: str  # openai | anthropic: the error and stream dialect the client speaks
     started: float
-    started_at: datetime
+    started_wall: float  # time.time() at the start (the log's datetimes come from it)
     trace_id: str = field(default_factory=new_trace_id)
     key: KeyEntry | None = None
     body: dict[str, Any] | None = None

@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from panopticon.errors import GatewayError
 from panopticon.gateway.cache import ResponseCache
@@ -89,6 +90,8 @@ class Gateway:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._rng = random.Random()
+        self._urls: dict[str, URL] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self.handlers: dict[tuple[str, str], Callable[[Scope, Receive, Send], Awaitable[None]]] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/v1/responses"): self.responses,
@@ -188,9 +191,10 @@ class Gateway:
     async def _send_json(
         send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
     ) -> None:
-        await send(
-            {"type": "http.response.start", "status": status, "headers": _JSON + (headers or [])}
-        )
+        head = [*_JSON, (b"content-length", b"%d" % len(body))]
+        if headers:
+            head += headers
+        await send({"type": "http.response.start", "status": status, "headers": head})
         await send({"type": "http.response.body", "body": body})
 
     @staticmethod
@@ -403,7 +407,7 @@ class Gateway:
                 body: dict[str, Any] = {"model": name, "messages": messages}
                 if json_mode:
                     body["response_format"] = {"type": "json_object"}
-                probe = Call("chat.completions", "openai", time.perf_counter(), _now())
+                probe = Call("chat.completions", "openai", time.perf_counter(), time.time())
                 url, payload = self._build(probe, body)(route)
                 try:
                     resp = await self._send_upstream(route, url, payload, probe)
@@ -434,13 +438,18 @@ class Gateway:
         assert self.session is not None
         call.attempts += 1
         try:
-            resp = await self.session.post(
-                url,
-                data=payload,
-                headers=route.headers,
-                timeout=aiohttp.ClientTimeout(
+            target = self._urls.get(url)
+            if target is None:  # parsed once: yarl's parse is a dozen regex searches
+                if len(self._urls) > 10_000:
+                    self._urls.clear()
+                target = self._urls[url] = URL(url)
+            timeout = self._timeouts.get(route.timeout_s)
+            if timeout is None:
+                timeout = self._timeouts[route.timeout_s] = aiohttp.ClientTimeout(
                     total=None, sock_connect=10, sock_read=route.timeout_s
-                ),
+                )
+            resp = await self.session.post(
+                target, data=payload, headers=route.headers, timeout=timeout
             )
         except TimeoutError:
             raise UpstreamError(
@@ -555,26 +564,29 @@ class Gateway:
     # -- the endpoints -----------------------------------------------------------------------
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._serve(
-            scope, receive, send, Call("chat.completions", "openai", time.perf_counter(), _now())
+            scope,
+            receive,
+            send,
+            Call("chat.completions", "openai", time.perf_counter(), time.time()),
         )
 
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._serve(
-            scope, receive, send, Call("messages", "anthropic", time.perf_counter(), _now())
+            scope, receive, send, Call("messages", "anthropic", time.perf_counter(), time.time())
         )
 
     async def responses(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._serve(
-            scope, receive, send, Call("responses", "openai", time.perf_counter(), _now())
+            scope, receive, send, Call("responses", "openai", time.perf_counter(), time.time())
         )
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._serve(
-            scope, receive, send, Call("embeddings", "openai", time.perf_counter(), _now())
+            scope, receive, send, Call("embeddings", "openai", time.perf_counter(), time.time())
         )
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
-        call = Call("models", "openai", time.perf_counter(), _now())
+        call = Call("models", "openai", time.perf_counter(), time.time())
         try:
             await self._begin(scope, receive, call)
             assert call.key is not None
@@ -596,7 +608,7 @@ class Gateway:
     async def seed_chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Seed 003's call: {prompt, user_id, model_version} -> {response, model_version,
         latency_ms}, served as a chat completion (and logged as one)."""
-        call = Call("chat", "openai", time.perf_counter(), _now())
+        call = Call("chat", "openai", time.perf_counter(), time.time())
         try:
             body = await self._begin(scope, receive, call)
             assert call.key is not None
@@ -895,10 +907,8 @@ class Gateway:
             key_id=key.info.id,
             key_name=key.info.name,
             endpoint=call.label or call.endpoint,
-            start_time=call.started_at,
-            end_time=datetime.fromtimestamp(
-                call.started_at.timestamp() + (end - call.started), UTC
-            ),
+            start_time=datetime.fromtimestamp(call.started_wall, UTC),
+            end_time=datetime.fromtimestamp(call.started_wall + (end - call.started), UTC),
             status="ok" if error is None else "error",
             http_status=status,
             error=error,
@@ -922,10 +932,6 @@ class Gateway:
             guardrail_ms=call.guardrail_ms if call.verdicts else None,
         )
         self.sink.submit(record)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _unsupported(route: Route, path: str) -> GatewayError:
