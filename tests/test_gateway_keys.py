@@ -62,7 +62,7 @@ def test_bad_gateway_key_settings_name_the_field(api: TestClient) -> None:
     assert r.status_code == 422 and r.json()["error"]["field"] == "rpm"
     r = api.post(
         "/api/gateway/keys",
-        json={"name": "x", "guardrails": [{"metric": {"type": "rubric"}}]},
+        json={"name": "x", "guardrails": [{"metric": {"type": "pairwise"}}]},
         headers=ADMIN,
     )
     assert r.status_code == 422 and "unknown guardrail metric type" in r.text
