@@ -115,3 +115,26 @@ def test_local_embeddings_find_a_query_by_meaning_not_words(settings: Settings) 
         assert r["items"][0]["type"] == "account"  # no word in common
         r = api.get("/api/queries/search", headers=KEY, params={"q": "Paris", "k": 1}).json()
         assert [i["type"] for i in r["items"]] == ["geography"]
+
+
+@pytest.mark.parametrize("kind", ["queries", "metrics"])
+def test_an_edit_over_the_api_is_embedded_again_so_search_ranks_the_new_text(
+    settings: Settings, mock: MockServer, kind: str
+) -> None:
+    with client(settings, embedding_url=mock.url, embedding_model="mock-embed") as api:
+        ids = [
+            api.post(f"/api/{kind}", headers=KEY, json={"item": text, "name": theme}).json()["id"]
+            if kind == "metrics"
+            else api.post(f"/api/{kind}", headers=KEY, json={"item": text}).json()["id"]
+            for text, theme in TEXTS
+        ]
+        edited = api.patch(
+            f"/api/{kind}/{ids[3]}",
+            headers=KEY,
+            json={"item": "Write Python code to parse a CSV file quickly."},
+        )
+        assert edited.status_code == 200, edited.text
+        r = api.get(
+            f"/api/{kind}/search", headers=KEY, params={"q": "python code csv file", "k": 2}
+        ).json()
+        assert {i["id"] for i in r["items"]} == {ids[1], ids[3]}, r

@@ -22,7 +22,7 @@ def demo(env: dict[str, str], engine: sa.Engine) -> sa.Engine:
 
 
 def test_model_by_metric_means_equal_the_run_summary(demo: sa.Engine) -> None:
-    cells = dashboard.model_metrics(demo, 1, 1)["cells"]
+    cells = dashboard.model_metrics(demo, 1, 1).cells
     summary = summarize_run(demo, 1)
     checked = 0
     for m in summary.metrics:
@@ -45,11 +45,11 @@ def test_trends_show_each_day_and_leave_gaps_empty(demo: sa.Engine) -> None:
             .values(created_at=three_days_ago)
         )
     data = dashboard.trends(demo, 1, "helpfulness", 30)
-    assert len(data["days"]) == 4  # three days ago to today, every day listed
-    for series in data["series"]:
-        assert series["n"][1] is None and series["n"][2] is None  # no scores: a gap
-        assert (series["n"][0] or 0) + (series["n"][3] or 0) == 16
-        for mean, low, high in zip(series["mean"], series["low"], series["high"], strict=True):
+    assert len(data.days) == 4  # three days ago to today, every day listed
+    for series in data.series:
+        assert series.n[1] is None and series.n[2] is None  # no scores: a gap
+        assert (series.n[0] or 0) + (series.n[3] or 0) == 16
+        for mean, low, high in zip(series.mean, series.low, series.high, strict=True):
             if mean is not None and low is not None:
                 assert 0 <= low <= mean <= high <= 1
 
@@ -59,10 +59,10 @@ def test_a_period_excludes_older_runs(demo: sa.Engine) -> None:
 
     with demo.begin() as conn:
         conn.execute(sa.update(Run).values(created_at=datetime.now(UTC) - timedelta(days=10)))
-    assert dashboard.overview(demo, 1, 30)["totals"]["answers"] == 48
+    assert dashboard.overview(demo, 1, 30).totals.answers == 48
     week = dashboard.overview(demo, 1, 7)
-    assert week["totals"]["runs"] == 0 and week["totals"]["answers"] == 0
-    assert week["models"] == []
+    assert week.totals.runs == 0 and week.totals.answers == 0
+    assert week.models == []
 
 
 def test_the_heatmap_pools_every_score_of_a_model_and_theme(demo: sa.Engine) -> None:
@@ -78,9 +78,9 @@ def test_the_heatmap_pools_every_score_of_a_model_and_theme(demo: sa.Engine) -> 
             if value is not None:
                 pooled[(row["model"], row["theme"])].append(value)
     heat = dashboard.heatmap(demo, 1, 1, None)
-    assert set(heat["cells"]) == set(pooled)
+    assert set(heat.cells) == set(pooled)
     for key, values in pooled.items():
-        assert heat["cells"][key].n == len(values)
-        assert heat["cells"][key].mean == pytest.approx(sum(values) / len(values))
+        assert heat.cells[key].n == len(values)
+        assert heat.cells[key].mean == pytest.approx(sum(values) / len(values))
     one = dashboard.heatmap(demo, 1, 1, "helpfulness")
-    assert sum(c.n for c in one["cells"].values()) == 48
+    assert sum(c.n for c in one.cells.values()) == 48

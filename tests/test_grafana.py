@@ -125,7 +125,7 @@ def test_every_panel_returns_the_runs_numbers(demo: sa.Engine) -> None:
     )
     assert [r["runs"] for r in got["Runs per day"]] == [1]
     per_day = {r["metric"]: r["value"] for r in got["Mean normalised score by model, per day"]}
-    overview = {m["model"]: m["mean"] for m in dashboard.overview(engine, 1)["models"]}
+    overview = {m.model: m.mean for m in dashboard.overview(engine, 1).models}
     assert per_day == pytest.approx(overview)  # one day: the day's mean is the overall mean
     assert [r["status"] for r in got["Recent runs"]] == ["completed"]
 
@@ -134,11 +134,11 @@ def test_every_panel_returns_the_runs_numbers(demo: sa.Engine) -> None:
     ours = dashboard.model_metrics(engine, 1, 1)
     bars = {(r["model"], r["metric"]): float(r["mean"]) for r in got[board["panels"][0]["title"]]}
     assert len(bars) == 3 * 4
-    assert bars == pytest.approx({k: c.mean for k, c in ours["cells"].items()})
+    assert bars == pytest.approx({k: c.mean for k, c in ours.cells.items()})
     radar = got["Radar: every metric at once"]
     assert len(radar) == 12
     table = {(r["model"], r["metric"]): r for r in got["Means with 95% t intervals"]}
-    for key, cell in ours["cells"].items():
+    for key, cell in ours.cells.items():
         assert float(table[key]["mean"]) == pytest.approx(cell.mean, abs=1e-4)
         assert table[key]["n"] == cell.n == 16
         assert float(table[key]["low"]) <= cell.mean <= float(table[key]["high"])
@@ -152,8 +152,8 @@ def test_every_panel_returns_the_runs_numbers(demo: sa.Engine) -> None:
     got = panel_rows(engine, board, variable_values(engine, board))
     heat = dashboard.heatmap(engine, 1, 1, None)
     cells = {(r["model"], r["theme"]): float(r["mean"]) for r in got["Heatmap: model x theme"]}
-    assert cells == pytest.approx({k: c.mean for k, c in heat["cells"].items()}, abs=1e-3)
-    assert len(got["Scores per model and theme"]) == len(heat["cells"])
+    assert cells == pytest.approx({k: c.mean for k, c in heat.cells.items()}, abs=1e-3)
+    assert len(got["Scores per model and theme"]) == len(heat.cells)
 
     board = load("detailed-results")
     got = panel_rows(engine, board, variable_values(engine, board))

@@ -4,7 +4,8 @@
 
     PanopticonError                 base; ``str(err)`` is a message a user can act on
     ├── ConfigError                 a suite, dataset or setting is invalid (names file, line, field)
-    │   └── MissingDependencyError  an optional extra is needed ("pip install 'panopticon[x]'")
+    │   ├── MissingDependencyError  an optional extra is needed ("pip install 'panopticon[x]'")
+    │   └── ConflictError           the change clashes with stored data (HTTP 409)
     ├── StoreError                  the database cannot be used as asked
     │   ├── MigrationRequiredError  the schema is behind the code ("panopticon db upgrade")
     │   └── NotFoundError           a run, result or row that does not exist
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ConfigError",
+    "ConflictError",
     "GatewayError",
     "Issue",
     "JudgeParseError",
@@ -84,6 +86,10 @@ class MissingDependencyError(ConfigError):
                 hint=f"pip install 'panopticon[{extra}]'",
             )
         )
+
+
+class ConflictError(ConfigError):
+    """The change would clash with stored data (a duplicate, or rows that refer to it)."""
 
 
 class StoreError(PanopticonError):

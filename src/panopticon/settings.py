@@ -67,6 +67,13 @@ class Settings(BaseModel):
         description="Signs the web UI's session cookies (at least 32 characters). Unset: a "
         "random key kept in `home`; set it when several servers share sessions.",
     )
+    max_request_bytes: int = Field(
+        default=10_000_000,
+        ge=1024,
+        le=2**31,
+        description="The largest request body the API accepts, in bytes; a larger one is "
+        "refused with 413 before it is parsed.",
+    )
     api_key: str | None = Field(
         default=None,
         min_length=16,

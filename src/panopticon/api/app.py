@@ -9,7 +9,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from panopticon import __version__
+from panopticon.api.docs import install_docs
 from panopticon.api.errors import install_error_handlers
+from panopticon.api.limits import RequestLimits
 from panopticon.api.routes import (
     gateway,
     health,
@@ -45,10 +47,12 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     errors: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorPublic, "description": text}
         for code, text in (
+            (400, "The body cannot be read (not UTF-8 JSON, or nested too deeply)"),
             (401, "No API key, or an unknown or revoked one"),
             (403, "The key's role may not do this"),
             (404, "Not in this workspace"),
             (409, "Clashes with stored data"),
+            (413, "The body is larger than the server's limit (max_request_bytes)"),
             (422, "Invalid input; the error names the field"),
             (503, "The database or a provider cannot be reached"),
         )
@@ -57,7 +61,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
         title="Panopticon",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # install_docs: Swagger UI from files in the package, not a CDN
         openapi_url="/api/openapi.json",
         redoc_url=None,
         responses=errors,
@@ -73,6 +77,8 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
 
         app.state.jobs = QueueSubmitter(build_app(settings, app.state.env, sync=True))
     install_error_handlers(app)
+    install_docs(app)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_bytes)
     for module in (health, queries, metrics, models, judge, runs, keys, online, gateway):
         app.include_router(module.router)
     app.include_router(judge.jobs_router)

@@ -10,9 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from panopticon.errors import ConfigError, NotFoundError, PanopticonError
+from panopticon.errors import ConfigError, ConflictError, NotFoundError, PanopticonError
 from panopticon.services.access import AuthError
-from panopticon.services.catalog import ConflictError
 
 __all__ = ["install_error_handlers"]
 
@@ -44,7 +43,7 @@ def install_error_handlers(app: FastAPI) -> None:
             loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
             items.append(
                 {
-                    "message": str(e.get("msg", "invalid")),
+                    "message": str(e.get("msg", "invalid")).removeprefix("Value error, "),
                     "field": ".".join(loc) or None,
                     "hint": None,
                 }

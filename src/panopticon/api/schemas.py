@@ -1,46 +1,27 @@
-"""Request and response bodies, named by role (``QueryCreate``, ``QueryPublic``, ...)."""
+"""Request and response bodies, named by role (``QueryCreate``, ``QueryPublic``, ...).
+
+The catalog's input bodies live with their service (``services.catalog``), which also
+shapes the dashboard's forms into them; they are re-exported here."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 
-from panopticon.evaluation.text import unstorable
+from panopticon.services.bodies import Body
+from panopticon.services.catalog import MetricCreate as MetricCreate
+from panopticon.services.catalog import MetricUpdate as MetricUpdate
+from panopticon.services.catalog import QueryCreate as QueryCreate
+from panopticon.services.catalog import QueryUpdate as QueryUpdate
 from panopticon.services.gateway_keys import GatewayKeyConfig
 
 T = TypeVar("T")
 RowId = Annotated[int, Field(ge=1, le=2_147_483_647)]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _storable(cls, data: Any) -> Any:
-        problem = unstorable(data)
-        if problem:
-            raise ValueError(problem)
-        return data
-
-
-class QueryCreate(_Body):
-    item: str = Field(min_length=1, max_length=100_000, description="The prompt.")
-    type: str = Field(default="default", min_length=1, max_length=200, description="The theme.")
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    expected: str | None = Field(default=None, max_length=100_000)
-    context: str | None = Field(default=None, max_length=1_000_000)
-    external_id: str | None = Field(default=None, max_length=200)
-
-
-class QueryUpdate(_Body):
-    item: str | None = Field(default=None, min_length=1, max_length=100_000)
-    type: str | None = Field(default=None, min_length=1, max_length=200)
-    metadata: dict[str, Any] | None = None
-    expected: str | None = Field(default=None, max_length=100_000)
-    context: str | None = Field(default=None, max_length=1_000_000)
+_Body = Body  # every body refuses unknown fields and what a database cannot store
 
 
 class QueryPublic(BaseModel):
@@ -52,23 +33,6 @@ class QueryPublic(BaseModel):
     context: str | None
     external_id: str | None
     created_at: datetime
-
-
-class MetricCreate(_Body):
-    item: str = Field(min_length=1, max_length=100_000, description="The judge prompt.")
-    type: str = Field(
-        default="metric", min_length=1, max_length=200, description="The metric's category."
-    )
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    scale: tuple[float, float] | None = None
-    threshold: float | None = None
-
-
-class MetricUpdate(_Body):
-    item: str | None = Field(default=None, min_length=1, max_length=100_000)
-    type: str | None = Field(default=None, min_length=1, max_length=200)
-    metadata: dict[str, Any] | None = None
 
 
 class MetricPublic(BaseModel):

@@ -13,19 +13,47 @@ from panopticon.evaluation.spec import Suite
 __all__ = ["check_template", "render_messages"]
 
 
+_HINT = "use {text}, {context}, {theme}, {expected} or a metadata key; write {{ for {"
+
+
 def check_template(template: str, queries: list[QueryItem], doc: Located) -> list[Issue]:
-    try:
-        names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
-    except ValueError as exc:
+    """Every problem of the template, before anything is paid for. Fields are plain names:
+    a format spec (``{text:>20000000}`` makes a 20 MB prompt; ``{text:d}`` fails on every
+    query), a conversion (``{text!r}``), an attribute or an index is refused."""
+
+    def issue(message: str) -> list[Issue]:
         return [
             Issue(
-                f"template is not valid: {exc}",
+                message,
                 file=doc.file,
                 line=doc.line_of(("template",)),
                 field="template",
-                hint="use {text}, {context}, {theme} or a metadata key; write {{ for {",
+                hint=_HINT,
             )
         ]
+
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return issue(f"template is not valid: {exc}")
+    names = set()
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if spec or conversion:
+            shown = (
+                "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            )[:60] + "}"
+            return issue(
+                f"template field {shown} has a format spec or conversion; "
+                "only plain fields like {text} are allowed"
+            )
+        if not name or name.isdigit() or "." in name or "[" in name:
+            return issue(
+                f"template field {{{name[:60]}}} is not a plain name (no attributes, indexes or "
+                "positional fields)"
+            )
+        names.add(name)
     issues = []
     for q in queries:
         missing = [

@@ -7,6 +7,7 @@ with ``error`` set, and the run carries on (STYLE.md: failures are data).
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -124,7 +125,8 @@ class _Entry:
 
 
 _REGISTRY: dict[str, _Entry] = {}
-_builtins_loaded = False
+_builtins_loaded = threading.Event()
+_builtins_lock = threading.Lock()
 METRICS_ENTRY_POINT_GROUP = "panopticon.metrics"
 
 
@@ -134,9 +136,13 @@ def register_metric(type_name: str, spec: type[MetricSpec], metric: type[Metric]
 
 
 def _load_builtins() -> None:
-    global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True
+    """Once per process; a second thread waits for the first instead of reading a
+    half-filled registry (two requests at once on a fresh server did)."""
+    if _builtins_loaded.is_set():
+        return
+    with _builtins_lock:
+        if _builtins_loaded.is_set():
+            return
         from panopticon.judges import (
             heuristics,
             pairwise,
@@ -155,6 +161,7 @@ def _load_builtins() -> None:
 
         for register in load_entry_points(METRICS_ENTRY_POINT_GROUP).values():
             register()
+        _builtins_loaded.set()
 
 
 def metric_types() -> list[str]:

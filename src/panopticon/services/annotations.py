@@ -9,6 +9,7 @@ from typing import Any
 
 from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.sources import iter_csv, iter_jsonl
+from panopticon.evaluation.text import unstorable
 from panopticon.stats.agreement import cohen_kappa, spearman
 from panopticon.store.engine import Engine
 from panopticon.store.queries import annotations as queries
@@ -233,8 +234,11 @@ def label_result(
         raise ConfigError(
             Issue("a label needs a score or a pass/fail", field="value", hint="give one or both")
         )
+    problem = unstorable(comment, "comment") or unstorable(annotator, "annotator")
+    if problem:
+        raise ConfigError(Issue(problem.split(": ", 1)[1], field=problem.split(":", 1)[0]))
     found = get_result(engine, workspace_id, result_id)
-    metric_ids = {s["metric"]: s["metric_id"] for s in found["scores"]}
+    metric_ids = {s.metric: s.metric_id for s in found.scores}
     if metric not in metric_ids:
         raise ConfigError(
             Issue(
@@ -249,7 +253,7 @@ def label_result(
             workspace_id,
             [
                 {
-                    "result_id": found["id"],
+                    "result_id": found.id,
                     "metric_id": metric_ids[metric],
                     "annotator": annotator,
                     "value": value,

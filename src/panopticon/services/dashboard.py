@@ -7,11 +7,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from panopticon.errors import ConfigError, Issue
 from panopticon.stats.intervals import moments_interval, wilson
 from panopticon.store.engine import Engine
 from panopticon.store.queries import dashboard as q
 
-__all__ = ["Cell", "heatmap", "model_metrics", "overview", "trends"]
+__all__ = [
+    "MAX_DAYS",
+    "Cell",
+    "Failure",
+    "Heatmap",
+    "ModelMetrics",
+    "ModelScore",
+    "Overview",
+    "RunsPerDay",
+    "StatusSeries",
+    "Totals",
+    "TrendSeries",
+    "Trends",
+    "heatmap",
+    "model_metrics",
+    "overview",
+    "trends",
+]
 
 
 @dataclass(frozen=True)
@@ -46,11 +64,107 @@ class Cell:
         )
 
 
+MAX_DAYS = 3650  # ten years: a longer period is a typo, and past year 9999 a crash
+
+
 def _since(days: int | None) -> datetime | None:
-    return datetime.now(UTC) - timedelta(days=days) if days else None
+    if days is None:
+        return None
+    if not 1 <= days <= MAX_DAYS:
+        raise ConfigError(
+            Issue(
+                f"must be a number of days from 1 to {MAX_DAYS}, not {days}",
+                field="days",
+                hint="for example days=30",
+            )
+        )
+    return datetime.now(UTC) - timedelta(days=days)
 
 
-def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ModelScore(Cell):
+    model: str
+
+
+@dataclass(frozen=True)
+class Totals:
+    """A period's work: runs, answers and scores, tokens and cost (answers and judges)."""
+
+    runs: int
+    answers: int
+    failed: int
+    cached: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    scores: int
+    score_errors: int
+
+
+@dataclass(frozen=True)
+class StatusSeries:
+    status: str
+    counts: list[int]  # one per day of RunsPerDay.days
+
+
+@dataclass(frozen=True)
+class RunsPerDay:
+    days: list[str]
+    series: list[StatusSeries]
+
+
+@dataclass(frozen=True)
+class Failure:
+    id: Any
+    run_id: int
+    error: str | None
+    error_kind: str | None
+    created_at: datetime
+    model: str
+    query: str
+
+
+@dataclass(frozen=True)
+class Overview:
+    days: int | None
+    totals: Totals
+    runs_per_day: RunsPerDay
+    models: list[ModelScore]
+    failures: list[Failure]
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    models: list[str]
+    metrics: list[str]
+    cells: dict[tuple[str, str], Cell]  # (model, metric)
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    models: list[str]
+    themes: list[str]
+    cells: dict[tuple[str, str], Cell]  # (model, theme)
+
+
+@dataclass(frozen=True)
+class TrendSeries:
+    """One model's daily values, one per day of Trends.days (None: no scores that day)."""
+
+    model: str
+    mean: list[float | None]
+    low: list[float | None]
+    high: list[float | None]
+    n: list[int | None]
+
+
+@dataclass(frozen=True)
+class Trends:
+    days: list[str]
+    series: list[TrendSeries]
+
+
+def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> Overview:
     """Totals, runs per day by status, mean score by model, and the latest failures."""
     since = _since(days)
     with engine.connect() as conn:
@@ -58,55 +172,69 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> dict[s
         per_day = q.run_days(conn, workspace_id, since)
         by_model = q.score_moments(conn, workspace_id, by=("model",), since=since, judges=True)
         failures = q.recent_failures(conn, workspace_id, 10)
-    # the judges' share, from the same pass over the scores
-    totals["scores"] = sum(int(r["scores"]) for r in by_model)
-    totals["score_errors"] = sum(int(r["errors"]) for r in by_model)
-    totals["input_tokens"] += sum(int(r["judge_input"]) for r in by_model)
-    totals["output_tokens"] += sum(int(r["judge_output"]) for r in by_model)
-    totals["cost_usd"] += sum(float(r["judge_cost_usd"]) for r in by_model)
     statuses = sorted({r["status"] for r in per_day})
     day_list = sorted({r["day"] for r in per_day})
     counts = {(r["day"], r["status"]): int(r["n"]) for r in per_day}
-    return {
-        "days": days,
-        "totals": totals,
-        "runs_per_day": {
-            "days": day_list,
-            "series": [
-                {"status": s, "counts": [counts.get((d, s), 0) for d in day_list]} for s in statuses
-            ],
-        },
-        "models": [{"model": r["model"], **Cell.of(r).__dict__} for r in by_model],
-        "failures": failures,
-    }
+    return Overview(
+        days=days,
+        # the judges' share comes from the same pass over the scores
+        totals=Totals(
+            runs=int(totals["runs"]),
+            answers=int(totals["answers"]),
+            failed=int(totals["failed"]),
+            cached=int(totals["cached"]),
+            input_tokens=int(totals["input_tokens"]) + sum(int(r["judge_input"]) for r in by_model),
+            output_tokens=int(totals["output_tokens"])
+            + sum(int(r["judge_output"]) for r in by_model),
+            cost_usd=float(totals["cost_usd"]) + sum(float(r["judge_cost_usd"]) for r in by_model),
+            scores=sum(int(r["scores"]) for r in by_model),
+            score_errors=sum(int(r["errors"]) for r in by_model),
+        ),
+        runs_per_day=RunsPerDay(
+            day_list,
+            [StatusSeries(s, [counts.get((d, s), 0) for d in day_list]) for s in statuses],
+        ),
+        models=[ModelScore(**Cell.of(r).__dict__, model=r["model"]) for r in by_model],
+        failures=[
+            Failure(
+                id=f["id"],
+                run_id=f["run_id"],
+                error=f["error"],
+                error_kind=f["error_kind"],
+                created_at=f["created_at"],
+                model=f["model"],
+                query=f["query"],
+            )
+            for f in failures
+        ],
+    )
 
 
-def model_metrics(engine: Engine, workspace_id: int, run_id: int | None) -> dict[str, Any]:
+def model_metrics(engine: Engine, workspace_id: int, run_id: int | None) -> ModelMetrics:
     """Model x metric cells (one run, or every run)."""
     with engine.connect() as conn:
         rows = q.score_moments(conn, workspace_id, by=("model", "metric"), run_id=run_id)
-    models = sorted({r["model"] for r in rows})
-    metrics = sorted({r["metric"] for r in rows})
-    cells = {(r["model"], r["metric"]): Cell.of(r) for r in rows}
-    return {"models": models, "metrics": metrics, "cells": cells}
+    return ModelMetrics(
+        models=sorted({r["model"] for r in rows}),
+        metrics=sorted({r["metric"] for r in rows}),
+        cells={(r["model"], r["metric"]): Cell.of(r) for r in rows},
+    )
 
 
-def heatmap(
-    engine: Engine, workspace_id: int, run_id: int | None, metric: str | None
-) -> dict[str, Any]:
+def heatmap(engine: Engine, workspace_id: int, run_id: int | None, metric: str | None) -> Heatmap:
     """Model x theme cells, over one metric or all of them."""
     with engine.connect() as conn:
         rows = q.score_moments(
             conn, workspace_id, by=("model", "theme"), run_id=run_id, metric=metric
         )
-    return {
-        "models": sorted({r["model"] for r in rows}),
-        "themes": sorted({r["theme"] for r in rows}),
-        "cells": {(r["model"], r["theme"]): Cell.of(r) for r in rows},
-    }
+    return Heatmap(
+        models=sorted({r["model"] for r in rows}),
+        themes=sorted({r["theme"] for r in rows}),
+        cells={(r["model"], r["theme"]): Cell.of(r) for r in rows},
+    )
 
 
-def trends(engine: Engine, workspace_id: int, metric: str | None, days: int) -> dict[str, Any]:
+def trends(engine: Engine, workspace_id: int, metric: str | None, days: int) -> Trends:
     """Per model, one metric's daily mean with its interval."""
     with engine.connect() as conn:
         rows = q.score_moments(
@@ -121,19 +249,19 @@ def trends(engine: Engine, workspace_id: int, metric: str | None, days: int) -> 
         day_list = [str(first + timedelta(days=i)) for i in range((last - first).days + 1)]
     cells = {(r["model"], r["day"]): Cell.of(r) for r in rows}
     models = sorted({r["model"] for r in rows})
-    return {
-        "days": day_list,
-        "series": [
-            {
-                "model": m,
-                "mean": [_get(cells, m, d, "mean") for d in day_list],
-                "low": [_get(cells, m, d, "low") for d in day_list],
-                "high": [_get(cells, m, d, "high") for d in day_list],
-                "n": [_get(cells, m, d, "n") for d in day_list],
-            }
+    return Trends(
+        days=day_list,
+        series=[
+            TrendSeries(
+                model=m,
+                mean=[_get(cells, m, d, "mean") for d in day_list],
+                low=[_get(cells, m, d, "low") for d in day_list],
+                high=[_get(cells, m, d, "high") for d in day_list],
+                n=[_get(cells, m, d, "n") for d in day_list],
+            )
             for m in models
         ],
-    }
+    )
 
 
 def _get(cells: dict[tuple[str, str], Cell], model: str, day: str, attr: str) -> Any:

@@ -7,42 +7,20 @@ registered models and stored metrics instead of a suite file.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
-from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.sources import Located
 from panopticon.evaluation.suite import LoadedSuite, parse_suite
+from panopticon.services.catalog import MetricCatalog
 from panopticon.services.registry import ModelRegistry
 from panopticon.services.runs import prepare_loaded
 from panopticon.settings import Settings
 from panopticon.store.engine import Engine
 from panopticon.store.queries import runs as run_queries
-from panopticon.store.tables import Metric
 
-__all__ = ["build_suite", "evaluate_query"]
-
-
-def _metric_definitions(engine: Engine, workspace_id: int, ids: list[int]) -> list[Any]:
-    with engine.connect() as conn:
-        rows = {
-            r.id: r
-            for r in conn.execute(
-                sa.select(Metric).where(Metric.c.workspace_id == workspace_id, Metric.c.id.in_(ids))
-            )
-        }
-    missing = [i for i in ids if i not in rows]
-    if missing:
-        raise ConfigError(
-            Issue(
-                f"no metric {', '.join(map(str, missing))} in this workspace",
-                field="evaluation_prompt_ids",
-                hint="create metrics with POST /api/metrics",
-            )
-        )
-    return [dict(rows[i].definition) for i in ids]
+__all__ = ["Evaluation", "ScoreOutcome", "build_suite", "evaluate_query"]
 
 
 def build_suite(
@@ -59,7 +37,9 @@ def build_suite(
     """A suite from the workspace's registered models and stored metrics."""
     registry = ModelRegistry(engine, workspace_id)
     model = registry.spec(model_id, "model_id")
-    metrics = _metric_definitions(engine, workspace_id, metric_ids)
+    metrics = MetricCatalog.definitions_in(
+        engine, workspace_id, metric_ids, "evaluation_prompt_ids"
+    )
     data: dict[str, Any] = {
         "name": name,
         "models": [model.model_dump(mode="json", exclude_none=True)],
@@ -77,6 +57,36 @@ def build_suite(
     return parse_suite(Located(data, {}, "request"), env, base_dir=Path.cwd())
 
 
+@dataclass(frozen=True)
+class ScoreOutcome:
+    metric: str
+    value: float | None
+    normalized: float | None
+    passed: bool | None
+    reasoning: str | None
+    error: str | None
+    judge_model: str | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One query's answer from one model, with its scores (a run of one case)."""
+
+    run_id: int
+    status: str
+    query_id: int
+    model_id: str
+    theme: str | None
+    response: str | None
+    error: str | None
+    cached: bool
+    latency_ms: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    scores: list[ScoreOutcome]
+
+
 async def evaluate_query(
     engine: Engine,
     settings: Settings,
@@ -84,7 +94,7 @@ async def evaluate_query(
     workspace: str,
     env: Mapping[str, str],
     body: dict[str, Any],
-) -> dict[str, Any]:
+) -> Evaluation:
     loaded = build_suite(
         engine,
         workspace_id,
@@ -101,27 +111,29 @@ async def evaluate_query(
     status = await execution.run()
     with engine.connect() as conn:
         (row,) = list(run_queries.iter_result_rows(conn, execution.run_id))
-    return {
-        "run_id": execution.run_id,
-        "status": status,
-        "query_id": row["query_id"],
-        "model_id": model.id,
-        "theme": row["theme"],
-        "response": row["response"],
-        "error": row["error"],
-        "cached": row["cached"],
-        "latency_ms": row["latency_ms"],
-        "input_tokens": row["input_tokens"],
-        "output_tokens": row["output_tokens"],
-        "cost_usd": row["cost_usd"],
-        "scores": [
-            {
-                "metric": name,
-                **{
-                    k: s[k]
-                    for k in ("value", "normalized", "passed", "reasoning", "error", "judge_model")
-                },
-            }
+    return Evaluation(
+        run_id=execution.run_id,
+        status=status,
+        query_id=row["query_id"],
+        model_id=model.id,
+        theme=row["theme"],
+        response=row["response"],
+        error=row["error"],
+        cached=row["cached"],
+        latency_ms=row["latency_ms"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        cost_usd=row["cost_usd"],
+        scores=[
+            ScoreOutcome(
+                metric=name,
+                value=s["value"],
+                normalized=s["normalized"],
+                passed=s["passed"],
+                reasoning=s["reasoning"],
+                error=s["error"],
+                judge_model=s["judge_model"],
+            )
             for name, s in row["scores"].items()
         ],
-    }
+    )

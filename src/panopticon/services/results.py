@@ -3,23 +3,127 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Self
 
 from panopticon.errors import NotFoundError
 from panopticon.store.engine import Engine
 from panopticon.store.queries.results import ResultFilters, result_detail, search_scores
 
-__all__ = ["ResultFilters", "find_results", "get_result"]
+__all__ = [
+    "Label",
+    "ResultDetail",
+    "ResultFilters",
+    "ResultPage",
+    "ScoreDetail",
+    "ScoreRow",
+    "find_results",
+    "get_result",
+]
+
+
+class _FromRow:
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> Self:
+        return cls(**{f.name: row.get(f.name) for f in fields(cls)})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ScoreRow(_FromRow):
+    """One score with what it is about: the answer, its query, model and metric."""
+
+    id: Any
+    run_id: int
+    result_id: Any
+    query_id: int
+    query: str
+    theme: str
+    model_id: str
+    metric_id: int
+    metric: str
+    value: float | None
+    normalized: float | None
+    passed: bool | None
+    reasoning: str | None
+    error: str | None
+    judge_model: str | None
+    response: str | None
+    latency_ms: float | None
+    cost_usd: float | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ResultPage:
+    items: list[ScoreRow]
+    total: int
+    exact: bool  # False: total is a lower bound (a broad filter is not counted to the end)
+
+
+@dataclass(frozen=True)
+class ScoreDetail(_FromRow):
+    metric: str
+    metric_id: int
+    value: float | None
+    normalized: float | None
+    passed: bool | None
+    reasoning: str | None
+    error: str | None
+    judge_model: str | None
+    judge_cached: bool | None
+    judge_input_tokens: int | None
+    judge_output_tokens: int | None
+    judge_cost_usd: float | None
+
+
+@dataclass(frozen=True)
+class Label(_FromRow):
+    """A person's label of one answer for one metric."""
+
+    metric: str
+    annotator: str
+    value: float | None
+    passed: bool | None
+    comment: str | None
+
+
+@dataclass(frozen=True)
+class ResultDetail:
+    """One answer with its prompt, every score and every person's label."""
+
+    id: uuid.UUID
+    run_id: int
+    run_name: str
+    model: str
+    query: str
+    theme: str
+    expected: str | None
+    context: str | None
+    repeat: int
+    request: dict[str, Any]
+    response_text: str | None
+    finish_reason: str | None
+    error: str | None
+    cached: bool
+    attempts: int
+    latency_ms: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    scores: list[ScoreDetail]
+    labels: list[Label]
 
 
 def find_results(
     engine: Engine, workspace_id: int, filters: ResultFilters, limit: int, offset: int
-) -> tuple[list[dict[str, Any]], int, bool]:
+) -> ResultPage:
     with engine.connect() as conn:
-        return search_scores(conn, workspace_id, filters, limit, offset)
+        rows, total, exact = search_scores(conn, workspace_id, filters, limit, offset)
+    return ResultPage([ScoreRow.of(r) for r in rows], total, exact)
 
 
-def get_result(engine: Engine, workspace_id: int, result_id: str) -> dict[str, Any]:
+def get_result(engine: Engine, workspace_id: int, result_id: str) -> ResultDetail:
     """One answer of this workspace with its scores and labels; NotFoundError otherwise."""
     try:
         rid = uuid.UUID(result_id)
@@ -29,4 +133,26 @@ def get_result(engine: Engine, workspace_id: int, result_id: str) -> dict[str, A
         found = result_detail(conn, workspace_id, rid)
     if found is None:
         raise NotFoundError(f"no result {result_id} in this workspace")
-    return found
+    return ResultDetail(
+        id=found["id"],
+        run_id=found["run_id"],
+        run_name=found["run_name"],
+        model=found["model"],
+        query=found["query"],
+        theme=found["theme"],
+        expected=found["expected"],
+        context=found["context"],
+        repeat=found["repeat"],
+        request=found["request"] or {},
+        response_text=found["response_text"],
+        finish_reason=found["finish_reason"],
+        error=found["error"],
+        cached=bool(found["cached"]),
+        attempts=found["attempts"],
+        latency_ms=found["latency_ms"],
+        input_tokens=found["input_tokens"],
+        output_tokens=found["output_tokens"],
+        cost_usd=found["cost_usd"],
+        scores=[ScoreDetail.of(s) for s in found["scores"]],
+        labels=[Label.of(label) for label in found["labels"]],
+    )

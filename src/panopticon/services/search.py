@@ -19,12 +19,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
-
 from panopticon.errors import MissingDependencyError, ProviderError
 from panopticon.settings import Settings
 from panopticon.store.engine import Engine
-from panopticon.store.tables import Metric, Query
+from panopticon.store.queries import search as queries
 
 __all__ = ["Embedder", "Search"]
 
@@ -101,15 +99,6 @@ class Embedder:
         return out
 
 
-_TABLES = {"query": (Query, "text"), "metric": (Metric, None)}
-
-
-def _text(kind: str, row: Any) -> str:
-    if kind == "query":
-        return str(row.text)
-    return str((row.definition or {}).get("prompt") or row.name)
-
-
 class Search:
     def __init__(
         self, engine: Engine, settings: Settings, env: Mapping[str, str], workspace_id: int
@@ -122,26 +111,18 @@ class Search:
         """Embed the rows (all without a current vector, or these ids); how many were."""
         if not self.embedder.enabled:
             return 0
-        table = _TABLES[kind][0]
-        q = sa.select(table).where(table.c.workspace_id == self.ws)
-        if ids is not None:
-            q = q.where(table.c.id.in_(ids))
-        else:
-            q = q.where(
-                sa.or_(table.c.embedding.is_(None), table.c.embedding_model != self.embedder.model)
-            )
         with self.engine.connect() as conn:
-            rows = list(conn.execute(q))
+            rows = queries.rows_to_embed(conn, kind, self.ws, self.embedder.model, ids)
         if not rows:
             return 0
-        vectors = self.embedder.embed([_text(kind, r) for r in rows])
+        vectors = self.embedder.embed([text for _, text in rows])
         with self.engine.begin() as conn:
-            for row, vector in zip(rows, vectors, strict=True):
-                conn.execute(
-                    sa.update(table)
-                    .where(table.c.id == row.id)
-                    .values(embedding=vector, embedding_model=self.embedder.model)
-                )
+            queries.save_vectors(
+                conn,
+                kind,
+                self.embedder.model,
+                [(row_id, v) for (row_id, _), v in zip(rows, vectors, strict=True)],
+            )
         return len(rows)
 
     def index_quietly(self, kind: str, ids: list[int]) -> None:
@@ -155,40 +136,37 @@ class Search:
         self, kind: str, text: str, k: int
     ) -> tuple[str, str | None, list[tuple[int, float]]]:
         """(mode, note, [(row id, score)]) best first."""
-        table = _TABLES[kind][0]
         if self.embedder.enabled:
             import numpy as np
 
             self.index(kind)
             (query_vector,) = self.embedder.embed([text])
-            if self._pgvector():
-                return "semantic", None, self._search_pgvector(table, query_vector, k)
+            model = self.embedder.model
             with self.engine.connect() as conn:
-                rows = list(
-                    conn.execute(
-                        sa.select(table.c.id, table.c.embedding).where(
-                            table.c.workspace_id == self.ws,
-                            table.c.embedding_model == self.embedder.model,
-                        )
+                if queries.has_pgvector(conn):
+                    return (
+                        "semantic",
+                        None,
+                        queries.nearest_by_pgvector(conn, kind, self.ws, model, query_vector, k),
                     )
-                )
+                rows = queries.vectors(conn, kind, self.ws, model)
             if not rows:
                 return "semantic", None, []
-            matrix = np.asarray([r.embedding for r in rows], dtype=float)
+            matrix = np.asarray([v for _, v in rows], dtype=float)
             q = np.asarray(query_vector, dtype=float)
             norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(q) or 1.0)
             scores = matrix @ q / np.where(norms == 0, 1.0, norms)
             order = np.argsort(-scores)[:k]
-            return "semantic", None, [(int(rows[i].id), float(scores[i])) for i in order]
-        words = {w.lower() for w in _WORD.findall(text)}
+            return "semantic", None, [(rows[i][0], float(scores[i])) for i in order]
+        words = sorted({w.lower() for w in _WORD.findall(text)})
         with self.engine.connect() as conn:
-            rows = list(conn.execute(sa.select(table).where(table.c.workspace_id == self.ws)))
+            candidates = queries.rows_with_any_word(conn, kind, self.ws, words)
         ranked = []
-        for row in rows:
-            found = {w.lower() for w in _WORD.findall(_text(kind, row))}
-            score = len(words & found) / len(words) if words else 0.0
+        for row_id, row_text in candidates:
+            found = {w.lower() for w in _WORD.findall(row_text)}
+            score = len(set(words) & found) / len(words) if words else 0.0
             if score > 0:
-                ranked.append((int(row.id), score))
+                ranked.append((row_id, score))
         ranked.sort(key=lambda x: (-x[1], x[0]))
         return (
             "text",
@@ -196,28 +174,3 @@ class Search:
             "PANOPTICON_EMBEDDING_LOCAL): results are ranked by matching words",
             ranked[:k],
         )
-
-    def _pgvector(self) -> bool:
-        if self.engine.dialect.name != "postgresql":
-            return False
-        with self.engine.connect() as conn:
-            return bool(
-                conn.scalar(sa.text("SELECT count(*) FROM pg_extension WHERE extname = 'vector'"))
-            )
-
-    def _search_pgvector(
-        self, table: sa.Table, query_vector: list[float], k: int
-    ) -> list[tuple[int, float]]:
-        """Cosine distance computed in the database: the vectors never leave it."""
-        literal = "[" + ",".join(repr(float(x)) for x in query_vector) + "]"
-        distance: sa.ColumnElement[float] = sa.literal_column(
-            "(embedding::text)::vector <=> CAST(:q AS vector)"
-        )
-        q = (
-            sa.select(table.c.id, (1 - distance).label("score"))
-            .where(table.c.workspace_id == self.ws, table.c.embedding_model == self.embedder.model)
-            .order_by(distance, table.c.id)
-            .limit(k)
-        )
-        with self.engine.connect() as conn:
-            return [(int(r.id), float(r.score)) for r in conn.execute(q, {"q": literal})]

@@ -18,6 +18,7 @@ __all__ = [
     "create_engine",
     "current_revision",
     "ensure_schema",
+    "ping",
     "upgrade",
 ]
 
@@ -65,6 +66,16 @@ def create_engine(settings: Settings) -> Engine:
         if "psycopg" in str(exc):
             raise MissingDependencyError("psycopg", "postgres", "PostgreSQL") from None
         raise
+
+
+def ping(engine: Engine) -> str | None:
+    """None when the database answers a trivial query, else what went wrong."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as exc:
+        return str(getattr(exc, "orig", exc))
+    return None
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlencode
 
@@ -38,16 +39,14 @@ def summary(request: Request) -> Response:
     data = dashboard.overview(request.app.state.engine, principal.workspace_id, days)
     runs = recent_runs(request, principal)[:8]
     chart_models = {
-        "labels": [m["model"] for m in data["models"]],
-        "values": [m["mean"] for m in data["models"]],
-        "low": [m["low"] for m in data["models"]],
-        "high": [m["high"] for m in data["models"]],
+        "labels": [m.model for m in data.models],
+        "values": [m.mean for m in data.models],
+        "low": [m.low for m in data.models],
+        "high": [m.high for m in data.models],
     }
     chart_runs = {
-        "labels": data["runs_per_day"]["days"],
-        "series": [
-            {"label": s["status"], "values": s["counts"]} for s in data["runs_per_day"]["series"]
-        ],
+        "labels": data.runs_per_day.days,
+        "series": [{"label": s.status, "values": s.counts} for s in data.runs_per_day.series],
     }
     return render(
         request,
@@ -71,21 +70,21 @@ def compare(request: Request) -> Response:
     panels = [
         {
             "metric": metric,
-            "labels": data["models"],
-            "values": [_attr(data["cells"], m, metric, "mean") for m in data["models"]],
-            "low": [_attr(data["cells"], m, metric, "low") for m in data["models"]],
-            "high": [_attr(data["cells"], m, metric, "high") for m in data["models"]],
+            "labels": data.models,
+            "values": [_attr(data.cells, m, metric, "mean") for m in data.models],
+            "low": [_attr(data.cells, m, metric, "low") for m in data.models],
+            "high": [_attr(data.cells, m, metric, "high") for m in data.models],
         }
-        for metric in data["metrics"]
+        for metric in data.metrics
     ]
     radar = {
-        "labels": data["metrics"],
+        "labels": data.metrics,
         "series": [
             {
                 "label": m,
-                "values": [_attr(data["cells"], m, metric, "mean") for metric in data["metrics"]],
+                "values": [_attr(data.cells, m, metric, "mean") for metric in data.metrics],
             }
-            for m in data["models"]
+            for m in data.models
         ],
     }
     p = request.query_params
@@ -196,7 +195,7 @@ def trends(request: Request) -> Response:
     return render(
         request,
         "trends.html",
-        {"metrics": metrics, "metric": metric, "days": days, "data": data},
+        {"metrics": metrics, "metric": metric, "days": days, "data": data, "chart": asdict(data)},
         principal=principal,
         session=session,
     )

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from panopticon.errors import ConfigError, Issue
 from panopticon.services.annotations import calibrate, label_result
-from panopticon.services.results import ResultFilters, find_results
+from panopticon.services.results import ResultFilters, ScoreRow, find_results
 from panopticon.services.runs import (
     get_run,
     run_public,
@@ -43,16 +42,17 @@ def annotate(request: Request) -> Response:
     run = run_param(request, principal, runs)
     metric = request.query_params.get("metric") or None
     page = int_param(request.query_params.get("page"), "page") or 1
-    rows: list[dict[str, Any]] = []
+    rows: list[ScoreRow] = []
     total = 0
     if run is not None:
-        rows, total, _ = find_results(
+        found = find_results(
             engine,
             principal.workspace_id,
             ResultFilters(run_id=run["id"], metric=metric),
             20,
             (page - 1) * 20,
         )
+        rows, total = found.items, found.total
     return render(
         request,
         "annotate.html",

@@ -151,6 +151,8 @@ def json_field(form: dict[str, str], key: str) -> dict[str, Any] | None:
         raise ConfigError(
             Issue(f"not valid JSON: {exc.msg} at character {exc.pos}", field=key)
         ) from None
+    except RecursionError:
+        raise ConfigError(Issue("nested too deeply", field=key)) from None
     if not isinstance(value, dict):
         raise ConfigError(Issue('must be a JSON object, like {"lang": "en"}', field=key))
     return value
@@ -202,8 +204,9 @@ def run_param(
 
 
 def metric_names(request: Request, principal: Principal) -> list[str]:
-    page = MetricCatalog(request.app.state.engine, principal.workspace_id).list(limit=10_000)
-    return sorted({m["name"] for m in page.items})
+    state = request.app.state
+    catalog = MetricCatalog(state.engine, state.settings, state.env, principal.workspace_id)
+    return sorted({m.name for m in catalog.list(limit=10_000).items})
 
 
 def error_context(exc: PanopticonError) -> dict[str, Any]:

@@ -57,15 +57,13 @@ def results(request: Request) -> Response:
         text=(p.get("text") or "").strip() or None,
     )
     engine = request.app.state.engine
-    rows, total, exact = find_results(
-        engine, principal.workspace_id, filters, PAGE, (page - 1) * PAGE
-    )
+    found = find_results(engine, principal.workspace_id, filters, PAGE, (page - 1) * PAGE)
     context = {
-        "rows": rows,
-        "total": total,
-        "exact": exact,
+        "rows": found.items,
+        "total": found.total,
+        "exact": found.exact,
         "page": page,
-        "pages": max(1, math.ceil(total / PAGE)),
+        "pages": max(1, math.ceil(found.total / PAGE)),
         "params": params,
         "query": lambda **changes: urlencode(
             {k: v for k, v in {**params, "page": page, **changes}.items() if v not in ("", None)}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
+from pydantic import AwareDatetime
 
 from panopticon.api.deps import EngineDep, Id, Member, SettingsDep, Viewer
 from panopticon.api.schemas import (
@@ -35,7 +36,7 @@ async def evaluate(
         request.app.state.env,
         body.model_dump(),
     )
-    return EvaluationPublic(**result)
+    return EvaluationPublic(**asdict(result))
 
 
 @router.post("/evaluate/theme", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
@@ -56,8 +57,12 @@ def results(
     model_id: Annotated[str | None, Query(max_length=200)] = None,
     metric: Annotated[str | None, Query(max_length=200)] = None,
     run: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="From this time (with its zone: ...Z).")
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="Before this time (with its zone: ...Z).")
+    ] = None,
     min_score: float | None = None,
     max_score: float | None = None,
     passed: bool | None = None,
@@ -67,13 +72,13 @@ def results(
     filters = ResultFilters(
         theme, model_id, metric, run, since, until, min_score, max_score, passed
     )
-    rows, total, exact = find_results(engine, caller.workspace_id, filters, limit, offset)
+    page = find_results(engine, caller.workspace_id, filters, limit, offset)
     return PagePublic[ResultPublic](
-        items=[ResultPublic(**r) for r in rows],
-        total=total,
+        items=[ResultPublic(**asdict(r)) for r in page.items],
+        total=page.total,
         limit=limit,
         offset=offset,
-        total_exact=exact,
+        total_exact=page.exact,
     )
 
 

@@ -26,7 +26,7 @@ def list_models(engine: EngineDep, caller: Viewer) -> list[ModelPublic]:
     return [ModelPublic(**m) for m in ModelRegistry(engine, caller.workspace_id).all()]
 
 
-@router.get("/api/models/{model_id}", response_model=ModelPublic)
+@router.get("/api/models/{model_id:path}", response_model=ModelPublic)
 def get_model(model_id: str, engine: EngineDep, caller: Viewer) -> ModelPublic:
     return ModelPublic(**ModelRegistry(engine, caller.workspace_id).get(model_id))
 
@@ -38,7 +38,7 @@ def register_model(body: ModelCreate, engine: EngineDep, caller: Admin) -> Model
     )
 
 
-@router.delete("/api/models/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/api/models/{model_id:path}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_model(model_id: str, engine: EngineDep, caller: Admin) -> Response:
     ModelRegistry(engine, caller.workspace_id).delete(model_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

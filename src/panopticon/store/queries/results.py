@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from panopticon.store.queries.match import contains
 from panopticon.store.tables import Annotation, Metric, Model, Query, Result, Run, Score
 
 __all__ = ["ResultFilters", "result_detail", "search_scores"]
@@ -82,17 +83,16 @@ def search_scores(
     if f.passed is not None:
         where.append(Score.c.passed.is_(f.passed))
     if f.text:  # each table searched once, then the scores of what matched
-        pattern = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append(
             sa.or_(
                 Score.c.query_id.in_(
                     sa.select(Query.c.id).where(
                         Query.c.workspace_id == workspace_id,
-                        Query.c.text.ilike(pattern, escape="\\"),
+                        contains(Query.c.text, f.text),
                     )
                 ),
                 Score.c.result_id.in_(
-                    sa.select(Result.c.id).where(Result.c.response_text.ilike(pattern, escape="\\"))
+                    sa.select(Result.c.id).where(contains(Result.c.response_text, f.text))
                 ),
             )
         )
