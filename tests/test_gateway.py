@@ -251,6 +251,7 @@ def test_the_anthropic_sdk_calls_claude_and_openai_models_through_messages(
             final = stream.get_final_message()
         assert text and final.usage.output_tokens > 0
     assert mock.stats.by_route["messages"] == 2 and mock.stats.by_route["chat"] == 2
+    assert {m.id for m in client.models.list()} == {"gpt-mock", "claude-mock", "embed-mock"}
     traces = gateway.wait_traces(4)
     assert all(t["spans"][0]["output_messages"][0]["content"] for t in traces)
 

@@ -56,6 +56,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 TRACE_HEADER = b"x-panopticon-trace-id"
+_EPOCH = "1970-01-01T00:00:00Z"
 MAX_BODY = 32 * 1024 * 1024
 _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
@@ -586,18 +587,34 @@ class Gateway:
         )
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
-        call = Call("models", "openai", time.perf_counter(), time.time())
+        # the anthropic SDK sends anthropic-version: it gets Anthropic's list shape
+        anthropic = any(name == b"anthropic-version" for name, _ in scope["headers"])
+        call = Call("models", "anthropic" if anthropic else "openai", time.perf_counter(), 0.0)
         try:
             await self._begin(scope, receive, call)
             assert call.key is not None
             names = await self.routes.names(call.key.info.workspace_id)
             allowed = call.key.info.config.models
-            data = [
-                {"id": n, "object": "model", "created": 0, "owned_by": kind}
-                for n, kind in names
-                if allowed is None or n in allowed
-            ]
-            await self._send_json(send, 200, orjson.dumps({"object": "list", "data": data}))
+            listed = [(n, kind) for n, kind in names if allowed is None or n in allowed]
+            if anthropic:
+                page: dict[str, Any] = {
+                    "data": [
+                        {"type": "model", "id": n, "display_name": n, "created_at": _EPOCH}
+                        for n, _ in listed
+                    ],
+                    "has_more": False,
+                    "first_id": listed[0][0] if listed else None,
+                    "last_id": listed[-1][0] if listed else None,
+                }
+            else:
+                page = {
+                    "object": "list",
+                    "data": [
+                        {"id": n, "object": "model", "created": 0, "owned_by": kind}
+                        for n, kind in listed
+                    ],
+                }
+            await self._send_json(send, 200, orjson.dumps(page))
         except GatewayError as exc:
             await self._send_json(
                 send,
