@@ -569,3 +569,21 @@ def test_an_llm_judge_guardrail_calls_a_registered_model_and_blocks(
     trace = gateway.trace(r.headers["x-panopticon-trace-id"])
     (score,) = trace["scores"]
     assert score["name"] == "guardrail.rubric" and score["passed"] is True and score["value"] >= 6
+
+
+def test_the_responses_api_reaches_a_claude_model_plain_and_streaming(
+    gateway: GatewayServer, key: str, mock: MockServer
+) -> None:
+    client = openai.OpenAI(base_url=gateway.url, api_key=key, max_retries=0)
+    resp = client.responses.create(
+        model="claude-mock", input="Say something", instructions="Be brief", max_output_tokens=100
+    )
+    assert resp.output_text and resp.usage is not None and resp.usage.output_tokens > 0
+    events = list(client.responses.create(model="claude-mock", input="Stream it", stream=True))
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas and events[-1].type == "response.completed"
+    assert events[-1].response.output_text == deltas
+    assert mock.stats.by_route["messages"] == 2
+    spans = [t["spans"][0] for t in gateway.wait_traces(2)]
+    assert {s["output_messages"][0]["content"] for s in spans} == {resp.output_text, deltas}
+    assert all(s["provider"] == "anthropic" and s["output_tokens"] for s in spans)

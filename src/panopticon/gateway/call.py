@@ -10,6 +10,7 @@ import orjson
 
 from panopticon.gateway.guardrails import Verdict
 from panopticon.gateway.logging import new_trace_id
+from panopticon.gateway.responses import chat_to_response
 from panopticon.gateway.routing import KeyEntry, Route
 from panopticon.gateway.translate import anthropic_response_to_openai, openai_response_to_anthropic
 from panopticon.gateway.wire import iter_text_parts
@@ -99,6 +100,11 @@ def read_answer(call: Call, route: Route, raw: bytes) -> bytes:
         raw = orjson.dumps(data)
     elif endpoint == "messages" and route.kind == "openai":
         data = openai_response_to_anthropic(data, route.provider_model)
+        raw = orjson.dumps(data)
+    elif endpoint == "responses" and route.kind == "anthropic":
+        data = chat_to_response(
+            anthropic_response_to_openai(data, route.provider_model), route.provider_model
+        )
         raw = orjson.dumps(data)
     if not isinstance(data, dict):
         raise ValueError("not an object")

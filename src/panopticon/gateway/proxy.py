@@ -37,6 +37,7 @@ from panopticon.gateway.call import Call, input_messages, read_answer, replace_t
 from panopticon.gateway.guardrails import GuardrailBlocked, JudgeFactory
 from panopticon.gateway.limits import SpendTracker
 from panopticon.gateway.logging import CallRecord, TraceSink, new_span_id
+from panopticon.gateway.responses import responses_request_to_chat
 from panopticon.gateway.routing import KeyTable, Route, RouteTable
 from panopticon.gateway.streams import pump
 from panopticon.gateway.translate import (
@@ -556,6 +557,13 @@ class Gateway:
                 if route.kind != "anthropic":
                     raise _unsupported(route, "/v1/messages")
                 return route.url("messages"), orjson.dumps(dict(body, model=route.provider_model))
+            if endpoint == "responses" and route.kind == "anthropic":
+                chat = responses_request_to_chat(body)
+                if call.stream:
+                    chat["stream"] = True
+                return route.url("messages"), orjson.dumps(
+                    openai_request_to_anthropic(chat, route.provider_model)
+                )
             if route.kind != "openai":
                 raise _unsupported(route, "/v1/" + endpoint)
             return route.url(endpoint), orjson.dumps(dict(body, model=route.provider_model))
@@ -955,7 +963,7 @@ def _unsupported(route: Route, path: str) -> GatewayError:
     return GatewayError(
         f"model '{route.name}' is served by a '{route.kind}' provider, which the gateway "
         f"cannot reach through {path} yet: the gateway serves openai-compatible models on "
-        "every route and anthropic models on /v1/chat/completions and /v1/messages",
+        "every route and anthropic models on every route but /v1/embeddings",
         400,
         param="model",
     )

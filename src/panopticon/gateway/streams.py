@@ -17,6 +17,7 @@ from panopticon.gateway.call import (
     note_openai_chunk,
     note_responses_event,
 )
+from panopticon.gateway.responses import ChatToResponsesStream
 from panopticon.gateway.routing import Route
 from panopticon.gateway.translate import AnthropicToOpenAIStream, OpenAIToAnthropicStream
 from panopticon.gateway.upstream import UpstreamError
@@ -44,6 +45,16 @@ async def pump(
             send,
             AnthropicToOpenAIStream(route.provider_model, include_usage),
             None,
+        )
+    elif endpoint == "responses" and kind == "anthropic":
+        await _translated(
+            call,
+            route,
+            resp,
+            send,
+            AnthropicToOpenAIStream(route.provider_model, True),
+            None,
+            ChatToResponsesStream(route.provider_model),
         )
     elif endpoint == "messages" and kind == "openai":
         await _translated(
@@ -131,6 +142,7 @@ async def _translated(
     send: Send,
     to_openai: AnthropicToOpenAIStream | None,
     to_anthropic: OpenAIToAnthropicStream | None,
+    to_responses: ChatToResponsesStream | None = None,
 ) -> None:
     """Another dialect upstream: each event is read, rewritten and sent."""
     parser = SSEParser()
@@ -159,9 +171,15 @@ async def _translated(
             if to_openai is not None:
                 for c in to_openai.feed(event, obj):
                     note_openai_chunk(call, c)
-                    out.append(sse(c))
+                    if to_responses is None:
+                        out.append(sse(c))
+                    else:
+                        out += [sse(d, e) for e, d in to_responses.feed(c)]
                 if obj.get("type") == "message_stop":
-                    out.append(b"data: [DONE]\n\n")
+                    if to_responses is None:
+                        out.append(b"data: [DONE]\n\n")
+                    else:
+                        out += [sse(d, e) for e, d in to_responses.finish()]
                     done = True
                     call.input_tokens = to_openai.input_tokens
                     call.output_tokens = to_openai.output_tokens
