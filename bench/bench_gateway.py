@@ -308,10 +308,16 @@ def main() -> None:
     parser.add_argument(
         "--targets", default="direct,bare,litellm,gw-log,gw-nolog", help="which to measure"
     )
+    parser.add_argument(
+        "--soak", type=int, default=0, help="only: N requests through gw-log, RSS as it goes"
+    )
     parser.add_argument("--serve-bare", nargs=2, metavar=("PORT", "UPSTREAM"))
     args = parser.parse_args()
     if args.serve_bare:
         serve_bare(int(args.serve_bare[0]), args.serve_bare[1])
+        return
+    if args.soak:
+        soak(args.soak)
         return
     latencies = args.latency or [0.0, 50.0]
     wanted = set(args.targets.split(","))
@@ -358,6 +364,27 @@ def main() -> None:
                 p.stop()
             mock.stop()
     print_table(rows)
+
+
+def soak(n: int) -> None:
+    """RSS of the gateway (logging on) every n/10 requests at concurrency 50, mock at 0 ms."""
+    mock = start_mock(0)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            gw, key = start_gateway(mock.url, Path(tmp) / "home", True)
+            try:
+                step = max(1000, n // 10)
+                done = 0
+                print("| requests | RSS MB | req/s |\n|---|---|---|")
+                print(f"| 0 | {rss_mb(gw.proc.pid):.1f} | |")
+                while done < n:
+                    r = asyncio.run(load(gw.url, key, step, 50, False))
+                    done += step
+                    print(f"| {done} | {rss_mb(gw.proc.pid):.1f} | {r['rps']:.0f} |", flush=True)
+            finally:
+                gw.stop()
+    finally:
+        mock.stop()
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
