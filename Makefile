@@ -4,25 +4,36 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/panopticon_test
 
-.PHONY: demo install test test-sqlite test-postgres lint typecheck bench clean
+.PHONY: demo install install-core test test-sqlite test-postgres lint typecheck bench clean
 
-$(BIN)/panopticon: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+
+# The core alone: what `panopticon` needs to run suites, the mock server and the dashboard.
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
 	@touch $@
 
-install: $(BIN)/panopticon
+# The whole dev tool-chain (the SDKs, PostgreSQL driver, linters, test tools) for make test.
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.core
+
+install-core: $(VENV)/.core
+install: $(VENV)/.dev
 
 # The tests also cover local embeddings: torch's CPU build first (a plain `torch` would pull
 # gigabytes of CUDA packages), then the extra.
-$(VENV)/.local-embeddings: $(BIN)/panopticon
+$(VENV)/.local-embeddings: $(VENV)/.dev
 	$(BIN)/pip install --quiet 'torch==2.13.0'
 	$(BIN)/pip install --quiet -e '.[dev,local-embeddings]'
 	@touch $@
 
 ## The main job, offline: mock server + demo suite on the embedded SQLite database.
-demo: install
+## Installs the core only; `make test` installs the dev tool-chain.
+demo: install-core
+	@echo "panopticon is installed in $(VENV): run $(BIN)/panopticon, or first: source $(BIN)/activate"
 	$(BIN)/panopticon demo
 
 ## Lint, type-check, then the whole suite on SQLite and on PostgreSQL.

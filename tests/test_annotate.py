@@ -89,3 +89,18 @@ def test_bad_labels_are_rejected_with_their_line_and_nothing_is_stored(
     assert "its metrics: quality, short" in result.output
     cal = cli.invoke(app, ["calibration", "1"])
     assert "has no labels yet" in cal.output
+
+
+def test_a_label_off_the_metrics_scale_is_refused(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    (first, *_) = run_and_export(tmp_path, mock)
+    labels = [
+        {"result_id": first["result_id"], "metric": "quality", "value": 42},
+        {"result_id": first["result_id"], "metric": "quality", "value": 7},
+    ]
+    write(tmp_path / "labels.jsonl", "\n".join(json.dumps(x) for x in labels) + "\n")
+    result = cli.invoke(app, ["annotate", str(tmp_path / "labels.jsonl"), "--annotator", "ana"])
+    assert result.exit_code == 2, result.output
+    assert "labels.jsonl:1" in result.output and "42 is outside the scale" in result.output
+    assert "labels.jsonl:2" not in result.output

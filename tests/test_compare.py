@@ -68,3 +68,47 @@ def test_compare_explains_bad_arguments(
     result = cli.invoke(app, ["compare", "1", "--models", "good,nope"])
     assert result.exit_code == 2 and "no model 'nope'" in result.output
     assert cli.invoke(app, ["compare", "1"]).exit_code == 2
+
+
+def test_runs_that_differ_by_their_system_prompt_pair_item_by_item(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    # prompt v1 against prompt v2 on one dataset: the messages differ, the items do not
+    for version in ("v1", "v2"):
+        text = suite_yaml(mock.url, queries=8, models=("good",))
+        text = text.replace("queries:\n", f"system: 'You are assistant {version}.'\nqueries:\n")
+        path = write(tmp_path / f"{version}.yaml", text)
+        assert cli.invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
+    result = cli.invoke(app, ["compare", "1", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    (comparison,) = json.loads(result.output)
+    assert {m["metric"]: m["n"] for m in comparison["metrics"]} == {"quality": 8, "short": 8}
+    assert comparison["unpaired"] == {"quality": 0, "short": 0}
+
+
+def test_runs_with_no_item_in_common_are_an_error_not_an_empty_table(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    first = write(tmp_path / "a.yaml", suite_yaml(mock.url, queries=2, models=("good",)))
+    other = suite_yaml(mock.url, queries=2, models=("good",)).replace("Question", "Other")
+    second = write(tmp_path / "b.yaml", other)
+    for path in (first, second):
+        assert cli.invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
+    result = cli.invoke(app, ["compare", "1", "2"])
+    assert result.exit_code == 2 and "no item in common" in result.output
+
+
+def test_compare_prints_markdown_when_piped_and_csv_or_json_when_asked(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=6))
+    assert cli.invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
+    piped = cli.invoke(app, ["compare", "1", "--models", "good,weak"])
+    assert "| metric | n |" in piped.output and "…" not in piped.output
+    rows = cli.invoke(app, ["compare", "1", "--models", "good,weak", "--format", "csv"]).output
+    header, *lines = rows.splitlines()
+    assert header.startswith("a,b,metric,n,") and len(lines) == 2
+    data = json.loads(
+        cli.invoke(app, ["compare", "1", "--models", "good,weak", "-f", "json"]).output
+    )
+    assert {r["metric"] for r in data["comparison"]} == {"quality", "short"}

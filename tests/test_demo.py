@@ -82,3 +82,20 @@ def test_the_demo_serves_its_results_on_the_printed_address(
     finally:
         proc.terminate()
         proc.communicate(timeout=20)
+
+
+def test_a_busy_dashboard_port_is_refused_before_the_demo_runs(
+    env: dict[str, str], engine: sa.Engine
+) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(app, ["demo", "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert f"cannot serve the dashboard on port {port}" in result.output
+    assert "--no-serve" in result.output
+    with engine.connect() as conn:  # nothing was run
+        assert conn.scalar(sa.select(sa.func.count()).select_from(Run)) == 0

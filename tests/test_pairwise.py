@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from panopticon.cli import app
 from panopticon.mockllm.server import MockServer
-from panopticon.store.tables import Pairwise
+from panopticon.store.tables import Pairwise, Result
 from tests.conftest import suite_yaml, write
 
 cli = CliRunner()
@@ -110,3 +111,76 @@ def test_resume_judges_only_the_pairs_that_were_lost(
     assert mock.stats.answered - before == 5 * 2  # both orders of each lost pair, no more
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(Pairwise)) == 12
+
+
+def test_failed_pairwise_judgements_are_counted_shown_exported_and_retried(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    from panopticon.services.runs import read_totals
+
+    mock.config.judge_nonsense_rate = 1.0  # the judge answers, and is paid, but says nothing
+    path = write(
+        tmp_path / "s.yaml",
+        suite_yaml(
+            mock.url,
+            queries=3,
+            models=("good", "weak"),
+            metrics="  - {name: preference, type: pairwise}",
+        ),
+    )
+    run = cli.invoke(app, ["run", str(path), "--no-progress"])
+    # no valid judgement: no success, and the run says so
+    assert run.exit_code == 1, run.output
+    assert "0 pairwise judgements, 3 failed" in run.output
+    assert "metric 'preference' has no valid score" in run.output
+    with engine.connect() as conn:
+        answers_cost = float(
+            conn.scalar(sa.select(sa.func.sum(Result.c.cost_usd)).where(Result.c.run_id == 1)) or 0
+        )
+    totals = read_totals(engine, 1, 6)
+    assert totals.pair_errors == 3 and totals.cost_usd > answers_cost  # the judge's spend
+    shown = cli.invoke(app, ["show", "1", "--errors"])
+    assert "3 score errors" in shown.output and "preference on good vs weak" in shown.output
+    listed = cli.invoke(app, ["runs", "--format", "json"])
+    (listed_run,) = json.loads(listed.output)["runs"]
+    assert listed_run["cost"] == pytest.approx(totals.cost_usd)
+    exporting = cli.invoke(app, ["export", "1", "--format", "json"])
+    assert exporting.exit_code == 0, exporting.output
+    exported = json.loads(exporting.output)
+    assert len(exported["pairwise"]) == 3 and all(p["error"] for p in exported["pairwise"])
+    # a resume retries the failed judgements, and only those
+    mock.config.judge_nonsense_rate = 0.0
+    before = mock.stats.answered
+    resumed = cli.invoke(app, ["run", str(path), "--no-progress", "--resume", "1"])
+    assert resumed.exit_code == 0, resumed.output
+    assert mock.stats.answered - before == 3 * 2
+    assert "3 pairwise judgements, 0 failed" in resumed.output
+    assert read_totals(engine, 1, 6).cost_usd > totals.cost_usd  # the failed ones stay paid
+    shown = cli.invoke(app, ["show", "1", "--format", "json"])
+    pairwise = json.loads(shown.output)["pairwise"]
+    assert {(p["model"], p["against"], p["n"]) for p in pairwise} >= {("good", "weak", 3)}
+
+
+def test_a_cached_pairwise_judgement_is_not_spent_again(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    from panopticon.services.runs import read_totals
+
+    path = run_suite(tmp_path, mock, queries=2)
+    assert cli.invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
+    first, second = read_totals(engine, 1, 12), read_totals(engine, 2, 12)
+    assert first.pairs == second.pairs == 6
+    assert first.cost_usd > 0 and second.cost_usd == 0  # all from the cache
+
+
+def test_compare_of_two_models_shows_the_pairwise_judges_verdicts(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    mock.config.quality.update({"mock-good": 0.9, "mock-mid": 0.6, "mock-weak": 0.3})
+    run_suite(tmp_path, mock, queries=5)
+    (c,) = json.loads(cli.invoke(app, ["compare", "1", "--models", "weak,good", "--json"]).output)
+    assert c["pairwise"] == [
+        {"metric": "preference", "a_wins": 0, "b_wins": 5, "ties": 0, "errors": 0}
+    ]
+    shown = cli.invoke(app, ["compare", "1", "--models", "good,weak"]).output
+    assert "pairwise 'preference': A preferred 5 times, B 0, tied 0" in shown

@@ -80,3 +80,16 @@ def test_a_panel_judge_must_be_a_known_model(
     write(path, path.read_text().replace("judges: [j1, j2, j3]", "judges: [j1, j9]"))
     result = cli.invoke(app, ["run", str(path), "--no-progress"])
     assert result.exit_code == 2 and "panel judge 'j9' is not a model" in result.output
+
+
+def test_a_panels_cost_counts_the_votes_paid_even_when_one_failed() -> None:
+    from panopticon.judges.base import JudgeReply
+    from panopticon.judges.panel import _combine
+
+    paid = JudgeReply("7", "a", 10, 2, 0.001)
+    failed = JudgeReply(None, "b", error="connection refused")
+    cached = JudgeReply("8", "c", 10, 2, 0.002, cached=True)
+    combined = _combine([paid, failed, cached])
+    assert combined.cost_usd == 0.001 and not combined.cached  # the cached vote cost nothing now
+    all_cached = _combine([cached, JudgeReply("6", "d", 10, 2, 0.003, cached=True)])
+    assert all_cached.cached and all_cached.cost_usd == 0.005

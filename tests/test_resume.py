@@ -102,8 +102,18 @@ def test_a_second_ctrl_c_abandons_calls_in_flight_and_records_them(
     tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
 ) -> None:
     mock.config.latency_ms = 60
+    # no judge: every call in flight is an answer, whatever the moment (with a judge, the
+    # calls in flight at the second Ctrl-C may all be judgements, which are not answers)
     path = write(
-        tmp_path / "s.yaml", suite_yaml(mock.url, queries=30, models=("good",), concurrency=3)
+        tmp_path / "s.yaml",
+        suite_yaml(
+            mock.url,
+            queries=30,
+            models=("good",),
+            concurrency=3,
+            judge=False,
+            metrics="  - {name: short, type: length, max: 2000}",
+        ),
     )
     proc = start_run(path, env)
     wait_for_results(engine, 3, proc)
@@ -164,3 +174,35 @@ def test_a_completed_run_cannot_be_resumed(
     assert CliRunner().invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
     result = CliRunner().invoke(app, ["run", str(path), "--resume", "1"])
     assert result.exit_code == 2 and "already completed" in result.output
+
+
+def spent(engine: sa.Engine, run_id: int = 1) -> float:
+    from panopticon.services.runs import read_totals
+
+    return read_totals(engine, run_id, 0).cost_usd
+
+
+def test_the_budget_holds_across_resumes_and_may_be_raised_to_resume(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    # concurrency 1: each call checks the budget before it starts, so the run overshoots it
+    # by at most one answer and its judgement
+    text = suite_yaml(mock.url, queries=20, concurrency=1, extra="budget_usd: 0.0004\n")
+    path = write(tmp_path / "s.yaml", text)
+    first = CliRunner().invoke(app, ["run", str(path), "--no-progress"])
+    assert first.exit_code == 1 and status_of(engine) == "stopped", first.output
+    after_first = spent(engine)
+    # the same budget: the run has spent it, so a resume starts no call
+    calls = mock.stats.answered
+    again = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "1"])
+    assert again.exit_code == 1 and "budget of $0.0004 was reached" in again.output
+    assert mock.stats.answered == calls and spent(engine) == after_first
+    # a raised budget is no changed suite: the resume carries on within the new budget
+    write(path, text.replace("budget_usd: 0.0004", "budget_usd: 0.0008"))
+    raised = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "1"])
+    assert raised.exit_code == 1 and "has changed" not in raised.output, raised.output
+    assert after_first < spent(engine) < 0.0008 + 0.0002
+    write(path, text.replace("budget_usd: 0.0004", "budget_usd: 1"))
+    done = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "1"])
+    assert done.exit_code == 0, done.output
+    assert status_of(engine) == "completed"

@@ -236,3 +236,70 @@ def test_an_unknown_key_that_looks_like_a_type_name_is_still_named(tmp_path: Pat
     path = write(tmp_path / "s.yaml", suite_yaml(URL) + "strange: 1\nstr: 2\n")
     text = issues_of(path)
     assert "unknown key 'strange'" in text and "unknown key 'str'" in text
+
+
+def test_a_csv_quote_that_is_never_closed_is_an_error_not_swallowed_rows(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "q.csv", 'text,theme\nfine,a\n"broken, a\nthird,b\nfourth,c\n')
+    path = write(
+        tmp_path / "s.yaml",
+        f"models: [{{id: a, base_url: '{URL}'}}]\nqueries: [{{file: q.csv}}]\n",
+    )
+    text = issues_of(path)
+    assert f"{tmp_path / 'q.csv'}:3" in text and "never closed" in text
+
+
+def test_a_multi_line_csv_cell_is_named_by_the_line_where_its_row_starts(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "q.csv", 'text,theme\n"two\nlines",a\n,b\n')
+    path = write(
+        tmp_path / "s.yaml",
+        f"models: [{{id: a, base_url: '{URL}'}}]\nqueries: [{{file: q.csv}}]\n",
+    )
+    text = issues_of(path)
+    assert f"{tmp_path / 'q.csv'}:4" in text and "no query text" in text
+
+
+def test_pairwise_models_must_be_models_of_the_suite(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "s.yaml",
+        suite_yaml(URL, metrics="  - {name: pref, type: pairwise, models: [good, nope]}"),
+    )
+    text = issues_of(path)
+    assert (
+        "pairs the model 'nope', which is not in 'models'" in text
+        and "good" not in text.split("pairs the model")[0]
+    )
+
+
+def test_faithfulness_without_context_is_refused_before_the_run(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "s.yaml",
+        suite_yaml(URL, queries=7, metrics="  - {name: grounded, type: faithfulness}"),
+    )
+    text = issues_of(path)
+    assert "metric 'grounded' (faithfulness) needs each query's 'context'" in text
+    assert "7 of 7 queries have none" in text and "and 2 more" in text
+
+
+def test_every_problem_is_reported_in_one_pass(tmp_path: Path) -> None:
+    """A suite with a bad key, a bad dataset line, a bad metric and a missing variable
+    says all four at once (it took three runs to find them one by one)."""
+    write(tmp_path / "q.jsonl", '{"text": "one"}\n{"text": oops}\n{"text": "three"}\n{bad\n')
+    path = write(
+        tmp_path / "s.yaml",
+        """
+        models: [{id: a, base_url: '${MISSING_URL}'}]
+        concurrencyy: 3
+        queries: [{file: q.jsonl}]
+        metrics:
+          - {name: m1, type: rubrik}
+        """,
+    )
+    text = issues_of(path)
+    assert "MISSING_URL is not set" in text
+    assert "unknown key 'concurrencyy'" in text
+    assert f"{tmp_path / 'q.jsonl'}:2" in text and f"{tmp_path / 'q.jsonl'}:4" in text
+    assert "unknown metric type 'rubrik'" in text

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from panopticon.errors import ConfigError, Issue
 
@@ -92,6 +92,21 @@ class Settings(BaseModel):
         default=True, description="Log every gateway call as a trace (off: no logging at all)."
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        scheme = url.split("://", 1)[0].lower() if "://" in url else None
+        if scheme is None or not scheme.startswith(("sqlite", "postgresql", "postgres")):
+            what = "has no scheme" if scheme is None else f"has the unknown scheme '{scheme}'"
+            raise ValueError(  # the URL itself is not shown: it may hold a password
+                f"the database URL {what}: give "
+                "postgresql://user@host:5432/dbname or sqlite:////absolute/path.db, or unset it "
+                "for the embedded SQLite database"
+            )
+        return url
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL in use, with the embedded default filled in."""
@@ -122,6 +137,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         return Settings(**values)  # type: ignore[arg-type]
     except ValidationError as exc:
         issues = [
-            Issue(e["msg"], field=ENV_PREFIX + str(e["loc"][0]).upper()) for e in exc.errors()
+            Issue(
+                e["msg"].removeprefix("Value error, "), field=ENV_PREFIX + str(e["loc"][0]).upper()
+            )
+            for e in exc.errors()
         ]
         raise ConfigError(issues) from None

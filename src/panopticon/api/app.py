@@ -13,6 +13,7 @@ from panopticon.api.docs import install_docs
 from panopticon.api.errors import install_error_handlers
 from panopticon.api.limits import RequestLimits
 from panopticon.api.routes import (
+    cache,
     gateway,
     health,
     judge,
@@ -79,7 +80,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     install_error_handlers(app)
     install_docs(app)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_bytes)
-    for module in (health, queries, metrics, models, judge, runs, keys, online, gateway):
+    for module in (health, queries, metrics, models, judge, runs, keys, online, cache, gateway):
         app.include_router(module.router)
     app.include_router(judge.jobs_router)
     from panopticon.web import install as install_web

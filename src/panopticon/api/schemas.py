@@ -245,10 +245,66 @@ class RunPublic(BaseModel):
 class RunDetail(RunPublic):
     suite: dict[str, Any]
     summary: dict[str, Any]
+    gates: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The suite's gates: per model and metric, the value, threshold and passed.",
+    )
 
 
 class RunCreate(_Body):
     suite: dict[str, Any] = Field(description="A suite, as in a suite file, with inline queries.")
+
+
+class AnswerScorePublic(BaseModel):
+    metric: str
+    value: float | None
+    passed: bool | None
+    reasoning: str | None
+    error: str | None
+
+
+class AnswerPublic(BaseModel):
+    result_id: str
+    model: str = Field(description="The model, or model@prompt with prompt variants.")
+    prompt: str | None
+    repeat: int
+    response: str | None
+    error: str | None
+    latency_ms: float | None
+    cost_usd: float | None
+    scores: list[AnswerScorePublic]
+
+
+class QueryAnswersPublic(BaseModel):
+    query_id: int
+    external_id: str | None
+    theme: str
+    text: str
+    expected: str | None
+    answers: list[AnswerPublic]
+
+
+class CacheStatsPublic(BaseModel):
+    answers: int = Field(description="Stored answers that later runs reuse unpaid.")
+    judge_answers: int
+    retired: int = Field(description="Answers kept in their runs but never reused.")
+    models: list[dict[str, Any]]
+
+
+class CacheClear(_Body):
+    older_than: str | None = Field(
+        default=None, max_length=20, description="Only answers older than this: 30m, 12h, 7d."
+    )
+    delete: bool = Field(default=False, description="Also delete results of runs not completed.")
+    force: bool = Field(default=False, description="With delete: of completed runs too.")
+
+
+class CacheClearPublic(BaseModel):
+    retired: int
+    deleted: int
+    runs_emptied: list[int]
+    runs_restarted: list[int]
+    skipped_running: list[int]
 
 
 class ComparisonPublic(BaseModel):
@@ -256,6 +312,7 @@ class ComparisonPublic(BaseModel):
     b: str
     unpaired: dict[str, int]
     metrics: list[dict[str, Any]]
+    pairwise: list[dict[str, Any]] = []
 
 
 class ChatMessage(_Body):

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import typer
-from rich.table import Table
 
-from panopticon.cli.output import console, handle_errors
+from panopticon.cli.output import EXIT, console, err_console, handle_errors
+from panopticon.cli.tables import Column, Grid, check_format, emit, resolve_format
 from panopticon.errors import ConfigError, Issue
-from panopticon.services.compare import Comparison, compare_models, compare_runs
+from panopticon.services.compare import (
+    Comparison,
+    compare_models,
+    compare_prompts,
+    compare_runs,
+    worse,
+)
 from panopticon.services.runs import store
 from panopticon.settings import load_settings
 from panopticon.store.queries import catalog
@@ -17,44 +25,66 @@ from panopticon.store.queries import runs as run_queries
 __all__ = ["compare"]
 
 
-def _print(c: Comparison) -> None:
-    table = Table(title=f"A = {c.label_a}   B = {c.label_b}", title_justify="left")
-    for col in (
-        "metric",
-        "n",
-        "mean A",
-        "mean B",
-        "A - B",
-        "95% CI",
-        "test",
-        "p",
-        "p (Holm)",
-        "verdict",
-    ):
-        table.add_column(col, justify="left" if col in ("metric", "test", "verdict") else "right")
+def _grid(c: Comparison) -> Grid:
+    three = Column("", lambda v: f"{v:.3f}", right=True)
+    signed = Column("", lambda v: f"{v:+.3f}", right=True)
+    grid = Grid(
+        "comparison",
+        f"A = {c.label_a}   B = {c.label_b}",
+        [
+            Column("a"),
+            Column("b"),
+            Column("metric"),
+            Column("n", str, right=True),
+            replace(three, name="mean A"),
+            replace(three, name="mean B"),
+            replace(signed, name="A - B"),
+            Column("95% CI", lambda v: f"{v[0]:+.3f} to {v[1]:+.3f}", right=True),
+            Column("test"),
+            Column("p", lambda v: f"{v:.3g}", right=True),
+            Column("p (Holm)", lambda v: f"{v:.3g}", right=True),
+            Column("verdict", style=lambda v: "green" if v != "tied" else "yellow"),
+        ],
+    )
     for r in c.results:
-        color = "green" if r.verdict != "tied" else "yellow"
-        table.add_row(
-            r.metric,
-            str(r.n),
-            f"{r.mean_a:.3f}",
-            f"{r.mean_b:.3f}",
-            f"{r.diff:+.3f}",
-            f"{r.ci_low:+.3f} to {r.ci_high:+.3f}",
-            r.test,
-            f"{r.p_value:.3g}",
-            f"{r.p_adjusted:.3g}",
-            f"[{color}]{r.verdict}[/]",
+        grid.rows.append(
+            [
+                c.label_a,
+                c.label_b,
+                r.metric,
+                r.n,
+                r.mean_a,
+                r.mean_b,
+                r.diff,
+                (r.ci_low, r.ci_high),
+                r.test,
+                r.p_value,
+                r.p_adjusted,
+                r.verdict,
+            ]
         )
-    console.print(table)
+    return grid
+
+
+def _print(c: Comparison, fmt: str) -> None:
+    grid = _grid(c)
+    if fmt in ("table", "md"):  # the title names A and B: no need to repeat them per row
+        grid = replace(grid, columns=grid.columns[2:], rows=[row[2:] for row in grid.rows])
+    emit([grid], fmt, console)
     for r in c.results:
         if r.warning:
             console.print(f"[yellow]warning:[/] {r.metric}: {r.warning}", soft_wrap=True)
+    for t in c.pairwise:
+        console.print(
+            f"pairwise '{t.metric}': A preferred {t.a_wins} times, B {t.b_wins}, tied "
+            f"{t.ties}" + (f"; {t.errors} judgements failed" if t.errors else ""),
+            soft_wrap=True,
+        )
     for metric, count in c.unpaired.items():
         if count:
             console.print(
-                f"{metric}: {count} items without a value on both sides were left "
-                "out (failed answers or score errors)",
+                f"{metric}: {count} items were left out: each has no value on one side "
+                "(not asked there, a failed answer or a score error)",
                 soft_wrap=True,
             )
 
@@ -72,14 +102,42 @@ def compare(
         "when there are too few items to detect it.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    fmt: str | None = typer.Option(
+        None,
+        "--format",
+        "-f",
+        help="table, md, json or csv (default: a table on a terminal, else Markdown). "
+        "--json is the comparison's full JSON.",
+    ),
+    prompts: str | None = typer.Option(
+        None, "--prompts", help="A,B: two prompt variants of one run, on each of its models."
+    ),
+    fail_on_worse: bool = typer.Option(
+        False,
+        "--fail-on-worse",
+        help="Exit with code 4 when B is significantly worse than A (A the baseline) on any "
+        "metric.",
+    ),
 ) -> None:
     """Paired comparison per metric: difference, 95% CI, p-value (Holm) and verdict."""
+    check_format(fmt)
     settings = load_settings()
     with store(settings) as engine:
         with engine.begin() as conn:
             ws = catalog.ensure_workspace(conn, settings.workspace)
             ids = [run_queries.get_run(conn, ws, ref).id for ref in runs]
-        if models is not None:
+        if prompts is not None:
+            names = [p.strip() for p in prompts.split(",") if p.strip()]
+            if len(ids) != 1 or len(names) != 2:
+                raise ConfigError(
+                    Issue(
+                        "--prompts takes two prompt ids and one run",
+                        field="--prompts",
+                        hint="panopticon compare 12 --prompts terse,chatty",
+                    )
+                )
+            comparisons = compare_prompts(engine, ids[0], names[0], names[1], min_effect=min_effect)
+        elif models is not None:
             names = [m.strip() for m in models.split(",") if m.strip()]
             if len(ids) != 1 or len(names) != 2:
                 raise ConfigError(
@@ -103,6 +161,22 @@ def compare(
             )
     if as_json:
         console.print_json(orjson.dumps([c.as_dict() for c in comparisons]).decode())
-        return
-    for c in comparisons:
-        _print(c)
+    else:
+        fmt = resolve_format(fmt, console)
+        if fmt in ("json", "csv"):  # one table: a row per model pair and metric
+            rows = [row for c in comparisons for row in _grid(c).rows]
+            emit([replace(_grid(comparisons[0]), rows=rows)], fmt, console)
+        else:
+            for c in comparisons:
+                _print(c, fmt)
+    if fail_on_worse:
+        found = worse(comparisons)
+        for c, r in found:
+            err_console.print(
+                f"[bold red]worse:[/] {c.label_b} is worse than {c.label_a} on {r.metric} "
+                f"({r.diff:+.3f}, p (Holm) {r.p_adjusted:.3g})",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if found:
+            raise typer.Exit(EXIT["regression"])

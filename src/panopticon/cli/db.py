@@ -7,7 +7,9 @@ import typer
 from panopticon.cli.output import console, handle_errors
 from panopticon.settings import load_settings
 
-app = typer.Typer(help="Database schema: upgrade, current.", no_args_is_help=True)
+app = typer.Typer(
+    help="Database schema: upgrade, current.", no_args_is_help=True, add_completion=False
+)
 
 
 @app.command("upgrade")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from importlib import resources
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import typer
 
 from panopticon.cli.output import console, handle_errors
 from panopticon.cli.run import run
+from panopticon.errors import ConfigError, Issue
 from panopticon.settings import load_settings
 
 __all__ = ["demo"]
@@ -46,6 +48,7 @@ def demo(
     from panopticon.mockllm.server import MockServer  # aiohttp.web: only when needed
 
     settings = load_settings()
+    listener = _listen(port) if serve else None  # a busy port is said before the run, not after
     with (
         MockServer(MockConfig.demo()) as server,
         resources.as_file(source.joinpath("suite.yaml")) as suite,
@@ -58,7 +61,21 @@ def demo(
         )
         os.environ["MOCK_URL"] = server.url
         try:
-            run(suite=Path(suite), resume=None, no_cache=True, min_pass_rate=None, progress=True)
+            run(
+                suite=Path(suite),
+                resume=None,
+                no_cache=True,
+                min_pass_rate=None,
+                progress=True,
+                progress_every=10.0,
+                limit=None,
+                filters=[],
+                dry_run=False,
+                threshold=[],
+                baseline=None,
+                fail_on_regression=False,
+                junit=None,
+            )
         except typer.Exit as done:
             if done.exit_code:
                 raise
@@ -69,11 +86,30 @@ def demo(
                 f"({stats['injected'].get('429', 0)} injected 429s were retried)",
                 highlight=False,
             )
-        if serve:
-            _serve(port)  # the mock stays up: the demo's models can be called from the UI
+        if listener is not None:
+            _serve(listener)  # the mock stays up: the demo's models can be called from the UI
 
 
-def _serve(port: int) -> None:
+def _listen(port: int) -> socket.socket:
+    """The dashboard's socket, bound now: the port is ours before the demo runs."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            Issue(
+                f"cannot serve the dashboard on port {port}: {exc.strerror or exc}",
+                field="--port",
+                hint=f"another program uses it: give another port (panopticon demo --port "
+                f"{port + 1}), or run without the dashboard (--no-serve)",
+            )
+        ) from None
+    return sock
+
+
+def _serve(sock: socket.socket) -> None:
     import secrets
 
     import uvicorn
@@ -86,9 +122,13 @@ def _serve(port: int) -> None:
         key = "demo_" + secrets.token_urlsafe(16)
         settings = settings.model_copy(update={"api_key": key})
     app = create_app(settings, env=os.environ)
+    port = sock.getsockname()[1]
     console.print(
         f"\n[bold]Dashboard: http://127.0.0.1:{port}/ui/[/bold]  (sign in with the key "
         f"[bold]{key}[/bold]; API docs at /api/docs; Ctrl-C stops)",
         highlight=False,
+        soft_wrap=True,
     )
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    with sock:
+        server.run(sockets=[sock])

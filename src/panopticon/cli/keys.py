@@ -11,7 +11,9 @@ from panopticon.services.runs import store
 from panopticon.settings import load_settings
 from panopticon.store.queries import access, catalog
 
-app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+app = typer.Typer(
+    help="API keys: create, list, revoke.", no_args_is_help=True, add_completion=False
+)
 
 
 @app.command("create")

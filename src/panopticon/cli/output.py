@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from panopticon.errors import ConfigError, NotFoundError, PanopticonError
+from panopticon.cli.tables import Column, Grid, emit, resolve_format
+from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
 from panopticon.stats.summary import Summary
 
-__all__ = ["EXIT", "console", "err_console", "handle_errors", "money", "print_summary"]
+__all__ = [
+    "EXIT",
+    "check_writable",
+    "console",
+    "err_console",
+    "handle_errors",
+    "money",
+    "print_summary",
+    "summary_grids",
+]
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-EXIT = {"ok": 0, "failed": 1, "usage": 2, "gate": 3, "interrupted": 130}
+# documented in README ("Exit codes"); a CI job tells a gate (3) from a regression (4)
+EXIT = {"ok": 0, "failed": 1, "usage": 2, "gate": 3, "regression": 4, "interrupted": 130}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,6 +59,31 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def check_writable(path: Path, option: str, *, overwrite: bool = True) -> None:
+    """Refuse, before any work, an output path whose folder is missing (or, with
+    ``overwrite=False``, that is an existing file where a folder is wanted)."""
+    if not overwrite:
+        if path.exists() and not path.is_dir():
+            raise ConfigError(
+                Issue(
+                    f"{path} is a file; {option} takes a folder",
+                    field=option,
+                    hint="give a folder (it is created if missing), or remove the file",
+                )
+            )
+        return
+    if path.is_dir():
+        raise ConfigError(Issue(f"{path} is a folder; {option} takes a file name", field=option))
+    if not path.parent.is_dir():
+        raise ConfigError(
+            Issue(
+                f"the folder {path.parent} does not exist",
+                field=option,
+                hint=f"create it first (mkdir -p {path.parent}) or write elsewhere",
+            )
+        )
+
+
 def money(value: float | None) -> str:
     if value is None:
         return "unknown"
@@ -57,66 +94,78 @@ def _num(value: float | None, fmt: str = "{:.2f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
-def print_summary(summary: Summary) -> None:
-    answers = Table(title="Answers by model", title_justify="left")
-    for col in (
-        "model",
+def _ci(low: float | None, high: float | None, fmt: str = "{:.2f}") -> str:
+    return "-" if low is None or high is None else f"{fmt.format(low)} to {fmt.format(high)}"
+
+
+def summary_grids(summary: Summary) -> list[Grid]:
+    """The run's two tables: answers by model, and scores by model and metric."""
+    count = Column("", str, right=True)
+    answers = Grid(
         "answers",
-        "failed",
-        "cached",
-        "tok in",
-        "tok out",
-        "cost",
-        "p50 ms",
-        "p95 ms",
-    ):
-        answers.add_column(col, justify="left" if col == "model" else "right")
-    for m in summary.models:
-        answers.add_row(
-            m.model,
-            str(m.answers),
-            str(m.failed) if m.failed else "0",
-            str(m.cached),
-            f"{m.input_tokens:,}",
-            f"{m.output_tokens:,}",
-            money(m.cost_usd),
-            _num(m.latency_p50_ms, "{:.0f}"),
-            _num(m.latency_p95_ms, "{:.0f}"),
-        )
-    console.print(answers)
-    if not summary.metrics:
-        return
-    scores = Table(
-        title="Scores by model and metric (mean with 95% CI; pass rate with Wilson 95% CI)",
-        title_justify="left",
+        "Answers by model",
+        [
+            Column("model"),
+            replace(count, name="answers"),
+            replace(count, name="failed", style=lambda v: "red" if v else None),
+            replace(count, name="cached"),
+            Column("tok in", lambda v: f"{v:,}", right=True),
+            Column("tok out", lambda v: f"{v:,}", right=True),
+            Column("cost", money, right=True),
+            Column("p50 ms", lambda v: _num(v, "{:.0f}"), right=True),
+            Column("p95 ms", lambda v: _num(v, "{:.0f}"), right=True),
+        ],
+        [
+            [
+                m.model,
+                m.answers,
+                m.failed,
+                m.cached,
+                m.input_tokens,
+                m.output_tokens,
+                m.cost_usd,
+                m.latency_p50_ms,
+                m.latency_p95_ms,
+            ]
+            for m in summary.models
+        ],
     )
-    for col in (
-        "model",
-        "metric",
-        "mean",
-        "95% CI",
-        "pass",
-        "pass 95% CI",
-        "n",
-        "errors",
-        "judge tok",
-        "judge cost",
-    ):
-        scores.add_column(col, justify="left" if col in ("model", "metric") else "right")
-    for s in summary.metrics:
-        ci = "-" if s.mean_low is None else f"{s.mean_low:.2f} to {s.mean_high:.2f}"
-        rate = "-" if s.pass_rate is None else f"{s.pass_rate:.0%}"
-        rate_ci = "-" if s.pass_low is None else f"{s.pass_low:.0%} to {s.pass_high:.0%}"
-        scores.add_row(
-            s.model,
-            s.metric,
-            _num(s.mean),
-            ci,
-            rate,
-            rate_ci,
-            str(s.n),
-            f"[red]{s.errors}[/]" if s.errors else "0",
-            f"{s.judge_tokens:,}" if s.judge_tokens else "-",
-            money(s.judge_cost_usd) if s.judge_tokens else "-",
-        )
-    console.print(scores)
+    if not summary.metrics:
+        return [answers]
+    pct = Column("", lambda v: "-" if v is None else f"{v:.0%}", right=True)
+    scores = Grid(
+        "scores",
+        "Scores by model and metric (mean with 95% CI; pass rate with Wilson 95% CI)",
+        [
+            Column("model"),
+            Column("metric"),
+            Column("mean", _num, right=True),
+            Column("95% CI", lambda v: _ci(v[0], v[1]), right=True),
+            replace(pct, name="pass"),
+            Column("pass 95% CI", lambda v: _ci(v[0], v[1], "{:.0%}"), right=True),
+            replace(count, name="n"),
+            replace(count, name="errors", style=lambda v: "red" if v else None),
+            Column("judge tok", lambda v: f"{v:,}" if v else "-", right=True),
+            Column("judge cost", lambda v: "-" if v is None else money(v), right=True),
+        ],
+        [
+            [
+                s.model,
+                s.metric,
+                s.mean,
+                (s.mean_low, s.mean_high),
+                s.pass_rate,
+                (s.pass_low, s.pass_high),
+                s.n,
+                s.errors,
+                s.judge_tokens,
+                s.judge_cost_usd if s.judge_tokens else None,
+            ]
+            for s in summary.metrics
+        ],
+    )
+    return [answers, scores]
+
+
+def print_summary(summary: Summary, fmt: str | None = None) -> None:
+    emit(summary_grids(summary), resolve_format(fmt, console), console)

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import typer
 
-from panopticon.cli.output import console, handle_errors
+from panopticon.cli.output import check_writable, console, handle_errors
 from panopticon.errors import ConfigError, Issue
 from panopticon.services.runs import store
 from panopticon.settings import load_settings
@@ -44,6 +44,8 @@ def report(
                 hint="use html, md, csv or json",
             )
         )
+    if output_dir is not None:
+        check_writable(output_dir, "--output-dir", overwrite=False)
     settings = load_settings()
     with store(settings) as engine:
         with engine.begin() as conn:

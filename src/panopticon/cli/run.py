@@ -8,46 +8,26 @@ import os
 import shlex
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from panopticon import aio
 from panopticon.cli.gcpause import startup
 from panopticon.cli.output import EXIT, console, err_console, handle_errors, money, print_summary
-from panopticon.evaluation.records import ResultRecord
-from panopticon.evaluation.runner import RunObserver
+from panopticon.cli.progress import RunProgress
+from panopticon.errors import ConfigError, Issue
+from panopticon.evaluation.suite import LoadedSuite
 from panopticon.services.runs import Execution, prepare_run, summarize_run
-from panopticon.settings import load_settings
+from panopticon.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from panopticon.evaluation.suite import LoadedSuite
 
 __all__ = ["run"]
 
 
-class _ProgressObserver(RunObserver):
-    def __init__(self, progress: Progress, task: TaskID) -> None:
-        self.progress = progress
-        self.task = task
-        self.failed = 0
-
-    def on_result(self, record: ResultRecord, reused: bool) -> None:
-        if record.error is not None:
-            self.failed += 1
-        self.progress.update(self.task, advance=1, failed=self.failed)
-
-    def on_spend(self, total_usd: float) -> None:
-        self.progress.update(self.task, spend=money(total_usd))
-
-
-async def _execute(execution: Execution, show_progress: bool) -> str:
+async def _execute(execution: Execution, show_progress: bool, interval_s: float) -> str:
     loop = asyncio.get_running_loop()
     presses = 0
 
@@ -70,34 +50,29 @@ async def _execute(execution: Execution, show_progress: bool) -> str:
 
     for sig, name in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
         loop.add_signal_handler(sig, on_signal, name)
-    done = len(execution.plan.done)
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]run {task.fields[run]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("[red]{task.fields[failed]} failed"),
-        TextColumn("{task.fields[spend]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=not show_progress,
-        transient=False,
-    )
-    with progress:
-        task = progress.add_task(
-            "run",
-            total=len(execution.plan.cases),
-            completed=done,
-            run=execution.run_id,
-            failed=0,
-            spend=money(0.0),
+    try:
+        if not show_progress:
+            return await execution.run(None)
+        progress = RunProgress(execution, err_console, interval_s)
+        async with progress.shown():
+            return await execution.run(progress)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _check_gate(loaded: LoadedSuite) -> None:
+    """--min-pass-rate needs a metric that passes or fails: refused before any paid call."""
+    from panopticon.judges.base import gives_pass_fail
+
+    if not any(gives_pass_fail(m) for m in loaded.metrics):
+        raise ConfigError(
+            Issue(
+                "--min-pass-rate is given, but no metric of the suite passes or fails",
+                field="--min-pass-rate",
+                hint="give a metric a threshold (for example threshold: 7 on a 1-10 rubric)",
+            )
         )
-        try:
-            return await execution.run(_ProgressObserver(progress, task) if show_progress else None)
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
 
 
 @handle_errors
@@ -116,15 +91,85 @@ def run(
         max=1.0,
         help="Exit with code 3 when the pass rate over all metrics with a threshold is below this.",
     ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    progress: bool = typer.Option(
+        True,
+        "--progress/--no-progress",
+        help="Show progress: bars on a terminal, else a line every --progress-every seconds.",
+    ),
+    progress_every: float = typer.Option(
+        10.0, "--progress-every", min=0.01, help="Seconds between progress lines in a log."
+    ),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="Run only the first N queries (after --filter)."
+    ),
+    filters: list[str] = typer.Option(
+        [],
+        "--filter",
+        help="Run only matching queries: theme=A[,B], id=ID[,ID] or text=REGEX (repeatable).",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Validate, count calls and estimate cost; send nothing."
+    ),
+    threshold: list[str] = typer.Option(
+        [],
+        "--threshold",
+        help="METRIC=VALUE: exit 3 when a model's pass rate (or mean 0..1) is below it.",
+    ),
+    baseline: str | None = typer.Option(
+        None, "--baseline", help="Run id to compare with (see --fail-on-regression)."
+    ),
+    fail_on_regression: bool = typer.Option(
+        False,
+        "--fail-on-regression",
+        help="Exit 4 when any metric is significantly worse than --baseline (paired test).",
+    ),
+    junit: Path | None = typer.Option(
+        None, "--junit", help="Write JUnit XML: one test case per query and model."
+    ),
 ) -> None:
     """Run a suite: every query against every model, scored by every metric."""
+    from panopticon.cli import gates
+    from panopticon.evaluation.selection import parse_filters
+    from panopticon.services.gates import merge_thresholds, parse_thresholds
+
+    selection = parse_filters(filters, limit)
+    overrides = parse_thresholds(threshold)
+    if fail_on_regression and baseline is None:
+        raise ConfigError(
+            Issue(
+                "--fail-on-regression needs --baseline RUN",
+                field="--fail-on-regression",
+                hint="panopticon run suite.yaml --baseline 12 --fail-on-regression",
+            )
+        )
+    thresholds: dict[str, float] = {}
+
+    def select(loaded: LoadedSuite) -> LoadedSuite:
+        nonlocal thresholds
+        loaded = selection.apply(loaded)
+        thresholds = merge_thresholds(
+            loaded.suite.gates, overrides, (m.name for m in loaded.metrics)
+        )
+        return loaded
+
+    if dry_run:
+        from panopticon.evaluation.suite import load_suite
+
+        gates.print_dry_run(select(load_suite(suite, os.environ)), use_cache=not no_cache)
+        return
     with startup():  # no GC passes while the suite loads (see gcpause)
         import aiohttp  # noqa: F401  (the providers' HTTP client: loaded here, under the pause)
 
         settings = load_settings()
+        baseline_id = _baseline_id(settings, baseline) if baseline is not None else None
         execution = prepare_run(
-            settings, suite, env=os.environ, resume=resume, use_cache=not no_cache
+            settings,
+            suite,
+            env=os.environ,
+            resume=resume,
+            use_cache=not no_cache,
+            check=None if min_pass_rate is None else _check_gate,
+            select=select,
         )
         aio.loop_factory()  # imports uvloop, when installed, under the pause too
     loaded = execution.loaded
@@ -135,17 +180,29 @@ def run(
     console.print(
         f"{verb} run [bold]{execution.run_id}[/] ({loaded.suite.name}): {len(plan.cases)} answers "
         f"= {len(loaded.queries)} queries x {len(loaded.models)} models x "
-        f"{loaded.suite.repeats} repeats, {len(loaded.metrics)} metrics"
+        + (f"{len(loaded.suite.prompts)} prompts x " if loaded.suite.prompts else "")
+        + f"{loaded.suite.repeats} repeats, {len(loaded.metrics)} metrics"
         + (f"; {len(plan.done)} already stored" if plan.done else "")
         + (f"; {len(plan.cache)} from the cache" if plan.cache else "")
     )
-    thresholds = gc.get_threshold()
+    gc_thresholds = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)  # a run allocates fast and frees by refcount: fewer passes
+    gate_code = EXIT["ok"]
     try:
-        status = aio.run(_execute(execution, progress))
+        status = aio.run(_execute(execution, progress, progress_every))
         summary = summarize_run(execution.engine, execution.run_id)
+        if junit is not None:
+            gates.write_junit(execution.engine, execution.run_id, loaded.suite.name, junit)
+        if status == "completed" and (thresholds or baseline_id is not None):
+            gate_code = gates.report_gates(
+                execution.engine,
+                summary,
+                execution.run_id,
+                thresholds,
+                baseline_id,
+            )
     finally:
-        gc.set_threshold(*thresholds)
+        gc.set_threshold(*gc_thresholds)
         execution.engine.dispose()
     print_summary(summary)
     totals = execution.run_totals
@@ -154,7 +211,12 @@ def run(
         f"Spent {money(totals.cost_usd)} on this run"
         + (f" ({totals.unknown_cost} answers of unknown cost)" if totals.unknown_cost else "")
         + f"; {totals.answers} answers, {totals.failed} failed, "
-        f"{totals.scores} scores, {totals.score_errors} score errors."
+        f"{totals.scores} scores, {totals.score_errors} score errors"
+        + (
+            f", {totals.pairs} pairwise judgements, {totals.pair_errors} failed."
+            if totals.pairs or totals.pair_errors
+            else "."
+        )
     )
     resume_cmd = f"panopticon run {shlex.quote(str(suite))} --resume {execution.run_id}"
     if status != "completed":
@@ -163,14 +225,22 @@ def run(
             highlight=False,
             soft_wrap=True,
         )
-        if totals.missing or totals.failed:
+        if totals.missing or totals.failed or totals.score_errors or totals.pair_errors:
             err_console.print(
-                f"{totals.missing} answers not yet run, {totals.failed} failed. "
+                f"{totals.missing} answers not yet run, {totals.failed} failed, "
+                f"{totals.score_errors + totals.pair_errors} judgements failed. "
                 f"To continue: [bold]{resume_cmd}[/]",
                 highlight=False,
                 soft_wrap=True,
             )
         raise typer.Exit(EXIT["interrupted"] if status == "interrupted" else EXIT["failed"])
+    if totals.score_errors or totals.pair_errors:
+        err_console.print(
+            f"{totals.score_errors + totals.pair_errors} judgements failed (panopticon show "
+            f"{execution.run_id} --errors lists them). To retry them: [bold]{resume_cmd}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(
         f"[green]run {execution.run_id} completed.[/] Details: panopticon show "
         f"{execution.run_id}; export: panopticon export {execution.run_id} "
@@ -185,3 +255,16 @@ def run(
             err_console.print(f"[bold red]pass rate {rate:.1%} is below {min_pass_rate:.1%}[/]")
             raise typer.Exit(EXIT["gate"])
         console.print(f"pass rate {rate:.1%} >= {min_pass_rate:.1%}")
+    if gate_code == EXIT["regression"] and not fail_on_regression:
+        gate_code = EXIT["ok"]  # --baseline alone reports regressions without failing
+    if gate_code != EXIT["ok"]:
+        raise typer.Exit(gate_code)
+
+
+def _baseline_id(settings: Settings, ref: str) -> int:
+    """The baseline run's id, checked before anything is paid for."""
+    from panopticon.services.database import workspace_id
+    from panopticon.services.runs import get_run, store
+
+    with store(settings) as engine:
+        return get_run(engine, workspace_id(engine, settings.workspace), ref).id

@@ -15,10 +15,17 @@ def _digest(payload: Any) -> str:
 
 
 def answer_key(
-    model_fingerprint: dict[str, Any], messages: list[dict[str, str]], repeat: int
+    model_fingerprint: dict[str, Any],
+    messages: list[dict[str, str]],
+    repeat: int,
+    prompt: tuple[str, str] | None = None,
 ) -> str:
-    """Same model settings, same messages, same repeat number: the same answer."""
-    return _digest(["answer", model_fingerprint, messages, repeat])
+    """Same model settings, same messages, same repeat number: the same answer. A prompt
+    variant (id, content hash) is part of the key, so two variants never share an answer;
+    without one the key is what it always was."""
+    if prompt is None:
+        return _digest(["answer", model_fingerprint, messages, repeat])
+    return _digest(["answer", model_fingerprint, messages, repeat, list(prompt)])
 
 
 def judge_key(

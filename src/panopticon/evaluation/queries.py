@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,17 @@ from panopticon.evaluation.sources import Located, iter_csv, iter_jsonl
 from panopticon.evaluation.spec import MessageSpec, QueryFileSpec, Suite
 from panopticon.evaluation.text import unstorable
 
-__all__ = ["QueryItem", "load_query_file", "resolve_queries", "row_to_query"]
+__all__ = ["MetricEntry", "QueryItem", "load_query_file", "resolve_queries", "row_to_query"]
+
+
+@dataclass(frozen=True)
+class MetricEntry:
+    """A per-query metric as written, with its place for error messages."""
+
+    value: Any
+    file: str
+    line: int | None
+    field: str
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,11 @@ class QueryItem:
     metadata: dict[str, Any]
     source: str
     external_id: str | None = None
+    # metrics for this query only, as written (a metric mapping or a suite metric's name),
+    # each with where it was written; the suite resolves them into ``metrics``, the names
+    # of the extra metrics the runner scores this query with
+    metric_entries: tuple[MetricEntry, ...] = ()
+    metrics: tuple[str, ...] = ()
 
     @cached_property
     def content_hash(self) -> str:
@@ -101,7 +116,7 @@ def row_to_query(
         msgs = [("user", str(text))]
     if system and not any(r == "system" for r, _ in msgs):
         msgs.insert(0, ("system", system))
-    used = {text_key, "messages", "context", "metadata", "id"}
+    used = {text_key, "messages", "context", "metadata", "id", "metrics"}
     theme_key, theme = pick(_THEME_KEYS)
     expected_key, expected = pick(_EXPECTED_KEYS)
     used |= {theme_key, expected_key}
@@ -113,6 +128,26 @@ def row_to_query(
     # other columns are kept as metadata: datasets often carry extra fields
     extra = {k: v for k, v in row.items() if k not in used}
     context = row.get("context")
+    entries = row.get("metrics")
+    if entries is None or entries == "":
+        entries = []
+    elif isinstance(entries, str) and entries.lstrip().startswith("["):
+        try:  # a CSV cell holding a JSON list
+            entries = orjson.loads(entries)
+        except orjson.JSONDecodeError:
+            entries = [entries]
+    elif isinstance(entries, str):  # a CSV cell: names separated by commas
+        entries = [n.strip() for n in entries.split(",") if n.strip()]
+    if not isinstance(entries, list):
+        raise ConfigError(
+            Issue(
+                "'metrics' must be a list of metrics or suite metric names",
+                file=file,
+                line=line,
+                field="metrics",
+                hint='write "metrics": ["exact"] or "metrics": [{"type": "contains", ...}]',
+            )
+        )
     return QueryItem(
         text=str(text),
         messages=tuple(msgs),
@@ -122,6 +157,9 @@ def row_to_query(
         metadata={**extra, **metadata},
         source=f"{file}:{line}",
         external_id=None if row.get("id") is None else str(row["id"]),
+        metric_entries=tuple(
+            MetricEntry(e, file, line, f"metrics[{j}]") for j, e in enumerate(entries)
+        ),
     )
 
 
@@ -129,18 +167,48 @@ def resolve_queries(
     suite: Suite, doc: Located, base_dir: Path, issues: list[Issue]
 ) -> list[QueryItem]:
     out: list[QueryItem] = []
+    # with prompt variants, each variant brings its own system prompt when the query is sent
+    system = None if suite.prompts else suite.system
     for i, q in enumerate(suite.queries):
         line = doc.line_of(("queries", i)) or 0
         try:
             if isinstance(q, QueryFileSpec):
-                out += load_query_file(q, base_dir, suite.system)
+                shared = tuple(
+                    MetricEntry(
+                        e,
+                        doc.file,
+                        doc.line_of(("queries", i, "metrics", j)),
+                        f"queries[{i}].metrics[{j}]",
+                    )
+                    for j, e in enumerate(q.metrics)
+                )
+                out += [
+                    replace(item, metric_entries=(*shared, *item.metric_entries))
+                    if shared
+                    else item
+                    for item in load_query_file(q, base_dir, system)
+                ]
             else:
                 row = q.model_dump(exclude_none=True)
                 if "messages" in row:
                     row["messages"] = [dict(m) for m in row["messages"]]
+                if not row.get("metrics"):
+                    row.pop("metrics", None)
+                item = row_to_query(
+                    row, file=doc.file, line=line, default_theme=None, system=system
+                )
                 out.append(
-                    row_to_query(
-                        row, file=doc.file, line=line, default_theme=None, system=suite.system
+                    replace(
+                        item,
+                        metric_entries=tuple(
+                            MetricEntry(
+                                e.value,
+                                doc.file,
+                                doc.line_of(("queries", i, "metrics", j)),
+                                f"queries[{i}].metrics[{j}]",
+                            )
+                            for j, e in enumerate(item.metric_entries)
+                        ),
                     )
                 )
         except ConfigError as err:
@@ -177,20 +245,25 @@ def load_query_file(spec: QueryFileSpec, base_dir: Path, system: str | None) -> 
     rows = iter_jsonl(path) if fmt == "jsonl" else iter_csv(path)
     out: list[QueryItem] = []
     issues: list[Issue] = []
-    for number, row in rows:
-        if spec.limit is not None and len(out) >= spec.limit:
-            break
-        try:
-            out.append(
-                row_to_query(
-                    row, file=str(path), line=number, default_theme=spec.theme, system=system
-                )
-            )
-        except ConfigError as err:
-            issues += err.issues
-            if len(issues) >= 20:
-                issues.append(Issue("stopping after 20 problems in this file", file=str(path)))
+    try:
+        for number, row in rows:
+            if spec.limit is not None and len(out) >= spec.limit:
                 break
+            try:
+                out.append(
+                    row_to_query(
+                        row, file=str(path), line=number, default_theme=spec.theme, system=system
+                    )
+                )
+            except ConfigError as err:
+                issues += err.issues
+                if len(issues) >= 20:
+                    break
+    except ConfigError as err:  # lines the reader could not parse, with the rows' problems
+        issues += err.issues
+    issues.sort(key=lambda i: i.line or 0)
+    if len(issues) > 20:
+        issues = [*issues[:20], Issue("stopping after 20 problems in this file", file=str(path))]
     if issues:
         raise ConfigError(issues)
     return out

@@ -47,6 +47,8 @@ class ResultRecord:
     error_kind: str | None = None
     cached: bool = False
     attempts: int = 0
+    prompt: str | None = None  # the prompt variant's id; None for a suite without prompts
+    prompt_hash: str | None = None  # its content hash (the prompt table holds its text)
     id: uuid.UUID = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)
 
@@ -108,6 +110,7 @@ class PairwiseRecord:
     judge_input_tokens: int | None = None
     judge_output_tokens: int | None = None
     judge_cost_usd: float | None = None
+    judge_cached: bool = False
     error: str | None = None
     id: uuid.UUID = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)

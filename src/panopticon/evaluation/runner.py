@@ -17,13 +17,13 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from panopticon.evaluation.keys import judge_key
+from panopticon.evaluation.judging import Judging
 from panopticon.evaluation.plan import Case, KnownResult, Plan
 from panopticon.evaluation.records import PairwiseRecord, ResultRecord, ResultSink, ScoreRecord
 from panopticon.evaluation.suite import LoadedSuite, ModelSpec
-from panopticon.judges.base import JudgeCall, JudgeReply, Metric, MetricContext, MetricResult
+from panopticon.judges.base import Metric, MetricContext
 from panopticon.judges.pairwise import PairwiseMetric
-from panopticon.providers.base import ChatRequest
+from panopticon.providers.base import ChatRequest, ChatResponse
 from panopticon.providers.client import ModelClient
 from panopticon.providers.pricing import Price
 
@@ -89,6 +89,13 @@ class RunObserver:
     def on_spend(self, total_usd: float) -> None:
         return None
 
+    def on_pairs_planned(self, count: int) -> None:
+        """The pairwise phase starts with ``count`` pairs to judge."""
+        return None
+
+    def on_pair(self, record: PairwiseRecord) -> None:
+        return None
+
 
 class Runner:
     def __init__(
@@ -115,7 +122,8 @@ class Runner:
         self.use_cache = use_cache
         self.totals = RunTotals(planned=len(plan.cases))
         self._tasks: list[asyncio.Task[None]] = []
-        # (query id, repeat) -> model id -> (answer, case): what pairwise judges compare
+        # (query id, repeat) -> model (or model@prompt) -> (answer, case): what pairwise
+        # judges compare
         self._answers: dict[tuple[int, int], dict[str, tuple[KnownResult, Case]]] = defaultdict(
             dict
         )
@@ -127,6 +135,9 @@ class Runner:
                 judge = self._specs.get(own) if own else loaded.judge
                 if judge is not None:
                     self._judges[metric.name] = judge
+        self.judging = Judging(
+            clients, self._specs, _RunGate(self), cache=plan.judge_cache, reuse=use_cache
+        )
 
     async def run(self) -> RunTotals:
         queues: dict[str, deque[Case]] = defaultdict(deque)
@@ -176,7 +187,7 @@ class Runner:
                 known = await self._call(case)
                 if known is None:
                     return
-        self._answers[(case.query_id, case.repeat)][case.model.id] = (known, case)
+        self._answers[(case.query_id, case.repeat)][case.arm] = (known, case)
         if self.stop.requested:
             return  # scoring is more paid calls: a resume scores what is left
         await self._score_all(case, known)
@@ -212,6 +223,8 @@ class Runner:
             repeat=case.repeat,
             cache_key=case.cache_key,
             request=request,
+            prompt=None if case.prompt.is_default else case.prompt.id,
+            prompt_hash=None if case.prompt.is_default else case.prompt.content_hash,
             **fields,
         )
 
@@ -294,20 +307,16 @@ class Runner:
             input_tokens=known.input_tokens,
             output_tokens=known.output_tokens,
         )
+        own = case.query.metrics
+        scoped = self.loaded.suite_metrics
         for metric in self.metrics:
             metric_id = self.plan.metric_ids[metric.name]
             if metric_id in known.scored or metric.pairwise:
                 continue
-            keys: list[str] = []
-            judge = self._judge_call(metric, keys) if metric.needs_judge else None
-            try:
-                result = await metric.score(ctx, judge)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a crashing metric is a recorded failure, not a crash
-                result = MetricResult(
-                    None, None, None, error=f"metric crashed: {type(exc).__name__}: {exc}"
-                )
+            if scoped is not None and metric.name not in scoped and metric.name not in own:
+                continue  # a metric of other queries only
+            scored = await self.judging.score(metric, ctx, self._judges.get(metric.name))
+            result, keys = scored.result, scored.keys
             reply = result.judge
             record = ScoreRecord(
                 run_id=self.plan.run_id,
@@ -329,82 +338,35 @@ class Runner:
                 model_id=case.model_id,
                 query_id=case.query_id,
             )
+            self._add_failed_spend(record, ("score", known.id, metric_id))
             self.sink.save_score(record)
             self.totals.scores += 1
             if record.error is not None:
                 self.totals.score_errors += 1
             self.observer.on_score(record)
 
-    def _judge_call(self, metric: Metric, keys: list[str]) -> JudgeCall:
-        """The judge call a metric gets: its own (or the suite's) judge, or with ``model=``
-        any judge of the suite (a panel asks several)."""
-        callers: dict[str, JudgeCall] = {}
-        default = self._judges.get(metric.name)
-
-        async def call(
-            messages: list[dict[str, str]], json_mode: bool, model: str | None = None
-        ) -> JudgeReply:
-            spec = self._specs[model] if model is not None else default
-            if spec is None:
-                return JudgeReply(None, "none", error="no judge model for this metric")
-            if spec.id not in callers:
-                callers[spec.id] = self._judge_caller(spec, keys)
-            return await callers[spec.id](messages, json_mode)
-
-        return call
-
-    def _judge_caller(self, spec: ModelSpec, keys: list[str]) -> JudgeCall:
-        client = self.clients[spec.id]
-        fingerprint = {**spec.settings_fingerprint(), "params": self._judge_params(spec)}
-        params = fingerprint["params"]
-        allow_json = bool(spec.options.get("json_mode", True))
-
-        async def call(
-            messages: list[dict[str, str]], json_mode: bool, model: str | None = None
-        ) -> JudgeReply:
-            json_mode = json_mode and allow_json
-            key = judge_key(fingerprint, messages, json_mode)
-            keys.append(key)
-            hit = self.plan.judge_cache.get(key) if self.use_cache else None
-            if hit is not None:
-                text, model, tin, tout, cost = hit
-                return JudgeReply(text, model, tin, tout, cost, cached=True)
-            if self.stop.requested or self.budget.exhausted:
-                if self.budget.exhausted:
-                    self.stop.request(
-                        "budget",
-                        f"the budget of ${self.budget.limit:g} was "
-                        f"reached (spent ${self.budget.spent:.4f})",
-                    )
-                return JudgeReply(None, spec.id, error="not sent: the run is stopping")
-            estimate = sum(len(m["content"]) for m in messages) // 4 + 256
-            outcome = await client.call(
-                ChatRequest(spec.provider_model, messages, params, json_mode), estimate
-            )
-            self.totals.calls += outcome.attempts
-            if outcome.response is None:
-                assert outcome.error is not None
-                return JudgeReply(None, spec.id, error=outcome.error.message)
-            r = outcome.response
-            cost = self._cost(
-                self.loaded.prices.get(spec.id), spec, r.input_tokens, r.output_tokens
-            )
-            self.plan.judge_cache[key] = (r.text, spec.id, r.input_tokens, r.output_tokens, cost)
-            return JudgeReply(r.text, spec.id, r.input_tokens, r.output_tokens, cost)
-
-        return call
-
     # --- pairwise ---------------------------------------------------------------------------
     def _pair_jobs(self) -> list[_PairJob]:
-        order = [m.id for m in self.loaded.models]
+        order = [a.id for a in self.loaded.arm_models()] or [m.id for m in self.loaded.models]
         jobs = []
         for metric in self.metrics:
             if not isinstance(metric, PairwiseMetric):
                 continue
             metric_id = self.plan.metric_ids[metric.name]
-            allowed = metric.spec.models or order
+            wanted = set(metric.spec.models or [])
+            allowed = [
+                a for a in order if not wanted or a in wanted or a.rsplit("@", 1)[0] in wanted
+            ]
+            scoped = self.loaded.suite_metrics
             for (query_id, repeat), answers in self._answers.items():
                 present = [m for m in order if m in answers and m in allowed]
+                if (
+                    scoped is not None
+                    and metric.name not in scoped
+                    and present
+                    and metric.name not in answers[present[0]][1].query.metrics
+                ):
+                    continue
                 for i, a in enumerate(present):
                     for b in present[i + 1 :]:
                         key = (
@@ -422,6 +384,7 @@ class Runner:
         jobs = deque(self._pair_jobs())
         if not jobs:
             return
+        self.observer.on_pairs_planned(len(jobs))
         width = max(self.clients[self._judges[j.metric.name].id].limiter.maximum for j in jobs)
 
         async def worker() -> None:
@@ -438,10 +401,13 @@ class Runner:
             case_a.query.text,
             known_a.response_text,
             known_b.response_text,
-            self._judge_call(job.metric, keys),
+            self.judging.call_for(self._judges.get(job.metric.name), keys),
         )
         replies = [r for r in verdict.replies if r.error is None]
-        costs = [r.cost_usd for r in replies]
+        cached = bool(replies) and all(r.cached for r in replies)
+        # what this judgement cost: every answer when all came from the cache (as a cached
+        # score records its cost), else only the answers paid for now (they are the spend)
+        costs = [r.cost_usd for r in replies if cached or not r.cached]
         record = PairwiseRecord(
             run_id=self.plan.run_id,
             metric_id=self.plan.metric_ids[job.metric.name],
@@ -464,16 +430,33 @@ class Runner:
             judge_input_tokens=sum(r.input_tokens or 0 for r in replies) if replies else None,
             judge_output_tokens=sum(r.output_tokens or 0 for r in replies) if replies else None,
             judge_cost_usd=None if any(c is None for c in costs) else sum(c or 0 for c in costs),
+            judge_cached=cached,
             error=verdict.error,
+        )
+        self._add_failed_spend(
+            record,
+            (
+                "pair",
+                record.metric_id,
+                record.query_id,
+                record.repeat,
+                record.model_a_id,
+                record.model_b_id,
+            ),
         )
         self.sink.save_pairwise(record)
         self.totals.pairs += 1
         if verdict.error is not None:
             self.totals.pair_errors += 1
+        self.observer.on_pair(record)
 
-    @staticmethod
-    def _judge_params(spec: ModelSpec) -> dict[str, Any]:
-        return {"temperature": 0, **spec.params}
+    def _add_failed_spend(self, record: ScoreRecord | PairwiseRecord, key: tuple[Any, ...]) -> None:
+        """A retried judgement replaces the failed one's row: carry over what that cost."""
+        prior = self.plan.failed_spend.pop(key, None)
+        if prior:
+            now = 0.0 if record.judge_cached else record.judge_cost_usd or 0.0
+            record.judge_cost_usd = prior + now
+            record.judge_cached = False
 
 
 def _known(record: ResultRecord) -> KnownResult:
@@ -493,3 +476,31 @@ class _PairJob(NamedTuple):
     metric: PairwiseMetric
     a: tuple[KnownResult, Case]
     b: tuple[KnownResult, Case]
+
+
+class _RunGate:
+    """A run's judge calls: none starts once the run is stopping or its budget is spent;
+    each one's requests and cost count in the run's totals and budget."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    def open(self, spec: ModelSpec, estimated_tokens: int) -> str | None:
+        r = self.runner
+        if r.budget.exhausted:
+            r.stop.request(
+                "budget",
+                f"the budget of ${r.budget.limit:g} was reached (spent ${r.budget.spent:.4f})",
+            )
+        if r.stop.requested:
+            return "not sent: the run is stopping"
+        return None
+
+    def close(self, spec: ModelSpec, response: ChatResponse | None, attempts: int) -> float | None:
+        r = self.runner
+        r.totals.calls += attempts
+        if response is None:
+            return None
+        return r._cost(
+            r.loaded.prices.get(spec.id), spec, response.input_tokens, response.output_tokens
+        )

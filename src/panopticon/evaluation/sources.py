@@ -26,10 +26,14 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\$")
 class Located:
     """A parsed document and the line of each key path in it."""
 
-    def __init__(self, data: Any, lines: dict[Path_, int], file: str) -> None:
+    def __init__(
+        self, data: Any, lines: dict[Path_, int], file: str, issues: list[Issue] | None = None
+    ) -> None:
         self.data = data
         self.lines = lines
         self.file = file
+        # problems found while reading (a missing ${VAR}): reported with the validation's
+        self.issues = issues or []
 
     def line_of(self, path: Path_) -> int | None:
         """The line of ``path`` or of its nearest ancestor."""
@@ -108,6 +112,7 @@ def _walk(
     lines: dict[Path_, int],
     env: Mapping[str, str],
     file: str,
+    issues: list[Issue],
 ) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -127,16 +132,21 @@ def _walk(
                     )
                 )
             seen[key] = line
-            out[key] = _walk(loader, value_node, (*path, key), lines, env, file)
+            out[key] = _walk(loader, value_node, (*path, key), lines, env, file, issues)
             lines[(*path, key)] = line
         return out
     if isinstance(node, yaml.SequenceNode):
         return [
-            _walk(loader, item, (*path, i), lines, env, file) for i, item in enumerate(node.value)
+            _walk(loader, item, (*path, i), lines, env, file, issues)
+            for i, item in enumerate(node.value)
         ]
     value = loader.construct_object(node)
     if isinstance(value, str) and "$" in value:
-        value = substitute_env(value, env, file=file, line=node.start_mark.line + 1)
+        try:
+            value = substitute_env(value, env, file=file, line=node.start_mark.line + 1)
+        except ConfigError as err:  # reported with every other problem of the file
+            issues.extend(err.issues)
+            return value
         if (
             isinstance(node, yaml.ScalarNode)
             and node.tag == "tag:yaml.org,2002:str"
@@ -172,8 +182,9 @@ def load_yaml(path: Path, env: Mapping[str, str]) -> Located:
             Issue("the file is empty", file=file, hint="see examples/ for a suite to start from")
         )
     lines: dict[Path_, int] = {}
-    data = _walk(_LineLoader(""), node, (), lines, env, file)
-    return Located(data, lines, file)
+    issues: list[Issue] = []
+    data = _walk(_LineLoader(""), node, (), lines, env, file, issues)
+    return Located(data, lines, file, issues)
 
 
 def _dotted(path: Path_) -> str:
@@ -184,24 +195,27 @@ def _dotted(path: Path_) -> str:
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, object) for each non-blank line."""
+    """Yield (line number, object) for each non-blank line; then raise ConfigError with
+    every line that is not a JSON object."""
     text = read_text(path, what="dataset")
+    issues: list[Issue] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            raise ConfigError(
+            issues.append(
                 Issue(
                     f"not valid JSON: {exc}",
                     file=str(path),
                     line=number,
                     hint="each line must be one JSON object",
                 )
-            ) from None
+            )
+            continue
         if not isinstance(row, dict):
-            raise ConfigError(
+            issues.append(
                 Issue(
                     f"expected a JSON object, found {type(row).__name__}",
                     file=str(path),
@@ -209,39 +223,63 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     hint='write each line as {"text": "...", ...}',
                 )
             )
+            continue
         yield number, row
+    if issues:  # every bad line at once, after the good ones were read
+        raise ConfigError(issues)
 
 
 def iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, row) with the header's column names; empty cells are dropped."""
+    """Yield (line number where the row starts, row) with the header's column names; empty
+    cells are dropped. A quote that is never closed is an error, not a cell that silently
+    swallows the rest of the file."""
     text = read_text(path, what="dataset")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames:
-        raise ConfigError(
-            Issue(
-                "the CSV file has no header row",
-                file=str(path),
-                line=1,
-                hint="put column names (text, theme, expected, ...) first",
-            )
-        )
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
     try:
-        for row in reader:
-            if None in row:
+        header = next(reader, None)
+        if not header:
+            raise ConfigError(
+                Issue(
+                    "the CSV file has no header row",
+                    file=str(path),
+                    line=1,
+                    hint="put column names (text, theme, expected, ...) first",
+                )
+            )
+        start = reader.line_num + 1
+        for cells in reader:
+            if len(cells) > len(header):
                 raise ConfigError(
                     Issue(
                         "this row has more cells than the header has columns",
                         file=str(path),
-                        line=reader.line_num,
+                        line=start,
                         hint="quote cells that hold commas",
                     )
                 )
-            cleaned = {k: v for k, v in row.items() if k and v not in (None, "")}
-            if cleaned:
-                yield reader.line_num, cleaned
+            row = {k: v for k, v in zip(header, cells, strict=False) if k and v != ""}
+            if row:
+                yield start, row
+            start = reader.line_num + 1
     except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise ConfigError(
+                Issue(
+                    "a quoted cell that starts in this row is never closed, so the rest of "
+                    "the file would be read as that one cell",
+                    file=str(path),
+                    line=start,
+                    hint='close the quote; write a quote inside a quoted cell as ""',
+                )
+            ) from None
         raise ConfigError(
-            Issue(f"malformed CSV: {exc}", file=str(path), line=reader.line_num)
+            Issue(
+                f"malformed CSV: {exc}",
+                file=str(path),
+                line=start,
+                hint='quote a cell that holds commas or quotes, and double the quotes in it ("")',
+            )
         ) from None
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "MessageSpec",
     "ModelSpec",
     "PriceSpec",
+    "PromptSpec",
     "QueryFileSpec",
     "QuerySpec",
     "Suite",
@@ -78,6 +79,10 @@ class QuerySpec(_Strict):
     context: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     id: str | None = Field(default=None, description="Your own id for this query.")
+    metrics: list[dict[str, Any] | str] = Field(
+        default_factory=list,
+        description="Metrics for this query only: a metric, or the name of a suite metric.",
+    )
 
 
 class QueryFileSpec(_Strict):
@@ -85,6 +90,19 @@ class QueryFileSpec(_Strict):
     format: Literal["auto", "jsonl", "csv"] = "auto"
     theme: str | None = Field(default=None, description="Theme for rows that have none.")
     limit: int | None = Field(default=None, ge=1)
+    metrics: list[dict[str, Any] | str] = Field(
+        default_factory=list,
+        description="Metrics for this file's queries only: a metric, or a suite metric's name.",
+    )
+
+
+class PromptSpec(_Strict):
+    """One prompt variant: a system prompt and/or a template, evaluated on every model."""
+
+    id: str = Field(min_length=1, max_length=100, description="Unique name of this prompt.")
+    system: str | None = Field(default=None, description="System prompt; default: the suite's.")
+    template: str | None = Field(default=None, description="User template; default: the suite's.")
+    description: str | None = None
 
 
 class Suite(_Strict):
@@ -100,9 +118,18 @@ class Suite(_Strict):
         default=None,
         description="User message built from {text}, {context}, {theme} and metadata fields.",
     )
+    prompts: list[PromptSpec] = Field(
+        default_factory=list,
+        description="Prompt variants, each run on every model (default: system and template).",
+    )
     queries: list[QuerySpec | QueryFileSpec] = Field(min_length=1)
     metrics: list[dict[str, Any]] = Field(default_factory=list)
     repeats: int = Field(default=1, ge=1, le=100)
     concurrency: int = Field(default=10, ge=1, le=10_000)
     params: dict[str, Any] = Field(default_factory=dict, description="Defaults for all models.")
     budget_usd: float | None = Field(default=None, gt=0)
+    gates: dict[str, float] = Field(
+        default_factory=dict,
+        description="CI gates: metric name -> the least pass rate (or mean normalised score, "
+        "for a metric without a threshold) every model must reach, 0..1.",
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +15,15 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from panopticon.errors import ConfigError, Issue
-from panopticon.evaluation.queries import QueryItem, resolve_queries
+from panopticon.evaluation.prompts import PromptVariant, arm_label, prompt_variants
+from panopticon.evaluation.queries import MetricEntry, QueryItem, resolve_queries
 from panopticon.evaluation.sources import Located, dotted, load_yaml
 from panopticon.evaluation.spec import (
     DEFAULT_KEY_ENV,
     MessageSpec,
     ModelSpec,
     PriceSpec,
+    PromptSpec,
     QueryFileSpec,
     QuerySpec,
     Suite,
@@ -35,6 +37,8 @@ __all__ = [
     "MessageSpec",
     "ModelSpec",
     "PriceSpec",
+    "PromptSpec",
+    "PromptVariant",
     "QueryFileSpec",
     "QueryItem",
     "QuerySpec",
@@ -56,10 +60,37 @@ class LoadedSuite:
     api_keys: dict[str, str | None]  # model id -> key (never stored)
     prices: dict[str, Price | None]  # model id -> price
     warnings: list[str] = field(default_factory=list)
+    # names of the metrics that score every query; the others score only the queries that
+    # name them (QueryItem.metrics). None: every metric scores every query.
+    suite_metrics: frozenset[str] | None = None
+    # only some of the suite's queries (--filter, --limit): its files are not recorded as
+    # datasets, whose items would otherwise shrink to the selection
+    partial: bool = False
 
     @property
     def models(self) -> list[ModelSpec]:
         return list(self.suite.models)
+
+    @property
+    def prompts(self) -> list[PromptVariant]:
+        return prompt_variants(self.suite)
+
+    def arm_models(self) -> list[ModelSpec]:
+        """With prompt variants: each evaluated model once per prompt, named model@prompt
+        (what runs store and compare); without: none."""
+        if not self.suite.prompts:
+            return []
+        return [
+            m.model_copy(update={"id": arm_label(m.id, p.id), "model": m.provider_model})
+            for p in self.suite.prompts
+            for m in self.suite.models
+        ]
+
+    def metrics_for(self, query: QueryItem) -> list[MetricSpec]:
+        """The metrics that score this query: the suite-wide ones and its own."""
+        if self.suite_metrics is None:
+            return self.metrics
+        return [m for m in self.metrics if m.name in self.suite_metrics or m.name in query.metrics]
 
     @property
     def judge_models(self) -> list[ModelSpec]:
@@ -72,28 +103,45 @@ class LoadedSuite:
         """Absolute path of each query file -> the indexes of its queries, in file order."""
         suite_file = str(self.path) if self.path else None
         files: dict[str, list[int]] = {}
+        resolved: dict[str, str] = {}  # a file's absolute path, found once per file
         for i, q in enumerate(self.queries):
             file = q.source.rsplit(":", 1)[0]
             if file != suite_file:
-                files.setdefault(str(Path(file).resolve()), []).append(i)
+                if file not in resolved:
+                    resolved[file] = str(Path(file).resolve())
+                files.setdefault(resolved[file], []).append(i)
         return files
 
     def snapshot(self) -> dict[str, Any]:
         """The suite as run (no secrets), for the run record and the resume check."""
-        data = self.suite.model_dump(mode="json", by_alias=True, exclude={"queries", "metrics"})
+        # fields added later are left out while unused, so that older runs keep their
+        # fingerprint
+        exclude = {"queries", "metrics"}
+        if not self.suite.prompts:
+            exclude.add("prompts")
+        if not self.suite.gates:
+            exclude.add("gates")
+        data = self.suite.model_dump(mode="json", by_alias=True, exclude=exclude)
         data["metrics"] = [m.model_dump(mode="json", by_alias=True) for m in self.metrics]
         data["judge"] = self.judge.model_dump(mode="json") if self.judge else None
         data["query_hashes"] = [q.content_hash for q in self.queries]
+        if self.suite_metrics is not None:
+            data["suite_metrics"] = sorted(self.suite_metrics)
+            data["query_metrics"] = [list(q.metrics) for q in self.queries]
+        if self.suite.prompts:
+            data["prompt_hashes"] = {p.id: p.content_hash for p in self.prompts}
         return data
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(
-            orjson.dumps(self.snapshot(), option=orjson.OPT_SORT_KEYS)
-        ).hexdigest()[:16]
+        # gates judge a run, they do not change it: a resume may change them
+        data = {k: v for k, v in self.snapshot().items() if k != "gates"}
+        return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
-_UNION_TAGS = frozenset({"str", "ModelSpec", "QuerySpec", "QueryFileSpec"})
+_UNION_TAGS = frozenset(
+    {"str", "ModelSpec", "QuerySpec", "QueryFileSpec", "dict[str,any]", "dict[str,Any]"}
+)
 
 
 def _issues_from(
@@ -154,11 +202,12 @@ def parse_suite(
     data = dict(doc.data)
     # query entries are either a query or a file reference: choose by the 'file' key so
     # errors speak about the shape the user meant
-    issues: list[Issue] = []
+    issues: list[Issue] = list(doc.issues)
     try:
         suite = Suite.model_validate(data)
     except ValidationError as err:
         issues.extend(_suite_issues(err, doc, data))
+        issues.extend(_partial_issues(data, doc, base_dir))
         # still report missing keys of the models that are well-formed: one pass, all problems
         for i, raw in enumerate(
             data.get("models") or [] if isinstance(data.get("models"), list) else []
@@ -178,20 +227,39 @@ def parse_suite(
                         hint=problem[1],
                     )
                 )
-        raise ConfigError(issues) from None
+        raise ConfigError(_dedupe(issues)) from None
 
     issues += _check_models(suite, doc)
-    metrics, metric_issues = _parse_metrics(suite, doc, base_dir)
+    metrics, metric_issues = _parse_metrics(suite.metrics, doc, base_dir)
     issues += metric_issues
     judge = _resolve_judge(suite, doc, metrics, issues)
     queries = resolve_queries(suite, doc, base_dir, issues)
+    origin: dict[str, MetricEntry] = {}
+    queries, suite_metrics = _query_metrics(queries, metrics, doc, base_dir, issues, origin)
+    issues += _check_query_metric_judges(suite, judge, metrics, origin)
+    issues += _check_prompts(suite, doc, metrics)
+    issues += _check_metric_inputs(suite, metrics, queries, doc)
     if suite.template and queries:
         issues += check_template(suite.template, queries, doc)
+    for i, p in enumerate(suite.prompts):
+        if p.template and queries:
+            issues += check_template(p.template, queries, doc, ("prompts", i, "template"))
+    issues += _check_gates(suite, doc, metrics)
     all_models = list(suite.models) + ([judge] if judge and judge not in suite.models else [])
     all_models += [j for j in suite.judges if j not in all_models]
     api_keys = {}
     prices: dict[str, Price | None] = {}
     warnings: list[str] = []
+    if suite_metrics is not None:
+        for spec in metrics:
+            if spec.name in origin or spec.name in suite_metrics:
+                continue  # a query's own metric, or a suite metric that scores every query
+            count = sum(1 for q in queries if spec.name in q.metrics)
+            warnings.append(
+                f"suite metric '{spec.name}' is named by {count} "
+                f"quer{'y' if count == 1 else 'ies'}, so it scores only those (name it "
+                "nowhere to score every query)"
+            )
     for i, m in enumerate(all_models):
         api_keys[m.id], problem = _api_key(m, env)
         if problem:
@@ -232,7 +300,58 @@ def parse_suite(
             )
     if issues:
         raise ConfigError(_dedupe(issues))
-    return LoadedSuite(suite, path, queries, metrics, judge, api_keys, prices, warnings)
+    return LoadedSuite(
+        suite, path, queries, metrics, judge, api_keys, prices, warnings, suite_metrics
+    )
+
+
+def _partial_issues(data: dict[str, Any], doc: Located, base_dir: Path) -> list[Issue]:
+    """When the suite itself is invalid, the problems of its well-formed metrics and query
+    files still: every problem is reported in one pass, not one round at a time."""
+    issues: list[Issue] = []
+    raw_metrics = data.get("metrics")
+    if isinstance(raw_metrics, list):
+        issues += _parse_metrics([m for m in raw_metrics if isinstance(m, dict)], doc, base_dir)[1]
+    entries = []
+    for q in data.get("queries") or [] if isinstance(data.get("queries"), list) else []:
+        shape: type[BaseModel] = QueryFileSpec if isinstance(q, dict) and "file" in q else QuerySpec
+        try:
+            entries.append(shape.model_validate(q))
+        except ValidationError:
+            continue  # reported by the suite's validation
+    system = data.get("system") if isinstance(data.get("system"), str) else None
+    partial = Suite.model_construct(queries=entries, system=system, template=None)
+    resolve_queries(partial, doc, base_dir, issues)
+    return issues
+
+
+def _check_metric_inputs(
+    suite: Suite, metrics: list[MetricSpec], queries: list[QueryItem], doc: Located
+) -> list[Issue]:
+    """Metrics that need a field every query must have (faithfulness needs a context): the
+    queries without it are named now, not found one by one at run time."""
+    from panopticon.judges.base import build_metric
+
+    issues = []
+    for i, spec in enumerate(metrics):
+        if not getattr(build_metric(spec), "needs_context", False):
+            continue
+        missing = [q for q in queries if not q.context]
+        if missing:
+            shown = ", ".join(q.source for q in missing[:5])
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            issues.append(
+                Issue(
+                    f"metric '{spec.name}' ({spec.type}) needs each query's 'context', and "
+                    f"{len(missing)} of {len(queries)} queries have none: {shown}{more}",
+                    file=doc.file,
+                    line=doc.line_of(("metrics", i)),
+                    field=f"metrics[{i}]",
+                    hint="add 'context' (the retrieved passages) to those queries, or use "
+                    "answer_relevance, which needs none",
+                )
+            )
+    return issues
 
 
 def _suite_issues(err: ValidationError, doc: Located, data: dict[str, Any]) -> list[Issue]:
@@ -291,50 +410,15 @@ def _check_models(suite: Suite, doc: Located) -> list[Issue]:
 
 
 def _parse_metrics(
-    suite: Suite, doc: Located, base_dir: Path
+    raw_metrics: list[dict[str, Any]], doc: Located, base_dir: Path
 ) -> tuple[list[MetricSpec], list[Issue]]:
     specs: list[MetricSpec] = []
     issues: list[Issue] = []
     names: dict[str, int] = {}
-    for i, raw in enumerate(suite.metrics):
+    for i, raw in enumerate(raw_metrics):
         loc = ("metrics", i)
-        type_name = raw.get("type")
-        cls = spec_class(type_name) if isinstance(type_name, str) else None
-        if cls is None:
-            issues.append(
-                Issue(
-                    "missing 'type'" if type_name is None else f"unknown metric type '{type_name}'",
-                    file=doc.file,
-                    line=doc.line_of((*loc, "type")),
-                    field=f"metrics[{i}].type",
-                    hint="use one of: " + ", ".join(metric_types()),
-                )
-            )
-            continue
-        raw = dict(raw)
-        if "schema_file" in raw and isinstance(raw["schema_file"], str):
-            schema_path = (base_dir / raw["schema_file"]).resolve()
-            if not schema_path.is_file():
-                issues.append(
-                    Issue(
-                        "schema file not found",
-                        file=doc.file,
-                        line=doc.line_of((*loc, "schema_file")),
-                        field=f"metrics[{i}].schema_file",
-                        hint=f"looked for {schema_path}",
-                    )
-                )
-                continue
-            try:
-                orjson.loads(schema_path.read_bytes())
-            except orjson.JSONDecodeError as exc:
-                issues.append(Issue(f"schema file is not JSON: {exc}", file=str(schema_path)))
-                continue
-            raw["schema_file"] = str(schema_path)
-        try:
-            spec = cls.model_validate(raw)
-        except ValidationError as err:
-            issues += _issues_from(err, doc, loc)
+        spec = _parse_metric(raw, doc, loc, base_dir, issues)
+        if spec is None:
             continue
         if spec.name in names:
             issues.append(
@@ -349,6 +433,242 @@ def _parse_metrics(
         names[spec.name] = i
         specs.append(spec)
     return specs, issues
+
+
+def _parse_metric(
+    raw: dict[str, Any],
+    doc: Located,
+    loc: tuple[str | int, ...],
+    base_dir: Path,
+    issues: list[Issue],
+) -> MetricSpec | None:
+    """One metric mapping as a spec, or None with its problems added to ``issues``."""
+    type_name = raw.get("type")
+    cls = spec_class(type_name) if isinstance(type_name, str) else None
+    if cls is None:
+        issues.append(
+            Issue(
+                "missing 'type'" if type_name is None else f"unknown metric type '{type_name}'",
+                file=doc.file,
+                line=doc.line_of((*loc, "type")),
+                field=dotted((*loc, "type")),
+                hint="use one of: " + ", ".join(metric_types()),
+            )
+        )
+        return None
+    raw = dict(raw)
+    if "schema_file" in raw and isinstance(raw["schema_file"], str):
+        schema_path = (base_dir / raw["schema_file"]).resolve()
+        if not schema_path.is_file():
+            issues.append(
+                Issue(
+                    "schema file not found",
+                    file=doc.file,
+                    line=doc.line_of((*loc, "schema_file")),
+                    field=dotted((*loc, "schema_file")),
+                    hint=f"looked for {schema_path}",
+                )
+            )
+            return None
+        try:
+            orjson.loads(schema_path.read_bytes())
+        except orjson.JSONDecodeError as exc:
+            issues.append(Issue(f"schema file is not JSON: {exc}", file=str(schema_path)))
+            return None
+        raw["schema_file"] = str(schema_path)
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as err:
+        issues += _issues_from(err, doc, loc)
+        return None
+
+
+def _query_metrics(
+    queries: list[QueryItem],
+    metrics: list[MetricSpec],
+    doc: Located,
+    base_dir: Path,
+    issues: list[Issue],
+    origin: dict[str, MetricEntry],
+) -> tuple[list[QueryItem], frozenset[str] | None]:
+    """Resolve each query's own metrics (promptfoo's per-test ``assert``).
+
+    An entry is a metric mapping (same schema as the suite's ``metrics``) or the name of a
+    suite metric. A suite metric named by some query scores only the queries that name it;
+    the others score every query. Metrics (``metrics`` is extended in place) are unique by
+    name: one name, one definition."""
+    if not any(q.metric_entries for q in queries):
+        return queries, None
+    by_name = {m.name: m for m in metrics}
+    suite_names = set(by_name)
+    named: set[str] = set()
+    out: list[QueryItem] = []
+    for q in queries:
+        names: list[str] = []
+        for entry in q.metric_entries:
+            here = Located(entry.value, {(): entry.line} if entry.line else {}, entry.file)
+            spec = _entry_spec(entry, here, by_name, base_dir, issues)
+            if spec is None:
+                continue
+            if spec.name in suite_names and not isinstance(entry.value, dict):
+                named.add(spec.name)
+            if spec.name not in by_name:
+                by_name[spec.name] = spec
+                metrics.append(spec)
+                origin[spec.name] = entry
+            if spec.name not in names:
+                names.append(spec.name)
+        out.append(replace(q, metrics=tuple(names)))
+    return out, frozenset(suite_names - named)
+
+
+def _check_query_metric_judges(
+    suite: Suite, judge: ModelSpec | None, metrics: list[MetricSpec], origin: dict[str, MetricEntry]
+) -> list[Issue]:
+    """A query's own metric needs a judge that exists, as a suite metric does (those are
+    checked by _resolve_judge, with their place in the suite). ``origin``: where each
+    query's own metric was written."""
+    known = {m.id for m in suite.models} | {j.id for j in suite.judges}
+    if judge is not None:
+        known.add(judge.id)
+    issues = []
+    for spec in metrics:
+        entry = origin.get(spec.name)
+        if entry is None:
+            continue
+        own = getattr(spec, "judge", None)
+        named = [own] if own is not None else []
+        named += list(getattr(spec, "judges", None) or [])
+        for name in named:
+            if name not in known:
+                issues.append(
+                    Issue(
+                        f"judge '{name}' is not one of the models",
+                        file=entry.file,
+                        line=entry.line,
+                        field=entry.field,
+                        hint="name ids from 'models', 'judge' or 'judges'",
+                    )
+                )
+        if not named and judge is None and spec_needs_judge(spec):
+            issues.append(
+                Issue(
+                    f"metric '{spec.name}' needs a judge model",
+                    file=entry.file,
+                    line=entry.line,
+                    field=entry.field,
+                    hint="add 'judge: <model id>' to the suite or to the metric",
+                )
+            )
+    return issues
+
+
+def _entry_spec(
+    entry: MetricEntry,
+    here: Located,
+    by_name: dict[str, MetricSpec],
+    base_dir: Path,
+    issues: list[Issue],
+) -> MetricSpec | None:
+    if isinstance(entry.value, str):
+        spec = by_name.get(entry.value)
+        if spec is None:
+            issues.append(
+                Issue(
+                    f"no metric is named '{entry.value}'",
+                    file=entry.file,
+                    line=entry.line,
+                    field=entry.field,
+                    hint="name a metric of the suite's 'metrics', or write the metric here "
+                    "({type: ..., name: ...}); known: " + (", ".join(sorted(by_name)) or "none"),
+                )
+            )
+        return spec
+    if not isinstance(entry.value, dict):
+        issues.append(
+            Issue(
+                "a query's metric must be a metric mapping or a suite metric's name",
+                file=entry.file,
+                line=entry.line,
+                field=entry.field,
+            )
+        )
+        return None
+    found: list[Issue] = []
+    spec = _parse_metric(entry.value, here, (), base_dir, found)
+    issues += [
+        replace(i, field=f"{entry.field}.{i.field}" if i.field else entry.field) for i in found
+    ]
+    if spec is None:
+        return None
+    known = by_name.get(spec.name)
+    if known is not None and known != spec:
+        issues.append(
+            Issue(
+                f"another metric is already named '{spec.name}' with other settings",
+                file=entry.file,
+                line=entry.line,
+                field=f"{entry.field}.name",
+                hint="give this metric its own name, or refer to the other by its name",
+            )
+        )
+        return None
+    return spec
+
+
+def _check_prompts(suite: Suite, doc: Located, metrics: list[MetricSpec]) -> list[Issue]:
+    issues = []
+    first: dict[str, int] = {}
+    for i, p in enumerate(suite.prompts):
+        if p.id in first:
+            issues.append(
+                Issue(
+                    f"two prompts have the id '{p.id}' (the other is prompts[{first[p.id]}])",
+                    file=doc.file,
+                    line=doc.line_of(("prompts", i, "id")),
+                    field=f"prompts[{i}].id",
+                    hint="give each prompt a unique id",
+                )
+            )
+        first.setdefault(p.id, i)
+        if "@" in p.id:
+            issues.append(
+                Issue(
+                    f"a prompt id cannot contain '@' ('{p.id}')",
+                    file=doc.file,
+                    line=doc.line_of(("prompts", i, "id")),
+                    field=f"prompts[{i}].id",
+                    hint="results are labelled model@prompt: use letters, digits, - or _",
+                )
+            )
+    return issues
+
+
+def _check_gates(suite: Suite, doc: Located, metrics: list[MetricSpec]) -> list[Issue]:
+    issues = []
+    names = {m.name for m in metrics}
+    for name, value in suite.gates.items():
+        if name not in names:
+            issues.append(
+                Issue(
+                    f"gate on '{name}', which is not a metric of this suite",
+                    file=doc.file,
+                    line=doc.line_of(("gates", name)),
+                    field=f"gates.{name}",
+                    hint="name one of: " + (", ".join(sorted(names)) or "(no metrics)"),
+                )
+            )
+        if not 0 <= value <= 1:
+            issues.append(
+                Issue(
+                    f"gate {value} is not between 0 and 1",
+                    file=doc.file,
+                    line=doc.line_of(("gates", name)),
+                    field=f"gates.{name}",
+                    hint="a gate is the least pass rate (or mean normalised score), e.g. 0.8",
+                )
+            )
+    return issues
 
 
 def _resolve_judge(
@@ -418,6 +738,17 @@ def _resolve_judge(
                     field=f"metrics[{i}].judge",
                 )
             )
+        for name in getattr(spec, "models", None) or []:
+            if name not in by_id:
+                issues.append(
+                    Issue(
+                        f"metric '{spec.name}' pairs the model '{name}', which is not in 'models'",
+                        file=doc.file,
+                        line=doc.line_of(("metrics", i, "models")),
+                        field=f"metrics[{i}].models",
+                        hint="list ids from 'models': " + ", ".join(by_id),
+                    )
+                )
         needs = spec_needs_judge(spec)
         if needs and own is None and not panel and judge is None and suite.judge is None:
             issues.append(

@@ -1,14 +1,14 @@
-"""The suite's message template: checked against every query before a paid call, and
-applied to each query's messages when it is sent."""
+"""The suite's message templates: checked against every query before a paid call (they are
+applied when a query is sent, by :func:`panopticon.evaluation.prompts.render_messages`)."""
 
 from __future__ import annotations
 
 import string
 
 from panopticon.errors import Issue
+from panopticon.evaluation.prompts import render_messages
 from panopticon.evaluation.queries import QueryItem
-from panopticon.evaluation.sources import Located
-from panopticon.evaluation.spec import Suite
+from panopticon.evaluation.sources import Located, dotted
 
 __all__ = ["check_template", "render_messages"]
 
@@ -16,8 +16,14 @@ __all__ = ["check_template", "render_messages"]
 _HINT = "use {text}, {context}, {theme}, {expected} or a metadata key; write {{ for {"
 
 
-def check_template(template: str, queries: list[QueryItem], doc: Located) -> list[Issue]:
-    """Every problem of the template, before anything is paid for. Fields are plain names:
+def check_template(
+    template: str,
+    queries: list[QueryItem],
+    doc: Located,
+    loc: tuple[str | int, ...] = ("template",),
+) -> list[Issue]:
+    """Every problem of the template (the suite's, or a prompt variant's at ``loc``), before
+    anything is paid for. Fields are plain names:
     a format spec (``{text:>20000000}`` makes a 20 MB prompt; ``{text:d}`` fails on every
     query), a conversion (``{text!r}``), an attribute or an index is refused."""
 
@@ -26,8 +32,8 @@ def check_template(template: str, queries: list[QueryItem], doc: Located) -> lis
             Issue(
                 message,
                 file=doc.file,
-                line=doc.line_of(("template",)),
-                field="template",
+                line=doc.line_of(loc),
+                field=dotted(loc),
                 hint=_HINT,
             )
         ]
@@ -74,21 +80,3 @@ def check_template(template: str, queries: list[QueryItem], doc: Located) -> lis
         if len(issues) >= 20:
             break
     return issues
-
-
-def render_messages(suite: Suite, q: QueryItem) -> list[dict[str, str]]:
-    """The chat messages sent for a query, with the suite's template applied."""
-    msgs = [{"role": r, "content": c} for r, c in q.messages]
-    if suite.template:
-        fields = {
-            "text": q.text,
-            "context": q.context or "",
-            "theme": q.theme,
-            "expected": q.expected or "",
-            **{str(k): v for k, v in q.metadata.items()},
-        }
-        for m in reversed(msgs):
-            if m["role"] == "user":
-                m["content"] = suite.template.format(**fields)
-                break
-    return msgs

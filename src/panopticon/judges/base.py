@@ -23,6 +23,7 @@ __all__ = [
     "MetricResult",
     "MetricSpec",
     "build_metric",
+    "gives_pass_fail",
     "metric_types",
     "register_metric",
     "spec_class",
@@ -116,6 +117,14 @@ class Metric(abc.ABC):
 
     def error(self, message: str, judge: JudgeReply | None = None) -> MetricResult:
         return MetricResult(None, None, None, error=message, judge=judge)
+
+
+def gives_pass_fail(spec: MetricSpec) -> bool:
+    """Whether the metric's scores pass or fail: it has a threshold, or it is a check
+    (exact, regex, length, pii, ...) rather than a score on a scale or a pairwise judge."""
+    if spec.threshold is not None:
+        return True
+    return getattr(spec, "scale", None) is None and spec.type != "pairwise"
 
 
 @dataclass(frozen=True)

@@ -50,14 +50,19 @@ class PanelSpec(RubricSpec):
 
 
 def _combine(replies: list[JudgeReply]) -> JudgeReply:
-    costs = [r.cost_usd for r in replies]
+    """The votes as one reply. Its cost is what was paid: the votes that were answered (a
+    failed call has no cost to count, and must not hide the others'), and of those only the
+    ones not from the cache, unless all were (as a cached score keeps its cost)."""
+    answered = [r for r in replies if r.error is None]
+    cached = bool(answered) and all(r.cached for r in answered)
+    costs = [r.cost_usd for r in answered if cached or not r.cached]
     return JudgeReply(
         text=None,
         model="panel:" + ",".join(dict.fromkeys(r.model for r in replies)),
         input_tokens=sum(r.input_tokens or 0 for r in replies),
         output_tokens=sum(r.output_tokens or 0 for r in replies),
         cost_usd=None if any(c is None for c in costs) else sum(c or 0 for c in costs),
-        cached=all(r.cached for r in replies),
+        cached=cached,
     )
 
 

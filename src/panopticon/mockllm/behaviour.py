@@ -228,6 +228,11 @@ def _quality_of(config: MockConfig, answer: str) -> float:
 def _pairwise(
     config: MockConfig, judge_model: str, prompt: str, first: str, second: str, json_mode: bool
 ) -> str:
+    if (
+        config.judge_nonsense_rate
+        and _unit("nonsense", prompt, str(config.seed)) < config.judge_nonsense_rate
+    ):
+        return "Both have their merits. The weather is lovely today."
     qa, qb = _quality_of(config, first), _quality_of(config, second)
     if config.position_bias and _unit("bias", judge_model, prompt) < config.position_bias:
         verdict = "A"

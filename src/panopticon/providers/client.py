@@ -69,6 +69,8 @@ class ModelClient:
         self._rng = rng or random.Random()
         self._successes = 0
         self.down_reason: str | None = None
+        self.retries = 0  # calls sent again after a failure (progress shows them)
+        self.rate_limited = 0  # 429 answers among those failures
 
     async def call(self, request: ChatRequest, estimated_tokens: int = 0) -> CallOutcome:
         attempt = 0
@@ -102,6 +104,7 @@ class ModelClient:
                 self.limiter.release()
                 if error.kind == "rate_limit":
                     self.limiter.on_rate_limited(generation)
+                    self.rate_limited += 1
                 if attempt > self.retry.max_retries or not self.provider.should_retry(error):
                     if attempt > 1:
                         error = ProviderError(
@@ -119,6 +122,7 @@ class ModelClient:
                             f"({error.message}); resume the run once it is up"
                         )
                     return CallOutcome(None, error, attempt, None)
+                self.retries += 1
                 await self._sleep(
                     self.retry.delay(
                         attempt,

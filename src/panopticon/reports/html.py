@@ -255,6 +255,7 @@ def sections(data: dict[str, Any]) -> list[Chart]:
             f"needs both to agree. Orders disagreed on "
             f"{'-' if bias is None else f'{bias:.0%}'} of {pw['pairs']} pairs "
             "(position bias). Ranking scores are on the Elo scale."
+            + (f" {pw['errors']} judgements failed and are left out." if pw["errors"] else "")
         )
     else:
         rates = {(h["a"], h["b"]): h["win_rate"] for h in data["head_to_head"]}

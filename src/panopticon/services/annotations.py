@@ -53,6 +53,18 @@ def _float(raw: Any, file: str, line: int, name: str) -> float | None:
         ) from None
 
 
+def _off_scale(
+    value: float | None, scale: tuple[float, float] | None, metric: str
+) -> tuple[str, str] | None:
+    """The problem with a label's value outside its metric's scale (a 42 on 1 to 10)."""
+    if value is None or scale is None or scale[0] <= value <= scale[1]:
+        return None
+    return (
+        f"{value:g} is outside the scale of '{metric}' ({scale[0]:g} to {scale[1]:g})",
+        f"give a value from {scale[0]:g} to {scale[1]:g}",
+    )
+
+
 def import_labels(engine: Engine, workspace: str, path: Path, annotator: str) -> tuple[int, int]:
     """Validate every row, then store them all (or none): (new labels, replaced labels)."""
     suffix = path.suffix.lower()
@@ -151,6 +163,15 @@ def import_labels(engine: Engine, workspace: str, path: Path, annotator: str) ->
                 )
             else:
                 p["metric_id"] = metrics[p["metric"]]
+        scales = queries.metric_scales(
+            conn, [p["metric_id"] for _, p in parsed if "metric_id" in p]
+        )
+        for line, p in parsed:
+            problem = _off_scale(p.get("value"), scales.get(p.get("metric_id", -1)), p["metric"])
+            if problem:
+                issues.append(
+                    Issue(problem[0], file=file, line=line, field="value", hint=problem[1])
+                )
         if issues:
             raise ConfigError(issues)
         return queries.upsert_annotations(conn, ws, [p for _, p in parsed])
@@ -248,6 +269,10 @@ def label_result(
             )
         )
     with engine.begin() as conn:
+        scale = queries.metric_scales(conn, [metric_ids[metric]]).get(metric_ids[metric])
+        off_scale = _off_scale(value, scale, metric)
+        if off_scale:
+            raise ConfigError(Issue(off_scale[0], field="value", hint=off_scale[1]))
         _, replaced = queries.upsert_annotations(
             conn,
             workspace_id,

@@ -1,6 +1,9 @@
 """Is A better than B? Paired comparisons of two models in a run, or of two runs.
 
-Items are paired by query; with repeats, an item's value is its mean over repeats. Values
+Items are paired by their dataset identity (the query's ``id``, else its text), not by the
+messages sent: two runs of one dataset under two system prompts or templates (prompt v1
+against prompt v2) pair item by item. With repeats, an item's value is its mean over
+repeats. Values
 are the normalised scores (0..1, higher is better; pass/fail for threshold-only metrics).
 Failed answers and score errors leave an item out of that metric's pairs, and the count of
 items left out is reported.
@@ -9,7 +12,7 @@ items left out is reported.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from panopticon.errors import ConfigError, Issue
@@ -18,7 +21,14 @@ from panopticon.stats.summary import comparable_value
 from panopticon.store.engine import Engine
 from panopticon.store.queries import runs as run_queries
 
-__all__ = ["Comparison", "compare_models", "compare_runs"]
+__all__ = [
+    "Comparison",
+    "PairwiseTally",
+    "compare_models",
+    "compare_prompts",
+    "compare_runs",
+    "worse",
+]
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,7 @@ class Comparison:
     label_b: str
     results: list[PairedResult]
     unpaired: dict[str, int] = field(default_factory=dict)  # metric -> items left out
+    pairwise: list[PairwiseTally] = field(default_factory=list)  # a judge's verdicts on A vs B
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -34,21 +45,53 @@ class Comparison:
             "b": self.label_b,
             "unpaired": self.unpaired,
             "metrics": [asdict(r) for r in self.results],
+            "pairwise": [asdict(p) for p in self.pairwise],
         }
 
 
-Values = dict[str, dict[int, float]]  # metric -> query id -> mean normalised value
+@dataclass(frozen=True)
+class PairwiseTally:
+    """A pairwise metric's verdicts on A against B in one run (both orders agreeing)."""
+
+    metric: str
+    a_wins: int
+    b_wins: int
+    ties: int
+    errors: int
+
+
+def _tallies(pairs: list[dict[str, Any]], model_a: str, model_b: str) -> list[PairwiseTally]:
+    out = []
+    for metric in sorted({p["metric"] for p in pairs}):
+        wins = {"a": 0, "b": 0, "tie": 0}
+        errors = 0
+        for p in pairs:
+            if p["metric"] != metric or {p["model_a"], p["model_b"]} != {model_a, model_b}:
+                continue
+            if p["error"] is not None or p["final"] is None:
+                errors += 1
+                continue
+            final = p["final"]
+            if final != "tie" and p["model_a"] != model_a:  # stored the other way round
+                final = "a" if final == "b" else "b"
+            wins[final] += 1
+        if sum(wins.values()) or errors:
+            out.append(PairwiseTally(metric, wins["a"], wins["b"], wins["tie"], errors))
+    return out
+
+
+Values = dict[str, dict[str, float]]  # metric -> item identity -> mean normalised value
 
 
 def _values(rows: list[dict[str, Any]], model: str) -> Values:
-    acc: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         if row["model"] != model or row["error"] is not None:
             continue
         for metric, s in row["scores"].items():
             value = comparable_value(s)
             if value is not None:
-                acc[metric][row["query_id"]].append(value)
+                acc[metric][row["item"]].append(value)
     return {m: {q: sum(v) / len(v) for q, v in items.items()} for m, items in acc.items()}
 
 
@@ -72,6 +115,7 @@ def compare_models(
 ) -> Comparison:
     with engine.connect() as conn:
         rows = run_queries.summary_inputs(conn, run_id)
+        pairs = run_queries.pairwise_rows(conn, run_id)
     known = _models(rows)
     for name in (model_a, model_b):
         if name not in known:
@@ -82,13 +126,14 @@ def compare_models(
                     hint="its models are: " + ", ".join(known),
                 )
             )
-    return _pair(
+    comparison = _pair(
         _values(rows, model_a),
         _values(rows, model_b),
         min_effect,
         f"{model_a} (run {run_id})",
         f"{model_b} (run {run_id})",
     )
+    return replace(comparison, pairwise=_tallies(pairs, model_a, model_b))
 
 
 def compare_runs(
@@ -112,7 +157,7 @@ def compare_runs(
                 hint="compare runs of the same models, or two single-model runs",
             )
         )
-    return [
+    comparisons = [
         _pair(
             _values(rows_a, ma),
             _values(rows_b, mb),
@@ -122,3 +167,52 @@ def compare_runs(
         )
         for ma, mb in matched
     ]
+    items_a, items_b = {r["item"] for r in rows_a}, {r["item"] for r in rows_b}
+    if not items_a & items_b:
+        raise ConfigError(
+            Issue(
+                f"runs {run_a} and {run_b} have no item in common",
+                hint="items pair by their dataset id (a query's 'id'), else by their text: "
+                "compare runs of the same queries",
+            )
+        )
+    return comparisons
+
+
+def compare_prompts(
+    engine: Engine, run_id: int, prompt_a: str, prompt_b: str, *, min_effect: float | None = None
+) -> list[Comparison]:
+    """Two prompt variants of one run, compared on each model that ran both
+    (``model@A`` against ``model@B``)."""
+    with engine.connect() as conn:
+        rows = run_queries.summary_inputs(conn, run_id)
+    known = _models(rows)
+    models = [
+        m.rsplit("@", 1)[0]
+        for m in known
+        if m.endswith(f"@{prompt_a}") and f"{m.rsplit('@', 1)[0]}@{prompt_b}" in known
+    ]
+    if not models:
+        prompts = sorted({m.rsplit("@", 1)[1] for m in known if "@" in m})
+        raise ConfigError(
+            Issue(
+                f"run {run_id} has no model with both prompts '{prompt_a}' and '{prompt_b}'",
+                field="--prompts",
+                hint="its prompts are: " + (", ".join(prompts) or "none (a single-prompt run)"),
+            )
+        )
+    return [
+        _pair(
+            _values(rows, f"{m}@{prompt_a}"),
+            _values(rows, f"{m}@{prompt_b}"),
+            min_effect,
+            f"{m}@{prompt_a} (run {run_id})",
+            f"{m}@{prompt_b} (run {run_id})",
+        )
+        for m in models
+    ]
+
+
+def worse(comparisons: list[Comparison]) -> list[tuple[Comparison, PairedResult]]:
+    """The metrics on which B is significantly worse than A (A the baseline)."""
+    return [(c, r) for c in comparisons for r in c.results if r.verdict == "A better"]

@@ -25,14 +25,23 @@ def _flatten(row: dict[str, Any], metrics: list[str]) -> dict[str, Any]:
 
 
 def render_export(
-    fmt: str, run: dict[str, Any], rows: list[dict[str, Any]], summary: dict[str, Any]
+    fmt: str,
+    run: dict[str, Any],
+    rows: list[dict[str, Any]],
+    summary: dict[str, Any],
+    pairwise: list[dict[str, Any]] | None = None,
 ) -> bytes:
-    """``fmt`` is one of FORMATS. JSON holds the run, its summary and every result."""
+    """``fmt`` is one of FORMATS. JSON holds the run, its summary, every result and every
+    pairwise judgement; JSON lines give the answers, then one line per pairwise judgement
+    (``"kind": "pairwise"``); CSV has one row per answer."""
+    pairwise = pairwise or []
     if fmt == "jsonl":
-        return b"".join(orjson.dumps(r, default=str) + b"\n" for r in rows)
+        lines = [orjson.dumps(r, default=str) + b"\n" for r in rows]
+        lines += [orjson.dumps({"kind": "pairwise", **p}, default=str) + b"\n" for p in pairwise]
+        return b"".join(lines)
     if fmt == "json":
         return orjson.dumps(
-            {"run": run, "summary": summary, "results": rows},
+            {"run": run, "summary": summary, "results": rows, "pairwise": pairwise},
             option=orjson.OPT_INDENT_2,
             default=str,
         )

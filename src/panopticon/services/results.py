@@ -96,6 +96,7 @@ class ResultDetail:
     run_id: int
     run_name: str
     model: str
+    query_id: int
     query: str
     theme: str
     expected: str | None
@@ -138,6 +139,7 @@ def get_result(engine: Engine, workspace_id: int, result_id: str) -> ResultDetai
         run_id=found["run_id"],
         run_name=found["run_name"],
         model=found["model"],
+        query_id=found["query_id"],
         query=found["query"],
         theme=found["theme"],
         expected=found["expected"],

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from panopticon.errors import ConfigError, Issue, StoreError
@@ -30,11 +31,19 @@ from panopticon.stats.summary import Summary, summarize
 from panopticon.store.engine import Engine, create_engine, ensure_schema
 from panopticon.store.limits import SharedBucket, bucket_key
 from panopticon.store.queries import catalog
+from panopticon.store.queries import prompts as prompt_queries
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.sink import StoreSink
-from panopticon.store.tables import Result, Score
+from panopticon.store.tables import Pairwise, Result, Score
 
-__all__ = ["Execution", "RunSummaryTotals", "open_store", "prepare_run", "store"]
+__all__ = [
+    "Execution",
+    "RunSummaryTotals",
+    "open_store",
+    "pairwise_results",
+    "prepare_run",
+    "store",
+]
 
 STALE_AFTER = timedelta(seconds=30)
 
@@ -75,6 +84,8 @@ class RunSummaryTotals:
     unknown_cost: int
     input_tokens: int
     output_tokens: int
+    pairs: int = 0  # pairwise judgements made (each in both orders)
+    pair_errors: int = 0
 
     @property
     def missing(self) -> int:
@@ -106,6 +117,18 @@ def read_totals(engine: Engine, run_id: int, planned: int) -> RunSummaryTotals:
                 ),
             ).where(Score.c.run_id == run_id)
         ).one()
+        p = conn.execute(
+            sa.select(
+                sa.func.count().filter(Pairwise.c.error.is_(None)),
+                sa.func.count().filter(Pairwise.c.error.is_not(None)),
+                sa.func.coalesce(
+                    sa.func.sum(Pairwise.c.judge_cost_usd).filter(
+                        Pairwise.c.judge_cached.is_(False)
+                    ),
+                    0,
+                ),
+            ).where(Pairwise.c.run_id == run_id)
+        ).one()
     return RunSummaryTotals(
         planned,
         r[0],
@@ -114,10 +137,12 @@ def read_totals(engine: Engine, run_id: int, planned: int) -> RunSummaryTotals:
         r[3],
         s[0],
         s[1],
-        float(r[4]) + float(s[2]),
+        float(r[4]) + float(s[2]) + float(p[2]),
         r[5],
         int(r[6]),
         int(r[7]),
+        p[0],
+        p[1],
     )
 
 
@@ -148,6 +173,11 @@ class Execution:
         sink = StoreSink(self.engine, self.run_id, spool_dir=self.settings.home / "spool")
         sink.on_failure = lambda message: self.stop.request("store", message)
         metrics = [build_metric(spec) for spec in self.loaded.metrics]
+        budget = Budget(self._budget())
+        if self.resumed and budget.limit is not None:
+            # the budget is the run's, across every execution of it: count what was spent
+            spent = read_totals(self.engine, self.run_id, len(self.plan.cases)).cost_usd
+            budget.spent = spent / self.shard[1] if self.shard is not None else spent
         self.runner = Runner(
             self.plan,
             self.loaded,
@@ -156,7 +186,7 @@ class Execution:
             metrics,
             observer=observer,
             stop=self.stop,
-            budget=Budget(self._budget()),
+            budget=budget,
             use_cache=self.use_cache,
         )
         with self.engine.begin() as conn:
@@ -254,6 +284,17 @@ class Execution:
                 reason += f"; first error: {first}"
         else:
             status, reason = "completed", None
+        if status == "completed" and (totals.score_errors or totals.pair_errors):
+            with self.engine.connect() as conn:
+                for outcome in run_queries.metric_outcomes(conn, self.run_id):
+                    if outcome.valid == 0 and outcome.errors:
+                        # every score of this metric failed: no number to show for it
+                        status = "failed"
+                        reason = (
+                            f"metric '{outcome.metric}' has no valid score ({outcome.errors} "
+                            f"errors; first: {outcome.first_error})"
+                        )
+                        break
         self.status, self.stop_reason = status, reason
         with self.engine.begin() as conn:
             run_queries.finish_run(
@@ -297,10 +338,18 @@ def prepare_run(
     resume: str | None = None,
     use_cache: bool = True,
     engine: Engine | None = None,
+    check: Callable[[LoadedSuite], None] | None = None,
+    select: Callable[[LoadedSuite], LoadedSuite] | None = None,
 ) -> Execution:
     """Validate the suite, register what it uses, create (or reopen) the run and plan it.
+    ``select`` may choose part of the suite (``--filter``, ``--limit``); ``check`` may refuse
+    the suite it chose (raising ConfigError) before anything is stored.
     Raises ConfigError, StoreError or NotFoundError before any provider call."""
     loaded = load_suite(suite_path, env)
+    if select is not None:
+        loaded = select(loaded)
+    if check is not None:
+        check(loaded)
     own_engine = engine is None
     engine = engine or open_store(settings)
     try:
@@ -347,21 +396,30 @@ def _prepare(
         ws = catalog.ensure_workspace(conn, settings.workspace)
         all_models = loaded.models + loaded.judge_models
         model_ids = catalog.upsert_models(conn, ws, all_models, loaded.prices)
+        arms = loaded.arm_models()
+        if arms:  # with prompt variants, each model@prompt is compared as a model of its own
+            model_ids |= catalog.upsert_models(
+                conn, ws, arms, {a.id: loaded.prices.get(a.id.rsplit("@", 1)[0]) for a in arms}
+            )
         metric_ids = catalog.upsert_metrics(conn, ws, loaded.metrics)
         query_ids = catalog.upsert_queries(conn, ws, loaded.queries)
-        catalog.sync_datasets(
-            conn,
-            ws,
-            {
-                path: [query_ids[i] for i in indexes]
-                for path, indexes in loaded.dataset_files().items()
-            },
-        )
+        prompt_queries.upsert_prompts(conn, ws, [v for v in loaded.prompts if not v.is_default])
+        if not loaded.partial:  # a selection would shrink the datasets to itself
+            catalog.sync_datasets(
+                conn,
+                ws,
+                {
+                    path: [query_ids[i] for i in indexes]
+                    for path, indexes in loaded.dataset_files().items()
+                },
+            )
         cases = build_cases(loaded, query_ids, model_ids)
         if resume is not None:
             row = run_queries.get_run(conn, ws, resume)
             _check_resumable(row, loaded, suite_path, sharded=shard is not None)
             run_id = row.id
+            if row.suite_fingerprint != loaded.fingerprint:  # only its budget changed
+                run_queries.update_run_suite(conn, run_id, loaded.snapshot(), loaded.fingerprint)
         else:
             run_id = run_queries.create_run(
                 conn,
@@ -378,6 +436,7 @@ def _prepare(
         if resume is not None:
             plan.done = run_queries.run_results(conn, run_id)
             plan.pairwise_done = run_queries.pairwise_done(conn, run_id)
+            plan.failed_spend = run_queries.failed_judge_spend(conn, run_id)
         if use_cache:
             wanted = [c.cache_key for c in cases if c.slot not in plan.done]
             plan.cache = run_queries.cached_answers(conn, ws, wanted)
@@ -392,16 +451,21 @@ def _prepare(
 def _check_resumable(
     row: run_queries.RunRow, loaded: LoadedSuite, suite_path: str | None, *, sharded: bool = False
 ) -> None:
-    if row.suite_fingerprint != loaded.fingerprint:
+    if row.suite_fingerprint != loaded.fingerprint and _without_budget(
+        row.suite
+    ) != _without_budget(loaded.snapshot()):
         raise ConfigError(
             Issue(
                 f"{suite_path} has changed since run {row.id} started (its models, metrics, "
-                "queries or settings differ), so that run cannot be resumed with it",
+                "queries or settings differ), so that run cannot be resumed with it (only "
+                "budget_usd may change on a resume)",
                 hint="start a new run without --resume: answers already stored are reused from "
                 "the cache, so nothing is paid twice",
             )
         )
-    if row.status == "completed":
+    if row.status == "completed" and not (
+        row.totals.get("score_errors") or row.totals.get("pair_errors")
+    ):
         raise ConfigError(
             Issue(
                 f"run {row.id} is already completed; nothing to resume",
@@ -416,6 +480,12 @@ def _check_resumable(
                 hint="wait for it, or stop it with Ctrl-C, then resume",
             )
         )
+
+
+def _without_budget(snapshot: dict[str, Any]) -> bytes:
+    """The suite as run, less its budget: a resume may raise (or lower) the budget."""
+    rest = {k: v for k, v in snapshot.items() if k != "budget_usd"}
+    return orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)
 
 
 def _alive(row: run_queries.RunRow) -> bool:
@@ -458,6 +528,12 @@ def summary_rows(engine: Engine, run_id: int) -> list[dict[str, Any]]:
     """Every result with its query, model and scores (for export and detail views)."""
     with engine.connect() as conn:
         return list(run_queries.iter_result_rows(conn, run_id))
+
+
+def pairwise_results(engine: Engine, run_id: int) -> list[dict[str, Any]]:
+    """Every pairwise judgement of a run (failed ones with their error)."""
+    with engine.connect() as conn:
+        return run_queries.pairwise_rows(conn, run_id)
 
 
 def list_runs(engine: Engine, workspace_id: int, limit: int = 20) -> list[dict[str, Any]]:

@@ -58,6 +58,9 @@ def create_engine(settings: Settings) -> Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **_JSON_CODEC)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    from panopticon.store.tables.runs import postgresql_options
+
+    postgresql_options()
     try:
         return sa.create_engine(
             url, pool_pre_ping=True, pool_size=10, max_overflow=10, **_JSON_CODEC

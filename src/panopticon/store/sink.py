@@ -143,21 +143,22 @@ class StoreSink:
                 self._conn.close()
 
     def _gather(self) -> list[Any]:
-        """The next batch: the first item, then what arrives within the window. A flush or
-        close marker ends the window at once."""
+        """The next batch: the first item, then what arrived within the window. A flush or
+        close marker ends the batch at once.
+
+        The thread sleeps through the window and then takes what is queued, rather than
+        waiting on the queue: a wait wakes the thread (and takes the GIL from the event
+        loop) for every record, a sleep once per batch."""
         try:
             items = [self._queue.get(timeout=self.HEARTBEAT_S)]
         except queue.Empty:
             return []
-        deadline = time.monotonic() + self.window_s
+        if not isinstance(items[0], _RECORDS):
+            return items
+        time.sleep(self.window_s)
         while len(items) < self.max_batch and isinstance(items[-1], _RECORDS):
-            remaining = deadline - time.monotonic()
             try:
-                items.append(
-                    self._queue.get(timeout=remaining)
-                    if remaining > 0
-                    else self._queue.get_nowait()
-                )
+                items.append(self._queue.get_nowait())
             except queue.Empty:
                 break
         return items

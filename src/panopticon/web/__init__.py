@@ -3,7 +3,9 @@ htmx for interaction, Chart.js vendored (no CDN). Pages call the same services a
 JSON API; sign-in is with an API key, then a signed session cookie.
 
 One module per page group, each with its own router, installed here: ``auth`` (sign-in),
+``view`` (sign-in by the one-time link of ``panopticon view``),
 ``analysis`` (summary, comparison, themes, trends), ``results`` (results and runs),
+``answers`` (every model's answer to a query, side by side),
 ``annotate``, ``catalog`` (queries and metrics), ``registry`` (models and providers),
 ``online`` (online-evaluation rules), ``gateway`` (gateway keys);
 ``common`` holds what they share."""
@@ -16,12 +18,23 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from panopticon.web import analysis, annotate, auth, catalog, gateway, online, registry, results
+from panopticon.web import (
+    analysis,
+    annotate,
+    answers,
+    auth,
+    catalog,
+    gateway,
+    online,
+    registry,
+    results,
+    view,
+)
 from panopticon.web.common import HERE, SignIn, render_error
 
 __all__ = ["install", "render_error"]
 
-ROUTERS = (auth, analysis, results, annotate, catalog, registry, online, gateway)
+ROUTERS = (auth, view, analysis, results, answers, annotate, catalog, registry, online, gateway)
 
 
 def install(app: FastAPI) -> None:

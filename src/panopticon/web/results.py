@@ -16,6 +16,7 @@ from panopticon.services.registry import ModelRegistry
 from panopticon.services.results import ResultFilters, find_results, get_result
 from panopticon.services.runs import (
     get_run,
+    pairwise_results,
     read_totals,
     run_public,
     summarize_run,
@@ -132,10 +133,21 @@ def run_page(request: Request, run_id: int) -> Response:
     return render(
         request,
         "run.html",
-        {**progress, "formats": list(FORMATS)},
+        {**progress, "formats": list(FORMATS), "gates": _gates(request, principal, run_id)},
         principal=principal,
         session=session,
     )
+
+
+def _gates(request: Request, principal: Principal, run_id: int) -> list[Any]:
+    """The outcome of the suite's ``gates:`` once the run is done (none while it runs)."""
+    from panopticon.services.gates import suite_gates
+
+    engine = request.app.state.engine
+    row = get_run(engine, principal.workspace_id, run_id)
+    if not row.suite.get("gates") or row.status in ("running", "pending"):
+        return []
+    return suite_gates(summarize_run(engine, row.id), row.suite)
 
 
 _REPORTS: dict[tuple[int, str], Any] = {}  # finished runs' charts: they no longer change
@@ -184,7 +196,11 @@ def run_export(request: Request, run_id: int) -> Response:
     engine = request.app.state.engine
     row = get_run(engine, principal.workspace_id, run_id)
     data = render_export(
-        fmt, run_public(row), summary_rows(engine, row.id), summarize_run(engine, row.id).as_dict()
+        fmt,
+        run_public(row),
+        summary_rows(engine, row.id),
+        summarize_run(engine, row.id).as_dict(),
+        pairwise_results(engine, row.id),
     )
     return Response(
         data,

@@ -7,12 +7,28 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response, status
 
 from panopticon.api.deps import MAX_ID, EngineDep, Id, Member, Viewer
-from panopticon.api.schemas import ComparisonPublic, JobPublic, RunCreate, RunDetail, RunPublic
+from panopticon.api.schemas import (
+    ComparisonPublic,
+    JobPublic,
+    QueryAnswersPublic,
+    RunCreate,
+    RunDetail,
+    RunPublic,
+)
 from panopticon.errors import ConfigError, Issue
-from panopticon.services.compare import compare_models, compare_runs
+from panopticon.services.answers import answers_side_by_side
+from panopticon.services.compare import compare_models, compare_prompts, compare_runs
 from panopticon.services.exports import FORMATS, render_export
+from panopticon.services.gates import suite_gates
 from panopticon.services.jobs import create_suite_job, job_status
-from panopticon.services.runs import get_run, list_runs, run_public, summarize_run, summary_rows
+from panopticon.services.runs import (
+    get_run,
+    list_runs,
+    pairwise_results,
+    run_public,
+    summarize_run,
+    summary_rows,
+)
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 
@@ -51,8 +67,12 @@ def compare_two_runs(
 @router.get("/{run_id}", response_model=RunDetail)
 def run_detail(run_id: Id, engine: EngineDep, caller: Viewer) -> RunDetail:
     row = get_run(engine, caller.workspace_id, run_id)
+    summary = summarize_run(engine, row.id)
     return RunDetail(
-        **run_public(row), suite=row.suite, summary=summarize_run(engine, row.id).as_dict()
+        **run_public(row),
+        suite=row.suite,
+        summary=summary.as_dict(),
+        gates=[g.as_dict() for g in suite_gates(summary, row.suite)],
     )
 
 
@@ -73,6 +93,44 @@ def compare_two_models(
     )
 
 
+@router.get("/{run_id}/compare-prompts", response_model=list[ComparisonPublic])
+def compare_two_prompts(
+    run_id: Id,
+    engine: EngineDep,
+    caller: Viewer,
+    prompts: Annotated[str, Query(min_length=3, max_length=400, description="A,B")],
+    min_effect: Annotated[float, Query(ge=0, le=1)] = 0.05,
+) -> list[ComparisonPublic]:
+    """Two prompt variants of a run, on each model that ran both (model@A against
+    model@B), as `panopticon compare RUN --prompts A,B`."""
+    row = get_run(engine, caller.workspace_id, run_id)
+    names = [p.strip() for p in prompts.split(",") if p.strip()]
+    if len(names) != 2:
+        raise ConfigError(Issue("give two prompt ids", field="prompts", hint="prompts=a,b"))
+    return [
+        ComparisonPublic(**c.as_dict())
+        for c in compare_prompts(engine, row.id, names[0], names[1], min_effect=min_effect)
+    ]
+
+
+@router.get("/{run_id}/answers", response_model=list[QueryAnswersPublic])
+def answers(
+    run_id: Id,
+    engine: EngineDep,
+    caller: Viewer,
+    query: Annotated[
+        str | None, Query(max_length=200, description="One query: dataset id or number.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Queries per page.")] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+) -> list[QueryAnswersPublic]:
+    """Every model's (and prompt variant's) answer to each query, side by side, a page of
+    queries at a time (in run order)."""
+    row = get_run(engine, caller.workspace_id, run_id)
+    page, _ = answers_side_by_side(engine, row.id, query=query, offset=offset, limit=limit)
+    return [QueryAnswersPublic(**qa.as_dict()) for qa in page]
+
+
 @router.get(
     "/{run_id}/export",
     response_class=Response,
@@ -90,5 +148,6 @@ def export(
         run_public(row),
         summary_rows(engine, row.id),
         summarize_run(engine, row.id).as_dict(),
+        pairwise_results(engine, row.id),
     )
     return Response(data, media_type=FORMATS[format])

@@ -6,11 +6,14 @@ import sqlalchemy as sa
 from alembic import context
 
 from panopticon.store.tables import metadata
+from panopticon.store.tables.runs import postgresql_options
 
 config = context.config
 
 
 def _run(connection: sa.Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        postgresql_options()
     context.configure(
         connection=connection,
         target_metadata=metadata,

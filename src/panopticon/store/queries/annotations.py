@@ -12,7 +12,7 @@ from panopticon.store.queries.catalog import chunks
 from panopticon.store.tables import Annotation, Metric, Result, Run, Score
 from panopticon.store.tables.base import utcnow
 
-__all__ = ["calibration_pairs", "result_metrics", "upsert_annotations"]
+__all__ = ["calibration_pairs", "metric_scales", "result_metrics", "upsert_annotations"]
 
 
 def result_metrics(
@@ -42,6 +42,23 @@ def result_metrics(
             by_run.setdefault(r.run_id, {})[r.name] = r.id
         for rid, run_id in runs.items():
             out[rid] = by_run.get(run_id, {})
+    return out
+
+
+def metric_scales(conn: Connection, metric_ids: list[int]) -> dict[int, tuple[float, float]]:
+    """The [lowest, highest] scale of each of these metrics that has one (judges' scores)."""
+    from panopticon.judges.base import spec_class
+
+    out: dict[int, tuple[float, float]] = {}
+    for part in chunks(list(dict.fromkeys(metric_ids))):
+        q = sa.select(Metric.c.id, Metric.c.type, Metric.c.definition).where(Metric.c.id.in_(part))
+        for mid, kind, definition in conn.execute(q):
+            cls = spec_class(kind)
+            if cls is None:
+                continue
+            scale = getattr(cls.model_validate(definition), "scale", None)
+            if scale is not None:
+                out[int(mid)] = (float(scale[0]), float(scale[1]))
     return out
 
 

@@ -20,20 +20,26 @@ from panopticon.store.tables import Metric, Model, Pairwise, Query, Result, Run,
 from panopticon.store.tables.base import utcnow
 
 __all__ = [
+    "MetricOutcome",
     "RunRow",
     "cached_answers",
     "create_run",
+    "failed_judge_spend",
     "finish_run",
     "get_run",
     "iter_result_rows",
     "judge_cache",
     "list_runs",
+    "metric_outcomes",
     "pairwise_done",
     "pairwise_rows",
     "panel_votes",
+    "query_ids_by_external_id",
+    "run_query_ids",
     "run_results",
     "start_run",
     "summary_inputs",
+    "update_run_suite",
 ]
 
 
@@ -86,6 +92,15 @@ def create_run(
             )
             .returning(Run.c.id)
         ).scalar_one()
+    )
+
+
+def update_run_suite(
+    conn: Connection, run_id: int, suite: dict[str, Any], fingerprint: str
+) -> None:
+    """Record the suite a resume runs with (it differs only by its budget)."""
+    conn.execute(
+        sa.update(Run).where(Run.c.id == run_id).values(suite=suite, suite_fingerprint=fingerprint)
     )
 
 
@@ -234,6 +249,7 @@ def judge_cache(
                 Score.c.judge_cache_key.is_not(None),
                 Score.c.judge_output.is_not(None),
                 Score.c.judge_cached.is_(False),
+                Score.c.error.is_(None),  # a failed judgement is retried, not reused
             )
         )
         for row in conn.execute(q):
@@ -263,6 +279,7 @@ def judge_cache(
                 Run.c.workspace_id == workspace_id,
                 Result.c.cache_key.in_(part),
                 Pairwise.c.error.is_(None),
+                Pairwise.c.judge_cached.is_(False),
             )
         )
         for row in conn.execute(q2):
@@ -276,8 +293,39 @@ def judge_cache(
     return out
 
 
-def iter_result_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
-    """Every result of a run with its query, model and scores (by metric name), in order."""
+def run_query_ids(conn: Connection, run_id: int) -> list[int]:
+    """The queries a run has results for, in the order :func:`iter_result_rows` gives."""
+    return [
+        int(q)
+        for q in conn.execute(
+            sa.select(Result.c.query_id)
+            .where(Result.c.run_id == run_id)
+            .group_by(Result.c.query_id)
+            .order_by(sa.func.min(Result.c.repeat), Result.c.query_id)
+        ).scalars()
+    ]
+
+
+def query_ids_by_external_id(conn: Connection, run_id: int, external_id: str) -> list[int]:
+    """The run's queries with this dataset id."""
+    return [
+        int(q)
+        for q in conn.execute(
+            sa.select(Query.c.id)
+            .where(
+                Query.c.external_id == external_id,
+                Query.c.id.in_(sa.select(Result.c.query_id).where(Result.c.run_id == run_id)),
+            )
+            .order_by(Query.c.id)
+        ).scalars()
+    ]
+
+
+def iter_result_rows(
+    conn: Connection, run_id: int, query_ids: list[int] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every result of a run (or of these queries of it) with its query, model and scores
+    (by metric name), in order."""
     metric_names: dict[int, str] = dict(
         conn.execute(  # type: ignore[arg-type]
             sa.select(Metric.c.id, Metric.c.name)
@@ -287,7 +335,8 @@ def iter_result_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
         ).all()
     )
     scores: dict[uuid.UUID, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for s in conn.execute(sa.select(Score).where(Score.c.run_id == run_id)):
+    only = [Score.c.query_id.in_(query_ids)] if query_ids is not None else []
+    for s in conn.execute(sa.select(Score).where(Score.c.run_id == run_id, *only)):
         scores[s.result_id][metric_names[s.metric_id]] = {
             "value": s.value,
             "normalized": s.normalized,
@@ -311,7 +360,10 @@ def iter_result_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
         )
         .join(Query, Query.c.id == Result.c.query_id)
         .join(Model, Model.c.id == Result.c.model_id)
-        .where(Result.c.run_id == run_id)
+        .where(
+            Result.c.run_id == run_id,
+            *([Result.c.query_id.in_(query_ids)] if query_ids is not None else []),
+        )
         .order_by(Result.c.repeat, Result.c.query_id, Model.c.name)
     )
     for row in conn.execute(q):
@@ -324,6 +376,7 @@ def iter_result_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
             "query": row.query_text,
             "expected": row.expected,
             "model": row.model_name,
+            "prompt": row.prompt,
             "repeat": row.repeat,
             "response": row.response_text,
             "finish_reason": row.finish_reason,
@@ -391,6 +444,8 @@ def summary_inputs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
             Result.c.query_id,
             Result.c.repeat,
             Query.c.theme,
+            Query.c.external_id,
+            Query.c.text,
         )
         .join(Model, Model.c.id == Result.c.model_id)
         .join(Query, Query.c.id == Result.c.query_id)
@@ -408,12 +463,82 @@ def summary_inputs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
             "query_id": qid,
             "repeat": repeat,
             "theme": theme,
+            # what the item is, whatever prompt asked it: its dataset id, else its text
+            "item": f"id:{external_id}" if external_id is not None else f"text:{text}",
             "scores": scores.get(rid, {}),
         }
-        for rid, name, error, cached, cost, latency, tin, tout, qid, repeat, theme in conn.execute(
-            q2
-        ).all()
+        for (
+            rid,
+            name,
+            error,
+            cached,
+            cost,
+            latency,
+            tin,
+            tout,
+            qid,
+            repeat,
+            theme,
+            external_id,
+            text,
+        ) in conn.execute(q2).all()
     ]
+
+
+@dataclass(frozen=True)
+class MetricOutcome:
+    metric: str
+    valid: int
+    errors: int
+    first_error: str | None
+
+
+def metric_outcomes(conn: Connection, run_id: int) -> list[MetricOutcome]:
+    """Per metric of the run (pairwise ones included): valid scores, errors, an error."""
+    out = []
+    for table in (Score, Pairwise):
+        q = (
+            sa.select(
+                Metric.c.name,
+                sa.func.count().filter(table.c.error.is_(None)),
+                sa.func.count().filter(table.c.error.is_not(None)),
+                sa.func.min(table.c.error),
+            )
+            .join(Metric, Metric.c.id == table.c.metric_id)
+            .where(table.c.run_id == run_id)
+            .group_by(Metric.c.name)
+        )
+        out += [MetricOutcome(str(n), int(v), int(e), f) for n, v, e, f in conn.execute(q).all()]
+    return out
+
+
+def failed_judge_spend(conn: Connection, run_id: int) -> dict[tuple[Any, ...], float]:
+    """What this run paid for judgements that failed (a resume retries them), by key."""
+    out: dict[tuple[Any, ...], float] = {}
+    q = sa.select(Score.c.result_id, Score.c.metric_id, Score.c.judge_cost_usd).where(
+        Score.c.run_id == run_id,
+        Score.c.error.is_not(None),
+        Score.c.judge_cached.is_(False),
+        Score.c.judge_cost_usd > 0,
+    )
+    for rid, mid, cost in conn.execute(q):
+        out[("score", rid, mid)] = float(cost)
+    q2 = sa.select(
+        Pairwise.c.metric_id,
+        Pairwise.c.query_id,
+        Pairwise.c.repeat,
+        Pairwise.c.model_a_id,
+        Pairwise.c.model_b_id,
+        Pairwise.c.judge_cost_usd,
+    ).where(
+        Pairwise.c.run_id == run_id,
+        Pairwise.c.error.is_not(None),
+        Pairwise.c.judge_cached.is_(False),
+        Pairwise.c.judge_cost_usd > 0,
+    )
+    for mid, qid, repeat, a, b, cost in conn.execute(q2):
+        out[("pair", mid, qid, repeat, a, b)] = float(cost)
+    return out
 
 
 def pairwise_done(conn: Connection, run_id: int) -> set[tuple[int, int, int, int, int]]:
@@ -445,14 +570,22 @@ def pairwise_rows(conn: Connection, run_id: int) -> list[dict[str, Any]]:
             Pairwise.c.reasoning_ba,
             Pairwise.c.error,
             Pairwise.c.judge_model,
+            Pairwise.c.judge_input_tokens,
+            Pairwise.c.judge_output_tokens,
             Pairwise.c.judge_cost_usd,
+            Pairwise.c.judge_cached,
+            Query.c.external_id.label("query_external_id"),
+            Query.c.text.label("query"),
         )
         .join(Metric, Metric.c.id == Pairwise.c.metric_id)
+        .join(Query, Query.c.id == Pairwise.c.query_id)
         .join(a, a.c.id == Pairwise.c.model_a_id)
         .join(b, b.c.id == Pairwise.c.model_b_id)
         .where(Pairwise.c.run_id == run_id)
+        .order_by(Pairwise.c.repeat, Pairwise.c.query_id, a.c.name, b.c.name)
     )
-    return [dict(r._mapping) for r in conn.execute(q)]
+    # plain str keys: SQLAlchemy's label names are a str subclass that orjson refuses
+    return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(q)]
 
 
 def panel_votes(conn: Connection, run_id: int) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from panopticon.store.tables.online import (
     OnlineRuleVersion,
     OnlineSettings,
 )
+from panopticon.store.tables.prompts import Prompt
 from panopticon.store.tables.registry import Model, Provider, RateLimit
 from panopticon.store.tables.runs import (
     RUN_STATUSES,
@@ -43,6 +44,7 @@ __all__ = [
     "OnlineRuleVersion",
     "OnlineSettings",
     "Pairwise",
+    "Prompt",
     "Provider",
     "Query",
     "RateLimit",

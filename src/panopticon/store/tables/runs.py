@@ -15,6 +15,7 @@ __all__ = [
     "Result",
     "Run",
     "Score",
+    "postgresql_options",
 ]
 
 RUN_STATUSES = ("pending", "running", "completed", "failed", "interrupted", "stopped")
@@ -41,7 +42,8 @@ Run = sa.Table(
     sa.Index("ix_run_workspace_created", "workspace_id", "created_at"),
 )
 
-# One answer for one (run, query, model, repeat), or the recorded failure to get it.
+# One answer for one (run, query, model, repeat), or the recorded failure to get it. With
+# prompt variants, the "model" is the model with a prompt (a model row named model@prompt).
 Result = sa.Table(
     "result",
     metadata,
@@ -62,6 +64,10 @@ Result = sa.Table(
     sa.Column("error_kind", sa.String(50)),
     sa.Column("cached", sa.Boolean, nullable=False, default=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    # the prompt variant's id in the suite and its content hash (the prompt table holds its
+    # text); NULL for a suite without prompts
+    sa.Column("prompt", sa.String(100)),
+    sa.Column("prompt_hash", sa.String(64)),
     created_at(),
     sa.UniqueConstraint("run_id", "query_id", "model_id", "repeat"),
     sa.Index("ix_result_cache_key", "cache_key"),
@@ -71,10 +77,18 @@ Result = sa.Table(
     sa.Index(
         "ix_result_failed_created",
         "created_at",
-        sqlite_where=sa.text("error IS NOT NULL"),
-        postgresql_where=sa.text("error IS NOT NULL"),
+        sqlite_where=sa.text("error IS NOT NULL"),  # and on PostgreSQL: postgresql_options()
     ),
 )
+
+
+def postgresql_options() -> None:
+    """PostgreSQL's own index options, added when a PostgreSQL engine is made: naming them
+    in the table definitions would import SQLAlchemy's PostgreSQL dialect (about 0.1 s of
+    start-up) in every process, SQLite ones included."""
+    (failed,) = [i for i in Result.indexes if i.name == "ix_result_failed_created"]
+    failed.dialect_options["postgresql"]["where"] = sa.text("error IS NOT NULL")
+
 
 # One metric on one result. ``value`` on the metric's scale, ``normalized`` in 0..1.
 Score = sa.Table(
@@ -144,6 +158,8 @@ Pairwise = sa.Table(
     sa.Column("judge_input_tokens", sa.Integer),
     sa.Column("judge_output_tokens", sa.Integer),
     sa.Column("judge_cost_usd", sa.Float),
+    # every judge answer came from the cache: this judgement paid nothing
+    sa.Column("judge_cached", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.Column("error", sa.Text),
     created_at(),
     sa.UniqueConstraint("run_id", "metric_id", "query_id", "repeat", "model_a_id", "model_b_id"),

@@ -1,0 +1,163 @@
+"""`panopticon run` for CI: --dry-run, --limit/--filter, per-metric gates, --baseline
+--fail-on-regression, --junit; `compare --fail-on-worse`. Exit codes as documented."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from panopticon.cli import app
+from panopticon.mockllm.server import MockServer
+from panopticon.store.tables import Result, Run
+from tests.conftest import suite_yaml, write
+
+cli = CliRunner()
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    result = cli.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_dry_run_counts_answers_and_judge_calls_and_sends_nothing(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=6, extra="repeats: 2\n"))
+    code, out = run_cli("run", str(path), "--dry-run")
+    assert code == 0, out
+    # 6 queries x 2 models x 2 repeats = 24 answers, and one rubric judge call on each
+    assert "24 answers = 6 queries x 2 models x 1 prompts x 2 repeats" in out
+    assert "48 calls in all, 24 of them to judges" in out
+    assert "Estimated cost: $" in out
+    assert mock.stats.requests == 0
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(Run)) == 0
+    # after a run, the same suite's answers are stored: a run would reuse them unpaid
+    assert run_cli("run", str(path), "--no-progress")[0] == 0
+    mock.reset()
+    code, out = run_cli("run", str(path), "--dry-run")
+    assert code == 0 and "of which 24 are stored already" in out, out
+    assert "0 calls in all" in out
+    assert "48 calls in all" in run_cli("run", str(path), "--dry-run", "--no-cache")[1]
+    assert mock.stats.requests == 0
+
+
+def test_dry_run_says_an_unknown_price_is_unknown(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    text = (
+        suite_yaml(mock.url, queries=2)
+        .replace("price: {input: 0.5, output: 1.0}, ", "")
+        .replace("model: mock-judge", "model: mock-judge-unpriced")
+    )
+    path = write(tmp_path / "s.yaml", text)
+    code, out = run_cli("run", str(path), "--dry-run")
+    assert code == 0, out
+    assert "Estimated cost: unknown" in out and "no price for judge" in out
+    assert mock.stats.requests == 0
+
+
+def test_limit_and_filter_choose_the_queries_that_run(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    path = write(
+        tmp_path / "s.yaml",
+        suite_yaml(
+            mock.url, queries=8, judge=False, metrics=("  - {name: short, type: length, max: 2000}")
+        ),
+    )
+    code, out = run_cli("run", str(path), "--no-progress", "--filter", "theme=a", "--limit", "3")
+    assert code == 0, out
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(Result)) == 3 * 2
+    code, out = run_cli(
+        "run", str(path), "--no-progress", "--filter", r"text=number [57]\?", "--dry-run"
+    )
+    assert code == 0 and "4 answers = 2 queries" in out, out
+    code, out = run_cli("run", str(path), "--filter", "colour=red", "--filter", "text=(")
+    assert code == 2
+    assert "cannot read --filter 'colour=red'" in out and "not a valid regular" in out
+    code, out = run_cli("run", str(path), "--filter", "theme=nope")
+    assert code == 2 and "no query of the suite's 8 matches" in out
+
+
+def test_per_metric_thresholds_gate_the_exit_code(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    mock.config.quality.update({"mock-good": 0.95, "mock-weak": 0.2})
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=6))
+    code, out = run_cli("run", str(path), "--no-progress", "--threshold", "nope=0.5")
+    assert code == 2 and "'nope', which is not a metric" in out
+    assert mock.stats.requests == 0  # refused before anything was paid for
+    code, out = run_cli("run", str(path), "--no-progress", "--threshold", "quality=0.8")
+    assert code == 3, out
+    assert "gate failed: quality pass rate on weak" in out
+    assert "gate passed: quality pass rate on good" in out
+    # the suite's gates: block, with the command line over it
+    gated = write(tmp_path / "g.yaml", path.read_text() + "gates: {quality: 0.8}\n")
+    assert run_cli("run", str(gated), "--no-progress")[0] == 3
+    code, out = run_cli("run", str(gated), "--no-progress", "--threshold", "quality=0.0")
+    assert code == 0, out
+
+
+def test_fail_on_regression_compares_with_the_baseline_by_the_paired_test(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    mock.config.quality.update({"mock-good": 0.95, "mock-weak": 0.1})
+    good = write(tmp_path / "good.yaml", suite_yaml(mock.url, queries=12, models=("good",)))
+    weak = write(tmp_path / "weak.yaml", suite_yaml(mock.url, queries=12, models=("weak",)))
+    assert run_cli("run", str(good), "--no-progress")[0] == 0
+    code, out = run_cli(
+        "run", str(good), "--no-progress", "--baseline", "1", "--fail-on-regression"
+    )
+    assert code == 0 and "no metric is significantly worse than baseline run 1" in out, out
+    code, out = run_cli(
+        "run", str(weak), "--no-progress", "--baseline", "1", "--fail-on-regression"
+    )
+    assert code == 4, out
+    assert "regression: quality: weak (run 3) is worse than good (run 1)" in out
+    code, out = run_cli("run", str(weak), "--no-progress", "--fail-on-regression")
+    assert code == 2 and "--fail-on-regression needs --baseline" in out
+    code, out = run_cli("compare", "1", "3", "--fail-on-worse")
+    assert code == 4 and "worse:" in out
+    code, out = run_cli("compare", "3", "1", "--fail-on-worse")
+    assert code == 0, out
+
+
+def test_junit_has_one_case_per_query_and_model_with_failures_explained(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    mock.config.quality.update({"mock-good": 0.95, "mock-weak": 0.1})
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=5))
+    report = tmp_path / "junit.xml"
+    code, out = run_cli("run", str(path), "--no-progress", "--junit", str(report))
+    assert code == 0, out
+    root = ET.fromstring(report.read_bytes())
+    cases = root.findall("testcase")
+    assert len(cases) == 5 * 2 and root.get("tests") == "10"
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert failed and all(c.get("classname") == "weak" for c in failed)
+    text = failed[0].find("failure").text or ""  # type: ignore[union-attr]
+    assert "quality" in text and "did not pass" in text
+    assert root.get("failures") == str(len(failed))
+    assert json.dumps(cases[0].get("name")).startswith('"query ')
+
+
+def test_a_filtered_run_leaves_the_datasets_whole(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    from panopticon.store.tables import DatasetItem
+
+    write(tmp_path / "qs.jsonl", "".join(f'{{"text": "q{i}?"}}\n' for i in range(5)))
+    path = write(
+        tmp_path / "s.yaml",
+        f"models: [{{id: m, base_url: '{mock.url}'}}]\nqueries: [{{file: qs.jsonl}}]\n",
+    )
+    assert run_cli("run", str(path), "--no-progress")[0] == 0
+    assert run_cli("run", str(path), "--no-progress", "--limit", "2")[0] == 0
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(DatasetItem)) == 5
