@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -29,24 +28,17 @@ from typing import Any
 
 import aiohttp
 import orjson
-from yarl import URL
 
 from panopticon.errors import GatewayError
 from panopticon.gateway.cache import ResponseCache
 from panopticon.gateway.call import Call, input_messages, read_answer, replace_text
-from panopticon.gateway.guardrails import GuardrailBlocked, JudgeFactory
+from panopticon.gateway.guardrails import GuardrailBlocked
 from panopticon.gateway.limits import SpendTracker
 from panopticon.gateway.logging import CallRecord, TraceSink, new_span_id
-from panopticon.gateway.responses import responses_request_to_chat
 from panopticon.gateway.routing import KeyTable, Route, RouteTable
 from panopticon.gateway.streams import pump
-from panopticon.gateway.translate import (
-    anthropic_request_to_openai,
-    openai_request_to_anthropic,
-)
-from panopticon.gateway.upstream import RETRYABLE, UpstreamError, retry_after
+from panopticon.gateway.upstream import Upstream, UpstreamError, build_request
 from panopticon.gateway.wire import anthropic_error, openai_error, sse
-from panopticon.judges.base import JudgeCall, JudgeReply
 
 __all__ = ["Gateway", "GatewayOptions"]
 
@@ -88,12 +80,9 @@ class Gateway:
         self.sink = sink
         self.options = options or GatewayOptions()
         self.cache = ResponseCache(self.options.cache_entries)
-        self.session: aiohttp.ClientSession | None = None
+        self.upstream = Upstream(routes)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._rng = random.Random()
-        self._urls: dict[str, URL] = {}
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self.handlers: dict[tuple[str, str], Callable[[Scope, Receive, Send], Awaitable[None]]] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/v1/responses"): self.responses,
@@ -106,10 +95,7 @@ class Gateway:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def startup(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
-        self.session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
-        )
+        await self.upstream.open()
         self._stop.clear()
         self._tasks = [asyncio.create_task(self.spend.run(self._stop))]
 
@@ -124,9 +110,7 @@ class Gateway:
             await self.spend.flush()
         except Exception as exc:
             log.warning("gateway spend not saved at shutdown: %s", exc)
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
+        await self.upstream.close()
 
     # -- ASGI --------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -355,7 +339,7 @@ class Gateway:
                 content = m.get("content")
                 if isinstance(content, str):
                     new, verdicts = await key.guardrails.run(
-                        "input", content, judge=self._judge_for(call)
+                        "input", content, judge=self.upstream.judges(call)
                     )
                     m["content"] = new
                     call.verdicts += verdicts
@@ -363,7 +347,7 @@ class Gateway:
                     for part in content:
                         if isinstance(part, dict) and isinstance(part.get("text"), str):
                             new, verdicts = await key.guardrails.run(
-                                "input", part["text"], judge=self._judge_for(call)
+                                "input", part["text"], judge=self.upstream.judges(call)
                             )
                             part["text"] = new
                             call.verdicts += verdicts
@@ -381,7 +365,7 @@ class Gateway:
         started = time.perf_counter()
         try:
             new, verdicts = await key.guardrails.run(
-                "output", text, can_block=can_block, judge=self._judge_for(call)
+                "output", text, can_block=can_block, judge=self.upstream.judges(call)
             )
             call.verdicts += verdicts
             return new
@@ -391,184 +375,9 @@ class Gateway:
         finally:
             call.guardrail_ms += (time.perf_counter() - started) * 1000.0
 
-    def _judge_for(self, call: Call) -> JudgeFactory:
-        """Judge calls for the guardrails of ``call``'s key: a registered model of the same
-        workspace, called upstream directly (not logged as a call; its cost is the span's
-        guardrail score's)."""
-        key = call.key
-        assert key is not None
-
-        def factory(default: str) -> JudgeCall:
-            async def judge(
-                messages: list[dict[str, str]], json_mode: bool, model: str | None = None
-            ) -> JudgeReply:
-                name = model or default
-                route = await self.routes.get(key.info.workspace_id, name)
-                if route is None:
-                    return JudgeReply(None, name, error=f"no registered judge model '{name}'")
-                body: dict[str, Any] = {"model": name, "messages": messages}
-                if json_mode:
-                    body["response_format"] = {"type": "json_object"}
-                probe = Call("chat.completions", "openai", time.perf_counter(), time.time())
-                url, payload = self._build(probe, body)(route)
-                try:
-                    resp = await self._send_upstream(route, url, payload, probe)
-                    try:
-                        raw = await resp.read()
-                    finally:
-                        resp.release()
-                    read_answer(probe, route, raw)
-                except (UpstreamError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                    return JudgeReply(None, name, error=str(exc)[:300])
-                return JudgeReply(
-                    "".join(probe.output),
-                    name,
-                    probe.input_tokens,
-                    probe.output_tokens,
-                    route.cost(probe.input_tokens, probe.output_tokens),
-                )
-
-            return judge
-
-        return factory
-
     # -- upstream ----------------------------------------------------------------------------
-    async def _send_upstream(
-        self, route: Route, url: str, payload: bytes, call: Call
-    ) -> aiohttp.ClientResponse:
-        """One attempt: the response with a 2xx status, headers read (body not yet)."""
-        assert self.session is not None
-        call.attempts += 1
-        try:
-            target = self._urls.get(url)
-            if target is None:  # parsed once: yarl's parse is a dozen regex searches
-                if len(self._urls) > 10_000:
-                    self._urls.clear()
-                target = self._urls[url] = URL(url)
-            timeout = self._timeouts.get(route.timeout_s)
-            if timeout is None:
-                timeout = self._timeouts[route.timeout_s] = aiohttp.ClientTimeout(
-                    total=None, sock_connect=10, sock_read=route.timeout_s
-                )
-            resp = await self.session.post(
-                target, data=payload, headers=route.headers, timeout=timeout
-            )
-        except TimeoutError:
-            raise UpstreamError(
-                f"model '{route.name}' did not answer within {route.timeout_s:g} s",
-                504,
-                retryable=True,
-                kind="timeout",
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                f"cannot reach model '{route.name}' upstream: {exc.__class__.__name__}",
-                502,
-                retryable=True,
-                kind="connection",
-            ) from None
-        if resp.status >= 400:
-            try:
-                body = await resp.read()
-            except (aiohttp.ClientError, TimeoutError):
-                body = b""
-            finally:
-                resp.release()
-            snippet = body[:300].decode("utf-8", "replace")
-            raise UpstreamError(
-                f"model '{route.name}' upstream answered {resp.status}: {snippet}",
-                resp.status,
-                retryable=resp.status in RETRYABLE,
-                retry_after=retry_after(resp.headers),
-                body=body,
-                kind="rate_limit" if resp.status == 429 else "upstream",
-            )
-        return resp
-
-    async def _with_fallbacks(
-        self,
-        call: Call,
-        first: Route,
-        build: Callable[[Route], tuple[str, bytes]],
-    ) -> tuple[Route, aiohttp.ClientResponse]:
-        """Try the model, its retries, then each fallback in order; the first 2xx wins."""
-        key = call.key
-        assert key is not None
-        cfg = key.info.config
-        names = [first.name, *cfg.fallbacks.get(first.name, [])]
-        last: UpstreamError | None = None
-        for i, name in enumerate(names):
-            route = first if i == 0 else await self.routes.get(key.info.workspace_id, name)
-            if route is None:
-                continue
-            url, payload = build(route)
-            for attempt in range(cfg.retries + 1):
-                try:
-                    resp = await self._send_upstream(route, url, payload, call)
-                    call.route = route
-                    return route, resp
-                except UpstreamError as exc:
-                    last = exc
-                    if not exc.retryable:
-                        raise
-                    wait = exc.retry_after
-                    if wait is not None and wait > cfg.max_retry_after_s:
-                        break  # too long: go to the next model now
-                    if attempt < cfg.retries:
-                        await asyncio.sleep(
-                            wait
-                            if wait is not None
-                            else 0.05 * 2**attempt * (1 + self._rng.random())
-                        )
-        assert last is not None
-        if len(names) > 1:
-            last.message = f"{last.message} (after trying {', '.join(names)})"
-        raise last
 
     # -- building upstream requests ---------------------------------------------------------
-    def _build(self, call: Call, body: dict[str, Any]) -> Callable[[Route], tuple[str, bytes]]:
-        """The URL and payload for ``route``, for the API the client spoke."""
-        endpoint = call.endpoint
-
-        def build(route: Route) -> tuple[str, bytes]:
-            if endpoint == "chat.completions":
-                if route.kind == "anthropic":
-                    return route.url("messages"), orjson.dumps(
-                        openai_request_to_anthropic(body, route.provider_model)
-                    )
-                if route.kind != "openai":
-                    raise _unsupported(route, "/v1/chat/completions")
-                out = body
-                if body.get("model") != route.provider_model or (
-                    call.stream and not (body.get("stream_options") or {}).get("include_usage")
-                ):
-                    out = dict(body, model=route.provider_model)
-                    if call.stream:
-                        out["stream_options"] = {
-                            **(body.get("stream_options") or {}),
-                            "include_usage": True,
-                        }
-                return route.url("chat/completions"), orjson.dumps(out)
-            if endpoint == "messages":
-                if route.kind == "openai":
-                    return route.url("chat/completions"), orjson.dumps(
-                        anthropic_request_to_openai(body, route.provider_model)
-                    )
-                if route.kind != "anthropic":
-                    raise _unsupported(route, "/v1/messages")
-                return route.url("messages"), orjson.dumps(dict(body, model=route.provider_model))
-            if endpoint == "responses" and route.kind == "anthropic":
-                chat = responses_request_to_chat(body)
-                if call.stream:
-                    chat["stream"] = True
-                return route.url("messages"), orjson.dumps(
-                    openai_request_to_anthropic(chat, route.provider_model)
-                )
-            if route.kind != "openai":
-                raise _unsupported(route, "/v1/" + endpoint)
-            return route.url(endpoint), orjson.dumps(dict(body, model=route.provider_model))
-
-        return build
 
     # -- the endpoints -----------------------------------------------------------------------
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -742,7 +551,7 @@ class Gateway:
         assert key is not None
         headers = [(TRACE_HEADER, call.trace_id.encode())]
         ttl = key.info.config.cache_ttl_s
-        build = self._build(call, body)
+        build = build_request(call, body)
         cache_key = None
         if ttl:
             _url, payload = build(route)
@@ -759,7 +568,7 @@ class Gateway:
                 return 200, hit.body, headers
             headers.append((b"x-panopticon-cache", b"miss"))
         try:
-            served, resp = await self._with_fallbacks(call, route, build)
+            served, resp = await self.upstream.with_fallbacks(call, route, build)
             try:
                 raw = await resp.read()
             finally:
@@ -839,7 +648,9 @@ class Gateway:
         route = await self._prepare(call, body, 0)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         try:
-            served, resp = await self._with_fallbacks(call, route, self._build(call, body))
+            served, resp = await self.upstream.with_fallbacks(
+                call, route, build_request(call, body)
+            )
         except UpstreamError as exc:
             status, payload, headers = self._upstream_failed(
                 call, exc, [(TRACE_HEADER, call.trace_id.encode())]
@@ -957,13 +768,3 @@ class Gateway:
             guardrail_ms=call.guardrail_ms if call.verdicts else None,
         )
         self.sink.submit(record)
-
-
-def _unsupported(route: Route, path: str) -> GatewayError:
-    return GatewayError(
-        f"model '{route.name}' is served by a '{route.kind}' provider, which the gateway "
-        f"cannot reach through {path} yet: the gateway serves openai-compatible models on "
-        "every route and anthropic models on every route but /v1/embeddings",
-        400,
-        param="model",
-    )
