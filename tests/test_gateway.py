@@ -587,3 +587,20 @@ def test_the_responses_api_reaches_a_claude_model_plain_and_streaming(
     spans = [t["spans"][0] for t in gateway.wait_traces(2)]
     assert {s["output_messages"][0]["content"] for s in spans} == {resp.output_text, deltas}
     assert all(s["provider"] == "anthropic" and s["output_tokens"] for s in spans)
+
+
+def test_unknown_request_fields_pass_through_and_the_model_is_the_providers(
+    gateway: GatewayServer, key: str, mock: MockServer
+) -> None:
+    body = {
+        "model": "gpt-mock",
+        "messages": [{"role": "user", "content": "x"}],
+        "seed": 7,
+        "logit_bias": {"50256": -100},
+        "x_vendor_option": {"nested": [1, 2]},
+    }
+    assert post(gateway, key, body).status_code == 200
+    sent = mock.stats.last_body
+    assert sent is not None and sent["model"] == "mock-good"
+    assert sent["seed"] == 7 and sent["x_vendor_option"] == {"nested": [1, 2]}
+    assert sent["logit_bias"] == {"50256": -100}

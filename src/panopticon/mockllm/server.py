@@ -61,6 +61,7 @@ class MockStats:
         self.in_flight = 0
         self.max_in_flight = 0
         self.streams_cut = 0
+        self.last_body: dict[str, Any] | None = None  # the last JSON body received
         self.tokens_in = 0
         self.tokens_out = 0
         self.first_request_at: float | None = None  # Unix time, for benchmarks
@@ -174,6 +175,7 @@ class _Mock:
             return _error(400, "request body is not JSON", "invalid_request_error")
         if not isinstance(body, dict):
             return _error(400, "request body must be a JSON object", "invalid_request_error")
+        self.stats.last_body = body
         return body
 
     async def _tracked(self, handler: Any, request: web.Request) -> web.StreamResponse:
