@@ -430,6 +430,19 @@ def test_rpm_limit_and_daily_budget_answer_429_naming_the_limit(
     wait_for(lambda: post(gateway, cheap, body).status_code == 429, what="the budget to be reached")
     r = post(gateway, cheap, body)
     assert "daily budget of $1e-06" in r.json()["error"]["message"]
+    from datetime import UTC, datetime
+
+    from panopticon.services.gateway_keys import key_spend, list_gateway_keys
+
+    now = datetime.now(UTC)
+    (cheap_id,) = [k.id for k in list_gateway_keys(engine) if k.name == "cheap"]
+
+    def spent() -> tuple[float, float]:
+        return key_spend(engine, [cheap_id], f"{now:%Y-%m-%d}", f"{now:%Y-%m}")[cheap_id]
+
+    # added to the shared counters within about a second: what the Gateway page shows
+    wait_for(lambda: spent()[0] > 0.000001, what="the spend in the database")
+    assert spent()[1] == spent()[0]
 
 
 def test_guardrails_block_redact_and_flag_with_their_latency(

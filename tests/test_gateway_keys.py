@@ -156,6 +156,7 @@ def test_the_dashboard_page_creates_updates_and_revokes_gateway_keys(settings: S
                   "guardrails": '[{"metric": {"type": "pii"}, "action": "block"}]'},
         )  # fmt: skip
         assert made.status_code == 200 and "pgw_" in made.text and "ui-key" in made.text
+        assert "0.0000 / 0.0000" in made.text  # nothing spent yet
         found = re.search(r'name="key_id" value="(\d+)"', made.text)
         assert found is not None
         key_id = found.group(1)

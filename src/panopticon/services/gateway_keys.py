@@ -28,6 +28,7 @@ __all__ = [
     "create_gateway_key",
     "get_gateway_key",
     "hash_gateway_key",
+    "key_spend",
     "list_gateway_keys",
     "lookup_gateway_key",
     "parse_key_config",
@@ -236,3 +237,14 @@ def lookup_gateway_key(engine: Engine, key_hash: str) -> GatewayKeyInfo | None:
     with engine.connect() as conn:
         row = q.find_gateway_key(conn, key_hash)
     return _info(row) if row else None
+
+
+def key_spend(
+    engine: Engine, key_ids: list[int], day: str, month: str
+) -> dict[int, tuple[float, float]]:
+    """USD each key spent on ``day`` (YYYY-MM-DD) and in ``month`` (YYYY-MM), as the
+    replicas last added it (about a second behind)."""
+    names = {k: (f"key:{k}:day:{day}", f"key:{k}:month:{month}") for k in key_ids}
+    with engine.connect() as conn:
+        totals = q.read_spend(conn, [n for pair in names.values() for n in pair])
+    return {k: (totals[d], totals[m]) for k, (d, m) in names.items()}

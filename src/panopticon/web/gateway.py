@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -69,6 +70,10 @@ def _page(
     created: str | None = None,
 ) -> Response:
     keys = gateway_keys.list_gateway_keys(request.app.state.engine, principal.workspace_id)
+    now = datetime.now(UTC)
+    spend = gateway_keys.key_spend(
+        request.app.state.engine, [k.id for k in keys], f"{now:%Y-%m-%d}", f"{now:%Y-%m}"
+    )
     rows = [
         {
             "id": k.id,
@@ -77,6 +82,10 @@ def _page(
             "active": k.active,
             "created_at": k.created_at,
             "settings": json.dumps(k.config.model_dump(mode="json", exclude_defaults=True)),
+            "spent_day": spend[k.id][0],
+            "spent_month": spend[k.id][1],
+            "budget_day": k.config.budget_day_usd,
+            "budget_month": k.config.budget_month_usd,
         }
         for k in keys
     ]
