@@ -56,4 +56,14 @@ def serve(
     )
     # httptools and uvloop when installed (they are dependencies): the gateway's speed; no
     # access log line per request where the gateway serves (calls are logged as traces)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=gateway is None)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=gateway is None,
+        # per request, where the gateway serves: no X-Forwarded-For rewriting of the scope
+        # and no Server header (uvicorn checks each header with two regular expressions)
+        proxy_headers=gateway is None,
+        server_header=gateway is None,
+    )

@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """One request in flight: what the log needs, filled in as the call goes."""
 
