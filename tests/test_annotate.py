@@ -91,6 +91,27 @@ def test_bad_labels_are_rejected_with_their_line_and_nothing_is_stored(
     assert "has no labels yet" in cal.output
 
 
+def test_a_second_annotator_with_the_same_labels_adds_no_certainty(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    """The same labels imported twice (as two annotators) are two labels of each answer,
+    not twice the answers: the kappa interval stays as wide (it used to narrow)."""
+    labels = []
+    for i, r in enumerate(run_and_export(tmp_path, mock)):
+        judged = bool(r["scores"]["quality"]["passed"])  # type: ignore[index]
+        # people agree with the judge on two answers in three
+        agree = i % 3 != 0
+        labels.append({"result_id": r["result_id"], "metric": "quality", "passed": judged == agree})
+    file = str(write(tmp_path / "labels.jsonl", "\n".join(json.dumps(x) for x in labels) + "\n"))
+    assert cli.invoke(app, ["annotate", file, "--annotator", "ana"]).exit_code == 0
+    (once,) = json.loads(cli.invoke(app, ["calibration", "1", "--json"]).output)
+    assert cli.invoke(app, ["annotate", file, "--annotator", "bo"]).exit_code == 0
+    (twice,) = json.loads(cli.invoke(app, ["calibration", "1", "--json"]).output)
+    assert twice["labelled"] == 2 * once["labelled"] and twice["results"] == once["results"] == 16
+    assert twice["kappa"] == once["kappa"]
+    assert (twice["kappa_low"], twice["kappa_high"]) == (once["kappa_low"], once["kappa_high"])
+
+
 def test_a_label_off_the_metrics_scale_is_refused(
     tmp_path: Path, env: dict[str, str], mock: MockServer
 ) -> None:

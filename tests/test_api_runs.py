@@ -85,6 +85,7 @@ def test_start_a_suite_then_read_export_and_compare_it(api: TestClient, mock: Mo
         "/api/runs/compare", headers=KEY, params={"a": first_only_good, "b": second}
     ).json()
     assert runs[0]["metrics"][0]["verdict"] == "A better"
+    assert runs[0]["tests"] == len(runs[0]["metrics"])  # Holm's family, said
 
 
 def test_a_suite_over_the_api_cannot_read_server_files(api: TestClient, mock: MockServer) -> None:

@@ -54,10 +54,28 @@ def test_two_single_model_runs_are_compared_item_by_item(
 def test_few_items_warn_that_a_small_difference_cannot_be_seen(
     tmp_path: Path, env: dict[str, str], mock: MockServer
 ) -> None:
-    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=4))
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=12))
     assert cli.invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
     result = cli.invoke(app, ["compare", "1", "--models", "good,weak", "--min-effect", "0.01"])
     assert "warning" in result.output and "needs about" in result.output
+
+
+def test_too_few_pairs_for_any_verdict_is_said_plainly(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    """Four pairs: the smallest two-sided p is 2/2^4 = 0.125, so no verdict is possible
+    (the old warning claimed small differences were detectable, or said nothing)."""
+    mock.config.quality.update({"mock-good": 0.95, "mock-weak": 0.05})
+    path = write(tmp_path / "s.yaml", suite_yaml(mock.url, queries=4))
+    assert cli.invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
+    result = cli.invoke(app, ["compare", "1", "--models", "good,weak", "--json"])
+    (comparison,) = json.loads(result.output)
+    for m in comparison["metrics"]:
+        assert m["verdict"] == "too few" and m["n"] == 4
+        assert m["warning"].startswith("n=4 pairs: no test can reach p<0.05 with so few pairs")
+        assert m["warning"].endswith("no verdict")
+    table = cli.invoke(app, ["compare", "1", "--models", "good,weak"])
+    assert "too few" in table.output and "no verdict" in table.output
 
 
 def test_compare_explains_bad_arguments(

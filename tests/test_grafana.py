@@ -124,7 +124,9 @@ def test_every_panel_returns_the_runs_numbers(demo: sa.Engine) -> None:
         totals.cost_usd
     )
     assert [r["runs"] for r in got["Runs per day"]] == [1]
-    per_day = {r["metric"]: r["value"] for r in got["Mean normalised score by model, per day"]}
+    per_day = {
+        r["metric"]: r["value"] for r in got["Mean normalised quality score by model, per day"]
+    }
     overview = {m.model: m.mean for m in dashboard.overview(engine, 1).models}
     assert per_day == pytest.approx(overview)  # one day: the day's mean is the overall mean
     assert [r["status"] for r in got["Recent runs"]] == ["completed"]
@@ -137,7 +139,9 @@ def test_every_panel_returns_the_runs_numbers(demo: sa.Engine) -> None:
     assert bars == pytest.approx({k: c.mean for k, c in ours.cells.items()})
     radar = got["Radar: every metric at once"]
     assert len(radar) == 12
-    table = {(r["model"], r["metric"]): r for r in got["Means with 95% t intervals"]}
+    table = {
+        (r["model"], r["metric"]): r for r in got["Means with 95% intervals over per-query means"]
+    }
     for key, cell in ours.cells.items():
         assert float(table[key]["mean"]) == pytest.approx(cell.mean, abs=1e-4)
         assert table[key]["n"] == cell.n == 16

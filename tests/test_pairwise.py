@@ -42,7 +42,8 @@ def test_every_pair_is_judged_in_both_orders_and_agreement_decides(
     out = tmp_path / "rep"
     assert cli.invoke(app, ["report", "1", "-o", str(out), "-f", "json"]).exit_code == 0
     (pw,) = json.loads((out / "run-1.json").read_text())["pairwise"]
-    assert pw["position_bias_rate"] == 0.0 and pw["pairs"] == 30
+    assert pw["order_disagreement_rate"] == 0.0 and pw["pairs"] == 30
+    assert pw["position_preference"] == 0.0
     assert [r["model"] for r in pw["ranking"]] == ["good", "mid", "weak"]
     good_vs_weak = next(w for w in pw["win_rates"] if (w["a"], w["b"]) == ("good", "weak"))
     assert good_vs_weak["win_rate"] == 1.0 and good_vs_weak["low"] > 0.6
@@ -61,7 +62,19 @@ def test_a_judge_that_always_picks_the_first_answer_produces_ties_and_is_reporte
     out = tmp_path / "rep"
     cli.invoke(app, ["report", "1", "-o", str(out), "-f", "json"])
     (pw,) = json.loads((out / "run-1.json").read_text())["pairwise"]
-    assert pw["position_bias_rate"] == 1.0
+    # every judgement picked the first shown: the preference is +1, and said so
+    assert pw["order_disagreement_rate"] == 1.0 and pw["position_preference"] == 1.0
+    assert pw["position_preference_low"] > 0.3  # 12 pairs, all one way: clearly not 0
+    md = tmp_path / "md"
+    cli.invoke(app, ["report", "1", "-o", str(md), "-f", "md"])
+    text = (md / "run-1.md").read_text()
+    assert "P(first shown wins) - P(second shown wins): +1.00" in text
+    show = cli.invoke(app, ["show", "1", "--format", "json"])
+    (position,) = json.loads(show.output)["position"]
+    assert position["preference"] == 1.0 and position["orders disagreed"] == 1.0
+    assert position["low"] > 0.3 and position["pairs"] == 12
+    table = cli.invoke(app, ["show", "1", "--format", "md"]).output
+    assert "P(first shown wins) - P(second shown wins)" in table and "| +1.00 |" in table
 
 
 def test_a_resumed_run_does_not_judge_pairs_twice(

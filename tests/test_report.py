@@ -93,6 +93,18 @@ def test_every_format_is_written_with_the_same_numbers(
     assert front["a"] and front["c"]
     h2h = {(h["a"], h["b"]): h["win_rate"] for h in data["head_to_head"]}
     assert h2h[("a", "c")] > 0.5 > h2h[("c", "a")]
+    # intervals are clustered by query and stay within the scale (rubric 1-10)
+    assert summary_a["clusters"] == 15
+    assert 1 <= summary_a["mean_low"] < summary_a["mean_high"] <= 10
+    # the theme heatmap is quality: the latency check (c is fastest) is left out
+    by_theme = data["summary"]["by_theme"]
+    for cell in data["theme_heatmap"]:
+        quality = [
+            m["mean_normalized"]
+            for m in by_theme
+            if (m["model"], m["theme"]) == (cell["model"], cell["theme"]) and m["metric"] != "fast"
+        ]
+        assert cell["value"] == pytest.approx(sum(quality) / len(quality))
 
 
 @pytest.mark.skipif(

@@ -16,9 +16,12 @@ from panopticon.stats.intervals import (
     t_quantile,
     wilson,
 )
+from panopticon.stats.kinds import ScoreKind
 from panopticon.stats.paired import compare_metrics, holm
 from panopticon.stats.percentiles import percentiles
 from panopticon.stats.ranking import bradley_terry
+
+PASS_FAIL = ScoreKind(binary=True, low=0.0, high=1.0)
 
 
 @pytest.mark.parametrize("df", [1, 2, 3, 4, 5, 10, 31, 200, 999])
@@ -75,7 +78,8 @@ def test_a_real_difference_is_found_and_noise_is_called_tied() -> None:
     results = {
         r.metric: r
         for r in compare_metrics(
-            {"quality": (better, base), "style": (same, base), "passed": (pass_b, pass_a)}
+            {"quality": (better, base), "style": (same, base), "passed": (pass_b, pass_a)},
+            kinds={"passed": PASS_FAIL},
         )
     }
     assert results["quality"].verdict == "A better" and results["quality"].test == "wilcoxon"
@@ -95,8 +99,16 @@ def test_too_few_items_for_the_effect_that_matters_is_warned() -> None:
 def test_mcnemar_p_value_is_the_exact_binomial() -> None:
     a = [1.0] * 10 + [0.0] * 2 + [1.0] * 20
     b = [0.0] * 10 + [1.0] * 2 + [1.0] * 20
-    (r,) = compare_metrics({"p": (a, b)})
+    (r,) = compare_metrics({"p": (a, b)}, kinds={"p": PASS_FAIL})
     assert r.p_value == pytest.approx(stats.binomtest(10, 12, 0.5).pvalue)
+
+
+def test_the_test_follows_the_metric_type_not_the_values() -> None:
+    """A 1-10 rubric whose scores were all 1 or 10 (normalised 0 or 1) is still a scale."""
+    a = [1.0] * 10 + [0.0] * 2 + [1.0] * 20
+    b = [0.0] * 10 + [1.0] * 2 + [1.0] * 20
+    (r,) = compare_metrics({"q": (a, b)}, kinds={"q": ScoreKind(binary=False, low=1, high=10)})
+    assert r.test == "wilcoxon"
 
 
 def test_kappa_matches_a_hand_computation() -> None:
@@ -146,6 +158,19 @@ def test_bradley_terry_ranks_a_clear_order_with_intervals() -> None:
     assert gap == pytest.approx(400 * math.log10(2.0), abs=60)
 
 
+@pytest.mark.parametrize("games_per_pair", [3, 10, 30, 100])
+def test_bradley_terry_intervals_contain_their_estimate_under_complete_separation(
+    games_per_pair: int,
+) -> None:
+    """a always beats b and c, b always beats c: the plain estimate is infinite; the
+    penalised one is finite, its interval contains it, and the separation is said."""
+    games = [("a", "b", 1.0), ("b", "c", 1.0), ("a", "c", 1.0)] * games_per_pair
+    ratings = bradley_terry(["a", "b", "c"], games)
+    assert [r.model for r in ratings] == ["a", "b", "c"]
+    assert all(r.low <= r.score <= r.high for r in ratings)
+    assert [r.separated for r in ratings] == [True, False, True]
+
+
 def test_an_interval_from_sums_equals_the_interval_from_the_values() -> None:
     """The dashboard computes intervals from GROUP BY sums: they must be the same."""
     values = [0.1, 0.5, 0.9, 0.4, 0.7, 0.3, 1.0, 0.0]
@@ -156,3 +181,68 @@ def test_an_interval_from_sums_equals_the_interval_from_the_values() -> None:
         direct.high
     )
     assert moments_interval(1, 0.5, 0.25).low is None
+
+
+def test_equal_differences_still_get_an_honest_warning_and_interval() -> None:
+    """Ten pairs that all differ by nothing: the old power warning said nothing (its SD
+    was 0, so every difference looked detectable) and the interval had no width."""
+    a = [0.5] * 10
+    (r,) = compare_metrics({"q": (a, list(a))}, min_effect=0.05)
+    assert r.verdict == "tied" and r.ci_low < 0 < r.ci_high
+    assert r.warning is not None and "needs about" in r.warning
+
+
+def test_a_handful_of_pairs_gets_no_verdict_whatever_the_differences() -> None:
+    a, b = [1.0] * 5, [0.0] * 5
+    (r,) = compare_metrics({"q": (a, b)}, min_effect=0.05)
+    assert r.verdict == "too few"
+    assert r.warning == ("n=5 pairs: no test can reach p<0.05 with fewer than 6 pairs; no verdict")
+    (six,) = compare_metrics({"q": ([1.0] * 6, [0.0] * 6)})
+    assert six.verdict == "A better"
+
+
+def test_with_holm_a_small_test_is_judged_against_the_others_p_values() -> None:
+    """Seven pairs can reach a verdict when the other tests are decisive (Holm then asks
+    little of the last one), and cannot beside nine other seven-pair tests."""
+    strong = ([1.0] * 60, [0.0] * 60)
+    small = ([0.9] * 7, [0.1] * 7)
+    beside_strong = compare_metrics({"big": strong, "small": small})
+    assert [r.verdict for r in beside_strong] == ["A better", "A better"]
+    ten_small = compare_metrics({f"m{i}": small for i in range(10)})
+    assert {r.verdict for r in ten_small} == {"too few"}
+    assert ten_small[0].warning == (
+        "n=7 pairs: no test can reach p<0.05 with so few pairs among the 10 tests "
+        "corrected together (Holm); no verdict"
+    )
+
+
+def test_the_same_labels_twice_give_the_same_calibration_intervals() -> None:
+    rng = random.Random(9)
+    judge = [rng.randint(1, 10) for _ in range(80)]
+    people = [min(10, max(1, j + rng.randint(-3, 3))) for j in judge]
+    items = list(range(80))
+    once = spearman(judge, people, clusters=items)
+    twice = spearman(judge * 2, people * 2, clusters=items * 2)
+    assert (twice.estimate, twice.low, twice.high) == pytest.approx(
+        (once.estimate, once.low, once.high)
+    )
+    assert twice.clusters == 80 and twice.n == 160
+    passed_j, passed_p = [j >= 6 for j in judge], [p >= 6 for p in people]
+    k1 = cohen_kappa(passed_j, passed_p, clusters=items)
+    k2 = cohen_kappa(passed_j * 2, passed_p * 2, clusters=items * 2)
+    assert (k2.estimate, k2.low, k2.high) == pytest.approx((k1.estimate, k1.low, k1.high))
+
+
+def test_weighted_ranks_are_the_ranks_of_the_repeated_sample() -> None:
+    import numpy as np
+
+    from panopticon.stats.agreement import _weighted_ranks, _weighted_rho
+
+    rng = random.Random(4)
+    a = [rng.randint(1, 5) for _ in range(50)]
+    b = [rng.random() for _ in range(50)]
+    times = np.array([[rng.randint(0, 3) for _ in range(50)]], dtype=float)
+    repeated = times[0].astype(int)
+    expected = stats.spearmanr(np.repeat(a, repeated), np.repeat(b, repeated)).statistic
+    got = _weighted_rho(_weighted_ranks(a, times), _weighted_ranks(b, times), times)[0]
+    assert got == pytest.approx(expected)

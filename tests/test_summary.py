@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from statistics import pstdev
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from panopticon.cli import app
+from panopticon.mockllm.server import MockServer
 from panopticon.stats.summary import summarize
+from tests.conftest import suite_yaml, write
 
 
 def row(
@@ -71,3 +77,22 @@ def test_the_gate_counts_score_errors_as_failures() -> None:
     ]
     assert summarize(rows).gate_pass_rate() == 0.5
     assert summarize([row("m", 1, 0, "a", 8, None)]).gate_pass_rate() is None
+
+
+def test_show_and_export_count_queries_not_repeats(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    """With repeats: 3, n is 3 scores per query but the interval's sample is the queries,
+    and show says both."""
+    path = write(
+        tmp_path / "s.yaml", suite_yaml(mock.url, queries=6, models=("good",), extra="repeats: 3\n")
+    )
+    assert CliRunner().invoke(app, ["run", str(path), "--no-progress"]).exit_code == 0
+    show = CliRunner().invoke(app, ["show", "1", "--format", "md"])
+    assert "clustered by query" in show.output and "| n | queries |" in show.output
+    quality_row = next(line for line in show.output.splitlines() if "| quality |" in line)
+    assert "| 18 | 6 |" in quality_row
+    exported = json.loads(CliRunner().invoke(app, ["export", "1", "--format", "json"]).output)
+    quality = next(m for m in exported["summary"]["metrics"] if m["metric"] == "quality")
+    assert quality["n"] == 18 and quality["clusters"] == 6
+    assert 1 <= quality["mean_low"] < quality["mean_high"] <= 10

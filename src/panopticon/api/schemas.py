@@ -311,6 +311,9 @@ class ComparisonPublic(BaseModel):
     a: str
     b: str
     unpaired: dict[str, int]
+    tests: int = Field(
+        default=0, description="tests corrected together (Holm), across every comparison returned"
+    )
     metrics: list[dict[str, Any]]
     pairwise: list[dict[str, Any]] = []
 

@@ -10,10 +10,8 @@ from rich.table import Table
 
 from panopticon.cli.output import console, handle_errors
 from panopticon.services.annotations import calibrate, import_labels
-from panopticon.services.runs import store
+from panopticon.services.runs import find_run, store
 from panopticon.settings import load_settings
-from panopticon.store.queries import catalog
-from panopticon.store.queries import runs as run_queries
 
 __all__ = ["annotate", "calibration"]
 
@@ -46,9 +44,7 @@ def calibration(
     """How well each judge agrees with people: Cohen's kappa and Spearman, with 95% CIs."""
     settings = load_settings()
     with store(settings) as engine:
-        with engine.begin() as conn:
-            ws = catalog.ensure_workspace(conn, settings.workspace)
-            run = run_queries.get_run(conn, ws, run_id)
+        run = find_run(engine, settings.workspace, run_id)
         report = calibrate(engine, run.id)
     if as_json:
         console.print_json(orjson.dumps([c.as_dict() for c in report]).decode())
@@ -63,6 +59,7 @@ def calibration(
     for col in (
         "metric",
         "labelled",
+        "answers",
         "pass/fail pairs",
         "agreement",
         "kappa",
@@ -76,6 +73,7 @@ def calibration(
         table.add_row(
             c.metric,
             str(c.labelled),
+            str(c.results),
             str(c.pass_pairs),
             _f(c.agreement, "{:.0%}"),
             _f(c.kappa),

@@ -17,10 +17,8 @@ from panopticon.services.compare import (
     compare_runs,
     worse,
 )
-from panopticon.services.runs import store
+from panopticon.services.runs import find_run, store
 from panopticon.settings import load_settings
-from panopticon.store.queries import catalog
-from panopticon.store.queries import runs as run_queries
 
 __all__ = ["compare"]
 
@@ -43,7 +41,7 @@ def _grid(c: Comparison) -> Grid:
             Column("test"),
             Column("p", lambda v: f"{v:.3g}", right=True),
             Column("p (Holm)", lambda v: f"{v:.3g}", right=True),
-            Column("verdict", style=lambda v: "green" if v != "tied" else "yellow"),
+            Column("verdict", style=lambda v: {"tied": "yellow", "too few": "red"}.get(v, "green")),
         ],
     )
     for r in c.results:
@@ -71,6 +69,9 @@ def _print(c: Comparison, fmt: str) -> None:
     if fmt in ("table", "md"):  # the title names A and B: no need to repeat them per row
         grid = replace(grid, columns=grid.columns[2:], rows=[row[2:] for row in grid.rows])
     emit([grid], fmt, console)
+    console.print(
+        f"n: items paired; p (Holm): corrected across all {c.tests} tests shown", soft_wrap=True
+    )
     for r in c.results:
         if r.warning:
             console.print(f"[yellow]warning:[/] {r.metric}: {r.warning}", soft_wrap=True)
@@ -123,9 +124,7 @@ def compare(
     check_format(fmt)
     settings = load_settings()
     with store(settings) as engine:
-        with engine.begin() as conn:
-            ws = catalog.ensure_workspace(conn, settings.workspace)
-            ids = [run_queries.get_run(conn, ws, ref).id for ref in runs]
+        ids = [find_run(engine, settings.workspace, ref).id for ref in runs]
         if prompts is not None:
             names = [p.strip() for p in prompts.split(",") if p.strip()]
             if len(ids) != 1 or len(names) != 2:

@@ -6,10 +6,10 @@ import typer
 from rich.table import Table
 
 from panopticon.cli.output import console, handle_errors
-from panopticon.services.access import create_key, revoke_key
+from panopticon.services.access import create_key, list_keys, revoke_key
+from panopticon.services.database import workspace_id
 from panopticon.services.runs import store
 from panopticon.settings import load_settings
-from panopticon.store.queries import access, catalog
 
 app = typer.Typer(
     help="API keys: create, list, revoke.", no_args_is_help=True, add_completion=False
@@ -37,9 +37,9 @@ def create_cmd(
 @handle_errors
 def list_cmd(workspace: str | None = typer.Option(None, "--workspace", "-w")) -> None:
     """List keys (never the keys themselves)."""
-    with store(load_settings()) as engine, engine.begin() as conn:
-        ws = catalog.ensure_workspace(conn, workspace, create=False) if workspace else None
-        rows = access.list_keys(conn, ws)
+    with store(load_settings()) as engine:
+        ws = workspace_id(engine, workspace, create=False) if workspace else None
+        rows = list_keys(engine, ws)
     table = Table()
     for col in ("id", "workspace", "name", "role", "prefix", "created", "last used", "state"):
         table.add_column(col)

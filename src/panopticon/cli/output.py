@@ -135,7 +135,8 @@ def summary_grids(summary: Summary) -> list[Grid]:
     pct = Column("", lambda v: "-" if v is None else f"{v:.0%}", right=True)
     scores = Grid(
         "scores",
-        "Scores by model and metric (mean with 95% CI; pass rate with Wilson 95% CI)",
+        "Scores by model and metric (95% CIs clustered by query, within the scale; "
+        "n scores of that many queries; '-': one query is too few to say)",
         [
             Column("model"),
             Column("metric"),
@@ -144,6 +145,7 @@ def summary_grids(summary: Summary) -> list[Grid]:
             replace(pct, name="pass"),
             Column("pass 95% CI", lambda v: _ci(v[0], v[1], "{:.0%}"), right=True),
             replace(count, name="n"),
+            replace(count, name="queries"),
             replace(count, name="errors", style=lambda v: "red" if v else None),
             Column("judge tok", lambda v: f"{v:,}" if v else "-", right=True),
             Column("judge cost", lambda v: "-" if v is None else money(v), right=True),
@@ -157,6 +159,7 @@ def summary_grids(summary: Summary) -> list[Grid]:
                 s.pass_rate,
                 (s.pass_low, s.pass_high),
                 s.n,
+                s.clusters,
                 s.errors,
                 s.judge_tokens,
                 s.judge_cost_usd if s.judge_tokens else None,

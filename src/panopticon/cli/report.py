@@ -9,10 +9,8 @@ import typer
 
 from panopticon.cli.output import check_writable, console, handle_errors
 from panopticon.errors import ConfigError, Issue
-from panopticon.services.runs import store
+from panopticon.services.runs import find_run, store
 from panopticon.settings import load_settings
-from panopticon.store.queries import catalog
-from panopticon.store.queries import runs as run_queries
 
 __all__ = ["report"]
 
@@ -30,9 +28,9 @@ def report(
     ),
 ) -> None:
     """Write the run's report: charts with their numbers, in every format asked."""
-    from panopticon.reports.data import build_report
     from panopticon.reports.html import render_html
     from panopticon.reports.markdown import render_csv, render_markdown
+    from panopticon.services.reports import report_data
 
     wanted = [f.strip() for f in formats.split(",") if f.strip()]
     unknown = [f for f in wanted if f not in FORMATS]
@@ -48,10 +46,8 @@ def report(
         check_writable(output_dir, "--output-dir", overwrite=False)
     settings = load_settings()
     with store(settings) as engine:
-        with engine.begin() as conn:
-            ws = catalog.ensure_workspace(conn, settings.workspace)
-            run = run_queries.get_run(conn, ws, run_id)
-        data = build_report(engine, run)
+        run = find_run(engine, settings.workspace, run_id)
+        data = report_data(engine, run)
     folder = output_dir or Path("reports") / f"run-{run.id}"
     folder.mkdir(parents=True, exist_ok=True)
     writers = {

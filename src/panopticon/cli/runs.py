@@ -18,18 +18,18 @@ from panopticon.cli.output import (
 )
 from panopticon.cli.tables import Column, Grid, check_format, emit, resolve_format
 from panopticon.services.exports import render_export
+from panopticon.services.metric_kinds import run_kinds
 from panopticon.services.runs import (
     describe_run_state,
     load_run,
     pairwise_results,
+    recent_runs,
     run_public,
     store,
     summarize_run,
 )
 from panopticon.settings import load_settings
 from panopticon.stats.summary import summarize
-from panopticon.store.queries import catalog
-from panopticon.store.queries import runs as run_queries
 
 __all__ = ["export", "runs", "show"]
 
@@ -56,9 +56,8 @@ def runs(
     """List runs, newest first."""
     check_format(fmt)
     settings = load_settings()
-    with store(settings) as engine, engine.begin() as conn:
-        ws = catalog.ensure_workspace(conn, settings.workspace)
-        rows = run_queries.list_runs(conn, ws, limit)
+    with store(settings) as engine:
+        rows = recent_runs(engine, settings.workspace, limit)
     if not rows and fmt not in ("json", "csv"):
         console.print(
             "No runs yet. Start one with: panopticon run suite.yaml (or try: panopticon demo)"
@@ -115,7 +114,7 @@ def _pairwise_grid(pairs: list[dict[str, Any]], models: list[str]) -> Grid:
     pct = Column("", lambda v: "-" if v is None else f"{v:.0%}", right=True)
     grid = Grid(
         "pairwise",
-        "Pairwise: win rate of model against each other (ties count half; Wilson 95% CI)",
+        "Pairwise: win rate of model against each other (ties count half; 95% CI)",
         [
             Column("metric"),
             Column("model"),
@@ -131,6 +130,39 @@ def _pairwise_grid(pairs: list[dict[str, Any]], models: list[str]) -> Grid:
             grid.rows.append(
                 [pw["metric"], w["a"], w["b"], w["n"], w["win_rate"], w["low"], w["high"]]
             )
+    return grid
+
+
+def _position_grid(pairs: list[dict[str, Any]], models: list[str]) -> Grid:
+    """Per pairwise judge: its position preference with its interval, and how often the
+    two orders of a pair disagreed (any noisy judge's do; that alone is not a bias)."""
+    from panopticon.reports.data import pairwise_summary
+
+    signed = Column("", lambda v: "-" if v is None else f"{v:+.2f}", right=True)
+    grid = Grid(
+        "position",
+        "Pairwise judges' position preference: P(first shown wins) - P(second shown wins), "
+        "0 is none (95% CI); beside it, how often a pair's two orders disagreed",
+        [
+            Column("metric"),
+            Column("pairs", str, right=True),
+            replace(signed, name="preference"),
+            replace(signed, name="low"),
+            replace(signed, name="high"),
+            Column("orders disagreed", lambda v: "-" if v is None else f"{v:.0%}", right=True),
+        ],
+    )
+    for pw in pairwise_summary(pairs, models):
+        grid.rows.append(
+            [
+                pw["metric"],
+                pw["pairs"],
+                pw["position_preference"],
+                pw["position_preference_low"],
+                pw["position_preference_high"],
+                pw["order_disagreement_rate"],
+            ]
+        )
     return grid
 
 
@@ -163,11 +195,14 @@ def show(
     row, rows = load_run(settings, run_id)
     with store(settings) as engine:
         pairs = pairwise_results(engine, row.id)
+        kinds = run_kinds(engine, row.id)  # every scored metric's, per-query ones too
     fmt = resolve_format(fmt, console)
     state = describe_run_state(row)
-    grids = summary_grids(summarize(rows))
+    summary = summarize(rows, kinds)
+    grids = summary_grids(summary)
     if pairs:
-        grids.append(_pairwise_grid(pairs, [m.model for m in summarize(rows).models]))
+        models = [m.model for m in summary.models]
+        grids += [_pairwise_grid(pairs, models), _position_grid(pairs, models)]
     failures = [r for r in rows if r["error"]]
     score_failures = [
         (name, r["model"], query_label(r), s["error"])

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from panopticon.stats.kinds import ScoreKind
 
 __all__ = [
     "METRICS_ENTRY_POINT_GROUP",
@@ -25,7 +27,9 @@ __all__ = [
     "build_metric",
     "gives_pass_fail",
     "metric_types",
+    "operational_types",
     "register_metric",
+    "score_kinds",
     "spec_class",
 ]
 
@@ -102,6 +106,7 @@ class Metric(abc.ABC):
     version: ClassVar[str] = "1"
     needs_judge: ClassVar[bool] = False
     pairwise: ClassVar[bool] = False  # judged on pairs of answers after all are in
+    quality: ClassVar[bool] = True  # False: an operational check (latency, cost)
 
     def __init__(self, spec: MetricSpec) -> None:
         self.spec = spec
@@ -111,6 +116,11 @@ class Metric(abc.ABC):
     @abc.abstractmethod
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         """Score one answer."""
+
+    def kind(self) -> ScoreKind:
+        """What the scores are (the statistics choose tests and intervals by it). The
+        default is pass/fail, value 1 or 0; scales and operational checks override it."""
+        return ScoreKind(binary=True, low=0.0, high=1.0)
 
     def passes(self, value: float) -> bool | None:
         return None if self.threshold is None else value >= self.threshold
@@ -187,3 +197,28 @@ def spec_class(type_name: str) -> type[MetricSpec] | None:
 def build_metric(spec: MetricSpec) -> Metric:
     _load_builtins()
     return _REGISTRY[spec.type].metric(spec)
+
+
+def score_kinds(definitions: Iterable[Mapping[str, Any]]) -> dict[str, ScoreKind]:
+    """Metric name -> :class:`ScoreKind`, from metric definitions as a suite (or the run's
+    stored suite) gives them. A definition that no longer validates is left out: its
+    scores are then summarised by their values alone."""
+    _load_builtins()
+    out: dict[str, ScoreKind] = {}
+    for definition in definitions:
+        entry = _REGISTRY.get(str(definition.get("type")))
+        if entry is None or entry.metric.pairwise:
+            continue
+        try:
+            spec = entry.spec.model_validate(dict(definition))
+        except ValidationError:
+            continue
+        out[spec.name] = entry.metric(spec).kind()
+    return out
+
+
+def operational_types() -> list[str]:
+    """Metric types that measure operations (latency, cost), not the answer's quality:
+    the one rule for what quality averages and rankings leave out."""
+    _load_builtins()
+    return sorted(t for t, e in _REGISTRY.items() if not e.metric.quality)

@@ -22,6 +22,7 @@ from panopticon.judges.base import (
     register_metric,
 )
 from panopticon.judges.parsing import strip_code_fence
+from panopticon.stats.kinds import ScoreKind
 
 __all__ = ["register"]
 
@@ -215,6 +216,9 @@ class LengthMetric(Metric):
     type = "length"
     spec: LengthSpec
 
+    def kind(self) -> ScoreKind:
+        return ScoreKind(binary=True)  # passes or not; the value, a length, has no bound
+
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         n = len(ctx.response) if self.spec.unit == "chars" else len(ctx.response.split())
         ok = (self.spec.min is None or n >= self.spec.min) and (
@@ -237,7 +241,11 @@ class LatencyMetric(Metric):
     """Value: the answer's latency in ms; passes at or under ``max_ms``."""
 
     type = "latency"
+    quality = False
     spec: LatencySpec
+
+    def kind(self) -> ScoreKind:
+        return ScoreKind(binary=True, quality=False)
 
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         if ctx.latency_ms is None:
@@ -262,7 +270,11 @@ class CostMetric(Metric):
     """Value: the answer's cost in USD; passes at or under ``max_usd``."""
 
     type = "cost"
+    quality = False
     spec: CostSpec
+
+    def kind(self) -> ScoreKind:
+        return ScoreKind(binary=True, quality=False)
 
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         if ctx.cost_usd is None:

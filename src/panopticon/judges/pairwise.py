@@ -1,7 +1,9 @@
 """``pairwise``: a judge sees two models' answers to the same query and picks one, or a tie.
 
 Each pair is judged twice, once in each order. A verdict other than a tie needs both orders
-to agree; when they disagree the pair is a tie and counts towards the position-bias rate.
+to agree; when they disagree the pair is a tie. Both verdicts are kept, so that reports
+show the judge's position preference, P(first shown wins) - P(second shown wins), beside
+the share of pairs whose orders disagreed (:mod:`panopticon.stats.position`).
 The runner judges pairs after every model has answered (see ``evaluation.runner``).
 """
 

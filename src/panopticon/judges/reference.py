@@ -16,6 +16,7 @@ from panopticon.judges.base import (
     register_metric,
 )
 from panopticon.judges.parsing import parse_verdict
+from panopticon.stats.kinds import ScoreKind
 
 __all__ = ["ReferenceMetric", "ReferenceSpec", "register"]
 
@@ -56,6 +57,9 @@ class ReferenceMetric(Metric):
     type = "reference"
     needs_judge = True
     spec: ReferenceSpec
+
+    def kind(self) -> ScoreKind:
+        return ScoreKind(binary=False, low=0.0, high=1.0)  # 0, 0.5 or 1: a three-step scale
 
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         assert judge is not None, "the runner gives every judge metric a judge"

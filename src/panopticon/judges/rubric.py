@@ -16,6 +16,7 @@ from panopticon.judges.base import (
     register_metric,
 )
 from panopticon.judges.parsing import parse_score
+from panopticon.stats.kinds import ScoreKind
 
 __all__ = ["RubricMetric", "RubricSpec", "register"]
 
@@ -60,6 +61,9 @@ class RubricMetric(Metric):
     type = "rubric"
     needs_judge = True
     spec: RubricSpec
+
+    def kind(self) -> ScoreKind:
+        return ScoreKind(binary=False, low=self.spec.scale[0], high=self.spec.scale[1])
 
     def criteria(self) -> str:
         """What the judge applies; subclasses with fixed criteria override this."""

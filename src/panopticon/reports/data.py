@@ -7,16 +7,15 @@ each agree with the JSON (a browser test checks the HTML against it).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
-from panopticon.services.database import Engine
+from panopticon.stats.kinds import ScoreKind
 from panopticon.stats.summary import comparable_value, summarize
-from panopticon.store.queries import runs as run_queries
 
 __all__ = ["build_report"]
 
 HIST_BINS = 10
-NOT_QUALITY = ("latency", "cost")
 
 
 def _item_means(rows: list[dict[str, Any]], skip: set[str]) -> dict[str, dict[int, float]]:
@@ -77,9 +76,12 @@ def _histograms(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def pairwise_summary(pairs: list[dict[str, Any]], models: list[str]) -> list[dict[str, Any]]:
-    """Per pairwise metric: win rates (ties count half) with Wilson intervals, the share of
-    pairs whose two orders disagreed (position bias), and a Bradley-Terry ranking."""
-    from panopticon.stats.intervals import wilson
+    """Per pairwise metric: win rates (ties count half, on the exact count) with 95%
+    intervals, the judge's position preference (P(first shown wins) - P(second shown
+    wins), with its interval) beside the share of pairs whose two orders disagreed, and a
+    Bradley-Terry ranking."""
+    from panopticon.stats.intervals import ClusterSums, bounded_interval
+    from panopticon.stats.position import position_bias
     from panopticon.stats.ranking import bradley_terry
 
     out = []
@@ -98,7 +100,9 @@ def pairwise_summary(pairs: list[dict[str, Any]], models: list[str]) -> list[dic
                 if not outcomes:
                     continue
                 wins = sum(outcomes)
-                ci = wilson(round(wins), len(outcomes))
+                # Wilson on the count without ties; with ties (halves) its quasi-binomial
+                # form on the exact fractional count
+                ci = bounded_interval(ClusterSums.of([o] for o in outcomes), binary=True)
                 rates.append(
                     {
                         "a": a,
@@ -109,17 +113,28 @@ def pairwise_summary(pairs: list[dict[str, Any]], models: list[str]) -> list[dic
                         "high": ci.high,
                     }
                 )
-        disagreed = sum(1 for p in judged if p["verdict_ab"] != p["verdict_ba"])
+        bias = position_bias((p["verdict_ab"], p["verdict_ba"]) for p in judged)
+        preference = bias.preference
         present = sorted({m for g in games for m in g[:2]}, key=models.index)
         ranking = [vars(r) for r in bradley_terry(present, games)] if len(present) > 2 else []
+        separated = [r["model"] for r in ranking if r["separated"]]
         out.append(
             {
                 "metric": metric,
                 "pairs": len(judged),
                 "errors": sum(1 for p in pairs if p["metric"] == metric and p["error"]),
-                "position_bias_rate": disagreed / len(judged) if judged else None,
+                "order_disagreement_rate": bias.disagreement,
+                "position_preference": preference.estimate if preference else None,
+                "position_preference_low": preference.low if preference else None,
+                "position_preference_high": preference.high if preference else None,
                 "win_rates": rates,
                 "ranking": ranking,
+                "ranking_note": (
+                    f"{', '.join(separated)} won or lost every game: no finite strength "
+                    "fits, so the score shown is penalised (half a drawn game per pair)"
+                    if separated
+                    else None
+                ),
             }
         )
     return out
@@ -194,19 +209,24 @@ def _pareto(points: list[dict[str, Any]]) -> None:
         )
 
 
-def build_report(engine: Engine, run: run_queries.RunRow) -> dict[str, Any]:
-    with engine.connect() as conn:
-        rows = run_queries.summary_inputs(conn, run.id)
-        pairs = run_queries.pairwise_rows(conn, run.id)
-        panels = run_queries.panel_votes(conn, run.id)
-    summary = summarize(rows)
+def build_report(
+    run: Any,
+    rows: list[dict[str, Any]],
+    pairs: list[dict[str, Any]],
+    panels: list[dict[str, Any]],
+    kinds: Mapping[str, ScoreKind],
+) -> dict[str, Any]:
+    """The report's data from what the store holds of a run (read by
+    :func:`panopticon.services.reports.report_data`): ``run`` has the run's id, name,
+    status, created_at, planned, totals and suite."""
+    summary = summarize(rows, kinds)
     models = [m.model for m in summary.models]
     metrics = sorted({m.metric for m in summary.metrics})
-    # quality is every metric but the operational ones (latency, cost)
-    types = {m.get("name"): m.get("type") for m in run.suite.get("metrics", [])}
+    # quality is every metric but the operational ones (latency, cost): the metric types say
+    operational = {name for name, kind in kinds.items() if not kind.quality}
     quality: dict[str, list[float]] = defaultdict(list)
     for m in summary.metrics:
-        if m.mean_normalized is not None and types.get(m.metric) not in NOT_QUALITY:
+        if m.mean_normalized is not None and m.metric not in operational:
             quality[m.model].append(m.mean_normalized)
     points = []
     for ms in summary.models:
@@ -224,7 +244,7 @@ def build_report(engine: Engine, run: run_queries.RunRow) -> dict[str, Any]:
     themes = sorted({m.theme for m in summary.by_theme if m.theme is not None})
     heat: dict[tuple[str, str], list[float]] = defaultdict(list)
     for m in summary.by_theme:
-        if m.mean_normalized is not None and m.theme is not None:
+        if m.mean_normalized is not None and m.theme is not None and m.metric not in operational:
             heat[(m.model, m.theme)].append(m.mean_normalized)
     heatmap = [
         {
@@ -251,9 +271,7 @@ def build_report(engine: Engine, run: run_queries.RunRow) -> dict[str, Any]:
         "summary": summary.as_dict(),
         "cost_quality": points,
         "theme_heatmap": heatmap,
-        "head_to_head": head_to_head(
-            rows, models, {name for name, kind in types.items() if kind in NOT_QUALITY}
-        ),
+        "head_to_head": head_to_head(rows, models, operational),
         "histograms": _histograms(rows),
         "pairwise": pairwise_summary(pairs, models),
         "panels": panel_summary(

@@ -39,6 +39,26 @@ def _num(v: float | None, key: str, fmt: str = "{:.3f}") -> Cell:
     return Cell("-" if v is None else fmt.format(v), key if v is not None else None, v)
 
 
+def position_text(pw: dict[str, Any]) -> str:
+    """The judge's position preference beside its order disagreement, in words."""
+    if not pw["pairs"]:
+        return "No pair was judged."
+    pref, low, high = (
+        pw["position_preference"],
+        pw["position_preference_low"],
+        pw["position_preference_high"],
+    )
+    interval = (
+        "too few pairs for an interval" if low is None else f"95% CI {low:+.2f} to {high:+.2f}"
+    )
+    return (
+        f"Position preference, P(first shown wins) - P(second shown wins): {pref:+.2f} "
+        f"({interval}; 0 is none) over {pw['pairs']} pairs; the two orders disagreed on "
+        f"{pw['order_disagreement_rate']:.0%} of them (any noisy judge disagrees; this is "
+        "not a bias)."
+    )
+
+
 def sections(data: dict[str, Any]) -> list[Chart]:
     """The report's charts and tables, built from the report data alone."""
     models: list[str] = data["models"]
@@ -61,7 +81,7 @@ def sections(data: dict[str, Any]) -> list[Chart]:
         }
         for metric in data["metrics"]
     ]
-    table = Table(["model", "metric", "mean", "95% low", "95% high", "n", "errors"])
+    table = Table(["model", "metric", "mean", "95% low", "95% high", "n", "queries", "errors"])
     for i, m in enumerate(metrics_rows):
         k = f"summary.metrics.{i}"
         table.rows.append(
@@ -72,6 +92,7 @@ def sections(data: dict[str, Any]) -> list[Chart]:
                 _num(m["mean_low"], f"{k}.mean_low"),
                 _num(m["mean_high"], f"{k}.mean_high"),
                 _num(m["n"], f"{k}.n", "{:.0f}"),
+                _num(m["clusters"], f"{k}.clusters", "{:.0f}"),
                 _num(m["errors"], f"{k}.errors", "{:.0f}"),
             ]
         )
@@ -79,7 +100,9 @@ def sections(data: dict[str, Any]) -> list[Chart]:
         Chart(
             "mean-by-model",
             "Mean score by model",
-            "Each metric on its own scale; whiskers are 95% t intervals.",
+            "Each metric on its own scale; whiskers are 95% intervals clustered by query "
+            "(n scores from that many queries: repeats are not new queries) that stay "
+            "within the metric's scale; '-' where one query is too few to say.",
             charts.mean_panels(panels, models),
             table,
         )
@@ -127,7 +150,7 @@ def sections(data: dict[str, Any]) -> list[Chart]:
         Chart(
             "theme-heatmap",
             "Themes by model",
-            "Mean normalised score over all metrics, per theme.",
+            "Mean normalised score over all quality metrics (not latency or cost), per theme.",
             charts.heatmap(models, data["themes"], cells, "Theme by model"),
             table,
             "No theme data.",
@@ -213,7 +236,7 @@ def sections(data: dict[str, Any]) -> list[Chart]:
         Chart(
             "pass-rate",
             "Pass rate by metric",
-            "Whiskers are Wilson 95% intervals.",
+            "Whiskers are Wilson 95% intervals (clustered by query when there are repeats).",
             charts.grouped_bars(groups, models, "Pass rate by metric"),
             table,
             "No metric has a threshold.",
@@ -249,12 +272,11 @@ def sections(data: dict[str, Any]) -> list[Chart]:
                     Cell(""),
                 ]
             )
-        bias = pw["position_bias_rate"]
         caption = (
             f"Pairwise judge '{pw['metric']}': each pair judged in both orders; a win "
-            f"needs both to agree. Orders disagreed on "
-            f"{'-' if bias is None else f'{bias:.0%}'} of {pw['pairs']} pairs "
-            "(position bias). Ranking scores are on the Elo scale."
+            f"needs both to agree. {position_text(pw)} Win-rate intervals: 95%, ties "
+            "count half. Ranking scores are on the Elo scale, with 95% bootstrap intervals."
+            + (f" {pw['ranking_note']}." if pw.get("ranking_note") else "")
             + (f" {pw['errors']} judgements failed and are left out." if pw["errors"] else "")
         )
     else:

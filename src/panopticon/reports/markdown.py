@@ -44,6 +44,7 @@ def render_csv(data: dict[str, Any]) -> str:
         "metric",
         "theme",
         "n",
+        "clusters",
         "errors",
         "mean",
         "mean_low",

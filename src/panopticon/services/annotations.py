@@ -191,6 +191,7 @@ class Calibration:
     spearman: float | None
     spearman_low: float | None
     spearman_high: float | None
+    results: int = 0  # answers labelled: the intervals' sample size (labels cluster by answer)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,32 +199,42 @@ class Calibration:
 
 def calibrate(engine: Engine, run_id: int) -> list[Calibration]:
     """Per metric: Cohen's kappa between the judge's and people's pass/fail, Spearman's rho
-    between their scores, each with a 95% interval."""
+    between their scores, each with a 95% interval; several people's labels of one answer
+    are clustered by the answer (a cluster bootstrap over answers)."""
     with engine.connect() as conn:
         pairs = queries.calibration_pairs(conn, run_id)
     out = []
     for metric in sorted({p["metric"] for p in pairs}):
         rows = [p for p in pairs if p["metric"] == metric]
         judged = [p for p in rows if p["judge_error"] is None]
+        # several people may label one answer: their labels are clustered by the answer
         pf = [
-            (p["judge_passed"], p["human_passed"])
+            (p["judge_passed"], p["human_passed"], str(p["result_id"]))
             for p in judged
             if p["judge_passed"] is not None and p["human_passed"] is not None
         ]
         vs = [
-            (p["judge_value"], p["human_value"])
+            (p["judge_value"], p["human_value"], str(p["result_id"]))
             for p in judged
             if p["judge_value"] is not None and p["human_value"] is not None
         ]
-        kappa = cohen_kappa([a for a, _ in pf], [b for _, b in pf]) if pf else None
-        rho = spearman([a for a, _ in vs], [b for _, b in vs]) if len(vs) >= 3 else None
+        kappa = (
+            cohen_kappa([a for a, _, _ in pf], [b for _, b, _ in pf], clusters=[c for *_, c in pf])
+            if pf
+            else None
+        )
+        rho = (
+            spearman([a for a, _, _ in vs], [b for _, b, _ in vs], clusters=[c for *_, c in vs])
+            if len(vs) >= 3
+            else None
+        )
         out.append(
             Calibration(
                 metric,
                 len(rows),
                 len(rows) - len(judged),
                 len(pf),
-                sum(1 for a, b in pf if a == b) / len(pf) if pf else None,
+                sum(1 for a, b, _ in pf if a == b) / len(pf) if pf else None,
                 kappa.estimate if kappa else None,
                 kappa.low if kappa else None,
                 kappa.high if kappa else None,
@@ -231,6 +242,7 @@ def calibrate(engine: Engine, run_id: int) -> list[Calibration]:
                 rho.estimate if rho else None,
                 rho.low if rho else None,
                 rho.high if rho else None,
+                len({str(p["result_id"]) for p in rows}),
             )
         )
     return out

@@ -6,7 +6,8 @@ against prompt v2) pair item by item. With repeats, an item's value is its mean 
 repeats. Values
 are the normalised scores (0..1, higher is better; pass/fail for threshold-only metrics).
 Failed answers and score errors leave an item out of that metric's pairs, and the count of
-items left out is reported.
+items left out is reported. Each metric's test follows its type (pass/fail or scale), and
+every test shown together (all the models two runs share) is corrected together (Holm).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from panopticon.errors import ConfigError, Issue
-from panopticon.stats.paired import PairedResult, compare_metrics
+from panopticon.services.metric_kinds import run_kinds
+from panopticon.stats.kinds import ScoreKind
+from panopticon.stats.paired import PairedResult, compare_families
 from panopticon.stats.summary import comparable_value
 from panopticon.store.engine import Engine
 from panopticon.store.queries import runs as run_queries
@@ -37,6 +40,7 @@ class Comparison:
     label_b: str
     results: list[PairedResult]
     unpaired: dict[str, int] = field(default_factory=dict)  # metric -> items left out
+    tests: int = 0  # tests corrected together (Holm), across every comparison shown
     pairwise: list[PairwiseTally] = field(default_factory=list)  # a judge's verdicts on A vs B
 
     def as_dict(self) -> dict[str, Any]:
@@ -44,6 +48,7 @@ class Comparison:
             "a": self.label_a,
             "b": self.label_b,
             "unpaired": self.unpaired,
+            "tests": self.tests,
             "metrics": [asdict(r) for r in self.results],
             "pairwise": [asdict(p) for p in self.pairwise],
         }
@@ -95,7 +100,10 @@ def _values(rows: list[dict[str, Any]], model: str) -> Values:
     return {m: {q: sum(v) / len(v) for q, v in items.items()} for m, items in acc.items()}
 
 
-def _pair(a: Values, b: Values, min_effect: float | None, label_a: str, label_b: str) -> Comparison:
+Pairs = dict[str, tuple[list[float], list[float]]]
+
+
+def _pairs(a: Values, b: Values) -> tuple[Pairs, dict[str, int]]:
     pairs = {}
     unpaired = {}
     for metric in sorted(set(a) & set(b)):
@@ -103,7 +111,22 @@ def _pair(a: Values, b: Values, min_effect: float | None, label_a: str, label_b:
         unpaired[metric] = len(set(a[metric]) ^ set(b[metric]))
         if common:
             pairs[metric] = ([a[metric][q] for q in common], [b[metric][q] for q in common])
-    return Comparison(label_a, label_b, compare_metrics(pairs, min_effect=min_effect), unpaired)
+    return pairs, unpaired
+
+
+def _compare(
+    sides: list[tuple[Values, Values, str, str]],
+    kinds: dict[str, ScoreKind],
+    min_effect: float | None,
+) -> list[Comparison]:
+    """One comparison per (A, B, labels), every test corrected together."""
+    paired = [_pairs(a, b) for a, b, _, _ in sides]
+    results = compare_families([p for p, _ in paired], kinds=kinds, min_effect=min_effect)
+    tests = sum(len(r) for r in results)
+    return [
+        Comparison(label_a, label_b, r, unpaired, tests)
+        for (_, _, label_a, label_b), (_, unpaired), r in zip(sides, paired, results, strict=True)
+    ]
 
 
 def _models(rows: list[dict[str, Any]]) -> list[str]:
@@ -116,6 +139,7 @@ def compare_models(
     with engine.connect() as conn:
         rows = run_queries.summary_inputs(conn, run_id)
         pairs = run_queries.pairwise_rows(conn, run_id)
+    kinds = run_kinds(engine, run_id)
     known = _models(rows)
     for name in (model_a, model_b):
         if name not in known:
@@ -126,12 +150,17 @@ def compare_models(
                     hint="its models are: " + ", ".join(known),
                 )
             )
-    comparison = _pair(
-        _values(rows, model_a),
-        _values(rows, model_b),
+    (comparison,) = _compare(
+        [
+            (
+                _values(rows, model_a),
+                _values(rows, model_b),
+                f"{model_a} (run {run_id})",
+                f"{model_b} (run {run_id})",
+            )
+        ],
+        kinds,
         min_effect,
-        f"{model_a} (run {run_id})",
-        f"{model_b} (run {run_id})",
     )
     return replace(comparison, pairwise=_tallies(pairs, model_a, model_b))
 
@@ -144,6 +173,7 @@ def compare_runs(
     with engine.connect() as conn:
         rows_a = run_queries.summary_inputs(conn, run_a)
         rows_b = run_queries.summary_inputs(conn, run_b)
+    kinds = run_kinds(engine, run_a, run_b)
     models_a, models_b = _models(rows_a), _models(rows_b)
     if len(models_a) == 1 and len(models_b) == 1:
         matched = [(models_a[0], models_b[0])]
@@ -157,16 +187,14 @@ def compare_runs(
                 hint="compare runs of the same models, or two single-model runs",
             )
         )
-    comparisons = [
-        _pair(
-            _values(rows_a, ma),
-            _values(rows_b, mb),
-            min_effect,
-            f"{ma} (run {run_a})",
-            f"{mb} (run {run_b})",
-        )
-        for ma, mb in matched
-    ]
+    comparisons = _compare(
+        [
+            (_values(rows_a, ma), _values(rows_b, mb), f"{ma} (run {run_a})", f"{mb} (run {run_b})")
+            for ma, mb in matched
+        ],
+        kinds,
+        min_effect,
+    )
     items_a, items_b = {r["item"] for r in rows_a}, {r["item"] for r in rows_b}
     if not items_a & items_b:
         raise ConfigError(
@@ -183,7 +211,7 @@ def compare_prompts(
     engine: Engine, run_id: int, prompt_a: str, prompt_b: str, *, min_effect: float | None = None
 ) -> list[Comparison]:
     """Two prompt variants of one run, compared on each model that ran both
-    (``model@A`` against ``model@B``)."""
+    (``model@A`` against ``model@B``), every test corrected together."""
     with engine.connect() as conn:
         rows = run_queries.summary_inputs(conn, run_id)
     known = _models(rows)
@@ -201,16 +229,19 @@ def compare_prompts(
                 hint="its prompts are: " + (", ".join(prompts) or "none (a single-prompt run)"),
             )
         )
-    return [
-        _pair(
-            _values(rows, f"{m}@{prompt_a}"),
-            _values(rows, f"{m}@{prompt_b}"),
-            min_effect,
-            f"{m}@{prompt_a} (run {run_id})",
-            f"{m}@{prompt_b} (run {run_id})",
-        )
-        for m in models
-    ]
+    return _compare(
+        [
+            (
+                _values(rows, f"{m}@{prompt_a}"),
+                _values(rows, f"{m}@{prompt_b}"),
+                f"{m}@{prompt_a} (run {run_id})",
+                f"{m}@{prompt_b} (run {run_id})",
+            )
+            for m in models
+        ],
+        run_kinds(engine, run_id),
+        min_effect,
+    )
 
 
 def worse(comparisons: list[Comparison]) -> list[tuple[Comparison, PairedResult]]:

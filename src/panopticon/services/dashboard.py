@@ -1,5 +1,9 @@
 """What the dashboard shows: workspace totals, scores by model, theme and day, with
-intervals. Aggregated by the database; intervals computed as in the run summaries."""
+intervals. Aggregated by the database; intervals computed as in the run summaries:
+clustered by query (repeats, and cached re-runs of the same answers across runs, are one
+query's scores, not new queries) and within 0..1. "Mean score by model" and the heatmap
+over all metrics are quality: the operational metrics (latency, cost) are left out, by the
+same rule as the report (:func:`panopticon.judges.base.operational_types`)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from panopticon.errors import ConfigError, Issue
-from panopticon.stats.intervals import moments_interval, wilson
+from panopticon.services.metric_kinds import operational_types
+from panopticon.stats.intervals import ClusterSums, bounded_interval
 from panopticon.store.engine import Engine
 from panopticon.store.queries import dashboard as q
 
@@ -34,7 +39,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Cell:
-    """Normalised scores (0..1, higher is better) of one group, with a 95% t interval."""
+    """Normalised scores (0..1, higher is better) of one group with a 95% interval
+    clustered by query; ``clusters``: the queries behind the ``n`` scores."""
 
     n: int
     mean: float | None
@@ -44,23 +50,39 @@ class Cell:
     pass_low: float | None
     pass_high: float | None
     errors: int
+    clusters: int  # the queries behind the n scores
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Cell:
-        n = int(row["n"])
-        ci = moments_interval(n, float(row["total"]), float(row["squares"])) if n else None
-        judged, passed = int(row["with_threshold"]), int(row["passed"])
-        pr = wilson(passed, judged) if judged else None
-        # normalised scores live in 0..1: an interval is not drawn past the scale's ends
+        def sums(prefix: str) -> ClusterSums:
+            return ClusterSums(
+                int(row[f"{prefix}n"]),
+                int(row[f"{prefix}clusters"]),
+                float(row[f"{prefix}total"]),
+                float(row.get(f"{prefix}squares", row[f"{prefix}total"])),  # 0/1: x² = x
+                float(row[f"{prefix}totals_sq"]),
+                float(row[f"{prefix}totals_sizes"]),
+                float(row[f"{prefix}sizes_sq"]),
+            )
+
+        if "clusters" not in row:  # sums without the per-query ones: no interval
+            n, judged = int(row["n"]), int(row["with_threshold"])
+            mean = float(row["total"]) / n if n else None
+            rate = int(row["passed"]) / judged if judged else None
+            return cls(n, mean, None, None, rate, None, None, int(row["errors"]), 0)
+        values, passes = sums(""), sums("pass_")
+        ci = bounded_interval(values) if values.n else None
+        pr = bounded_interval(passes, binary=True) if passes.n else None
         return cls(
-            n,
+            values.n,
             ci.estimate if ci else None,
-            max(0.0, ci.low) if ci and ci.low is not None else None,
-            min(1.0, ci.high) if ci and ci.high is not None else None,
+            ci.low if ci else None,
+            ci.high if ci else None,
             pr.estimate if pr else None,
             pr.low if pr else None,
             pr.high if pr else None,
             int(row["errors"]),
+            values.clusters,
         )
 
 
@@ -170,30 +192,41 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> Overvi
     with engine.connect() as conn:
         totals = q.totals(conn, workspace_id, since)
         per_day = q.run_days(conn, workspace_id, since)
-        by_model = q.score_moments(conn, workspace_id, by=("model",), since=since, judges=True)
+        # every score for the totals (in index order: no sort), quality ones for the means
+        every = q.score_moments(
+            conn, workspace_id, by=("model", "metric"), since=since, judges=True, clustered=False
+        )
+        by_model = q.score_moments(
+            conn,
+            workspace_id,
+            by=("model",),
+            since=since,
+            operational=operational_types(),
+            quality_only=True,
+        )
         failures = q.recent_failures(conn, workspace_id, 10)
     statuses = sorted({r["status"] for r in per_day})
     day_list = sorted({r["day"] for r in per_day})
     counts = {(r["day"], r["status"]): int(r["n"]) for r in per_day}
     return Overview(
         days=days,
-        # the judges' share comes from the same pass over the scores
+        # the judges' share: every score (quality or not)
         totals=Totals(
             runs=int(totals["runs"]),
             answers=int(totals["answers"]),
             failed=int(totals["failed"]),
             cached=int(totals["cached"]),
-            input_tokens=int(totals["input_tokens"]) + sum(int(r["judge_input"]) for r in by_model),
-            output_tokens=int(totals["output_tokens"])
-            + sum(int(r["judge_output"]) for r in by_model),
-            cost_usd=float(totals["cost_usd"]) + sum(float(r["judge_cost_usd"]) for r in by_model),
-            scores=sum(int(r["scores"]) for r in by_model),
-            score_errors=sum(int(r["errors"]) for r in by_model),
+            input_tokens=int(totals["input_tokens"]) + sum(int(r["judge_input"]) for r in every),
+            output_tokens=int(totals["output_tokens"]) + sum(int(r["judge_output"]) for r in every),
+            cost_usd=float(totals["cost_usd"]) + sum(float(r["judge_cost_usd"]) for r in every),
+            scores=sum(int(r["scores"]) for r in every),
+            score_errors=sum(int(r["errors"]) for r in every),
         ),
         runs_per_day=RunsPerDay(
             day_list,
             [StatusSeries(s, [counts.get((d, s), 0) for d in day_list]) for s in statuses],
         ),
+        # mean score by model: quality only (a fast, cheap model is not a better one)
         models=[ModelScore(**Cell.of(r).__dict__, model=r["model"]) for r in by_model],
         failures=[
             Failure(
@@ -225,7 +258,14 @@ def heatmap(engine: Engine, workspace_id: int, run_id: int | None, metric: str |
     """Model x theme cells, over one metric or all of them."""
     with engine.connect() as conn:
         rows = q.score_moments(
-            conn, workspace_id, by=("model", "theme"), run_id=run_id, metric=metric
+            conn,
+            workspace_id,
+            by=("model", "theme"),
+            run_id=run_id,
+            metric=metric,
+            operational=operational_types(),
+            quality_only=metric is None,  # over all metrics: quality only
+            clustered=False,  # the heatmap shows means and counts, no interval
         )
     return Heatmap(
         models=sorted({r["model"] for r in rows}),

@@ -26,6 +26,7 @@ from panopticon.evaluation.suite import LoadedSuite, ModelSpec, load_suite
 from panopticon.judges.base import build_metric
 from panopticon.providers.base import ProviderConfig, create_provider
 from panopticon.providers.client import ModelClient, RetryPolicy
+from panopticon.services.metric_kinds import run_kinds
 from panopticon.settings import Settings
 from panopticon.stats.summary import Summary, summarize
 from panopticon.store.engine import Engine, create_engine, ensure_schema
@@ -521,7 +522,8 @@ def load_run(settings: Settings, ref: str | int) -> tuple[run_queries.RunRow, li
 def summarize_run(engine: Engine, run_id: int) -> Summary:
     """Per model and per model x metric aggregates of a run."""
     with engine.connect() as conn:
-        return summarize(run_queries.summary_inputs(conn, run_id))
+        rows = run_queries.summary_inputs(conn, run_id)
+    return summarize(rows, run_kinds(engine, run_id))
 
 
 def summary_rows(engine: Engine, run_id: int) -> list[dict[str, Any]]:
@@ -544,6 +546,18 @@ def list_runs(engine: Engine, workspace_id: int, limit: int = 20) -> list[dict[s
 def get_run(engine: Engine, workspace_id: int, ref: str | int) -> run_queries.RunRow:
     with engine.connect() as conn:
         return run_queries.get_run(conn, workspace_id, ref)
+
+
+def find_run(engine: Engine, workspace: str, ref: str | int) -> run_queries.RunRow:
+    """A run of the named workspace (the CLI's), by id or ``last``."""
+    with engine.begin() as conn:
+        return run_queries.get_run(conn, catalog.ensure_workspace(conn, workspace), ref)
+
+
+def recent_runs(engine: Engine, workspace: str, limit: int = 20) -> list[run_queries.RunRow]:
+    """The named workspace's runs, newest first."""
+    with engine.begin() as conn:
+        return run_queries.list_runs(conn, catalog.ensure_workspace(conn, workspace), limit)
 
 
 def run_public(row: run_queries.RunRow) -> dict[str, Any]:

@@ -3,6 +3,10 @@
 Cohen's kappa (pass/fail) with a bootstrap interval, Spearman's rho (scores) with a
 Fisher-z interval (Bonett and Wright's variance), and Krippendorff's alpha for several
 raters with missing ratings (nominal or interval data).
+
+When several labels describe one item (several annotators of one answer), the labels are
+not independent: give ``clusters`` (the item of each label) and the interval comes from a
+cluster bootstrap over items, so that a second copy of the same labels adds no certainty.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 from statistics import NormalDist
+from typing import Any
 
 from panopticon.stats.intervals import Interval
 
@@ -30,24 +35,67 @@ def _kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
     return (observed - expected) / (1 - expected)
 
 
+def _cluster_indices(n: int, clusters: Sequence[Hashable] | None) -> list[list[int]]:
+    if clusters is None:
+        return [[i] for i in range(n)]
+    if len(clusters) != n:
+        raise ValueError("clusters must name the item of every label")
+    groups: dict[Hashable, list[int]] = {}
+    for i, c in enumerate(clusters):
+        groups.setdefault(c, []).append(i)
+    return list(groups.values())
+
+
 def cohen_kappa(
-    a: Sequence[Hashable], b: Sequence[Hashable], *, resamples: int = 2000, seed: int = 0
+    a: Sequence[Hashable],
+    b: Sequence[Hashable],
+    *,
+    clusters: Sequence[Hashable] | None = None,
+    resamples: int = 2000,
+    seed: int = 0,
 ) -> Interval:
-    """Cohen's kappa with a percentile bootstrap interval over items."""
+    """Cohen's kappa with a percentile bootstrap interval over items (``clusters``: the
+    item of each label pair; the bootstrap then resamples items with all their labels)."""
     import numpy as np
 
     if len(a) != len(b) or not a:
         raise ValueError("kappa needs two equally long, non-empty label lists")
     k = _kappa(a, b)
-    n = len(a)
-    if n < 2:
-        return Interval(k, None, None, n)
+    groups = _cluster_indices(len(a), clusters)
+    if len(groups) < 2:
+        return Interval(k, None, None, len(a), clusters=len(groups))
+    # each cluster as its table of label pairs; a resample's table is the sum of the
+    # tables of the clusters it drew (vectorised: 2,000 resamples of 1,000 labels in ms)
+    codes = {c: i for i, c in enumerate(sorted(set(a) | set(b), key=repr))}
+    width = len(codes)
+    tables = np.zeros((len(groups), width, width))
+    for g, members in enumerate(groups):
+        for i in members:
+            tables[g, codes[a[i]], codes[b[i]]] += 1
+    flat = tables.reshape(len(groups), -1)
     rng = np.random.default_rng(seed)
-    stats = []
-    for idx in rng.integers(0, n, size=(resamples, n)):
-        stats.append(_kappa([a[i] for i in idx], [b[i] for i in idx]))
+    stats = np.empty(resamples)
+    block = max(1, min(resamples, 2_000_000 // len(groups)))
+    for start in range(0, resamples, block):
+        size = min(block, resamples - start)
+        draws = rng.integers(0, len(groups), size=(size, len(groups)))
+        offsets = (np.arange(size)[:, None] * len(groups) + draws).ravel()
+        counts = np.bincount(offsets, minlength=size * len(groups)).reshape(size, -1)
+        stats[start : start + size] = _kappas((counts @ flat).reshape(size, width, width))
     low, high = np.quantile(stats, [0.025, 0.975])
-    return Interval(k, float(low), float(high), n)
+    return Interval(k, float(low), float(high), len(a), clusters=len(groups))
+
+
+def _kappas(tables: Any) -> Any:
+    """Kappa of each (rater a x rater b) count table, as :func:`_kappa` computes it."""
+    import numpy as np
+
+    n = tables.sum(axis=(1, 2))
+    observed = np.trace(tables, axis1=1, axis2=2) / n
+    expected = np.einsum("ri,ri->r", tables.sum(axis=2), tables.sum(axis=1)) / (n * n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = (observed - expected) / (1 - expected)
+    return np.where(expected >= 1.0 - 1e-12, 1.0, kappa)
 
 
 def _ranks(values: Sequence[float]) -> list[float]:
@@ -64,11 +112,56 @@ def _ranks(values: Sequence[float]) -> list[float]:
     return ranks
 
 
-def spearman(a: Sequence[float], b: Sequence[float]) -> Interval:
-    """Spearman's rho (ties get mid-ranks) with a 95% Fisher-z interval."""
+def _rho(a: Sequence[float], b: Sequence[float]) -> float:
+    n = len(a)
+    ra, rb = _ranks(a), _ranks(b)
+    ma, mb = sum(ra) / n, sum(rb) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
+    va = sum((x - ma) ** 2 for x in ra)
+    vb = sum((y - mb) ** 2 for y in rb)
+    return float("nan") if va == 0 or vb == 0 else cov / math.sqrt(va * vb)
+
+
+def spearman(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    clusters: Sequence[Hashable] | None = None,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Interval:
+    """Spearman's rho (ties get mid-ranks) with a 95% Fisher-z interval; with
+    ``clusters`` (the item of each pair), a percentile bootstrap over items instead, so
+    that a second copy of the same labels gives the same interval."""
     n = len(a)
     if n != len(b) or n < 3:
         raise ValueError("spearman needs two equally long lists of at least 3 values")
+    groups = _cluster_indices(n, clusters)
+    if clusters is not None:
+        import numpy as np
+
+        rho = _rho(a, b)
+        if math.isnan(rho) or len(groups) < 3:
+            return Interval(rho, None, None, n, clusters=len(groups))
+        # a resample counts each label as often as its item was drawn: ranks and the
+        # correlation are weighted by those counts, for blocks of resamples at once
+        item_of = np.empty(n, dtype=np.int64)
+        for g, members in enumerate(groups):
+            item_of[members] = g
+        rng = np.random.default_rng(seed)
+        draws = rng.integers(0, len(groups), size=(resamples, len(groups)))
+        rhos = []
+        block = max(1, min(resamples, 2_000_000 // n))
+        for start in range(0, resamples, block):
+            part = draws[start : start + block]
+            offsets = (np.arange(len(part))[:, None] * len(groups) + part).ravel()
+            per_item = np.bincount(offsets, minlength=len(part) * len(groups))
+            times = per_item.reshape(len(part), -1)[:, item_of].astype(float)
+            rhos.append(_weighted_rho(_weighted_ranks(a, times), _weighted_ranks(b, times), times))
+        kept = np.concatenate(rhos)
+        kept = kept[~np.isnan(kept)]
+        low, high = np.quantile(kept, [0.025, 0.975])
+        return Interval(rho, float(low), float(high), n, clusters=len(groups))
     ra, rb = _ranks(a), _ranks(b)
     ma, mb = sum(ra) / n, sum(rb) / n
     cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
@@ -82,6 +175,28 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> Interval:
     se = math.sqrt((1 + rho * rho / 2) / (n - 3))
     z = math.atanh(rho)
     return Interval(rho, math.tanh(z - _Z975 * se), math.tanh(z + _Z975 * se), n)
+
+
+def _weighted_ranks(values: Sequence[float], times: Any) -> Any:
+    """Mid-ranks of ``values`` in each row's sample, where value i appears times[r, i]
+    times: (rows x values)."""
+    import numpy as np
+
+    levels, level_of = np.unique(np.asarray(values, dtype=float), return_inverse=True)
+    counts = np.stack([np.bincount(level_of, weights=w, minlength=len(levels)) for w in times])
+    mid = np.cumsum(counts, axis=1) - counts + (counts + 1) / 2
+    return mid[:, level_of]
+
+
+def _weighted_rho(rx: Any, ry: Any, w: Any) -> Any:
+    import numpy as np
+
+    total = w.sum(axis=1, keepdims=True)
+    dx = rx - (w * rx).sum(axis=1, keepdims=True) / total
+    dy = ry - (w * ry).sum(axis=1, keepdims=True) / total
+    vx, vy = (w * dx * dx).sum(axis=1), (w * dy * dy).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((vx > 0) & (vy > 0), (w * dx * dy).sum(axis=1) / np.sqrt(vx * vy), np.nan)
 
 
 def krippendorff_alpha(

@@ -1,8 +1,16 @@
 """Ranking several models from pairwise verdicts: Bradley-Terry, with bootstrap intervals.
 
-Strengths are fitted by Hunter's (2004) MM algorithm; a tie counts as half a win for each
-side. Scores are reported on the Elo scale (400 log10 strength, centred on 1000) so that a
-100-point gap means the stronger model wins about 64% of the time.
+Strengths are the penalised maximum-likelihood estimate: every pair of models gets half a
+pseudo-game, drawn, beside its real games, which keeps strengths finite when a model wins
+(or loses) every game (complete separation, where the plain estimate is infinite). The fit
+is Newton's method on log-strengths to convergence, for the estimate and for every
+bootstrap resample alike, so the interval is about the same estimate and contains it (the
+earlier fit stopped after a fixed number of slow MM steps, fewer in the resamples, and its
+interval could exclude its own estimate). A tie counts as half a win for each side.
+Scores are on the Elo scale (400 log10 strength, centred on 1000): a 100-point gap means
+the stronger model wins about 64% of the time. ``separated`` marks a model that won or
+lost every game it played: its true gap to the others has no finite estimate, and the
+score shown is the penalised one.
 """
 
 from __future__ import annotations
@@ -10,8 +18,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Rating", "bradley_terry"]
+__all__ = ["PSEUDO_GAME", "Rating", "bradley_terry"]
+
+PSEUDO_GAME = 0.5  # weight of the drawn pseudo-game given to every pair of models
+_ELO = 400 / math.log(10)
 
 
 @dataclass(frozen=True)
@@ -21,42 +33,47 @@ class Rating:
     low: float
     high: float
     rank: int
+    separated: bool = False  # won or lost every game it played: a penalised score
 
 
-def _fit(
-    models: Sequence[str], games: Sequence[tuple[int, int, float]], iterations: int = 200
-) -> list[float]:
-    k = len(models)
-    wins = [0.0] * k
-    pair_counts: dict[tuple[int, int], float] = {}
-    for i, j, outcome in games:  # outcome: 1 i wins, 0 j wins, 0.5 tie
-        wins[i] += outcome
-        wins[j] += 1 - outcome
-        key = (min(i, j), max(i, j))
-        pair_counts[key] = pair_counts.get(key, 0.0) + 1
-    # a pseudo-game against every other model keeps strengths finite when one never loses
-    for i in range(k):
-        wins[i] += 0.5
-    p = [1.0] * k
-    for _ in range(iterations):
-        new = []
-        for i in range(k):
-            denom = sum(
-                c / (p[i] + p[j])
-                for (a, b), c in pair_counts.items()
-                for j in ((b,) if a == i else (a,) if b == i else ())
-            )
-            denom += sum(0.5 / (p[i] + p[j]) for j in range(k) if j != i)
-            new.append(wins[i] / denom if denom else p[i])
-        total = sum(new)
-        p = [x * k / total for x in new]
-    return p
+def _fit(k: int, games: Any) -> Any:
+    """Penalised log-strengths (mean 0) for ``games``, an array of (i, j, outcome for i)."""
+    import numpy as np
 
+    counts = np.full((k, k), PSEUDO_GAME)
+    np.fill_diagonal(counts, 0.0)
+    wins = np.full(k, PSEUDO_GAME * (k - 1) / 2)
+    if len(games):
+        i, j, o = games[:, 0].astype(int), games[:, 1].astype(int), games[:, 2]
+        np.add.at(counts, (i, j), 1.0)
+        np.add.at(counts, (j, i), 1.0)
+        np.add.at(wins, i, o)
+        np.add.at(wins, j, 1.0 - o)
+    theta = np.zeros(k)
 
-def _elo(strengths: Sequence[float]) -> list[float]:
-    logs = [400 * math.log10(s) for s in strengths]
-    mean = sum(logs) / len(logs)
-    return [1000 + x - mean for x in logs]
+    def loglik(t: Any) -> float:
+        # counts is symmetric: halve the sum over ordered pairs
+        return float(wins @ t - 0.5 * np.sum(counts * np.logaddexp(t[:, None], t[None, :])))
+
+    current = loglik(theta)
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-(theta[:, None] - theta[None, :])))
+        grad = wins - np.sum(counts * p, axis=1)
+        weight = counts * p * (1.0 - p)
+        hessian = weight - np.diag(weight.sum(axis=1))  # negative semi-definite
+        # fix the sum of strengths (the likelihood ignores a common shift)
+        step = np.linalg.lstsq(hessian - 1.0 / k, -grad, rcond=None)[0]
+        scale = 1.0
+        while scale > 1e-8:
+            candidate = theta + scale * step
+            value = loglik(candidate)
+            if value >= current - 1e-12:
+                break
+            scale /= 2
+        theta, current = candidate - candidate.mean(), value
+        if float(np.max(np.abs(scale * step))) < 1e-10:
+            break
+    return theta
 
 
 def bradley_terry(
@@ -70,17 +87,36 @@ def bradley_terry(
     import numpy as np
 
     index = {m: i for i, m in enumerate(models)}
-    coded = [(index[a], index[b], float(o)) for a, b, o in games]
-    scores = _elo(_fit(models, coded))
+    coded = np.array([(index[a], index[b], float(o)) for a, b, o in games], dtype=float)
+    coded = coded.reshape(-1, 3)
+    k = len(models)
+    scores = 1000 + _ELO * _fit(k, coded)
     rng = np.random.default_rng(seed)
-    samples = []
-    if coded:
-        for idx in rng.integers(0, len(coded), size=(resamples, len(coded))):
-            samples.append(_elo(_fit(models, [coded[i] for i in idx], iterations=50)))
-    order = sorted(range(len(models)), key=lambda i: -scores[i])
+    samples = [
+        1000 + _ELO * _fit(k, coded[idx])
+        for idx in (rng.integers(0, len(coded), size=(resamples, len(coded))) if len(coded) else [])
+    ]
+    won = np.zeros(k)
+    lost = np.zeros(k)
+    for i, j, o in coded:
+        won[int(i)] += o
+        lost[int(i)] += 1 - o
+        won[int(j)] += 1 - o
+        lost[int(j)] += o
+    order = sorted(range(k), key=lambda i: -scores[i])
     out = []
     for rank, i in enumerate(order, start=1):
         column = [s[i] for s in samples] or [scores[i]]
         low, high = np.quantile(column, [0.025, 0.975])
-        out.append(Rating(models[i], scores[i], float(low), float(high), rank))
+        played = won[i] + lost[i] > 0
+        out.append(
+            Rating(
+                models[i],
+                float(scores[i]),
+                float(low),
+                float(high),
+                rank,
+                bool(played and (won[i] == 0 or lost[i] == 0)),
+            )
+        )
     return out

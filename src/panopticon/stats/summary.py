@@ -1,21 +1,32 @@
 """Run summaries, each aggregate with its uncertainty.
 
 Per model: answers, failures, tokens, cost, and latency, token and cost distributions. Per
-model x metric (and per model x metric x theme): the mean with a 95% t interval, the pass
-rate with a Wilson interval, n, errors, judge tokens and cost, the distribution of values,
-and with repeats the spread of each item's scores across repeats (the model's and the
-judge's stability).
+model x metric (and per model x metric x theme): the mean and the pass rate with 95%
+intervals, n, errors, judge tokens and cost, the distribution of values, and with repeats
+the spread of each item's scores across repeats (the model's and the judge's stability).
+
+Scores are clustered by query: repeats of a query are not new evidence about the model's
+mean over queries, so intervals are cluster-robust and ``clusters`` (the number of
+queries) is the sample size that counts. A score on a bounded scale (a rubric's 1-10,
+pass/fail) gets an interval inside the scale (:func:`~panopticon.stats.intervals.bounded_interval`);
+a score without bounds (a latency) a cluster-robust t interval.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from statistics import fmean, pstdev
 from typing import Any
 
-from panopticon.stats.intervals import mean_interval, wilson
+from panopticon.stats.intervals import (
+    ClusterSums,
+    Interval,
+    bounded_interval,
+    clustered_interval,
+)
+from panopticon.stats.kinds import ScoreKind
 from panopticon.stats.percentiles import percentile, percentiles
 
 __all__ = ["MetricSummary", "ModelSummary", "Summary", "comparable_value", "summarize"]
@@ -54,6 +65,7 @@ class MetricSummary:
     theme: str | None = None
     repeat_sd: float | None = None  # mean over items of the SD across repeats
     distribution: dict[str, float | None] = field(default_factory=dict)
+    clusters: int = 0  # queries behind the n scores: the interval's sample size
 
     @property
     def pass_rate(self) -> float | None:
@@ -95,8 +107,41 @@ def comparable_value(score: dict[str, Any]) -> float | None:
     return None if score["passed"] is None else float(score["passed"])
 
 
+def _clusters(scores: list[dict[str, Any]], key: str) -> list[list[float]]:
+    """The scores' ``key`` values grouped by query (a score without a query is its own)."""
+    groups: dict[Any, list[float]] = defaultdict(list)
+    for i, s in enumerate(scores):
+        value = s[key]
+        if value is not None:
+            query = s.get("query_id")
+            groups[("q", query) if query is not None else ("s", i)].append(float(value))
+    return list(groups.values())
+
+
+def _interval(
+    groups: list[list[float]], bounds: tuple[float, float] | None, binary: bool
+) -> Interval | None:
+    sums = ClusterSums.of(groups)
+    if sums.n == 0:
+        return None
+    if bounds is None:
+        return clustered_interval(sums)
+    return bounded_interval(sums, *bounds, binary=binary)
+
+
+def _bounds(values: list[float], kind: ScoreKind | None) -> tuple[float, float] | None:
+    if kind is not None:
+        return kind.bounds
+    # no kind known (a summary of bare rows): values within 0..1 are read as that scale
+    return (0.0, 1.0) if values and all(0.0 <= v <= 1.0 for v in values) else None
+
+
 def _metric_summary(
-    model: str, metric: str, scores: list[dict[str, Any]], theme: str | None
+    model: str,
+    metric: str,
+    scores: list[dict[str, Any]],
+    theme: str | None,
+    kind: ScoreKind | None = None,
 ) -> MetricSummary:
     good = [s for s in scores if s["error"] is None]
     values = [s["value"] for s in good if s["value"] is not None]
@@ -104,18 +149,13 @@ def _metric_summary(
     judged = [s for s in good if s["passed"] is not None]
     passed = sum(1 for s in judged if s["passed"])
     judge_costs = [s["judge_cost_usd"] for s in scores if s["judge_model"]]
-    interval = mean_interval(values) if values else None
-    if interval and interval.low is not None and all(0.0 <= v <= 1.0 for v in values):
-        # a proportion-like metric: its interval cannot leave [0, 1]
-        interval = replace(
-            interval, low=max(0.0, interval.low), high=min(1.0, interval.high or 1.0)
-        )
-    rate = wilson(passed, len(judged)) if judged else None
-    by_item: dict[Any, list[float]] = defaultdict(list)
-    for s in good:
-        if s["value"] is not None and s.get("query_id") is not None:
-            by_item[s["query_id"]].append(s["value"])
-    spreads = [pstdev(v) for v in by_item.values() if len(v) > 1]
+    value_groups = _clusters(good, "value")
+    binary = kind.binary if kind else all(v in (0.0, 1.0) for v in values)
+    interval = _interval(value_groups, _bounds(values, kind), binary)
+    rate = _interval(
+        _clusters([{**s, "pass": float(s["passed"])} for s in judged], "pass"), (0.0, 1.0), True
+    )
+    spreads = [pstdev(v) for v in value_groups if len(v) > 1]
     return MetricSummary(
         model,
         metric,
@@ -134,11 +174,17 @@ def _metric_summary(
         theme,
         fmean(spreads) if spreads else None,
         percentiles(values) if values else {},
+        (interval.clusters or 0) if interval else 0,
     )
 
 
-def summarize(rows: Iterable[dict[str, Any]]) -> Summary:
-    """From result rows as :func:`panopticon.store.queries.runs.summary_inputs` yields."""
+def summarize(
+    rows: Iterable[dict[str, Any]], kinds: Mapping[str, ScoreKind] | None = None
+) -> Summary:
+    """From result rows as :func:`panopticon.store.queries.runs.summary_inputs` yields.
+    ``kinds``: each metric's :class:`ScoreKind` (its scale's bounds choose the interval);
+    without it, a metric whose values all lie in 0..1 is taken to be on that scale."""
+    kinds = kinds or {}
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
     by_metric: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     by_theme: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -176,11 +222,11 @@ def summarize(rows: Iterable[dict[str, Any]]) -> Summary:
             )
         )
     metrics = [
-        _metric_summary(model, metric, scores, None)
+        _metric_summary(model, metric, scores, None, kinds.get(metric))
         for (model, metric), scores in sorted(by_metric.items())
     ]
     themes = [
-        _metric_summary(model, metric, scores, theme)
+        _metric_summary(model, metric, scores, theme, kinds.get(metric))
         for (model, metric, theme), scores in sorted(by_theme.items())
     ]
     return Summary(models, metrics, themes)

@@ -156,15 +156,15 @@ _REPORTS: dict[tuple[int, str], Any] = {}  # finished runs' charts: they no long
 @router.get("/runs/{run_id}/report")
 def run_report(request: Request, run_id: int) -> Response:
     principal, session = principal_of(request)
-    from panopticon.reports.data import build_report
     from panopticon.reports.html import sections
+    from panopticon.services.reports import report_data
 
     engine = request.app.state.engine
     row = get_run(engine, principal.workspace_id, run_id)
     key = (row.id, f"{row.status}:{row.finished_at}")
     charts = _REPORTS.get(key) if row.finished_at else None
     if charts is None:
-        charts = sections(build_report(engine, row))
+        charts = sections(report_data(engine, row))
         if row.finished_at and row.status != "running":
             if len(_REPORTS) > 32:
                 _REPORTS.clear()

@@ -1,11 +1,13 @@
 """Aggregates for the dashboard, computed in the database (GROUP BY), never by loading rows.
 
-Each returns sums (n, sum, sum of squares) so that the service computes means and
-intervals exactly as the run summaries do, whatever the number of scores.
+Each returns sums (per query, then per group) so that the service computes means and
+intervals clustered by query exactly as the run summaries do, whatever the number of
+scores.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -78,17 +80,29 @@ def score_moments(
     metric: str | None = None,
     since: datetime | None = None,
     judges: bool = False,
+    operational: Sequence[str] = (),
+    quality_only: bool = False,
+    clustered: bool = True,
 ) -> list[dict[str, Any]]:
-    """Per group: n, sum and sum of squares of normalised scores (0..1, higher is better;
-    pass/fail counts as 1/0), passed and judged-with-a-threshold counts, errors. ``by``
-    names the groups: any of model, metric, theme, day; ``judges`` adds the judges'
-    score count, tokens and cost. Scores carry their workspace,
-    model and query, so only a theme needs a join (to the query)."""
-    value = sa.case(
-        (Score.c.normalized.is_not(None), Score.c.normalized),
-        (Score.c.passed.is_(True), 1.0),
-        (Score.c.passed.is_(False), 0.0),
-        else_=None,
+    """Per group, the sums that give a mean of normalised scores (0..1, higher is better;
+    pass/fail counts as 1/0) and its interval clustered by query: n, clusters, total,
+    squares, totals_sq, totals_sizes, sizes_sq (see
+    :class:`panopticon.stats.intervals.ClusterSums`), the same for pass/fail (``pass_``
+    prefix: n is the judged-with-a-threshold count, total the passed count; also
+    ``with_threshold`` and ``passed``), and errors.
+
+    Scores of one query (repeats, and cached re-runs of the same answer) are one cluster.
+    ``by`` names the groups: any of model, metric, theme, day; ``quality_only`` leaves the
+    ``operational`` metric types out;
+    ``judges`` adds the judges' score count, tokens and cost; ``clustered=False`` skips the
+    per-query sums (for a view that shows no interval). Scores carry their workspace,
+    model and query, so only a theme needs a join (to the query).
+
+    Two passes: the group sums in one (as narrow as before), the per-query sums in a
+    second that sorts only the few columns a cluster needs (wider rows spilled the sort
+    to disk on PostgreSQL and doubled the time)."""
+    operational_ids = sa.select(Metric.c.id).where(
+        Metric.c.workspace_id == workspace_id, Metric.c.type.in_(list(operational))
     )
     columns = {
         "model": Score.c.model_id,
@@ -96,10 +110,38 @@ def score_moments(
         "theme": Query.c.theme,
         "day": day_of(conn, Score.c.created_at),
     }
+
+    def scoped(q: Any) -> Any:
+        q = q.where(Score.c.workspace_id == workspace_id)
+        if run_id is not None:
+            q = q.where(Score.c.run_id == run_id)
+        if metric is not None:
+            q = q.where(
+                Score.c.metric_id.in_(
+                    sa.select(Metric.c.id).where(
+                        Metric.c.workspace_id == workspace_id, Metric.c.name == metric
+                    )
+                )
+            )
+        if quality_only and operational:
+            q = q.where(Score.c.metric_id.not_in(operational_ids))
+        if since is not None and older:
+            # by the runs of the period (a scan by time would read at random); skipped when
+            # every run is in the period, the common case, which then reads in index order
+            q = q.where(
+                Score.c.run_id.in_(
+                    sa.select(Run.c.id).where(
+                        Run.c.workspace_id == workspace_id, Run.c.created_at >= since
+                    )
+                )
+            )
+        return q
+
+    older = since is not None and _older_runs(conn, workspace_id, since)
     sums = {
-        "n": sa.func.count(value),
-        "total": sa.func.coalesce(sa.func.sum(value), 0.0),
-        "squares": sa.func.coalesce(sa.func.sum(value * value), 0.0),
+        "n": sa.func.count(_VALUE),
+        "total": sa.func.coalesce(sa.func.sum(_VALUE), 0.0),
+        "squares": sa.func.coalesce(sa.func.sum(_VALUE * _VALUE), 0.0),
         "passed": sa.func.count().filter(Score.c.passed.is_(True)),
         "with_threshold": sa.func.count().filter(Score.c.passed.is_not(None)),
         "errors": sa.func.count().filter(Score.c.error.is_not(None)),
@@ -116,33 +158,32 @@ def score_moments(
     source: Any = Score
     if "theme" in by:  # the one join: scores carry the query, not its theme
         source = Score.join(Query, Query.c.id == Score.c.query_id)
-    q: Any = (
+    flat = scoped(
         sa.select(*[columns[b].label(b) for b in by], *[f.label(k) for k, f in sums.items()])
         .select_from(source)
-        .where(Score.c.workspace_id == workspace_id)
         .group_by(*[columns[b] for b in by])
     )
-    if run_id is not None:
-        q = q.where(Score.c.run_id == run_id)
-    if metric is not None:
-        q = q.where(
-            Score.c.metric_id.in_(
-                sa.select(Metric.c.id).where(
-                    Metric.c.workspace_id == workspace_id, Metric.c.name == metric
-                )
-            )
-        )
-    if since is not None and _older_runs(conn, workspace_id, since):
-        # by the runs of the period (a scan by time would read at random); skipped when
-        # every run is in the period, the common case, which then reads in index order
-        q = q.where(
-            Score.c.run_id.in_(
-                sa.select(Run.c.id).where(
-                    Run.c.workspace_id == workspace_id, Run.c.created_at >= since
-                )
-            )
-        )
-    rows = [dict(r._mapping) for r in conn.execute(q)]
+    rows = [dict(r._mapping) for r in conn.execute(flat)]
+    if clustered and run_id is not None and {"model", "metric"} <= set(by):
+        if _repeats(conn, run_id):
+            _add_cluster_sums(conn, rows, by, columns, scoped)
+        else:  # one run without repeats: one score per model, metric and query
+            for r in rows:
+                r |= {
+                    "clusters": r["n"],
+                    "totals_sq": r["squares"],
+                    "totals_sizes": r["total"],
+                    "sizes_sq": r["n"],
+                    "pass_clusters": r["with_threshold"],
+                    "pass_totals_sq": r["passed"],
+                    "pass_totals_sizes": r["passed"],
+                    "pass_sizes_sq": r["with_threshold"],
+                }
+    elif clustered:
+        _add_cluster_sums(conn, rows, by, columns, scoped)
+    for r in rows:
+        r["pass_n"], r["pass_total"] = r["with_threshold"], r["passed"]
+
     # ids to names: the model and metric tables are small
     if "model" in by:
         names = {
@@ -163,6 +204,79 @@ def score_moments(
         for r in rows:
             r["metric"] = names.get(r["metric"], f"metric {r['metric']}")
     return sorted(rows, key=lambda r: tuple(str(r[b]) for b in by))
+
+
+def _repeats(conn: Connection, run_id: int) -> bool:
+    """Whether the run has a repeat of some query and model (its unique index answers)."""
+    q = sa.select(Result.c.id).where(Result.c.run_id == run_id, Result.c.repeat > 0).limit(1)
+    return conn.execute(q).first() is not None
+
+
+def _add_cluster_sums(
+    conn: Connection,
+    rows: list[dict[str, Any]],
+    by: tuple[str, ...],
+    columns: dict[str, Any],
+    scoped: Callable[[Any], Any],
+) -> None:
+    """Add to each group's row the sums over its clusters (queries) that a cluster-robust
+    variance needs; the sort covers only the few columns a cluster needs."""
+    # per cluster (group x query), then per group; a theme is its query's, so clusters
+    # are formed from the scores alone and joined to their query for it
+    direct = [b for b in by if b != "theme"]
+    inner = scoped(
+        sa.select(
+            *[columns[b].label(b) for b in direct],
+            Score.c.query_id.label("query_id"),
+            sa.func.count(_VALUE).label("n"),
+            sa.func.coalesce(sa.func.sum(_VALUE), 0.0).label("t"),
+            sa.func.count(Score.c.passed).label("pn"),
+            sa.func.coalesce(sa.func.sum(_PASSED), 0).label("pt"),
+        ).group_by(*[columns[b] for b in direct], Score.c.query_id)
+    ).subquery()
+    group_columns: dict[str, Any] = {b: inner.c[b] for b in direct}
+    clustered: Any = inner
+    if "theme" in by:
+        clustered = inner.join(Query, Query.c.id == inner.c.query_id)
+        group_columns["theme"] = Query.c.theme
+    n, t, pn, pt = inner.c.n, inner.c.t, inner.c.pn, inner.c.pt
+    cluster_sums = {
+        "clusters": sa.func.count().filter(n > 0),
+        "totals_sq": sa.func.sum(t * t),
+        "totals_sizes": sa.func.sum(t * n),
+        "sizes_sq": sa.func.sum(n * n),
+        "pass_clusters": sa.func.count().filter(pn > 0),
+        "pass_totals_sq": sa.func.sum(pt * pt),
+        "pass_totals_sizes": sa.func.sum(pt * pn),
+        "pass_sizes_sq": sa.func.sum(pn * pn),
+    }
+    outer = (
+        sa.select(
+            *[group_columns[b].label(b) for b in by],
+            *[f.label(k) for k, f in cluster_sums.items()],
+        )
+        .select_from(clustered)
+        .group_by(*[group_columns[b] for b in by])
+    )
+    if conn.dialect.name == "postgresql":
+        # one hash entry per (group, query): PostgreSQL's default 4 MB spills 100,000 of
+        # them to disk and takes twice as long; SET LOCAL ends with the transaction
+        conn.exec_driver_sql("SET LOCAL work_mem = '32MB'")
+    spread = {tuple(r[b] for b in by): r for r in (r._mapping for r in conn.execute(outer))}
+    for r in rows:
+        found = spread.get(tuple(r[b] for b in by))
+        for k in cluster_sums:
+            r[k] = (found[k] if found is not None else 0) or 0
+
+
+# the comparable value of a score: normalised, else pass/fail as 1/0
+_VALUE = sa.case(
+    (Score.c.normalized.is_not(None), Score.c.normalized),
+    (Score.c.passed.is_(True), 1.0),
+    (Score.c.passed.is_(False), 0.0),
+    else_=None,
+)
+_PASSED = sa.case((Score.c.passed.is_(True), 1), else_=0)
 
 
 def _older_runs(conn: Connection, workspace_id: int, since: datetime) -> bool:

@@ -30,6 +30,7 @@ __all__ = [
     "iter_result_rows",
     "judge_cache",
     "list_runs",
+    "metric_definitions",
     "metric_outcomes",
     "pairwise_done",
     "pairwise_rows",
@@ -483,6 +484,13 @@ def summary_inputs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
             text,
         ) in conn.execute(q2).all()
     ]
+
+
+def metric_definitions(conn: Connection, run_ids: list[int]) -> list[dict[str, Any]]:
+    """The definitions of the metrics scored in these runs (as their suites gave them)."""
+    scored = sa.select(Score.c.metric_id).where(Score.c.run_id.in_(run_ids)).distinct()
+    q = sa.select(Metric.c.definition).where(Metric.c.id.in_(scored)).order_by(Metric.c.id)
+    return [dict(d) for d in conn.execute(q).scalars().all() if isinstance(d, dict)]
 
 
 @dataclass(frozen=True)
