@@ -28,6 +28,29 @@ openai = pytest.importorskip("openai")
 anthropic = pytest.importorskip("anthropic")
 
 
+_CLIENTS: list[Any] = []
+
+
+def oai(**kwargs: Any) -> Any:
+    """An openai SDK client, closed after the test (its sockets would warn otherwise)."""
+    client = openai.OpenAI(**kwargs)
+    _CLIENTS.append(client)
+    return client
+
+
+def anth(**kwargs: Any) -> Any:
+    client = anthropic.Anthropic(**kwargs)
+    _CLIENTS.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
 def ensure_workspace_id(engine: Any, name: str) -> int:
     with engine.begin() as conn:
         return catalog.ensure_workspace(conn, name)
@@ -89,7 +112,7 @@ def key(engine: Any) -> str:
 def test_an_openai_sdk_app_switches_base_url_and_every_call_is_logged(
     gateway: GatewayServer, key: str
 ) -> None:
-    client = openai.OpenAI(base_url=gateway.url, api_key=key, max_retries=0)
+    client = oai(base_url=gateway.url, api_key=key, max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-mock",
         messages=[{"role": "user", "content": "What is a gateway?"}],
@@ -125,7 +148,7 @@ def test_streaming_passes_chunks_through_and_logs_the_assembled_answer(
     gateway: GatewayServer, key: str, mock: MockServer
 ) -> None:
     mock.config.stream_chunks = 8
-    client = openai.OpenAI(base_url=gateway.url, api_key=key, max_retries=0)
+    client = oai(base_url=gateway.url, api_key=key, max_retries=0)
     with client.chat.completions.with_streaming_response.create(
         model="gpt-mock", messages=[{"role": "user", "content": "Stream please"}], stream=True
     ) as resp:
@@ -143,7 +166,7 @@ def test_streaming_passes_chunks_through_and_logs_the_assembled_answer(
 
 
 def test_a_client_asking_for_usage_in_a_stream_gets_it(gateway: GatewayServer, key: str) -> None:
-    client = openai.OpenAI(base_url=gateway.url, api_key=key, max_retries=0)
+    client = oai(base_url=gateway.url, api_key=key, max_retries=0)
     chunks = list(
         client.chat.completions.create(
             model="gpt-mock",
@@ -176,7 +199,7 @@ async def _async_calls(gateway: GatewayServer, key: str) -> None:
 
 
 def test_responses_api_plain_and_streaming(gateway: GatewayServer, key: str) -> None:
-    client = openai.OpenAI(base_url=gateway.url, api_key=key, max_retries=0)
+    client = oai(base_url=gateway.url, api_key=key, max_retries=0)
     resp = client.responses.create(model="gpt-mock", input="Say something", instructions="Be brief")
     assert resp.output_text
     events = list(client.responses.create(model="gpt-mock", input="Stream it", stream=True))
@@ -194,7 +217,7 @@ def test_responses_api_plain_and_streaming(gateway: GatewayServer, key: str) -> 
 
 
 def test_embeddings_and_models(gateway: GatewayServer, key: str) -> None:
-    client = openai.OpenAI(base_url=gateway.url, api_key=key, max_retries=0)
+    client = oai(base_url=gateway.url, api_key=key, max_retries=0)
     emb = client.embeddings.create(model="embed-mock", input=["one", "two"])
     assert len(emb.data) == 2 and len(emb.data[0].embedding) > 0
     names = {m.id for m in client.models.list()}
@@ -209,7 +232,7 @@ def test_embeddings_and_models(gateway: GatewayServer, key: str) -> None:
 def test_an_openai_client_calls_a_claude_model_plain_and_streaming(
     gateway: GatewayServer, key: str, mock: MockServer
 ) -> None:
-    client = openai.OpenAI(base_url=gateway.url, api_key=key, max_retries=0)
+    client = oai(base_url=gateway.url, api_key=key, max_retries=0)
     answer = client.chat.completions.create(
         model="claude-mock",
         messages=[{"role": "system", "content": "Be kind"}, {"role": "user", "content": "Hello"}],
@@ -238,7 +261,7 @@ def test_an_openai_client_calls_a_claude_model_plain_and_streaming(
 def test_the_anthropic_sdk_calls_claude_and_openai_models_through_messages(
     gateway: GatewayServer, key: str, mock: MockServer
 ) -> None:
-    client = anthropic.Anthropic(base_url=gateway.root, api_key=key, max_retries=0)
+    client = anth(base_url=gateway.root, api_key=key, max_retries=0)
     for model in ("claude-mock", "gpt-mock"):
         msg = client.messages.create(
             model=model, max_tokens=100, messages=[{"role": "user", "content": "Hi there"}]
@@ -325,7 +348,7 @@ def test_bad_requests_get_openai_shaped_errors_with_the_right_status(
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
     r = post(gateway, key, {"model": "gpt-mock", "input": "x"}, path="/nothing")
     assert r.status_code == 404 and "/v1/chat/completions" in r.json()["error"]["message"]
-    client = openai.OpenAI(base_url=gateway.url, api_key="pgw_wrong", max_retries=0)
+    client = oai(base_url=gateway.url, api_key="pgw_wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         client.chat.completions.create(
             model="gpt-mock", messages=[{"role": "user", "content": "x"}]
@@ -354,7 +377,7 @@ def test_upstream_timeout_reset_and_garbage_are_clear_errors(
     r = post(gateway, key, body)
     assert r.status_code == 502 and "not a valid answer" in r.json()["error"]["message"]
     mock.config.update({"rate_garbage": 0.0, "stream_reset_after": 3})
-    client = openai.OpenAI(base_url=gateway.url, api_key=key, max_retries=0)
+    client = oai(base_url=gateway.url, api_key=key, max_retries=0)
     with pytest.raises(openai.APIError, match=r"mid-stream|before it ended"):
         list(client.chat.completions.create(stream=True, **body))
     mock.config.update({"stream_reset_after": 0})
@@ -587,7 +610,7 @@ def test_an_llm_judge_guardrail_calls_a_registered_model_and_blocks(
 def test_the_responses_api_reaches_a_claude_model_plain_and_streaming(
     gateway: GatewayServer, key: str, mock: MockServer
 ) -> None:
-    client = openai.OpenAI(base_url=gateway.url, api_key=key, max_retries=0)
+    client = oai(base_url=gateway.url, api_key=key, max_retries=0)
     resp = client.responses.create(
         model="claude-mock", input="Say something", instructions="Be brief", max_output_tokens=100
     )
@@ -617,3 +640,35 @@ def test_unknown_request_fields_pass_through_and_the_model_is_the_providers(
     assert sent is not None and sent["model"] == "mock-good"
     assert sent["seed"] == 7 and sent["x_vendor_option"] == {"nested": [1, 2]}
     assert sent["logit_bias"] == {"50256": -100}
+
+
+def test_an_output_guardrail_redacts_the_answer_before_the_client_sees_it(
+    gateway: GatewayServer, engine: Any
+) -> None:
+    key = new_key(
+        engine, guardrails=[{"metric": {"type": "pii"}, "on": "output", "action": "redact"}]
+    )
+    client = oai(base_url=gateway.url, api_key=key, max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-mock", messages=[{"role": "user", "content": "Repeat bob@example.com"}]
+    )
+    text = raw.parse().choices[0].message.content
+    assert "bob@example.com" not in text and "[EMAIL]" in text  # the mock echoes the prompt
+    span = gateway.trace(raw.headers["x-panopticon-trace-id"])["spans"][0]
+    assert span["output_messages"][0]["content"] == text
+    assert span["input_messages"][0]["content"] == "Repeat bob@example.com"  # input untouched
+
+
+def test_anthropic_clients_get_anthropic_shaped_errors(gateway: GatewayServer, key: str) -> None:
+    client = anth(base_url=gateway.root, api_key="pgw_wrong", max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError):
+        client.messages.create(
+            model="claude-mock", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
+    r = httpx.post(
+        gateway.url + "/messages",
+        content=b"{oops",
+        headers={"x-api-key": key, "content-type": "application/json"},
+    )
+    assert r.status_code == 400 and r.json()["type"] == "error"
+    assert r.json()["error"]["type"] == "invalid_request_error"
