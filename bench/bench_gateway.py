@@ -177,7 +177,7 @@ def start_gateway(upstream: str, home: Path, logging: bool) -> tuple[Proc, str]:
     engine = open_store(settings)
     with engine.begin() as conn:
         ws = catalog.ensure_workspace(conn, "default")
-    ModelRegistry(engine, ws).upsert(
+    ModelRegistry(engine, ws, settings).upsert(
         {"id": "gpt-mock", "provider": "openai", "model": "mock-good", "base_url": upstream,
          "price": {"input": 1.0, "output": 2.0}}
     )  # fmt: skip

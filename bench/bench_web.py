@@ -61,7 +61,10 @@ def main() -> None:
     base, stop = serve(settings)
     try:
         with httpx.Client(base_url=base, timeout=60, follow_redirects=True) as client:
-            assert client.post("/ui/login", data={"key": KEY}).status_code == 200
+            csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/ui/login").text)
+            assert csrf is not None
+            signed = client.post("/ui/login", data={"key": KEY, "csrf": csrf.group(1)})
+            assert signed.status_code == 200
             first = re.search(r"/ui/results/([0-9a-f-]{36})", client.get("/ui/results").text)
             assert first
             pages = [

@@ -66,7 +66,7 @@ def test_the_api_gives_answers_side_by_side_and_takes_prompt_variants(
     web = Settings(home=settings.home, database_url=settings.database_url, api_key=KEY["X-API-Key"])
     body = {
         "name": "api-prompts",
-        "models": [{"id": "good", "model": "mock-good", "base_url": mock.url}],
+        "models": [{"id": "good", "model": "mock-good", "provider": "mock"}],
         "prompts": [{"id": "a", "system": "Be brief."}, {"id": "b", "template": "Q: {text}"}],
         "queries": [
             {
@@ -81,6 +81,9 @@ def test_the_api_gives_answers_side_by_side_and_takes_prompt_variants(
         "gates": {"short": 0.5},
     }
     with TestClient(create_app(web, env={})) as api:
+        # a suite sent to the API names a provider an admin registered (README: Security)
+        provider = {"name": "mock", "kind": "openai", "base_url": mock.url}
+        assert api.post("/api/providers", headers=KEY, json=provider).status_code == 201
         run_id = run_to_completion(api, body)
         r = api.get(f"/api/runs/{run_id}/answers", headers=KEY)
         assert r.status_code == 200, r.text

@@ -202,7 +202,10 @@ def test_a_suite_template_with_a_format_spec_or_conversion_is_refused_before_a_j
 
 
 def test_a_huge_days_on_the_dashboard_is_a_clear_4xx(api: TestClient) -> None:
-    r = api.post("/ui/login", data={"key": KEY}, follow_redirects=False)
+    form = api.get("/ui/login").text  # the sign-in form's CSRF token (and its cookie)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf is not None
+    r = api.post("/ui/login", data={"key": KEY, "csrf": csrf.group(1)}, follow_redirects=False)
     for path in ("/ui/", "/ui/trends"):
         page = api.get(path, params={"days": "1000000"})
         assert page.status_code == 422, page.text[:300]

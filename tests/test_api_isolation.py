@@ -52,7 +52,10 @@ def test_every_endpoint_keeps_workspaces_apart(
         rule = {"name": "r1", "metrics": [{"name": "pii", "type": "pii"}]}
         assert api.post("/api/online/rules", headers=a, json=rule).status_code == 201
         key_a = api.get("/api/keys", headers=a).json()[0]
+        cred = {"name": "cred-a", "secret": "sk-team-a-secret"}
+        assert api.post("/api/credentials", headers=a, json=cred).status_code == 201
         ids = {
+            "name": "cred-a",
             "query_id": query["id"],
             "metric_id": metric["id"],
             "model_id": "m",
@@ -71,7 +74,10 @@ def test_every_endpoint_keeps_workspaces_apart(
             for name in re.findall(r"{(\w+)}", template):
                 assert name in ids, f"map the id '{name}' of {template} in this test"
                 path = path.replace("{" + name + "}", str(ids[name]))
-            params = {"models": "m,m"} if path.endswith("/compare") else None
+            params = {
+                "/compare": {"models": "m,m"},
+                "/compare-prompts": {"prompts": "a,b"},
+            }.get("/" + path.rsplit("/", 1)[-1])
             for method in operations:
                 r = api.request(
                     method.upper(), path, headers=b, params=params, json=bodies.get(method.upper())
@@ -140,8 +146,14 @@ def test_completion_and_providers(settings: Settings, mock: MockServer) -> None:
             api.post("/api/providers", headers=key, json={"name": "x", "kind": "nope"}).status_code
             == 422
         )
+        assert (
+            api.post(
+                "/api/credentials", headers=key, json={"name": "vllm-key", "secret": "s3cret-value"}
+            ).status_code
+            == 201
+        )
         patched = api.patch(
-            f"/api/providers/{p.json()['id']}", headers=key, json={"api_key_env": "VLLM_KEY"}
+            f"/api/providers/{p.json()['id']}", headers=key, json={"credential": "vllm-key"}
         ).json()
-        assert patched["api_key_env"] == "VLLM_KEY"
+        assert patched["credential"] == "vllm-key"
         assert api.delete(f"/api/providers/{p.json()['id']}", headers=key).status_code == 204

@@ -234,10 +234,11 @@ def test_a_job_left_queued_is_taken_up_when_the_server_starts(
         for i in range(3):
             first.post("/api/queries", headers=BOOT, json={"item": f"Q {i}?", "type": "t"})
     engine = open_store(boot)
-    assert ModelRegistry(engine, 1).get("gpt-4o")["id"] == "gpt-4o"
+    assert ModelRegistry(engine, 1, boot).get("gpt-4o")["id"] == "gpt-4o"
     job_id = create_theme_job(
         engine,
         1,
+        boot,
         {},
         {  # recorded, never submitted: as after a crash
             "theme": "t",

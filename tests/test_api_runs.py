@@ -21,12 +21,20 @@ KEY = {"X-API-Key": "dev_api_key_for_testing"}
 
 
 @pytest.fixture
-def api(settings: Settings, job_worker: None) -> Iterator[TestClient]:
+def api(settings: Settings, job_worker: None, mock: MockServer) -> Iterator[TestClient]:
+    """The API, with the mock registered by an admin as the provider 'mock' (a suite sent
+    to the API names providers; it cannot bring its own endpoint)."""
     app = create_app(
         Settings(home=settings.home, database_url=settings.database_url, api_key=KEY["X-API-Key"]),
         env={},
     )
     with TestClient(app) as client:
+        r = client.post(
+            "/api/providers",
+            headers=KEY,
+            json={"name": "mock", "kind": "openai", "base_url": mock.url},
+        )
+        assert r.status_code == 201, r.text
         yield client
 
 
@@ -34,10 +42,10 @@ def suite(url: str, models: tuple[str, ...] = ("good", "weak"), n: int = 12) -> 
     return {
         "name": "api-suite",
         "models": [
-            {"id": m, "model": f"mock-{m}", "base_url": url, "price": {"input": 1, "output": 1}}
+            {"id": m, "model": f"mock-{m}", "provider": "mock", "price": {"input": 1, "output": 1}}
             for m in models
         ],
-        "judge": {"id": "judge", "model": "mock-judge", "base_url": url},
+        "judge": {"id": "judge", "model": "mock-judge", "provider": "mock"},
         "queries": [{"text": f"Question {i}?", "theme": "t"} for i in range(n)],
         "metrics": [{"name": "quality", "type": "rubric", "prompt": "Good?", "threshold": 6}],
     }

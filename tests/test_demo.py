@@ -69,13 +69,17 @@ def test_the_demo_serves_its_results_on_the_printed_address(
         with httpx.Client(follow_redirects=True, timeout=10) as client:
             for _ in range(100):  # the server starts just after printing
                 try:
-                    client.get(url)
+                    form = client.get(url)  # the sign-in page, with its CSRF token
                     break
                 except httpx.ConnectError:
                     import time
 
                     time.sleep(0.1)
-            page = client.post(url + "login", data={"key": key, "next": "/ui/"})
+            csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            assert csrf is not None, form.text
+            page = client.post(
+                url + "login", data={"key": key, "next": "/ui/", "csrf": csrf.group(1)}
+            )
             assert page.status_code == 200 and 'data-testid="total-answers">48<' in page.text
             runs = client.get(url + "runs")
             assert "#1 demo" in runs.text and "completed" in runs.text

@@ -56,8 +56,8 @@ def ensure_workspace_id(engine: Any, name: str) -> int:
         return catalog.ensure_workspace(conn, name)
 
 
-def register(engine: Any, mock: MockServer, workspace_id: int) -> None:
-    registry = ModelRegistry(engine, workspace_id)
+def register(engine: Any, settings: Settings, mock: MockServer, workspace_id: int) -> None:
+    registry = ModelRegistry(engine, workspace_id, settings)
     registry.upsert(
         {
             "id": "gpt-mock",
@@ -90,7 +90,7 @@ def gw_settings(settings: Settings) -> Settings:
 @pytest.fixture
 def gateway(gw_settings: Settings, engine: Any, mock: MockServer) -> Iterator[GatewayServer]:
     ws = ensure_workspace_id(engine, "default")
-    register(engine, mock, ws)
+    register(engine, gw_settings, mock, ws)
     server = GatewayServer(gw_settings, {}, {"api", "gateway"}).start()
     yield server
     server.stop()
@@ -412,12 +412,12 @@ def test_a_client_that_disconnects_mid_stream_cancels_the_upstream_call(
 
 
 def test_fallbacks_on_a_dead_upstream_and_retry_after_on_429(
-    gateway: GatewayServer, engine: Any, mock: MockServer
+    gateway: GatewayServer, engine: Any, mock: MockServer, settings: Settings
 ) -> None:
     from tests.conftest import free_port
 
     ws = ensure_workspace_id(engine, "default")
-    ModelRegistry(engine, ws).upsert(
+    ModelRegistry(engine, ws, settings).upsert(
         {
             "id": "dead",
             "provider": "openai",
@@ -559,10 +559,10 @@ def test_while_the_database_is_away_known_keys_and_models_are_served(
 
 
 def test_a_models_budget_holds_across_every_key(
-    gateway: GatewayServer, engine: Any, mock: MockServer
+    gateway: GatewayServer, engine: Any, mock: MockServer, settings: Settings
 ) -> None:
     ws = ensure_workspace_id(engine, "default")
-    ModelRegistry(engine, ws).upsert(
+    ModelRegistry(engine, ws, settings).upsert(
         {"id": "capped", "provider": "openai", "model": "mock-good", "base_url": mock.url,
          "price": {"input": 1.0, "output": 2.0},
          "options": {"gateway_budget_day_usd": 0.000001}}
@@ -672,3 +672,29 @@ def test_anthropic_clients_get_anthropic_shaped_errors(gateway: GatewayServer, k
     )
     assert r.status_code == 400 and r.json()["type"] == "error"
     assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_the_provider_key_is_the_workspaces_stored_credential_and_never_reaches_the_client(
+    gateway: GatewayServer, engine: Any, key: str, gw_settings: Settings
+) -> None:
+    from panopticon.mockllm.behaviour import MockConfig
+    from panopticon.services.credentials import Credentials
+
+    ws = ensure_workspace_id(engine, "default")
+    with MockServer(MockConfig(), api_key="sk-upstream-secret-123") as keyed:
+        Credentials(engine, ws, gw_settings).set("mock-key", "sk-upstream-secret-123")
+        ModelRegistry(engine, ws, gw_settings).upsert(
+            {"id": "keyed", "provider": "openai", "model": "mock-good",
+             "base_url": keyed.url, "credential": "mock-key"}
+        )  # fmt: skip
+        body = {"model": "keyed", "messages": [{"role": "user", "content": "x"}]}
+        r = post(gateway, key, body)
+        assert r.status_code == 200 and keyed.stats.answered == 1
+        assert "sk-upstream-secret-123" not in r.text
+        assert not any("sk-upstream" in v for v in r.headers.values())
+        # a wrong stored key: the provider's 401 is passed on, the key not echoed back
+        Credentials(engine, ws, gw_settings).set("mock-key", "sk-wrong-key-456")
+        gateway.gateway.routes._routes.clear()  # as after the route TTL
+        keyed.config.echo_key_in_errors = True  # a careless provider repeats the key
+        r = post(gateway, key, body)
+        assert r.status_code == 401 and "sk-wrong-key-456" not in r.text and "***" in r.text

@@ -115,7 +115,7 @@ def test_the_gateway_serves_alone_with_role_gateway(
 
     with engine.begin() as conn:
         ws = catalog.ensure_workspace(conn, "default")
-    ModelRegistry(engine, ws).upsert(
+    ModelRegistry(engine, ws, settings).upsert(
         {"id": "m", "provider": "openai", "model": "mock-good", "base_url": mock.url}
     )
     _, key = create_gateway_key(engine, "default", "solo", parse_key_config({}))
@@ -139,7 +139,10 @@ def test_the_dashboard_page_creates_updates_and_revokes_gateway_keys(settings: S
 
     app = create_app(settings.model_copy(update={"api_key": BOOT}), env={})
     with TestClient(app) as client:
-        assert client.post("/ui/login", data={"key": BOOT}).status_code == 200
+        login = re.search(r'name="csrf" value="([^"]+)"', client.get("/ui/login").text)
+        assert login is not None
+        signed = client.post("/ui/login", data={"key": BOOT, "csrf": login.group(1)})
+        assert signed.status_code == 200
         page = client.get("/ui/gateway")
         assert page.status_code == 200 and "No gateway keys yet" in page.text
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,9 +156,9 @@ def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
     monkeypatch.syspath_prepend(str(tmp_path))
     # registries load built-ins and plugins once per process: load them afresh here
-    monkeypatch.setattr(provider_base, "_builtins_loaded", False)
+    monkeypatch.setattr(provider_base, "_builtins_loaded", threading.Event())
     monkeypatch.setattr(provider_base, "_REGISTRY", {})
-    monkeypatch.setattr(judge_base, "_builtins_loaded", False)
+    monkeypatch.setattr(judge_base, "_builtins_loaded", threading.Event())
     monkeypatch.setattr(judge_base, "_REGISTRY", {})
     yield tmp_path
     sys.modules.pop("panopticon_plugin_test", None)

@@ -301,6 +301,14 @@ def test_catalog_forms_create_edit_and_show_errors(
     assert w.problems == [] and v.problems == [], (w.problems, v.problems)
 
 
+def sign_in(client: Any, key: str) -> Any:
+    """Sign a TestClient in as a browser does: the form first (its CSRF token and cookie)."""
+    form = client.get("/ui/login").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf is not None, form
+    return client.post("/ui/login", data={"key": key, "csrf": csrf.group(1)})
+
+
 def create_key_for(settings: Settings, role: str) -> tuple[int, str]:
     with store(settings) as engine:
         return create_key(engine, "default", role, f"a {role}")
@@ -313,7 +321,7 @@ def test_an_empty_workspace_says_what_to_do_next(settings: Settings) -> None:
     web = Settings(home=settings.home, database_url=settings.database_url, api_key=KEY)
     with TestClient(create_app(web, env={})) as client:
         assert client.get("/ui/", follow_redirects=False).status_code == 303
-        assert client.post("/ui/login", data={"key": KEY}).status_code == 200
+        assert sign_in(client, KEY).status_code == 200
         for path, advice in [
             ("/ui/", "panopticon run suite.yaml"),
             ("/ui/compare", "No scores yet"),

@@ -1,7 +1,8 @@
 """The one typed configuration object, built by :func:`load_settings` and passed in.
 
-Nothing else in Panopticon reads ``os.environ`` for configuration; suites read the
-environment only through their documented ``${VAR}`` substitution and ``api_key_env``.
+Nothing else in Panopticon reads ``os.environ`` for configuration; suites run by the CLI
+read the environment only through their documented ``${VAR}`` substitution and
+``api_key_env``. The server reads only the variables named in ``allowed_key_env``.
 
 (pydantic-settings would do this too; three fields do not justify 50 ms of import on every
 command, which ``bench/`` counts as start-up.)
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from panopticon.errors import ConfigError, Issue
 
-__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "load_settings", "mask_url"]
 
 ENV_PREFIX = "PANOPTICON_"
 
@@ -33,6 +34,7 @@ class Settings(BaseModel):
     )
     database_url: str | None = Field(
         default=None,
+        repr=False,  # secrets (or a password in the URL) stay out of reprs and logs
         description="SQLAlchemy URL. Unset: a SQLite file in `home`. "
         "postgresql://user@host/db selects PostgreSQL.",
     )
@@ -63,6 +65,7 @@ class Settings(BaseModel):
     )
     secret_key: str | None = Field(
         default=None,
+        repr=False,  # secrets (or a password in the URL) stay out of reprs and logs
         min_length=32,
         description="Signs the web UI's session cookies (at least 32 characters). Unset: a "
         "random key kept in `home`; set it when several servers share sessions.",
@@ -76,6 +79,7 @@ class Settings(BaseModel):
     )
     api_key: str | None = Field(
         default=None,
+        repr=False,  # secrets (or a password in the URL) stay out of reprs and logs
         min_length=16,
         description="A bootstrap key: accepted by the API as an admin of the default "
         "workspace (at least 16 characters). Create real keys with `panopticon keys create`.",
@@ -107,6 +111,60 @@ class Settings(BaseModel):
             )
         return url
 
+    encryption_key: str | None = Field(
+        default=None,
+        repr=False,  # secrets (or a password in the URL) stay out of reprs and logs
+        description="Fernet key(s) that encrypt the workspaces' stored provider credentials, "
+        "comma-separated: the first encrypts, every one decrypts (to rotate, put the new key "
+        "first and run `panopticon credentials rotate`). Unset: a key kept (0600) in `home`; "
+        "set it when several machines share the database. Make one with "
+        "`panopticon credentials new-key`.",
+    )
+    allowed_key_env: str = Field(
+        default="",
+        max_length=10_000,
+        description="Environment variables of the server that workspace admins may name as a "
+        "provider's key (api_key_env), comma-separated, e.g. OPENAI_API_KEY,ANTHROPIC_API_KEY. "
+        "Such a key is sent only to its provider's official endpoint, or to the one URL given "
+        "as NAME=https://host/v1. Empty (the default): the server uses no environment key; "
+        "the CLI's own runs of suite files are not limited.",
+    )
+    allow_private_urls: bool = Field(
+        default=True,
+        description="Whether providers may be on loopback and private addresses (127.0.0.0/8, "
+        "10/8, 172.16/12, 192.168/16, ::1, fc00::/7): needed for Ollama, vLLM on the LAN and "
+        "the mock. Set false on a shared server. Link-local and cloud metadata addresses are "
+        "always refused.",
+    )
+    allow_request_endpoints: bool = Field(
+        default=False,
+        description="Whether suites sent to the API may give their own base_url (and admins "
+        "an allowed api_key_env) instead of naming registered providers.",
+    )
+
+    @property
+    def key_env_allow_list(self) -> dict[str, str | None]:
+        """Allowed variable -> the only base URL its key may go to (None: the provider's
+        official endpoint)."""
+        allowed: dict[str, str | None] = {}
+        for entry in self.allowed_key_env.split(","):
+            name, _, url = entry.strip().partition("=")
+            if name.strip():
+                allowed[name.strip()] = url.strip().rstrip("/") or None
+        return allowed
+
+    def allowed_environment(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The variables of ``environ`` a server may read keys from: the allow-listed ones
+        and the operator's embedding key. The server and workers keep only these, so no
+        request can reach any other (and a request may name only the allow-listed ones)."""
+        names = [*self.key_env_allow_list, self.embedding_key_env]
+        return {k: environ[k] for k in names if k and environ.get(k)}
+
+    @property
+    def display_database_url(self) -> str:
+        """The database URL to show people: its password masked."""
+        return mask_url(self.resolved_database_url)
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL in use, with the embedded default filled in."""
@@ -121,6 +179,21 @@ class Settings(BaseModel):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+
+def mask_url(url: str) -> str:
+    """``scheme://user:***@host/...``: a URL with its password (or token) masked."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return url
+    userinfo, _, host = authority.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    if not colon:
+        return url
+    return f"{scheme}://{user}:***@{host}{slash}{path}"
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -14,6 +14,7 @@ from panopticon.api.errors import install_error_handlers
 from panopticon.api.limits import RequestLimits
 from panopticon.api.routes import (
     cache,
+    credentials,
     gateway,
     health,
     judge,
@@ -33,8 +34,8 @@ __all__ = ["create_app"]
 
 
 def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> FastAPI:
-    """``env`` is where models' ``api_key_env`` variables are read (the CLI passes the
-    process environment)."""
+    """``env`` is where the operator-allowed ``api_key_env`` variables are read (the CLI
+    passes the process environment); no other variable of it is ever used."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,7 +69,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
         responses=errors,
     )
     app.state.settings = settings
-    app.state.env = dict(env or {})
+    app.state.env = settings.allowed_environment(env or {})
     # made here, not at import; the job runner starts with the server (lifespan)
     app.state.engine = open_store(settings)
     if settings.is_sqlite:  # one process: the server runs its jobs itself
@@ -80,7 +81,19 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     install_error_handlers(app)
     install_docs(app)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_bytes)
-    for module in (health, queries, metrics, models, judge, runs, keys, online, cache, gateway):
+    for module in (
+        health,
+        queries,
+        metrics,
+        models,
+        credentials,
+        judge,
+        runs,
+        keys,
+        online,
+        cache,
+        gateway,
+    ):
         app.include_router(module.router)
     app.include_router(judge.jobs_router)
     from panopticon.web import install as install_web

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from panopticon.services.bodies import Body
 from panopticon.services.catalog import MetricCreate as MetricCreate
@@ -93,11 +93,21 @@ class ErrorPublic(BaseModel):
 
 class ModelCreate(_Body):
     id: str = Field(min_length=1, max_length=200)
-    provider: str = "openai"
+    provider: str = Field(
+        default="openai",
+        max_length=200,
+        description="A registered provider's name, or a kind (openai, anthropic, google, "
+        "fake) with the endpoint given here.",
+    )
     model: str | None = Field(default=None, max_length=200)
     base_url: str | None = Field(default=None, max_length=500)
     api_key_env: str | None = Field(
-        default=None, max_length=200, description="The environment variable with the key."
+        default=None,
+        max_length=200,
+        description="An environment variable of the server on the operator's allow-list.",
+    )
+    credential: str | None = Field(
+        default=None, max_length=200, description="A credential of the workspace, by name."
     )
     params: dict[str, Any] = Field(default_factory=dict)
     concurrency: int | None = Field(default=None, ge=1, le=10_000)
@@ -108,9 +118,11 @@ class ModelCreate(_Body):
 class ModelPublic(BaseModel):
     id: str
     provider: str
+    provider_name: str
     model: str
     base_url: str | None
     api_key_env: str | None
+    credential: str | None
     params: dict[str, Any]
     concurrency: int | None
     price: dict[str, float] | None
@@ -124,6 +136,7 @@ class ProviderPublic(BaseModel):
     kind: str
     base_url: str | None
     api_key_env: str | None
+    credential: str | None
     created_at: datetime
 
 
@@ -346,12 +359,36 @@ class ProviderCreate(_Body):
     name: str = Field(min_length=1, max_length=200)
     kind: str = Field(min_length=1, max_length=50)
     base_url: str | None = Field(default=None, max_length=500)
-    api_key_env: str | None = Field(default=None, max_length=200)
+    api_key_env: str | None = Field(
+        default=None,
+        max_length=200,
+        description="An environment variable of the server on the operator's allow-list.",
+    )
+    credential: str | None = Field(
+        default=None, max_length=200, description="A credential of the workspace, by name."
+    )
 
 
 class ProviderUpdate(_Body):
     base_url: str | None = Field(default=None, max_length=500)
     api_key_env: str | None = Field(default=None, max_length=200)
+    credential: str | None = Field(default=None, max_length=200)
+
+
+class CredentialCreate(_Body):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    secret: SecretStr = Field(  # masked in reprs: never in a log line or a traceback
+        min_length=1, max_length=10_000, description="The key. Stored encrypted; never shown."
+    )
+
+
+class CredentialPublic(BaseModel):
+    """A credential's name and dates; the secret itself is never returned."""
+
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    providers: list[str] = Field(description="Providers that use it.")
 
 
 # -- gateway keys -----------------------------------------------------------------------------

@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "view": "view:view",
     "db": "db:app",
     "keys": "keys:app",
+    "credentials": "credentials:app",
     "online": "online:app",
     "cache": "cache:app",
     "gateway": "gateway:app",

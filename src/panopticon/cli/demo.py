@@ -56,7 +56,7 @@ def demo(
         console.print(
             f"mock LLM server on {server.url} (3 models of known quality, 3% "
             "injected 429s); database: "
-            f"{settings.resolved_database_url}",
+            f"{settings.display_database_url}",
             highlight=False,
         )
         os.environ["MOCK_URL"] = server.url

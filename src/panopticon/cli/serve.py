@@ -51,7 +51,7 @@ def serve(
         parts.append(f"gateway: OpenAI base_url http://{host}:{port}/v1")
     console.print(
         f"Panopticon on http://{host}:{port}: {'; '.join(parts)}; database "
-        f"{settings.resolved_database_url}",
+        f"{settings.display_database_url}",
         highlight=False,
     )
     # httptools and uvloop when installed (they are dependencies): the gateway's speed; no

@@ -41,7 +41,7 @@ def worker(
         )
     from panopticon.worker import QUEUE, build_app, ensure_schema, retry_stalled_jobs
 
-    app = build_app(settings, os.environ)
+    app = build_app(settings, settings.allowed_environment(os.environ))
 
     async def main() -> None:
         await ensure_schema(app)

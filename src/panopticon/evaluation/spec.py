@@ -5,12 +5,15 @@ says what each field may hold."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from panopticon.providers.base import RESERVED_PARAMS
+from panopticon.providers.pricing import Price, lookup_price
 
 __all__ = [
-    "DEFAULT_KEY_ENV",
     "MessageSpec",
     "ModelSpec",
     "PriceSpec",
@@ -18,13 +21,12 @@ __all__ = [
     "QueryFileSpec",
     "QuerySpec",
     "Suite",
+    "check_params",
+    "model_price",
 ]
 
-DEFAULT_KEY_ENV = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "google": "GOOGLE_API_KEY",
-}
+
+_SECRET_HEADER = re.compile(r"(?i)auth|key|token|secret|cookie|password")
 
 
 class _Strict(BaseModel):
@@ -38,10 +40,19 @@ class PriceSpec(_Strict):
 
 class ModelSpec(_Strict):
     id: str = Field(min_length=1, description="Unique name of this model in the suite.")
-    provider: str = "openai"
+    provider: str = Field(
+        default="openai",
+        description="A provider kind (openai, anthropic, google, fake) or the name of a "
+        "provider registered in the workspace.",
+    )
     model: str | None = Field(default=None, description="Name sent to the provider; default: id.")
-    base_url: str | None = None
-    api_key_env: str | None = Field(default=None, description="Environment variable with the key.")
+    base_url: str | None = Field(default=None, max_length=500)
+    api_key_env: str | None = Field(
+        default=None, max_length=200, description="Environment variable with the key."
+    )
+    credential: str | None = Field(
+        default=None, max_length=200, description="A credential stored in the workspace."
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="temperature, max_tokens...")
     concurrency: int | None = Field(default=None, ge=1, le=10_000)
     rpm: int | None = Field(default=None, ge=1, description="Requests per minute.")
@@ -52,9 +63,37 @@ class ModelSpec(_Strict):
     price: PriceSpec | None = None
     options: dict[str, Any] = Field(default_factory=dict, description="Provider-specific.")
 
+    @field_validator("params")
+    @classmethod
+    def _params_keep_the_request(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return check_params(params)
+
     @property
     def provider_model(self) -> str:
         return self.model or self.id
+
+    def secret_headers(self) -> list[str]:
+        """Names in ``options.headers`` that look like they carry a credential."""
+        headers = self.options.get("headers")
+        if not isinstance(headers, dict):
+            return []
+        return [str(k) for k in headers if _SECRET_HEADER.search(str(k))]
+
+    def record(self, **dump: Any) -> dict[str, Any]:
+        """The model as stored in a run's record or the registry: JSON, with the values of
+        headers that carry credentials (``options.headers``) masked."""
+        data = self.model_dump(mode="json", **dump)
+        if data.get("credential") is None:  # added later: older runs keep their fingerprint
+            data.pop("credential", None)
+        headers = (data.get("options") or {}).get("headers")
+        if isinstance(headers, dict):
+            data["options"] = {
+                **data["options"],
+                "headers": {
+                    k: "***" if _SECRET_HEADER.search(str(k)) else v for k, v in headers.items()
+                },
+            }
+        return data
 
     def settings_fingerprint(self) -> dict[str, Any]:
         """What determines the answer: it keys the result cache."""
@@ -133,3 +172,27 @@ class Suite(_Strict):
         description="CI gates: metric name -> the least pass rate (or mean normalised score, "
         "for a metric without a threshold) every model must reach, 0..1.",
     )
+
+    @field_validator("params")
+    @classmethod
+    def _params_keep_the_request(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return check_params(params)
+
+
+def check_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters tune a request; they cannot replace what it is (model, messages, stream)."""
+    reserved = sorted(RESERVED_PARAMS.intersection(params))
+    if reserved:
+        raise ValueError(
+            f"params cannot set {', '.join(reserved)}: the model and messages are the "
+            "request's own, and answers are not streamed here"
+        )
+    return params
+
+
+def model_price(spec: ModelSpec, kind: str | None = None) -> Price | None:
+    """The price a model costs: its own ``price``, else the shipped table's (None: unknown).
+    ``kind`` is its provider kind when ``spec.provider`` names a registered provider."""
+    if spec.price is not None:
+        return Price(spec.price.input, spec.price.output)
+    return lookup_price(kind or spec.provider, spec.provider_model)

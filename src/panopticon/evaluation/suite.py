@@ -15,11 +15,11 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from panopticon.errors import ConfigError, Issue
+from panopticon.evaluation.endpoints import Access, Directory, Endpoint, Problem, resolve_endpoint
 from panopticon.evaluation.prompts import PromptVariant, arm_label, prompt_variants
 from panopticon.evaluation.queries import MetricEntry, QueryItem, resolve_queries
 from panopticon.evaluation.sources import Located, dotted, load_yaml
 from panopticon.evaluation.spec import (
-    DEFAULT_KEY_ENV,
     MessageSpec,
     ModelSpec,
     PriceSpec,
@@ -27,10 +27,12 @@ from panopticon.evaluation.spec import (
     QueryFileSpec,
     QuerySpec,
     Suite,
+    model_price,
 )
 from panopticon.evaluation.templates import check_template, render_messages
 from panopticon.judges.base import MetricSpec, metric_types, spec_class
-from panopticon.providers.pricing import Price, lookup_price
+from panopticon.providers.egress import EgressPolicy
+from panopticon.providers.pricing import Price
 
 __all__ = [
     "LoadedSuite",
@@ -57,7 +59,7 @@ class LoadedSuite:
     queries: list[QueryItem]
     metrics: list[MetricSpec]
     judge: ModelSpec | None
-    api_keys: dict[str, str | None]  # model id -> key (never stored)
+    endpoints: dict[str, Endpoint]  # model id -> where it is called, with its key (memory only)
     prices: dict[str, Price | None]  # model id -> price
     warnings: list[str] = field(default_factory=list)
     # names of the metrics that score every query; the others score only the queries that
@@ -66,6 +68,12 @@ class LoadedSuite:
     # only some of the suite's queries (--filter, --limit): its files are not recorded as
     # datasets, whose items would otherwise shrink to the selection
     partial: bool = False
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+
+    @property
+    def api_keys(self) -> dict[str, str | None]:
+        """Model id -> its key (never stored)."""
+        return {k: e.api_key for k, e in self.endpoints.items()}
 
     @property
     def models(self) -> list[ModelSpec]:
@@ -122,8 +130,10 @@ class LoadedSuite:
         if not self.suite.gates:
             exclude.add("gates")
         data = self.suite.model_dump(mode="json", by_alias=True, exclude=exclude)
+        data["models"] = [m.record() for m in self.suite.models]
+        data["judges"] = [m.record() for m in self.suite.judges]
         data["metrics"] = [m.model_dump(mode="json", by_alias=True) for m in self.metrics]
-        data["judge"] = self.judge.model_dump(mode="json") if self.judge else None
+        data["judge"] = self.judge.record() if self.judge else None
         data["query_hashes"] = [q.content_hash for q in self.queries]
         if self.suite_metrics is not None:
             data["suite_metrics"] = sorted(self.suite_metrics)
@@ -180,16 +190,33 @@ def _dedupe(issues: list[Issue]) -> list[Issue]:
     return out
 
 
-def load_suite(path: str | Path, env: Mapping[str, str]) -> LoadedSuite:
+def load_suite(
+    path: str | Path,
+    env: Mapping[str, str],
+    *,
+    access: Access | None = None,
+    directory: Directory | None = None,
+) -> LoadedSuite:
     """Read, substitute, validate and resolve a suite file. Raises ConfigError."""
     path = Path(path)
     doc = load_yaml(path, env)
-    return parse_suite(doc, env, base_dir=path.parent, path=path)
+    return parse_suite(
+        doc, env, base_dir=path.parent, path=path, access=access, directory=directory
+    )
 
 
 def parse_suite(
-    doc: Located, env: Mapping[str, str], *, base_dir: Path, path: Path | None = None
+    doc: Located,
+    env: Mapping[str, str],
+    *,
+    base_dir: Path,
+    path: Path | None = None,
+    access: Access | None = None,
+    directory: Directory | None = None,
 ) -> LoadedSuite:
+    """``access`` says who sends the suite (default: the CLI's local rules) and
+    ``directory`` finds the workspace's registered providers and credentials."""
+    access = access or Access()
     if not isinstance(doc.data, dict):
         raise ConfigError(
             Issue(
@@ -216,15 +243,15 @@ def parse_suite(
                 m = ModelSpec.model_validate(raw)
             except ValidationError:
                 continue
-            problem = _api_key(m, env)[1]
-            if problem:
+            found = resolve_endpoint(m, env, access, directory)
+            if isinstance(found, Problem):
                 issues.append(
                     Issue(
-                        problem[0],
+                        found.message,
                         file=doc.file,
-                        field=f"models[{i}]",
+                        field=f"models[{i}].{found.field}",
                         line=doc.line_of(("models", i)),
-                        hint=problem[1],
+                        hint=found.hint,
                     )
                 )
         raise ConfigError(_dedupe(issues)) from None
@@ -247,7 +274,7 @@ def parse_suite(
     issues += _check_gates(suite, doc, metrics)
     all_models = list(suite.models) + ([judge] if judge and judge not in suite.models else [])
     all_models += [j for j in suite.judges if j not in all_models]
-    api_keys = {}
+    endpoints: dict[str, Endpoint] = {}
     prices: dict[str, Price | None] = {}
     warnings: list[str] = []
     if suite_metrics is not None:
@@ -261,32 +288,36 @@ def parse_suite(
                 "nowhere to score every query)"
             )
     for i, m in enumerate(all_models):
-        api_keys[m.id], problem = _api_key(m, env)
-        if problem:
+        found = resolve_endpoint(m, env, access, directory)
+        if isinstance(found, Problem):
             issues.append(
                 Issue(
-                    problem[0],
+                    found.message,
                     file=doc.file,
-                    field=f"models.{m.id}",
+                    field=f"{_model_field(suite, m, i)}.{found.field}",
                     line=doc.line_of(("models", i))
                     if m in suite.models
                     else doc.line_of(("judge",)),
-                    hint=problem[1],
+                    hint=found.hint,
                 )
             )
-        price = (
-            Price(m.price.input, m.price.output)
-            if m.price
-            else lookup_price(m.provider, m.provider_model)
-        )
+            kind = m.provider
+        else:
+            endpoints[m.id] = found
+            kind = found.kind
+        price = model_price(m, kind)
         prices[m.id] = price
-        if price is None and m.provider != "fake":
+        if price is None and kind != "fake":
             warnings.append(
                 f"model '{m.id}' ({m.provider_model}) has no known price: its cost "
                 "is reported as unknown; add price: {input: .., output: ..}"
             )
     if suite.budget_usd is not None:
-        unpriced = [m.id for m in all_models if prices[m.id] is None and m.provider != "fake"]
+        unpriced = [
+            m.id
+            for m in all_models
+            if prices[m.id] is None and m.id in endpoints and endpoints[m.id].kind != "fake"
+        ]
         if unpriced:
             issues.append(
                 Issue(
@@ -301,8 +332,25 @@ def parse_suite(
     if issues:
         raise ConfigError(_dedupe(issues))
     return LoadedSuite(
-        suite, path, queries, metrics, judge, api_keys, prices, warnings, suite_metrics
+        suite,
+        path,
+        queries,
+        metrics,
+        judge,
+        endpoints,
+        prices,
+        warnings,
+        suite_metrics,
+        egress=access.egress,
     )
+
+
+def _model_field(suite: Suite, m: ModelSpec, i: int) -> str:
+    if m in suite.models:
+        return f"models[{i}]"
+    if isinstance(suite.judge, ModelSpec) and m == suite.judge:
+        return "judge"
+    return f"judges[{suite.judges.index(m)}]" if m in suite.judges else f"models.{m.id}"
 
 
 def _partial_issues(data: dict[str, Any], doc: Located, base_dir: Path) -> list[Issue]:
@@ -378,9 +426,7 @@ def _suite_issues(err: ValidationError, doc: Located, data: dict[str, Any]) -> l
 def _check_models(suite: Suite, doc: Located) -> list[Issue]:
     issues = []
     first: dict[str, int] = {}
-    from panopticon.providers.base import provider_names
-
-    known = provider_names()
+    # an unknown provider is found where the endpoint is resolved (it may be registered)
     for i, m in enumerate(suite.models):
         line = doc.line_of(("models", i, "id"))
         if m.id in first:
@@ -396,16 +442,6 @@ def _check_models(suite: Suite, doc: Located) -> list[Issue]:
             )
         else:
             first[m.id] = i
-        if m.provider not in known:
-            issues.append(
-                Issue(
-                    f"unknown provider '{m.provider}'",
-                    file=doc.file,
-                    line=doc.line_of(("models", i, "provider")),
-                    field=f"models[{i}].provider",
-                    hint="use one of: " + ", ".join(known),
-                )
-            )
     return issues
 
 
@@ -767,24 +803,3 @@ def spec_needs_judge(spec: MetricSpec) -> bool:
     from panopticon.judges.base import build_metric
 
     return bool(build_metric(spec).needs_judge)
-
-
-def _api_key(m: ModelSpec, env: Mapping[str, str]) -> tuple[str | None, tuple[str, str] | None]:
-    if m.provider == "fake":
-        return None, None
-    name = m.api_key_env
-    if name is None:
-        if m.base_url is not None:
-            return None, None  # a local or self-hosted endpoint: a key is optional
-        name = DEFAULT_KEY_ENV.get(m.provider)
-        if name is None:
-            return None, None
-        if m.provider == "google" and not env.get(name) and env.get("GEMINI_API_KEY"):
-            name = "GEMINI_API_KEY"
-    value = env.get(name)
-    if not value:
-        return None, (
-            f"model '{m.id}' needs an API key, and the environment variable {name} is not set",
-            f"export {name}=... (or set api_key_env to the variable that holds the key)",
-        )
-    return value, None

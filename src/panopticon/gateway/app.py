@@ -43,10 +43,14 @@ def create_gateway(
             sink = ListSink(keep=False)
     gateway = Gateway(
         KeyTable(engine, settings.gateway_key_ttl_s),
-        RouteTable(engine, env, settings.gateway_key_ttl_s),
+        RouteTable(engine, settings, env, settings.gateway_key_ttl_s),
         SpendTracker(engine),
         sink,
-        GatewayOptions(key_ttl_s=settings.gateway_key_ttl_s, logging=settings.gateway_logging),
+        GatewayOptions(
+            key_ttl_s=settings.gateway_key_ttl_s,
+            logging=settings.gateway_logging,
+            allow_private_urls=settings.allow_private_urls,
+        ),
     )
     return gateway
 

@@ -60,6 +60,7 @@ class GatewayOptions:
     key_ttl_s: float = 10.0
     logging: bool = True
     cache_entries: int = 10_000
+    allow_private_urls: bool = True  # the operator's egress rule (providers/egress.py)
 
 
 class Gateway:
@@ -80,7 +81,7 @@ class Gateway:
         self.sink = sink
         self.options = options or GatewayOptions()
         self.cache = ResponseCache(self.options.cache_entries)
-        self.upstream = Upstream(routes)
+        self.upstream = Upstream(routes, self.options.allow_private_urls)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.handlers: dict[tuple[str, str], Callable[[Scope, Receive, Send], Awaitable[None]]] = {

@@ -15,31 +15,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from panopticon.errors import GatewayError
-from panopticon.evaluation.spec import DEFAULT_KEY_ENV, ModelSpec
 from panopticon.gateway.guardrails import Guardrails
 from panopticon.gateway.limits import ChunkedBucket
 from panopticon.providers.pricing import Price
 from panopticon.services import gateway_store
 from panopticon.services.database import Engine
 from panopticon.services.gateway_keys import GatewayKeyInfo, lookup_gateway_key
+from panopticon.services.gateway_store import Problem, ResolvedModel
+from panopticon.settings import Settings
 
-__all__ = ["KeyEntry", "KeyTable", "Route", "RouteTable", "credential_for"]
+__all__ = ["KeyEntry", "KeyTable", "Route", "RouteTable"]
 
 log = logging.getLogger(__name__)
 
 OPENAI_BASE = "https://api.openai.com/v1"
 ANTHROPIC_BASE = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
-
-
-def credential_for(spec: ModelSpec, workspace_id: int, env: Mapping[str, str]) -> str | None:
-    """The provider key the gateway sends upstream for this model of this workspace.
-
-    SWAP POINT: today the key is read from the variable the model names (or the provider's
-    default variable) in the server's environment, as runs do; when stored workspace
-    credentials land (issue 9), this one function reads those instead."""
-    name = spec.api_key_env or DEFAULT_KEY_ENV.get(spec.provider)
-    return env.get(name) if name else None
 
 
 @dataclass(frozen=True)
@@ -67,38 +58,46 @@ class Route:
             return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
         return self.base_url.rstrip("/") + "/" + endpoint
 
+    def secrets(self) -> list[str]:
+        """The provider key this route sends (to mask it wherever a provider echoes it)."""
+        out = [self.headers.get("x-api-key", "")]
+        auth = self.headers.get("Authorization", "")
+        out.append(auth.removeprefix("Bearer ").strip())
+        return [s for s in out if s]
+
     def cost(self, input_tokens: int | None, output_tokens: int | None) -> float | None:
         if self.price is None:
             return None
         return self.price.cost(input_tokens, output_tokens)
 
 
-def _route(spec: ModelSpec, price: Price | None, api_key: str | None) -> Route:
+def _route(found: ResolvedModel) -> Route:
+    spec = found.spec
     headers = {"Content-Type": "application/json"}
-    if spec.provider == "anthropic":
-        base = spec.base_url or ANTHROPIC_BASE
+    if found.kind == "anthropic":
+        base = found.base_url or ANTHROPIC_BASE
         headers["anthropic-version"] = ANTHROPIC_VERSION
-        if api_key:
-            headers["x-api-key"] = api_key
+        if found.api_key:
+            headers["x-api-key"] = found.api_key
     else:
-        base = spec.base_url or OPENAI_BASE
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-    for name, value in (spec.options.get("headers") or {}).items():
+        base = found.base_url or OPENAI_BASE
+        if found.api_key:
+            headers["Authorization"] = f"Bearer {found.api_key}"
+    for name, value in (found.options.get("headers") or {}).items():
         headers[str(name)] = str(value)
     return Route(
         spec.id,
-        spec.provider,
+        found.kind,
         spec.provider_model,
         base,
         headers,
-        price,
+        found.price,
         spec.timeout_s,
         spec.rpm,
         spec.tpm,
         dict(spec.params),
-        _budget(spec.options.get("gateway_budget_day_usd")),
-        _budget(spec.options.get("gateway_budget_month_usd")),
+        _budget(found.options.get("gateway_budget_day_usd")),
+        _budget(found.options.get("gateway_budget_month_usd")),
     )
 
 
@@ -122,22 +121,36 @@ def _store_away(what: str, exc: Exception) -> GatewayError:
 
 
 class RouteTable:
-    def __init__(self, engine: Engine, env: Mapping[str, str], ttl_s: float) -> None:
+    def __init__(
+        self, engine: Engine, settings: Settings, env: Mapping[str, str], ttl_s: float
+    ) -> None:
         self.engine = engine
+        self.settings = settings
         self.env = env
         self.ttl_s = ttl_s
-        self._routes: dict[tuple[int, str], tuple[float, Route | None]] = {}
+        self._routes: dict[tuple[int, str], tuple[float, Route | Problem | None]] = {}
         self._names: dict[int, tuple[float, list[tuple[str, str]]]] = {}
         self._buckets: dict[str, ChunkedBucket] = {}
 
-    def _load(self, workspace_id: int, name: str) -> Route | None:
-        found = gateway_store.model_spec(self.engine, workspace_id, name)
-        if found is None:
-            return None
-        spec, price = found
-        return _route(spec, price, credential_for(spec, workspace_id, self.env))
+    def _load(self, workspace_id: int, name: str) -> Route | Problem | None:
+        found = gateway_store.resolve_model(
+            self.engine, self.settings, self.env, workspace_id, name
+        )
+        if found is None or isinstance(found, Problem):
+            return found
+        return _route(found)
 
     async def get(self, workspace_id: int, name: str) -> Route | None:
+        """The route of a registered model; None when there is none. A registered model
+        that cannot be called (no key, a refused URL) is a 502 saying why and how to fix."""
+        route = await self._get(workspace_id, name)
+        if isinstance(route, Problem):
+            raise GatewayError(
+                f"{route.message}; fix: {route.hint}", 502, "api_error", code="model_unusable"
+            )
+        return route
+
+    async def _get(self, workspace_id: int, name: str) -> Route | Problem | None:
         cached = self._routes.get((workspace_id, name))
         now = time.monotonic()
         if cached is not None and cached[0] > now:

@@ -23,6 +23,8 @@ from panopticon.gateway.responses import responses_request_to_chat
 from panopticon.gateway.routing import Route, RouteTable
 from panopticon.gateway.translate import anthropic_request_to_openai, openai_request_to_anthropic
 from panopticon.judges.base import JudgeCall, JudgeReply
+from panopticon.providers.egress import EgressPolicy, guarded_resolver
+from panopticon.providers.redact import mask_secrets
 
 __all__ = ["RETRYABLE", "Upstream", "UpstreamError", "build_request", "retry_after"]
 
@@ -65,15 +67,23 @@ def retry_after(headers: Any) -> float | None:
 class Upstream:
     """The pooled session to providers, opened and closed with the gateway."""
 
-    def __init__(self, routes: RouteTable) -> None:
+    def __init__(self, routes: RouteTable, allow_private_urls: bool = True) -> None:
         self.routes = routes
+        self.egress = EgressPolicy(allow_private=allow_private_urls)
         self.session: aiohttp.ClientSession | None = None
         self._rng = random.Random()
         self._urls: dict[str, URL] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     async def open(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
+        # every address connected to is checked (link-local and metadata never; private
+        # ranges as the operator says); no proxies from the environment, no redirects
+        connector = aiohttp.TCPConnector(
+            limit=0,
+            ttl_dns_cache=300,
+            keepalive_timeout=30,
+            resolver=guarded_resolver(self.egress),
+        )
         self.session = aiohttp.ClientSession(
             connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
         )
@@ -101,7 +111,11 @@ class Upstream:
                     total=None, sock_connect=10, sock_read=route.timeout_s
                 )
             resp = await self.session.post(
-                target, data=payload, headers=route.headers, timeout=timeout
+                target,
+                data=payload,
+                headers=route.headers,
+                timeout=timeout,
+                allow_redirects=False,
             )
         except TimeoutError:
             raise UpstreamError(
@@ -124,7 +138,10 @@ class Upstream:
                 body = b""
             finally:
                 resp.release()
-            snippet = body[:300].decode("utf-8", "replace")
+            # a provider may repeat the key it was sent: masked before anyone sees the body
+            text = mask_secrets(body.decode("utf-8", "replace"), route.secrets(), limit=None)
+            body = text.encode()
+            snippet = text[:300]
             raise UpstreamError(
                 f"model '{route.name}' upstream answered {resp.status}: {snippet}",
                 resp.status,

@@ -118,6 +118,13 @@ class _Mock:
             st.first_request_at = time.time()
         st.by_route[route] += 1
         st.by_model[model] += 1
+        if self.config.echo_key_in_errors:
+            sent = request.headers.get("Authorization") or request.headers.get("x-api-key")
+            return _error(
+                401,
+                f"Incorrect API key provided: {sent}. You sent: Authorization: {sent}",
+                "authentication_error",
+            )
         if self.api_key is not None:
             given = (
                 request.headers.get("Authorization", "").removeprefix("Bearer ").strip()

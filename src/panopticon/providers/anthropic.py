@@ -38,20 +38,27 @@ class AnthropicProvider(Provider):
     kind = KIND
     native_streaming = True
     supports_tools = True
+    key_env = ("ANTHROPIC_API_KEY",)
+    default_base_url = "https://api.anthropic.com"
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
         try:
             import anthropic
+            import httpx
         except ImportError:
             raise MissingDependencyError("anthropic", "anthropic", "provider 'anthropic'") from None
         self._sdk = anthropic
+        # The SDK speaks httpx, whose resolver cannot be guarded like aiohttp's: the URL is
+        # checked here (scheme, metadata names, address literals) and redirects are off.
+        self._refused = config.egress.url_refusal(config.base_url or self.default_base_url)
         # Retries are ours (shared back-off, Retry-After, adaptive concurrency): SDK's off.
         self._client = anthropic.AsyncAnthropic(
             api_key=config.api_key or "unset",
             base_url=config.base_url,
             max_retries=0,
             timeout=config.timeout_s,
+            http_client=httpx.AsyncClient(follow_redirects=False, trust_env=False),
         )
 
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
@@ -76,6 +83,8 @@ class AnthropicProvider(Provider):
         """The SDK's exceptions as ProviderErrors."""
         sdk = self._sdk
         url = str(self._client.base_url)
+        if self._refused is not None:
+            raise ProviderError(f"not sent to {url}: {self._refused}", kind="egress")
         try:
             return await call()
         except sdk.APITimeoutError:

@@ -14,23 +14,28 @@ group (``name = "package.module:factory"``), the same registry the built-ins use
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from panopticon.errors import ConfigError, Issue, ProviderError
+from panopticon.providers.egress import EgressPolicy
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "RESERVED_PARAMS",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
     "Message",
     "Provider",
     "ProviderConfig",
+    "ProviderInfo",
     "ToolCall",
     "collect",
     "create_provider",
+    "provider_info",
     "provider_names",
     "register_provider",
 ]
@@ -38,16 +43,33 @@ __all__ = [
 Message = dict[str, Any]  # role, content; tool_calls / tool_call_id where a turn has them
 ENTRY_POINT_GROUP = "panopticon.providers"
 
+#: request fields that parameters may not replace
+RESERVED_PARAMS = frozenset({"model", "messages", "stream"})
+
 
 @dataclass(frozen=True)
 class ProviderConfig:
-    """How to reach one provider endpoint. Secrets are named, never held in suites."""
+    """How to reach one provider endpoint. The key is resolved by
+    :mod:`panopticon.evaluation.endpoints` (never held in suites) and never printed."""
 
     kind: str
     base_url: str | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     timeout_s: float = 60.0
     options: dict[str, Any] = field(default_factory=dict)
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What a provider kind declares about itself (class attributes of its Provider)."""
+
+    kind: str
+    key_env: tuple[str, ...]  # variables the CLI reads the key from, in order
+    default_base_url: str | None  # its official endpoint (None: it makes no network call)
+    needs_key: bool  # at its official endpoint
+    native_streaming: bool
+    supports_tools: bool
 
 
 @dataclass(frozen=True)
@@ -135,6 +157,12 @@ class Provider(abc.ABC):
     kind: str = ""
     native_streaming: bool = False
     supports_tools: bool = False
+    #: environment variables holding the key, read by the CLI when a model names none
+    key_env: tuple[str, ...] = ()
+    #: the official endpoint, used when a model gives no base_url
+    default_base_url: str | None = None
+    #: whether the official endpoint needs a key
+    needs_key: bool = True
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -172,7 +200,8 @@ class Provider(abc.ABC):
 
 ProviderFactory = Callable[[ProviderConfig], Provider]
 _REGISTRY: dict[str, ProviderFactory] = {}
-_builtins_loaded = False
+_builtins_loaded = threading.Event()
+_builtins_lock = threading.Lock()
 
 
 def register_provider(kind: str, factory: ProviderFactory) -> None:
@@ -185,35 +214,63 @@ def provider_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_provider(config: ProviderConfig) -> Provider:
+def _factory(kind: str) -> ProviderFactory:
     _load_builtins()
     try:
-        factory = _REGISTRY[config.kind]
+        return _REGISTRY[kind]
     except KeyError:
         raise ConfigError(
             Issue(
-                f"unknown provider '{config.kind}'",
+                f"unknown provider '{kind}'",
                 field="provider",
                 hint="use one of: " + ", ".join(sorted(_REGISTRY)),
             )
         ) from None
-    return factory(config)
+
+
+def create_provider(config: ProviderConfig) -> Provider:
+    return _factory(config.kind)(config)
+
+
+def provider_info(kind: str) -> ProviderInfo:
+    """The declarations of a provider kind. A provider registered as a Provider subclass
+    (as the built-ins are) declares them as class attributes; a plain factory gets the
+    defaults (no key variables, no official endpoint, a key needed)."""
+    factory = _factory(kind)
+    cls = factory if isinstance(factory, type) and issubclass(factory, Provider) else Provider
+    return ProviderInfo(
+        kind=kind,
+        key_env=tuple(cls.key_env),
+        default_base_url=cls.default_base_url,
+        needs_key=cls.needs_key,
+        native_streaming=cls.native_streaming,
+        supports_tools=cls.supports_tools,
+    )
 
 
 def _load_builtins() -> None:
     # Built-ins register through the same call as plugins; importing the modules is cheap
     # because vendor SDKs are imported only when a provider is created. Plugins come after
     # the built-ins, so a plugin may replace one; an explicit register_provider() wins over both.
-    global _builtins_loaded
-    if _builtins_loaded:
+    # Once per process, under a lock: a second thread waits for the first instead of reading
+    # a half-filled registry ("unknown provider 'openai'" under concurrent requests).
+    if _builtins_loaded.is_set():
         return
-    _builtins_loaded = True
-    from panopticon.plugins import load_entry_points
-    from panopticon.providers import anthropic, fake, google, openai
+    with _builtins_lock:
+        if _builtins_loaded.is_set():
+            return
+        from panopticon.plugins import load_entry_points
+        from panopticon.providers import anthropic, fake, google, openai
 
-    explicit = dict(_REGISTRY)
-    for module in (openai, anthropic, google, fake):
-        _REGISTRY[module.KIND] = module.create
-    for name, factory in load_entry_points(ENTRY_POINT_GROUP).items():
-        _REGISTRY[name] = factory
-    _REGISTRY.update(explicit)
+        explicit = dict(_REGISTRY)
+        for cls in (
+            openai.OpenAIProvider,
+            anthropic.AnthropicProvider,
+            google.GoogleProvider,
+            fake.FakeProvider,
+        ):
+            _REGISTRY[cls.kind] = cls  # the class: its declarations are read (provider_info)
+        for name, factory in load_entry_points(ENTRY_POINT_GROUP).items():
+            _REGISTRY[name] = factory
+        _REGISTRY.update(explicit)
+        _builtins_loaded.set()

@@ -7,6 +7,7 @@ holding the error, so the runner records it (failures are data).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from panopticon.errors import ProviderError
 from panopticon.providers.base import ChatRequest, ChatResponse, Provider
 from panopticon.providers.limits import AdaptiveLimiter, RateBucket, TokenBucket
+from panopticon.providers.redact import mask_secrets
 
 __all__ = ["CallOutcome", "ModelClient", "RetryPolicy"]
 
@@ -71,8 +73,33 @@ class ModelClient:
         self.down_reason: str | None = None
         self.retries = 0  # calls sent again after a failure (progress shows them)
         self.rate_limited = 0  # 429 answers among those failures
+        config = provider.config
+        headers = (config.options.get("headers") or {}) if config.options else {}
+        # whatever an error says, these never leave this object
+        self._secrets = [config.api_key, *(str(v) for v in headers.values())]
 
     async def call(self, request: ChatRequest, estimated_tokens: int = 0) -> CallOutcome:
+        outcome = await self._call(request, estimated_tokens)
+        if outcome.error is not None:
+            error = outcome.error
+            masked = ProviderError(
+                mask_secrets(error.message, self._secrets),
+                status=error.status,
+                retry_after=error.retry_after,
+                retryable=error.retryable,
+                kind=error.kind,
+            )
+            return CallOutcome(None, masked, outcome.attempts, outcome.latency_ms, outcome.sent)
+        response = outcome.response
+        if response is not None and any(k and k in response.text for k in self._secrets):
+            # an endpoint that answers with the key it was sent: the key is not an answer
+            clean = dataclasses.replace(
+                response, text=mask_secrets(response.text, self._secrets, limit=None)
+            )
+            return dataclasses.replace(outcome, response=clean)
+        return outcome
+
+    async def _call(self, request: ChatRequest, estimated_tokens: int) -> CallOutcome:
         attempt = 0
         while True:
             attempt += 1

@@ -19,6 +19,7 @@ KIND = "fake"
 
 class FakeProvider(Provider):
     kind = KIND
+    needs_key = False  # no network at all
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)

@@ -6,7 +6,13 @@ from typing import Any
 
 from panopticon.errors import MissingDependencyError, ProviderError, ProviderTimeoutError
 from panopticon.providers._messages import normalize_finish, split_system
-from panopticon.providers.base import ChatRequest, ChatResponse, Provider, ProviderConfig
+from panopticon.providers.base import (
+    RESERVED_PARAMS,
+    ChatRequest,
+    ChatResponse,
+    Provider,
+    ProviderConfig,
+)
 from panopticon.providers.http import error_from_status, parse_retry_after
 
 __all__ = ["KIND", "GoogleProvider", "create"]
@@ -19,6 +25,8 @@ class GoogleProvider(Provider):
     """Gemini models via ``client.aio.models.generate_content``."""
 
     kind = KIND
+    key_env = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
+    default_base_url = "https://generativelanguage.googleapis.com"
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
@@ -31,7 +39,9 @@ class GoogleProvider(Provider):
         self._errors = errors
         http = types.HttpOptions(base_url=config.base_url, timeout=int(config.timeout_s * 1000))
         self._client = genai.Client(api_key=config.api_key or "unset", http_options=http)
-        self._url = config.base_url or "https://generativelanguage.googleapis.com"
+        self._url = config.base_url or self.default_base_url
+        # the SDK's HTTP client cannot be guarded at connect time: the URL is checked here
+        self._refused = config.egress.url_refusal(self._url)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         import httpx
@@ -45,10 +55,14 @@ class GoogleProvider(Provider):
             )
             for m in messages
         ]
-        params: dict[str, Any] = {_PARAM_NAMES.get(k, k): v for k, v in request.params.items()}
+        params: dict[str, Any] = {
+            _PARAM_NAMES.get(k, k): v for k, v in request.params.items() if k not in RESERVED_PARAMS
+        }
         if request.json_mode:
             params["response_mime_type"] = "application/json"
         config = types.GenerateContentConfig(system_instruction=system, **params)
+        if self._refused is not None:
+            raise ProviderError(f"not sent to {self._url}: {self._refused}", kind="egress")
         try:
             resp = await self._client.aio.models.generate_content(
                 model=request.model, contents=contents, config=config

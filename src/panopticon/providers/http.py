@@ -6,8 +6,9 @@ import email.utils
 import time
 
 from panopticon.errors import ProviderError
+from panopticon.providers.redact import mask_secrets
 
-__all__ = ["error_from_status", "parse_retry_after"]
+__all__ = ["error_from_status", "parse_retry_after", "redirect_error"]
 
 
 def parse_retry_after(headers: dict[str, str] | object) -> float | None:
@@ -32,8 +33,9 @@ def parse_retry_after(headers: dict[str, str] | object) -> float | None:
 
 
 def error_from_status(status: int, body: str, retry_after: float | None, url: str) -> ProviderError:
-    """Map an HTTP error status to a classified, actionable ProviderError."""
-    snippet = body.strip().replace("\n", " ")[:300]
+    """Map an HTTP error status to a classified, actionable ProviderError. The body is cut
+    and key-like text in it masked: an endpoint may echo the request's key."""
+    snippet = mask_secrets(body.strip().replace("\n", " "), limit=300)
     if status == 429:
         return ProviderError(
             f"rate limited (429) by {url}: {snippet}",
@@ -44,8 +46,8 @@ def error_from_status(status: int, body: str, retry_after: float | None, url: st
         )
     if status in (401, 403):
         return ProviderError(
-            f"authentication failed ({status}) at {url}: {snippet}; check the API key "
-            "named by the model's api_key_env",
+            f"authentication failed ({status}) at {url}: {snippet}; check the key of the "
+            "model's provider (its credential or api_key_env)",
             status=status,
             kind="auth",
         )
@@ -65,4 +67,15 @@ def error_from_status(status: int, body: str, retry_after: float | None, url: st
         )
     return ProviderError(
         f"request rejected ({status}) by {url}: {snippet}", status=status, kind="bad_request"
+    )
+
+
+def redirect_error(status: int, location: str | None, url: str) -> ProviderError:
+    """Redirects are never followed: they could send the request, and its key, elsewhere."""
+    where = mask_secrets(location or "(no Location)", limit=200)
+    return ProviderError(
+        f"{url} answered with a redirect ({status}) to {where}, which is not followed; "
+        "set base_url to the final address",
+        status=status,
+        kind="bad_request",
     )

@@ -24,7 +24,9 @@ from panopticon.providers.base import (
     ProviderConfig,
     ToolCall,
 )
-from panopticon.providers.http import error_from_status, parse_retry_after
+from panopticon.providers.egress import EgressRefused, guarded_resolver
+from panopticon.providers.http import error_from_status, parse_retry_after, redirect_error
+from panopticon.providers.redact import mask_secrets
 
 __all__ = ["KIND", "OpenAIProvider", "create"]
 
@@ -38,10 +40,13 @@ class OpenAIProvider(Provider):
     kind = KIND
     native_streaming = True
     supports_tools = True
+    key_env = ("OPENAI_API_KEY",)
+    default_base_url = DEFAULT_BASE_URL
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
         base = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._refused = config.egress.url_refusal(base)
         api_version = config.options.get("api_version")
         if config.options.get("azure") or api_version:
             # Azure OpenAI: deployments/{model}/chat/completions?api-version=..., api-key header
@@ -69,7 +74,11 @@ class OpenAIProvider(Provider):
             import aiohttp
 
             self._timeout = aiohttp.ClientTimeout(total=self._timeout_s)
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            # the resolver checks every address connected to (egress.py); no proxies from
+            # the environment (trust_env is off), no redirects (allow_redirects below)
+            connector = aiohttp.TCPConnector(
+                limit=0, ttl_dns_cache=300, resolver=guarded_resolver(self.config.egress)
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 json_serialize=lambda o: orjson.dumps(o).decode(),
@@ -104,6 +113,8 @@ class OpenAIProvider(Provider):
         import aiohttp
 
         url = self._url_tmpl.format(model=request.model)
+        if self._refused is not None:
+            raise ProviderError(f"not sent to {url}: {self._refused}", kind="egress")
         session = self._client()
         try:
             async with session.post(
@@ -111,7 +122,10 @@ class OpenAIProvider(Provider):
                 data=orjson.dumps(self._body(request, stream=stream)),
                 params=self._query or None,
                 timeout=self._timeout,
+                allow_redirects=False,
             ) as resp:
+                if 300 <= resp.status < 400:
+                    raise redirect_error(resp.status, resp.headers.get("Location"), url)
                 if resp.status >= 400:
                     raw = await resp.read()
                     raise error_from_status(
@@ -128,6 +142,8 @@ class OpenAIProvider(Provider):
                 f"no answer from {url} within {self._timeout_s:g} s"
             ) from None
         except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, EgressRefused):
+                raise ProviderError(f"not sent to {url}: {exc.os_error}", kind="egress") from None
             raise ProviderError(
                 f"cannot connect to {url}: {exc.os_error or exc}; check base_url and that "
                 "the server is running",
@@ -194,7 +210,9 @@ def parse_chat_completion(raw: bytes, url: str) -> ChatResponse:
         )
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
         raise ProviderError(
-            f"unreadable answer from {url}: {raw[:200]!r}", retryable=True, kind="server"
+            f"unreadable answer from {url}: {mask_secrets(repr(raw[:200]))}",
+            retryable=True,
+            kind="server",
         ) from None
 
 
@@ -234,7 +252,9 @@ def parse_stream_chunk(payload: bytes, url: str) -> list[ChatChunk]:
         return out
     except (orjson.JSONDecodeError, TypeError, AttributeError, ValueError):
         raise ProviderError(
-            f"unreadable stream event from {url}: {payload[:200]!r}", retryable=False, kind="server"
+            f"unreadable stream event from {url}: {mask_secrets(repr(payload[:200]))}",
+            retryable=False,
+            kind="server",
         ) from None
 
 

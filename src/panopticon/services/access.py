@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
 from panopticon.settings import Settings
@@ -23,9 +24,11 @@ __all__ = [
     "authenticate",
     "authenticate_hash",
     "create_key",
+    "end_session",
     "hash_key",
     "list_keys",
     "revoke_key",
+    "session_ended",
 ]
 
 KEY_PREFIX = "pk_"
@@ -95,8 +98,27 @@ def list_keys(engine: Engine, workspace_id: int | None = None) -> list[access.Ke
 
 
 def revoke_key(engine: Engine, key_id: int, workspace_id: int | None = None) -> None:
-    """Revoke an active key (of that workspace, when given); NotFoundError otherwise."""
+    """Revoke an active key (of that workspace, when given); NotFoundError otherwise. The
+    last active admin key of a workspace is not revoked (ConflictError): nobody could
+    manage the workspace's keys and credentials any more."""
+    from panopticon.services.catalog import ConflictError
+
     with engine.begin() as conn:
+        target = next((k for k in access.list_keys(conn, workspace_id) if k.id == key_id), None)
+        if target is not None and target.role == "admin" and target.revoked_at is None:
+            admins = access.active_admin_keys(
+                conn, target.workspace_id, lock=engine.dialect.name == "postgresql"
+            )
+            if admins == [key_id]:
+                raise ConflictError(
+                    Issue(
+                        f"key {key_id} is the last admin key of workspace "
+                        f"'{target.workspace}' and cannot be revoked",
+                        field="key_id",
+                        hint="create another admin key first (`panopticon keys create --role "
+                        "admin` or POST /api/keys), then revoke this one",
+                    )
+                )
         if not access.revoke_key(conn, key_id, workspace_id):
             raise NotFoundError(
                 f"no active key {key_id}"
@@ -106,3 +128,15 @@ def revoke_key(engine: Engine, key_id: int, workspace_id: int | None = None) -> 
                     else "; `panopticon keys list` shows them"
                 )
             )
+
+
+def end_session(engine: Engine, nonce: str, expires_at: datetime) -> None:
+    """Sign a web session out on the server: its cookie, and every copy of it, is refused
+    from now on (a signed cookie cannot be taken back otherwise)."""
+    with engine.begin() as conn:
+        access.revoke_session(conn, nonce, expires_at)
+
+
+def session_ended(engine: Engine, nonce: str) -> bool:
+    with engine.connect() as conn:
+        return access.session_revoked(conn, nonce)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from panopticon.evaluation.spec import DEFAULT_KEY_ENV
-from panopticon.providers.base import ChatRequest, ProviderConfig, create_provider
-from panopticon.providers.client import ModelClient, RetryPolicy
-from panopticon.providers.pricing import Price, lookup_price
+from panopticon.errors import ConfigError, Issue
+from panopticon.evaluation.endpoints import Access, Problem, build_client, resolve_endpoint
+from panopticon.evaluation.spec import check_params, model_price
+from panopticon.providers.base import ChatRequest
 from panopticon.services.registry import ModelRegistry
+from panopticon.settings import Settings
 from panopticon.store.engine import Engine
 
 __all__ = ["complete"]
@@ -18,35 +19,33 @@ __all__ = ["complete"]
 
 async def complete(
     engine: Engine,
+    settings: Settings,
     workspace_id: int,
     env: Mapping[str, str],
     model_id: str,
     messages: list[dict[str, str]],
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    spec = ModelRegistry(engine, workspace_id).spec(model_id, "model_id")
-    key_env = spec.api_key_env or (None if spec.base_url else DEFAULT_KEY_ENV.get(spec.provider))
-    provider = create_provider(
-        ProviderConfig(
-            kind=spec.provider,
-            base_url=spec.base_url,
-            api_key=env.get(key_env) if key_env else None,
-            timeout_s=spec.timeout_s,
-            options=spec.options,
+    try:
+        check_params(params)
+    except ValueError as exc:
+        raise ConfigError(Issue(str(exc), field="params")) from None
+    registry = ModelRegistry(engine, workspace_id, settings)
+    spec = registry.spec(model_id, "model_id")
+    access = Access.server(settings, registered=frozenset({spec.id}))
+    endpoint = resolve_endpoint(spec, env, access, registry.directory)
+    if isinstance(endpoint, Problem):
+        raise ConfigError(
+            Issue(endpoint.message, field=f"model_id ({endpoint.field})", hint=endpoint.hint)
         )
-    )
-    client = ModelClient(provider, concurrency=1, retry=RetryPolicy(max_retries=spec.max_retries))
+    client = build_client(spec, endpoint, access.egress)
     try:
         outcome = await client.call(
             ChatRequest(spec.provider_model, messages, {**spec.params, **params})
         )
     finally:
         await client.aclose()
-    price = (
-        Price(spec.price.input, spec.price.output)
-        if spec.price
-        else lookup_price(spec.provider, spec.provider_model)
-    )
+    price = model_price(spec, endpoint.kind)
     r = outcome.response
     return {
         "model_id": spec.id,

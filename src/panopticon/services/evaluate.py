@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from panopticon.evaluation.endpoints import Access
 from panopticon.evaluation.sources import Located
 from panopticon.evaluation.suite import LoadedSuite, parse_suite
 from panopticon.services.catalog import MetricCatalog
@@ -20,12 +21,46 @@ from panopticon.settings import Settings
 from panopticon.store.engine import Engine
 from panopticon.store.queries import runs as run_queries
 
-__all__ = ["Evaluation", "ScoreOutcome", "build_suite", "evaluate_query"]
+__all__ = [
+    "Evaluation",
+    "ScoreOutcome",
+    "build_suite",
+    "evaluate_query",
+    "expand_registered_models",
+]
+
+
+def expand_registered_models(
+    registry: ModelRegistry, body: dict[str, Any]
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """A suite whose ``models`` and ``judges`` entries may be registered models' ids (and
+    whose ``judge`` may be one): each id replaced by the model as registered, its endpoint
+    read from its provider now. Returns the suite and the ids so expanded, whose endpoints
+    an admin chose."""
+    body = dict(body)
+    registered: set[str] = set()
+
+    def expand(entry: Any, field: str) -> Any:
+        if not isinstance(entry, str):
+            return entry
+        spec = registry.spec(entry, field)
+        registered.add(spec.id)
+        return spec.model_dump(mode="json", exclude_none=True)
+
+    for key in ("models", "judges"):
+        if isinstance(body.get(key), list):
+            body[key] = [expand(m, f"suite.{key}[{i}]") for i, m in enumerate(body[key])]
+    judge = body.get("judge")
+    named = {m.get("id") for m in body.get("models") or [] if isinstance(m, dict)}
+    if isinstance(judge, str) and judge not in named:
+        body["judge"] = expand(judge, "suite.judge")
+    return body, frozenset(registered)
 
 
 def build_suite(
     engine: Engine,
     workspace_id: int,
+    settings: Settings,
     env: Mapping[str, str],
     *,
     name: str,
@@ -35,7 +70,7 @@ def build_suite(
     queries: list[dict[str, Any]],
 ) -> LoadedSuite:
     """A suite from the workspace's registered models and stored metrics."""
-    registry = ModelRegistry(engine, workspace_id)
+    registry = ModelRegistry(engine, workspace_id, settings)
     model = registry.spec(model_id, "model_id")
     metrics = MetricCatalog.definitions_in(
         engine, workspace_id, metric_ids, "evaluation_prompt_ids"
@@ -47,14 +82,22 @@ def build_suite(
         "metrics": metrics,
         "concurrency": model.concurrency or 10,
     }
+    registered = {model.id}
     if judge_model:
         judge_spec = registry.spec(judge_model, "judge_model")
+        registered.add(judge_spec.id)
         data["judge"] = (
             judge_spec.id
             if judge_spec.id == model.id
             else judge_spec.model_dump(mode="json", exclude_none=True)
         )
-    return parse_suite(Located(data, {}, "request"), env, base_dir=Path.cwd())
+    return parse_suite(
+        Located(data, {}, "request"),
+        env,
+        base_dir=Path.cwd(),
+        access=Access.server(settings, registered=frozenset(registered)),
+        directory=registry.directory,
+    )
 
 
 @dataclass(frozen=True)
@@ -98,6 +141,7 @@ async def evaluate_query(
     loaded = build_suite(
         engine,
         workspace_id,
+        settings,
         env,
         name="api: evaluate query",
         model_id=body["model_id"],

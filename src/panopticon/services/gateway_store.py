@@ -4,31 +4,67 @@ the gateway runs them in a thread, and only when its in-memory copies run out.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
 from panopticon.errors import ConfigError
-from panopticon.evaluation.spec import ModelSpec
-from panopticon.providers.pricing import Price, lookup_price
+from panopticon.evaluation.endpoints import Access, Problem, resolve_endpoint
+from panopticon.evaluation.spec import ModelSpec, model_price
+from panopticon.providers.pricing import Price
 from panopticon.services.registry import ModelRegistry
+from panopticon.settings import Settings
 from panopticon.store.engine import Engine
 from panopticon.store.limits import SharedBucket, bucket_key
 from panopticon.store.queries import gateway as q
 
-__all__ = ["add_spend", "list_model_names", "model_spec", "read_spend", "shared_bucket"]
+__all__ = [
+    "Problem",
+    "ResolvedModel",
+    "add_spend",
+    "list_model_names",
+    "read_spend",
+    "resolve_model",
+    "shared_bucket",
+]
 
 
-def model_spec(
-    engine: Engine, workspace_id: int, name: str
-) -> tuple[ModelSpec, Price | None] | None:
-    """The registered model called ``name`` in the workspace, with its price; None if none."""
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A registered model with where its calls go and with which key (the workspace's stored
+    credential or an operator-allowed variable: services.registry and evaluation.endpoints
+    decide, as for every other caller). The key is held in memory only, never printed."""
+
+    spec: ModelSpec
+    kind: str
+    base_url: str | None
+    api_key: str | None = field(repr=False)
+    options: dict[str, Any]
+    price: Price | None
+
+
+def resolve_model(
+    engine: Engine, settings: Settings, env: Mapping[str, str], workspace_id: int, name: str
+) -> ResolvedModel | Problem | None:
+    """The registered model ``name`` ready to call; a Problem saying why it cannot be
+    called; None when the workspace has no such model."""
+    registry = ModelRegistry(engine, workspace_id, settings)
     try:
-        spec = ModelRegistry(engine, workspace_id).spec(name, "model")
+        spec = registry.spec(name, "model")
     except ConfigError:
         return None
-    price = (
-        Price(spec.price.input, spec.price.output)
-        if spec.price
-        else lookup_price(spec.provider, spec.provider_model)
+    access = Access.server(settings, registered=frozenset({spec.id}))
+    found = resolve_endpoint(spec, env, access, registry.directory)
+    if isinstance(found, Problem):
+        return found
+    return ResolvedModel(
+        spec,
+        found.kind,
+        found.base_url,
+        found.api_key,
+        dict(found.options),
+        model_price(spec, found.kind),
     )
-    return spec, price
 
 
 def list_model_names(engine: Engine, workspace_id: int) -> list[tuple[str, str]]:

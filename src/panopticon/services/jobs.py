@@ -18,9 +18,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
+from panopticon.evaluation.endpoints import Access
 from panopticon.evaluation.sources import Located
 from panopticon.evaluation.suite import LoadedSuite, parse_suite
-from panopticon.services.evaluate import build_suite
+from panopticon.services.evaluate import build_suite, expand_registered_models
+from panopticon.services.registry import ModelRegistry
 from panopticon.services.runs import prepare_loaded, read_totals
 from panopticon.settings import Settings
 from panopticon.store.engine import Engine
@@ -53,6 +55,7 @@ def _theme_rows(engine: Engine, workspace_id: int, body: dict[str, Any]) -> list
 def _suite_of(
     engine: Engine,
     workspace_id: int,
+    settings: Settings,
     env: Mapping[str, str],
     body: dict[str, Any],
     rows: list[Any],
@@ -80,6 +83,7 @@ def _suite_of(
     return build_suite(
         engine,
         workspace_id,
+        settings,
         env,
         name=f"api: theme {body['theme']}",
         model_id=body["model_id"],
@@ -108,26 +112,43 @@ def _record_job(engine: Engine, workspace_id: int, kind: str, payload: dict[str,
 
 
 def theme_suite(
-    engine: Engine, workspace_id: int, env: Mapping[str, str], body: dict[str, Any]
+    engine: Engine,
+    workspace_id: int,
+    settings: Settings,
+    env: Mapping[str, str],
+    body: dict[str, Any],
 ) -> LoadedSuite:
     """The suite a theme evaluation runs: the theme's queries (up to ``limit``)."""
-    return _suite_of(engine, workspace_id, env, body, _theme_rows(engine, workspace_id, body))
+    rows = _theme_rows(engine, workspace_id, body)
+    return _suite_of(engine, workspace_id, settings, env, body, rows)
 
 
 def create_theme_job(
-    engine: Engine, workspace_id: int, env: Mapping[str, str], body: dict[str, Any]
+    engine: Engine,
+    workspace_id: int,
+    settings: Settings,
+    env: Mapping[str, str],
+    body: dict[str, Any],
 ) -> int:
     """Validate now (models, metrics, the theme's queries), then record the job with the
     queries it evaluates."""
     rows = _theme_rows(engine, workspace_id, body)
-    _suite_of(engine, workspace_id, env, body, rows)
+    _suite_of(engine, workspace_id, settings, env, body, rows)
     ids = [int(r.id) for r in rows]
     return _record_job(engine, workspace_id, "evaluate_theme", {**body, "query_ids": ids})
 
 
-def suite_from_body(body: dict[str, Any], env: Mapping[str, str]) -> LoadedSuite:
+def suite_from_body(
+    engine: Engine,
+    workspace_id: int,
+    settings: Settings,
+    env: Mapping[str, str],
+    body: dict[str, Any],
+) -> LoadedSuite:
     """A suite sent over the API. Its queries must be inline: the server's files are not
-    the caller's to read."""
+    the caller's to read. Its models name registered models (a string: the model's id) or
+    registered providers, never a variable of the server's environment or, unless the
+    operator allows it, an endpoint of their own (:mod:`panopticon.evaluation.endpoints`)."""
     for i, q in enumerate(body.get("queries") or []):
         if isinstance(q, dict) and "file" in q:
             raise ConfigError(
@@ -146,14 +167,26 @@ def suite_from_body(body: dict[str, Any], env: Mapping[str, str]) -> LoadedSuite
                     hint="give the schema inline as 'schema'",
                 )
             )
-    return parse_suite(Located(body, {}, "suite"), env, base_dir=Path.cwd())
+    registry = ModelRegistry(engine, workspace_id, settings)
+    body, registered = expand_registered_models(registry, body)
+    return parse_suite(
+        Located(body, {}, "suite"),
+        env,
+        base_dir=Path.cwd(),
+        access=Access.server(settings, registered=registered),
+        directory=registry.directory,
+    )
 
 
 def create_suite_job(
-    engine: Engine, workspace_id: int, env: Mapping[str, str], suite: dict[str, Any]
+    engine: Engine,
+    workspace_id: int,
+    settings: Settings,
+    env: Mapping[str, str],
+    suite: dict[str, Any],
 ) -> int:
     """Validate the whole suite now, then record the job that runs it."""
-    suite_from_body(suite, env)
+    suite_from_body(engine, workspace_id, settings, env, suite)
     return _record_job(engine, workspace_id, "run_suite", suite)
 
 
@@ -278,8 +311,8 @@ class JobRunner:
 
     def _suite(self, kind: str, workspace_id: int, body: dict[str, Any]) -> LoadedSuite:
         if kind == "run_suite":
-            return suite_from_body(body, self.env)
-        return theme_suite(self.engine, workspace_id, self.env, body)
+            return suite_from_body(self.engine, workspace_id, self.settings, self.env, body)
+        return theme_suite(self.engine, workspace_id, self.settings, self.env, body)
 
     async def run(self, job_id: int) -> str:
         with self.engine.connect() as conn:

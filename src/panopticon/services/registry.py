@@ -1,24 +1,38 @@
-"""The model registry of a workspace: the models runs used, and models added by the API.
+"""The model registry of a workspace: its providers (endpoint and key) and its models.
 
-A registered model is a suite model (``ModelSpec``): provider, name sent, endpoint, the
-environment variable that holds its key (never the key), parameters, limits and price.
+A provider holds where calls go (``kind``, ``base_url``, ``options``) and with which key: a
+credential of the workspace (by name) or an environment variable the operator allows.
+A model names its provider and holds what is sent (model name, parameters, limits, price);
+its endpoint is read from the provider at each use, so ``PATCH /api/providers/{id}``
+changes what the next call uses. Only admins write here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
 
 from panopticon.errors import ConfigError, Issue, NotFoundError
-from panopticon.evaluation.suite import ModelSpec
-from panopticon.providers.pricing import Price, lookup_price
+from panopticon.evaluation.endpoints import (
+    Access,
+    Problem,
+    RegisteredProvider,
+    resolve_endpoint,
+)
+from panopticon.evaluation.spec import ModelSpec, model_price
+from panopticon.providers.base import provider_names
+from panopticon.services.credentials import Credentials
+from panopticon.settings import Settings
 from panopticon.store.engine import Engine
 from panopticon.store.queries import catalog
 from panopticon.store.tables import Model, Provider, Result
 
-__all__ = ["ModelRegistry", "model_public"]
+__all__ = ["ModelRegistry", "WorkspaceDirectory", "model_public"]
+
+ENDPOINT_FIELDS = ("base_url", "api_key_env", "credential")
 
 
 def model_public(row: Any) -> dict[str, Any]:
@@ -29,9 +43,11 @@ def model_public(row: Any) -> dict[str, Any]:
     return {
         "id": row.name,
         "provider": row.kind,
+        "provider_name": row.provider_name,
         "model": row.provider_model,
-        "base_url": settings.get("base_url"),
-        "api_key_env": settings.get("api_key_env"),
+        "base_url": row.base_url,
+        "api_key_env": row.api_key_env,
+        "credential": row.credential,
         "params": settings.get("params") or {},
         "concurrency": settings.get("concurrency"),
         "price": price,
@@ -40,14 +56,82 @@ def model_public(row: Any) -> dict[str, Any]:
     }
 
 
-class ModelRegistry:
-    def __init__(self, engine: Engine, workspace_id: int) -> None:
+def _provider_public(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "name": r.name,
+        "kind": r.kind,
+        "base_url": r.base_url,
+        "api_key_env": r.api_key_env,
+        "credential": r.credential,
+        "created_at": r.created_at,
+    }
+
+
+class _EveryVariable(Mapping[str, str]):
+    """An environment in which every variable is set: checks the policy on a variable's
+    name without reading it (the server that registers may not be the one that calls)."""
+
+    def __getitem__(self, key: str) -> str:
+        return "set"
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+class WorkspaceDirectory:
+    """The workspace's registered providers and credentials, for endpoint resolution."""
+
+    def __init__(self, engine: Engine, workspace_id: int, settings: Settings) -> None:
         self.engine = engine
         self.ws = workspace_id
+        self.credentials = Credentials(engine, workspace_id, settings)
+
+    def provider(self, name: str) -> RegisteredProvider | None:
+        with self.engine.connect() as conn:
+            row = catalog.find_provider(conn, self.ws, name)
+        if row is None:
+            return None
+        return RegisteredProvider(
+            row.name, row.kind, row.base_url, row.credential, row.api_key_env, row.options or {}
+        )
+
+    def secret(self, credential: str) -> str | None:
+        return self.credentials.secret(credential)
+
+
+class ModelRegistry:
+    """``settings`` (the operator's allow-list, egress rules, encryption key) is needed to
+    write and to resolve models; reading the lists works without it."""
+
+    def __init__(self, engine: Engine, workspace_id: int, settings: Settings | None = None) -> None:
+        self.engine = engine
+        self.ws = workspace_id
+        self._settings = settings
+        self.directory = (
+            WorkspaceDirectory(engine, workspace_id, settings) if settings is not None else None
+        )
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            raise TypeError("this ModelRegistry was made without settings; pass them")
+        return self._settings
 
     def _rows(self, name: str | None = None) -> list[Any]:
         q = (
-            sa.select(Model, Provider.c.kind)
+            sa.select(
+                Model,
+                Provider.c.kind,
+                Provider.c.name.label("provider_name"),
+                Provider.c.base_url,
+                Provider.c.api_key_env,
+                Provider.c.credential,
+                Provider.c.options,
+            )
             .join(Provider, Provider.c.id == Model.c.provider_id)
             .where(Model.c.workspace_id == self.ws)
             .order_by(Model.c.name)
@@ -69,6 +153,8 @@ class ModelRegistry:
         return model_public(rows[0])
 
     def spec(self, name: str, field: str) -> ModelSpec:
+        """The registered model as a suite model, its endpoint read from its provider now.
+        Resolve it with ``Access.server(registered={name})``: an admin chose the endpoint."""
         rows = self._rows(name)
         if not rows:
             known = ", ".join(r.name for r in self._rows()) or "none yet"
@@ -80,10 +166,31 @@ class ModelRegistry:
                 )
             )
         row = rows[0]
-        data = {**(row.settings or {}), "id": row.name}
+        data = {
+            k: v
+            for k, v in (row.settings or {}).items()
+            if k not in ENDPOINT_FIELDS and k != "options"
+        }
+        data.update(
+            id=row.name,
+            provider=row.kind,
+            model=row.provider_model,
+            base_url=row.base_url,
+            api_key_env=row.api_key_env,
+            credential=row.credential,
+            options={**(row.options or {}), **((row.settings or {}).get("options") or {})},
+        )
         if row.price_input is not None:
             data["price"] = {"input": row.price_input, "output": row.price_output}
         return ModelSpec.model_validate(data)
+
+    def _check(self, spec: ModelSpec, prefix: str = "") -> None:
+        """The policy an admin's registration obeys: the kind exists, the base URL may be
+        called, a variable is on the operator's allow-list, a credential exists."""
+        access = Access.server(self.settings, registered=frozenset({spec.id}))
+        found = resolve_endpoint(spec, _EveryVariable(), access, self.directory)
+        if isinstance(found, Problem) and not (found.field == "credential" and not spec.credential):
+            raise ConfigError(Issue(found.message, field=prefix + found.field, hint=found.hint))
 
     def upsert(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -92,23 +199,34 @@ class ModelRegistry:
             raise ConfigError(
                 [Issue(e["msg"], field=".".join(str(p) for p in e["loc"])) for e in exc.errors()]
             ) from None
-        from panopticon.providers.base import provider_names
-
-        if spec.provider not in provider_names():
-            raise ConfigError(
-                Issue(
-                    f"unknown provider '{spec.provider}'",
-                    field="provider",
-                    hint="use one of: " + ", ".join(provider_names()),
-                )
-            )
-        price = (
-            Price(spec.price.input, spec.price.output)
-            if spec.price
-            else lookup_price(spec.provider, spec.provider_model)
-        )
+        kinds = provider_names()
+        if spec.provider in kinds:
+            self._check(spec)
         with self.engine.begin() as conn:
-            catalog.upsert_models(conn, self.ws, [spec], {spec.id: price})
+            if spec.provider in kinds:
+                kind = spec.provider
+            else:
+                row = catalog.find_provider(conn, self.ws, spec.provider)
+                if row is None:
+                    raise ConfigError(
+                        Issue(
+                            f"unknown provider '{spec.provider}'",
+                            field="provider",
+                            hint="use a kind (" + ", ".join(kinds) + ") or a provider "
+                            "registered with POST /api/providers",
+                        )
+                    )
+                given = [f for f in ENDPOINT_FIELDS if getattr(spec, f)]
+                if given:
+                    raise ConfigError(
+                        Issue(
+                            f"the provider '{spec.provider}' holds the endpoint and key",
+                            field=given[0],
+                            hint=f"remove {', '.join(given)}, or change the provider",
+                        )
+                    )
+                kind = row.kind
+            catalog.upsert_models(conn, self.ws, [spec], {spec.id: model_price(spec, kind)})
         return self.get(spec.id)
 
     def delete(self, name: str) -> None:
@@ -128,6 +246,8 @@ class ModelRegistry:
                 raise ConflictError(Issue(f"model '{name}' has results and cannot be deleted"))
             conn.execute(sa.delete(Model).where(Model.c.id == mid))
 
+    # --- providers ---------------------------------------------------------------------
+
     def providers(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -135,19 +255,8 @@ class ModelRegistry:
                 .where(Provider.c.workspace_id == self.ws)
                 .order_by(Provider.c.name)
             )
-            return [
-                {
-                    "id": r.id,
-                    "name": r.name,
-                    "kind": r.kind,
-                    "base_url": r.base_url,
-                    "api_key_env": r.api_key_env,
-                    "created_at": r.created_at,
-                }
-                for r in rows
-            ]
+            return [_provider_public(r) for r in rows]
 
-    # --- providers ---------------------------------------------------------------------
     def _provider(self, conn: Any, provider_id: int) -> Any:
         row = conn.execute(
             sa.select(Provider).where(
@@ -158,36 +267,51 @@ class ModelRegistry:
             raise NotFoundError(f"no provider {provider_id} in this workspace")
         return row
 
-    def create_provider(self, body: dict[str, Any]) -> dict[str, Any]:
-        from panopticon.providers.base import provider_names
-        from panopticon.services.catalog import ConflictError
-        from panopticon.store.tables.base import utcnow
-
-        if body["kind"] not in provider_names():
+    def _check_provider(self, kind: str, values: dict[str, Any]) -> None:
+        if kind not in provider_names():
             raise ConfigError(
                 Issue(
-                    f"unknown provider kind '{body['kind']}'",
+                    f"unknown provider kind '{kind}'",
                     field="kind",
                     hint="use one of: " + ", ".join(provider_names()),
                 )
             )
+        self._check(
+            ModelSpec(
+                id="provider",
+                provider=kind,
+                base_url=values.get("base_url"),
+                api_key_env=values.get("api_key_env"),
+                credential=values.get("credential"),
+            )
+        )
+
+    def create_provider(self, body: dict[str, Any]) -> dict[str, Any]:
+        from panopticon.services.catalog import ConflictError
+        from panopticon.store.tables.base import utcnow
+
+        name = body["name"]
+        if name in provider_names() or ":" in name:
+            raise ConfigError(
+                Issue(
+                    f"'{name}' cannot name a provider: it is a kind, or has a ':'",
+                    field="name",
+                    hint="models name providers by name and kinds by kind: pick another name",
+                )
+            )
+        self._check_provider(body["kind"], body)
         with self.engine.begin() as conn:
-            if conn.execute(
-                sa.select(Provider.c.id).where(
-                    Provider.c.workspace_id == self.ws, Provider.c.name == body["name"]
-                )
-            ).first():
-                raise ConflictError(
-                    Issue(f"a provider named '{body['name']}' exists", field="name")
-                )
+            if catalog.find_provider(conn, self.ws, name) is not None:
+                raise ConflictError(Issue(f"a provider named '{name}' exists", field="name"))
             pid = conn.execute(
                 sa.insert(Provider)
                 .values(
                     workspace_id=self.ws,
-                    name=body["name"],
+                    name=name,
                     kind=body["kind"],
                     base_url=body.get("base_url"),
                     api_key_env=body.get("api_key_env"),
+                    credential=body.get("credential"),
                     options={},
                     created_at=utcnow(),
                 )
@@ -196,6 +320,11 @@ class ModelRegistry:
         return next(p for p in self.providers() if p["id"] == pid)
 
     def update_provider(self, provider_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change a provider's endpoint or key: the next call of each of its models uses it."""
+        with self.engine.connect() as conn:
+            row = self._provider(conn, provider_id)
+        merged = {f: changes.get(f, getattr(row, f)) for f in ENDPOINT_FIELDS}
+        self._check_provider(row.kind, merged)
         with self.engine.begin() as conn:
             self._provider(conn, provider_id)
             if changes:

@@ -20,12 +20,12 @@ import orjson
 import sqlalchemy as sa
 
 from panopticon.errors import ConfigError, Issue, StoreError
+from panopticon.evaluation.endpoints import Access, build_client
 from panopticon.evaluation.plan import Plan, build_cases
 from panopticon.evaluation.runner import Budget, Runner, RunObserver, RunTotals, StopSignal
 from panopticon.evaluation.suite import LoadedSuite, ModelSpec, load_suite
 from panopticon.judges.base import build_metric
-from panopticon.providers.base import ProviderConfig, create_provider
-from panopticon.providers.client import ModelClient, RetryPolicy
+from panopticon.providers.client import ModelClient
 from panopticon.services.metric_kinds import run_kinds
 from panopticon.settings import Settings
 from panopticon.stats.summary import Summary, summarize
@@ -221,22 +221,13 @@ class Execution:
             # one judge serves every model's workers
             specs.append((judge, judge.concurrency or suite.concurrency * len(suite.models)))
         for spec, concurrency in specs:
-            provider = create_provider(
-                ProviderConfig(
-                    kind=spec.provider,
-                    base_url=spec.base_url,
-                    api_key=self.loaded.api_keys.get(spec.id),
-                    timeout_s=spec.timeout_s,
-                    options=spec.options,
-                )
-            )
-            clients[spec.id] = ModelClient(
-                provider,
+            clients[spec.id] = build_client(
+                spec,
+                self.loaded.endpoints[spec.id],
+                self.loaded.egress,
                 concurrency=concurrency,
                 rpm=self._bucket("rpm", spec, spec.rpm),
                 tpm=self._bucket("tpm", spec, spec.tpm),
-                retry=RetryPolicy(max_retries=spec.max_retries),
-                adaptive=spec.adaptive_concurrency,
                 should_stop=lambda: self.stop.requested,
             )
         return clients
@@ -246,11 +237,12 @@ class Execution:
         one account's limit on one model is one row, whoever spends it."""
         if not per_minute:
             return None
-        identity = {
-            "provider": spec.provider,
-            "base_url": spec.base_url,
+        endpoint = self.loaded.endpoints[spec.id]
+        identity = {  # hashed: the row's key never holds the API key
+            "provider": endpoint.kind,
+            "base_url": endpoint.base_url,
             "model": spec.provider_model,
-            "key": self.loaded.api_keys.get(spec.id) or spec.api_key_env,
+            "key": endpoint.api_key or endpoint.key_source,
         }
         return SharedBucket(self.engine, bucket_key(kind, identity), per_minute)
 
@@ -345,15 +337,28 @@ def prepare_run(
     """Validate the suite, register what it uses, create (or reopen) the run and plan it.
     ``select`` may choose part of the suite (``--filter``, ``--limit``); ``check`` may refuse
     the suite it chose (raising ConfigError) before anything is stored.
-    Raises ConfigError, StoreError or NotFoundError before any provider call."""
-    loaded = load_suite(suite_path, env)
-    if select is not None:
-        loaded = select(loaded)
-    if check is not None:
-        check(loaded)
+    Raises ConfigError, StoreError or NotFoundError before any provider call.
+
+    The suite file is the CLI user's: it may name any variable of ``env`` and any base
+    URL (egress rules still hold), and use the credentials and providers of the
+    settings' workspace (:mod:`panopticon.evaluation.endpoints`)."""
+    from panopticon.services.registry import WorkspaceDirectory
+
     own_engine = engine is None
     engine = engine or open_store(settings)
     try:
+        with engine.begin() as conn:
+            ws = catalog.ensure_workspace(conn, settings.workspace)
+        loaded = load_suite(
+            suite_path,
+            env,
+            access=Access.cli(settings),
+            directory=WorkspaceDirectory(engine, ws, settings),
+        )
+        if select is not None:
+            loaded = select(loaded)
+        if check is not None:
+            check(loaded)
         return prepare_loaded(settings, engine, loaded, str(suite_path), resume, use_cache)
     except BaseException:
         if own_engine:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from panopticon.errors import MigrationRequiredError, MissingDependencyError, StoreError
+from panopticon.keyfiles import private_dir
+from panopticon.providers.redact import mask_secrets
 from panopticon.settings import Settings
 
 __all__ = [
@@ -49,12 +53,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600; SQLite gives its -wal and
+    -shm files the same mode), in a directory only they may enter when it is new (0700):
+    it holds API key hashes and encrypted credentials."""
+    if path.exists():
+        return
+    private_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def create_engine(settings: Settings) -> Engine:
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(path))
         engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **_JSON_CODEC)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -89,9 +104,9 @@ def current_revision(engine: Engine) -> str | None:
             return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     except sa.exc.OperationalError as exc:
         raise StoreError(
-            f"cannot open the database ({engine.url.render_as_string()}): "
-            f"{exc.orig}; check PANOPTICON_DATABASE_URL and that the server "
-            "is running"
+            f"cannot open the database ({engine.url.render_as_string(hide_password=True)}): "
+            f"{mask_secrets(str(exc.orig), [engine.url.password], limit=None)}; check "
+            "PANOPTICON_DATABASE_URL and that the server is running"
         ) from None
 
 

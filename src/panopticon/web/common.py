@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from panopticon import __version__
 from panopticon.errors import ConfigError, Issue, PanopticonError
-from panopticon.services.access import AuthError, Principal, authenticate_hash
+from panopticon.services.access import AuthError, Principal, authenticate_hash, session_ended
 from panopticon.services.catalog import MetricCatalog
 from panopticon.services.runs import (
     get_run,
@@ -59,6 +60,8 @@ def principal_of(request: Request) -> tuple[Principal, Session]:
     session = session_of(request)
     if session is None or session.active_hash is None:
         raise SignIn()
+    if session_ended(request.app.state.engine, session.nonce):  # signed out
+        raise SignIn()
     try:
         principal = authenticate_hash(
             request.app.state.engine, request.app.state.settings, session.active_hash
@@ -69,8 +72,8 @@ def principal_of(request: Request) -> tuple[Principal, Session]:
 
 
 def check_csrf(request: Request, session: Session, form: dict[str, Any]) -> None:
-    token = request.headers.get("X-CSRF-Token") or form.get("csrf")
-    if token != session.csrf_token(secret(request)):
+    token = request.headers.get("X-CSRF-Token") or form.get("csrf") or ""
+    if not hmac.compare_digest(str(token), session.csrf_token(secret(request))):
         raise AuthError("the form is stale or came from another site; reload the page", 403)
 
 

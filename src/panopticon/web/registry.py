@@ -8,12 +8,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from panopticon.api.schemas import (
+    CredentialCreate,
     ModelCreate,
     ProviderCreate,
     ProviderUpdate,
 )
 from panopticon.errors import ConfigError, Issue, NotFoundError
 from panopticon.services.access import AuthError, Principal
+from panopticon.services.credentials import Credentials
 from panopticon.services.registry import ModelRegistry
 from panopticon.web.common import (
     check_csrf,
@@ -42,15 +44,26 @@ def _registry_page(
     error: dict[str, Any] | None = None,
     form: dict[str, str] | None = None,
 ) -> Response:
-    registry = ModelRegistry(request.app.state.engine, principal.workspace_id)
+    registry = ModelRegistry(
+        request.app.state.engine, principal.workspace_id, request.app.state.settings
+    )
+    credentials = (
+        Credentials(
+            request.app.state.engine, principal.workspace_id, request.app.state.settings
+        ).list()
+        if principal.role == "admin"
+        else []
+    )
+    form = {k: v for k, v in (form or {}).items() if k != "secret"}  # never echoed back
     return render(
         request,
         "models.html",
         {
             "models": registry.all(),
             "providers": registry.providers(),
+            "credentials": credentials,
             "error": error,
-            "form": form or {},
+            "form": form,
         },
         status=422 if error else 200,
         principal=principal,
@@ -70,12 +83,14 @@ async def models_action(request: Request) -> Response:
     principal, session = principal_of(request)
     form = await read_form(request)
     check_csrf(request, session, form)
-    registry = ModelRegistry(request.app.state.engine, principal.workspace_id)
+    registry = ModelRegistry(
+        request.app.state.engine, principal.workspace_id, request.app.state.settings
+    )
     action = form.get("action", "")
     try:
         principal.require("admin")
         if action == "add-model":
-            body = clean(form, "id", "provider", "model", "base_url", "api_key_env")
+            body = clean(form, "id", "provider", "model", "base_url", "api_key_env", "credential")
             concurrency = int_param(form.get("concurrency"), "concurrency")
             if concurrency is not None:
                 body["concurrency"] = concurrency
@@ -90,14 +105,27 @@ async def models_action(request: Request) -> Response:
         elif action == "delete-model":
             registry.delete(form.get("id", ""))
         elif action == "add-provider":
-            body = clean(form, "name", "kind", "base_url", "api_key_env")
+            body = clean(form, "name", "kind", "base_url", "api_key_env", "credential")
             registry.create_provider(validate(ProviderCreate, body).model_dump())
         elif action == "edit-provider":
             pid = int_param(form.get("provider_id"), "provider_id")
-            body = {k: (form.get(k) or "").strip() or None for k in ("base_url", "api_key_env")}
+            body = {
+                k: (form.get(k) or "").strip() or None
+                for k in ("base_url", "api_key_env", "credential")
+            }
             registry.update_provider(pid or 0, validate(ProviderUpdate, body).model_dump())
         elif action == "delete-provider":
             registry.delete_provider(int_param(form.get("provider_id"), "provider_id") or 0)
+        elif action == "set-credential":
+            valid = validate(CredentialCreate, clean(form, "name", "secret"))
+            assert isinstance(valid, CredentialCreate)
+            Credentials(
+                request.app.state.engine, principal.workspace_id, request.app.state.settings
+            ).set(valid.name, valid.secret.get_secret_value())
+        elif action == "delete-credential":
+            Credentials(
+                request.app.state.engine, principal.workspace_id, request.app.state.settings
+            ).delete(form.get("name", ""))
         else:
             raise ConfigError(Issue(f"unknown action '{action}'", field="action"))
     except (ConfigError, AuthError, NotFoundError) as exc:

@@ -72,7 +72,10 @@ def results(request: Request) -> Response:
     }
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "results":
         return render(request, "_results_table.html", context, principal=principal, session=session)
-    models = [m["id"] for m in ModelRegistry(engine, principal.workspace_id).all()]
+    models = [
+        m["id"]
+        for m in ModelRegistry(engine, principal.workspace_id, request.app.state.settings).all()
+    ]
     return render(
         request,
         "results.html",

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from panopticon.keyfiles import read_or_create
 from panopticon.settings import Settings
 
-__all__ = ["COOKIE", "MAX_AGE", "Session", "load_secret"]
+__all__ = ["COOKIE", "MAX_AGE", "Session", "load_secret", "sign"]
 
 COOKIE = "panopticon_session"
 MAX_AGE = 7 * 24 * 3600
@@ -30,19 +31,9 @@ def load_secret(settings: Settings) -> bytes:
     """The signing key: from settings, else a random one kept (0600) in ``home``."""
     if settings.secret_key:
         return settings.secret_key.encode()
-    path = Path(settings.home) / "web-secret"
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48).encode()
-        try:
-            with path.open("xb") as fh:  # another process may have written it first
-                path.chmod(0o600)
-                fh.write(key)
-        except FileExistsError:
-            return path.read_bytes().strip()
-        return key
+    return read_or_create(
+        Path(settings.home) / "web-secret", lambda: secrets.token_urlsafe(48).encode()
+    )
 
 
 @dataclass
@@ -87,6 +78,11 @@ class Session:
 
     def csrf_token(self, secret: bytes) -> str:
         return _sign(secret, "csrf:" + self.nonce)
+
+
+def sign(secret: bytes, payload: str) -> str:
+    """HMAC-SHA256 of ``payload``, hex."""
+    return _sign(secret, payload)
 
 
 def _sign(secret: bytes, payload: str) -> str:

@@ -12,9 +12,9 @@ import time
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
-from panopticon.services.access import authenticate, hash_key
-from panopticon.web.auth import _set_cookie
-from panopticon.web.common import render, session_of
+from panopticon.services.access import authenticate, hash_key, session_ended
+from panopticon.web.auth import _login_page, _set_cookie
+from panopticon.web.common import session_of
 from panopticon.web.session import Session
 
 __all__ = ["LINK_TTL_S", "issue_link_token", "router"]
@@ -57,18 +57,17 @@ def _redeem(request: Request, token: str) -> bool:
 def sign_in_by_link(request: Request, token: str) -> Response:
     settings = request.app.state.settings
     if not _redeem(request, token) or not settings.api_key:
-        return render(
+        return _login_page(
             request,
-            "login.html",
-            {
-                "error": "this sign-in link was used already or has expired; run "
-                "`panopticon view` again for a new one",
-                "next": "/ui/",
-            },
-            status=403,
+            "this sign-in link was used already or has expired; run `panopticon view` again "
+            "for a new one",
+            "/ui/",
+            403,
         )
     principal = authenticate(request.app.state.engine, settings, settings.api_key)
-    session = session_of(request) or Session()
+    session = session_of(request)
+    if session is None or session_ended(request.app.state.engine, session.nonce):
+        session = Session()  # a signed-out session is never extended
     session.add(hash_key(settings.api_key), principal.workspace, principal.role)
     response = RedirectResponse("/ui/", status_code=303)
     _set_cookie(request, response, session)

@@ -23,6 +23,7 @@ ENDPOINTS = {
         "/api/providers/{id}",
         "/api/completion",
     ],
+    "credentials": ["/api/credentials", "/api/credentials/{name}"],
     "judge": ["/api/judge/evaluate/query", "/api/judge/evaluate/theme", "/api/judge/results"],
     "jobs": ["/api/jobs/{id}"],
     "runs": [

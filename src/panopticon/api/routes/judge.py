@@ -41,10 +41,12 @@ async def evaluate(
 
 @router.post("/evaluate/theme", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
 def evaluate_theme(
-    body: EvaluateTheme, request: Request, engine: EngineDep, caller: Member
+    body: EvaluateTheme, request: Request, engine: EngineDep, settings: SettingsDep, caller: Member
 ) -> JobPublic:
     """Start evaluating every query of a theme (up to ``limit``); returns the job at once."""
-    job_id = create_theme_job(engine, caller.workspace_id, request.app.state.env, body.model_dump())
+    job_id = create_theme_job(
+        engine, caller.workspace_id, settings, request.app.state.env, body.model_dump()
+    )
     request.app.state.jobs.submit(job_id)
     return JobPublic(**job_status(engine, caller.workspace_id, job_id))
 

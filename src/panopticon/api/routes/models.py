@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
-from panopticon.api.deps import Admin, EngineDep, Id, Member, Viewer
+from panopticon.api.deps import Admin, EngineDep, Id, Member, SettingsDep, Viewer
 from panopticon.api.schemas import (
     CompletionCreate,
     CompletionPublic,
@@ -22,8 +22,8 @@ router = APIRouter(tags=["models"])
 
 
 @router.get("/api/models", response_model=list[ModelPublic])
-def list_models(engine: EngineDep, caller: Viewer) -> list[ModelPublic]:
-    return [ModelPublic(**m) for m in ModelRegistry(engine, caller.workspace_id).all()]
+def list_models(engine: EngineDep, settings: SettingsDep, caller: Viewer) -> list[ModelPublic]:
+    return [ModelPublic(**m) for m in ModelRegistry(engine, caller.workspace_id, settings).all()]
 
 
 @router.get("/api/models/{model_id:path}", response_model=ModelPublic)
@@ -32,9 +32,13 @@ def get_model(model_id: str, engine: EngineDep, caller: Viewer) -> ModelPublic:
 
 
 @router.post("/api/models", status_code=status.HTTP_201_CREATED, response_model=ModelPublic)
-def register_model(body: ModelCreate, engine: EngineDep, caller: Admin) -> ModelPublic:
+def register_model(
+    body: ModelCreate, engine: EngineDep, settings: SettingsDep, caller: Admin
+) -> ModelPublic:
     return ModelPublic(
-        **ModelRegistry(engine, caller.workspace_id).upsert(body.model_dump(exclude_none=True))
+        **ModelRegistry(engine, caller.workspace_id, settings).upsert(
+            body.model_dump(exclude_none=True)
+        )
     )
 
 
@@ -45,37 +49,51 @@ def delete_model(model_id: str, engine: EngineDep, caller: Admin) -> Response:
 
 
 @router.get("/api/providers", response_model=list[ProviderPublic])
-def list_providers(engine: EngineDep, caller: Viewer) -> list[ProviderPublic]:
-    return [ProviderPublic(**p) for p in ModelRegistry(engine, caller.workspace_id).providers()]
+def list_providers(
+    engine: EngineDep, settings: SettingsDep, caller: Viewer
+) -> list[ProviderPublic]:
+    return [
+        ProviderPublic(**p)
+        for p in ModelRegistry(engine, caller.workspace_id, settings).providers()
+    ]
 
 
 @router.post("/api/providers", status_code=status.HTTP_201_CREATED, response_model=ProviderPublic)
-def create_provider(body: ProviderCreate, engine: EngineDep, caller: Admin) -> ProviderPublic:
+def create_provider(
+    body: ProviderCreate, engine: EngineDep, settings: SettingsDep, caller: Admin
+) -> ProviderPublic:
     return ProviderPublic(
-        **ModelRegistry(engine, caller.workspace_id).create_provider(body.model_dump())
+        **ModelRegistry(engine, caller.workspace_id, settings).create_provider(body.model_dump())
     )
 
 
 @router.patch("/api/providers/{provider_id}", response_model=ProviderPublic)
 def update_provider(
-    provider_id: Id, body: ProviderUpdate, engine: EngineDep, caller: Admin
+    provider_id: Id, body: ProviderUpdate, engine: EngineDep, settings: SettingsDep, caller: Admin
 ) -> ProviderPublic:
+    """Change a provider's endpoint or key: every model on it uses the change next."""
     return ProviderPublic(
-        **ModelRegistry(engine, caller.workspace_id).update_provider(
+        **ModelRegistry(engine, caller.workspace_id, settings).update_provider(
             provider_id, body.model_dump(exclude_unset=True)
         )
     )
 
 
 @router.delete("/api/providers/{provider_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_provider(provider_id: Id, engine: EngineDep, caller: Admin) -> Response:
-    ModelRegistry(engine, caller.workspace_id).delete_provider(provider_id)
+def delete_provider(
+    provider_id: Id, engine: EngineDep, settings: SettingsDep, caller: Admin
+) -> Response:
+    ModelRegistry(engine, caller.workspace_id, settings).delete_provider(provider_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/api/completion", response_model=CompletionPublic, tags=["completion"])
 async def completion(
-    body: CompletionCreate, request: Request, engine: EngineDep, caller: Member
+    body: CompletionCreate,
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    caller: Member,
 ) -> CompletionPublic:
     """One call to a registered model (not stored as a run)."""
     if (body.prompt is None) == (body.messages is None):
@@ -87,6 +105,12 @@ async def completion(
     )
     return CompletionPublic(
         **await complete(
-            engine, caller.workspace_id, request.app.state.env, body.model_id, messages, body.params
+            engine,
+            settings,
+            caller.workspace_id,
+            request.app.state.env,
+            body.model_id,
+            messages,
+            body.params,
         )
     )

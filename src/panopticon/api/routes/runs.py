@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from panopticon.api.deps import MAX_ID, EngineDep, Id, Member, Viewer
+from panopticon.api.deps import MAX_ID, EngineDep, Id, Member, SettingsDep, Viewer
 from panopticon.api.schemas import (
     ComparisonPublic,
     JobPublic,
@@ -41,9 +41,14 @@ def runs(
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
-def start_run(body: RunCreate, request: Request, engine: EngineDep, caller: Member) -> JobPublic:
-    """Validate the suite, then run it as a job (see /api/jobs/{id})."""
-    job_id = create_suite_job(engine, caller.workspace_id, request.app.state.env, body.suite)
+def start_run(
+    body: RunCreate, request: Request, engine: EngineDep, settings: SettingsDep, caller: Member
+) -> JobPublic:
+    """Validate the suite, then run it as a job (see /api/jobs/{id}). Its models name
+    registered models (by id) or providers; see the README's Security section."""
+    job_id = create_suite_job(
+        engine, caller.workspace_id, settings, request.app.state.env, body.suite
+    )
     request.app.state.jobs.submit(job_id)
     return JobPublic(**job_status(engine, caller.workspace_id, job_id))
 

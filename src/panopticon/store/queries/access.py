@@ -8,10 +8,20 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from panopticon.store.tables import ApiKey, Workspace
+from panopticon.store.tables import ApiKey, RevokedSession, Workspace
 from panopticon.store.tables.base import utcnow
 
-__all__ = ["KeyRow", "find_key", "insert_key", "list_keys", "revoke_key", "touch_key"]
+__all__ = [
+    "KeyRow",
+    "active_admin_keys",
+    "find_key",
+    "insert_key",
+    "list_keys",
+    "revoke_key",
+    "revoke_session",
+    "session_revoked",
+    "touch_key",
+]
 
 
 @dataclass(frozen=True)
@@ -84,3 +94,36 @@ def revoke_key(conn: Connection, key_id: int, workspace_id: int | None = None) -
     if workspace_id is not None:
         q = q.where(ApiKey.c.workspace_id == workspace_id)
     return conn.execute(q.values(revoked_at=utcnow())).rowcount > 0
+
+
+def active_admin_keys(conn: Connection, workspace_id: int, *, lock: bool = False) -> list[int]:
+    """Ids of the workspace's active admin keys (locked for update on PostgreSQL, so two
+    revocations cannot each leave the other as the last one)."""
+    q = sa.select(ApiKey.c.id).where(
+        ApiKey.c.workspace_id == workspace_id,
+        ApiKey.c.role == "admin",
+        ApiKey.c.revoked_at.is_(None),
+    )
+    if lock:
+        q = q.with_for_update()
+    return [int(i) for i in conn.execute(q).scalars()]
+
+
+def revoke_session(conn: Connection, nonce: str, expires_at: datetime) -> None:
+    """Refuse a web session's nonce from now on; forget nonces whose cookies expired."""
+    now = utcnow()
+    conn.execute(sa.delete(RevokedSession).where(RevokedSession.c.expires_at < now))
+    exists = conn.execute(
+        sa.select(RevokedSession.c.nonce).where(RevokedSession.c.nonce == nonce)
+    ).first()
+    if exists is None:
+        conn.execute(sa.insert(RevokedSession).values(nonce=nonce, expires_at=expires_at))
+
+
+def session_revoked(conn: Connection, nonce: str) -> bool:
+    return (
+        conn.execute(
+            sa.select(RevokedSession.c.nonce).where(RevokedSession.c.nonce == nonce)
+        ).first()
+        is not None
+    )

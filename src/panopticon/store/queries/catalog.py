@@ -20,6 +20,8 @@ from panopticon.store.tables.base import utcnow
 
 __all__ = [
     "ensure_workspace",
+    "find_provider",
+    "provider_for",
     "sync_datasets",
     "upsert_metrics",
     "upsert_models",
@@ -45,36 +47,95 @@ def ensure_workspace(conn: Connection, name: str, *, create: bool = True) -> int
     return int(conn.execute(sa.select(Workspace.c.id).where(Workspace.c.name == name)).scalar_one())
 
 
+def find_provider(conn: Connection, workspace_id: int, name: str) -> Any:
+    """The provider row of that name in the workspace, or None."""
+    return conn.execute(
+        sa.select(Provider).where(Provider.c.workspace_id == workspace_id, Provider.c.name == name)
+    ).first()
+
+
+def _same(column: Any, value: str | None) -> Any:
+    return column.is_(None) if value is None else column == value
+
+
+def provider_for(
+    conn: Connection,
+    workspace_id: int,
+    kind: str,
+    base_url: str | None,
+    credential: str | None = None,
+    api_key_env: str | None = None,
+) -> int:
+    """The provider row of exactly this endpoint and key, created when there is none (named
+    ``kind`` or ``kind:base_url``, with the key's name added when it has one)."""
+    found = conn.execute(
+        sa.select(Provider.c.id)
+        .where(
+            Provider.c.workspace_id == workspace_id,
+            Provider.c.kind == kind,
+            _same(Provider.c.base_url, base_url),
+            _same(Provider.c.credential, credential),
+            _same(Provider.c.api_key_env, api_key_env),
+        )
+        .order_by(Provider.c.id)
+        .limit(1)
+    ).scalar()
+    if found is not None:
+        return int(found)
+    name = f"{kind}:{base_url}" if base_url else kind
+    if credential:
+        name += f" [credential {credential}]"
+    elif api_key_env:
+        name += f" [${api_key_env}]"
+    name = name[:190]
+    candidate, n = name, 1
+    while find_provider(conn, workspace_id, candidate) is not None:
+        n += 1
+        candidate = f"{name} #{n}"
+    return int(
+        conn.execute(
+            sa.insert(Provider)
+            .values(
+                workspace_id=workspace_id,
+                name=candidate,
+                kind=kind,
+                base_url=base_url,
+                credential=credential,
+                api_key_env=api_key_env,
+                options={},
+                created_at=utcnow(),
+            )
+            .returning(Provider.c.id)
+        ).scalar_one()
+    )
+
+
+ENDPOINT_FIELDS = frozenset({"base_url", "api_key_env", "credential"})
+
+
 def upsert_models(
     conn: Connection, workspace_id: int, models: list[ModelSpec], prices: dict[str, Price | None]
 ) -> dict[str, int]:
-    """Register the suite's models (and their providers); returns model id by suite id."""
+    """Register the suite's models on their providers; returns model id by suite id. A model
+    naming a registered provider is registered on it; one giving a kind, on the provider row
+    of its endpoint and key (created if new). The endpoint is kept on the provider only."""
+    from panopticon.providers.base import provider_names
+
+    kinds = provider_names()
     ids: dict[str, int] = {}
     for m in models:
-        provider_name = f"{m.provider}:{m.base_url}" if m.base_url else m.provider
-        pid = conn.execute(
-            sa.select(Provider.c.id).where(
-                Provider.c.workspace_id == workspace_id, Provider.c.name == provider_name
+        row = None if m.provider in kinds else find_provider(conn, workspace_id, m.provider)
+        if row is not None:
+            pid = int(row.id)
+        else:
+            pid = provider_for(
+                conn, workspace_id, m.provider, m.base_url, m.credential, m.api_key_env
             )
-        ).scalar()
-        if pid is None:
-            pid = conn.execute(
-                sa.insert(Provider)
-                .values(
-                    workspace_id=workspace_id,
-                    name=provider_name,
-                    kind=m.provider,
-                    base_url=m.base_url,
-                    api_key_env=m.api_key_env,
-                    options={},
-                )
-                .returning(Provider.c.id)
-            ).scalar_one()
         price = prices.get(m.id)
         values: dict[str, Any] = dict(
             provider_id=pid,
             provider_model=m.provider_model,
-            settings=m.model_dump(mode="json", exclude={"id", "price"}),
+            settings=m.record(exclude={"id", "price", *ENDPOINT_FIELDS}),
             price_input=price.input if price else None,
             price_output=price.output if price else None,
         )

@@ -1,6 +1,6 @@
 """All tables, on one ``metadata``."""
 
-from panopticon.store.tables.access import ROLES, ApiKey
+from panopticon.store.tables.access import ROLES, ApiKey, RevokedSession
 from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
 from panopticon.store.tables.gateway import GatewayKey, GatewaySpend
@@ -12,7 +12,7 @@ from panopticon.store.tables.online import (
     OnlineSettings,
 )
 from panopticon.store.tables.prompts import Prompt
-from panopticon.store.tables.registry import Model, Provider, RateLimit
+from panopticon.store.tables.registry import Credential, Model, Provider, RateLimit
 from panopticon.store.tables.runs import (
     RUN_STATUSES,
     Annotation,
@@ -30,6 +30,7 @@ __all__ = [
     "RUN_STATUSES",
     "Annotation",
     "ApiKey",
+    "Credential",
     "Dataset",
     "DatasetItem",
     "GatewayKey",
@@ -49,6 +50,7 @@ __all__ = [
     "Query",
     "RateLimit",
     "Result",
+    "RevokedSession",
     "Run",
     "Score",
     "Workspace",

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from panopticon.store.tables.base import UTCDateTime, created_at, metadata
 
-__all__ = ["ROLES", "ApiKey"]
+__all__ = ["ROLES", "ApiKey", "RevokedSession"]
 
 ROLES = ("admin", "member", "viewer")
 
@@ -23,4 +23,13 @@ ApiKey = sa.Table(
     created_at(),
     sa.Column("last_used_at", UTCDateTime),
     sa.Column("revoked_at", UTCDateTime),
+)
+
+# Web sessions signed out before they expire: a signed cookie cannot be taken back, so its
+# nonce is refused until the cookie would have expired anyway.
+RevokedSession = sa.Table(
+    "revoked_session",
+    metadata,
+    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
 )

@@ -6,9 +6,10 @@ import sqlalchemy as sa
 
 from panopticon.store.tables.base import JSONType, UTCDateTime, created_at, metadata, utcnow
 
-__all__ = ["Model", "Provider", "RateLimit"]
+__all__ = ["Credential", "Model", "Provider", "RateLimit"]
 
-# An endpoint of some kind. Credentials are named (api_key_env), never stored here.
+# An endpoint of some kind, and the key it is called with: a credential of the workspace
+# (by name) or an operator-allowed environment variable (api_key_env). Never a key itself.
 Provider = sa.Table(
     "provider",
     metadata,
@@ -18,8 +19,23 @@ Provider = sa.Table(
     sa.Column("kind", sa.String(50), nullable=False),
     sa.Column("base_url", sa.String(500)),
     sa.Column("api_key_env", sa.String(200)),
+    sa.Column("credential", sa.String(200)),
     sa.Column("options", JSONType, nullable=False, default=dict),
     created_at(),
+    sa.UniqueConstraint("workspace_id", "name"),
+)
+
+# A provider key of a workspace, set by its admins: Fernet-encrypted with the operator's key
+# (services/credentials.py), never returned, logged or shown.
+Credential = sa.Table(
+    "credential",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("workspace.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),  # a Fernet token
+    created_at(),
+    sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
     sa.UniqueConstraint("workspace_id", "name"),
 )
 

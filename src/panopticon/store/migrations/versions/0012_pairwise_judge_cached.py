@@ -4,7 +4,7 @@ A pairwise judgement whose judge answers all came from the cache paid nothing: r
 and budgets leave it out, as they leave out cached scores.
 
 Revision ID: 0012
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-02 18:20:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
