@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field
 
 from panopticon.services.bodies import Body
 from panopticon.services.catalog import MetricCreate as MetricCreate
@@ -16,6 +16,10 @@ from panopticon.services.catalog import MetricUpdate as MetricUpdate
 from panopticon.services.catalog import QueryCreate as QueryCreate
 from panopticon.services.catalog import QueryUpdate as QueryUpdate
 from panopticon.services.gateway_keys import GatewayKeyConfig
+from panopticon.services.registry import CredentialCreate as CredentialCreate
+from panopticon.services.registry import ModelCreate as ModelCreate
+from panopticon.services.registry import ProviderCreate as ProviderCreate
+from panopticon.services.registry import ProviderUpdate as ProviderUpdate
 
 T = TypeVar("T")
 RowId = Annotated[int, Field(ge=1, le=2_147_483_647)]
@@ -89,30 +93,6 @@ class ErrorDetail(BaseModel):
 class ErrorPublic(BaseModel):
     error: ErrorDetail
     errors: list[ErrorDetail] = Field(default_factory=list)
-
-
-class ModelCreate(_Body):
-    id: str = Field(min_length=1, max_length=200)
-    provider: str = Field(
-        default="openai",
-        max_length=200,
-        description="A registered provider's name, or a kind (openai, anthropic, google, "
-        "fake) with the endpoint given here.",
-    )
-    model: str | None = Field(default=None, max_length=200)
-    base_url: str | None = Field(default=None, max_length=500)
-    api_key_env: str | None = Field(
-        default=None,
-        max_length=200,
-        description="An environment variable of the server on the operator's allow-list.",
-    )
-    credential: str | None = Field(
-        default=None, max_length=200, description="A credential of the workspace, by name."
-    )
-    params: dict[str, Any] = Field(default_factory=dict)
-    concurrency: int | None = Field(default=None, ge=1, le=10_000)
-    timeout_s: float = Field(default=60.0, gt=0, le=3600)
-    price: dict[str, float] | None = Field(default=None, description="{input, output} USD/1M")
 
 
 class ModelPublic(BaseModel):
@@ -353,33 +333,6 @@ class CompletionPublic(BaseModel):
     latency_ms: float | None
     attempts: int
     error: str | None
-
-
-class ProviderCreate(_Body):
-    name: str = Field(min_length=1, max_length=200)
-    kind: str = Field(min_length=1, max_length=50)
-    base_url: str | None = Field(default=None, max_length=500)
-    api_key_env: str | None = Field(
-        default=None,
-        max_length=200,
-        description="An environment variable of the server on the operator's allow-list.",
-    )
-    credential: str | None = Field(
-        default=None, max_length=200, description="A credential of the workspace, by name."
-    )
-
-
-class ProviderUpdate(_Body):
-    base_url: str | None = Field(default=None, max_length=500)
-    api_key_env: str | None = Field(default=None, max_length=200)
-    credential: str | None = Field(default=None, max_length=200)
-
-
-class CredentialCreate(_Body):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    secret: SecretStr = Field(  # masked in reprs: never in a log line or a traceback
-        min_length=1, max_length=10_000, description="The key. Stored encrypted; never shown."
-    )
 
 
 class CredentialPublic(BaseModel):

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import sqlalchemy as sa
-from pydantic import ValidationError
+from pydantic import Field, SecretStr, ValidationError
 
 from panopticon.errors import ConfigError, Issue, NotFoundError
 from panopticon.evaluation.endpoints import (
@@ -24,15 +23,77 @@ from panopticon.evaluation.endpoints import (
 )
 from panopticon.evaluation.spec import ModelSpec, model_price
 from panopticon.providers.base import provider_names
+from panopticon.services.bodies import Body
 from panopticon.services.credentials import Credentials
 from panopticon.settings import Settings
 from panopticon.store.engine import Engine
-from panopticon.store.queries import catalog
-from panopticon.store.tables import Model, Provider, Result
+from panopticon.store.queries import catalog, registry
 
-__all__ = ["ModelRegistry", "WorkspaceDirectory", "model_public"]
+__all__ = [
+    "CredentialCreate",
+    "ModelCreate",
+    "ModelRegistry",
+    "ProviderCreate",
+    "ProviderUpdate",
+    "WorkspaceDirectory",
+    "model_public",
+]
 
 ENDPOINT_FIELDS = ("base_url", "api_key_env", "credential")
+
+
+# -- bodies: what the API and the dashboard's forms send (one rule for both) --
+
+
+class ModelCreate(Body):
+    id: str = Field(min_length=1, max_length=200)
+    provider: str = Field(
+        default="openai",
+        max_length=200,
+        description="A registered provider's name, or a kind (openai, anthropic, google, "
+        "fake) with the endpoint given here.",
+    )
+    model: str | None = Field(default=None, max_length=200)
+    base_url: str | None = Field(default=None, max_length=500)
+    api_key_env: str | None = Field(
+        default=None,
+        max_length=200,
+        description="An environment variable of the server on the operator's allow-list.",
+    )
+    credential: str | None = Field(
+        default=None, max_length=200, description="A credential of the workspace, by name."
+    )
+    params: dict[str, Any] = Field(default_factory=dict)
+    concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    price: dict[str, float] | None = Field(default=None, description="{input, output} USD/1M")
+
+
+class ProviderCreate(Body):
+    name: str = Field(min_length=1, max_length=200)
+    kind: str = Field(min_length=1, max_length=50)
+    base_url: str | None = Field(default=None, max_length=500)
+    api_key_env: str | None = Field(
+        default=None,
+        max_length=200,
+        description="An environment variable of the server on the operator's allow-list.",
+    )
+    credential: str | None = Field(
+        default=None, max_length=200, description="A credential of the workspace, by name."
+    )
+
+
+class ProviderUpdate(Body):
+    base_url: str | None = Field(default=None, max_length=500)
+    api_key_env: str | None = Field(default=None, max_length=200)
+    credential: str | None = Field(default=None, max_length=200)
+
+
+class CredentialCreate(Body):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    secret: SecretStr = Field(  # masked in reprs: never in a log line or a traceback
+        min_length=1, max_length=10_000, description="The key. Stored encrypted; never shown."
+    )
 
 
 def model_public(row: Any) -> dict[str, Any]:
@@ -122,24 +183,8 @@ class ModelRegistry:
         return self._settings
 
     def _rows(self, name: str | None = None) -> list[Any]:
-        q = (
-            sa.select(
-                Model,
-                Provider.c.kind,
-                Provider.c.name.label("provider_name"),
-                Provider.c.base_url,
-                Provider.c.api_key_env,
-                Provider.c.credential,
-                Provider.c.options,
-            )
-            .join(Provider, Provider.c.id == Model.c.provider_id)
-            .where(Model.c.workspace_id == self.ws)
-            .order_by(Model.c.name)
-        )
-        if name is not None:
-            q = q.where(Model.c.name == name)
         with self.engine.connect() as conn:
-            return list(conn.execute(q))
+            return registry.model_rows(conn, self.ws, name)
 
     def all(self) -> list[dict[str, Any]]:
         return [model_public(r) for r in self._rows()]
@@ -232,37 +277,20 @@ class ModelRegistry:
     def delete(self, name: str) -> None:
         self.get(name)
         with self.engine.begin() as conn:
-            mid = conn.execute(
-                sa.select(Model.c.id).where(Model.c.workspace_id == self.ws, Model.c.name == name)
-            ).scalar_one()
-            if (
-                conn.execute(
-                    sa.select(Result.c.id).where(Result.c.model_id == mid).limit(1)
-                ).first()
-                is not None
-            ):
+            if registry.model_has_results(conn, self.ws, name):
                 from panopticon.services.catalog import ConflictError
 
                 raise ConflictError(Issue(f"model '{name}' has results and cannot be deleted"))
-            conn.execute(sa.delete(Model).where(Model.c.id == mid))
+            registry.delete_model(conn, self.ws, name)
 
     # --- providers ---------------------------------------------------------------------
 
     def providers(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(Provider)
-                .where(Provider.c.workspace_id == self.ws)
-                .order_by(Provider.c.name)
-            )
-            return [_provider_public(r) for r in rows]
+            return [_provider_public(r) for r in registry.list_providers(conn, self.ws)]
 
     def _provider(self, conn: Any, provider_id: int) -> Any:
-        row = conn.execute(
-            sa.select(Provider).where(
-                Provider.c.id == provider_id, Provider.c.workspace_id == self.ws
-            )
-        ).first()
+        row = registry.get_provider(conn, self.ws, provider_id)
         if row is None:
             raise NotFoundError(f"no provider {provider_id} in this workspace")
         return row
@@ -288,7 +316,6 @@ class ModelRegistry:
 
     def create_provider(self, body: dict[str, Any]) -> dict[str, Any]:
         from panopticon.services.catalog import ConflictError
-        from panopticon.store.tables.base import utcnow
 
         name = body["name"]
         if name in provider_names() or ":" in name:
@@ -303,20 +330,17 @@ class ModelRegistry:
         with self.engine.begin() as conn:
             if catalog.find_provider(conn, self.ws, name) is not None:
                 raise ConflictError(Issue(f"a provider named '{name}' exists", field="name"))
-            pid = conn.execute(
-                sa.insert(Provider)
-                .values(
-                    workspace_id=self.ws,
-                    name=name,
-                    kind=body["kind"],
-                    base_url=body.get("base_url"),
-                    api_key_env=body.get("api_key_env"),
-                    credential=body.get("credential"),
-                    options={},
-                    created_at=utcnow(),
-                )
-                .returning(Provider.c.id)
-            ).scalar_one()
+            pid = registry.insert_provider(
+                conn,
+                self.ws,
+                {
+                    "name": name,
+                    "kind": body["kind"],
+                    "base_url": body.get("base_url"),
+                    "api_key_env": body.get("api_key_env"),
+                    "credential": body.get("credential"),
+                },
+            )
         return next(p for p in self.providers() if p["id"] == pid)
 
     def update_provider(self, provider_id: int, changes: dict[str, Any]) -> dict[str, Any]:
@@ -328,9 +352,7 @@ class ModelRegistry:
         with self.engine.begin() as conn:
             self._provider(conn, provider_id)
             if changes:
-                conn.execute(
-                    sa.update(Provider).where(Provider.c.id == provider_id).values(**changes)
-                )
+                registry.update_provider(conn, provider_id, changes)
         return next(p for p in self.providers() if p["id"] == provider_id)
 
     def delete_provider(self, provider_id: int) -> None:
@@ -338,8 +360,6 @@ class ModelRegistry:
 
         with self.engine.begin() as conn:
             self._provider(conn, provider_id)
-            if conn.execute(
-                sa.select(Model.c.id).where(Model.c.provider_id == provider_id).limit(1)
-            ).first():
+            if registry.provider_in_use(conn, provider_id):
                 raise ConflictError(Issue("models use this provider; delete them first"))
-            conn.execute(sa.delete(Provider).where(Provider.c.id == provider_id))
+            registry.delete_provider(conn, provider_id)

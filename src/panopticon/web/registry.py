@@ -7,16 +7,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from panopticon.api.schemas import (
-    CredentialCreate,
-    ModelCreate,
-    ProviderCreate,
-    ProviderUpdate,
-)
 from panopticon.errors import ConfigError, Issue, NotFoundError
 from panopticon.services.access import AuthError, Principal
 from panopticon.services.credentials import Credentials
-from panopticon.services.registry import ModelRegistry
+from panopticon.services.registry import (
+    CredentialCreate,
+    ModelCreate,
+    ModelRegistry,
+    ProviderCreate,
+    ProviderUpdate,
+)
 from panopticon.web.common import (
     check_csrf,
     clean,
