@@ -47,7 +47,6 @@ def create_gateway(
         SpendTracker(engine),
         sink,
         GatewayOptions(
-            key_ttl_s=settings.gateway_key_ttl_s,
             logging=settings.gateway_logging,
             allow_private_urls=settings.allow_private_urls,
         ),

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -356,7 +356,3 @@ class BatchingSink:
         if self._queue:  # the thread did not finish in time: spool the rest here
             self._spool(list(self._queue))
             self._queue.clear()
-
-
-def utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)

@@ -57,7 +57,6 @@ _SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")
 
 @dataclass(frozen=True)
 class GatewayOptions:
-    key_ttl_s: float = 10.0
     logging: bool = True
     cache_entries: int = 10_000
     allow_private_urls: bool = True  # the operator's egress rule (providers/egress.py)
