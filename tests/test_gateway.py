@@ -698,3 +698,18 @@ def test_the_provider_key_is_the_workspaces_stored_credential_and_never_reaches_
         keyed.config.echo_key_in_errors = True  # a careless provider repeats the key
         r = post(gateway, key, body)
         assert r.status_code == 401 and "sk-wrong-key-456" not in r.text and "***" in r.text
+
+
+def test_a_models_rpm_limit_holds_across_every_key(
+    gateway: GatewayServer, engine: Any, mock: MockServer, gw_settings: Settings
+) -> None:
+    ws = ensure_workspace_id(engine, "default")
+    ModelRegistry(engine, ws, gw_settings).upsert(
+        {"id": "slow-lane", "provider": "openai", "model": "mock-good", "base_url": mock.url,
+         "rpm": 1}
+    )  # fmt: skip
+    body = {"model": "slow-lane", "messages": [{"role": "user", "content": "x"}]}
+    assert post(gateway, new_key(engine, name="a"), body).status_code == 200
+    r = post(gateway, new_key(engine, name="b"), body)
+    assert r.status_code == 429 and "model 'slow-lane' RPM limit of 1" in r.text
+    assert int(r.headers["retry-after"]) >= 1
