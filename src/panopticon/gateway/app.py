@@ -43,7 +43,8 @@ def create_gateway(
             sink = ListSink(keep=False)
     gateway = Gateway(
         KeyTable(engine, settings.gateway_key_ttl_s),
-        RouteTable(engine, settings, env, settings.gateway_key_ttl_s),
+        # only the operator-allowed variables are kept, as the API keeps them
+        RouteTable(engine, settings, settings.allowed_environment(env), settings.gateway_key_ttl_s),
         SpendTracker(engine),
         sink,
         GatewayOptions(
