@@ -529,7 +529,16 @@ def test_every_dashboard_route_keeps_workspaces_apart(
         log = {"prompt": "secret trace of A?", "response": "r", "model": "m", "session_id": "s-a"}
         assert api.post("/api/logs", headers=a, json=log).status_code == 200
         trace_id = api.get("/api/traces", headers=a).json()["items"][0]["id"]
-        secrets_of_a = ("secret-model-a", "secret question of A", "secret metric", "secret-rule")
+        gateway_key = api.post(
+            "/api/gateway/keys", headers=a, json={"name": "secret-gateway-key-a"}
+        ).json()
+        secrets_of_a = (
+            "secret-model-a",
+            "secret question of A",
+            "secret metric",
+            "secret-rule",
+            "secret-gateway-key",
+        )
 
         with TestClient(app) as browser:
             assert sign_in(browser, b_key).status_code == 200
@@ -551,6 +560,7 @@ def test_every_dashboard_route_keeps_workspaces_apart(
                 "/ui/metrics": {"item": "b's own metric"},
                 "/ui/workspace": {"key": "5"},
                 "/ui/online": {"action": "delete", "name": "secret-rule-a"},
+                "/ui/gateway": {"action": "revoke", "key_id": str(gateway_key["id"])},
             }
             skip = {"/ui/login", "/ui/logout"}  # no workspace data: tested below
             checked = 0
@@ -586,6 +596,8 @@ def test_every_dashboard_route_keeps_workspaces_apart(
         assert api.get("/api/models/secret-model-a", headers=a).status_code == 200
         assert api.get(f"/api/runs/{run_id}", headers=a).status_code == 200
         assert api.get("/api/online/rules/secret-rule-a", headers=a).status_code == 200
+        kept = api.get(f"/api/gateway/keys/{gateway_key['id']}", headers=a).json()
+        assert kept["revoked_at"] is None
 
 
 def test_credentials_stay_in_their_workspace(settings: Settings) -> None:

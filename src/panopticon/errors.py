@@ -10,8 +10,9 @@
     ├── StoreError                  the database cannot be used as asked
     │   ├── MigrationRequiredError  the schema is behind the code ("panopticon db upgrade")
     │   └── NotFoundError           a run, result or row that does not exist
-    └── ProviderError               a model call failed (status, retry-after, retryable)
-        └── ProviderTimeoutError    the call did not answer in time
+    ├── ProviderError               a model call failed (status, retry-after, retryable)
+    │   └── ProviderTimeoutError    the call did not answer in time
+    └── GatewayError                a gateway call refused or failed (HTTP status, error type)
 
 A ``ProviderError`` during a run never escapes the runner: it becomes the recorded error of
 that result (STYLE.md, "failures are data"). Judge answers that cannot be parsed are
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 __all__ = [
     "ConfigError",
     "ConflictError",
+    "GatewayError",
     "IngestError",
     "Issue",
     "JudgeParseError",
@@ -148,3 +150,27 @@ class ProviderTimeoutError(ProviderError):
 
 class JudgeParseError(PanopticonError):
     """A judge's answer could not be read as a verdict on the metric's scale."""
+
+
+class GatewayError(PanopticonError):
+    """A call through the gateway is refused (bad input, key, limit, guardrail) or failed
+    upstream. ``status`` is the HTTP status; ``kind`` and ``code`` the OpenAI error's
+    ``type`` and ``code``; ``param`` the request field at fault."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        kind: str = "invalid_request_error",
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.kind = kind
+        self.code = code
+        self.param = param
+        self.retry_after = retry_after

@@ -103,6 +103,17 @@ class Settings(BaseModel):
         "workspace (at least 16 characters). Create real keys with `panopticon keys create`.",
     )
 
+    gateway_key_ttl_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Seconds the gateway keeps a key (and a model route) in memory: a revoked "
+        "gateway key is refused within this time.",
+    )
+    gateway_logging: bool = Field(
+        default=True, description="Log every gateway call as a trace (off: no logging at all)."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, url: str | None) -> str | None:

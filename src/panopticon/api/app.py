@@ -17,6 +17,7 @@ from panopticon.api.limits import RequestLimits
 from panopticon.api.routes import (
     cache,
     credentials,
+    gateway,
     health,
     ingest,
     judge,
@@ -149,6 +150,7 @@ def create_app(
             online,
             cache,
             traces,
+            gateway,
         ):
             app.include_router(module.router)
         app.include_router(judge.jobs_router)

@@ -15,6 +15,7 @@ from panopticon.services.catalog import MetricCreate as MetricCreate
 from panopticon.services.catalog import MetricUpdate as MetricUpdate
 from panopticon.services.catalog import QueryCreate as QueryCreate
 from panopticon.services.catalog import QueryUpdate as QueryUpdate
+from panopticon.services.gateway_keys import GatewayKeyConfig
 from panopticon.services.registry import CredentialCreate as CredentialCreate
 from panopticon.services.registry import ModelCreate as ModelCreate
 from panopticon.services.registry import ProviderCreate as ProviderCreate
@@ -347,3 +348,29 @@ class CredentialPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     providers: list[str] = Field(description="Providers that use it.")
+
+
+# -- gateway keys -----------------------------------------------------------------------------
+
+
+class GatewayKeyCreate(GatewayKeyConfig):
+    """A new gateway key: a name and its settings (every limit optional)."""
+
+    name: str = Field(min_length=1, max_length=200)
+
+
+class GatewayKeyPublic(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    workspace: str
+    config: GatewayKeyConfig
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class GatewayKeyCreated(GatewayKeyPublic):
+    key: str = Field(
+        description="Shown once: store it now. Send it as the OpenAI SDK's api_key "
+        "(Authorization: Bearer) or as x-api-key."
+    )

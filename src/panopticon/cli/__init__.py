@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "credentials": "credentials:app",
     "online": "online:app",
     "cache": "cache:app",
+    "gateway": "gateway:app",
 }
 
 

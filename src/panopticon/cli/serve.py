@@ -1,4 +1,5 @@
-"""``panopticon serve``: the REST API (OpenAPI at /api/docs) and the dashboard (/ui/)."""
+"""``panopticon serve``: the REST API (OpenAPI at /api/docs), the dashboard (/ui/) and the
+gateway (/v1/chat/completions, ...); ``--role`` picks some of them (roles combine)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import typer
 
 from panopticon.cli.output import console, handle_errors
+from panopticon.errors import ConfigError, Issue
 from panopticon.settings import load_settings
 
 __all__ = ["serve", "worker_app"]
@@ -23,15 +25,19 @@ def worker_app() -> object:
     return create_app(load_settings(), env=os.environ, roles=roles)
 
 
+ROLES = ("api", "ingest", "gateway")
+
+
 @handle_errors
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port."),
     role: str = typer.Option(
-        "api,ingest",
+        "api,ingest,gateway",
         "--role",
         help="What to serve, comma-separated: api (REST API, dashboard, jobs), ingest "
-        "(OTLP /v1/traces and the JSON trace API).",
+        "(OTLP /v1/traces and the JSON trace API), gateway (the OpenAI-compatible logging "
+        "proxy). Default: all three.",
     ),
     workers: int = typer.Option(
         1,
@@ -40,16 +46,23 @@ def serve(
         help="Server processes sharing the port (ingestion is CPU-bound: one per core).",
     ),
 ) -> None:
-    """Serve the API and the web dashboard on the configured database."""
+    """Serve the API, the web dashboard and the gateway on the configured database."""
     import uvicorn
 
-    from panopticon.api.app import create_app
+    from panopticon.gateway.app import serve_app
 
-    settings = load_settings()
     roles = [r.strip() for r in role.split(",") if r.strip()]
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown or not roles:
+        raise ConfigError(
+            Issue(
+                f"unknown role(s): {', '.join(unknown) or '(none given)'}",
+                field="--role",
+                hint="use " + ", ".join(ROLES) + " (comma-separated to combine)",
+            )
+        )
+    settings = load_settings()
     if workers > 1 and "api" in roles and settings.is_sqlite:
-        from panopticon.errors import ConfigError, Issue
-
         raise ConfigError(
             Issue(
                 "several workers with the api role need PostgreSQL (each would run the "
@@ -58,14 +71,25 @@ def serve(
                 hint="use --role ingest, or PANOPTICON_DATABASE_URL=postgresql://...",
             )
         )
-    app = create_app(settings, env=os.environ, roles=roles)
+    if workers > 1 and "gateway" in roles:
+        raise ConfigError(
+            Issue(
+                "--workers is for the api and ingest roles; run more gateway replicas "
+                "behind a load balancer instead",
+                field="--workers",
+                hint="panopticon serve --role gateway --port 8001 (one per core)",
+            )
+        )
+    app, gateway = serve_app(settings, os.environ, set(roles))
     where = []
     if "api" in roles:
         where.append("dashboard /ui/, API docs /api/docs")
     if "ingest" in roles:
         where.append("OTLP traces /v1/traces")
+    if gateway is not None:
+        where.append(f"gateway: OpenAI base_url http://{host}:{port}/v1")
     console.print(
-        f"Panopticon on http://{host}:{port}: {', '.join(where)}; database "
+        f"Panopticon on http://{host}:{port}: {'; '.join(where)}; database "
         f"{settings.display_database_url}",
         highlight=False,
     )
@@ -80,4 +104,15 @@ def serve(
             log_level="info",
         )
         return
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # no access log line per request where the gateway serves (calls are logged as traces)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=gateway is None,
+        # per request, where the gateway serves: no X-Forwarded-For rewriting of the scope
+        # and no Server header (uvicorn checks each header with two regular expressions)
+        proxy_headers=gateway is None,
+        server_header=gateway is None,
+    )

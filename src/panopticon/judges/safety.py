@@ -24,7 +24,7 @@ from panopticon.judges.base import (
 )
 from panopticon.judges.parsing import parse_verdict
 
-__all__ = ["PII_KINDS", "find_injection", "find_pii", "luhn_ok", "register"]
+__all__ = ["PII_KINDS", "find_injection", "find_pii", "luhn_ok", "redact_pii", "register"]
 
 
 def luhn_ok(digits: str) -> bool:
@@ -122,6 +122,25 @@ def find_pii(text: str, kinds: tuple[str, ...] = PII_KINDS) -> dict[str, int]:
         if matches and kind in kinds:
             found[kind] = len(matches)
     return found
+
+
+def redact_pii(text: str, kinds: tuple[str, ...] = PII_KINDS) -> tuple[str, dict[str, int]]:
+    """The text with each piece of personal data of ``kinds`` replaced by ``[KIND]``, and
+    how many of each kind were replaced (the gateway's ``redact`` guardrail)."""
+    spans: list[tuple[int, int, str]] = []
+    masked = text
+    for kind in _ORDER:
+        pattern, check = _PATTERNS[kind]
+        for m in pattern.finditer(masked):
+            if check is None or check(m.group(0)):
+                masked = masked[: m.start()] + " " * (m.end() - m.start()) + masked[m.end() :]
+                if kind in kinds:
+                    spans.append((m.start(), m.end(), kind))
+    found: dict[str, int] = {}
+    for start, end, kind in sorted(spans, reverse=True):
+        text = text[:start] + f"[{kind.upper()}]" + text[end:]
+        found[kind] = found.get(kind, 0) + 1
+    return text, found
 
 
 _INJECTION = [

@@ -66,6 +66,10 @@ class MockConfig:
     quality: dict[str, float] = field(default_factory=dict)
     model_latency_ms: dict[str, float] = field(default_factory=dict)
     seed: int = 0
+    rate_garbage: float = 0.0  # share of answers that are 200 with a body that is not JSON
+    stream_chunks: int = 0  # content chunks per stream (0: one per four words)
+    stream_chunk_delay_ms: float = 0.0  # pause before each content chunk of a stream
+    stream_reset_after: int = 0  # cut the connection after this many chunks (0: never)
     # answer every call with a 401 that repeats the key it was sent, as careless servers do:
     # tests check that such a key is masked before it is stored or shown
     echo_key_in_errors: bool = False

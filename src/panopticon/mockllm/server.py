@@ -5,14 +5,18 @@ Routes::
     POST /v1/chat/completions            OpenAI Chat Completions (``stream: true`` too)
     POST /v1/embeddings                  OpenAI embeddings (bag-of-words hashing vectors)
     GET  /v1/models                      model list
-    POST /v1/messages                    Anthropic Messages
+    POST /v1/responses                   OpenAI Responses (``stream: true`` too)
+    POST /v1/messages                    Anthropic Messages (``stream: true`` too)
     POST /v1beta/models/{model}:generateContent   Gemini
     GET  /_mock/stats                    request counters (``answered_duplicates`` included)
     GET|POST /_mock/config               read or change behaviour at run time
     POST /_mock/reset                    zero the counters
 
-Injected failures: 429 with ``Retry-After`` and ``retry-after-ms``, 500, and time-outs (the
-server holds the request for ``timeout_hang_s``). Faults are drawn from a seeded RNG.
+Injected failures: 429 with ``Retry-After`` and ``retry-after-ms``, 500, time-outs (the
+server holds the request for ``timeout_hang_s``) and garbage (a 200 that is not JSON), drawn
+from a seeded RNG; streams can be slowed (``stream_chunk_delay_ms``), sized
+(``stream_chunks``) and cut mid-way (``stream_reset_after``). ``streams_cut`` counts streams
+that did not reach their end (the client went away, or a reset).
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ class MockStats:
         self.fingerprints: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
+        self.streams_cut = 0
+        self.last_body: dict[str, Any] | None = None  # the last JSON body received
         self.tokens_in = 0
         self.tokens_out = 0
         self.first_request_at: float | None = None  # Unix time, for benchmarks
@@ -71,11 +77,17 @@ class MockStats:
             "answered_duplicates": sum(1 for c in self.fingerprints.values() if c > 1),
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            "streams_cut": self.streams_cut,
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
             "first_request_at": self.first_request_at,
             "last_answer_at": self.last_answer_at,
         }
+
+
+def sse_event(data: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + orjson.dumps(data) + b"\n\n"
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -149,6 +161,9 @@ class _Mock:
             return _error(504, "gateway time-out (injected)", "timeout")
         if latency > 0:
             await asyncio.sleep(latency / 1000.0)
+        if r < cfg.rate_429 + cfg.rate_500 + cfg.rate_timeout + cfg.rate_garbage:
+            st.injected["garbage"] += 1
+            return web.Response(body=b"<html>\x00garbage", status=200, content_type="text/html")
         return None
 
     def _answered(self, model: str, messages: Any, answer: MockAnswer) -> None:
@@ -167,6 +182,7 @@ class _Mock:
             return _error(400, "request body is not JSON", "invalid_request_error")
         if not isinstance(body, dict):
             return _error(400, "request body must be a JSON object", "invalid_request_error")
+        self.stats.last_body = body
         return body
 
     async def _tracked(self, handler: Any, request: web.Request) -> web.StreamResponse:
@@ -257,26 +273,60 @@ class _Mock:
         )
         await resp.prepare(request)
         base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
-        words = answer.text.split(" ")
-        pieces = [
+        first = {"role": "assistant", "content": ""}
+        events = [
+            sse_event(dict(base, choices=[{"index": 0, "delta": first, "finish_reason": None}]))
+        ]
+        events += [
+            sse_event(
+                dict(base, choices=[{"index": 0, "delta": {"content": p}, "finish_reason": None}])
+            )
+            for p in self._pieces(answer.text)
+        ]
+        events.append(
+            sse_event(
+                dict(
+                    base, choices=[{"index": 0, "delta": {}, "finish_reason": answer.finish_reason}]
+                )
+            )
+        )
+        if include_usage:
+            events.append(sse_event(dict(base, choices=[], usage=usage)))
+        events.append(b"data: [DONE]\n\n")
+        return await self._write_stream(request, resp, events)
+
+    def _pieces(self, text: str) -> list[str]:
+        """The answer cut into stream chunks: ``stream_chunks`` of them, or four words each."""
+        n = self.config.stream_chunks
+        if n > 0:
+            size = max(1, math.ceil(len(text) / n))
+            pieces = [text[i : i + size] for i in range(0, len(text), size)]
+            return pieces + ["."] * (n - len(pieces))
+        words = text.split(" ")
+        return [
             " ".join(words[i : i + 4]) + (" " if i + 4 < len(words) else "")
             for i in range(0, len(words), 4)
         ]
-        first = {"role": "assistant", "content": ""}
-        chunks = [dict(base, choices=[{"index": 0, "delta": first, "finish_reason": None}])]
-        chunks += [
-            dict(base, choices=[{"index": 0, "delta": {"content": p}, "finish_reason": None}])
-            for p in pieces
-        ]
-        chunks.append(
-            dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": answer.finish_reason}])
-        )
-        if include_usage:
-            chunks.append(dict(base, choices=[], usage=usage))
-        for chunk in chunks:
-            await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
-        await resp.write(b"data: [DONE]\n\n")
-        await resp.write_eof()
+
+    async def _write_stream(
+        self, request: web.Request, resp: web.StreamResponse, events: list[bytes]
+    ) -> web.StreamResponse:
+        """Write the events, pausing and cutting as configured; count streams cut short."""
+        cfg = self.config
+        try:
+            for i, event in enumerate(events):
+                if cfg.stream_reset_after and i >= cfg.stream_reset_after:
+                    self.stats.streams_cut += 1
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return resp
+                if cfg.stream_chunk_delay_ms and i > 0:
+                    await asyncio.sleep(cfg.stream_chunk_delay_ms / 1000.0)
+                await resp.write(event)
+            await resp.write_eof()
+        except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+            self.stats.streams_cut += 1
+            raise
         return resp
 
     async def _tool_answer(
@@ -457,24 +507,23 @@ class _Mock:
         self, request: web.Request, message: dict[str, Any]
     ) -> web.StreamResponse:
         """Anthropic's event stream: message_start, content blocks in pieces, message_delta
-        (stop reason, output tokens), message_stop."""
+        (stop reason, output tokens), message_stop; slowed, sized and cut as configured."""
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await resp.prepare(request)
+        events: list[bytes] = []
 
-        async def event(name: str, data: dict[str, Any]) -> None:
-            await resp.write(
-                b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-            )
+        def event(name: str, data: dict[str, Any]) -> None:
+            events.append(sse_event(data, name))
 
         usage = message["usage"]
         start = dict(message, content=[], stop_reason=None)
         start["usage"] = {"input_tokens": usage["input_tokens"], "output_tokens": 1}
-        await event("message_start", {"type": "message_start", "message": start})
+        event("message_start", {"type": "message_start", "message": start})
         for index, block in enumerate(message["content"]):
             if block["type"] == "text":
-                await event(
+                event(
                     "content_block_start",
                     {
                         "type": "content_block_start",
@@ -482,10 +531,8 @@ class _Mock:
                         "content_block": {"type": "text", "text": ""},
                     },
                 )
-                words = block["text"].split(" ")
-                for i in range(0, len(words), 4):
-                    piece = " ".join(words[i : i + 4]) + (" " if i + 4 < len(words) else "")
-                    await event(
+                for piece in self._pieces(block["text"]):
+                    event(
                         "content_block_delta",
                         {
                             "type": "content_block_delta",
@@ -494,7 +541,7 @@ class _Mock:
                         },
                     )
             else:
-                await event(
+                event(
                     "content_block_start",
                     {
                         "type": "content_block_start",
@@ -502,7 +549,7 @@ class _Mock:
                         "content_block": dict(block, input={}),
                     },
                 )
-                await event(
+                event(
                     "content_block_delta",
                     {
                         "type": "content_block_delta",
@@ -513,8 +560,8 @@ class _Mock:
                         },
                     },
                 )
-            await event("content_block_stop", {"type": "content_block_stop", "index": index})
-        await event(
+            event("content_block_stop", {"type": "content_block_stop", "index": index})
+        event(
             "message_delta",
             {
                 "type": "message_delta",
@@ -522,9 +569,147 @@ class _Mock:
                 "usage": {"output_tokens": usage["output_tokens"]},
             },
         )
-        await event("message_stop", {"type": "message_stop"})
-        await resp.write_eof()
-        return resp
+        event("message_stop", {"type": "message_stop"})
+        return await self._write_stream(request, resp, events)
+
+    # --- OpenAI Responses -----------------------------------------------------------------
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        return await self._tracked(self._responses, request)
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        model = body.get("model")
+        inp = body.get("input")
+        if not isinstance(model, str) or not isinstance(inp, (str, list)):
+            return _error(
+                400,
+                "'model' (string) and 'input' (string or list) are required",
+                "invalid_request_error",
+            )
+        messages: list[dict[str, Any]] = []
+        if body.get("instructions"):
+            messages.append({"role": "system", "content": str(body["instructions"])})
+        if isinstance(inp, str):
+            messages.append({"role": "user", "content": inp})
+        else:
+            for item in inp:
+                content = item.get("content") if isinstance(item, dict) else item
+                if isinstance(content, list):
+                    content = " ".join(
+                        str(p.get("text", "")) for p in content if isinstance(p, dict)
+                    )
+                messages.append(
+                    {
+                        "role": (item.get("role") if isinstance(item, dict) else None) or "user",
+                        "content": str(content),
+                    }
+                )
+        gate = await self._gate(request, model, "responses")
+        if gate is not None:
+            return gate
+        answer = respond(self.config, model, messages, False, body.get("max_output_tokens"))
+        self._answered(model, messages, answer)
+        rid = "resp_" + hashlib.blake2b(answer.text.encode(), digest_size=8).hexdigest()
+        message = {
+            "id": "msg_" + rid[5:],
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": answer.text, "annotations": []}],
+        }
+        usage = {
+            "input_tokens": answer.input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": answer.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": answer.input_tokens + answer.output_tokens,
+        }
+        done = {
+            "id": rid,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed" if answer.finish_reason != "length" else "incomplete",
+            "model": model,
+            "output": [message],
+            "usage": usage,
+            "error": None,
+            "incomplete_details": None,
+            "instructions": body.get("instructions"),
+            "metadata": {},
+            "parallel_tool_calls": True,
+            "temperature": body.get("temperature"),
+            "tool_choice": "auto",
+            "tools": [],
+            "top_p": body.get("top_p"),
+        }
+        if not body.get("stream"):
+            return _json(done)
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await resp.prepare(request)
+        started = dict(done, status="in_progress", output=[], usage=None)
+        seq = iter(range(1_000_000))
+        events = [
+            sse_event(
+                {"type": "response.created", "sequence_number": next(seq), "response": started},
+                "response.created",
+            ),
+            sse_event(
+                {
+                    "type": "response.output_item.added",
+                    "sequence_number": next(seq),
+                    "output_index": 0,
+                    "item": dict(message, status="in_progress", content=[]),
+                },
+                "response.output_item.added",
+            ),
+        ]
+        events += [
+            sse_event(
+                {
+                    "type": "response.output_text.delta",
+                    "sequence_number": next(seq),
+                    "item_id": message["id"],
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": p,
+                    "logprobs": [],
+                },
+                "response.output_text.delta",
+            )
+            for p in self._pieces(answer.text)
+        ]
+        events += [
+            sse_event(
+                {
+                    "type": "response.output_text.done",
+                    "sequence_number": next(seq),
+                    "item_id": message["id"],
+                    "output_index": 0,
+                    "content_index": 0,
+                    "text": answer.text,
+                    "logprobs": [],
+                },
+                "response.output_text.done",
+            ),
+            sse_event(
+                {
+                    "type": "response.output_item.done",
+                    "sequence_number": next(seq),
+                    "output_index": 0,
+                    "item": message,
+                },
+                "response.output_item.done",
+            ),
+            sse_event(
+                {"type": "response.completed", "sequence_number": next(seq), "response": done},
+                "response.completed",
+            ),
+        ]
+        return await self._write_stream(request, resp, events)
 
     # --- Gemini ---------------------------------------------------------------------------
     async def generate(self, request: web.Request) -> web.StreamResponse:
@@ -621,6 +806,8 @@ def build_app(config: MockConfig | None = None, api_key: str | None = None) -> w
         app.router.add_post(prefix + "/embeddings", mock.embeddings)
         app.router.add_get(prefix + "/models", mock.models)
     app.router.add_post("/v1/messages", mock.messages)
+    app.router.add_post("/v1/responses", mock.responses)
+    app.router.add_post("/responses", mock.responses)
     app.router.add_post("/v1beta/models/{model_action}", mock.generate)
     app.router.add_get("/_mock/stats", mock.get_stats)
     app.router.add_get("/_mock/config", mock.config_view)

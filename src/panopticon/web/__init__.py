@@ -7,7 +7,8 @@ One module per page group, each with its own router, installed here: ``auth`` (s
 ``analysis`` (summary, comparison, themes, trends), ``results`` (results and runs),
 ``answers`` (every model's answer to a query, side by side),
 ``annotate``, ``catalog`` (queries and metrics), ``registry`` (models and providers),
-``online`` (online-evaluation rules), ``traces`` (the trace explorer);
+``online`` (online-evaluation rules), ``traces`` (the trace explorer), ``gateway``
+(gateway keys);
 ``common`` holds what they share."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from panopticon.web import (
     answers,
     auth,
     catalog,
+    gateway,
     online,
     registry,
     results,
@@ -34,7 +36,19 @@ from panopticon.web.common import HERE, SignIn, render_error
 
 __all__ = ["install", "render_error"]
 
-ROUTERS = (auth, view, analysis, results, answers, annotate, catalog, registry, online, traces)
+ROUTERS = (
+    auth,
+    view,
+    analysis,
+    results,
+    answers,
+    annotate,
+    catalog,
+    registry,
+    online,
+    traces,
+    gateway,
+)
 
 
 def install(app: FastAPI) -> None:

@@ -3,6 +3,7 @@
 from panopticon.store.tables.access import ROLES, SCOPES, ApiKey, RevokedSession
 from panopticon.store.tables.base import metadata
 from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
+from panopticon.store.tables.gateway import GatewayKey, GatewaySpend
 from panopticon.store.tables.online import (
     OnlineBudget,
     OnlineOutcome,
@@ -34,6 +35,8 @@ __all__ = [
     "Credential",
     "Dataset",
     "DatasetItem",
+    "GatewayKey",
+    "GatewaySpend",
     "Job",
     "JobShard",
     "Metric",

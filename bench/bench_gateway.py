@@ -1,0 +1,421 @@
+"""The gateway against its floor and LiteLLM, in one script, with one load generator.
+
+Each server runs in its own process on loopback; the bundled mock is the upstream (0 ms and
+50 ms). Targets, all OpenAI-compatible ``/v1/chat/completions``:
+
+    direct     the mock itself
+    bare       a bare aiohttp pass-through proxy (the floor for a Python proxy)
+    litellm    LiteLLM's proxy (pinned, its own venv, no database), if installed
+    gw-log     ``panopticon serve --role gateway``, logging on (the default)
+    gw-nolog   the same with PANOPTICON_GATEWAY_LOGGING=false
+
+For each: throughput at concurrency 100 (requests/s, with the CPU the proxy process used
+per request), latency p50/p99 at concurrency 1 and 10 (added latency = target minus
+direct), and streaming (32 chunks): streams/s at concurrency 100 and time to first token
+at concurrency 1. Every loop is bounded (a request count).
+
+    python bench/bench_gateway.py                      # both latencies, every target
+    python bench/bench_gateway.py --latency 0 --n 2000
+    python bench/bench_gateway.py --litellm /work/litellm-venv/bin/litellm
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+BODY = {"model": "gpt-mock", "messages": [{"role": "user", "content": "What is a gateway?"}]}
+STREAM_CHUNKS = 32
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 120.0, headers: dict[str, str] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            req = urllib.request.Request(url, headers=headers or {})
+            urllib.request.urlopen(req, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process (and its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+# -- the bare pass-through proxy (the floor) -------------------------------------------------
+
+
+def serve_bare(port: int, upstream: str) -> None:
+    import aiohttp
+    from aiohttp import web
+
+    async def main() -> None:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+        async def forward(request: web.Request) -> web.StreamResponse:
+            body = await request.read()
+            async with session.post(
+                upstream + "/chat/completions",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            ) as up:
+                resp = web.StreamResponse(
+                    status=up.status,
+                    headers={"Content-Type": up.headers.get("Content-Type", "application/json")},
+                )
+                await resp.prepare(request)
+                async for chunk in up.content.iter_any():
+                    await resp.write(chunk)
+                await resp.write_eof()
+                return resp
+
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", forward)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.Event().wait()
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
+
+
+# -- servers -------------------------------------------------------------------------------
+
+
+class Proc:
+    def __init__(self, name: str, args: list[str], url: str, env: dict[str, str] | None = None,
+                 ready: str | None = None) -> None:  # fmt: skip
+        self.name = name
+        self.url = url
+        self.proc = subprocess.Popen(
+            args,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_http(ready or url)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def start_mock(latency_ms: float) -> Proc:
+    port = free_port()
+    root = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "panopticon", "mock-server", "--port", str(port),
+            "--latency-ms", str(latency_ms)]  # fmt: skip
+    mock = Proc("mock", args, root + "/v1", ready=root + "/_mock/stats")
+    cfg = json.dumps({"stream_chunks": STREAM_CHUNKS}).encode()
+    urllib.request.urlopen(
+        urllib.request.Request(root + "/_mock/config", data=cfg, method="POST")
+    ).close()
+    return mock
+
+
+def start_bare(upstream: str) -> Proc:
+    port = free_port()
+    args = [sys.executable, __file__, "--serve-bare", str(port), upstream]
+    return Proc("bare", args, f"http://127.0.0.1:{port}/v1", ready=f"http://127.0.0.1:{port}/")
+
+
+def start_gateway(upstream: str, home: Path, logging: bool) -> tuple[Proc, str]:
+    from panopticon.services.gateway_keys import create_gateway_key, parse_key_config
+    from panopticon.services.registry import ModelRegistry
+    from panopticon.services.runs import open_store
+    from panopticon.settings import Settings
+    from panopticon.store.queries import catalog
+
+    settings = Settings(home=home)
+    engine = open_store(settings)
+    with engine.begin() as conn:
+        ws = catalog.ensure_workspace(conn, "default")
+    ModelRegistry(engine, ws, settings).upsert(
+        {"id": "gpt-mock", "provider": "openai", "model": "mock-good", "base_url": upstream,
+         "price": {"input": 1.0, "output": 2.0}}
+    )  # fmt: skip
+    _, key = create_gateway_key(engine, "default", "bench", parse_key_config({}))
+    engine.dispose()
+    port = free_port()
+    env = {"PANOPTICON_HOME": str(home), "PANOPTICON_GATEWAY_LOGGING": str(logging).lower()}
+    env.pop("PANOPTICON_DATABASE_URL", None)
+    args = [sys.executable, "-m", "panopticon", "serve", "--role", "gateway", "--port", str(port)]
+    name = "gw-log" if logging else "gw-nolog"
+    return Proc(
+        name,
+        args,
+        f"http://127.0.0.1:{port}/v1",
+        env=env,
+        ready=f"http://127.0.0.1:{port}/v1/models",
+    ), key
+
+
+def start_litellm(binary: str, upstream: str, folder: Path) -> Proc:
+    port = free_port()
+    config = folder / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: gpt-mock\n"
+        "    litellm_params:\n"
+        "      model: openai/mock-good\n"
+        f"      api_base: {upstream}\n"
+        "      api_key: none\n"
+        "litellm_settings:\n"
+        "  drop_params: true\n"
+        "  telemetry: false\n"
+    )
+    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
+    args = [binary, "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
+            "--num_workers", "1"]  # fmt: skip
+    return Proc("litellm", args, f"http://127.0.0.1:{port}/v1",
+                env=env, ready=f"http://127.0.0.1:{port}/health/liveliness")  # fmt: skip
+
+
+# -- the load generator --------------------------------------------------------------------
+
+
+async def load(url: str, key: str | None, n: int, concurrency: int, stream: bool) -> dict[str, Any]:
+    import aiohttp
+
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    body = json.dumps({**BODY, "stream": True} if stream else BODY).encode()
+    latencies: list[float] = []
+    ttfts: list[float] = []
+    errors = 0
+    todo = iter(range(n))
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency), headers=headers
+    ) as session:
+
+        async def worker() -> None:
+            nonlocal errors
+            for _ in todo:
+                started = time.perf_counter()
+                try:
+                    async with session.post(url + "/chat/completions", data=body) as resp:
+                        first = None
+                        async for _chunk in resp.content.iter_any():
+                            if first is None:
+                                first = time.perf_counter()
+                        if resp.status != 200:
+                            errors += 1
+                            continue
+                except aiohttp.ClientError:
+                    errors += 1
+                    continue
+                done = time.perf_counter()
+                latencies.append((done - started) * 1000)
+                if first is not None:
+                    ttfts.append((first - started) * 1000)
+
+        # warm-up: connections, caches, the gateway's key and route
+        for _ in range(min(20, n)):
+            async with session.post(url + "/chat/completions", data=body) as resp:
+                await resp.read()
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return {
+        "rps": len(latencies) / wall,
+        "p50": pct(latencies, 50),
+        "p99": pct(latencies, 99),
+        "ttft_p50": pct(ttfts, 50) if stream else None,
+        "errors": errors,
+    }
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
+
+
+def measure(url: str, key: str | None, n: int, pid: int | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    run = asyncio.run
+    c1 = run(load(url, key, max(100, n // 10), 1, False))
+    c10 = run(load(url, key, max(200, n // 3), 10, False))
+    cpu_before = cpu_s(pid) if pid else None
+    c100 = run(load(url, key, n, 100, False))
+    cpu_after = cpu_s(pid) if pid else None
+    if cpu_before is not None and cpu_after is not None:
+        out["cpu_ms_per_req"] = (cpu_after - cpu_before) * 1000 / (n + min(20, n))
+    st = run(load(url, key, max(100, n // 4), 100, True))
+    st1 = run(load(url, key, max(50, n // 20), 1, True))
+    out.update(
+        rps=c100["rps"], p50_c1=c1["p50"], p99_c1=c1["p99"], p50_c10=c10["p50"],
+        p99_c10=c10["p99"], stream_rps=st["rps"], ttft_p50=st1["ttft_p50"],
+        errors=c1["errors"] + c10["errors"] + c100["errors"] + st["errors"] + st1["errors"],
+    )  # fmt: skip
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency", type=float, action="append", help="mock latency (ms)")
+    parser.add_argument("--n", type=int, default=3000, help="requests at concurrency 100")
+    parser.add_argument("--litellm", default="/work/litellm-venv/bin/litellm")
+    parser.add_argument(
+        "--targets", default="direct,bare,litellm,gw-log,gw-nolog", help="which to measure"
+    )
+    parser.add_argument(
+        "--soak", type=int, default=0, help="only: N requests through gw-log, RSS as it goes"
+    )
+    parser.add_argument("--serve-bare", nargs=2, metavar=("PORT", "UPSTREAM"))
+    args = parser.parse_args()
+    if args.serve_bare:
+        serve_bare(int(args.serve_bare[0]), args.serve_bare[1])
+        return
+    if args.soak:
+        soak(args.soak)
+        return
+    latencies = args.latency or [0.0, 50.0]
+    wanted = set(args.targets.split(","))
+    have_litellm = "litellm" in wanted and (
+        shutil.which(args.litellm) is not None or Path(args.litellm).exists()
+    )
+    if not have_litellm:
+        print(f"LiteLLM not found at {args.litellm}: its rows are skipped", file=sys.stderr)
+    rows: list[dict[str, Any]] = []
+    for latency in latencies:
+        mock = start_mock(latency)
+        procs: list[Proc] = []
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                targets: list[tuple[str, str, str | None, Proc | None]] = [
+                    ("direct", mock.url, None, None)
+                ]
+                bare = start_bare(mock.url)
+                procs.append(bare)
+                targets.append(("bare", bare.url, None, bare))
+                if have_litellm:
+                    lite = start_litellm(args.litellm, mock.url, Path(tmp))
+                    procs.append(lite)
+                    targets.append(("litellm", lite.url, None, lite))
+                for logging in [
+                    x for x in (True, False) if ("gw-log" if x else "gw-nolog") in wanted
+                ]:
+                    gw, key = start_gateway(mock.url, Path(tmp) / f"home-{logging}", logging)
+                    procs.append(gw)
+                    targets.append((gw.name, gw.url, key, gw))
+                for name, url, key, proc in targets:
+                    n = args.n if name != "litellm" else max(300, args.n // 10)
+                    before = rss_mb(proc.proc.pid) if proc else None
+                    result = measure(url, key, n, proc.proc.pid if proc else None)
+                    after = rss_mb(proc.proc.pid) if proc else None
+                    row = {"latency_ms": latency, "target": name, **result,
+                           "rss_before": before, "rss_after": after}  # fmt: skip
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+                    if name == "litellm":
+                        lite.stop()  # its CPU use would weigh on the next targets
+        finally:
+            for p in procs:
+                p.stop()
+            mock.stop()
+    print_table(rows)
+
+
+def soak(n: int) -> None:
+    """RSS of the gateway (logging on) every n/10 requests at concurrency 50, mock at 0 ms."""
+    mock = start_mock(0)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            gw, key = start_gateway(mock.url, Path(tmp) / "home", True)
+            try:
+                step = max(1000, n // 10)
+                done = 0
+                print("| requests | RSS MB | req/s |\n|---|---|---|")
+                print(f"| 0 | {rss_mb(gw.proc.pid):.1f} | |")
+                while done < n:
+                    r = asyncio.run(load(gw.url, key, step, 50, False))
+                    done += step
+                    print(f"| {done} | {rss_mb(gw.proc.pid):.1f} | {r['rps']:.0f} |", flush=True)
+            finally:
+                gw.stop()
+    finally:
+        mock.stop()
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print()
+    print(
+        "| mock ms | target | req/s c100 | x bare | x litellm | p50 c1 | +p50 c1 | p99 c1 "
+        "| +p99 c1 | p50 c10 | +p50 c10 | p99 c10 | +p99 c10 | streams/s | x litellm "
+        "| TTFT p50 c1 | +TTFT | CPU ms/req | RSS MB |"
+    )
+    print("|" + "---|" * 19)
+    for latency in sorted({r["latency_ms"] for r in rows}):
+        group = {r["target"]: r for r in rows if r["latency_ms"] == latency}
+        direct, bare, lite = group["direct"], group.get("bare"), group.get("litellm")
+        for r in group.values():
+
+            def ratio(a: float | None, b: float | None) -> str:
+                return f"{a / b:.2f}" if a and b else "-"
+
+            print(
+                f"| {latency:g} | {r['target']} | {r['rps']:.0f} "
+                f"| {ratio(r['rps'], bare and bare['rps'])} "
+                f"| {ratio(r['rps'], lite and lite['rps'])} "
+                f"| {r['p50_c1']:.2f} | {r['p50_c1'] - direct['p50_c1']:+.2f} "
+                f"| {r['p99_c1']:.2f} | {r['p99_c1'] - direct['p99_c1']:+.2f} "
+                f"| {r['p50_c10']:.2f} | {r['p50_c10'] - direct['p50_c10']:+.2f} "
+                f"| {r['p99_c10']:.2f} | {r['p99_c10'] - direct['p99_c10']:+.2f} "
+                f"| {r['stream_rps']:.0f} | {ratio(r['stream_rps'], lite and lite['stream_rps'])} "
+                f"| {r['ttft_p50']:.2f} | {r['ttft_p50'] - direct['ttft_p50']:+.2f} "
+                f"| {r.get('cpu_ms_per_req') or 0:.3f} | {r['rss_after'] or 0:.0f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
