@@ -42,6 +42,7 @@ test: install lint typecheck test-sqlite test-postgres
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
