@@ -32,7 +32,11 @@ PG_URL = os.environ.get("PANOPTICON_TEST_DATABASE_URL")
 # cores a callback also waits for a core, and for the GIL its process's other threads hold:
 # the threshold grows with the load (x 2 x load / cores, the load being the larger of the
 # 1-minute average and the tasks runnable now). A 2 s blocking call fails at any load here.
-SLOW_CALLBACK_S = float(os.environ.get("PANOPTICON_TEST_SLOW_CALLBACK_S", "0.1"))
+# A callback holding the loop this long fails the test. 1 s, not 0.1: the whole suite on two
+# cores saw 0.1-0.8 s stalls (the runner's own work, TestClient's portal) that are not sync
+# I/O, and a test that fails on them is a flaky test; a blocking call such as the 2 s
+# embeddings request of issue 9 is still caught. Set lower to hunt smaller blocks.
+SLOW_CALLBACK_S = float(os.environ.get("PANOPTICON_TEST_SLOW_CALLBACK_S", "1.0"))
 
 
 def slow_callback_threshold() -> float:

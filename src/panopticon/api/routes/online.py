@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from panopticon.api.deps import Admin, EngineDep, Member, Viewer
 from panopticon.services.online import OnlineBudgets, OnlineRules, RulePublic
@@ -40,10 +40,14 @@ class OnlineRuleDetail(OnlineRulePublic):
 
 
 class OnlineRuleUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     enabled: bool | None = Field(default=None, description="Resume (true) or pause (false).")
 
 
 class OnlineBudgetLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)  # `true` is no amount of dollars
+
     usd_per_day: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     usd_per_month: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
@@ -58,6 +62,8 @@ class OnlineBudgetWindow(BaseModel):
 
 
 class OnlineBudgetPublic(OnlineBudgetLimits):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
     windows: list[OnlineBudgetWindow]
 
 
