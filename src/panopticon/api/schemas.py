@@ -353,7 +353,7 @@ class CredentialPublic(BaseModel):
 # -- gateway keys -----------------------------------------------------------------------------
 
 
-class GatewayKeyCreate(GatewayKeyConfig):
+class GatewayKeyCreate(GatewayKeyConfig, _Body):
     """A new gateway key: a name and its settings (every limit optional)."""
 
     name: str = Field(min_length=1, max_length=200)
