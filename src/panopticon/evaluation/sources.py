@@ -10,14 +10,26 @@ import io
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import yaml
 
 from panopticon.errors import ConfigError, Issue
 
-__all__ = ["Located", "iter_csv", "iter_jsonl", "load_yaml", "read_text", "substitute_env"]
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+__all__ = [
+    "Located",
+    "dedupe_issues",
+    "iter_csv",
+    "iter_jsonl",
+    "load_yaml",
+    "read_text",
+    "substitute_env",
+    "validation_issues",
+]
 
 Path_ = tuple[str | int, ...]
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\$")
@@ -284,3 +296,51 @@ def iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 dotted = _dotted
+
+
+# pydantic names the member of a union it tried (``str``, ``ModelSpec``): not a key
+_UNION_TAGS = frozenset(
+    {"str", "ModelSpec", "QuerySpec", "QueryFileSpec", "dict[str,any]", "dict[str,Any]"}
+)
+
+
+def validation_issues(
+    err: ValidationError,
+    doc: Located,
+    base: Path_ = (),
+    *,
+    unknown_hint: str = "remove it or check its spelling",
+) -> list[Issue]:
+    """A pydantic error of a document (a suite, a rule) as issues naming the file, line and
+    field of each problem; ``base`` is where the validated part sits in the document."""
+    issues = []
+    for e in err.errors():
+        loc = base + tuple(p for p in e["loc"] if p not in _UNION_TAGS)
+        msg = e["msg"]
+        hint = None
+        if e["type"] == "extra_forbidden" and e["loc"]:
+            msg = f"unknown key '{e['loc'][-1]}'"
+            hint = unknown_hint
+        elif e["type"] == "missing":
+            msg = "this field is required"
+        issues.append(
+            Issue(
+                msg.removeprefix("Value error, "),
+                file=doc.file,
+                line=doc.line_of(loc),
+                field=dotted(loc),
+                hint=hint,
+            )
+        )
+    return dedupe_issues(issues)
+
+
+def dedupe_issues(issues: list[Issue]) -> list[Issue]:
+    """The issues, each said once."""
+    seen: set[str] = set()
+    out = []
+    for i in issues:
+        if str(i) not in seen:
+            seen.add(str(i))
+            out.append(i)
+    return out

@@ -18,7 +18,13 @@ from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.endpoints import Access, Directory, Endpoint, Problem, resolve_endpoint
 from panopticon.evaluation.prompts import PromptVariant, arm_label, prompt_variants
 from panopticon.evaluation.queries import MetricEntry, QueryItem, resolve_queries
-from panopticon.evaluation.sources import Located, dotted, load_yaml
+from panopticon.evaluation.sources import (
+    Located,
+    dedupe_issues,
+    dotted,
+    load_yaml,
+    validation_issues,
+)
 from panopticon.evaluation.spec import (
     MessageSpec,
     ModelSpec,
@@ -149,45 +155,13 @@ class LoadedSuite:
         return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
-_UNION_TAGS = frozenset(
-    {"str", "ModelSpec", "QuerySpec", "QueryFileSpec", "dict[str,any]", "dict[str,Any]"}
-)
+_SUITE_HINT = "remove it or check its spelling (see the suite reference in README)"
 
 
 def _issues_from(
     err: ValidationError, doc: Located, base: tuple[str | int, ...] = ()
 ) -> list[Issue]:
-    issues = []
-    for e in err.errors():
-        # pydantic names the member of a union it tried (``str``, ``ModelSpec``): not a key
-        loc = base + tuple(p for p in e["loc"] if p not in _UNION_TAGS)
-        msg = e["msg"]
-        hint = None
-        if e["type"] == "extra_forbidden" and e["loc"]:
-            msg = f"unknown key '{e['loc'][-1]}'"
-            hint = "remove it or check its spelling (see the suite reference in README)"
-        elif e["type"] == "missing":
-            msg = "this field is required"
-        issues.append(
-            Issue(
-                msg.removeprefix("Value error, "),
-                file=doc.file,
-                line=doc.line_of(loc),
-                field=dotted(loc),
-                hint=hint,
-            )
-        )
-    return _dedupe(issues)
-
-
-def _dedupe(issues: list[Issue]) -> list[Issue]:
-    seen: set[str] = set()
-    out = []
-    for i in issues:
-        if str(i) not in seen:
-            seen.add(str(i))
-            out.append(i)
-    return out
+    return validation_issues(err, doc, base, unknown_hint=_SUITE_HINT)
 
 
 def load_suite(
@@ -254,7 +228,7 @@ def parse_suite(
                         hint=found.hint,
                     )
                 )
-        raise ConfigError(_dedupe(issues)) from None
+        raise ConfigError(dedupe_issues(issues)) from None
 
     issues += _check_models(suite, doc)
     metrics, metric_issues = _parse_metrics(suite.metrics, doc, base_dir)
@@ -330,7 +304,7 @@ def parse_suite(
                 )
             )
     if issues:
-        raise ConfigError(_dedupe(issues))
+        raise ConfigError(dedupe_issues(issues))
     return LoadedSuite(
         suite,
         path,
@@ -420,7 +394,7 @@ def _suite_issues(err: ValidationError, doc: Located, data: dict[str, Any]) -> l
                 shape.model_validate(q)
             except ValidationError as qerr:
                 issues += _issues_from(qerr, doc, ("queries", i))
-    return _dedupe(issues)
+    return dedupe_issues(issues)
 
 
 def _check_models(suite: Suite, doc: Located) -> list[Issue]:

@@ -18,7 +18,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from panopticon.errors import ConfigError, Issue
-from panopticon.evaluation.sources import Located, dotted
+from panopticon.evaluation.sources import Located, dotted, validation_issues
 from panopticon.judges.base import MetricSpec, metric_types, spec_class
 
 __all__ = [
@@ -126,18 +126,11 @@ def parse_rule(
         raise ConfigError(Issue("a rule is a mapping of its settings", file=file))
     issues: list[Issue] = []
     spec: RuleSpec | None = None
+    located = doc or Located(data, {}, "")
     try:
         spec = RuleSpec.model_validate(data)
     except ValidationError as err:
-        for e in err.errors():
-            loc = tuple(e["loc"])
-            message = e["msg"].removeprefix("Value error, ")
-            hint = None
-            if e["type"] == "extra_forbidden" and loc:
-                message, hint = f"unknown key '{loc[-1]}'", "remove it or check its spelling"
-            elif e["type"] == "missing":
-                message = "this field is required"
-            issues.append(Issue(message, hint=hint, **where(*loc)))
+        issues += validation_issues(err, located)
     metrics: list[MetricSpec] = []
     given = data.get("metrics")
     raw_metrics: list[Any] = given if isinstance(given, list) else []
@@ -157,10 +150,7 @@ def parse_rule(
         try:
             metric = cls.model_validate(raw)
         except ValidationError as err:
-            for e in err.errors():
-                issues.append(
-                    Issue(e["msg"].removeprefix("Value error, "), **where("metrics", i, *e["loc"]))
-                )
+            issues += validation_issues(err, located, ("metrics", i))
             continue
         if metric.name in names:
             issues.append(
