@@ -146,11 +146,15 @@ class LocalQueue:
         self._queue: asyncio.Queue[Item] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pending_jobs: set[int] = set()  # queued or running here: not swept again
+        self._held: set[str] = set()  # task locks queued or running: one copy at a time
         self._lock = threading.Lock()
 
     @property
     def context(self) -> TaskContext:
-        return TaskContext(self.engine, self.settings, self.env, None)
+        return TaskContext(self.engine, self.settings, self.env, self._defer)
+
+    async def _defer(self, name: str, **kwargs: Any) -> None:
+        self.submit(name, **kwargs)
 
     async def start(self) -> None:
         if self._tasks and not all(t.done() for t in self._tasks):
@@ -160,6 +164,7 @@ class LocalQueue:
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
         self._pending_jobs = set()
+        self._held = set()
         # jobs left running by a stopped process run again (they resume their runs)
         await asyncio.to_thread(jobs.requeue_abandoned, self.engine)
         self._tasks = [
@@ -206,7 +211,17 @@ class LocalQueue:
         except RuntimeError:  # the loop closed meanwhile: the sweep of the next start takes it
             log.debug("task %s not queued: the runner stopped", name)
 
+    def _lock_of(self, item: Item) -> str | None:
+        task = self.registry.tasks.get(item[0])
+        return task.lock(item[1]) if task is not None and task.lock is not None else None
+
     def _put(self, item: Item) -> None:
+        lock = self._lock_of(item)
+        if lock is not None and set(item[1]) != {"job_id"}:
+            with self._lock:
+                if lock in self._held:
+                    return  # a copy is queued or running: it will do the work
+                self._held.add(lock)
         job_id = item[1].get("job_id")
         if isinstance(job_id, int) and set(item[1]) == {"job_id"}:
             with self._lock:
@@ -226,9 +241,12 @@ class LocalQueue:
             try:
                 await self.run(name, **kwargs)
             finally:
-                if set(kwargs) == {"job_id"}:
-                    with self._lock:
+                lock = self._lock_of((name, kwargs))
+                with self._lock:
+                    if set(kwargs) == {"job_id"}:
                         self._pending_jobs.discard(kwargs["job_id"])
+                    elif lock is not None:
+                        self._held.discard(lock)
 
     async def run(self, name: str, **kwargs: Any) -> Any:
         """Run one task now; an error is logged (a job's is recorded on its row)."""

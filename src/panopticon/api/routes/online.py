@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Response, status
+from fastapi import APIRouter, Body, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from panopticon.api.deps import Admin, EngineDep, Member, Viewer
+from panopticon.services.ledger import OnlineLedger
 from panopticon.services.online import OnlineBudgets, OnlineRules, RulePublic
 
 router = APIRouter(prefix="/api/online", tags=["online evaluation"])
@@ -150,3 +151,62 @@ def set_budget(body: OnlineBudgetLimits, engine: EngineDep, caller: Admin) -> On
     budgets = OnlineBudgets(engine, caller.workspace_id)
     budgets.set_workspace_limits(body.usd_per_day, body.usd_per_month)
     return _budget(budgets)
+
+
+class OnlineLedgerEntry(BaseModel):
+    rule: str
+    rule_version: str
+    span_id: str
+    outcome: str = Field(
+        description="evaluated, deduplicated, filtered_out, not_sampled, over_budget, "
+        "rate_limited, failed, superseded, pending or running"
+    )
+    reason: str | None
+    error: str | None
+    cost_usd: float | None
+    attempts: int
+    backfill_job: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OnlineTraceEvaluation(BaseModel):
+    trace_id: str
+    summary: str = Field(description="What happened to the trace, or why nothing did.")
+    entries: list[OnlineLedgerEntry]
+
+
+class OnlineHourly(BaseModel):
+    rule: str
+    hour: datetime
+    outcome: str
+    count: int
+    cost_usd: float
+
+
+TraceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The trace's id.")]
+
+
+@router.get("/traces/{trace_id}", response_model=OnlineTraceEvaluation)
+def trace_evaluation(trace_id: TraceId, engine: EngineDep, caller: Viewer) -> OnlineTraceEvaluation:
+    """Why this trace was (or was not) evaluated: each rule's outcome on each span."""
+    found = OnlineLedger(engine, caller.workspace_id).for_trace(trace_id)
+    return OnlineTraceEvaluation(
+        trace_id=found.trace_id,
+        summary=found.summary,
+        entries=[OnlineLedgerEntry(**vars(e)) for e in found.entries],
+    )
+
+
+@router.get("/activity", response_model=list[OnlineHourly])
+def activity(
+    engine: EngineDep,
+    caller: Viewer,
+    rule: Annotated[str | None, Query(max_length=64, description="One rule only.")] = None,
+    hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24,
+) -> list[OnlineHourly]:
+    """Outcomes per rule per hour (newest first), with what the judging cost."""
+    return [
+        OnlineHourly(**vars(h))
+        for h in OnlineLedger(engine, caller.workspace_id).hourly(rule, hours)
+    ]

@@ -1,0 +1,143 @@
+"""Online evaluation at work: production spans judged by the enabled rules within seconds,
+on SQLite (in the server) and PostgreSQL (procrastinate workers), within budgets, and a
+ledger that explains every span."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from panopticon.api.app import create_app
+from panopticon.mockllm.server import MockServer
+from panopticon.settings import Settings
+from tests.test_api import BOOT
+from tests.test_api_judge import register
+
+ADMIN = {"X-API-Key": BOOT}
+RULE: dict[str, Any] = {
+    "name": "helpfulness",
+    "metrics": [
+        {"name": "helpful", "type": "rubric", "prompt": "Is the answer helpful?", "scale": [1, 10]},
+        {"name": "no-pii", "type": "pii"},
+    ],
+    "judge": "gpt-4",
+    "filter": {"models": ["gpt-4o*"]},
+}
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "it") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} did not happen in {timeout:g} s"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def api(settings: Settings, mock: MockServer, job_worker: None) -> Iterator[TestClient]:
+    app = create_app(Settings(home=settings.home, database_url=settings.database_url, api_key=BOOT))
+    with TestClient(app) as client:
+        register(client, mock, ADMIN)  # gpt-4o, claude-3-opus-20240229, gpt-4 (priced)
+        yield client
+
+
+def log(api: TestClient, model: str, prompt: str, response: str, **extra: Any) -> str:
+    r = api.post(
+        "/api/logs",
+        json={"prompt": prompt, "response": response, "model": model, **extra},
+        headers=ADMIN,
+    )
+    assert r.status_code in (200, 202), r.text
+    return str(r.json()["trace_ids"][0])
+
+
+def ledger(api: TestClient, trace_id: str) -> dict[str, Any]:
+    r = api.get(f"/api/online/traces/{trace_id}", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def final(api: TestClient, trace_id: str) -> dict[str, Any]:
+    """The trace's ledger once no entry waits for a worker."""
+
+    def done() -> dict[str, Any] | None:
+        found = ledger(api, trace_id)
+        waiting = {"pending", "running", "rate_limited"}
+        if found["entries"] and not any(e["outcome"] in waiting for e in found["entries"]):
+            return found
+        return None
+
+    return dict(wait_for(done, what=f"an outcome for trace {trace_id}"))
+
+
+def test_live_traffic_is_judged_by_a_rule_and_every_span_has_an_outcome_with_its_reason(
+    api: TestClient,
+) -> None:
+    assert api.post("/api/online/rules", json=RULE, headers=ADMIN).status_code == 201
+    judged = log(api, "gpt-4o", "What is the capital of France?", "Paris is the capital.")
+    other = log(api, "claude-3-opus-20240229", "Hi", "Hello!")
+
+    found = final(api, judged)
+    (entry,) = found["entries"]
+    assert entry["outcome"] == "evaluated" and entry["rule"] == "helpfulness"
+    assert "helpful=" in entry["reason"] and entry["cost_usd"] > 0
+    assert found["summary"] == "evaluated by helpfulness"
+    trace = api.get(f"/api/traces/{judged}", headers=ADMIN).json()
+    scores = {s["name"]: s for s in trace["scores"]}
+    assert {"helpful", "no-pii"} <= set(scores)
+    assert scores["helpful"]["source"] == "online" and scores["helpful"]["value"] is not None
+
+    skipped = final(api, other)
+    (entry,) = skipped["entries"]
+    assert entry["outcome"] == "filtered_out"
+    assert "claude-3-opus-20240229" in entry["reason"] and "gpt-4o*" in entry["reason"]
+    assert skipped["summary"].startswith("not evaluated: filtered out")
+
+    hourly = api.get("/api/online/activity", headers=ADMIN).json()
+    counts = {(h["rule"], h["outcome"]): h["count"] for h in hourly}
+    assert counts[("helpfulness", "evaluated")] == 1
+    assert counts[("helpfulness", "filtered_out")] == 1
+
+
+def test_an_identical_answer_is_judged_once_and_its_scores_are_shared(
+    api: TestClient, mock: MockServer
+) -> None:
+    assert api.post("/api/online/rules", json=RULE, headers=ADMIN).status_code == 201
+    first = log(api, "gpt-4o", "Capital of Italy?", "Rome.")
+    assert final(api, first)["entries"][0]["outcome"] == "evaluated"
+    judge_calls = mock.stats.by_route.get("chat", 0)
+    second = log(api, "gpt-4o", "Capital of Italy?", "Rome.")
+    (entry,) = final(api, second)["entries"]
+    assert entry["outcome"] == "deduplicated" and first in entry["reason"]
+    assert mock.stats.by_route.get("chat", 0) == judge_calls  # no second judge call
+    scores = api.get(f"/api/traces/{second}", headers=ADMIN).json()["scores"]
+    assert {s["name"] for s in scores} >= {"helpful", "no-pii"}
+
+
+def test_a_call_that_would_pass_the_budget_is_not_made_and_the_span_says_over_budget(
+    api: TestClient, mock: MockServer
+) -> None:
+    # gpt-4 costs $1 per million input tokens and $2 per million output: a judge call's
+    # bound (its prompt's bytes in, 1,024 tokens out) is about $0.003, above this budget
+    tiny = {**RULE, "budgets": {"usd_per_day": 0.0001}}
+    assert api.post("/api/online/rules", json=tiny, headers=ADMIN).status_code == 201
+    before = mock.stats.by_route.get("chat", 0)
+    trace = log(api, "gpt-4o", "Capital of Spain?", "Madrid.")
+    (entry,) = final(api, trace)["entries"]
+    assert entry["outcome"] == "over_budget"
+    assert "rule:helpfulness day budget would be passed" in entry["reason"]
+    assert mock.stats.by_route.get("chat", 0) == before
+    windows = api.get("/api/online/budget", headers=ADMIN).json()["windows"]
+    assert all(w["spent_usd"] == 0 and w["reserved_usd"] == 0 for w in windows)
+
+
+def test_a_trace_stored_while_no_rule_was_enabled_says_so(api: TestClient) -> None:
+    trace = log(api, "gpt-4o", "Capital of Peru?", "Lima.")
+    found = ledger(api, trace)
+    assert found["entries"] == [] and "no online rule was enabled" in found["summary"]
