@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from panopticon.api.app import create_app
+from panopticon.cli import app as cli_app
 from panopticon.mockllm.server import MockServer
 from panopticon.settings import Settings
 from tests.test_api import BOOT
 from tests.test_api_judge import register
+from tests.test_web import sign_in
 
 ADMIN = {"X-API-Key": BOOT}
 RULE: dict[str, Any] = {
@@ -140,4 +145,99 @@ def test_a_call_that_would_pass_the_budget_is_not_made_and_the_span_says_over_bu
 def test_a_trace_stored_while_no_rule_was_enabled_says_so(api: TestClient) -> None:
     trace = log(api, "gpt-4o", "Capital of Peru?", "Lima.")
     found = ledger(api, trace)
-    assert found["entries"] == [] and "no online rule was enabled" in found["summary"]
+    assert found["entries"] == [] and "no online rule is enabled" in found["summary"]
+
+
+def job(api: TestClient, job_id: int) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        found = dict(api.get(f"/api/jobs/{job_id}", headers=ADMIN).json())
+        return found if found["status"] in ("completed", "failed") else None
+
+    return dict(wait_for(done, what=f"backfill job {job_id}"))
+
+
+def test_a_backfill_judges_past_traces_of_one_model_within_its_own_budget(
+    api: TestClient,
+) -> None:
+    old = [log(api, "gpt-4o", f"Question {i}?", f"Answer {i}.") for i in range(4)]
+    skipped = log(api, "claude-3-opus-20240229", "Hi", "Hello!")
+    assert all(ledger(api, t)["entries"] == [] for t in old)  # no rule existed then
+    disabled = {**RULE, "enabled": False}  # judge past traffic only
+    assert api.post("/api/online/rules", json=disabled, headers=ADMIN).status_code == 201
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    until = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    body = {"rule": "helpfulness", "since": since, "until": until, "budget_usd": 1.0}
+    created = api.post("/api/online/backfills", json=body, headers=ADMIN)
+    assert created.status_code == 202, created.text
+    finished = job(api, created.json()["id"])
+    assert finished["status"] == "completed", finished
+    assert finished["total"] == 4 and finished["done"] == 4 and finished["failed"] == 0
+    assert 0 < finished["cost_usd"] <= 1.0, [ledger(api, t) for t in old]
+    for trace in old:
+        (entry,) = ledger(api, trace)["entries"]
+        assert entry["outcome"] == "evaluated" and entry["backfill_job"] == finished["id"], entry
+    assert ledger(api, skipped)["entries"][0]["outcome"] == "filtered_out"
+    # run again: what is already judged is not judged again
+    again = job(api, api.post("/api/online/backfills", json=body, headers=ADMIN).json()["id"])
+    assert again["status"] == "completed" and again["total"] == 0 and again["cost_usd"] == 0
+    bad = api.post("/api/online/backfills", json={**body, "budget_usd": 0}, headers=ADMIN)
+    assert bad.status_code == 422
+    unknown = api.post("/api/online/backfills", json={**body, "rule": "nope"}, headers=ADMIN)
+    assert unknown.status_code == 404 and "helpfulness" in unknown.text
+
+
+def test_a_backfill_stops_spending_at_its_budget_and_says_so(api: TestClient) -> None:
+    traces = [log(api, "gpt-4o", f"Question {i} " + "x" * 400, f"Answer {i}.") for i in range(6)]
+    assert api.post("/api/online/rules", json={**RULE, "enabled": False}, headers=ADMIN)
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    until = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    # a call's bound is about $0.0028 (its prompt's bytes in, 1,024 tokens out at $2/M) and
+    # its real cost about $0.0003: one or two calls fit in $0.003, never a third
+    body = {"rule": "helpfulness", "since": since, "until": until, "budget_usd": 0.003}
+    finished = job(api, api.post("/api/online/backfills", json=body, headers=ADMIN).json()["id"])
+    assert finished["status"] == "completed" and finished["total"] == finished["done"] == 6
+    assert 0 < finished["cost_usd"] <= 0.003
+    outcomes = [ledger(api, t)["entries"][0]["outcome"] for t in traces]
+    assert outcomes.count("evaluated") in (1, 2) and outcomes.count("over_budget") >= 4
+    windows = api.get("/api/online/budget", headers=ADMIN).json()["windows"]
+    backfill = next(w for w in windows if w["scope"] == f"backfill:{finished['id']}")
+    assert backfill["reserved_usd"] == 0 and backfill["spent_usd"] <= 0.003
+    over = next(
+        e for t in traces for e in ledger(api, t)["entries"] if e["outcome"] == "over_budget"
+    )
+    assert f"backfill:{finished['id']} total budget would be passed" in over["reason"]
+
+
+def test_the_cli_explains_a_trace_and_backfills_in_the_foreground(
+    api: TestClient, env: dict[str, str], tmp_path: Path
+) -> None:
+    trace = log(api, "gpt-4o", "What is 2+2?", "4")
+    rule = tmp_path / "rule.yaml"
+    rule.write_text(
+        "name: quick\nenabled: false\nmetrics:\n  - {name: short, type: length, max: 50}\n"
+    )
+    cli = CliRunner()
+    assert cli.invoke(cli_app, ["online", "apply", str(rule)]).exit_code == 0
+    why = cli.invoke(cli_app, ["online", "why", trace])
+    assert why.exit_code == 0 and "the rules here are paused (quick)" in why.output
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    out = cli.invoke(cli_app, ["online", "backfill", "quick", "--since", since, "--budget", "1"])
+    assert out.exit_code == 0, out.output
+    assert "backfill completed: 1 of 1 selected spans have their outcome" in out.output
+    why = cli.invoke(cli_app, ["online", "why", trace]).output
+    assert "evaluated by quick" in why and "short=" in why
+    activity = cli.invoke(cli_app, ["online", "activity"]).output
+    assert "quick  evaluated: 1" in activity
+
+
+def test_the_dashboard_shows_a_traces_outcomes_and_the_hourly_activity(
+    api: TestClient,
+) -> None:
+    assert api.post("/api/online/rules", json=RULE, headers=ADMIN).status_code == 201
+    trace = log(api, "claude-3-opus-20240229", "Hi", "Hello!")
+    final(api, trace)
+    assert sign_in(api, BOOT).status_code == 200
+    page = api.get(f"/ui/traces/{trace}").text
+    assert "Online evaluation" in page and "filtered out" in page and "gpt-4o*" in page
+    online = api.get("/ui/online").text
+    assert 'data-testid="activity"' in online and "helpfulness" in online

@@ -130,8 +130,9 @@ def create_app(
     if "api" in roles:
         jobs: JobQueue
         if settings.is_sqlite:  # one process: the server runs its jobs itself
+            import panopticon.services.backfill
             import panopticon.services.jobs
-            import panopticon.services.online_eval  # noqa: F401  (and online evaluation's)
+            import panopticon.services.online_eval  # noqa: F401
 
             # the judging tasks of online evaluation get their own slots beside the jobs'
             jobs = LocalQueue(

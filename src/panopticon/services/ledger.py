@@ -71,9 +71,9 @@ class OnlineLedger:
             )
             for r in rows
         ]
-        return TraceEvaluation(
-            trace_id, entries, _summary(entries, [r.name for r in rules if r.enabled])
-        )
+        enabled = [r.name for r in rules if r.enabled]
+        paused = [r.name for r in rules if not r.enabled]
+        return TraceEvaluation(trace_id, entries, _summary(entries, enabled, paused))
 
     def hourly(self, rule: str | None = None, hours: int = 24) -> list[HourlyOutcome]:
         since = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
@@ -87,13 +87,15 @@ class OnlineLedger:
             return [HourlyOutcome(*r) for r in q.hourly_outcomes(conn, self.ws, rule_id, since)]
 
 
-def _summary(entries: list[LedgerEntry], enabled: list[str]) -> str:
+def _summary(entries: list[LedgerEntry], enabled: list[str], paused: list[str]) -> str:
     if not entries:
         if not enabled:
-            return (
-                "no online rule was enabled in this workspace when this trace was stored, so no "
-                "rule looked at it (apply one with `panopticon online apply RULE.yaml`)"
+            fix = (
+                f"the rules here are paused ({', '.join(paused)}): resume one, or backfill"
+                if paused
+                else "apply one with `panopticon online apply RULE.yaml`"
             )
+            return f"no rule looked at this trace: no online rule is enabled ({fix})"
         return (
             "no rule has recorded an outcome for this trace: it was stored before the rules "
             f"({', '.join(enabled)}) were enabled, or it is still waiting to be selected (within "

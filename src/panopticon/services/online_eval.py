@@ -482,10 +482,11 @@ class OnlineEvaluator:
         if rule is None or c.rule_version not in rule.specs:
             await db(self._finish, c, Outcome.SUPERSEDED, "the rule was deleted")
             return Outcome.SUPERSEDED
-        if rule.version != c.rule_version or not rule.enabled:
+        live = c.job_id is None  # a backfill runs a paused rule too
+        if rule.version != c.rule_version or (live and not rule.enabled):
             why = (
                 f"rule '{rule.name}' was disabled before this span was judged"
-                if not rule.enabled
+                if rule.version == c.rule_version
                 else f"rule '{rule.name}' changed to version {rule.version} before this span "
                 f"was judged (this entry is version {c.rule_version})"
             )
@@ -505,8 +506,8 @@ class OnlineEvaluator:
         ctx = context_of(facts)
         cand = candidate_of(facts)
         key = dedup_key({"metrics": version.definitions}, spec.judge, cand, ctx.context)
-        twin = await db(self._twin, c, key)
-        if twin is not None:
+        rejudge = c.job_id is not None and (await db(_backfill_terms, self.engine, c.job_id))[1]
+        if not rejudge and await db(self._twin, c, key) is not None:
             return Outcome.DEDUPLICATED
         if spec.max_per_minute and c.was != Outcome.RATE_LIMITED:
             wait = await db(self._limit(rule.id, spec.max_per_minute).reserve, 1.0)
@@ -584,12 +585,11 @@ class OnlineEvaluator:
                 return Outcome.FAILED
             judges[model_id] = found
         budgets = OnlineBudgets(self.engine, c.workspace_id, clock=self.clock)
-        extra = (
-            (Window(f"backfill:{c.job_id}", "total", _EPOCH, 0.0),) if c.job_id is not None else ()
-        )
-        if extra:
-            limit = await db(_backfill_limit, self.engine, c.job_id)
-            extra = (Window(extra[0].scope, "total", _EPOCH, limit),) if limit else ()
+        extra: tuple[Window, ...] = ()
+        if c.job_id is not None:  # a backfill's entry: its own budget too
+            limit, _ = await db(_backfill_terms, self.engine, c.job_id)
+            if limit is not None:
+                extra = (Window(f"backfill:{c.job_id}", "total", _EPOCH, limit),)
         gate = _BudgetGate(budgets, spec, {k: j.price for k, j in judges.items()}, extra)
         judging = Judging(
             {k: j.client for k, j in judges.items()},
@@ -680,11 +680,9 @@ class OnlineEvaluator:
 _EPOCH = datetime(2000, 1, 1, tzinfo=utcnow().tzinfo)
 
 
-def _backfill_limit(engine: Engine, job_id: int | None) -> float | None:
-    if job_id is None:
-        return None
+def _backfill_terms(engine: Engine, job_id: int) -> tuple[float | None, bool]:
     with engine.connect() as conn:
-        return q.backfill_budget(conn, job_id)
+        return q.backfill_terms(conn, job_id)
 
 
 def _key(c: q.Claimed) -> tuple[int, str, str]:

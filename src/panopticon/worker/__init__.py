@@ -56,7 +56,7 @@ def build_app(settings: Settings, env: Mapping[str, str], *, sync: bool = False)
     for deferring from any thread (the API); workers use the async one."""
     import procrastinate
 
-    from panopticon.services import jobs, online_eval  # noqa: F401  (registers the tasks)
+    from panopticon.services import backfill, jobs, online_eval  # noqa: F401  (the tasks)
     from panopticon.services.tasks import TASKS, Task, TaskContext
 
     connector = (

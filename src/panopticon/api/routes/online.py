@@ -6,13 +6,17 @@ validated whole and every problem is answered at once, each with its field.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Response, status
+from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from panopticon.api.deps import Admin, EngineDep, Member, Viewer
+from panopticon.api.schemas import JobPublic
+from panopticon.services.backfill import KIND, backfill_payload
+from panopticon.services.jobs import job_status
 from panopticon.services.ledger import OnlineLedger
 from panopticon.services.online import OnlineBudgets, OnlineRules, RulePublic
 
@@ -210,3 +214,34 @@ def activity(
         OnlineHourly(**vars(h))
         for h in OnlineLedger(engine, caller.workspace_id).hourly(rule, hours)
     ]
+
+
+class OnlineBackfillCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rule: str = Field(min_length=1, max_length=64, description="The rule to run.")
+    since: datetime = Field(description="Spans that started at or after this time...")
+    until: datetime = Field(description="...and before this one.")
+    budget_usd: float = Field(gt=0, allow_inf_nan=False, description="The backfill's own budget.")
+    rejudge: bool = Field(
+        default=False, description="Judge again spans this rule version has judged already."
+    )
+
+
+@router.post("/backfills", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+def create_backfill(
+    body: OnlineBackfillCreate, request: Request, engine: EngineDep, caller: Member
+) -> JobPublic:
+    """Run a rule over past traces of a time range, as a job (follow it at
+    ``/api/jobs/{id}``: progress and cost)."""
+    payload = backfill_payload(
+        engine,
+        caller.workspace_id,
+        body.rule,
+        body.since,
+        body.until,
+        body.budget_usd,
+        rejudge=body.rejudge,
+    )
+    job_id = request.app.state.jobs.submit_job(caller.workspace_id, KIND, payload)
+    return JobPublic(**asdict(job_status(engine, caller.workspace_id, job_id)))

@@ -34,11 +34,12 @@ __all__ = [
     "WAITING",
     "Claimed",
     "InboxSpan",
+    "JobCounts",
     "OutcomeRow",
     "RuleState",
     "SpanFacts",
     "add_cost",
-    "backfill_budget",
+    "backfill_terms",
     "claim",
     "due_count",
     "enabled_rules",
@@ -47,6 +48,7 @@ __all__ = [
     "finish",
     "hourly_outcomes",
     "insert_outcomes",
+    "job_counts",
     "online_scores",
     "outcomes_of_trace",
     "rule_states",
@@ -344,9 +346,10 @@ def segment_counts(
     return {(r[0], r[1] or ""): int(r[2]) for r in rows}
 
 
-def insert_outcomes(conn: Connection, rows: list[dict[str, Any]]) -> int:
+def insert_outcomes(conn: Connection, rows: list[dict[str, Any]], *, rejudge: bool = False) -> int:
     """Record outcomes; an entry the ledger has already (same rule version and span) is
-    kept as it is. Returns how many were new."""
+    kept as it is, or with ``rejudge`` (a backfill asked to judge again) put back to wait
+    under the new entry's job unless a worker holds it. Returns how many were written."""
     if not rows:
         return 0
     if conn.dialect.name == "postgresql":
@@ -369,8 +372,50 @@ def insert_outcomes(conn: Connection, rows: list[dict[str, Any]]) -> int:
         }
         for r in rows
     ]
-    done = conn.execute(insert(OnlineOutcome).on_conflict_do_nothing(), values)
+    stmt = insert(OnlineOutcome)
+    if rejudge:
+        pending = stmt.excluded.outcome == "pending"
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["rule_id", "rule_version", "trace_id", "span_id"],
+            set_={
+                "outcome": stmt.excluded.outcome,
+                "reason": stmt.excluded.reason,
+                "job_id": stmt.excluded.job_id,
+                "attempts": 0,
+                "not_before": None,
+                "error": None,
+                "updated_at": stmt.excluded.updated_at,
+            },
+            where=sa.and_(OnlineOutcome.c.outcome != "running", pending),
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing()
+    done = conn.execute(stmt, values)
     return max(done.rowcount, 0) if done.rowcount is not None else len(values)
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    selected: int
+    done: int
+    evaluated: int
+    failed: int
+    cost_usd: float
+
+
+def job_counts(conn: Connection, job_id: int) -> JobCounts:
+    """A backfill's entries: chosen for judging, finished, judged, failed, and the cost."""
+    final = ("evaluated", "deduplicated", "over_budget", "failed", "superseded")
+    row = conn.execute(
+        sa.select(
+            sa.func.count().filter(OnlineOutcome.c.outcome.not_in(("filtered_out", "not_sampled"))),
+            sa.func.count().filter(OnlineOutcome.c.outcome.in_(final)),
+            sa.func.count().filter(OnlineOutcome.c.outcome.in_(("evaluated", "deduplicated"))),
+            sa.func.count().filter(OnlineOutcome.c.outcome.in_(("failed", "over_budget"))),
+            sa.func.coalesce(sa.func.sum(OnlineOutcome.c.cost_usd), 0.0),
+        ).where(OnlineOutcome.c.job_id == job_id)
+    ).one()
+    return JobCounts(int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4]))
 
 
 def waiting_count(conn: Connection) -> int:
@@ -490,11 +535,14 @@ def add_cost(conn: Connection, outcome_id: int, cost_usd: float) -> None:
     )
 
 
-def backfill_budget(conn: Connection, job_id: int) -> float | None:
-    """The budget a backfill job was given (its payload's ``budget_usd``)."""
+def backfill_terms(conn: Connection, job_id: int) -> tuple[float | None, bool]:
+    """The budget a backfill job was given, and whether it judges again what was judged."""
     payload = conn.execute(sa.select(Job.c.payload).where(Job.c.id == job_id)).scalar()
-    value = payload.get("budget_usd") if isinstance(payload, dict) else None
-    return float(value) if isinstance(value, (int, float)) else None
+    if not isinstance(payload, dict):
+        return None, False
+    value = payload.get("budget_usd")
+    budget = float(value) if isinstance(value, (int, float)) else None
+    return budget, bool(payload.get("rejudge"))
 
 
 def expire_leases(conn: Connection, now: datetime, lease_s: float, max_attempts: int) -> int:
