@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from panopticon.services.online import Hold, OnlineBudgets
 from panopticon.services.registry import ModelRegistry
 from panopticon.services.tasks import TASKS, TaskContext
 from panopticon.settings import Settings
-from panopticon.store.engine import Engine
+from panopticon.store.engine import Engine, retry_on_race
 from panopticon.store.limits import SharedBucket, bucket_key
 from panopticon.store.queries import catalog as catalog_q
 from panopticon.store.queries import ledger as q
@@ -322,6 +323,7 @@ class OnlineEvaluator:
         self._judges: dict[tuple[int, str], _Judge | Problem] = {}
         self._cache: dict[int, dict[str, CachedJudgement]] = {}
         self._limits: dict[int, SharedBucket] = {}
+        self._lock = threading.Lock()
         self.judged = 0
 
     async def aclose(self) -> None:
@@ -405,6 +407,10 @@ class OnlineEvaluator:
             )
 
     def _version(self, rule: q.RuleState, version: str) -> _Version:
+        with self._lock:
+            return self._version_locked(rule, version)
+
+    def _version_locked(self, rule: q.RuleState, version: str) -> _Version:
         key = (rule.id, version)
         if key not in self._versions:
             spec = RuleSpec.model_validate(rule.specs[version])
@@ -413,8 +419,12 @@ class OnlineEvaluator:
                 cls = spec_class(str(raw.get("type")))
                 assert cls is not None  # validated when the rule was applied
                 specs.append(cls.model_validate(raw))
-            with self.engine.begin() as conn:
-                ids = catalog_q.upsert_metrics(conn, rule.workspace_id, specs)
+
+            def upsert() -> dict[str, int]:
+                with self.engine.begin() as conn:
+                    return catalog_q.upsert_metrics(conn, rule.workspace_id, specs)
+
+            ids = retry_on_race(upsert)  # another worker may record the same metrics
             self._versions[key] = _Version(
                 spec,
                 [build_metric(s) for s in specs],
@@ -424,6 +434,10 @@ class OnlineEvaluator:
         return self._versions[key]
 
     def _judge(self, workspace_id: int, model_id: str) -> _Judge | Problem:
+        with self._lock:  # entries judged at once share one client per judge
+            return self._judge_locked(workspace_id, model_id)
+
+    def _judge_locked(self, workspace_id: int, model_id: str) -> _Judge | Problem:
         key = (workspace_id, model_id)
         if key not in self._judges:
             registry = ModelRegistry(self.engine, workspace_id, self.settings)
