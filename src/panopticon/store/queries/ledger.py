@@ -33,6 +33,7 @@ from panopticon.store.tables.base import utcnow
 __all__ = [
     "WAITING",
     "Claimed",
+    "Finish",
     "InboxSpan",
     "JobCounts",
     "OutcomeRow",
@@ -45,11 +46,14 @@ __all__ = [
     "enabled_rules",
     "expire_leases",
     "find_judged",
+    "find_judged_many",
     "finish",
+    "finish_many",
     "hourly_outcomes",
     "insert_outcomes",
     "job_counts",
     "online_scores",
+    "online_scores_many",
     "outcomes_of_trace",
     "rule_states",
     "save_scores",
@@ -527,6 +531,68 @@ def finish(
     )
 
 
+@dataclass(frozen=True)
+class Finish:
+    """One running entry's outcome, for :func:`finish_many` (the fields of :func:`finish`)."""
+
+    outcome_id: int
+    outcome: str
+    reason: str | None
+    error: str | None = None
+    cost_usd: float | None = None
+    dedup_key: str | None = None
+    not_before: datetime | None = None
+
+
+def finish_many(conn: Connection, items: list[Finish]) -> None:
+    """:func:`finish` for many entries in one statement (sent as one batch): what a worker
+    that judges many entries at once writes in one transaction."""
+    if not items:
+        return
+    now = utcnow()
+    add = sa.cast(sa.bindparam("b_cost", type_=sa.Float), sa.Float)  # typed even when NULL
+    stmt = (
+        sa.update(OnlineOutcome)
+        .where(
+            OnlineOutcome.c.id == sa.bindparam("b_id"),
+            OnlineOutcome.c.outcome == "running",
+        )
+        .values(
+            outcome=sa.bindparam("b_outcome"),
+            reason=sa.bindparam("b_reason"),
+            error=sa.bindparam("b_error"),
+            not_before=sa.bindparam("b_not_before", type_=OnlineOutcome.c.not_before.type),
+            updated_at=sa.bindparam("b_now", type_=OnlineOutcome.c.updated_at.type),
+            cost_usd=sa.case(
+                (add.is_(None), OnlineOutcome.c.cost_usd),
+                else_=sa.func.coalesce(OnlineOutcome.c.cost_usd, 0.0) + add,
+            ),
+            dedup_key=sa.func.coalesce(
+                sa.bindparam("b_dedup", type_=sa.String), OnlineOutcome.c.dedup_key
+            ),
+            # a deferral is not an attempt
+            attempts=OnlineOutcome.c.attempts - sa.bindparam("b_undo", type_=sa.Integer),
+        )
+    )
+    conn.execute(
+        stmt,
+        [
+            {
+                "b_id": i.outcome_id,
+                "b_outcome": i.outcome,
+                "b_reason": i.reason,
+                "b_error": i.error,
+                "b_not_before": i.not_before,
+                "b_now": now,
+                "b_cost": i.cost_usd or None,
+                "b_dedup": i.dedup_key,
+                "b_undo": 1 if i.outcome == "rate_limited" else 0,
+            }
+            for i in items
+        ],
+    )
+
+
 def add_cost(conn: Connection, outcome_id: int, cost_usd: float) -> None:
     conn.execute(
         sa.update(OnlineOutcome)
@@ -597,6 +663,33 @@ def find_judged(
     return None if row is None else (int(row[0]), row[1], row[2], row[3])
 
 
+def find_judged_many(
+    conn: Connection, workspace_id: int, dedup_keys: Iterable[str]
+) -> dict[str, tuple[int, str, str, str]]:
+    """:func:`find_judged` for many keys at once: per key, the first evaluated entry."""
+    keys = sorted(set(dedup_keys))
+    out: dict[str, tuple[int, str, str, str]] = {}
+    for i in range(0, len(keys), 500):
+        rows = conn.execute(
+            sa.select(
+                OnlineOutcome.c.dedup_key,
+                OnlineOutcome.c.id,
+                OnlineOutcome.c.trace_id,
+                OnlineOutcome.c.span_id,
+                OnlineOutcome.c.rule_version,
+            )
+            .where(
+                OnlineOutcome.c.workspace_id == workspace_id,
+                OnlineOutcome.c.dedup_key.in_(keys[i : i + 500]),
+                OnlineOutcome.c.outcome == "evaluated",
+            )
+            .order_by(OnlineOutcome.c.id)
+        )
+        for r in rows:
+            out.setdefault(r[0], (int(r[1]), r[2], r[3], r[4]))
+    return out
+
+
 # --- scores ---------------------------------------------------------------------------------
 
 
@@ -616,6 +709,32 @@ def online_scores(
         )
     )
     return [dict(r._mapping) for r in rows]
+
+
+def online_scores_many(
+    conn: Connection, wanted: Iterable[tuple[int, str, str, str]]
+) -> dict[tuple[int, str, str, str], list[dict[str, Any]]]:
+    """:func:`online_scores` for many (workspace, trace, span, rule version) at once."""
+    out: dict[tuple[int, str, str, str], list[dict[str, Any]]] = {}
+    keys = sorted(set(wanted))
+    for i in range(0, len(keys), 200):
+        chunk = keys[i : i + 200]
+        asked = set(chunk)
+        rows = conn.execute(
+            sa.select(Score, Metric.c.name.label("metric"))
+            .join(Metric, Metric.c.id == Score.c.metric_id)
+            .where(
+                Score.c.workspace_id.in_(sorted({k[0] for k in chunk})),
+                Score.c.trace_id.in_(sorted({k[1] for k in chunk})),
+                Score.c.source == "online",
+            )
+        )
+        for r in rows:
+            m = dict(r._mapping)
+            key = (m["workspace_id"], m["trace_id"], m["span_id"], m["rule_version"])
+            if key in asked:
+                out.setdefault(key, []).append(m)
+    return out
 
 
 def save_scores(conn: Connection, rows: list[dict[str, Any]]) -> None:
