@@ -178,14 +178,21 @@ def span_facts(conn: Connection, keys: Iterable[tuple[int, str, str]]) -> list[S
     if not wanted:
         return []
     out: list[SpanFacts] = []
+    # per workspace, trace ids IN (...) AND span ids IN (...), the rows then matched here:
+    # a list of (workspace, trace, span) tuples is an OR of row comparisons that PostgreSQL
+    # takes ~0.4 ms per key to plan (and, without statistics, probes badly)
     for i in range(0, len(wanted), 500):
-        chunk = wanted[i : i + 500]
-        rows = conn.execute(
-            _facts_query().where(
-                sa.tuple_(Span.c.workspace_id, Span.c.trace_id, Span.c.span_id).in_(chunk)
+        chunk = set(wanted[i : i + 500])
+        for ws in sorted({k[0] for k in chunk}):
+            mine = [k for k in chunk if k[0] == ws]
+            rows = conn.execute(
+                _facts_query().where(
+                    Span.c.workspace_id == ws,
+                    Span.c.trace_id.in_(sorted({k[1] for k in mine})),
+                    Span.c.span_id.in_(sorted({k[2] for k in mine})),
+                )
             )
-        )
-        out += [_facts(r) for r in rows]
+            out += [_facts(r) for r in rows if (r.workspace_id, r.trace_id, r.span_id) in chunk]
     return out
 
 
