@@ -427,6 +427,46 @@ def _response(r: Any) -> Any:
     return out
 
 
+def test_text_search_finds_words_of_any_span_also_of_spans_sent_later(api: TestClient) -> None:
+    trace_id = secrets.token_hex(16)
+    root = _span(trace_id, **{"gen_ai.operation.name": "invoke_agent"})
+    tool = _span(
+        trace_id,
+        **{
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.call.arguments": '{"sku": "ZX-81 Spectrum"}',
+            "gen_ai.tool.call.result": "Back-ordered until March",
+        },
+    )
+    tool["parent"] = root["span_id"]
+    headers = {**ADMIN, "Content-Type": "application/x-protobuf"}
+    for batch in ([tool], [root]):  # the root arrives last, in a request of its own
+        sent = api.post("/v1/traces", content=_otlp(batch).SerializeToString(), headers=headers)
+        assert sent.status_code == 200
+    chat = _span(
+        trace_id,
+        **{
+            "gen_ai.operation.name": "chat",
+            "gen_ai.prompt.0.role": "user",
+            "gen_ai.prompt.0.content": "Is 50% off_line?",
+            "gen_ai.completion.0.role": "assistant",
+            "gen_ai.completion.0.content": "Ask the warehouse.",
+        },
+    )
+    chat["parent"] = root["span_id"]
+    api.post("/v1/traces", content=_otlp([chat]).SerializeToString(), headers=headers)
+
+    def found(text: str) -> list[str]:
+        page = api.get("/api/traces", params={"text": text}, headers=ADMIN).json()
+        return [t["id"] for t in page["items"]]
+
+    assert found("zx-81") == [trace_id]  # a tool's arguments, any case
+    assert found("back-ORDERED until") == [trace_id]  # a tool's result
+    assert found("the warehouse") == [trace_id]  # an LLM span's answer, sent later
+    assert found("50% off_line") == [trace_id]  # % and _ are themselves, not wildcards
+    assert found("50 off line") == [] and found("nothing like it") == []
+
+
 def test_otlp_protobuf_gzip_with_bad_spans_kept_apart(api: TestClient) -> None:
     trace_id = secrets.token_hex(16)
     good = _span(
