@@ -325,7 +325,7 @@ def main() -> None:
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 180  # workers import the app; slow on a loaded machine
     while True:
         try:
             import httpx
