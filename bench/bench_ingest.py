@@ -334,7 +334,10 @@ def main() -> None:
                 break
         except httpx.HTTPError:
             pass
-        assert time.monotonic() < deadline, "the server did not start"
+        if time.monotonic() > deadline:
+            server.terminate()  # and its workers: nothing is left running
+            server.wait(30)
+            raise SystemExit(f"the server did not start; see {home / 'server.log'}")
         time.sleep(0.1)
     visible: list[float] = []
     rss: dict[str, float] = {}

@@ -178,12 +178,12 @@ def _insert_spans(conn: Connection, rows: list[dict[str, Any]], *, may_exist: bo
 
 
 _TRACE_KEY = ("workspace_id", "id", "bucket")
-TRACE_COLUMNS = [c.name for c in Trace.columns]
-_TRACE_JSON_AT = [i for i, c in enumerate(TRACE_COLUMNS) if c in ("tags", "metadata", "models")]
+_TRACE_COLUMNS = [c.name for c in Trace.columns]
+_TRACE_JSON_AT = [i for i, c in enumerate(_TRACE_COLUMNS) if c in ("tags", "metadata", "models")]
 _TRACE_UPSERT = (
-    f"INSERT INTO trace ({', '.join(TRACE_COLUMNS)}) SELECT {', '.join(TRACE_COLUMNS)} "
+    f"INSERT INTO trace ({', '.join(_TRACE_COLUMNS)}) SELECT {', '.join(_TRACE_COLUMNS)} "
     f"FROM trace_stage ON CONFLICT ({', '.join(_TRACE_KEY)}) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in TRACE_COLUMNS if c not in _TRACE_KEY)
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _TRACE_COLUMNS if c not in _TRACE_KEY)
 )
 
 
@@ -198,9 +198,9 @@ def _upsert_traces(conn: Connection, values: list[dict[str, Any]]) -> None:
                 "CREATE TEMP TABLE IF NOT EXISTS trace_stage (LIKE trace INCLUDING DEFAULTS) "
                 "ON COMMIT DELETE ROWS"
             )
-            with cur.copy(f"COPY trace_stage ({', '.join(TRACE_COLUMNS)}) FROM STDIN") as copy:
+            with cur.copy(f"COPY trace_stage ({', '.join(_TRACE_COLUMNS)}) FROM STDIN") as copy:
                 for row in values:
-                    line = [row.get(c) for c in TRACE_COLUMNS]
+                    line = [row.get(c) for c in _TRACE_COLUMNS]
                     for i in _TRACE_JSON_AT:
                         if line[i] is not None:
                             line[i] = orjson.dumps(line[i]).decode()

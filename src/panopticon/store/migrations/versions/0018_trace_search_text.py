@@ -16,7 +16,7 @@ from alembic import op
 from panopticon.store.text_index import ensure_text_index
 
 revision = "0018"
-down_revision = "0015"  # TEMP: 0017 when committed
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
