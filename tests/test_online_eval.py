@@ -4,6 +4,9 @@ ledger that explains every span."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -241,3 +244,58 @@ def test_the_dashboard_shows_a_traces_outcomes_and_the_hourly_activity(
     assert "Online evaluation" in page and "filtered out" in page and "gpt-4o*" in page
     online = api.get("/ui/online").text
     assert 'data-testid="activity"' in online and "helpfulness" in online
+
+
+def start_worker(settings: Settings, **env: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panopticon", "worker", "--concurrency", "4"],
+        env=dict(
+            os.environ,
+            PANOPTICON_DATABASE_URL=settings.database_url or "",
+            PANOPTICON_HOME=str(settings.home),
+            **env,
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "taking jobs" in line, line + (proc.stdout.read() if proc.poll() else "")
+    return proc
+
+
+@pytest.mark.postgres_only
+def test_a_worker_killed_mid_batch_loses_no_span_and_judges_none_twice(
+    settings: Settings, mock: MockServer
+) -> None:
+    """kill -9 of the only worker while it judges: another worker takes the entries over
+    after the lease; every span ends with one outcome and one score per metric."""
+    app = create_app(Settings(home=settings.home, database_url=settings.database_url, api_key=BOOT))
+    lease = {"PANOPTICON_ONLINE_LEASE_S": "2"}
+    mock.config.update({"model_latency_ms": {"mock-gpt-4": 1500.0}})  # a slow judge
+    with TestClient(app) as api:
+        register(api, mock, ADMIN)
+        assert api.post("/api/online/rules", json=RULE, headers=ADMIN).status_code == 201
+        first = start_worker(settings, **lease)
+        traces = [log(api, "gpt-4o", f"Question {i}?", f"Answer {i}.") for i in range(12)]
+
+        def running() -> bool:
+            return any(e["outcome"] == "running" for t in traces for e in ledger(api, t)["entries"])
+
+        try:
+            wait_for(running, what="a worker judging")
+        finally:
+            first.kill()  # kill -9: no clean shutdown, entries left running
+            first.communicate(timeout=30)
+        second = start_worker(settings, **lease)
+        try:
+            outcomes = [final(api, t)["entries"] for t in traces]
+        finally:
+            second.terminate()
+            second.communicate(timeout=30)
+        assert [len(e) for e in outcomes] == [1] * len(traces)
+        assert {e[0]["outcome"] for e in outcomes} == {"evaluated"}
+        for t in traces:
+            names = [s["name"] for s in api.get(f"/api/traces/{t}", headers=ADMIN).json()["scores"]]
+            assert sorted(names) == ["helpful", "no-pii"], (t, names)  # never twice

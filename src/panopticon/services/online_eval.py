@@ -58,7 +58,6 @@ from panopticon.store.queries.online import Window
 from panopticon.store.tables.base import utcnow
 
 __all__ = [
-    "LEASE_S",
     "MAX_ATTEMPTS",
     "OnlineEvaluator",
     "SelectStats",
@@ -71,7 +70,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LEASE_S = 300.0  # a running entry whose worker is silent this long is taken again
 MAX_ATTEMPTS = 3  # judge failures (or lost workers) before an entry is recorded as failed
 INBOX_BATCH = 2000  # inbox entries one tick takes at most
 CLAIM_BATCH = 32  # entries a judging task claims at a time
@@ -180,7 +178,7 @@ def select_new(engine: Engine, settings: Settings, now: datetime | None = None) 
     now = now or utcnow()
     stats = SelectStats()
     with engine.begin() as conn:
-        stats.released = q.expire_leases(conn, now, LEASE_S, MAX_ATTEMPTS)
+        stats.released = q.expire_leases(conn, now, settings.online_lease_s, MAX_ATTEMPTS)
     with engine.begin() as conn:
         if q.waiting_count(conn) >= settings.online_max_waiting:
             stats.held_back = True

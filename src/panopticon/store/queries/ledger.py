@@ -57,6 +57,7 @@ __all__ = [
     "span_facts",
     "spans_between",
     "take_inbox",
+    "trace_exists",
     "waiting_count",
 ]
 
@@ -631,6 +632,15 @@ def save_scores(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 # --- what the ledger says -------------------------------------------------------------------
+
+
+def trace_exists(conn: Connection, workspace_id: int, trace_id: str) -> bool:
+    found = conn.execute(
+        sa.select(Trace.c.id)
+        .where(Trace.c.workspace_id == workspace_id, Trace.c.id == trace_id)
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def outcomes_of_trace(conn: Connection, workspace_id: int, trace_id: str) -> list[OutcomeRow]:
