@@ -750,9 +750,13 @@ async def online_tick(ctx: TaskContext) -> SelectStats:
     return stats
 
 
-@TASKS.task("online_evaluate", lock=lambda kwargs: f"online_evaluate:{kwargs.get('slot', 0)}")
+@TASKS.task(
+    "online_evaluate",
+    lock=lambda kwargs: f"online_evaluate:{kwargs.get('slot', 0)}",
+    exclusive=False,  # entries are claimed row by row: copies may judge side by side
+)
 async def online_evaluate(ctx: TaskContext, slot: int = 0) -> int:
-    """Judge due entries for a while (one such task per slot runs at a time)."""
+    """Judge due entries for a while (one copy per slot is queued at a time)."""
     evaluator = OnlineEvaluator(ctx.engine, ctx.settings, ctx.env)
     try:
         return await evaluator.drain()
