@@ -122,9 +122,17 @@ def create_app(
     if "api" in roles:
         jobs: JobQueue
         if settings.is_sqlite:  # one process: the server runs its jobs itself
-            import panopticon.services.jobs  # noqa: F401  (registers the job tasks)
+            import panopticon.services.backfill
+            import panopticon.services.jobs
+            import panopticon.services.online_eval  # noqa: F401
 
-            jobs = LocalQueue(app.state.engine, settings, app.state.env)
+            # the judging tasks of online evaluation get their own slots beside the jobs'
+            jobs = LocalQueue(
+                app.state.engine,
+                settings,
+                app.state.env,
+                concurrency=4 + settings.online_workers,
+            )
         else:  # PostgreSQL: jobs go to the shared queue; `panopticon worker` processes run them
             from panopticon.worker import QueueSubmitter, build_app
 
