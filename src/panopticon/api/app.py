@@ -114,10 +114,10 @@ def create_app(
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     if "ingest" in roles:
-        from panopticon.services.ingest import IngestService, open_trace_writer
+        from panopticon.services.ingest import IngestService, build_trace_writer
 
         # one writer per process: the gateway, served with this app, writes through it too
-        app.state.trace_writer = open_trace_writer(app.state.engine, settings)
+        app.state.trace_writer = build_trace_writer(app.state.engine, settings)
         app.state.ingest = IngestService(app.state.engine, settings, app.state.trace_writer)
         app.include_router(ingest.router)
     if "api" in roles:

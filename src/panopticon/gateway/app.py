@@ -13,7 +13,7 @@ from panopticon.gateway.logging import BatchingSink, ListSink, TraceSink
 from panopticon.gateway.proxy import Gateway, GatewayOptions, Receive, Scope, Send
 from panopticon.gateway.routing import KeyTable, RouteTable
 from panopticon.services.database import Engine
-from panopticon.services.ingest import IngestService, open_trace_writer
+from panopticon.services.ingest import IngestService, build_trace_writer
 from panopticon.settings import Settings
 
 __all__ = ["create_gateway", "serve_app"]
@@ -179,6 +179,6 @@ def serve_app(
     if ingest is None and api is not None:
         ingest = getattr(api.state, "ingest", None)
     if ingest is None and settings.gateway_logging:
-        ingest = own_ingest = IngestService(engine, settings, open_trace_writer(engine, settings))
+        ingest = own_ingest = IngestService(engine, settings, build_trace_writer(engine, settings))
     gateway = create_gateway(settings, env, engine, ingest=ingest)
     return _Combined(gateway, api, own, own_ingest), gateway

@@ -24,30 +24,17 @@ from panopticon.ingest.jsonapi import LogIn, ScoreCreate, TracesIn, log_spans, t
 from panopticon.ingest.model import Rejection, ScoreIn, Span
 from panopticon.ingest.normalise import finish
 from panopticon.services.access import Principal, authenticate, hash_key
+from panopticon.services.traces import run_maintenance
 from panopticon.settings import Settings
 from panopticon.store.engine import Engine
 from panopticon.store.queries import traces as queries
 from panopticon.store.trace_writer import Backpressure, BatchRejected, TraceWriter
 
-__all__ = ["IngestResult", "IngestService", "decompress", "open_trace_writer", "span_row"]
+__all__ = ["IngestResult", "IngestService", "build_trace_writer", "decompress", "span_row"]
 
 log = logging.getLogger(__name__)
 
 _CACHE_S = 30.0  # a revoked key stops ingesting within this long
-
-
-def open_trace_writer(engine: Engine, settings: Settings) -> TraceWriter:
-    """The process's trace writer: spans of ingestion and of gateway calls alike, spooled
-    under ``home/spool/traces`` while the database is away. It keeps partitions ahead and
-    applies retention at start and hourly, on its own thread. ``start()`` and ``close()``
-    it with the server."""
-    from panopticon.services.traces import run_maintenance
-
-    return TraceWriter(
-        engine,
-        settings.home / "spool" / "traces",
-        maintenance=lambda: run_maintenance(engine, settings.trace_retention_days),
-    )
 
 
 @dataclass
@@ -169,6 +156,18 @@ def span_row(workspace_id: int, span: Span, scores: Sequence[ScoreIn] = ()) -> d
             for s in scores
         ]
     return row
+
+
+def build_trace_writer(engine: Engine, settings: Settings) -> TraceWriter:
+    """The process's trace writer, not yet started (``start()`` it with the server, and
+    ``close()`` it as the server stops): spans of ingestion and of gateway calls alike. It
+    spools under the home directory while the database is away, and keeps the trace tables
+    up (partitions ahead, retention) at start and hourly, on its own thread."""
+    return TraceWriter(
+        engine,
+        settings.home / "spool" / "traces",
+        maintenance=lambda: run_maintenance(engine, settings.trace_retention_days),
+    )
 
 
 class IngestService:
