@@ -38,6 +38,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from panopticon.store.queries.traces import save_span_scores
 from panopticon.store.tables import OnlineInbox, OnlineRule, Span, Trace
 
 __all__ = ["Backpressure", "BatchRejected", "TraceWriter", "WriterStats", "write_rows"]
@@ -171,6 +172,9 @@ def write_rows(conn: Connection, rows: list[dict[str, Any]]) -> int:
     touched = 0
     for ws, ws_rows in by_ws.items():
         touched += _write_workspace(conn, ws, ws_rows)
+    # scores that came with their spans (guardrail verdicts): stored, spooled and replayed
+    # with them
+    save_span_scores(conn, [r for r in unique.values() if r.get("_scores")])
     return touched
 
 
