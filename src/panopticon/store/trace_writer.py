@@ -38,7 +38,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from panopticon.store.tables import Span, Trace
+from panopticon.store.queries.traces import save_span_scores
+from panopticon.store.tables import OnlineInbox, OnlineRule, Span, Trace
 
 __all__ = [
     "MAX_SEARCH_TEXT",
@@ -237,6 +238,9 @@ def write_rows(conn: Connection, rows: list[dict[str, Any]]) -> int:
     touched = 0
     for ws, ws_rows in by_ws.items():
         touched += _write_workspace(conn, ws, ws_rows)
+    # scores that came with their spans (guardrail verdicts): stored, spooled and replayed
+    # with them
+    save_span_scores(conn, [r for r in unique.values() if r.get("_scores")])
     return touched
 
 
@@ -318,6 +322,34 @@ def _stored_aggregates(
     return out
 
 
+def _online_inbox(conn: Connection, ws: int, rows: list[dict[str, Any]]) -> None:
+    """Spans of a workspace with an enabled online rule wait in the inbox for the online
+    selector, written in the transaction that stores them: a span is never stored without
+    its entry, nor queued without being stored. (A span sent twice gets two entries; the
+    ledger keeps one outcome per span and rule.)"""
+    enabled = conn.execute(
+        sa.select(OnlineRule.c.id)
+        .where(OnlineRule.c.workspace_id == ws, OnlineRule.c.enabled.is_(True))
+        .limit(1)
+    ).first()
+    if enabled is None:
+        return
+    now = datetime.now(UTC)
+    conn.execute(
+        sa.insert(OnlineInbox),
+        [
+            {
+                "workspace_id": ws,
+                "trace_id": r["trace_id"],
+                "span_id": r["span_id"],
+                "start_time": r["start_time"],
+                "created_at": now,
+            }
+            for r in rows
+        ],
+    )
+
+
 def _write_workspace(conn: Connection, ws: int, rows: list[dict[str, Any]]) -> int:
     ids = sorted({r["trace_id"] for r in rows})
     lo = min(r["start_time"] for r in rows) - timedelta(days=1)
@@ -347,6 +379,7 @@ def _write_workspace(conn: Connection, ws: int, rows: list[dict[str, Any]]) -> i
         batch.setdefault(row["trace_id"], []).append(row)
     _insert_spans(conn, [r for r in rows if r["trace_id"] not in existing], may_exist=False)
     _insert_spans(conn, [r for r in rows if r["trace_id"] in existing], may_exist=True)
+    _online_inbox(conn, ws, rows)
     stored = _stored_aggregates(conn, ws, sorted(existing), lo, hi)
     now = datetime.now(UTC)
     values = []

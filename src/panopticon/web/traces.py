@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from panopticon.errors import ConfigError, Issue
 from panopticon.services import traces as service
+from panopticon.services.ledger import OnlineLedger
 from panopticon.services.traces import TraceFilters
 from panopticon.web.common import check_csrf, float_param, principal_of, read_form, render
 
@@ -155,6 +156,9 @@ def trace_page(request: Request, trace_id: str) -> Response:
             "trace": trace,
             "bars": _waterfall(trace),
             "metadata_json": _pretty(trace["metadata"]) if trace["metadata"] else None,
+            "online": OnlineLedger(request.app.state.engine, principal.workspace_id).for_trace(
+                trace_id
+            ),
             "saved": request.query_params.get("saved"),
             "annotator": f"key {principal.key_id or 'admin'}",
         },

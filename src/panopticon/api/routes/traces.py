@@ -90,6 +90,8 @@ class ScoreOnTrace(BaseModel):
     passed: bool | None
     reasoning: str | None
     source: str
+    # a guardrail verdict's stage (input, output) and the latency it added
+    details: dict[str, Any] | None = None
     created_at: datetime
 
 

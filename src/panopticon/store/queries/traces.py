@@ -37,6 +37,7 @@ __all__ = [
     "get_trace_settings",
     "insert_scores",
     "iter_traces",
+    "save_span_scores",
     "search_traces",
     "session_traces",
     "set_trace_settings",
@@ -297,6 +298,7 @@ def trace_detail(conn: Connection, ws: int, trace_id: str) -> dict[str, Any] | N
                 Score.c.source,
                 Score.c.judge_model,
                 Score.c.error,
+                Score.c.details,
                 Score.c.created_at,
                 Metric.c.name.label("name"),
             )
@@ -408,6 +410,53 @@ def insert_scores(conn: Connection, rows: list[dict[str, Any]]) -> list[uuid.UUI
     if values:
         conn.execute(sa.insert(Score), values)
     return ids
+
+
+_SCORE_IDS = uuid.UUID("5f1d0c8e-6b1a-4f44-9a53-0e4c6f0d2a71")
+
+
+def save_span_scores(conn: Connection, span_rows: list[dict[str, Any]]) -> int:
+    """The scores that travel with span rows (``_scores``: a gateway call's guardrail
+    verdicts), stored in the caller's transaction. Each score's id comes from its span and
+    its place there, so writing the same rows again (a spool replayed twice) adds nothing.
+    Returns the scores written."""
+    values = []
+    metrics: dict[tuple[int, str], int] = {}
+    for row in span_rows:
+        ws, trace_id, span_id = row["workspace_id"], row["trace_id"], row["span_id"]
+        for i, score in enumerate(row.get("_scores") or ()):
+            name = str(score["name"])[:200]
+            if (ws, name) not in metrics:
+                metrics[ws, name] = find_metric(conn, ws, name) or 0
+            values.append(
+                {
+                    "id": uuid.uuid5(_SCORE_IDS, f"{ws}/{trace_id}/{span_id}/{i}/{name}"),
+                    "workspace_id": ws,
+                    "trace_id": trace_id,
+                    "span_id": span_id,
+                    "metric_id": metrics[ws, name],
+                    "value": score.get("value"),
+                    "label": score.get("label"),
+                    "passed": score.get("passed"),
+                    "reasoning": score.get("reasoning"),
+                    "source": score.get("source") or "api",
+                    "details": score.get("details"),
+                    "judge_cached": False,
+                    "created_at": utcnow(),
+                }
+            )
+    if not values:
+        return 0
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(Score)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(Score)
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["id"]), values)
+    return len(values)
 
 
 def upsert_trace_label(
