@@ -299,3 +299,51 @@ def test_a_worker_killed_mid_batch_loses_no_span_and_judges_none_twice(
         for t in traces:
             names = [s["name"] for s in api.get(f"/api/traces/{t}", headers=ADMIN).json()["scores"]]
             assert sorted(names) == ["helpful", "no-pii"], (t, names)  # never twice
+
+
+def test_a_claim_whose_lease_passed_cannot_record_over_the_worker_that_took_it_over(
+    settings: Settings,
+) -> None:
+    """A worker slower than the lease is not trusted any more: its outcome (and the scores
+    written with it) are refused once another worker has claimed the entry."""
+    from datetime import UTC, datetime, timedelta
+
+    from panopticon.services.online import OnlineRules
+    from panopticon.services.runs import store
+    from panopticon.store.queries import ledger as q
+
+    with store(settings) as engine:
+        from panopticon.services.database import workspace_id
+
+        ws = workspace_id(engine, "default")
+        rule = OnlineRules(engine, ws).apply(
+            {"name": "r", "metrics": [{"name": "p", "type": "pii"}]}
+        )
+        rules = {r.name: r for r in OnlineRules(engine, ws).list()}
+        assert rule.rule.name in rules
+        with engine.begin() as conn:
+            rule_id = q.enabled_rules(conn, [ws])[0].id
+            q.insert_outcomes(
+                conn,
+                [
+                    {
+                        "workspace_id": ws,
+                        "rule_id": rule_id,
+                        "rule_version": rule.rule.version,
+                        "trace_id": "a" * 32,
+                        "span_id": "b" * 16,
+                        "outcome": "pending",
+                    }
+                ],
+            )
+        now = datetime.now(UTC)
+        with engine.begin() as conn:
+            (slow,) = q.claim(conn, 10, now)
+        later = now + timedelta(seconds=10)
+        with engine.begin() as conn:
+            assert q.expire_leases(conn, later, lease_s=5, max_attempts=3) == 1
+            (fast,) = q.claim(conn, 10, later)
+        assert fast.attempts == slow.attempts + 1
+        with engine.begin() as conn:
+            assert not q.finish(conn, slow.id, "evaluated", attempt=slow.attempts, reason="late")
+            assert q.finish(conn, fast.id, "evaluated", attempt=fast.attempts, reason="ok")

@@ -72,8 +72,8 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # judge failures (or lost workers) before an entry is recorded as failed
 INBOX_BATCH = 2000  # inbox entries one tick takes at most
-CLAIM_BATCH = 32  # entries a judging task claims at a time
 IN_FLIGHT = 16  # entries one judging task judges at once
+CLAIM_BATCH = IN_FLIGHT  # claimed only when they can start at once: a lease is judging time
 DRAIN_S = 10.0  # a judging task gives its slot back after this long (the next tick wakes it)
 JUDGE_MAX_TOKENS = 1024  # a judge's answer is capped, so a budget can bound every call
 
@@ -377,9 +377,13 @@ class OnlineEvaluator:
 
     def _finish(self, c: q.Claimed, outcome: Outcome, reason: str, **kw: Any) -> None:
         scores = kw.pop("scores", [])
-        with self.engine.begin() as conn:
-            q.save_scores(conn, scores)
-            q.finish(conn, c.id, str(outcome), reason=reason, **kw)
+        try:
+            with self.engine.begin() as conn:
+                q.save_scores(conn, scores)
+                if not q.finish(conn, c.id, str(outcome), attempt=c.attempts, reason=reason, **kw):
+                    raise _LostClaim
+        except _LostClaim:  # rolled back: the worker that holds it now writes its scores
+            log.warning("online entry %s was taken over by another worker", c.id)
 
     def _retry_or_fail(self, c: q.Claimed, error: str, scores: list[dict[str, Any]]) -> None:
         """A failed judgement: wait and try again, or, after the last attempt, record it
@@ -561,14 +565,16 @@ class OnlineEvaluator:
                     }
                 )
             q.save_scores(conn, copied)
-            q.finish(
+            if not q.finish(
                 conn,
                 c.id,
                 str(Outcome.DEDUPLICATED),
+                attempt=c.attempts,
                 reason=f"the same input, output and context were judged with the same metrics "
                 f"on span {span_id} of trace {trace_id}: its scores are copied",
                 dedup_key=key,
-            )
+            ):
+                conn.rollback()  # taken over by another worker: it records the outcome
         return twin
 
     async def _judge_entry(
@@ -695,6 +701,10 @@ _EPOCH = datetime(2000, 1, 1, tzinfo=utcnow().tzinfo)
 def _backfill_terms(engine: Engine, job_id: int) -> tuple[float | None, bool]:
     with engine.connect() as conn:
         return q.backfill_terms(conn, job_id)
+
+
+class _LostClaim(Exception):
+    """The entry's lease passed and another worker claimed it while this one judged."""
 
 
 def _key(c: q.Claimed) -> tuple[int, str, str]:

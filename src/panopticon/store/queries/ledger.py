@@ -500,13 +500,17 @@ def finish(
     outcome_id: int,
     outcome: str,
     *,
+    attempt: int,
     reason: str | None,
     error: str | None = None,
     cost_usd: float | None = None,
     dedup_key: str | None = None,
     not_before: datetime | None = None,
-) -> None:
-    """Give a running entry its outcome (or put it back to wait, with ``not_before``)."""
+) -> bool:
+    """Give a running entry its outcome (or put it back to wait, with ``not_before``).
+    ``attempt`` is the claim's: an entry whose lease passed and that another worker claimed
+    since is not this worker's any more, and False says so (the caller rolls back what it
+    wrote with it, so an entry's scores are written once)."""
     values: dict[str, Any] = {
         "outcome": outcome,
         "reason": reason,
@@ -521,11 +525,16 @@ def finish(
         values["dedup_key"] = dedup_key
     if outcome == "rate_limited":  # a deferral is not an attempt
         values["attempts"] = OnlineOutcome.c.attempts - 1
-    conn.execute(
+    done = conn.execute(
         sa.update(OnlineOutcome)
-        .where(OnlineOutcome.c.id == outcome_id, OnlineOutcome.c.outcome == "running")
+        .where(
+            OnlineOutcome.c.id == outcome_id,
+            OnlineOutcome.c.outcome == "running",
+            OnlineOutcome.c.attempts == attempt,
+        )
         .values(**values)
     )
+    return bool(done.rowcount)
 
 
 def add_cost(conn: Connection, outcome_id: int, cost_usd: float) -> None:
@@ -553,6 +562,8 @@ def expire_leases(conn: Connection, now: datetime, lease_s: float, max_attempts:
         OnlineOutcome.c.outcome == "running",
         OnlineOutcome.c.claimed_at < now - timedelta(seconds=lease_s),
     )
+    if conn.execute(sa.select(OnlineOutcome.c.id).where(stale).limit(1)).first() is None:
+        return 0  # the usual case: no write (and on SQLite no write lock) every tick
     failed = conn.execute(
         sa.update(OnlineOutcome)
         .where(stale, OnlineOutcome.c.attempts >= max_attempts)
