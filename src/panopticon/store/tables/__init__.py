@@ -21,6 +21,7 @@ from panopticon.store.tables.runs import (
     Pairwise,
     Result,
     Run,
+    RunQuery,
     Score,
 )
 from panopticon.store.tables.traces import Span, Trace, TraceSettings
@@ -54,6 +55,7 @@ __all__ = [
     "Result",
     "RevokedSession",
     "Run",
+    "RunQuery",
     "Score",
     "Span",
     "Trace",
