@@ -67,15 +67,9 @@ def test_api_routes_call_services_not_the_store() -> None:
     assert offenders == []
 
 
-# still being moved (issue 9, section 3); remove a name when its SQL has moved to store/
-SERVICES_WITH_SQL = {"access.py", "completion.py", "jobs.py", "registry.py", "runs.py"}
-
-
 def test_services_hold_no_sql_the_store_is_the_only_door() -> None:
     offenders = []
     for path in (SRC / "services").rglob("*.py"):
-        if path.name in SERVICES_WITH_SQL:
-            continue
         for name in imports_of(path):
             if name == "sqlalchemy" or name.startswith("sqlalchemy."):
                 offenders.append(f"{path.relative_to(SRC)} imports {name}")

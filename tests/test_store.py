@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -170,3 +171,41 @@ def test_scores_stored_before_0007_get_their_workspace_model_and_query(
         engine.dispose()
         if drop:
             drop()
+
+
+def test_work_that_lost_a_race_for_a_unique_row_is_tried_again_and_finds_the_winners_row(
+    engine: sa.Engine,
+) -> None:
+    from panopticon.store.engine import retry_on_race
+    from panopticon.store.tables import Workspace
+
+    with engine.begin() as conn:  # the other process registered it first
+        winner = conn.execute(sa.insert(Workspace).values(name="raced")).inserted_primary_key[0]
+    tries: list[int] = []
+
+    def register() -> int:
+        tries.append(1)
+        with engine.begin() as conn:
+            if len(tries) > 1:  # a later try looks again and finds it
+                found = conn.execute(sa.select(Workspace.c.id).where(Workspace.c.name == "raced"))
+                return int(found.scalar_one())
+            inserted = conn.execute(sa.insert(Workspace).values(name="raced"))
+            return int(inserted.inserted_primary_key[0])
+
+    assert retry_on_race(register) == winner
+    assert len(tries) == 2
+
+
+def test_an_error_that_is_not_a_race_is_raised_at_once(engine: sa.Engine) -> None:
+    from panopticon.store.engine import retry_on_race
+
+    tries: list[int] = []
+
+    def broken() -> None:
+        tries.append(1)
+        with engine.begin() as conn:
+            conn.execute(sa.text("SELECT * FROM no_such_table"))
+
+    with pytest.raises(sa.exc.DBAPIError):
+        retry_on_race(broken)
+    assert len(tries) == 1

@@ -114,17 +114,9 @@ def create_app(
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     if "ingest" in roles:
-        from panopticon.services.ingest import IngestService
-        from panopticon.services.traces import run_maintenance
-        from panopticon.store.trace_writer import TraceWriter
+        from panopticon.services.ingest import IngestService, build_trace_writer
 
-        engine = app.state.engine
-        # partitions ahead and retention: at start and hourly, on the writer's thread
-        app.state.trace_writer = TraceWriter(
-            engine,
-            settings.home / "spool" / "traces",
-            maintenance=lambda: run_maintenance(engine, settings.trace_retention_days),
-        )
+        app.state.trace_writer = build_trace_writer(app.state.engine, settings)
         app.state.ingest = IngestService(app.state.engine, settings, app.state.trace_writer)
         app.include_router(ingest.router)
     if "api" in roles:

@@ -21,12 +21,13 @@ from panopticon.ingest.jsonapi import LogIn, ScoreCreate, TracesIn, log_spans, t
 from panopticon.ingest.model import Rejection, ScoreIn, Span
 from panopticon.ingest.normalise import finish
 from panopticon.services.access import Principal, authenticate, hash_key
+from panopticon.services.traces import run_maintenance
 from panopticon.settings import Settings
 from panopticon.store.engine import Engine
 from panopticon.store.queries import traces as queries
 from panopticon.store.trace_writer import Backpressure, BatchRejected, TraceWriter
 
-__all__ = ["IngestResult", "IngestService", "decompress", "span_row"]
+__all__ = ["IngestResult", "IngestService", "build_trace_writer", "decompress", "span_row"]
 
 _CACHE_S = 30.0  # a revoked key stops ingesting within this long
 
@@ -127,6 +128,18 @@ def span_row(workspace_id: int, span: Span) -> dict[str, Any]:
             "metadata": h.metadata,
         },
     }
+
+
+def build_trace_writer(engine: Engine, settings: Settings) -> TraceWriter:
+    """The process's trace writer, not yet started (``start()`` it with the server, and
+    ``close()`` it as the server stops). It spools under the home directory while the
+    database is away, and keeps the trace tables up (partitions ahead, retention) at start
+    and hourly, on its own thread."""
+    return TraceWriter(
+        engine,
+        settings.home / "spool" / "traces",
+        maintenance=lambda: run_maintenance(engine, settings.trace_retention_days),
+    )
 
 
 class IngestService:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -23,8 +25,11 @@ __all__ = [
     "current_revision",
     "ensure_schema",
     "ping",
+    "retry_on_race",
     "upgrade",
 ]
+
+T = TypeVar("T")
 
 # Services and interfaces hold an Engine and pass it to store queries; they name its type
 # from here, so that SQLAlchemy is imported by store/ alone (an import-linter contract).
@@ -94,6 +99,22 @@ def ping(engine: Engine) -> str | None:
     except sa.exc.SQLAlchemyError as exc:
         return str(getattr(exc, "orig", exc))
     return None
+
+
+def retry_on_race(work: Callable[[], T], attempts: int = 5) -> T:
+    """``work()``, tried again (up to ``attempts`` times in all, a little later each time)
+    when it lost a race with another process: a unique row the other inserted first, or
+    SQLite's lock held by the other's transaction. ``work`` must run its own transaction, so
+    that the next try finds the winner's rows. Any other error is raised at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+            racing = isinstance(exc, sa.exc.IntegrityError) or "locked" in str(exc)
+            if attempt == attempts or not racing:
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from panopticon.errors import StoreError
+from panopticon.services.database import Engine
 from panopticon.settings import Settings
-from panopticon.store.engine import Engine
 
 __all__ = [
     "QUEUE",

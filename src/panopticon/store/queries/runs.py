@@ -20,7 +20,6 @@ from panopticon.store.tables import Metric, Model, Pairwise, Query, Result, Run,
 from panopticon.store.tables.base import utcnow
 
 __all__ = [
-    "MetricOutcome",
     "RunRow",
     "cached_answers",
     "create_run",
@@ -31,7 +30,6 @@ __all__ = [
     "judge_cache",
     "list_runs",
     "metric_definitions",
-    "metric_outcomes",
     "pairwise_done",
     "pairwise_rows",
     "panel_votes",
@@ -530,33 +528,6 @@ def metric_definitions(conn: Connection, run_ids: list[int]) -> list[dict[str, A
     scored = sa.select(Score.c.metric_id).where(Score.c.run_id.in_(run_ids)).distinct()
     q = sa.select(Metric.c.definition).where(Metric.c.id.in_(scored)).order_by(Metric.c.id)
     return [dict(d) for d in conn.execute(q).scalars().all() if isinstance(d, dict)]
-
-
-@dataclass(frozen=True)
-class MetricOutcome:
-    metric: str
-    valid: int
-    errors: int
-    first_error: str | None
-
-
-def metric_outcomes(conn: Connection, run_id: int) -> list[MetricOutcome]:
-    """Per metric of the run (pairwise ones included): valid scores, errors, an error."""
-    out = []
-    for table in (Score, Pairwise):
-        q = (
-            sa.select(
-                Metric.c.name,
-                sa.func.count().filter(table.c.error.is_(None)),
-                sa.func.count().filter(table.c.error.is_not(None)),
-                sa.func.min(table.c.error),
-            )
-            .join(Metric, Metric.c.id == table.c.metric_id)
-            .where(table.c.run_id == run_id)
-            .group_by(Metric.c.name)
-        )
-        out += [MetricOutcome(str(n), int(v), int(e), f) for n, v, e, f in conn.execute(q).all()]
-    return out
 
 
 def failed_judge_spend(conn: Connection, run_id: int) -> dict[tuple[Any, ...], float]:
