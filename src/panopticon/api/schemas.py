@@ -212,6 +212,9 @@ class JobPublic(BaseModel):
     shards: list[JobShardPublic] = Field(
         description="On PostgreSQL, the slices a large job is split into for workers to share."
     )
+    cost_usd: float | None = Field(
+        default=None, description="An online backfill's judging cost so far."
+    )
 
 
 class QueryMatch(QueryPublic):

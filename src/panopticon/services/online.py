@@ -185,10 +185,13 @@ class OnlineBudgets:
             if limit is not None
         ]
 
-    def reserve(self, rule: RuleSpec, estimate_usd: float) -> Hold | str:
-        """A hold of ``estimate_usd`` in every budget of the rule, or the reason it was
-        refused (then no call may be made). Settle every hold, whatever the call did."""
-        windows = tuple(self.windows(rule))
+    def reserve(
+        self, rule: RuleSpec, estimate_usd: float, *, extra: tuple[q.Window, ...] = ()
+    ) -> Hold | str:
+        """A hold of ``estimate_usd`` in every budget of the rule (and the ``extra`` ones, a
+        backfill's own), or the reason it was refused (then no call may be made). Settle
+        every hold, whatever the call did."""
+        windows = tuple(self.windows(rule)) + extra
         if not windows:
             return Hold(windows, 0.0)
         if estimate_usd != estimate_usd:  # NaN: a judge with no price cannot be bounded

@@ -6,6 +6,7 @@ from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
 from panopticon.store.tables.gateway import GatewayKey, GatewaySpend
 from panopticon.store.tables.online import (
     OnlineBudget,
+    OnlineInbox,
     OnlineOutcome,
     OnlineRule,
     OnlineRuleVersion,
@@ -43,6 +44,7 @@ __all__ = [
     "Metric",
     "Model",
     "OnlineBudget",
+    "OnlineInbox",
     "OnlineOutcome",
     "OnlineRule",
     "OnlineRuleVersion",

@@ -142,6 +142,8 @@ Score = sa.Table(
     sa.Column("workspace_id", sa.ForeignKey("workspace.id")),
     sa.Column("model_id", sa.ForeignKey("model.id")),
     sa.Column("query_id", sa.ForeignKey("query.id")),
+    # an online rule's score: the version of the rule that produced it
+    sa.Column("rule_version", sa.String(16)),
     created_at(),
     sa.UniqueConstraint("result_id", "metric_id"),
     sa.Index("ix_score_run_metric", "run_id", "metric_id"),
