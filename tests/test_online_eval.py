@@ -4,6 +4,9 @@ ledger that explains every span."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -257,3 +260,106 @@ def test_identical_answers_arriving_together_are_judged_once(
     outcomes = sorted(final(api, t)["entries"][0]["outcome"] for t in traces)
     assert outcomes == ["deduplicated"] * 4 + ["evaluated"]
     assert mock.stats.by_route.get("chat", 0) == before + 1
+
+
+def start_worker(settings: Settings, **env: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panopticon", "worker", "--concurrency", "4"],
+        env=dict(
+            os.environ,
+            PANOPTICON_DATABASE_URL=settings.database_url or "",
+            PANOPTICON_HOME=str(settings.home),
+            **env,
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "taking jobs" in line, line + (proc.stdout.read() if proc.poll() else "")
+    return proc
+
+
+@pytest.mark.postgres_only
+def test_a_worker_killed_mid_batch_loses_no_span_and_judges_none_twice(
+    settings: Settings, mock: MockServer
+) -> None:
+    """kill -9 of the only worker while it judges: another worker takes the entries over
+    after the lease; every span ends with one outcome and one score per metric."""
+    app = create_app(Settings(home=settings.home, database_url=settings.database_url, api_key=BOOT))
+    lease = {"PANOPTICON_ONLINE_LEASE_S": "2"}
+    mock.config.update({"model_latency_ms": {"mock-gpt-4": 1500.0}})  # a slow judge
+    with TestClient(app) as api:
+        register(api, mock, ADMIN)
+        assert api.post("/api/online/rules", json=RULE, headers=ADMIN).status_code == 201
+        first = start_worker(settings, **lease)
+        traces = [log(api, "gpt-4o", f"Question {i}?", f"Answer {i}.") for i in range(12)]
+
+        def running() -> bool:
+            return any(e["outcome"] == "running" for t in traces for e in ledger(api, t)["entries"])
+
+        try:
+            wait_for(running, what="a worker judging")
+        finally:
+            first.kill()  # kill -9: no clean shutdown, entries left running
+            first.communicate(timeout=30)
+        second = start_worker(settings, **lease)
+        try:
+            outcomes = [final(api, t)["entries"] for t in traces]
+        finally:
+            second.terminate()
+            second.communicate(timeout=30)
+        assert [len(e) for e in outcomes] == [1] * len(traces)
+        assert {e[0]["outcome"] for e in outcomes} == {"evaluated"}
+        for t in traces:
+            names = [s["name"] for s in api.get(f"/api/traces/{t}", headers=ADMIN).json()["scores"]]
+            assert sorted(names) == ["helpful", "no-pii"], (t, names)  # never twice
+
+
+def test_a_claim_whose_lease_passed_cannot_record_over_the_worker_that_took_it_over(
+    settings: Settings,
+) -> None:
+    """A worker slower than the lease is not trusted any more: its outcome (and the scores
+    written with it) are refused once another worker has claimed the entry."""
+    from datetime import UTC, datetime, timedelta
+
+    from panopticon.services.online import OnlineRules
+    from panopticon.services.runs import store
+    from panopticon.store.queries import ledger as q
+
+    with store(settings) as engine:
+        from panopticon.services.database import workspace_id
+
+        ws = workspace_id(engine, "default")
+        rule = OnlineRules(engine, ws).apply(
+            {"name": "r", "metrics": [{"name": "p", "type": "pii"}]}
+        )
+        rules = {r.name: r for r in OnlineRules(engine, ws).list()}
+        assert rule.rule.name in rules
+        with engine.begin() as conn:
+            rule_id = q.enabled_rules(conn, [ws])[0].id
+            q.insert_outcomes(
+                conn,
+                [
+                    {
+                        "workspace_id": ws,
+                        "rule_id": rule_id,
+                        "rule_version": rule.rule.version,
+                        "trace_id": "a" * 32,
+                        "span_id": "b" * 16,
+                        "outcome": "pending",
+                    }
+                ],
+            )
+        now = datetime.now(UTC)
+        with engine.begin() as conn:
+            (slow,) = q.claim(conn, 10, now)
+        later = now + timedelta(seconds=10)
+        with engine.begin() as conn:
+            assert q.expire_leases(conn, later, lease_s=5, max_attempts=3) == 1
+            (fast,) = q.claim(conn, 10, later)
+        assert fast.attempts == slow.attempts + 1
+        with engine.begin() as conn:
+            assert not q.finish(conn, slow.id, "evaluated", attempt=slow.attempts, reason="late")
+            assert q.finish(conn, fast.id, "evaluated", attempt=fast.attempts, reason="ok")

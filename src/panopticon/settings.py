@@ -120,6 +120,14 @@ class Settings(BaseModel):
         description="Online-evaluation tasks that judge at once (each keeps up to 16 judge "
         "calls in flight); on PostgreSQL they are shared by every `panopticon worker`.",
     )
+    online_lease_s: float = Field(
+        default=300.0,
+        ge=1,
+        le=86_400,
+        description="Seconds a worker may hold a span it is judging; a worker that died lets "
+        "go after this, and the span is judged again. Keep it above the judge's time-out "
+        "times its retries.",
+    )
     online_max_waiting: int = Field(
         default=100_000,
         ge=100,

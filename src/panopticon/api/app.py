@@ -116,6 +116,7 @@ def create_app(
     if "ingest" in roles:
         from panopticon.services.ingest import IngestService, build_trace_writer
 
+        # one writer per process: the gateway, served with this app, writes through it too
         app.state.trace_writer = build_trace_writer(app.state.engine, settings)
         app.state.ingest = IngestService(app.state.engine, settings, app.state.trace_writer)
         app.include_router(ingest.router)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from panopticon.errors import NotFoundError
 from panopticon.store.engine import Engine
 from panopticon.store.queries import ledger as q
 from panopticon.store.queries import online as rules_q
@@ -54,6 +55,11 @@ class OnlineLedger:
     def for_trace(self, trace_id: str) -> TraceEvaluation:
         with self.engine.connect() as conn:
             rows = q.outcomes_of_trace(conn, self.ws, trace_id)
+            if not rows and not q.trace_exists(conn, self.ws, trace_id):
+                raise NotFoundError(
+                    f"no trace {trace_id} in this workspace (its spans may still be on their "
+                    "way: they are stored within a second of being sent)"
+                )
             rules = rules_q.list_rules(conn, self.ws) if not rows else []
         entries = [
             LedgerEntry(

@@ -58,7 +58,6 @@ from panopticon.store.queries.online import Window
 from panopticon.store.tables.base import utcnow
 
 __all__ = [
-    "LEASE_S",
     "MAX_ATTEMPTS",
     "OnlineEvaluator",
     "SelectStats",
@@ -71,11 +70,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LEASE_S = 300.0  # a running entry whose worker is silent this long is taken again
 MAX_ATTEMPTS = 3  # judge failures (or lost workers) before an entry is recorded as failed
 INBOX_BATCH = 2000  # inbox entries one tick takes at most
-CLAIM_BATCH = 32  # entries a judging task claims at a time
 IN_FLIGHT = 16  # entries one judging task judges at once
+CLAIM_BATCH = IN_FLIGHT  # claimed only when they can start at once: a lease is judging time
 DRAIN_S = 10.0  # a judging task gives its slot back after this long (the next tick wakes it)
 JUDGE_MAX_TOKENS = 1024  # a judge's answer is capped, so a budget can bound every call
 
@@ -180,7 +178,7 @@ def select_new(engine: Engine, settings: Settings, now: datetime | None = None) 
     now = now or utcnow()
     stats = SelectStats()
     with engine.begin() as conn:
-        stats.released = q.expire_leases(conn, now, LEASE_S, MAX_ATTEMPTS)
+        stats.released = q.expire_leases(conn, now, settings.online_lease_s, MAX_ATTEMPTS)
     with engine.begin() as conn:
         if q.waiting_count(conn) >= settings.online_max_waiting:
             stats.held_back = True
@@ -335,7 +333,12 @@ class _Batch:
 
 @dataclass(frozen=True)
 class _Done:
-    finish: q.Finish
+    """An entry's outcome to write (the arguments of :func:`ledger.finish`) and its scores."""
+
+    claimed: q.Claimed
+    outcome: str
+    reason: str
+    fields: dict[str, Any]
     scores: list[dict[str, Any]]
 
 
@@ -376,8 +379,14 @@ class _Finisher:
 
     def _write(self, batch: list[_Done]) -> None:
         with self.engine.begin() as conn:
-            q.save_scores(conn, [s for d in batch for s in d.scores])
-            q.finish_many(conn, [d.finish for d in batch])
+            held = []
+            for d in batch:
+                c = d.claimed
+                if q.finish(conn, c.id, d.outcome, attempt=c.attempts, reason=d.reason, **d.fields):
+                    held.append(d)
+                else:  # its lease passed and another worker took it: that one writes its scores
+                    log.warning("online entry %s was taken over by another worker", c.id)
+            q.save_scores(conn, [s for d in held for s in d.scores])
 
 
 class OnlineEvaluator:
@@ -494,7 +503,7 @@ class OnlineEvaluator:
 
     async def _finish(self, c: q.Claimed, outcome: Outcome, reason: str, **kw: Any) -> None:
         scores = kw.pop("scores", [])
-        await self._finisher.write(_Done(q.Finish(c.id, str(outcome), reason, **kw), scores))
+        await self._finisher.write(_Done(c, str(outcome), reason, kw, scores))
 
     async def _retry_or_fail(
         self,
@@ -698,14 +707,16 @@ class OnlineEvaluator:
                     }
                 )
             q.save_scores(conn, copied)
-            q.finish(
+            if not q.finish(
                 conn,
                 c.id,
                 str(Outcome.DEDUPLICATED),
+                attempt=c.attempts,
                 reason=f"the same input, output and context were judged with the same metrics "
                 f"on span {span_id} of trace {trace_id}: its scores are copied",
                 dedup_key=key,
-            )
+            ):
+                conn.rollback()  # taken over by another worker: it records the outcome
 
     async def _judge_entry(
         self,
@@ -825,6 +836,10 @@ def _backfill_terms(engine: Engine, job_id: int) -> tuple[float | None, bool]:
         return q.backfill_terms(conn, job_id)
 
 
+class _LostClaim(Exception):
+    """The entry's lease passed and another worker claimed it while this one judged."""
+
+
 def _key(c: q.Claimed) -> tuple[int, str, str]:
     return (c.workspace_id, c.trace_id, c.span_id)
 
@@ -878,9 +893,13 @@ async def online_tick(ctx: TaskContext) -> SelectStats:
     return stats
 
 
-@TASKS.task("online_evaluate", lock=lambda kwargs: f"online_evaluate:{kwargs.get('slot', 0)}")
+@TASKS.task(
+    "online_evaluate",
+    lock=lambda kwargs: f"online_evaluate:{kwargs.get('slot', 0)}",
+    exclusive=False,  # entries are claimed row by row: copies may judge side by side
+)
 async def online_evaluate(ctx: TaskContext, slot: int = 0) -> int:
-    """Judge due entries for a while (one such task per slot runs at a time)."""
+    """Judge due entries for a while (one copy per slot is queued at a time)."""
     evaluator = OnlineEvaluator(ctx.engine, ctx.settings, ctx.env)
     try:
         return await evaluator.drain()

@@ -60,6 +60,10 @@ class Task:
     every_s: float | None = None  # periodic: runs every this many seconds
     # kwargs -> a lock name: one copy of the task per lock queued and running at a time
     lock: Callable[[Mapping[str, Any]], str] | None = None
+    # False: the lock only keeps one copy queued; copies may run at once (a task that is
+    # safe to run twice, such as one that claims its work row by row). On PostgreSQL a
+    # running lock held by a killed worker blocks its task until the worker is found dead.
+    exclusive: bool = True
 
 
 @dataclass
@@ -75,13 +79,14 @@ class TaskRegistry:
         *,
         every_s: float | None = None,
         lock: Callable[[Mapping[str, Any]], str] | None = None,
+        exclusive: bool = True,
     ) -> Callable[[TaskFn], TaskFn]:
         def register(fn: TaskFn) -> TaskFn:
             if name in self.tasks and self.tasks[name].fn is not fn:
                 raise ValueError(f"a task named '{name}' is already registered")
             if every_s is not None and every_s <= 0:
                 raise ValueError("every_s must be > 0")
-            self.tasks[name] = Task(name, fn, every_s, lock)
+            self.tasks[name] = Task(name, fn, every_s, lock, exclusive)
             return fn
 
         return register
@@ -238,10 +243,14 @@ class LocalQueue:
         queue = self._queue
         while True:
             name, kwargs = await queue.get()
+            lock = self._lock_of((name, kwargs))
+            task = self.registry.tasks.get(name)
+            if lock is not None and task is not None and not task.exclusive:
+                with self._lock:  # a queue-only lock: the next copy may be queued now
+                    self._held.discard(lock)
             try:
                 await self.run(name, **kwargs)
             finally:
-                lock = self._lock_of((name, kwargs))
                 with self._lock:
                     if set(kwargs) == {"job_id"}:
                         self._pending_jobs.discard(kwargs["job_id"])

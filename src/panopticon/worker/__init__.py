@@ -84,7 +84,7 @@ def build_app(settings: Settings, env: Mapping[str, str], *, sync: bool = False)
         with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
             await (
                 app.tasks[PREFIX + name]
-                .configure(lock=lock, queueing_lock=lock)
+                .configure(lock=lock if task.exclusive else None, queueing_lock=lock)
                 .defer_async(**kwargs)
             )
 
@@ -155,7 +155,7 @@ class QueueSubmitter:
         task = TASKS.get(name)
         lock = task.lock(kwargs) if task.lock else None
         self.app.tasks[PREFIX + name].configure(
-            lock=lock, queueing_lock=lock, connection=driver_conn
+            lock=lock if task.exclusive else None, queueing_lock=lock, connection=driver_conn
         ).defer(**kwargs)
 
     def submit_job(self, workspace_id: int, kind: str, payload: dict[str, Any]) -> int:

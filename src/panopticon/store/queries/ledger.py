@@ -33,7 +33,6 @@ from panopticon.store.tables.base import utcnow
 __all__ = [
     "WAITING",
     "Claimed",
-    "Finish",
     "InboxSpan",
     "JobCounts",
     "OutcomeRow",
@@ -48,7 +47,6 @@ __all__ = [
     "find_judged",
     "find_judged_many",
     "finish",
-    "finish_many",
     "hourly_outcomes",
     "insert_outcomes",
     "job_counts",
@@ -61,6 +59,7 @@ __all__ = [
     "span_facts",
     "spans_between",
     "take_inbox",
+    "trace_exists",
     "waiting_count",
 ]
 
@@ -510,13 +509,17 @@ def finish(
     outcome_id: int,
     outcome: str,
     *,
+    attempt: int,
     reason: str | None,
     error: str | None = None,
     cost_usd: float | None = None,
     dedup_key: str | None = None,
     not_before: datetime | None = None,
-) -> None:
-    """Give a running entry its outcome (or put it back to wait, with ``not_before``)."""
+) -> bool:
+    """Give a running entry its outcome (or put it back to wait, with ``not_before``).
+    ``attempt`` is the claim's: an entry whose lease passed and that another worker claimed
+    since is not this worker's any more, and False says so (the caller rolls back what it
+    wrote with it, so an entry's scores are written once)."""
     values: dict[str, Any] = {
         "outcome": outcome,
         "reason": reason,
@@ -531,73 +534,16 @@ def finish(
         values["dedup_key"] = dedup_key
     if outcome == "rate_limited":  # a deferral is not an attempt
         values["attempts"] = OnlineOutcome.c.attempts - 1
-    conn.execute(
-        sa.update(OnlineOutcome)
-        .where(OnlineOutcome.c.id == outcome_id, OnlineOutcome.c.outcome == "running")
-        .values(**values)
-    )
-
-
-@dataclass(frozen=True)
-class Finish:
-    """One running entry's outcome, for :func:`finish_many` (the fields of :func:`finish`)."""
-
-    outcome_id: int
-    outcome: str
-    reason: str | None
-    error: str | None = None
-    cost_usd: float | None = None
-    dedup_key: str | None = None
-    not_before: datetime | None = None
-
-
-def finish_many(conn: Connection, items: list[Finish]) -> None:
-    """:func:`finish` for many entries in one statement (sent as one batch): what a worker
-    that judges many entries at once writes in one transaction."""
-    if not items:
-        return
-    now = utcnow()
-    add = sa.cast(sa.bindparam("b_cost", type_=sa.Float), sa.Float)  # typed even when NULL
-    stmt = (
+    done = conn.execute(
         sa.update(OnlineOutcome)
         .where(
-            OnlineOutcome.c.id == sa.bindparam("b_id"),
+            OnlineOutcome.c.id == outcome_id,
             OnlineOutcome.c.outcome == "running",
+            OnlineOutcome.c.attempts == attempt,
         )
-        .values(
-            outcome=sa.bindparam("b_outcome"),
-            reason=sa.bindparam("b_reason"),
-            error=sa.bindparam("b_error"),
-            not_before=sa.bindparam("b_not_before", type_=OnlineOutcome.c.not_before.type),
-            updated_at=sa.bindparam("b_now", type_=OnlineOutcome.c.updated_at.type),
-            cost_usd=sa.case(
-                (add.is_(None), OnlineOutcome.c.cost_usd),
-                else_=sa.func.coalesce(OnlineOutcome.c.cost_usd, 0.0) + add,
-            ),
-            dedup_key=sa.func.coalesce(
-                sa.bindparam("b_dedup", type_=sa.String), OnlineOutcome.c.dedup_key
-            ),
-            # a deferral is not an attempt
-            attempts=OnlineOutcome.c.attempts - sa.bindparam("b_undo", type_=sa.Integer),
-        )
+        .values(**values)
     )
-    conn.execute(
-        stmt,
-        [
-            {
-                "b_id": i.outcome_id,
-                "b_outcome": i.outcome,
-                "b_reason": i.reason,
-                "b_error": i.error,
-                "b_not_before": i.not_before,
-                "b_now": now,
-                "b_cost": i.cost_usd or None,
-                "b_dedup": i.dedup_key,
-                "b_undo": 1 if i.outcome == "rate_limited" else 0,
-            }
-            for i in items
-        ],
-    )
+    return bool(done.rowcount)
 
 
 def add_cost(conn: Connection, outcome_id: int, cost_usd: float) -> None:
@@ -625,6 +571,8 @@ def expire_leases(conn: Connection, now: datetime, lease_s: float, max_attempts:
         OnlineOutcome.c.outcome == "running",
         OnlineOutcome.c.claimed_at < now - timedelta(seconds=lease_s),
     )
+    if conn.execute(sa.select(OnlineOutcome.c.id).where(stale).limit(1)).first() is None:
+        return 0  # the usual case: no write (and on SQLite no write lock) every tick
     failed = conn.execute(
         sa.update(OnlineOutcome)
         .where(stale, OnlineOutcome.c.attempts >= max_attempts)
@@ -757,6 +705,15 @@ def save_scores(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 # --- what the ledger says -------------------------------------------------------------------
+
+
+def trace_exists(conn: Connection, workspace_id: int, trace_id: str) -> bool:
+    found = conn.execute(
+        sa.select(Trace.c.id)
+        .where(Trace.c.workspace_id == workspace_id, Trace.c.id == trace_id)
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def outcomes_of_trace(conn: Connection, workspace_id: int, trace_id: str) -> list[OutcomeRow]:
