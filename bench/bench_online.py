@@ -672,7 +672,7 @@ def backlog(args: argparse.Namespace, s: Stack, mock: Mock, n: int) -> None:
     from panopticon.settings import Settings
     from panopticon.store.engine import create_engine
 
-    batches = encode(n, 500, "backlog")
+    batches = encode(n, 500 if n % 500 == 0 else 100, "backlog")
     asyncio.run(send(s.base, batches, None))
     settings = Settings(database_url=s.url, home=s.home, online_max_waiting=max(n, 100) * 2)
     engine = create_engine(settings)
@@ -712,7 +712,7 @@ def drain(args: argparse.Namespace, s: Stack, mock: Mock, n: int, workers: int) 
 
 
 def scale(args: argparse.Namespace, mock: Mock) -> None:
-    n = args.backlog
+    n = args.backlog - args.backlog % 100
     per_worker = args.concurrency - 1
     slots = 2 * per_worker
     print(
@@ -759,7 +759,7 @@ def scale(args: argparse.Namespace, mock: Mock) -> None:
 
 
 def budget(args: argparse.Namespace, mock: Mock) -> None:
-    n = args.budget_backlog
+    n = args.budget_backlog - args.budget_backlog % 100
     limit = args.budget
     print(
         f"\n== budget: 4 worker processes (each --concurrency 2; PANOPTICON_ONLINE_WORKERS=4), "
