@@ -363,3 +363,18 @@ def test_a_claim_whose_lease_passed_cannot_record_over_the_worker_that_took_it_o
         with engine.begin() as conn:
             assert not q.finish(conn, slow.id, "evaluated", attempt=slow.attempts, reason="late")
             assert q.finish(conn, fast.id, "evaluated", attempt=fast.attempts, reason="ok")
+
+
+def test_calls_in_flight_holding_a_budget_make_others_wait_not_give_up(api: TestClient) -> None:
+    """Six answers, a budget that holds two calls' bounds at once but, at their real cost,
+    pays for all six: the spans whose call found the room held wait for the calls in flight
+    to settle, and every one is judged, within the budget."""
+    traces = [log(api, "gpt-4o", f"Question {i} " + "y" * 400, f"Answer {i}.") for i in range(6)]
+    assert api.post("/api/online/rules", json={**RULE, "enabled": False}, headers=ADMIN)
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    until = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    body = {"rule": "helpfulness", "since": since, "until": until, "budget_usd": 0.006}
+    finished = job(api, api.post("/api/online/backfills", json=body, headers=ADMIN).json()["id"])
+    assert finished["status"] == "completed" and finished["total"] == finished["done"] == 6
+    assert 0 < finished["cost_usd"] <= 0.006
+    assert [ledger(api, t)["entries"][0]["outcome"] for t in traces] == ["evaluated"] * 6

@@ -46,7 +46,7 @@ from panopticon.online.select import Candidate, decide, dedup_key, segment_of
 from panopticon.providers.base import ChatResponse
 from panopticon.providers.client import ModelClient
 from panopticon.providers.pricing import Price
-from panopticon.services.online import Hold, OnlineBudgets
+from panopticon.services.online import Hold, OnlineBudgets, Refusal
 from panopticon.services.registry import ModelRegistry
 from panopticon.services.tasks import TASKS, TaskContext
 from panopticon.settings import Settings
@@ -75,6 +75,7 @@ INBOX_BATCH = 2000  # inbox entries one tick takes at most
 IN_FLIGHT = 16  # entries one judging task judges at once
 CLAIM_BATCH = IN_FLIGHT  # claimed only when they can start at once: a lease is judging time
 DRAIN_S = 10.0  # a judging task gives its slot back after this long (the next tick wakes it)
+BUSY_WAIT_S = 600.0  # how long a span waits for calls in flight to free a budget's room
 JUDGE_MAX_TOKENS = 1024  # a judge's answer is capped, so a budget can bound every call
 
 
@@ -274,14 +275,15 @@ class _BudgetGate:
         self.prices = prices
         self.extra = extra
         self.refused: str | None = None
+        self.busy = False  # refused only because calls in flight hold the budget's room
         self.spent = 0.0
         self._holds: dict[int, Hold] = {}
 
     async def open(self, spec: ModelSpec, estimate: CallEstimate) -> str | None:
         bound = _bound(self.prices.get(spec.id), spec, estimate)
         held = await asyncio.to_thread(self.budgets.reserve, self.rule, bound, extra=self.extra)
-        if isinstance(held, str):
-            self.refused = held
+        if isinstance(held, Refusal):
+            self.refused, self.busy = held, held.busy
             return f"not sent: {held}"
         self._holds[id(estimate)] = held
         return None
@@ -799,6 +801,20 @@ class OnlineEvaluator:
         cost = gate.spent or None
         if gate.refused is not None:
             kept = [s for s in scores if s["error"] is None]
+            age = (self.clock() - c.created_at).total_seconds() if c.created_at else 0.0
+            if gate.busy and not kept and age < BUSY_WAIT_S:
+                # what is spent leaves room: the calls in flight settle below their bounds
+                # within seconds, so wait for them rather than give the span up
+                await self._finish(
+                    c,
+                    Outcome.PENDING,
+                    f"waiting: {gate.refused}",
+                    cost_usd=cost,
+                    dedup_key=key,
+                    not_before=self.clock() + timedelta(seconds=1),
+                    not_an_attempt=True,
+                )
+                return Outcome.PENDING
             await self._finish(
                 c,
                 Outcome.OVER_BUDGET,

@@ -113,6 +113,7 @@ class Claimed:
     attempts: int
     job_id: int | None
     was: str  # pending or rate_limited (a rate-limited entry already holds its slot)
+    created_at: datetime | None = None  # when the entry was selected
 
 
 @dataclass(frozen=True)
@@ -483,6 +484,7 @@ def claim(conn: Connection, limit: int, now: datetime) -> list[Claimed]:
             OnlineOutcome.c.span_id,
             OnlineOutcome.c.attempts,
             OnlineOutcome.c.job_id,
+            OnlineOutcome.c.created_at,
         )
     ).all()
     return sorted(
@@ -497,6 +499,7 @@ def claim(conn: Connection, limit: int, now: datetime) -> list[Claimed]:
                 attempts=r.attempts,
                 job_id=r.job_id,
                 was=was[r.id],
+                created_at=r.created_at,
             )
             for r in rows
         ),
@@ -515,6 +518,7 @@ def finish(
     cost_usd: float | None = None,
     dedup_key: str | None = None,
     not_before: datetime | None = None,
+    not_an_attempt: bool = False,
 ) -> bool:
     """Give a running entry its outcome (or put it back to wait, with ``not_before``).
     ``attempt`` is the claim's: an entry whose lease passed and that another worker claimed
@@ -532,7 +536,7 @@ def finish(
     }
     if dedup_key is not None:
         values["dedup_key"] = dedup_key
-    if outcome == "rate_limited":  # a deferral is not an attempt
+    if outcome == "rate_limited" or not_an_attempt:  # a deferral is not an attempt
         values["attempts"] = OnlineOutcome.c.attempts - 1
     done = conn.execute(
         sa.update(OnlineOutcome)
