@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -227,6 +228,8 @@ def _calibration(metric: str, source: str, rows: list[dict[str, Any]]) -> Calibr
         if len(vs) >= 3
         else None
     )
+    if rho is not None and math.isnan(rho.estimate):
+        rho = None  # one side gave a single value: no rank correlation to speak of
     return Calibration(
         metric,
         len(rows),

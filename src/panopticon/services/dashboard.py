@@ -5,7 +5,8 @@ query's scores, not new queries) and within 0..1. Scores of production traces an
 (online rules, guardrails, outside clients) are their own rows and series, one per source,
 by the span's model, clustered by trace; a group of one cluster has no interval ("too
 few"). "Mean score by model" and the heatmap over all metrics are quality: the
-operational metrics (latency, cost) are left out, by the same rule as the report (:func:`panopticon.judges.base.operational_types`)."""
+operational metrics (latency, cost) are left out, by the same rule as the report
+(:func:`panopticon.judges.base.operational_types`)."""
 
 from __future__ import annotations
 

@@ -83,6 +83,10 @@ def result_filters(
     min_score: float | None = None,
     max_score: float | None = None,
     passed: bool | None = None,
+    text: Annotated[
+        str | None,
+        Query(max_length=200, description="In the query or the answer (a span's input or output)."),
+    ] = None,
     source: Annotated[
         SourceName | None,
         Query(
@@ -101,6 +105,7 @@ def result_filters(
         min_score,
         max_score,
         passed,
+        (text or "").strip() or None,
         source=check_source(source),
     )
 

@@ -193,9 +193,16 @@ def _statements(shape: tuple[bool, ...], kind: str) -> tuple[Any, Any]:
                             Score.c.span_id.is_not(None),
                             _span_of_score(
                                 ws,
-                                sa.or_(
-                                    Span.c.input_value.ilike(pattern, escape=ESCAPE),
-                                    Span.c.output_value.ilike(pattern, escape=ESCAPE),
+                                sa.or_(  # a span's text: its values or its messages
+                                    *(
+                                        sa.cast(column, sa.Text).ilike(pattern, escape=ESCAPE)
+                                        for column in (
+                                            Span.c.input_value,
+                                            Span.c.output_value,
+                                            Span.c.input_messages,
+                                            Span.c.output_messages,
+                                        )
+                                    )
                                 ),
                             ),
                         ),
