@@ -312,6 +312,9 @@ class QueryAnswersPublic(BaseModel):
     text: str
     expected: str | None
     answers: list[AnswerPublic]
+    file: str | None = Field(description="The file the run read it from (None: sent inline).")
+    line: int | None
+    label: str = Field(description="How messages name it: dataset id and file:line, else text.")
 
 
 class CacheStatsPublic(BaseModel):

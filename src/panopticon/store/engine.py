@@ -17,6 +17,7 @@ from panopticon.errors import MigrationRequiredError, MissingDependencyError, St
 from panopticon.keyfiles import private_dir
 from panopticon.providers.redact import mask_secrets
 from panopticon.settings import Settings
+from panopticon.store.text_index import ensure_text_index
 
 __all__ = [
     "HEAD_REVISION",
@@ -36,7 +37,7 @@ T = TypeVar("T")
 
 # The newest migration. A test checks it equals Alembic's head, so checking the schema at
 # start-up needs one SELECT instead of importing Alembic.
-HEAD_REVISION = "0016"
+HEAD_REVISION = "0018"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -148,14 +149,17 @@ def _create_at_head(engine: Engine) -> None:
         sa.Column("version_num", sa.String(32), primary_key=True),
     )
     with engine.begin() as conn:
-        metadata.create_all(conn)
+        # the database is empty (ensure_schema checked): no per-table existence checks
+        metadata.create_all(conn, checkfirst=False)
+        ensure_text_index(conn)  # not a model: a database without pg_trgm matches them too
         version.create(conn)
         conn.execute(version.insert().values(version_num=HEAD_REVISION))
         conn.execute(sa.insert(Workspace).values(name="default"))
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``."""
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Apply migrations up to ``revision``. Returns a note for the operator when something
+    optional could not be set up (the text-search index without pg_trgm), else None."""
     from alembic import command
     from alembic.config import Config
 
@@ -164,6 +168,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+        if revision != "head":
+            return None
+        return ensure_text_index(conn)  # retried on every upgrade: pg_trgm may come later
 
 
 def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:

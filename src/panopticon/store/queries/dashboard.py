@@ -230,6 +230,12 @@ def _add_cluster_sums(
     # per cluster (group x query), then per group; a theme is its query's, so clusters
     # are formed from the scores alone and joined to their query for it
     direct = [b for b in by if b != "theme"]
+    # grouped by model, then query, then the rest: the order of ix_score_workspace_model_query,
+    # which holds every column this pass reads, so that a model's scores are read in query
+    # order from the index alone instead of hashed or sorted (the groups are the same in any
+    # order)
+    keys = [columns[b] for b in direct if b == "model"]
+    keys += [cluster, *(columns[b] for b in direct if b != "model")]
     inner = scoped(
         sa.select(
             *[columns[b].label(b) for b in direct],
@@ -240,7 +246,7 @@ def _add_cluster_sums(
             sa.func.coalesce(sa.func.sum(_PASSED), 0).label("pt"),
         )
         .select_from(source)
-        .group_by(*[columns[b] for b in direct], cluster)
+        .group_by(*keys)
     ).subquery()
     group_columns: dict[str, Any] = {b: inner.c[b] for b in direct}
     clustered: Any = inner
@@ -270,7 +276,13 @@ def _add_cluster_sums(
         # one hash entry per (group, query): PostgreSQL's default 4 MB spills 100,000 of
         # them to disk and takes twice as long; SET LOCAL ends with the transaction
         conn.exec_driver_sql("SET LOCAL work_mem = '32MB'")
+        # PostgreSQL guesses far fewer (group, query) pairs than there are (a query's
+        # distinct count is estimated from a sample) and so hashes every score instead of
+        # reading the index in order, which took 2.5x as long (bench_dashboard_intervals.py)
+        conn.exec_driver_sql("SET LOCAL enable_hashagg = off")
     spread = {tuple(r[b] for b in by): r for r in (r._mapping for r in conn.execute(outer))}
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL enable_hashagg = on")  # for what else this reads
     for r in rows:
         found = spread.get(tuple(r[b] for b in by))
         for k in cluster_sums:

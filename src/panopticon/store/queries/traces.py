@@ -76,18 +76,6 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _spans_of_trace() -> list[Any]:
-    """A correlated condition: spans of the outer trace row. For text, a probe per trace
-    that stops at the first match measured twice as fast as one pass over the period's
-    spans (casting messages to text dominates either way)."""
-    return [
-        Span.c.workspace_id == Trace.c.workspace_id,
-        Span.c.trace_id == Trace.c.id,
-        Span.c.start_time >= Trace.c.start_time,
-        Span.c.start_time <= Trace.c.end_time,
-    ]
-
-
 def _span_ids(ws: int, f: TraceFilters, condition: Any) -> Any:
     """The ids of traces with a span that meets ``condition``: one pass over the spans of
     the filter's period (its bounds are constants, so PostgreSQL reads only the partitions
@@ -154,25 +142,8 @@ def _where(conn: Connection, ws: int, f: TraceFilters) -> list[Any]:
         where.append(_json_has(conn, Trace.c.models, f.model))
     if f.span_kind is not None:
         where.append(Trace.c.id.in_(_span_ids(ws, f, Span.c.kind == f.span_kind)))
-    if f.text:
-        pattern = _like(f.text)
-        where.append(
-            sa.or_(
-                Trace.c.input_text.ilike(pattern, escape="\\"),
-                Trace.c.output_text.ilike(pattern, escape="\\"),
-                sa.exists(
-                    sa.select(1).where(
-                        *_spans_of_trace(),
-                        sa.or_(
-                            Span.c.input_value.ilike(pattern, escape="\\"),
-                            Span.c.output_value.ilike(pattern, escape="\\"),
-                            sa.cast(Span.c.input_messages, sa.Text).ilike(pattern, escape="\\"),
-                            sa.cast(Span.c.output_messages, sa.Text).ilike(pattern, escape="\\"),
-                        ),
-                    )
-                ),
-            )
-        )
+    if f.text:  # a trigram index answers this on PostgreSQL (store.text_index)
+        where.append(Trace.c.search_text.ilike(_like(f.text), escape="\\"))
     if f.score_name is not None or f.min_score is not None or f.max_score is not None:
         cond: list[Any] = [Score.c.workspace_id == ws, Score.c.trace_id == Trace.c.id]
         if f.score_name is not None:
@@ -208,8 +179,11 @@ def decode_cursor(cursor: str) -> list[Any]:
 _LIST_COLUMNS = [
     c
     for c in Trace.columns
-    if c.name not in ("bucket", "updated_at", "workspace_id", "input_text", "output_text")
+    if c.name
+    not in ("bucket", "updated_at", "workspace_id", "input_text", "output_text", "search_text")
 ]
+# a trace as one row: what the explorer shows of it
+_ROW_COLUMNS = [c for c in Trace.columns if c.name not in ("bucket", "workspace_id", "search_text")]
 
 
 def search_traces(
@@ -265,7 +239,7 @@ def iter_traces(
 ) -> Iterator[dict[str, Any]]:
     """Every matching trace (newest first, up to ``limit``), streamed for exports."""
     q = (
-        sa.select(*[c for c in Trace.columns if c.name not in ("bucket", "workspace_id")])
+        sa.select(*_ROW_COLUMNS)
         .where(*_where(conn, ws, f))
         .order_by(Trace.c.start_time.desc(), Trace.c.id.desc())
         .limit(limit)
@@ -278,7 +252,7 @@ def _trace_row(conn: Connection, ws: int, trace_id: str) -> dict[str, Any] | Non
     rows = [
         dict(r._mapping)
         for r in conn.execute(
-            sa.select(Trace).where(Trace.c.workspace_id == ws, Trace.c.id == trace_id)
+            sa.select(*_ROW_COLUMNS).where(Trace.c.workspace_id == ws, Trace.c.id == trace_id)
         )
     ]
     if not rows:
@@ -361,7 +335,7 @@ def session_traces(
     traces = [
         dict(r._mapping)
         for r in conn.execute(
-            sa.select(*[c for c in Trace.columns if c.name not in ("bucket", "workspace_id")])
+            sa.select(*_ROW_COLUMNS)
             .where(Trace.c.workspace_id == ws, Trace.c.session_id == session_id)
             .order_by(Trace.c.start_time, Trace.c.id)
             .limit(limit)
