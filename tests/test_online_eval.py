@@ -246,6 +246,22 @@ def test_the_dashboard_shows_a_traces_outcomes_and_the_hourly_activity(
     assert 'data-testid="activity"' in online and "helpfulness" in online
 
 
+def test_identical_answers_arriving_together_are_judged_once(
+    api: TestClient, mock: MockServer
+) -> None:
+    assert api.post("/api/online/rules", json=RULE, headers=ADMIN).status_code == 201
+    before = mock.stats.by_route.get("chat", 0)
+    # one request, five traces with the same answer: selected together, claimed together
+    span = {"name": "chat", "kind": "llm", "model": "gpt-4o", "input": "Capital of Chile?"}
+    body = {"traces": [{"spans": [{**span, "output": "Santiago."}]} for _ in range(5)]}
+    r = api.post("/api/traces", json=body, headers=ADMIN)
+    assert r.status_code in (200, 202), r.text
+    traces = r.json()["trace_ids"]
+    outcomes = sorted(final(api, t)["entries"][0]["outcome"] for t in traces)
+    assert outcomes == ["deduplicated"] * 4 + ["evaluated"]
+    assert mock.stats.by_route.get("chat", 0) == before + 1
+
+
 def start_worker(settings: Settings, **env: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "panopticon", "worker", "--concurrency", "4"],

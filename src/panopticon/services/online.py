@@ -153,13 +153,23 @@ class OnlineBudgets:
     is refused; settling replaces it with the real cost."""
 
     def __init__(
-        self, engine: Engine, workspace_id: int, *, clock: Callable[[], datetime] = utcnow
+        self,
+        engine: Engine,
+        workspace_id: int,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        limits: tuple[float | None, float | None] | None = None,
     ) -> None:
+        """``limits``: the workspace's (per day, per month) limits as read just before, so
+        that a worker judging many entries at once reads them once, not once per call."""
         self.engine = engine
         self.ws = workspace_id
         self.clock = clock
+        self._limits = limits
 
     def workspace_limits(self) -> tuple[float | None, float | None]:
+        if self._limits is not None:
+            return self._limits
         with self.engine.connect() as conn:
             return q.workspace_budgets(conn, self.ws)
 
