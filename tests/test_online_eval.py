@@ -378,3 +378,11 @@ def test_calls_in_flight_holding_a_budget_make_others_wait_not_give_up(api: Test
     assert finished["status"] == "completed" and finished["total"] == finished["done"] == 6
     assert 0 < finished["cost_usd"] <= 0.006
     assert [ledger(api, t)["entries"][0]["outcome"] for t in traces] == ["evaluated"] * 6
+
+
+def test_a_rule_name_no_rule_can_have_is_refused_with_a_4xx(api: TestClient) -> None:
+    """Found by schemathesis: a NUL in a rule name was a 500 on PostgreSQL."""
+    body = {"rule": "a\x00b", "since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"}
+    r = api.post("/api/online/backfills", json={**body, "budget_usd": 1}, headers=ADMIN)
+    assert r.status_code == 422, r.text
+    assert api.get("/api/online/activity?rule=a%00b", headers=ADMIN).status_code == 422

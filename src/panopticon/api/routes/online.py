@@ -22,6 +22,7 @@ from panopticon.services.online import OnlineBudgets, OnlineRules, RulePublic
 
 router = APIRouter(prefix="/api/online", tags=["online evaluation"])
 
+RULE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,63}$"  # as a rule's name is validated
 RuleName = Annotated[str, Path(min_length=1, max_length=64, description="The rule's name.")]
 
 
@@ -206,7 +207,7 @@ def trace_evaluation(trace_id: TraceId, engine: EngineDep, caller: Viewer) -> On
 def activity(
     engine: EngineDep,
     caller: Viewer,
-    rule: Annotated[str | None, Query(max_length=64, description="One rule only.")] = None,
+    rule: Annotated[str | None, Query(pattern=RULE_NAME, description="One rule only.")] = None,
     hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24,
 ) -> list[OnlineHourly]:
     """Outcomes per rule per hour (newest first), with what the judging cost."""
@@ -219,7 +220,7 @@ def activity(
 class OnlineBackfillCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rule: str = Field(min_length=1, max_length=64, description="The rule to run.")
+    rule: str = Field(pattern=RULE_NAME, description="The rule to run.")
     since: datetime = Field(description="Spans that started at or after this time...")
     until: datetime = Field(description="...and before this one.")
     budget_usd: float = Field(gt=0, allow_inf_nan=False, description="The backfill's own budget.")
