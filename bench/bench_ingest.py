@@ -193,6 +193,22 @@ def cpu_s(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def backend_cpu(conn: Any, database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving ``database`` (but this
+    script's own connection): the server's writers' share of PostgreSQL's work."""
+    out = {}
+    for (pid,) in conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+        (database,),
+    ).fetchall():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 async def post_all(
     url: str,
     batches: list[tuple[bytes, str]],
@@ -309,7 +325,7 @@ def main() -> None:
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 180  # workers import the app; slow on a loaded machine
     while True:
         try:
             import httpx
@@ -318,7 +334,10 @@ def main() -> None:
                 break
         except httpx.HTTPError:
             pass
-        assert time.monotonic() < deadline, "the server did not start"
+        if time.monotonic() > deadline:
+            server.terminate()  # and its workers: nothing is left running
+            server.wait(30)
+            raise SystemExit(f"the server did not start; see {home / 'server.log'}")
         time.sleep(0.1)
     visible: list[float] = []
     rss: dict[str, float] = {}
@@ -335,16 +354,20 @@ def main() -> None:
         visible.append(time.perf_counter() - acked)
 
     def on_progress(done: int) -> None:
-        if done * BATCH >= 100_000 and "100k" not in rss:
-            rss["100k"] = rss_mb(server.pid)
+        mark = f"{done * BATCH // 100_000 * 100}k"
+        if done * BATCH >= 100_000 and mark not in rss:
+            rss[mark] = rss_mb(server.pid)
 
     cpu0 = cpu_s(server.pid)
+    pg0 = backend_cpu(conn, "panopticon_bench_ingest")
     try:
         wall, latencies = asyncio.run(
             post_all(base + "/v1/traces", batches, args.clients, on_ack, on_progress)
         )
         rss["end"] = rss_mb(server.pid)
         cpu = cpu_s(server.pid) - cpu0
+        pg1 = backend_cpu(conn, "panopticon_bench_ingest")
+        pg_cpu = sum(t - pg0.get(pid, 0.0) for pid, t in pg1.items())
         stored = conn.execute("SELECT count(*) FROM span").fetchone()[0]  # type: ignore[index]
         traces = conn.execute("SELECT count(*) FROM trace").fetchone()[0]  # type: ignore[index]
     finally:
@@ -368,6 +391,12 @@ def main() -> None:
         f"({args.spans / cpu:,.0f} spans per CPU-second); load average at the end "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
+    both = (cpu + pg_cpu) / args.spans
+    print(
+        f"its PostgreSQL backends: {pg_cpu / args.spans * 1e6:.0f} us per span; server and "
+        f"backends {both * 1e6:.0f} us per span: {2 / both:,.0f} spans/s if they had 2 cores "
+        "to themselves (WAL writer and checkpointer not counted)"
+    )
     print(
         f"request (send -> committed) p50 {pct(latencies, 50) * 1000:.0f} ms, "
         f"p95 {pct(latencies, 95) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms"
@@ -377,8 +406,12 @@ def main() -> None:
         f"max {max(visible) * 1000:.1f} ms ({len(visible)} sampled)"
     )
     print(
-        f"server RSS: {rss.get('100k', 0):.0f} MB after 100k spans, {rss['end']:.0f} MB at the end"
+        f"server RSS: {rss.get('100k', 0):.0f} MB after 100k spans, {rss['end']:.0f} MB at the "
+        f"end ({rss['end'] / rss['100k']:.2f}x)"
+        if "100k" in rss
+        else f"server RSS: {rss['end']:.0f} MB at the end"
     )
+    print("RSS by spans sent: " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
     print(f"stored: {stored:,} spans, {traces:,} traces")
 
 

@@ -1,28 +1,40 @@
 """A real gateway over real HTTP for tests: uvicorn in a thread, on this test's database,
-forwarding to the bundled mock server."""
+forwarding to the bundled mock server. Logged calls are read back from the trace store,
+as the trace explorer reads them."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-from panopticon.gateway.app import gateway_log_path, serve_app
-from panopticon.gateway.logging import JsonlTraceWriter
+from panopticon.errors import NotFoundError
+from panopticon.gateway.app import serve_app
 from panopticon.gateway.proxy import Gateway
+from panopticon.services.database import workspace_id
+from panopticon.services.ingest import IngestService
+from panopticon.services.runs import open_store
+from panopticon.services.traces import TraceFilters, find_traces, get_trace
 from panopticon.settings import Settings
 from tests.conftest import free_port
 
 
 class GatewayServer:
-    def __init__(self, settings: Settings, env: dict[str, str], roles: set[str]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        env: dict[str, str],
+        roles: set[str],
+        workspace: str = "default",
+        ingest: IngestService | None = None,
+    ) -> None:
         self.settings = settings
+        self.workspace = workspace
         self.port = free_port()
-        app, gateway = serve_app(settings, env, roles)
+        app, gateway = serve_app(settings, env, roles, ingest=ingest)
         assert gateway is not None
         self.gateway: Gateway = gateway
         self.app = app
@@ -31,6 +43,7 @@ class GatewayServer:
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self._reader = open_store(settings)  # the test's own view of the store
 
     @property
     def root(self) -> str:
@@ -49,12 +62,14 @@ class GatewayServer:
         self.server.should_exit = True
         self.thread.join(30)
 
-    @property
-    def log_path(self) -> Path:
-        return gateway_log_path(self.settings)
+    def close(self) -> None:
+        self._reader.dispose()
 
     def traces(self) -> list[dict[str, Any]]:
-        return JsonlTraceWriter(self.log_path).read()
+        """Every stored trace of the workspace, oldest first, each with its spans and scores."""
+        ws = workspace_id(self._reader, self.workspace)
+        page = find_traces(self._reader, ws, TraceFilters(), sort="start_time", limit=500)
+        return [get_trace(self._reader, ws, t["id"]) for t in page.items]
 
     def wait_traces(self, n: int) -> list[dict[str, Any]]:
         wait_for(lambda: len(self.traces()) >= n, what=f"{n} logged traces")
@@ -62,12 +77,16 @@ class GatewayServer:
 
     def trace(self, trace_id: str) -> dict[str, Any]:
         found: list[dict[str, Any]] = []
+        ws = workspace_id(self._reader, self.workspace)
 
         def seen() -> bool:
-            found[:] = [t for t in self.traces() if t["id"] == trace_id]
-            return bool(found)
+            try:
+                found[:] = [get_trace(self._reader, ws, trace_id)]
+            except NotFoundError:
+                return False
+            return True
 
-        wait_for(seen, what=f"trace {trace_id} in the log")
+        wait_for(seen, what=f"trace {trace_id} in the trace store")
         return found[0]
 
 

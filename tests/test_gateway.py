@@ -94,6 +94,7 @@ def gateway(gw_settings: Settings, engine: Any, mock: MockServer) -> Iterator[Ga
     server = GatewayServer(gw_settings, {}, {"api", "gateway"}).start()
     yield server
     server.stop()
+    server.close()
 
 
 def new_key(engine: Any, name: str = "app", **config: Any) -> str:
@@ -140,7 +141,8 @@ def test_an_openai_sdk_app_switches_base_url_and_every_call_is_logged(
     assert span["cost_usd"] == pytest.approx(expected)
     assert span["latency_ms"] > 0 and span["status"] == "ok"
     assert trace["user_id"] == "user-7" and trace["session_id"] == "sess-1"
-    assert trace["tags"] == ["beta", "web"] and trace["metadata"] == {"release": "1.2"}
+    assert trace["tags"] == ["beta", "web"]
+    assert trace["metadata"] == {"release": "1.2", "gateway_key": "app"}
     assert span["attributes"]["gateway.key_name"] == "app"
 
 
@@ -511,8 +513,9 @@ def test_guardrails_block_redact_and_flag_with_their_latency(
     )
     assert (
         scores["guardrail.length"]["passed"] is False
-        and scores["guardrail.length"]["stage"] == "output"
+        and scores["guardrail.length"]["details"]["stage"] == "output"
     )
+    assert all(s["source"] == "guardrail" for s in trace["scores"])
     assert scores["guardrail.prompt_injection"]["passed"] is True
     assert trace["spans"][0]["attributes"]["gateway.guardrail_ms"] >= 0
 

@@ -5,12 +5,15 @@ answered with a 4xx or a counted partial success, never a 500."""
 from __future__ import annotations
 
 import gzip
+import io
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -300,6 +303,45 @@ def test_export_and_traces_into_a_dataset(api: TestClient, settings: Settings) -
     assert "capital of France" in str(item)
 
 
+def test_a_parquet_export_holds_the_same_rows_as_the_jsonl_export_of_a_filter(
+    api: TestClient,
+) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    traces = [agent_trace(user="pat" if i % 2 else "kim") for i in range(5)]
+    traces[1]["metadata"] = {"tier": "gold", "seats": 12, "flags": {"beta": True}}
+    traces[3]["tags"] = []
+    api.post("/api/traces", json={"traces": traces}, headers=ADMIN)
+    params = {"user_id": "pat"}
+    jsonl = api.get("/api/traces/export", params={**params, "format": "jsonl"}, headers=ADMIN)
+    expected = [orjson.loads(line) for line in jsonl.content.splitlines()]
+    r = api.get("/api/traces/export", params={**params, "format": "parquet"}, headers=ADMIN)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.apache.parquet"
+    assert r.headers["content-disposition"] == 'attachment; filename="traces.parquet"'
+    table = pq.read_table(io.BytesIO(r.content))
+    assert table.schema.field("start_time").type.tz == "UTC"
+    read: list[dict[str, Any]] = table.to_pylist()
+    for row in read:  # what JSON Lines writes as text: times as ISO 8601, metadata as JSON
+        row["start_time"] = row["start_time"].isoformat()
+        row["end_time"] = row["end_time"].isoformat()
+        row["metadata"] = orjson.loads(row["metadata"]) if row["metadata"] else None
+    for row in expected:
+        for key in ("start_time", "end_time"):
+            row[key] = datetime.fromisoformat(row[key]).isoformat()
+    assert len(expected) == 2 and read == expected
+
+
+def test_a_parquet_export_without_pyarrow_says_which_extra_to_install(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.post("/api/traces", json={"traces": [agent_trace()]}, headers=ADMIN)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
+    r = api.get("/api/traces/export", params={"format": "parquet"}, headers=ADMIN)
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert "pyarrow" in error["message"] and error["hint"] == "pip install 'panopticon[parquet]'"
+    assert api.get("/api/traces/export", params={"format": "csv"}, headers=ADMIN).status_code == 200
+
+
 def test_keys_limited_to_ingestion_send_traces_but_read_nothing(
     api: TestClient, settings: Settings
 ) -> None:
@@ -383,6 +425,46 @@ def _response(r: Any) -> Any:
     out = ExportTraceServiceResponse()
     out.ParseFromString(r.content)
     return out
+
+
+def test_text_search_finds_words_of_any_span_also_of_spans_sent_later(api: TestClient) -> None:
+    trace_id = secrets.token_hex(16)
+    root = _span(trace_id, **{"gen_ai.operation.name": "invoke_agent"})
+    tool = _span(
+        trace_id,
+        **{
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.call.arguments": '{"sku": "ZX-81 Spectrum"}',
+            "gen_ai.tool.call.result": "Back-ordered until March",
+        },
+    )
+    tool["parent"] = root["span_id"]
+    headers = {**ADMIN, "Content-Type": "application/x-protobuf"}
+    for batch in ([tool], [root]):  # the root arrives last, in a request of its own
+        sent = api.post("/v1/traces", content=_otlp(batch).SerializeToString(), headers=headers)
+        assert sent.status_code == 200
+    chat = _span(
+        trace_id,
+        **{
+            "gen_ai.operation.name": "chat",
+            "gen_ai.prompt.0.role": "user",
+            "gen_ai.prompt.0.content": "Is 50% off_line?",
+            "gen_ai.completion.0.role": "assistant",
+            "gen_ai.completion.0.content": "Ask the warehouse.",
+        },
+    )
+    chat["parent"] = root["span_id"]
+    api.post("/v1/traces", content=_otlp([chat]).SerializeToString(), headers=headers)
+
+    def found(text: str) -> list[str]:
+        page = api.get("/api/traces", params={"text": text}, headers=ADMIN).json()
+        return [t["id"] for t in page["items"]]
+
+    assert found("zx-81") == [trace_id]  # a tool's arguments, any case
+    assert found("back-ORDERED until") == [trace_id]  # a tool's result
+    assert found("the warehouse") == [trace_id]  # an LLM span's answer, sent later
+    assert found("50% off_line") == [trace_id]  # % and _ are themselves, not wildcards
+    assert found("50 off line") == [] and found("nothing like it") == []
 
 
 def test_otlp_protobuf_gzip_with_bad_spans_kept_apart(api: TestClient) -> None:

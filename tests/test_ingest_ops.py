@@ -3,10 +3,19 @@ per-workspace redaction, and partitions and retention."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -142,3 +151,68 @@ def test_maintenance_keeps_partitions_ahead_and_drops_what_retention_allows(
             assert _create_days(conn, day, day) == [f"trace_p{day:%Y%m%d}", f"span_p{day:%Y%m%d}"]
         dropped = run_maintenance(engine, default_retention_days=5).dropped
         assert sorted(dropped) == [f"span_p{day:%Y%m%d}", f"trace_p{day:%Y%m%d}"]
+
+
+def _sockets(pid: int) -> int:
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            count += os.readlink(fd).startswith("socket:")
+    return count
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="reads /proc (Linux)")
+def test_serve_workers_share_the_connections_of_one_client_and_stop_together(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A client that opens its connections at once (a Collector's exporter) is served by
+    every worker process, not one; SIGTERM stops them all."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "PANOPTICON_HOME": str(tmp_path),
+        "PANOPTICON_API_KEY": BOOT,
+        **({"PANOPTICON_DATABASE_URL": settings.database_url} if settings.database_url else {}),
+    }
+    command = [sys.executable, "-m", "panopticon", "serve", "--role", "ingest"]
+    server = subprocess.Popen(
+        [*command, "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    clients: list[httpx.Client] = []
+    try:
+        url = f"http://127.0.0.1:{port}/health"
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url).status_code == 200 and len(_children(server.pid)) >= 2:
+                    break
+            assert time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.1)
+        workers = [p for p in _children(server.pid) if _sockets(p)]
+        assert len(workers) == 2
+        before = {p: _sockets(p) for p in workers}
+        clients = [httpx.Client() for _ in range(16)]  # one connection each, kept open
+        for client in clients:
+            assert client.get(url).status_code == 200
+        after = {p: _sockets(p) for p in workers}
+        assert all(after[p] > before[p] for p in workers), (before, after)
+    finally:
+        for client in clients:
+            client.close()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(60) == 0
+    assert not any(Path(f"/proc/{p}").exists() for p in workers)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from panopticon.evaluation.judging import CachedJudgement, Judging
+from panopticon.evaluation.judging import CachedJudgement, CallEstimate, Judging
 from panopticon.evaluation.spec import ModelSpec
 from panopticon.judges.base import MetricContext, build_metric, spec_class
 from panopticon.mockllm.server import MockServer
@@ -28,12 +28,18 @@ class Gate:
         self.opened = 0
         self.closed_calls: list[tuple[bool, int]] = []
 
-    def open(self, spec: ModelSpec, estimated_tokens: int) -> str | None:
+    async def open(self, spec: ModelSpec, estimate: CallEstimate) -> str | None:
         if self.closed is None:
             self.opened += 1
         return self.closed
 
-    def close(self, spec: ModelSpec, response: ChatResponse | None, attempts: int) -> float | None:
+    async def close(
+        self,
+        spec: ModelSpec,
+        estimate: CallEstimate,
+        response: ChatResponse | None,
+        attempts: int,
+    ) -> float | None:
         self.closed_calls.append((response is not None, attempts))
         return 0.001 if response is not None else None
 

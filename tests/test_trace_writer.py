@@ -184,3 +184,50 @@ def test_a_request_the_database_refuses_does_not_sink_the_others_in_its_batch(
         writer.close()
     assert counts(engine) == (3, 1)
     assert not list((tmp_path / "spool").glob("*")), "refused data is not spooled"
+
+
+def test_scores_that_come_with_a_span_are_stored_with_it_once_however_often_it_is_written(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    from panopticon.ingest.model import ScoreIn
+    from panopticon.services.database import workspace_id
+    from panopticon.store.tables import Score
+
+    ws = workspace_id(engine, "default")
+    (row,) = rows(1)
+    verdict = ScoreIn(
+        trace_id=row["trace_id"],
+        span_id=row["span_id"],
+        name="guardrail.pii",
+        value=0.0,
+        label="redact",
+        comment="an email address",
+        source="guardrail",
+        passed=False,
+        details={"stage": "input", "latency_ms": 0.2},
+    )
+    span = Span(
+        trace_id=row["trace_id"],
+        span_id=row["span_id"],
+        parent_id=None,
+        name="gateway chat.completions",
+        kind="llm",
+        start_time=row["start_time"],
+        end_time=row["end_time"],
+    )
+    with_scores = span_row(ws, span, [verdict])
+    writer = TraceWriter(engine, tmp_path / "spool", window_s=0.01).start()
+    try:
+        writer.submit([with_scores]).result(timeout=30)
+        writer.submit([with_scores]).result(timeout=30)  # as a spool replayed twice would
+    finally:
+        writer.close()
+    with engine.connect() as conn:
+        (score,) = conn.execute(sa.select(Score)).all()
+    assert (score.trace_id, score.span_id, score.source) == (
+        row["trace_id"],
+        row["span_id"],
+        "guardrail",
+    )
+    assert score.passed is False and score.label == "redact"
+    assert score.details == {"stage": "input", "latency_ms": 0.2}

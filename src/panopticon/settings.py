@@ -113,6 +113,27 @@ class Settings(BaseModel):
     gateway_logging: bool = Field(
         default=True, description="Log every gateway call as a trace (off: no logging at all)."
     )
+    online_workers: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="Online-evaluation tasks that judge at once (each keeps up to 16 judge "
+        "calls in flight); on PostgreSQL they are shared by every `panopticon worker`.",
+    )
+    online_lease_s: float = Field(
+        default=300.0,
+        ge=1,
+        le=86_400,
+        description="Seconds a worker may hold a span it is judging; a worker that died lets "
+        "go after this, and the span is judged again. Keep it above the judge's time-out "
+        "times its retries.",
+    )
+    online_max_waiting: int = Field(
+        default=100_000,
+        ge=100,
+        description="Backpressure: while this many selected spans wait for a judge, new spans "
+        "stay in the inbox (durably) instead of being selected.",
+    )
 
     @field_validator("database_url")
     @classmethod

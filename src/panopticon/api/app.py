@@ -114,25 +114,26 @@ def create_app(
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     if "ingest" in roles:
-        from panopticon.services.ingest import IngestService
-        from panopticon.services.traces import run_maintenance
-        from panopticon.store.trace_writer import TraceWriter
+        from panopticon.services.ingest import IngestService, build_trace_writer
 
-        engine = app.state.engine
-        # partitions ahead and retention: at start and hourly, on the writer's thread
-        app.state.trace_writer = TraceWriter(
-            engine,
-            settings.home / "spool" / "traces",
-            maintenance=lambda: run_maintenance(engine, settings.trace_retention_days),
-        )
+        # one writer per process: the gateway, served with this app, writes through it too
+        app.state.trace_writer = build_trace_writer(app.state.engine, settings)
         app.state.ingest = IngestService(app.state.engine, settings, app.state.trace_writer)
         app.include_router(ingest.router)
     if "api" in roles:
         jobs: JobQueue
         if settings.is_sqlite:  # one process: the server runs its jobs itself
-            import panopticon.services.jobs  # noqa: F401  (registers the job tasks)
+            import panopticon.services.backfill
+            import panopticon.services.jobs
+            import panopticon.services.online_eval  # noqa: F401
 
-            jobs = LocalQueue(app.state.engine, settings, app.state.env)
+            # the judging tasks of online evaluation get their own slots beside the jobs'
+            jobs = LocalQueue(
+                app.state.engine,
+                settings,
+                app.state.env,
+                concurrency=4 + settings.online_workers,
+            )
         else:  # PostgreSQL: jobs go to the shared queue; `panopticon worker` processes run them
             from panopticon.worker import QueueSubmitter, build_app
 

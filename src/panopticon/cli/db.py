@@ -26,6 +26,8 @@ def upgrade_cmd() -> None:
             f"{after.url}: upgraded from {before.revision or 'empty'} to {after.head}",
             highlight=False,
         )
+    for note in after.notes:
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("current")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -189,3 +189,101 @@ def budget_cmd(
             f"+ held ${w.reserved_usd:.4f} of ${w.limit_usd:g}",
             highlight=False,
         )
+
+
+@app.command("why")
+@handle_errors
+def why_cmd(trace_id: str = typer.Argument(..., help="A trace's id (32 hex digits).")) -> None:
+    """Why a trace was, or was not, evaluated: each rule's outcome on each of its spans."""
+    from panopticon.services.ledger import OnlineLedger
+    from panopticon.services.runs import store
+
+    with store(load_settings()) as engine:
+        found = OnlineLedger(engine, _workspace_id(engine)).for_trace(trace_id)
+    console.print(f"trace {trace_id}: {found.summary}", highlight=False)
+    for e in found.entries:
+        cost = f", ${e.cost_usd:.5f}" if e.cost_usd is not None else ""
+        console.print(
+            f"  {e.rule} (version {e.rule_version}) on span {e.span_id}: "
+            f"{e.outcome.replace('_', ' ')}{cost} — {e.reason or ''}",
+            highlight=False,
+            markup=False,
+        )
+
+
+@app.command("activity")
+@handle_errors
+def activity_cmd(
+    rule: str | None = typer.Option(None, "--rule", help="One rule only."),
+    hours: int = typer.Option(24, "--hours", min=1, max=24 * 90, help="How far back."),
+) -> None:
+    """Outcomes per rule per hour, newest first, with what the judging cost."""
+    from panopticon.services.ledger import OnlineLedger
+    from panopticon.services.runs import store
+
+    with store(load_settings()) as engine:
+        rows = OnlineLedger(engine, _workspace_id(engine)).hourly(rule, hours)
+    if not rows:
+        console.print(f"no outcomes in the last {hours} hours", highlight=False)
+    for r in rows:
+        console.print(
+            f"{r.hour:%Y-%m-%d %H:00}  {r.rule}  {r.outcome.replace('_', ' ')}: {r.count}"
+            + (f"  ${r.cost_usd:.4f}" if r.cost_usd else ""),
+            highlight=False,
+        )
+
+
+@app.command("backfill")
+@handle_errors
+def backfill_cmd(
+    rule: str = typer.Argument(..., help="The rule to run over past traces."),
+    since: str = typer.Option(
+        ..., "--since", help="From this time (ISO 8601, e.g. 2026-11-26 or 2026-11-26T08:00Z)."
+    ),
+    until: str | None = typer.Option(None, "--until", help="To this time (default: now)."),
+    budget: float = typer.Option(..., "--budget", help="The backfill's own budget, in USD."),
+    rejudge: bool = typer.Option(
+        False, "--rejudge", help="Judge again what this rule version has judged already."
+    ),
+) -> None:
+    """Run a rule over the traces of a time range, here and now, within its own budget (the
+    API's POST /api/online/backfills queues the same job for the server's workers)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from panopticon.services.backfill import KIND, backfill_here, backfill_payload
+    from panopticon.services.jobs import job_status, record_job
+    from panopticon.services.runs import store
+    from panopticon.services.tasks import TaskContext
+
+    settings = load_settings()
+    with store(settings) as engine:
+        ws = _workspace_id(engine)
+        payload = backfill_payload(
+            engine, ws, rule, since, until or datetime.now(UTC), budget, rejudge=rejudge
+        )
+        job_id = record_job(engine, ws, KIND, payload)
+        console.print(f"backfill job {job_id}: rule '{rule}' over {since} .. {until or 'now'}")
+        last: list[str] = []
+
+        def show(p: Any) -> None:
+            line = (
+                f"  looked at {p.looked_at} spans; {p.done}/{p.selected} selected done "
+                f"({p.evaluated} judged, {p.failed} failed or over budget); ${p.cost_usd:.4f}"
+            )
+            if not last or last[-1] != line:
+                last.append(line)
+                console.print(line, highlight=False)
+
+        import os
+
+        ctx = TaskContext(engine, settings, dict(os.environ), None)
+        status = asyncio.run(backfill_here(ctx, job_id, on_progress=show))
+        job = job_status(engine, ws, job_id)
+    console.print(
+        f"backfill {status}: {job.done} of {job.total} selected spans have their outcome, "
+        f"{job.failed} failed or over budget, ${job.cost_usd or 0:.4f} spent",
+        highlight=False,
+    )
+    if status != "completed":
+        raise typer.Exit(1)

@@ -95,6 +95,11 @@ def serve(
     )
     if workers > 1:
         os.environ[_ROLES_VAR] = ",".join(roles)
+        from panopticon.cli.workers import reuse_port_supported, run_workers
+
+        if reuse_port_supported():  # a socket per process: connections spread over them
+            run_workers("panopticon.cli.serve:worker_app", host, port, workers, log_level="info")
+            return
         uvicorn.run(
             "panopticon.cli.serve:worker_app",
             factory=True,

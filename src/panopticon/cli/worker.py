@@ -56,6 +56,9 @@ def worker(
                     concurrency=concurrency,
                     update_heartbeat_interval=heartbeat,
                     stalled_worker_timeout=stalled_after,
+                    # our own job rows keep every job's status; the queue keeps failures
+                    # only (online evaluation's tick alone is a job a second)
+                    delete_jobs="successful",
                 )
             finally:
                 rescue.cancel()

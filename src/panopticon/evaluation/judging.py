@@ -20,22 +20,51 @@ from panopticon.judges.base import JudgeCall, JudgeReply, Metric, MetricContext,
 from panopticon.providers.base import ChatRequest, ChatResponse
 from panopticon.providers.client import ModelClient
 
-__all__ = ["CachedJudgement", "JudgeGate", "Judging", "Scored"]
+__all__ = ["CachedJudgement", "CallEstimate", "JudgeGate", "Judging", "Scored"]
 
 # a stored judgement: (text, judge model id, input tokens, output tokens, cost)
 CachedJudgement = tuple[str, str, int | None, int | None, float | None]
 
 
+@dataclass(frozen=True, eq=False)
+class CallEstimate:
+    """How big one judge call may be, known before it is sent: ``tokens`` is a guess
+    (characters / 4 plus the answer), ``max_input_tokens`` a bound (no tokenizer makes more
+    tokens than the UTF-8 bytes, plus a few per message) and ``max_output_tokens`` the
+    call's ``max_tokens`` (None: unbounded). Each call has its own estimate: a gate that
+    holds money for a call finds its hold again by it."""
+
+    tokens: int
+    max_input_tokens: int
+    max_output_tokens: int | None
+
+
 class JudgeGate(Protocol):
     """What each judge call that would leave the process passes through."""
 
-    def open(self, spec: ModelSpec, estimated_tokens: int) -> str | None:
+    async def open(self, spec: ModelSpec, estimate: CallEstimate) -> str | None:
         """None: the call may be sent. Otherwise why not (a budget, a stopping run); the
         reason becomes the judgement's error."""
 
-    def close(self, spec: ModelSpec, response: ChatResponse | None, attempts: int) -> float | None:
+    async def close(
+        self,
+        spec: ModelSpec,
+        estimate: CallEstimate,
+        response: ChatResponse | None,
+        attempts: int,
+    ) -> float | None:
         """The call ended (``response`` None: it failed after ``attempts`` requests).
         Returns what it cost, None when unknown. Called once for every open that said yes."""
+
+
+def estimate_call(messages: list[dict[str, Any]], params: Mapping[str, Any]) -> CallEstimate:
+    texts = [str(m.get("content", "")) for m in messages]
+    max_out = params.get("max_tokens")
+    return CallEstimate(
+        tokens=sum(len(t) for t in texts) // 4 + 256,
+        max_input_tokens=sum(len(t.encode()) + 8 for t in texts),
+        max_output_tokens=int(max_out) if isinstance(max_out, int) else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -110,19 +139,19 @@ class Judging:
             if hit is not None:
                 text, judge_model, tokens_in, tokens_out, cost = hit
                 return JudgeReply(text, judge_model, tokens_in, tokens_out, cost, cached=True)
-            estimate = sum(len(str(m["content"])) for m in messages) // 4 + 256
-            refused = self.gate.open(spec, estimate)
+            estimate = estimate_call(messages, params)
+            refused = await self.gate.open(spec, estimate)
             if refused is not None:
                 return JudgeReply(None, spec.id, error=refused)
             response: ChatResponse | None = None
             attempts = 0
             try:
                 outcome = await client.call(
-                    ChatRequest(spec.provider_model, messages, params, json_mode), estimate
+                    ChatRequest(spec.provider_model, messages, params, json_mode), estimate.tokens
                 )
                 response, attempts = outcome.response, outcome.attempts
             finally:
-                cost = self.gate.close(spec, response, attempts)
+                cost = await asyncio.shield(self.gate.close(spec, estimate, response, attempts))
             if response is None:
                 assert outcome.error is not None
                 return JudgeReply(None, spec.id, error=outcome.error.message)

@@ -17,7 +17,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from panopticon.evaluation.judging import Judging
+from panopticon.evaluation.judging import CallEstimate, Judging
 from panopticon.evaluation.plan import Case, KnownResult, Plan
 from panopticon.evaluation.records import PairwiseRecord, ResultRecord, ResultSink, ScoreRecord
 from panopticon.evaluation.suite import LoadedSuite, ModelSpec
@@ -485,7 +485,7 @@ class _RunGate:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
 
-    def open(self, spec: ModelSpec, estimated_tokens: int) -> str | None:
+    async def open(self, spec: ModelSpec, estimate: CallEstimate) -> str | None:
         r = self.runner
         if r.budget.exhausted:
             r.stop.request(
@@ -496,7 +496,13 @@ class _RunGate:
             return "not sent: the run is stopping"
         return None
 
-    def close(self, spec: ModelSpec, response: ChatResponse | None, attempts: int) -> float | None:
+    async def close(
+        self,
+        spec: ModelSpec,
+        estimate: CallEstimate,
+        response: ChatResponse | None,
+        attempts: int,
+    ) -> float | None:
         r = self.runner
         r.totals.calls += attempts
         if response is None:

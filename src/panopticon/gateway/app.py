@@ -6,22 +6,17 @@ to the API's FastAPI app, so ``panopticon serve`` runs both in one process and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from panopticon.gateway.limits import SpendTracker
-from panopticon.gateway.logging import BatchingSink, JsonlTraceWriter, ListSink, TraceSink
+from panopticon.gateway.logging import BatchingSink, ListSink, TraceSink
 from panopticon.gateway.proxy import Gateway, GatewayOptions, Receive, Scope, Send
 from panopticon.gateway.routing import KeyTable, RouteTable
 from panopticon.services.database import Engine
+from panopticon.services.ingest import IngestService, build_trace_writer
 from panopticon.settings import Settings
 
-__all__ = ["create_gateway", "gateway_log_path", "serve_app"]
-
-
-def gateway_log_path(settings: Settings) -> Path:
-    """ADAPTER: where calls are logged until the trace store (issue 11) is in main."""
-    return settings.home / "gateway" / "traces.jsonl"
+__all__ = ["create_gateway", "serve_app"]
 
 
 def create_gateway(
@@ -30,15 +25,16 @@ def create_gateway(
     engine: Engine,
     *,
     sink: TraceSink | None = None,
+    ingest: IngestService | None = None,
 ) -> Gateway:
     """The gateway on ``engine``. Without ``sink``, calls go to a :class:`BatchingSink`
-    spooling under ``home/spool/gateway`` (started and closed with the gateway)."""
+    that hands them to ``ingest``'s trace writer (required then; whoever serves the gateway
+    starts and closes that writer, as :func:`serve_app` does)."""
     if sink is None:
         if settings.gateway_logging:
-            sink = BatchingSink(
-                JsonlTraceWriter(gateway_log_path(settings)),
-                settings.home / "spool" / "gateway",
-            )
+            if ingest is None:
+                raise TypeError("create_gateway logs through a trace writer: pass ingest=")
+            sink = BatchingSink(ingest)
         else:
             sink = ListSink(keep=False)
     gateway = Gateway(
@@ -59,12 +55,18 @@ class _Combined:
     """Gateway paths to the gateway, the rest to ``api`` (or a 404 when there is none)."""
 
     def __init__(
-        self, gateway: Gateway, api: Any | None, sink: TraceSink, engine: Engine | None = None
+        self,
+        gateway: Gateway,
+        api: Any | None,
+        engine: Engine | None = None,
+        ingest: IngestService | None = None,
     ) -> None:
         self.gateway = gateway
         self.api = api
-        self.sink = sink
+        self.sink = gateway.sink
         self.own_engine = engine  # the gateway's alone: disposed when it stops
+        # the gateway's own trace writer, when no ingest role in this process has one
+        self.own_ingest = ingest
         self.paths = gateway.paths
         # the API's own /v1 paths (OTLP ingestion) stay the API's; every other /v1 path is
         # the gateway's, whose 404 names the routes it serves
@@ -124,24 +126,40 @@ class _Combined:
             await inbox.put(message)
 
     async def _start(self) -> None:
+        if self.own_ingest is not None:
+            self.own_ingest.writer.start()
         if isinstance(self.sink, BatchingSink):
             self.sink.start()
         await self.gateway.startup()
 
     async def _stop(self) -> None:
+        """Stop taking calls, hand every logged call to the writer, and (when the writer is
+        the gateway's own) write or spool them all; a shared writer is closed by the API's
+        lifespan, which runs after this."""
         import asyncio
 
         await self.gateway.shutdown()
         if isinstance(self.sink, BatchingSink):
             await asyncio.to_thread(self.sink.close)
+        if self.own_ingest is not None:
+            await asyncio.to_thread(self.own_ingest.writer.close)
         if self.own_engine is not None:
-            self.own_engine.dispose()
+            await asyncio.to_thread(self.own_engine.dispose)
 
 
 def serve_app(
-    settings: Settings, env: Mapping[str, str], roles: set[str]
+    settings: Settings,
+    env: Mapping[str, str],
+    roles: set[str],
+    *,
+    ingest: IngestService | None = None,
 ) -> tuple[Any, Gateway | None]:
-    """The ASGI app for ``roles`` (api, ingest, gateway): (app, its gateway if any)."""
+    """The ASGI app for ``roles`` (api, ingest, gateway): (app, its gateway if any).
+
+    The gateway logs through ``ingest``'s trace writer when given, else through the ingest
+    role's when this process serves that role too (one writer per process), else through
+    one made here on the store. One given or made here is started and closed with the app
+    (after the gateway has handed it every call); the ingest role's with the API."""
     api = None
     engine: Engine | None = None
     served = [r for r in ("api", "ingest") if r in roles]
@@ -157,5 +175,10 @@ def serve_app(
         from panopticon.services.runs import open_store
 
         engine = own = open_store(settings)
-    gateway = create_gateway(settings, env, engine)
-    return _Combined(gateway, api, gateway.sink, own), gateway
+    own_ingest = ingest
+    if ingest is None and api is not None:
+        ingest = getattr(api.state, "ingest", None)
+    if ingest is None and settings.gateway_logging:
+        ingest = own_ingest = IngestService(engine, settings, build_trace_writer(engine, settings))
+    gateway = create_gateway(settings, env, engine, ingest=ingest)
+    return _Combined(gateway, api, own, own_ingest), gateway

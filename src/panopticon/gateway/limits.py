@@ -115,6 +115,8 @@ class SpendTracker:
         self.clock = clock
         self._total: dict[str, float] = {}  # as last read from the database
         self._pending: dict[str, float] = {}  # spent here, not yet added there
+        # being added there now: still counted, or a check during the flush under-counts
+        self._flushing: dict[str, float] = {}
         self._loaded_at: dict[str, float] = {}
         self._lock = asyncio.Lock()
 
@@ -123,7 +125,11 @@ class SpendTracker:
         return f"{scope}:{period}:{value}"
 
     def spent(self, counter: str) -> float:
-        return self._total.get(counter, 0.0) + self._pending.get(counter, 0.0)
+        return (
+            self._total.get(counter, 0.0)
+            + self._pending.get(counter, 0.0)
+            + self._flushing.get(counter, 0.0)
+        )
 
     async def check(self, scope: str, label: str, budgets: dict[str, float | None]) -> None:
         """Raise a 429 GatewayError when any budget of ``scope`` is used up."""
@@ -169,6 +175,7 @@ class SpendTracker:
         """Add this replica's spend to the shared counters and read back every total."""
         async with self._lock:
             pending, self._pending = self._pending, {}
+            self._flushing = pending
             stale = [
                 c
                 for c, t in self._loaded_at.items()
@@ -178,6 +185,7 @@ class SpendTracker:
                 if pending:
                     totals = await asyncio.to_thread(gateway_store.add_spend, self.engine, pending)
                     self._total.update(totals)
+                    self._flushing = {}
                     for c in totals:
                         self._loaded_at[c] = time.monotonic()
                 if stale:
@@ -186,8 +194,10 @@ class SpendTracker:
                     for c in totals:
                         self._loaded_at[c] = time.monotonic()
             except Exception:  # the database is away: keep counting here, add it later
-                for c, v in pending.items():
-                    self._pending[c] = self._pending.get(c, 0.0) + v
+                if self._flushing:
+                    for c, v in pending.items():
+                        self._pending[c] = self._pending.get(c, 0.0) + v
+                    self._flushing = {}
                 raise
 
     async def run(self, stop: asyncio.Event) -> None:

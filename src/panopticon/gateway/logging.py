@@ -1,41 +1,44 @@
-"""Logging off the response path: every call becomes a :class:`CallRecord` (one trace with
-one llm span), handed to a :class:`TraceSink` that must return at once.
+"""Logging off the response path: every call becomes a :class:`CallRecord`, handed to a
+:class:`TraceSink` that must return at once; the record is stored as a trace with one span
+(kind ``llm``, ``embedding`` for embeddings) through the trace store's writer, as ingested
+spans are.
 
 :class:`BatchingSink` is the sink the gateway uses: ``submit`` appends to a deque (no lock,
-no I/O); a writer thread wakes every ``interval_s`` (or when ``max_batch`` records wait),
-hands the batch to a :class:`TraceWriter` and, when that fails (the database is away),
-appends the batch to a spool file under ``spool_dir`` instead. Spooled batches are
-replayed, oldest first, once the writer succeeds again. ``close()`` drains everything, so a
-clean shutdown loses nothing; ``kill -9`` loses what was not yet written or spooled, at
-most ``interval_s`` of calls.
+no I/O, no allocation beyond the record); a thread wakes every ``interval_s`` (or when
+``max_batch`` records wait), turns each record into the normalised model's span
+(:mod:`panopticon.ingest.model`) and hands it to a :class:`SpanStore`
+(:class:`panopticon.services.ingest.IngestService`), whose trace writer batches the spans
+into one transaction, and, while the database is away, into its fsynced spool, replayed
+when it is back. There is no spool here: a record is either in this deque or the writer's.
 
-Until the trace store (issue 11) is in main, the writer is :class:`JsonlTraceWriter`, which
-appends each call's trace and span, in the normalised model's shape, to a JSON-lines file.
-ADAPTER: swap it for the ingest writer when that lands (``gateway/app.py`` chooses it).
+``close()`` hands over every record submitted before it returns (then the writer's own
+``close`` writes or spools them): a clean shutdown loses nothing; ``kill -9`` loses what was
+not yet written or spooled, about ``interval_s`` plus the writer's window of calls.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import logging
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
+from panopticon.errors import IngestError
+from panopticon.ingest.model import Rejection, ScoreIn, Span, TraceHints
 
 __all__ = [
     "BatchingSink",
     "CallRecord",
-    "JsonlTraceWriter",
     "ListSink",
+    "SpanStore",
     "TraceSink",
-    "TraceWriter",
     "new_span_id",
     "new_trace_id",
 ]
@@ -60,7 +63,7 @@ class CallRecord:
     """One call through the gateway, as it will be stored: a trace with one span.
 
     Unknown token counts and costs are None, never 0 (a cache hit costs 0: nothing was
-    paid)."""
+    paid); a cost left None is priced from the price table when the tokens are known."""
 
     trace_id: str
     span_id: str
@@ -100,26 +103,8 @@ class CallRecord:
     def kind(self) -> str:
         return "embedding" if self.endpoint == "embeddings" else "llm"
 
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["start_time"] = self.start_time.isoformat()
-        data["end_time"] = self.end_time.isoformat()
-        return data
-
-    def dumps(self) -> bytes:
-        """One JSON line (orjson serialises the dataclass itself: about 1 µs)."""
-        return orjson.dumps(self) + b"\n"
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> CallRecord:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["start_time"] = datetime.fromisoformat(values["start_time"])
-        values["end_time"] = datetime.fromisoformat(values["end_time"])
-        return cls(**values)
-
-    def span(self) -> dict[str, Any]:
-        """The span in the normalised trace model's names (ingest/model.py)."""
+    def span(self) -> Span:
+        """The call in the normalised trace model (what ingestion makes of a span)."""
         attributes: dict[str, Any] = {
             "gateway.endpoint": self.endpoint,
             "gateway.key_id": self.key_id,
@@ -131,49 +116,58 @@ class CallRecord:
         }
         if self.guardrail_ms is not None:
             attributes["gateway.guardrail_ms"] = round(self.guardrail_ms, 3)
-        return {
-            "trace_id": self.trace_id,
-            "span_id": self.span_id,
-            "parent_id": None,
-            "name": f"gateway {self.endpoint}",
-            "kind": self.kind,
-            "start_time": self.start_time.isoformat(),
-            "end_time": self.end_time.isoformat(),
-            "latency_ms": round(self.latency_ms, 3),
-            "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 3),
-            "status": self.status,
-            "error": self.error,
-            "model_requested": self.model_requested,
-            "model_served": self.model_served,
-            "provider": self.provider,
-            "input_messages": self.input_messages,
-            "output_messages": None
+        if self.cache_hit:
+            cost_source: str | None = "cache"
+        else:
+            cost_source = None if self.cost_usd is None else "registry"
+        return Span(
+            trace_id=self.trace_id,
+            span_id=self.span_id,
+            parent_id=None,
+            name=f"gateway {self.endpoint}",
+            kind=self.kind,
+            start_time=self.start_time,
+            end_time=self.end_time,
+            status=self.status,
+            error=self.error,
+            model_requested=self.model_requested,
+            model_served=self.model_served,
+            provider=self.provider,
+            input_messages=self.input_messages,
+            output_messages=None
             if self.output_text is None
             else [{"role": "assistant", "content": self.output_text}],
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cost_usd": self.cost_usd,
-            "cost_source": None if self.cost_usd is None else "price_table",
-            "attributes": attributes,
-        }
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_usd=self.cost_usd,
+            cost_source=cost_source,
+            ttft_ms=None if self.ttft_ms is None else round(self.ttft_ms, 3),
+            attributes=attributes,
+            hints=TraceHints(
+                session_id=self.session_id,
+                user_id=self.user_id,
+                tags=list(self.tags),
+                # the key by name on the trace, so the explorer filters by it
+                metadata={**self.metadata, "gateway_key": self.key_name},
+            ),
+        )
 
-    def trace(self) -> dict[str, Any]:
-        return {
-            "workspace_id": self.workspace_id,
-            "id": self.trace_id,
-            "name": f"gateway {self.endpoint}",
-            "session_id": self.session_id,
-            "user_id": self.user_id,
-            "tags": self.tags,
-            "metadata": self.metadata,
-            "status": self.status,
-            "latency_ms": round(self.latency_ms, 3),
-            "start_time": self.start_time.isoformat(),
-            "spans": [self.span()],
-            "scores": [
-                {"span_id": self.span_id, "source": "guardrail", **g} for g in self.guardrails
-            ],
-        }
+    def scores(self) -> list[ScoreIn]:
+        """The guardrails' verdicts, as scores on the span."""
+        return [
+            ScoreIn(
+                trace_id=self.trace_id,
+                span_id=self.span_id,
+                name=str(g["name"]),
+                value=g.get("value"),
+                label=g.get("label"),
+                comment=g.get("comment"),
+                source="guardrail",
+                passed=g.get("passed"),
+                details={"stage": g.get("stage"), "latency_ms": g.get("latency_ms")},
+            )
+            for g in self.guardrails
+        ]
 
 
 class TraceSink(Protocol):
@@ -182,10 +176,15 @@ class TraceSink(Protocol):
     def submit(self, record: CallRecord) -> None: ...
 
 
-class TraceWriter(Protocol):
-    """Stores a batch durably or raises. Called from the sink's thread, never the loop."""
+class SpanStore(Protocol):
+    """Takes spans (from a thread, never the event loop) and returns at once: a future that
+    resolves once they are durable (the database or the spool), and the spans it would not
+    keep. Raises :class:`IngestError` 429/503 while it is full. (Implemented by
+    :class:`panopticon.services.ingest.IngestService`.)"""
 
-    def write(self, records: list[CallRecord]) -> None: ...
+    def record_spans(
+        self, spans: Sequence[tuple[int, Span, Sequence[ScoreIn]]]
+    ) -> tuple[concurrent.futures.Future[None], list[Rejection]]: ...
 
 
 class ListSink:
@@ -200,69 +199,50 @@ class ListSink:
             self.records.append(record)
 
 
-class JsonlTraceWriter:
-    """ADAPTER until the trace store lands: one JSON line per call in ``path``; ``read``
-    gives them back as traces (with their span and guardrail scores)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(self, records: list[CallRecord]) -> None:
-        data = b"".join(r.dumps() for r in records)
-        with self.path.open("ab") as f:
-            f.write(data)
-
-    def read(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        return [
-            CallRecord.from_json(orjson.loads(line)).trace()
-            for line in self.path.read_bytes().splitlines()
-            if line
-        ]
-
-
 class BatchingSink:
-    """Batches records off the event loop; spools to disk while the writer fails."""
+    """Hands records to the trace store off the event loop (see the module docstring)."""
 
     def __init__(
         self,
-        writer: TraceWriter,
-        spool_dir: Path,
+        store: SpanStore,
         *,
-        interval_s: float = 0.1,
+        interval_s: float = 0.05,
         max_batch: int = 1000,
         max_queue: int = 200_000,
+        busy_s: float = 0.1,
     ) -> None:
-        self.writer = writer
-        self.spool_dir = spool_dir
+        self.store = store
         self.interval_s = interval_s
         self.max_batch = max_batch
         self.max_queue = max_queue
+        self.busy_s = busy_s  # how soon to offer records again to a store that was full
         self._queue: deque[CallRecord] = deque()
+        # records of a batch the store refused: offered again one by one, so that the one
+        # it cannot keep (a value the database refuses) does not take the others with it
+        self._singles: deque[CallRecord] = deque()
         self._wake = threading.Event()
         self._stop = False
         self._thread: threading.Thread | None = None
-        self.written = 0
-        self.spooled = 0
-        self.dropped = 0
-        self.failures = 0
+        self._lock = threading.Lock()  # the counters: the writer's thread resolves futures
+        self._in_flight = 0  # handed to the store, not yet durable
+        self.written = 0  # durable: in the database or the writer's spool
+        self.dropped = 0  # refused here: the store was full for too long
+        self.failed = 0  # refused by the store (a value it cannot keep)
         self.last_error: str | None = None
 
     # -- the hot path -------------------------------------------------------------------
     def submit(self, record: CallRecord) -> None:
         if len(self._queue) >= self.max_queue:
-            # the writer is far behind: spool from the caller rather than grow without end
+            # the store has refused records for a long while: count, never grow without end
             self.dropped += 1
             return
         self._queue.append(record)
         if len(self._queue) >= self.max_batch:
             self._wake.set()
 
-    # -- the writer thread ---------------------------------------------------------------
+    # -- the sink's thread ----------------------------------------------------------------
     def start(self) -> BatchingSink:
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self._stop = False
         self._thread = threading.Thread(
             target=self._run, name="panopticon-gateway-log", daemon=True
         )
@@ -271,88 +251,98 @@ class BatchingSink:
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
-
-    def spool_files(self) -> list[Path]:
-        return sorted(self.spool_dir.glob("spool-*.jsonl")) if self.spool_dir.exists() else []
+        """Records not yet durable (here, or handed to the store and not yet written)."""
+        return len(self._queue) + len(self._singles) + self._in_flight
 
     def _run(self) -> None:
-        while not self._stop:
+        while True:
+            stopping = self._stop
             self._wake.wait(self.interval_s)
             self._wake.clear()
-            self._cycle()
-        self._cycle()
-
-    def _drain(self) -> list[CallRecord]:
-        batch: list[CallRecord] = []
-        q = self._queue
-        while q and len(batch) < self.max_batch:
-            batch.append(q.popleft())
-        return batch
-
-    def _cycle(self) -> None:
-        replayed = self._replay()
-        while True:
-            batch = self._drain()
-            if not batch:
+            full = self._hand_over(self._singles, 1) or self._hand_over(self._queue, self.max_batch)
+            if stopping and not self._queue and not self._singles and not self._in_flight:
                 return
-            if replayed and self._write(batch):
-                continue
-            self._spool(batch)
-            replayed = False
+            if full:  # the store is full: give it a moment
+                self._wake.wait(self.busy_s)
 
-    def _write(self, batch: list[CallRecord]) -> bool:
-        try:
-            self.writer.write(batch)
-        except Exception as exc:  # the database is away: spool, retry later
-            self.failures += 1
-            self.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
-            log.warning("gateway log writer failed, spooling: %s", self.last_error)
-            return False
-        self.written += len(batch)
-        return True
-
-    def _spool(self, batch: Iterable[CallRecord]) -> None:
-        lines = [r.dumps() for r in batch]
-        path = self.spool_dir / f"spool-{time.time_ns():020d}.jsonl"
-        with path.open("ab") as f:
-            f.write(b"".join(lines))
-            f.flush()
-        self.spooled += len(lines)
-
-    def _replay(self) -> bool:
-        """Write the spooled batches, oldest first; True when none is left."""
-        for path in self.spool_files():
+    def _hand_over(self, queue: deque[CallRecord], size: int) -> bool:
+        """Give the store every record of ``queue``, ``size`` at a time; False when they
+        are all given, True when the store is full (the rest wait in ``queue``)."""
+        while queue:
+            batch = [queue[i] for i in range(min(size, len(queue)))]
+            spans: list[tuple[CallRecord, tuple[int, Span, list[ScoreIn]]]] = []
+            broken: list[tuple[CallRecord, Exception]] = []
+            for record in batch:
+                try:
+                    spans.append((record, (record.workspace_id, record.span(), record.scores())))
+                except Exception as exc:  # a record that cannot be turned into a span
+                    broken.append((record, exc))
             try:
-                records = [
-                    CallRecord.from_json(orjson.loads(line))
-                    for line in path.read_bytes().splitlines()
-                    if line.strip()
-                ]
-            except (OSError, ValueError, TypeError, KeyError) as exc:
-                log.error("unreadable gateway spool file %s kept aside: %s", path, exc)
-                path.rename(path.with_suffix(".bad"))
-                continue
-            if records and not self._write(records):
-                return False
-            path.unlink()
-        return True
+                future, rejected = self.store.record_spans([s for _, s in spans])
+            except IngestError as exc:
+                if exc.status in (429, 503):
+                    self.last_error = str(exc)
+                    return True  # all of the batch stays queued
+                self._failed([r for r, _ in spans], exc)
+            else:
+                reasons = {p.span_id: p.reason for p in rejected}
+                kept = [r for r, _ in spans if r.span_id not in reasons]
+                for record, _ in spans:
+                    if record.span_id in reasons:
+                        self._failed([record], ValueError(reasons[record.span_id]))
+                with self._lock:
+                    self._in_flight += len(kept)
+                future.add_done_callback(functools.partial(self._done, kept))
+            for record, error in broken:
+                self._failed([record], error)
+            for _ in batch:
+                queue.popleft()
+        return False
+
+    def _done(self, batch: list[CallRecord], future: concurrent.futures.Future[None]) -> None:
+        exc = future.exception()
+        with self._lock:
+            self._in_flight -= len(batch)
+            if exc is None:
+                self.written += len(batch)
+                return
+            if len(batch) > 1:  # one of them may be at fault: each again, alone
+                self._singles.extend(batch)
+                self._wake.set()
+                return
+        self._failed(batch, exc)
+
+    def _failed(self, records: list[CallRecord], exc: BaseException) -> None:
+        if not records:
+            return
+        with self._lock:
+            self.failed += len(records)
+        self.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
+        log.error(
+            "gateway call(s) %s could not be logged: %s",
+            ", ".join(r.trace_id for r in records[:10]),
+            self.last_error,
+        )
 
     def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait until everything submitted so far is written or spooled."""
+        """Wait until everything submitted so far is durable (database or spool)."""
         deadline = time.monotonic() + timeout_s
-        while self._queue and time.monotonic() < deadline:
+        while self.pending and time.monotonic() < deadline:
             self._wake.set()
             time.sleep(0.005)
-        return not self._queue
+        return not self.pending
 
-    def close(self, timeout_s: float = 30.0) -> None:
-        """Stop the thread after writing (or spooling) every record submitted."""
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Hand every record submitted to the store and wait until it is durable, then stop
+        the thread. (The store's writer must still be running: it is closed after this.)"""
         self._stop = True
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.error(
+                    "%d gateway calls not handed to the trace writer at shutdown: %s",
+                    self.pending,
+                    self.last_error,
+                )
             self._thread = None
-        if self._queue:  # the thread did not finish in time: spool the rest here
-            self._spool(list(self._queue))
-            self._queue.clear()

@@ -29,6 +29,8 @@ def as_json(value: Any) -> Any:
 def unflatten(items: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     """``{prefix.0.a: 1, prefix.0.b: 2, prefix.1.a: 3}`` -> ``[{a: 1, b: 2}, {a: 3}]``
     (sorted by index; the rest of each key stays dotted)."""
+    if not items:
+        return []
     groups: dict[int, dict[str, Any]] = {}
     start = len(prefix) + 1
     for key, value in items.items():
@@ -48,14 +50,10 @@ class Attrs:
         self.values = values
         self.used: set[str] = set()
         # flattened lists by their prefix (the key up to its first numeric segment), built
-        # in one pass so that each mapper's look-up is a dict read, not a scan
-        self._lists: dict[str, dict[str, Any]] = {}
+        # in one pass on the first look-up, so that each look-up is a dict read, not a scan
+        self._lists: dict[str, dict[str, Any]] | None = None
         # the first segment of every key: a mapper whose namespaces are absent skips
         self.namespaces = {key.partition(".")[0] for key in values}
-        for key, value in values.items():
-            m = _LIST_KEY.match(key)
-            if m:
-                self._lists.setdefault(m.group(1), {})[key] = value
 
     def has(self, key: str) -> bool:
         return key in self.values
@@ -126,7 +124,15 @@ class Attrs:
     def listed(self, prefix: str) -> dict[str, Any]:
         """The flattened list under ``prefix`` (``prefix.0.x``, ``prefix.1.y``; marked as
         read): the same as :meth:`prefixed` for list attributes, without a scan."""
-        out = self._lists.get(prefix, {})
+        if self._lists is None:
+            self._lists = {}
+            for key, value in self.values.items():
+                m = _LIST_KEY.match(key)
+                if m:
+                    self._lists.setdefault(m.group(1), {})[key] = value
+        out = self._lists.get(prefix)
+        if not out:
+            return {}
         self.used.update(out)
         return out
 

@@ -64,7 +64,8 @@ class TraceHints:
 
 @dataclass
 class ScoreIn:
-    """A score that arrived with the data (an OTLP ``gen_ai.evaluation.result`` event)."""
+    """A score that arrived with the data (an OTLP ``gen_ai.evaluation.result`` event, a
+    gateway guardrail's verdict)."""
 
     trace_id: str
     span_id: str | None
@@ -73,6 +74,8 @@ class ScoreIn:
     label: str | None
     comment: str | None
     source: str = "api"
+    passed: bool | None = None  # None: read from the label (pass / fail), when it says
+    details: dict[str, Any] | None = None
 
 
 @dataclass

@@ -13,12 +13,14 @@ from typing import Literal
 
 __all__ = ["BudgetWindow", "Period", "Reservation", "period_start"]
 
-Period = Literal["day", "month"]
+Period = Literal["day", "month", "total"]
 
 
 def period_start(now: datetime, period: Period) -> datetime:
     """The start (UTC) of the budget period that ``now`` falls in."""
     now = now.astimezone(UTC)
+    if period == "total":  # one window for ever (a backfill's own budget)
+        return datetime(2000, 1, 1, tzinfo=UTC)
     if period == "day":
         return now.replace(hour=0, minute=0, second=0, microsecond=0)
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)

@@ -10,6 +10,7 @@ __all__ = ["FINAL", "Decision", "Outcome"]
 
 class Outcome(StrEnum):
     PENDING = "pending"  # selected; a job will judge it
+    RUNNING = "running"  # a worker is judging it (let go after a lease if the worker dies)
     EVALUATED = "evaluated"  # judged: its scores carry the rule version
     FILTERED_OUT = "filtered_out"  # the rule's filter does not match this span
     NOT_SAMPLED = "not_sampled"  # matched, but outside the sampled share

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 __all__ = ["Price", "lookup_price"]
@@ -36,6 +36,7 @@ def _table() -> dict[str, dict[str, list[float]]]:
     return data
 
 
+@lru_cache(maxsize=4096)  # a pure function of the shipped table: ingestion asks per span
 def lookup_price(provider_kind: str, model: str) -> Price | None:
     """The shipped price for a model, or None when it is unknown."""
     tables = _table()

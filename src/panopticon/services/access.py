@@ -210,9 +210,7 @@ def revoke_key(engine: Engine, key_id: int, workspace_id: int | None = None) -> 
     with engine.begin() as conn:
         target = next((k for k in access.list_keys(conn, workspace_id) if k.id == key_id), None)
         if target is not None and target.role == "admin" and target.revoked_at is None:
-            admins = access.active_admin_keys(
-                conn, target.workspace_id, lock=engine.dialect.name == "postgresql"
-            )
+            admins = access.active_admin_keys(conn, target.workspace_id, lock=True)
             if admins == [key_id]:
                 raise ConflictError(
                     Issue(

@@ -20,6 +20,7 @@ class SchemaState:
     url: str  # the database URL with any password hidden
     revision: str | None  # None: an empty database
     head: str = HEAD_REVISION
+    notes: tuple[str, ...] = ()  # what an upgrade could not set up, and how to fix it
 
     @property
     def up_to_date(self) -> bool:
@@ -44,8 +45,9 @@ def migrate(settings: Settings) -> tuple[SchemaState, SchemaState]:
     engine = create_engine(settings)
     try:
         before = _state(engine)
-        upgrade(engine)
-        return before, _state(engine)
+        note = upgrade(engine)
+        after = _state(engine)
+        return before, SchemaState(after.url, after.revision, notes=(note,) if note else ())
     finally:
         engine.dispose()
 

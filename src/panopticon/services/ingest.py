@@ -9,8 +9,11 @@ explained (the OTLP partial success), never a 500.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import logging
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,12 +24,15 @@ from panopticon.ingest.jsonapi import LogIn, ScoreCreate, TracesIn, log_spans, t
 from panopticon.ingest.model import Rejection, ScoreIn, Span
 from panopticon.ingest.normalise import finish
 from panopticon.services.access import Principal, authenticate, hash_key
+from panopticon.services.traces import run_maintenance
 from panopticon.settings import Settings
 from panopticon.store.engine import Engine
 from panopticon.store.queries import traces as queries
 from panopticon.store.trace_writer import Backpressure, BatchRejected, TraceWriter
 
-__all__ = ["IngestResult", "IngestService", "decompress", "span_row"]
+__all__ = ["IngestResult", "IngestService", "build_trace_writer", "decompress", "span_row"]
+
+log = logging.getLogger(__name__)
 
 _CACHE_S = 30.0  # a revoked key stops ingesting within this long
 
@@ -85,10 +91,19 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return out
 
 
-def span_row(workspace_id: int, span: Span) -> dict[str, Any]:
-    """A span as the writer stores it (with the trace facts it carries in ``_hints``)."""
+def _score_passed(score: ScoreIn) -> bool | None:
+    if score.passed is not None:
+        return score.passed
+    return {"pass": True, "fail": False, "passed": True, "failed": False}.get(
+        (score.label or "").lower()
+    )
+
+
+def span_row(workspace_id: int, span: Span, scores: Sequence[ScoreIn] = ()) -> dict[str, Any]:
+    """A span as the writer stores it (with the trace facts it carries in ``_hints``, and
+    ``scores`` about it in ``_scores``: written in the span's transaction, spooled with it)."""
     h = span.hints
-    return {
+    row = {
         "workspace_id": workspace_id,
         "trace_id": span.trace_id,
         "span_id": span.span_id,
@@ -127,6 +142,32 @@ def span_row(workspace_id: int, span: Span) -> dict[str, Any]:
             "metadata": h.metadata,
         },
     }
+    if scores:
+        row["_scores"] = [
+            {
+                "name": s.name,
+                "value": s.value,
+                "label": s.label,
+                "passed": _score_passed(s),
+                "reasoning": s.comment,
+                "source": s.source,
+                "details": s.details,
+            }
+            for s in scores
+        ]
+    return row
+
+
+def build_trace_writer(engine: Engine, settings: Settings) -> TraceWriter:
+    """The process's trace writer, not yet started (``start()`` it with the server, and
+    ``close()`` it as the server stops): spans of ingestion and of gateway calls alike. It
+    spools under the home directory while the database is away, and keeps the trace tables
+    up (partitions ahead, retention) at start and hourly, on its own thread."""
+    return TraceWriter(
+        engine,
+        settings.home / "spool" / "traces",
+        maintenance=lambda: run_maintenance(engine, settings.trace_retention_days),
+    )
 
 
 class IngestService:
@@ -165,6 +206,48 @@ class IngestService:
         )
         self._limits[workspace_id] = (now, limits)
         return limits
+
+    def _limits_or_last(self, workspace_id: int) -> Limits:
+        """The workspace's limits; with the database away, the last ones read, or, for a
+        workspace not read yet, redaction on (a workspace that asked for it never gets
+        raw text stored because the database blinked)."""
+        try:
+            return self.limits(workspace_id)
+        except Exception as exc:  # the database is away: the spans still go to the spool
+            cached = self._limits.get(workspace_id)
+            if cached is not None:
+                return cached[1]
+            log.warning(
+                "trace settings of workspace %s cannot be read (%s); redacting its spans",
+                workspace_id,
+                exc.__class__.__name__,
+            )
+            return Limits(redact=True)
+
+    def record_spans(
+        self, spans: Sequence[tuple[int, Span, Sequence[ScoreIn]]]
+    ) -> tuple[concurrent.futures.Future[None], list[Rejection]]:
+        """Spans made in this process (gateway calls), each ``(workspace id, span, the
+        scores about it)``: finished as ingested spans are (cut, priced from the price table
+        when they have no cost, redacted as their workspace says) and handed to the writer
+        as one request. Returns at once: the writer's future, which resolves when they are
+        all in the database or the spool, and the spans not kept (too old, too far ahead).
+        Blocks only to read a workspace's trace settings now and then, so call it from a
+        thread, never the event loop. Raises :class:`IngestError` 429 or 503 (with
+        ``retry_after``) while the writer is full."""
+        now = datetime.now(UTC)
+        rows = []
+        rejected = []
+        for workspace_id, span, scores in spans:
+            problem = finish(span, now, self._limits_or_last(workspace_id))
+            if problem is not None:
+                rejected.append(problem)
+            else:
+                rows.append(span_row(workspace_id, span, scores))
+        try:
+            return self.writer.submit(rows), rejected
+        except Backpressure as exc:
+            raise IngestError(str(exc), exc.status, exc.retry_after) from None
 
     # --- the work ---------------------------------------------------------------------------
     def _decode_otlp(
@@ -274,10 +357,6 @@ class IngestService:
             for s in scores:
                 if s.name not in metrics:
                     metrics[s.name] = queries.find_metric(conn, workspace_id, s.name) or 0
-                label = s.label
-                passed = {"pass": True, "fail": False, "passed": True, "failed": False}.get(
-                    (label or "").lower()
-                )
                 rows.append(
                     {
                         "workspace_id": workspace_id,
@@ -285,8 +364,8 @@ class IngestService:
                         "span_id": s.span_id,
                         "metric_id": metrics[s.name],
                         "value": s.value,
-                        "label": label,
-                        "passed": passed,
+                        "label": s.label,
+                        "passed": _score_passed(s),
                         "reasoning": s.comment,
                         "source": s.source,
                     }

@@ -30,6 +30,7 @@ from panopticon.services.tasks import TASKS, TaskContext
 from panopticon.settings import Settings
 from panopticon.store.engine import Engine
 from panopticon.store.queries import jobs as q
+from panopticon.store.queries import ledger as ledger_q
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.tables.base import utcnow
 
@@ -76,6 +77,7 @@ class JobStatus:
     started_at: datetime | None
     finished_at: datetime | None
     shards: list[ShardStatus]
+    cost_usd: float | None = None  # a backfill's judging cost so far
 
 
 # -- recording and reading jobs (sync: call from a thread, or a plain `def` route) -------------
@@ -276,6 +278,11 @@ def job_status(engine: Engine, workspace_id: int, job_id: int) -> JobStatus:
             raise NotFoundError(f"no job {job_id} in this workspace")
         progress = q.job_progress(conn, job.run_id)
         shards = q.shards(conn, job_id)
+        cost: float | None = None
+        if job.kind == "online_backfill":  # its progress is its ledger entries
+            counts = ledger_q.job_counts(conn, job_id)
+            progress = q.JobProgress(counts.selected, counts.done, counts.failed)
+            cost = counts.cost_usd
     return JobStatus(
         id=job.id,
         kind=job.kind,
@@ -290,6 +297,7 @@ def job_status(engine: Engine, workspace_id: int, job_id: int) -> JobStatus:
         started_at=job.started_at,
         finished_at=job.finished_at,
         shards=[ShardStatus(s.shard, s.status, s.error) for s in shards],
+        cost_usd=cost,
     )
 
 

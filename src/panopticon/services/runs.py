@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 
 from panopticon.errors import ConfigError, Issue, StoreError
 from panopticon.evaluation.endpoints import Access, build_client
@@ -30,14 +28,14 @@ from panopticon.providers.client import ModelClient
 from panopticon.services.metric_kinds import run_kinds
 from panopticon.settings import Settings
 from panopticon.stats.summary import Summary, summarize
-from panopticon.store.engine import Engine, create_engine, ensure_schema
+from panopticon.store.engine import Engine, create_engine, ensure_schema, retry_on_race
 from panopticon.store.limits import SharedBucket, bucket_key
 from panopticon.store.queries import catalog
+from panopticon.store.queries import outcomes as outcome_queries
 from panopticon.store.queries import prompts as prompt_queries
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.sink import StoreSink
 from panopticon.store.spool import replay as replay_spool
-from panopticon.store.tables import Pairwise, Result, Score
 
 __all__ = [
     "Execution",
@@ -97,55 +95,21 @@ class RunSummaryTotals:
 
 def read_totals(engine: Engine, run_id: int, planned: int) -> RunSummaryTotals:
     with engine.connect() as conn:
-        r = conn.execute(
-            sa.select(
-                sa.func.count().filter(Result.c.error.is_(None)),
-                sa.func.count().filter(Result.c.error.is_not(None)),
-                sa.func.count().filter(Result.c.error_kind == "interrupted"),
-                sa.func.count().filter(Result.c.cached.is_(True)),
-                sa.func.coalesce(
-                    sa.func.sum(Result.c.cost_usd).filter(Result.c.cached.is_(False)), 0
-                ),
-                sa.func.count().filter(Result.c.error.is_(None), Result.c.cost_usd.is_(None)),
-                sa.func.coalesce(sa.func.sum(Result.c.input_tokens), 0),
-                sa.func.coalesce(sa.func.sum(Result.c.output_tokens), 0),
-            ).where(Result.c.run_id == run_id)
-        ).one()
-        s = conn.execute(
-            sa.select(
-                sa.func.count().filter(Score.c.error.is_(None)),
-                sa.func.count().filter(Score.c.error.is_not(None)),
-                sa.func.coalesce(
-                    sa.func.sum(Score.c.judge_cost_usd).filter(Score.c.judge_cached.is_(False)), 0
-                ),
-            ).where(Score.c.run_id == run_id)
-        ).one()
-        p = conn.execute(
-            sa.select(
-                sa.func.count().filter(Pairwise.c.error.is_(None)),
-                sa.func.count().filter(Pairwise.c.error.is_not(None)),
-                sa.func.coalesce(
-                    sa.func.sum(Pairwise.c.judge_cost_usd).filter(
-                        Pairwise.c.judge_cached.is_(False)
-                    ),
-                    0,
-                ),
-            ).where(Pairwise.c.run_id == run_id)
-        ).one()
+        counts = outcome_queries.run_counts(conn, run_id)
     return RunSummaryTotals(
-        planned,
-        r[0],
-        r[1],
-        r[2],
-        r[3],
-        s[0],
-        s[1],
-        float(r[4]) + float(s[2]) + float(p[2]),
-        r[5],
-        int(r[6]),
-        int(r[7]),
-        p[0],
-        p[1],
+        planned=planned,
+        answers=counts.answers,
+        failed=counts.failed,
+        interrupted=counts.interrupted,
+        reused=counts.reused,
+        scores=counts.scores,
+        score_errors=counts.score_errors,
+        cost_usd=counts.cost_usd,
+        unknown_cost=counts.unknown_cost,
+        input_tokens=counts.input_tokens,
+        output_tokens=counts.output_tokens,
+        pairs=counts.pairs,
+        pair_errors=counts.pair_errors,
     )
 
 
@@ -291,7 +255,7 @@ class Execution:
             status, reason = "completed", None
         if status == "completed" and (totals.score_errors or totals.pair_errors):
             with self.engine.connect() as conn:
-                for outcome in run_queries.metric_outcomes(conn, self.run_id):
+                for outcome in outcome_queries.metric_outcomes(conn, self.run_id):
                     if outcome.valid == 0 and outcome.errors:
                         # every score of this metric failed: no number to show for it
                         status = "failed"
@@ -328,11 +292,7 @@ class Execution:
 
     def _first_error(self) -> str | None:
         with self.engine.connect() as conn:
-            return conn.execute(
-                sa.select(Result.c.error)
-                .where(Result.c.run_id == self.run_id, Result.c.error.is_not(None))
-                .limit(1)
-            ).scalar()
+            return outcome_queries.first_error(conn, self.run_id)
 
 
 def prepare_run(
@@ -393,15 +353,9 @@ def prepare_loaded(
     the spool by a run that lost its database are stored first, so that they count as done
     (a resume) or cached (a new run) and are never paid for again."""
     replay_spool(engine, settings.home / "spool")
-    for attempt in range(1, 6):
-        try:
-            return _prepare(settings, engine, loaded, suite_path, resume, use_cache, shard)
-        except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
-            racing = isinstance(exc, sa.exc.IntegrityError) or "locked" in str(exc)
-            if attempt == 5 or not racing:
-                raise
-            time.sleep(0.05 * attempt)
-    raise AssertionError("unreachable")
+    return retry_on_race(
+        lambda: _prepare(settings, engine, loaded, suite_path, resume, use_cache, shard)
+    )
 
 
 def _prepare(
@@ -451,6 +405,11 @@ def _prepare(
                 suite_path=str(Path(suite_path).resolve()) if suite_path else None,
                 planned=len(cases),
             )
+        places: dict[int, tuple[str, int]] = {}
+        for query_id, place in zip(query_ids, loaded.query_places(), strict=True):
+            if place is not None:
+                places.setdefault(query_id, place)  # the same content twice: its first line
+        run_queries.record_query_places(conn, run_id, places)
         if shard is not None:  # by query, so that pairwise judges find every model's answer
             cases = [c for c in cases if c.query_id % shard[1] == shard[0]]
         plan = Plan(run_id, cases, metric_ids)

@@ -60,6 +60,10 @@ class Task:
     every_s: float | None = None  # periodic: runs every this many seconds
     # kwargs -> a lock name: one copy of the task per lock queued and running at a time
     lock: Callable[[Mapping[str, Any]], str] | None = None
+    # False: the lock only keeps one copy queued; copies may run at once (a task that is
+    # safe to run twice, such as one that claims its work row by row). On PostgreSQL a
+    # running lock held by a killed worker blocks its task until the worker is found dead.
+    exclusive: bool = True
 
 
 @dataclass
@@ -75,13 +79,14 @@ class TaskRegistry:
         *,
         every_s: float | None = None,
         lock: Callable[[Mapping[str, Any]], str] | None = None,
+        exclusive: bool = True,
     ) -> Callable[[TaskFn], TaskFn]:
         def register(fn: TaskFn) -> TaskFn:
             if name in self.tasks and self.tasks[name].fn is not fn:
                 raise ValueError(f"a task named '{name}' is already registered")
             if every_s is not None and every_s <= 0:
                 raise ValueError("every_s must be > 0")
-            self.tasks[name] = Task(name, fn, every_s, lock)
+            self.tasks[name] = Task(name, fn, every_s, lock, exclusive)
             return fn
 
         return register
@@ -146,11 +151,15 @@ class LocalQueue:
         self._queue: asyncio.Queue[Item] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pending_jobs: set[int] = set()  # queued or running here: not swept again
+        self._held: set[str] = set()  # task locks queued or running: one copy at a time
         self._lock = threading.Lock()
 
     @property
     def context(self) -> TaskContext:
-        return TaskContext(self.engine, self.settings, self.env, None)
+        return TaskContext(self.engine, self.settings, self.env, self._defer)
+
+    async def _defer(self, name: str, **kwargs: Any) -> None:
+        self.submit(name, **kwargs)
 
     async def start(self) -> None:
         if self._tasks and not all(t.done() for t in self._tasks):
@@ -160,6 +169,7 @@ class LocalQueue:
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
         self._pending_jobs = set()
+        self._held = set()
         # jobs left running by a stopped process run again (they resume their runs)
         await asyncio.to_thread(jobs.requeue_abandoned, self.engine)
         self._tasks = [
@@ -206,7 +216,17 @@ class LocalQueue:
         except RuntimeError:  # the loop closed meanwhile: the sweep of the next start takes it
             log.debug("task %s not queued: the runner stopped", name)
 
+    def _lock_of(self, item: Item) -> str | None:
+        task = self.registry.tasks.get(item[0])
+        return task.lock(item[1]) if task is not None and task.lock is not None else None
+
     def _put(self, item: Item) -> None:
+        lock = self._lock_of(item)
+        if lock is not None and set(item[1]) != {"job_id"}:
+            with self._lock:
+                if lock in self._held:
+                    return  # a copy is queued or running: it will do the work
+                self._held.add(lock)
         job_id = item[1].get("job_id")
         if isinstance(job_id, int) and set(item[1]) == {"job_id"}:
             with self._lock:
@@ -223,12 +243,19 @@ class LocalQueue:
         queue = self._queue
         while True:
             name, kwargs = await queue.get()
+            lock = self._lock_of((name, kwargs))
+            task = self.registry.tasks.get(name)
+            if lock is not None and task is not None and not task.exclusive:
+                with self._lock:  # a queue-only lock: the next copy may be queued now
+                    self._held.discard(lock)
             try:
                 await self.run(name, **kwargs)
             finally:
-                if set(kwargs) == {"job_id"}:
-                    with self._lock:
+                with self._lock:
+                    if set(kwargs) == {"job_id"}:
                         self._pending_jobs.discard(kwargs["job_id"])
+                    elif lock is not None:
+                        self._held.discard(lock)
 
     async def run(self, name: str, **kwargs: Any) -> Any:
         """Run one task now; an error is logged (a job's is recorded on its row)."""

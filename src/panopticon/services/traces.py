@@ -13,12 +13,14 @@ import orjson
 
 from panopticon.errors import ConfigError, Issue, NotFoundError
 from panopticon.evaluation.suite import QueryItem
+from panopticon.services.parquet_export import parquet_stream, require_pyarrow
 from panopticon.store.engine import Engine
 from panopticon.store.partitions import MaintenanceReport, maintain
 from panopticon.store.queries import traces as queries
 from panopticon.store.queries.traces import SORTS, TraceFilters
 
 __all__ = [
+    "EXPORT_FORMATS",
     "SORTS",
     "TraceFilters",
     "TracePage",
@@ -34,29 +36,39 @@ __all__ = [
     "update_trace_settings",
 ]
 
-EXPORT_FIELDS = (
-    "id",
-    "name",
-    "start_time",
-    "end_time",
-    "latency_ms",
-    "status",
-    "error",
-    "session_id",
-    "user_id",
-    "tenant_id",
-    "environment",
-    "release",
-    "tags",
-    "metadata",
-    "models",
-    "span_count",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "input_text",
-    "output_text",
-)
+
+# a trace's columns in an export, with their Parquet types (tags and models are lists of
+# text; metadata is JSON text, its values having no one type)
+PARQUET_COLUMNS = {
+    "id": "str",
+    "name": "str",
+    "start_time": "time",
+    "end_time": "time",
+    "latency_ms": "float",
+    "status": "str",
+    "error": "str",
+    "session_id": "str",
+    "user_id": "str",
+    "tenant_id": "str",
+    "environment": "str",
+    "release": "str",
+    "tags": "strings",
+    "metadata": "json",
+    "models": "strings",
+    "span_count": "int",
+    "input_tokens": "int",
+    "output_tokens": "int",
+    "cost_usd": "float",
+    "input_text": "str",
+    "output_text": "str",
+}
+EXPORT_FIELDS = tuple(PARQUET_COLUMNS)
+
+EXPORT_FORMATS = {
+    "csv": "text/csv",
+    "jsonl": "application/x-ndjson",
+    "parquet": "application/vnd.apache.parquet",
+}
 
 
 class TracePage:
@@ -136,26 +148,37 @@ def _cell(value: Any) -> Any:
 def export_traces(
     engine: Engine, workspace_id: int, filters: TraceFilters, fmt: str
 ) -> Iterator[bytes]:
-    """What a filter selects, as CSV or JSON Lines, streamed."""
-    if fmt not in ("csv", "jsonl"):
-        raise ConfigError(Issue(f"unknown format '{fmt}'", field="format", hint="csv or jsonl"))
+    """What a filter selects, as CSV, JSON Lines or Parquet (``EXPORT_FORMATS``), streamed.
+    Parquet needs the ``parquet`` extra: without it this raises MissingDependencyError
+    before anything is streamed."""
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(
+            Issue(f"unknown format '{fmt}'", field="format", hint=", ".join(EXPORT_FORMATS))
+        )
+    if fmt == "parquet":
+        require_pyarrow()
+
+    def traces() -> Iterator[dict[str, Any]]:
+        with engine.connect() as conn:
+            yield from queries.iter_traces(conn, workspace_id, filters)
 
     def rows() -> Iterator[bytes]:
-        with engine.connect() as conn:
-            if fmt == "csv":
-                buf = io.StringIO()
-                writer = csv.writer(buf)
-                writer.writerow(EXPORT_FIELDS)
-                for i, row in enumerate(queries.iter_traces(conn, workspace_id, filters)):
-                    writer.writerow([_cell(row.get(k)) for k in EXPORT_FIELDS])
-                    if i % 500 == 0:
-                        yield buf.getvalue().encode()
-                        buf.seek(0)
-                        buf.truncate()
-                yield buf.getvalue().encode()
-            else:
-                for row in queries.iter_traces(conn, workspace_id, filters):
-                    yield orjson.dumps({k: row.get(k) for k in EXPORT_FIELDS}) + b"\n"
+        if fmt == "parquet":
+            yield from parquet_stream(traces(), PARQUET_COLUMNS)
+        elif fmt == "csv":
+            buf = io.StringIO()
+            writer = csv.writer(buf)
+            writer.writerow(EXPORT_FIELDS)
+            for i, row in enumerate(traces()):
+                writer.writerow([_cell(row.get(k)) for k in EXPORT_FIELDS])
+                if i % 500 == 0:
+                    yield buf.getvalue().encode()
+                    buf.seek(0)
+                    buf.truncate()
+            yield buf.getvalue().encode()
+        else:
+            for row in traces():
+                yield orjson.dumps({k: row.get(k) for k in EXPORT_FIELDS}) + b"\n"
 
     return rows()
 

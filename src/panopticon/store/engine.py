@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -15,6 +17,7 @@ from panopticon.errors import MigrationRequiredError, MissingDependencyError, St
 from panopticon.keyfiles import private_dir
 from panopticon.providers.redact import mask_secrets
 from panopticon.settings import Settings
+from panopticon.store.text_index import ensure_text_index
 
 __all__ = [
     "HEAD_REVISION",
@@ -23,15 +26,18 @@ __all__ = [
     "current_revision",
     "ensure_schema",
     "ping",
+    "retry_on_race",
     "upgrade",
 ]
+
+T = TypeVar("T")
 
 # Services and interfaces hold an Engine and pass it to store queries; they name its type
 # from here, so that SQLAlchemy is imported by store/ alone (an import-linter contract).
 
 # The newest migration. A test checks it equals Alembic's head, so checking the schema at
 # start-up needs one SELECT instead of importing Alembic.
-HEAD_REVISION = "0015"
+HEAD_REVISION = "0018"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -96,6 +102,22 @@ def ping(engine: Engine) -> str | None:
     return None
 
 
+def retry_on_race(work: Callable[[], T], attempts: int = 5) -> T:
+    """``work()``, tried again (up to ``attempts`` times in all, a little later each time)
+    when it lost a race with another process: a unique row the other inserted first, or
+    SQLite's lock held by the other's transaction. ``work`` must run its own transaction, so
+    that the next try finds the winner's rows. Any other error is raised at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+            racing = isinstance(exc, sa.exc.IntegrityError) or "locked" in str(exc)
+            if attempt == attempts or not racing:
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
 def current_revision(engine: Engine) -> str | None:
     try:
         with engine.connect() as conn:
@@ -127,14 +149,17 @@ def _create_at_head(engine: Engine) -> None:
         sa.Column("version_num", sa.String(32), primary_key=True),
     )
     with engine.begin() as conn:
-        metadata.create_all(conn)
+        # the database is empty (ensure_schema checked): no per-table existence checks
+        metadata.create_all(conn, checkfirst=False)
+        ensure_text_index(conn)  # not a model: a database without pg_trgm matches them too
         version.create(conn)
         conn.execute(version.insert().values(version_num=HEAD_REVISION))
         conn.execute(sa.insert(Workspace).values(name="default"))
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``."""
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Apply migrations up to ``revision``. Returns a note for the operator when something
+    optional could not be set up (the text-search index without pg_trgm), else None."""
     from alembic import command
     from alembic.config import Config
 
@@ -143,6 +168,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+        if revision != "head":
+            return None
+        return ensure_text_index(conn)  # retried on every upgrade: pg_trgm may come later
 
 
 def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:

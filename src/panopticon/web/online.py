@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from panopticon.errors import ConfigError, Issue, NotFoundError
 from panopticon.services.access import AuthError, Principal
+from panopticon.services.ledger import HourlyOutcome, OnlineLedger
 from panopticon.services.online import OnlineBudgets, OnlineRules
 from panopticon.web.common import (
     check_csrf,
@@ -34,6 +35,30 @@ budgets: {usd_per_day: 5}
 """
 
 
+OUTCOMES = (
+    "evaluated",
+    "deduplicated",
+    "pending",
+    "running",
+    "rate_limited",
+    "over_budget",
+    "failed",
+    "superseded",
+    "not_sampled",
+    "filtered_out",
+)
+
+
+def _activity(rows: list[HourlyOutcome]) -> list[dict[str, Any]]:
+    """One row per (hour, rule), a count per outcome, newest first."""
+    table: dict[tuple[Any, str], dict[str, Any]] = {}
+    for r in rows:
+        row = table.setdefault((r.hour, r.rule), {"hour": r.hour, "rule": r.rule, "cost": 0.0})
+        row[r.outcome] = row.get(r.outcome, 0) + r.count
+        row["cost"] += r.cost_usd
+    return sorted(table.values(), key=lambda x: (x["hour"], x["rule"]), reverse=True)
+
+
 def _page(
     request: Request,
     principal: Principal,
@@ -52,7 +77,9 @@ def _page(
             "per_day": per_day,
             "per_month": per_month,
             "windows": budgets.state(),
+            "activity": _activity(OnlineLedger(engine, principal.workspace_id).hourly(hours=24)),
             "example": EXAMPLE,
+            "outcomes": OUTCOMES,
             "error": error,
             "form": form or {},
         },

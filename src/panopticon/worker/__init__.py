@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from panopticon.errors import StoreError
+from panopticon.services.database import Engine
 from panopticon.settings import Settings
-from panopticon.store.engine import Engine
 
 __all__ = [
     "QUEUE",
@@ -56,7 +56,7 @@ def build_app(settings: Settings, env: Mapping[str, str], *, sync: bool = False)
     for deferring from any thread (the API); workers use the async one."""
     import procrastinate
 
-    from panopticon.services import jobs  # noqa: F401  (registers the job tasks)
+    from panopticon.services import backfill, jobs, online_eval  # noqa: F401  (the tasks)
     from panopticon.services.tasks import TASKS, Task, TaskContext
 
     connector = (
@@ -84,7 +84,7 @@ def build_app(settings: Settings, env: Mapping[str, str], *, sync: bool = False)
         with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
             await (
                 app.tasks[PREFIX + name]
-                .configure(lock=lock, queueing_lock=lock)
+                .configure(lock=lock if task.exclusive else None, queueing_lock=lock)
                 .defer_async(**kwargs)
             )
 
@@ -155,7 +155,7 @@ class QueueSubmitter:
         task = TASKS.get(name)
         lock = task.lock(kwargs) if task.lock else None
         self.app.tasks[PREFIX + name].configure(
-            lock=lock, queueing_lock=lock, connection=driver_conn
+            lock=lock if task.exclusive else None, queueing_lock=lock, connection=driver_conn
         ).defer(**kwargs)
 
     def submit_job(self, workspace_id: int, kind: str, payload: dict[str, Any]) -> int:

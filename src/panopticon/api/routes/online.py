@@ -6,13 +6,18 @@ validated whole and every problem is answered at once, each with its field.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Response, status
+from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from panopticon.api.deps import Admin, EngineDep, Member, Viewer
+from panopticon.api.schemas import JobPublic
+from panopticon.services.backfill import KIND, backfill_payload
+from panopticon.services.jobs import job_status
+from panopticon.services.ledger import OnlineLedger
 from panopticon.services.online import OnlineBudgets, OnlineRules, RulePublic
 
 router = APIRouter(prefix="/api/online", tags=["online evaluation"])
@@ -150,3 +155,93 @@ def set_budget(body: OnlineBudgetLimits, engine: EngineDep, caller: Admin) -> On
     budgets = OnlineBudgets(engine, caller.workspace_id)
     budgets.set_workspace_limits(body.usd_per_day, body.usd_per_month)
     return _budget(budgets)
+
+
+class OnlineLedgerEntry(BaseModel):
+    rule: str
+    rule_version: str
+    span_id: str
+    outcome: str = Field(
+        description="evaluated, deduplicated, filtered_out, not_sampled, over_budget, "
+        "rate_limited, failed, superseded, pending or running"
+    )
+    reason: str | None
+    error: str | None
+    cost_usd: float | None
+    attempts: int
+    backfill_job: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OnlineTraceEvaluation(BaseModel):
+    trace_id: str
+    summary: str = Field(description="What happened to the trace, or why nothing did.")
+    entries: list[OnlineLedgerEntry]
+
+
+class OnlineHourly(BaseModel):
+    rule: str
+    hour: datetime
+    outcome: str
+    count: int
+    cost_usd: float
+
+
+TraceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The trace's id.")]
+
+
+@router.get("/traces/{trace_id}", response_model=OnlineTraceEvaluation)
+def trace_evaluation(trace_id: TraceId, engine: EngineDep, caller: Viewer) -> OnlineTraceEvaluation:
+    """Why this trace was (or was not) evaluated: each rule's outcome on each span."""
+    found = OnlineLedger(engine, caller.workspace_id).for_trace(trace_id)
+    return OnlineTraceEvaluation(
+        trace_id=found.trace_id,
+        summary=found.summary,
+        entries=[OnlineLedgerEntry(**vars(e)) for e in found.entries],
+    )
+
+
+@router.get("/activity", response_model=list[OnlineHourly])
+def activity(
+    engine: EngineDep,
+    caller: Viewer,
+    rule: Annotated[str | None, Query(max_length=64, description="One rule only.")] = None,
+    hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24,
+) -> list[OnlineHourly]:
+    """Outcomes per rule per hour (newest first), with what the judging cost."""
+    return [
+        OnlineHourly(**vars(h))
+        for h in OnlineLedger(engine, caller.workspace_id).hourly(rule, hours)
+    ]
+
+
+class OnlineBackfillCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rule: str = Field(min_length=1, max_length=64, description="The rule to run.")
+    since: datetime = Field(description="Spans that started at or after this time...")
+    until: datetime = Field(description="...and before this one.")
+    budget_usd: float = Field(gt=0, allow_inf_nan=False, description="The backfill's own budget.")
+    rejudge: bool = Field(
+        default=False, description="Judge again spans this rule version has judged already."
+    )
+
+
+@router.post("/backfills", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+def create_backfill(
+    body: OnlineBackfillCreate, request: Request, engine: EngineDep, caller: Member
+) -> JobPublic:
+    """Run a rule over past traces of a time range, as a job (follow it at
+    ``/api/jobs/{id}``: progress and cost)."""
+    payload = backfill_payload(
+        engine,
+        caller.workspace_id,
+        body.rule,
+        body.since,
+        body.until,
+        body.budget_usd,
+        rejudge=body.rejudge,
+    )
+    job_id = request.app.state.jobs.submit_job(caller.workspace_id, KIND, payload)
+    return JobPublic(**asdict(job_status(engine, caller.workspace_id, job_id)))

@@ -90,6 +90,8 @@ class ScoreOnTrace(BaseModel):
     passed: bool | None
     reasoning: str | None
     source: str
+    # a guardrail verdict's stage (input, output) and the latency it added
+    details: dict[str, Any] | None = None
     created_at: datetime
 
 
@@ -211,25 +213,26 @@ def list_traces(
 
 @router.get(
     "/api/traces/export",
-    summary="What a filter selects, as CSV or JSON Lines",
+    summary="What a filter selects, as CSV, JSON Lines or Parquet",
     response_class=StreamingResponse,
     responses={
         200: {
-            "description": "CSV (format=csv) or JSON Lines (format=jsonl), streamed",
-            "content": {"text/csv": {}, "application/x-ndjson": {}},
-        }
+            "description": "CSV (format=csv), JSON Lines (format=jsonl) or Parquet "
+            "(format=parquet, with the `parquet` extra installed), streamed",
+            "content": {media: {} for media in service.EXPORT_FORMATS.values()},
+        },
+        422: {"description": "format=parquet without pyarrow: the error names the extra"},
     },
 )
 def export(
     engine: EngineDep,
     caller: Viewer,
     f: FiltersDep,
-    format: Literal["csv", "jsonl"] = "jsonl",
+    format: Literal["csv", "jsonl", "parquet"] = "jsonl",
 ) -> StreamingResponse:
-    media = "text/csv" if format == "csv" else "application/x-ndjson"
     return StreamingResponse(
         service.export_traces(engine, caller.workspace_id, f, format),
-        media_type=media,
+        media_type=service.EXPORT_FORMATS[format],
         headers={"Content-Disposition": f'attachment; filename="traces.{format}"'},
     )
 

@@ -115,14 +115,15 @@ def revoke_key(conn: Connection, key_id: int, workspace_id: int | None = None) -
 
 
 def active_admin_keys(conn: Connection, workspace_id: int, *, lock: bool = False) -> list[int]:
-    """Ids of the workspace's active admin keys (locked for update on PostgreSQL, so two
-    revocations cannot each leave the other as the last one)."""
+    """Ids of the workspace's active admin keys; with ``lock``, locked for update on
+    PostgreSQL, so that two revocations cannot each leave the other as the last one (SQLite
+    runs one writer at a time)."""
     q = sa.select(ApiKey.c.id).where(
         ApiKey.c.workspace_id == workspace_id,
         ApiKey.c.role == "admin",
         ApiKey.c.revoked_at.is_(None),
     )
-    if lock:
+    if lock and conn.dialect.name == "postgresql":
         q = q.with_for_update()
     return [int(i) for i in conn.execute(q).scalars()]
 

@@ -37,6 +37,7 @@ __all__ = [
     "get_trace_settings",
     "insert_scores",
     "iter_traces",
+    "save_span_scores",
     "search_traces",
     "session_traces",
     "set_trace_settings",
@@ -73,18 +74,6 @@ class TraceFilters:
 
 def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _spans_of_trace() -> list[Any]:
-    """A correlated condition: spans of the outer trace row. For text, a probe per trace
-    that stops at the first match measured twice as fast as one pass over the period's
-    spans (casting messages to text dominates either way)."""
-    return [
-        Span.c.workspace_id == Trace.c.workspace_id,
-        Span.c.trace_id == Trace.c.id,
-        Span.c.start_time >= Trace.c.start_time,
-        Span.c.start_time <= Trace.c.end_time,
-    ]
 
 
 def _span_ids(ws: int, f: TraceFilters, condition: Any) -> Any:
@@ -153,25 +142,8 @@ def _where(conn: Connection, ws: int, f: TraceFilters) -> list[Any]:
         where.append(_json_has(conn, Trace.c.models, f.model))
     if f.span_kind is not None:
         where.append(Trace.c.id.in_(_span_ids(ws, f, Span.c.kind == f.span_kind)))
-    if f.text:
-        pattern = _like(f.text)
-        where.append(
-            sa.or_(
-                Trace.c.input_text.ilike(pattern, escape="\\"),
-                Trace.c.output_text.ilike(pattern, escape="\\"),
-                sa.exists(
-                    sa.select(1).where(
-                        *_spans_of_trace(),
-                        sa.or_(
-                            Span.c.input_value.ilike(pattern, escape="\\"),
-                            Span.c.output_value.ilike(pattern, escape="\\"),
-                            sa.cast(Span.c.input_messages, sa.Text).ilike(pattern, escape="\\"),
-                            sa.cast(Span.c.output_messages, sa.Text).ilike(pattern, escape="\\"),
-                        ),
-                    )
-                ),
-            )
-        )
+    if f.text:  # a trigram index answers this on PostgreSQL (store.text_index)
+        where.append(Trace.c.search_text.ilike(_like(f.text), escape="\\"))
     if f.score_name is not None or f.min_score is not None or f.max_score is not None:
         cond: list[Any] = [Score.c.workspace_id == ws, Score.c.trace_id == Trace.c.id]
         if f.score_name is not None:
@@ -207,8 +179,11 @@ def decode_cursor(cursor: str) -> list[Any]:
 _LIST_COLUMNS = [
     c
     for c in Trace.columns
-    if c.name not in ("bucket", "updated_at", "workspace_id", "input_text", "output_text")
+    if c.name
+    not in ("bucket", "updated_at", "workspace_id", "input_text", "output_text", "search_text")
 ]
+# a trace as one row: what the explorer shows of it
+_ROW_COLUMNS = [c for c in Trace.columns if c.name not in ("bucket", "workspace_id", "search_text")]
 
 
 def search_traces(
@@ -264,7 +239,7 @@ def iter_traces(
 ) -> Iterator[dict[str, Any]]:
     """Every matching trace (newest first, up to ``limit``), streamed for exports."""
     q = (
-        sa.select(*[c for c in Trace.columns if c.name not in ("bucket", "workspace_id")])
+        sa.select(*_ROW_COLUMNS)
         .where(*_where(conn, ws, f))
         .order_by(Trace.c.start_time.desc(), Trace.c.id.desc())
         .limit(limit)
@@ -277,7 +252,7 @@ def _trace_row(conn: Connection, ws: int, trace_id: str) -> dict[str, Any] | Non
     rows = [
         dict(r._mapping)
         for r in conn.execute(
-            sa.select(Trace).where(Trace.c.workspace_id == ws, Trace.c.id == trace_id)
+            sa.select(*_ROW_COLUMNS).where(Trace.c.workspace_id == ws, Trace.c.id == trace_id)
         )
     ]
     if not rows:
@@ -323,6 +298,7 @@ def trace_detail(conn: Connection, ws: int, trace_id: str) -> dict[str, Any] | N
                 Score.c.source,
                 Score.c.judge_model,
                 Score.c.error,
+                Score.c.details,
                 Score.c.created_at,
                 Metric.c.name.label("name"),
             )
@@ -359,7 +335,7 @@ def session_traces(
     traces = [
         dict(r._mapping)
         for r in conn.execute(
-            sa.select(*[c for c in Trace.columns if c.name not in ("bucket", "workspace_id")])
+            sa.select(*_ROW_COLUMNS)
             .where(Trace.c.workspace_id == ws, Trace.c.session_id == session_id)
             .order_by(Trace.c.start_time, Trace.c.id)
             .limit(limit)
@@ -434,6 +410,53 @@ def insert_scores(conn: Connection, rows: list[dict[str, Any]]) -> list[uuid.UUI
     if values:
         conn.execute(sa.insert(Score), values)
     return ids
+
+
+_SCORE_IDS = uuid.UUID("5f1d0c8e-6b1a-4f44-9a53-0e4c6f0d2a71")
+
+
+def save_span_scores(conn: Connection, span_rows: list[dict[str, Any]]) -> int:
+    """The scores that travel with span rows (``_scores``: a gateway call's guardrail
+    verdicts), stored in the caller's transaction. Each score's id comes from its span and
+    its place there, so writing the same rows again (a spool replayed twice) adds nothing.
+    Returns the scores written."""
+    values = []
+    metrics: dict[tuple[int, str], int] = {}
+    for row in span_rows:
+        ws, trace_id, span_id = row["workspace_id"], row["trace_id"], row["span_id"]
+        for i, score in enumerate(row.get("_scores") or ()):
+            name = str(score["name"])[:200]
+            if (ws, name) not in metrics:
+                metrics[ws, name] = find_metric(conn, ws, name) or 0
+            values.append(
+                {
+                    "id": uuid.uuid5(_SCORE_IDS, f"{ws}/{trace_id}/{span_id}/{i}/{name}"),
+                    "workspace_id": ws,
+                    "trace_id": trace_id,
+                    "span_id": span_id,
+                    "metric_id": metrics[ws, name],
+                    "value": score.get("value"),
+                    "label": score.get("label"),
+                    "passed": score.get("passed"),
+                    "reasoning": score.get("reasoning"),
+                    "source": score.get("source") or "api",
+                    "details": score.get("details"),
+                    "judge_cached": False,
+                    "created_at": utcnow(),
+                }
+            )
+    if not values:
+        return 0
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(Score)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(Score)
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["id"]), values)
+    return len(values)
 
 
 def upsert_trace_label(

@@ -6,6 +6,7 @@ from panopticon.store.tables.catalog import Dataset, DatasetItem, Metric, Query
 from panopticon.store.tables.gateway import GatewayKey, GatewaySpend
 from panopticon.store.tables.online import (
     OnlineBudget,
+    OnlineInbox,
     OnlineOutcome,
     OnlineRule,
     OnlineRuleVersion,
@@ -21,6 +22,7 @@ from panopticon.store.tables.runs import (
     Pairwise,
     Result,
     Run,
+    RunQuery,
     Score,
 )
 from panopticon.store.tables.traces import Span, Trace, TraceSettings
@@ -42,6 +44,7 @@ __all__ = [
     "Metric",
     "Model",
     "OnlineBudget",
+    "OnlineInbox",
     "OnlineOutcome",
     "OnlineRule",
     "OnlineRuleVersion",
@@ -54,6 +57,7 @@ __all__ = [
     "Result",
     "RevokedSession",
     "Run",
+    "RunQuery",
     "Score",
     "Span",
     "Trace",

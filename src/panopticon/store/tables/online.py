@@ -7,7 +7,14 @@ import sqlalchemy as sa
 
 from panopticon.store.tables.base import JSONType, UTCDateTime, created_at, metadata, utcnow
 
-__all__ = ["OnlineBudget", "OnlineOutcome", "OnlineRule", "OnlineRuleVersion", "OnlineSettings"]
+__all__ = [
+    "OnlineBudget",
+    "OnlineInbox",
+    "OnlineOutcome",
+    "OnlineRule",
+    "OnlineRuleVersion",
+    "OnlineSettings",
+]
 
 # A rule by name; ``version`` is the one in force (its spec is in online_rule_version).
 OnlineRule = sa.Table(
@@ -52,11 +59,37 @@ OnlineOutcome = sa.Table(
     sa.Column("cost_usd", sa.Float),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("error", sa.Text),
+    # the sampling segment (``model=gpt-4o``) its per-hour minimum counts in
+    sa.Column("segment", sa.String(200)),
+    sa.Column("priority", sa.Integer, nullable=False, default=0),
+    # waiting entries (pending, rate_limited) are not taken before this moment
+    sa.Column("not_before", UTCDateTime),
+    # running: when a worker took it (a worker that died lets go after the lease)
+    sa.Column("claimed_at", UTCDateTime),
+    # a backfill's entries carry its job (and are charged to its budget)
+    sa.Column("job_id", sa.Integer),
     created_at(),
     sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
     sa.UniqueConstraint("rule_id", "rule_version", "trace_id", "span_id"),
     sa.Index("ix_online_outcome_trace", "workspace_id", "trace_id"),
     sa.Index("ix_online_outcome_rule_time", "rule_id", "created_at"),
+    # workers take waiting entries by priority, oldest first
+    sa.Index("ix_online_outcome_waiting", "outcome", "priority", "id"),
+    sa.Index("ix_online_outcome_dedup", "workspace_id", "dedup_key"),
+)
+
+# New spans of workspaces that have an enabled rule, written by the trace writer in the
+# transaction that stores them; the selector takes them (oldest first) and records what each
+# rule does with each span in the ledger.
+OnlineInbox = sa.Table(
+    "online_inbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("workspace_id", sa.Integer, nullable=False),
+    sa.Column("trace_id", sa.String(32), nullable=False),
+    sa.Column("span_id", sa.String(16), nullable=False),
+    sa.Column("start_time", UTCDateTime, nullable=False),
+    created_at(),
 )
 
 # A budget over one period (scope: the workspace, or one rule), updated atomically.

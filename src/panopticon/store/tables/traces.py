@@ -47,6 +47,9 @@ Trace = sa.Table(
     sa.Column("models", JSONType),
     sa.Column("input_text", sa.Text),
     sa.Column("output_text", sa.Text),
+    # the text of every span's input and output (deduplicated, cut at MAX_SEARCH_TEXT): what
+    # the explorer's text filter reads; a pg_trgm index on PostgreSQL (store.text_index)
+    sa.Column("search_text", sa.Text),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("workspace_id", "id", "bucket"),
     # the explorer's list: newest first, by workspace; then its common filters
