@@ -323,6 +323,7 @@ def job_worker(settings: Settings) -> Iterator[None]:
     yield
     proc.terminate()
     proc.wait(timeout=20)
-    reader.join(timeout=5)
+    reader.join(timeout=20)  # the pipe ends with the process
+    proc.stdout.close()
     if output:  # shown with the test's report when it fails
         print("panopticon worker printed:\n" + "".join(output))
