@@ -47,11 +47,15 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Two test processes (pytest-xdist): each test has its own database, port and home, and
+# most of a test's time is spent waiting on a server, a browser or a subprocess.
+PYTEST_PROCS ?= 2
+
 test-sqlite: install $(VENV)/.local-embeddings
-	PANOPTICON_REQUIRE_LOCAL_EMBEDDINGS=1 $(BIN)/pytest -q
+	PANOPTICON_REQUIRE_LOCAL_EMBEDDINGS=1 $(BIN)/pytest -q -n $(PYTEST_PROCS)
 
 test-postgres: install $(VENV)/.local-embeddings
-	PANOPTICON_REQUIRE_LOCAL_EMBEDDINGS=1 PANOPTICON_TEST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -q -m "not sqlite_only"
+	PANOPTICON_REQUIRE_LOCAL_EMBEDDINGS=1 PANOPTICON_TEST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -q -n $(PYTEST_PROCS) -m "not sqlite_only"
 
 bench: install
 	$(BIN)/python bench/bench_runner.py

@@ -315,6 +315,15 @@ def job_worker(settings: Settings) -> Iterator[None]:
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert "taking jobs" in line, line + (proc.stdout.read() if proc.poll() else "")
+    # read what the worker prints for as long as it runs: a pipe nobody reads fills up
+    # (64 KB of tracebacks from failing jobs) and then blocks the worker mid-job
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout or ()), daemon=True)
+    reader.start()
     yield
     proc.terminate()
-    proc.communicate(timeout=20)
+    proc.wait(timeout=20)
+    reader.join(timeout=20)  # the pipe ends with the process
+    proc.stdout.close()
+    if output:  # shown with the test's report when it fails
+        print("panopticon worker printed:\n" + "".join(output))

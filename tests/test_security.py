@@ -11,6 +11,7 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,8 @@ def listener() -> Iterator[Listener]:
 
 
 def app_for(settings: Settings, env: dict[str, str] | None = None, **changes: Any) -> Any:
+    """An app for this test's database. Its lifespan (job runner, trace writer) runs once,
+    as under a server: a second client of a running app is ``another_client(app)``."""
     return create_app(
         Settings(home=settings.home, database_url=settings.database_url, api_key=BOOT, **changes),
         env=env or {},
@@ -107,6 +110,12 @@ def app_for(settings: Settings, env: dict[str, str] | None = None, **changes: An
 
 def errors_of(response: Any) -> dict[str, str]:
     return {e["field"]: e["message"] for e in response.json()["errors"]}
+
+
+def another_client(app: Any) -> closing[TestClient]:
+    """Another browser (its own cookies) on an app already running in a ``with
+    TestClient(app)`` block: not a second start-up and shut-down of the same app."""
+    return closing(TestClient(app))
 
 
 def wait_for_job(api: TestClient, job_id: int, headers: dict[str, str]) -> dict[str, Any]:
@@ -318,7 +327,7 @@ def test_a_provider_echoing_the_key_does_not_leak_it(
             assert page.status_code == 200, (path, page.text)
             seen.append(page.text)
         assert "Incorrect API key provided" in seen[2]  # the error is kept, the key is not
-        with TestClient(api.app) as browser:
+        with another_client(api.app) as browser:
             assert sign_in(browser, BOOT).status_code == 200
             for path in ("/ui/runs", f"/ui/runs/{run_id}", "/ui/results", "/ui/models"):
                 page = browser.get(path)
@@ -542,7 +551,7 @@ def test_every_dashboard_route_keeps_workspaces_apart(
             "secret-gateway-key",
         )
 
-        with TestClient(app) as browser:
+        with another_client(app) as browser:
             assert sign_in(browser, b_key).status_code == 200
             csrf = csrf_of(browser.get("/ui/").text)
             ids = {
@@ -690,10 +699,10 @@ def test_signing_out_ends_the_session_on_the_server(settings: Settings) -> None:
         assert client.post("/ui/logout").status_code == 403  # no CSRF token
         r = client.post("/ui/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/ui/login"
-    with TestClient(app) as other:
-        other.cookies.set("panopticon_session", stolen or "", path="/ui")
-        r = other.get("/ui/", follow_redirects=False)
-        assert r.status_code == 303 and "/ui/login" in r.headers["location"]
+        with another_client(app) as other:
+            other.cookies.set("panopticon_session", stolen or "", path="/ui")
+            r = other.get("/ui/", follow_redirects=False)
+            assert r.status_code == 303 and "/ui/login" in r.headers["location"]
 
 
 def test_the_last_admin_key_of_a_workspace_cannot_be_revoked(settings: Settings) -> None:
@@ -813,24 +822,24 @@ def test_an_admin_stores_a_credential_on_the_dashboard_and_it_is_never_shown(
         }
         assert browser.post("/ui/models", data=provider).status_code == 200
         assert "team" in browser.get("/ui/models").text
-    with TestClient(app) as viewer:  # a member sees no credentials, and cannot store one
-        assert sign_in(viewer, member).status_code == 200
-        page = viewer.get("/ui/models").text
-        assert "team-key" not in page.split('data-testid="providers"')[0]
-        assert 'data-testid="credentials"' not in page
-        refused = viewer.post(
-            "/ui/models",
-            data={
-                "csrf": csrf_of(page),
-                "action": "set-credential",
-                "name": "x",
-                "secret": "y1234",
-            },
-        )
-        assert "admin" in refused.text
-    with TestClient(app) as api:
-        listed = api.get("/api/credentials", headers={"X-API-Key": BOOT}).json()
-        assert [(c["name"], c["providers"]) for c in listed] == [("team-key", ["team"])]
+        with another_client(app) as viewer:  # a member sees no credentials, and cannot store one
+            assert sign_in(viewer, member).status_code == 200
+            page = viewer.get("/ui/models").text
+            assert "team-key" not in page.split('data-testid="providers"')[0]
+            assert 'data-testid="credentials"' not in page
+            refused = viewer.post(
+                "/ui/models",
+                data={
+                    "csrf": csrf_of(page),
+                    "action": "set-credential",
+                    "name": "x",
+                    "secret": "y1234",
+                },
+            )
+            assert "admin" in refused.text
+        with another_client(app) as api:
+            listed = api.get("/api/credentials", headers={"X-API-Key": BOOT}).json()
+            assert [(c["name"], c["providers"]) for c in listed] == [("team-key", ["team"])]
 
 
 def test_a_key_in_a_header_is_refused_by_the_server_and_masked_in_the_cli_record(
