@@ -49,13 +49,13 @@ typecheck: install
 
 # Two test processes (pytest-xdist): each test has its own database, port and home, and
 # most of a test's time is spent waiting on a server, a browser or a subprocess.
-PYTEST_PROCS ?= 2
+PYTEST_ARGS ?=
 
 test-sqlite: install $(VENV)/.local-embeddings
-	PANOPTICON_REQUIRE_LOCAL_EMBEDDINGS=1 $(BIN)/pytest -q -n $(PYTEST_PROCS)
+	PANOPTICON_REQUIRE_LOCAL_EMBEDDINGS=1 $(BIN)/pytest -q $(PYTEST_ARGS)
 
 test-postgres: install $(VENV)/.local-embeddings
-	PANOPTICON_REQUIRE_LOCAL_EMBEDDINGS=1 PANOPTICON_TEST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -q -n $(PYTEST_PROCS) -m "not sqlite_only"
+	PANOPTICON_REQUIRE_LOCAL_EMBEDDINGS=1 PANOPTICON_TEST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -q $(PYTEST_ARGS) -m "not sqlite_only"
 
 bench: install
 	$(BIN)/python bench/bench_runner.py
