@@ -40,6 +40,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -148,12 +149,17 @@ class Proc:
     ) -> None:
         self.name = name
         self.url = url
+        # BENCH_GATEWAY_LOG=folder: each server's stderr (its log) in a file there
+        folder = os.environ.get("BENCH_GATEWAY_LOG")
+        self.log: Any = subprocess.DEVNULL
+        if folder:
+            self.log = (Path(folder) / f"{name}-{time.time_ns()}.log").open("wb")
         self.proc = subprocess.Popen(
             args,
             # a None value removes the variable
             env={k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=self.log,
             start_new_session=True,
         )
         wait_http(ready or url)
@@ -369,6 +375,12 @@ def main() -> None:
     parser.add_argument(
         "--outage", type=float, default=0, help="only: the database away this long (needs --pg)"
     )
+    parser.add_argument(
+        "--outage-load", type=float, default=15.0, help="seconds of load before and after it"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure every target this many times, in turn"
+    )
     parser.add_argument("--serve-bare", nargs=2, metavar=("PORT", "UPSTREAM"))
     args = parser.parse_args()
     if args.serve_bare:
@@ -380,7 +392,7 @@ def main() -> None:
     if args.outage:
         if not args.pg:
             parser.error("--outage stops a PostgreSQL database: give --pg ADMIN_URL")
-        outage(args.pg, args.outage)
+        outage(args.pg, args.outage, args.outage_load, args.outage_load)
         return
     latencies = args.latency or [0.0, 50.0]
     wanted = set(args.targets.split(","))
@@ -416,13 +428,17 @@ def main() -> None:
                     gw, key = start_gateway(mock.url, Path(tmp) / f"home-{logging}", logging, url)
                     procs.append(gw)
                     targets.append((gw.name, gw.url, key, gw))
-                for name, url, key, proc in targets:
+                for rnd, (name, url, key, proc) in (
+                    (rnd, t) for rnd in range(args.rounds) for t in targets
+                ):
+                    if name == "litellm" and rnd:
+                        continue  # stopped after its first round
                     n = args.n if name != "litellm" else max(300, args.n // 10)
                     before = rss_mb(proc.proc.pid) if proc else None
                     load_before = os.getloadavg()[0]
                     result = measure(url, key, n, proc.proc.pid if proc else None)
                     after = rss_mb(proc.proc.pid) if proc else None
-                    row = {"latency_ms": latency, "target": name, **result,
+                    row = {"latency_ms": latency, "round": rnd, "target": name, **result,
                            "rss_before": before, "rss_after": after,
                            "load": (load_before + os.getloadavg()[0]) / 2}  # fmt: skip
                     rows.append(row)
@@ -571,7 +587,9 @@ def outage(
                         conn.commit()
                         if stored == len(ids):
                             break
-                        time.sleep(0.5)
+                        print(f"{time.monotonic() - back:.0f} s: {stored} of {len(ids)} stored",
+                              file=sys.stderr, flush=True)  # fmt: skip
+                        time.sleep(2)
                 caught_up = time.monotonic() - back
                 left = len(list((home / "spool" / "traces").glob("*")))
             finally:
@@ -607,8 +625,13 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         "| TTFT p50 c1 | +TTFT | CPU ms/req | RSS MB | load |"
     )
     print("|" + "---|" * 20)
-    for latency in sorted({r["latency_ms"] for r in rows}):
-        group = {r["target"]: r for r in rows if r["latency_ms"] == latency}
+    logging: dict[float, list[tuple[float, float]]] = {}
+    for latency, rnd in sorted({(r["latency_ms"], r.get("round", 0)) for r in rows}):
+        group = {
+            r["target"]: r
+            for r in rows
+            if r["latency_ms"] == latency and (r.get("round", 0) == rnd or r["target"] == "litellm")
+        }
         direct, bare, lite = group["direct"], group.get("bare"), group.get("litellm")
         for r in group.values():
 
@@ -616,7 +639,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 return f"{a / b:.2f}" if a and b else "-"
 
             print(
-                f"| {latency:g} | {r['target']} | {r['rps']:.0f} "
+                f"| {latency:g} | {r['target']} ({rnd}) | {r['rps']:.0f} "
                 f"| {ratio(r['rps'], bare and bare['rps'])} "
                 f"| {ratio(r['rps'], lite and lite['rps'])} "
                 f"| {r['p50_c1']:.2f} | {r['p50_c1'] - direct['p50_c1']:+.2f} "
@@ -629,13 +652,17 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 f"| {r.get('load', 0):.1f} |"
             )
         on, off = group.get("gw-log"), group.get("gw-nolog")
-        if on and off:
-            print(
-                f"\nmock {latency:g} ms, logging on / off: throughput {on['rps'] / off['rps']:.2f}"
-                f", CPU per request {on.get('cpu_ms_per_req', 0):.3f} / "
-                f"{off.get('cpu_ms_per_req', 0):.3f} = "
-                f"{on.get('cpu_ms_per_req', 0) / (off.get('cpu_ms_per_req') or 1):.2f}\n"
+        if on and off and off.get("cpu_ms_per_req"):
+            logging.setdefault(latency, []).append(
+                (on["rps"] / off["rps"], on["cpu_ms_per_req"] / off["cpu_ms_per_req"])
             )
+    for latency, ratios in logging.items():
+        each = ", ".join(f"{t:.2f} / {c:.2f}" for t, c in ratios)
+        print(
+            f"\nmock {latency:g} ms, logging on over off (throughput / CPU per request), each "
+            f"round: {each}; median {statistics.median(t for t, _ in ratios):.2f} / "
+            f"{statistics.median(c for _, c in ratios):.2f}"
+        )
 
 
 if __name__ == "__main__":
