@@ -50,7 +50,7 @@ def test_show_answers_prints_every_model_and_prompt_in_full(prompts_run: int) ->
     assert result.exit_code == 0, result.output
     out = result.output
     assert out.count("=" * 78) == 1  # one query chosen by its dataset id
-    assert "q0 (query 1), theme t" in out and LONG.strip() in out
+    assert re.search(r"query id q0 \(\S*s\.yaml:\d+\), theme t", out) and LONG.strip() in out
     for arm in ("good@chatty", "good@terse", "weak@chatty", "weak@terse"):
         assert f"--- {arm}" in out
     assert "short 1 pass" in out or "short" in out

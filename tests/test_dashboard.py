@@ -158,3 +158,38 @@ def test_with_repeats_the_dashboard_clusters_as_the_run_summary_does(
     assert (cell.n, cell.clusters) == (m.n, m.clusters) == (24, 8)
     assert cell.low == pytest.approx(((m.mean_low or 0) - 1) / 9)
     assert cell.high == pytest.approx(((m.mean_high or 0) - 1) / 9)
+
+
+def test_the_per_query_pass_reads_a_models_scores_in_query_order_from_one_index(
+    demo: sa.Engine,
+) -> None:
+    """The clustered intervals group scores by model and query: an index in that order that
+    holds every column the pass reads (bench_dashboard_intervals.py measures what it saves)."""
+    (index,) = [
+        i
+        for i in sa.inspect(demo).get_indexes("score")
+        if i["name"] == "ix_score_workspace_model_query"
+    ]
+    assert index["column_names"][:3] == ["workspace_id", "model_id", "query_id"]
+    assert {"metric_id", "normalized", "passed"} <= set(index["column_names"])
+    if demo.dialect.name != "sqlite":
+        return  # PostgreSQL picks its plan by the table's size: this one is too small to say
+    statements: list[str] = []
+
+    def grab(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(demo, "before_cursor_execute", grab)
+    try:
+        dashboard.model_metrics(demo, 1, None)  # every run: the clustered pass runs
+    finally:
+        sa.event.remove(demo, "before_cursor_execute", grab)
+    (pass_,) = [s for s in statements if "GROUP BY score.model_id, score.query_id" in s]
+    with demo.connect() as conn:
+        plan = " ".join(
+            str(r[-1])
+            for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + pass_, tuple([1] * pass_.count("?"))
+            )
+        )
+    assert "COVERING INDEX ix_score_workspace_model_query" in plan, plan

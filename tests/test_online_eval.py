@@ -246,6 +246,22 @@ def test_the_dashboard_shows_a_traces_outcomes_and_the_hourly_activity(
     assert 'data-testid="activity"' in online and "helpfulness" in online
 
 
+def test_identical_answers_arriving_together_are_judged_once(
+    api: TestClient, mock: MockServer
+) -> None:
+    assert api.post("/api/online/rules", json=RULE, headers=ADMIN).status_code == 201
+    before = mock.stats.by_route.get("chat", 0)
+    # one request, five traces with the same answer: selected together, claimed together
+    span = {"name": "chat", "kind": "llm", "model": "gpt-4o", "input": "Capital of Chile?"}
+    body = {"traces": [{"spans": [{**span, "output": "Santiago."}]} for _ in range(5)]}
+    r = api.post("/api/traces", json=body, headers=ADMIN)
+    assert r.status_code in (200, 202), r.text
+    traces = r.json()["trace_ids"]
+    outcomes = sorted(final(api, t)["entries"][0]["outcome"] for t in traces)
+    assert outcomes == ["deduplicated"] * 4 + ["evaluated"]
+    assert mock.stats.by_route.get("chat", 0) == before + 1
+
+
 def start_worker(settings: Settings, **env: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "panopticon", "worker", "--concurrency", "4"],
@@ -347,3 +363,18 @@ def test_a_claim_whose_lease_passed_cannot_record_over_the_worker_that_took_it_o
         with engine.begin() as conn:
             assert not q.finish(conn, slow.id, "evaluated", attempt=slow.attempts, reason="late")
             assert q.finish(conn, fast.id, "evaluated", attempt=fast.attempts, reason="ok")
+
+
+def test_calls_in_flight_holding_a_budget_make_others_wait_not_give_up(api: TestClient) -> None:
+    """Six answers, a budget that holds two calls' bounds at once but, at their real cost,
+    pays for all six: the spans whose call found the room held wait for the calls in flight
+    to settle, and every one is judged, within the budget."""
+    traces = [log(api, "gpt-4o", f"Question {i} " + "y" * 400, f"Answer {i}.") for i in range(6)]
+    assert api.post("/api/online/rules", json={**RULE, "enabled": False}, headers=ADMIN)
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    until = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    body = {"rule": "helpfulness", "since": since, "until": until, "budget_usd": 0.006}
+    finished = job(api, api.post("/api/online/backfills", json=body, headers=ADMIN).json()["id"])
+    assert finished["status"] == "completed" and finished["total"] == finished["done"] == 6
+    assert 0 < finished["cost_usd"] <= 0.006
+    assert [ledger(api, t)["entries"][0]["outcome"] for t in traces] == ["evaluated"] * 6

@@ -532,6 +532,8 @@ def test_every_dashboard_route_keeps_workspaces_apart(
         gateway_key = api.post(
             "/api/gateway/keys", headers=a, json={"name": "secret-gateway-key-a"}
         ).json()
+        cached_answers_of_a = api.get("/api/cache", headers=a).json()["answers"]
+        assert cached_answers_of_a > 0
         secrets_of_a = (
             "secret-model-a",
             "secret question of A",
@@ -561,6 +563,7 @@ def test_every_dashboard_route_keeps_workspaces_apart(
                 "/ui/workspace": {"key": "5"},
                 "/ui/online": {"action": "delete", "name": "secret-rule-a"},
                 "/ui/gateway": {"action": "revoke", "key_id": str(gateway_key["id"])},
+                "/ui/cache": {"action": "clear", "delete": "on", "force": "on"},
             }
             skip = {"/ui/login", "/ui/logout"}  # no workspace data: tested below
             checked = 0
@@ -593,6 +596,7 @@ def test_every_dashboard_route_keeps_workspaces_apart(
                         checked += 1
             assert checked >= 25
         # and A still has everything
+        assert api.get("/api/cache", headers=a).json()["answers"] == cached_answers_of_a
         assert api.get("/api/models/secret-model-a", headers=a).status_code == 200
         assert api.get(f"/api/runs/{run_id}", headers=a).status_code == 200
         assert api.get("/api/online/rules/secret-rule-a", headers=a).status_code == 200

@@ -161,18 +161,22 @@ class EvaluationPublic(BaseModel):
 
 
 class ResultPublic(BaseModel):
+    """A score with its subject: a run's answer (run_id, result_id, query, theme), or a
+    production trace or span (trace_id, span_id; the span's model, input and output)."""
+
     id: Any
-    run_id: int
+    run_id: int | None
     result_id: Any
-    query_id: int
-    query: str
-    theme: str
-    model_id: str
+    query_id: int | None
+    query: str | None
+    theme: str | None
+    model_id: str | None
     metric_id: int
     metric: str
     value: float | None
     normalized: float | None
     passed: bool | None
+    label: str | None = None
     reasoning: str | None
     error: str | None
     judge_model: str | None
@@ -180,6 +184,30 @@ class ResultPublic(BaseModel):
     latency_ms: float | None
     cost_usd: float | None
     created_at: datetime
+    source: str = Field(description="run, online, guardrail, human or api")
+    trace_id: str | None = None
+    span_id: str | None = None
+    rule_version: str | None = None
+
+
+class CalibrationPublic(BaseModel):
+    """A judge against people for one metric (and score source): Cohen's kappa on pass/fail,
+    Spearman's rho on scores, each with its 95% interval clustered by subject."""
+
+    metric: str
+    source: str = Field(description="run, or a production score's source: online, guardrail, api")
+    labelled: int = Field(description="labels paired with a judge's score (or its error)")
+    results: int = Field(description="subjects labelled (answers, spans or traces): the n")
+    judge_errors: int
+    pass_pairs: int
+    agreement: float | None
+    kappa: float | None
+    kappa_low: float | None
+    kappa_high: float | None
+    value_pairs: int
+    spearman: float | None
+    spearman_low: float | None
+    spearman_high: float | None
 
 
 class EvaluateTheme(_Body):
@@ -284,6 +312,9 @@ class QueryAnswersPublic(BaseModel):
     text: str
     expected: str | None
     answers: list[AnswerPublic]
+    file: str | None = Field(description="The file the run read it from (None: sent inline).")
+    line: int | None
+    label: str = Field(description="How messages name it: dataset id and file:line, else text.")
 
 
 class CacheStatsPublic(BaseModel):

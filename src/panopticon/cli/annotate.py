@@ -38,28 +38,44 @@ def _f(v: float | None, fmt: str = "{:.2f}") -> str:
 
 @handle_errors
 def calibration(
-    run_id: str = typer.Argument(..., help="Run id, or 'last'."),
+    run_id: str = typer.Argument(
+        ...,
+        help="Run id, 'last', or 'production' (people's labels on traces against the "
+        "online rules', guardrails' and clients' scores of the same spans).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """How well each judge agrees with people: Cohen's kappa and Spearman, with 95% CIs."""
+    from panopticon.services.annotations import calibrate_production
+    from panopticon.services.database import workspace_id
+
     settings = load_settings()
     with store(settings) as engine:
-        run = find_run(engine, settings.workspace, run_id)
-        report = calibrate(engine, run.id)
+        if run_id == "production":
+            what = "production traces"
+            report = calibrate_production(engine, workspace_id(engine, settings.workspace))
+        else:
+            run = find_run(engine, settings.workspace, run_id)
+            what = f"run {run.id}"
+            report = calibrate(engine, run.id)
     if as_json:
         console.print_json(orjson.dumps([c.as_dict() for c in report]).decode())
         return
     if not report:
-        console.print(
-            f"run {run.id} has no labels yet: import some with panopticon annotate labels.csv",
-            highlight=False,
+        hint = (
+            "label spans on a trace's page (/ui/traces/ID) that an online rule has scored"
+            if run_id == "production"
+            else "import some with panopticon annotate labels.csv"
         )
+        console.print(f"{what} has no labels yet: {hint}", highlight=False)
         return
-    table = Table(title=f"Judge against people, run {run.id}", title_justify="left")
+    production = run_id == "production"
+    table = Table(title=f"Judge against people, {what}", title_justify="left")
     for col in (
         "metric",
+        *(("source",) if production else ()),
         "labelled",
-        "answers",
+        "spans" if production else "answers",
         "pass/fail pairs",
         "agreement",
         "kappa",
@@ -72,6 +88,7 @@ def calibration(
     for c in report:
         table.add_row(
             c.metric,
+            *((c.source,) if production else ()),
             str(c.labelled),
             str(c.results),
             str(c.pass_pairs),

@@ -34,7 +34,7 @@ def _columns(qa: QueryAnswers) -> None:
 
     from panopticon.cli.output import console
 
-    ident = f"{qa.external_id} (query {qa.query_id})" if qa.external_id else f"query {qa.query_id}"
+    ident = qa.label
     table = Table(  # Text, not strings: an answer's [brackets] are not markup
         title=Text(
             f"{ident}, theme {qa.theme}: {qa.text}"
@@ -69,11 +69,8 @@ def print_answers(queries: list[QueryAnswers]) -> None:
 def _plain(queries: list[QueryAnswers]) -> None:
     echo = typer.echo
     for qa in queries:
-        ident = (
-            f"{qa.external_id} (query {qa.query_id})" if qa.external_id else f"query {qa.query_id}"
-        )
         echo("=" * 78)
-        echo(f"{ident}, theme {qa.theme}")
+        echo(f"{qa.label}, theme {qa.theme}")
         echo(qa.text)
         if qa.expected:
             echo(f"expected: {qa.expected}")

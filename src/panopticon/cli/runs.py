@@ -101,11 +101,13 @@ def runs(
 
 
 def query_label(row: dict[str, Any]) -> str:
-    """How a person finds a query: its dataset id, else the start of its text."""
-    if row.get("query_external_id") is not None:
-        return f"query id {row['query_external_id']}"
-    text = " ".join(str(row.get("query") or "").split())
-    return f'query "{text[:60]}{"…" if len(text) > 60 else ""}"'
+    """How a person finds a query: its dataset id and the file and line it came from, else
+    the start of its text (:func:`panopticon.evaluation.queries.query_label`)."""
+    from panopticon.evaluation.queries import query_label as label
+
+    return label(
+        row.get("query_external_id"), row.get("query_file"), row.get("query_line"), row["query"]
+    )
 
 
 def _pairwise_grid(pairs: list[dict[str, Any]], models: list[str]) -> Grid:
@@ -175,7 +177,7 @@ def show(
         False, "--answers", help="Every model's (and prompt's) answer to each query, in full."
     ),
     query: str | None = typer.Option(
-        None, "--query", help="With --answers: one query, by its dataset id or number."
+        None, "--query", help="With --answers: one query, by its dataset id or FILE:LINE."
     ),
 ) -> None:
     """Show a run: its status, summary tables and failures (or, with --answers, every

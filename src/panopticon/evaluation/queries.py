@@ -17,7 +17,15 @@ from panopticon.evaluation.sources import Located, iter_csv, iter_jsonl
 from panopticon.evaluation.spec import MessageSpec, QueryFileSpec, Suite
 from panopticon.evaluation.text import unstorable
 
-__all__ = ["MetricEntry", "QueryItem", "load_query_file", "resolve_queries", "row_to_query"]
+__all__ = [
+    "MetricEntry",
+    "QueryItem",
+    "load_query_file",
+    "place_label",
+    "query_label",
+    "resolve_queries",
+    "row_to_query",
+]
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,33 @@ class QueryItem:
             option=orjson.OPT_SORT_KEYS,
         )
         return hashlib.sha256(payload).hexdigest()[:32]
+
+
+def place_label(file: str | None, line: int | None) -> str | None:
+    """``file:line`` as a person finds it: the path relative to the current folder when the
+    file is under it, else as stored (absolute); None when the place is not known."""
+    if not file:
+        return None
+    path = Path(file)
+    try:
+        shown = str(path.relative_to(Path.cwd()))
+    except ValueError:
+        shown = file
+    return f"{shown}:{line}" if line else shown
+
+
+def query_label(
+    external_id: str | None, file: str | None, line: int | None, text: str | None
+) -> str:
+    """How messages name a query: its dataset id, and the file and line it was read from
+    when known; with neither, the start of its text in quotes. Never the database id, which
+    no one can look up (issue 10)."""
+    place = place_label(file, line)
+    if external_id is not None:
+        return f"query id {external_id}" + (f" ({place})" if place else "")
+    flat = " ".join(str(text or "").split())
+    excerpt = f'"{flat[:60]}{"…" if len(flat) > 60 else ""}"'
+    return f"query at {place} {excerpt}" if place else f"query {excerpt}"
 
 
 _TEXT_KEYS = ("text", "query", "prompt", "input", "question", "item")

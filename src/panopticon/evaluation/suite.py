@@ -126,6 +126,21 @@ class LoadedSuite:
                 files.setdefault(resolved[file], []).append(i)
         return files
 
+    def query_places(self) -> list[tuple[str, int] | None]:
+        """Where each query was read: (absolute path of the suite or dataset file, line),
+        or None for a suite sent without a file (through the API)."""
+        resolved: dict[str, str] = {}
+        out: list[tuple[str, int] | None] = []
+        for q in self.queries:
+            file, _, line = q.source.rpartition(":")
+            if not file or not line.isdigit() or int(line) < 1:
+                out.append(None)
+                continue
+            if file not in resolved:
+                resolved[file] = str(Path(file).resolve())
+            out.append((resolved[file], int(line)))
+        return out
+
     def snapshot(self) -> dict[str, Any]:
         """The suite as run (no secrets), for the run record and the resume check."""
         # fields added later are left out while unused, so that older runs keep their

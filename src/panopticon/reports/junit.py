@@ -7,14 +7,20 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from typing import Any
 
+from panopticon.evaluation.queries import place_label
+
 __all__ = ["render_junit"]
 
 
 def _case_name(row: dict[str, Any]) -> str:
     text = " ".join(str(row["query"]).split())
     text = text if len(text) <= 80 else text[:79] + "…"
-    ident = row.get("query_external_id") or f"query {row['query_id']}"
-    return f"{ident}: {text}"
+    place = place_label(row.get("query_file"), row.get("query_line"))
+    ident = row.get("query_external_id")
+    if ident is not None and place:
+        ident = f"{ident} ({place})"
+    ident = ident or place
+    return f"{ident}: {text}" if ident else text
 
 
 def render_junit(run: dict[str, Any], rows: list[dict[str, Any]]) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from panopticon.store.engine import Engine
 from panopticon.store.queries import annotations as queries
 from panopticon.store.queries import catalog
 
-__all__ = ["Calibration", "calibrate", "import_labels", "label_result"]
+__all__ = ["Calibration", "calibrate", "calibrate_production", "import_labels", "label_result"]
 
 _TRUE = {"1", "true", "yes", "y", "pass", "passed"}
 _FALSE = {"0", "false", "no", "n", "fail", "failed"}
@@ -179,6 +180,8 @@ def import_labels(engine: Engine, workspace: str, path: Path, annotator: str) ->
 
 @dataclass(frozen=True)
 class Calibration:
+    """A judge against people for one metric (and, in production, one score source)."""
+
     metric: str
     labelled: int
     judge_errors: int
@@ -191,10 +194,58 @@ class Calibration:
     spearman: float | None
     spearman_low: float | None
     spearman_high: float | None
-    results: int = 0  # answers labelled: the intervals' sample size (labels cluster by answer)
+    # subjects labelled (a run's answers, or production spans and traces): the intervals'
+    # sample size, since labels cluster by their subject
+    results: int = 0
+    source: str = "run"  # run, or the production score's source (online, guardrail, api)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _calibration(metric: str, source: str, rows: list[dict[str, Any]]) -> Calibration:
+    """Cohen's kappa on pass/fail and Spearman's rho on scores for one metric's label
+    pairs; each row's ``subject`` is its cluster (several people's labels of one subject
+    are not independent: a cluster bootstrap over subjects)."""
+    judged = [p for p in rows if p["judge_error"] is None]
+    pf = [
+        (p["judge_passed"], p["human_passed"], p["subject"])
+        for p in judged
+        if p["judge_passed"] is not None and p["human_passed"] is not None
+    ]
+    vs = [
+        (p["judge_value"], p["human_value"], p["subject"])
+        for p in judged
+        if p["judge_value"] is not None and p["human_value"] is not None
+    ]
+    kappa = (
+        cohen_kappa([a for a, _, _ in pf], [b for _, b, _ in pf], clusters=[c for *_, c in pf])
+        if pf
+        else None
+    )
+    rho = (
+        spearman([a for a, _, _ in vs], [b for _, b, _ in vs], clusters=[c for *_, c in vs])
+        if len(vs) >= 3
+        else None
+    )
+    if rho is not None and math.isnan(rho.estimate):
+        rho = None  # one side gave a single value: no rank correlation to speak of
+    return Calibration(
+        metric,
+        len(rows),
+        len(rows) - len(judged),
+        len(pf),
+        sum(1 for a, b, _ in pf if a == b) / len(pf) if pf else None,
+        kappa.estimate if kappa else None,
+        kappa.low if kappa else None,
+        kappa.high if kappa else None,
+        len(vs),
+        rho.estimate if rho else None,
+        rho.low if rho else None,
+        rho.high if rho else None,
+        len({p["subject"] for p in rows}),
+        source,
+    )
 
 
 def calibrate(engine: Engine, run_id: int) -> list[Calibration]:
@@ -203,49 +254,43 @@ def calibrate(engine: Engine, run_id: int) -> list[Calibration]:
     are clustered by the answer (a cluster bootstrap over answers)."""
     with engine.connect() as conn:
         pairs = queries.calibration_pairs(conn, run_id)
-    out = []
-    for metric in sorted({p["metric"] for p in pairs}):
-        rows = [p for p in pairs if p["metric"] == metric]
-        judged = [p for p in rows if p["judge_error"] is None]
-        # several people may label one answer: their labels are clustered by the answer
-        pf = [
-            (p["judge_passed"], p["human_passed"], str(p["result_id"]))
-            for p in judged
-            if p["judge_passed"] is not None and p["human_passed"] is not None
-        ]
-        vs = [
-            (p["judge_value"], p["human_value"], str(p["result_id"]))
-            for p in judged
-            if p["judge_value"] is not None and p["human_value"] is not None
-        ]
-        kappa = (
-            cohen_kappa([a for a, _, _ in pf], [b for _, b, _ in pf], clusters=[c for *_, c in pf])
-            if pf
-            else None
-        )
-        rho = (
-            spearman([a for a, _, _ in vs], [b for _, b, _ in vs], clusters=[c for *_, c in vs])
-            if len(vs) >= 3
-            else None
-        )
-        out.append(
-            Calibration(
-                metric,
-                len(rows),
-                len(rows) - len(judged),
-                len(pf),
-                sum(1 for a, b, _ in pf if a == b) / len(pf) if pf else None,
-                kappa.estimate if kappa else None,
-                kappa.low if kappa else None,
-                kappa.high if kappa else None,
-                len(vs),
-                rho.estimate if rho else None,
-                rho.low if rho else None,
-                rho.high if rho else None,
-                len({str(p["result_id"]) for p in rows}),
+    for p in pairs:
+        p["subject"] = str(p["result_id"])
+    return [
+        _calibration(metric, "run", [p for p in pairs if p["metric"] == metric])
+        for metric in sorted({p["metric"] for p in pairs})
+    ]
+
+
+def calibrate_production(
+    engine: Engine, workspace_id: int, source: str | None = "production"
+) -> list[Calibration]:
+    """The same statistics for production: people's labels on traces and spans (the trace
+    label form) beside the newest score of the same metric on the same span (or trace) from
+    each source: an online rule's judge, a guardrail, an outside client. One row per metric
+    and source; labels cluster by their span (or trace). ``source``: ``production`` (every
+    one) or one source's name."""
+    if source in (None, "production"):
+        sources = None
+    elif source in ("online", "guardrail", "api"):
+        sources = (source,)
+    else:
+        raise ConfigError(
+            Issue(
+                f"no calibration for source '{source}'",
+                field="source",
+                hint="production, online, guardrail or api (or a run)",
             )
         )
-    return out
+    with engine.connect() as conn:
+        pairs = queries.production_calibration_pairs(conn, workspace_id, sources)
+    for p in pairs:
+        p["subject"] = f"{p['trace_id']}/{p['span_id'] or ''}"
+    groups = sorted({(p["metric"], p["source"]) for p in pairs})
+    return [
+        _calibration(metric, src, [p for p in pairs if (p["metric"], p["source"]) == (metric, src)])
+        for metric, src in groups
+    ]
 
 
 def label_result(

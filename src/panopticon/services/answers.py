@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from panopticon.errors import NotFoundError
+from panopticon.evaluation.queries import query_label
 from panopticon.store.engine import Engine
 from panopticon.store.queries import runs as run_queries
 
@@ -46,6 +47,11 @@ class QueryAnswers:
     text: str
     expected: str | None
     answers: list[Answer] = field(default_factory=list)
+    # where the run read it (absolute path and line; None for a suite sent without a file)
+    file: str | None = None
+    line: int | None = None
+    # how messages name it: dataset id and file:line, else the start of its text
+    label: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,10 +73,13 @@ def answers_side_by_side(
         if query is not None:
             ids = [int(query)] if query.isdigit() and int(query) in ids else []
             ids = ids or run_queries.query_ids_by_external_id(conn, run_id, query)
+            file, _, line = query.rpartition(":")
+            if not ids and file and line.isdigit():
+                ids = run_queries.query_ids_by_place(conn, run_id, file, int(line))
             if not ids:
                 raise NotFoundError(
-                    f"run {run_id} has no query '{query}' (give its id in the dataset or "
-                    "its number as `panopticon show RUN --answers` prints it)"
+                    f"run {run_id} has no query '{query}' (give its id in the dataset, or "
+                    "FILE:LINE as `panopticon show RUN --answers` prints it)"
                 )
         total = len(ids)
         page = ids[offset : None if limit is None else offset + limit]
@@ -85,6 +94,11 @@ def answers_side_by_side(
                 row["theme"],
                 row["query"],
                 row["expected"],
+                file=row["query_file"],
+                line=row["query_line"],
+                label=query_label(
+                    row["query_external_id"], row["query_file"], row["query_line"], row["query"]
+                ),
             )
         qa.answers.append(
             Answer(

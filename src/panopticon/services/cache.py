@@ -32,14 +32,14 @@ _AGE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_age(text: str) -> timedelta:
-    """``30m``, ``12h``, ``7d``, ``2w``."""
+def parse_age(text: str, field: str = "--older-than") -> timedelta:
+    """``30m``, ``12h``, ``7d``, ``2w``; ``field`` names the input in the error."""
     match = _AGE.match(text)
     if not match:
         raise ConfigError(
             Issue(
                 f"cannot read the age '{text}'",
-                field="--older-than",
+                field=field,
                 hint="write a number and a unit: 30m, 12h, 7d or 2w",
             )
         )

@@ -1,13 +1,16 @@
 """What the dashboard shows: workspace totals, scores by model, theme and day, with
 intervals. Aggregated by the database; intervals computed as in the run summaries:
 clustered by query (repeats, and cached re-runs of the same answers across runs, are one
-query's scores, not new queries) and within 0..1. "Mean score by model" and the heatmap
-over all metrics are quality: the operational metrics (latency, cost) are left out, by the
-same rule as the report (:func:`panopticon.judges.base.operational_types`)."""
+query's scores, not new queries) and within 0..1. Scores of production traces and spans
+(online rules, guardrails, outside clients) are their own rows and series, one per source,
+by the span's model, clustered by trace; a group of one cluster has no interval ("too
+few"). "Mean score by model" and the heatmap over all metrics are quality: the
+operational metrics (latency, cost) are left out, by the same rule as the report
+(:func:`panopticon.judges.base.operational_types`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +36,7 @@ __all__ = [
     "heatmap",
     "model_metrics",
     "overview",
+    "production_label",
     "trends",
 ]
 
@@ -106,6 +110,31 @@ def _since(days: int | None) -> datetime | None:
 @dataclass(frozen=True)
 class ModelScore(Cell):
     model: str
+    source: str = "run"  # run, or a production source: online, guardrail, human, api
+
+    @property
+    def label(self) -> str:
+        return production_label(self.model, self.source)
+
+
+def production_label(model: str, source: str) -> str:
+    """How a group is named beside the runs' ones: a run's model as it is, a production
+    source's as "model (source)"."""
+    return model if source == "run" else f"{model} ({source})"
+
+
+def _sources(source: str | None) -> tuple[bool, list[str] | None]:
+    """``source`` as a filter (None: runs and production; ``run``; ``production``; one
+    production source): whether run scores are wanted, and which production sources
+    (None: every one; an empty list: none)."""
+    from panopticon.services.results import check_source
+
+    source = check_source(source)
+    if source is None or source == "production":
+        return source is None, None
+    if source == "run":
+        return True, []
+    return False, [source]
 
 
 @dataclass(frozen=True)
@@ -171,13 +200,19 @@ class Heatmap:
 
 @dataclass(frozen=True)
 class TrendSeries:
-    """One model's daily values, one per day of Trends.days (None: no scores that day)."""
+    """One model's daily values, one per day of Trends.days (None: no scores that day);
+    for production scores, one model's of one source (``label``: "model (source)").
+    ``clusters``: the queries (production: traces) behind each day's scores; a day of one
+    has no interval."""
 
     model: str
     mean: list[float | None]
     low: list[float | None]
     high: list[float | None]
     n: list[int | None]
+    source: str = "run"
+    label: str = ""
+    clusters: list[int | None] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -200,6 +235,14 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> Overvi
             conn,
             workspace_id,
             by=("model",),
+            since=since,
+            operational=operational_types(),
+            quality_only=True,
+        )
+        production = q.production_moments(
+            conn,
+            workspace_id,
+            by=("source", "model"),
             since=since,
             operational=operational_types(),
             quality_only=True,
@@ -227,7 +270,11 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> Overvi
             [StatusSeries(s, [counts.get((d, s), 0) for d in day_list]) for s in statuses],
         ),
         # mean score by model: quality only (a fast, cheap model is not a better one)
-        models=[ModelScore(**Cell.of(r).__dict__, model=r["model"]) for r in by_model],
+        models=[ModelScore(**Cell.of(r).__dict__, model=r["model"]) for r in by_model]
+        + [
+            ModelScore(**Cell.of(r).__dict__, model=r["model"], source=r["source"])
+            for r in production
+        ],
         failures=[
             Failure(
                 id=f["id"],
@@ -243,10 +290,23 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> Overvi
     )
 
 
-def model_metrics(engine: Engine, workspace_id: int, run_id: int | None) -> ModelMetrics:
-    """Model x metric cells (one run, or every run)."""
+def model_metrics(
+    engine: Engine, workspace_id: int, run_id: int | None, source: str | None = None
+) -> ModelMetrics:
+    """Model x metric cells (one run, or every run and, unless ``source`` says otherwise,
+    production scores by source as "model (source)" rows)."""
+    runs, sources = _sources(source)
     with engine.connect() as conn:
-        rows = q.score_moments(conn, workspace_id, by=("model", "metric"), run_id=run_id)
+        rows = (
+            q.score_moments(conn, workspace_id, by=("model", "metric"), run_id=run_id)
+            if runs
+            else []
+        )
+        if run_id is None and sources != []:
+            for r in q.production_moments(
+                conn, workspace_id, by=("source", "model", "metric"), sources=sources
+            ):
+                rows.append({**r, "model": production_label(r["model"], r["source"])})
     return ModelMetrics(
         models=sorted({r["model"] for r in rows}),
         metrics=sorted({r["metric"] for r in rows}),
@@ -274,12 +334,31 @@ def heatmap(engine: Engine, workspace_id: int, run_id: int | None, metric: str |
     )
 
 
-def trends(engine: Engine, workspace_id: int, metric: str | None, days: int) -> Trends:
-    """Per model, one metric's daily mean with its interval."""
+def trends(
+    engine: Engine, workspace_id: int, metric: str | None, days: int, source: str | None = None
+) -> Trends:
+    """Per model, one metric's daily mean with its interval: runs' scores per model, and
+    production scores per source and model as their own series (clustered by trace).
+    ``source`` narrows: run, production, or one production source."""
+    runs, sources = _sources(source)
+    since = _since(days)
     with engine.connect() as conn:
-        rows = q.score_moments(
-            conn, workspace_id, by=("model", "day"), metric=metric, since=_since(days)
+        rows = (
+            q.score_moments(conn, workspace_id, by=("model", "day"), metric=metric, since=since)
+            if runs
+            else []
         )
+        for r in rows:
+            r["source"] = "run"
+        if sources != []:
+            rows += q.production_moments(
+                conn,
+                workspace_id,
+                by=("source", "model", "day"),
+                metric=metric,
+                since=since,
+                sources=sources,
+            )
     # every day from the first with scores to today, so that gaps show as gaps
     seen = sorted({r["day"] for r in rows})
     day_list: list[str] = []
@@ -287,23 +366,26 @@ def trends(engine: Engine, workspace_id: int, metric: str | None, days: int) -> 
         first = datetime.strptime(seen[0], "%Y-%m-%d").replace(tzinfo=UTC).date()
         last = max(datetime.now(UTC).date(), datetime.strptime(seen[-1], "%Y-%m-%d").date())
         day_list = [str(first + timedelta(days=i)) for i in range((last - first).days + 1)]
-    cells = {(r["model"], r["day"]): Cell.of(r) for r in rows}
-    models = sorted({r["model"] for r in rows})
+    cells = {(r["source"], r["model"], r["day"]): Cell.of(r) for r in rows}
+    groups = sorted({(r["source"] != "run", r["source"], r["model"]) for r in rows})
     return Trends(
         days=day_list,
         series=[
             TrendSeries(
                 model=m,
-                mean=[_get(cells, m, d, "mean") for d in day_list],
-                low=[_get(cells, m, d, "low") for d in day_list],
-                high=[_get(cells, m, d, "high") for d in day_list],
-                n=[_get(cells, m, d, "n") for d in day_list],
+                mean=[_get(cells, (src, m, d), "mean") for d in day_list],
+                low=[_get(cells, (src, m, d), "low") for d in day_list],
+                high=[_get(cells, (src, m, d), "high") for d in day_list],
+                n=[_get(cells, (src, m, d), "n") for d in day_list],
+                source=src,
+                label=production_label(m, src),
+                clusters=[_get(cells, (src, m, d), "clusters") for d in day_list],
             )
-            for m in models
+            for _, src, m in groups
         ],
     )
 
 
-def _get(cells: dict[tuple[str, str], Cell], model: str, day: str, attr: str) -> Any:
-    cell = cells.get((model, day))
+def _get(cells: dict[tuple[str, str, str], Cell], key: tuple[str, str, str], attr: str) -> Any:
+    cell = cells.get(key)
     return getattr(cell, attr) if cell is not None else None

@@ -28,6 +28,7 @@ __all__ = [
     "Hold",
     "OnlineBudgets",
     "OnlineRules",
+    "Refusal",
     "RuleDetail",
     "RulePublic",
     "load_rule_file",
@@ -62,6 +63,19 @@ class Hold:
 
     windows: tuple[q.Window, ...]
     amount_usd: float
+
+
+class Refusal(str):
+    """Why no hold was given. ``busy``: what is spent leaves room for the call, but holds
+    of calls in flight fill it; once they settle (real costs are below their bounds) the
+    call may fit, so the caller waits and tries again rather than giving up."""
+
+    busy: bool
+
+    def __new__(cls, reason: str, *, busy: bool = False) -> Refusal:
+        made = super().__new__(cls, reason)
+        made.busy = busy
+        return made
 
 
 @dataclass(frozen=True)
@@ -153,13 +167,23 @@ class OnlineBudgets:
     is refused; settling replaces it with the real cost."""
 
     def __init__(
-        self, engine: Engine, workspace_id: int, *, clock: Callable[[], datetime] = utcnow
+        self,
+        engine: Engine,
+        workspace_id: int,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        limits: tuple[float | None, float | None] | None = None,
     ) -> None:
+        """``limits``: the workspace's (per day, per month) limits as read just before, so
+        that a worker judging many entries at once reads them once, not once per call."""
         self.engine = engine
         self.ws = workspace_id
         self.clock = clock
+        self._limits = limits
 
     def workspace_limits(self) -> tuple[float | None, float | None]:
+        if self._limits is not None:
+            return self._limits
         with self.engine.connect() as conn:
             return q.workspace_budgets(conn, self.ws)
 
@@ -187,7 +211,7 @@ class OnlineBudgets:
 
     def reserve(
         self, rule: RuleSpec, estimate_usd: float, *, extra: tuple[q.Window, ...] = ()
-    ) -> Hold | str:
+    ) -> Hold | Refusal:
         """A hold of ``estimate_usd`` in every budget of the rule (and the ``extra`` ones, a
         backfill's own), or the reason it was refused (then no call may be made). Settle
         every hold, whatever the call did."""
@@ -195,12 +219,17 @@ class OnlineBudgets:
         if not windows:
             return Hold(windows, 0.0)
         if estimate_usd != estimate_usd:  # NaN: a judge with no price cannot be bounded
-            return "the judge model has no price, so a budget cannot bound its cost"
+            return Refusal("the judge model has no price, so a budget cannot bound its cost")
         with self.engine.begin() as conn:
             refused = q.reserve(conn, self.ws, list(windows), estimate_usd)
             if refused is not None:
                 conn.rollback()
-                return f"the {refused} budget would be passed"
+                label, busy = refused
+                if busy:
+                    return Refusal(
+                        f"the {label} budget's room is held by judge calls in flight", busy=True
+                    )
+                return Refusal(f"the {label} budget would be passed")
         return Hold(windows, estimate_usd)
 
     def settle(self, hold: Hold, actual_usd: float | None) -> None:

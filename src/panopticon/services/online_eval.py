@@ -31,7 +31,7 @@ import math
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,7 +46,7 @@ from panopticon.online.select import Candidate, decide, dedup_key, segment_of
 from panopticon.providers.base import ChatResponse
 from panopticon.providers.client import ModelClient
 from panopticon.providers.pricing import Price
-from panopticon.services.online import Hold, OnlineBudgets
+from panopticon.services.online import Hold, OnlineBudgets, Refusal
 from panopticon.services.registry import ModelRegistry
 from panopticon.services.tasks import TASKS, TaskContext
 from panopticon.settings import Settings
@@ -75,6 +75,7 @@ INBOX_BATCH = 2000  # inbox entries one tick takes at most
 IN_FLIGHT = 16  # entries one judging task judges at once
 CLAIM_BATCH = IN_FLIGHT  # claimed only when they can start at once: a lease is judging time
 DRAIN_S = 10.0  # a judging task gives its slot back after this long (the next tick wakes it)
+BUSY_WAIT_S = 600.0  # how long a span waits for calls in flight to free a budget's room
 JUDGE_MAX_TOKENS = 1024  # a judge's answer is capped, so a budget can bound every call
 
 
@@ -274,14 +275,15 @@ class _BudgetGate:
         self.prices = prices
         self.extra = extra
         self.refused: str | None = None
+        self.busy = False  # refused only because calls in flight hold the budget's room
         self.spent = 0.0
         self._holds: dict[int, Hold] = {}
 
     async def open(self, spec: ModelSpec, estimate: CallEstimate) -> str | None:
         bound = _bound(self.prices.get(spec.id), spec, estimate)
         held = await asyncio.to_thread(self.budgets.reserve, self.rule, bound, extra=self.extra)
-        if isinstance(held, str):
-            self.refused = held
+        if isinstance(held, Refusal):
+            self.refused, self.busy = held, held.busy
             return f"not sent: {held}"
         self._holds[id(estimate)] = held
         return None
@@ -306,6 +308,89 @@ class _BudgetGate:
         return cost
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """An entry ready to judge: its rule version, what the metrics see, its dedup key."""
+
+    version: _Version
+    ctx: MetricContext
+    key: str
+
+
+@dataclass
+class _Batch:
+    """What one claimed batch needs from the store, read in a few statements for all of
+    its entries rather than a few for each."""
+
+    states: dict[int, q.RuleState]
+    facts: dict[tuple[int, str, str], q.SpanFacts]
+    scored: dict[tuple[int, str, str, str], list[dict[str, Any]]]  # entries tried before
+    limits: dict[int, tuple[float | None, float | None]]  # each workspace's budgets
+    prepared: dict[int, _Prepared] = field(default_factory=dict)  # by entry id
+    twins: dict[tuple[int, str], tuple[int, str, str, str]] = field(default_factory=dict)
+    # (workspace, dedup key) -> the first entry of the batch with it, and when it is done
+    first: dict[tuple[int, str], int] = field(default_factory=dict)
+    judged: dict[tuple[int, str], asyncio.Event] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Done:
+    """An entry's outcome to write (the arguments of :func:`ledger.finish`) and its scores."""
+
+    claimed: q.Claimed
+    outcome: str
+    reason: str
+    fields: dict[str, Any]
+    scores: list[dict[str, Any]]
+
+
+class _Finisher:
+    """Writes entries' outcomes (and their scores) together: while one transaction is
+    being written, the entries that finish meanwhile wait for the next one (group commit).
+    A busy worker thus makes one round trip for many entries, an idle one waits for none;
+    each entry is written before its caller goes on, as if alone."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._waiting: list[tuple[_Done, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def write(self, done: _Done) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((done, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all())
+        await future
+
+    async def _write_all(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await asyncio.to_thread(self._write, [d for d, _ in batch])
+            except Exception:  # one bad row must not fail the others: each alone
+                for d, future in batch:
+                    try:
+                        await asyncio.to_thread(self._write, [d])
+                    except Exception as exc:
+                        future.set_exception(exc)
+                    else:
+                        future.set_result(None)
+            else:
+                for _, future in batch:
+                    future.set_result(None)
+
+    def _write(self, batch: list[_Done]) -> None:
+        with self.engine.begin() as conn:
+            held = []
+            for d in batch:
+                c = d.claimed
+                if q.finish(conn, c.id, d.outcome, attempt=c.attempts, reason=d.reason, **d.fields):
+                    held.append(d)
+                else:  # its lease passed and another worker took it: that one writes its scores
+                    log.warning("online entry %s was taken over by another worker", c.id)
+            q.save_scores(conn, [s for d in held for s in d.scores])
+
+
 class OnlineEvaluator:
     """Claims waiting ledger entries and judges them. One per judging task; its judge
     clients (retries, rate limits) live as long as it does."""
@@ -322,6 +407,7 @@ class OnlineEvaluator:
         self._cache: dict[int, dict[str, CachedJudgement]] = {}
         self._limits: dict[int, SharedBucket] = {}
         self._lock = threading.Lock()
+        self._finisher = _Finisher(engine)
         self.judged = 0
 
     async def aclose(self) -> None:
@@ -337,28 +423,30 @@ class OnlineEvaluator:
             claimed = await asyncio.to_thread(self._claim)
             if not claimed:
                 break
-            states = await asyncio.to_thread(self._states, claimed)
-            facts = await asyncio.to_thread(self._facts, claimed)
+            batch = await asyncio.to_thread(self._read, claimed)
             gate = asyncio.Semaphore(IN_FLIGHT)
-            await asyncio.gather(*(self._one(gate, c, states, facts) for c in claimed))
+            await asyncio.gather(*(self._one(gate, c, batch) for c in claimed))
             handled += len(claimed)
         return handled
 
-    async def _one(
-        self,
-        gate: asyncio.Semaphore,
-        c: q.Claimed,
-        states: Mapping[int, q.RuleState],
-        facts: Mapping[tuple[int, str, str], q.SpanFacts],
-    ) -> None:
+    async def _one(self, gate: asyncio.Semaphore, c: q.Claimed, batch: _Batch) -> None:
         async with gate:
             try:
-                await self.process(c, states.get(c.rule_id), facts.get(_key(c)))
+                await self.process(c, batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # recorded, never lost: retried after a pause
                 log.exception("online entry %s failed", c.id)
-                await asyncio.to_thread(self._retry_or_fail, c, _describe(exc), [])
+                await self._retry_or_fail(c, _describe(exc), [])
+            finally:
+                prepared = batch.prepared.get(c.id)
+                if prepared is not None:
+                    waiting = batch.judged.get((c.workspace_id, prepared.key))
+                    if (
+                        waiting is not None
+                        and batch.first.get((c.workspace_id, prepared.key)) == c.id
+                    ):
+                        waiting.set()
 
     # -- blocking helpers (run in threads) ----------------------------------------------------
 
@@ -366,45 +454,87 @@ class OnlineEvaluator:
         with self.engine.begin() as conn:
             return q.claim(conn, CLAIM_BATCH, self.clock())
 
-    def _states(self, claimed: list[q.Claimed]) -> dict[int, q.RuleState]:
+    def _read(self, claimed: list[q.Claimed]) -> _Batch:
+        """The rules, spans, earlier scores, budgets and judged twins of a claimed batch."""
+        # only an entry tried before (or a backfill's, which may judge again) can have
+        # scores already: a live entry's first attempt has none
+        again = [
+            (c.workspace_id, c.trace_id, c.span_id, c.rule_version)
+            for c in claimed
+            if c.attempts > 1 or c.job_id is not None
+        ]
         with self.engine.connect() as conn:
-            return q.rule_states(conn, {(c.rule_id, c.rule_version) for c in claimed})
-
-    def _facts(self, claimed: list[q.Claimed]) -> dict[tuple[int, str, str], q.SpanFacts]:
-        with self.engine.connect() as conn:
+            states = q.rule_states(conn, {(c.rule_id, c.rule_version) for c in claimed})
             found = q.span_facts(conn, [_key(c) for c in claimed])
-        return {(f.workspace_id, f.trace_id, f.span_id): f for f in found}
+            scored = q.online_scores_many(conn, again) if again else {}
+        batch = _Batch(
+            states,
+            {(f.workspace_id, f.trace_id, f.span_id): f for f in found},
+            scored,
+            {
+                ws: OnlineBudgets(self.engine, ws).workspace_limits()
+                for ws in sorted({c.workspace_id for c in claimed})
+            },
+        )
+        for c in claimed:
+            rule, facts = batch.states.get(c.rule_id), batch.facts.get(_key(c))
+            if rule is None or facts is None or c.rule_version not in rule.specs:
+                continue
+            try:
+                version = self._version(rule, c.rule_version)
+                ctx = context_of(facts)
+                key = dedup_key(
+                    {"metrics": version.definitions},
+                    version.spec.judge,
+                    candidate_of(facts),
+                    ctx.context,
+                )
+            except Exception:  # process() meets the same error and records it
+                continue
+            batch.prepared[c.id] = _Prepared(version, ctx, key)
+            if batch.first.setdefault((c.workspace_id, key), c.id) != c.id:
+                batch.judged.setdefault((c.workspace_id, key), asyncio.Event())
+        by_ws: dict[int, set[str]] = {}
+        for (ws, key), _ in batch.first.items():
+            by_ws.setdefault(ws, set()).add(key)
+        with self.engine.connect() as conn:
+            for ws, keys in by_ws.items():
+                for key, twin in q.find_judged_many(conn, ws, keys).items():
+                    batch.twins[(ws, key)] = twin
+        return batch
 
-    def _finish(self, c: q.Claimed, outcome: Outcome, reason: str, **kw: Any) -> None:
+    async def _finish(self, c: q.Claimed, outcome: Outcome, reason: str, **kw: Any) -> None:
         scores = kw.pop("scores", [])
-        try:
-            with self.engine.begin() as conn:
-                q.save_scores(conn, scores)
-                if not q.finish(conn, c.id, str(outcome), attempt=c.attempts, reason=reason, **kw):
-                    raise _LostClaim
-        except _LostClaim:  # rolled back: the worker that holds it now writes its scores
-            log.warning("online entry %s was taken over by another worker", c.id)
+        await self._finisher.write(_Done(c, str(outcome), reason, kw, scores))
 
-    def _retry_or_fail(self, c: q.Claimed, error: str, scores: list[dict[str, Any]]) -> None:
+    async def _retry_or_fail(
+        self,
+        c: q.Claimed,
+        error: str,
+        scores: list[dict[str, Any]],
+        cost_usd: float | None = None,
+    ) -> None:
         """A failed judgement: wait and try again, or, after the last attempt, record it
         failed with its error (and the failed scores, so every view counts them)."""
         ok = [s for s in scores if s.get("error") is None]
         if c.attempts < MAX_ATTEMPTS:
             wait = 5.0 * 2 ** (c.attempts - 1)
-            self._finish(
+            await self._finish(
                 c,
                 Outcome.PENDING,
                 f"attempt {c.attempts} of {MAX_ATTEMPTS} failed ({error}); retrying in {wait:g} s",
                 error=error,
+                cost_usd=cost_usd,
                 not_before=self.clock() + timedelta(seconds=wait),
                 scores=ok,
             )
         else:
-            self._finish(
+            await self._finish(
                 c,
                 Outcome.FAILED,
                 f"the judge failed {c.attempts} times; the last error: {error}",
                 error=error,
+                cost_usd=cost_usd,
                 scores=scores,
             )
 
@@ -491,12 +621,11 @@ class OnlineEvaluator:
 
     # -- one entry ----------------------------------------------------------------------------
 
-    async def process(
-        self, c: q.Claimed, rule: q.RuleState | None, facts: q.SpanFacts | None
-    ) -> Outcome:
+    async def process(self, c: q.Claimed, batch: _Batch) -> Outcome:
         db = asyncio.to_thread
+        rule, facts = batch.states.get(c.rule_id), batch.facts.get(_key(c))
         if rule is None or c.rule_version not in rule.specs:
-            await db(self._finish, c, Outcome.SUPERSEDED, "the rule was deleted")
+            await self._finish(c, Outcome.SUPERSEDED, "the rule was deleted")
             return Outcome.SUPERSEDED
         live = c.job_id is None  # a backfill runs a paused rule too
         if rule.version != c.rule_version or (live and not rule.enabled):
@@ -506,31 +635,45 @@ class OnlineEvaluator:
                 else f"rule '{rule.name}' changed to version {rule.version} before this span "
                 f"was judged (this entry is version {c.rule_version})"
             )
-            await db(self._finish, c, Outcome.SUPERSEDED, why)
+            await self._finish(c, Outcome.SUPERSEDED, why)
             return Outcome.SUPERSEDED
         if facts is None:
-            await db(
-                self._finish,
+            await self._finish(
                 c,
                 Outcome.FAILED,
                 "the span is no longer stored (its retention passed before it was judged)",
                 error="span not found",
             )
             return Outcome.FAILED
-        version = await db(self._version, rule, c.rule_version)
+        prepared = batch.prepared.get(c.id)
+        if prepared is None:  # its preparation failed: meet the error here, to record it
+            version = await db(self._version, rule, c.rule_version)
+            ctx = context_of(facts)
+            key = dedup_key(
+                {"metrics": version.definitions},
+                version.spec.judge,
+                candidate_of(facts),
+                ctx.context,
+            )
+            prepared = _Prepared(version, ctx, key)
+        version, ctx, key = prepared.version, prepared.ctx, prepared.key
         spec = version.spec
-        ctx = context_of(facts)
-        cand = candidate_of(facts)
-        key = dedup_key({"metrics": version.definitions}, spec.judge, cand, ctx.context)
         rejudge = c.job_id is not None and (await db(_backfill_terms, self.engine, c.job_id))[1]
-        if not rejudge and await db(self._twin, c, key) is not None:
-            return Outcome.DEDUPLICATED
+        if not rejudge:
+            same = (c.workspace_id, key)
+            twin = batch.twins.get(same)
+            if twin is None and batch.first.get(same, c.id) != c.id:
+                # the same answer earlier in this batch: once it is judged, copy its scores
+                await batch.judged[same].wait()
+                twin = await db(self._find_twin, c, key)
+            if twin is not None:
+                await db(self._copy_twin, c, key, twin)
+                return Outcome.DEDUPLICATED
         if spec.max_per_minute and c.was != Outcome.RATE_LIMITED:
             wait = await db(self._limit(rule.id, spec.max_per_minute).reserve, 1.0)
             if wait > 0.05:  # its turn is in the future: it keeps the slot and waits
                 until = self.clock() + timedelta(seconds=wait)
-                await db(
-                    self._finish,
+                await self._finish(
                     c,
                     Outcome.RATE_LIMITED,
                     f"deferred by the rule's max_per_minute={spec.max_per_minute} until "
@@ -539,14 +682,15 @@ class OnlineEvaluator:
                     dedup_key=key,
                 )
                 return Outcome.RATE_LIMITED
-        return await self._judge_entry(c, rule, version, ctx, key)
+        return await self._judge_entry(c, rule, version, ctx, key, batch)
 
-    def _twin(self, c: q.Claimed, key: str) -> tuple[int, str, str, str] | None:
+    def _find_twin(self, c: q.Claimed, key: str) -> tuple[int, str, str, str] | None:
+        with self.engine.connect() as conn:
+            return q.find_judged(conn, c.workspace_id, key, c.id)
+
+    def _copy_twin(self, c: q.Claimed, key: str, twin: tuple[int, str, str, str]) -> None:
         """The same input, output, context and metrics judged before: copy its scores."""
         with self.engine.begin() as conn:
-            twin = q.find_judged(conn, c.workspace_id, key, c.id)
-            if twin is None:
-                return None
             _, trace_id, span_id, version = twin
             copied = []
             for s in q.online_scores(conn, c.workspace_id, trace_id, span_id, version):
@@ -575,7 +719,6 @@ class OnlineEvaluator:
                 dedup_key=key,
             ):
                 conn.rollback()  # taken over by another worker: it records the outcome
-        return twin
 
     async def _judge_entry(
         self,
@@ -584,10 +727,12 @@ class OnlineEvaluator:
         version: _Version,
         ctx: MetricContext,
         key: str,
+        batch: _Batch,
     ) -> Outcome:
         db = asyncio.to_thread
         spec = version.spec
-        done = {s["metric"] for s in await db(self._scored, c) if s.get("error") is None}
+        earlier = batch.scored.get((c.workspace_id, c.trace_id, c.span_id, c.rule_version), [])
+        done = {s["metric"] for s in earlier if s.get("error") is None}
         wanted = [m for m in version.metrics if m.name not in done]
         judge_ids = {spec.judge} if spec.judge else set()
         judge_ids |= {
@@ -599,10 +744,12 @@ class OnlineEvaluator:
         for model_id in sorted(judge_ids):
             found = await db(self._judge, c.workspace_id, model_id)
             if isinstance(found, Problem):
-                await db(self._retry_or_fail, c, f"judge '{model_id}': {found.message}", [])
+                await self._retry_or_fail(c, f"judge '{model_id}': {found.message}", [])
                 return Outcome.FAILED
             judges[model_id] = found
-        budgets = OnlineBudgets(self.engine, c.workspace_id, clock=self.clock)
+        budgets = OnlineBudgets(
+            self.engine, c.workspace_id, clock=self.clock, limits=batch.limits.get(c.workspace_id)
+        )
         extra: tuple[Window, ...] = ()
         if c.job_id is not None:  # a backfill's entry: its own budget too
             limit, _ = await db(_backfill_terms, self.engine, c.job_id)
@@ -654,8 +801,21 @@ class OnlineEvaluator:
         cost = gate.spent or None
         if gate.refused is not None:
             kept = [s for s in scores if s["error"] is None]
-            await db(
-                self._finish,
+            age = (self.clock() - c.created_at).total_seconds() if c.created_at else 0.0
+            if gate.busy and not kept and age < BUSY_WAIT_S:
+                # what is spent leaves room: the calls in flight settle below their bounds
+                # within seconds, so wait for them rather than give the span up
+                await self._finish(
+                    c,
+                    Outcome.PENDING,
+                    f"waiting: {gate.refused}",
+                    cost_usd=cost,
+                    dedup_key=key,
+                    not_before=self.clock() + timedelta(seconds=1),
+                    not_an_attempt=True,
+                )
+                return Outcome.PENDING
+            await self._finish(
                 c,
                 Outcome.OVER_BUDGET,
                 f"not judged: {gate.refused} (no call was made"
@@ -667,11 +827,9 @@ class OnlineEvaluator:
             )
             return Outcome.OVER_BUDGET
         if errors:
-            await db(self._charge, c, cost)
-            await db(self._retry_or_fail, c, "; ".join(errors), scores)
+            await self._retry_or_fail(c, "; ".join(errors), scores, cost)
             return Outcome.FAILED if c.attempts >= MAX_ATTEMPTS else Outcome.PENDING
-        await db(
-            self._finish,
+        await self._finish(
             c,
             Outcome.EVALUATED,
             f"judged by {', '.join(sorted(judges)) or 'heuristics'}: "
@@ -684,15 +842,6 @@ class OnlineEvaluator:
         )
         self.judged += 1
         return Outcome.EVALUATED
-
-    def _scored(self, c: q.Claimed) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            return q.online_scores(conn, c.workspace_id, c.trace_id, c.span_id, c.rule_version)
-
-    def _charge(self, c: q.Claimed, cost: float | None) -> None:
-        if cost:
-            with self.engine.begin() as conn:
-                q.add_cost(conn, c.id, cost)
 
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=utcnow().tzinfo)

@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Self
 
-from panopticon.errors import NotFoundError
+from panopticon.errors import ConfigError, Issue, NotFoundError
 from panopticon.store.engine import Engine
-from panopticon.store.queries.results import ResultFilters, result_detail, search_scores
+from panopticon.store.queries.results import (
+    SOURCE_FILTERS,
+    ResultFilters,
+    result_detail,
+    search_scores,
+)
 
 __all__ = [
+    "SOURCE_FILTERS",
     "Label",
     "ResultDetail",
     "ResultFilters",
     "ResultPage",
     "ScoreDetail",
     "ScoreRow",
+    "check_source",
     "find_results",
     "get_result",
+    "iter_results",
 ]
 
 
@@ -31,20 +40,24 @@ class _FromRow:
 
 @dataclass(frozen=True)
 class ScoreRow(_FromRow):
-    """One score with what it is about: the answer, its query, model and metric."""
+    """One score with what it is about: a run's answer (its run, result, query and model),
+    or a production trace or span (``trace_id``, ``span_id``; the span's model as the
+    model, its input as the query, its output as the response). ``source``: run, online,
+    guardrail, human or api; ``rule_version``: the online rule's version that scored it."""
 
     id: Any
-    run_id: int
+    run_id: int | None
     result_id: Any
-    query_id: int
-    query: str
-    theme: str
-    model_id: str
+    query_id: int | None
+    query: str | None
+    theme: str | None
+    model_id: str | None
     metric_id: int
     metric: str
     value: float | None
     normalized: float | None
     passed: bool | None
+    label: str | None
     reasoning: str | None
     error: str | None
     judge_model: str | None
@@ -52,6 +65,15 @@ class ScoreRow(_FromRow):
     latency_ms: float | None
     cost_usd: float | None
     created_at: datetime
+    source: str
+    trace_id: str | None
+    span_id: str | None
+    rule_version: str | None
+
+    @property
+    def production(self) -> bool:
+        """A score of a production trace or span (not of a run's answer)."""
+        return self.result_id is None and self.trace_id is not None
 
 
 @dataclass(frozen=True)
@@ -116,12 +138,50 @@ class ResultDetail:
     labels: list[Label]
 
 
+def check_source(source: str | None) -> str | None:
+    """``source`` as a filter (empty: every score), or ConfigError naming the field."""
+    source = (source or "").strip() or None
+    if source is not None and source not in SOURCE_FILTERS:
+        raise ConfigError(
+            Issue(
+                f"unknown source '{source}'",
+                field="source",
+                hint="run, production (every score of a trace or span), or one of "
+                + ", ".join(SOURCE_FILTERS[2:]),
+            )
+        )
+    return source
+
+
 def find_results(
     engine: Engine, workspace_id: int, filters: ResultFilters, limit: int, offset: int
 ) -> ResultPage:
+    """A page of scores, run and production ones together unless ``filters.source`` says
+    which (``run``, ``production`` or one source by name)."""
+    check_source(filters.source)
     with engine.connect() as conn:
         rows, total, exact = search_scores(conn, workspace_id, filters, limit, offset)
     return ResultPage([ScoreRow.of(r) for r in rows], total, exact)
+
+
+EXPORT_CAP = 100_000  # rows in one export: a larger one is narrowed by its filters
+
+
+def iter_results(
+    engine: Engine, workspace_id: int, filters: ResultFilters, cap: int = EXPORT_CAP
+) -> Iterator[ScoreRow]:
+    """Every score a filter selects, newest first, up to ``cap`` (for exports): read a
+    page at a time."""
+    check_source(filters.source)
+    page = 1000
+    for offset in range(0, cap, page):
+        with engine.connect() as conn:
+            rows, _, _ = search_scores(
+                conn, workspace_id, filters, min(page, cap - offset), offset, count_cap=0
+            )
+        yield from (ScoreRow.of(r) for r in rows)
+        if len(rows) < page:
+            return
 
 
 def get_result(engine: Engine, workspace_id: int, result_id: str) -> ResultDetail:

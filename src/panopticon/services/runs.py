@@ -405,6 +405,11 @@ def _prepare(
                 suite_path=str(Path(suite_path).resolve()) if suite_path else None,
                 planned=len(cases),
             )
+        places: dict[int, tuple[str, int]] = {}
+        for query_id, place in zip(query_ids, loaded.query_places(), strict=True):
+            if place is not None:
+                places.setdefault(query_id, place)  # the same content twice: its first line
+        run_queries.record_query_places(conn, run_id, places)
         if shard is not None:  # by query, so that pairwise judges find every model's answer
             cases = [c for c in cases if c.query_id % shard[1] == shard[0]]
         plan = Plan(run_id, cases, metric_ids)

@@ -151,7 +151,8 @@ def _create_at_head(engine: Engine) -> None:
         sa.Column("version_num", sa.String(32), primary_key=True),
     )
     with engine.begin() as conn:
-        metadata.create_all(conn)
+        # the database is empty (ensure_schema checked): no per-table existence checks
+        metadata.create_all(conn, checkfirst=False)
         ensure_text_index(conn)  # not a model: a database without pg_trgm matches them too
         version.create(conn)
         conn.execute(version.insert().values(version_num=HEAD_REVISION))

@@ -8,7 +8,7 @@ One module per page group, each with its own router, installed here: ``auth`` (s
 ``answers`` (every model's answer to a query, side by side),
 ``annotate``, ``catalog`` (queries and metrics), ``registry`` (models and providers),
 ``online`` (online-evaluation rules), ``traces`` (the trace explorer), ``gateway``
-(gateway keys);
+(gateway keys), ``cache`` (the answer cache: stats, clear, expire);
 ``common`` holds what they share."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from panopticon.web import (
     annotate,
     answers,
     auth,
+    cache,
     catalog,
     gateway,
     online,
@@ -48,6 +49,7 @@ ROUTERS = (
     online,
     traces,
     gateway,
+    cache,
 )
 
 

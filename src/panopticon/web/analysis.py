@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from panopticon.errors import ConfigError, Issue
 from panopticon.services import dashboard
 from panopticon.services.compare import compare_models, compare_runs
+from panopticon.services.results import SOURCE_FILTERS
 from panopticon.services.runs import (
     get_run,
 )
@@ -39,7 +40,7 @@ def summary(request: Request) -> Response:
     data = dashboard.overview(request.app.state.engine, principal.workspace_id, days)
     runs = recent_runs(request, principal)[:8]
     chart_models = {
-        "labels": [m.model for m in data.models],
+        "labels": [m.label for m in data.models],
         "values": [m.mean for m in data.models],
         "low": [m.low for m in data.models],
         "high": [m.high for m in data.models],
@@ -67,6 +68,7 @@ def compare(request: Request) -> Response:
     runs = recent_runs(request, principal)
     run = run_param(request, principal, runs)
     data = dashboard.model_metrics(engine, principal.workspace_id, run["id"] if run else None)
+    production = dashboard.model_metrics(engine, principal.workspace_id, None, "production")
     panels = [
         {
             "metric": metric,
@@ -100,6 +102,7 @@ def compare(request: Request) -> Response:
             "runs": runs,
             "run": run,
             "data": data,
+            "production": production,
             "panels": panels,
             "radar": radar,
             "a": a,
@@ -191,11 +194,20 @@ def trends(request: Request) -> Response:
     metrics = metric_names(request, principal)
     metric = request.query_params.get("metric") or (metrics[0] if metrics else None)
     days = int_param(request.query_params.get("days"), "days") or 30
-    data = dashboard.trends(request.app.state.engine, principal.workspace_id, metric, days)
+    source = request.query_params.get("source") or None
+    data = dashboard.trends(request.app.state.engine, principal.workspace_id, metric, days, source)
     return render(
         request,
         "trends.html",
-        {"metrics": metrics, "metric": metric, "days": days, "data": data, "chart": asdict(data)},
+        {
+            "metrics": metrics,
+            "metric": metric,
+            "days": days,
+            "source": source,
+            "sources": SOURCE_FILTERS,
+            "data": data,
+            "chart": asdict(data),
+        },
         principal=principal,
         session=session,
     )

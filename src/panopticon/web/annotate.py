@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from panopticon.errors import ConfigError, Issue
-from panopticon.services.annotations import calibrate, label_result
+from panopticon.services.annotations import calibrate, calibrate_production, label_result
 from panopticon.services.results import ResultFilters, ScoreRow, find_results
 from panopticon.services.runs import (
     get_run,
@@ -67,6 +67,9 @@ def annotate(request: Request) -> Response:
             "page": page,
             "pages": max(1, math.ceil(total / 20)),
             "calibration": [c.as_dict() for c in calibrate(engine, run["id"])] if run else [],
+            "production": [
+                c.as_dict() for c in calibrate_production(engine, principal.workspace_id)
+            ],
             "annotator": f"web:{principal.workspace}:{principal.key_id or 'admin'}",
         },
         principal=principal,

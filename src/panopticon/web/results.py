@@ -7,13 +7,20 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from panopticon.errors import ConfigError, Issue
 from panopticon.services.access import Principal
-from panopticon.services.exports import FORMATS, render_export
+from panopticon.services.exports import FORMATS, render_export, render_scores
 from panopticon.services.registry import ModelRegistry
-from panopticon.services.results import ResultFilters, find_results, get_result
+from panopticon.services.results import (
+    SOURCE_FILTERS,
+    ResultFilters,
+    check_source,
+    find_results,
+    get_result,
+    iter_results,
+)
 from panopticon.services.runs import (
     get_run,
     pairwise_results,
@@ -38,16 +45,12 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 
 # -- results --------------------------------------------------------------------------------
 
-RESULT_FILTERS = ("theme", "model", "metric", "run", "min", "max", "passed", "text")
+RESULT_FILTERS = ("source", "theme", "model", "metric", "run", "min", "max", "passed", "text")
 
 
-@router.get("/results")
-def results(request: Request) -> Response:
-    principal, session = principal_of(request)
+def _filters(request: Request) -> ResultFilters:
     p = request.query_params
-    params = {k: p.get(k, "") for k in RESULT_FILTERS}
-    page = int_param(p.get("page"), "page") or 1
-    filters = ResultFilters(
+    return ResultFilters(
         theme=p.get("theme") or None,
         model=p.get("model") or None,
         metric=p.get("metric") or None,
@@ -56,7 +59,17 @@ def results(request: Request) -> Response:
         max_score=float_param(p.get("max"), "max"),
         passed=bool_param(p.get("passed")),
         text=(p.get("text") or "").strip() or None,
+        source=check_source(p.get("source")),
     )
+
+
+@router.get("/results")
+def results(request: Request) -> Response:
+    principal, session = principal_of(request)
+    p = request.query_params
+    params = {k: p.get(k, "") for k in RESULT_FILTERS}
+    page = int_param(p.get("page"), "page") or 1
+    filters = _filters(request)
     engine = request.app.state.engine
     found = find_results(engine, principal.workspace_id, filters, PAGE, (page - 1) * PAGE)
     context = {
@@ -69,6 +82,8 @@ def results(request: Request) -> Response:
         "query": lambda **changes: urlencode(
             {k: v for k, v in {**params, "page": page, **changes}.items() if v not in ("", None)}
         ),
+        "export": urlencode({k: v for k, v in params.items() if v}),
+        "sources": SOURCE_FILTERS,
     }
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "results":
         return render(request, "_results_table.html", context, principal=principal, session=session)
@@ -87,6 +102,23 @@ def results(request: Request) -> Response:
         },
         principal=principal,
         session=session,
+    )
+
+
+@router.get("/results/export")
+def results_export(request: Request) -> Response:
+    """The scores the results filters select, as a file (CSV, JSON or JSON lines)."""
+    principal, _ = principal_of(request)
+    fmt = request.query_params.get("format", "csv")
+    if fmt not in FORMATS:
+        raise ConfigError(
+            Issue(f"unknown format '{fmt}'", field="format", hint="csv, jsonl or json")
+        )
+    rows = iter_results(request.app.state.engine, principal.workspace_id, _filters(request))
+    return StreamingResponse(
+        render_scores(fmt, rows),
+        media_type=FORMATS[fmt],
+        headers={"Content-Disposition": f'attachment; filename="scores.{fmt}"'},
     )
 
 

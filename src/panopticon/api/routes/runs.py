@@ -125,7 +125,7 @@ def answers(
     engine: EngineDep,
     caller: Viewer,
     query: Annotated[
-        str | None, Query(max_length=200, description="One query: dataset id or number.")
+        str | None, Query(max_length=200, description="One query: dataset id, FILE:LINE or number.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Queries per page.")] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,

@@ -11,8 +11,15 @@ from sqlalchemy.engine import Connection
 from panopticon.store.queries.catalog import chunks
 from panopticon.store.tables import Annotation, Metric, Result, Run, Score
 from panopticon.store.tables.base import utcnow
+from panopticon.store.tables.runs import SCORE_SOURCES
 
-__all__ = ["calibration_pairs", "metric_scales", "result_metrics", "upsert_annotations"]
+__all__ = [
+    "calibration_pairs",
+    "metric_scales",
+    "production_calibration_pairs",
+    "result_metrics",
+    "upsert_annotations",
+]
 
 
 def result_metrics(
@@ -117,3 +124,57 @@ def calibration_pairs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
         .order_by(Metric.c.name, Annotation.c.annotator)
     )
     return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def production_calibration_pairs(
+    conn: Connection, workspace_id: int, sources: tuple[str, ...] | None = None
+) -> list[dict[str, Any]]:
+    """Each person's label on a production trace or span beside the newest score of each
+    source (online, guardrail, api; ``sources`` narrows) for a metric of the same name on
+    the same subject (the same span, or both about the whole trace). A label with no such
+    score is left out: there is nothing to compare it with."""
+    label_metric = Metric.alias("label_metric")
+    score_metric = Metric.alias("score_metric")
+    wanted = sources or tuple(s for s in SCORE_SOURCES if s not in ("run", "human"))
+    q = (
+        sa.select(
+            label_metric.c.name.label("metric"),
+            Annotation.c.id.label("label_id"),
+            Annotation.c.annotator,
+            Annotation.c.trace_id,
+            Annotation.c.span_id,
+            Annotation.c.value.label("human_value"),
+            Annotation.c.passed.label("human_passed"),
+            Score.c.source,
+            Score.c.value.label("judge_value"),
+            Score.c.passed.label("judge_passed"),
+            Score.c.error.label("judge_error"),
+            Score.c.created_at.label("judged_at"),
+            Score.c.id.label("score_id"),
+        )
+        .select_from(Annotation)
+        .join(label_metric, label_metric.c.id == Annotation.c.metric_id)
+        .join(
+            Score,
+            (Score.c.workspace_id == workspace_id)
+            & (Score.c.trace_id == Annotation.c.trace_id)
+            & sa.or_(
+                Score.c.span_id == Annotation.c.span_id,
+                Score.c.span_id.is_(None) & Annotation.c.span_id.is_(None),
+            ),
+        )
+        .join(
+            score_metric,
+            (score_metric.c.id == Score.c.metric_id) & (score_metric.c.name == label_metric.c.name),
+        )
+        .where(
+            Annotation.c.workspace_id == workspace_id,
+            Annotation.c.trace_id.is_not(None),
+            Score.c.source.in_(list(wanted)),
+        )
+        .order_by(label_metric.c.name, Annotation.c.id, Score.c.created_at, Score.c.id)
+    )
+    newest: dict[tuple[int, str], dict[str, Any]] = {}
+    for r in conn.execute(q):  # in time order: a later score of a source replaces an earlier
+        newest[r.label_id, r.source] = dict(r._mapping)
+    return list(newest.values())

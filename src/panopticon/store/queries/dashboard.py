@@ -14,10 +14,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from panopticon.store.tables import Metric, Model, Query, Result, Run, Score
+from panopticon.store.tables import Metric, Model, Query, Result, Run, Score, Span
 
 __all__ = [
+    "NO_MODEL",
     "day_of",
+    "production_moments",
     "recent_failures",
     "run_days",
     "score_moments",
@@ -219,21 +221,32 @@ def _add_cluster_sums(
     by: tuple[str, ...],
     columns: dict[str, Any],
     scoped: Callable[[Any], Any],
+    cluster: Any = Score.c.query_id,
+    source: Any = Score,
 ) -> None:
-    """Add to each group's row the sums over its clusters (queries) that a cluster-robust
-    variance needs; the sort covers only the few columns a cluster needs."""
+    """Add to each group's row the sums over its clusters (queries; for production scores
+    their traces) that a cluster-robust variance needs; the sort covers only the few
+    columns a cluster needs."""
     # per cluster (group x query), then per group; a theme is its query's, so clusters
     # are formed from the scores alone and joined to their query for it
     direct = [b for b in by if b != "theme"]
+    # grouped by model, then query, then the rest: the order of ix_score_workspace_model_query,
+    # which holds every column this pass reads, so that a model's scores are read in query
+    # order from the index alone instead of hashed or sorted (the groups are the same in any
+    # order)
+    keys = [columns[b] for b in direct if b == "model"]
+    keys += [cluster, *(columns[b] for b in direct if b != "model")]
     inner = scoped(
         sa.select(
             *[columns[b].label(b) for b in direct],
-            Score.c.query_id.label("query_id"),
+            cluster.label("query_id"),
             sa.func.count(_VALUE).label("n"),
             sa.func.coalesce(sa.func.sum(_VALUE), 0.0).label("t"),
             sa.func.count(Score.c.passed).label("pn"),
             sa.func.coalesce(sa.func.sum(_PASSED), 0).label("pt"),
-        ).group_by(*[columns[b] for b in direct], Score.c.query_id)
+        )
+        .select_from(source)
+        .group_by(*keys)
     ).subquery()
     group_columns: dict[str, Any] = {b: inner.c[b] for b in direct}
     clustered: Any = inner
@@ -263,7 +276,13 @@ def _add_cluster_sums(
         # one hash entry per (group, query): PostgreSQL's default 4 MB spills 100,000 of
         # them to disk and takes twice as long; SET LOCAL ends with the transaction
         conn.exec_driver_sql("SET LOCAL work_mem = '32MB'")
+        # PostgreSQL guesses far fewer (group, query) pairs than there are (a query's
+        # distinct count is estimated from a sample) and so hashes every score instead of
+        # reading the index in order, which took 2.5x as long (bench_dashboard_intervals.py)
+        conn.exec_driver_sql("SET LOCAL enable_hashagg = off")
     spread = {tuple(r[b] for b in by): r for r in (r._mapping for r in conn.execute(outer))}
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL enable_hashagg = on")  # for what else this reads
     for r in rows:
         found = spread.get(tuple(r[b] for b in by))
         for k in cluster_sums:
@@ -278,6 +297,92 @@ _VALUE = sa.case(
     else_=None,
 )
 _PASSED = sa.case((Score.c.passed.is_(True), 1), else_=0)
+
+
+# the model of a production score about a whole trace (or a span that names no model)
+NO_MODEL = "(no model)"
+
+
+def production_moments(
+    conn: Connection,
+    workspace_id: int,
+    *,
+    by: tuple[str, ...],
+    metric: str | None = None,
+    since: datetime | None = None,
+    sources: Sequence[str] | None = None,
+    operational: Sequence[str] = (),
+    quality_only: bool = False,
+) -> list[dict[str, Any]]:
+    """The sums of :func:`score_moments` for scores of production traces and spans (online
+    rules, guardrails, outside clients), grouped by any of source, model, metric, day, and
+    clustered by trace: several scores of one trace (its spans, or one span scored again by
+    a new rule version) are one cluster, not independent evidence. A score's model is its
+    span's (the model served, else the one requested; NO_MODEL for a trace's own score)."""
+    model = sa.func.coalesce(Span.c.model_served, Span.c.model_requested, NO_MODEL)
+    columns = {
+        "source": Score.c.source,
+        "model": model,
+        "metric": Score.c.metric_id,
+        "day": day_of(conn, Score.c.created_at),
+    }
+    source: Any = Score
+    if "model" in by:  # the span's model: one lookup by the span's key per score
+        source = Score.outerjoin(
+            Span,
+            (Span.c.workspace_id == Score.c.workspace_id)
+            & (Span.c.trace_id == Score.c.trace_id)
+            & (Span.c.span_id == Score.c.span_id),
+        )
+    operational_ids = sa.select(Metric.c.id).where(
+        Metric.c.workspace_id == workspace_id, Metric.c.type.in_(list(operational))
+    )
+
+    def scoped(q: Any) -> Any:
+        q = q.where(Score.c.workspace_id == workspace_id, Score.c.trace_id.is_not(None))
+        if sources is not None:
+            q = q.where(Score.c.source.in_(list(sources)))
+        if metric is not None:
+            q = q.where(
+                Score.c.metric_id.in_(
+                    sa.select(Metric.c.id).where(
+                        Metric.c.workspace_id == workspace_id, Metric.c.name == metric
+                    )
+                )
+            )
+        if quality_only and operational:
+            q = q.where(Score.c.metric_id.not_in(operational_ids))
+        if since is not None:
+            q = q.where(Score.c.created_at >= since)
+        return q
+
+    sums = {
+        "n": sa.func.count(_VALUE),
+        "total": sa.func.coalesce(sa.func.sum(_VALUE), 0.0),
+        "squares": sa.func.coalesce(sa.func.sum(_VALUE * _VALUE), 0.0),
+        "passed": sa.func.count().filter(Score.c.passed.is_(True)),
+        "with_threshold": sa.func.count().filter(Score.c.passed.is_not(None)),
+        "errors": sa.func.count().filter(Score.c.error.is_not(None)),
+    }
+    flat = scoped(
+        sa.select(*[columns[b].label(b) for b in by], *[f.label(k) for k, f in sums.items()])
+        .select_from(source)
+        .group_by(*[columns[b] for b in by])
+    )
+    rows = [dict(r._mapping) for r in conn.execute(flat)]
+    _add_cluster_sums(conn, rows, by, columns, scoped, cluster=Score.c.trace_id, source=source)
+    for r in rows:
+        r["pass_n"], r["pass_total"] = r["with_threshold"], r["passed"]
+    if "metric" in by:
+        names = {
+            int(i): str(n)
+            for i, n in conn.execute(
+                sa.select(Metric.c.id, Metric.c.name).where(Metric.c.workspace_id == workspace_id)
+            )
+        }
+        for r in rows:
+            r["metric"] = names.get(r["metric"], f"metric {r['metric']}")
+    return sorted(rows, key=lambda r: tuple(str(r[b]) for b in by))
 
 
 def _older_runs(conn: Connection, workspace_id: int, since: datetime) -> bool:

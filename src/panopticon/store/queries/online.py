@@ -251,10 +251,12 @@ def _ensure(conn: Connection, workspace_id: int, w: Window) -> None:
 
 def reserve(
     conn: Connection, workspace_id: int, windows: list[Window], amount: float
-) -> str | None:
+) -> tuple[str, bool] | None:
     """Hold ``amount`` in every window, or in none: None when held; else the scope and
-    period of the first window it would pass (the caller rolls the transaction back).
-    Windows are taken in one order everywhere, so concurrent reservations cannot deadlock."""
+    period of the first window it would pass, and whether only holds are in the way (what
+    is spent leaves room for it: it may fit once calls in flight settle). The caller rolls
+    the transaction back. Windows are taken in one order everywhere, so concurrent
+    reservations cannot deadlock."""
     for w in sorted(windows, key=lambda w: (w.scope, w.period, w.period_start)):
         _ensure(conn, workspace_id, w)
         held = conn.execute(
@@ -267,7 +269,10 @@ def reserve(
             .values(reserved_usd=OnlineBudget.c.reserved_usd + amount, limit_usd=w.limit_usd)
         )
         if not held.rowcount:
-            return f"{w.scope} {w.period}"
+            spent = conn.execute(
+                sa.select(OnlineBudget.c.spent_usd).where(_key(workspace_id, w))
+            ).scalar_one()
+            return f"{w.scope} {w.period}", spent + amount <= w.limit_usd + 1e-12
     return None
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from panopticon.errors import NotFoundError
 from panopticon.evaluation.plan import KnownResult
 from panopticon.store.queries.catalog import chunks
-from panopticon.store.tables import Metric, Model, Pairwise, Query, Result, Run, Score
+from panopticon.store.tables import Metric, Model, Pairwise, Query, Result, Run, RunQuery, Score
 from panopticon.store.tables.base import utcnow
 
 __all__ = [
@@ -34,6 +34,8 @@ __all__ = [
     "pairwise_rows",
     "panel_votes",
     "query_ids_by_external_id",
+    "query_ids_by_place",
+    "record_query_places",
     "run_query_ids",
     "run_results",
     "start_run",
@@ -320,6 +322,38 @@ def query_ids_by_external_id(conn: Connection, run_id: int, external_id: str) ->
     ]
 
 
+def record_query_places(conn: Connection, run_id: int, places: dict[int, tuple[str, int]]) -> None:
+    """Keep where the run read each query (query id -> file, line); a place already kept
+    for this run (an earlier start of it, a worker's shard) stays."""
+    known = set(
+        conn.execute(sa.select(RunQuery.c.query_id).where(RunQuery.c.run_id == run_id)).scalars()
+    )
+    rows = [
+        {"run_id": run_id, "query_id": q, "file": file, "line": line}
+        for q, (file, line) in places.items()
+        if q not in known
+    ]
+    for part in chunks(rows):
+        conn.execute(sa.insert(RunQuery), part)
+
+
+def query_ids_by_place(conn: Connection, run_id: int, file: str, line: int) -> list[int]:
+    """The run's queries read from this line of a file named ``file`` (its name, or the end
+    of its path)."""
+    found = conn.execute(
+        sa.select(RunQuery.c.query_id, RunQuery.c.file).where(
+            RunQuery.c.run_id == run_id, RunQuery.c.line == line
+        )
+    )
+    wanted = "/" + file.removeprefix("./")
+    return sorted(int(q) for q, f in found if f == file or f.endswith(wanted))
+
+
+def _place(run_id: Any, query_id: Any) -> Any:
+    """An outer join condition to the run's place of a query."""
+    return sa.and_(RunQuery.c.run_id == run_id, RunQuery.c.query_id == query_id)
+
+
 def iter_result_rows(
     conn: Connection, run_id: int, query_ids: list[int] | None = None
 ) -> Iterator[dict[str, Any]]:
@@ -356,9 +390,12 @@ def iter_result_rows(
             Query.c.expected,
             Query.c.external_id,
             Model.c.name.label("model_name"),
+            RunQuery.c.file.label("query_file"),
+            RunQuery.c.line.label("query_line"),
         )
         .join(Query, Query.c.id == Result.c.query_id)
         .join(Model, Model.c.id == Result.c.model_id)
+        .outerjoin(RunQuery, _place(Result.c.run_id, Result.c.query_id))
         .where(
             Result.c.run_id == run_id,
             *([Result.c.query_id.in_(query_ids)] if query_ids is not None else []),
@@ -371,6 +408,8 @@ def iter_result_rows(
             "run_id": row.run_id,
             "query_id": row.query_id,
             "query_external_id": row.external_id,
+            "query_file": row.query_file,
+            "query_line": row.query_line,
             "theme": row.theme,
             "query": row.query_text,
             "expected": row.expected,
@@ -555,9 +594,12 @@ def pairwise_rows(conn: Connection, run_id: int) -> list[dict[str, Any]]:
             Pairwise.c.judge_cached,
             Query.c.external_id.label("query_external_id"),
             Query.c.text.label("query"),
+            RunQuery.c.file.label("query_file"),
+            RunQuery.c.line.label("query_line"),
         )
         .join(Metric, Metric.c.id == Pairwise.c.metric_id)
         .join(Query, Query.c.id == Pairwise.c.query_id)
+        .outerjoin(RunQuery, _place(Pairwise.c.run_id, Pairwise.c.query_id))
         .join(a, a.c.id == Pairwise.c.model_a_id)
         .join(b, b.c.id == Pairwise.c.model_b_id)
         .where(Pairwise.c.run_id == run_id)

@@ -22,6 +22,7 @@ from panopticon.store.tables.runs import (
     Pairwise,
     Result,
     Run,
+    RunQuery,
     Score,
 )
 from panopticon.store.tables.traces import Span, Trace, TraceSettings
@@ -56,6 +57,7 @@ __all__ = [
     "Result",
     "RevokedSession",
     "Run",
+    "RunQuery",
     "Score",
     "Span",
     "Trace",

@@ -15,6 +15,7 @@ __all__ = [
     "Pairwise",
     "Result",
     "Run",
+    "RunQuery",
     "Score",
     "postgresql_options",
 ]
@@ -41,6 +42,19 @@ Run = sa.Table(
     sa.Column("host", sa.String(200)),
     sa.Column("pid", sa.Integer),
     sa.Index("ix_run_workspace_created", "workspace_id", "created_at"),
+)
+
+# Where a run read each of its queries: the file (the suite, or a dataset file; an absolute
+# path) and the line. A query's content is stored once per workspace, so its place belongs
+# to the run; messages name a query by its dataset id and this place, which a person can
+# find, never by its database id.
+RunQuery = sa.Table(
+    "run_query",
+    metadata,
+    sa.Column("run_id", sa.ForeignKey("run.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("query_id", sa.ForeignKey("query.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("file", sa.String(1000), nullable=False),
+    sa.Column("line", sa.Integer, nullable=False),
 )
 
 # One answer for one (run, query, model, repeat), or the recorded failure to get it. With
@@ -141,6 +155,17 @@ Score = sa.Table(
     sa.Index("ix_score_metric_value", "metric_id", "value"),
     sa.Index("ix_score_workspace_created_id", "workspace_id", "created_at", "id"),
     sa.Index("ix_score_workspace_model_metric", "workspace_id", "model_id", "metric_id"),
+    # the dashboard's intervals cluster a model's scores by query (store.queries.dashboard):
+    # in this order, with every column that pass reads, so that it reads the index alone
+    sa.Index(
+        "ix_score_workspace_model_query",
+        "workspace_id",
+        "model_id",
+        "query_id",
+        "metric_id",
+        "normalized",
+        "passed",
+    ),
     sa.Index("ix_score_workspace_trace", "workspace_id", "trace_id"),
 )
 

@@ -65,9 +65,10 @@
     "trend": function (d) {
       var datasets = [];
       d.series.forEach(function (s, i) {
-        datasets.push({ label: s.model + " 95% high", data: s.high, borderWidth: 0, pointRadius: 0, fill: false, spanGaps: true });
-        datasets.push({ label: s.model + " 95% low", data: s.low, borderWidth: 0, pointRadius: 0, backgroundColor: color(i, 0.15), fill: "-1", spanGaps: true });
-        datasets.push({ label: s.model, data: s.mean, borderColor: color(i), backgroundColor: color(i), spanGaps: true, tension: 0.2, pointRadius: 4 });
+        var name = s.label || s.model;
+        datasets.push({ label: name + " 95% high", data: s.high, borderWidth: 0, pointRadius: 0, fill: false, spanGaps: true });
+        datasets.push({ label: name + " 95% low", data: s.low, borderWidth: 0, pointRadius: 0, backgroundColor: color(i, 0.15), fill: "-1", spanGaps: true });
+        datasets.push({ label: name, data: s.mean, borderColor: color(i), backgroundColor: color(i), spanGaps: true, tension: 0.2, pointRadius: 4 });
       });
       return {
         type: "line",

@@ -2,7 +2,7 @@
 search (a pg_trgm GIN index on PostgreSQL when the extension can be added)
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-03 07:00:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from panopticon.store.text_index import ensure_text_index
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
