@@ -17,6 +17,18 @@ at concurrency 1. Every loop is bounded (a request count).
     python bench/bench_gateway.py                      # both latencies, every target
     python bench/bench_gateway.py --latency 0 --n 2000
     python bench/bench_gateway.py --litellm /work/litellm-venv/bin/litellm
+    python bench/bench_gateway.py --pg postgresql://postgres@127.0.0.1:5432/postgres ...
+
+``--pg ADMIN_URL`` puts each gateway on a fresh PostgreSQL database next to it (dropped at
+the end) instead of SQLite. Two more modes, each alone:
+
+    --outage 30 --pg ADMIN_URL   the database refuses every connection for 30 s under load
+                                 (ALLOW_CONNECTIONS false and its backends terminated: only
+                                 the bench's own database, the server carries on for others);
+                                 counts client errors, then checks that every call answered
+                                 is stored as a trace
+    --soak-seconds 600           RSS of the gateway (logging on) as requests go by, for a
+                                 time, with the slope of RSS over requests
 """
 
 from __future__ import annotations
@@ -28,9 +40,11 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -125,15 +139,27 @@ def serve_bare(port: int, upstream: str) -> None:
 
 
 class Proc:
-    def __init__(self, name: str, args: list[str], url: str, env: dict[str, str] | None = None,
-                 ready: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        url: str,
+        env: dict[str, str | None] | None = None,
+        ready: str | None = None,
+    ) -> None:
         self.name = name
         self.url = url
+        # BENCH_GATEWAY_LOG=folder: each server's stderr (its log) in a file there
+        folder = os.environ.get("BENCH_GATEWAY_LOG")
+        self.log: Any = subprocess.DEVNULL
+        if folder:
+            self.log = (Path(folder) / f"{name}-{time.time_ns()}.log").open("wb")
         self.proc = subprocess.Popen(
             args,
-            env={**os.environ, **(env or {})},
+            # a None value removes the variable
+            env={k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=self.log,
             start_new_session=True,
         )
         wait_http(ready or url)
@@ -166,14 +192,40 @@ def start_bare(upstream: str) -> Proc:
     return Proc("bare", args, f"http://127.0.0.1:{port}/v1", ready=f"http://127.0.0.1:{port}/")
 
 
-def start_gateway(upstream: str, home: Path, logging: bool) -> tuple[Proc, str]:
+def fresh_database(admin_url: str, name: str) -> str:
+    """A new, empty database ``name`` on the admin URL's server (an old one dropped)."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def start_gateway(
+    upstream: str, home: Path, logging: bool, database_url: str | None = None
+) -> tuple[Proc, str]:
+    """``panopticon serve --role gateway`` on SQLite under ``home``, or on ``database_url``
+    (an empty PostgreSQL database: migrated here), with the mock model and a key."""
     from panopticon.services.gateway_keys import create_gateway_key, parse_key_config
     from panopticon.services.registry import ModelRegistry
     from panopticon.services.runs import open_store
     from panopticon.settings import Settings
+    from panopticon.store.engine import create_engine, upgrade
     from panopticon.store.queries import catalog
 
-    settings = Settings(home=home)
+    settings = Settings(home=home, **({"database_url": database_url} if database_url else {}))
+    if database_url:
+        fresh = create_engine(settings)
+        upgrade(fresh)
+        fresh.dispose()
     engine = open_store(settings)
     with engine.begin() as conn:
         ws = catalog.ensure_workspace(conn, "default")
@@ -184,8 +236,11 @@ def start_gateway(upstream: str, home: Path, logging: bool) -> tuple[Proc, str]:
     _, key = create_gateway_key(engine, "default", "bench", parse_key_config({}))
     engine.dispose()
     port = free_port()
-    env = {"PANOPTICON_HOME": str(home), "PANOPTICON_GATEWAY_LOGGING": str(logging).lower()}
-    env.pop("PANOPTICON_DATABASE_URL", None)
+    env: dict[str, str | None] = {
+        "PANOPTICON_HOME": str(home),
+        "PANOPTICON_GATEWAY_LOGGING": str(logging).lower(),
+        "PANOPTICON_DATABASE_URL": database_url,  # None: SQLite under home
+    }
     args = [sys.executable, "-m", "panopticon", "serve", "--role", "gateway", "--port", str(port)]
     name = "gw-log" if logging else "gw-nolog"
     return Proc(
@@ -211,7 +266,7 @@ def start_litellm(binary: str, upstream: str, folder: Path) -> Proc:
         "  drop_params: true\n"
         "  telemetry: false\n"
     )
-    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
+    env: dict[str, str | None] = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
     args = [binary, "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
             "--num_workers", "1"]  # fmt: skip
     return Proc("litellm", args, f"http://127.0.0.1:{port}/v1",
@@ -309,15 +364,35 @@ def main() -> None:
         "--targets", default="direct,bare,litellm,gw-log,gw-nolog", help="which to measure"
     )
     parser.add_argument(
+        "--pg", help="an admin URL: the gateways on fresh PostgreSQL databases next to it"
+    )
+    parser.add_argument(
         "--soak", type=int, default=0, help="only: N requests through gw-log, RSS as it goes"
+    )
+    parser.add_argument(
+        "--soak-seconds", type=float, default=0, help="only: gw-log for this long, RSS as it goes"
+    )
+    parser.add_argument(
+        "--outage", type=float, default=0, help="only: the database away this long (needs --pg)"
+    )
+    parser.add_argument(
+        "--outage-load", type=float, default=15.0, help="seconds of load before and after it"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure every target this many times, in turn"
     )
     parser.add_argument("--serve-bare", nargs=2, metavar=("PORT", "UPSTREAM"))
     args = parser.parse_args()
     if args.serve_bare:
         serve_bare(int(args.serve_bare[0]), args.serve_bare[1])
         return
-    if args.soak:
-        soak(args.soak)
+    if args.soak or args.soak_seconds:
+        soak(args.soak, args.soak_seconds, args.pg)
+        return
+    if args.outage:
+        if not args.pg:
+            parser.error("--outage stops a PostgreSQL database: give --pg ADMIN_URL")
+        outage(args.pg, args.outage, args.outage_load, args.outage_load)
         return
     latencies = args.latency or [0.0, 50.0]
     wanted = set(args.targets.split(","))
@@ -327,6 +402,7 @@ def main() -> None:
     if not have_litellm:
         print(f"LiteLLM not found at {args.litellm}: its rows are skipped", file=sys.stderr)
     rows: list[dict[str, Any]] = []
+    databases: list[str] = []
     for latency in latencies:
         mock = start_mock(latency)
         procs: list[Proc] = []
@@ -345,16 +421,26 @@ def main() -> None:
                 for logging in [
                     x for x in (True, False) if ("gw-log" if x else "gw-nolog") in wanted
                 ]:
-                    gw, key = start_gateway(mock.url, Path(tmp) / f"home-{logging}", logging)
+                    url = None
+                    if args.pg:
+                        url = fresh_database(args.pg, f"panopticon_bench_gw_{str(logging).lower()}")
+                        databases.append(url)
+                    gw, key = start_gateway(mock.url, Path(tmp) / f"home-{logging}", logging, url)
                     procs.append(gw)
                     targets.append((gw.name, gw.url, key, gw))
-                for name, url, key, proc in targets:
+                for rnd, (name, url, key, proc) in (
+                    (rnd, t) for rnd in range(args.rounds) for t in targets
+                ):
+                    if name == "litellm" and rnd:
+                        continue  # stopped after its first round
                     n = args.n if name != "litellm" else max(300, args.n // 10)
                     before = rss_mb(proc.proc.pid) if proc else None
+                    load_before = os.getloadavg()[0]
                     result = measure(url, key, n, proc.proc.pid if proc else None)
                     after = rss_mb(proc.proc.pid) if proc else None
-                    row = {"latency_ms": latency, "target": name, **result,
-                           "rss_before": before, "rss_after": after}  # fmt: skip
+                    row = {"latency_ms": latency, "round": rnd, "target": name, **result,
+                           "rss_before": before, "rss_after": after,
+                           "load": (load_before + os.getloadavg()[0]) / 2}  # fmt: skip
                     rows.append(row)
                     print(json.dumps(row), flush=True)
                     if name == "litellm":
@@ -363,28 +449,172 @@ def main() -> None:
             for p in procs:
                 p.stop()
             mock.stop()
+            for url in databases:
+                drop_database(args.pg, url)
+            databases.clear()
     print_table(rows)
 
 
-def soak(n: int) -> None:
-    """RSS of the gateway (logging on) every n/10 requests at concurrency 50, mock at 0 ms."""
+def soak(n: int, seconds: float, pg: str | None) -> None:
+    """RSS of the gateway (logging on, mock at 0 ms, concurrency 50) after every step of
+    requests, for ``n`` requests or ``seconds``; then the slope of RSS over requests, fitted
+    (least squares) over the second half of the points, past the warm-up."""
     mock = start_mock(0)
+    url = fresh_database(pg, "panopticon_bench_gw_soak") if pg else None
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            gw, key = start_gateway(mock.url, Path(tmp) / "home", True)
+            gw, key = start_gateway(mock.url, Path(tmp) / "home", True, url)
             try:
-                step = max(1000, n // 10)
+                step = max(1000, n // 10) if n else 10_000
                 done = 0
-                print("| requests | RSS MB | req/s |\n|---|---|---|")
-                print(f"| 0 | {rss_mb(gw.proc.pid):.1f} | |")
-                while done < n:
+                started = time.monotonic()
+                points = [(0, rss_mb(gw.proc.pid) or 0.0)]
+                print("| requests | RSS MB | req/s | load |\n|---|---|---|---|")
+                print(f"| 0 | {points[0][1]:.1f} | | |")
+                while (n and done < n) or (seconds and time.monotonic() - started < seconds):
                     r = asyncio.run(load(gw.url, key, step, 50, False))
                     done += step
-                    print(f"| {done} | {rss_mb(gw.proc.pid):.1f} | {r['rps']:.0f} |", flush=True)
+                    points.append((done, rss_mb(gw.proc.pid) or 0.0))
+                    print(f"| {done} | {points[-1][1]:.1f} | {r['rps']:.0f} "
+                          f"| {os.getloadavg()[0]:.1f} |", flush=True)  # fmt: skip
             finally:
                 gw.stop()
     finally:
         mock.stop()
+        if url and pg:
+            drop_database(pg, url)
+    tail = points[len(points) // 2 :]
+    if len(tail) >= 2:
+        mx = sum(x for x, _ in tail) / len(tail)
+        my = sum(y for _, y in tail) / len(tail)
+        slope = sum((x - mx) * (y - my) for x, y in tail) / sum((x - mx) ** 2 for x, _ in tail)
+        print(f"\n{done} requests in {time.monotonic() - started:.0f} s; RSS {points[1][1]:.1f} MB "
+              f"after the first step, {points[-1][1]:.1f} MB at the end; slope over the second "
+              f"half: {slope * 100_000:+.3f} MB per 100,000 requests "
+              f"({slope * 1_000_000:+.2f} MB per 1,000,000)")  # fmt: skip
+
+
+async def outage_load(
+    url: str, key: str, seconds: float, concurrency: int
+) -> tuple[list[str], int, list[str]]:
+    """Requests for ``seconds`` at ``concurrency``: the trace ids answered, the number of
+    client errors, and the first few of them."""
+    import aiohttp
+
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+    body = json.dumps(BODY).encode()
+    ids: list[str] = []
+    errors = 0
+    examples: list[str] = []
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency), headers=headers
+    ) as session:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.monotonic() < deadline:
+                try:
+                    async with session.post(
+                        url + "/chat/completions", data=body, timeout=aiohttp.ClientTimeout(30)
+                    ) as resp:
+                        text = await resp.read()
+                        if resp.status == 200:
+                            ids.append(resp.headers["x-panopticon-trace-id"])
+                            continue
+                        problem = f"{resp.status}: {text[:200]!r}"
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    problem = f"{exc.__class__.__name__}: {exc}"
+                errors += 1
+                if len(examples) < 5:
+                    examples.append(problem)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ids, errors, examples
+
+
+def outage(
+    admin_url: str, seconds: float, before_s: float = 15.0, after_s: float = 15.0,
+    concurrency: int = 20,
+) -> None:  # fmt: skip
+    """The database away for ``seconds`` under load: the gateway's own PostgreSQL database
+    refuses connections (ALLOW_CONNECTIONS false, its backends terminated), then allows
+    them again. Load runs ``before_s`` before and ``after_s`` after. Then every call
+    answered must be stored as a trace, once the spool is replayed."""
+    import psycopg
+
+    mock = start_mock(0)
+    url = fresh_database(admin_url, "panopticon_bench_gw_outage")
+    name = url.rsplit("/", 1)[1]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            home = Path(tmp) / "home"
+            gw, key = start_gateway(mock.url, home, True, url)
+            try:
+                task: dict[str, Any] = {}
+
+                def run_load() -> None:
+                    task["result"] = asyncio.run(
+                        outage_load(gw.url, key, before_s + seconds + after_s, concurrency)
+                    )
+
+                loader = threading.Thread(target=run_load)
+                loader.start()
+                time.sleep(before_s)
+                with psycopg.connect(admin_url, autocommit=True) as admin:
+                    admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+                    admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()",
+                        (name,),
+                    )
+                    down = time.monotonic()
+                    spool = home / "spool" / "traces"
+                    most = 0
+                    while time.monotonic() - down < seconds:
+                        most = max(most, len(list(spool.glob("*.jsonl"))))
+                        time.sleep(0.5)
+                    admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+                back = time.monotonic()
+                loader.join()
+                ids, errors, examples = task["result"]
+                stored = 0
+                with psycopg.connect(url) as conn:
+                    while time.monotonic() - back < 300:
+                        stored = conn.execute(
+                            "SELECT count(*) FROM trace WHERE id = ANY(%s)", (ids,)
+                        ).fetchone()[0]  # type: ignore[index]
+                        conn.commit()
+                        if stored == len(ids):
+                            break
+                        print(f"{time.monotonic() - back:.0f} s: {stored} of {len(ids)} stored",
+                              file=sys.stderr, flush=True)  # fmt: skip
+                        time.sleep(2)
+                caught_up = time.monotonic() - back
+                left = len(list((home / "spool" / "traces").glob("*")))
+            finally:
+                gw.stop()
+    finally:
+        mock.stop()
+        drop_database(admin_url, url)
+    print(
+        json.dumps(
+            {
+                "outage_s": seconds,
+                "load_s": before_s + seconds + after_s,
+                "concurrency": concurrency,
+                "answered": len(ids),
+                "client_errors": errors,
+                "error_examples": examples,
+                "stored": stored,
+                "missing": len(ids) - stored,
+                "spool_files_at_most": most,
+                "spool_files_left": left,
+                "all_stored_s_after_db_back": round(caught_up, 1),
+                "load_avg": os.getloadavg()[0],
+            }
+        )
+    )
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -392,11 +622,16 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print(
         "| mock ms | target | req/s c100 | x bare | x litellm | p50 c1 | +p50 c1 | p99 c1 "
         "| +p99 c1 | p50 c10 | +p50 c10 | p99 c10 | +p99 c10 | streams/s | x litellm "
-        "| TTFT p50 c1 | +TTFT | CPU ms/req | RSS MB |"
+        "| TTFT p50 c1 | +TTFT | CPU ms/req | RSS MB | load |"
     )
-    print("|" + "---|" * 19)
-    for latency in sorted({r["latency_ms"] for r in rows}):
-        group = {r["target"]: r for r in rows if r["latency_ms"] == latency}
+    print("|" + "---|" * 20)
+    logging: dict[float, list[tuple[float, float]]] = {}
+    for latency, rnd in sorted({(r["latency_ms"], r.get("round", 0)) for r in rows}):
+        group = {
+            r["target"]: r
+            for r in rows
+            if r["latency_ms"] == latency and (r.get("round", 0) == rnd or r["target"] == "litellm")
+        }
         direct, bare, lite = group["direct"], group.get("bare"), group.get("litellm")
         for r in group.values():
 
@@ -404,7 +639,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 return f"{a / b:.2f}" if a and b else "-"
 
             print(
-                f"| {latency:g} | {r['target']} | {r['rps']:.0f} "
+                f"| {latency:g} | {r['target']} ({rnd}) | {r['rps']:.0f} "
                 f"| {ratio(r['rps'], bare and bare['rps'])} "
                 f"| {ratio(r['rps'], lite and lite['rps'])} "
                 f"| {r['p50_c1']:.2f} | {r['p50_c1'] - direct['p50_c1']:+.2f} "
@@ -413,8 +648,21 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 f"| {r['p99_c10']:.2f} | {r['p99_c10'] - direct['p99_c10']:+.2f} "
                 f"| {r['stream_rps']:.0f} | {ratio(r['stream_rps'], lite and lite['stream_rps'])} "
                 f"| {r['ttft_p50']:.2f} | {r['ttft_p50'] - direct['ttft_p50']:+.2f} "
-                f"| {r.get('cpu_ms_per_req') or 0:.3f} | {r['rss_after'] or 0:.0f} |"
+                f"| {r.get('cpu_ms_per_req') or 0:.3f} | {r['rss_after'] or 0:.0f} "
+                f"| {r.get('load', 0):.1f} |"
             )
+        on, off = group.get("gw-log"), group.get("gw-nolog")
+        if on and off and off.get("cpu_ms_per_req"):
+            logging.setdefault(latency, []).append(
+                (on["rps"] / off["rps"], on["cpu_ms_per_req"] / off["cpu_ms_per_req"])
+            )
+    for latency, ratios in logging.items():
+        each = ", ".join(f"{t:.2f} / {c:.2f}" for t, c in ratios)
+        print(
+            f"\nmock {latency:g} ms, logging on over off (throughput / CPU per request), each "
+            f"round: {each}; median {statistics.median(t for t, _ in ratios):.2f} / "
+            f"{statistics.median(c for _, c in ratios):.2f}"
+        )
 
 
 if __name__ == "__main__":

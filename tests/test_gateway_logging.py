@@ -304,3 +304,15 @@ def test_a_call_the_database_cannot_store_does_not_take_the_others_of_its_batch_
     writer.close()
     assert (sink.written, sink.failed) == (5, 1)
     assert stored_spans(engine) == 5
+
+
+def test_gateway_trace_ids_sort_by_time_so_their_rows_land_side_by_side() -> None:
+    import time
+
+    from panopticon.gateway.logging import new_trace_id
+
+    first = new_trace_id()
+    time.sleep(0.002)  # the ids carry milliseconds; this test is about their order
+    later = [new_trace_id() for _ in range(100)]
+    assert all(len(i) == 32 and int(i, 16) for i in [first, *later])
+    assert all(first < i for i in later) and len(set(later)) == 100

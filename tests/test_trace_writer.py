@@ -231,3 +231,87 @@ def test_scores_that_come_with_a_span_are_stored_with_it_once_however_often_it_i
     )
     assert score.passed is False and score.label == "redact"
     assert score.details == {"stage": "input", "latency_ms": 0.2}
+
+
+def one_span_rows() -> list[dict[str, Any]]:
+    """One-span traces of every shape a fast path could get wrong."""
+    t0 = datetime.now(UTC) - timedelta(seconds=10)
+
+    def one(**fields: Any) -> dict[str, Any]:
+        base: dict[str, Any] = {
+            "trace_id": secrets.token_hex(16),
+            "span_id": secrets.token_hex(8),
+            "parent_id": None,
+            "name": "gateway chat.completions",
+            "kind": "llm",
+            "start_time": t0,
+            "end_time": t0 + timedelta(milliseconds=7),
+        }
+        return span_row(1, Span(**{**base, **fields}))
+
+    return [
+        one(
+            status="ok",
+            model_requested="gpt-4o-mini",
+            model_served="gpt-4o-mini-2024-07-18",
+            input_messages=[{"role": "user", "content": "hi"}],
+            output_messages=[{"role": "assistant", "content": "hello"}],
+            input_tokens=3,
+            output_tokens=1,
+            cost_usd=0.001,
+            hints=TraceHints(
+                session_id="s", user_id="u", tags=["b", "a", "b"], metadata={"gateway_key": "k"}
+            ),
+        ),
+        one(status="error", error="upstream 502", name="x" * 500),
+        one(status="error", error="", kind="embedding", input_value="text in"),
+        one(parent_id="00000000000000aa", kind="tool", output_value="out", model_served="m"),
+        one(hints=TraceHints(environment="", release="1.2", tenant_id="t")),
+    ]
+
+
+def test_a_one_span_trace_gets_the_row_the_general_aggregation_makes_of_it() -> None:
+    from panopticon.store.trace_writer import _one_span_trace, _trace_row
+
+    now = datetime.now(UTC)
+    for row in one_span_rows():
+        assert _one_span_trace(1, row, now) == _trace_row(1, row["trace_id"], [row], {}, None, now)
+
+
+def test_rows_written_through_the_sqlite_driver_read_back_as_the_tables_write_them(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    from panopticon.store.trace_writer import write_rows
+
+    written = one_span_rows()
+    with engine.begin() as conn:
+        write_rows(conn, written)
+        # the same spans again under new ids, through SQLAlchemy's own types
+        columns = [c.name for c in SpanTable.columns]
+        twins = [{**{c: r.get(c) for c in columns}, "trace_id": "t" + r["trace_id"][1:]}
+                 for r in written]  # fmt: skip
+        conn.execute(sa.insert(SpanTable), twins)
+    with engine.connect() as conn:
+        got = {r.trace_id: r._mapping for r in conn.execute(sa.select(SpanTable))}
+        if engine.dialect.name == "sqlite":  # the stored text itself, times and JSON alike
+            query = "SELECT trace_id, start_time, end_time, input_messages, attributes FROM span"
+            raw = {r[0]: r[1:] for r in conn.exec_driver_sql(query)}
+            for r in written:
+                assert raw[r["trace_id"]] == raw["t" + r["trace_id"][1:]]
+    for r in written:
+        mine, twin = dict(got[r["trace_id"]]), dict(got["t" + r["trace_id"][1:]])
+        assert mine == {**twin, "trace_id": r["trace_id"]}
+        assert (
+            mine["start_time"] == r["start_time"] and mine["input_messages"] == r["input_messages"]
+        )
+
+
+def test_a_connection_lost_in_the_drivers_hands_counts_as_the_database_away(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    writer = TraceWriter(engine, tmp_path / "spool")
+    dbapi: Any = engine.dialect.dbapi
+    # COPY on PostgreSQL talks to the driver directly: its errors are not SQLAlchemy's
+    assert writer._database_away(dbapi.OperationalError("server closed the connection"))
+    assert writer._database_away(sa.exc.OperationalError("x", {}, Exception("locked")))
+    assert not writer._database_away(TypeError("Type is not JSON serializable: set"))

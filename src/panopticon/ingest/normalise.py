@@ -40,10 +40,17 @@ def truncate(value: str, limit: int = MAX_VALUE) -> str:
 
 
 def _cut(value: Any, limit: int) -> Any:
-    if type(value) is str:  # nearly every value: the shortest way
+    kind = type(value)
+    if kind is str:  # nearly every value: the shortest way
         return value if len(value) <= limit else truncate(value, limit)
-    if type(value) is int and -(2**63) <= value < 2**63:
+    if value is None or kind is bool:
         return value
+    if kind is int and -(2**63) <= value < 2**63:
+        return value
+    if kind is list:
+        return [_cut(v, limit) for v in value]
+    if kind is dict:
+        return {k if type(k) is str else str(k): _cut(v, limit) for k, v in value.items()}
     if isinstance(value, str):
         return truncate(value, limit)
     if isinstance(value, list):

@@ -25,6 +25,7 @@ __all__ = [
     "create_engine",
     "current_revision",
     "ensure_schema",
+    "json_text",
     "ping",
     "retry_on_race",
     "upgrade",
@@ -41,12 +42,13 @@ HEAD_REVISION = "0018"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def _json_dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """A JSON column's value as stored (orjson; the engines' serializer)."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 # JSON columns through orjson: several times faster than the stdlib on every row written
-_JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+_JSON_CODEC: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": orjson.loads}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
+import operator
 import os
 import queue
 import threading
@@ -38,6 +39,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from panopticon.store.engine import json_text
 from panopticon.store.queries.traces import save_span_scores
 from panopticon.store.tables import OnlineInbox, OnlineRule, Span, Trace
 
@@ -146,7 +148,62 @@ def _copy_values(row: dict[str, Any]) -> list[Any]:
     return values
 
 
-def _insert_spans(conn: Connection, rows: list[dict[str, Any]], *, may_exist: bool) -> None:
+def _sqlite_time(value: datetime) -> str:
+    """A time as SQLAlchemy's SQLite ``DATETIME`` stores it (UTC, to the microsecond), so
+    rows written here and through the tables compare and read back alike."""
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use datetime.now(UTC)")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
+
+
+_SPAN_TIMES_AT = [i for i, c in enumerate(SPAN_COLUMNS) if c in _TIMES]
+_SPAN_VALUES = (SPAN_COLUMNS, operator.itemgetter(*SPAN_COLUMNS))
+_SQLITE_SPAN_INSERT = (
+    f"INSERT INTO span ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' * len(SPAN_COLUMNS))}) "
+    "ON CONFLICT DO NOTHING"
+)
+
+
+def _sqlite_values(
+    row: dict[str, Any],
+    columns: tuple[list[str], operator.itemgetter[Any]],
+    times_at: list[int],
+    json_at: list[int],
+    times: dict[datetime, str],
+) -> tuple[Any, ...]:
+    """A row's values (``columns``: names, and a getter of them all) as the SQLite driver
+    takes them, serialised as the table's column types would (times by
+    :func:`_sqlite_time`, JSON by the engine's serializer): the driver's ``executemany``
+    then skips SQLAlchemy's per-row, per-column processing. A column the row lacks is
+    NULL. ``times`` remembers the text of each time for the batch (a trace's times are its
+    span's, and every row of a batch has the same ``updated_at``)."""
+    names, getter = columns
+    try:
+        values = list(getter(row))
+    except KeyError:
+        values = [row.get(c) for c in names]
+    for i in times_at:
+        moment = values[i]
+        if moment is not None:
+            text = times.get(moment)
+            if text is None:
+                text = times[moment] = _sqlite_time(moment)
+            values[i] = text
+    for i in json_at:
+        if values[i] is not None:
+            values[i] = json_text(values[i])
+    return tuple(values)
+
+
+def _insert_spans(
+    conn: Connection,
+    rows: list[dict[str, Any]],
+    *,
+    may_exist: bool,
+    times: dict[datetime, str] | None = None,
+) -> None:
     """Insert spans. ``may_exist``: some may be stored already (their trace has a row), so
     conflicts are skipped; otherwise (a new trace: none of its spans can be stored, see
     :func:`write_rows`) PostgreSQL copies them straight into the table."""
@@ -172,23 +229,37 @@ def _insert_spans(conn: Connection, rows: list[dict[str, Any]], *, may_exist: bo
                 f"INSERT INTO span ({cols}) SELECT {cols} FROM span_stage ON CONFLICT DO NOTHING"
             )
         return
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    stmt = sqlite_insert(Span).on_conflict_do_nothing()
-    conn.execute(stmt, [{c: r.get(c) for c in SPAN_COLUMNS} for r in rows])
+    # the driver's executemany through exec_driver_sql (its errors are SQLAlchemy's, so an
+    # unavailable database still spools)
+    times = {} if times is None else times
+    conn.exec_driver_sql(
+        _SQLITE_SPAN_INSERT,
+        [_sqlite_values(r, _SPAN_VALUES, _SPAN_TIMES_AT, _JSON_AT, times) for r in rows],
+    )
 
 
 _TRACE_KEY = ("workspace_id", "id", "bucket")
 _TRACE_COLUMNS = [c.name for c in Trace.columns]
 _TRACE_JSON_AT = [i for i, c in enumerate(_TRACE_COLUMNS) if c in ("tags", "metadata", "models")]
+_TRACE_VALUES = (_TRACE_COLUMNS, operator.itemgetter(*_TRACE_COLUMNS))
+_TRACE_TIMES = ("bucket", "start_time", "end_time", "updated_at")
+_TRACE_TIMES_AT = [i for i, c in enumerate(_TRACE_COLUMNS) if c in _TRACE_TIMES]
+_TRACE_UPDATE = f"ON CONFLICT ({', '.join(_TRACE_KEY)}) DO UPDATE SET " + ", ".join(
+    f"{c} = EXCLUDED.{c}" for c in _TRACE_COLUMNS if c not in _TRACE_KEY
+)
 _TRACE_UPSERT = (
     f"INSERT INTO trace ({', '.join(_TRACE_COLUMNS)}) SELECT {', '.join(_TRACE_COLUMNS)} "
-    f"FROM trace_stage ON CONFLICT ({', '.join(_TRACE_KEY)}) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _TRACE_COLUMNS if c not in _TRACE_KEY)
+    f"FROM trace_stage {_TRACE_UPDATE}"
+)
+_SQLITE_TRACE_UPSERT = (
+    f"INSERT INTO trace ({', '.join(_TRACE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_TRACE_COLUMNS))}) {_TRACE_UPDATE}"
 )
 
 
-def _upsert_traces(conn: Connection, values: list[dict[str, Any]]) -> None:
+def _upsert_traces(
+    conn: Connection, values: list[dict[str, Any]], times: dict[datetime, str] | None = None
+) -> None:
     """Insert or replace trace rows. PostgreSQL: COPY into a staging table, then one
     INSERT ... ON CONFLICT from it (binding a batch's 26 columns x hundreds of rows as
     parameters cost more client CPU than the spans' COPY)."""
@@ -208,14 +279,11 @@ def _upsert_traces(conn: Connection, values: list[dict[str, Any]]) -> None:
                     copy.write_row(line)
             cur.execute(_TRACE_UPSERT)
         return
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    stmt = sqlite_insert(Trace)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(_TRACE_KEY),
-        set_={c.name: stmt.excluded[c.name] for c in Trace.columns if c.name not in _TRACE_KEY},
+    times = {} if times is None else times
+    conn.exec_driver_sql(
+        _SQLITE_TRACE_UPSERT,
+        [_sqlite_values(r, _TRACE_VALUES, _TRACE_TIMES_AT, _TRACE_JSON_AT, times) for r in values],
     )
-    conn.execute(stmt, values)
 
 
 def write_rows(conn: Connection, rows: list[dict[str, Any]]) -> int:
@@ -276,6 +344,45 @@ def _aggregate(spans: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _one_span_trace(ws: int, span: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The row of a new trace whose batch holds one span (every gateway call): what the
+    general path below makes of it, built straight from the span. A test holds the two
+    to the same row."""
+    h = span.get("_hints") or {}
+    models = {m for m in (span.get("model_requested"), span.get("model_served")) if m}
+    start, end = span["start_time"], span["end_time"]
+    failed = span["status"] == "error"
+    inp, out = _preview(span)
+    return {
+        "workspace_id": ws,
+        "id": span["trace_id"],
+        "bucket": _day(start),
+        "name": span["name"][:500],
+        "session_id": h.get("session_id") or None,
+        "user_id": h.get("user_id") or None,
+        "tenant_id": h.get("tenant_id") or None,
+        "environment": h.get("environment") or None,
+        "release": h.get("release") or None,
+        "tags": sorted(set(h.get("tags") or ())) or None,
+        "metadata": dict(h.get("metadata") or {}) or None,
+        "start_time": start,
+        "end_time": end,
+        "latency_ms": (end - start).total_seconds() * 1000.0,
+        "status": "error" if failed else "ok",
+        "error": (span["error"] or None) if failed else None,
+        "span_count": 1,
+        "error_count": 1 if failed else 0,
+        "input_tokens": span.get("input_tokens"),
+        "output_tokens": span.get("output_tokens"),
+        "cost_usd": span.get("cost_usd"),
+        "models": sorted(models) or None,
+        "input_text": inp,
+        "output_text": out,
+        "search_text": _search_text(None, (span,)),
+        "updated_at": now,
+    }
+
+
 def _stored_aggregates(
     conn: Connection, ws: int, ids: list[str], lo: datetime, hi: datetime
 ) -> dict[str, dict[str, Any]]:
@@ -322,16 +429,20 @@ def _stored_aggregates(
     return out
 
 
+# built once: building the statement cost more than running it, once a batch
+_ENABLED_RULE = (
+    sa.select(OnlineRule.c.id)
+    .where(OnlineRule.c.workspace_id == sa.bindparam("ws"), OnlineRule.c.enabled.is_(True))
+    .limit(1)
+)
+
+
 def _online_inbox(conn: Connection, ws: int, rows: list[dict[str, Any]]) -> None:
     """Spans of a workspace with an enabled online rule wait in the inbox for the online
     selector, written in the transaction that stores them: a span is never stored without
     its entry, nor queued without being stored. (A span sent twice gets two entries; the
     ledger keeps one outcome per span and rule.)"""
-    enabled = conn.execute(
-        sa.select(OnlineRule.c.id)
-        .where(OnlineRule.c.workspace_id == ws, OnlineRule.c.enabled.is_(True))
-        .limit(1)
-    ).first()
+    enabled = conn.execute(_ENABLED_RULE, {"ws": ws}).first()
     if enabled is None:
         return
     now = datetime.now(UTC)
@@ -350,6 +461,91 @@ def _online_inbox(conn: Connection, ws: int, rows: list[dict[str, Any]]) -> None
     )
 
 
+def _stored_trace_ids(
+    conn: Connection, ws: int, ids: list[str], lo: datetime, hi: datetime
+) -> list[str]:
+    """Which of ``ids`` already have a row (filed between ``lo`` and ``hi``). The ids go as
+    one parameter (an array; JSON on SQLite): an expanded ``IN`` of hundreds of ids cost
+    more to bind than the rest of the batch's reads. Gateway calls are new traces, so the
+    answer is nearly always empty and their rows are never read."""
+    if conn.dialect.name == "postgresql":
+        query = (
+            "SELECT id FROM trace WHERE workspace_id = :ws AND id = ANY(CAST(:ids AS text[])) "
+            "AND bucket BETWEEN :lo AND :hi"
+        )
+        params: dict[str, Any] = {"ws": ws, "ids": ids, "lo": lo, "hi": hi}
+    else:
+        query = (
+            "SELECT id FROM trace WHERE workspace_id = :ws "
+            "AND id IN (SELECT value FROM json_each(:ids)) AND bucket BETWEEN :lo AND :hi"
+        )
+        params = {"ws": ws, "ids": json_text(ids), "lo": _sqlite_time(lo), "hi": _sqlite_time(hi)}
+    return [r[0] for r in conn.execute(sa.text(query), params)]
+
+
+def _trace_row(
+    ws: int,
+    trace_id: str,
+    spans: list[dict[str, Any]],
+    old: dict[str, Any],
+    aggregate: dict[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A trace's row from the batch's ``spans`` of it, its ``old`` row ({} for a new trace)
+    and, for a trace that had a row, the ``aggregate`` of its stored spans."""
+    spans = sorted(spans, key=lambda r: r["start_time"])
+    a = aggregate or _aggregate(spans)
+    root = a["root"]
+    hints: dict[str, Any] = {}
+    tags: set[str] = set(old.get("tags") or [])
+    meta: dict[str, Any] = dict(old.get("metadata") or {})
+    for s in spans:
+        h = s.get("_hints") or {}
+        for key in ("session_id", "user_id", "tenant_id", "environment", "release"):
+            if h.get(key) and not hints.get(key):
+                hints[key] = h[key]
+        tags.update(h.get("tags") or [])
+        meta.update(h.get("metadata") or {})
+    if root is not None:
+        inp, out = _preview(root)
+        name, error = root["name"], root["error"]
+    else:
+        first = next((s for s in spans if s["kind"] == "llm"), spans[0])
+        inp, out = _preview(first)
+        name, error = None, None
+    error = error or old.get("error") or next((s["error"] for s in spans if s["error"]), None)
+    start, end = a["start_time"], a["end_time"]
+    if start.tzinfo is None:  # SQLite hands back naive times from aggregates
+        start, end = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
+    return {
+        "workspace_id": ws,
+        "id": trace_id,
+        "bucket": old.get("bucket") or _day(start),
+        "name": (name or old.get("name") or spans[0]["name"])[:500],
+        **{
+            key: (old.get(key) or hints.get(key))
+            for key in ("session_id", "user_id", "tenant_id", "environment", "release")
+        },
+        "tags": sorted(tags) or None,
+        "metadata": meta or None,
+        "start_time": start,
+        "end_time": end,
+        "latency_ms": (end - start).total_seconds() * 1000.0,
+        "status": "error" if a["error_count"] else "ok",
+        "error": error if a["error_count"] else None,
+        "span_count": a["span_count"],
+        "error_count": a["error_count"],
+        "input_tokens": a["input_tokens"],
+        "output_tokens": a["output_tokens"],
+        "cost_usd": a["cost_usd"],
+        "models": sorted(a["models"]) or None,
+        "input_text": (inp if root is not None else old.get("input_text") or inp),
+        "output_text": (out if root is not None else old.get("output_text") or out),
+        "search_text": _search_text(old.get("search_text"), spans),
+        "updated_at": now,
+    }
+
+
 def _write_workspace(conn: Connection, ws: int, rows: list[dict[str, Any]]) -> int:
     ids = sorted({r["trace_id"] for r in rows})
     lo = min(r["start_time"] for r in rows) - timedelta(days=1)
@@ -364,82 +560,43 @@ def _write_workspace(conn: Connection, ws: int, rows: list[dict[str, Any]]) -> i
             ),
             {"ids": ids},
         )
-    existing = {
-        r.id: dict(r._mapping)
-        for r in conn.execute(
-            sa.select(Trace).where(
-                Trace.c.workspace_id == ws,
-                Trace.c.id.in_(ids),
-                Trace.c.bucket.between(_day(lo) - timedelta(days=1), hi),
+    first_bucket = _day(lo) - timedelta(days=1)
+    found = _stored_trace_ids(conn, ws, ids, first_bucket, hi)
+    existing = (
+        {
+            r.id: dict(r._mapping)
+            for r in conn.execute(
+                sa.select(Trace).where(
+                    Trace.c.workspace_id == ws,
+                    Trace.c.id.in_(found),
+                    Trace.c.bucket.between(first_bucket, hi),
+                )
             )
-        )
-    }
+        }
+        if found
+        else {}
+    )
     batch: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         batch.setdefault(row["trace_id"], []).append(row)
-    _insert_spans(conn, [r for r in rows if r["trace_id"] not in existing], may_exist=False)
+    times: dict[datetime, str] = {}  # SQLite: each time's text, once a batch
+    new = [r for r in rows if r["trace_id"] not in existing]
+    _insert_spans(conn, new, may_exist=False, times=times)
     _insert_spans(conn, [r for r in rows if r["trace_id"] in existing], may_exist=True)
     _online_inbox(conn, ws, rows)
     stored = _stored_aggregates(conn, ws, sorted(existing), lo, hi)
     now = datetime.now(UTC)
     values = []
     for trace_id in ids:
-        old = existing.get(trace_id, {})
-        spans = sorted(batch[trace_id], key=lambda r: r["start_time"])
-        a = stored.get(trace_id) or _aggregate(spans)
-        root = a["root"]
-        hints: dict[str, Any] = {}
-        tags: set[str] = set(old.get("tags") or [])
-        meta: dict[str, Any] = dict(old.get("metadata") or {})
-        for s in spans:
-            h = s.get("_hints") or {}
-            for key in ("session_id", "user_id", "tenant_id", "environment", "release"):
-                if h.get(key) and not hints.get(key):
-                    hints[key] = h[key]
-            tags.update(h.get("tags") or [])
-            meta.update(h.get("metadata") or {})
-        if root is not None:
-            inp, out = _preview(root)
-            name, error = root["name"], root["error"]
-        else:
-            first = next((s for s in spans if s["kind"] == "llm"), spans[0])
-            inp, out = _preview(first)
-            name, error = None, None
-        error = error or old.get("error") or next((s["error"] for s in spans if s["error"]), None)
-        start, end = a["start_time"], a["end_time"]
-        if start.tzinfo is None:  # SQLite hands back naive times from aggregates
-            start, end = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
+        spans = batch[trace_id]
+        if len(spans) == 1 and trace_id not in existing:
+            values.append(_one_span_trace(ws, spans[0], now))
+            continue
         values.append(
-            {
-                "workspace_id": ws,
-                "id": trace_id,
-                "bucket": old.get("bucket") or _day(start),
-                "name": (name or old.get("name") or spans[0]["name"])[:500],
-                **{
-                    key: (old.get(key) or hints.get(key))
-                    for key in ("session_id", "user_id", "tenant_id", "environment", "release")
-                },
-                "tags": sorted(tags) or None,
-                "metadata": meta or None,
-                "start_time": start,
-                "end_time": end,
-                "latency_ms": (end - start).total_seconds() * 1000.0,
-                "status": "error" if a["error_count"] else "ok",
-                "error": error if a["error_count"] else None,
-                "span_count": a["span_count"],
-                "error_count": a["error_count"],
-                "input_tokens": a["input_tokens"],
-                "output_tokens": a["output_tokens"],
-                "cost_usd": a["cost_usd"],
-                "models": sorted(a["models"]) or None,
-                "input_text": (inp if root is not None else old.get("input_text") or inp),
-                "output_text": (out if root is not None else old.get("output_text") or out),
-                "search_text": _search_text(old.get("search_text"), spans),
-                "updated_at": now,
-            }
+            _trace_row(ws, trace_id, spans, existing.get(trace_id, {}), stored.get(trace_id), now)
         )
     if values:
-        _upsert_traces(conn, values)
+        _upsert_traces(conn, values, times)
     return len(values)
 
 
@@ -649,7 +806,10 @@ class TraceWriter:
         try:
             with self.engine.begin() as conn:
                 write_rows(conn, rows)
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        except Exception as exc:
+            if not self._database_away(exc):
+                self._refused(work, rows, exc)
+                return
             log.warning(
                 "cannot write %d spans (%s: %s); spooling them to %s",
                 len(rows),
@@ -660,19 +820,34 @@ class TraceWriter:
             self._degraded = True
             self._spool_or_fail(work, rows)
             return
-        except Exception as exc:  # the data, not the database
-            if len(work) > 1:
-                for one in work:
-                    self._write_batch([one])
-                return
-            log.warning("a batch of %d spans was refused: %s", len(rows), exc)
-            work[0][1].set_exception(
-                BatchRejected(f"the spans could not be stored: {getattr(exc, 'orig', exc)}")
-            )
-            return
         self._written += len(rows)
         for _, future in work:
             future.set_result(None)
+
+    def _database_away(self, exc: BaseException) -> bool:
+        """The database (or the connection to it) failed, not the data: SQLAlchemy's
+        operational errors, and the driver's own where the writer talks to the driver
+        directly (COPY on PostgreSQL), which SQLAlchemy does not wrap."""
+        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+            return True
+        dbapi = self.engine.dialect.dbapi
+        return dbapi is not None and isinstance(exc, (dbapi.OperationalError, dbapi.InterfaceError))
+
+    def _refused(
+        self,
+        work: list[tuple[list[dict[str, Any]], concurrent.futures.Future[None]]],
+        rows: list[dict[str, Any]],
+        exc: Exception,
+    ) -> None:
+        """The data, not the database: each request again alone, the one at fault failed."""
+        if len(work) > 1:
+            for one in work:
+                self._write_batch([one])
+            return
+        log.warning("a batch of %d spans was refused: %s", len(rows), exc)
+        work[0][1].set_exception(
+            BatchRejected(f"the spans could not be stored: {getattr(exc, 'orig', exc)}")
+        )
 
     def _spool_or_fail(
         self,
@@ -718,8 +893,10 @@ class TraceWriter:
                 with self.engine.begin() as conn:
                     for i in range(0, len(rows), self.max_batch):
                         write_rows(conn, rows[i : i + self.max_batch])
-            except sa.exc.SQLAlchemyError:
+            except Exception as exc:
                 claimed.rename(path)
+                if not (isinstance(exc, sa.exc.SQLAlchemyError) or self._database_away(exc)):
+                    log.exception("spooled spans in %s could not be replayed", path.name)
                 return
             claimed.unlink()
             self._replayed += len(rows)
