@@ -19,11 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from panopticon.errors import ConfigError, Issue
-from panopticon.online.outcomes import Outcome
 from panopticon.online.rules import RuleSpec
-from panopticon.online.select import decide, segment_of
 from panopticon.services.online import OnlineRules
-from panopticon.services.online_eval import candidate_of
+from panopticon.services.online_eval import candidate_of, ledger_entry
 from panopticon.services.tasks import TASKS, TaskContext
 from panopticon.store.engine import Engine
 from panopticon.store.queries import jobs as jobs_q
@@ -172,29 +170,17 @@ def _walk_page(engine: Engine, job_id: int) -> bool:
             after,
             PAGE,
         )
+        # a past hour's minimum counts what that hour selected: a backfill keeps its own
         hour_counts: dict[tuple[int, str], int] = {}
         rows = []
         for f in page:
-            c = candidate_of(f)
-            segment = segment_of(spec, c)
-            # a past hour's minimum counts what that hour selected: a backfill keeps its own
-            decision = decide(spec, c, hour_counts.get((rule_row.id, segment), 0))
-            if decision.outcome == Outcome.PENDING:
-                hour_counts[(rule_row.id, segment)] = hour_counts.get((rule_row.id, segment), 0) + 1
-            rows.append(
-                {
-                    "workspace_id": job.workspace_id,
-                    "rule_id": rule_row.id,
-                    "rule_version": rule_row.version,
-                    "trace_id": f.trace_id,
-                    "span_id": f.span_id,
-                    "outcome": str(decision.outcome),
-                    "reason": decision.reason + f" (backfill {job_id})",
-                    "segment": segment[:200],
-                    "priority": spec.priority - 1,  # live traffic first
-                    "job_id": job_id,
-                }
+            entry = ledger_entry(
+                spec, rule_row.id, rule_row.version, f, candidate_of(f), hour_counts
             )
+            entry["reason"] += f" (backfill {job_id})"
+            entry["priority"] -= 1  # live traffic first
+            entry["job_id"] = job_id
+            rows.append(entry)
         q.insert_outcomes(conn, rows, rejudge=bool(p.get("rejudge")))
         p["looked_at"] = int(p.get("looked_at") or 0) + len(page)
         if page:

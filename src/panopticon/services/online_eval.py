@@ -63,6 +63,7 @@ __all__ = [
     "SelectStats",
     "candidate_of",
     "context_of",
+    "ledger_entry",
     "online_evaluate",
     "online_tick",
     "select_new",
@@ -194,6 +195,33 @@ def select_new(engine: Engine, settings: Settings, now: datetime | None = None) 
     return stats
 
 
+def ledger_entry(
+    spec: RuleSpec,
+    rule_id: int,
+    version: str,
+    f: q.SpanFacts,
+    c: Candidate,
+    counts: dict[tuple[int, str], int],
+) -> dict[str, Any]:
+    """The ledger entry a rule version gives a span: its filter and sampling decided, the
+    span counted in its segment's hour when selected (``counts`` is updated)."""
+    segment = segment_of(spec, c)
+    decision = decide(spec, c, counts.get((rule_id, segment), 0))
+    if decision.outcome == Outcome.PENDING:
+        counts[(rule_id, segment)] = counts.get((rule_id, segment), 0) + 1
+    return {
+        "workspace_id": f.workspace_id,
+        "rule_id": rule_id,
+        "rule_version": version,
+        "trace_id": f.trace_id,
+        "span_id": f.span_id,
+        "outcome": str(decision.outcome),
+        "reason": decision.reason,
+        "segment": segment[:200],
+        "priority": spec.priority,
+    }
+
+
 def _decide_all(conn: Any, taken: list[q.InboxSpan], now: datetime) -> list[dict[str, Any]]:
     facts = q.span_facts(conn, [(t.workspace_id, t.trace_id, t.span_id) for t in taken])
     rules = q.enabled_rules(conn, {f.workspace_id for f in facts})
@@ -210,23 +238,7 @@ def _decide_all(conn: Any, taken: list[q.InboxSpan], now: datetime) -> list[dict
     for f in facts:
         c = candidate_of(f)
         for rule, spec in by_ws.get(f.workspace_id, []):
-            segment = segment_of(spec, c)
-            decision = decide(spec, c, counts.get((rule.id, segment), 0))
-            if decision.outcome == Outcome.PENDING:
-                counts[(rule.id, segment)] = counts.get((rule.id, segment), 0) + 1
-            rows.append(
-                {
-                    "workspace_id": f.workspace_id,
-                    "rule_id": rule.id,
-                    "rule_version": rule.version,
-                    "trace_id": f.trace_id,
-                    "span_id": f.span_id,
-                    "outcome": str(decision.outcome),
-                    "reason": decision.reason,
-                    "segment": segment[:200],
-                    "priority": spec.priority,
-                }
-            )
+            rows.append(ledger_entry(spec, rule.id, rule.version, f, c, counts))
     return rows
 
 
