@@ -111,6 +111,10 @@ def create_app(
     # made here, not at import; the job runner starts with the server (lifespan)
     app.state.engine = open_store(settings)
     install_error_handlers(app)
+    if "api" in roles:  # inside RequestLimits: its checks come first
+        from panopticon.api.fast import FastPaths
+
+        app.add_middleware(FastPaths, state=app.state)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     if "ingest" in roles:

@@ -5,20 +5,40 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 
-from panopticon.services.access import Principal, authenticate
+from panopticon.services.access import (
+    AuthError,
+    Principal,
+    authenticate_hash,
+    hash_key,
+    known_principal,
+)
 from panopticon.services.database import Engine
 from panopticon.settings import Settings
 
-__all__ = ["MAX_ID", "Admin", "EngineDep", "Id", "Member", "SettingsDep", "Viewer"]
+__all__ = [
+    "MAX_ID",
+    "Admin",
+    "EngineDep",
+    "Id",
+    "Member",
+    "SettingsDep",
+    "Viewer",
+    "caller",
+]
 
 
-def get_engine(request: Request) -> Engine:
+# Every dependency here is ``async def`` and never blocks: FastAPI runs a plain ``def``
+# dependency in the thread pool, a hop per dependency per request that cost more than the
+# work. Only a key not seen in the last seconds is read from the database, in a thread.
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -27,27 +47,34 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def _caller(request: Request, x_api_key: str | None) -> Principal:
-    state = request.app.state
-    return authenticate(state.engine, state.settings, x_api_key)
+async def caller(state: State, x_api_key: str | None, role: str = "viewer") -> Principal:
+    """The key's principal, with at least ``role``, or AuthError (401, 403). ``state``: the
+    app's."""
+    if not x_api_key:
+        raise AuthError("missing X-API-Key header; create a key with `panopticon keys create`")
+    key_hash = hash_key(x_api_key)
+    principal = known_principal(state.engine, state.settings, key_hash)
+    if principal is None:
+        principal = await run_in_threadpool(
+            authenticate_hash, state.engine, state.settings, key_hash
+        )
+    if role != "viewer":
+        principal.require(role)
+    return principal
 
 
 # One dependency per role, each reading the key itself: a chain of dependencies
 # (engine, settings, caller, role) cost more per request than checking the key.
-def _viewer(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> Principal:
-    return _caller(request, x_api_key)
+async def _viewer(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> Principal:
+    return await caller(request.app.state, x_api_key)
 
 
-def _member(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> Principal:
-    principal = _caller(request, x_api_key)
-    principal.require("member")
-    return principal
+async def _member(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> Principal:
+    return await caller(request.app.state, x_api_key, "member")
 
 
-def _admin(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> Principal:
-    principal = _caller(request, x_api_key)
-    principal.require("admin")
-    return principal
+async def _admin(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> Principal:
+    return await caller(request.app.state, x_api_key, "admin")
 
 
 Viewer = Annotated[Principal, Depends(_viewer)]

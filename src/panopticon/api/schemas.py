@@ -60,7 +60,7 @@ class PagePublic(BaseModel, Generic[T]):
     total_exact: bool = Field(
         default=True,
         description="False when there are more matches than were counted: total is then a "
-        "lower bound (results count up to 10,000 matches, or the end of the page asked for).",
+        "lower bound (results count up to 1,000 matches, or the end of the page asked for).",
     )
 
 

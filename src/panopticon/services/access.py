@@ -6,6 +6,7 @@ Roles: ``viewer`` reads; ``member`` also writes (queries, metrics, evaluations);
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 
 from panopticon.errors import ConfigError, Issue, NotFoundError, PanopticonError
 from panopticon.settings import Settings
-from panopticon.store.engine import Engine
+from panopticon.store.engine import Engine, read
 from panopticon.store.queries import access, catalog
 from panopticon.store.tables import ROLES, SCOPES
 
@@ -30,6 +31,7 @@ __all__ = [
     "create_key",
     "end_session",
     "hash_key",
+    "known_principal",
     "list_keys",
     "revoke_key",
     "session_ended",
@@ -167,26 +169,56 @@ def authenticate_hash(
     """The principal of a key known by its hash (a web session keeps only the hash, so a
     revoked key ends its sessions too). One read; no write: ``last_used_at`` is recorded
     at most once a minute per key, off the request's path."""
+    principal = known_principal(engine, settings, key_hash, purpose)
+    if principal is not None:
+        return principal
     usage = _usage(engine)
-    if settings.api_key and hmac.compare_digest(key_hash, hash_key(settings.api_key)):
-        if usage.default_workspace is None:
-            with engine.begin() as conn:
-                usage.default_workspace = catalog.ensure_workspace(conn, "default")
+    if _is_bootstrap(settings, key_hash):
+        with engine.begin() as conn:
+            usage.default_workspace = catalog.ensure_workspace(conn, "default")
         return Principal(usage.default_workspace, "default", "admin", None)
-    now = time.monotonic()
+    row = read(engine, lambda conn: access.find_key(conn, key_hash))
+    if row is None or row.revoked_at is not None:
+        usage.principals.pop(key_hash, None)
+        raise AuthError("invalid or revoked API key")
+    principal = Principal(row.workspace_id, row.workspace, row.role, row.id, row.scope)
+    if len(usage.principals) > 10_000:  # bounded: forget them all, they are re-read
+        usage.principals.clear()
+    usage.principals[key_hash] = (time.monotonic() + PRINCIPAL_TTL_S, principal)
+    return _admitted(usage, principal, purpose)
+
+
+def known_principal(
+    engine: Engine, settings: Settings, key_hash: str, purpose: str = "api"
+) -> Principal | None:
+    """The principal of a key from memory alone (the bootstrap key once its workspace is
+    known, a key checked in the last PRINCIPAL_TTL_S seconds), or None when the database
+    must be read: ``authenticate_hash`` then. Never blocks, so an async caller checks it on
+    the event loop and goes to a thread only when it returns None. Raises AuthError as
+    ``authenticate_hash`` would for a key it knows."""
+    usage = _usage(engine)
+    if _is_bootstrap(settings, key_hash):
+        if usage.default_workspace is None:
+            return None
+        return Principal(usage.default_workspace, "default", "admin", None)
     cached = usage.principals.get(key_hash)
-    if cached is not None and cached[0] > now:
-        principal = cached[1]
-    else:
-        with engine.connect() as conn:
-            row = access.find_key(conn, key_hash)
-        if row is None or row.revoked_at is not None:
-            usage.principals.pop(key_hash, None)
-            raise AuthError("invalid or revoked API key")
-        principal = Principal(row.workspace_id, row.workspace, row.role, row.id, row.scope)
-        if len(usage.principals) > 10_000:  # bounded: forget them all, they are re-read
-            usage.principals.clear()
-        usage.principals[key_hash] = (now + PRINCIPAL_TTL_S, principal)
+    if cached is None or cached[0] <= time.monotonic():
+        return None
+    return _admitted(usage, cached[1], purpose)
+
+
+def _is_bootstrap(settings: Settings, key_hash: str) -> bool:
+    return bool(settings.api_key) and hmac.compare_digest(
+        key_hash, _bootstrap_hash(settings.api_key or "")
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _bootstrap_hash(key: str) -> str:
+    return hash_key(key)
+
+
+def _admitted(usage: _KeyUsage, principal: Principal, purpose: str) -> Principal:
     if principal.scope == "ingest" and purpose != "ingest":
         raise AuthError(
             "this key may only send traces and scores (scope ingest); use another key", 403

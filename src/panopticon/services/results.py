@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
@@ -9,7 +10,7 @@ from datetime import datetime
 from typing import Any, Self
 
 from panopticon.errors import ConfigError, Issue, NotFoundError
-from panopticon.store.engine import Engine
+from panopticon.store.engine import Engine, read
 from panopticon.store.queries.results import (
     SOURCE_FILTERS,
     ResultFilters,
@@ -35,7 +36,12 @@ __all__ = [
 class _FromRow:
     @classmethod
     def of(cls, row: dict[str, Any]) -> Self:
-        return cls(**{f.name: row.get(f.name) for f in fields(cls)})  # type: ignore[arg-type]
+        return cls(*map(row.get, _field_names(cls)))
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
 
 
 @dataclass(frozen=True)
@@ -159,8 +165,9 @@ def find_results(
     """A page of scores, run and production ones together unless ``filters.source`` says
     which (``run``, ``production`` or one source by name)."""
     check_source(filters.source)
-    with engine.connect() as conn:
-        rows, total, exact = search_scores(conn, workspace_id, filters, limit, offset)
+    rows, total, exact = read(
+        engine, lambda conn: search_scores(conn, workspace_id, filters, limit, offset)
+    )
     return ResultPage([ScoreRow.of(r) for r in rows], total, exact)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "ensure_schema",
     "json_text",
     "ping",
+    "read",
     "retry_on_race",
     "upgrade",
 ]
@@ -85,13 +87,49 @@ def create_engine(settings: Settings) -> Engine:
 
     postgresql_options()
     try:
-        return sa.create_engine(
-            url, pool_pre_ping=True, pool_size=10, max_overflow=10, **_JSON_CODEC
-        )
+        # no pool_pre_ping: its SELECT 1 was a round trip on every checkout. A connection
+        # the server closed is found at checkout without one (_drop_closed), and a read that
+        # still meets one is tried again once on a fresh connection (read()).
+        engine = sa.create_engine(url, pool_size=10, max_overflow=10, **_JSON_CODEC)
     except ModuleNotFoundError as exc:
         if "psycopg" in str(exc):
             raise MissingDependencyError("psycopg", "postgres", "PostgreSQL") from None
         raise
+    sa.event.listen(engine, "checkout", _drop_closed)
+    return engine
+
+
+def _drop_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse a pooled PostgreSQL connection the server has closed or is closing, with no
+    round trip: an idle connection has nothing to read unless the server wrote to it (a
+    termination notice: pg_terminate_backend, a restart) or closed it. The pool then
+    discards it and opens another (SQLAlchemy's DisconnectionError contract)."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise sa.exc.DisconnectionError("the connection is closed")
+    try:
+        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    except (OSError, ValueError) as exc:
+        raise sa.exc.DisconnectionError(f"the connection cannot be used: {exc}") from exc
+    if readable:
+        raise sa.exc.DisconnectionError("the server closed the connection while it was idle")
+
+
+def read(engine: Engine, work: Callable[[sa.Connection], T]) -> T:
+    """``work(conn)`` on a connection in autocommit mode, for reads: no BEGIN and no
+    ROLLBACK round trips on PostgreSQL (each statement sees committed data, as a
+    READ COMMITTED transaction would statement by statement). When the connection turns out
+    to have been closed by the server (a restart, pg_terminate_backend between the checkout
+    and the first statement), the pool is renewed and the read tried once more."""
+    for attempt in (1, 2):
+        try:
+            with engine.connect() as conn:
+                if engine.dialect.name != "sqlite":
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                return work(conn)
+        except sa.exc.DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def ping(engine: Engine) -> str | None:

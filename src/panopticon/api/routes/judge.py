@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime
+from starlette.concurrency import run_in_threadpool
 
 from panopticon.api.deps import EngineDep, Id, Member, SettingsDep, Viewer
+from panopticon.api.responses import json_response
 from panopticon.api.schemas import (
     CalibrationPublic,
     EvaluateQuery,
@@ -26,6 +28,7 @@ from panopticon.services.exports import FORMATS, render_scores
 from panopticon.services.jobs import job_status, validate_theme_job
 from panopticon.services.results import (
     ResultFilters,
+    ResultPage,
     check_source,
     find_results,
     iter_results,
@@ -64,9 +67,10 @@ def evaluate_theme(
 
 # SOURCE_FILTERS, spelled out for the OpenAPI schema (a test keeps them equal)
 SourceName = Literal["run", "production", "online", "guardrail", "human", "api"]
+SOURCE_NAMES = get_args(SourceName)
 
 
-def result_filters(
+async def result_filters(
     theme: Annotated[str | None, Query(max_length=200)] = None,
     model_id: Annotated[
         str | None,
@@ -114,23 +118,30 @@ FiltersDep = Annotated[ResultFilters, Depends(result_filters)]
 
 
 @router.get("/results", response_model=PagePublic[ResultPublic])
-def results(
+async def results(
     engine: EngineDep,
     caller: Viewer,
     filters: FiltersDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> PagePublic[ResultPublic]:
+) -> Response:
     """Scores, newest first: those of runs' answers and of production traces and spans
     together (``source`` narrows), each with its subject and source."""
-    page = find_results(engine, caller.workspace_id, filters, limit, offset)
-    return PagePublic[ResultPublic](
-        items=[ResultPublic(**asdict(r)) for r in page.items],
-        total=page.total,
-        limit=limit,
-        offset=offset,
-        total_exact=page.exact,
+    page = await run_in_threadpool(
+        find_results, engine, caller.workspace_id, filters, limit, offset
     )
+    return json_response(results_page(page, limit, offset))
+
+
+def results_page(page: ResultPage, limit: int, offset: int) -> dict[str, Any]:
+    """``PagePublic[ResultPublic]`` as plain data: a ``ScoreRow`` has ResultPublic's fields."""
+    return {
+        "items": page.items,
+        "total": page.total,
+        "limit": limit,
+        "offset": offset,
+        "total_exact": page.exact,
+    }
 
 
 @router.get(

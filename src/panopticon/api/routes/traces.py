@@ -139,7 +139,7 @@ class TraceSettingsPublic(BaseModel):
     redact: bool = False
 
 
-def filters(
+async def filters(
     since: datetime | None = None,
     until: datetime | None = None,
     model: str | None = None,

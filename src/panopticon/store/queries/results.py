@@ -19,6 +19,12 @@ from sqlalchemy.engine import Connection
 
 from panopticon.store.queries.catalog import chunks
 from panopticon.store.queries.match import ESCAPE, like_pattern
+from panopticon.store.queries.paging import (
+    COUNT_CAP,
+    capped_count,
+    counted_total,
+    rows_to_count,
+)
 from panopticon.store.tables import (
     Annotation,
     Metric,
@@ -69,11 +75,6 @@ def source_kind(source: str | None) -> str:
     if source is None:
         return "all"
     return source if source in ("run", "production") else "named"
-
-
-# Counting every match of a broad filter over millions of scores costs more than the page
-# itself: past this many, the total is reported as "at least" (total_exact false).
-COUNT_CAP = 10_000
 
 
 _FILTERS = (
@@ -223,10 +224,7 @@ def _statements(shape: tuple[bool, ...], kind: str) -> tuple[Any, Any]:
                 )
             )
         where.append(sa.or_(*either))
-    matches = (
-        sa.select(sa.literal(1)).select_from(Score).where(*where).limit(sa.bindparam("cap"))
-    ).subquery()
-    count = sa.select(sa.func.count()).select_from(matches)
+    count = capped_count(Score, where, sa.bindparam("cap"))
     # a production score has no result, query or model row: outer joins
     joined = (
         Score.outerjoin(Result, Result.c.id == Score.c.result_id)
@@ -292,17 +290,14 @@ def search_scores(
         params["pattern"] = like_pattern(text)  # the one LIKE rule: wildcards escaped
     if kind == "named":
         params["source"] = f.source
-    cap = max(count_cap, offset + limit) + 1
-    total = int(conn.execute(count, {**params, "ws": workspace_id, "cap": cap}).scalar() or 0)
-    exact = total < cap
-    rows = [
-        dict(r._mapping)
-        for r in conn.execute(
-            page, {**params, "ws": workspace_id, "limit": limit, "offset": offset}
-        )
-    ]
+    cap = rows_to_count(count_cap, offset + limit)
+    counted = int(conn.execute(count, {**params, "ws": workspace_id, "cap": cap}).scalar() or 0)
+    total, exact = counted_total(counted, cap)
+    found = conn.execute(page, {**params, "ws": workspace_id, "limit": limit, "offset": offset})
+    keys = tuple(found.keys())
+    rows = [dict(zip(keys, r, strict=True)) for r in found]
     _add_subjects(conn, workspace_id, rows)
-    return rows, (total if exact else cap - 1), exact
+    return rows, total, exact
 
 
 def _add_subjects(conn: Connection, workspace_id: int, rows: list[dict[str, Any]]) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from panopticon.evaluation.suite import QueryItem
 from panopticon.store.queries.catalog import upsert_queries
+from panopticon.store.queries.paging import COUNT_CAP, capped_count, counted_total, rows_to_count
 from panopticon.store.tables import (
     Annotation,
     Dataset,
@@ -45,7 +46,6 @@ __all__ = [
     "upsert_trace_label",
 ]
 
-COUNT_CAP = 10_000
 SORTS = ("-start_time", "start_time", "-latency_ms", "latency_ms", "-cost_usd", "cost_usd")
 
 
@@ -199,9 +199,10 @@ def search_traces(
     """A page of traces in ``sort`` order after ``cursor``, the number of matches (exact up
     to ``count_cap``, else a lower bound: the bool says which), and the next cursor."""
     where = _where(conn, ws, f)
-    cap = count_cap + 1
-    matches = sa.select(sa.literal(1)).select_from(Trace).where(*where).limit(cap).subquery()
-    total = int(conn.execute(sa.select(sa.func.count()).select_from(matches)).scalar() or 0)
+    cap = rows_to_count(count_cap)
+    total, exact = counted_total(
+        int(conn.execute(capped_count(Trace, where, cap)).scalar() or 0), cap
+    )
     desc = sort.startswith("-")
     column = Trace.c[sort.lstrip("-")]
     page_where = list(where)
@@ -231,7 +232,7 @@ def search_traces(
         next_cursor = encode_cursor(
             [last.isoformat() if isinstance(last, datetime) else last, rows[-1]["id"]]
         )
-    return rows, (total if total < cap else count_cap), total < cap, next_cursor
+    return rows, total, exact, next_cursor
 
 
 def iter_traces(
