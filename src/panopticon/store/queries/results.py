@@ -258,6 +258,9 @@ def _statements(shape: tuple[bool, ...], kind: str) -> tuple[Any, Any]:
             Result.c.response_text.label("response"),
             Result.c.latency_ms,
             Result.c.cost_usd,
+            # the capped count in the same statement (computed once: it is uncorrelated),
+            # so a page is one round trip, not two
+            count.scalar_subquery().label("counted"),
         )
         .select_from(joined)
         .where(*where)
@@ -291,11 +294,18 @@ def search_scores(
     if kind == "named":
         params["source"] = f.source
     cap = rows_to_count(count_cap, offset + limit)
-    counted = int(conn.execute(count, {**params, "ws": workspace_id, "cap": cap}).scalar() or 0)
+    params["ws"], params["cap"] = workspace_id, cap
+    found = conn.execute(page, {**params, "limit": limit, "offset": offset})
+    keys = tuple(found.keys())[:-1]  # all but the count
+    raw = found.all()
+    if raw:
+        counted = int(raw[0][-1])
+    elif offset:  # past the last match: how many there are, from the count alone
+        counted = int(conn.execute(count, params).scalar() or 0)
+    else:
+        counted = 0
     total, exact = counted_total(counted, cap)
-    found = conn.execute(page, {**params, "ws": workspace_id, "limit": limit, "offset": offset})
-    keys = tuple(found.keys())
-    rows = [dict(zip(keys, r, strict=True)) for r in found]
+    rows = [dict(zip(keys, r, strict=False)) for r in raw]
     _add_subjects(conn, workspace_id, rows)
     return rows, total, exact
 
