@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -81,6 +82,7 @@ def create_app(
                 await asyncio.to_thread(writer.close)
             if jobs is not None:
                 await jobs.stop()
+            app.state.readers.shutdown(wait=False)
             await asyncio.to_thread(app.state.engine.dispose)
 
     errors: dict[int | str, dict[str, Any]] = {
@@ -110,6 +112,9 @@ def create_app(
     app.state.roles = tuple(r for r in ROLES if r in roles)
     # made here, not at import; the job runner starts with the server (lifespan)
     app.state.engine = open_store(settings)
+    # the hottest reads run here (deps.store_read); as many as the PostgreSQL pool's
+    # connections, so that none waits for one
+    app.state.readers = ThreadPoolExecutor(max_workers=10, thread_name_prefix="panopticon-read")
     install_error_handlers(app)
     if "api" in roles:  # inside RequestLimits: its checks come first
         from panopticon.api.fast import FastPaths

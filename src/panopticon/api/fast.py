@@ -20,11 +20,10 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from panopticon.api.deps import caller
+from panopticon.api.deps import caller, store_read
 from panopticon.api.responses import json_bytes
 from panopticon.api.routes.judge import SOURCE_NAMES, result_filters, results_page
 from panopticon.services.results import find_results
@@ -113,8 +112,14 @@ class FastPaths:
         try:
             principal = await caller(self.state, key)
             filters = await result_filters(**params)
-            page = await run_in_threadpool(
-                find_results, self.state.engine, principal.workspace_id, filters, limit, offset
+            page = await store_read(
+                self.state,
+                find_results,
+                self.state.engine,
+                principal.workspace_id,
+                filters,
+                limit,
+                offset,
             )
         except Exception:  # the route answers it, with its own error handling
             return None

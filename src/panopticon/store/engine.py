@@ -80,7 +80,15 @@ def create_engine(settings: Settings) -> Engine:
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
             _private_file(Path(path))
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **_JSON_CODEC)
+        # as many pooled connections as threads that read at once (the API's readers and
+        # thread pool): past the pool's size each connection was opened and closed per use
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False},
+            pool_size=20,
+            max_overflow=30,
+            **_JSON_CODEC,
+        )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     from panopticon.store.tables.runs import postgresql_options

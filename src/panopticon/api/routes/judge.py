@@ -8,9 +8,8 @@ from typing import Annotated, Any, Literal, get_args
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime
-from starlette.concurrency import run_in_threadpool
 
-from panopticon.api.deps import EngineDep, Id, Member, SettingsDep, Viewer
+from panopticon.api.deps import EngineDep, Id, Member, SettingsDep, Viewer, store_read
 from panopticon.api.responses import json_response
 from panopticon.api.schemas import (
     CalibrationPublic,
@@ -119,6 +118,7 @@ FiltersDep = Annotated[ResultFilters, Depends(result_filters)]
 
 @router.get("/results", response_model=PagePublic[ResultPublic])
 async def results(
+    request: Request,
     engine: EngineDep,
     caller: Viewer,
     filters: FiltersDep,
@@ -127,8 +127,8 @@ async def results(
 ) -> Response:
     """Scores, newest first: those of runs' answers and of production traces and spans
     together (``source`` narrows), each with its subject and source."""
-    page = await run_in_threadpool(
-        find_results, engine, caller.workspace_id, filters, limit, offset
+    page = await store_read(
+        request.app.state, find_results, engine, caller.workspace_id, filters, limit, offset
     )
     return json_response(results_page(page, limit, offset))
 
