@@ -201,6 +201,12 @@ def start(cmd: list[str], env: dict[str, str], base: str) -> subprocess.Popen[by
 def wrk(url: str, headers: dict[str, str], connections: int, duration: float) -> dict[str, float]:
     """wrk's requests/s, p50 and p99 (ms); a bounded httpx loop where wrk is missing."""
     if shutil.which("wrk") is None:
+        print(
+            "wrk not found (apt-get install wrk): the Python client below saturates before "
+            "the servers do, so its ratios measure the client, not Panopticon",
+            file=sys.stderr,
+            flush=True,
+        )
         return load_loop(url, headers, connections, duration)
     args = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency"]
     args += ["--timeout", "10s"]
