@@ -68,6 +68,18 @@ def create_app(
         # document on first request: hundreds of ms that would hold up every other request
         # on the event loop. Done now, in a thread.
         await asyncio.to_thread(app.openapi)
+        # A second lifespan of the same app while the first runs (a test client opened on
+        # a served app, schemathesis' ASGI client) shares the first one's jobs, writer and
+        # engine: it neither starts a second copy (two writer threads on one queue, of
+        # which close() stopped one and waited a minute for the other) nor stops them.
+        running = getattr(app.state, "lifespans", 0)
+        app.state.lifespans = running + 1
+        if running:
+            try:
+                yield
+            finally:
+                app.state.lifespans -= 1
+            return
         jobs = getattr(app.state, "jobs", None)
         if jobs is not None:
             await jobs.start()
@@ -77,6 +89,7 @@ def create_app(
         try:
             yield
         finally:
+            app.state.lifespans -= 1
             if writer is not None:  # everything acknowledged is written (or spooled)
                 await asyncio.to_thread(writer.close)
             if jobs is not None:
