@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
-from pydantic import AwareDatetime
 
 from panopticon.api.deps import EngineDep, Id, Member, SettingsDep, Viewer, store_read
 from panopticon.api.responses import json_response
@@ -17,6 +16,7 @@ from panopticon.api.schemas import (
     EvaluateTheme,
     EvaluationPublic,
     JobPublic,
+    Moment,
     PagePublic,
     ResultPublic,
 )
@@ -78,10 +78,10 @@ async def result_filters(
     metric: Annotated[str | None, Query(max_length=200)] = None,
     run: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     since: Annotated[
-        AwareDatetime | None, Query(description="From this time (with its zone: ...Z).")
+        Moment | None, Query(description="From this time (with its zone: ...Z).")
     ] = None,
     until: Annotated[
-        AwareDatetime | None, Query(description="Before this time (with its zone: ...Z).")
+        Moment | None, Query(description="Before this time (with its zone: ...Z).")
     ] = None,
     min_score: float | None = None,
     max_score: float | None = None,
