@@ -175,3 +175,34 @@ def test_reads_survive_connections_the_database_closed(
             assert total == 24
     finally:
         sa.event.listen(app_engine, "checkout", store_engine._drop_closed)
+
+
+def test_the_fast_path_knows_the_routes_parameters_and_their_bounds(api: TestClient) -> None:
+    """A parameter added to the route, or a bound changed, must be taught to the fast path
+    too (or it would serve what the route refuses): the OpenAPI document is the route's."""
+    from panopticon.api import fast
+
+    params = api.get("/api/openapi.json").json()["paths"][RESULTS]["get"]["parameters"]
+    query = {p["name"]: p["schema"] for p in params if p["in"] == "query"}
+    headers = {p["name"].lower() for p in params if p["in"] == "header"}
+    assert headers == {"x-api-key"}
+    known = {*fast._TEXT, *fast._INTS, "min_score", "max_score", "passed", "source"}
+    assert set(query) == known | {"since", "until"}  # times: always left to the route
+
+    def bounds(schema: dict[str, object]) -> dict[str, object]:
+        of = [s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"]  # type: ignore[attr-defined]
+        assert len(of) == 1, schema
+        return {
+            k: v
+            for k, v in of[0].items()
+            if k in ("maxLength", "minimum", "maximum", "type", "enum")
+        }
+
+    for name in fast._TEXT:
+        assert bounds(query[name]) == {"type": "string", "maxLength": 200}, name
+    for name, (low, high) in fast._INTS.items():
+        assert bounds(query[name]) == {"type": "integer", "minimum": low, "maximum": high}, name
+    for name in ("min_score", "max_score"):
+        assert bounds(query[name]) == {"type": "number"}, name
+    assert bounds(query["passed"]) == {"type": "boolean"}
+    assert bounds(query["source"]) == {"type": "string", "enum": list(fast.SOURCE_NAMES)}
