@@ -369,6 +369,9 @@ def test_otlp_on_the_served_port_reaches_ingestion_beside_the_gateway(
             assert api.get("/v1/traces").status_code == 405
             unknown = api.post("/v1/nothing-here", json={})
             assert unknown.status_code == 404 and "chat/completions" in unknown.text
+            services = api.get("/api/services").json()
+            assert services["roles"] == ["api", "ingest", "gateway"]
+            assert "/v1/chat/completions" in services["services"]["gateway proxy"]
     finally:
         server.stop()
         server.close()

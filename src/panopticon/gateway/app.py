@@ -193,4 +193,6 @@ def serve_app(
     if ingest is None and settings.gateway_logging:
         ingest = own_ingest = IngestService(engine, settings, build_trace_writer(engine, settings))
     gateway = create_gateway(settings, env, engine, ingest=ingest)
+    if api is not None:  # GET /api/services lists the gateway's routes too
+        api.state.gateway_paths = sorted(gateway.paths)
     return _Combined(gateway, api, own, own_ingest), gateway
