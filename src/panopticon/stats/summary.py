@@ -76,6 +76,9 @@ class MetricSummary:
     # the normalised mean's 95% interval (0 worst, 1 best), clustered by query as the mean's
     normalized_low: float | None = None
     normalized_high: float | None = None
+    # the pass rate with score errors counted as failures (a CI gate's measure): its interval
+    gate_low: float | None = None
+    gate_high: float | None = None
 
     @property
     def pass_rate(self) -> float | None:
@@ -167,6 +170,22 @@ def _metric_summary(
     )
     spreads = [pstdev(v) for v in value_groups if len(v) > 1]
     scaled = _interval(_clusters(good, "normalized"), (0.0, 1.0), binary)
+    strict = (
+        _interval(
+            _clusters(
+                [
+                    {**s, "pass": float(s["error"] is None and bool(s["passed"]))}
+                    for s in scores
+                    if s["error"] is not None or s["passed"] is not None
+                ],
+                "pass",
+            ),
+            (0.0, 1.0),
+            True,
+        )
+        if judged
+        else None
+    )
     return MetricSummary(
         model,
         metric,
@@ -188,6 +207,8 @@ def _metric_summary(
         (interval.clusters or 0) if interval else 0,
         scaled.low if scaled else None,
         scaled.high if scaled else None,
+        strict.low if strict else None,
+        strict.high if strict else None,
     )
 
 
