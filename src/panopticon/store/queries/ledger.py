@@ -28,11 +28,12 @@ from panopticon.store.tables import (
     Span,
     Trace,
 )
-from panopticon.store.tables.base import utcnow
+from panopticon.store.tables.base import UTCDateTime, utcnow
 
 __all__ = [
     "WAITING",
     "Claimed",
+    "Finish",
     "InboxSpan",
     "JobCounts",
     "OutcomeRow",
@@ -47,6 +48,7 @@ __all__ = [
     "find_judged",
     "find_judged_many",
     "finish",
+    "finish_many",
     "hourly_outcomes",
     "insert_outcomes",
     "job_counts",
@@ -451,7 +453,8 @@ def due_count(conn: Connection, now: datetime) -> int:
 
 def claim(conn: Connection, limit: int, now: datetime) -> list[Claimed]:
     """Take up to ``limit`` due waiting entries (highest priority, oldest first) for this
-    worker: each becomes ``running`` with one more attempt."""
+    worker: each becomes ``running`` with one more attempt. On PostgreSQL one statement
+    (the entries picked ``FOR UPDATE SKIP LOCKED`` and updated together)."""
     picked = (
         sa.select(OnlineOutcome.c.id, OnlineOutcome.c.outcome)
         .where(
@@ -461,45 +464,59 @@ def claim(conn: Connection, limit: int, now: datetime) -> list[Claimed]:
         .order_by(OnlineOutcome.c.priority.desc(), OnlineOutcome.c.id)
         .limit(limit)
     )
+    claimed_cols = (
+        OnlineOutcome.c.id,
+        OnlineOutcome.c.workspace_id,
+        OnlineOutcome.c.rule_id,
+        OnlineOutcome.c.rule_version,
+        OnlineOutcome.c.trace_id,
+        OnlineOutcome.c.span_id,
+        OnlineOutcome.c.attempts,
+        OnlineOutcome.c.job_id,
+        OnlineOutcome.c.created_at,
+    )
+    take = sa.update(OnlineOutcome).values(
+        outcome="running",
+        claimed_at=now,
+        attempts=OnlineOutcome.c.attempts + 1,
+        updated_at=now,
+    )
+    rows: list[tuple[Any, ...]]
     if conn.dialect.name == "postgresql":
-        picked = picked.with_for_update(skip_locked=True)
-    was = {r.id: r.outcome for r in conn.execute(picked)}
-    if not was:
-        return []
-    rows = conn.execute(
-        sa.update(OnlineOutcome)
-        .where(OnlineOutcome.c.id.in_(list(was)), OnlineOutcome.c.outcome.in_(WAITING))
-        .values(
-            outcome="running",
-            claimed_at=now,
-            attempts=OnlineOutcome.c.attempts + 1,
-            updated_at=now,
-        )
-        .returning(
-            OnlineOutcome.c.id,
-            OnlineOutcome.c.workspace_id,
-            OnlineOutcome.c.rule_id,
-            OnlineOutcome.c.rule_version,
-            OnlineOutcome.c.trace_id,
-            OnlineOutcome.c.span_id,
-            OnlineOutcome.c.attempts,
-            OnlineOutcome.c.job_id,
-            OnlineOutcome.c.created_at,
-        )
-    ).all()
+        sub = picked.with_for_update(skip_locked=True).subquery("picked")
+        rows = [
+            tuple(r)
+            for r in conn.execute(
+                take.where(
+                    OnlineOutcome.c.id == sub.c.id, OnlineOutcome.c.outcome.in_(WAITING)
+                ).returning(*claimed_cols, sub.c.outcome)
+            )
+        ]
+    else:  # one writer at a time: what was read is still waiting when it is updated
+        was = {r.id: r.outcome for r in conn.execute(picked)}
+        if not was:
+            return []
+        rows = [
+            (*r, was[r.id])
+            for r in conn.execute(
+                take.where(
+                    OnlineOutcome.c.id.in_(list(was)), OnlineOutcome.c.outcome.in_(WAITING)
+                ).returning(*claimed_cols)
+            )
+        ]
     return sorted(
         (
             Claimed(
-                id=r.id,
-                workspace_id=r.workspace_id,
-                rule_id=r.rule_id,
-                rule_version=r.rule_version,
-                trace_id=r.trace_id,
-                span_id=r.span_id,
-                attempts=r.attempts,
-                job_id=r.job_id,
-                was=was[r.id],
-                created_at=r.created_at,
+                id=r[0],
+                workspace_id=r[1],
+                rule_id=r[2],
+                rule_version=r[3],
+                trace_id=r[4],
+                span_id=r[5],
+                attempts=r[6],
+                job_id=r[7],
+                created_at=r[8],
+                was=r[9],
             )
             for r in rows
         ),
@@ -548,6 +565,99 @@ def finish(
         .values(**values)
     )
     return bool(done.rowcount)
+
+
+@dataclass(frozen=True)
+class Finish:
+    """One running entry's outcome, as :func:`finish` takes it."""
+
+    id: int
+    outcome: str
+    attempt: int
+    reason: str | None
+    error: str | None = None
+    cost_usd: float | None = None
+    dedup_key: str | None = None
+    not_before: datetime | None = None
+    not_an_attempt: bool = False
+
+
+def finish_many(conn: Connection, done: list[Finish]) -> set[int]:
+    """:func:`finish` for many entries: on PostgreSQL one statement (an UPDATE from a
+    VALUES list). Returns the ids written; an entry left out was taken over by another
+    worker."""
+    if not done:
+        return set()
+    if conn.dialect.name != "postgresql":  # no VALUES with column names; no round trips either
+        return {
+            d.id
+            for d in done
+            if finish(
+                conn,
+                d.id,
+                d.outcome,
+                attempt=d.attempt,
+                reason=d.reason,
+                error=d.error,
+                cost_usd=d.cost_usd,
+                dedup_key=d.dedup_key,
+                not_before=d.not_before,
+                not_an_attempt=d.not_an_attempt,
+            )
+        }
+    now = utcnow()
+    v = sa.values(
+        sa.column("id", OnlineOutcome.c.id.type),
+        sa.column("outcome", sa.String()),
+        sa.column("attempt", sa.Integer()),
+        sa.column("undo", sa.Integer()),
+        sa.column("reason", sa.Text()),
+        sa.column("error", sa.Text()),
+        sa.column("cost", sa.Float()),
+        sa.column("dedup_key", sa.String()),
+        sa.column("not_before", UTCDateTime()),
+        name="done",
+    ).data(
+        [
+            (
+                d.id,
+                d.outcome,
+                d.attempt,
+                int(d.outcome == "rate_limited" or d.not_an_attempt),  # not an attempt
+                d.reason,
+                d.error,
+                d.cost_usd or None,
+                d.dedup_key,
+                d.not_before,
+            )
+            for d in done
+        ]
+    )
+    o = OnlineOutcome.c
+    # a column of NULLs in VALUES has no type on PostgreSQL: every value is cast
+    cost = sa.cast(v.c.cost, sa.Float)
+    rows = conn.execute(
+        sa.update(OnlineOutcome)
+        .where(
+            o.id == sa.cast(v.c.id, OnlineOutcome.c.id.type),
+            o.outcome == "running",
+            o.attempts == sa.cast(v.c.attempt, sa.Integer),
+        )
+        .values(
+            outcome=sa.cast(v.c.outcome, sa.String),
+            reason=sa.cast(v.c.reason, sa.Text),
+            error=sa.cast(v.c.error, sa.Text),
+            not_before=sa.cast(v.c.not_before, UTCDateTime),
+            updated_at=now,
+            cost_usd=sa.case(
+                (cost.is_(None), o.cost_usd), else_=sa.func.coalesce(o.cost_usd, 0.0) + cost
+            ),
+            dedup_key=sa.func.coalesce(sa.cast(v.c.dedup_key, sa.String), o.dedup_key),
+            attempts=o.attempts - sa.cast(v.c.undo, sa.Integer),
+        )
+        .returning(o.id)
+    )
+    return {int(r[0]) for r in rows}
 
 
 def add_cost(conn: Connection, outcome_id: int, cost_usd: float) -> None:
