@@ -28,6 +28,7 @@ __all__ = [
     "ModelMetrics",
     "ModelScore",
     "Overview",
+    "ProductionTotals",
     "RunsPerDay",
     "StatusSeries",
     "Totals",
@@ -36,6 +37,7 @@ __all__ = [
     "heatmap",
     "model_metrics",
     "overview",
+    "production_cells",
     "production_label",
     "trends",
 ]
@@ -153,6 +155,20 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class ProductionTotals:
+    """One production source's share of a period, apart from the runs' totals: traces
+    scored, scores and their errors, and what the judges took (tokens, cost)."""
+
+    source: str
+    traces: int
+    scores: int
+    score_errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True)
 class StatusSeries:
     status: str
     counts: list[int]  # one per day of RunsPerDay.days
@@ -182,6 +198,7 @@ class Overview:
     runs_per_day: RunsPerDay
     models: list[ModelScore]
     failures: list[Failure]
+    production: list[ProductionTotals] = field(default_factory=list)  # one per source
 
 
 @dataclass(frozen=True)
@@ -222,7 +239,8 @@ class Trends:
 
 
 def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> Overview:
-    """Totals, runs per day by status, mean score by model, and the latest failures."""
+    """Totals, runs per day by status, mean score by model, and the latest failures. The
+    totals are the runs'; production scores' are apart, one row per source."""
     since = _since(days)
     with engine.connect() as conn:
         totals = q.totals(conn, workspace_id, since)
@@ -248,6 +266,7 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> Overvi
             quality_only=True,
         )
         failures = q.recent_failures(conn, workspace_id, 10)
+        production_totals = q.production_totals(conn, workspace_id, since)
     statuses = sorted({r["status"] for r in per_day})
     day_list = sorted({r["day"] for r in per_day})
     counts = {(r["day"], r["status"]): int(r["n"]) for r in per_day}
@@ -287,6 +306,18 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> Overvi
             )
             for f in failures
         ],
+        production=[
+            ProductionTotals(
+                source=r["source"],
+                traces=int(r["traces"]),
+                scores=int(r["scores"]),
+                score_errors=int(r["errors"]),
+                input_tokens=int(r["judge_input"]),
+                output_tokens=int(r["judge_output"]),
+                cost_usd=float(r["judge_cost_usd"]),
+            )
+            for r in production_totals
+        ],
     )
 
 
@@ -311,6 +342,18 @@ def model_metrics(
         models=sorted({r["model"] for r in rows}),
         metrics=sorted({r["metric"] for r in rows}),
         cells={(r["model"], r["metric"]): Cell.of(r) for r in rows},
+    )
+
+
+def production_cells(
+    engine: Engine, workspace_id: int, models: set[str]
+) -> list[tuple[str, str, str, Cell]]:
+    """(model, source, metric, cell) of these models' production scores, every day so far,
+    clustered by trace (as the compare page's production panel)."""
+    with engine.connect() as conn:
+        rows = q.production_moments(conn, workspace_id, by=("source", "model", "metric"))
+    return sorted(
+        (r["model"], r["source"], r["metric"], Cell.of(r)) for r in rows if r["model"] in models
     )
 
 
