@@ -354,3 +354,29 @@ def test_the_summary_counts_production_scores_apart_from_the_runs_totals(
         "4",
         "0",
     ]
+
+
+def test_the_themes_heatmap_has_production_rows_apart_from_the_runs(api: TestClient) -> None:
+    """Production scores are a row per source and model ("gpt-4o (online)") in a column of
+    their own: a production trace has no query theme, and its scores never join a run's
+    row."""
+    from panopticon.services import dashboard
+    from panopticon.services.database import workspace_id
+
+    run_score(api)  # gpt-4o, theme "summarization"
+    judged(api, ["What is a tide?", "Why is the sea salty?"])
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    ws = workspace_id(engine, "default")
+    data = dashboard.heatmap(engine, ws, None, None)
+    assert data.production == {"gpt-4o (online)": ("gpt-4o", "online")}
+    assert data.models == ["gpt-4o", "gpt-4o (online)"]  # the runs' rows first
+    assert data.cells[("gpt-4o", "summarization")].n == 1
+    assert data.cells[("gpt-4o (online)", dashboard.PRODUCTION_THEME)].n == 4  # 2 metrics x 2
+    assert ("gpt-4o", dashboard.PRODUCTION_THEME) not in data.cells
+    one = dashboard.heatmap(engine, ws, None, "helpful")
+    assert one.cells[("gpt-4o (online)", dashboard.PRODUCTION_THEME)].n == 2
+    assert sign_in(api, BOOT).status_code == 200
+    page = api.get("/ui/themes").text
+    row = page.split('data-testid="production-row"')[1].split("</tr>")[0]
+    assert "gpt-4o (online)" in row and "/ui/results?source=online&amp;model=gpt-4o" in row
+    assert "not part of this run" in page

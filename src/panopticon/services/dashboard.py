@@ -22,6 +22,7 @@ from panopticon.store.queries import dashboard as q
 
 __all__ = [
     "MAX_DAYS",
+    "PRODUCTION_THEME",
     "Cell",
     "Failure",
     "Heatmap",
@@ -208,11 +209,19 @@ class ModelMetrics:
     cells: dict[tuple[str, str], Cell]  # (model, metric)
 
 
+# the theme column of production scores: a production trace has no query, so no theme
+# (as a dataset made from traces is judged under the theme "production")
+PRODUCTION_THEME = "production"
+
+
 @dataclass(frozen=True)
 class Heatmap:
     models: list[str]
     themes: list[str]
     cells: dict[tuple[str, str], Cell]  # (model, theme)
+    # production rows, "model (source)" -> (model, source): every day so far, in the
+    # PRODUCTION_THEME column, never mixed into a run's rows
+    production: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -357,8 +366,17 @@ def production_cells(
     )
 
 
-def heatmap(engine: Engine, workspace_id: int, run_id: int | None, metric: str | None) -> Heatmap:
-    """Model x theme cells, over one metric or all of them."""
+def heatmap(
+    engine: Engine,
+    workspace_id: int,
+    run_id: int | None,
+    metric: str | None,
+    *,
+    production: bool = True,
+) -> Heatmap:
+    """Model x theme cells, over one metric or all of them; with ``production``, a row per
+    production source and model ("gpt-4o (online)") in the PRODUCTION_THEME column."""
+    operational = operational_types()
     with engine.connect() as conn:
         rows = q.score_moments(
             conn,
@@ -366,14 +384,32 @@ def heatmap(engine: Engine, workspace_id: int, run_id: int | None, metric: str |
             by=("model", "theme"),
             run_id=run_id,
             metric=metric,
-            operational=operational_types(),
+            operational=operational,
             quality_only=metric is None,  # over all metrics: quality only
             clustered=False,  # the heatmap shows means and counts, no interval
         )
+        prod = (
+            q.production_moments(
+                conn,
+                workspace_id,
+                by=("source", "model"),
+                metric=metric,
+                operational=operational,
+                quality_only=metric is None,
+            )
+            if production
+            else []
+        )
+    labels = {production_label(r["model"], r["source"]): (r["model"], r["source"]) for r in prod}
+    for r in prod:
+        rows.append(
+            {**r, "model": production_label(r["model"], r["source"]), "theme": PRODUCTION_THEME}
+        )
     return Heatmap(
-        models=sorted({r["model"] for r in rows}),
+        models=sorted({r["model"] for r in rows if r["model"] not in labels}) + sorted(labels),
         themes=sorted({r["theme"] for r in rows}),
         cells={(r["model"], r["theme"]): Cell.of(r) for r in rows},
+        production=labels,
     )
 
 
