@@ -41,10 +41,14 @@ _BOTH = (
 
 def _narrow(name: str, column: str, where: str | None) -> None:
     op.drop_index(name, table_name="trace")
-    options = {} if where is None else {"sqlite_where": sa.text(where)}
-    if where is not None:
-        options["postgresql_where"] = sa.text(where)
-    op.create_index(name, "trace", ["workspace_id", column, "start_time"], **options)
+    clause = None if where is None else sa.text(where)
+    op.create_index(
+        name,
+        "trace",
+        ["workspace_id", column, "start_time"],
+        sqlite_where=clause,
+        postgresql_where=clause,
+    )
 
 
 def upgrade() -> None:
