@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,12 @@ class WriterStats:
 
 
 def _day(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return _day_of(moment.astimezone(UTC).date())
+
+
+@functools.lru_cache(maxsize=64)
+def _day_of(day: date) -> datetime:  # every span of a batch is of the same day or two
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _last_text(messages: Any, roles: tuple[str, ...]) -> str | None:
