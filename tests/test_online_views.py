@@ -205,6 +205,7 @@ def test_trends_and_model_means_show_production_as_their_own_series_clustered_by
     assert "gpt-4o (online)" not in runs_only
     summary = api.get("/ui/").text
     assert "gpt-4o (online)" in summary and "source=online" in summary
+    assert "pass rate [95% CI]" in summary  # pass rates with their interval, as means
     compare = api.get("/ui/compare").text
     assert 'data-testid="production-scores"' in compare and "gpt-4o (online)" in compare
 
