@@ -903,3 +903,21 @@ def test_a_job_recorded_before_the_rules_is_refused_when_it_runs(
         job = wait_for_job(api, job_id, {"X-API-Key": BOOT})
     assert job["status"] == "failed" and "models[0].base_url" in job["error"], job
     assert listener.seen == []
+
+
+def test_the_cli_says_a_keys_scope_when_it_makes_one_and_lists_it(settings: Settings) -> None:
+    env = {
+        "PANOPTICON_HOME": str(settings.home),
+        "PANOPTICON_DATABASE_URL": settings.database_url or "",
+    }
+    made = CliRunner().invoke(
+        cli_app,
+        ["keys", "create", "--name", "otel", "--role", "member", "--scope", "ingest"],
+        env=env,
+    )
+    assert made.exit_code == 0, made.output
+    assert "scope ingest: it may only send traces, logs and scores" in made.output
+    listed = CliRunner().invoke(cli_app, ["keys", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    (row,) = [line for line in listed.output.splitlines() if " otel " in line]
+    assert " ingest " in row and "…" not in listed.output

@@ -220,6 +220,10 @@ class CalibrationPublic(BaseModel):
     judge_errors: int
     pass_pairs: int
     agreement: float | None
+    agreement_low: float | None = Field(
+        default=None, description="95% interval, clustered by subject (None: too few)"
+    )
+    agreement_high: float | None = None
     kappa: float | None
     kappa_low: float | None
     kappa_high: float | None
@@ -368,6 +372,15 @@ class ComparisonPublic(BaseModel):
     )
     metrics: list[dict[str, Any]]
     pairwise: list[dict[str, Any]] = []
+    production: list[dict[str, Any]] = Field(
+        default=[],
+        description="The compared models' production scores (model, source, metric, n, "
+        "traces, mean, low, high), unpaired: not in the paired test, each with its own 95% "
+        "interval clustered by trace",
+    )
+    production_note: str | None = Field(
+        default=None, description="Why production scores are not paired (when there are any)"
+    )
 
 
 class ChatMessage(_Body):

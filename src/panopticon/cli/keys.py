@@ -31,7 +31,8 @@ def create_cmd(
     """Create a key. It is printed once; only its hash is stored."""
     with store(load_settings()) as engine:
         key_id, key = create_key(engine, workspace, role, name, scope)
-    console.print(f"key {key_id} ({role} of workspace '{workspace}'):", highlight=False)
+    scoped = f", scope {scope}: it may only send traces, logs and scores" if scope else ""
+    console.print(f"key {key_id} ({role} of workspace '{workspace}'{scoped}):", highlight=False)
     console.print(key, highlight=False, soft_wrap=True)
     console.print("Store it now: it cannot be shown again. Send it as the X-API-Key header.")
 
@@ -44,7 +45,17 @@ def list_cmd(workspace: str | None = typer.Option(None, "--workspace", "-w")) ->
         ws = workspace_id(engine, workspace, create=False) if workspace else None
         rows = list_keys(engine, ws)
     table = Table()
-    for col in ("id", "workspace", "name", "role", "prefix", "created", "last used", "state"):
+    for col in (
+        "id",
+        "workspace",
+        "name",
+        "role",
+        "scope",
+        "prefix",
+        "created",
+        "last used",
+        "state",
+    ):
         table.add_column(col)
     for k in rows:
         table.add_row(
@@ -52,6 +63,7 @@ def list_cmd(workspace: str | None = typer.Option(None, "--workspace", "-w")) ->
             k.workspace,
             k.name,
             k.role,
+            k.scope or "all",
             k.prefix + "...",
             f"{k.created_at:%Y-%m-%d}",
             f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
