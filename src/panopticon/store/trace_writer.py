@@ -935,6 +935,7 @@ class TraceWriter:
                 path.rename(claimed)  # another replica on this host may take it first
             except FileNotFoundError:
                 continue
+            started = time.monotonic()
             try:
                 rows = _load(claimed.read_bytes())
                 with self.engine.begin() as conn:
@@ -947,5 +948,12 @@ class TraceWriter:
                 return
             claimed.unlink()
             self._replayed += len(rows)
-            log.info("replayed %d spooled spans from %s", len(rows), path.name)
+            # a warning, as spooling was: an operator sees the catch-up and its pace
+            log.warning(
+                "replayed %d spooled spans from %s in %.2f s (%d spooled files left)",
+                len(rows),
+                path.name,
+                time.monotonic() - started,
+                sum(1 for _ in self.spool_dir.glob("*.jsonl")),
+            )
         self._degraded = any(self.spool_dir.glob("*.jsonl"))
