@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import os
+import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -35,7 +35,8 @@ PIPE_WIDTH = 1000
 
 def _console(stderr: bool = False) -> Console:
     made = Console(stderr=stderr, highlight=False)
-    if not made.is_terminal and not os.environ.get("COLUMNS"):
+    # no terminal and no COLUMNS: shutil's size falls back to the (0, 0) given
+    if not made.is_terminal and shutil.get_terminal_size((0, 0)).columns == 0:
         made = Console(stderr=stderr, highlight=False, width=PIPE_WIDTH)
     return made
 
