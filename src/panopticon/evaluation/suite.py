@@ -216,9 +216,11 @@ def parse_suite(
             )
         )
     data = dict(doc.data)
+    issues: list[Issue] = list(doc.issues)
+    if directory is not None:
+        issues += _expand_registered(data, doc, directory)
     # query entries are either a query or a file reference: choose by the 'file' key so
     # errors speak about the shape the user meant
-    issues: list[Issue] = list(doc.issues)
     try:
         suite = Suite.model_validate(data)
     except ValidationError as err:
@@ -332,6 +334,41 @@ def parse_suite(
         suite_metrics,
         egress=access.egress,
     )
+
+
+def _expand_registered(data: dict[str, Any], doc: Located, directory: Directory) -> list[Issue]:
+    """``models`` and ``judges`` entries that are just an id (``- gpt-4o``), and a ``judge``
+    id that no model of the suite has, name models of the workspace's registry: each is
+    replaced (in ``data``) by the model as registered. A suite uses a registered model this
+    way; an inline definition of one must be the registered one (store.queries.catalog)."""
+    issues: list[Issue] = []
+
+    def expand(entry: Any, where: tuple[str | int, ...]) -> Any:
+        if not isinstance(entry, str):
+            return entry
+        spec = directory.model(entry)
+        if spec is None:
+            issues.append(
+                Issue(
+                    f"no model '{entry}' is registered in this workspace",
+                    file=doc.file,
+                    line=doc.line_of(where),
+                    field=".".join(str(p) for p in where),
+                    hint="define it here ({id: ..., provider: ..., model: ...}), or register it "
+                    "(POST /api/models, or the dashboard's Models page)",
+                )
+            )
+            return entry
+        return spec.model_dump(mode="json", exclude_none=True)
+
+    for key in ("models", "judges"):
+        if isinstance(data.get(key), list):
+            data[key] = [expand(m, (key, i)) for i, m in enumerate(data[key])]
+    judge = data.get("judge")
+    named = {m.get("id") for m in data.get("models") or [] if isinstance(m, dict)}
+    if isinstance(judge, str) and judge not in named and directory.model(judge) is not None:
+        data["judge"] = expand(judge, ("judge",))
+    return issues
 
 
 def _model_field(suite: Suite, m: ModelSpec, i: int) -> str:
