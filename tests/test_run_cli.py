@@ -407,3 +407,73 @@ def test_a_log_gets_progress_lines_with_judgements_retries_and_rate_limits(
     assert "answers 20/20 (0 failed)" in last and "judgements 40/40 (0 failed)" in last
     injected = mock.stats.as_dict()["injected"].get("429", 0)
     assert injected > 0 and f"retries {injected} ({injected} rate-limited)" in last
+
+
+def test_a_provider_whose_package_is_missing_is_refused_by_validation_and_the_dry_run(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from panopticon.providers.anthropic import AnthropicProvider
+
+    # as with the core install, whether or not this machine has the SDK
+    monkeypatch.setattr(
+        AnthropicProvider, "requires", (("panopticon_no_such_sdk", "anthropic", "anthropic"),)
+    )
+    text = suite_yaml(
+        mock.url,
+        queries=2,
+        models=("good",),
+        judge=False,
+        metrics="  - {name: short, type: length, max: 2000}",
+    ).replace("{id: good,", "{id: good, provider: anthropic,")
+    path = write(tmp_path / "s.yaml", text)
+    for args in (("--dry-run",), ("--no-progress",)):
+        code, out = run_cli("run", str(path), *args)
+        out = " ".join(out.split())
+        assert code == 2, out
+        assert "the suite is valid" not in out and "Starting run" not in out
+        assert "model 'good': provider 'anthropic' needs the 'anthropic' package" in out
+        assert "pip install 'panopticon[anthropic]'" in out
+    assert json.loads(run_cli("runs", "--format", "json")[1])["runs"] == []
+    assert mock.stats.requests == 0
+
+
+def test_a_run_that_cannot_start_is_recorded_failed_with_its_error_and_can_be_resumed(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    from panopticon.providers.base import ProviderConfig, register_provider
+    from panopticon.providers.openai import OpenAIProvider
+
+    broken = [True]
+
+    class FlakyPlugin(OpenAIProvider):
+        """A plugin whose SDK fails to load once (then the user fixes the install)."""
+
+        kind = "flaky-plugin"
+
+        def __init__(self, config: ProviderConfig) -> None:
+            if broken[0]:
+                raise RuntimeError("the plugin's SDK failed to load")
+            super().__init__(config)
+
+    register_provider("flaky-plugin", FlakyPlugin)
+    text = suite_yaml(
+        mock.url,
+        queries=2,
+        models=("good",),
+        judge=False,
+        metrics="  - {name: short, type: length, max: 2000}",
+    ).replace("{id: good,", "{id: good, provider: flaky-plugin,")
+    path = write(tmp_path / "s.yaml", text)
+    code, out = run_cli("run", str(path), "--no-progress")
+    assert code == 1, out
+    status, reason = run_status(engine, 1)
+    assert status == "failed", status
+    assert reason is not None and "the plugin's SDK failed to load" in reason
+    code, out = run_cli("runs")
+    assert "failed" in out and "pending" not in out
+    # once the cause is gone, the run resumes (it is not stuck)
+    broken[0] = False
+    code, out = run_cli("run", str(path), "--resume", "1", "--no-progress")
+    assert code == 0, out
+    assert run_status(engine, 1) == ("completed", None)
+    assert mock.stats.answered == 2

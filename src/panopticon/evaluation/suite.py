@@ -37,6 +37,7 @@ from panopticon.evaluation.spec import (
 )
 from panopticon.evaluation.templates import check_template, render_messages
 from panopticon.judges.base import MetricSpec, metric_types, spec_class
+from panopticon.providers.base import missing_package
 from panopticon.providers.egress import EgressPolicy
 from panopticon.providers.pricing import Price
 
@@ -296,6 +297,20 @@ def parse_suite(
         else:
             endpoints[m.id] = found
             kind = found.kind
+            missing = missing_package(kind)
+            if missing is not None:
+                issue = missing.issues[0]
+                issues.append(
+                    Issue(
+                        f"model '{m.id}': {issue.message}",
+                        file=doc.file,
+                        field=f"{_model_field(suite, m, i)}.provider",
+                        line=doc.line_of(("models", i))
+                        if m in suite.models
+                        else doc.line_of(("judge",)),
+                        hint=f"{issue.hint}, or use another provider",
+                    )
+                )
         price = model_price(m, kind)
         prices[m.id] = price
         if price is None and kind != "fake":

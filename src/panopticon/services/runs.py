@@ -138,32 +138,41 @@ class Execution:
         """Execute the plan; returns the final status. Never leaves the run 'running'.
         The database work before and after the calls runs in a thread, so that a server
         running this never stops answering while it waits on the store."""
-        clients = self._clients()
-        sink = await asyncio.to_thread(
-            StoreSink, self.engine, self.run_id, spool_dir=self.settings.home / "spool"
-        )
-        sink.on_failure = lambda message: self.stop.request("store", message)
-        metrics = [build_metric(spec) for spec in self.loaded.metrics]
-        budget = Budget(self._budget())
-        if self.resumed and budget.limit is not None:
-            # the budget is the run's, across every execution of it: count what was spent
-            totals = await asyncio.to_thread(
-                read_totals, self.engine, self.run_id, len(self.plan.cases)
+        clients: dict[str, ModelClient] = {}
+        try:
+            clients = self._clients()
+            sink = await asyncio.to_thread(
+                StoreSink, self.engine, self.run_id, spool_dir=self.settings.home / "spool"
             )
-            spent = totals.cost_usd
-            budget.spent = spent / self.shard[1] if self.shard is not None else spent
-        self.runner = Runner(
-            self.plan,
-            self.loaded,
-            sink,
-            clients,
-            metrics,
-            observer=observer,
-            stop=self.stop,
-            budget=budget,
-            use_cache=self.use_cache,
-        )
-        await asyncio.to_thread(self._start)
+            sink.on_failure = lambda message: self.stop.request("store", message)
+            metrics = [build_metric(spec) for spec in self.loaded.metrics]
+            budget = Budget(self._budget())
+            if self.resumed and budget.limit is not None:
+                # the budget is the run's, across every execution of it: count what was spent
+                totals = await asyncio.to_thread(
+                    read_totals, self.engine, self.run_id, len(self.plan.cases)
+                )
+                spent = totals.cost_usd
+                budget.spent = spent / self.shard[1] if self.shard is not None else spent
+            self.runner = Runner(
+                self.plan,
+                self.loaded,
+                sink,
+                clients,
+                metrics,
+                observer=observer,
+                stop=self.stop,
+                budget=budget,
+                use_cache=self.use_cache,
+            )
+            await asyncio.to_thread(self._start)
+        except BaseException as exc:
+            # nothing was sent: the run is recorded failed with its error (never left
+            # 'pending'), and a resume starts it again once the cause is fixed
+            for client in clients.values():
+                await client.aclose()
+            await asyncio.to_thread(self._start_failed, exc)
+            raise
         error: BaseException | None = None
         try:
             self.totals = await self.runner.run()
@@ -182,6 +191,24 @@ class Execution:
             if store_error is not None and error is None:
                 raise store_error
         return self.status
+
+    def _start_failed(self, error: BaseException) -> None:
+        detail = (
+            str(error) if isinstance(error, ConfigError) else f"{type(error).__name__}: {error}"
+        )
+        self.status, self.stop_reason = "failed", f"could not start: {detail}"
+        if self.shard is not None:
+            return  # a slice's outcome: the caller writes the run's status
+        totals = read_totals(self.engine, self.run_id, len(self.plan.cases))
+        self.run_totals = totals
+        with self.engine.begin() as conn:
+            run_queries.finish_run(
+                conn,
+                self.run_id,
+                self.status,
+                self.stop_reason,
+                {k: getattr(totals, k) for k in totals.__dataclass_fields__},
+            )
 
     def _start(self) -> None:
         with self.engine.begin() as conn:
