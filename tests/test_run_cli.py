@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -184,11 +185,55 @@ def test_an_unknown_price_is_reported_as_unknown_cost(
         queries: [{{text: hi}}, {{text: there}}]
         """,
     )
-    code, out = run_cli("run", str(path), "--no-progress")
+    code, out = run_cli("run", str(path), "--progress", "--progress-every", "0.01")
     assert code == 0
     assert "has no known price" in out and "unknown" in out
     with engine.connect() as conn:
         assert conn.execute(sa.select(Result.c.cost_usd)).scalars().all() == [None, None]
+    # never shown as $0: the progress line, the run's last line, runs (table and JSON)
+    assert "$0.0000" not in out
+    assert "spent unknown (2 answers of unknown cost)" in out
+    assert "Spent unknown (2 answers of unknown cost) on this run" in out
+    code, out = run_cli("runs", "--format", "json")
+    (row,) = json.loads(out)["runs"]
+    assert row["cost"] is None and row["unknown cost"] == 2
+    code, out = run_cli("runs")
+    assert "$0.0000" not in out and "unknown" in out
+
+
+def test_a_partly_priced_run_shows_its_cost_as_at_least_the_priced_part(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from panopticon.api.app import create_app
+    from panopticon.settings import load_settings
+
+    path = write(
+        tmp_path / "s.yaml",
+        f"""
+        models:
+          - {{id: local, model: my-local-llm, base_url: '{mock.url}'}}
+          - {{id: paid, model: mock-good, base_url: '{mock.url}', price: {{input: 1, output: 1}}}}
+          - {{id: free-of-price, model: other, base_url: '{mock.url}'}}
+        queries: [{{text: hi}}]
+        """,
+    )
+    code, out = run_cli("run", str(path), "--no-progress")
+    assert code == 0, out
+    out = " ".join(out.split())
+    assert re.search(r"Spent ≥ \$[0-9.]+ \(2 answers of unknown cost\) on this run", out), out
+    settings = load_settings().model_copy(update={"api_key": "k" * 24})
+    with TestClient(create_app(settings, env={})) as api:
+        headers = {"X-API-Key": "k" * 24}
+        totals = api.get("/api/runs/1", headers=headers).json()["totals"]
+        assert totals["unknown_cost"] == 2 and totals["cost_usd"] > 0
+        from tests.test_web import sign_in
+
+        sign_in(api, "k" * 24)
+        for page in ("/ui/runs", "/ui/", "/ui/runs/1/progress"):
+            html = api.get(page, headers=headers).text
+            assert "2 answers of unknown cost" in html, page
 
 
 def test_export_writes_csv_jsonl_and_json(

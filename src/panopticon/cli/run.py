@@ -14,10 +14,11 @@ import typer
 
 from panopticon import aio
 from panopticon.cli.gcpause import startup
-from panopticon.cli.output import EXIT, console, err_console, handle_errors, money, print_summary
+from panopticon.cli.output import EXIT, console, err_console, handle_errors, print_summary
 from panopticon.cli.progress import RunProgress
 from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.suite import LoadedSuite
+from panopticon.providers.pricing import cost_text
 from panopticon.services.runs import Execution, prepare_run, summarize_run
 from panopticon.settings import Settings, load_settings
 
@@ -208,8 +209,7 @@ def run(
     totals = execution.run_totals
     assert totals is not None
     console.print(
-        f"Spent {money(totals.cost_usd)} on this run"
-        + (f" ({totals.unknown_cost} answers of unknown cost)" if totals.unknown_cost else "")
+        f"Spent {cost_text(totals.cost_usd, totals.unknown_cost)} on this run"
         + f"; {totals.answers} answers, {totals.failed} failed, "
         f"{totals.scores} scores, {totals.score_errors} score errors"
         + (

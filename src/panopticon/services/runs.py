@@ -25,6 +25,7 @@ from panopticon.evaluation.runner import Budget, Runner, RunObserver, RunTotals,
 from panopticon.evaluation.suite import LoadedSuite, ModelSpec, load_suite
 from panopticon.judges.base import build_metric
 from panopticon.providers.client import ModelClient
+from panopticon.providers.pricing import known_cost
 from panopticon.services.metric_kinds import run_kinds
 from panopticon.settings import Settings
 from panopticon.stats.summary import Summary, summarize
@@ -81,7 +82,7 @@ class RunSummaryTotals:
     reused: int
     scores: int
     score_errors: int
-    cost_usd: float
+    cost_usd: float | None  # the priced part; None when nothing is priced (known_cost)
     unknown_cost: int
     input_tokens: int
     output_tokens: int
@@ -104,7 +105,7 @@ def read_totals(engine: Engine, run_id: int, planned: int) -> RunSummaryTotals:
         reused=counts.reused,
         scores=counts.scores,
         score_errors=counts.score_errors,
-        cost_usd=counts.cost_usd,
+        cost_usd=known_cost(counts.cost_usd, counts.unknown_cost),
         unknown_cost=counts.unknown_cost,
         input_tokens=counts.input_tokens,
         output_tokens=counts.output_tokens,
@@ -152,7 +153,7 @@ class Execution:
                 totals = await asyncio.to_thread(
                     read_totals, self.engine, self.run_id, len(self.plan.cases)
                 )
-                spent = totals.cost_usd
+                spent = totals.cost_usd or 0.0
                 budget.spent = spent / self.shard[1] if self.shard is not None else spent
             self.runner = Runner(
                 self.plan,
@@ -566,6 +567,15 @@ def recent_runs(engine: Engine, workspace: str, limit: int = 20) -> list[run_que
         return run_queries.list_runs(conn, catalog.ensure_workspace(conn, workspace), limit)
 
 
+def run_totals(row: run_queries.RunRow) -> dict[str, Any]:
+    """A run's stored totals, its cost as shown everywhere: ``cost_usd`` the priced part
+    (None when nothing is priced; runs stored before said 0.0) beside ``unknown_cost``."""
+    totals = dict(row.totals or {})
+    if "cost_usd" in totals:
+        totals["cost_usd"] = known_cost(totals["cost_usd"], totals.get("unknown_cost"))
+    return totals
+
+
 def run_public(row: run_queries.RunRow) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -574,7 +584,7 @@ def run_public(row: run_queries.RunRow) -> dict[str, Any]:
         "state": describe_run_state(row),
         "stop_reason": row.stop_reason,
         "planned": row.planned,
-        "totals": row.totals,
+        "totals": run_totals(row),
         "created_at": row.created_at,
         "started_at": row.started_at,
         "finished_at": row.finished_at,
