@@ -224,3 +224,37 @@ def test_the_budget_holds_across_resumes_and_may_be_raised_to_resume(
     done = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "1"])
     assert done.exit_code == 0, done.output
     assert status_of(engine) == "completed"
+
+
+def test_resume_reuses_the_runs_own_filter_and_limit_and_names_them_when_they_differ(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    text = suite_yaml(
+        mock.url,
+        queries=8,
+        models=("good",),
+        judge=False,
+        max_retries=0,
+        metrics="  - {name: short, type: length, max: 2000}",
+    )
+    path = write(tmp_path / "s.yaml", text)
+    mock.config.update({"rate_500": 1.0})  # every answer fails: the run can be resumed
+    selection = ["--filter", "theme=a", "--limit", "2"]
+    first = CliRunner().invoke(app, ["run", str(path), "--no-progress", *selection])
+    assert first.exit_code == 1, first.output
+    mock.config.update({"rate_500": 0.0})
+    other = CliRunner().invoke(
+        app, ["run", str(path), "--no-progress", "--resume", "1", "--limit", "3"]
+    )
+    assert other.exit_code == 2
+    out = " ".join(other.output.split())
+    assert "run 1 was started with --filter theme=a --limit 2" in out, out
+    assert "this resume gives --limit 3" in out and "has changed" not in out
+    assert mock.stats.answered == 0
+    again = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "1"])
+    assert again.exit_code == 0, again.output
+    assert "Run 1 was started with --filter theme=a --limit 2: resuming with them" in " ".join(
+        again.output.split()
+    )
+    assert status_of(engine) == "completed"
+    assert mock.stats.answered == 2  # the run's own two queries, no more

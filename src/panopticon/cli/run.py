@@ -19,7 +19,7 @@ from panopticon.cli.progress import RunProgress
 from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.suite import LoadedSuite
 from panopticon.providers.pricing import cost_text
-from panopticon.services.runs import Execution, prepare_run, summarize_run
+from panopticon.services.runs import Execution, prepare_run, run_selection, summarize_run
 from panopticon.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def run(
 ) -> None:
     """Run a suite: every query against every model, scored by every metric."""
     from panopticon.cli import gates
-    from panopticon.evaluation.selection import parse_filters
+    from panopticon.evaluation.selection import parse_filters, stored_selection
     from panopticon.services.gates import merge_thresholds, parse_thresholds
 
     selection = parse_filters(filters, limit)
@@ -162,6 +162,14 @@ def run(
         import aiohttp  # noqa: F401  (the providers' HTTP client: loaded here, under the pause)
 
         settings = load_settings()
+        if resume is not None and selection.empty:
+            started = run_selection(settings, resume)
+            if started:  # the run's own queries: a resume never changes them
+                selection = parse_filters(*stored_selection(started))
+                console.print(
+                    f"Run {resume} was started with {shlex.join(started)}: resuming with them",
+                    highlight=False,
+                )
         baseline_id = _baseline_id(settings, baseline) if baseline is not None else None
         execution = prepare_run(
             settings,

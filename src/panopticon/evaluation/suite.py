@@ -76,6 +76,9 @@ class LoadedSuite:
     # datasets, whose items would otherwise shrink to the selection
     partial: bool = False
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    # the options that chose them, as typed (["--filter", "theme=billing", "--limit", "2"]):
+    # kept with the run, so that a resume chooses the same queries
+    selection: tuple[str, ...] = ()
 
     @property
     def api_keys(self) -> dict[str, str | None]:
@@ -162,6 +165,8 @@ class LoadedSuite:
             data["query_metrics"] = [list(q.metrics) for q in self.queries]
         if self.suite.prompts:
             data["prompt_hashes"] = {p.id: p.content_hash for p in self.prompts}
+        if self.selection:
+            data["selection"] = list(self.selection)
         return data
 
     @property

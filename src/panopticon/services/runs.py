@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -459,9 +460,27 @@ def _prepare(
 def _check_resumable(
     row: run_queries.RunRow, loaded: LoadedSuite, suite_path: str | None, *, sharded: bool = False
 ) -> None:
+    now = loaded.snapshot()
+    if "selection" not in row.suite:  # runs recorded before selections were: same queries
+        now.pop("selection", None)
     if row.suite_fingerprint != loaded.fingerprint and _without_budget(
         row.suite
-    ) != _without_budget(loaded.snapshot()):
+    ) != _without_budget(now):
+        started = list(row.suite.get("selection") or [])
+        if started != list(loaded.selection) and _without_selection(
+            row.suite
+        ) == _without_selection(loaded.snapshot()):
+            raise ConfigError(
+                Issue(
+                    f"run {row.id} was started with "
+                    + (shlex.join(started) if started else "no --filter or --limit")
+                    + ", and this resume gives "
+                    + (shlex.join(loaded.selection) if loaded.selection else "none")
+                    + ": a resume runs the queries its run chose",
+                    hint="resume without --filter and --limit (a resume reuses its run's own), "
+                    "or with the same ones; to run other queries, start a new run",
+                )
+            )
         raise ConfigError(
             Issue(
                 f"{suite_path} has changed since run {row.id} started (its models, metrics, "
@@ -493,6 +512,16 @@ def _check_resumable(
 def _without_budget(snapshot: dict[str, Any]) -> bytes:
     """The suite as run, less its budget: a resume may raise (or lower) the budget."""
     rest = {k: v for k, v in snapshot.items() if k != "budget_usd"}
+    return orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)
+
+
+def _without_selection(snapshot: dict[str, Any]) -> bytes:
+    """The suite as run, less which of its queries were chosen (--filter, --limit)."""
+    rest = {
+        k: v
+        for k, v in snapshot.items()
+        if k not in ("budget_usd", "selection", "query_hashes", "query_metrics")
+    }
     return orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)
 
 
@@ -574,6 +603,14 @@ def run_totals(row: run_queries.RunRow) -> dict[str, Any]:
     if "cost_usd" in totals:
         totals["cost_usd"] = known_cost(totals["cost_usd"], totals.get("unknown_cost"))
     return totals
+
+
+def run_selection(settings: Settings, ref: str) -> list[str]:
+    """The --filter and --limit options a run of the settings' workspace was started with
+    (empty: all of its suite's queries)."""
+    with store(settings) as engine:
+        row = find_run(engine, settings.workspace, ref)
+    return [str(o) for o in row.suite.get("selection") or []]
 
 
 def run_public(row: run_queries.RunRow) -> dict[str, Any]:
