@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from panopticon.cli import app
 from panopticon.mockllm.server import MockServer
-from panopticon.store.tables import Result, Run
+from panopticon.store.tables import Result, Run, Score
 from tests.conftest import free_port, suite_yaml, write
 
 
@@ -81,8 +81,14 @@ def test_ctrl_c_finishes_the_calls_in_flight_and_resume_pays_nothing_twice(
     tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
 ) -> None:
     mock.config.latency_ms = 80
+    # three judged metrics an answer: a Ctrl-C mostly lands between an answer's judge calls
+    metrics = "\n".join(
+        f"  - {{name: {n}, type: rubric, prompt: 'Is it {n}?', scale: [1, 10]}}"
+        for n in ("good", "clear", "kind")
+    )
     path = write(
-        tmp_path / "s.yaml", suite_yaml(mock.url, queries=40, models=("good",), concurrency=4)
+        tmp_path / "s.yaml",
+        suite_yaml(mock.url, queries=40, models=("good",), concurrency=4, metrics=metrics),
     )
     proc = start_run(path, env)
     wait_for_results(engine, 8, proc)
@@ -91,6 +97,10 @@ def test_ctrl_c_finishes_the_calls_in_flight_and_resume_pays_nothing_twice(
     assert proc.returncode == 130, out
     assert "Stopping" in out and f"panopticon run {path} --resume 1" in out
     assert status_of(engine) == "interrupted"
+    # judge calls never sent (the run was stopping) are not failures: left to the resume
+    with engine.connect() as conn:
+        errors = conn.execute(sa.select(Score.c.error).where(Score.c.error.is_not(None))).all()
+    assert errors == []
     before = stored(engine)
     assert 8 <= before < 40
     result = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "last"])
@@ -98,6 +108,11 @@ def test_ctrl_c_finishes_the_calls_in_flight_and_resume_pays_nothing_twice(
     assert f"{before} already stored" in result.output
     assert stored(engine) == 40
     assert mock.stats.as_dict()["answered_duplicates"] == 0
+    with engine.connect() as conn:  # every answer judged once, by the run or its resume
+        scores = conn.execute(
+            sa.select(sa.func.count()).select_from(Score).where(Score.c.error.is_(None))
+        ).scalar_one()
+    assert scores == 40 * 3
 
 
 def test_a_second_ctrl_c_abandons_calls_in_flight_and_records_them(
