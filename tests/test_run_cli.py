@@ -522,3 +522,27 @@ def test_a_run_that_cannot_start_is_recorded_failed_with_its_error_and_can_be_re
     assert code == 0, out
     assert run_status(engine, 1) == ("completed", None)
     assert mock.stats.answered == 2
+
+
+def test_with_per_query_metrics_the_progress_counts_only_the_judgements_due(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    path = write(
+        tmp_path / "s.yaml",
+        f"""
+        models: [{{id: good, model: mock-good, base_url: '{mock.url}', price: {{input: 1, output: 1}}}}]
+        queries:
+          - {{text: 'one?', metrics: [brief]}}
+          - {{text: 'two?', metrics: [brief]}}
+          - {{text: 'three?'}}
+          - {{text: 'four?', metrics: [{{name: says_hi, type: contains, values: [hi]}}]}}
+        metrics:
+          - {{name: brief, type: length, max: 4000}}
+          - {{name: any, type: length, min: 0}}
+        """,
+    )
+    code, out = run_cli("run", str(path), "--progress", "--progress-every", "0.01")
+    assert code == 0, out
+    # brief on 2 queries, says_hi on 1, any on all 4: 7 due, not 4 x 3
+    assert "judgements 7/7 (0 failed)" in out, out
+    assert counts(engine, 1)["scores"] == 7

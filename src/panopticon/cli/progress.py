@@ -32,12 +32,25 @@ class RunProgress(RunObserver):
         self.console = console
         self.interval_s = interval_s
         plan = execution.plan
-        scored = [m for m in execution.loaded.metrics if m.type != "pairwise"]
-        wanted = {plan.metric_ids[m.name] for m in scored}
+        loaded = execution.loaded
+        # the metrics that score each query (with per-query metrics, not every one: the
+        # runner's rule, LoadedSuite.metrics_for), pairwise ones apart (counted as planned)
+        wanted: dict[int, frozenset[int]] = {}
+        for case in plan.cases:
+            if case.query_id not in wanted:
+                wanted[case.query_id] = frozenset(
+                    plan.metric_ids[m.name]
+                    for m in loaded.metrics_for(case.query)
+                    if m.type != "pairwise"
+                )
         self.answers_total = len(plan.cases)
         self.answers = len(plan.done)
-        self.judgements_total = len(plan.cases) * len(scored)
-        self.judgements = sum(len(k.scored & wanted) for k in plan.done.values())
+        self.judgements_total = sum(len(wanted[c.query_id]) for c in plan.cases)
+        self.judgements = sum(
+            len(plan.done[c.slot].scored & wanted[c.query_id])
+            for c in plan.cases
+            if c.slot in plan.done
+        )
         self.failed = 0
         self.judge_errors = 0
         self.spent = 0.0

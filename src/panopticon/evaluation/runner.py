@@ -307,13 +307,12 @@ class Runner:
             input_tokens=known.input_tokens,
             output_tokens=known.output_tokens,
         )
-        own = case.query.metrics
-        scoped = self.loaded.suite_metrics
+        applies = {m.name for m in self.loaded.metrics_for(case.query)}
         for metric in self.metrics:
             metric_id = self.plan.metric_ids[metric.name]
             if metric_id in known.scored or metric.pairwise:
                 continue
-            if scoped is not None and metric.name not in scoped and metric.name not in own:
+            if metric.name not in applies:
                 continue  # a metric of other queries only
             scored = await self.judging.score(metric, ctx, self._judges.get(metric.name))
             if scored.not_sent:
