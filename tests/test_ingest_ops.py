@@ -216,3 +216,51 @@ def test_serve_workers_share_the_connections_of_one_client_and_stop_together(
         server.send_signal(signal.SIGTERM)
         assert server.wait(60) == 0
     assert not any(Path(f"/proc/{p}").exists() for p in workers)
+
+
+def test_finishing_a_span_cuts_what_a_store_cannot_hold_and_copies_nothing_else() -> None:
+    """``finish`` (JSON API and gateway spans) asks orjson whether a value is as it would be
+    stored and copies only the values that are not: each ends as the general cut makes it."""
+    from panopticon.ingest.model import Span as SpanIn
+    from panopticon.ingest.model import TraceHints
+    from panopticon.ingest.normalise import Limits, _cut, finish
+
+    now = datetime.now(UTC)
+    small = [{"role": "user", "content": "hi", "tool_calls": None}]
+    odd: list[Any] = [
+        {"role": "user", "content": "x" * 40},  # past the limit below
+        {"n": 2**63, "f": float("nan"), "g": float("inf"), 1: "key"},
+        {"ok": [1, True, None, 2.5, "null"]},
+    ]
+    for value in (small, odd, {"a": 2**60}, {"nested": {"deep": ["y" * 50]}}):
+        span = SpanIn(
+            trace_id="t" * 32,
+            span_id="s" * 16,
+            parent_id=None,
+            name="n",
+            kind="llm",
+            start_time=now,
+            end_time=now,
+            input_messages=value if isinstance(value, list) else None,
+            attributes=value if isinstance(value, dict) else None,
+            hints=TraceHints(metadata={"m": "z" * 45}),
+        )
+        assert finish(span, now, Limits(max_value=32)) is None
+        if isinstance(value, list):
+            assert span.input_messages == _cut(value, 32)
+        else:
+            assert span.attributes == _cut(value, 32)
+        assert span.hints.metadata == _cut({"m": "z" * 45}, 32)
+    kept = SpanIn(
+        trace_id="t" * 32,
+        span_id="s" * 16,
+        parent_id=None,
+        name="n",
+        kind="llm",
+        start_time=now,
+        end_time=now,
+        input_messages=[{"role": "user", "content": "hi"}],
+    )
+    as_sent = kept.input_messages
+    finish(kept, now)
+    assert kept.input_messages is as_sent  # as it is: not copied

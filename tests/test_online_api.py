@@ -217,6 +217,18 @@ def test_the_dashboard_applies_pauses_and_shows_rules(api: TestClient, settings:
     )
     assert bad.status_code == 422 and "unknown metric type" in bad.text
     assert "metrics: [{type: nope}]" in bad.text  # what was typed is kept
+    # several problems: all of them listed, with their lines, as the CLI and API give them
+    several = api.post(
+        "/ui/online",
+        data={
+            "csrf": _csrf(listed),
+            "action": "apply",
+            "rule": "name: x\njudge: nobody\nmetrics: [{type: nope}]\nsampling: {rate: 2}",
+        },
+    )
+    assert several.status_code == 422 and 'data-testid="form-issues"' in several.text
+    for problem in ("unknown metric type", "no model &#39;nobody&#39;", "sampling.rate"):
+        assert problem in several.text, problem
     forged = api.post("/ui/online", data={"csrf": "forged", "action": "delete", "name": "safety"})
     assert forged.status_code == 403 and "safety" in api.get("/ui/online").text
     budget = api.post(

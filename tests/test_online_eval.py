@@ -43,7 +43,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "it") 
         value = check()
         if value:
             return value
-        assert time.monotonic() < deadline, f"{what} did not happen in {timeout:g} s"
+        assert time.monotonic() < deadline, f"{what} did not happen in {timeout:g} s: {value}"
         time.sleep(0.05)
 
 
@@ -180,8 +180,9 @@ def test_a_backfill_judges_past_traces_of_one_model_within_its_own_budget(
         (entry,) = ledger(api, trace)["entries"]
         assert entry["outcome"] == "evaluated" and entry["backfill_job"] == finished["id"], entry
     assert ledger(api, skipped)["entries"][0]["outcome"] == "filtered_out"
-    # run again: what is already judged is not judged again
-    again = job(api, api.post("/api/online/backfills", json=body, headers=ADMIN).json()["id"])
+    # run again (without until: up to now, as the CLI): what is judged is not judged again
+    until_now = {k: v for k, v in body.items() if k != "until"}
+    again = job(api, api.post("/api/online/backfills", json=until_now, headers=ADMIN).json()["id"])
     assert again["status"] == "completed" and again["total"] == 0 and again["cost_usd"] == 0
     bad = api.post("/api/online/backfills", json={**body, "budget_usd": 0}, headers=ADMIN)
     assert bad.status_code == 422
@@ -315,6 +316,124 @@ def test_a_worker_killed_mid_batch_loses_no_span_and_judges_none_twice(
         for t in traces:
             names = [s["name"] for s in api.get(f"/api/traces/{t}", headers=ADMIN).json()["scores"]]
             assert sorted(names) == ["helpful", "no-pii"], (t, names)  # never twice
+
+
+def test_a_slow_judgement_does_not_hold_up_the_entries_claimed_after_it(
+    settings: Settings, mock: MockServer
+) -> None:
+    """One judging task, one entry whose judge takes 15 s and two batches' worth of others:
+    the task claims and judges the others while the slow one is judged (it does not wait
+    for a batch to end before it claims again)."""
+    import asyncio
+
+    from panopticon.services.database import workspace_id
+    from panopticon.services.online_eval import IN_FLIGHT, OnlineEvaluator
+    from panopticon.services.runs import store
+    from panopticon.store.queries import ledger as q
+
+    app = create_app(Settings(home=settings.home, database_url=settings.database_url, api_key=BOOT))
+    with TestClient(app) as api:  # spans stored while no rule is enabled: nothing is selected
+        register(api, mock, ADMIN)
+        log(api, "claude-3-opus-20240229", "Hard question?", "Hard answer.")
+        for i in range(2 * IN_FLIGHT):
+            log(api, "gpt-4o", f"Question {i}?", f"Answer {i}.")
+        for rule in ({**RULE, "name": "slow"}, {**RULE, "name": "fast", "judge": "gpt-4o"}):
+            assert api.post("/api/online/rules", json=rule, headers=ADMIN).status_code == 201
+    mock.config.update({"model_latency_ms": {"mock-gpt-4": 15_000.0}})
+    with store(settings) as engine:
+        ws = workspace_id(engine, "default")
+        now = datetime.now(UTC)
+        with engine.begin() as conn:
+            rules = {r.name: r for r in q.enabled_rules(conn, [ws])}
+            spans = q.spans_between(conn, ws, now - timedelta(hours=1), now, None, 100)
+            entries = [
+                {
+                    "workspace_id": ws,
+                    "rule_id": rules[name].id,
+                    "rule_version": rules[name].version,
+                    "trace_id": f.trace_id,
+                    "span_id": f.span_id,
+                    "outcome": "pending",
+                }
+                for f in sorted(spans, key=lambda f: f.model != "claude-3-opus-20240229")
+                for name in ["slow" if f.model == "claude-3-opus-20240229" else "fast"]
+            ]
+            q.insert_outcomes(conn, entries)  # the slow one first: it is in the first claim
+
+        def outcomes() -> dict[str, list[str]]:
+            with engine.connect() as conn:
+                found: dict[str, list[str]] = {}
+                for f in spans:
+                    for o in q.outcomes_of_trace(conn, ws, f.trace_id):
+                        found.setdefault(o.rule, []).append(o.outcome)
+                return found
+
+        async def judge() -> tuple[dict[str, list[str]], int]:
+            evaluator = OnlineEvaluator(engine, settings, dict(os.environ))
+            try:
+                draining = asyncio.create_task(evaluator.drain(seconds=120))
+                while (seen := await asyncio.to_thread(outcomes))["fast"] != ["evaluated"] * (
+                    2 * IN_FLIGHT
+                ):
+                    assert not draining.done(), seen
+                    await asyncio.sleep(0.05)
+                return seen, await draining
+            finally:
+                await evaluator.aclose()
+
+        seen, handled = asyncio.run(judge())
+        assert seen["slow"] == ["running"]  # the others were judged while it was
+        assert handled == 1 + 2 * IN_FLIGHT
+        assert outcomes()["slow"] == ["evaluated"]
+
+
+def test_outcomes_written_together_refuse_a_claim_whose_lease_passed(settings: Settings) -> None:
+    """The group commit's one statement for many entries is fenced as one entry's is."""
+    from panopticon.services.database import workspace_id
+    from panopticon.services.online import OnlineRules
+    from panopticon.services.runs import store
+    from panopticon.store.queries import ledger as q
+
+    with store(settings) as engine:
+        ws = workspace_id(engine, "default")
+        rule = OnlineRules(engine, ws).apply(
+            {"name": "r", "metrics": [{"name": "p", "type": "pii"}]}
+        )
+        with engine.begin() as conn:
+            rule_id = q.enabled_rules(conn, [ws])[0].id
+            q.insert_outcomes(
+                conn,
+                [
+                    {
+                        "workspace_id": ws,
+                        "rule_id": rule_id,
+                        "rule_version": rule.rule.version,
+                        "trace_id": "a" * 32,
+                        "span_id": f"{i:016x}",
+                        "outcome": "pending",
+                    }
+                    for i in range(3)
+                ],
+            )
+        now = datetime.now(UTC)
+        with engine.begin() as conn:
+            first = q.claim(conn, 10, now)
+        assert [c.was for c in first] == ["pending"] * 3
+        later = now + timedelta(seconds=10)
+        with engine.begin() as conn:
+            assert q.expire_leases(conn, later, lease_s=5, max_attempts=3) == 3
+            (again, *_) = q.claim(conn, 1, later)  # one of them taken over
+        late = [q.Finish(c.id, "evaluated", c.attempts, "late", cost_usd=0.5) for c in first]
+        with engine.begin() as conn:  # let go (two) or taken over (one): none is written
+            assert q.finish_many(conn, late) == set()
+        defer = q.Finish(again.id, "rate_limited", again.attempts, "later", not_before=later)
+        with engine.begin() as conn:
+            assert q.finish_many(conn, [defer]) == {again.id}
+            back = {c.id: c for c in q.claim(conn, 10, later)}
+        assert set(back) == {c.id for c in first}
+        # a deferral is not an attempt; the other two were tried once before
+        assert (back[again.id].was, back[again.id].attempts) == ("rate_limited", again.attempts)
+        assert {c.attempts for c in back.values()} == {2}
 
 
 def test_a_claim_whose_lease_passed_cannot_record_over_the_worker_that_took_it_over(

@@ -55,6 +55,7 @@ def test_a_rule_file_with_several_mistakes_reports_them_all_with_lines(tmp_path:
     path.write_text(
         textwrap.dedent("""
         name: Helpfulness
+        judge: nope
         metrics:
           - {name: helpful, type: rubrik, prompt: 'Is it helpful?'}
           - {name: short, type: length, max: -1, colour: red}
@@ -68,6 +69,8 @@ def test_a_rule_file_with_several_mistakes_reports_them_all_with_lines(tmp_path:
         parse_rule(doc.data, doc=doc, judges={"judge": True})
     fields = {i.field for i in info.value.issues}
     assert {"name", "metrics[0].type", "sampling.rate", "filter.span_kinds[1]"} <= fields
+    # the unregistered judge too, beside the rest (it was reported only once they were fixed)
+    assert "judge" in fields and "no model 'nope'" in str(info.value)
     assert any(f and f.startswith("metrics[1]") for f in fields)  # the unknown key 'colour'
     assert all(i.file == str(path) and i.line for i in info.value.issues if i.field != "name")
     assert any("rubric" in (i.hint or "") for i in info.value.issues)  # says what exists

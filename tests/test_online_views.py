@@ -205,6 +205,7 @@ def test_trends_and_model_means_show_production_as_their_own_series_clustered_by
     assert "gpt-4o (online)" not in runs_only
     summary = api.get("/ui/").text
     assert "gpt-4o (online)" in summary and "source=online" in summary
+    assert "pass rate [95% CI]" in summary  # pass rates with their interval, as means
     compare = api.get("/ui/compare").text
     assert 'data-testid="production-scores"' in compare and "gpt-4o (online)" in compare
 
@@ -277,3 +278,106 @@ def test_peoples_labels_on_spans_feed_judge_calibration_clustered_by_span(
     assert both.status_code == 422
     page = api.get("/ui/annotate").text
     assert 'data-testid="production-calibration"' in page and "online" in page
+
+
+def test_paired_comparisons_show_production_scores_beside_them_unpaired_clustered_by_trace(
+    api: TestClient, env: dict[str, str]
+) -> None:
+    """Two runs of one query on gpt-4o pair item by item; gpt-4o's production scores are
+    no run's items, so they are not in the paired test: the API, the CLI and the compare
+    page show them beside it, labelled unpaired, each with its own interval clustered by
+    trace (three judged traces: three clusters)."""
+    from typer.testing import CliRunner
+
+    from panopticon.cli import app as cli_app
+    from panopticon.services.compare import UNPAIRED_NOTE
+
+    run_score(api)
+    run_score(api)
+    second, first = (r["id"] for r in api.get("/api/runs", headers=ADMIN).json()[:2])
+    judged(api, ["What is a tide?", "Why is the sea salty?", "How deep is the ocean?"])
+
+    r = api.get("/api/runs/compare", params={"a": first, "b": second}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    (c,) = r.json()
+    assert [m["n"] for m in c["metrics"]] == [1]  # the paired test: the runs' one item
+    assert c["production_note"] == UNPAIRED_NOTE
+    by_metric = {p["metric"]: p for p in c["production"]}
+    assert set(by_metric) == {"helpful", "no-pii"}
+    helpful = by_metric["helpful"]
+    assert (helpful["model"], helpful["source"], helpful["n"], helpful["traces"]) == (
+        "gpt-4o",
+        "online",
+        3,
+        3,
+    )
+    assert helpful["low"] is not None and helpful["low"] <= helpful["mean"] <= helpful["high"]
+
+    out = CliRunner().invoke(cli_app, ["compare", str(first), str(second)])
+    assert out.exit_code == 0, out.output
+    assert "Production scores are unpaired" in out.output
+    assert "production, unpaired: gpt-4o (online) helpful:" in out.output
+    assert "n=3 scores of 3 traces" in out.output
+
+    assert sign_in(api, BOOT).status_code == 200
+    page = api.get("/ui/compare/paired", params={"run_a": first, "run_b": second}).text
+    assert 'data-testid="unpaired-note"' in page and "Production scores are unpaired" in page
+    assert 'data-testid="production-unpaired"' in page and "gpt-4o (online)" in page
+
+
+def test_the_summary_counts_production_scores_apart_from_the_runs_totals(
+    api: TestClient,
+) -> None:
+    """The summary's totals stay the runs' (one run score here); production scores are
+    their own row per source: traces scored, scores, and their judges' tokens and cost."""
+    from panopticon.services import dashboard
+    from panopticon.services.database import workspace_id
+
+    run_score(api)
+    judged(api, ["What is a tide?", "Why is the sea salty?"])
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    data = dashboard.overview(engine, workspace_id(engine, "default"), 30)
+    assert (data.totals.runs, data.totals.scores) == (1, 1)
+    (online,) = data.production
+    assert (online.source, online.traces, online.scores, online.score_errors) == (
+        "online",
+        2,
+        4,  # two metrics on each trace
+        0,
+    )
+    assert online.input_tokens > 0 and online.cost_usd > 0
+    assert sign_in(api, BOOT).status_code == 200
+    page = api.get("/ui/").text
+    section = page.split('data-testid="production-totals"')[1].split("</section>")[0]
+    assert "apart from the runs" in page and 'href="/ui/results?source=online"' in section
+    assert [c.strip() for c in re.findall(r'<td class="num">([^<]*)</td>', section)][:3] == [
+        "2",
+        "4",
+        "0",
+    ]
+
+
+def test_the_themes_heatmap_has_production_rows_apart_from_the_runs(api: TestClient) -> None:
+    """Production scores are a row per source and model ("gpt-4o (online)") in a column of
+    their own: a production trace has no query theme, and its scores never join a run's
+    row."""
+    from panopticon.services import dashboard
+    from panopticon.services.database import workspace_id
+
+    run_score(api)  # gpt-4o, theme "summarization"
+    judged(api, ["What is a tide?", "Why is the sea salty?"])
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    ws = workspace_id(engine, "default")
+    data = dashboard.heatmap(engine, ws, None, None)
+    assert data.production == {"gpt-4o (online)": ("gpt-4o", "online")}
+    assert data.models == ["gpt-4o", "gpt-4o (online)"]  # the runs' rows first
+    assert data.cells[("gpt-4o", "summarization")].n == 1
+    assert data.cells[("gpt-4o (online)", dashboard.PRODUCTION_THEME)].n == 4  # 2 metrics x 2
+    assert ("gpt-4o", dashboard.PRODUCTION_THEME) not in data.cells
+    one = dashboard.heatmap(engine, ws, None, "helpful")
+    assert one.cells[("gpt-4o (online)", dashboard.PRODUCTION_THEME)].n == 2
+    assert sign_in(api, BOOT).status_code == 200
+    page = api.get("/ui/themes").text
+    row = page.split('data-testid="production-row"')[1].split("</tr>")[0]
+    assert "gpt-4o (online)" in row and "/ui/results?source=online&amp;model=gpt-4o" in row
+    assert "not part of this run" in page

@@ -530,7 +530,8 @@ def test_with_per_query_metrics_the_progress_counts_only_the_judgements_due(
     path = write(
         tmp_path / "s.yaml",
         f"""
-        models: [{{id: good, model: mock-good, base_url: '{mock.url}', price: {{input: 1, output: 1}}}}]
+        models:
+          - {{id: good, model: mock-good, base_url: '{mock.url}', price: {{input: 1, output: 1}}}}
         queries:
           - {{text: 'one?', metrics: [brief]}}
           - {{text: 'two?', metrics: [brief]}}

@@ -315,3 +315,85 @@ def test_a_connection_lost_in_the_drivers_hands_counts_as_the_database_away(
     assert writer._database_away(dbapi.OperationalError("server closed the connection"))
     assert writer._database_away(sa.exc.OperationalError("x", {}, Exception("locked")))
     assert not writer._database_away(TypeError("Type is not JSON serializable: set"))
+
+
+def test_a_traces_text_is_stored_once_and_every_word_of_it_is_still_found(
+    engine: sa.Engine,
+) -> None:
+    """A one-turn call's question and answer are its trace's input and output text, not
+    repeated in its search text; what those do not hold (earlier turns, other spans, an
+    input the root span replaced when it came later) is, and text search finds it all."""
+    from panopticon.store.queries.traces import TraceFilters, search_traces
+    from panopticon.store.trace_writer import write_rows
+
+    t0 = datetime.now(UTC) - timedelta(seconds=10)
+
+    def span(trace_id: str, parent: str | None, at: int, **fields: Any) -> dict[str, Any]:
+        return span_row(
+            1,
+            Span(
+                trace_id=trace_id,
+                span_id=secrets.token_hex(8),
+                parent_id=parent,
+                name="s",
+                kind="llm",
+                start_time=t0 + timedelta(milliseconds=at),
+                end_time=t0 + timedelta(milliseconds=at + 5),
+                **fields,
+            ),
+        )
+
+    one_turn, chat, late_root = (secrets.token_hex(16) for _ in range(3))
+    root_id = secrets.token_hex(8)
+    batches = [
+        [
+            span(
+                one_turn,
+                None,
+                0,
+                input_messages=[{"role": "user", "content": "Which quokka jumps?"}],
+                output_messages=[{"role": "assistant", "content": "The marsupial one."}],
+            ),
+            span(
+                chat,
+                None,
+                0,
+                input_messages=[
+                    {"role": "system", "content": "Speak like a pirate."},
+                    {"role": "user", "content": "Ahoy there"},
+                    {"role": "assistant", "content": "Arr, matey"},
+                    {"role": "user", "content": "Where be the treasure?"},
+                ],
+                output_messages=[{"role": "assistant", "content": "Under the palm tree."}],
+            ),
+            # a child span first: its input stands for the trace's until the root comes
+            span(late_root, root_id, 10, input_value="child question about zebras"),
+        ],
+        [span(late_root, None, 0, input_value="root question", output_value="root answer")],
+    ]
+    for batch in batches:
+        with engine.begin() as conn:
+            write_rows(conn, batch)
+    with engine.connect() as conn:
+        stored = {
+            r.id: r
+            for r in conn.execute(
+                sa.select(Trace.c.id, Trace.c.input_text, Trace.c.output_text, Trace.c.search_text)
+            )
+        }
+
+        def found(text: str) -> set[str]:
+            return {t["id"] for t in search_traces(conn, 1, TraceFilters(text=text))[0]}
+
+        assert stored[one_turn].input_text == "Which quokka jumps?"
+        assert stored[one_turn].output_text == "The marsupial one."
+        assert stored[one_turn].search_text is None  # held once, by the two above
+        assert stored[chat].input_text == "Where be the treasure?"
+        assert stored[chat].search_text == "Speak like a pirate.\nAhoy there\nArr, matey"
+        assert stored[late_root].input_text == "root question"
+        assert "child question about zebras" in stored[late_root].search_text
+        assert found("QUOKKA") == {one_turn} and found("marsupial one") == {one_turn}
+        assert found("pirate") == {chat} and found("arr, mat") == {chat}
+        assert found("treasure") == {chat} and found("palm tree") == {chat}
+        assert found("zebras") == {late_root} and found("root answer") == {late_root}
+        assert found("no such words") == set()

@@ -15,7 +15,7 @@ the dashboard. The built-ins register through the same registries.
 from __future__ import annotations
 
 import functools
-from importlib.metadata import EntryPoints, entry_points
+from importlib.metadata import entry_points
 from typing import Any
 
 from panopticon.errors import ConfigError, Issue
@@ -24,7 +24,7 @@ __all__ = ["load_entry_points"]
 
 
 @functools.cache
-def _installed() -> EntryPoints:
+def _installed() -> Any:  # EntryPoints (3.12), SelectableGroups before: both .select()
     """Every installed package's entry points, read once per process: reading them opens a
     file of every installed distribution (hundreds in a full environment), and providers and
     metrics both ask."""

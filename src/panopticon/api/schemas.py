@@ -372,6 +372,15 @@ class ComparisonPublic(BaseModel):
     )
     metrics: list[dict[str, Any]]
     pairwise: list[dict[str, Any]] = []
+    production: list[dict[str, Any]] = Field(
+        default=[],
+        description="The compared models' production scores (model, source, metric, n, "
+        "traces, mean, low, high), unpaired: not in the paired test, each with its own 95% "
+        "interval clustered by trace",
+    )
+    production_note: str | None = Field(
+        default=None, description="Why production scores are not paired (when there are any)"
+    )
 
 
 class ChatMessage(_Body):

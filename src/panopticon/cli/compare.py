@@ -11,12 +11,15 @@ from panopticon.cli.output import EXIT, console, err_console, handle_errors
 from panopticon.cli.tables import Column, Grid, check_format, emit, resolve_format
 from panopticon.errors import ConfigError, Issue
 from panopticon.services.compare import (
+    UNPAIRED_NOTE,
     Comparison,
     compare_models,
     compare_prompts,
     compare_runs,
+    with_production,
     worse,
 )
+from panopticon.services.database import workspace_id
 from panopticon.services.runs import find_run, store
 from panopticon.settings import load_settings
 
@@ -88,6 +91,21 @@ def _print(c: Comparison, fmt: str) -> None:
                 "(not asked there, a failed answer or a score error)",
                 soft_wrap=True,
             )
+    if c.production:
+        console.print(UNPAIRED_NOTE, soft_wrap=True, highlight=False)
+        for p in c.production:
+            interval = (
+                f"[{p.low:.3f}, {p.high:.3f}]"
+                if p.low is not None and p.high is not None
+                else "(too few traces)"
+            )
+            mean = "-" if p.mean is None else f"{p.mean:.3f}"
+            console.print(
+                f"production, unpaired: {p.model} ({p.source}) {p.metric}: {mean} {interval}, "
+                f"n={p.n} scores of {p.traces} traces",
+                soft_wrap=True,
+                highlight=False,
+            )
 
 
 @handle_errors
@@ -158,6 +176,9 @@ def compare(
                     hint="panopticon compare 11 12   or   panopticon compare 12 --models a,b",
                 )
             )
+        if prompts is None:  # the models' production scores beside, unpaired
+            ws = workspace_id(engine, settings.workspace, create=False)
+            comparisons = with_production(engine, ws, comparisons)
     if as_json:
         console.print_json(orjson.dumps([c.as_dict() for c in comparisons]).decode())
     else:

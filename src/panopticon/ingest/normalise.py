@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from panopticon.ingest.attrs import Attrs
 from panopticon.ingest.conventions import MAPPERS
 from panopticon.ingest.model import RawSpan, Rejection, ScoreIn, Span
@@ -62,6 +64,19 @@ def _cut(value: Any, limit: int) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
         return str(value)  # past what JSON columns (and most readers) hold
     return value
+
+
+def _as_is(value: Any, limit: int) -> bool:
+    """Whether :func:`_cut` would give back ``value`` unchanged, asked of orjson (in C,
+    without a copy): the whole within ``limit`` bytes holds every string within it; an
+    integer past 53 bits, a key that is not a string or a type orjson does not write raise;
+    a NaN or infinity is written as ``null``, so any ``null`` sends the value to :func:`_cut`
+    (which also handles everything here that is not as is)."""
+    try:
+        dumped = orjson.dumps(value, option=orjson.OPT_STRICT_INTEGER)
+    except (TypeError, orjson.JSONEncodeError):
+        return False
+    return len(dumped) <= limit and b"null" not in dumped
 
 
 def _time(ns: int) -> datetime:
@@ -146,6 +161,7 @@ def finish(span: Span, now: datetime, limits: Limits = Limits()) -> Rejection | 
     problem = check_time(span.start_time, now, limits)
     if problem:
         return Rejection(problem, span.trace_id, span.span_id)
+    limit = limits.max_value
     for name in (
         "input_messages",
         "output_messages",
@@ -155,9 +171,14 @@ def finish(span: Span, now: datetime, limits: Limits = Limits()) -> Rejection | 
         "error",
         "attributes",
     ):
-        setattr(span, name, _cut(getattr(span, name), limits.max_value))
+        value = getattr(span, name)
+        if value is None or (type(value) is str and len(value) <= limit):
+            continue
+        if not _as_is(value, limit):  # nearly always as is: then no copy is made
+            setattr(span, name, _cut(value, limit))
     span.name = truncate(span.name, MAX_NAME)
-    span.hints.metadata = _cut(span.hints.metadata, limits.max_value)
+    if not _as_is(span.hints.metadata, limit):
+        span.hints.metadata = _cut(span.hints.metadata, limit)
     price_cost(span)
     if limits.redact:
         redact_span(span)

@@ -170,15 +170,6 @@ def parse_rule(
                     **where("judge"),
                 )
             )
-        if spec.judge is not None and judges is not None and spec.judge not in judges:
-            known = ", ".join(sorted(judges)) or "none registered yet"
-            issues.append(
-                Issue(
-                    f"no model '{spec.judge}' in this workspace",
-                    hint=f"register it first; known: {known}",
-                    **where("judge"),
-                )
-            )
         f = spec.filter
         for low, high in (
             ("min_input_chars", "max_input_chars"),
@@ -187,6 +178,18 @@ def parse_rule(
             lo, hi = getattr(f, low), getattr(f, high)
             if lo is not None and hi is not None and lo > hi:
                 issues.append(Issue(f"{low} is above {high}", **where("filter", low)))
+    # the judge is checked from the data as given, so that it is reported beside the other
+    # problems even when the rule's settings do not validate yet
+    judge = data.get("judge")
+    if isinstance(judge, str) and judges is not None and judge not in judges:
+        known = ", ".join(sorted(judges)) or "none registered yet"
+        issues.append(
+            Issue(
+                f"no model '{judge}' in this workspace",
+                hint=f"register it first; known: {known}",
+                **where("judge"),
+            )
+        )
     if issues:
         raise ConfigError(issues)
     assert spec is not None

@@ -25,13 +25,40 @@ from panopticon.store.engine import Engine
 from panopticon.store.queries import runs as run_queries
 
 __all__ = [
+    "UNPAIRED_NOTE",
     "Comparison",
     "PairwiseTally",
+    "UnpairedScores",
     "compare_models",
     "compare_prompts",
     "compare_runs",
+    "with_production",
     "worse",
 ]
+
+UNPAIRED_NOTE = (
+    "Production scores are unpaired: a production trace is not an item of the runs, so no "
+    "production score is in the paired test. Each is shown on its own, with a 95% interval "
+    "clustered by trace."
+)
+
+
+@dataclass(frozen=True)
+class UnpairedScores:
+    """A compared model's production scores on one metric from one source (online rules,
+    guardrails, outside clients), beside the paired comparison and never in it. The mean
+    and its 95% interval are normalised (0..1) and clustered by trace, because several
+    scores of one trace are not independent. ``n`` counts scores and ``traces`` the
+    clusters; a single trace gives no interval."""
+
+    model: str
+    source: str
+    metric: str
+    n: int
+    traces: int
+    mean: float | None
+    low: float | None
+    high: float | None
 
 
 @dataclass(frozen=True)
@@ -42,6 +69,8 @@ class Comparison:
     unpaired: dict[str, int] = field(default_factory=dict)  # metric -> items left out
     tests: int = 0  # tests corrected together (Holm), across every comparison shown
     pairwise: list[PairwiseTally] = field(default_factory=list)  # a judge's verdicts on A vs B
+    models: tuple[str, str] = ("", "")  # the model ids behind label_a and label_b
+    production: list[UnpairedScores] = field(default_factory=list)  # see with_production
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +80,8 @@ class Comparison:
             "tests": self.tests,
             "metrics": [asdict(r) for r in self.results],
             "pairwise": [asdict(p) for p in self.pairwise],
+            "production": [asdict(p) for p in self.production],
+            "production_note": UNPAIRED_NOTE if self.production else None,
         }
 
 
@@ -114,6 +145,29 @@ def _pairs(a: Values, b: Values) -> tuple[Pairs, dict[str, int]]:
     return pairs, unpaired
 
 
+def with_production(
+    engine: Engine, workspace_id: int, comparisons: list[Comparison]
+) -> list[Comparison]:
+    """Each comparison with its models' production scores, unpaired (UNPAIRED_NOTE)."""
+    from panopticon.services.dashboard import production_cells
+
+    wanted = {m for c in comparisons for m in c.models if m}
+    found = production_cells(engine, workspace_id, wanted) if wanted else []
+    return [
+        replace(
+            c,
+            production=[
+                UnpairedScores(
+                    model, source, metric, cell.n, cell.clusters, cell.mean, cell.low, cell.high
+                )
+                for model, source, metric, cell in found
+                if model in c.models
+            ],
+        )
+        for c in comparisons
+    ]
+
+
 def _compare(
     sides: list[tuple[Values, Values, str, str]],
     kinds: dict[str, ScoreKind],
@@ -162,7 +216,9 @@ def compare_models(
         kinds,
         min_effect,
     )
-    return replace(comparison, pairwise=_tallies(pairs, model_a, model_b))
+    return replace(
+        comparison, pairwise=_tallies(pairs, model_a, model_b), models=(model_a, model_b)
+    )
 
 
 def compare_runs(
@@ -195,6 +251,7 @@ def compare_runs(
         kinds,
         min_effect,
     )
+    comparisons = [replace(c, models=pair) for c, pair in zip(comparisons, matched, strict=True)]
     items_a, items_b = {r["item"] for r in rows_a}, {r["item"] for r in rows_b}
     if not items_a & items_b:
         raise ConfigError(

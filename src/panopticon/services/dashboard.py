@@ -23,12 +23,14 @@ from panopticon.store.queries import dashboard as q
 
 __all__ = [
     "MAX_DAYS",
+    "PRODUCTION_THEME",
     "Cell",
     "Failure",
     "Heatmap",
     "ModelMetrics",
     "ModelScore",
     "Overview",
+    "ProductionTotals",
     "RunsPerDay",
     "StatusSeries",
     "Totals",
@@ -37,6 +39,7 @@ __all__ = [
     "heatmap",
     "model_metrics",
     "overview",
+    "production_cells",
     "production_label",
     "trends",
 ]
@@ -155,6 +158,20 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class ProductionTotals:
+    """One production source's share of a period, apart from the runs' totals: traces
+    scored, scores and their errors, and what the judges took (tokens, cost)."""
+
+    source: str
+    traces: int
+    scores: int
+    score_errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True)
 class StatusSeries:
     status: str
     counts: list[int]  # one per day of RunsPerDay.days
@@ -184,6 +201,7 @@ class Overview:
     runs_per_day: RunsPerDay
     models: list[ModelScore]
     failures: list[Failure]
+    production: list[ProductionTotals] = field(default_factory=list)  # one per source
 
 
 @dataclass(frozen=True)
@@ -193,11 +211,19 @@ class ModelMetrics:
     cells: dict[tuple[str, str], Cell]  # (model, metric)
 
 
+# the theme column of production scores: a production trace has no query, so no theme
+# (as a dataset made from traces is judged under the theme "production")
+PRODUCTION_THEME = "production"
+
+
 @dataclass(frozen=True)
 class Heatmap:
     models: list[str]
     themes: list[str]
     cells: dict[tuple[str, str], Cell]  # (model, theme)
+    # production rows, "model (source)" -> (model, source): every day so far, in the
+    # PRODUCTION_THEME column, never mixed into a run's rows
+    production: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -224,7 +250,8 @@ class Trends:
 
 
 def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> Overview:
-    """Totals, runs per day by status, mean score by model, and the latest failures."""
+    """Totals, runs per day by status, mean score by model, and the latest failures. The
+    totals are the runs'; production scores' are apart, one row per source."""
     since = _since(days)
     with engine.connect() as conn:
         totals = q.totals(conn, workspace_id, since)
@@ -250,6 +277,7 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> Overvi
             quality_only=True,
         )
         failures = q.recent_failures(conn, workspace_id, 10)
+        production_totals = q.production_totals(conn, workspace_id, since)
     statuses = sorted({r["status"] for r in per_day})
     day_list = sorted({r["day"] for r in per_day})
     counts = {(r["day"], r["status"]): int(r["n"]) for r in per_day}
@@ -293,6 +321,18 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> Overvi
             )
             for f in failures
         ],
+        production=[
+            ProductionTotals(
+                source=r["source"],
+                traces=int(r["traces"]),
+                scores=int(r["scores"]),
+                score_errors=int(r["errors"]),
+                input_tokens=int(r["judge_input"]),
+                output_tokens=int(r["judge_output"]),
+                cost_usd=float(r["judge_cost_usd"]),
+            )
+            for r in production_totals
+        ],
     )
 
 
@@ -320,8 +360,29 @@ def model_metrics(
     )
 
 
-def heatmap(engine: Engine, workspace_id: int, run_id: int | None, metric: str | None) -> Heatmap:
-    """Model x theme cells, over one metric or all of them."""
+def production_cells(
+    engine: Engine, workspace_id: int, models: set[str]
+) -> list[tuple[str, str, str, Cell]]:
+    """(model, source, metric, cell) of these models' production scores, every day so far,
+    clustered by trace (as the compare page's production panel)."""
+    with engine.connect() as conn:
+        rows = q.production_moments(conn, workspace_id, by=("source", "model", "metric"))
+    return sorted(
+        (r["model"], r["source"], r["metric"], Cell.of(r)) for r in rows if r["model"] in models
+    )
+
+
+def heatmap(
+    engine: Engine,
+    workspace_id: int,
+    run_id: int | None,
+    metric: str | None,
+    *,
+    production: bool = True,
+) -> Heatmap:
+    """Model x theme cells, over one metric or all of them; with ``production``, a row per
+    production source and model ("gpt-4o (online)") in the PRODUCTION_THEME column."""
+    operational = operational_types()
     with engine.connect() as conn:
         rows = q.score_moments(
             conn,
@@ -329,14 +390,32 @@ def heatmap(engine: Engine, workspace_id: int, run_id: int | None, metric: str |
             by=("model", "theme"),
             run_id=run_id,
             metric=metric,
-            operational=operational_types(),
+            operational=operational,
             quality_only=metric is None,  # over all metrics: quality only
             clustered=False,  # the heatmap shows means and counts, no interval
         )
+        prod = (
+            q.production_moments(
+                conn,
+                workspace_id,
+                by=("source", "model"),
+                metric=metric,
+                operational=operational,
+                quality_only=metric is None,
+            )
+            if production
+            else []
+        )
+    labels = {production_label(r["model"], r["source"]): (r["model"], r["source"]) for r in prod}
+    for r in prod:
+        rows.append(
+            {**r, "model": production_label(r["model"], r["source"]), "theme": PRODUCTION_THEME}
+        )
     return Heatmap(
-        models=sorted({r["model"] for r in rows}),
+        models=sorted({r["model"] for r in rows if r["model"] not in labels}) + sorted(labels),
         themes=sorted({r["theme"] for r in rows}),
         cells={(r["model"], r["theme"]): Cell.of(r) for r in rows},
+        production=labels,
     )
 
 

@@ -54,6 +54,7 @@ from panopticon.store.engine import Engine, retry_on_race
 from panopticon.store.limits import SharedBucket, bucket_key
 from panopticon.store.queries import catalog as catalog_q
 from panopticon.store.queries import ledger as q
+from panopticon.store.queries import online as online_q
 from panopticon.store.queries.online import Window
 from panopticon.store.tables.base import utcnow
 
@@ -74,7 +75,9 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3  # judge failures (or lost workers) before an entry is recorded as failed
 INBOX_BATCH = 2000  # inbox entries one tick takes at most
 IN_FLIGHT = 16  # entries one judging task judges at once
-CLAIM_BATCH = IN_FLIGHT  # claimed only when they can start at once: a lease is judging time
+# the next entries are claimed once this many slots are free, while the others are judged;
+# no more are claimed than can start at once (a lease is judging time, not waiting time)
+CLAIM_AT = IN_FLIGHT // 2
 DRAIN_S = 10.0  # a judging task gives its slot back after this long (the next tick wakes it)
 BUSY_WAIT_S = 600.0  # how long a span waits for calls in flight to free a budget's room
 JUDGE_MAX_TOKENS = 1024  # a judge's answer is capped, so a budget can bound every call
@@ -292,6 +295,9 @@ class _BudgetGate:
         self._holds: dict[int, Hold] = {}
 
     async def open(self, spec: ModelSpec, estimate: CallEstimate) -> str | None:
+        if not self.extra and not self.budgets.windows(self.rule):  # no budget: no statement
+            self._holds[id(estimate)] = Hold((), 0.0)
+            return None
         bound = _bound(self.prices.get(spec.id), spec, estimate)
         held = await asyncio.to_thread(self.budgets.reserve, self.rule, bound, extra=self.extra)
         if isinstance(held, Refusal):
@@ -315,7 +321,8 @@ class _BudgetGate:
                 cost = 0.0
             elif price is not None:
                 cost = price.cost(response.input_tokens, response.output_tokens)
-        await asyncio.to_thread(self.budgets.settle, hold, cost)
+        if hold.windows:
+            await asyncio.to_thread(self.budgets.settle, hold, cost)
         self.spent += cost or 0.0
         return cost
 
@@ -340,9 +347,6 @@ class _Batch:
     limits: dict[int, tuple[float | None, float | None]]  # each workspace's budgets
     prepared: dict[int, _Prepared] = field(default_factory=dict)  # by entry id
     twins: dict[tuple[int, str], tuple[int, str, str, str]] = field(default_factory=dict)
-    # (workspace, dedup key) -> the first entry of the batch with it, and when it is done
-    first: dict[tuple[int, str], int] = field(default_factory=dict)
-    judged: dict[tuple[int, str], asyncio.Event] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -393,14 +397,18 @@ class _Finisher:
 
     def _write(self, batch: list[_Done]) -> None:
         with self.engine.begin() as conn:
-            held = []
+            written = q.finish_many(
+                conn,
+                [
+                    q.Finish(d.claimed.id, d.outcome, d.claimed.attempts, d.reason, **d.fields)
+                    for d in batch
+                ],
+            )
             for d in batch:
-                c = d.claimed
-                if q.finish(conn, c.id, d.outcome, attempt=c.attempts, reason=d.reason, **d.fields):
-                    held.append(d)
-                else:  # its lease passed and another worker took it: that one writes its scores
-                    log.warning("online entry %s was taken over by another worker", c.id)
-            q.save_scores(conn, [s for d in held for s in d.scores])
+                if d.claimed.id not in written:
+                    # its lease passed and another worker took it: that one writes its scores
+                    log.warning("online entry %s was taken over by another worker", d.claimed.id)
+            q.save_scores(conn, [s for d in batch if d.claimed.id in written for s in d.scores])
 
 
 class OnlineEvaluator:
@@ -418,8 +426,13 @@ class OnlineEvaluator:
         self._judges: dict[tuple[int, str], _Judge | Problem] = {}
         self._cache: dict[int, dict[str, CachedJudgement]] = {}
         self._limits: dict[int, SharedBucket] = {}
+        self._job_terms: dict[int, tuple[float | None, bool]] = {}
         self._lock = threading.Lock()
         self._finisher = _Finisher(engine)
+        # (workspace, dedup key) -> the first entry claimed with it, and its end: a twin
+        # claimed while it is judged (in its batch or a later one) waits, then copies it
+        self._first: dict[tuple[int, str], int] = {}
+        self._judged: dict[tuple[int, str], asyncio.Event] = {}
         self.judged = 0
 
     async def aclose(self) -> None:
@@ -428,66 +441,93 @@ class OnlineEvaluator:
                 await judge.client.aclose()
 
     async def drain(self, seconds: float = DRAIN_S) -> int:
-        """Judge what is due until nothing is or ``seconds`` pass; returns entries handled."""
+        """Judge what is due until nothing is or ``seconds`` pass; returns entries handled.
+
+        Up to IN_FLIGHT entries are judged at once. Entries are claimed (and their spans
+        read) as soon as CLAIM_AT slots are free, while the others are still being judged,
+        so a batch's slowest entry does not hold up the next ones; every entry claimed
+        starts at once, so its lease only runs while it is judged."""
         handled = 0
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            claimed = await asyncio.to_thread(self._claim)
-            if not claimed:
-                break
-            batch = await asyncio.to_thread(self._read, claimed)
-            gate = asyncio.Semaphore(IN_FLIGHT)
-            await asyncio.gather(*(self._one(gate, c, batch) for c in claimed))
-            handled += len(claimed)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while time.monotonic() < deadline:
+                room = IN_FLIGHT - len(running)
+                if room < CLAIM_AT:
+                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                claimed, batch = await asyncio.to_thread(self._claim_read, room)
+                if not claimed:
+                    if not running:
+                        break
+                    # nothing due now: once what is judged is done, look once more
+                    await asyncio.wait(running)
+                    running = set()
+                    continue
+                self._admit(claimed, batch)
+                handled += len(claimed)
+                running |= {asyncio.create_task(self._one(c, batch)) for c in claimed}
+            if running:
+                await asyncio.wait(running)
+        except BaseException:  # cancelled (the worker stops): so are the entries it judges
+            for task in running:
+                task.cancel()
+            raise
         return handled
 
-    async def _one(self, gate: asyncio.Semaphore, c: q.Claimed, batch: _Batch) -> None:
-        async with gate:
-            try:
-                await self.process(c, batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # recorded, never lost: retried after a pause
-                log.exception("online entry %s failed", c.id)
-                await self._retry_or_fail(c, _describe(exc), [])
-            finally:
-                prepared = batch.prepared.get(c.id)
-                if prepared is not None:
-                    waiting = batch.judged.get((c.workspace_id, prepared.key))
-                    if (
-                        waiting is not None
-                        and batch.first.get((c.workspace_id, prepared.key)) == c.id
-                    ):
-                        waiting.set()
+    def _admit(self, claimed: list[q.Claimed], batch: _Batch) -> None:
+        """Note each claimed entry's dedup key: the first entry with a key is judged, the
+        others (claimed with it or while it is judged) wait for it."""
+        for c in claimed:
+            prepared = batch.prepared.get(c.id)
+            if prepared is not None:
+                same = (c.workspace_id, prepared.key)
+                if self._first.setdefault(same, c.id) == c.id:
+                    self._judged[same] = asyncio.Event()
+
+    async def _one(self, c: q.Claimed, batch: _Batch) -> None:
+        try:
+            await self.process(c, batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # recorded, never lost: retried after a pause
+            log.exception("online entry %s failed", c.id)
+            await self._retry_or_fail(c, _describe(exc), [])
+        finally:
+            prepared = batch.prepared.get(c.id)
+            if prepared is not None:
+                same = (c.workspace_id, prepared.key)
+                if self._first.get(same) == c.id:
+                    self._judged[same].set()
 
     # -- blocking helpers (run in threads) ----------------------------------------------------
 
-    def _claim(self) -> list[q.Claimed]:
-        with self.engine.begin() as conn:
-            return q.claim(conn, CLAIM_BATCH, self.clock())
-
-    def _read(self, claimed: list[q.Claimed]) -> _Batch:
-        """The rules, spans, earlier scores, budgets and judged twins of a claimed batch."""
+    def _claim_read(self, limit: int) -> tuple[list[q.Claimed], _Batch]:
+        """Claim up to ``limit`` entries and read, in the same transaction, the rules,
+        spans, earlier scores and budgets they need; then their judged twins."""
         # only an entry tried before (or a backfill's, which may judge again) can have
         # scores already: a live entry's first attempt has none
-        again = [
-            (c.workspace_id, c.trace_id, c.span_id, c.rule_version)
-            for c in claimed
-            if c.attempts > 1 or c.job_id is not None
-        ]
-        with self.engine.connect() as conn:
-            states = q.rule_states(conn, {(c.rule_id, c.rule_version) for c in claimed})
-            found = q.span_facts(conn, [_key(c) for c in claimed])
-            scored = q.online_scores_many(conn, again) if again else {}
-        batch = _Batch(
-            states,
-            {(f.workspace_id, f.trace_id, f.span_id): f for f in found},
-            scored,
-            {
-                ws: OnlineBudgets(self.engine, ws).workspace_limits()
-                for ws in sorted({c.workspace_id for c in claimed})
-            },
-        )
+        with self.engine.begin() as conn:
+            claimed = q.claim(conn, limit, self.clock())
+            if not claimed:
+                return [], _Batch({}, {}, {}, {})
+            again = [
+                (c.workspace_id, c.trace_id, c.span_id, c.rule_version)
+                for c in claimed
+                if c.attempts > 1 or c.job_id is not None
+            ]
+            batch = _Batch(
+                q.rule_states(conn, {(c.rule_id, c.rule_version) for c in claimed}),
+                {_key(f): f for f in q.span_facts(conn, [_key(c) for c in claimed])},
+                q.online_scores_many(conn, again) if again else {},
+                {
+                    ws: online_q.workspace_budgets(conn, ws)
+                    for ws in sorted({c.workspace_id for c in claimed})
+                },
+            )
+        # outside the claim's transaction: a rule version seen for the first time records
+        # its metrics in a transaction of its own
+        by_ws: dict[int, set[str]] = {}
         for c in claimed:
             rule, facts = batch.states.get(c.rule_id), batch.facts.get(_key(c))
             if rule is None or facts is None or c.rule_version not in rule.specs:
@@ -504,16 +544,13 @@ class OnlineEvaluator:
             except Exception:  # process() meets the same error and records it
                 continue
             batch.prepared[c.id] = _Prepared(version, ctx, key)
-            if batch.first.setdefault((c.workspace_id, key), c.id) != c.id:
-                batch.judged.setdefault((c.workspace_id, key), asyncio.Event())
-        by_ws: dict[int, set[str]] = {}
-        for (ws, key), _ in batch.first.items():
-            by_ws.setdefault(ws, set()).add(key)
-        with self.engine.connect() as conn:
-            for ws, keys in by_ws.items():
-                for key, twin in q.find_judged_many(conn, ws, keys).items():
-                    batch.twins[(ws, key)] = twin
-        return batch
+            by_ws.setdefault(c.workspace_id, set()).add(key)
+        if by_ws:
+            with self.engine.connect() as conn:
+                for ws, keys in by_ws.items():
+                    for key, twin in q.find_judged_many(conn, ws, keys).items():
+                        batch.twins[(ws, key)] = twin
+        return claimed, batch
 
     async def _finish(self, c: q.Claimed, outcome: Outcome, reason: str, **kw: Any) -> None:
         scores = kw.pop("scores", [])
@@ -670,13 +707,13 @@ class OnlineEvaluator:
             prepared = _Prepared(version, ctx, key)
         version, ctx, key = prepared.version, prepared.ctx, prepared.key
         spec = version.spec
-        rejudge = c.job_id is not None and (await db(_backfill_terms, self.engine, c.job_id))[1]
+        rejudge = c.job_id is not None and (await self._terms(c.job_id))[1]
         if not rejudge:
             same = (c.workspace_id, key)
             twin = batch.twins.get(same)
-            if twin is None and batch.first.get(same, c.id) != c.id:
-                # the same answer earlier in this batch: once it is judged, copy its scores
-                await batch.judged[same].wait()
+            if twin is None and self._first.get(same, c.id) != c.id:
+                # the same answer claimed before it: once that is judged, copy its scores
+                await self._judged[same].wait()
                 twin = await db(self._find_twin, c, key)
             if twin is not None:
                 await db(self._copy_twin, c, key, twin)
@@ -695,6 +732,12 @@ class OnlineEvaluator:
                 )
                 return Outcome.RATE_LIMITED
         return await self._judge_entry(c, rule, version, ctx, key, batch)
+
+    async def _terms(self, job_id: int) -> tuple[float | None, bool]:
+        """A backfill's budget and whether it judges again (fixed when it is started)."""
+        if job_id not in self._job_terms:
+            self._job_terms[job_id] = await asyncio.to_thread(_backfill_terms, self.engine, job_id)
+        return self._job_terms[job_id]
 
     def _find_twin(self, c: q.Claimed, key: str) -> tuple[int, str, str, str] | None:
         with self.engine.connect() as conn:
@@ -754,7 +797,9 @@ class OnlineEvaluator:
         }
         judges: dict[str, _Judge] = {}
         for model_id in sorted(judge_ids):
-            found = await db(self._judge, c.workspace_id, model_id)
+            found = self._judges.get((c.workspace_id, model_id))
+            if found is None:
+                found = await db(self._judge, c.workspace_id, model_id)
             if isinstance(found, Problem):
                 await self._retry_or_fail(c, f"judge '{model_id}': {found.message}", [])
                 return Outcome.FAILED
@@ -764,7 +809,7 @@ class OnlineEvaluator:
         )
         extra: tuple[Window, ...] = ()
         if c.job_id is not None:  # a backfill's entry: its own budget too
-            limit, _ = await db(_backfill_terms, self.engine, c.job_id)
+            limit, _ = await self._terms(c.job_id)
             if limit is not None:
                 extra = (Window(f"backfill:{c.job_id}", "total", _EPOCH, limit),)
         gate = _BudgetGate(budgets, spec, {k: j.price for k, j in judges.items()}, extra)
@@ -868,7 +913,7 @@ class _LostClaim(Exception):
     """The entry's lease passed and another worker claimed it while this one judged."""
 
 
-def _key(c: q.Claimed) -> tuple[int, str, str]:
+def _key(c: q.Claimed | q.SpanFacts) -> tuple[int, str, str]:
     return (c.workspace_id, c.trace_id, c.span_id)
 
 

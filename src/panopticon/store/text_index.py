@@ -1,7 +1,11 @@
 """The trigram index behind the trace explorer's text search, on PostgreSQL.
 
-``trace.search_text`` holds the text of a trace's inputs and outputs (see the trace
-writer). A ``pg_trgm`` GIN index on it answers ``ILIKE '%words%'`` from the index. pg_trgm
+The explorer's text filter reads :func:`searched_text`: a trace's ``input_text``, its
+``output_text`` and its ``search_text`` (the text of its spans' inputs and outputs that
+the first two do not hold: see the trace writer), one after the other, cut at
+:data:`SEARCHED_CHARS`. A ``pg_trgm`` GIN index on that expression answers ``ILIKE
+'%words%'`` from the index (the query and the index are made from the one SQL text here:
+PostgreSQL uses an expression index only for the same expression). pg_trgm
 ships with PostgreSQL (contrib) and is a trusted extension (any role that may create in the
 database may add it), but a server built without contrib, or a role without that right,
 cannot have it: then the index is left out, text search reads every trace of the period
@@ -15,9 +19,26 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-__all__ = ["TEXT_INDEX", "ensure_text_index", "has_text_index"]
+__all__ = ["SEARCHED_CHARS", "TEXT_INDEX", "ensure_text_index", "has_text_index", "searched_text"]
 
 TEXT_INDEX = "ix_trace_search_trgm"
+SEARCHED_CHARS = 32_768  # characters of a trace's texts that text search reads
+
+
+def _searched_sql(newline: str) -> str:
+    return (
+        f"substr(coalesce(input_text, '') || {newline} || coalesce(output_text, '') || "
+        f"{newline} || coalesce(search_text, ''), 1, {SEARCHED_CHARS})"
+    )
+
+
+_SEARCHED = {"postgresql": _searched_sql("chr(10)"), "sqlite": _searched_sql("char(10)")}
+
+
+def searched_text(dialect: str) -> sa.ColumnElement[str]:
+    """The text a trace's text filter reads (of the ``trace`` table, unaliased)."""
+    return sa.literal_column(_SEARCHED[dialect], sa.Text)
+
 
 MISSING = (
     "the trace explorer's text search has no trigram index ({reason}); it still works, "
@@ -50,7 +71,8 @@ def ensure_text_index(conn: Connection) -> str | None:
     # on the partitioned parent: every partition, present and future, gets its own
     conn.execute(
         sa.text(
-            f"CREATE INDEX IF NOT EXISTS {TEXT_INDEX} ON trace USING gin (search_text gin_trgm_ops)"
+            f"CREATE INDEX IF NOT EXISTS {TEXT_INDEX} ON trace "
+            f"USING gin (({_SEARCHED['postgresql']}) gin_trgm_ops)"
         )
     )
     return None

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
+import itertools
 import logging
 import operator
 import os
@@ -31,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from sqlalchemy.engine import Connection, Engine
 from panopticon.store.engine import json_text
 from panopticon.store.queries.traces import save_span_scores
 from panopticon.store.tables import OnlineInbox, OnlineRule, Span, Trace
+from panopticon.store.text_index import SEARCHED_CHARS
 
 __all__ = [
     "MAX_SEARCH_TEXT",
@@ -55,7 +58,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SPAN_COLUMNS = [c.name for c in Span.columns]
-MAX_SEARCH_TEXT = 32_768  # characters of a trace's inputs and outputs that text search reads
+MAX_SEARCH_TEXT = SEARCHED_CHARS  # characters of a trace's texts that text search reads
 _TIMES = ("start_time", "end_time")
 _JSON = {"input_messages", "output_messages", "documents", "attributes", "events"}
 
@@ -84,7 +87,12 @@ class WriterStats:
 
 
 def _day(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return _day_of(moment.astimezone(UTC).date())
+
+
+@functools.lru_cache(maxsize=64)
+def _day_of(day: date) -> datetime:  # every span of a batch is of the same day or two
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _last_text(messages: Any, roles: tuple[str, ...]) -> str | None:
@@ -118,16 +126,24 @@ def _span_texts(row: dict[str, Any]) -> Iterable[str]:
                             yield call["arguments"]
 
 
-def _search_text(previous: str | None, spans: Iterable[dict[str, Any]]) -> str | None:
-    """``previous`` (the trace's stored search text) with the spans' inputs and outputs
-    that it does not already hold, one per line, cut at :data:`MAX_SEARCH_TEXT`."""
-    text = previous or ""
-    for span in spans:
-        for piece in _span_texts(span):
-            if len(text) >= MAX_SEARCH_TEXT:
-                return text[:MAX_SEARCH_TEXT]
-            if piece and piece not in text:
-                text = f"{text}\n{piece}" if text else piece
+def _search_text(
+    inp: str | None,
+    out: str | None,
+    previous: Iterable[str | None],
+    spans: Iterable[dict[str, Any]],
+) -> str | None:
+    """A trace's ``search_text``: the ``previous`` texts (its stored input, output and
+    search text) and its spans' inputs and outputs that its input ``inp`` and output
+    ``out`` do not hold (text search reads all three: store.text_index), deduplicated, one
+    per line, cut at :data:`MAX_SEARCH_TEXT`. None when they hold it all (a one-turn call):
+    a trace's text is stored once beside its span's."""
+    text = ""
+    inp, out = inp or "", out or ""
+    for piece in itertools.chain(previous, *map(_span_texts, spans)):
+        if len(text) >= MAX_SEARCH_TEXT:
+            return text[:MAX_SEARCH_TEXT]
+        if piece and piece not in inp and piece not in out and piece not in text:
+            text = f"{text}\n{piece}" if text else piece
     return text[:MAX_SEARCH_TEXT] or None
 
 
@@ -160,10 +176,36 @@ def _sqlite_time(value: datetime) -> str:
 
 _SPAN_TIMES_AT = [i for i, c in enumerate(SPAN_COLUMNS) if c in _TIMES]
 _SPAN_VALUES = (SPAN_COLUMNS, operator.itemgetter(*SPAN_COLUMNS))
-_SQLITE_SPAN_INSERT = (
-    f"INSERT INTO span ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' * len(SPAN_COLUMNS))}) "
-    "ON CONFLICT DO NOTHING"
-)
+_SQLITE_ROWS = 32  # rows per INSERT statement on SQLite
+
+
+@functools.cache
+def _sqlite_insert_sql(table: str, columns: tuple[str, ...], tail: str, rows: int) -> str:
+    one = f"({', '.join('?' * len(columns))})"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * rows)} {tail}"
+
+
+def _sqlite_insert(
+    conn: Connection, table: str, columns: list[str], tail: str, rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert value tuples through the driver, :data:`_SQLITE_ROWS` rows a statement (then
+    one a statement for the rest). The driver lets go of the GIL while SQLite steps a
+    statement and must take it back after: one row a statement, that was twice a row for
+    the writer's thread to wait for the event loop's (and the event loop's for it); the
+    values are bound the same either way. Errors are SQLAlchemy's (``exec_driver_sql``),
+    so an unavailable database still spools."""
+    names = tuple(columns)
+    whole = len(rows) - len(rows) % _SQLITE_ROWS
+    if whole:
+        conn.exec_driver_sql(
+            _sqlite_insert_sql(table, names, tail, _SQLITE_ROWS),
+            [
+                tuple(itertools.chain.from_iterable(rows[i : i + _SQLITE_ROWS]))
+                for i in range(0, whole, _SQLITE_ROWS)
+            ],
+        )
+    if whole < len(rows):
+        conn.exec_driver_sql(_sqlite_insert_sql(table, names, tail, 1), rows[whole:])
 
 
 def _sqlite_values(
@@ -229,11 +271,12 @@ def _insert_spans(
                 f"INSERT INTO span ({cols}) SELECT {cols} FROM span_stage ON CONFLICT DO NOTHING"
             )
         return
-    # the driver's executemany through exec_driver_sql (its errors are SQLAlchemy's, so an
-    # unavailable database still spools)
     times = {} if times is None else times
-    conn.exec_driver_sql(
-        _SQLITE_SPAN_INSERT,
+    _sqlite_insert(
+        conn,
+        "span",
+        SPAN_COLUMNS,
+        "ON CONFLICT DO NOTHING",
         [_sqlite_values(r, _SPAN_VALUES, _SPAN_TIMES_AT, _JSON_AT, times) for r in rows],
     )
 
@@ -250,10 +293,6 @@ _TRACE_UPDATE = f"ON CONFLICT ({', '.join(_TRACE_KEY)}) DO UPDATE SET " + ", ".j
 _TRACE_UPSERT = (
     f"INSERT INTO trace ({', '.join(_TRACE_COLUMNS)}) SELECT {', '.join(_TRACE_COLUMNS)} "
     f"FROM trace_stage {_TRACE_UPDATE}"
-)
-_SQLITE_TRACE_UPSERT = (
-    f"INSERT INTO trace ({', '.join(_TRACE_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_TRACE_COLUMNS))}) {_TRACE_UPDATE}"
 )
 
 
@@ -280,8 +319,11 @@ def _upsert_traces(
             cur.execute(_TRACE_UPSERT)
         return
     times = {} if times is None else times
-    conn.exec_driver_sql(
-        _SQLITE_TRACE_UPSERT,
+    _sqlite_insert(
+        conn,
+        "trace",
+        _TRACE_COLUMNS,
+        _TRACE_UPDATE,
         [_sqlite_values(r, _TRACE_VALUES, _TRACE_TIMES_AT, _TRACE_JSON_AT, times) for r in values],
     )
 
@@ -378,7 +420,7 @@ def _one_span_trace(ws: int, span: dict[str, Any], now: datetime) -> dict[str, A
         "models": sorted(models) or None,
         "input_text": inp,
         "output_text": out,
-        "search_text": _search_text(None, (span,)),
+        "search_text": _search_text(inp, out, (), (span,)),
         "updated_at": now,
     }
 
@@ -517,6 +559,9 @@ def _trace_row(
     start, end = a["start_time"], a["end_time"]
     if start.tzinfo is None:  # SQLite hands back naive times from aggregates
         start, end = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
+    inp = inp if root is not None else old.get("input_text") or inp
+    out = out if root is not None else old.get("output_text") or out
+    previous = (old.get("input_text"), old.get("output_text"), old.get("search_text"))
     return {
         "workspace_id": ws,
         "id": trace_id,
@@ -539,9 +584,9 @@ def _trace_row(
         "output_tokens": a["output_tokens"],
         "cost_usd": a["cost_usd"],
         "models": sorted(a["models"]) or None,
-        "input_text": (inp if root is not None else old.get("input_text") or inp),
-        "output_text": (out if root is not None else old.get("output_text") or out),
-        "search_text": _search_text(old.get("search_text"), spans),
+        "input_text": inp,
+        "output_text": out,
+        "search_text": _search_text(inp, out, previous, spans),
         "updated_at": now,
     }
 

@@ -11,7 +11,12 @@ from fastapi.responses import Response
 
 from panopticon.errors import ConfigError, Issue
 from panopticon.services import dashboard
-from panopticon.services.compare import compare_models, compare_runs
+from panopticon.services.compare import (
+    Comparison,
+    compare_models,
+    compare_runs,
+    with_production,
+)
 from panopticon.services.results import SOURCE_FILTERS
 from panopticon.services.runs import (
     get_run,
@@ -28,7 +33,9 @@ from panopticon.web.common import (
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
-_PAIRED: dict[tuple[Any, ...], list[dict[str, Any]]] = {}  # finished runs' comparisons
+# finished runs' paired comparisons (production scores, which go on arriving, are added to
+# each answer, never cached)
+_PAIRED: dict[tuple[Any, ...], list[Comparison]] = {}
 
 # -- summary ------------------------------------------------------------------------------
 
@@ -130,14 +137,14 @@ def compare_paired(request: Request) -> Response:
         key: tuple[Any, ...] = ("models", run.id, a, b, run.finished_at)
         comparisons = _PAIRED.get(key) if run.finished_at else None
         if comparisons is None:
-            comparisons = [compare_models(engine, run.id, a, b).as_dict()]
+            comparisons = [compare_models(engine, run.id, a, b)]
     elif run_a and run_b:
         ra = get_run(engine, principal.workspace_id, run_a)
         rb = get_run(engine, principal.workspace_id, run_b)
         key = ("runs", ra.id, rb.id, ra.finished_at, rb.finished_at)
         comparisons = _PAIRED.get(key) if ra.finished_at and rb.finished_at else None
         if comparisons is None:
-            comparisons = [c.as_dict() for c in compare_runs(engine, ra.id, rb.id)]
+            comparisons = compare_runs(engine, ra.id, rb.id)
     else:
         raise ConfigError(Issue("choose two models of a run, or two runs", field="a"))
     if all(k is not None for k in key):  # finished runs: the comparison no longer changes
@@ -147,7 +154,11 @@ def compare_paired(request: Request) -> Response:
     return render(
         request,
         "_paired.html",
-        {"comparisons": comparisons},
+        {
+            "comparisons": [
+                c.as_dict() for c in with_production(engine, principal.workspace_id, comparisons)
+            ]
+        },
         principal=principal,
         session=session,
     )

@@ -226,5 +226,15 @@ def metric_names(request: Request, principal: Principal) -> list[str]:
 def error_context(exc: PanopticonError) -> dict[str, Any]:
     if isinstance(exc, ConfigError):
         first = exc.issues[0]
-        return {"message": first.message, "field": first.field, "hint": first.hint}
-    return {"message": str(exc), "field": None, "hint": None}
+        # every problem at once, as the CLI and the API report them; the first leads
+        issues = [
+            {"message": i.message, "field": i.field, "hint": i.hint, "line": i.line}
+            for i in exc.issues
+        ]
+        return {
+            "message": first.message,
+            "field": first.field,
+            "hint": first.hint,
+            "issues": issues,
+        }
+    return {"message": str(exc), "field": None, "hint": None, "issues": []}

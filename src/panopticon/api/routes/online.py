@@ -7,7 +7,7 @@ validated whole and every problem is answered at once, each with its field.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response, status
@@ -222,7 +222,9 @@ class OnlineBackfillCreate(BaseModel):
 
     rule: str = Field(pattern=RULE_NAME, description="The rule to run.")
     since: Moment = Field(description="Spans that started at or after this time (with its zone)...")
-    until: Moment = Field(description="...and before this one.")
+    until: Moment | None = Field(
+        default=None, description="...and before this one (absent: now, as the CLI's default)."
+    )
     budget_usd: float = Field(gt=0, allow_inf_nan=False, description="The backfill's own budget.")
     rejudge: bool = Field(
         default=False, description="Judge again spans this rule version has judged already."
@@ -240,7 +242,7 @@ def create_backfill(
         caller.workspace_id,
         body.rule,
         body.since,
-        body.until,
+        body.until or datetime.now(UTC),
         body.budget_usd,
         rejudge=body.rejudge,
     )

@@ -18,7 +18,12 @@ from panopticon.api.schemas import (
 )
 from panopticon.errors import ConfigError, Issue
 from panopticon.services.answers import answers_side_by_side
-from panopticon.services.compare import compare_models, compare_prompts, compare_runs
+from panopticon.services.compare import (
+    compare_models,
+    compare_prompts,
+    compare_runs,
+    with_production,
+)
 from panopticon.services.exports import FORMATS, render_export
 from panopticon.services.gates import suite_gates
 from panopticon.services.jobs import job_status, validate_suite_job
@@ -62,11 +67,16 @@ def compare_two_runs(
     b: Annotated[int, Query(ge=1, le=MAX_ID)],
     min_effect: Annotated[float, Query(ge=0, le=1)] = 0.05,
 ) -> list[ComparisonPublic]:
-    """Each model the two runs share, item by item (as `panopticon compare A B`)."""
+    """Each model the two runs share, item by item (as `panopticon compare A B`); the
+    models' production scores beside, unpaired (`production`, `production_note`)."""
     run_a, run_b = get_run(engine, caller.workspace_id, a), get_run(engine, caller.workspace_id, b)
     return [
         ComparisonPublic(**c.as_dict())
-        for c in compare_runs(engine, run_a.id, run_b.id, min_effect=min_effect)
+        for c in with_production(
+            engine,
+            caller.workspace_id,
+            compare_runs(engine, run_a.id, run_b.id, min_effect=min_effect),
+        )
     ]
 
 
@@ -94,9 +104,12 @@ def compare_two_models(
     names = [m.strip() for m in models.split(",") if m.strip()]
     if len(names) != 2:
         raise ConfigError(Issue("give two model ids", field="models", hint="models=a,b"))
-    return ComparisonPublic(
-        **compare_models(engine, row.id, names[0], names[1], min_effect=min_effect).as_dict()
+    (found,) = with_production(
+        engine,
+        caller.workspace_id,
+        [compare_models(engine, row.id, names[0], names[1], min_effect=min_effect)],
     )
+    return ComparisonPublic(**found.as_dict())
 
 
 @router.get("/{run_id}/compare-prompts", response_model=list[ComparisonPublic])

@@ -20,6 +20,7 @@ __all__ = [
     "NO_MODEL",
     "day_of",
     "production_moments",
+    "production_totals",
     "recent_failures",
     "run_days",
     "score_moments",
@@ -60,6 +61,33 @@ def totals(conn: Connection, workspace_id: int, since: datetime | None) -> dict[
         "cost_usd": float(r[4]),
         "unknown_cost": int(r[6]),
     }
+
+
+def production_totals(
+    conn: Connection, workspace_id: int, since: datetime | None
+) -> list[dict[str, Any]]:
+    """Per production source (online, guardrail, human, api): the traces scored, scores,
+    score errors and what their judges took (tokens; cost of the calls that were not cache
+    hits, as for runs' judges)."""
+    q = (
+        sa.select(
+            Score.c.source.label("source"),
+            sa.func.count(sa.distinct(Score.c.trace_id)).label("traces"),
+            sa.func.count().label("scores"),
+            sa.func.count().filter(Score.c.error.is_not(None)).label("errors"),
+            sa.func.coalesce(sa.func.sum(Score.c.judge_input_tokens), 0).label("judge_input"),
+            sa.func.coalesce(sa.func.sum(Score.c.judge_output_tokens), 0).label("judge_output"),
+            sa.func.coalesce(
+                sa.func.sum(Score.c.judge_cost_usd).filter(Score.c.judge_cached.is_(False)), 0
+            ).label("judge_cost_usd"),
+        )
+        .where(Score.c.workspace_id == workspace_id, Score.c.trace_id.is_not(None))
+        .group_by(Score.c.source)
+        .order_by(Score.c.source)
+    )
+    if since is not None:
+        q = q.where(Score.c.created_at >= since)
+    return [dict(r._mapping) for r in conn.execute(q)]
 
 
 def run_days(conn: Connection, workspace_id: int, since: datetime | None) -> list[dict[str, Any]]:

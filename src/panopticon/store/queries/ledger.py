@@ -33,6 +33,7 @@ from panopticon.store.tables.base import utcnow
 __all__ = [
     "WAITING",
     "Claimed",
+    "Finish",
     "InboxSpan",
     "JobCounts",
     "OutcomeRow",
@@ -47,6 +48,7 @@ __all__ = [
     "find_judged",
     "find_judged_many",
     "finish",
+    "finish_many",
     "hourly_outcomes",
     "insert_outcomes",
     "job_counts",
@@ -451,7 +453,8 @@ def due_count(conn: Connection, now: datetime) -> int:
 
 def claim(conn: Connection, limit: int, now: datetime) -> list[Claimed]:
     """Take up to ``limit`` due waiting entries (highest priority, oldest first) for this
-    worker: each becomes ``running`` with one more attempt."""
+    worker: each becomes ``running`` with one more attempt. On PostgreSQL one statement
+    (the entries picked ``FOR UPDATE SKIP LOCKED`` and updated together)."""
     picked = (
         sa.select(OnlineOutcome.c.id, OnlineOutcome.c.outcome)
         .where(
@@ -461,45 +464,59 @@ def claim(conn: Connection, limit: int, now: datetime) -> list[Claimed]:
         .order_by(OnlineOutcome.c.priority.desc(), OnlineOutcome.c.id)
         .limit(limit)
     )
+    claimed_cols = (
+        OnlineOutcome.c.id,
+        OnlineOutcome.c.workspace_id,
+        OnlineOutcome.c.rule_id,
+        OnlineOutcome.c.rule_version,
+        OnlineOutcome.c.trace_id,
+        OnlineOutcome.c.span_id,
+        OnlineOutcome.c.attempts,
+        OnlineOutcome.c.job_id,
+        OnlineOutcome.c.created_at,
+    )
+    take = sa.update(OnlineOutcome).values(
+        outcome="running",
+        claimed_at=now,
+        attempts=OnlineOutcome.c.attempts + 1,
+        updated_at=now,
+    )
+    rows: list[tuple[Any, ...]]
     if conn.dialect.name == "postgresql":
-        picked = picked.with_for_update(skip_locked=True)
-    was = {r.id: r.outcome for r in conn.execute(picked)}
-    if not was:
-        return []
-    rows = conn.execute(
-        sa.update(OnlineOutcome)
-        .where(OnlineOutcome.c.id.in_(list(was)), OnlineOutcome.c.outcome.in_(WAITING))
-        .values(
-            outcome="running",
-            claimed_at=now,
-            attempts=OnlineOutcome.c.attempts + 1,
-            updated_at=now,
-        )
-        .returning(
-            OnlineOutcome.c.id,
-            OnlineOutcome.c.workspace_id,
-            OnlineOutcome.c.rule_id,
-            OnlineOutcome.c.rule_version,
-            OnlineOutcome.c.trace_id,
-            OnlineOutcome.c.span_id,
-            OnlineOutcome.c.attempts,
-            OnlineOutcome.c.job_id,
-            OnlineOutcome.c.created_at,
-        )
-    ).all()
+        sub = picked.with_for_update(skip_locked=True).subquery("picked")
+        rows = [
+            tuple(r)
+            for r in conn.execute(
+                take.where(
+                    OnlineOutcome.c.id == sub.c.id, OnlineOutcome.c.outcome.in_(WAITING)
+                ).returning(*claimed_cols, sub.c.outcome)
+            )
+        ]
+    else:  # one writer at a time: what was read is still waiting when it is updated
+        was = {r.id: r.outcome for r in conn.execute(picked)}
+        if not was:
+            return []
+        rows = [
+            (*r, was[r.id])
+            for r in conn.execute(
+                take.where(
+                    OnlineOutcome.c.id.in_(list(was)), OnlineOutcome.c.outcome.in_(WAITING)
+                ).returning(*claimed_cols)
+            )
+        ]
     return sorted(
         (
             Claimed(
-                id=r.id,
-                workspace_id=r.workspace_id,
-                rule_id=r.rule_id,
-                rule_version=r.rule_version,
-                trace_id=r.trace_id,
-                span_id=r.span_id,
-                attempts=r.attempts,
-                job_id=r.job_id,
-                was=was[r.id],
-                created_at=r.created_at,
+                id=r[0],
+                workspace_id=r[1],
+                rule_id=r[2],
+                rule_version=r[3],
+                trace_id=r[4],
+                span_id=r[5],
+                attempts=r[6],
+                job_id=r[7],
+                created_at=r[8],
+                was=r[9],
             )
             for r in rows
         ),
@@ -548,6 +565,90 @@ def finish(
         .values(**values)
     )
     return bool(done.rowcount)
+
+
+@dataclass(frozen=True)
+class Finish:
+    """One running entry's outcome, as :func:`finish` takes it."""
+
+    id: int
+    outcome: str
+    attempt: int
+    reason: str | None
+    error: str | None = None
+    cost_usd: float | None = None
+    dedup_key: str | None = None
+    not_before: datetime | None = None
+    not_an_attempt: bool = False
+
+
+def finish_many(conn: Connection, done: list[Finish]) -> set[int]:
+    """:func:`finish` for many entries: on PostgreSQL one statement (an UPDATE from the
+    entries' columns as arrays). Returns the ids written; an entry left out was taken over
+    by another worker."""
+    if not done:
+        return set()
+    if conn.dialect.name != "postgresql":  # no VALUES with column names; no round trips either
+        return {
+            d.id
+            for d in done
+            if finish(
+                conn,
+                d.id,
+                d.outcome,
+                attempt=d.attempt,
+                reason=d.reason,
+                error=d.error,
+                cost_usd=d.cost_usd,
+                dedup_key=d.dedup_key,
+                not_before=d.not_before,
+                not_an_attempt=d.not_an_attempt,
+            )
+        }
+    rows = conn.execute(
+        _FINISH_MANY,
+        {
+            "now": utcnow(),
+            "ids": [d.id for d in done],
+            "outcomes": [d.outcome for d in done],
+            "attempts": [d.attempt for d in done],
+            # a deferral is not an attempt
+            "undo": [int(d.outcome == "rate_limited" or d.not_an_attempt) for d in done],
+            "reasons": [d.reason for d in done],
+            "errors": [d.error for d in done],
+            "costs": [d.cost_usd or None for d in done],
+            "keys": [d.dedup_key for d in done],
+            "not_before": [d.not_before for d in done],
+        },
+    )
+    return {int(r[0]) for r in rows}
+
+
+# One statement whatever the number of entries, so it is compiled once: an UPDATE from a
+# VALUES list of N rows was compiled again for every group (a sixth of a worker's CPU).
+# Every array is cast, since an array of NULLs has no type.
+_FINISH_MANY = sa.text(
+    """
+    UPDATE online_outcome AS o SET
+        outcome = d.outcome,
+        reason = d.reason,
+        error = d.error,
+        not_before = d.not_before,
+        updated_at = :now,
+        cost_usd = CASE WHEN d.cost IS NULL THEN o.cost_usd
+                        ELSE coalesce(o.cost_usd, 0.0) + d.cost END,
+        dedup_key = coalesce(d.dedup_key, o.dedup_key),
+        attempts = o.attempts - d.undo
+    FROM unnest(
+        CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:attempts AS integer[]),
+        CAST(:undo AS integer[]), CAST(:reasons AS text[]), CAST(:errors AS text[]),
+        CAST(:costs AS double precision[]), CAST(:keys AS text[]),
+        CAST(:not_before AS timestamptz[])
+    ) AS d(id, outcome, attempt, undo, reason, error, cost, dedup_key, not_before)
+    WHERE o.id = d.id AND o.outcome = 'running' AND o.attempts = d.attempt
+    RETURNING o.id
+    """
+)
 
 
 def add_cost(conn: Connection, outcome_id: int, cost_usd: float) -> None:

@@ -27,6 +27,7 @@ from panopticon.store.tables import (
     TraceSettings,
 )
 from panopticon.store.tables.base import utcnow
+from panopticon.store.text_index import searched_text
 
 __all__ = [
     "COUNT_CAP",
@@ -143,7 +144,7 @@ def _where(conn: Connection, ws: int, f: TraceFilters) -> list[Any]:
     if f.span_kind is not None:
         where.append(Trace.c.id.in_(_span_ids(ws, f, Span.c.kind == f.span_kind)))
     if f.text:  # a trigram index answers this on PostgreSQL (store.text_index)
-        where.append(Trace.c.search_text.ilike(_like(f.text), escape="\\"))
+        where.append(searched_text(conn.dialect.name).ilike(_like(f.text), escape="\\"))
     if f.score_name is not None or f.min_score is not None or f.max_score is not None:
         cond: list[Any] = [Score.c.workspace_id == ws, Score.c.trace_id == Trace.c.id]
         if f.score_name is not None:

@@ -45,17 +45,34 @@ Trace = sa.Table(
     sa.Column("output_tokens", sa.Integer),
     sa.Column("cost_usd", sa.Float),
     sa.Column("models", JSONType),
+    # the trace's input and output: its root span's (else its first llm span's) last user
+    # and assistant turns, or values
     sa.Column("input_text", sa.Text),
     sa.Column("output_text", sa.Text),
-    # the text of every span's input and output (deduplicated, cut at MAX_SEARCH_TEXT): what
-    # the explorer's text filter reads; a pg_trgm index on PostgreSQL (store.text_index)
+    # the text of its spans' inputs and outputs that input_text and output_text do not hold
+    # (deduplicated, cut at MAX_SEARCH_TEXT; None for a one-turn call): the explorer's text
+    # filter reads the three (store.text_index.searched_text; a pg_trgm index on PostgreSQL)
     sa.Column("search_text", sa.Text),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("workspace_id", "id", "bucket"),
-    # the explorer's list: newest first, by workspace; then its common filters
+    # the explorer's list: newest first, by workspace; then its common filters. A session or
+    # user filter is an equality, so their indexes leave out the traces without one (most
+    # gateway calls): nothing to write for those (and on PostgreSQL: postgresql_options())
     sa.Index("ix_trace_workspace_start", "workspace_id", "start_time", "id"),
-    sa.Index("ix_trace_workspace_session", "workspace_id", "session_id", "start_time"),
-    sa.Index("ix_trace_workspace_user", "workspace_id", "user_id", "start_time"),
+    sa.Index(
+        "ix_trace_workspace_session",
+        "workspace_id",
+        "session_id",
+        "start_time",
+        sqlite_where=sa.text("session_id IS NOT NULL"),
+    ),
+    sa.Index(
+        "ix_trace_workspace_user",
+        "workspace_id",
+        "user_id",
+        "start_time",
+        sqlite_where=sa.text("user_id IS NOT NULL"),
+    ),
     sa.Index("ix_trace_workspace_latency", "workspace_id", "latency_ms"),
     sa.Index("ix_trace_workspace_cost", "workspace_id", "cost_usd"),
     sa.Index(
@@ -64,8 +81,8 @@ Trace = sa.Table(
         "start_time",
         sqlite_where=sa.text("status = 'error'"),  # and on PostgreSQL: postgresql_options()
     ),
-    # tag, metadata and model filters are JSON containment on PostgreSQL (GIN indexes);
-    # SQLite reads them with json_each, unindexed
+    # tag, metadata and model filters are JSON containment on PostgreSQL (GIN indexes; the
+    # tags' leaves out traces without tags); SQLite reads them with json_each, unindexed
     *(
         sa.Index(f"ix_trace_{column}_gin", column).ddl_if(dialect="postgresql")
         for column in ("tags", "metadata", "models")
@@ -105,8 +122,9 @@ Span = sa.Table(
     sa.Column("attributes", JSONType),
     sa.Column("events", JSONType),
     sa.PrimaryKeyConstraint("workspace_id", "trace_id", "span_id", "start_time"),
+    # the explorer's span-kind filter (and the online backfill's walk). A span's model is read
+    # by its key (scores' model filters and groupings): no index of its own
     sa.Index("ix_span_workspace_kind_start", "workspace_id", "kind", "start_time"),
-    sa.Index("ix_span_workspace_model_start", "workspace_id", "model_served", "start_time"),
     # on PostgreSQL partitioned by RANGE (start_time): postgresql_options()
 )
 
@@ -126,8 +144,14 @@ def postgresql_options() -> None:
     added when a PostgreSQL engine is made, as ``runs.postgresql_options`` explains."""
     Trace.dialect_options["postgresql"]["partition_by"] = "RANGE (bucket)"
     Span.dialect_options["postgresql"]["partition_by"] = "RANGE (start_time)"
+    partial = {
+        "ix_trace_workspace_errors": "status = 'error'",
+        "ix_trace_workspace_session": "session_id IS NOT NULL",
+        "ix_trace_workspace_user": "user_id IS NOT NULL",
+        "ix_trace_tags_gin": "tags IS NOT NULL",
+    }
     for index in Trace.indexes:
-        if index.name == "ix_trace_workspace_errors":
-            index.dialect_options["postgresql"]["where"] = sa.text("status = 'error'")
-        elif index.name in POSTGRES_ONLY_INDEXES:
+        if index.name in partial:
+            index.dialect_options["postgresql"]["where"] = sa.text(partial[index.name])
+        if index.name in POSTGRES_ONLY_INDEXES:
             index.dialect_options["postgresql"]["using"] = "gin"

@@ -6,7 +6,7 @@ Rows stored before cannot tell: they stay 'suite' (as they behaved until now); a
 who registers such a model again makes it 'registry'.
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-03 11:40:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0018"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
