@@ -69,6 +69,9 @@ def test_an_inline_definition_that_differs_from_a_registered_model_is_refused_an
         tmp_path / "s.yaml",
         '  - {id: sec-model, base_url: "http://127.0.0.1:9/v1", model: other}',
     )
+    dry = cli.invoke(app, ["run", str(path), "--dry-run"])  # says it before any run
+    assert dry.exit_code == 2, dry.output
+    assert "model 'sec-model' is registered in this workspace" in " ".join(dry.output.split())
     result = cli.invoke(app, ["run", str(path), "--no-progress"])
     assert result.exit_code == 2, result.output
     out = " ".join(result.output.split())
@@ -86,6 +89,8 @@ def test_a_suite_names_a_registered_model_by_id_to_use_it_as_registered(
 ) -> None:
     before = register_sec_model(api, mock)
     path = suite(tmp_path / "s.yaml", "  - sec-model")
+    dry = cli.invoke(app, ["run", str(path), "--dry-run"])
+    assert dry.exit_code == 0 and "the suite is valid" in dry.output, dry.output
     result = cli.invoke(app, ["run", str(path), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert mock.stats.answered == 2

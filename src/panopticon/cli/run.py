@@ -154,9 +154,10 @@ def run(
         return loaded
 
     if dry_run:
-        from panopticon.evaluation.suite import load_suite
+        from panopticon.services.runs import load_for_dry_run
 
-        gates.print_dry_run(select(load_suite(suite, os.environ)), use_cache=not no_cache)
+        loaded = load_for_dry_run(load_settings(), suite, env=os.environ, select=select)
+        gates.print_dry_run(loaded, use_cache=not no_cache)
         return
     with startup():  # no GC passes while the suite loads (see gcpause)
         import aiohttp  # noqa: F401  (the providers' HTTP client: loaded here, under the pause)

@@ -367,6 +367,51 @@ def prepare_run(
         raise
 
 
+def load_for_dry_run(
+    settings: Settings,
+    suite_path: str | Path,
+    *,
+    env: Mapping[str, str],
+    select: Callable[[LoadedSuite], LoadedSuite] | None = None,
+) -> LoadedSuite:
+    """The suite validated as :func:`prepare_run` would (the workspace's registered
+    models and providers, and the rule that a suite never changes a registered model),
+    reading the store only: nothing is created, upgraded or written. Without a store yet,
+    the suite alone is validated."""
+    from panopticon.errors import NotFoundError
+    from panopticon.services.registry import WorkspaceDirectory
+    from panopticon.store.queries.cache import existing_store
+
+    engine = existing_store(settings)
+    try:
+        ws = None
+        if engine is not None:
+            with engine.connect() as conn:
+                try:
+                    ws = catalog.ensure_workspace(conn, settings.workspace, create=False)
+                except NotFoundError:
+                    ws = None
+        directory = (
+            WorkspaceDirectory(engine, ws, settings)
+            if engine is not None and ws is not None
+            else None
+        )
+        loaded = load_suite(suite_path, env, access=Access.cli(settings), directory=directory)
+        if select is not None:
+            loaded = select(loaded)
+        if engine is not None and ws is not None:
+            with engine.connect() as conn:
+                issues = catalog.registered_conflicts(
+                    conn, ws, loaded.models + loaded.judge_models, loaded.prices
+                )
+            if issues:
+                raise ConfigError(issues)
+        return loaded
+    finally:
+        if engine is not None:
+            engine.dispose()
+
+
 def prepare_loaded(
     settings: Settings,
     engine: Engine,

@@ -22,6 +22,7 @@ __all__ = [
     "ensure_workspace",
     "find_provider",
     "provider_for",
+    "registered_conflicts",
     "sync_datasets",
     "upsert_metrics",
     "upsert_models",
@@ -137,26 +138,11 @@ def upsert_models(
         named = None if m.provider in kinds else find_provider(conn, workspace_id, m.provider)
         price = prices.get(m.id)
         settings = m.record(exclude={"id", "price", *ENDPOINT_FIELDS})
-        found = conn.execute(
-            sa.select(Model, Provider.c.kind, Provider.c.base_url, Provider.c.credential)
-            .add_columns(Provider.c.api_key_env, Provider.c.options.label("provider_options"))
-            .join(Provider, Provider.c.id == Model.c.provider_id)
-            .where(Model.c.workspace_id == workspace_id, Model.c.name == m.id)
-        ).first()
+        found = _model_row(conn, workspace_id, m.id)
         if found is not None and found.origin == "registry" and origin == "suite":
-            differences = _differences(found, m, named, settings, price)
-            if differences:
-                raise ConfigError(
-                    Issue(
-                        f"model '{m.id}' is registered in this workspace, and the suite's "
-                        f"definition of it differs: {'; '.join(differences)}. A suite never "
-                        "changes a registered model (the gateway and other runs use it)",
-                        field=f"models.{m.id}",
-                        hint=f"rename the model in the suite (id: {m.id}-local) to run your "
-                        f"definition, or write just '- {m.id}' (no inline definition) to use "
-                        "the registered one",
-                    )
-                )
+            issue = _conflict(found, m, named, settings, price)
+            if issue is not None:
+                raise ConfigError(issue)
             ids[m.id] = int(found.id)
             continue
         if named is not None:
@@ -183,6 +169,52 @@ def upsert_models(
             conn.execute(sa.update(Model).where(Model.c.id == mid).values(origin=origin, **values))
         ids[m.id] = int(mid)
     return ids
+
+
+def registered_conflicts(
+    conn: Connection, workspace_id: int, models: list[ModelSpec], prices: dict[str, Price | None]
+) -> list[Issue]:
+    """Why :func:`upsert_models` would refuse these suite models (each differs from the
+    registered model of its id), read only: for a dry run."""
+    from panopticon.providers.base import provider_names
+
+    kinds = provider_names()
+    issues = []
+    for m in models:
+        found = _model_row(conn, workspace_id, m.id)
+        if found is None or found.origin != "registry":
+            continue
+        named = None if m.provider in kinds else find_provider(conn, workspace_id, m.provider)
+        settings = m.record(exclude={"id", "price", *ENDPOINT_FIELDS})
+        issue = _conflict(found, m, named, settings, prices.get(m.id))
+        if issue is not None:
+            issues.append(issue)
+    return issues
+
+
+def _model_row(conn: Connection, workspace_id: int, name: str) -> Any:
+    return conn.execute(
+        sa.select(Model, Provider.c.kind, Provider.c.base_url, Provider.c.credential)
+        .add_columns(Provider.c.api_key_env, Provider.c.options.label("provider_options"))
+        .join(Provider, Provider.c.id == Model.c.provider_id)
+        .where(Model.c.workspace_id == workspace_id, Model.c.name == name)
+    ).first()
+
+
+def _conflict(
+    row: Any, m: ModelSpec, named: Any, settings: dict[str, Any], price: Price | None
+) -> Issue | None:
+    differences = _differences(row, m, named, settings, price)
+    if not differences:
+        return None
+    return Issue(
+        f"model '{m.id}' is registered in this workspace, and the suite's definition of it "
+        f"differs: {'; '.join(differences)}. A suite never changes a registered model (the "
+        "gateway and other runs use it)",
+        field=f"models.{m.id}",
+        hint=f"rename the model in the suite (id: {m.id}-local) to run your definition, or "
+        f"write just '- {m.id}' (no inline definition) to use the registered one",
+    )
 
 
 def _differences(
