@@ -103,3 +103,23 @@ def test_a_busy_dashboard_port_is_refused_before_the_demo_runs(
     assert "--no-serve" in result.output
     with engine.connect() as conn:  # nothing was run
         assert conn.scalar(sa.select(sa.func.count()).select_from(Run)) == 0
+
+
+def test_a_second_demo_reuses_the_first_ones_answers_and_keeps_its_models_in_place(
+    env: dict[str, str], engine: sa.Engine
+) -> None:
+    from panopticon.store.tables import Model
+    from tests.conftest import free_port
+
+    port = str(free_port())
+    first = CliRunner().invoke(app, ["demo", "--no-serve", "--mock-port", port])
+    assert first.exit_code == 0, first.output
+    with engine.connect() as conn:
+        before = conn.execute(sa.select(Model.c.name, Model.c.provider_id)).all()
+    second = CliRunner().invoke(app, ["demo", "--no-serve", "--mock-port", port])
+    assert second.exit_code == 0, second.output
+    out = " ".join(second.output.split())
+    assert "run 2 completed" in out and "48 from the cache" in out
+    assert "the mock server answered 0 requests" in out
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(Model.c.name, Model.c.provider_id)).all() == before

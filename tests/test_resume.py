@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from panopticon.cli import app
 from panopticon.mockllm.server import MockServer
-from panopticon.store.tables import Result, Run
+from panopticon.store.tables import Result, Run, Score
 from tests.conftest import free_port, suite_yaml, write
 
 
@@ -81,8 +81,14 @@ def test_ctrl_c_finishes_the_calls_in_flight_and_resume_pays_nothing_twice(
     tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
 ) -> None:
     mock.config.latency_ms = 80
+    # three judged metrics an answer: a Ctrl-C mostly lands between an answer's judge calls
+    metrics = "\n".join(
+        f"  - {{name: {n}, type: rubric, prompt: 'Is it {n}?', scale: [1, 10]}}"
+        for n in ("good", "clear", "kind")
+    )
     path = write(
-        tmp_path / "s.yaml", suite_yaml(mock.url, queries=40, models=("good",), concurrency=4)
+        tmp_path / "s.yaml",
+        suite_yaml(mock.url, queries=40, models=("good",), concurrency=4, metrics=metrics),
     )
     proc = start_run(path, env)
     wait_for_results(engine, 8, proc)
@@ -91,6 +97,10 @@ def test_ctrl_c_finishes_the_calls_in_flight_and_resume_pays_nothing_twice(
     assert proc.returncode == 130, out
     assert "Stopping" in out and f"panopticon run {path} --resume 1" in out
     assert status_of(engine) == "interrupted"
+    # judge calls never sent (the run was stopping) are not failures: left to the resume
+    with engine.connect() as conn:
+        errors = conn.execute(sa.select(Score.c.error).where(Score.c.error.is_not(None))).all()
+    assert errors == []
     before = stored(engine)
     assert 8 <= before < 40
     result = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "last"])
@@ -98,6 +108,11 @@ def test_ctrl_c_finishes_the_calls_in_flight_and_resume_pays_nothing_twice(
     assert f"{before} already stored" in result.output
     assert stored(engine) == 40
     assert mock.stats.as_dict()["answered_duplicates"] == 0
+    with engine.connect() as conn:  # every answer judged once, by the run or its resume
+        scores = conn.execute(
+            sa.select(sa.func.count()).select_from(Score).where(Score.c.error.is_(None))
+        ).scalar_one()
+    assert scores == 40 * 3
 
 
 def test_a_second_ctrl_c_abandons_calls_in_flight_and_records_them(
@@ -224,3 +239,37 @@ def test_the_budget_holds_across_resumes_and_may_be_raised_to_resume(
     done = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "1"])
     assert done.exit_code == 0, done.output
     assert status_of(engine) == "completed"
+
+
+def test_resume_reuses_the_runs_own_filter_and_limit_and_names_them_when_they_differ(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    text = suite_yaml(
+        mock.url,
+        queries=8,
+        models=("good",),
+        judge=False,
+        max_retries=0,
+        metrics="  - {name: short, type: length, max: 2000}",
+    )
+    path = write(tmp_path / "s.yaml", text)
+    mock.config.update({"rate_500": 1.0})  # every answer fails: the run can be resumed
+    selection = ["--filter", "theme=a", "--limit", "2"]
+    first = CliRunner().invoke(app, ["run", str(path), "--no-progress", *selection])
+    assert first.exit_code == 1, first.output
+    mock.config.update({"rate_500": 0.0})
+    other = CliRunner().invoke(
+        app, ["run", str(path), "--no-progress", "--resume", "1", "--limit", "3"]
+    )
+    assert other.exit_code == 2
+    out = " ".join(other.output.split())
+    assert "run 1 was started with --filter theme=a --limit 2" in out, out
+    assert "this resume gives --limit 3" in out and "has changed" not in out
+    assert mock.stats.answered == 0
+    again = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "1"])
+    assert again.exit_code == 0, again.output
+    assert "Run 1 was started with --filter theme=a --limit 2: resuming with them" in " ".join(
+        again.output.split()
+    )
+    assert status_of(engine) == "completed"
+    assert mock.stats.answered == 2  # the run's own two queries, no more

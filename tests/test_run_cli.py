@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -184,11 +185,55 @@ def test_an_unknown_price_is_reported_as_unknown_cost(
         queries: [{{text: hi}}, {{text: there}}]
         """,
     )
-    code, out = run_cli("run", str(path), "--no-progress")
+    code, out = run_cli("run", str(path), "--progress", "--progress-every", "0.01")
     assert code == 0
     assert "has no known price" in out and "unknown" in out
     with engine.connect() as conn:
         assert conn.execute(sa.select(Result.c.cost_usd)).scalars().all() == [None, None]
+    # never shown as $0: the progress line, the run's last line, runs (table and JSON)
+    assert "$0.0000" not in out
+    assert "spent unknown (2 answers of unknown cost)" in out
+    assert "Spent unknown (2 answers of unknown cost) on this run" in out
+    code, out = run_cli("runs", "--format", "json")
+    (row,) = json.loads(out)["runs"]
+    assert row["cost"] is None and row["unknown cost"] == 2
+    code, out = run_cli("runs")
+    assert "$0.0000" not in out and "unknown" in out
+
+
+def test_a_partly_priced_run_shows_its_cost_as_at_least_the_priced_part(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from panopticon.api.app import create_app
+    from panopticon.settings import load_settings
+
+    path = write(
+        tmp_path / "s.yaml",
+        f"""
+        models:
+          - {{id: local, model: my-local-llm, base_url: '{mock.url}'}}
+          - {{id: paid, model: mock-good, base_url: '{mock.url}', price: {{input: 1, output: 1}}}}
+          - {{id: free-of-price, model: other, base_url: '{mock.url}'}}
+        queries: [{{text: hi}}]
+        """,
+    )
+    code, out = run_cli("run", str(path), "--no-progress")
+    assert code == 0, out
+    out = " ".join(out.split())
+    assert re.search(r"Spent ≥ \$[0-9.]+ \(2 answers of unknown cost\) on this run", out), out
+    settings = load_settings().model_copy(update={"api_key": "k" * 24})
+    with TestClient(create_app(settings, env={})) as api:
+        headers = {"X-API-Key": "k" * 24}
+        totals = api.get("/api/runs/1", headers=headers).json()["totals"]
+        assert totals["unknown_cost"] == 2 and totals["cost_usd"] > 0
+        from tests.test_web import sign_in
+
+        sign_in(api, "k" * 24)
+        for page in ("/ui/runs", "/ui/", "/ui/runs/1/progress"):
+            html = api.get(page, headers=headers).text
+            assert "2 answers of unknown cost" in html, page
 
 
 def test_export_writes_csv_jsonl_and_json(
@@ -407,3 +452,98 @@ def test_a_log_gets_progress_lines_with_judgements_retries_and_rate_limits(
     assert "answers 20/20 (0 failed)" in last and "judgements 40/40 (0 failed)" in last
     injected = mock.stats.as_dict()["injected"].get("429", 0)
     assert injected > 0 and f"retries {injected} ({injected} rate-limited)" in last
+
+
+def test_a_provider_whose_package_is_missing_is_refused_by_validation_and_the_dry_run(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from panopticon.providers.anthropic import AnthropicProvider
+
+    # as with the core install, whether or not this machine has the SDK
+    monkeypatch.setattr(
+        AnthropicProvider, "requires", (("panopticon_no_such_sdk", "anthropic", "anthropic"),)
+    )
+    text = suite_yaml(
+        mock.url,
+        queries=2,
+        models=("good",),
+        judge=False,
+        metrics="  - {name: short, type: length, max: 2000}",
+    ).replace("{id: good,", "{id: good, provider: anthropic,")
+    path = write(tmp_path / "s.yaml", text)
+    for args in (("--dry-run",), ("--no-progress",)):
+        code, out = run_cli("run", str(path), *args)
+        out = " ".join(out.split())
+        assert code == 2, out
+        assert "the suite is valid" not in out and "Starting run" not in out
+        assert "model 'good': provider 'anthropic' needs the 'anthropic' package" in out
+        assert "pip install 'panopticon[anthropic]'" in out
+    assert json.loads(run_cli("runs", "--format", "json")[1])["runs"] == []
+    assert mock.stats.requests == 0
+
+
+def test_a_run_that_cannot_start_is_recorded_failed_with_its_error_and_can_be_resumed(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    from panopticon.providers.base import ProviderConfig, register_provider
+    from panopticon.providers.openai import OpenAIProvider
+
+    broken = [True]
+
+    class FlakyPlugin(OpenAIProvider):
+        """A plugin whose SDK fails to load once (then the user fixes the install)."""
+
+        kind = "flaky-plugin"
+
+        def __init__(self, config: ProviderConfig) -> None:
+            if broken[0]:
+                raise RuntimeError("the plugin's SDK failed to load")
+            super().__init__(config)
+
+    register_provider("flaky-plugin", FlakyPlugin)
+    text = suite_yaml(
+        mock.url,
+        queries=2,
+        models=("good",),
+        judge=False,
+        metrics="  - {name: short, type: length, max: 2000}",
+    ).replace("{id: good,", "{id: good, provider: flaky-plugin,")
+    path = write(tmp_path / "s.yaml", text)
+    code, out = run_cli("run", str(path), "--no-progress")
+    assert code == 1, out
+    status, reason = run_status(engine, 1)
+    assert status == "failed", status
+    assert reason is not None and "the plugin's SDK failed to load" in reason
+    code, out = run_cli("runs")
+    assert "failed" in out and "pending" not in out
+    # once the cause is gone, the run resumes (it is not stuck)
+    broken[0] = False
+    code, out = run_cli("run", str(path), "--resume", "1", "--no-progress")
+    assert code == 0, out
+    assert run_status(engine, 1) == ("completed", None)
+    assert mock.stats.answered == 2
+
+
+def test_with_per_query_metrics_the_progress_counts_only_the_judgements_due(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    path = write(
+        tmp_path / "s.yaml",
+        f"""
+        models:
+          - {{id: good, model: mock-good, base_url: '{mock.url}', price: {{input: 1, output: 1}}}}
+        queries:
+          - {{text: 'one?', metrics: [brief]}}
+          - {{text: 'two?', metrics: [brief]}}
+          - {{text: 'three?'}}
+          - {{text: 'four?', metrics: [{{name: says_hi, type: contains, values: [hi]}}]}}
+        metrics:
+          - {{name: brief, type: length, max: 4000}}
+          - {{name: any, type: length, min: 0}}
+        """,
+    )
+    code, out = run_cli("run", str(path), "--progress", "--progress-every", "0.01")
+    assert code == 0, out
+    # brief on 2 queries, says_hi on 1, any on all 4: 7 due, not 4 x 3
+    assert "judgements 7/7 (0 failed)" in out, out
+    assert counts(engine, 1)["scores"] == 7

@@ -17,6 +17,11 @@ from panopticon.settings import load_settings
 
 __all__ = ["demo"]
 
+# the demo suite's default base_url (examples/demo/suite.yaml): its models keep one address,
+# so the registry points where `panopticon mock-server --profile demo` serves, and a second
+# demo finds the first one's answers in the cache (the cache keys on the base_url)
+DEMO_MOCK_PORT = 8765
+
 
 @handle_errors
 def demo(
@@ -29,6 +34,12 @@ def demo(
         True, "--serve/--no-serve", help="Then serve the dashboard until Ctrl-C."
     ),
     port: int = typer.Option(8000, help="The dashboard's port."),
+    mock_port: int = typer.Option(
+        DEMO_MOCK_PORT,
+        "--mock-port",
+        help="The mock server's port. The demo's models are registered at it, and stored "
+        "answers are reused by the next demo on the same port.",
+    ),
 ) -> None:
     """Run the demo: three mock models, a judge, 16 questions, offline, over real HTTP;
     then serve the dashboard on the results."""
@@ -50,7 +61,7 @@ def demo(
     settings = load_settings()
     listener = _listen(port) if serve else None  # a busy port is said before the run, not after
     with (
-        MockServer(MockConfig.demo()) as server,
+        MockServer(MockConfig.demo(), port=_mock_port(mock_port)) as server,
         resources.as_file(source.joinpath("suite.yaml")) as suite,
     ):
         console.print(
@@ -64,7 +75,7 @@ def demo(
             run(
                 suite=Path(suite),
                 resume=None,
-                no_cache=True,
+                no_cache=False,  # the same mock as last time: stored answers are reused
                 min_pass_rate=None,
                 progress=True,
                 progress_every=10.0,
@@ -88,6 +99,23 @@ def demo(
             )
         if listener is not None:
             _serve(listener)  # the mock stays up: the demo's models can be called from the UI
+
+
+def _mock_port(port: int) -> int:
+    """``port`` when it is free, else any free port (said: the demo's models then move, and
+    nothing is reused from an earlier demo)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            console.print(
+                f"[yellow]port {port} is busy:[/] the mock server takes another, so the demo's "
+                "models are re-pointed there and answers stored by earlier demos are not "
+                "reused (--mock-port chooses the port)",
+                highlight=False,
+            )
+            return 0
+    return port
 
 
 def _listen(port: int) -> socket.socket:

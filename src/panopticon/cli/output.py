@@ -100,9 +100,9 @@ def check_writable(path: Path, option: str, *, overwrite: bool = True) -> None:
 
 
 def money(value: float | None) -> str:
-    if value is None:
-        return "unknown"
-    return f"${value:.4f}" if value < 100 else f"${value:,.2f}"
+    from panopticon.providers.pricing import usd
+
+    return "unknown" if value is None else usd(value)
 
 
 def _num(value: float | None, fmt: str = "{:.2f}") -> str:

@@ -18,6 +18,7 @@ from rich.console import Console
 from panopticon.cli.output import money
 from panopticon.evaluation.records import PairwiseRecord, ResultRecord, ScoreRecord
 from panopticon.evaluation.runner import RunObserver
+from panopticon.providers.pricing import cost_text
 from panopticon.services.runs import Execution
 
 __all__ = ["RunProgress"]
@@ -31,15 +32,29 @@ class RunProgress(RunObserver):
         self.console = console
         self.interval_s = interval_s
         plan = execution.plan
-        scored = [m for m in execution.loaded.metrics if m.type != "pairwise"]
-        wanted = {plan.metric_ids[m.name] for m in scored}
+        loaded = execution.loaded
+        # the metrics that score each query (with per-query metrics, not every one: the
+        # runner's rule, LoadedSuite.metrics_for), pairwise ones apart (counted as planned)
+        wanted: dict[int, frozenset[int]] = {}
+        for case in plan.cases:
+            if case.query_id not in wanted:
+                wanted[case.query_id] = frozenset(
+                    plan.metric_ids[m.name]
+                    for m in loaded.metrics_for(case.query)
+                    if m.type != "pairwise"
+                )
         self.answers_total = len(plan.cases)
         self.answers = len(plan.done)
-        self.judgements_total = len(plan.cases) * len(scored)
-        self.judgements = sum(len(k.scored & wanted) for k in plan.done.values())
+        self.judgements_total = sum(len(wanted[c.query_id]) for c in plan.cases)
+        self.judgements = sum(
+            len(plan.done[c.slot].scored & wanted[c.query_id])
+            for c in plan.cases
+            if c.slot in plan.done
+        )
         self.failed = 0
         self.judge_errors = 0
         self.spent = 0.0
+        self.unknown_cost = 0  # answers without a price: their cost is not in ``spent``
         self.started = time.monotonic()
         self._live: Any = None
         self._tasks: tuple[Any, Any] | None = None
@@ -49,6 +64,8 @@ class RunProgress(RunObserver):
         self.answers += 1
         if record.error is not None:
             self.failed += 1
+        elif record.cost_usd is None:
+            self.unknown_cost += 1
         self._refresh()
 
     def on_score(self, record: ScoreRecord) -> None:
@@ -82,7 +99,8 @@ class RunProgress(RunObserver):
             f"run {self.execution.run_id}: answers {self.answers}/{self.answers_total} "
             f"({self.failed} failed), judgements {self.judgements}/{self.judgements_total} "
             f"({self.judge_errors} failed), retries {retries} ({limited} rate-limited), "
-            f"spent {money(self.spent)}, {time.monotonic() - self.started:.0f} s"
+            f"spent {cost_text(self.spent, self.unknown_cost)}, "
+            f"{time.monotonic() - self.started:.0f} s"
         )
 
     def _fields(self) -> dict[str, Any]:
@@ -94,7 +112,12 @@ class RunProgress(RunObserver):
             return
         answers, judgements = self._tasks
         fields = self._fields()
-        self._live.update(answers, completed=self.answers, spend=money(self.spent), **fields)
+        self._live.update(
+            answers,
+            completed=self.answers,
+            spend=cost_text(self.spent, self.unknown_cost),
+            **fields,
+        )
         self._live.update(
             judgements,
             completed=self.judgements,

@@ -14,11 +14,12 @@ import typer
 
 from panopticon import aio
 from panopticon.cli.gcpause import startup
-from panopticon.cli.output import EXIT, console, err_console, handle_errors, money, print_summary
+from panopticon.cli.output import EXIT, console, err_console, handle_errors, print_summary
 from panopticon.cli.progress import RunProgress
 from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.suite import LoadedSuite
-from panopticon.services.runs import Execution, prepare_run, summarize_run
+from panopticon.providers.pricing import cost_text
+from panopticon.services.runs import Execution, prepare_run, run_selection, summarize_run
 from panopticon.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def run(
 ) -> None:
     """Run a suite: every query against every model, scored by every metric."""
     from panopticon.cli import gates
-    from panopticon.evaluation.selection import parse_filters
+    from panopticon.evaluation.selection import parse_filters, stored_selection
     from panopticon.services.gates import merge_thresholds, parse_thresholds
 
     selection = parse_filters(filters, limit)
@@ -153,14 +154,23 @@ def run(
         return loaded
 
     if dry_run:
-        from panopticon.evaluation.suite import load_suite
+        from panopticon.services.runs import load_for_dry_run
 
-        gates.print_dry_run(select(load_suite(suite, os.environ)), use_cache=not no_cache)
+        loaded = load_for_dry_run(load_settings(), suite, env=os.environ, select=select)
+        gates.print_dry_run(loaded, use_cache=not no_cache)
         return
     with startup():  # no GC passes while the suite loads (see gcpause)
         import aiohttp  # noqa: F401  (the providers' HTTP client: loaded here, under the pause)
 
         settings = load_settings()
+        if resume is not None and selection.empty:
+            started = run_selection(settings, resume)
+            if started:  # the run's own queries: a resume never changes them
+                selection = parse_filters(*stored_selection(started))
+                console.print(
+                    f"Run {resume} was started with {shlex.join(started)}: resuming with them",
+                    highlight=False,
+                )
         baseline_id = _baseline_id(settings, baseline) if baseline is not None else None
         execution = prepare_run(
             settings,
@@ -208,8 +218,7 @@ def run(
     totals = execution.run_totals
     assert totals is not None
     console.print(
-        f"Spent {money(totals.cost_usd)} on this run"
-        + (f" ({totals.unknown_cost} answers of unknown cost)" if totals.unknown_cost else "")
+        f"Spent {cost_text(totals.cost_usd, totals.unknown_cost)} on this run"
         + f"; {totals.answers} answers, {totals.failed} failed, "
         f"{totals.scores} scores, {totals.score_errors} score errors"
         + (

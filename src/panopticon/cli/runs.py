@@ -25,6 +25,7 @@ from panopticon.services.runs import (
     pairwise_results,
     recent_runs,
     run_public,
+    run_totals,
     store,
     summarize_run,
 )
@@ -77,11 +78,14 @@ def runs(
             Column("scores", _count, right=True),
             Column("score errors", _count, right=True),
             Column("pairs", _count, right=True),
-            Column("cost", lambda v: "-" if v is None else money(v), right=True),
+            # the priced part ("unknown", null in JSON, when nothing is priced), beside the
+            # answers of unknown cost (their cost is not in it: the total is at least it)
+            Column("cost", lambda v: "unknown" if v is None else money(v), right=True),
+            Column("unknown cost", _count, right=True),
         ],
     )
     for r in rows:
-        t = r.totals or {}
+        t = run_totals(r)
         grid.rows.append(
             [
                 r.id,
@@ -95,6 +99,7 @@ def runs(
                 t.get("score_errors"),
                 t.get("pairs"),
                 t.get("cost_usd"),
+                t.get("unknown_cost"),
             ]
         )
     emit([grid], resolve_format(fmt, console), console)

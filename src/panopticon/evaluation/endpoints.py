@@ -76,6 +76,9 @@ class Directory(Protocol):
         """The decrypted credential, None when there is none of that name. Raises
         ConfigError when it cannot be decrypted (the encryption key changed)."""
 
+    def model(self, name: str) -> ModelSpec | None:
+        """The model of that id in the workspace's registry, as registered, or None."""
+
 
 @dataclass(frozen=True)
 class Access:

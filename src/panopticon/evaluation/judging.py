@@ -74,6 +74,9 @@ class Scored:
 
     result: MetricResult
     keys: list[str]
+    # a judge call it needed was never sent (the run is stopping, its budget is spent): not
+    # a failure, and not a judgement; the runner leaves it to the resume
+    not_sent: bool = False
 
 
 def judge_params(spec: ModelSpec) -> dict[str, Any]:
@@ -103,10 +106,13 @@ class Judging:
         self.cache = cache
         self.reuse = reuse
 
-    def call_for(self, default: ModelSpec | None, keys: list[str]) -> JudgeCall:
+    def call_for(
+        self, default: ModelSpec | None, keys: list[str], refused: list[str] | None = None
+    ) -> JudgeCall:
         """The judge call a metric gets: ``default`` (its own or the suite's judge), or with
         ``model=`` any judge in ``specs`` (a panel asks several). Each call's key is
-        appended to ``keys``."""
+        appended to ``keys``; each call the gate refused (never sent), to ``refused``."""
+        refusals = refused if refused is not None else []
         callers: dict[str, JudgeCall] = {}
 
         async def call(
@@ -118,12 +124,12 @@ class Judging:
                     return JudgeReply(None, model, error=f"no judge model '{model}'")
                 return JudgeReply(None, "none", error="no judge model for this metric")
             if spec.id not in callers:
-                callers[spec.id] = self._caller(spec, keys)
+                callers[spec.id] = self._caller(spec, keys, refusals)
             return await callers[spec.id](messages, json_mode)
 
         return call
 
-    def _caller(self, spec: ModelSpec, keys: list[str]) -> JudgeCall:
+    def _caller(self, spec: ModelSpec, keys: list[str], refusals: list[str]) -> JudgeCall:
         client = self.clients[spec.id]
         params = judge_params(spec)
         fingerprint = {**spec.settings_fingerprint(), "params": params}
@@ -142,6 +148,7 @@ class Judging:
             estimate = estimate_call(messages, params)
             refused = await self.gate.open(spec, estimate)
             if refused is not None:
+                refusals.append(refused)
                 return JudgeReply(None, spec.id, error=refused)
             response: ChatResponse | None = None
             attempts = 0
@@ -165,7 +172,8 @@ class Judging:
         """Score one answer. A metric that crashes is a recorded failure, never a crash of
         the caller (STYLE.md: failures are data)."""
         keys: list[str] = []
-        judge = self.call_for(default, keys) if metric.needs_judge else None
+        refused: list[str] = []
+        judge = self.call_for(default, keys, refused) if metric.needs_judge else None
         try:
             result = await metric.score(ctx, judge)
         except asyncio.CancelledError:
@@ -174,4 +182,4 @@ class Judging:
             result = MetricResult(
                 None, None, None, error=f"metric crashed: {type(exc).__name__}: {exc}"
             )
-        return Scored(result, keys)
+        return Scored(result, keys, not_sent=bool(refused))

@@ -307,15 +307,16 @@ class Runner:
             input_tokens=known.input_tokens,
             output_tokens=known.output_tokens,
         )
-        own = case.query.metrics
-        scoped = self.loaded.suite_metrics
+        applies = {m.name for m in self.loaded.metrics_for(case.query)}
         for metric in self.metrics:
             metric_id = self.plan.metric_ids[metric.name]
             if metric_id in known.scored or metric.pairwise:
                 continue
-            if scoped is not None and metric.name not in scoped and metric.name not in own:
+            if metric.name not in applies:
                 continue  # a metric of other queries only
             scored = await self.judging.score(metric, ctx, self._judges.get(metric.name))
+            if scored.not_sent:
+                continue  # never sent: not done, not failed; the resume judges it
             result, keys = scored.result, scored.keys
             reply = result.judge
             record = ScoreRecord(
@@ -397,12 +398,15 @@ class Runner:
     async def _judge_pair(self, job: _PairJob) -> None:
         (known_a, case_a), (known_b, case_b) = job.a, job.b
         keys: list[str] = []
+        refused: list[str] = []
         verdict = await job.metric.judge_pair(
             case_a.query.text,
             known_a.response_text,
             known_b.response_text,
-            self.judging.call_for(self._judges.get(job.metric.name), keys),
+            self.judging.call_for(self._judges.get(job.metric.name), keys, refused),
         )
+        if refused:
+            return  # never sent: not done, not failed; the resume judges the pair
         replies = [r for r in verdict.replies if r.error is None]
         cached = bool(replies) and all(r.cached for r in replies)
         # what this judgement cost: every answer when all came from the cache (as a cached

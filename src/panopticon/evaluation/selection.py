@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.suite import LoadedSuite
 
-__all__ = ["QuerySelection", "parse_filters"]
+__all__ = ["QuerySelection", "parse_filters", "stored_selection"]
 
 _KEYS = ("theme", "id", "text")
 
@@ -22,6 +22,7 @@ class QuerySelection:
     ids: frozenset[str] | None = None
     pattern: re.Pattern[str] | None = None
     limit: int | None = None
+    options: tuple[str, ...] = ()  # as typed: recorded with the run (LoadedSuite.selection)
 
     @property
     def empty(self) -> bool:
@@ -48,7 +49,12 @@ class QuerySelection:
                     + ", ".join(sorted({q.theme for q in loaded.queries})[:20]),
                 )
             )
-        return replace(loaded, queries=chosen, partial=len(chosen) < len(loaded.queries))
+        return replace(
+            loaded,
+            queries=chosen,
+            partial=len(chosen) < len(loaded.queries),
+            selection=self.options,
+        )
 
 
 def parse_filters(filters: list[str], limit: int | None) -> QuerySelection:
@@ -97,4 +103,16 @@ def parse_filters(filters: list[str], limit: int | None) -> QuerySelection:
             return None
         return frozenset(v.strip() for v in values[key].split(",") if v.strip())
 
-    return QuerySelection(split("theme"), split("id"), pattern, limit)
+    options: list[str] = []
+    for f in filters:
+        options += ["--filter", f]
+    if limit is not None:
+        options += ["--limit", str(limit)]
+    return QuerySelection(split("theme"), split("id"), pattern, limit, tuple(options))
+
+
+def stored_selection(options: list[str]) -> tuple[list[str], int | None]:
+    """The ``--filter`` values and ``--limit`` of a selection recorded with a run."""
+    filters = [v for k, v in zip(options[::2], options[1::2], strict=True) if k == "--filter"]
+    limits = [int(v) for k, v in zip(options[::2], options[1::2], strict=True) if k == "--limit"]
+    return filters, (limits[0] if limits else None)

@@ -37,6 +37,7 @@ from panopticon.evaluation.spec import (
 )
 from panopticon.evaluation.templates import check_template, render_messages
 from panopticon.judges.base import MetricSpec, metric_types, spec_class
+from panopticon.providers.base import missing_package
 from panopticon.providers.egress import EgressPolicy
 from panopticon.providers.pricing import Price
 
@@ -75,6 +76,9 @@ class LoadedSuite:
     # datasets, whose items would otherwise shrink to the selection
     partial: bool = False
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    # the options that chose them, as typed (["--filter", "theme=billing", "--limit", "2"]):
+    # kept with the run, so that a resume chooses the same queries
+    selection: tuple[str, ...] = ()
 
     @property
     def api_keys(self) -> dict[str, str | None]:
@@ -161,6 +165,8 @@ class LoadedSuite:
             data["query_metrics"] = [list(q.metrics) for q in self.queries]
         if self.suite.prompts:
             data["prompt_hashes"] = {p.id: p.content_hash for p in self.prompts}
+        if self.selection:
+            data["selection"] = list(self.selection)
         return data
 
     @property
@@ -216,9 +222,11 @@ def parse_suite(
             )
         )
     data = dict(doc.data)
+    issues: list[Issue] = list(doc.issues)
+    if directory is not None:
+        issues += _expand_registered(data, doc, directory)
     # query entries are either a query or a file reference: choose by the 'file' key so
     # errors speak about the shape the user meant
-    issues: list[Issue] = list(doc.issues)
     try:
         suite = Suite.model_validate(data)
     except ValidationError as err:
@@ -294,6 +302,20 @@ def parse_suite(
         else:
             endpoints[m.id] = found
             kind = found.kind
+            missing = missing_package(kind)
+            if missing is not None:
+                issue = missing.issues[0]
+                issues.append(
+                    Issue(
+                        f"model '{m.id}': {issue.message}",
+                        file=doc.file,
+                        field=f"{_model_field(suite, m, i)}.provider",
+                        line=doc.line_of(("models", i))
+                        if m in suite.models
+                        else doc.line_of(("judge",)),
+                        hint=f"{issue.hint}, or use another provider",
+                    )
+                )
         price = model_price(m, kind)
         prices[m.id] = price
         if price is None and kind != "fake":
@@ -332,6 +354,41 @@ def parse_suite(
         suite_metrics,
         egress=access.egress,
     )
+
+
+def _expand_registered(data: dict[str, Any], doc: Located, directory: Directory) -> list[Issue]:
+    """``models`` and ``judges`` entries that are just an id (``- gpt-4o``), and a ``judge``
+    id that no model of the suite has, name models of the workspace's registry: each is
+    replaced (in ``data``) by the model as registered. A suite uses a registered model this
+    way; an inline definition of one must be the registered one (store.queries.catalog)."""
+    issues: list[Issue] = []
+
+    def expand(entry: Any, where: tuple[str | int, ...]) -> Any:
+        if not isinstance(entry, str):
+            return entry
+        spec = directory.model(entry)
+        if spec is None:
+            issues.append(
+                Issue(
+                    f"no model '{entry}' is registered in this workspace",
+                    file=doc.file,
+                    line=doc.line_of(where),
+                    field=".".join(str(p) for p in where),
+                    hint="define it here ({id: ..., provider: ..., model: ...}), or register it "
+                    "(POST /api/models, or the dashboard's Models page)",
+                )
+            )
+            return entry
+        return spec.model_dump(mode="json", exclude_none=True)
+
+    for key in ("models", "judges"):
+        if isinstance(data.get(key), list):
+            data[key] = [expand(m, (key, i)) for i, m in enumerate(data[key])]
+    judge = data.get("judge")
+    named = {m.get("id") for m in data.get("models") or [] if isinstance(m, dict)}
+    if isinstance(judge, str) and judge not in named and directory.model(judge) is not None:
+        data["judge"] = expand(judge, ("judge",))
+    return issues
 
 
 def _model_field(suite: Suite, m: ModelSpec, i: int) -> str:

@@ -40,6 +40,7 @@ class AnthropicProvider(Provider):
     supports_tools = True
     key_env = ("ANTHROPIC_API_KEY",)
     default_base_url = "https://api.anthropic.com"
+    requires = (("anthropic", "anthropic", "anthropic"), ("httpx", "httpx", "anthropic"))
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)

@@ -14,12 +14,13 @@ group (``name = "package.module:factory"``), the same registry the built-ins use
 from __future__ import annotations
 
 import abc
+import importlib.util
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from panopticon.errors import ConfigError, Issue, ProviderError
+from panopticon.errors import ConfigError, Issue, MissingDependencyError, ProviderError
 from panopticon.providers.egress import EgressPolicy
 
 __all__ = [
@@ -163,6 +164,9 @@ class Provider(abc.ABC):
     default_base_url: str | None = None
     #: whether the official endpoint needs a key
     needs_key: bool = True
+    #: the packages it imports when created, as (module, package, extra): checked when a
+    #: suite is validated, so a missing SDK is said before a run starts
+    requires: tuple[tuple[str, str, str], ...] = ()
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -246,6 +250,22 @@ def provider_info(kind: str) -> ProviderInfo:
         native_streaming=cls.native_streaming,
         supports_tools=cls.supports_tools,
     )
+
+
+def missing_package(kind: str) -> MissingDependencyError | None:
+    """The error creating a provider of this kind would raise for want of a package (one
+    of its ``requires``), or None when they are all installed."""
+    factory = _factory(kind)
+    if not (isinstance(factory, type) and issubclass(factory, Provider)):
+        return None
+    for module, package, extra in factory.requires:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:  # its parent package is missing (google.genai without google)
+            found = False
+        if not found:
+            return MissingDependencyError(package, extra, f"provider '{kind}'")
+    return None
 
 
 def _load_builtins() -> None:

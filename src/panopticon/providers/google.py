@@ -27,6 +27,7 @@ class GoogleProvider(Provider):
     kind = KIND
     key_env = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
     default_base_url = "https://generativelanguage.googleapis.com"
+    requires = (("google.genai", "google-genai", "google"),)
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
 
-__all__ = ["Price", "lookup_price"]
+__all__ = ["Price", "cost_text", "known_cost", "lookup_price", "usd"]
 
 
 @dataclass(frozen=True)
@@ -54,3 +54,28 @@ def lookup_price(provider_kind: str, model: str) -> Price | None:
         if best:
             return Price(*best[1])
     return None
+
+
+# -- showing a cost: one rule for the CLI, the dashboard and the API ---------------------
+
+
+def known_cost(cost_usd: float | None, unknown: int | None) -> float | None:
+    """The priced part of a cost; None when nothing of it is priced and some answers have
+    no price, so that an unknown cost is never read as $0."""
+    if unknown and not cost_usd:
+        return None
+    return cost_usd
+
+
+def usd(value: float) -> str:
+    return f"${value:.4f}" if value < 100 else f"${value:,.2f}"
+
+
+def cost_text(cost_usd: float | None, unknown: int | None) -> str:
+    """ "$0.0123"; "≥ $0.0123 (5 answers of unknown cost)" when some answers have no price;
+    "unknown (5 answers of unknown cost)" when none has one."""
+    known = known_cost(cost_usd, unknown)
+    if not unknown:
+        return usd(known or 0.0)
+    note = f"({unknown} answer{'' if unknown == 1 else 's'} of unknown cost)"
+    return f"unknown {note}" if known is None else f"≥ {usd(known)} {note}"

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from panopticon.errors import ConfigError, Issue
+from panopticon.providers.pricing import known_cost
 from panopticon.services.metric_kinds import operational_types
 from panopticon.stats.intervals import ClusterSums, bounded_interval
 from panopticon.store.engine import Engine
@@ -150,9 +151,10 @@ class Totals:
     cached: int
     input_tokens: int
     output_tokens: int
-    cost_usd: float
+    cost_usd: float | None  # the priced part; None when nothing is priced
     scores: int
     score_errors: int
+    unknown_cost: int = 0  # answers without a price
 
 
 @dataclass(frozen=True)
@@ -289,9 +291,13 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> Overvi
             cached=int(totals["cached"]),
             input_tokens=int(totals["input_tokens"]) + sum(int(r["judge_input"]) for r in every),
             output_tokens=int(totals["output_tokens"]) + sum(int(r["judge_output"]) for r in every),
-            cost_usd=float(totals["cost_usd"]) + sum(float(r["judge_cost_usd"]) for r in every),
+            cost_usd=known_cost(
+                float(totals["cost_usd"]) + sum(float(r["judge_cost_usd"]) for r in every),
+                int(totals["unknown_cost"]),
+            ),
             scores=sum(int(r["scores"]) for r in every),
             score_errors=sum(int(r["errors"]) for r in every),
+            unknown_cost=int(totals["unknown_cost"]),
         ),
         runs_per_day=RunsPerDay(
             day_list,

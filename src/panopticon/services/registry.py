@@ -129,6 +129,26 @@ def _provider_public(r: Any) -> dict[str, Any]:
     }
 
 
+def registered_spec(row: Any) -> ModelSpec:
+    """A registered model (a row of :func:`registry.model_rows`) as a suite model, its
+    endpoint read from its provider now."""
+    data = {
+        k: v for k, v in (row.settings or {}).items() if k not in ENDPOINT_FIELDS and k != "options"
+    }
+    data.update(
+        id=row.name,
+        provider=row.kind,
+        model=row.provider_model,
+        base_url=row.base_url,
+        api_key_env=row.api_key_env,
+        credential=row.credential,
+        options={**(row.options or {}), **((row.settings or {}).get("options") or {})},
+    )
+    if row.price_input is not None:
+        data["price"] = {"input": row.price_input, "output": row.price_output}
+    return ModelSpec.model_validate(data)
+
+
 class _EveryVariable(Mapping[str, str]):
     """An environment in which every variable is set: checks the policy on a variable's
     name without reading it (the server that registers may not be the one that calls)."""
@@ -162,6 +182,11 @@ class WorkspaceDirectory:
 
     def secret(self, credential: str) -> str | None:
         return self.credentials.secret(credential)
+
+    def model(self, name: str) -> ModelSpec | None:
+        with self.engine.connect() as conn:
+            rows = registry.model_rows(conn, self.ws, name)
+        return registered_spec(rows[0]) if rows else None
 
 
 class ModelRegistry:
@@ -210,24 +235,7 @@ class ModelRegistry:
                     hint=f"register it with POST /api/models; known: {known}",
                 )
             )
-        row = rows[0]
-        data = {
-            k: v
-            for k, v in (row.settings or {}).items()
-            if k not in ENDPOINT_FIELDS and k != "options"
-        }
-        data.update(
-            id=row.name,
-            provider=row.kind,
-            model=row.provider_model,
-            base_url=row.base_url,
-            api_key_env=row.api_key_env,
-            credential=row.credential,
-            options={**(row.options or {}), **((row.settings or {}).get("options") or {})},
-        )
-        if row.price_input is not None:
-            data["price"] = {"input": row.price_input, "output": row.price_output}
-        return ModelSpec.model_validate(data)
+        return registered_spec(rows[0])
 
     def _check(self, spec: ModelSpec, prefix: str = "") -> None:
         """The policy an admin's registration obeys: the kind exists, the base URL may be
@@ -271,7 +279,9 @@ class ModelRegistry:
                         )
                     )
                 kind = row.kind
-            catalog.upsert_models(conn, self.ws, [spec], {spec.id: model_price(spec, kind)})
+            catalog.upsert_models(
+                conn, self.ws, [spec], {spec.id: model_price(spec, kind)}, origin="registry"
+            )
         return self.get(spec.id)
 
     def delete(self, name: str) -> None:

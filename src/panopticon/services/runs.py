@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from panopticon.evaluation.runner import Budget, Runner, RunObserver, RunTotals,
 from panopticon.evaluation.suite import LoadedSuite, ModelSpec, load_suite
 from panopticon.judges.base import build_metric
 from panopticon.providers.client import ModelClient
+from panopticon.providers.pricing import known_cost
 from panopticon.services.metric_kinds import run_kinds
 from panopticon.settings import Settings
 from panopticon.stats.summary import Summary, summarize
@@ -81,7 +83,7 @@ class RunSummaryTotals:
     reused: int
     scores: int
     score_errors: int
-    cost_usd: float
+    cost_usd: float | None  # the priced part; None when nothing is priced (known_cost)
     unknown_cost: int
     input_tokens: int
     output_tokens: int
@@ -104,7 +106,7 @@ def read_totals(engine: Engine, run_id: int, planned: int) -> RunSummaryTotals:
         reused=counts.reused,
         scores=counts.scores,
         score_errors=counts.score_errors,
-        cost_usd=counts.cost_usd,
+        cost_usd=known_cost(counts.cost_usd, counts.unknown_cost),
         unknown_cost=counts.unknown_cost,
         input_tokens=counts.input_tokens,
         output_tokens=counts.output_tokens,
@@ -138,32 +140,41 @@ class Execution:
         """Execute the plan; returns the final status. Never leaves the run 'running'.
         The database work before and after the calls runs in a thread, so that a server
         running this never stops answering while it waits on the store."""
-        clients = self._clients()
-        sink = await asyncio.to_thread(
-            StoreSink, self.engine, self.run_id, spool_dir=self.settings.home / "spool"
-        )
-        sink.on_failure = lambda message: self.stop.request("store", message)
-        metrics = [build_metric(spec) for spec in self.loaded.metrics]
-        budget = Budget(self._budget())
-        if self.resumed and budget.limit is not None:
-            # the budget is the run's, across every execution of it: count what was spent
-            totals = await asyncio.to_thread(
-                read_totals, self.engine, self.run_id, len(self.plan.cases)
+        clients: dict[str, ModelClient] = {}
+        try:
+            clients = self._clients()
+            sink = await asyncio.to_thread(
+                StoreSink, self.engine, self.run_id, spool_dir=self.settings.home / "spool"
             )
-            spent = totals.cost_usd
-            budget.spent = spent / self.shard[1] if self.shard is not None else spent
-        self.runner = Runner(
-            self.plan,
-            self.loaded,
-            sink,
-            clients,
-            metrics,
-            observer=observer,
-            stop=self.stop,
-            budget=budget,
-            use_cache=self.use_cache,
-        )
-        await asyncio.to_thread(self._start)
+            sink.on_failure = lambda message: self.stop.request("store", message)
+            metrics = [build_metric(spec) for spec in self.loaded.metrics]
+            budget = Budget(self._budget())
+            if self.resumed and budget.limit is not None:
+                # the budget is the run's, across every execution of it: count what was spent
+                totals = await asyncio.to_thread(
+                    read_totals, self.engine, self.run_id, len(self.plan.cases)
+                )
+                spent = totals.cost_usd or 0.0
+                budget.spent = spent / self.shard[1] if self.shard is not None else spent
+            self.runner = Runner(
+                self.plan,
+                self.loaded,
+                sink,
+                clients,
+                metrics,
+                observer=observer,
+                stop=self.stop,
+                budget=budget,
+                use_cache=self.use_cache,
+            )
+            await asyncio.to_thread(self._start)
+        except BaseException as exc:
+            # nothing was sent: the run is recorded failed with its error (never left
+            # 'pending'), and a resume starts it again once the cause is fixed
+            for client in clients.values():
+                await client.aclose()
+            await asyncio.to_thread(self._start_failed, exc)
+            raise
         error: BaseException | None = None
         try:
             self.totals = await self.runner.run()
@@ -182,6 +193,24 @@ class Execution:
             if store_error is not None and error is None:
                 raise store_error
         return self.status
+
+    def _start_failed(self, error: BaseException) -> None:
+        detail = (
+            str(error) if isinstance(error, ConfigError) else f"{type(error).__name__}: {error}"
+        )
+        self.status, self.stop_reason = "failed", f"could not start: {detail}"
+        if self.shard is not None:
+            return  # a slice's outcome: the caller writes the run's status
+        totals = read_totals(self.engine, self.run_id, len(self.plan.cases))
+        self.run_totals = totals
+        with self.engine.begin() as conn:
+            run_queries.finish_run(
+                conn,
+                self.run_id,
+                self.status,
+                self.stop_reason,
+                {k: getattr(totals, k) for k in totals.__dataclass_fields__},
+            )
 
     def _start(self) -> None:
         with self.engine.begin() as conn:
@@ -338,6 +367,51 @@ def prepare_run(
         raise
 
 
+def load_for_dry_run(
+    settings: Settings,
+    suite_path: str | Path,
+    *,
+    env: Mapping[str, str],
+    select: Callable[[LoadedSuite], LoadedSuite] | None = None,
+) -> LoadedSuite:
+    """The suite validated as :func:`prepare_run` would (the workspace's registered
+    models and providers, and the rule that a suite never changes a registered model),
+    reading the store only: nothing is created, upgraded or written. Without a store yet,
+    the suite alone is validated."""
+    from panopticon.errors import NotFoundError
+    from panopticon.services.registry import WorkspaceDirectory
+    from panopticon.store.queries.cache import existing_store
+
+    engine = existing_store(settings)
+    try:
+        ws = None
+        if engine is not None:
+            with engine.connect() as conn:
+                try:
+                    ws = catalog.ensure_workspace(conn, settings.workspace, create=False)
+                except NotFoundError:
+                    ws = None
+        directory = (
+            WorkspaceDirectory(engine, ws, settings)
+            if engine is not None and ws is not None
+            else None
+        )
+        loaded = load_suite(suite_path, env, access=Access.cli(settings), directory=directory)
+        if select is not None:
+            loaded = select(loaded)
+        if engine is not None and ws is not None:
+            with engine.connect() as conn:
+                issues = catalog.registered_conflicts(
+                    conn, ws, loaded.models + loaded.judge_models, loaded.prices
+                )
+            if issues:
+                raise ConfigError(issues)
+        return loaded
+    finally:
+        if engine is not None:
+            engine.dispose()
+
+
 def prepare_loaded(
     settings: Settings,
     engine: Engine,
@@ -431,9 +505,27 @@ def _prepare(
 def _check_resumable(
     row: run_queries.RunRow, loaded: LoadedSuite, suite_path: str | None, *, sharded: bool = False
 ) -> None:
+    now = loaded.snapshot()
+    if "selection" not in row.suite:  # runs recorded before selections were: same queries
+        now.pop("selection", None)
     if row.suite_fingerprint != loaded.fingerprint and _without_budget(
         row.suite
-    ) != _without_budget(loaded.snapshot()):
+    ) != _without_budget(now):
+        started = list(row.suite.get("selection") or [])
+        if started != list(loaded.selection) and _without_selection(
+            row.suite
+        ) == _without_selection(loaded.snapshot()):
+            raise ConfigError(
+                Issue(
+                    f"run {row.id} was started with "
+                    + (shlex.join(started) if started else "no --filter or --limit")
+                    + ", and this resume gives "
+                    + (shlex.join(loaded.selection) if loaded.selection else "none")
+                    + ": a resume runs the queries its run chose",
+                    hint="resume without --filter and --limit (a resume reuses its run's own), "
+                    "or with the same ones; to run other queries, start a new run",
+                )
+            )
         raise ConfigError(
             Issue(
                 f"{suite_path} has changed since run {row.id} started (its models, metrics, "
@@ -465,6 +557,16 @@ def _check_resumable(
 def _without_budget(snapshot: dict[str, Any]) -> bytes:
     """The suite as run, less its budget: a resume may raise (or lower) the budget."""
     rest = {k: v for k, v in snapshot.items() if k != "budget_usd"}
+    return orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)
+
+
+def _without_selection(snapshot: dict[str, Any]) -> bytes:
+    """The suite as run, less which of its queries were chosen (--filter, --limit)."""
+    rest = {
+        k: v
+        for k, v in snapshot.items()
+        if k not in ("budget_usd", "selection", "query_hashes", "query_metrics")
+    }
     return orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)
 
 
@@ -539,6 +641,23 @@ def recent_runs(engine: Engine, workspace: str, limit: int = 20) -> list[run_que
         return run_queries.list_runs(conn, catalog.ensure_workspace(conn, workspace), limit)
 
 
+def run_totals(row: run_queries.RunRow) -> dict[str, Any]:
+    """A run's stored totals, its cost as shown everywhere: ``cost_usd`` the priced part
+    (None when nothing is priced; runs stored before said 0.0) beside ``unknown_cost``."""
+    totals = dict(row.totals or {})
+    if "cost_usd" in totals:
+        totals["cost_usd"] = known_cost(totals["cost_usd"], totals.get("unknown_cost"))
+    return totals
+
+
+def run_selection(settings: Settings, ref: str) -> list[str]:
+    """The --filter and --limit options a run of the settings' workspace was started with
+    (empty: all of its suite's queries)."""
+    with store(settings) as engine:
+        row = find_run(engine, settings.workspace, ref)
+    return [str(o) for o in row.suite.get("selection") or []]
+
+
 def run_public(row: run_queries.RunRow) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -547,7 +666,7 @@ def run_public(row: run_queries.RunRow) -> dict[str, Any]:
         "state": describe_run_state(row),
         "stop_reason": row.stop_reason,
         "planned": row.planned,
-        "totals": row.totals,
+        "totals": run_totals(row),
         "created_at": row.created_at,
         "started_at": row.started_at,
         "finished_at": row.finished_at,

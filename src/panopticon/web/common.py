@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from panopticon import __version__
 from panopticon.errors import ConfigError, Issue, PanopticonError
+from panopticon.providers.pricing import cost_text
 from panopticon.services.access import AuthError, Principal, authenticate_hash, session_ended
 from panopticon.services.catalog import MetricCatalog
 from panopticon.services.runs import (
@@ -30,6 +31,7 @@ HERE = Path(__file__).parent
 PAGE = 50
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["version"] = __version__
+templates.env.globals["cost_text"] = cost_text
 templates.env.filters["tojson_attr"] = lambda v: json.dumps(v, default=str)
 
 CSP = (

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from panopticon.settings import Settings
 from panopticon.store.tables import Model, Result, Run, Score
@@ -21,6 +21,7 @@ __all__ = [
     "RETIRED",
     "cache_stats",
     "delete_results",
+    "existing_store",
     "retire_answers",
     "stored_keys_read_only",
 ]
@@ -126,15 +127,11 @@ def delete_results(
     return int(conn.execute(sa.delete(Result).where(Result.c.id.in_(ids))).rowcount)
 
 
-def stored_keys_read_only(settings: Settings, keys: list[str]) -> frozenset[str] | None:
-    """Which of these answer keys the settings' workspace has a reusable answer for,
-    without creating or upgrading anything: None when there is no store to ask (no
-    database file yet, another schema revision, no such workspace, or it cannot be
-    reached)."""
-    from panopticon.errors import NotFoundError, StoreError
+def existing_store(settings: Settings) -> Engine | None:
+    """An engine on the settings' store when there is one at this code's schema revision,
+    else None; nothing is created or upgraded. The caller disposes of it."""
+    from panopticon.errors import StoreError
     from panopticon.store.engine import HEAD_REVISION, create_engine, current_revision
-    from panopticon.store.queries.catalog import ensure_workspace
-    from panopticon.store.queries.runs import cached_answers
 
     if settings.is_sqlite:
         path = settings.resolved_database_url.removeprefix("sqlite:///")
@@ -142,8 +139,27 @@ def stored_keys_read_only(settings: Settings, keys: list[str]) -> frozenset[str]
             return None
     engine = create_engine(settings)
     try:
-        if current_revision(engine) != HEAD_REVISION:
-            return None
+        if current_revision(engine) == HEAD_REVISION:
+            return engine
+    except (StoreError, sa.exc.SQLAlchemyError):
+        pass
+    engine.dispose()
+    return None
+
+
+def stored_keys_read_only(settings: Settings, keys: list[str]) -> frozenset[str] | None:
+    """Which of these answer keys the settings' workspace has a reusable answer for,
+    without creating or upgrading anything: None when there is no store to ask (no
+    database file yet, another schema revision, no such workspace, or it cannot be
+    reached)."""
+    from panopticon.errors import NotFoundError, StoreError
+    from panopticon.store.queries.catalog import ensure_workspace
+    from panopticon.store.queries.runs import cached_answers
+
+    engine = existing_store(settings)
+    if engine is None:
+        return None
+    try:
         with engine.connect() as conn:
             ws = ensure_workspace(conn, settings.workspace, create=False)
             return frozenset(cached_answers(conn, ws, keys))

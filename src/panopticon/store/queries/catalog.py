@@ -11,7 +11,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from panopticon.errors import NotFoundError
+from panopticon.errors import ConfigError, Issue, NotFoundError
 from panopticon.evaluation.suite import ModelSpec, QueryItem
 from panopticon.judges.base import MetricSpec, build_metric
 from panopticon.providers.pricing import Price
@@ -22,6 +22,7 @@ __all__ = [
     "ensure_workspace",
     "find_provider",
     "provider_for",
+    "registered_conflicts",
     "sync_datasets",
     "upsert_metrics",
     "upsert_models",
@@ -114,44 +115,154 @@ ENDPOINT_FIELDS = frozenset({"base_url", "api_key_env", "credential"})
 
 
 def upsert_models(
-    conn: Connection, workspace_id: int, models: list[ModelSpec], prices: dict[str, Price | None]
+    conn: Connection,
+    workspace_id: int,
+    models: list[ModelSpec],
+    prices: dict[str, Price | None],
+    *,
+    origin: str = "suite",
 ) -> dict[str, int]:
     """Register the suite's models on their providers; returns model id by suite id. A model
     naming a registered provider is registered on it; one giving a kind, on the provider row
-    of its endpoint and key (created if new). The endpoint is kept on the provider only."""
+    of its endpoint and key (created if new). The endpoint is kept on the provider only.
+
+    ``origin`` is who writes: "registry" (an admin: the row is written as given and becomes
+    a registered model) or "suite" (a suite about to run). A suite never changes a
+    registered model: its definition must be the registered one, else ConfigError names
+    what differs (models suites created are updated as given)."""
     from panopticon.providers.base import provider_names
 
     kinds = provider_names()
     ids: dict[str, int] = {}
     for m in models:
-        row = None if m.provider in kinds else find_provider(conn, workspace_id, m.provider)
-        if row is not None:
-            pid = int(row.id)
+        named = None if m.provider in kinds else find_provider(conn, workspace_id, m.provider)
+        price = prices.get(m.id)
+        settings = m.record(exclude={"id", "price", *ENDPOINT_FIELDS})
+        found = _model_row(conn, workspace_id, m.id)
+        if found is not None and found.origin == "registry" and origin == "suite":
+            issue = _conflict(found, m, named, settings, price)
+            if issue is not None:
+                raise ConfigError(issue)
+            ids[m.id] = int(found.id)
+            continue
+        if named is not None:
+            pid = int(named.id)
         else:
             pid = provider_for(
                 conn, workspace_id, m.provider, m.base_url, m.credential, m.api_key_env
             )
-        price = prices.get(m.id)
         values: dict[str, Any] = dict(
             provider_id=pid,
             provider_model=m.provider_model,
-            settings=m.record(exclude={"id", "price", *ENDPOINT_FIELDS}),
+            settings=settings,
             price_input=price.input if price else None,
             price_output=price.output if price else None,
         )
-        mid = conn.execute(
-            sa.select(Model.c.id).where(Model.c.workspace_id == workspace_id, Model.c.name == m.id)
-        ).scalar()
-        if mid is None:
+        if found is None:
             mid = conn.execute(
                 sa.insert(Model)
-                .values(workspace_id=workspace_id, name=m.id, **values)
+                .values(workspace_id=workspace_id, name=m.id, origin=origin, **values)
                 .returning(Model.c.id)
             ).scalar_one()
         else:
-            conn.execute(sa.update(Model).where(Model.c.id == mid).values(**values))
+            mid = found.id
+            conn.execute(sa.update(Model).where(Model.c.id == mid).values(origin=origin, **values))
         ids[m.id] = int(mid)
     return ids
+
+
+def registered_conflicts(
+    conn: Connection, workspace_id: int, models: list[ModelSpec], prices: dict[str, Price | None]
+) -> list[Issue]:
+    """Why :func:`upsert_models` would refuse these suite models (each differs from the
+    registered model of its id), read only: for a dry run."""
+    from panopticon.providers.base import provider_names
+
+    kinds = provider_names()
+    issues = []
+    for m in models:
+        found = _model_row(conn, workspace_id, m.id)
+        if found is None or found.origin != "registry":
+            continue
+        named = None if m.provider in kinds else find_provider(conn, workspace_id, m.provider)
+        settings = m.record(exclude={"id", "price", *ENDPOINT_FIELDS})
+        issue = _conflict(found, m, named, settings, prices.get(m.id))
+        if issue is not None:
+            issues.append(issue)
+    return issues
+
+
+def _model_row(conn: Connection, workspace_id: int, name: str) -> Any:
+    return conn.execute(
+        sa.select(Model, Provider.c.kind, Provider.c.base_url, Provider.c.credential)
+        .add_columns(Provider.c.api_key_env, Provider.c.options.label("provider_options"))
+        .join(Provider, Provider.c.id == Model.c.provider_id)
+        .where(Model.c.workspace_id == workspace_id, Model.c.name == name)
+    ).first()
+
+
+def _conflict(
+    row: Any, m: ModelSpec, named: Any, settings: dict[str, Any], price: Price | None
+) -> Issue | None:
+    differences = _differences(row, m, named, settings, price)
+    if not differences:
+        return None
+    return Issue(
+        f"model '{m.id}' is registered in this workspace, and the suite's definition of it "
+        f"differs: {'; '.join(differences)}. A suite never changes a registered model (the "
+        "gateway and other runs use it)",
+        field=f"models.{m.id}",
+        hint=f"rename the model in the suite (id: {m.id}-local) to run your definition, or "
+        f"write just '- {m.id}' (no inline definition) to use the registered one",
+    )
+
+
+def _differences(
+    row: Any, m: ModelSpec, named: Any, settings: dict[str, Any], price: Price | None
+) -> list[str]:
+    """What a suite's definition of a registered model changes, each as
+    "field 'suite value' (registered: 'value')"; empty when it is the registered model.
+    Compared as they take effect: the endpoint and key (from the provider), the provider
+    model, the settings sent and the price."""
+    if named is not None:
+        endpoint = (named.kind, named.base_url, named.credential, named.api_key_env)
+    else:
+        endpoint = (m.provider, m.base_url, m.credential, m.api_key_env)
+    registered_endpoint = (row.kind, row.base_url, row.credential, row.api_key_env)
+    pairs: list[tuple[str, Any, Any]] = list(
+        zip(
+            ("provider", "base_url", "credential", "api_key_env"),
+            endpoint,
+            registered_endpoint,
+            strict=True,
+        )
+    )
+    pairs.append(("model", m.provider_model, row.provider_model))
+    stored = dict(row.settings or {})
+    options = {**(row.provider_options or {}), **(stored.get("options") or {})}
+    for key in sorted(set(settings) | set(stored)):
+        if key in ("provider", "model"):
+            continue  # compared above, as they take effect
+        theirs = options if key == "options" else stored.get(key)
+        pairs.append((key, settings.get(key), theirs))
+    mine_price = None if price is None else {"input": price.input, "output": price.output}
+    theirs_price = (
+        None if row.price_input is None else {"input": row.price_input, "output": row.price_output}
+    )
+    pairs.append(("price", mine_price, theirs_price))
+    return [
+        f"{key} {_shown(mine)} (registered: {_shown(theirs)})"
+        for key, mine, theirs in pairs
+        if mine != theirs and not (key == "options" and not mine and not theirs)
+    ]
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, str):
+        return f"'{value}'"
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def metric_version(spec: MetricSpec) -> str:

@@ -47,6 +47,7 @@ def totals(conn: Connection, workspace_id: int, since: datetime | None) -> dict[
             sa.func.coalesce(sa.func.sum(Result.c.output_tokens), 0),
             sa.func.coalesce(sa.func.sum(Result.c.cost_usd).filter(Result.c.cached.is_(False)), 0),
             sa.func.count().filter(Result.c.cached.is_(True)),
+            sa.func.count().filter(Result.c.error.is_(None), Result.c.cost_usd.is_(None)),
         ).where(Result.c.run_id.in_(runs))
     ).one()
     n_runs = conn.scalar(sa.select(sa.func.count()).select_from(runs.subquery()))
@@ -58,6 +59,7 @@ def totals(conn: Connection, workspace_id: int, since: datetime | None) -> dict[
         "input_tokens": int(r[2]),
         "output_tokens": int(r[3]),
         "cost_usd": float(r[4]),
+        "unknown_cost": int(r[6]),
     }
 
 

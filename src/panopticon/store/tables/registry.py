@@ -39,7 +39,10 @@ Credential = sa.Table(
     sa.UniqueConstraint("workspace_id", "name"),
 )
 
-# A model as a suite names it, with the settings last used and its price.
+# A model as a suite names it, with the settings last used and its price. ``origin`` says
+# who wrote it: "registry" (an admin registered it; suites use it, never change it) or
+# "suite" (a suite's inline definition; later suites may update it).
+MODEL_ORIGINS = ("registry", "suite")
 Model = sa.Table(
     "model",
     metadata,
@@ -51,6 +54,7 @@ Model = sa.Table(
     sa.Column("settings", JSONType, nullable=False, default=dict),
     sa.Column("price_input", sa.Float),
     sa.Column("price_output", sa.Float),
+    sa.Column("origin", sa.String(20), nullable=False, server_default="suite"),
     created_at(),
     sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
     sa.UniqueConstraint("workspace_id", "name"),
