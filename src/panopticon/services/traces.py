@@ -17,9 +17,11 @@ from panopticon.services.parquet_export import parquet_stream, require_pyarrow
 from panopticon.store.engine import Engine
 from panopticon.store.partitions import MaintenanceReport, maintain
 from panopticon.store.queries import traces as queries
-from panopticon.store.queries.traces import SORTS, TraceFilters
+from panopticon.store.queries.traces import COUNT_CAP, COUNT_MAX, SORTS, TraceFilters
 
 __all__ = [
+    "COUNT_CAP",
+    "COUNT_MAX",
     "EXPORT_FORMATS",
     "SORTS",
     "TraceFilters",
@@ -73,9 +75,16 @@ EXPORT_FORMATS = {
 
 class TracePage:
     def __init__(
-        self, items: list[dict[str, Any]], total: int, exact: bool, cursor: str | None
+        self,
+        items: list[dict[str, Any]],
+        total: int,
+        exact: bool,
+        cursor: str | None,
+        estimate: int | None = None,
     ) -> None:
         self.items, self.total, self.total_exact, self.next_cursor = items, total, exact, cursor
+        # PostgreSQL's planner estimate of the matches, when the count stopped at its cap
+        self.total_estimate = estimate
 
 
 def find_traces(
@@ -86,14 +95,22 @@ def find_traces(
     sort: str = "-start_time",
     limit: int = 50,
     cursor: str | None = None,
+    count_cap: int = COUNT_CAP,
 ) -> TracePage:
+    """A page of matching traces and their count, exact up to ``count_cap`` (0: none)."""
     if sort not in SORTS:
         raise ConfigError(Issue(f"unknown sort '{sort}'", field="sort", hint=", ".join(SORTS)))
     try:
         with engine.connect() as conn:
             return TracePage(
                 *queries.search_traces(
-                    conn, workspace_id, filters, sort=sort, limit=limit, cursor=cursor
+                    conn,
+                    workspace_id,
+                    filters,
+                    sort=sort,
+                    limit=limit,
+                    cursor=cursor,
+                    count_cap=max(0, min(count_cap, COUNT_MAX)),
                 )
             )
     except ValueError as exc:

@@ -47,7 +47,14 @@ class TraceSummary(BaseModel):
 class TracePagePublic(BaseModel):
     items: list[TraceSummary]
     total: int
-    total_exact: bool = Field(description="False: total is a lower bound (counting stops there).")
+    total_exact: bool = Field(
+        description="False: total is a lower bound (counting stops at `count_cap`)."
+    )
+    total_estimate: int | None = Field(
+        default=None,
+        description="When the count stopped at its cap, on PostgreSQL: the query planner's "
+        "estimate of all the matches (from the table's statistics; an estimate, not a count).",
+    )
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
@@ -199,14 +206,25 @@ def list_traces(
     ] = "-start_time",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
+    count_cap: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=service.COUNT_MAX,
+            description="Count the matches up to this many (0: no count; the total is then "
+            "a lower bound from the page). A first page that holds every match is counted "
+            "exactly without a count.",
+        ),
+    ] = service.COUNT_CAP,
 ) -> TracePagePublic:
     page = service.find_traces(
-        engine, caller.workspace_id, f, sort=sort, limit=limit, cursor=cursor
+        engine, caller.workspace_id, f, sort=sort, limit=limit, cursor=cursor, count_cap=count_cap
     )
     return TracePagePublic(
         items=[TraceSummary(**r) for r in page.items],
         total=page.total,
         total_exact=page.total_exact,
+        total_estimate=page.total_estimate,
         next_cursor=page.next_cursor,
     )
 
