@@ -30,6 +30,7 @@ __all__ = [
     "export_traces",
     "find_traces",
     "get_session",
+    "get_span",
     "get_trace",
     "label_trace",
     "run_maintenance",
@@ -137,12 +138,25 @@ def span_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def get_trace(engine: Engine, workspace_id: int, trace_id: str) -> dict[str, Any]:
+def get_trace(
+    engine: Engine, workspace_id: int, trace_id: str, *, details: bool = True
+) -> dict[str, Any]:
+    """A trace with its span tree, scores and labels. ``details=False``: each span without
+    its messages, documents, values, attributes and events (read with :func:`get_span`)."""
     with engine.connect() as conn:
-        found = queries.trace_detail(conn, workspace_id, trace_id.lower())
+        found = queries.trace_detail(conn, workspace_id, trace_id.lower(), details=details)
     if found is None:
         raise NotFoundError(f"no trace {trace_id} in this workspace (yet)")
     found["spans"] = span_tree(found["spans"])
+    return found
+
+
+def get_span(engine: Engine, workspace_id: int, trace_id: str, span_id: str) -> dict[str, Any]:
+    """One span of a trace, whole, with its scores and labels."""
+    with engine.connect() as conn:
+        found = queries.span_detail(conn, workspace_id, trace_id.lower(), span_id.lower())
+    if found is None:
+        raise NotFoundError(f"no span {span_id} in trace {trace_id} in this workspace")
     return found
 
 

@@ -117,29 +117,20 @@ def _pretty(value: Any) -> str:
 
 
 def _waterfall(trace: dict[str, Any]) -> list[SimpleNamespace]:
-    """Each span with its bar (offset and width as percentages of the trace's duration),
-    its scores, and its attributes and events as indented JSON. Objects, not dicts: the
-    template reads a dozen fields of each of up to thousands of spans, and Jinja tries an
-    attribute before a key (a dict's miss raises, which cost a third of the page's time)."""
+    """Each span of the tree with its bar (offset and width as percentages of the trace's
+    duration). Objects, not dicts: the template reads a dozen fields of each of up to
+    thousands of spans, and Jinja tries an attribute before a key (a dict's miss raises)."""
     start, end = trace["start_time"], trace["end_time"]
     total = max((end - start).total_seconds(), 1e-6)
-    scores: dict[str | None, list[dict[str, Any]]] = {}
-    for score in trace["scores"]:
-        scores.setdefault(score["span_id"], []).append(score)
     bars = []
     for s in trace["spans"]:
         offset = (s["start_time"] - start).total_seconds() / total * 100
         width = max((s["end_time"] - s["start_time"]).total_seconds() / total * 100, 0.4)
         bars.append(
             SimpleNamespace(
-                **{
-                    **s,
-                    "offset": round(min(offset, 99.6), 2),
-                    "width": round(min(width, 100 - offset), 2),
-                    "scores": scores.get(s["span_id"], []),
-                    "attributes_json": _pretty(s["attributes"] or {}),
-                    "events_json": _pretty(s["events"]) if s["events"] else None,
-                }
+                **s,
+                offset=round(min(offset, 99.6), 2),
+                width=round(min(width, 100 - offset), 2),
             )
         )
     return bars
@@ -147,8 +138,12 @@ def _waterfall(trace: dict[str, Any]) -> list[SimpleNamespace]:
 
 @router.get("/traces/{trace_id}")
 def trace_page(request: Request, trace_id: str) -> Response:
+    """The trace and its span tree (names, timings, status, models, tokens, cost); each
+    span's input, output, documents, scores and attributes are read when it is opened."""
     principal, session = principal_of(request)
-    trace = service.get_trace(request.app.state.engine, principal.workspace_id, trace_id)
+    trace = service.get_trace(
+        request.app.state.engine, principal.workspace_id, trace_id, details=False
+    )
     return render(
         request,
         "trace.html",
@@ -161,6 +156,26 @@ def trace_page(request: Request, trace_id: str) -> Response:
             ),
             "saved": request.query_params.get("saved"),
             "annotator": f"key {principal.key_id or 'admin'}",
+        },
+        principal=principal,
+        session=session,
+    )
+
+
+@router.get("/traces/{trace_id}/spans/{span_id}")
+def span_page(request: Request, trace_id: str, span_id: str) -> Response:
+    """One span whole: under its row in the trace's waterfall (htmx), or as its own page."""
+    principal, session = principal_of(request)
+    span = service.get_span(request.app.state.engine, principal.workspace_id, trace_id, span_id)
+    return render(
+        request,
+        "_trace_span.html" if request.headers.get("HX-Request") else "trace_span.html",
+        {
+            "s": SimpleNamespace(**span),
+            "trace_id": trace_id.lower(),
+            "fragment": bool(request.headers.get("HX-Request")),
+            "attributes_json": _pretty(span["attributes"] or {}),
+            "events_json": _pretty(span["events"]) if span["events"] else None,
         },
         principal=principal,
         session=session,

@@ -43,6 +43,7 @@ __all__ = [
     "search_traces",
     "session_traces",
     "set_trace_settings",
+    "span_detail",
     "trace_detail",
     "upsert_trace_label",
 ]
@@ -265,7 +266,7 @@ class _Explain(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
 
 @compiles(_Explain, "postgresql")
 def _compile_explain(element: _Explain, compiler: Any, **kw: Any) -> str:
-    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
+    return "EXPLAIN (FORMAT JSON) " + str(compiler.process(element.statement, **kw))
 
 
 def _planner_rows(conn: Connection, statement: Any) -> int | None:
@@ -273,7 +274,7 @@ def _planner_rows(conn: Connection, statement: Any) -> int | None:
     plan's own figure, from the table's statistics; None elsewhere)."""
     if conn.dialect.name != "postgresql":
         return None
-    plan = conn.execute(_Explain(statement)).scalar()
+    plan: Any = conn.execute(_Explain(statement)).scalar()
     if isinstance(plan, str | bytes):
         plan = orjson.loads(plan)
     try:
@@ -315,65 +316,121 @@ def _trace_row(conn: Connection, ws: int, trace_id: str) -> dict[str, Any] | Non
     return row
 
 
-def trace_detail(conn: Connection, ws: int, trace_id: str) -> dict[str, Any] | None:
-    """A trace with every span (in start order), its scores and people's labels."""
+# what a span tree shows of each span (names, timings, status, model, tokens, cost): not
+# its messages, documents, values, attributes or events, which are read when it is opened
+_SPAN_DETAIL = (
+    "input_messages",
+    "output_messages",
+    "input_value",
+    "output_value",
+    "documents",
+    "attributes",
+    "events",
+)
+_TREE_COLUMNS = [c for c in Span.columns if c.name != "workspace_id" and c.name not in _SPAN_DETAIL]
+
+
+def _scores_of(conn: Connection, ws: int, trace_id: str, span_id: str | None = None) -> list[Any]:
+    q = (
+        sa.select(
+            Score.c.id,
+            Score.c.span_id,
+            Score.c.value,
+            Score.c.label,
+            Score.c.passed,
+            Score.c.reasoning,
+            Score.c.source,
+            Score.c.judge_model,
+            Score.c.error,
+            Score.c.details,
+            Score.c.created_at,
+            Metric.c.name.label("name"),
+        )
+        .join(Metric, Metric.c.id == Score.c.metric_id)
+        .where(Score.c.workspace_id == ws, Score.c.trace_id == trace_id)
+        .order_by(Score.c.created_at)
+    )
+    if span_id is not None:
+        q = q.where(Score.c.span_id == span_id)
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def _labels_of(conn: Connection, ws: int, trace_id: str, span_id: str | None = None) -> list[Any]:
+    q = (
+        sa.select(
+            Annotation.c.id,
+            Annotation.c.span_id,
+            Annotation.c.annotator,
+            Annotation.c.value,
+            Annotation.c.passed,
+            Annotation.c.comment,
+            Annotation.c.created_at,
+            Metric.c.name.label("name"),
+        )
+        .join(Metric, Metric.c.id == Annotation.c.metric_id)
+        .where(Annotation.c.workspace_id == ws, Annotation.c.trace_id == trace_id)
+        .order_by(Annotation.c.created_at)
+    )
+    if span_id is not None:
+        q = q.where(Annotation.c.span_id == span_id)
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def _span_window(ws: int, trace_id: str, start: datetime, end: datetime) -> list[Any]:
+    """A trace's spans: its partitions only (within two days of the trace's bounds)."""
+    return [
+        Span.c.workspace_id == ws,
+        Span.c.trace_id == trace_id,
+        Span.c.start_time >= start - timedelta(days=2),
+        Span.c.start_time <= end + timedelta(days=2),
+    ]
+
+
+def trace_detail(
+    conn: Connection, ws: int, trace_id: str, *, details: bool = True
+) -> dict[str, Any] | None:
+    """A trace with every span (in start order), its scores and people's labels. Without
+    ``details``, each span without its messages, documents, values, attributes and events
+    (the tree a page shows first; :func:`span_detail` reads one span whole)."""
     row = _trace_row(conn, ws, trace_id)
     if row is None:
         return None
+    columns: Any = [Span] if details else _TREE_COLUMNS
     spans = [
         dict(r._mapping)
         for r in conn.execute(
-            sa.select(Span)
-            .where(
-                Span.c.workspace_id == ws,
-                Span.c.trace_id == trace_id,
-                Span.c.start_time >= row["start_time"] - timedelta(days=2),
-                Span.c.start_time <= row["end_time"] + timedelta(days=2),
-            )
+            sa.select(*columns)
+            .where(*_span_window(ws, trace_id, row["start_time"], row["end_time"]))
             .order_by(Span.c.start_time, Span.c.span_id)
         )
     ]
-    scores = [
-        dict(r._mapping)
-        for r in conn.execute(
-            sa.select(
-                Score.c.id,
-                Score.c.span_id,
-                Score.c.value,
-                Score.c.label,
-                Score.c.passed,
-                Score.c.reasoning,
-                Score.c.source,
-                Score.c.judge_model,
-                Score.c.error,
-                Score.c.details,
-                Score.c.created_at,
-                Metric.c.name.label("name"),
-            )
-            .join(Metric, Metric.c.id == Score.c.metric_id)
-            .where(Score.c.workspace_id == ws, Score.c.trace_id == trace_id)
-            .order_by(Score.c.created_at)
-        )
-    ]
-    labels = [
-        dict(r._mapping)
-        for r in conn.execute(
-            sa.select(
-                Annotation.c.id,
-                Annotation.c.span_id,
-                Annotation.c.annotator,
-                Annotation.c.value,
-                Annotation.c.passed,
-                Annotation.c.comment,
-                Annotation.c.created_at,
-                Metric.c.name.label("name"),
-            )
-            .join(Metric, Metric.c.id == Annotation.c.metric_id)
-            .where(Annotation.c.workspace_id == ws, Annotation.c.trace_id == trace_id)
-            .order_by(Annotation.c.created_at)
-        )
-    ]
+    scores = _scores_of(conn, ws, trace_id)
+    labels = _labels_of(conn, ws, trace_id)
     return {**row, "spans": spans, "scores": scores, "labels": labels}
+
+
+def span_detail(conn: Connection, ws: int, trace_id: str, span_id: str) -> dict[str, Any] | None:
+    """One span of a trace, whole, with its scores and people's labels (None: no such
+    span in this workspace)."""
+    bounds = conn.execute(
+        sa.select(sa.func.min(Trace.c.start_time), sa.func.max(Trace.c.end_time)).where(
+            Trace.c.workspace_id == ws, Trace.c.id == trace_id
+        )
+    ).first()
+    if bounds is None or bounds[0] is None:
+        return None
+    found = conn.execute(
+        sa.select(Span)
+        .where(*_span_window(ws, trace_id, bounds[0], bounds[1]), Span.c.span_id == span_id)
+        .order_by(Span.c.start_time)
+        .limit(1)
+    ).first()
+    if found is None:
+        return None
+    span = dict(found._mapping)
+    span["scores"] = _scores_of(conn, ws, trace_id, span_id)
+    span["labels"] = _labels_of(conn, ws, trace_id, span_id)
+    return span
 
 
 def session_traces(
