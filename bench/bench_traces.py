@@ -182,6 +182,13 @@ def load_average() -> str:
 
 
 def measure(url: str, big_id: str, now: datetime, n: int, only: str | None = None) -> None:
+    engine = create_engine(Settings(database_url=url))
+    with engine.connect() as conn:
+        span_id = conn.exec_driver_sql(
+            "SELECT span_id FROM span WHERE trace_id = %(t)s AND kind = 'llm' LIMIT 1",
+            {"t": big_id},
+        ).scalar_one()
+    engine.dispose()
     home = Path(tempfile.mkdtemp(prefix="panopticon-bench-traces-"))
     base, stop = serve(Settings(home=home, database_url=url, api_key=KEY))
     since = (now - timedelta(days=1)).isoformat()
@@ -211,7 +218,10 @@ def measure(url: str, big_id: str, now: datetime, n: int, only: str | None = Non
             {"text": "order 42", "metadata_key": "tier", "metadata_value": "pro"},
         ),
         "trace of 500 spans (API)": (f"/api/traces/{big_id}", {}),
+        "trace of 500 spans, tree (API)": (f"/api/traces/{big_id}/tree", {}),
         "trace of 500 spans (page)": (f"/ui/traces/{big_id}", {}),
+        "one span of it (API)": (f"/api/traces/{big_id}/spans/{span_id}", {}),
+        "one span of it (page, opened)": (f"/ui/traces/{big_id}/spans/{span_id}", {"hx": "1"}),
         "trace list (page)": ("/ui/traces", {}),
     }
     try:
@@ -230,6 +240,8 @@ def measure(url: str, big_id: str, now: datetime, n: int, only: str | None = Non
                 if only and floor is not None and only not in label:
                     continue
                 headers = {"X-API-Key": KEY}
+                if params.pop("hx", None):
+                    headers["HX-Request"] = "true"
                 r = client.get(path, params=params, headers=headers)
                 assert r.status_code == 200, (label, r.status_code, r.text[:300])
                 times = []
