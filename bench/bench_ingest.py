@@ -271,6 +271,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="server processes")
     args = parser.parse_args()
     n_batches = args.spans // BATCH
+    print("load average at start: " + " ".join(Path("/proc/loadavg").read_text().split()[:3]))
     print(f"encoding {n_batches} batches of {BATCH} spans ...", flush=True)
     batches = encode_batches(n_batches)
     mb = sum(len(b) for b, _ in batches) / 1e6
