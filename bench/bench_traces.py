@@ -126,7 +126,9 @@ def main() -> None:
         "--reuse", action="store_true", help="keep the database of the last run (no new load)"
     )
     parser.add_argument("--name", default="panopticon_bench_traces", help="the database's name")
-    parser.add_argument("--only", help="measure only the requests whose label has this text")
+    parser.add_argument(
+        "--only", help="measure only the requests whose label has one of these texts (a|b)"
+    )
     args = parser.parse_args()
     if args.reuse:
         url = args.pg.rsplit("/", 1)[0] + "/" + args.name
@@ -237,7 +239,7 @@ def measure(url: str, big_id: str, now: datetime, n: int, only: str | None = Non
             )
             floor: tuple[float, float] | None = None
             for label, (path, params) in requests.items():
-                if only and floor is not None and only not in label:
+                if only and floor is not None and not any(o in label for o in only.split("|")):
                     continue
                 headers = {"X-API-Key": KEY}
                 if params.pop("hx", None):
