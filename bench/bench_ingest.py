@@ -368,9 +368,9 @@ def main() -> None:
     pg0 = backend_cpu(conn, "panopticon_bench_ingest")
     if args.spy:  # its own CPU is not the server's: a figure with --spy is not one to quote
         sampled = tree(server.pid)[-1]  # the worker process under --workers N
+        spy = ["py-spy", "record", "-p", str(sampled), "-d", "15", "-r", "100", "-f", "raw"]
         subprocess.Popen(
-            ["py-spy", "record", "-p", str(sampled), "-d", "15", "-r", "100"]
-            + ["-f", "raw", "-o", args.spy, "--nonblocking"],
+            [*spy, "-o", args.spy, "--nonblocking"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
