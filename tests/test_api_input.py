@@ -115,12 +115,39 @@ def test_a_nul_byte_in_a_filter_or_a_path_is_a_422_naming_the_parameter(api: Tes
     assert r.status_code == 422
 
 
-def test_since_and_until_without_a_time_zone_are_refused_with_a_hint(api: TestClient) -> None:
+@pytest.mark.parametrize(
+    "path", ["/api/judge/results", "/api/traces", "/api/traces/export", "/api/judge/results/export"]
+)
+def test_since_and_until_without_a_time_zone_or_as_a_bare_number_are_refused_with_a_hint(
+    api: TestClient, path: str
+) -> None:
     for name in ("since", "until"):
-        r = api.get("/api/judge/results", params={name: "2026-01-01T00:00:00"}, headers=ADMIN)
-        assert r.status_code == 422 and _field(r) == name, r.text
-        ok = api.get("/api/judge/results", params={name: "2026-01-01T00:00:00Z"}, headers=ADMIN)
+        for bad in ("2026-01-01T00:00:00", "-76555", "1700000000"):
+            r = api.get(path, params={name: bad}, headers=ADMIN)
+            assert r.status_code == 422 and _field(r) == name, (bad, r.text)
+        r = api.get(path, params={name: "-76555"}, headers=ADMIN)
+        assert "ISO 8601" in r.json()["error"]["message"]
+        ok = api.get(path, params={name: "2026-01-01T00:00:00Z"}, headers=ADMIN)
         assert ok.status_code == 200, ok.text
+
+
+def test_a_backfill_range_must_be_iso_times_with_a_zone(api: TestClient) -> None:
+    for since in (-76555, "2026-01-01T00:00:00"):
+        body = {"rule": "r", "since": since, "until": "2026-01-02T00:00:00Z", "budget_usd": 1}
+        r = api.post("/api/online/backfills", json=body, headers=ADMIN)
+        assert r.status_code == 422 and _field(r) == "since", r.text
+
+
+def test_numbers_in_logs_and_traces_are_numbers_not_booleans_or_text(api: TestClient) -> None:
+    for field, bad in (("latency_ms", True), ("input_tokens", "5"), ("cost_usd", False)):
+        body = {"prompt": "hi", "response": "hello", "model": "m", field: bad}
+        r = api.post("/api/logs", json=body, headers=ADMIN)
+        assert r.status_code == 422 and _field(r) == field, r.text
+    good = {"prompt": "hi", "response": "hello", "model": "m", "latency_ms": 12, "cost_usd": 0.5}
+    assert api.post("/api/logs", json=good, headers=ADMIN).status_code in (200, 201, 202)
+    score = {"trace_id": "0" * 32, "name": "feedback", "value": True}
+    r = api.post("/api/scores", json=score, headers=ADMIN)
+    assert r.status_code == 422 and _field(r) == "value", r.text
 
 
 def test_concurrent_identical_creates_answer_the_one_stored_row(server: str) -> None:

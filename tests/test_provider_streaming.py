@@ -152,6 +152,7 @@ def install_plugin(root: Path, group: str, name: str, value: str, module: str) -
 
 @pytest.fixture
 def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    from panopticon import plugins
     from panopticon.judges import base as judge_base
 
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -160,8 +161,10 @@ def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     monkeypatch.setattr(provider_base, "_REGISTRY", {})
     monkeypatch.setattr(judge_base, "_builtins_loaded", threading.Event())
     monkeypatch.setattr(judge_base, "_REGISTRY", {})
+    plugins._installed.cache_clear()  # the installed packages are read once per process
     yield tmp_path
     sys.modules.pop("panopticon_plugin_test", None)
+    plugins._installed.cache_clear()
 
 
 def test_an_installed_package_adds_a_provider_through_its_entry_point(

@@ -14,7 +14,8 @@ the dashboard. The built-ins register through the same registries.
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
+import functools
+from importlib.metadata import EntryPoints, entry_points
 from typing import Any
 
 from panopticon.errors import ConfigError, Issue
@@ -22,12 +23,20 @@ from panopticon.errors import ConfigError, Issue
 __all__ = ["load_entry_points"]
 
 
+@functools.cache
+def _installed() -> EntryPoints:
+    """Every installed package's entry points, read once per process: reading them opens a
+    file of every installed distribution (hundreds in a full environment), and providers and
+    metrics both ask."""
+    return entry_points()
+
+
 def load_entry_points(group: str) -> dict[str, Any]:
     """Every entry point of ``group``, loaded: name -> object. One that cannot be loaded is
     an error naming the package, never skipped in silence (a suite naming it would then fail
     with a misleading 'unknown provider')."""
     loaded: dict[str, Any] = {}
-    for ep in entry_points(group=group):
+    for ep in _installed().select(group=group):
         try:
             loaded[ep.name] = ep.load()
         except Exception as exc:  # any import-time failure of someone else's package

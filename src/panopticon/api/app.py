@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
+import threading
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -68,6 +70,18 @@ def create_app(
         # document on first request: hundreds of ms that would hold up every other request
         # on the event loop. Done now, in a thread.
         await asyncio.to_thread(app.openapi)
+        # A second lifespan of the same app while the first runs (a test client opened on
+        # a served app, schemathesis' ASGI client) shares the first one's jobs, writer and
+        # engine: it neither starts a second copy (two writer threads on one queue, of
+        # which close() stopped one and waited a minute for the other) nor stops them.
+        running = getattr(app.state, "lifespans", 0)
+        app.state.lifespans = running + 1
+        if running:
+            try:
+                yield
+            finally:
+                app.state.lifespans -= 1
+            return
         jobs = getattr(app.state, "jobs", None)
         if jobs is not None:
             await jobs.start()
@@ -77,6 +91,7 @@ def create_app(
         try:
             yield
         finally:
+            app.state.lifespans -= 1
             if writer is not None:  # everything acknowledged is written (or spooled)
                 await asyncio.to_thread(writer.close)
             if jobs is not None:
@@ -158,4 +173,45 @@ def create_app(
         from panopticon.web import install as install_web
 
         install_web(app)  # the dashboard at /ui
+    _share_openapi(app)
     return app
+
+
+# One OpenAPI document per set of routes in a process: building it takes most of a second
+# (every model's JSON schema), and apps with the same routes (`serve --workers` builds one
+# per process; the test suite builds hundreds) have the same document.
+_OPENAPI: dict[tuple[Any, ...], dict[str, Any]] = {}
+_OPENAPI_LOCK = threading.Lock()
+
+
+def _share_openapi(app: FastAPI) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            key = (
+                app.title,
+                app.version,
+                app.openapi_url,
+                tuple(
+                    (
+                        type(route).__name__,
+                        getattr(route, "path", ""),
+                        tuple(sorted(getattr(route, "methods", None) or ())),
+                        id(getattr(route, "endpoint", None)),
+                    )
+                    for route in app.routes
+                    # routes left out of the document (its own, the docs page) do not change it
+                    if getattr(route, "include_in_schema", True)
+                ),
+            )
+            with _OPENAPI_LOCK:
+                document = _OPENAPI.get(key)
+                if document is None:
+                    if len(_OPENAPI) >= 16:  # a bound, should routes differ app to app
+                        _OPENAPI.clear()
+                    document = _OPENAPI[key] = build()
+            app.openapi_schema = copy.deepcopy(document)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -5,10 +5,11 @@ shapes the dashboard's forms into them; they are re-exported here."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
 from panopticon.services.bodies import Body
 from panopticon.services.catalog import MetricCreate as MetricCreate
@@ -23,6 +24,24 @@ from panopticon.services.registry import ProviderUpdate as ProviderUpdate
 
 T = TypeVar("T")
 RowId = Annotated[int, Field(ge=1, le=2_147_483_647)]
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_time(value: Any) -> Any:
+    """A time as ISO 8601 text, never a bare number: the schema says ``date-time``, and a
+    Unix time would be read in seconds or milliseconds by guess (``since=-76555`` was taken
+    for 1969)."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and not _ISO_DATE.match(value.strip())
+    ):
+        raise ValueError("not an ISO 8601 time: give one with its zone, e.g. 2026-12-03T10:00:00Z")
+    return value
+
+
+# A time a request names (since, until): ISO 8601 with its zone, as the schema says.
+Moment = Annotated[AwareDatetime, BeforeValidator(_iso_time)]
 
 
 _Body = Body  # every body refuses unknown fields and what a database cannot store

@@ -44,6 +44,8 @@ def _shift(moment: datetime, ms: float) -> datetime:
 
 
 class _In(BaseModel):
+    # numbers are strict (strict=True on each): JSON true is not the number 1, nor "5" the
+    # number 5, as the schema says
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
@@ -63,7 +65,7 @@ class MessageIn(_In):
 class DocumentIn(_In):
     id: str | None = Field(default=None, max_length=200)
     content: str
-    score: float | None = None
+    score: float | None = Field(default=None, strict=True)
     metadata: dict[str, Any] | None = None
 
 
@@ -78,19 +80,19 @@ class SpanIn(_In):
         description="Absent: the parent's start, or for a root span now less latency_ms.",
     )
     end_time: datetime | None = Field(default=None, description="Or give latency_ms.")
-    latency_ms: float | None = Field(default=None, ge=0, le=MAX_MS)
+    latency_ms: float | None = Field(default=None, ge=0, le=MAX_MS, strict=True)
     model: str | None = Field(default=None, max_length=200, description="The model asked for.")
     model_served: str | None = Field(default=None, max_length=200)
     provider: str | None = Field(default=None, max_length=100)
     input: str | list[MessageIn] | None = None
     output: str | list[MessageIn] | None = None
     documents: list[DocumentIn] | None = None
-    input_tokens: int | None = Field(default=None, ge=0, le=COUNT)
-    output_tokens: int | None = Field(default=None, ge=0, le=COUNT)
-    cached_tokens: int | None = Field(default=None, ge=0, le=COUNT)
-    reasoning_tokens: int | None = Field(default=None, ge=0, le=COUNT)
-    cost_usd: float | None = Field(default=None, ge=0)
-    ttft_ms: float | None = Field(default=None, ge=0, le=MAX_MS)
+    input_tokens: int | None = Field(default=None, ge=0, le=COUNT, strict=True)
+    output_tokens: int | None = Field(default=None, ge=0, le=COUNT, strict=True)
+    cached_tokens: int | None = Field(default=None, ge=0, le=COUNT, strict=True)
+    reasoning_tokens: int | None = Field(default=None, ge=0, le=COUNT, strict=True)
+    cost_usd: float | None = Field(default=None, ge=0, strict=True)
+    ttft_ms: float | None = Field(default=None, ge=0, le=MAX_MS, strict=True)
     status: Literal["ok", "error", "unset"] = "ok"
     error: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
@@ -129,7 +131,7 @@ class LogIn(_In):
     prompt: str
     response: str | None = None
     model: str = Field(max_length=200)
-    latency_ms: float | None = Field(default=None, ge=0, le=MAX_MS)
+    latency_ms: float | None = Field(default=None, ge=0, le=MAX_MS, strict=True)
     user_id: str | None = Field(default=None, max_length=200)
     session_id: str | None = Field(default=None, max_length=200)
     status: Literal["success", "ok", "error"] = "success"
@@ -137,9 +139,9 @@ class LogIn(_In):
     tags: list[str] = Field(default_factory=list, max_length=100)
     metadata: dict[str, Any] = Field(default_factory=dict)
     provider: str | None = Field(default=None, max_length=100)
-    input_tokens: int | None = Field(default=None, ge=0, le=COUNT)
-    output_tokens: int | None = Field(default=None, ge=0, le=COUNT)
-    cost_usd: float | None = Field(default=None, ge=0)
+    input_tokens: int | None = Field(default=None, ge=0, le=COUNT, strict=True)
+    output_tokens: int | None = Field(default=None, ge=0, le=COUNT, strict=True)
+    cost_usd: float | None = Field(default=None, ge=0, strict=True)
     timestamp: datetime | None = Field(
         default=None, description="When the call ended; now when absent."
     )
@@ -152,7 +154,7 @@ class ScoreCreate(_In):
     trace_id: str = Field(pattern=HEX32)
     span_id: str | None = Field(default=None, pattern=HEX16)
     name: str = Field(min_length=1, max_length=200, examples=["user_feedback"])
-    value: float | None = Field(default=None, allow_inf_nan=False)
+    value: float | None = Field(default=None, allow_inf_nan=False, strict=True)
     label: str | None = Field(default=None, max_length=200, examples=["thumbs_up"])
     comment: str | None = Field(default=None, max_length=10_000)
     source: Literal["online", "guardrail", "human", "api"] = "api"

@@ -674,6 +674,8 @@ class TraceWriter:
 
     # --- any thread --------------------------------------------------------------------
     def start(self) -> TraceWriter:
+        if self._thread is not None:  # one thread per writer: a second start is a no-op
+            return self
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.spool_dir.glob("*.replaying.*"):  # left by a process that died
             pid = stale.name.rsplit(".", 1)[-1]

@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
 from panopticon.api.deps import EngineDep, Id, Member, SettingsDep, Viewer
 from panopticon.api.schemas import (
@@ -16,6 +15,7 @@ from panopticon.api.schemas import (
     EvaluateTheme,
     EvaluationPublic,
     JobPublic,
+    Moment,
     PagePublic,
     ResultPublic,
 )
@@ -75,10 +75,10 @@ def result_filters(
     metric: Annotated[str | None, Query(max_length=200)] = None,
     run: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     since: Annotated[
-        AwareDatetime | None, Query(description="From this time (with its zone: ...Z).")
+        Moment | None, Query(description="From this time (with its zone: ...Z).")
     ] = None,
     until: Annotated[
-        AwareDatetime | None, Query(description="Before this time (with its zone: ...Z).")
+        Moment | None, Query(description="Before this time (with its zone: ...Z).")
     ] = None,
     min_score: float | None = None,
     max_score: float | None = None,

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from panopticon.api.deps import Admin, EngineDep, Member, Viewer
-from panopticon.api.schemas import JobPublic
+from panopticon.api.schemas import JobPublic, Moment
 from panopticon.services.backfill import KIND, backfill_payload
 from panopticon.services.jobs import job_status
 from panopticon.services.ledger import OnlineLedger
@@ -221,8 +221,8 @@ class OnlineBackfillCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rule: str = Field(pattern=RULE_NAME, description="The rule to run.")
-    since: datetime = Field(description="Spans that started at or after this time...")
-    until: datetime = Field(description="...and before this one.")
+    since: Moment = Field(description="Spans that started at or after this time (with its zone)...")
+    until: Moment = Field(description="...and before this one.")
     budget_usd: float = Field(gt=0, allow_inf_nan=False, description="The backfill's own budget.")
     rejudge: bool = Field(
         default=False, description="Judge again spans this rule version has judged already."

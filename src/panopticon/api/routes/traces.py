@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from panopticon.api.deps import Admin, EngineDep, Member, Viewer
+from panopticon.api.schemas import Moment
 from panopticon.services import traces as service
 from panopticon.services.traces import TraceFilters
 
@@ -166,8 +167,12 @@ class TraceSettingsPublic(BaseModel):
 
 
 def filters(
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[
+        Moment | None, Query(description="From this time (with its zone: ...Z).")
+    ] = None,
+    until: Annotated[
+        Moment | None, Query(description="Before this time (with its zone: ...Z).")
+    ] = None,
     model: str | None = None,
     user_id: str | None = None,
     session_id: str | None = None,
