@@ -231,6 +231,27 @@ def test_the_count_stops_at_its_cap_and_a_whole_first_page_needs_none(api: TestC
     later = page(limit=2, count_cap=0, cursor=uncounted["next_cursor"])
     assert (later["total"], later["total_exact"], len(later["items"])) == (0, False, 2)
     assert api.get("/api/traces", params={"count_cap": 10_001}, headers=ADMIN).status_code == 422
+    # a text search pages and counts alike (on PostgreSQL from one read of its matches)
+    for sort in ("-start_time", "start_time", "-latency_ms", "cost_usd"):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"limit": 3, "text": "capital of france", "sort": sort}
+            if cursor:
+                params["cursor"] = cursor
+            got = page(**params)
+            assert (got["total"], got["total_exact"]) == (7, True), sort
+            seen += [t["id"] for t in got["items"]]
+            cursor = got["next_cursor"]
+            if not cursor:
+                break
+        listed_all = page(limit=10, sort=sort)["items"]
+        assert seen == [t["id"] for t in listed_all], sort
+    capped_text = page(limit=2, text="capital of france", count_cap=4)
+    assert (capped_text["total"], capped_text["total_exact"]) == (4, False)
+    assert len(capped_text["items"]) == 2 and capped_text["next_cursor"]
+    none = page(text="no such words anywhere")
+    assert (none["total"], none["total_exact"], none["items"]) == (0, True, [])
 
 
 def test_the_explorer_filters_sorts_and_pages_traces(api: TestClient) -> None:
