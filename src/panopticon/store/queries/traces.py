@@ -209,30 +209,39 @@ def search_traces(
 
     The page is read first: a first page with no next one is the whole answer, and its
     length is the exact count (no count query). Otherwise the count reads at most
-    ``count_cap`` + 1 matches (0: no count; the total is then the page's lower bound).
-    On PostgreSQL a text search (few matches, found by the trigram index) reads its
-    matches once, for the count and the page together (:func:`_few_matches`)."""
+    ``count_cap`` + 1 matches (0: no count; the total is then the page's lower bound)."""
     where = _where(conn, ws, f)
     desc = sort.startswith("-")
-    name = sort.lstrip("-")
-    after: tuple[Any, str] | None = None
+    column = Trace.c[sort.lstrip("-")]
+    page_where = list(where)
+    if column.name == "cost_usd":
+        page_where.append(column.is_not(None))
     if cursor:
         raw_value, last_id = decode_cursor(cursor)
-        value: Any = datetime.fromisoformat(raw_value) if name == "start_time" else raw_value
-        after = (value, last_id)
-    if f.text and count_cap > 0 and conn.dialect.name == "postgresql":
-        found = _few_matches(conn, where, name, desc, after, limit, count_cap + 1)
-        if found is not None:
-            rows, total = found
-            rows, next_cursor = _cut_page(rows, name, limit)
-            return rows, total, True, next_cursor, None
-    rows = [
-        dict(r._mapping)
-        for r in conn.execute(_page(Trace, where, name, desc, after, limit + 1, _PAGE_COLUMNS))
-    ]
-    rows, next_cursor = _cut_page(rows, name, limit)
+        value: Any = datetime.fromisoformat(raw_value) if column.name == "start_time" else raw_value
+        after = sa.tuple_(column, Trace.c.id)
+        page_where.append(after < (value, last_id) if desc else after > (value, last_id))
+    order = [column.desc(), Trace.c.id.desc()] if desc else [column.asc(), Trace.c.id.asc()]
+    q = (
+        sa.select(
+            *_LIST_COLUMNS,
+            sa.func.substr(Trace.c.input_text, 1, 300).label("input_text"),
+            sa.func.substr(Trace.c.output_text, 1, 300).label("output_text"),
+        )
+        .where(*page_where)
+        .order_by(*order)
+        .limit(limit + 1)
+    )
+    rows = [dict(r._mapping) for r in conn.execute(q)]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1][column.name]
+        next_cursor = encode_cursor(
+            [last.isoformat() if isinstance(last, datetime) else last, rows[-1]["id"]]
+        )
     # sorted by cost, traces without a cost are not on the pages, but they match
-    whole = cursor is None and next_cursor is None and name != "cost_usd"
+    whole = cursor is None and next_cursor is None and column.name != "cost_usd"
     if whole:
         return rows, len(rows), True, None, None
     if count_cap <= 0:
@@ -244,83 +253,6 @@ def search_traces(
         return rows, total, True, next_cursor, None
     estimate = _planner_rows(conn, sa.select(sa.literal(1)).select_from(Trace).where(*where))
     return rows, count_cap, False, next_cursor, estimate
-
-
-# a trace in a list: its columns but the long texts, and the first 300 characters of those
-_PAGE_COLUMNS: list[Any] = [
-    *_LIST_COLUMNS,
-    sa.func.substr(Trace.c.input_text, 1, 300).label("input_text"),
-    sa.func.substr(Trace.c.output_text, 1, 300).label("output_text"),
-]
-
-
-def _page(
-    source: Any,
-    where: list[Any],
-    name: str,
-    desc: bool,
-    after: tuple[Any, str] | None,
-    n: int,
-    columns: list[Any],
-) -> Any:
-    """``n`` rows of ``source`` (the trace table, or the matches read once) in sort order
-    after the cursor's ``after`` (value, id)."""
-    column, ids = source.c[name], source.c.id
-    where = list(where)
-    if name == "cost_usd":
-        where.append(column.is_not(None))
-    if after is not None:
-        pair = sa.tuple_(column, ids)
-        where.append(pair < after if desc else pair > after)
-    order = [column.desc(), ids.desc()] if desc else [column.asc(), ids.asc()]
-    return sa.select(*columns).where(*where).order_by(*order).limit(n)
-
-
-def _cut_page(rows: list[dict[str, Any]], name: str, limit: int) -> tuple[list[Any], str | None]:
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    last = rows[-1][name]
-    return rows, encode_cursor(
-        [last.isoformat() if isinstance(last, datetime) else last, rows[-1]["id"]]
-    )
-
-
-def _few_matches(
-    conn: Connection,
-    where: list[Any],
-    name: str,
-    desc: bool,
-    after: tuple[Any, str] | None,
-    limit: int,
-    cap: int,
-) -> tuple[list[dict[str, Any]], int] | None:
-    """The page and the exact count from one read of the matches (up to ``cap``, kept by
-    PostgreSQL for the statement: ``WITH ... AS MATERIALIZED``), instead of one read for
-    the page (which walks the time index testing each trace's text) and one for the count.
-    None when there are ``cap`` matches or more (the caller pages the usual way), or when
-    the page is empty after a cursor (the count is then read on its own)."""
-    matches = (
-        sa.select(*_PAGE_COLUMNS)
-        .where(*where)
-        .limit(cap)
-        .cte("matches")
-        .prefix_with("MATERIALIZED")
-    )
-    total = sa.select(sa.func.count()).select_from(matches).scalar_subquery().label("_total")
-    columns = [*matches.c, total]
-    rows = [
-        dict(r._mapping)
-        for r in conn.execute(_page(matches, [], name, desc, after, limit + 1, columns))
-    ]
-    if not rows:
-        return ([], 0) if after is None else None
-    count = int(rows[0]["_total"])
-    if count >= cap:
-        return None
-    for row in rows:
-        del row["_total"]
-    return rows, count
 
 
 class _Explain(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
