@@ -47,7 +47,13 @@ def test_root_health_services_and_docs(api: TestClient) -> None:
     assert api.get("/").json()["name"] == "Panopticon"
     health = api.get("/health").json()
     assert health["status"] == "ok" and health["database"] in ("sqlite", "postgresql")
-    assert "/api/queries" in api.get("/api/services").json()["services"]["queries"]
+    services = api.get("/api/services").json()
+    assert "/api/queries" in services["services"]["queries"]
+    assert services["roles"] == ["api", "ingest"]  # what this server serves, not a constant
+    # every route group the server has, read off its routes: traces, ingestion, online...
+    assert "/v1/traces" in services["services"]["ingest"]
+    assert "/api/traces" in services["services"]["traces"]
+    assert any(p.startswith("/api/online") for p in services["services"]["online evaluation"])
     assert api.get("/api/docs").status_code == 200
     assert "/api/queries" in api.get("/api/openapi.json").json()["paths"]
 

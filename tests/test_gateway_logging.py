@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from time import time_ns
 from typing import Any
 
 import httpx
@@ -316,3 +317,61 @@ def test_gateway_trace_ids_sort_by_time_so_their_rows_land_side_by_side() -> Non
     later = [new_trace_id() for _ in range(100)]
     assert all(len(i) == 32 and int(i, 16) for i in [first, *later])
     assert all(first < i for i in later) and len(set(later)) == 100
+
+
+def test_otlp_on_the_served_port_reaches_ingestion_beside_the_gateway(
+    gw_settings: Settings,
+) -> None:
+    """`panopticon serve` (api, ingest and gateway on one port): the OTLP path /v1/traces is
+    the API's, every other /v1 path the gateway's. The gateway took /v1/traces once, and the
+    OpenTelemetry SDK's spans were refused with a 404 (FastAPI nests included routers)."""
+    trace_id, span_id = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
+    doc = {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": trace_id,
+                                "spanId": span_id,
+                                "name": "chat",
+                                "kind": 3,
+                                "startTimeUnixNano": str(time_ns() - 2_000_000),
+                                "endTimeUnixNano": str(time_ns()),
+                                "attributes": [
+                                    {
+                                        "key": "gen_ai.request.model",
+                                        "value": {"stringValue": "gpt-otel"},
+                                    }
+                                ],
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    server = GatewayServer(gw_settings, {}, {"api", "ingest", "gateway"}).start()
+    try:
+        with httpx.Client(base_url=server.root, headers=ADMIN, timeout=30) as api:
+            sent = api.post("/v1/traces", json=doc)
+            assert sent.status_code == 200, sent.text
+            wait_for(
+                lambda: api.get(f"/api/traces/{trace_id}").status_code == 200,
+                what="the OTLP trace in the explorer",
+            )
+            assert api.get(f"/api/traces/{trace_id}").json()["spans"][0]["name"] == "chat"
+            # the API's path with another method is the API's answer, not the gateway's 404
+            assert api.get("/v1/traces").status_code == 405
+            unknown = api.post("/v1/nothing-here", json={})
+            assert unknown.status_code == 404 and "chat/completions" in unknown.text
+            services = api.get("/api/services").json()
+            assert services["roles"] == ["api", "ingest", "gateway"]
+            assert "/v1/chat/completions" in services["services"]["gateway proxy"]
+    finally:
+        server.stop()
+        server.close()

@@ -247,6 +247,22 @@ def test_peoples_labels_on_spans_feed_judge_calibration_clustered_by_span(
             )
     # a label on a span no judge scored for that metric is not a pair
     label(api, traces[0], span_of(api, traces[0]), "tone", value="3", annotator="ann")
+    # a value off the metric's scale is refused, as `panopticon annotate` refuses it
+    page = api.get(f"/ui/traces/{traces[1]}").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf is not None
+    off = api.post(
+        f"/ui/traces/{traces[1]}/label",
+        data={
+            "csrf": csrf.group(1),
+            "span_id": span_of(api, traces[1]),
+            "metric": "helpful",
+            "value": "42",
+            "annotator": "carl",
+        },
+        follow_redirects=False,
+    )
+    assert off.status_code == 422 and "outside the scale of &#39;helpful&#39;" in off.text, off.text
 
     r = api.get("/api/judge/calibration", headers=ADMIN)
     assert r.status_code == 200, r.text

@@ -178,38 +178,22 @@ def create_app(
 
 
 # One OpenAPI document per set of routes in a process: building it takes most of a second
-# (every model's JSON schema), and apps with the same routes (`serve --workers` builds one
-# per process; the test suite builds hundreds) have the same document.
+# (every model's JSON schema), and apps of the same roles (`serve --workers` builds one per
+# process; the test suite builds hundreds) have the same routes, so the same document. The
+# roles decide the routes (create_app includes routers by role, nothing else): the key.
 _OPENAPI: dict[tuple[Any, ...], dict[str, Any]] = {}
 _OPENAPI_LOCK = threading.Lock()
 
 
 def _share_openapi(app: FastAPI) -> None:
     build = app.openapi
+    key = (app.title, app.version, app.openapi_url, tuple(app.state.roles))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            key = (
-                app.title,
-                app.version,
-                app.openapi_url,
-                tuple(
-                    (
-                        type(route).__name__,
-                        getattr(route, "path", ""),
-                        tuple(sorted(getattr(route, "methods", None) or ())),
-                        id(getattr(route, "endpoint", None)),
-                    )
-                    for route in app.routes
-                    # routes left out of the document (its own, the docs page) do not change it
-                    if getattr(route, "include_in_schema", True)
-                ),
-            )
             with _OPENAPI_LOCK:
                 document = _OPENAPI.get(key)
                 if document is None:
-                    if len(_OPENAPI) >= 16:  # a bound, should routes differ app to app
-                        _OPENAPI.clear()
                     document = _OPENAPI[key] = build()
             app.openapi_schema = copy.deepcopy(document)
         return app.openapi_schema

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from starlette.routing import Match
+
 from panopticon.gateway.limits import SpendTracker
 from panopticon.gateway.logging import BatchingSink, ListSink, TraceSink
 from panopticon.gateway.proxy import Gateway, GatewayOptions, Receive, Scope, Send
@@ -68,20 +70,30 @@ class _Combined:
         # the gateway's own trace writer, when no ingest role in this process has one
         self.own_ingest = ingest
         self.paths = gateway.paths
-        # the API's own /v1 paths (OTLP ingestion) stay the API's; every other /v1 path is
-        # the gateway's, whose 404 names the routes it serves
-        self.api_v1 = (
-            {getattr(r, "path", "") for r in getattr(api, "routes", [])}
-            if api is not None
-            else set()
-        )
+        # /v1 paths the API serves (OTLP ingestion), by path: asked of the API's own routes
+        # (their matching, not their attributes: FastAPI nests included routers), once per path
+        self._api_v1: dict[str, bool] = {}
 
-    def _is_gateway(self, path: str) -> bool:
-        return path in self.paths or (path.startswith("/v1/") and path not in self.api_v1)
+    def _api_serves(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        served = self._api_v1.get(path)
+        if served is None:
+            # a path the API has with another method is the API's too (its 405)
+            served = self.api is not None and any(
+                route.matches(scope)[0] is not Match.NONE for route in self.api.routes
+            )
+            if len(self._api_v1) < 4096:  # made-up paths cannot grow it without end
+                self._api_v1[path] = served
+        return served
+
+    def _is_gateway(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        # every /v1 path the API does not serve is the gateway's, whose 404 names its routes
+        return path in self.paths or (path.startswith("/v1/") and not self._api_serves(scope))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http" and self._is_gateway(scope["path"]):
+        if kind == "http" and self._is_gateway(scope):
             await self.gateway(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(scope, receive, send)
@@ -181,4 +193,6 @@ def serve_app(
     if ingest is None and settings.gateway_logging:
         ingest = own_ingest = IngestService(engine, settings, build_trace_writer(engine, settings))
     gateway = create_gateway(settings, env, engine, ingest=ingest)
+    if api is not None:  # GET /api/services lists the gateway's routes too
+        api.state.gateway_paths = sorted(gateway.paths)
     return _Combined(gateway, api, own, own_ingest), gateway

@@ -54,7 +54,7 @@ def _float(raw: Any, file: str, line: int, name: str) -> float | None:
         ) from None
 
 
-def _off_scale(
+def off_scale(
     value: float | None, scale: tuple[float, float] | None, metric: str
 ) -> tuple[str, str] | None:
     """The problem with a label's value outside its metric's scale (a 42 on 1 to 10)."""
@@ -168,7 +168,7 @@ def import_labels(engine: Engine, workspace: str, path: Path, annotator: str) ->
             conn, [p["metric_id"] for _, p in parsed if "metric_id" in p]
         )
         for line, p in parsed:
-            problem = _off_scale(p.get("value"), scales.get(p.get("metric_id", -1)), p["metric"])
+            problem = off_scale(p.get("value"), scales.get(p.get("metric_id", -1)), p["metric"])
             if problem:
                 issues.append(
                     Issue(problem[0], file=file, line=line, field="value", hint=problem[1])
@@ -327,9 +327,9 @@ def label_result(
         )
     with engine.begin() as conn:
         scale = queries.metric_scales(conn, [metric_ids[metric]]).get(metric_ids[metric])
-        off_scale = _off_scale(value, scale, metric)
-        if off_scale:
-            raise ConfigError(Issue(off_scale[0], field="value", hint=off_scale[1]))
+        off = off_scale(value, scale, metric)
+        if off:
+            raise ConfigError(Issue(off[0], field="value", hint=off[1]))
         _, replaced = queries.upsert_annotations(
             conn,
             workspace_id,

@@ -13,10 +13,12 @@ import orjson
 
 from panopticon.errors import ConfigError, Issue, NotFoundError
 from panopticon.evaluation.suite import QueryItem
+from panopticon.services.annotations import off_scale
 from panopticon.services.parquet_export import parquet_stream, require_pyarrow
 from panopticon.store.engine import Engine
 from panopticon.store.partitions import MaintenanceReport, maintain
 from panopticon.store.queries import traces as queries
+from panopticon.store.queries.annotations import metric_scales
 from panopticon.store.queries.traces import COUNT_CAP, COUNT_MAX, SORTS, TraceFilters
 
 __all__ = [
@@ -235,6 +237,10 @@ def label_trace(
     with engine.begin() as conn:
         metric_id = queries.find_metric(conn, workspace_id, metric.strip()[:200])
         assert metric_id is not None
+        # a value off the metric's scale (a 42 on 1 to 5) is refused, as `annotate` does
+        problem = off_scale(value, metric_scales(conn, [metric_id]).get(metric_id), metric.strip())
+        if problem:
+            raise ConfigError(Issue(problem[0], field="value", hint=problem[1]))
         return queries.upsert_trace_label(
             conn, workspace_id, trace_id, span_id, metric_id, annotator, value, passed, comment
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from panopticon import __version__
@@ -12,29 +12,6 @@ from panopticon.api.deps import EngineDep
 from panopticon.services.health import database_problem
 
 router = APIRouter(tags=["service"])
-
-ENDPOINTS = {
-    "queries": ["/api/queries", "/api/queries/{id}"],
-    "metrics": ["/api/metrics", "/api/metrics/{id}"],
-    "models": [
-        "/api/models",
-        "/api/models/{id}",
-        "/api/providers",
-        "/api/providers/{id}",
-        "/api/completion",
-    ],
-    "credentials": ["/api/credentials", "/api/credentials/{name}"],
-    "judge": ["/api/judge/evaluate/query", "/api/judge/evaluate/theme", "/api/judge/results"],
-    "jobs": ["/api/jobs/{id}"],
-    "runs": [
-        "/api/runs",
-        "/api/runs/{id}",
-        "/api/runs/{id}/export",
-        "/api/runs/{id}/compare",
-        "/api/runs/compare",
-    ],
-    "keys": ["/api/keys", "/api/keys/{id}"],
-}
 
 
 @router.get("/")
@@ -60,5 +37,20 @@ def health(engine: EngineDep) -> dict[str, Any] | JSONResponse:
 
 
 @router.get("/api/services")
-def services() -> dict[str, Any]:
-    return {"roles": ["api"], "services": ENDPOINTS}
+def services(request: Request) -> dict[str, Any]:
+    """The roles this server serves and its endpoints by group, read off its own routes
+    (the OpenAPI document), so it cannot fall behind them."""
+    app = request.app
+    groups: dict[str, list[str]] = {}
+    for path, operations in app.openapi()["paths"].items():
+        for operation in operations.values():
+            for tag in operation.get("tags") or ["other"]:
+                listed = groups.setdefault(tag, [])
+                if path not in listed:
+                    listed.append(path)
+    roles = list(app.state.roles)
+    gateway = getattr(app.state, "gateway_paths", None)
+    if gateway:  # `serve` with the gateway on the same port
+        roles.append("gateway")
+        groups["gateway proxy"] = sorted(gateway)
+    return {"roles": roles, "services": groups}
