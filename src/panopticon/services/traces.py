@@ -229,7 +229,8 @@ def label_trace(
     comment: str | None,
 ) -> bool:
     """A person's label on a trace or span; True when it replaced their earlier one."""
-    get_trace(engine, workspace_id, trace_id, details=False)  # a 404 for another workspace's trace, first
+    # a 404 for another workspace's trace, first (its tree is enough to know it exists)
+    get_trace(engine, workspace_id, trace_id, details=False)
     if value is None and passed is None and not comment:
         raise ConfigError(Issue("give a score, pass/fail or a comment", field="value"))
     if not metric.strip():
