@@ -57,6 +57,8 @@ def test_calibration_matches_a_hand_computation(
     pe = pj * ph + (1 - pj) * (1 - ph)
     assert cal["labelled"] == 16 and cal["pass_pairs"] == 16
     assert cal["agreement"] == po == 10 / 16
+    # its interval, Wilson-like for a proportion (one label per answer: 16 clusters)
+    assert 0.3 < cal["agreement_low"] < po < cal["agreement_high"] < 0.9
     assert abs(cal["kappa"] - (po - pe) / (1 - pe)) < 1e-12
     assert cal["kappa_low"] <= cal["kappa"] <= cal["kappa_high"]
     rho = stats.spearmanr([v for _, _, v in judge], [x["value"] for x in labels]).statistic

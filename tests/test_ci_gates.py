@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -96,6 +97,11 @@ def test_per_metric_thresholds_gate_the_exit_code(
     assert code == 3, out
     assert "gate failed: quality pass rate on weak" in out
     assert "gate passed: quality pass rate on good" in out
+    # each value with its interval clustered by query; six queries cannot settle a gate at
+    # 80%, and the line says so rather than claim more than the data hold
+    good_line = next(line for line in out.splitlines() if "pass rate on good" in line)
+    assert re.search(r": [\d.]+% \(95% CI [\d.]+% to [\d.]+%, 6 queries; gate 80\.0%\)", good_line)
+    assert "not settled: the interval reaches the gate" in good_line, good_line
     # the suite's gates: block, with the command line over it
     gated = write(tmp_path / "g.yaml", path.read_text() + "gates: {quality: 0.8}\n")
     assert run_cli("run", str(gated), "--no-progress")[0] == 3
@@ -161,3 +167,17 @@ def test_a_filtered_run_leaves_the_datasets_whole(
     assert run_cli("run", str(path), "--no-progress", "--limit", "2")[0] == 0
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(DatasetItem)) == 5
+
+
+def test_a_gates_verdict_is_settled_only_when_its_interval_lies_on_one_side() -> None:
+    from panopticon.services.gates import GateResult
+
+    def gate(value: float, low: float | None, high: float | None) -> GateResult:
+        return GateResult("m", "quality", "pass rate", value, 0.8, low, high, 30)
+
+    assert gate(0.9, 0.85, 0.95).passed and gate(0.9, 0.85, 0.95).settled
+    assert gate(0.9, 0.7, 0.99).passed and not gate(0.9, 0.7, 0.99).settled
+    assert not gate(0.5, 0.3, 0.7).passed and gate(0.5, 0.3, 0.7).settled
+    assert not gate(0.75, 0.6, 0.85).settled
+    assert not gate(0.9, None, None).settled  # one query: no interval, nothing settled
+    assert gate(0.9, 0.85, 0.95).as_dict()["settled"] is True

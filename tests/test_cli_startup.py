@@ -59,3 +59,27 @@ def test_a_server_process_freezes_its_start_up_heap_once_its_app_is_built() -> N
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["True", "True"]
+
+
+def test_piped_tables_keep_every_digit_and_commands_stay_on_one_line() -> None:
+    """`panopticon calibration 2 | cat` cut an interval's bounds to '…' at 80 columns, and a
+    logged `export: panopticon export 1 --format csv` was wrapped mid-command."""
+    import os
+
+    code = (
+        "from rich.table import Table\n"
+        "from panopticon.cli.output import console\n"
+        "t = Table()\n"
+        "for i in range(12):\n"
+        "    t.add_column(f'Spearman 95% CI {i}')\n"
+        "t.add_row(*[f'-0.{i}23 to 0.{i}89' for i in range(12)])\n"
+        "console.print(t)\n"
+        "console.print('export: ' + 'x' * 90 + ' panopticon export 1 --format csv')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert "…" not in out
+    assert all(f"-0.{i}23 to 0.{i}89" in out for i in range(12))
+    assert any(line.endswith("panopticon export 1 --format csv") for line in out.splitlines())

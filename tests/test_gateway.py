@@ -695,12 +695,16 @@ def test_the_provider_key_is_the_workspaces_stored_credential_and_never_reaches_
         assert r.status_code == 200 and keyed.stats.answered == 1
         assert "sk-upstream-secret-123" not in r.text
         assert not any("sk-upstream" in v for v in r.headers.values())
-        # a wrong stored key: the provider's 401 is passed on, the key not echoed back
+        # a wrong stored key: the provider's 401 is the gateway's failure (a 502 naming the
+        # model's credential), not the caller's key's; the key is not echoed back
         Credentials(engine, ws, gw_settings).set("mock-key", "sk-wrong-key-456")
         gateway.gateway.routes._routes.clear()  # as after the route TTL
         keyed.config.echo_key_in_errors = True  # a careless provider repeats the key
         r = post(gateway, key, body)
-        assert r.status_code == 401 and "sk-wrong-key-456" not in r.text and "***" in r.text
+        assert r.status_code == 502 and "sk-wrong-key-456" not in r.text and "***" in r.text
+        error = r.json()["error"]
+        assert error["code"] == "upstream_auth_error" and "model 'keyed'" in error["message"]
+        assert "gateway key is valid" in error["message"]
 
 
 def test_a_models_rpm_limit_holds_across_every_key(

@@ -144,3 +144,50 @@ def test_equal_repeats_add_nothing_and_one_query_is_too_few() -> None:
     assert thrice.n == 12 and thrice.clusters == 4
     alone = bounded_interval(ClusterSums.of([[8.0, 9.0, 7.0]]), 1, 10)
     assert alone.low is None and alone.estimate == 8.0
+
+
+@pytest.mark.parametrize("queries", [8, 30])
+def test_a_composite_over_metrics_and_repeats_covers_the_true_mean_clustered_by_query(
+    queries: int,
+) -> None:
+    """The report's "themes by model" cell: each answer's mean over a 1-10 rubric
+    (normalised) and a pass/fail check, averaged over answers, three repeats per query.
+    Queries differ (a query effect), so repeats and the two metrics of one answer are
+    correlated: an interval that counted answers or scores as independent would cover far
+    less than 95%."""
+    from panopticon.stats.summary import composite
+
+    rng = np.random.default_rng(20261203 + queries)
+    repeats, covered, too_few = 3, 0, 0
+    # truth: a query's ability a ~ U(0.2, 0.9); its rubric score is 1 + 9 * Beta around a,
+    # its check passes with probability a: the composite's expectation is E[a] = 0.55
+    truth = 0.55
+    for _ in range(DATASETS):
+        rows: list[dict[str, Any]] = []
+        for q in range(queries):
+            a = rng.uniform(0.2, 0.9)
+            for _ in range(repeats):
+                rubric = 1 + 9 * rng.beta(8 * a, 8 * (1 - a))
+                passed = bool(rng.random() < a)
+                rows.append(
+                    {
+                        "query_id": q,
+                        "scores": {
+                            "quality": {
+                                "error": None,
+                                "normalized": (rubric - 1) / 9,
+                                "passed": None,
+                            },
+                            "check": {"error": None, "normalized": None, "passed": passed},
+                        },
+                    }
+                )
+        ci = composite(rows, ["quality", "check"])
+        assert ci is not None and ci.clusters == queries
+        if ci.low is None or ci.high is None:
+            too_few += 1
+            continue
+        assert 0.0 <= ci.low <= ci.high <= 1.0
+        covered += ci.low <= truth <= ci.high
+    assert too_few == 0
+    assert covered / DATASETS >= 0.92, covered / DATASETS

@@ -220,6 +220,10 @@ class CalibrationPublic(BaseModel):
     judge_errors: int
     pass_pairs: int
     agreement: float | None
+    agreement_low: float | None = Field(
+        default=None, description="95% interval, clustered by subject (None: too few)"
+    )
+    agreement_high: float | None = None
     kappa: float | None
     kappa_low: float | None
     kappa_high: float | None

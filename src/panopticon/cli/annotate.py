@@ -78,6 +78,7 @@ def calibration(
         "spans" if production else "answers",
         "pass/fail pairs",
         "agreement",
+        "agreement 95% CI",
         "kappa",
         "kappa 95% CI",
         "score pairs",
@@ -93,6 +94,9 @@ def calibration(
             str(c.results),
             str(c.pass_pairs),
             _f(c.agreement, "{:.0%}"),
+            f"{_f(c.agreement_low, '{:.0%}')} to {_f(c.agreement_high, '{:.0%}')}"
+            if c.agreement_low is not None
+            else "too few",
             _f(c.kappa),
             f"{_f(c.kappa_low)} to {_f(c.kappa_high)}",
             str(c.value_pairs),

@@ -12,6 +12,7 @@ from panopticon.cli.output import EXIT, console, err_console, money
 if TYPE_CHECKING:
     from panopticon.evaluation.suite import LoadedSuite
     from panopticon.services.database import Engine
+    from panopticon.services.gates import GateResult
     from panopticon.stats.summary import Summary
 
 __all__ = ["print_dry_run", "report_gates", "write_junit"]
@@ -64,6 +65,20 @@ def print_dry_run(loaded: LoadedSuite, *, use_cache: bool) -> None:
     )
 
 
+def gate_text(g: GateResult) -> str:
+    """A gate's value with its interval and what the interval says of the verdict."""
+    if g.value is None:
+        return f"no valid score (gate {g.threshold:.1%})"
+    if g.low is None or g.high is None:
+        interval = f"{g.queries} quer{'y' if g.queries == 1 else 'ies'}: too few for an interval"
+    else:
+        interval = f"95% CI {g.low:.1%} to {g.high:.1%}, {g.queries} queries"
+    text = f"{g.value:.1%} ({interval}; gate {g.threshold:.1%})"
+    if not g.settled:
+        text += " - not settled: the interval reaches the gate, more queries would tell"
+    return text
+
+
 def report_gates(
     engine: Engine,
     summary: Summary,
@@ -76,8 +91,7 @@ def report_gates(
 
     code = EXIT["ok"]
     for g in check_thresholds(summary, thresholds):
-        value = "no valid score" if g.value is None else f"{g.value:.1%}"
-        line = f"{g.metric} {g.measure} on {g.model}: {value} (gate {g.threshold:.1%})"
+        line = f"{g.metric} {g.measure} on {g.model}: {gate_text(g)}"
         if g.passed:
             console.print(f"[green]gate passed:[/] {line}", soft_wrap=True)
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -26,8 +27,21 @@ __all__ = [
     "summary_grids",
 ]
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped or logged output has no screen to fit: Rich would fit it to 80 columns, cutting
+# table cells to '…' (an interval's lower bound lost) and wrapping commands meant to be
+# copied. There it is as wide as its content needs (up to PIPE_WIDTH); COLUMNS still rules.
+PIPE_WIDTH = 1000
+
+
+def _console(stderr: bool = False) -> Console:
+    made = Console(stderr=stderr, highlight=False)
+    if not made.is_terminal and not os.environ.get("COLUMNS"):
+        made = Console(stderr=stderr, highlight=False, width=PIPE_WIDTH)
+    return made
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 # documented in README ("Exit codes"); a CI job tells a gate (3) from a regression (4)
 EXIT = {"ok": 0, "failed": 1, "usage": 2, "gate": 3, "regression": 4, "interrupted": 130}

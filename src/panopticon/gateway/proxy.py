@@ -629,7 +629,18 @@ class Gateway:
         same_dialect = call.route is None or (
             (call.client == "openai") == (call.route.kind == "openai")
         )
-        if not exc.retryable and exc.body and 400 <= status < 500 and same_dialect:
+        if status in (401, 403):
+            # the provider refused the gateway's own credential for the model, not the
+            # caller's gateway key: passed on as a 401, SDKs told the caller their key was wrong
+            status = 502
+            served = call.route.name if call.route is not None else call.model_requested
+            message = (
+                f"model '{served}' upstream refused the gateway's credential ({exc.status}): "
+                f"{exc.message}; the gateway key is valid, an admin must fix the model's "
+                "credential or provider"
+            )
+            body = self._error_body(call, status, message, "api_error", "upstream_auth_error")
+        elif not exc.retryable and exc.body and 400 <= status < 500 and same_dialect:
             body = exc.body  # the provider's own error, in the client's dialect
         else:
             if status >= 500 and exc.kind not in ("timeout",):

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from panopticon.stats.kinds import ScoreKind
-from panopticon.stats.summary import comparable_value, summarize
+from panopticon.stats.summary import comparable_value, composite, summarize
 
 __all__ = ["build_report"]
 
@@ -242,20 +242,28 @@ def build_report(
         )
     _pareto(points)
     themes = sorted({m.theme for m in summary.by_theme if m.theme is not None})
-    heat: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for m in summary.by_theme:
-        if m.mean_normalized is not None and m.theme is not None and m.metric not in operational:
-            heat[(m.model, m.theme)].append(m.mean_normalized)
-    heatmap = [
-        {
-            "model": model,
-            "theme": theme,
-            "value": sum(heat[(model, theme)]) / len(heat[(model, theme)]),
-        }
-        for model in models
-        for theme in themes
-        if heat.get((model, theme))
-    ]
+    # per model and theme: each answer's mean over the quality metrics, averaged over the
+    # answers, with an interval clustered by query
+    quality_metrics = [m for m in metrics if m not in operational]
+    by_cell: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row.get("theme") is not None:
+            by_cell[(row["model"], row["theme"])].append(row)
+    heatmap = []
+    for model in models:
+        for theme in themes:
+            cell = composite(by_cell.get((model, theme), []), quality_metrics)
+            if cell is not None:
+                heatmap.append(
+                    {
+                        "model": model,
+                        "theme": theme,
+                        "value": cell.estimate,
+                        "low": cell.low,
+                        "high": cell.high,
+                        "queries": cell.clusters or 0,
+                    }
+                )
     return {
         "run": {
             "id": run.id,

@@ -113,44 +113,51 @@ def sections(data: dict[str, Any]) -> list[Chart]:
         {"model": model, "values": [norm.get((model, metric)) for metric in data["metrics"]]}
         for model in models
     ]
-    table = Table(["model", *data["metrics"]])
-    for model in models:
-        row = [Cell(model)]
-        for metric in data["metrics"]:
-            idx = next(
-                (
-                    j
-                    for j, m in enumerate(metrics_rows)
-                    if m["model"] == model and m["metric"] == metric
-                ),
-                None,
-            )
-            v = norm.get((model, metric))
-            row.append(
-                _num(v, f"summary.metrics.{idx}.mean_normalized") if idx is not None else Cell("-")
-            )
-        table.rows.append(row)
+    table = Table(["model", "metric", "normalised mean", "95% low", "95% high", "queries"])
+    for i, m in enumerate(metrics_rows):
+        k = f"summary.metrics.{i}"
+        table.rows.append(
+            [
+                Cell(m["model"]),
+                Cell(m["metric"]),
+                _num(m["mean_normalized"], f"{k}.mean_normalized"),
+                _num(m["normalized_low"], f"{k}.normalized_low"),
+                _num(m["normalized_high"], f"{k}.normalized_high"),
+                _num(m["clusters"], f"{k}.clusters", "{:.0f}"),
+            ]
+        )
     out.append(
         Chart(
             "radar",
             "Metrics per model",
-            "Normalised means (0 worst, 1 best).",
+            "Normalised means (0 worst, 1 best); the table gives each one's 95% interval, "
+            "clustered by query ('-' where one query is too few to say).",
             charts.radar(data["metrics"], series),
             table,
         )
     )
 
     cells = {(h["model"], h["theme"]): h["value"] for h in data["theme_heatmap"]}
-    table = Table(["model", "theme", "mean normalised score"])
+    table = Table(["model", "theme", "mean normalised score", "95% low", "95% high", "queries"])
     for i, h in enumerate(data["theme_heatmap"]):
+        k = f"theme_heatmap.{i}"
         table.rows.append(
-            [Cell(h["model"]), Cell(h["theme"]), _num(h["value"], f"theme_heatmap.{i}.value")]
+            [
+                Cell(h["model"]),
+                Cell(h["theme"]),
+                _num(h["value"], f"{k}.value"),
+                _num(h["low"], f"{k}.low"),
+                _num(h["high"], f"{k}.high"),
+                _num(h["queries"], f"{k}.queries", "{:.0f}"),
+            ]
         )
     out.append(
         Chart(
             "theme-heatmap",
             "Themes by model",
-            "Mean normalised score over all quality metrics (not latency or cost), per theme.",
+            "Per theme, each answer's mean normalised score over the quality metrics (not "
+            "latency or cost; pass/fail checks as 1 or 0), averaged over the answers; the "
+            "table gives 95% intervals clustered by query ('-' where one query is too few).",
             charts.heatmap(models, data["themes"], cells, "Theme by model"),
             table,
             "No theme data.",

@@ -12,6 +12,7 @@ from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.sources import iter_csv, iter_jsonl
 from panopticon.evaluation.text import unstorable
 from panopticon.stats.agreement import cohen_kappa, spearman
+from panopticon.stats.intervals import ClusterSums, bounded_interval
 from panopticon.store.engine import Engine
 from panopticon.store.queries import annotations as queries
 from panopticon.store.queries import catalog
@@ -198,6 +199,9 @@ class Calibration:
     # sample size, since labels cluster by their subject
     results: int = 0
     source: str = "run"  # run, or the production score's source (online, guardrail, api)
+    # the agreement's 95% interval, clustered by subject as kappa's (None: too few subjects)
+    agreement_low: float | None = None
+    agreement_high: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -230,6 +234,14 @@ def _calibration(metric: str, source: str, rows: list[dict[str, Any]]) -> Calibr
     )
     if rho is not None and math.isnan(rho.estimate):
         rho = None  # one side gave a single value: no rank correlation to speak of
+    agreed: dict[str, list[float]] = {}
+    for a, b, subject in pf:
+        agreed.setdefault(subject, []).append(float(a == b))
+    agreement = (
+        bounded_interval(ClusterSums.of(list(agreed.values())), 0.0, 1.0, binary=True)
+        if agreed
+        else None
+    )
     return Calibration(
         metric,
         len(rows),
@@ -245,6 +257,8 @@ def _calibration(metric: str, source: str, rows: list[dict[str, Any]]) -> Calibr
         rho.high if rho else None,
         len({p["subject"] for p in rows}),
         source,
+        agreement.low if agreement else None,
+        agreement.high if agreement else None,
     )
 
 

@@ -37,13 +37,28 @@ class GateResult:
     measure: str  # "pass rate" or "mean"
     value: float | None  # None: no valid score at all, which fails
     threshold: float
+    # the value's 95% interval, clustered by query (None: one query is too few to say)
+    low: float | None = None
+    high: float | None = None
+    queries: int = 0
 
     @property
     def passed(self) -> bool:
+        """On the value itself, as a CI gate must decide; :attr:`settled` says whether
+        the interval agrees."""
         return self.value is not None and self.value >= self.threshold
 
+    @property
+    def settled(self) -> bool:
+        """The whole interval is on the verdict's side of the threshold: more queries
+        would not be expected to change it. False when the interval reaches across it, or
+        when there is none."""
+        if self.low is None or self.high is None:
+            return False
+        return self.low >= self.threshold if self.passed else self.high < self.threshold
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "passed": self.passed}
+        return {**asdict(self), "passed": self.passed, "settled": self.settled}
 
 
 @dataclass(frozen=True)
@@ -98,10 +113,10 @@ def merge_thresholds(
     return {**suite_gates, **overrides}
 
 
-def _measure(s: MetricSummary) -> tuple[str, float | None]:
+def _measure(s: MetricSummary) -> tuple[str, float | None, float | None, float | None]:
     if s.with_threshold:
-        return "pass rate", s.passed / (s.with_threshold + s.errors)
-    return "mean", s.mean_normalized
+        return "pass rate", s.passed / (s.with_threshold + s.errors), s.gate_low, s.gate_high
+    return "mean", s.mean_normalized, s.normalized_low, s.normalized_high
 
 
 def check_thresholds(summary: Summary, thresholds: dict[str, float]) -> list[GateResult]:
@@ -115,8 +130,8 @@ def check_thresholds(summary: Summary, thresholds: dict[str, float]) -> list[Gat
             if s is None:
                 out.append(GateResult(model, metric, "mean", None, threshold))
                 continue
-            measure, value = _measure(s)
-            out.append(GateResult(model, metric, measure, value, threshold))
+            measure, value, low, high = _measure(s)
+            out.append(GateResult(model, metric, measure, value, threshold, low, high, s.clusters))
     return out
 
 

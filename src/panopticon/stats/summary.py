@@ -29,7 +29,14 @@ from panopticon.stats.intervals import (
 from panopticon.stats.kinds import ScoreKind
 from panopticon.stats.percentiles import percentile, percentiles
 
-__all__ = ["MetricSummary", "ModelSummary", "Summary", "comparable_value", "summarize"]
+__all__ = [
+    "MetricSummary",
+    "ModelSummary",
+    "Summary",
+    "comparable_value",
+    "composite",
+    "summarize",
+]
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,12 @@ class MetricSummary:
     repeat_sd: float | None = None  # mean over items of the SD across repeats
     distribution: dict[str, float | None] = field(default_factory=dict)
     clusters: int = 0  # queries behind the n scores: the interval's sample size
+    # the normalised mean's 95% interval (0 worst, 1 best), clustered by query as the mean's
+    normalized_low: float | None = None
+    normalized_high: float | None = None
+    # the pass rate with score errors counted as failures (a CI gate's measure): its interval
+    gate_low: float | None = None
+    gate_high: float | None = None
 
     @property
     def pass_rate(self) -> float | None:
@@ -156,6 +169,23 @@ def _metric_summary(
         _clusters([{**s, "pass": float(s["passed"])} for s in judged], "pass"), (0.0, 1.0), True
     )
     spreads = [pstdev(v) for v in value_groups if len(v) > 1]
+    scaled = _interval(_clusters(good, "normalized"), (0.0, 1.0), binary)
+    strict = (
+        _interval(
+            _clusters(
+                [
+                    {**s, "pass": float(s["error"] is None and bool(s["passed"]))}
+                    for s in scores
+                    if s["error"] is not None or s["passed"] is not None
+                ],
+                "pass",
+            ),
+            (0.0, 1.0),
+            True,
+        )
+        if judged
+        else None
+    )
     return MetricSummary(
         model,
         metric,
@@ -175,7 +205,30 @@ def _metric_summary(
         fmean(spreads) if spreads else None,
         percentiles(values) if values else {},
         (interval.clusters or 0) if interval else 0,
+        scaled.low if scaled else None,
+        scaled.high if scaled else None,
+        strict.low if strict else None,
+        strict.high if strict else None,
     )
+
+
+def composite(rows: Iterable[dict[str, Any]], metrics: Iterable[str]) -> Interval | None:
+    """The mean over answers of each answer's mean comparable value (normalised score, or
+    pass/fail as 1/0) over ``metrics``, with a 95% interval clustered by query: repeats of a
+    query, and one answer's several metrics, are not independent observations. None when no
+    answer has such a score."""
+    wanted = set(metrics)
+    groups: dict[Any, list[float]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        values = [
+            v
+            for name, score in row["scores"].items()
+            if name in wanted and (v := comparable_value(score)) is not None
+        ]
+        if values:
+            query = row.get("query_id")
+            groups[("q", query) if query is not None else ("r", i)].append(fmean(values))
+    return _interval(list(groups.values()), (0.0, 1.0), False)
 
 
 def summarize(
