@@ -269,8 +269,14 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument(
+        "--spy",
+        help="sample the server (its first process) with py-spy for 15 s once the posting "
+        "starts; its folded stacks go to this file",
+    )
     args = parser.parse_args()
     n_batches = args.spans // BATCH
+    print("load average at start: " + " ".join(Path("/proc/loadavg").read_text().split()[:3]))
     print(f"encoding {n_batches} batches of {BATCH} spans ...", flush=True)
     batches = encode_batches(n_batches)
     mb = sum(len(b) for b, _ in batches) / 1e6
@@ -360,6 +366,14 @@ def main() -> None:
 
     cpu0 = cpu_s(server.pid)
     pg0 = backend_cpu(conn, "panopticon_bench_ingest")
+    if args.spy:  # its own CPU is not the server's: a figure with --spy is not one to quote
+        sampled = tree(server.pid)[-1]  # the worker process under --workers N
+        spy = ["py-spy", "record", "-p", str(sampled), "-d", "15", "-r", "100", "-f", "raw"]
+        subprocess.Popen(
+            [*spy, "-o", args.spy, "--nonblocking"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     try:
         wall, latencies = asyncio.run(
             post_all(base + "/v1/traces", batches, args.clients, on_ack, on_progress)

@@ -125,9 +125,13 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="keep the database of the last run (no new load)"
     )
+    parser.add_argument("--name", default="panopticon_bench_traces", help="the database's name")
+    parser.add_argument(
+        "--only", help="measure only the requests whose label has one of these texts (a|b)"
+    )
     args = parser.parse_args()
     if args.reuse:
-        url = args.pg.rsplit("/", 1)[0] + "/panopticon_bench_traces"
+        url = args.pg.rsplit("/", 1)[0] + "/" + args.name
         engine = create_engine(Settings(database_url=url))
         with engine.connect() as conn:
             big_id = conn.exec_driver_sql(
@@ -136,14 +140,14 @@ def main() -> None:
             now = conn.exec_driver_sql("SELECT max(start_time) FROM trace").scalar_one()
         engine.dispose()
     else:
-        url, big_id, now = load(args.pg, args.traces)
-    measure(url, big_id, now, args.requests)
+        url, big_id, now = load(args.pg, args.traces, args.name)
+    measure(url, big_id, now, args.requests, args.only)
 
 
-def load(admin_url: str, traces: int) -> tuple[str, str, datetime]:
+def load(admin_url: str, traces: int, name: str) -> tuple[str, str, datetime]:
     """A fresh database with ``traces`` traces of 10 spans and one of 500: (its URL, the
     big trace's id, now)."""
-    url = fresh_database(admin_url, "panopticon_bench_traces")
+    url = fresh_database(admin_url, name)
     engine = create_engine(Settings(database_url=url))
     note = upgrade(engine)
     print(f"text index: {note or 'pg_trgm GIN index in place'}", flush=True)
@@ -174,7 +178,19 @@ def load(admin_url: str, traces: int) -> tuple[str, str, datetime]:
     return url, big[0]["trace_id"], now
 
 
-def measure(url: str, big_id: str, now: datetime, n: int) -> None:
+def load_average() -> str:
+    """The machine's load (1, 5, 15 minutes), as ``uptime`` shows it."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def measure(url: str, big_id: str, now: datetime, n: int, only: str | None = None) -> None:
+    engine = create_engine(Settings(database_url=url))
+    with engine.connect() as conn:
+        span_id = conn.exec_driver_sql(
+            "SELECT span_id FROM span WHERE trace_id = %(t)s AND kind = 'llm' LIMIT 1",
+            {"t": big_id},
+        ).scalar_one()
+    engine.dispose()
     home = Path(tempfile.mkdtemp(prefix="panopticon-bench-traces-"))
     base, stop = serve(Settings(home=home, database_url=url, api_key=KEY))
     since = (now - timedelta(days=1)).isoformat()
@@ -204,7 +220,10 @@ def measure(url: str, big_id: str, now: datetime, n: int) -> None:
             {"text": "order 42", "metadata_key": "tier", "metadata_value": "pro"},
         ),
         "trace of 500 spans (API)": (f"/api/traces/{big_id}", {}),
+        "trace of 500 spans, tree (API)": (f"/api/traces/{big_id}/tree", {}),
         "trace of 500 spans (page)": (f"/ui/traces/{big_id}", {}),
+        "one span of it (API)": (f"/api/traces/{big_id}/spans/{span_id}", {}),
+        "one span of it (page, opened)": (f"/ui/traces/{big_id}/spans/{span_id}", {"hx": "1"}),
         "trace list (page)": ("/ui/traces", {}),
     }
     try:
@@ -213,9 +232,18 @@ def measure(url: str, big_id: str, now: datetime, n: int) -> None:
             assert csrf is not None, "no sign-in form"
             signed = client.post("/ui/login", data={"key": KEY, "csrf": csrf.group(1)})
             assert signed.status_code == 200, signed.text[:300]
-            print(f"{'request':32} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+            print(f"load average at start: {load_average()}")
+            print(
+                f"{'request':32} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
+                f"{'p50/floor':>9} {'p95/floor':>9} {'load 1m':>7}"
+            )
+            floor: tuple[float, float] | None = None
             for label, (path, params) in requests.items():
+                if only and floor is not None and not any(o in label for o in only.split("|")):
+                    continue
                 headers = {"X-API-Key": KEY}
+                if params.pop("hx", None):
+                    headers["HX-Request"] = "true"
                 r = client.get(path, params=params, headers=headers)
                 assert r.status_code == 200, (label, r.status_code, r.text[:300])
                 times = []
@@ -224,11 +252,14 @@ def measure(url: str, big_id: str, now: datetime, n: int) -> None:
                     r = client.get(path, params=params, headers=headers)
                     times.append((time.perf_counter() - t0) * 1000)
                     assert r.status_code == 200
+                p50, p95 = statistics.median(times), pct(times, 95)
+                floor = floor or (p50, p95)
                 print(
-                    f"{label:32} {statistics.median(times):8.1f} {pct(times, 95):8.1f} "
-                    f"{max(times):8.1f}",
+                    f"{label:32} {p50:8.1f} {p95:8.1f} {max(times):8.1f} "
+                    f"{p50 / floor[0]:9.1f} {p95 / floor[1]:9.1f} {load_average().split()[0]:>7}",
                     flush=True,
                 )
+            print(f"load average at end: {load_average()}")
     finally:
         stop()
 

@@ -43,6 +43,24 @@ def test_a_command_is_found_and_runs_when_asked() -> None:
     assert "upgrade" in out and "--install-completion" not in out
 
 
+def test_a_server_process_freezes_its_start_up_heap_once_its_app_is_built() -> None:
+    # in a child process: freezing is for a server, not for a test process
+    code = (
+        "import gc\n"
+        "from panopticon.cli.serve import settle_heap\n"
+        "class App:\n"
+        "    built = False\n"
+        "    def openapi(self):\n"
+        "        self.built = True\n"
+        "app = settle_heap(App())\n"
+        "print(app.built, gc.get_freeze_count() > 1000)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["True", "True"]
+
+
 def test_piped_tables_keep_every_digit_and_commands_stay_on_one_line() -> None:
     """`panopticon calibration 2 | cat` cut an interval's bounds to '…' at 80 columns, and a
     logged `export: panopticon export 1 --format csv` was wrapped mid-command."""

@@ -168,6 +168,92 @@ def test_a_trace_sent_as_json_is_stored_with_its_tree_messages_tokens_and_cost(
     assert trace["cost_usd"] == pytest.approx(plan["cost_usd"])
 
 
+def test_a_trace_tree_first_and_each_span_whole_when_asked_for(api: TestClient) -> None:
+    trace_id = api.post("/api/traces", json={"traces": [agent_trace()]}, headers=ADMIN).json()[
+        "trace_ids"
+    ][0]
+    full = api.get(f"/api/traces/{trace_id}", headers=ADMIN).json()
+    tree = api.get(f"/api/traces/{trace_id}/tree", headers=ADMIN)
+    assert tree.status_code == 200, tree.text
+    spans = tree.json()["spans"]
+    assert [(s["depth"], s["name"], s["span_id"]) for s in spans] == [
+        (s["depth"], s["name"], s["span_id"]) for s in full["spans"]
+    ]
+    assert spans[2]["cost_usd"] == full["spans"][2]["cost_usd"] and spans[2]["input_tokens"]
+    for heavy in ("input_messages", "output_messages", "documents", "attributes", "events"):
+        assert heavy not in spans[2]
+    api.post(
+        "/api/scores",
+        json={
+            "trace_id": trace_id,
+            "span_id": spans[1]["span_id"],
+            "name": "relevance",
+            "value": 0.8,
+            "comment": "on topic",
+        },
+        headers=ADMIN,
+    )
+    for i, want in enumerate(full["spans"]):
+        one = api.get(f"/api/traces/{trace_id}/spans/{want['span_id']}", headers=ADMIN)
+        assert one.status_code == 200, one.text
+        body = one.json()
+        assert {k: body[k] for k in want if k != "depth"} == {
+            k: v for k, v in want.items() if k != "depth"
+        }, i
+    retrieve = api.get(f"/api/traces/{trace_id}/spans/{spans[1]['span_id']}", headers=ADMIN)
+    assert retrieve.json()["documents"][0]["content"] == "Paris is the capital."
+    assert [(s["name"], s["value"]) for s in retrieve.json()["scores"]] == [("relevance", 0.8)]
+    missing = api.get(f"/api/traces/{trace_id}/spans/{'0' * 15 + '1'}", headers=ADMIN)
+    assert missing.status_code == 404
+    other = api.get(f"/api/traces/{'a' * 32}/spans/{spans[1]['span_id']}", headers=ADMIN)
+    assert other.status_code == 404
+    assert api.get(f"/api/traces/{'a' * 32}/tree", headers=ADMIN).status_code == 404
+
+
+def test_the_count_stops_at_its_cap_and_a_whole_first_page_needs_none(api: TestClient) -> None:
+    traces = [agent_trace(user=f"c{i}") for i in range(7)]
+    api.post("/api/traces", json={"traces": traces}, headers=ADMIN)
+
+    def page(**params: Any) -> dict[str, Any]:
+        r = api.get("/api/traces", params=params, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    whole = page(limit=10, count_cap=0)  # every match on the page: exact without counting
+    assert (whole["total"], whole["total_exact"], whole["next_cursor"]) == (7, True, None)
+    capped = page(limit=2, count_cap=3)
+    assert (capped["total"], capped["total_exact"]) == (3, False)
+    assert capped["total_estimate"] is None or capped["total_estimate"] >= 1  # PostgreSQL's
+    exact = page(limit=2, count_cap=7)
+    assert (exact["total"], exact["total_exact"], exact["total_estimate"]) == (7, True, None)
+    uncounted = page(limit=2, count_cap=0)
+    assert (uncounted["total"], uncounted["total_exact"]) == (2, False)
+    later = page(limit=2, count_cap=0, cursor=uncounted["next_cursor"])
+    assert (later["total"], later["total_exact"], len(later["items"])) == (0, False, 2)
+    assert api.get("/api/traces", params={"count_cap": 10_001}, headers=ADMIN).status_code == 422
+    # a text search pages and counts alike (on PostgreSQL from one read of its matches)
+    for sort in ("-start_time", "start_time", "-latency_ms", "cost_usd"):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"limit": 3, "text": "capital of france", "sort": sort}
+            if cursor:
+                params["cursor"] = cursor
+            got = page(**params)
+            assert (got["total"], got["total_exact"]) == (7, True), sort
+            seen += [t["id"] for t in got["items"]]
+            cursor = got["next_cursor"]
+            if not cursor:
+                break
+        listed_all = page(limit=10, sort=sort)["items"]
+        assert seen == [t["id"] for t in listed_all], sort
+    capped_text = page(limit=2, text="capital of france", count_cap=4)
+    assert (capped_text["total"], capped_text["total_exact"]) == (4, False)
+    assert len(capped_text["items"]) == 2 and capped_text["next_cursor"]
+    none = page(text="no such words anywhere")
+    assert (none["total"], none["total_exact"], none["items"]) == (0, True, [])
+
+
 def test_the_explorer_filters_sorts_and_pages_traces(api: TestClient) -> None:
     traces = [agent_trace(session=f"s-{i % 2}", user=f"u{i}") for i in range(5)]
     traces[0]["tags"] = ["special"]

@@ -292,3 +292,32 @@ def test_tool_call_arguments_of_any_size_are_kept_as_json_text() -> None:
         "name": "f",
         "arguments": '{"n":-9223372036854775809}',
     }
+
+
+def test_flattened_lists_are_grouped_by_the_name_before_their_first_index() -> None:
+    import re
+
+    from panopticon.ingest.attrs import Attrs
+
+    keys = [
+        "llm.input_messages.0.message.role",
+        "llm.input_messages.10.message.content",
+        "llm.output_messages.0.message.tool_calls.1.tool_call.id",
+        "gen_ai.prompt.0",
+        ".0.odd",
+        ".0.a.1.b",
+        "a.b",
+        "v1.2x.3",
+        "x.007.y",
+        "gen_ai.usage.input_tokens",
+    ]
+    a = Attrs({k: i for i, k in enumerate(keys)})
+    old = re.compile(r"^(.+?)\.\d+(?:\.|$)")  # what the grouping has always meant
+    want: dict[str, dict[str, int]] = {}
+    for i, k in enumerate(keys):
+        m = old.match(k)
+        if m:
+            want.setdefault(m.group(1), {})[k] = i
+    for name, items in want.items():
+        assert a.listed(name) == items, name
+    assert a.listed("a") == {} and a.listed("gen_ai.usage") == {}

@@ -15,7 +15,7 @@ from panopticon.api.app import create_app
 from panopticon.settings import Settings
 from tests.conftest import free_port
 from tests.test_ingest_api import agent_trace
-from tests.test_web import KEY, Watched, browser  # noqa: F401  (the browser fixture)
+from tests.test_web import ARTIFACTS, KEY, Watched, browser  # noqa: F401  (the browser fixture)
 from tests.test_web import pytestmark as web_mark
 
 pytestmark = web_mark
@@ -73,13 +73,38 @@ def test_a_person_explores_traces_labels_a_span_and_reads_a_session(
     assert page.locator("[data-testid=traces] tbody tr").count() == 1
 
     page = w.open(f"/ui/traces/{trace_id}", "trace")
-    bars = page.locator("[data-testid=waterfall] tbody tr")
+    # the tree comes first: names, timings, models, tokens and cost, no span's details
+    bars = page.locator("[data-testid=waterfall] tr.span-row")
     assert bars.count() == 5
     assert page.locator(".bar").count() == 5
+    assert page.locator("[data-testid=span-detail]").count() == 0
     text = page.inner_text("main")
-    assert "Paris is the capital." in text  # the retrieved document
-    assert "lookup" in text and '"q":"France"' in text.replace(" ", "")  # the tool call
-    assert "cost unknown" in text  # the unpriced model says so
+    assert "unknown" in page.inner_text("[data-testid=waterfall]")  # the unpriced model
+    assert "Paris is the capital." not in text
+    # a span opens under its row, read when asked for
+    page.click("[data-testid=waterfall] a:text-is('retrieve')")
+    detail = page.locator("[data-testid=span-detail]")
+    detail.wait_for()
+    assert "Paris is the capital." in detail.inner_text()  # the retrieved document
+    page.click("[data-testid=waterfall] a:text-is('plan')")
+    page.locator("[data-testid=span-detail]").nth(1).wait_for()
+    plan = page.locator("[data-testid=span-detail]", has=page.locator("h3:has-text('plan')"))
+    assert "lookup" in plan.inner_text()
+    assert '"q":"France"' in plan.inner_text().replace(" ", "")  # the tool call
+    page.click("[data-testid=waterfall] a:text-is('answer')")
+    page.locator("[data-testid=span-detail]").nth(2).wait_for()
+    answer = page.locator("[data-testid=span-detail]", has=page.locator("h3:has-text('answer')"))
+    assert "cost unknown" in answer.inner_text()  # the unpriced model says so
+    page.screenshot(path=str(ARTIFACTS / "web-trace-open.png"), full_page=True)
+    # hidden again, and the other stays open
+    page.locator("[data-testid=span-detail] [data-close-span]").first.click()
+    assert page.locator("[data-testid=span-detail]").count() == 2
+    # without a script, the same link is the span's own page
+    span_href = page.get_attribute("[data-testid=waterfall] a:text-is('retrieve')", "href")
+    assert span_href is not None
+    own = w.open(span_href)
+    assert "Paris is the capital." in own.inner_text("main")
+    page = w.open(f"/ui/traces/{trace_id}")
     page.select_option("select[name=span_id]", label="· answer (llm)")
     page.fill("input[name=metric]", "correctness")
     page.fill("input[name=value]", "0.9")

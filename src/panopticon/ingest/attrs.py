@@ -14,6 +14,7 @@ __all__ = ["Attrs", "as_json", "unflatten"]
 MAX_COUNT = 2**31 - 1  # token counts are 32-bit integers in the store
 
 _LIST_KEY = re.compile(r"^(.+?)\.\d+(?:\.|$)")
+_INDEX = re.compile(r"\.\d+(?:\.|$)")  # the first numeric segment: a search, no backtracking
 
 
 def as_json(value: Any) -> Any:
@@ -61,17 +62,21 @@ class Attrs:
     def take(self, *keys: str) -> Any:
         """The first of ``keys`` present (all of them are marked as read)."""
         found = None
+        values = self.values
         for key in keys:
-            if key in self.values:
+            if key in values:  # most keys asked for are absent: one look-up each
                 self.used.add(key)
-                if found is None and self.values[key] not in (None, ""):
-                    found = self.values[key]
+                value = values[key]
+                if found is None and value is not None and value != "":
+                    found = value
         return found
 
     def text(self, *keys: str) -> str | None:
         value = self.take(*keys)
         if value is None:
             return None
+        if type(value) is str:
+            return value
         if isinstance(value, list):
             return ", ".join(str(v) for v in value) if value else None
         return str(value)
@@ -126,10 +131,19 @@ class Attrs:
         read): the same as :meth:`prefixed` for list attributes, without a scan."""
         if self._lists is None:
             self._lists = {}
+            lists = self._lists
             for key, value in self.values.items():
-                m = _LIST_KEY.match(key)
-                if m:
-                    self._lists.setdefault(m.group(1), {})[key] = value
+                m = _INDEX.search(key)
+                if m is None:
+                    continue
+                if m.start() > 0:
+                    name = key[: m.start()]
+                else:  # a key that starts with its index: the first one after a name
+                    found = _LIST_KEY.match(key)
+                    if found is None:
+                        continue
+                    name = found.group(1)
+                lists.setdefault(name, {})[key] = value
         out = self._lists.get(prefix)
         if not out:
             return {}

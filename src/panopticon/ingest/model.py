@@ -28,7 +28,7 @@ STATUSES = ("ok", "error", "unset")
 SCORE_SOURCES = ("run", "online", "guardrail", "human", "api")
 
 
-@dataclass
+@dataclass(slots=True)
 class RawSpan:
     """One span as the wire gave it (OTLP protobuf or JSON), before any convention is read.
 
@@ -49,7 +49,7 @@ class RawSpan:
     scope: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class TraceHints:
     """Facts about the whole trace that a span may carry."""
 
@@ -78,7 +78,7 @@ class ScoreIn:
     details: dict[str, Any] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Span:
     """One normalised span. Messages are ``{"role", "content", "tool_calls"?, ...}``;
     documents ``{"id"?, "content", "score"?, "metadata"?}``. Unknown costs and token

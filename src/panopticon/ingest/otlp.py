@@ -61,7 +61,12 @@ def _pb_value(v: Any) -> Any:
 
 
 def _pb_attrs(kvs: Iterable[Any]) -> dict[str, Any]:
-    return {kv.key: _pb_value(kv.value) for kv in kvs}
+    out = {}
+    for kv in kvs:
+        v = kv.value
+        # most values are strings: read in place, without a call per value
+        out[kv.key] = v.string_value if v.WhichOneof("value") == "string_value" else _pb_value(v)
+    return out
 
 
 def decode_protobuf(body: bytes) -> tuple[list[RawSpan], list[Rejection]]:

@@ -19,9 +19,11 @@ from panopticon.store.engine import Engine
 from panopticon.store.partitions import MaintenanceReport, maintain
 from panopticon.store.queries import traces as queries
 from panopticon.store.queries.annotations import metric_scales
-from panopticon.store.queries.traces import SORTS, TraceFilters
+from panopticon.store.queries.traces import COUNT_CAP, COUNT_MAX, SORTS, TraceFilters
 
 __all__ = [
+    "COUNT_CAP",
+    "COUNT_MAX",
     "EXPORT_FORMATS",
     "SORTS",
     "TraceFilters",
@@ -30,6 +32,7 @@ __all__ = [
     "export_traces",
     "find_traces",
     "get_session",
+    "get_span",
     "get_trace",
     "label_trace",
     "run_maintenance",
@@ -75,9 +78,16 @@ EXPORT_FORMATS = {
 
 class TracePage:
     def __init__(
-        self, items: list[dict[str, Any]], total: int, exact: bool, cursor: str | None
+        self,
+        items: list[dict[str, Any]],
+        total: int,
+        exact: bool,
+        cursor: str | None,
+        estimate: int | None = None,
     ) -> None:
         self.items, self.total, self.total_exact, self.next_cursor = items, total, exact, cursor
+        # PostgreSQL's planner estimate of the matches, when the count stopped at its cap
+        self.total_estimate = estimate
 
 
 def find_traces(
@@ -88,14 +98,22 @@ def find_traces(
     sort: str = "-start_time",
     limit: int = 50,
     cursor: str | None = None,
+    count_cap: int = COUNT_CAP,
 ) -> TracePage:
+    """A page of matching traces and their count, exact up to ``count_cap`` (0: none)."""
     if sort not in SORTS:
         raise ConfigError(Issue(f"unknown sort '{sort}'", field="sort", hint=", ".join(SORTS)))
     try:
         with engine.connect() as conn:
             return TracePage(
                 *queries.search_traces(
-                    conn, workspace_id, filters, sort=sort, limit=limit, cursor=cursor
+                    conn,
+                    workspace_id,
+                    filters,
+                    sort=sort,
+                    limit=limit,
+                    cursor=cursor,
+                    count_cap=max(0, min(count_cap, COUNT_MAX)),
                 )
             )
     except ValueError as exc:
@@ -122,12 +140,25 @@ def span_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def get_trace(engine: Engine, workspace_id: int, trace_id: str) -> dict[str, Any]:
+def get_trace(
+    engine: Engine, workspace_id: int, trace_id: str, *, details: bool = True
+) -> dict[str, Any]:
+    """A trace with its span tree, scores and labels. ``details=False``: each span without
+    its messages, documents, values, attributes and events (read with :func:`get_span`)."""
     with engine.connect() as conn:
-        found = queries.trace_detail(conn, workspace_id, trace_id.lower())
+        found = queries.trace_detail(conn, workspace_id, trace_id.lower(), details=details)
     if found is None:
         raise NotFoundError(f"no trace {trace_id} in this workspace (yet)")
     found["spans"] = span_tree(found["spans"])
+    return found
+
+
+def get_span(engine: Engine, workspace_id: int, trace_id: str, span_id: str) -> dict[str, Any]:
+    """One span of a trace, whole, with its scores and labels."""
+    with engine.connect() as conn:
+        found = queries.span_detail(conn, workspace_id, trace_id.lower(), span_id.lower())
+    if found is None:
+        raise NotFoundError(f"no span {span_id} in trace {trace_id} in this workspace")
     return found
 
 
@@ -198,7 +229,8 @@ def label_trace(
     comment: str | None,
 ) -> bool:
     """A person's label on a trace or span; True when it replaced their earlier one."""
-    get_trace(engine, workspace_id, trace_id)  # a 404 for another workspace's trace, first
+    # a 404 for another workspace's trace, first (its tree is enough to know it exists)
+    get_trace(engine, workspace_id, trace_id, details=False)
     if value is None and passed is None and not comment:
         raise ConfigError(Issue("give a score, pass/fail or a comment", field="value"))
     if not metric.strip():

@@ -116,51 +116,87 @@ def _pretty(value: Any) -> str:
     return orjson.dumps(value, option=options, default=str).decode()
 
 
-def _waterfall(trace: dict[str, Any]) -> list[SimpleNamespace]:
-    """Each span with its bar (offset and width as percentages of the trace's duration),
-    its scores, and its attributes and events as indented JSON. Objects, not dicts: the
+# a trace of up to this many spans is shown with every span open (a gateway call is one
+# span); a bigger one shows its tree, and each span is read when opened
+OPEN_SPANS = 3
+
+
+def _waterfall(trace: dict[str, Any], *, open_spans: bool = False) -> list[SimpleNamespace]:
+    """Each span of the tree with its bar (offset and width as percentages of the trace's
+    duration), and with ``open_spans`` what its opened row shows. Objects, not dicts: the
     template reads a dozen fields of each of up to thousands of spans, and Jinja tries an
-    attribute before a key (a dict's miss raises, which cost a third of the page's time)."""
+    attribute before a key (a dict's miss raises)."""
     start, end = trace["start_time"], trace["end_time"]
     total = max((end - start).total_seconds(), 1e-6)
-    scores: dict[str | None, list[dict[str, Any]]] = {}
-    for score in trace["scores"]:
-        scores.setdefault(score["span_id"], []).append(score)
     bars = []
     for s in trace["spans"]:
         offset = (s["start_time"] - start).total_seconds() / total * 100
         width = max((s["end_time"] - s["start_time"]).total_seconds() / total * 100, 0.4)
-        bars.append(
-            SimpleNamespace(
-                **{
-                    **s,
-                    "offset": round(min(offset, 99.6), 2),
-                    "width": round(min(width, 100 - offset), 2),
-                    "scores": scores.get(s["span_id"], []),
-                    "attributes_json": _pretty(s["attributes"] or {}),
-                    "events_json": _pretty(s["events"]) if s["events"] else None,
-                }
-            )
+        bar = SimpleNamespace(
+            **s,
+            offset=round(min(offset, 99.6), 2),
+            width=round(min(width, 100 - offset), 2),
+            opened=None,
         )
+        if open_spans:
+            bar.opened = _opened(
+                s,
+                [x for x in trace["scores"] if x["span_id"] == s["span_id"]],
+                [x for x in trace["labels"] if x["span_id"] == s["span_id"]],
+            )
+        bars.append(bar)
     return bars
+
+
+def _opened(span: dict[str, Any], scores: list[Any], labels: list[Any]) -> dict[str, Any]:
+    """What ``_trace_span.html`` shows of one span."""
+    return {
+        "s": SimpleNamespace(**{**span, "scores": scores, "labels": labels}),
+        "attributes_json": _pretty(span["attributes"] or {}),
+        "events_json": _pretty(span["events"]) if span["events"] else None,
+    }
 
 
 @router.get("/traces/{trace_id}")
 def trace_page(request: Request, trace_id: str) -> Response:
+    """The trace and its span tree (names, timings, status, models, tokens, cost); each
+    span's input, output, documents, scores and attributes are read when it is opened."""
     principal, session = principal_of(request)
-    trace = service.get_trace(request.app.state.engine, principal.workspace_id, trace_id)
+    engine = request.app.state.engine
+    trace = service.get_trace(engine, principal.workspace_id, trace_id, details=False)
+    small = trace["span_count"] <= OPEN_SPANS
+    if small:
+        trace = service.get_trace(engine, principal.workspace_id, trace_id)
     return render(
         request,
         "trace.html",
         {
             "trace": trace,
-            "bars": _waterfall(trace),
+            "bars": _waterfall(trace, open_spans=small),
             "metadata_json": _pretty(trace["metadata"]) if trace["metadata"] else None,
             "online": OnlineLedger(request.app.state.engine, principal.workspace_id).for_trace(
                 trace_id
             ),
             "saved": request.query_params.get("saved"),
             "annotator": f"key {principal.key_id or 'admin'}",
+        },
+        principal=principal,
+        session=session,
+    )
+
+
+@router.get("/traces/{trace_id}/spans/{span_id}")
+def span_page(request: Request, trace_id: str, span_id: str) -> Response:
+    """One span whole: under its row in the trace's waterfall (htmx), or as its own page."""
+    principal, session = principal_of(request)
+    span = service.get_span(request.app.state.engine, principal.workspace_id, trace_id, span_id)
+    return render(
+        request,
+        "_trace_span.html" if request.headers.get("HX-Request") else "trace_span.html",
+        {
+            **_opened(span, span["scores"], span["labels"]),
+            "trace_id": trace_id.lower(),
+            "fragment": bool(request.headers.get("HX-Request")),
         },
         principal=principal,
         session=session,

@@ -48,11 +48,21 @@ class TraceSummary(BaseModel):
 class TracePagePublic(BaseModel):
     items: list[TraceSummary]
     total: int
-    total_exact: bool = Field(description="False: total is a lower bound (counting stops there).")
+    total_exact: bool = Field(
+        description="False: total is a lower bound (counting stops at `count_cap`)."
+    )
+    total_estimate: int | None = Field(
+        default=None,
+        description="When the count stopped at its cap, on PostgreSQL: the query planner's "
+        "estimate of all the matches (from the table's statistics; an estimate, not a count).",
+    )
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
-class SpanPublic(BaseModel):
+class SpanInTree(BaseModel):
+    """A span as a trace's tree shows it: no messages, documents, values, attributes or
+    events (``GET /api/traces/{trace_id}/spans/{span_id}`` has them)."""
+
     span_id: str
     parent_id: str | None
     depth: int
@@ -67,17 +77,20 @@ class SpanPublic(BaseModel):
     model_requested: str | None
     model_served: str | None
     provider: str | None
-    input_messages: list[dict[str, Any]] | None
-    output_messages: list[dict[str, Any]] | None
-    input_value: str | None
-    output_value: str | None
-    documents: list[dict[str, Any]] | None
     input_tokens: int | None
     output_tokens: int | None
     cached_tokens: int | None
     reasoning_tokens: int | None
     cost_usd: float | None
     cost_source: str | None
+
+
+class SpanPublic(SpanInTree):
+    input_messages: list[dict[str, Any]] | None
+    output_messages: list[dict[str, Any]] | None
+    input_value: str | None
+    output_value: str | None
+    documents: list[dict[str, Any]] | None
     attributes: dict[str, Any] | None
     events: list[dict[str, Any]] | None
 
@@ -109,6 +122,19 @@ class LabelOnTrace(BaseModel):
 
 class TraceDetail(TraceSummary):
     spans: list[SpanPublic]
+    scores: list[ScoreOnTrace]
+    labels: list[LabelOnTrace]
+
+
+class TraceTree(TraceSummary):
+    spans: list[SpanInTree]
+    scores: list[ScoreOnTrace]
+    labels: list[LabelOnTrace]
+
+
+class SpanDetail(SpanPublic):
+    trace_id: str
+    depth: int = 0
     scores: list[ScoreOnTrace]
     labels: list[LabelOnTrace]
 
@@ -204,14 +230,25 @@ def list_traces(
     ] = "-start_time",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
+    count_cap: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=service.COUNT_MAX,
+            description="Count the matches up to this many (0: no count; the total is then "
+            "a lower bound from the page). A first page that holds every match is counted "
+            "exactly without a count.",
+        ),
+    ] = service.COUNT_CAP,
 ) -> TracePagePublic:
     page = service.find_traces(
-        engine, caller.workspace_id, f, sort=sort, limit=limit, cursor=cursor
+        engine, caller.workspace_id, f, sort=sort, limit=limit, cursor=cursor, count_cap=count_cap
     )
     return TracePagePublic(
         items=[TraceSummary(**r) for r in page.items],
         total=page.total,
         total_exact=page.total_exact,
+        total_estimate=page.total_estimate,
         next_cursor=page.next_cursor,
     )
 
@@ -249,6 +286,34 @@ def get_trace(
     trace_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{32}$")],
 ) -> TraceDetail:
     return TraceDetail(**service.get_trace(engine, caller.workspace_id, trace_id))
+
+
+@router.get(
+    "/api/traces/{trace_id}/tree",
+    response_model=TraceTree,
+    summary="A trace's span tree without each span's details",
+)
+def get_trace_tree(
+    engine: EngineDep,
+    caller: Viewer,
+    trace_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{32}$")],
+) -> TraceTree:
+    """The trace, its scores and labels, and its spans in tree order with names, timings,
+    status, models, tokens and cost: no messages, documents, values, attributes or events,
+    which `GET /api/traces/{trace_id}/spans/{span_id}` returns for one span."""
+    return TraceTree(**service.get_trace(engine, caller.workspace_id, trace_id, details=False))
+
+
+@router.get("/api/traces/{trace_id}/spans/{span_id}", response_model=SpanDetail)
+def get_span(
+    engine: EngineDep,
+    caller: Viewer,
+    trace_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{32}$")],
+    span_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{16}$")],
+) -> SpanDetail:
+    """One span whole: its input and output messages, documents, values, attributes and
+    events, with its scores and people's labels."""
+    return SpanDetail(**service.get_span(engine, caller.workspace_id, trace_id, span_id))
 
 
 @router.get("/api/sessions/{session_id}", response_model=SessionPublic)

@@ -89,41 +89,54 @@ NAMESPACES = {
 
 
 def apply(a: Attrs, raw: RawSpan, span: Span, scores: list[ScoreIn]) -> None:
-    if not a.namespaces & NAMESPACES:
+    ns = a.namespaces
+    if ns.isdisjoint(NAMESPACES):
         return
-    kind = a.text("openinference.span.kind")
-    if kind and span.kind == "other":
-        span.kind = KINDS.get(kind.upper(), "other")
-    params = as_json(a.values.get("llm.invocation_parameters"))
-    requested = params.get("model") if isinstance(params, dict) else None
-    set_if_empty(
-        span,
-        model_served=a.text("llm.response.model_name", "llm.model_name", "embedding.model_name"),
-        model_requested=a.text("llm.request.model_name") or requested,
-        provider=a.text("llm.provider", "llm.system"),
-        input_messages=_messages(a, "llm.input_messages"),
-        output_messages=_messages(a, "llm.output_messages"),
-        input_tokens=a.integer("llm.token_count.prompt"),
-        output_tokens=a.integer("llm.token_count.completion"),
-        cached_tokens=a.integer("llm.token_count.prompt_details.cache_read"),
-        reasoning_tokens=a.integer("llm.token_count.completion_details.reasoning"),
-        input_value=a.text("input.value"),
-        output_value=a.text("output.value"),
-    )
-    a.take("llm.token_count.total", "input.mime_type", "output.mime_type")
-    docs = _documents(a, "retrieval.documents") or _documents(a, "reranker.output_documents")
-    set_if_empty(span, documents=docs)
-    cost = a.number("llm.cost.total")
-    if cost is not None and span.cost_usd is None:
-        span.cost_usd, span.cost_source = cost, "span"
+    # each group of names is read only when its first segment is among the span's (an
+    # agent's root with only ``user.id`` reads one name, not thirty)
+    if "openinference" in ns:
+        kind = a.text("openinference.span.kind")
+        if kind and span.kind == "other":
+            span.kind = KINDS.get(kind.upper(), "other")
+    if "llm" in ns or "embedding" in ns:
+        params = as_json(a.values.get("llm.invocation_parameters"))
+        requested = params.get("model") if isinstance(params, dict) else None
+        set_if_empty(
+            span,
+            model_served=a.text(
+                "llm.response.model_name", "llm.model_name", "embedding.model_name"
+            ),
+            model_requested=a.text("llm.request.model_name") or requested,
+            provider=a.text("llm.provider", "llm.system"),
+            input_messages=_messages(a, "llm.input_messages"),
+            output_messages=_messages(a, "llm.output_messages"),
+            input_tokens=a.integer("llm.token_count.prompt"),
+            output_tokens=a.integer("llm.token_count.completion"),
+            cached_tokens=a.integer("llm.token_count.prompt_details.cache_read"),
+            reasoning_tokens=a.integer("llm.token_count.completion_details.reasoning"),
+        )
+        a.take("llm.token_count.total")
+        cost = a.number("llm.cost.total")
+        if cost is not None and span.cost_usd is None:
+            span.cost_usd, span.cost_source = cost, "span"
+    if "input" in ns or "output" in ns:
+        set_if_empty(span, input_value=a.text("input.value"), output_value=a.text("output.value"))
+        a.take("input.mime_type", "output.mime_type")
+    if "retrieval" in ns or "reranker" in ns:
+        docs = _documents(a, "retrieval.documents") or _documents(a, "reranker.output_documents")
+        set_if_empty(span, documents=docs)
     hints = span.hints
-    hints.session_id = hints.session_id or a.text("session.id")
-    hints.user_id = hints.user_id or a.text("user.id")
-    meta = as_json(a.take("metadata"))
-    if isinstance(meta, dict):
-        hints.metadata.update(meta)
-    tags = a.take("tag.tags")
-    if isinstance(tags, list):
-        hints.tags.extend(str(t) for t in tags)
-    if span.kind == "tool":
+    if "session" in ns:
+        hints.session_id = hints.session_id or a.text("session.id")
+    if "user" in ns:
+        hints.user_id = hints.user_id or a.text("user.id")
+    if "metadata" in ns:
+        meta = as_json(a.take("metadata"))
+        if isinstance(meta, dict):
+            hints.metadata.update(meta)
+    if "tag" in ns:
+        tags = a.take("tag.tags")
+        if isinstance(tags, list):
+            hints.tags.extend(str(t) for t in tags)
+    if span.kind == "tool" and "tool" in ns:
         set_if_empty(span, input_value=a.text("tool.parameters"))

@@ -110,6 +110,13 @@
     var el = e.target.closest && e.target.closest("[data-confirm]");
     if (el && !window.confirm(el.dataset.confirm)) e.preventDefault();
   });
+  // a trace's span details, opened under its row: "hide" empties the row again
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("[data-close-span]");
+    if (!button) return;
+    var cell = button.closest("td.span-open");
+    if (cell) cell.textContent = "";
+  });
   // a failed htmx request is shown, never swallowed
   document.addEventListener("htmx:responseError", function (e) {
     var box = document.createElement("div");
