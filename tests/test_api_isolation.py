@@ -59,8 +59,10 @@ def test_every_endpoint_keeps_workspaces_apart(
             headers=a,
             json={"prompt": "q?", "response": "a", "model": "m", "session_id": "sess-a"},
         ).json()
+        span = api.get(f"/api/traces/{logged['trace_ids'][0]}", headers=a).json()["spans"][0]
         ids = {
             "trace_id": logged["trace_ids"][0],
+            "span_id": span["span_id"],
             "session_id": "sess-a",
             "name": "cred-a",
             "query_id": query["id"],

@@ -538,6 +538,7 @@ def test_every_dashboard_route_keeps_workspaces_apart(
         log = {"prompt": "secret trace of A?", "response": "r", "model": "m", "session_id": "s-a"}
         assert api.post("/api/logs", headers=a, json=log).status_code == 200
         trace_id = api.get("/api/traces", headers=a).json()["items"][0]["id"]
+        span_id = api.get(f"/api/traces/{trace_id}", headers=a).json()["spans"][0]["span_id"]
         gateway_key = api.post(
             "/api/gateway/keys", headers=a, json={"name": "secret-gateway-key-a"}
         ).json()
@@ -559,6 +560,7 @@ def test_every_dashboard_route_keeps_workspaces_apart(
                 "result_id": result_id,
                 "rule_name": "secret-rule-a",
                 "trace_id": trace_id,
+                "span_id": span_id,
                 "session_id": "s-a",
                 "token": "not-a-sign-in-token",  # /ui/link/{token}: only `panopticon view`'s
             }
