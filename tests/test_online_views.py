@@ -380,4 +380,7 @@ def test_the_themes_heatmap_has_production_rows_apart_from_the_runs(api: TestCli
     page = api.get("/ui/themes").text
     row = page.split('data-testid="production-row"')[1].split("</tr>")[0]
     assert "gpt-4o (online)" in row and "/ui/results?source=online&amp;model=gpt-4o" in row
+    # each cell with its interval, clustered by trace (or says one trace is too few)
+    assert "95% CI" in row or "too few for an interval" in row
+    assert "traces)" in row
     assert "not part of this run" in page
