@@ -205,6 +205,10 @@ def test_a_theme_evaluation_runs_as_a_job(
     assert r.status_code == 202, r.text
     job = wait_for_job(api, r.json()["id"], BOOT)
     assert job["status"] == "completed" and (job["done"], job["total"]) == (10, 10)
+    # what the job cost: its run's priced answers and judgements (it said null)
+    run = api.get(f"/api/runs/{job['run_id']}", headers=BOOT).json()
+    assert job["cost_usd"] is not None and job["cost_usd"] > 0 and job["unknown_cost"] == 0
+    assert job["cost_usd"] == run["totals"]["cost_usd"]
     results = api.get(
         "/api/judge/results", headers=BOOT, params={"run": job["run_id"], "limit": 100}
     ).json()

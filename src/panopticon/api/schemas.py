@@ -264,8 +264,11 @@ class JobPublic(BaseModel):
         description="On PostgreSQL, the slices a large job is split into for workers to share."
     )
     cost_usd: float | None = Field(
-        default=None, description="An online backfill's judging cost so far."
+        default=None,
+        description="The cost so far: a backfill's judging, a run's answers and judgements "
+        "(the priced part; null when nothing is priced).",
     )
+    unknown_cost: int = Field(default=0, description="Answers of unknown cost (no price).")
 
 
 class QueryMatch(QueryPublic):

@@ -77,7 +77,10 @@ class JobStatus:
     started_at: datetime | None
     finished_at: datetime | None
     shards: list[ShardStatus]
-    cost_usd: float | None = None  # a backfill's judging cost so far
+    # the cost so far: a backfill's judging, a run's answers and judgements (the priced
+    # part; None when nothing is priced) beside the answers of unknown cost
+    cost_usd: float | None = None
+    unknown_cost: int = 0
 
 
 # -- recording and reading jobs (sync: call from a thread, or a plain `def` route) -------------
@@ -279,10 +282,14 @@ def job_status(engine: Engine, workspace_id: int, job_id: int) -> JobStatus:
         progress = q.job_progress(conn, job.run_id)
         shards = q.shards(conn, job_id)
         cost: float | None = None
+        unknown = 0
         if job.kind == "online_backfill":  # its progress is its ledger entries
             counts = ledger_q.job_counts(conn, job_id)
             progress = q.JobProgress(counts.selected, counts.done, counts.failed)
             cost = counts.cost_usd
+    if job.run_id is not None:  # a run's job: what the run has cost so far
+        totals = read_totals(engine, job.run_id, progress.planned)
+        cost, unknown = totals.cost_usd, totals.unknown_cost
     return JobStatus(
         id=job.id,
         kind=job.kind,
@@ -298,6 +305,7 @@ def job_status(engine: Engine, workspace_id: int, job_id: int) -> JobStatus:
         finished_at=job.finished_at,
         shards=[ShardStatus(s.shard, s.status, s.error) for s in shards],
         cost_usd=cost,
+        unknown_cost=unknown,
     )
 
 
