@@ -133,9 +133,6 @@ def score_moments(
     Two passes: the group sums in one (as narrow as before), the per-query sums in a
     second that sorts only the few columns a cluster needs (wider rows spilled the sort
     to disk on PostgreSQL and doubled the time)."""
-    operational_ids = sa.select(Metric.c.id).where(
-        Metric.c.workspace_id == workspace_id, Metric.c.type.in_(list(operational))
-    )
     columns = {
         "model": Score.c.model_id,
         "metric": Score.c.metric_id,
@@ -148,16 +145,7 @@ def score_moments(
         q = q.where(Score.c.workspace_id == workspace_id, Score.c.model_id.is_not(None))
         if run_id is not None:
             q = q.where(Score.c.run_id == run_id)
-        if metric is not None:
-            q = q.where(
-                Score.c.metric_id.in_(
-                    sa.select(Metric.c.id).where(
-                        Metric.c.workspace_id == workspace_id, Metric.c.name == metric
-                    )
-                )
-            )
-        if quality_only and operational:
-            q = q.where(Score.c.metric_id.not_in(operational_ids))
+        q = _by_metric(q, workspace_id, metric, operational if quality_only else ())
         if since is not None and older:
             # by the runs of the period (a scan by time would read at random); skipped when
             # every run is in the period, the common case, which then reads in index order
@@ -171,14 +159,7 @@ def score_moments(
         return q
 
     older = since is not None and _older_runs(conn, workspace_id, since)
-    sums = {
-        "n": sa.func.count(_VALUE),
-        "total": sa.func.coalesce(sa.func.sum(_VALUE), 0.0),
-        "squares": sa.func.coalesce(sa.func.sum(_VALUE * _VALUE), 0.0),
-        "passed": sa.func.count().filter(Score.c.passed.is_(True)),
-        "with_threshold": sa.func.count().filter(Score.c.passed.is_not(None)),
-        "errors": sa.func.count().filter(Score.c.error.is_not(None)),
-    }
+    sums = _score_sums()
     if judges:  # the judges' count, tokens and cost: each aggregate costs a little
         sums |= {
             "scores": sa.func.count(),
@@ -191,12 +172,7 @@ def score_moments(
     source: Any = Score
     if "theme" in by:  # the one join: scores carry the query, not its theme
         source = Score.join(Query, Query.c.id == Score.c.query_id)
-    flat = scoped(
-        sa.select(*[columns[b].label(b) for b in by], *[f.label(k) for k, f in sums.items()])
-        .select_from(source)
-        .group_by(*[columns[b] for b in by])
-    )
-    rows = [dict(r._mapping) for r in conn.execute(flat)]
+    rows = _grouped(conn, scoped(_group_select(by, columns, sums).select_from(source)))
     if clustered and run_id is not None and {"model", "metric"} <= set(by):
         if _repeats(conn, run_id):
             _add_cluster_sums(conn, rows, by, columns, scoped)
@@ -214,28 +190,7 @@ def score_moments(
                 }
     elif clustered:
         _add_cluster_sums(conn, rows, by, columns, scoped)
-    for r in rows:
-        r["pass_n"], r["pass_total"] = r["with_threshold"], r["passed"]
-
-    # ids to names: the model and metric tables are small
-    if "model" in by:
-        names = {
-            int(i): str(n)
-            for i, n in conn.execute(
-                sa.select(Model.c.id, Model.c.name).where(Model.c.workspace_id == workspace_id)
-            )
-        }
-        for r in rows:
-            r["model"] = names.get(r["model"], f"model {r['model']}")
-    if "metric" in by:
-        names = {
-            int(i): str(n)
-            for i, n in conn.execute(
-                sa.select(Metric.c.id, Metric.c.name).where(Metric.c.workspace_id == workspace_id)
-            )
-        }
-        for r in rows:
-            r["metric"] = names.get(r["metric"], f"metric {r['metric']}")
+    _name_ids(conn, workspace_id, rows, [b for b in ("model", "metric") if b in by])
     return sorted(rows, key=lambda r: tuple(str(r[b]) for b in by))
 
 
@@ -333,6 +288,76 @@ _PASSED = sa.case((Score.c.passed.is_(True), 1), else_=0)
 NO_MODEL = "(no model)"
 
 
+def _by_metric(q: Any, workspace_id: int, metric: str | None, leave_out: Sequence[str]) -> Any:
+    """Scores of one metric (by name), and none of the metric types in ``leave_out`` (the
+    operational ones, latency and cost, when only quality counts)."""
+    if metric is not None:
+        q = q.where(
+            Score.c.metric_id.in_(
+                sa.select(Metric.c.id).where(
+                    Metric.c.workspace_id == workspace_id, Metric.c.name == metric
+                )
+            )
+        )
+    if leave_out:
+        q = q.where(
+            Score.c.metric_id.not_in(
+                sa.select(Metric.c.id).where(
+                    Metric.c.workspace_id == workspace_id, Metric.c.type.in_(list(leave_out))
+                )
+            )
+        )
+    return q
+
+
+def _score_sums() -> dict[str, Any]:
+    """Per group of scores: the values' count, sum and sum of squares, the passes, the
+    pass/fail scores and the errors (the moments an interval is made from)."""
+    return {
+        "n": sa.func.count(_VALUE),
+        "total": sa.func.coalesce(sa.func.sum(_VALUE), 0.0),
+        "squares": sa.func.coalesce(sa.func.sum(_VALUE * _VALUE), 0.0),
+        "passed": sa.func.count().filter(Score.c.passed.is_(True)),
+        "with_threshold": sa.func.count().filter(Score.c.passed.is_not(None)),
+        "errors": sa.func.count().filter(Score.c.error.is_not(None)),
+    }
+
+
+def _group_select(by: Sequence[str], columns: dict[str, Any], sums: dict[str, Any]) -> Any:
+    """``SELECT <by columns>, <sums> ... GROUP BY <by columns>`` (its FROM and WHERE to add)."""
+    return sa.select(
+        *[columns[b].label(b) for b in by], *[f.label(k) for k, f in sums.items()]
+    ).group_by(*[columns[b] for b in by])
+
+
+def _grouped(conn: Connection, statement: Any) -> list[dict[str, Any]]:
+    """The grouped sums as rows, with the pass rate's own count and total named as the
+    value's are (``pass_n``, ``pass_total``)."""
+    rows = [dict(r._mapping) for r in conn.execute(statement)]
+    for r in rows:
+        r["pass_n"], r["pass_total"] = r["with_threshold"], r["passed"]
+    return rows
+
+
+_NAMED = {"model": Model, "metric": Metric}
+
+
+def _name_ids(
+    conn: Connection, workspace_id: int, rows: list[dict[str, Any]], keys: Sequence[str]
+) -> None:
+    """Model and metric ids to their names, in place (the two tables are small)."""
+    for key in keys:
+        table = _NAMED[key]
+        names = {
+            int(i): str(n)
+            for i, n in conn.execute(
+                sa.select(table.c.id, table.c.name).where(table.c.workspace_id == workspace_id)
+            )
+        }
+        for r in rows:
+            r[key] = names.get(r[key], f"{key} {r[key]}")
+
+
 def production_moments(
     conn: Connection,
     workspace_id: int,
@@ -364,54 +389,21 @@ def production_moments(
             & (Span.c.trace_id == Score.c.trace_id)
             & (Span.c.span_id == Score.c.span_id),
         )
-    operational_ids = sa.select(Metric.c.id).where(
-        Metric.c.workspace_id == workspace_id, Metric.c.type.in_(list(operational))
-    )
 
     def scoped(q: Any) -> Any:
         q = q.where(Score.c.workspace_id == workspace_id, Score.c.trace_id.is_not(None))
         if sources is not None:
             q = q.where(Score.c.source.in_(list(sources)))
-        if metric is not None:
-            q = q.where(
-                Score.c.metric_id.in_(
-                    sa.select(Metric.c.id).where(
-                        Metric.c.workspace_id == workspace_id, Metric.c.name == metric
-                    )
-                )
-            )
-        if quality_only and operational:
-            q = q.where(Score.c.metric_id.not_in(operational_ids))
+        q = _by_metric(q, workspace_id, metric, operational if quality_only else ())
         if since is not None:
             q = q.where(Score.c.created_at >= since)
         return q
 
-    sums = {
-        "n": sa.func.count(_VALUE),
-        "total": sa.func.coalesce(sa.func.sum(_VALUE), 0.0),
-        "squares": sa.func.coalesce(sa.func.sum(_VALUE * _VALUE), 0.0),
-        "passed": sa.func.count().filter(Score.c.passed.is_(True)),
-        "with_threshold": sa.func.count().filter(Score.c.passed.is_not(None)),
-        "errors": sa.func.count().filter(Score.c.error.is_not(None)),
-    }
-    flat = scoped(
-        sa.select(*[columns[b].label(b) for b in by], *[f.label(k) for k, f in sums.items()])
-        .select_from(source)
-        .group_by(*[columns[b] for b in by])
-    )
-    rows = [dict(r._mapping) for r in conn.execute(flat)]
+    sums = _score_sums()
+    rows = _grouped(conn, scoped(_group_select(by, columns, sums).select_from(source)))
     _add_cluster_sums(conn, rows, by, columns, scoped, cluster=Score.c.trace_id, source=source)
-    for r in rows:
-        r["pass_n"], r["pass_total"] = r["with_threshold"], r["passed"]
-    if "metric" in by:
-        names = {
-            int(i): str(n)
-            for i, n in conn.execute(
-                sa.select(Metric.c.id, Metric.c.name).where(Metric.c.workspace_id == workspace_id)
-            )
-        }
-        for r in rows:
-            r["metric"] = names.get(r["metric"], f"metric {r['metric']}")
+    # the model is already a name here (the span's); the metric is an id
+    _name_ids(conn, workspace_id, rows, ["metric"] if "metric" in by else [])
     return sorted(rows, key=lambda r: tuple(str(r[b]) for b in by))
 
 
