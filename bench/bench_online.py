@@ -39,7 +39,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,6 +55,10 @@ from typing import Any
 import aiohttp
 import httpx
 import psycopg
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_ingest import free_port, pct, tree
 
 KEY = "bench_online_key_0123456789"
 HEADERS = {"X-API-Key": KEY}
@@ -91,12 +94,6 @@ while True:
 # --- processes ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def proc_cpu_s(pid: int) -> float:
     """User + system CPU seconds of one process so far (0 if it is gone)."""
     try:
@@ -104,18 +101,6 @@ def proc_cpu_s(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    pids = [pid]
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            pids.append(int(stat.parent.name))
-    return pids
 
 
 class CpuMeter:
@@ -394,7 +379,7 @@ class Watcher:
         return [r[0] for r in rows]
 
     def _sample(self, at_start: bool = False) -> None:
-        self.cpu["server"].see(children(self.s.server.pid), at_start=at_start)
+        self.cpu["server"].see(tree(self.s.server.pid), at_start=at_start)
         self.cpu["workers"].see(self.s.worker_pids(), at_start=at_start)
         self.cpu["postgres"].see(self._pg_pids(), at_start=at_start)
         self.cpu["mock"].see([self.mock_pid], at_start=at_start)
@@ -536,14 +521,6 @@ def bare_judge_process(mock_url: str, calls: int, in_flight: int) -> dict[str, f
 
 
 # --- figures --------------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 def load_now() -> str:
