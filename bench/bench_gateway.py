@@ -6,8 +6,15 @@ Each server runs in its own process on loopback; the bundled mock is the upstrea
     direct     the mock itself
     bare       a bare aiohttp pass-through proxy (the floor for a Python proxy)
     litellm    LiteLLM's proxy (pinned, its own venv, no database), if installed
-    gw-log     ``panopticon serve --role gateway``, logging on (the default)
+    gw-log     ``panopticon serve --role gateway``, logging on (the default: calls are
+               written by the gateway's log writer process)
+    gw-thread  the same with PANOPTICON_GATEWAY_LOG_WRITER=thread (written by a thread of
+               the server's process)
     gw-nolog   the same with PANOPTICON_GATEWAY_LOGGING=false
+
+A gateway's CPU is its process's and its children's (the log writer); after the
+concurrency-100 load, the measurement waits until the gateway's ``/health`` shows no call
+left unwritten, so the CPU counted includes writing every call.
 
 For each: throughput at concurrency 100 (requests/s, with the CPU the proxy process used
 per request), latency p50/p99 at concurrency 1 and 10 (added latency = target minus
@@ -74,13 +81,39 @@ def wait_http(url: str, timeout: float = 120.0, headers: dict[str, str] | None =
     raise RuntimeError(f"{url} did not come up")
 
 
-def cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process (and its threads)."""
+def _stat(pid: int) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
         return None
+
+
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process (and its threads) and of its live children
+    (the gateway's log writer)."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    total = int(fields[11]) + int(fields[12])
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        child = _stat(int(stat.parent.name))
+        if child is not None and child[1] == str(pid):
+            total += int(child[11]) + int(child[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def settle(health: str | None, timeout_s: float = 60.0) -> None:
+    """Wait until the gateway has written every call it logged (its /health's pending)."""
+    if health is None:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(health, timeout=10) as resp:
+            log = json.loads(resp.read()).get("log", {})
+        if not log.get("pending"):
+            return
+        time.sleep(0.02)
+    print(f"{health}: calls still unwritten after {timeout_s:g} s", file=sys.stderr)
 
 
 def rss_mb(pid: int) -> float | None:
@@ -210,7 +243,7 @@ def drop_database(admin_url: str, url: str) -> None:
 
 
 def start_gateway(
-    upstream: str, home: Path, logging: bool, database_url: str | None = None
+    upstream: str, home: Path, mode: str, database_url: str | None = None
 ) -> tuple[Proc, str]:
     """``panopticon serve --role gateway`` on SQLite under ``home``, or on ``database_url``
     (an empty PostgreSQL database: migrated here), with the mock model and a key."""
@@ -238,11 +271,12 @@ def start_gateway(
     port = free_port()
     env: dict[str, str | None] = {
         "PANOPTICON_HOME": str(home),
-        "PANOPTICON_GATEWAY_LOGGING": str(logging).lower(),
+        "PANOPTICON_GATEWAY_LOGGING": str(mode != "nolog").lower(),
+        "PANOPTICON_GATEWAY_LOG_WRITER": "thread" if mode == "thread" else "process",
         "PANOPTICON_DATABASE_URL": database_url,  # None: SQLite under home
     }
     args = [sys.executable, "-m", "panopticon", "serve", "--role", "gateway", "--port", str(port)]
-    name = "gw-log" if logging else "gw-nolog"
+    name = f"gw-{mode}"
     return Proc(
         name,
         args,
@@ -335,13 +369,16 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
 
 
-def measure(url: str, key: str | None, n: int, pid: int | None) -> dict[str, Any]:
+def measure(
+    url: str, key: str | None, n: int, pid: int | None, health: str | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     run = asyncio.run
     c1 = run(load(url, key, max(100, n // 10), 1, False))
     c10 = run(load(url, key, max(200, n // 3), 10, False))
     cpu_before = cpu_s(pid) if pid else None
     c100 = run(load(url, key, n, 100, False))
+    settle(health)
     cpu_after = cpu_s(pid) if pid else None
     if cpu_before is not None and cpu_after is not None:
         out["cpu_ms_per_req"] = (cpu_after - cpu_before) * 1000 / (n + min(20, n))
@@ -418,14 +455,12 @@ def main() -> None:
                     lite = start_litellm(args.litellm, mock.url, Path(tmp))
                     procs.append(lite)
                     targets.append(("litellm", lite.url, None, lite))
-                for logging in [
-                    x for x in (True, False) if ("gw-log" if x else "gw-nolog") in wanted
-                ]:
+                for mode in [m for m in ("log", "thread", "nolog") if f"gw-{m}" in wanted]:
                     url = None
                     if args.pg:
-                        url = fresh_database(args.pg, f"panopticon_bench_gw_{str(logging).lower()}")
+                        url = fresh_database(args.pg, f"panopticon_bench_gw_{mode}")
                         databases.append(url)
-                    gw, key = start_gateway(mock.url, Path(tmp) / f"home-{logging}", logging, url)
+                    gw, key = start_gateway(mock.url, Path(tmp) / f"home-{mode}", mode, url)
                     procs.append(gw)
                     targets.append((gw.name, gw.url, key, gw))
                 for rnd, (name, url, key, proc) in (
@@ -436,7 +471,8 @@ def main() -> None:
                     n = args.n if name != "litellm" else max(300, args.n // 10)
                     before = rss_mb(proc.proc.pid) if proc else None
                     load_before = os.getloadavg()[0]
-                    result = measure(url, key, n, proc.proc.pid if proc else None)
+                    health = url.removesuffix("/v1") + "/health" if name.startswith("gw-") else None
+                    result = measure(url, key, n, proc.proc.pid if proc else None, health)
                     after = rss_mb(proc.proc.pid) if proc else None
                     row = {"latency_ms": latency, "round": rnd, "target": name, **result,
                            "rss_before": before, "rss_after": after,
@@ -463,7 +499,7 @@ def soak(n: int, seconds: float, pg: str | None) -> None:
     url = fresh_database(pg, "panopticon_bench_gw_soak") if pg else None
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            gw, key = start_gateway(mock.url, Path(tmp) / "home", True, url)
+            gw, key = start_gateway(mock.url, Path(tmp) / "home", "log", url)
             try:
                 step = max(1000, n // 10) if n else 10_000
                 done = 0
@@ -549,7 +585,7 @@ def outage(
     try:
         with tempfile.TemporaryDirectory() as tmp:
             home = Path(tmp) / "home"
-            gw, key = start_gateway(mock.url, home, True, url)
+            gw, key = start_gateway(mock.url, home, "log", url)
             try:
                 task: dict[str, Any] = {}
 
@@ -625,7 +661,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         "| TTFT p50 c1 | +TTFT | CPU ms/req | RSS MB | load |"
     )
     print("|" + "---|" * 20)
-    logging: dict[float, list[tuple[float, float]]] = {}
+    logging: dict[tuple[float, str], list[tuple[float, float]]] = {}
     for latency, rnd in sorted({(r["latency_ms"], r.get("round", 0)) for r in rows}):
         group = {
             r["target"]: r
@@ -651,15 +687,17 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 f"| {r.get('cpu_ms_per_req') or 0:.3f} | {r['rss_after'] or 0:.0f} "
                 f"| {r.get('load', 0):.1f} |"
             )
-        on, off = group.get("gw-log"), group.get("gw-nolog")
-        if on and off and off.get("cpu_ms_per_req"):
-            logging.setdefault(latency, []).append(
-                (on["rps"] / off["rps"], on["cpu_ms_per_req"] / off["cpu_ms_per_req"])
-            )
-    for latency, ratios in logging.items():
+        off = group.get("gw-nolog")
+        for name in ("gw-log", "gw-thread"):
+            on = group.get(name)
+            if on and off and off.get("cpu_ms_per_req"):
+                logging.setdefault((latency, name), []).append(
+                    (on["rps"] / off["rps"], on["cpu_ms_per_req"] / off["cpu_ms_per_req"])
+                )
+    for (latency, name), ratios in logging.items():
         each = ", ".join(f"{t:.2f} / {c:.2f}" for t, c in ratios)
         print(
-            f"\nmock {latency:g} ms, logging on over off (throughput / CPU per request), each "
+            f"\nmock {latency:g} ms, {name} over gw-nolog (throughput / CPU per request), each "
             f"round: {each}; median {statistics.median(t for t, _ in ratios):.2f} / "
             f"{statistics.median(c for _, c in ratios):.2f}"
         )

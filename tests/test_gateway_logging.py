@@ -18,6 +18,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from panopticon.gateway.log_process import ProcessSink
 from panopticon.gateway.logging import BatchingSink, CallRecord
 from panopticon.mockllm.server import MockServer
 from panopticon.services.ingest import IngestService
@@ -76,9 +77,8 @@ def test_an_openai_sdk_call_and_a_stream_show_in_the_trace_explorer_with_tokens_
     server = GatewayServer(gw_settings, {}, {"api", "ingest", "gateway"}).start()
     stack = contextlib.ExitStack()  # the HTTP clients, closed before the server stops
     try:
-        # one trace writer in the process: the gateway logs through the ingest role's
-        assert isinstance(server.gateway.sink, BatchingSink)
-        assert server.gateway.sink.store is server.app.api.state.ingest
+        # the default: the gateway's calls are written by a writer process of its own
+        assert isinstance(server.gateway.sink, ProcessSink)
         client = openai.OpenAI(base_url=server.url, api_key=registered, max_retries=0)
         raw = client.chat.completions.with_raw_response.create(
             model="gpt-mock",
@@ -154,6 +154,26 @@ def test_an_openai_sdk_call_and_a_stream_show_in_the_trace_explorer_with_tokens_
         server.close()
 
 
+def _thread(settings: Settings) -> Settings:
+    """The gateway logging through a trace writer in its own process (a thread), whose
+    spool and stats a test can watch."""
+    return settings.model_copy(update={"gateway_log_writer": "thread"})
+
+
+def test_in_thread_mode_one_trace_writer_serves_the_gateway_and_ingestion(
+    gw_settings: Settings, registered: str
+) -> None:
+    server = GatewayServer(_thread(gw_settings), {}, {"api", "ingest", "gateway"}).start()
+    try:
+        assert isinstance(server.gateway.sink, BatchingSink)
+        assert server.gateway.sink.store is server.app.api.state.ingest
+        assert post(server, registered).status_code == 200
+        server.wait_traces(1)
+    finally:
+        server.stop()
+        server.close()
+
+
 def _own_writer(settings: Settings, engine: sa.Engine, wengine: sa.Engine) -> IngestService:
     """The gateway's trace writer on ``wengine`` (on SQLite: one that gives up on a lock
     after 50 ms instead of the server's 30 s), retrying the database every 0.1 s."""
@@ -172,7 +192,7 @@ def test_with_the_database_away_calls_are_answered_and_their_traces_arrive_when_
     gw_settings: Settings, engine: sa.Engine, wengine: sa.Engine, registered: str
 ) -> None:
     ingest = _own_writer(gw_settings, engine, wengine)
-    server = GatewayServer(gw_settings, {}, {"gateway"}, ingest=ingest).start()
+    server = GatewayServer(_thread(gw_settings), {}, {"gateway"}, ingest=ingest).start()
     try:
         assert post(server, registered).status_code == 200  # the key and model now known
         wait_for(lambda: stored_spans(engine) == 1, what="the first call stored")
@@ -205,7 +225,7 @@ def test_a_clean_shutdown_writes_every_call_and_with_the_database_away_the_next_
     server.close()
 
     ingest = _own_writer(gw_settings, engine, wengine)
-    server = GatewayServer(gw_settings, {}, {"gateway"}, ingest=ingest).start()
+    server = GatewayServer(_thread(gw_settings), {}, {"gateway"}, ingest=ingest).start()
     assert post(server, registered).status_code == 200  # key and model known
     wait_for(lambda: stored_spans(engine) == 41, what="the call stored")
     with database_down(engine, gw_settings):

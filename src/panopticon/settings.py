@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -112,6 +113,12 @@ class Settings(BaseModel):
     )
     gateway_logging: bool = Field(
         default=True, description="Log every gateway call as a trace (off: no logging at all)."
+    )
+    gateway_log_writer: Literal["process", "thread"] = Field(
+        default="process",
+        description="Where the gateway's calls become stored traces: 'process', a writer "
+        "process of its own fed over a pipe (the server keeps its core and its GIL for "
+        "answering), or 'thread', a thread of the server's process.",
     )
     online_workers: int = Field(
         default=2,

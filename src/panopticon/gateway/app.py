@@ -11,6 +11,7 @@ from typing import Any
 from starlette.routing import Match
 
 from panopticon.gateway.limits import SpendTracker
+from panopticon.gateway.log_process import ProcessSink
 from panopticon.gateway.logging import BatchingSink, ListSink, TraceSink
 from panopticon.gateway.proxy import Gateway, GatewayOptions, Receive, Scope, Send
 from panopticon.gateway.routing import KeyTable, RouteTable
@@ -29,11 +30,15 @@ def create_gateway(
     sink: TraceSink | None = None,
     ingest: IngestService | None = None,
 ) -> Gateway:
-    """The gateway on ``engine``. Without ``sink``, calls go to a :class:`BatchingSink`
-    that hands them to ``ingest``'s trace writer (required then; whoever serves the gateway
-    starts and closes that writer, as :func:`serve_app` does)."""
+    """The gateway on ``engine``. Without ``sink``, calls go to a writer process of their own
+    (:class:`ProcessSink`, ``gateway_log_writer = "process"``), or to a
+    :class:`BatchingSink` that hands them to ``ingest``'s trace writer in this process
+    (required then; whoever serves the gateway starts and closes that writer, as
+    :func:`serve_app` does)."""
     if sink is None:
-        if settings.gateway_logging:
+        if settings.gateway_logging and settings.gateway_log_writer == "process":
+            sink = ProcessSink(settings)
+        elif settings.gateway_logging:
             if ingest is None:
                 raise TypeError("create_gateway logs through a trace writer: pass ingest=")
             sink = BatchingSink(ingest)
@@ -91,9 +96,31 @@ class _Combined:
         # every /v1 path the API does not serve is the gateway's, whose 404 names its routes
         return path in self.paths or (path.startswith("/v1/") and not self._api_serves(scope))
 
+    def health(self) -> dict[str, Any]:
+        """The gateway's own health (``GET /health`` where no API serves it): up, and how
+        its call log is doing: calls not yet durable, written, failed, dropped (counts of
+        this process since it started)."""
+        sink = self.sink
+        log: dict[str, Any] = {"enabled": not isinstance(sink, ListSink)}
+        if isinstance(sink, (BatchingSink, ProcessSink)):
+            log.update(
+                writer="process" if isinstance(sink, ProcessSink) else "thread",
+                pending=sink.pending,
+                written=sink.written,
+                failed=sink.failed,
+                dropped=sink.dropped,
+            )  # not the last error: /health is unauthenticated, errors may quote data
+            if isinstance(sink, ProcessSink):
+                log["writer_restarts"] = sink.restarts
+        return {"status": "ok", "roles": ["gateway"], "log": log}
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http" and self._is_gateway(scope):
+        if kind == "http" and self.api is None and scope["path"] == "/health":
+            import orjson
+
+            await self.gateway._send_json(send, 200, orjson.dumps(self.health()))
+        elif kind == "http" and self._is_gateway(scope):
             await self.gateway(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(scope, receive, send)
@@ -140,7 +167,7 @@ class _Combined:
     async def _start(self) -> None:
         if self.own_ingest is not None:
             self.own_ingest.writer.start()
-        if isinstance(self.sink, BatchingSink):
+        if isinstance(self.sink, (BatchingSink, ProcessSink)):
             self.sink.start()
         await self.gateway.startup()
 
@@ -151,7 +178,7 @@ class _Combined:
         import asyncio
 
         await self.gateway.shutdown()
-        if isinstance(self.sink, BatchingSink):
+        if isinstance(self.sink, (BatchingSink, ProcessSink)):
             await asyncio.to_thread(self.sink.close)
         if self.own_ingest is not None:
             await asyncio.to_thread(self.own_ingest.writer.close)
@@ -168,7 +195,8 @@ def serve_app(
 ) -> tuple[Any, Gateway | None]:
     """The ASGI app for ``roles`` (api, ingest, gateway): (app, its gateway if any).
 
-    The gateway logs through ``ingest``'s trace writer when given, else through the ingest
+    With ``gateway_log_writer = "process"`` the gateway logs through a writer process of its
+    own. Else it logs through ``ingest``'s trace writer when given, else through the ingest
     role's when this process serves that role too (one writer per process), else through
     one made here on the store. One given or made here is started and closed with the app
     (after the gateway has handed it every call); the ingest role's with the API."""
@@ -190,7 +218,8 @@ def serve_app(
     own_ingest = ingest
     if ingest is None and api is not None:
         ingest = getattr(api.state, "ingest", None)
-    if ingest is None and settings.gateway_logging:
+    in_process = settings.gateway_logging and settings.gateway_log_writer == "thread"
+    if ingest is None and in_process:
         ingest = own_ingest = IngestService(engine, settings, build_trace_writer(engine, settings))
     gateway = create_gateway(settings, env, engine, ingest=ingest)
     if api is not None:  # GET /api/services lists the gateway's routes too

@@ -25,7 +25,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -214,8 +214,12 @@ class BatchingSink:
         max_batch: int = 1000,
         max_queue: int = 200_000,
         busy_s: float = 0.1,
+        on_settled: Callable[[list[CallRecord], bool], None] | None = None,
     ) -> None:
         self.store = store
+        # told of records once they are durable (True) or will never be (False): the
+        # writer process acknowledges its parent's batches with it
+        self.on_settled = on_settled
         self.interval_s = interval_s
         self.max_batch = max_batch
         self.max_queue = max_queue
@@ -239,6 +243,8 @@ class BatchingSink:
         if len(self._queue) >= self.max_queue:
             # the store has refused records for a long while: count, never grow without end
             self.dropped += 1
+            if self.on_settled is not None:
+                self.on_settled([record], False)
             return
         self._queue.append(record)
         if len(self._queue) >= self.max_batch:
@@ -309,11 +315,14 @@ class BatchingSink:
             self._in_flight -= len(batch)
             if exc is None:
                 self.written += len(batch)
-                return
-            if len(batch) > 1:  # one of them may be at fault: each again, alone
+            elif len(batch) > 1:  # one of them may be at fault: each again, alone
                 self._singles.extend(batch)
                 self._wake.set()
                 return
+        if exc is None:
+            if self.on_settled is not None:
+                self.on_settled(batch, True)
+            return
         self._failed(batch, exc)
 
     def _failed(self, records: list[CallRecord], exc: BaseException) -> None:
@@ -322,6 +331,8 @@ class BatchingSink:
         with self._lock:
             self.failed += len(records)
         self.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
+        if self.on_settled is not None:
+            self.on_settled(records, False)
         log.error(
             "gateway call(s) %s could not be logged: %s",
             ", ".join(r.trace_id for r in records[:10]),

@@ -26,11 +26,18 @@ from panopticon.ingest.normalise import finish
 from panopticon.services.access import Principal, authenticate, hash_key
 from panopticon.services.traces import run_maintenance
 from panopticon.settings import Settings
-from panopticon.store.engine import Engine
+from panopticon.store.engine import Engine, create_engine
 from panopticon.store.queries import traces as queries
 from panopticon.store.trace_writer import Backpressure, BatchRejected, TraceWriter
 
-__all__ = ["IngestResult", "IngestService", "build_trace_writer", "decompress", "span_row"]
+__all__ = [
+    "IngestResult",
+    "IngestService",
+    "build_trace_writer",
+    "decompress",
+    "open_ingest",
+    "span_row",
+]
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +175,15 @@ def build_trace_writer(engine: Engine, settings: Settings) -> TraceWriter:
         settings.home / "spool" / "traces",
         maintenance=lambda: run_maintenance(engine, settings.trace_retention_days),
     )
+
+
+def open_ingest(settings: Settings) -> IngestService:
+    """An ingest service on an engine of its own, its writer not yet started: for a process
+    that only writes (the gateway's log writer). The schema is not checked: the server that
+    started it has brought it up to date. Close it with ``writer.close()``, then
+    ``engine.dispose()``."""
+    engine = create_engine(settings)
+    return IngestService(engine, settings, build_trace_writer(engine, settings))
 
 
 class IngestService:

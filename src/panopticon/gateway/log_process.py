@@ -1,0 +1,417 @@
+"""The gateway's log writer in a process of its own (``gateway_log_writer = "process"``, the
+default).
+
+Turning a call into stored rows (the span, the trace, SQLite's or PostgreSQL's statements)
+costs about as much CPU as answering the call; in the gateway's own process that work holds
+the GIL the event loop needs, and logging cost a third of the gateway's throughput
+(bench/README.md). Here the server's process only appends each call to a deque
+(:meth:`ProcessSink.submit`); a thread serialises them every ``interval_s`` (orjson, about
+1.5 µs a call) and writes them over a pipe to a child process running this module's
+:func:`main`, which runs the same :class:`BatchingSink` and trace writer (batched
+transactions; the spool while the database is away) as the in-process mode.
+
+The pipe carries frames: a 4-byte big-endian length, then orjson. Parent to child: first the
+settings, then ``[seq, [record, ...]]``. Child to parent: ``[seq, written, failed, error]``
+once every record of batch ``seq`` is durable (in the database or the fsynced spool) or
+refused for good.
+
+What this keeps:
+
+- The parent keeps each batch until the child acknowledges it. A child that dies (a crash,
+  ``kill -9``) is started again and sent every batch it had not acknowledged; rows are
+  upserted by id, so a batch written twice is stored once.
+- ``kill -9`` of the server: the child reads to the end of the pipe, writes (or spools)
+  everything it was sent, and exits; what is lost is what waited in the deque, at most
+  ``interval_s`` (50 ms) of calls.
+- A clean shutdown (:meth:`ProcessSink.close`) sends everything, closes the pipe, and waits
+  for the child to write it all and exit.
+- The child runs in a session of its own and ignores SIGINT: Ctrl-C in the server's terminal
+  stops the server, whose shutdown then lets the child finish, instead of killing the child
+  with calls unwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from datetime import datetime
+from typing import IO, Any
+
+import orjson
+
+from panopticon.gateway.logging import BatchingSink, CallRecord
+from panopticon.settings import Settings
+
+__all__ = ["ProcessSink", "main"]
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct(">I")
+
+
+def _write_frame(stream: IO[bytes], payload: bytes) -> None:
+    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def _read_frame(stream: IO[bytes]) -> bytes | None:
+    """The next frame, or None at the end of the stream (a frame cut short is its end too)."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    payload = stream.read(size)
+    return payload if len(payload) == size else None
+
+
+class _Child:
+    """One writer process, and the thread that reads its acknowledgements."""
+
+    def __init__(self, sink: ProcessSink, command: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+            start_new_session=True,  # the terminal's Ctrl-C is for the server, not for it
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin: IO[bytes] = self.proc.stdin
+        self.ended = threading.Event()  # its output reached its end: it exited or died
+        self.broken = False  # a write to it failed
+        self.started = time.monotonic()
+        self.reader = threading.Thread(
+            target=sink._read_acks,
+            args=(self,),
+            name="panopticon-gateway-log-acks",
+            daemon=True,
+        )
+        self.reader.start()
+
+    def send(self, payload: bytes) -> bool:
+        if self.broken:
+            return False
+        try:
+            _write_frame(self.stdin, payload)
+        except (BrokenPipeError, OSError, ValueError):
+            self.broken = True
+            return False
+        return True
+
+    def close_input(self) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self.stdin.close()
+
+
+class ProcessSink:
+    """Hands gateway calls to a writer process (see the module docstring). The same
+    counters as :class:`BatchingSink`: ``written``, ``failed``, ``dropped``, ``pending``,
+    ``last_error``; and ``restarts``, the writer processes started after the first."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        interval_s: float = 0.05,
+        max_batch: int = 1000,
+        max_queue: int = 200_000,
+        restart_s: float = 1.0,
+        command: list[str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.interval_s = interval_s
+        self.max_batch = max_batch
+        self.max_queue = max_queue
+        self.restart_s = restart_s  # the least time between two starts of the writer
+        # -c, not -m: the package's __init__ imports this module before -m would run it
+        self.command = command or [
+            sys.executable,
+            "-c",
+            "from panopticon.gateway.log_process import main; main()",
+        ]
+        self._queue: deque[CallRecord] = deque()
+        self._lock = threading.Lock()
+        self._unacked: dict[int, tuple[int, bytes]] = {}  # seq -> (records, frame)
+        self._unacked_records = 0
+        self._seq = 0
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._child: _Child | None = None
+        self.written = 0
+        self.failed = 0
+        self.dropped = 0
+        self.restarts = 0
+        self.last_error: str | None = None
+
+    # -- the hot path -------------------------------------------------------------------
+    def submit(self, record: CallRecord) -> None:
+        if len(self._queue) + self._unacked_records >= self.max_queue:
+            self.dropped += 1  # the writer has not kept up for a long while: count it
+            return
+        self._queue.append(record)
+        if len(self._queue) >= self.max_batch:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Calls not yet durable: waiting here, or sent and not yet acknowledged."""
+        return len(self._queue) + self._unacked_records
+
+    @property
+    def unacknowledged(self) -> int:
+        """Calls sent to the writer process and not yet acknowledged by it."""
+        return self._unacked_records
+
+    @property
+    def writer_pid(self) -> int | None:
+        return None if self._child is None else self._child.proc.pid
+
+    # -- the sender's thread --------------------------------------------------------------
+    def start(self) -> ProcessSink:
+        self._stop = False
+        self._thread = threading.Thread(
+            target=self._run, name="panopticon-gateway-log", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def _spawn(self) -> None:
+        """Start a writer (no sooner than ``restart_s`` after the last one started) and
+        send it the settings and every batch not yet acknowledged, oldest first."""
+        if self._child is not None:
+            self.restarts += 1
+            wait = self._child.started + self.restart_s - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._child.close_input()
+            try:
+                code = self._child.proc.wait(5)
+            except subprocess.TimeoutExpired:  # its pipe broke, yet it lives: end it
+                self._child.proc.kill()
+                code = self._child.proc.wait()
+            with self._lock:
+                unacked = sorted(self._unacked.items())
+            self.last_error = f"the log writer process ended (exit code {code})"
+            log.error(
+                "%s; starting another and sending it the %d calls it had not written",
+                self.last_error,
+                sum(n for _, (n, _) in unacked),
+            )
+        else:
+            unacked = []
+        child = self._child = _Child(self, self.command)
+        child.send(self.settings.model_dump_json().encode())
+        for _, (_, frame) in unacked:
+            if not child.send(frame):
+                return
+
+    def _run(self) -> None:
+        self._spawn()
+        while True:
+            stopping = self._stop
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            child = self._child
+            assert child is not None
+            if child.ended.is_set() or child.broken:
+                self._spawn()
+                continue
+            while self._queue:
+                size = min(self.max_batch, len(self._queue))
+                batch = [self._queue.popleft() for _ in range(size)]
+                frame = self._frame(batch)
+                if frame is not None and not child.send(frame):
+                    break  # kept as unacknowledged: the next writer gets it
+            if stopping and not self._queue:
+                break
+        self._finish()
+
+    def _frame(self, batch: list[CallRecord]) -> bytes | None:
+        """The batch as one frame, kept until acknowledged; a record orjson cannot write
+        (it never should: records hold parsed JSON) is counted as failed, alone."""
+        self._seq += 1
+        try:
+            body = orjson.dumps(batch)
+        except TypeError:
+            parts = []
+            for record in batch:
+                try:
+                    parts.append(orjson.dumps(record))
+                except TypeError as exc:
+                    self._record_failed(record, exc)
+            if not parts:
+                return None
+            body = b"[" + b",".join(parts) + b"]"
+            size = len(parts)
+        else:
+            size = len(batch)
+        frame = b"[%d," % self._seq + body + b"]"
+        with self._lock:
+            self._unacked[self._seq] = (size, frame)
+            self._unacked_records += size
+        return frame
+
+    def _record_failed(self, record: CallRecord, exc: Exception) -> None:
+        self.failed += 1
+        self.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
+        log.error("gateway call %s could not be logged: %s", record.trace_id, self.last_error)
+
+    def _finish(self, timeout_s: float = 60.0) -> None:
+        """Close the pipe: the writer writes what it was sent and exits. One that dies with
+        batches unacknowledged is started again to write them."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            child = self._child
+            assert child is not None
+            child.close_input()
+            child.ended.wait(max(0.0, deadline - time.monotonic()))
+            try:
+                child.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("the gateway's log writer did not finish in time; stopping it")
+                child.proc.kill()
+                child.proc.wait()
+            if not self._unacked_records or time.monotonic() >= deadline:
+                break
+            self._spawn()
+        if self._unacked_records:
+            log.error(
+                "%d gateway calls not written at shutdown: %s",
+                self._unacked_records,
+                self.last_error,
+            )
+
+    # -- the acknowledgements' thread ----------------------------------------------------
+    def _read_acks(self, child: _Child) -> None:
+        assert child.proc.stdout is not None
+        try:
+            while (payload := _read_frame(child.proc.stdout)) is not None:
+                seq, written, failed, error = orjson.loads(payload)
+                with self._lock:
+                    size, _ = self._unacked.pop(seq, (0, b""))
+                    self._unacked_records -= size
+                    self.written += written
+                    self.failed += failed
+                if error:
+                    self.last_error = error
+        finally:
+            child.proc.stdout.close()
+            child.ended.set()
+            self._wake.set()
+
+    # -- the server's side --------------------------------------------------------------
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything submitted so far is durable (database or spool)."""
+        deadline = time.monotonic() + timeout_s
+        while self.pending and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.005)
+        return not self.pending
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Send every call, let the writer write them all, and wait for it to exit."""
+        self._stop = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s + 5)
+            if self._thread.is_alive():
+                log.error("%d gateway calls not handed to the log writer at shutdown", self.pending)
+            self._thread = None
+
+
+# -- the writer process -----------------------------------------------------------------------
+
+
+class _Acks:
+    """Which parent batch each record came in, and the acknowledgement once all of a batch's
+    records are settled."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self._lock = threading.Lock()
+        self._batches: dict[int, list[Any]] = {}  # seq -> [left, written, failed, error]
+        self._of: dict[int, int] = {}  # id(record) -> seq
+
+    def expect(self, seq: int, records: list[CallRecord], failed: int, error: str | None) -> None:
+        with self._lock:
+            if not records:
+                self._send(seq, 0, failed, error)
+                return
+            self._batches[seq] = [len(records), 0, failed, error]
+            for record in records:
+                self._of[id(record)] = seq
+
+    def settled(self, records: list[CallRecord], ok: bool) -> None:
+        with self._lock:
+            for record in records:
+                seq = self._of.pop(id(record), None)
+                if seq is None:
+                    continue
+                batch = self._batches[seq]
+                batch[0] -= 1
+                batch[1 if ok else 2] += 1
+                if batch[0] == 0:
+                    del self._batches[seq]
+                    self._send(seq, batch[1], batch[2], batch[3])
+
+    def _send(self, seq: int, written: int, failed: int, error: str | None) -> None:
+        # the server gone: the rows are written all the same
+        with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+            _write_frame(self.out, orjson.dumps([seq, written, failed, error]))
+
+
+def _record(data: dict[str, Any]) -> CallRecord:
+    data["start_time"] = datetime.fromisoformat(data["start_time"])
+    data["end_time"] = datetime.fromisoformat(data["end_time"])
+    return CallRecord(**data)
+
+
+def main() -> None:
+    """The writer process: settings, then batches, from stdin, until it ends."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server says when: it closes the pipe
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s panopticon gateway log writer: %(message)s",
+    )
+    from panopticon.services.ingest import open_ingest
+
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    first = _read_frame(inp)
+    if first is None:
+        return
+    ingest = open_ingest(Settings.model_validate_json(first))
+    ingest.writer.start()
+    acks = _Acks(out)
+    sink = BatchingSink(ingest, on_settled=acks.settled).start()
+    try:
+        while (payload := _read_frame(inp)) is not None:
+            seq, items = orjson.loads(payload)
+            records: list[CallRecord] = []
+            failed = 0
+            error = None
+            for item in items:
+                try:
+                    records.append(_record(item))
+                except (TypeError, ValueError, KeyError) as exc:
+                    failed += 1
+                    error = f"{exc.__class__.__name__}: {exc}"[:500]
+                    log.error("a gateway call could not be read: %s", error)
+            acks.expect(seq, records, failed, error)
+            for record in records:
+                sink.submit(record)
+    finally:
+        sink.close()
+        ingest.writer.close()
+        ingest.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
