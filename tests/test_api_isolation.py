@@ -1,6 +1,7 @@
 """Every endpoint, tried with another workspace's admin key: nothing of workspace A is seen
-or changed from workspace B. The routes are enumerated from the app, so a new endpoint is
-covered (or this test fails until its id is mapped)."""
+or changed from workspace B. The routes with an id are enumerated from the app, so a new
+one is covered (or this test fails until its id is mapped); the lists and summaries
+without one are tried by name below."""
 
 from __future__ import annotations
 
@@ -60,6 +61,8 @@ def test_every_endpoint_keeps_workspaces_apart(
             json={"prompt": "q?", "response": "a", "model": "m", "session_id": "sess-a"},
         ).json()
         span = api.get(f"/api/traces/{logged['trace_ids'][0]}", headers=a).json()["spans"][0]
+        feedback = {"trace_id": logged["trace_ids"][0], "name": "thumbs", "label": "pass"}
+        assert api.post("/api/scores", headers=a, json=feedback).status_code == 201
         ids = {
             "trace_id": logged["trace_ids"][0],
             "span_id": span["span_id"],
@@ -101,6 +104,13 @@ def test_every_endpoint_keeps_workspaces_apart(
             assert api.get(path, headers=b).json() == [], path
         assert [p["name"] for p in api.get("/api/providers", headers=b).json()] == []
         assert api.get("/api/queries/search", headers=b, params={"q": "q"}).json()["items"] == []
+        # production scores: B sees none of A's, and A's metric is no metric of B's
+        summary = api.get("/api/production/summary", headers=b).json()
+        assert (summary["totals"], summary["models"], summary["scores"]) == ([], [], [])
+        assert api.get("/api/production/heatmap", headers=b).json()["rows"] == []
+        for path in ("/api/production/summary", "/api/production/heatmap"):
+            r = api.get(path, headers=b, params={"metric": "thumbs"})
+            assert r.status_code == 422 and "no metric 'thumbs'" in r.text, r.text
         assert len(api.get("/api/keys", headers=b).json()) == 1  # only B's own key
         assert (
             api.get(
@@ -111,6 +121,10 @@ def test_every_endpoint_keeps_workspaces_apart(
         # and A still has everything
         assert api.get(f"/api/queries/{query['id']}", headers=a).status_code == 200
         assert api.get(f"/api/runs/{job['run_id']}", headers=a).status_code == 200
+        # (the rule r1 may have scored the trace too, by now: its rows are A's as well)
+        mine = api.get("/api/production/summary", headers=a).json()["models"]
+        assert ("m", "api", 1) in [(m["model"], m["source"], m["n"]) for m in mine]
+        assert "thumbs" in api.get("/api/production/heatmap", headers=a).json()["metrics"]
 
 
 def test_completion_and_providers(settings: Settings, mock: MockServer) -> None:

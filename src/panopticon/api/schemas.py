@@ -233,6 +233,87 @@ class CalibrationPublic(BaseModel):
     spearman_high: float | None
 
 
+class ProductionScorePublic(BaseModel):
+    """One model's production scores from one source, on one metric (``metric`` null: every
+    quality metric, latency and cost left out, as the dashboard's mean by model)."""
+
+    model: str = Field(
+        description="The span's model (served, else requested); for a score of a whole trace, "
+        "the trace's model, '(several models)' or '(model unknown)'"
+    )
+    source: str = Field(description="online, guardrail, human or api")
+    label: str = Field(description="'model (source)', as the dashboard names the row")
+    metric: str | None
+    n: int = Field(description="scores with a value or a pass/fail")
+    traces: int = Field(description="the traces behind them: the independent units")
+    mean: float | None = Field(description="normalised 0..1, higher is better")
+    low: float | None = Field(description="95% interval clustered by trace (null: too few)")
+    high: float | None
+    pass_rate: float | None
+    pass_low: float | None
+    pass_high: float | None
+    errors: int = Field(description="scores that are errors (a judge that failed)")
+    unscored: int = Field(
+        description="scores with neither a 0..1 value nor a pass/fail (a label such as "
+        "'thumbs_up'): in no mean"
+    )
+    labels: dict[str, int] = Field(description="the unscored scores' labels, with counts")
+    verdict: str = Field(
+        description="ok; 'too few' (one trace: a mean but no interval); 'no values' (no "
+        "score with a value or a pass/fail)"
+    )
+    message: str | None = Field(description="why, when the verdict is not ok")
+
+
+class ProductionTotalsPublic(BaseModel):
+    source: str
+    traces: int = Field(description="traces scored")
+    scores: int
+    score_errors: int
+    input_tokens: int = Field(description="the judges' tokens")
+    output_tokens: int
+    cost_usd: float = Field(description="the judges' cost (cache hits free)")
+
+
+class ProductionFiltersPublic(BaseModel):
+    since: datetime | None
+    model: str | None
+    metric: str | None
+    source: str | None = Field(description="null: every production source")
+
+
+class ProductionSummaryPublic(BaseModel):
+    """Production scores apart from the runs', as the dashboard's summary shows them."""
+
+    filters: ProductionFiltersPublic
+    totals: list[ProductionTotalsPublic] = Field(
+        description="per source, every model and metric of it (the filters' since and source)"
+    )
+    models: list[ProductionScorePublic] = Field(
+        description="per model and source, over every quality metric (or the metric asked for)"
+    )
+    scores: list[ProductionScorePublic] = Field(description="per model, source and metric")
+
+
+class ProductionRowPublic(BaseModel):
+    label: str
+    model: str
+    source: str
+    overall: ProductionScorePublic | None = Field(
+        description="every quality metric (the themes heatmap's 'production' cell); null "
+        "when the row has only latency or cost scores"
+    )
+    cells: dict[str, ProductionScorePublic] = Field(description="metric -> its cell")
+
+
+class ProductionHeatmapPublic(BaseModel):
+    """Model (source) x metric, as the dashboard's heatmaps show production rows."""
+
+    filters: ProductionFiltersPublic
+    metrics: list[str]
+    rows: list[ProductionRowPublic]
+
+
 class EvaluateTheme(_Body):
     theme: str = Field(min_length=1, max_length=200)
     model_id: str = Field(min_length=1, max_length=200)

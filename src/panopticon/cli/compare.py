@@ -11,7 +11,6 @@ from panopticon.cli.output import EXIT, console, err_console, handle_errors
 from panopticon.cli.tables import Column, Grid, check_format, emit, resolve_format
 from panopticon.errors import ConfigError, Issue
 from panopticon.services.compare import (
-    UNPAIRED_NOTE,
     Comparison,
     compare_models,
     compare_prompts,
@@ -92,7 +91,7 @@ def _print(c: Comparison, fmt: str) -> None:
                 soft_wrap=True,
             )
     if c.production:
-        console.print(UNPAIRED_NOTE, soft_wrap=True, highlight=False)
+        console.print(c.production_note, soft_wrap=True, highlight=False)
         for p in c.production:
             interval = (
                 f"[{p.low:.3f}, {p.high:.3f}]"
@@ -176,9 +175,9 @@ def compare(
                     hint="panopticon compare 11 12   or   panopticon compare 12 --models a,b",
                 )
             )
-        if prompts is None:  # the models' production scores beside, unpaired
-            ws = workspace_id(engine, settings.workspace, create=False)
-            comparisons = with_production(engine, ws, comparisons)
+        # the models' production scores beside, unpaired
+        ws = workspace_id(engine, settings.workspace, create=False)
+        comparisons = with_production(engine, ws, comparisons)
     if as_json:
         console.print_json(orjson.dumps([c.as_dict() for c in comparisons]).decode())
     else:

@@ -1,4 +1,5 @@
-"""``panopticon online``: online-evaluation rules from YAML files, and their budgets."""
+"""``panopticon online``: online-evaluation rules from YAML files, their budgets, and the
+production scores by model and metric (``scores``, ``heatmap``: see cli/production.py)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,19 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from panopticon.cli.output import console, handle_errors
+from panopticon.cli.production import heatmap_cmd, scores_cmd
 from panopticon.settings import load_settings
 
 if TYPE_CHECKING:
     from panopticon.services.database import Engine
 
 app = typer.Typer(
-    help="Online evaluation: rules that judge production traffic, and their budgets.",
+    help="Online evaluation: rules that judge production traffic, their budgets, and the "
+    "production scores (online, guardrail, human, api) by model and metric.",
     no_args_is_help=True,
 )
+app.command("scores")(scores_cmd)
+app.command("heatmap")(heatmap_cmd)
 
 
 def _workspace_id(engine: Engine) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 
 from panopticon.errors import ConfigError, Issue
 from panopticon.online.rules import RuleSpec
+from panopticon.services.moments import parse_time
 from panopticon.services.online import OnlineRules
 from panopticon.services.online_eval import candidate_of, ledger_entry
 from panopticon.services.tasks import TASKS, TaskContext
@@ -56,21 +57,6 @@ class BackfillProgress:
     finished_walk: bool
 
 
-def _parse_time(value: Any, name: str) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise ConfigError(
-                Issue(f"'{value}' is not a time", field=name, hint="e.g. 2026-11-26T00:00:00Z")
-            ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=utcnow().tzinfo)
-    return moment
-
-
 def backfill_payload(
     engine: Engine,
     workspace_id: int,
@@ -83,7 +69,7 @@ def backfill_payload(
 ) -> dict[str, Any]:
     """A validated backfill job's payload (submit it as a job of kind ``online_backfill``)."""
     OnlineRules(engine, workspace_id).get(rule)  # a clear 404 naming the rules there are
-    start, end = _parse_time(since, "since"), _parse_time(until, "until")
+    start, end = parse_time(since, "since"), parse_time(until, "until")
     issues = []
     if start >= end:
         issues.append(Issue("'since' must be before 'until'", field="since"))
@@ -165,8 +151,8 @@ def _walk_page(engine: Engine, job_id: int) -> bool:
         page = q.spans_between(
             conn,
             job.workspace_id,
-            _parse_time(p["since"], "since"),
-            _parse_time(p["until"], "until"),
+            parse_time(p["since"], "since"),
+            parse_time(p["until"], "until"),
             after,
             PAGE,
         )

@@ -25,6 +25,7 @@ from panopticon.store.engine import Engine
 from panopticon.store.queries import runs as run_queries
 
 __all__ = [
+    "PROMPTS_NOTE",
     "UNPAIRED_NOTE",
     "Comparison",
     "PairwiseTally",
@@ -40,6 +41,11 @@ UNPAIRED_NOTE = (
     "Production scores are unpaired: a production trace is not an item of the runs, so no "
     "production score is in the paired test. Each is shown on its own, with a 95% interval "
     "clustered by trace."
+)
+# two prompts on one model: production scores are the model's, under whatever prompt served
+PROMPTS_NOTE = (
+    "They are the model's production scores whichever prompt served the traffic: they say "
+    "nothing of prompt A against prompt B."
 )
 
 
@@ -71,6 +77,13 @@ class Comparison:
     pairwise: list[PairwiseTally] = field(default_factory=list)  # a judge's verdicts on A vs B
     models: tuple[str, str] = ("", "")  # the model ids behind label_a and label_b
     production: list[UnpairedScores] = field(default_factory=list)  # see with_production
+    production_caveat: str | None = None  # added to UNPAIRED_NOTE (a prompts comparison's)
+
+    @property
+    def production_note(self) -> str | None:
+        if not self.production:
+            return None
+        return UNPAIRED_NOTE + (f" {self.production_caveat}" if self.production_caveat else "")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,7 +94,7 @@ class Comparison:
             "metrics": [asdict(r) for r in self.results],
             "pairwise": [asdict(p) for p in self.pairwise],
             "production": [asdict(p) for p in self.production],
-            "production_note": UNPAIRED_NOTE if self.production else None,
+            "production_note": self.production_note,
         }
 
 
@@ -286,7 +299,7 @@ def compare_prompts(
                 hint="its prompts are: " + (", ".join(prompts) or "none (a single-prompt run)"),
             )
         )
-    return _compare(
+    comparisons = _compare(
         [
             (
                 _values(rows, f"{m}@{prompt_a}"),
@@ -299,6 +312,11 @@ def compare_prompts(
         run_kinds(engine, run_id),
         min_effect,
     )
+    # both sides are one model (its production scores, for with_production, are its own)
+    return [
+        replace(c, models=(m, m), production_caveat=PROMPTS_NOTE)
+        for c, m in zip(comparisons, models, strict=True)
+    ]
 
 
 def worse(comparisons: list[Comparison]) -> list[tuple[Comparison, PairedResult]]:

@@ -41,6 +41,7 @@ __all__ = [
     "overview",
     "production_cells",
     "production_label",
+    "since_days",
     "trends",
 ]
 
@@ -48,7 +49,9 @@ __all__ = [
 @dataclass(frozen=True)
 class Cell:
     """Normalised scores (0..1, higher is better) of one group with a 95% interval
-    clustered by query; ``clusters``: the queries behind the ``n`` scores."""
+    clustered by query; ``clusters``: the queries behind the ``n`` scores. ``unscored``:
+    production scores with neither a 0..1 value nor a pass/fail (a label such as
+    "thumbs_up"), which no mean can use; ``labels``: theirs, with counts."""
 
     n: int
     mean: float | None
@@ -59,6 +62,26 @@ class Cell:
     pass_high: float | None
     errors: int
     clusters: int  # the queries behind the n scores
+    unscored: int
+    labels: tuple[tuple[str, int], ...]
+
+    @property
+    def unscored_note(self) -> str | None:
+        """What the scores without a value are, when there are some ("2 labels without a
+        value: thumbs_up 1, thumbs_down 1")."""
+        if not self.unscored:
+            return None
+        named = [(label, k) for label, k in self.labels if label]
+        raw = self.unscored - sum(k for _, k in named)
+        parts = []
+        if named:
+            parts.append(
+                f"{sum(k for _, k in named)} label{_s(sum(k for _, k in named))} without a "
+                "value or pass/fail: " + ", ".join(f"{label} {k}" for label, k in named)
+            )
+        if raw:
+            parts.append(f"{raw} value{_s(raw)} on no 0..1 scale (the metric has none)")
+        return "; ".join(parts)
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Cell:
@@ -73,11 +96,15 @@ class Cell:
                 float(row[f"{prefix}sizes_sq"]),
             )
 
+        unscored = int(row.get("unscored", 0))
+        labels = tuple((str(label), int(k)) for label, k in row.get("labels", ()))
         if "clusters" not in row:  # sums without the per-query ones: no interval
             n, judged = int(row["n"]), int(row["with_threshold"])
             mean = float(row["total"]) / n if n else None
             rate = int(row["passed"]) / judged if judged else None
-            return cls(n, mean, None, None, rate, None, None, int(row["errors"]), 0)
+            return cls(
+                n, mean, None, None, rate, None, None, int(row["errors"]), 0, unscored, labels
+            )
         values, passes = sums(""), sums("pass_")
         ci = bounded_interval(values) if values.n else None
         pr = bounded_interval(passes, binary=True) if passes.n else None
@@ -91,13 +118,20 @@ class Cell:
             pr.high if pr else None,
             int(row["errors"]),
             values.clusters,
+            unscored,
+            labels,
         )
+
+
+def _s(k: int) -> str:
+    return "" if k == 1 else "s"
 
 
 MAX_DAYS = 3650  # ten years: a longer period is a typo, and past year 9999 a crash
 
 
-def _since(days: int | None) -> datetime | None:
+def since_days(days: int | None) -> datetime | None:
+    """The start of the last ``days`` days (None: no start), or ConfigError (field days)."""
     if days is None:
         return None
     if not 1 <= days <= MAX_DAYS:
@@ -252,7 +286,7 @@ class Trends:
 def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> Overview:
     """Totals, runs per day by status, mean score by model, and the latest failures. The
     totals are the runs'; production scores' are apart, one row per source."""
-    since = _since(days)
+    since = since_days(days)
     with engine.connect() as conn:
         totals = q.totals(conn, workspace_id, since)
         per_day = q.run_days(conn, workspace_id, since)
@@ -426,7 +460,7 @@ def trends(
     production scores per source and model as their own series (clustered by trace).
     ``source`` narrows: run, production, or one production source."""
     runs, sources = _sources(source)
-    since = _since(days)
+    since = since_days(days)
     with engine.connect() as conn:
         rows = (
             q.score_moments(conn, workspace_id, by=("model", "day"), metric=metric, since=since)

@@ -121,14 +121,19 @@ def compare_two_prompts(
     min_effect: Annotated[float, Query(ge=0, le=1)] = 0.05,
 ) -> list[ComparisonPublic]:
     """Two prompt variants of a run, on each model that ran both (model@A against
-    model@B), as `panopticon compare RUN --prompts A,B`."""
+    model@B), as `panopticon compare RUN --prompts A,B`; the model's production scores
+    beside, unpaired (`production`, `production_note`)."""
     row = get_run(engine, caller.workspace_id, run_id)
     names = [p.strip() for p in prompts.split(",") if p.strip()]
     if len(names) != 2:
         raise ConfigError(Issue("give two prompt ids", field="prompts", hint="prompts=a,b"))
     return [
         ComparisonPublic(**c.as_dict())
-        for c in compare_prompts(engine, row.id, names[0], names[1], min_effect=min_effect)
+        for c in with_production(
+            engine,
+            caller.workspace_id,
+            compare_prompts(engine, row.id, names[0], names[1], min_effect=min_effect),
+        )
     ]
 
 

@@ -14,10 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from panopticon.store.tables import Metric, Model, Query, Result, Run, Score, Span
+from panopticon.store.tables import Metric, Model, Query, Result, Run, Score, Span, Trace
 
 __all__ = [
     "NO_MODEL",
+    "SEVERAL_MODELS",
     "day_of",
     "production_moments",
     "production_totals",
@@ -284,8 +285,11 @@ _VALUE = sa.case(
 _PASSED = sa.case((Score.c.passed.is_(True), 1), else_=0)
 
 
-# the model of a production score about a whole trace (or a span that names no model)
-NO_MODEL = "(no model)"
+# the model of a production score whose model is unknown: a span that names no model, or a
+# score of a trace whose spans name none (or that has not arrived yet)
+NO_MODEL = "(model unknown)"
+# the model of a score about a whole trace whose spans name more than one model
+SEVERAL_MODELS = "(several models)"
 
 
 def _by_metric(q: Any, workspace_id: int, metric: str | None, leave_out: Sequence[str]) -> Any:
@@ -366,15 +370,24 @@ def production_moments(
     metric: str | None = None,
     since: datetime | None = None,
     sources: Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
     operational: Sequence[str] = (),
     quality_only: bool = False,
 ) -> list[dict[str, Any]]:
     """The sums of :func:`score_moments` for scores of production traces and spans (online
-    rules, guardrails, outside clients), grouped by any of source, model, metric, day, and
-    clustered by trace: several scores of one trace (its spans, or one span scored again by
-    a new rule version) are one cluster, not independent evidence. A score's model is its
-    span's (the model served, else the one requested; NO_MODEL for a trace's own score)."""
-    model = sa.func.coalesce(Span.c.model_served, Span.c.model_requested, NO_MODEL)
+    rules, guardrails, people, outside clients), grouped by any of source, model, metric,
+    day, and clustered by trace: several scores of one trace (its spans, or one span scored
+    again by a new rule version) are one cluster, not independent evidence.
+
+    A score's model is its span's (the model served, else the one requested); a score of a
+    whole trace (user feedback, a person's label) takes the trace's model when its spans
+    name one, SEVERAL_MODELS when they name more, and NO_MODEL when none (or the trace has
+    not arrived). ``models`` keeps these groups only.
+
+    Each row also counts ``unscored``: the scores with neither a 0..1 value nor a pass/fail
+    (a label such as "thumbs_up", a number on a metric without a scale), which the mean
+    cannot use; and ``labels``, their labels with counts, most frequent first."""
+    model = _production_model(conn)
     columns = {
         "source": Score.c.source,
         "model": model,
@@ -382,29 +395,94 @@ def production_moments(
         "day": day_of(conn, Score.c.created_at),
     }
     source: Any = Score
-    if "model" in by:  # the span's model: one lookup by the span's key per score
+    if "model" in by or models is not None:
+        # the span's model: one lookup by the span's key per score; a trace's own score:
+        # the trace's, by its key
         source = Score.outerjoin(
             Span,
             (Span.c.workspace_id == Score.c.workspace_id)
             & (Span.c.trace_id == Score.c.trace_id)
             & (Span.c.span_id == Score.c.span_id),
+        ).outerjoin(
+            Trace,
+            (Trace.c.workspace_id == Score.c.workspace_id)
+            & (Trace.c.id == Score.c.trace_id)
+            & Score.c.span_id.is_(None),
         )
 
     def scoped(q: Any) -> Any:
         q = q.where(Score.c.workspace_id == workspace_id, Score.c.trace_id.is_not(None))
         if sources is not None:
             q = q.where(Score.c.source.in_(list(sources)))
+        if models is not None:
+            q = q.where(model.in_(list(models)))
         q = _by_metric(q, workspace_id, metric, operational if quality_only else ())
         if since is not None:
             q = q.where(Score.c.created_at >= since)
         return q
 
-    sums = _score_sums()
+    sums = _score_sums() | {"unscored": sa.func.count().filter(_UNSCORED)}
     rows = _grouped(conn, scoped(_group_select(by, columns, sums).select_from(source)))
     _add_cluster_sums(conn, rows, by, columns, scoped, cluster=Score.c.trace_id, source=source)
+    _add_labels(conn, rows, by, columns, scoped, source)
     # the model is already a name here (the span's); the metric is an id
     _name_ids(conn, workspace_id, rows, ["metric"] if "metric" in by else [])
     return sorted(rows, key=lambda r: tuple(str(r[b]) for b in by))
+
+
+# a score the mean cannot use: no error, and neither a 0..1 value nor a pass/fail
+_UNSCORED = sa.and_(Score.c.normalized.is_(None), Score.c.passed.is_(None), Score.c.error.is_(None))
+
+
+def _production_model(conn: Connection) -> Any:
+    """A production score's model: its span's, else (a score of the whole trace) the
+    trace's when it names one, else SEVERAL_MODELS or NO_MODEL."""
+    if conn.dialect.name == "postgresql":
+
+        def nth(i: int) -> Any:
+            return Trace.c.models.op("->>", return_type=sa.String())(sa.literal(i))
+    else:
+
+        def nth(i: int) -> Any:
+            return sa.func.json_extract(Trace.c.models, sa.literal(f"$[{i}]"))
+
+    traces = sa.case(
+        (nth(0).is_(None), None),
+        (nth(1).is_(None), nth(0)),
+        else_=sa.literal(SEVERAL_MODELS),
+    )
+    return sa.func.coalesce(Span.c.model_served, Span.c.model_requested, traces, NO_MODEL)
+
+
+def _add_labels(
+    conn: Connection,
+    rows: list[dict[str, Any]],
+    by: tuple[str, ...],
+    columns: dict[str, Any],
+    scoped: Callable[[Any], Any],
+    source: Any,
+) -> None:
+    """Add to each group's row the labels of its unscored scores (see _UNSCORED) with their
+    counts, most frequent first: what such a group holds, since it has no mean. Read only
+    when some group has them."""
+    for r in rows:
+        r["labels"] = []
+    if not any(r["unscored"] for r in rows):
+        return
+    label = sa.func.coalesce(Score.c.label, "")
+    q = scoped(
+        sa.select(
+            *[columns[b].label(b) for b in by], label.label("label"), sa.func.count().label("n")
+        )
+        .select_from(source)
+        .where(_UNSCORED)
+        .group_by(*[columns[b] for b in by], label)
+    )
+    found: dict[tuple[Any, ...], list[tuple[str, int]]] = {}
+    for m in (r._mapping for r in conn.execute(q)):
+        found.setdefault(tuple(m[b] for b in by), []).append((str(m["label"]), int(m["n"])))
+    for r in rows:
+        r["labels"] = sorted(found.get(tuple(r[b] for b in by), []), key=lambda x: (-x[1], x[0]))
 
 
 def _older_runs(conn: Connection, workspace_id: int, since: datetime) -> bool:

@@ -1,0 +1,353 @@
+"""Production scores outside the dashboard: GET /api/production/summary and /heatmap, and
+`panopticon online scores` / `heatmap`, give the dashboard's numbers (the same sums, the
+same interval clustered by trace, 'too few' for one trace); a score of a whole trace takes
+the trace's model; a label with no value says what it is instead of a bogus 0; and
+`panopticon compare RUN --prompts A,B` shows the model's production scores, unpaired.
+Real traffic through the API (traces logged, an online rule judging them through the mock
+LLM, scores posted), on the SQLite file or PostgreSQL of the test run."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from panopticon.api.app import create_app
+from panopticon.api.routes.production import ProductionSource
+from panopticon.cli import app as cli_app
+from panopticon.mockllm.server import MockServer
+from panopticon.services import dashboard
+from panopticon.services.compare import PROMPTS_NOTE, UNPAIRED_NOTE
+from panopticon.services.database import workspace_id
+from panopticon.services.production import PRODUCTION_SOURCES
+from panopticon.settings import Settings
+from panopticon.stats.intervals import ClusterSums, bounded_interval
+from tests.conftest import write
+from tests.test_api import BOOT
+from tests.test_api_judge import register
+from tests.test_online_eval import log
+from tests.test_online_views import ADMIN, judged, results, run_score
+from tests.test_prompt_variants import prompts_suite
+
+cli = CliRunner()
+
+
+@pytest.fixture
+def api(settings: Settings, mock: MockServer, job_worker: None) -> Iterator[TestClient]:
+    """The API of test_online_views: gpt-4o, claude-3-opus-20240229, gpt-4 and a metric."""
+    app = create_app(Settings(home=settings.home, database_url=settings.database_url, api_key=BOOT))
+    with TestClient(app) as client:
+        register(client, mock, ADMIN)
+        yield client
+
+
+def get(api: TestClient, path: str, **params: Any) -> dict[str, Any]:
+    r = api.get(f"/api/production/{path}", params=params, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def score(api: TestClient, trace_id: str, name: str, source: str = "human", **body: Any) -> None:
+    r = api.post(
+        "/api/scores",
+        json={"trace_id": trace_id, "name": name, "source": source, **body},
+        headers=ADMIN,
+    )
+    assert r.status_code == 201, r.text
+
+
+def ws(api: TestClient) -> tuple[Any, int]:
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    return engine, workspace_id(engine, "default")
+
+
+def test_the_api_source_names_are_the_production_sources() -> None:
+    assert ProductionSource.__args__ == ("production", *PRODUCTION_SOURCES)  # type: ignore[attr-defined]
+
+
+def test_the_api_and_the_cli_give_the_dashboards_production_numbers_and_intervals(
+    api: TestClient, env: dict[str, str]
+) -> None:
+    """Three judged gpt-4o traces (two metrics each) and a run's score: the production
+    rows of the API and the CLI are the dashboard's (summary, themes heatmap, compare
+    panel), and the interval is the one the stats give the scores clustered by trace."""
+    run_score(api)
+    traces = judged(api, ["What is a tide?", "Why is the sea salty?", "How deep is the sea?"])
+    engine, workspace = ws(api)
+
+    summary = get(api, "summary", days=30)
+    overview = dashboard.overview(engine, workspace, 30)
+    board = {m.label: m for m in overview.models if m.source != "run"}
+    assert set(board) == {"gpt-4o (online)"}
+    (row,) = summary["models"]
+    cell = board["gpt-4o (online)"]
+    assert (row["label"], row["model"], row["source"], row["metric"]) == (
+        "gpt-4o (online)",
+        "gpt-4o",
+        "online",
+        None,
+    )
+    for mine, theirs in (
+        ("n", "n"),
+        ("traces", "clusters"),
+        ("mean", "mean"),
+        ("low", "low"),
+        ("high", "high"),
+        ("pass_rate", "pass_rate"),
+        ("pass_low", "pass_low"),
+        ("pass_high", "pass_high"),
+        ("errors", "errors"),
+    ):
+        assert row[mine] == getattr(cell, theirs), mine
+    assert (row["n"], row["traces"], row["verdict"], row["message"]) == (6, 3, "ok", None)
+    # the totals are the summary's production panel
+    (totals,) = summary["totals"]
+    (online,) = overview.production
+    assert totals == {
+        "source": "online",
+        "traces": online.traces,
+        "scores": online.scores,
+        "score_errors": online.score_errors,
+        "input_tokens": online.input_tokens,
+        "output_tokens": online.output_tokens,
+        "cost_usd": online.cost_usd,
+    }
+    assert (totals["traces"], totals["scores"]) == (3, 6)
+
+    # per metric: the compare page's production panel; the interval is the stats' own for
+    # the scores clustered by trace
+    panel = dashboard.model_metrics(engine, workspace, None, "production")
+    helpful = next(s for s in summary["scores"] if s["metric"] == "helpful")
+    assert helpful["mean"] == panel.cells[("gpt-4o (online)", "helpful")].mean
+    assert helpful["low"] == panel.cells[("gpt-4o (online)", "helpful")].low
+    values: dict[str, list[float]] = defaultdict(list)
+    for item in results(api, source="online", metric="helpful")["items"]:
+        values[item["trace_id"]].append(item["normalized"])
+    assert set(values) == set(traces)
+    expected = bounded_interval(ClusterSums.of(values.values()))
+    assert helpful["mean"] == pytest.approx(expected.estimate)
+    assert (helpful["low"], helpful["high"]) == (
+        pytest.approx(expected.low),
+        pytest.approx(expected.high),
+    )
+    assert helpful["low"] <= helpful["mean"] <= helpful["high"]
+
+    # the heatmap: the themes heatmap's production cell per row, the compare panel's cells
+    heat = get(api, "heatmap")
+    themes = dashboard.heatmap(engine, workspace, None, None)
+    (hrow,) = heat["rows"]
+    assert heat["metrics"] == ["helpful", "no-pii"]
+    overall = themes.cells[("gpt-4o (online)", dashboard.PRODUCTION_THEME)]
+    assert (hrow["overall"]["mean"], hrow["overall"]["low"], hrow["overall"]["n"]) == (
+        overall.mean,
+        overall.low,
+        overall.n,
+    )
+    for metric in heat["metrics"]:
+        theirs = panel.cells[("gpt-4o (online)", metric)]
+        mine = hrow["cells"][metric]
+        assert (mine["mean"], mine["low"], mine["high"], mine["n"], mine["traces"]) == (
+            theirs.mean,
+            theirs.low,
+            theirs.high,
+            theirs.n,
+            theirs.clusters,
+        )
+    # one metric, as the themes heatmap's metric filter
+    one = get(api, "heatmap", metric="helpful")
+    (only,) = one["rows"]
+    assert list(only["cells"]) == ["helpful"]
+    assert (
+        only["overall"]["n"]
+        == dashboard.heatmap(engine, workspace, None, "helpful")
+        .cells[("gpt-4o (online)", dashboard.PRODUCTION_THEME)]
+        .n
+    )
+
+    # the CLI: the same JSON, and tables with each interval
+    out = cli.invoke(cli_app, ["online", "scores", "--days", "30", "--json"])
+    assert out.exit_code == 0, out.output
+    assert orjson.loads(out.output)["models"] == summary["models"]
+    out = cli.invoke(cli_app, ["online", "scores", "--format", "md"])
+    assert out.exit_code == 0, out.output
+    assert "| gpt-4o (online) | every quality metric |" in out.output
+    assert f"{row['mean']:.3f} [{row['low']:.3f}, {row['high']:.3f}]" in out.output
+    out = cli.invoke(cli_app, ["online", "heatmap", "--format", "md"])
+    assert out.exit_code == 0, out.output
+    assert "| model (source) | every quality metric | helpful | no-pii |" in out.output
+    h = hrow["cells"]["helpful"]
+    assert f"{h['mean']:.2f} [{h['low']:.3f}, {h['high']:.3f}] n=3" in out.output
+    out = cli.invoke(cli_app, ["online", "heatmap", "--json"])
+    assert orjson.loads(out.output)["rows"][0]["cells"]["helpful"]["low"] == h["low"]
+
+
+def test_one_trace_is_too_few_and_filters_narrow_the_rows(
+    api: TestClient, env: dict[str, str]
+) -> None:
+    """One judged trace: a mean, but 'too few' for an interval, with a message. The
+    filters narrow by model, metric, source and time."""
+    judged(api, ["What is a tide?"])
+    (row,) = get(api, "summary")["models"]
+    assert row["verdict"] == "too few" and row["low"] is None and row["high"] is None
+    assert row["mean"] is not None and row["traces"] == 1
+    assert "too few for a 95% interval" in row["message"] and "one trace" in row["message"]
+    out = cli.invoke(cli_app, ["online", "heatmap", "--format", "md"])
+    assert out.exit_code == 0, out.output
+    assert "too few n=1" in out.output
+
+    assert get(api, "summary", model="gpt-4o")["models"] == [row]
+    assert get(api, "summary", model="claude")["models"] == []
+    assert get(api, "summary", source="guardrail") == {
+        "filters": {"since": None, "model": None, "metric": None, "source": "guardrail"},
+        "totals": [],
+        "models": [],
+        "scores": [],
+    }
+    assert get(api, "summary", source="production")["models"] == [row]
+    assert get(api, "summary", since="2999-01-01T00:00:00Z")["models"] == []
+    assert [s["metric"] for s in get(api, "summary", metric="no-pii")["scores"]] == ["no-pii"]
+    out = cli.invoke(cli_app, ["online", "scores", "--source", "human"])
+    assert out.exit_code == 0 and "no production scores for these filters" in out.output
+
+
+def test_bad_filters_are_refused_with_the_field_and_how_to_fix_it(api: TestClient) -> None:
+    for params, field, words in (
+        ({"source": "run"}, "source", "Input should be"),
+        ({"source": "people"}, "source", "Input should be"),
+        ({"days": 0}, "days", "greater than or equal to 1"),
+        ({"days": 100_000}, "days", "less than or equal to"),
+        ({"days": 7, "since": "2025-01-01T00:00:00Z"}, "since", "days or since, not both"),
+        ({"since": "yesterday"}, "since", "ISO 8601"),
+        ({"since": "2025-01-01T00:00:00"}, "since", ""),  # without its zone
+        ({"metric": "nope"}, "metric", "no metric 'nope'"),
+        ({"model": "m" * 201}, "model", "at most 200"),
+    ):
+        for path in ("summary", "heatmap"):
+            r = api.get(f"/api/production/{path}", params=params, headers=ADMIN)
+            assert r.status_code == 422, (params, r.text)
+            error = r.json()["error"]
+            assert error["field"] == field and words in error["message"], (params, error)
+    assert api.get("/api/production/summary").status_code == 401
+    out = cli.invoke(cli_app, ["online", "scores", "--source", "run"])
+    assert out.exit_code == 2 and "unknown production source 'run'" in out.output
+    out = cli.invoke(cli_app, ["online", "scores", "--since", "soon"])
+    assert out.exit_code == 2 and "'soon' is not a time" in out.output
+
+
+def test_a_label_without_a_value_says_what_it_is_under_the_traces_model(
+    api: TestClient, env: dict[str, str]
+) -> None:
+    """People's feedback on whole traces: a trace's score takes the trace's model (not
+    '(no model)'); 'pass'/'fail' labels are a pass rate; labels that map to nothing give no
+    mean and say what they are (never a 0); a trace not (yet) logged is 'model unknown'."""
+    first = log(api, "gpt-4o", "What is a tide?", "The sea rising and falling.")
+    second = log(api, "gpt-4o", "Why is the sea salty?", "Rivers carry salt to it.")
+    score(api, first, "thumbs", label="thumbs_up")
+    score(api, second, "thumbs", label="thumbs_up")
+    score(api, second, "thumbs", label="thumbs_down")
+    score(api, first, "verdict", label="pass")
+    score(api, second, "verdict", label="fail")
+    score(api, "f" * 32, "verdict", label="pass")  # its trace never arrived
+
+    summary = get(api, "summary")
+    by = {(s["label"], s["metric"]): s for s in summary["scores"]}
+    thumbs = by[("gpt-4o (human)", "thumbs")]
+    assert (thumbs["n"], thumbs["mean"], thumbs["pass_rate"]) == (0, None, None)
+    assert thumbs["unscored"] == 3 and thumbs["labels"] == {"thumbs_up": 2, "thumbs_down": 1}
+    assert thumbs["verdict"] == "no values"
+    assert thumbs["message"] == (
+        "no mean: 3 labels without a value or pass/fail: thumbs_up 2, thumbs_down 1"
+    )
+    verdict = by[("gpt-4o (human)", "verdict")]
+    assert (verdict["n"], verdict["traces"], verdict["pass_rate"], verdict["verdict"]) == (
+        2,
+        2,
+        0.5,
+        "ok",
+    )
+    assert verdict["pass_low"] is not None
+    unknown = by[("(model unknown) (human)", "verdict")]
+    assert (unknown["model"], unknown["n"], unknown["verdict"]) == ("(model unknown)", 1, "too few")
+    # the trace's model (two of its models: 'several models')
+    both = log(api, "gpt-4o", "Hi", "Hello")
+    api.post(
+        "/api/traces",
+        json={
+            "traces": [
+                {
+                    "id": "a" * 32,
+                    "spans": [
+                        {"name": "one", "model": "gpt-4o", "input": "a", "output": "b"},
+                        {"name": "two", "model": "claude-3", "input": "c", "output": "d"},
+                    ],
+                }
+            ]
+        },
+        headers=ADMIN,
+    ).raise_for_status()
+    del both
+    score(api, "a" * 32, "verdict", label="pass")
+    models = {s["model"] for s in get(api, "summary", metric="verdict")["scores"]}
+    assert models == {"gpt-4o", "(model unknown)", "(several models)"}
+
+    # the dashboard says the same: no '(no model)' row, no bogus 0
+    engine, workspace = ws(api)
+    rows = {m.label: m for m in dashboard.overview(engine, workspace, 30).models}
+    assert "(no model) (human)" not in rows
+    assert rows["gpt-4o (human)"].unscored == 3
+    run_score(api)  # the summary's model table shows once there is a run
+    from tests.test_web import sign_in
+
+    assert sign_in(api, ADMIN["X-API-Key"]).status_code == 200
+    page = api.get("/ui/").text
+    assert "gpt-4o (human)" in page and "(no model)" not in page
+    assert "3 labels without a value or pass/fail: thumbs_up 2, thumbs_down 1" in page
+
+
+def test_compare_prompts_shows_the_models_production_scores_unpaired(
+    api: TestClient, env: dict[str, str], tmp_path: Path, mock: MockServer
+) -> None:
+    """Two prompts of one run on the models good and weak: with production scores of good,
+    the CLI and the API show them beside the paired test, unpaired and saying that they
+    are the model's whichever prompt served; with none, nothing extra."""
+    path = write(tmp_path / "s.yaml", prompts_suite(mock.url))
+    out = cli.invoke(cli_app, ["run", str(path), "--no-progress"])
+    assert out.exit_code == 0, out.output
+    run_id = api.get("/api/runs", headers=ADMIN).json()[0]["id"]
+
+    out = cli.invoke(cli_app, ["compare", str(run_id), "--prompts", "terse,chatty"])
+    assert out.exit_code == 0, out.output
+    assert "unpaired" not in out.output  # no production scores yet: nothing extra
+
+    traces = [log(api, "good", f"Question {i}?", f"Answer {i}.") for i in range(3)]
+    for i, trace_id in enumerate(traces):
+        score(api, trace_id, "short", label="pass" if i else "fail")
+    out = cli.invoke(cli_app, ["compare", str(run_id), "--prompts", "terse,chatty"])
+    assert out.exit_code == 0, out.output
+    assert UNPAIRED_NOTE in out.output and PROMPTS_NOTE in out.output
+    assert "production, unpaired: good (human) short:" in out.output
+    assert "n=3 scores of 3 traces" in out.output
+    assert "weak (human)" not in out.output
+
+    r = api.get(
+        f"/api/runs/{run_id}/compare-prompts", params={"prompts": "terse,chatty"}, headers=ADMIN
+    )
+    assert r.status_code == 200, r.text
+    good, weak = sorted(r.json(), key=lambda c: c["a"])
+    assert good["production_note"] == f"{UNPAIRED_NOTE} {PROMPTS_NOTE}"
+    (p,) = good["production"]
+    assert (p["model"], p["source"], p["metric"], p["n"], p["traces"]) == (
+        "good",
+        "human",
+        "short",
+        3,
+        3,
+    )
+    assert p["mean"] == pytest.approx(2 / 3) and p["low"] < p["mean"] < p["high"]
+    assert weak["production"] == [] and weak["production_note"] is None
