@@ -33,7 +33,9 @@ What this keeps:
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
+import os
 import signal
 import struct
 import subprocess
@@ -383,12 +385,22 @@ def main() -> None:
     )
     from panopticon.services.ingest import open_ingest
 
-    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    # acknowledgements go to the pipe that was stdout; anything else printed (a library's
+    # warning) goes to stderr instead of into the frames
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    inp = sys.stdin.buffer
     first = _read_frame(inp)
     if first is None:
         return
     ingest = open_ingest(Settings.model_validate_json(first))
     ingest.writer.start()
+    # nothing here waits on a person: let a thread keep the GIL longer between hand-overs
+    # (three threads pass the calls along), and collect garbage less often (each call
+    # allocates dozens of short-lived objects; nothing here makes cycles worth the scans)
+    sys.setswitchinterval(0.02)
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     acks = _Acks(out)
     sink = BatchingSink(ingest, on_settled=acks.settled).start()
     try:
