@@ -277,6 +277,18 @@ def test_a_suite_over_the_api_names_registered_models_and_providers(
         mock_with_key.stop()
 
 
+def test_a_bare_json_web_token_in_a_providers_error_is_masked_and_prose_is_not() -> None:
+    from panopticon.providers.redact import mask_secrets
+    from tests.test_ingest_ops import JWT
+
+    assert mask_secrets(f"token {JWT} expired.") == "token *** expired."
+    assert mask_secrets(f'{{"detail": "bad id_token", "got": "{JWT}"}}') == (
+        '{"detail": "bad id_token", "got": "***"}'
+    )
+    prose = "model v1.2.3 from eyJump.min.js at docs.example.org/a.b.c was eyJhbGciOiJIUzI1NiJ9"
+    assert mask_secrets(prose) == prose
+
+
 def test_a_provider_echoing_the_key_does_not_leak_it(
     settings: Settings, mock: MockServer, job_worker: None
 ) -> None:
