@@ -344,6 +344,20 @@ def test_every_endpoint_logs_the_model_served_and_its_provider_answered_or_refus
     assert logged == expected
 
 
+def test_a_message_sent_as_content_blocks_is_listed_by_its_text(
+    gateway: GatewayServer, key: str
+) -> None:
+    client = anth(base_url=gateway.root, api_key=key, max_retries=0)
+    client.messages.create(
+        model="claude-mock",
+        max_tokens=50,
+        messages=[{"role": "user", "content": [{"type": "text", "text": "Hi in blocks"}]}],
+    )
+    trace = gateway.wait_traces(1)[0]
+    # the trace list shows what online rules judge: the text, not the blocks' repr
+    assert trace["input_text"] == "Hi in blocks"
+
+
 def test_seed_003_simple_call_with_curl(gateway: GatewayServer, engine: Any) -> None:
     curl = shutil.which("curl")
     if curl is None:
