@@ -32,9 +32,11 @@ $(VENV)/.local-embeddings: $(VENV)/.dev
 
 ## The main job, offline: mock server + demo suite on the embedded SQLite database.
 ## Installs the core only; `make test` installs the dev tool-chain.
+# exec: Ctrl-C stops the demo's dashboard and the demo exits 0; no shell is left waiting
+# to die of the signal (and make to report it as an error)
 demo: install-core
 	@echo "panopticon is installed in $(VENV): run $(BIN)/panopticon, or first: source $(BIN)/activate"
-	$(BIN)/panopticon demo
+	exec $(BIN)/panopticon demo
 
 ## Lint, type-check, then the whole suite on SQLite and on PostgreSQL.
 test: install lint typecheck test-sqlite test-postgres

@@ -209,6 +209,17 @@ def test_a_theme_evaluation_runs_as_a_job(
     run = api.get(f"/api/runs/{job['run_id']}", headers=BOOT).json()
     assert job["cost_usd"] is not None and job["cost_usd"] > 0 and job["unknown_cost"] == 0
     assert job["cost_usd"] == run["totals"]["cost_usd"]
+    # the status, progress and cost come from one connection (each checkout is a round
+    # trip on PostgreSQL: pool_pre_ping)
+    from panopticon.services.database import workspace_id
+    from panopticon.services.jobs import job_status
+
+    with store(api.app.state.settings) as engine:
+        ws = workspace_id(engine, "default")
+        checkouts: list[object] = []
+        sa.event.listen(engine, "checkout", lambda *args: checkouts.append(args))
+        status = job_status(engine, ws, job["id"])
+    assert len(checkouts) == 1 and status.cost_usd == job["cost_usd"]
     results = api.get(
         "/api/judge/results", headers=BOOT, params={"run": job["run_id"], "limit": 100}
     ).json()

@@ -66,15 +66,9 @@ def test_the_demo_serves_its_results_on_the_printed_address(
         found = re.search(r"Dashboard: (http://\S+/ui/)\s+\(sign in with the key (\S+);", line)
         assert found, "".join(lines)
         url, key = found.group(1), found.group(2)
-        with httpx.Client(follow_redirects=True, timeout=10) as client:
-            for _ in range(100):  # the server starts just after printing
-                try:
-                    form = client.get(url)  # the sign-in page, with its CSRF token
-                    break
-                except httpx.ConnectError:
-                    import time
-
-                    time.sleep(0.1)
+        with httpx.Client(follow_redirects=True, timeout=30) as client:
+            # the port listens before the address is printed: the request waits for the server
+            form = client.get(url)  # the sign-in page, with its CSRF token
             csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
             assert csrf is not None, form.text
             page = client.post(
@@ -86,6 +80,58 @@ def test_the_demo_serves_its_results_on_the_printed_address(
     finally:
         proc.terminate()
         proc.communicate(timeout=20)
+
+
+def test_ctrl_c_stops_the_serving_demo_cleanly_with_exit_code_0(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """`make demo` then Ctrl-C: the dashboard shuts down, the demo says so and exits 0, so
+    make reports no error ("make: *** [Makefile:..] Error 130" was shown)."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "panopticon",
+            "demo",
+            "--port",
+            str(free_port()),
+            "--mock-port",
+            str(free_port()),
+        ],
+        env={**env, "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Dashboard:" in line:
+                break
+        found = re.search(r"Dashboard: (http://\S+/ui/)", line)
+        assert found, "".join(lines)
+        # serving: the sign-in page answers (the request waits on the listening port)
+        assert httpx.get(found.group(1), follow_redirects=True, timeout=30).status_code == 200
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=20)
+    assert proc.returncode == 0, rest
+    assert "dashboard stopped" in rest
+    assert "Traceback" not in rest and "Aborted" not in rest
 
 
 def test_a_busy_dashboard_port_is_refused_before_the_demo_runs(

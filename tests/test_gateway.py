@@ -281,6 +281,83 @@ def test_the_anthropic_sdk_calls_claude_and_openai_models_through_messages(
     assert all(t["spans"][0]["output_messages"][0]["content"] for t in traces)
 
 
+def test_every_endpoint_logs_the_model_served_and_its_provider_answered_or_refused(
+    gateway: GatewayServer, engine: Any, mock: MockServer
+) -> None:
+    # a view groups spans by the model served: a span with only the requested name would
+    # show one model as two rows ("gpt-mock" and "mock-good")
+    key = new_key(engine, name="every-endpoint", retries=0, default_model="gpt-mock")
+    expected: dict[str, tuple[str, str]] = {}
+
+    def expect(trace_id: str, served: str, provider: str) -> None:
+        expected[trace_id] = (served, provider)
+
+    client = anth(base_url=gateway.root, api_key=key, max_retries=0)
+    for model, served, provider in (
+        ("claude-mock", "claude-mock-1", "anthropic"),
+        ("gpt-mock", "mock-good", "openai"),
+    ):
+        raw = client.messages.with_raw_response.create(
+            model=model, max_tokens=50, messages=[{"role": "user", "content": "Hi"}]
+        )
+        expect(raw.headers["x-panopticon-trace-id"], served, provider)
+        with client.messages.with_streaming_response.create(
+            model=model, max_tokens=50, stream=True, messages=[{"role": "user", "content": "S"}]
+        ) as streamed:
+            assert b"message_stop" in streamed.read()
+            expect(streamed.headers["x-panopticon-trace-id"], served, provider)
+    ai = oai(base_url=gateway.url, api_key=key, max_retries=0)
+    raw = ai.responses.with_raw_response.create(model="gpt-mock", input="Hi")
+    expect(raw.headers["x-panopticon-trace-id"], "mock-good", "openai")
+    with ai.responses.with_streaming_response.create(
+        model="claude-mock", input="Hi", stream=True
+    ) as streamed:
+        assert b"response.completed" in streamed.read()
+        expect(streamed.headers["x-panopticon-trace-id"], "claude-mock-1", "anthropic")
+    raw = ai.embeddings.with_raw_response.create(model="embed-mock", input="Hi")
+    expect(raw.headers["x-panopticon-trace-id"], "mock-embed", "openai")
+    r = httpx.post(
+        gateway.root + "/chat",
+        json={"prompt": "Hi", "user_id": "u1"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert r.status_code == 200
+    expect(r.headers["x-panopticon-trace-id"], "mock-good", "openai")
+    # refused upstream (429, no retries): no answer, but the model it was sent to
+    mock.config.update({"rate_429": 1.0, "retry_after_s": 0.01})
+    r = httpx.post(
+        gateway.url + "/messages",
+        json={"model": "gpt-mock", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+        headers={"x-api-key": key},
+        timeout=30,
+    )
+    # an anthropic client gets an Anthropic-shaped error even from an OpenAI upstream
+    assert r.status_code == 429 and r.json()["type"] == "error"
+    expect(r.headers["x-panopticon-trace-id"], "mock-good", "openai")
+    mock.config.update({"rate_429": 0.0})
+    wait_for(lambda: len(gateway.traces()) >= len(expected), what="every call logged")
+    logged = {
+        trace_id: (span["model_served"], span["provider"])
+        for trace_id, span in ((t["id"], t["spans"][0]) for t in gateway.traces())
+    }
+    assert logged == expected
+
+
+def test_a_message_sent_as_content_blocks_is_listed_by_its_text(
+    gateway: GatewayServer, key: str
+) -> None:
+    client = anth(base_url=gateway.root, api_key=key, max_retries=0)
+    client.messages.create(
+        model="claude-mock",
+        max_tokens=50,
+        messages=[{"role": "user", "content": [{"type": "text", "text": "Hi in blocks"}]}],
+    )
+    trace = gateway.wait_traces(1)[0]
+    # the trace list shows what online rules judge: the text, not the blocks' repr
+    assert trace["input_text"] == "Hi in blocks"
+
+
 def test_seed_003_simple_call_with_curl(gateway: GatewayServer, engine: Any) -> None:
     curl = shutil.which("curl")
     if curl is None:

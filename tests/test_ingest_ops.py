@@ -107,6 +107,49 @@ def test_a_workspace_that_asks_for_redaction_never_stores_personal_data(
         assert trace["input_text"] == "I am [EMAIL], card [CARD]"
 
 
+# jwt.io's example token (HS256, {"sub": "1234567890", "name": "John Doe", "iat": ...})
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+    ".eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ"
+    ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+)
+
+
+def test_redaction_masks_a_bare_json_web_token_and_leaves_dotted_prose_alone(
+    settings: Settings,
+) -> None:
+    prose = (
+        "Release 1.4.2 ships eyJump.min.js and config.v2.final.yaml; see docs.example.org/a.b.c "
+        "or the header eyJhbGciOiJIUzI1NiJ9 alone."
+    )
+    app = create_app(app_settings(settings))
+    with TestClient(app) as client:
+        client.put("/api/trace-settings", json={"redact": True}, headers=ADMIN)
+        trace = {
+            "name": "login",
+            "spans": [
+                {
+                    "name": "llm",
+                    "kind": "llm",
+                    "model": "gpt-4o",
+                    "input": f"My session is {JWT}, why am I logged out?",
+                    "output": prose,
+                    "status": "error",
+                    "error": f"refused: id_token {JWT}.",
+                    "attributes": {"http.cookie": f"session={JWT}", "note": prose},
+                }
+            ],
+        }
+        sent = client.post("/api/traces", json={"traces": [trace]}, headers=ADMIN).json()
+        stored = client.get(f"/api/traces/{sent['trace_ids'][0]}", headers=ADMIN).json()
+    span = stored["spans"][0]
+    assert span["input_value"] == "My session is [KEY], why am I logged out?"
+    assert span["error"] == "refused: id_token [KEY]."
+    assert span["attributes"]["http.cookie"] == "session=[KEY]"
+    assert span["output_value"] == prose  # nothing taken for a token
+    assert span["attributes"]["note"] == prose
+
+
 def test_maintenance_keeps_partitions_ahead_and_drops_what_retention_allows(
     engine: sa.Engine,
 ) -> None:

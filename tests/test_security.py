@@ -277,6 +277,18 @@ def test_a_suite_over_the_api_names_registered_models_and_providers(
         mock_with_key.stop()
 
 
+def test_a_bare_json_web_token_in_a_providers_error_is_masked_and_prose_is_not() -> None:
+    from panopticon.providers.redact import mask_secrets
+    from tests.test_ingest_ops import JWT
+
+    assert mask_secrets(f"token {JWT} expired.") == "token *** expired."
+    assert mask_secrets(f'{{"detail": "bad id_token", "got": "{JWT}"}}') == (
+        '{"detail": "bad id_token", "got": "***"}'
+    )
+    prose = "model v1.2.3 from eyJump.min.js at docs.example.org/a.b.c was eyJhbGciOiJIUzI1NiJ9"
+    assert mask_secrets(prose) == prose
+
+
 def test_a_provider_echoing_the_key_does_not_leak_it(
     settings: Settings, mock: MockServer, job_worker: None
 ) -> None:
@@ -705,6 +717,45 @@ def test_signing_out_ends_the_session_on_the_server(settings: Settings) -> None:
             other.cookies.set("panopticon_session", stolen or "", path="/ui")
             r = other.get("/ui/", follow_redirects=False)
             assert r.status_code == 303 and "/ui/login" in r.headers["location"]
+
+
+def test_a_session_signed_out_on_another_server_is_refused_within_seconds(
+    settings: Settings,
+) -> None:
+    """Dashboard pages check a session's sign-out from memory for SESSION_TTL_S (not one
+    database read per page): the server that signs it out refuses it at once, another
+    server on the same database once that time has passed."""
+    from panopticon.services.access import SESSION_TTL_S
+
+    here, there = app_for(settings), app_for(settings)  # two replicas, one database
+    reads: list[float] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "revoked_session" in statement:
+            reads.append(time.monotonic())
+
+    with TestClient(here) as browser, TestClient(there) as replica:
+        assert sign_in(browser, BOOT).status_code == 200
+        cookie = browser.cookies.get("panopticon_session") or ""
+        replica.cookies.set("panopticon_session", cookie, path="/ui")
+        sa.event.listen(there.state.engine, "before_cursor_execute", count)
+        started = time.monotonic()
+        for _ in range(10):
+            assert replica.get("/ui/runs", follow_redirects=False).status_code == 200
+        elapsed = time.monotonic() - started
+        assert 1 <= len(reads) <= 1 + elapsed / SESSION_TTL_S, "a read per page"
+        page = browser.get("/ui/")
+        r = browser.post("/ui/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
+        assert r.status_code == 303
+        signed_out = time.monotonic()
+        with another_client(here) as copy:  # the cookie, copied: refused here at once
+            copy.cookies.set("panopticon_session", cookie, path="/ui")
+            r = copy.get("/ui/runs", follow_redirects=False)
+            assert r.status_code == 303 and "/ui/login" in r.headers["location"]
+        while replica.get("/ui/runs", follow_redirects=False).status_code != 303:
+            assert time.monotonic() - signed_out < SESSION_TTL_S + 5, "still signed in there"
+            time.sleep(0.05)
+        sa.event.remove(there.state.engine, "before_cursor_execute", count)
 
 
 def test_the_last_admin_key_of_a_workspace_cannot_be_revoked(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -119,11 +120,13 @@ def _mock_port(port: int) -> int:
 
 
 def _listen(port: int) -> socket.socket:
-    """The dashboard's socket, bound now: the port is ours before the demo runs."""
+    """The dashboard's socket, bound now: the port is ours before the demo runs. It listens
+    at once, so a browser opened on the printed address waits for the server, not refused."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(("127.0.0.1", port))
+        sock.listen(128)
     except OSError as exc:
         sock.close()
         raise ConfigError(
@@ -158,5 +161,13 @@ def _serve(sock: socket.socket) -> None:
         soft_wrap=True,
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    with sock:
+    # uvicorn shuts down on Ctrl-C, then raises it again for the caller: stopping the
+    # dashboard is how the demo ends, not an error (make would report one)
+    with sock, contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
+    console.print(
+        f"dashboard stopped; the demo's results stay in {settings.display_database_url} "
+        "(`panopticon view` opens them again)",
+        highlight=False,
+        soft_wrap=True,
+    )

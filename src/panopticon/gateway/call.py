@@ -39,7 +39,7 @@ class Call:
     key: KeyEntry | None = None
     body: dict[str, Any] | None = None
     stream: bool = False
-    route: Route | None = None
+    route: Route | None = None  # resolved, then the one tried; the one that answered
     model_requested: str | None = None
     input_messages: list[dict[str, Any]] | None = None
     output: list[str] = field(default_factory=list)

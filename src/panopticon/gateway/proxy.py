@@ -527,6 +527,9 @@ class Gateway:
         if call.endpoint == "responses" and body.get("input") is None:
             raise GatewayError("'input' is required", 400, param="input")
         route = await self._resolve(call, model)
+        # the span names the model routed to (and its provider) even when the call is
+        # refused or fails before an answer: the views group a model's calls by it
+        call.route = route
         await self._admit(call, route, raw_size or len(orjson.dumps(body)))
         if call.endpoint in ("chat.completions", "messages"):
             await self._guard_input(call, body.get("messages"))

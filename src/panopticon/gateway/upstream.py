@@ -169,10 +169,10 @@ class Upstream:
             if route is None:
                 continue
             url, payload = build(route)
+            call.route = route  # the model tried: a failure is logged (and worded) as its
             for attempt in range(cfg.retries + 1):
                 try:
                     resp = await self.send(route, url, payload, call)
-                    call.route = route
                     return route, resp
                 except UpstreamError as exc:
                     last = exc

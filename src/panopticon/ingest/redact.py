@@ -1,12 +1,14 @@
 """Redaction at ingest (per workspace, off by default): e-mail addresses, phone numbers,
-payment card numbers (Luhn-checked) and API keys or bearer tokens in the text of messages,
-inputs, outputs and documents are replaced by ``[EMAIL]``, ``[PHONE]``, ``[CARD]``,
-``[KEY]`` before anything is stored."""
+payment card numbers (Luhn-checked), API keys, bearer tokens and JSON Web Tokens (after
+'Bearer' or bare) in the text of messages, inputs, outputs, documents and attributes are
+replaced by ``[EMAIL]``, ``[PHONE]``, ``[CARD]``, ``[KEY]`` before anything is stored."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from panopticon.providers.redact import JWT_PATTERN
 
 __all__ = ["redact_span", "redact_text"]
 
@@ -14,6 +16,7 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _KEY = re.compile(
     r"\b(?:sk|pk|rk)[-_](?:[A-Za-z0-9_-]{16,})|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}"
     r"|\bxox[abprs]-[A-Za-z0-9-]{10,}|(?<=Bearer )[A-Za-z0-9._~+/=-]{16,}"
+    rf"|{JWT_PATTERN}"
 )
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 _PHONE = re.compile(r"(?<![\w+])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,4}\)?){2,5}(?!\w)")

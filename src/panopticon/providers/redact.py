@@ -6,10 +6,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["MAX_ERROR_CHARS", "mask_secrets"]
+__all__ = ["JWT_PATTERN", "MAX_ERROR_CHARS", "mask_secrets"]
 
 MAX_ERROR_CHARS = 500
 MASK = "***"
+
+# a JSON Web Token (an access, ID or session token) anywhere in text, not only after
+# 'Bearer': base64url segments separated by dots (JWS: 3, JWE: 5), the first a JSON object's
+# header ('{"' encodes as 'eyJ'); whole tokens only, so prose and dotted names never match
+JWT_PATTERN = (
+    r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{10,}(?:\.[A-Za-z0-9_-]{2,}){2,4}(?![A-Za-z0-9_-])"
+)
 
 _PATTERNS = re.compile(
     r"(?P<label>(?i:bearer|basic)\s+)[A-Za-z0-9._~+/=\-]{6,}"  # Authorization header values
@@ -19,6 +26,7 @@ _PATTERNS = re.compile(
     r"|gh[pousr]_[A-Za-z0-9]{20,}"
     r"|xox[abprs]-[A-Za-z0-9\-]{10,}"
     r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"  # user:password@ in URLs
+    rf"|{JWT_PATTERN}"
     r"|(?P<field>(?i:api[-_]?key|token|secret|password)[\"']?\s*[:=]\s*[\"']?)"
     r"[^\s\"',;}]{4,}"
 )

@@ -42,6 +42,10 @@ KEY_PREFIX = "pk_"
 # request. A key revoked by another process (the CLI, another replica) stops working
 # within this time; revoked through this process, at once.
 PRINCIPAL_TTL_S = 2.0
+# A web session found signed in this recently is not read again either (one read per
+# session per 2 s, not one per dashboard request). Signed out through this process it is
+# refused at once; through another process (a replica), within this time.
+SESSION_TTL_S = PRINCIPAL_TTL_S
 log = logging.getLogger(__name__)
 
 
@@ -106,6 +110,9 @@ class _KeyUsage:
     # key hash -> (monotonic expiry, principal): a key checked in the last PRINCIPAL_TTL_S
     # seconds is not read again. Revoking through this process clears it at once.
     principals: dict[str, tuple[float, Principal]] = field(default_factory=dict)
+    # web session nonce -> (monotonic expiry, signed out): a sign-out is never undone, so
+    # a session known to be signed out stays so without another read
+    sessions: dict[str, tuple[float, bool]] = field(default_factory=dict)
 
     def used(self, key_id: int) -> None:
         now = time.monotonic()
@@ -267,11 +274,27 @@ def revoke_key(engine: Engine, key_id: int, workspace_id: int | None = None) -> 
 
 def end_session(engine: Engine, nonce: str, expires_at: datetime) -> None:
     """Sign a web session out on the server: its cookie, and every copy of it, is refused
-    from now on (a signed cookie cannot be taken back otherwise)."""
+    from now on (a signed cookie cannot be taken back otherwise): by this process at once,
+    by others within SESSION_TTL_S seconds."""
     with engine.begin() as conn:
         access.revoke_session(conn, nonce, expires_at)
+    _remember_session(_usage(engine), nonce, ended=True)
 
 
 def session_ended(engine: Engine, nonce: str) -> bool:
+    """Whether the web session was signed out. Read from the database at most once per
+    SESSION_TTL_S seconds per session while it is signed in, never again once it is not."""
+    usage = _usage(engine)
+    cached = usage.sessions.get(nonce)
+    if cached is not None and (cached[1] or cached[0] > time.monotonic()):
+        return cached[1]
     with engine.connect() as conn:
-        return access.session_revoked(conn, nonce)
+        ended = access.session_revoked(conn, nonce)
+    _remember_session(usage, nonce, ended=ended)
+    return ended
+
+
+def _remember_session(usage: _KeyUsage, nonce: str, *, ended: bool) -> None:
+    if len(usage.sessions) > 10_000:  # bounded: forget them all, they are re-read
+        usage.sessions.clear()
+    usage.sessions[nonce] = (time.monotonic() + SESSION_TTL_S, ended)

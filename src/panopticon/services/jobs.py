@@ -25,13 +25,14 @@ from panopticon.evaluation.sources import Located
 from panopticon.evaluation.suite import LoadedSuite, parse_suite
 from panopticon.services.evaluate import build_suite, expand_registered_models
 from panopticon.services.registry import ModelRegistry
-from panopticon.services.runs import prepare_loaded, read_totals
+from panopticon.services.runs import prepare_loaded, read_totals, totals_of
 from panopticon.services.tasks import TASKS, TaskContext
 from panopticon.settings import Settings
 from panopticon.store.engine import Engine
 from panopticon.store.queries import jobs as q
 from panopticon.store.queries import ledger as ledger_q
 from panopticon.store.queries import runs as run_queries
+from panopticon.store.queries.outcomes import run_counts
 from panopticon.store.tables.base import utcnow
 
 __all__ = [
@@ -287,9 +288,9 @@ def job_status(engine: Engine, workspace_id: int, job_id: int) -> JobStatus:
             counts = ledger_q.job_counts(conn, job_id)
             progress = q.JobProgress(counts.selected, counts.done, counts.failed)
             cost = counts.cost_usd
-    if job.run_id is not None:  # a run's job: what the run has cost so far
-        totals = read_totals(engine, job.run_id, progress.planned)
-        cost, unknown = totals.cost_usd, totals.unknown_cost
+        if job.run_id is not None:  # a run's job: what the run has cost so far
+            totals = totals_of(run_counts(conn, job.run_id), progress.planned)
+            cost, unknown = totals.cost_usd, totals.unknown_cost
     return JobStatus(
         id=job.id,
         kind=job.kind,

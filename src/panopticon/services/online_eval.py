@@ -56,6 +56,7 @@ from panopticon.store.queries import catalog as catalog_q
 from panopticon.store.queries import ledger as q
 from panopticon.store.queries import online as online_q
 from panopticon.store.queries.online import Window
+from panopticon.store.span_text import content_text, span_input_text, span_output_text
 from panopticon.store.tables.base import utcnow
 
 __all__ = [
@@ -86,29 +87,12 @@ JUDGE_MAX_TOKENS = 1024  # a judge's answer is capped, so a budget can bound eve
 # --- what a rule reads of a span --------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):  # content parts
-        return "".join(str(p.get("text", "")) if isinstance(p, dict) else str(p) for p in value)
-    return "" if value is None else str(value)
-
-
-def _last(messages: Any, roles: tuple[str, ...]) -> str | None:
-    if not isinstance(messages, list):
-        return None
-    for m in reversed(messages):
-        if isinstance(m, dict) and m.get("role") in roles and m.get("content"):
-            return _text(m["content"])
-    return None
-
-
 def _input(f: q.SpanFacts) -> str:
-    return f.input_value or _last(f.input_messages, ("user", "input")) or ""
+    return span_input_text(f.input_value, f.input_messages) or ""
 
 
 def _output(f: q.SpanFacts) -> str:
-    return f.output_value or _last(f.output_messages, ("assistant", "output")) or ""
+    return span_output_text(f.output_value, f.output_messages) or ""
 
 
 def _prompt(f: q.SpanFacts, key: str) -> str | None:
@@ -143,11 +127,14 @@ def context_of(f: q.SpanFacts) -> MetricContext:
     the answer, and its retrieved documents as the context (what faithfulness and context
     relevance read)."""
     messages = [
-        {"role": str(m.get("role", "user")), "content": _text(m.get("content"))}
+        {"role": str(m.get("role", "user")), "content": content_text(m.get("content"))}
         for m in (f.input_messages or [])
         if isinstance(m, dict)
     ] or [{"role": "user", "content": _input(f)}]
-    docs = [_text(d.get("content")) if isinstance(d, dict) else _text(d) for d in f.documents or []]
+    docs = [
+        content_text(d.get("content")) if isinstance(d, dict) else content_text(d)
+        for d in f.documents or []
+    ]
     return MetricContext(
         query=_input(f),
         response=_output(f),

@@ -46,6 +46,7 @@ __all__ = [
     "pairwise_results",
     "prepare_run",
     "store",
+    "totals_of",
 ]
 
 STALE_AFTER = timedelta(seconds=30)
@@ -97,7 +98,11 @@ class RunSummaryTotals:
 
 def read_totals(engine: Engine, run_id: int, planned: int) -> RunSummaryTotals:
     with engine.connect() as conn:
-        counts = outcome_queries.run_counts(conn, run_id)
+        return totals_of(outcome_queries.run_counts(conn, run_id), planned)
+
+
+def totals_of(counts: outcome_queries.RunCounts, planned: int) -> RunSummaryTotals:
+    """A run's totals from its counts (``run_counts``, read in the caller's connection)."""
     return RunSummaryTotals(
         planned=planned,
         answers=counts.answers,

@@ -43,6 +43,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from panopticon.store.engine import json_text
 from panopticon.store.queries.traces import save_span_scores
+from panopticon.store.span_text import span_input_output
 from panopticon.store.tables import OnlineInbox, OnlineRule, Span, Trace
 from panopticon.store.text_index import SEARCHED_CHARS
 
@@ -93,22 +94,6 @@ def _day(moment: datetime) -> datetime:
 @functools.lru_cache(maxsize=64)
 def _day_of(day: date) -> datetime:  # every span of a batch is of the same day or two
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def _last_text(messages: Any, roles: tuple[str, ...]) -> str | None:
-    if not isinstance(messages, list):
-        return None
-    for m in reversed(messages):
-        if isinstance(m, dict) and m.get("role") in roles and m.get("content"):
-            return str(m["content"])
-    return None
-
-
-def _preview(row: dict[str, Any]) -> tuple[str | None, str | None]:
-    """A span's input and output as text: its value, else its last user (assistant) turn."""
-    inp = row.get("input_value") or _last_text(row.get("input_messages"), ("user", "input"))
-    out = row.get("output_value") or _last_text(row.get("output_messages"), ("assistant", "output"))
-    return inp, out
 
 
 def _span_texts(row: dict[str, Any]) -> Iterable[str]:
@@ -400,7 +385,7 @@ def _one_span_trace(ws: int, span: dict[str, Any], now: datetime) -> dict[str, A
     models = {m for m in (span.get("model_requested"), span.get("model_served")) if m}
     start, end = span["start_time"], span["end_time"]
     failed = span["status"] == "error"
-    inp, out = _preview(span)
+    inp, out = span_input_output(span)
     return {
         "workspace_id": ws,
         "id": span["trace_id"],
@@ -555,11 +540,11 @@ def _trace_row(
         tags.update(h.get("tags") or [])
         meta.update(h.get("metadata") or {})
     if root is not None:
-        inp, out = _preview(root)
+        inp, out = span_input_output(root)
         name, error = root["name"], root["error"]
     else:
         first = next((s for s in spans if s["kind"] == "llm"), spans[0])
-        inp, out = _preview(first)
+        inp, out = span_input_output(first)
         name, error = None, None
     error = error or old.get("error") or next((s["error"] for s in spans if s["error"]), None)
     start, end = a["start_time"], a["end_time"]

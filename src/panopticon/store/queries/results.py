@@ -25,6 +25,7 @@ from panopticon.store.queries.paging import (
     counted_total,
     rows_to_count,
 )
+from panopticon.store.span_text import span_input_output
 from panopticon.store.tables import (
     Annotation,
     Metric,
@@ -37,7 +38,6 @@ from panopticon.store.tables import (
     Trace,
 )
 from panopticon.store.tables.runs import SCORE_SOURCES
-from panopticon.store.trace_writer import _preview
 
 __all__ = [
     "PRODUCTION_SOURCES",
@@ -354,7 +354,7 @@ def _add_subjects(conn: Connection, workspace_id: int, rows: list[dict[str, Any]
     for r in wanted:
         span = spans.get((r["trace_id"], r["span_id"])) if r["span_id"] else None
         if span is not None:
-            text, response = _preview(span)
+            text, response = span_input_output(span)
             r["model_id"] = span["model_served"] or span["model_requested"]
             r["query"], r["response"] = text, response
             r["latency_ms"], r["cost_usd"] = span["latency_ms"], span["cost_usd"]
