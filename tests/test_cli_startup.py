@@ -83,3 +83,18 @@ def test_piped_tables_keep_every_digit_and_commands_stay_on_one_line() -> None:
     assert "…" not in out
     assert all(f"-0.{i}23 to 0.{i}89" in out for i in range(12))
     assert any(line.endswith("panopticon export 1 --format csv") for line in out.splitlines())
+
+
+def test_a_run_imports_no_baseline_comparison_nor_the_mock_behaviour_unless_it_uses_them() -> None:
+    """What `panopticon run suite.yaml` imports before its first call: the command, its gates
+    (thresholds are parsed on every run) and both registries. The paired comparison is for
+    --baseline and the mock's behaviour for `provider: fake`."""
+    modules = imported_after(
+        "import panopticon.cli.run, panopticon.services.gates, panopticon.evaluation.selection\n"
+        "from panopticon.providers.base import provider_names\n"
+        "from panopticon.judges.base import metric_types\n"
+        "provider_names(), metric_types()"
+    )
+    assert "panopticon.providers.fake" in modules  # registered, as every built-in is
+    unused = {"panopticon.services.compare", "panopticon.stats.paired", "panopticon.mockllm"}
+    assert not unused & modules

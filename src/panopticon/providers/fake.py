@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-from panopticon.mockllm.behaviour import MockConfig, respond
 from panopticon.providers.base import ChatRequest, ChatResponse, Provider, ProviderConfig
 
 __all__ = ["KIND", "FakeProvider", "create"]
@@ -22,6 +21,9 @@ class FakeProvider(Provider):
     needs_key = False  # no network at all
 
     def __init__(self, config: ProviderConfig) -> None:
+        # imported here: every process registers this class, few create one
+        from panopticon.mockllm.behaviour import MockConfig
+
         super().__init__(config)
         self._mock = MockConfig(
             quality=dict(config.options.get("quality") or {}),
@@ -29,6 +31,8 @@ class FakeProvider(Provider):
         )
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
+        from panopticon.mockllm.behaviour import respond  # imported by __init__ already
+
         if self._mock.latency_ms:
             await asyncio.sleep(self._mock.latency_ms / 1000.0)
         max_tokens = request.params.get("max_tokens")

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from panopticon.errors import ConfigError, Issue
-from panopticon.services.compare import Comparison, compare_runs, worse
-from panopticon.stats.paired import PairedResult
 from panopticon.stats.summary import MetricSummary, Summary
 from panopticon.store.engine import Engine
+
+if TYPE_CHECKING:  # the comparison is imported when a baseline is given, not by every run
+    from panopticon.services.compare import Comparison
+    from panopticon.stats.paired import PairedResult
 
 __all__ = [
     "GateResult",
@@ -137,6 +139,8 @@ def check_thresholds(summary: Summary, thresholds: dict[str, float]) -> list[Gat
 
 def find_regressions(engine: Engine, baseline_id: int, run_id: int) -> list[Regression]:
     """Metrics on which the run is significantly worse than the baseline."""
+    from panopticon.services.compare import compare_runs, worse
+
     comparisons = compare_runs(engine, baseline_id, run_id)
     return [Regression(c, r) for c, r in worse(comparisons)]
 

@@ -191,10 +191,12 @@ def _create_at_head(engine: Engine) -> None:
     without importing Alembic on a laptop's first run."""
     from panopticon.store.tables import Workspace, metadata
 
+    # Alembic's own definition of its table, constraint name included
     version = sa.Table(
         "alembic_version",
         sa.MetaData(),
-        sa.Column("version_num", sa.String(32), primary_key=True),
+        sa.Column("version_num", sa.String(32), nullable=False),
+        sa.PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
     )
     with engine.begin() as conn:
         # the database is empty (ensure_schema checked): no per-table existence checks
