@@ -8,6 +8,8 @@ LLM, scores posted), on the SQLite file or PostgreSQL of the test run."""
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ from panopticon.mockllm.server import MockServer
 from panopticon.services import dashboard
 from panopticon.services.compare import PROMPTS_NOTE, UNPAIRED_NOTE
 from panopticon.services.database import workspace_id
+from panopticon.services.ingest import NO_SCALE_NOTE
 from panopticon.services.production import PRODUCTION_SOURCES
 from panopticon.settings import Settings
 from panopticon.stats.intervals import ClusterSums, bounded_interval
@@ -351,3 +354,173 @@ def test_compare_prompts_shows_the_models_production_scores_unpaired(
     )
     assert p["mean"] == pytest.approx(2 / 3) and p["low"] < p["mean"] < p["high"]
     assert weak["production"] == [] and weak["production_note"] is None
+
+
+def post_score(api: TestClient, **body: Any) -> Any:
+    return api.post("/api/scores", json={"source": "api", **body}, headers=ADMIN)
+
+
+def test_a_posted_value_on_a_metric_with_a_scale_is_normalised_as_a_run_score_is(
+    api: TestClient, env: dict[str, str]
+) -> None:
+    """A client's value on a registered metric (summary_quality: 1 to 10, passes at 6) is
+    stored normalised and passed by the threshold, the same as a run's score of that value
+    on that metric: it averages with nothing missing, and is no 'value on no 0..1 scale'."""
+    run_score(api)
+    (run,) = results(api, source="run")["items"]
+    assert run["metric"] == "summary_quality" and run["normalized"] is not None
+    first = log(api, "gpt-4o", "What is a tide?", "The sea rising and falling.")
+    second = log(api, "gpt-4o", "Why is the sea salty?", "Rivers carry salt to it.")
+
+    same = post_score(api, trace_id=first, name="summary_quality", value=run["value"])
+    assert same.status_code == 201, same.text
+    assert (same.json()["normalized"], same.json()["passed"], same.json()["note"]) == (
+        run["normalized"],
+        run["passed"],
+        None,
+    )
+    for trace_id, value, normalized, passed in (
+        (first, 10, 1.0, True),
+        (second, 1, 0.0, False),
+        (second, 6, 5 / 9, True),
+        (second, 5.5, 4.5 / 9, False),
+    ):
+        r = post_score(api, trace_id=trace_id, name="summary_quality", value=value)
+        assert r.status_code == 201, r.text
+        assert r.json()["normalized"] == pytest.approx(normalized), value
+        assert r.json()["passed"] is passed, value
+    # a 'pass' label beside a value does not overrule the metric's threshold
+    r = post_score(api, trace_id=first, name="summary_quality", value=2, label="pass")
+    assert (r.json()["normalized"], r.json()["passed"]) == (pytest.approx(1 / 9), False)
+
+    (row,) = get(api, "summary", metric="summary_quality", source="api")["scores"]
+    values = [run["normalized"], 1.0, 0.0, 5 / 9, 4.5 / 9, 1 / 9]
+    assert (row["n"], row["traces"], row["unscored"], row["message"]) == (6, 2, 0, None)
+    assert row["mean"] == pytest.approx(sum(values) / 6)
+    assert row["pass_rate"] == pytest.approx([run["passed"], 1, 0, 1, 0, 0].count(True) / 6)
+    # the trace shows the normalised value beside the one posted
+    scores = api.get(f"/api/traces/{second}", headers=ADMIN).json()["scores"]
+    assert sorted((s["value"], s["normalized"]) for s in scores) == [
+        (1.0, 0.0),
+        (5.5, pytest.approx(4.5 / 9)),
+        (6.0, pytest.approx(5 / 9)),
+    ]
+    # the dashboard's summary row is the API's
+    engine, workspace = ws(api)
+    panel = dashboard.model_metrics(engine, workspace, None, "production")
+    assert panel.cells[("gpt-4o (api)", "summary_quality")].mean == row["mean"]
+
+
+def test_a_value_off_the_metrics_scale_is_refused_naming_the_field_and_the_range(
+    api: TestClient,
+) -> None:
+    trace_id = log(api, "gpt-4o", "What is a tide?", "The sea rising and falling.")
+    for value in (11, 0, -3.5, 10.01):
+        r = post_score(api, trace_id=trace_id, name="summary_quality", value=value)
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["field"] == "value"
+        assert error["message"] == (
+            f"{value:g} is outside the scale of 'summary_quality' (1 to 10)"
+        )
+        assert error["hint"] == "give a value from 1 to 10"
+    assert api.get(f"/api/traces/{trace_id}", headers=ADMIN).json()["scores"] == []
+    assert get(api, "summary", metric="summary_quality")["scores"] == []
+    # a label alone is not a value: kept, as before
+    r = post_score(api, trace_id=trace_id, name="summary_quality", label="thumbs_up")
+    assert r.status_code == 201 and r.json()["note"] is None
+
+
+def test_a_value_on_a_metric_with_no_scale_is_kept_as_given_and_the_answer_says_why(
+    api: TestClient,
+) -> None:
+    """A metric the workspace does not have (made for outside scores): the value is kept
+    as before, on no 0..1 scale, and the answer says so and how to give it one; once the
+    metric is registered with a scale, new values are normalised."""
+    trace_id = log(api, "gpt-4o", "What is a tide?", "The sea rising and falling.")
+    r = post_score(api, trace_id=trace_id, name="stars", value=4)
+    assert r.status_code == 201, r.text
+    assert (r.json()["normalized"], r.json()["passed"]) == (None, None)
+    assert r.json()["note"] == NO_SCALE_NOTE.format(metric="stars")
+    assert "POST /api/metrics" in r.json()["note"]
+    (row,) = get(api, "summary", metric="stars")["scores"]
+    assert (row["n"], row["unscored"], row["verdict"]) == (0, 1, "no values")
+    assert row["message"] == "no mean: 1 value on no 0..1 scale (the metric has none)"
+
+    created = api.post(
+        "/api/metrics",
+        json={"name": "stars", "type": "stars", "item": "Rate it.", "scale": [1, 5]},
+        headers=ADMIN,
+    )
+    assert created.status_code == 201, created.text
+    r = post_score(api, trace_id=trace_id, name="stars", value=4)
+    assert (r.json()["normalized"], r.json()["passed"], r.json()["note"]) == (0.75, None, None)
+    r = post_score(api, trace_id=trace_id, name="stars", value=6)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "value"
+
+
+def test_otlp_evaluation_events_are_normalised_and_off_scale_ones_not_kept_with_a_warning(
+    api: TestClient,
+) -> None:
+    """Scores in OTLP evaluation events follow the same rule; one off its scale is left
+    out and the export's partial success says which and why, its span still kept."""
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    start = time.time_ns() - 10**9
+
+    def event(name: str, value: float) -> dict[str, Any]:
+        return {
+            "name": "gen_ai.evaluation.result",
+            "timeUnixNano": str(start + 10**8),
+            "attributes": [
+                {"key": "gen_ai.evaluation.name", "value": {"stringValue": name}},
+                {"key": "gen_ai.evaluation.score.value", "value": {"doubleValue": value}},
+            ],
+        }
+
+    span = {
+        "traceId": trace_id,
+        "spanId": span_id,
+        "name": "chat",
+        "kind": 3,
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(start + 5 * 10**8),
+        "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}}],
+        "events": [event("summary_quality", 8), event("summary_quality", 42), event("stars", 9)],
+    }
+    doc = {"resourceSpans": [{"scopeSpans": [{"scope": {"name": "t"}, "spans": [span]}]}]}
+    r = api.post("/v1/traces", json=doc, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "partialSuccess": {
+            "rejectedSpans": 0,
+            "errorMessage": f"1 score(s) not kept: summary_quality on {trace_id}/{span_id}: "
+            "42 is outside the scale of 'summary_quality' (1 to 10)",
+        }
+    }
+    scores = api.get(f"/api/traces/{trace_id}", headers=ADMIN).json()["scores"]
+    assert sorted((s["name"], s["value"], s["normalized"], s["passed"]) for s in scores) == [
+        ("stars", 9.0, None, None),
+        ("summary_quality", 8.0, pytest.approx(7 / 9), True),
+    ]
+
+
+def test_a_values_reading_follows_each_metric_types_own_rule() -> None:
+    """What a run's score of each kind of metric would be for a value from outside."""
+    from panopticon.judges.base import OffScale, stored_metric
+
+    def metric(**definition: Any) -> Any:
+        found = stored_metric(str(definition["type"]), {"name": "m", **definition})
+        assert found is not None
+        return found
+
+    exact = metric(type="exact")
+    assert exact.read_value(1) == (1.0, True) and exact.read_value(0) == (0.0, False)
+    with pytest.raises(OffScale, match=r"0\.5 is outside the scale of 'm' \(0 \(fail\) or 1"):
+        exact.read_value(0.5)
+    length = metric(type="length", min=10, max=20)
+    assert length.read_value(15) == (1.0, True) and length.read_value(25) == (0.0, False)
+    assert metric(type="latency", max_ms=500).read_value(800) == (0.0, False)
+    rubric = metric(type="rubric", prompt="Is it kind?", scale=[1, 5], threshold=4)
+    assert rubric.read_value(4) == (0.75, True) and rubric.read_value(3) == (0.5, False)
+    assert metric(type="rubric", prompt="Is it kind?", scale=[1, 5]).read_value(2) == (0.25, None)
+    assert stored_metric("feedback", {"name": "thumbs", "type": "feedback"}) is None
