@@ -12,6 +12,7 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from panopticon.api.routes.production import ProductionSource
 from panopticon.cli import app as cli_app
 from panopticon.mockllm.server import MockServer
 from panopticon.services import dashboard
-from panopticon.services.compare import PROMPTS_NOTE, UNPAIRED_NOTE
+from panopticon.services.compare import PROMPTS_NOTE, PROMPTS_SPLIT_NOTE, UNPAIRED_NOTE
 from panopticon.services.database import workspace_id
 from panopticon.services.ingest import NO_SCALE_NOTE
 from panopticon.services.production import PRODUCTION_SOURCES
@@ -524,3 +525,84 @@ def test_a_values_reading_follows_each_metric_types_own_rule() -> None:
     assert rubric.read_value(4) == (0.75, True) and rubric.read_value(3) == (0.5, False)
     assert metric(type="rubric", prompt="Is it kind?", scale=[1, 5]).read_value(2) == (0.25, None)
     assert stored_metric("feedback", {"name": "thumbs", "type": "feedback"}) is None
+
+
+def test_compare_prompts_splits_production_scores_by_the_prompt_version_their_spans_carry(
+    api: TestClient, env: dict[str, str], tmp_path: Path, mock: MockServer
+) -> None:
+    """Traffic of the model good tagged with the prompt version that served it (a trace's
+    metadata, or a span's attributes, as online rules read it): `compare --prompts
+    terse,chatty` shows the production scores per prompt, each unpaired with its own
+    interval clustered by trace; scores under another version or none are left out and
+    counted in the note."""
+    path = write(tmp_path / "s.yaml", prompts_suite(mock.url))
+    out = cli.invoke(cli_app, ["run", str(path), "--no-progress"])
+    assert out.exit_code == 0, out.output
+    run_id = api.get("/api/runs", headers=ADMIN).json()[0]["id"]
+
+    # terse: the version in the trace's metadata, scores of the whole trace
+    terse = [
+        log(api, "good", f"Question {i}?", "Yes.", metadata={"prompt.version": "terse"})
+        for i in range(3)
+    ]
+    for trace_id, label in zip(terse, ("pass", "pass", "fail"), strict=True):
+        score(api, trace_id, "short", label=label)
+    score(api, terse[0], "short", label="pass")  # a second score of one trace: one cluster
+    # chatty: the version in the span's attributes, scores of the span
+    for _ in range(2):
+        trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+        span = {"id": span_id, "name": "chat", "model": "good", "input": "q", "output": "a"}
+        span["attributes"] = {"prompt_version": "chatty"}
+        body = {"traces": [{"id": trace_id, "spans": [span]}]}
+        api.post("/api/traces", json=body, headers=ADMIN).raise_for_status()
+        score(api, trace_id, "short", label="fail", span_id=span_id)
+    # neither: another version, and none
+    score(
+        api, log(api, "good", "Q?", "A.", metadata={"prompt.version": "v9"}), "short", label="pass"
+    )
+    score(api, log(api, "good", "Q?", "A."), "short", label="pass")
+
+    r = api.get(
+        f"/api/runs/{run_id}/compare-prompts", params={"prompts": "terse,chatty"}, headers=ADMIN
+    )
+    assert r.status_code == 200, r.text
+    good = next(c for c in r.json() if c["a"].startswith("good@"))
+    assert good["production_note"] == (
+        f"{UNPAIRED_NOTE} " + PROMPTS_SPLIT_NOTE.format(a="terse", b="chatty", other=2)
+    )
+    a, b = good["production"]
+    assert (a["prompt"], a["model"], a["source"], a["metric"], a["n"], a["traces"]) == (
+        "terse",
+        "good",
+        "human",
+        "short",
+        4,
+        3,
+    )
+    expected = bounded_interval(ClusterSums.of([[1.0, 1.0], [1.0], [0.0]]))
+    assert a["mean"] == pytest.approx(0.75) == pytest.approx(expected.estimate)
+    assert (a["low"], a["high"]) == (pytest.approx(expected.low), pytest.approx(expected.high))
+    assert (b["prompt"], b["n"], b["traces"], b["mean"]) == ("chatty", 2, 2, 0.0)
+
+    out = cli.invoke(cli_app, ["compare", str(run_id), "--prompts", "terse,chatty"])
+    assert out.exit_code == 0, out.output
+    assert "production, unpaired: good@terse (human) short: 0.750" in out.output
+    assert "n=4 scores of 3 traces" in out.output
+    assert "production, unpaired: good@chatty (human) short: 0.000" in out.output
+    assert PROMPTS_NOTE not in out.output and "2 other production score(s)" in out.output
+
+    # A first, as asked
+    out = cli.invoke(cli_app, ["compare", str(run_id), "--prompts", "chatty,terse"])
+    assert out.output.index("good@chatty (human)") < out.output.index("good@terse (human)")
+
+    # prompt versions the traffic never carried: the model's scores, whichever prompt served
+    from panopticon.services.compare import compare_prompts, with_production
+
+    engine, workspace = ws(api)
+    asked = [
+        replace(c, prompts=("v1", "v2")) for c in compare_prompts(engine, run_id, "terse", "chatty")
+    ]
+    (unsplit,) = [c for c in with_production(engine, workspace, asked) if c.models[0] == "good"]
+    assert unsplit.production_note == f"{UNPAIRED_NOTE} {PROMPTS_NOTE}"
+    (whole,) = unsplit.production
+    assert (whole.prompt, whole.n, whole.traces) == (None, 8, 7)
