@@ -36,7 +36,7 @@ from tests.conftest import write
 from tests.test_api import BOOT
 from tests.test_api_judge import register
 from tests.test_online_eval import log
-from tests.test_online_views import ADMIN, judged, results, run_score
+from tests.test_online_views import ADMIN, judged, results, run_score, span_of
 from tests.test_prompt_variants import prompts_suite
 
 cli = CliRunner()
@@ -606,3 +606,64 @@ def test_compare_prompts_splits_production_scores_by_the_prompt_version_their_sp
     assert unsplit.production_note == f"{UNPAIRED_NOTE} {PROMPTS_NOTE}"
     (whole,) = unsplit.production
     assert (whole.prompt, whole.n, whole.traces) == (None, 8, 7)
+
+
+def test_the_summarys_links_to_production_results_select_the_rows_scores(
+    api: TestClient, env: dict[str, str]
+) -> None:
+    """Each production row of the Summary links to the Results page filtered by its model
+    and source, and that page counts the row's scores: a score of a whole trace is found
+    under the trace's model, '(several models)' or '(model unknown)' as the row has it,
+    not under any model one of its spans names."""
+    import html
+    import re
+
+    from tests.test_web import sign_in
+
+    one = log(api, "gpt-4o", "What is a tide?", "The sea rising and falling.")
+    score(api, one, "verdict", label="pass")
+    two = log(api, "gpt-4o", "Hi", "Hello")
+    score(api, two, "verdict", label="fail")
+    body = {
+        "traces": [
+            {
+                "id": "a" * 32,
+                "spans": [
+                    {"name": "one", "model": "gpt-4o", "input": "a", "output": "b"},
+                    {"name": "two", "model": "claude-3", "input": "c", "output": "d"},
+                ],
+            }
+        ]
+    }
+    api.post("/api/traces", json=body, headers=ADMIN).raise_for_status()
+    score(api, "a" * 32, "verdict", label="pass")  # under '(several models)'
+    score(api, "f" * 32, "verdict", label="fail")  # its trace never arrived
+    score(api, one, "verdict", label="pass", span_id=span_of(api, one))  # the span's own
+    run_score(api)  # the summary's model table shows once there is a run
+
+    traces = {"gpt-4o": {one, two}, "(several models)": {"a" * 32}, "(model unknown)": {"f" * 32}}
+    rows = {r["label"]: r for r in get(api, "summary")["models"]}
+    assert {label: r["n"] for label, r in rows.items()} == {
+        "gpt-4o (human)": 3,
+        "(several models) (human)": 1,
+        "(model unknown) (human)": 1,
+    }
+    assert sign_in(api, ADMIN["X-API-Key"]).status_code == 200
+    page = api.get("/ui/").text
+    links = {
+        html.unescape(label): html.unescape(href)
+        for href, label in re.findall(r'<a href="(/ui/results\?model=[^"]*)">([^<]*)</a>', page)
+    }
+    assert set(rows) <= set(links)
+    for label, row in rows.items():
+        results_page = api.get(links[label])
+        assert results_page.status_code == 200, results_page.text
+        total = re.search(r'data-testid="results-total">([\d,]+) score', results_page.text)
+        assert total is not None, label
+        assert int(total.group(1)) == row["n"] + row["unscored"], label
+        # the JSON API, with the same filter, says the same
+        model = label.removesuffix(" (human)")
+        listed = results(api, model_id=model, source="human")
+        assert listed["total"] == row["n"], label
+        assert {i["trace_id"] for i in listed["items"]} == traces[model], label
+        assert f"<option selected>{html.escape(model)}</option>" in results_page.text
