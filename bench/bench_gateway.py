@@ -95,10 +95,10 @@ def cpu_s(pid: int) -> float | None:
     if fields is None:
         return None
     total = int(fields[11]) + int(fields[12])
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        child = _stat(int(stat.parent.name))
-        if child is not None and child[1] == str(pid):
-            total += int(child[11]) + int(child[12])
+    for child in children(pid):
+        cf = _stat(child)
+        if cf is not None:
+            total += int(cf[11]) + int(cf[12])
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -114,6 +114,16 @@ def settle(health: str | None, timeout_s: float = 60.0) -> None:
             return
         time.sleep(0.02)
     print(f"{health}: calls still unwritten after {timeout_s:g} s", file=sys.stderr)
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (the gateway's log writer)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = _stat(int(stat.parent.name))
+        if fields is not None and fields[1] == str(pid):
+            found.append(int(stat.parent.name))
+    return found
 
 
 def rss_mb(pid: int) -> float | None:
@@ -492,9 +502,10 @@ def main() -> None:
 
 
 def soak(n: int, seconds: float, pg: str | None) -> None:
-    """RSS of the gateway (logging on, mock at 0 ms, concurrency 50) after every step of
-    requests, for ``n`` requests or ``seconds``; then the slope of RSS over requests, fitted
-    (least squares) over the second half of the points, past the warm-up."""
+    """RSS of the gateway and of its log writer process (logging on, mock at 0 ms,
+    concurrency 50) after every step of requests, for ``n`` requests or ``seconds``; then
+    the slope of their sum over requests, fitted (least squares) over the second half of
+    the points, past the warm-up."""
     mock = start_mock(0)
     url = fresh_database(pg, "panopticon_bench_gw_soak") if pg else None
     try:
@@ -504,14 +515,32 @@ def soak(n: int, seconds: float, pg: str | None) -> None:
                 step = max(1000, n // 10) if n else 10_000
                 done = 0
                 started = time.monotonic()
-                points = [(0, rss_mb(gw.proc.pid) or 0.0)]
-                print("| requests | RSS MB | req/s | load |\n|---|---|---|---|")
-                print(f"| 0 | {points[0][1]:.1f} | | |")
+                health = gw.url.removesuffix("/v1") + "/health"
+
+                def sample() -> tuple[float, float, int]:
+                    """RSS of the server and of its log writer, and calls not yet written."""
+                    writers = children(gw.proc.pid)
+                    with urllib.request.urlopen(health, timeout=10) as resp:
+                        pending = int(json.loads(resp.read())["log"].get("pending", 0))
+                    return (
+                        rss_mb(gw.proc.pid) or 0.0,
+                        sum(rss_mb(w) or 0.0 for w in writers),
+                        pending,
+                    )
+
+                first = sample()
+                points = [(0, first[0] + first[1])]
+                print(
+                    "| requests | server RSS MB | writer RSS MB | unwritten calls | req/s | load |"
+                )
+                print("|---|---|---|---|---|---|")
+                print(f"| 0 | {first[0]:.1f} | {first[1]:.1f} | {first[2]} | | |")
                 while (n and done < n) or (seconds and time.monotonic() - started < seconds):
                     r = asyncio.run(load(gw.url, key, step, 50, False))
                     done += step
-                    points.append((done, rss_mb(gw.proc.pid) or 0.0))
-                    print(f"| {done} | {points[-1][1]:.1f} | {r['rps']:.0f} "
+                    server, writer, pending = sample()
+                    points.append((done, server + writer))
+                    print(f"| {done} | {server:.1f} | {writer:.1f} | {pending} | {r['rps']:.0f} "
                           f"| {os.getloadavg()[0]:.1f} |", flush=True)  # fmt: skip
             finally:
                 gw.stop()
@@ -524,7 +553,8 @@ def soak(n: int, seconds: float, pg: str | None) -> None:
         mx = sum(x for x, _ in tail) / len(tail)
         my = sum(y for _, y in tail) / len(tail)
         slope = sum((x - mx) * (y - my) for x, y in tail) / sum((x - mx) ** 2 for x, _ in tail)
-        print(f"\n{done} requests in {time.monotonic() - started:.0f} s; RSS {points[1][1]:.1f} MB "
+        print(f"\n{done} requests in {time.monotonic() - started:.0f} s; server + writer "
+              f"RSS {points[1][1]:.1f} MB "
               f"after the first step, {points[-1][1]:.1f} MB at the end; slope over the second "
               f"half: {slope * 100_000:+.3f} MB per 100,000 requests "
               f"({slope * 1_000_000:+.2f} MB per 1,000,000)")  # fmt: skip

@@ -8,8 +8,11 @@ LLM, scores posted), on the SQLite file or PostgreSQL of the test run."""
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +26,9 @@ from panopticon.api.routes.production import ProductionSource
 from panopticon.cli import app as cli_app
 from panopticon.mockllm.server import MockServer
 from panopticon.services import dashboard
-from panopticon.services.compare import PROMPTS_NOTE, UNPAIRED_NOTE
+from panopticon.services.compare import PROMPTS_NOTE, PROMPTS_SPLIT_NOTE, UNPAIRED_NOTE
 from panopticon.services.database import workspace_id
+from panopticon.services.ingest import NO_SCALE_NOTE
 from panopticon.services.production import PRODUCTION_SOURCES
 from panopticon.settings import Settings
 from panopticon.stats.intervals import ClusterSums, bounded_interval
@@ -32,7 +36,7 @@ from tests.conftest import write
 from tests.test_api import BOOT
 from tests.test_api_judge import register
 from tests.test_online_eval import log
-from tests.test_online_views import ADMIN, judged, results, run_score
+from tests.test_online_views import ADMIN, judged, results, run_score, span_of
 from tests.test_prompt_variants import prompts_suite
 
 cli = CliRunner()
@@ -351,3 +355,315 @@ def test_compare_prompts_shows_the_models_production_scores_unpaired(
     )
     assert p["mean"] == pytest.approx(2 / 3) and p["low"] < p["mean"] < p["high"]
     assert weak["production"] == [] and weak["production_note"] is None
+
+
+def post_score(api: TestClient, **body: Any) -> Any:
+    return api.post("/api/scores", json={"source": "api", **body}, headers=ADMIN)
+
+
+def test_a_posted_value_on_a_metric_with_a_scale_is_normalised_as_a_run_score_is(
+    api: TestClient, env: dict[str, str]
+) -> None:
+    """A client's value on a registered metric (summary_quality: 1 to 10, passes at 6) is
+    stored normalised and passed by the threshold, the same as a run's score of that value
+    on that metric: it averages with nothing missing, and is no 'value on no 0..1 scale'."""
+    run_score(api)
+    (run,) = results(api, source="run")["items"]
+    assert run["metric"] == "summary_quality" and run["normalized"] is not None
+    first = log(api, "gpt-4o", "What is a tide?", "The sea rising and falling.")
+    second = log(api, "gpt-4o", "Why is the sea salty?", "Rivers carry salt to it.")
+
+    same = post_score(api, trace_id=first, name="summary_quality", value=run["value"])
+    assert same.status_code == 201, same.text
+    assert (same.json()["normalized"], same.json()["passed"], same.json()["note"]) == (
+        run["normalized"],
+        run["passed"],
+        None,
+    )
+    for trace_id, value, normalized, passed in (
+        (first, 10, 1.0, True),
+        (second, 1, 0.0, False),
+        (second, 6, 5 / 9, True),
+        (second, 5.5, 4.5 / 9, False),
+    ):
+        r = post_score(api, trace_id=trace_id, name="summary_quality", value=value)
+        assert r.status_code == 201, r.text
+        assert r.json()["normalized"] == pytest.approx(normalized), value
+        assert r.json()["passed"] is passed, value
+    # a 'pass' label beside a value does not overrule the metric's threshold
+    r = post_score(api, trace_id=first, name="summary_quality", value=2, label="pass")
+    assert (r.json()["normalized"], r.json()["passed"]) == (pytest.approx(1 / 9), False)
+
+    (row,) = get(api, "summary", metric="summary_quality", source="api")["scores"]
+    values = [run["normalized"], 1.0, 0.0, 5 / 9, 4.5 / 9, 1 / 9]
+    assert (row["n"], row["traces"], row["unscored"], row["message"]) == (6, 2, 0, None)
+    assert row["mean"] == pytest.approx(sum(values) / 6)
+    assert row["pass_rate"] == pytest.approx([run["passed"], 1, 0, 1, 0, 0].count(True) / 6)
+    # the trace shows the normalised value beside the one posted
+    scores = api.get(f"/api/traces/{second}", headers=ADMIN).json()["scores"]
+    assert sorted((s["value"], s["normalized"]) for s in scores) == [
+        (1.0, 0.0),
+        (5.5, pytest.approx(4.5 / 9)),
+        (6.0, pytest.approx(5 / 9)),
+    ]
+    # the dashboard's summary row is the API's
+    engine, workspace = ws(api)
+    panel = dashboard.model_metrics(engine, workspace, None, "production")
+    assert panel.cells[("gpt-4o (api)", "summary_quality")].mean == row["mean"]
+
+
+def test_a_value_off_the_metrics_scale_is_refused_naming_the_field_and_the_range(
+    api: TestClient,
+) -> None:
+    trace_id = log(api, "gpt-4o", "What is a tide?", "The sea rising and falling.")
+    for value in (11, 0, -3.5, 10.01):
+        r = post_score(api, trace_id=trace_id, name="summary_quality", value=value)
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["field"] == "value"
+        assert error["message"] == (
+            f"{value:g} is outside the scale of 'summary_quality' (1 to 10)"
+        )
+        assert error["hint"] == "give a value from 1 to 10"
+    assert api.get(f"/api/traces/{trace_id}", headers=ADMIN).json()["scores"] == []
+    assert get(api, "summary", metric="summary_quality")["scores"] == []
+    # a label alone is not a value: kept, as before
+    r = post_score(api, trace_id=trace_id, name="summary_quality", label="thumbs_up")
+    assert r.status_code == 201 and r.json()["note"] is None
+
+
+def test_a_value_on_a_metric_with_no_scale_is_kept_as_given_and_the_answer_says_why(
+    api: TestClient,
+) -> None:
+    """A metric the workspace does not have (made for outside scores): the value is kept
+    as before, on no 0..1 scale, and the answer says so and how to give it one; once the
+    metric is registered with a scale, new values are normalised."""
+    trace_id = log(api, "gpt-4o", "What is a tide?", "The sea rising and falling.")
+    r = post_score(api, trace_id=trace_id, name="stars", value=4)
+    assert r.status_code == 201, r.text
+    assert (r.json()["normalized"], r.json()["passed"]) == (None, None)
+    assert r.json()["note"] == NO_SCALE_NOTE.format(metric="stars")
+    assert "POST /api/metrics" in r.json()["note"]
+    (row,) = get(api, "summary", metric="stars")["scores"]
+    assert (row["n"], row["unscored"], row["verdict"]) == (0, 1, "no values")
+    assert row["message"] == "no mean: 1 value on no 0..1 scale (the metric has none)"
+
+    created = api.post(
+        "/api/metrics",
+        json={"name": "stars", "type": "stars", "item": "Rate it.", "scale": [1, 5]},
+        headers=ADMIN,
+    )
+    assert created.status_code == 201, created.text
+    r = post_score(api, trace_id=trace_id, name="stars", value=4)
+    assert (r.json()["normalized"], r.json()["passed"], r.json()["note"]) == (0.75, None, None)
+    r = post_score(api, trace_id=trace_id, name="stars", value=6)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "value"
+
+
+def test_otlp_evaluation_events_are_normalised_and_off_scale_ones_not_kept_with_a_warning(
+    api: TestClient,
+) -> None:
+    """Scores in OTLP evaluation events follow the same rule; one off its scale is left
+    out and the export's partial success says which and why, its span still kept."""
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    start = time.time_ns() - 10**9
+
+    def event(name: str, value: float) -> dict[str, Any]:
+        return {
+            "name": "gen_ai.evaluation.result",
+            "timeUnixNano": str(start + 10**8),
+            "attributes": [
+                {"key": "gen_ai.evaluation.name", "value": {"stringValue": name}},
+                {"key": "gen_ai.evaluation.score.value", "value": {"doubleValue": value}},
+            ],
+        }
+
+    span = {
+        "traceId": trace_id,
+        "spanId": span_id,
+        "name": "chat",
+        "kind": 3,
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(start + 5 * 10**8),
+        "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}}],
+        "events": [event("summary_quality", 8), event("summary_quality", 42), event("stars", 9)],
+    }
+    doc = {"resourceSpans": [{"scopeSpans": [{"scope": {"name": "t"}, "spans": [span]}]}]}
+    r = api.post("/v1/traces", json=doc, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "partialSuccess": {
+            "rejectedSpans": 0,
+            "errorMessage": f"1 score(s) not kept: summary_quality on {trace_id}/{span_id}: "
+            "42 is outside the scale of 'summary_quality' (1 to 10)",
+        }
+    }
+    scores = api.get(f"/api/traces/{trace_id}", headers=ADMIN).json()["scores"]
+    assert sorted((s["name"], s["value"], s["normalized"], s["passed"]) for s in scores) == [
+        ("stars", 9.0, None, None),
+        ("summary_quality", 8.0, pytest.approx(7 / 9), True),
+    ]
+
+
+def test_a_values_reading_follows_each_metric_types_own_rule() -> None:
+    """What a run's score of each kind of metric would be for a value from outside."""
+    from panopticon.judges.base import OffScale, stored_metric
+
+    def metric(**definition: Any) -> Any:
+        found = stored_metric(str(definition["type"]), {"name": "m", **definition})
+        assert found is not None
+        return found
+
+    exact = metric(type="exact")
+    assert exact.read_value(1) == (1.0, True) and exact.read_value(0) == (0.0, False)
+    with pytest.raises(OffScale, match=r"0\.5 is outside the scale of 'm' \(0 \(fail\) or 1"):
+        exact.read_value(0.5)
+    length = metric(type="length", min=10, max=20)
+    assert length.read_value(15) == (1.0, True) and length.read_value(25) == (0.0, False)
+    assert metric(type="latency", max_ms=500).read_value(800) == (0.0, False)
+    rubric = metric(type="rubric", prompt="Is it kind?", scale=[1, 5], threshold=4)
+    assert rubric.read_value(4) == (0.75, True) and rubric.read_value(3) == (0.5, False)
+    assert metric(type="rubric", prompt="Is it kind?", scale=[1, 5]).read_value(2) == (0.25, None)
+    assert stored_metric("feedback", {"name": "thumbs", "type": "feedback"}) is None
+
+
+def test_compare_prompts_splits_production_scores_by_the_prompt_version_their_spans_carry(
+    api: TestClient, env: dict[str, str], tmp_path: Path, mock: MockServer
+) -> None:
+    """Traffic of the model good tagged with the prompt version that served it (a trace's
+    metadata, or a span's attributes, as online rules read it): `compare --prompts
+    terse,chatty` shows the production scores per prompt, each unpaired with its own
+    interval clustered by trace; scores under another version or none are left out and
+    counted in the note."""
+    path = write(tmp_path / "s.yaml", prompts_suite(mock.url))
+    out = cli.invoke(cli_app, ["run", str(path), "--no-progress"])
+    assert out.exit_code == 0, out.output
+    run_id = api.get("/api/runs", headers=ADMIN).json()[0]["id"]
+
+    # terse: the version in the trace's metadata, scores of the whole trace
+    terse = [
+        log(api, "good", f"Question {i}?", "Yes.", metadata={"prompt.version": "terse"})
+        for i in range(3)
+    ]
+    for trace_id, label in zip(terse, ("pass", "pass", "fail"), strict=True):
+        score(api, trace_id, "short", label=label)
+    score(api, terse[0], "short", label="pass")  # a second score of one trace: one cluster
+    # chatty: the version in the span's attributes, scores of the span
+    for _ in range(2):
+        trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+        span = {"id": span_id, "name": "chat", "model": "good", "input": "q", "output": "a"}
+        span["attributes"] = {"prompt_version": "chatty"}
+        body = {"traces": [{"id": trace_id, "spans": [span]}]}
+        api.post("/api/traces", json=body, headers=ADMIN).raise_for_status()
+        score(api, trace_id, "short", label="fail", span_id=span_id)
+    # neither: another version, and none
+    score(
+        api, log(api, "good", "Q?", "A.", metadata={"prompt.version": "v9"}), "short", label="pass"
+    )
+    score(api, log(api, "good", "Q?", "A."), "short", label="pass")
+
+    r = api.get(
+        f"/api/runs/{run_id}/compare-prompts", params={"prompts": "terse,chatty"}, headers=ADMIN
+    )
+    assert r.status_code == 200, r.text
+    good = next(c for c in r.json() if c["a"].startswith("good@"))
+    assert good["production_note"] == (
+        f"{UNPAIRED_NOTE} " + PROMPTS_SPLIT_NOTE.format(a="terse", b="chatty", other=2)
+    )
+    a, b = good["production"]
+    assert (a["prompt"], a["model"], a["source"], a["metric"], a["n"], a["traces"]) == (
+        "terse",
+        "good",
+        "human",
+        "short",
+        4,
+        3,
+    )
+    expected = bounded_interval(ClusterSums.of([[1.0, 1.0], [1.0], [0.0]]))
+    assert a["mean"] == pytest.approx(0.75) == pytest.approx(expected.estimate)
+    assert (a["low"], a["high"]) == (pytest.approx(expected.low), pytest.approx(expected.high))
+    assert (b["prompt"], b["n"], b["traces"], b["mean"]) == ("chatty", 2, 2, 0.0)
+
+    out = cli.invoke(cli_app, ["compare", str(run_id), "--prompts", "terse,chatty"])
+    assert out.exit_code == 0, out.output
+    assert "production, unpaired: good@terse (human) short: 0.750" in out.output
+    assert "n=4 scores of 3 traces" in out.output
+    assert "production, unpaired: good@chatty (human) short: 0.000" in out.output
+    assert PROMPTS_NOTE not in out.output and "2 other production score(s)" in out.output
+
+    # A first, as asked
+    out = cli.invoke(cli_app, ["compare", str(run_id), "--prompts", "chatty,terse"])
+    assert out.output.index("good@chatty (human)") < out.output.index("good@terse (human)")
+
+    # prompt versions the traffic never carried: the model's scores, whichever prompt served
+    from panopticon.services.compare import compare_prompts, with_production
+
+    engine, workspace = ws(api)
+    asked = [
+        replace(c, prompts=("v1", "v2")) for c in compare_prompts(engine, run_id, "terse", "chatty")
+    ]
+    (unsplit,) = [c for c in with_production(engine, workspace, asked) if c.models[0] == "good"]
+    assert unsplit.production_note == f"{UNPAIRED_NOTE} {PROMPTS_NOTE}"
+    (whole,) = unsplit.production
+    assert (whole.prompt, whole.n, whole.traces) == (None, 8, 7)
+
+
+def test_the_summarys_links_to_production_results_select_the_rows_scores(
+    api: TestClient, env: dict[str, str]
+) -> None:
+    """Each production row of the Summary links to the Results page filtered by its model
+    and source, and that page counts the row's scores: a score of a whole trace is found
+    under the trace's model, '(several models)' or '(model unknown)' as the row has it,
+    not under any model one of its spans names."""
+    import html
+    import re
+
+    from tests.test_web import sign_in
+
+    one = log(api, "gpt-4o", "What is a tide?", "The sea rising and falling.")
+    score(api, one, "verdict", label="pass")
+    two = log(api, "gpt-4o", "Hi", "Hello")
+    score(api, two, "verdict", label="fail")
+    body = {
+        "traces": [
+            {
+                "id": "a" * 32,
+                "spans": [
+                    {"name": "one", "model": "gpt-4o", "input": "a", "output": "b"},
+                    {"name": "two", "model": "claude-3", "input": "c", "output": "d"},
+                ],
+            }
+        ]
+    }
+    api.post("/api/traces", json=body, headers=ADMIN).raise_for_status()
+    score(api, "a" * 32, "verdict", label="pass")  # under '(several models)'
+    score(api, "f" * 32, "verdict", label="fail")  # its trace never arrived
+    score(api, one, "verdict", label="pass", span_id=span_of(api, one))  # the span's own
+    run_score(api)  # the summary's model table shows once there is a run
+
+    traces = {"gpt-4o": {one, two}, "(several models)": {"a" * 32}, "(model unknown)": {"f" * 32}}
+    rows = {r["label"]: r for r in get(api, "summary")["models"]}
+    assert {label: r["n"] for label, r in rows.items()} == {
+        "gpt-4o (human)": 3,
+        "(several models) (human)": 1,
+        "(model unknown) (human)": 1,
+    }
+    assert sign_in(api, ADMIN["X-API-Key"]).status_code == 200
+    page = api.get("/ui/").text
+    links = {
+        html.unescape(label): html.unescape(href)
+        for href, label in re.findall(r'<a href="(/ui/results\?model=[^"]*)">([^<]*)</a>', page)
+    }
+    assert set(rows) <= set(links)
+    for label, row in rows.items():
+        results_page = api.get(links[label])
+        assert results_page.status_code == 200, results_page.text
+        total = re.search(r'data-testid="results-total">([\d,]+) score', results_page.text)
+        assert total is not None, label
+        assert int(total.group(1)) == row["n"] + row["unscored"], label
+        # the JSON API, with the same filter, says the same
+        model = label.removesuffix(" (human)")
+        listed = results(api, model_id=model, source="human")
+        assert listed["total"] == row["n"], label
+        assert {i["trace_id"] for i in listed["items"]} == traces[model], label
+        assert f"<option selected>{html.escape(model)}</option>" in results_page.text

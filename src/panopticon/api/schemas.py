@@ -459,8 +459,9 @@ class ComparisonPublic(BaseModel):
     production: list[dict[str, Any]] = Field(
         default=[],
         description="The compared models' production scores (model, source, metric, n, "
-        "traces, mean, low, high), unpaired: not in the paired test, each with its own 95% "
-        "interval clustered by trace",
+        "traces, mean, low, high, prompt), unpaired: not in the paired test, each with its "
+        "own 95% interval clustered by trace. `prompt`: in a prompts comparison, the prompt "
+        "version that served the traffic (its spans' prompt.version), when they say so",
     )
     production_note: str | None = Field(
         default=None, description="Why production scores are not paired (when there are any)"

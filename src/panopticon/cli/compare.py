@@ -99,8 +99,9 @@ def _print(c: Comparison, fmt: str) -> None:
                 else "(too few traces)"
             )
             mean = "-" if p.mean is None else f"{p.mean:.3f}"
+            served = f"{p.model}@{p.prompt}" if p.prompt is not None else p.model
             console.print(
-                f"production, unpaired: {p.model} ({p.source}) {p.metric}: {mean} {interval}, "
+                f"production, unpaired: {served} ({p.source}) {p.metric}: {mean} {interval}, "
                 f"n={p.n} scores of {p.traces} traces",
                 soft_wrap=True,
                 highlight=False,

@@ -24,6 +24,7 @@ __all__ = [
     "MetricContext",
     "MetricResult",
     "MetricSpec",
+    "OffScale",
     "build_metric",
     "gives_pass_fail",
     "metric_types",
@@ -31,6 +32,7 @@ __all__ = [
     "register_metric",
     "score_kinds",
     "spec_class",
+    "stored_metric",
 ]
 
 
@@ -99,6 +101,15 @@ class MetricResult:
     details: dict[str, Any] | None = None  # e.g. a panel's votes
 
 
+class OffScale(ValueError):
+    """A value given from outside a run that its metric could never give; ``hint`` says
+    what it could ("give a value from 1 to 5", "give 0 (fail) or 1 (pass)")."""
+
+    def __init__(self, value: float, metric: str, allowed: str, hint: str) -> None:
+        super().__init__(f"{value:g} is outside the scale of '{metric}' ({allowed})")
+        self.hint = hint
+
+
 class Metric(abc.ABC):
     """Base of every metric type. Subclasses set ``type`` and implement :meth:`score`."""
 
@@ -124,6 +135,32 @@ class Metric(abc.ABC):
 
     def passes(self, value: float) -> bool | None:
         return None if self.threshold is None else value >= self.threshold
+
+    def read_value(self, value: float) -> tuple[float | None, bool | None]:
+        """A value given from outside a run (a client's score of a production trace) as a
+        run's score of this metric with that value is stored: (normalised 0..1, passed).
+        The normalised value is None when the metric has no 0..1 scale to put it on (a
+        pairwise judge, a plugin's unbounded score); passed is None with no pass rule.
+        Raises :class:`OffScale` for a value the metric could not give."""
+        if self.pairwise:  # its scores are about two answers, never one value
+            return None, None
+        kind = self.kind()
+        bounds = kind.bounds
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            span = f"{bounds[0]:g} to {bounds[1]:g}"
+            raise OffScale(value, self.name, span, f"give a value from {span}")
+        if kind.binary:
+            passed = self.passes(value)
+            if passed is None and bounds is not None:
+                # a check with no threshold scores 1 (pass) or 0 (fail), nothing between
+                if value not in bounds:
+                    two = f"{bounds[0]:g} (fail) or {bounds[1]:g} (pass)"
+                    raise OffScale(value, self.name, two, f"give {two}")
+                passed = value == bounds[1]
+            return (None if passed is None else float(passed)), passed
+        if bounds is None:
+            return None, self.passes(value)
+        return (value - bounds[0]) / (bounds[1] - bounds[0]), self.passes(value)
 
     def error(self, message: str, judge: JudgeReply | None = None) -> MetricResult:
         return MetricResult(None, None, None, error=message, judge=judge)
@@ -197,6 +234,19 @@ def spec_class(type_name: str) -> type[MetricSpec] | None:
 def build_metric(spec: MetricSpec) -> Metric:
     _load_builtins()
     return _REGISTRY[spec.type].metric(spec)
+
+
+def stored_metric(type_name: str, definition: Mapping[str, Any]) -> Metric | None:
+    """The metric a stored definition describes; None for a type no longer registered (a
+    plugin removed, an outside client's ``feedback`` metric) or a definition that no
+    longer validates."""
+    cls = spec_class(type_name)
+    if cls is None:
+        return None
+    try:
+        return build_metric(cls.model_validate(dict(definition)))
+    except ValidationError:
+        return None
 
 
 def score_kinds(definitions: Iterable[Mapping[str, Any]]) -> dict[str, ScoreKind]:

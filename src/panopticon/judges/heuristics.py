@@ -219,11 +219,14 @@ class LengthMetric(Metric):
     def kind(self) -> ScoreKind:
         return ScoreKind(binary=True)  # passes or not; the value, a length, has no bound
 
+    def passes(self, value: float) -> bool:
+        return (self.spec.min is None or value >= self.spec.min) and (
+            self.spec.max is None or value <= self.spec.max
+        )
+
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         n = len(ctx.response) if self.spec.unit == "chars" else len(ctx.response.split())
-        ok = (self.spec.min is None or n >= self.spec.min) and (
-            self.spec.max is None or n <= self.spec.max
-        )
+        ok = self.passes(n)
         return MetricResult(
             float(n),
             1.0 if ok else 0.0,
@@ -247,12 +250,15 @@ class LatencyMetric(Metric):
     def kind(self) -> ScoreKind:
         return ScoreKind(binary=True, quality=False)
 
+    def passes(self, value: float) -> bool:
+        return value <= self.spec.max_ms
+
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         if ctx.latency_ms is None:
             return self.error(
                 "the answer has no latency (it came from the cache of an earlier run without one)"
             )
-        ok = ctx.latency_ms <= self.spec.max_ms
+        ok = self.passes(ctx.latency_ms)
         return MetricResult(
             ctx.latency_ms,
             1.0 if ok else 0.0,
@@ -276,13 +282,16 @@ class CostMetric(Metric):
     def kind(self) -> ScoreKind:
         return ScoreKind(binary=True, quality=False)
 
+    def passes(self, value: float) -> bool:
+        return value <= self.spec.max_usd
+
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
         if ctx.cost_usd is None:
             return self.error(
                 "the answer's cost is unknown (no price for this model); set "
                 "'price' on the model in the suite"
             )
-        ok = ctx.cost_usd <= self.spec.max_usd
+        ok = self.passes(ctx.cost_usd)
         return MetricResult(
             ctx.cost_usd,
             1.0 if ok else 0.0,

@@ -16,7 +16,22 @@ import orjson
 from panopticon.online.outcomes import Decision, Outcome
 from panopticon.online.rules import RuleFilter, RuleSpec
 
-__all__ = ["Candidate", "decide", "dedup_key", "filter_reason", "sample_point", "segment_of"]
+__all__ = [
+    "Candidate",
+    "decide",
+    "dedup_key",
+    "filter_reason",
+    "prompt_keys",
+    "sample_point",
+    "segment_of",
+]
+
+
+def prompt_keys(key: str) -> tuple[str, ...]:
+    """Where a span says which prompt served it (``key``: ``name`` or ``version``): these
+    attributes of the span, first found wins, then the same keys in its trace's metadata.
+    Rules filter on them, and a prompts comparison splits production scores by them."""
+    return (f"prompt.{key}", f"prompt_{key}", f"panopticon.prompt.{key}")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from panopticon.store.queries import runs as run_queries
 
 __all__ = [
     "PROMPTS_NOTE",
+    "PROMPTS_SPLIT_NOTE",
     "UNPAIRED_NOTE",
     "Comparison",
     "PairwiseTally",
@@ -47,6 +48,13 @@ PROMPTS_NOTE = (
     "They are the model's production scores whichever prompt served the traffic: they say "
     "nothing of prompt A against prompt B."
 )
+# ... unless the scores' spans say which prompt served them (prompt.version, as rules read it)
+PROMPTS_SPLIT_NOTE = (
+    "They are split by the prompt version their spans (or their traces' metadata) carry, "
+    "'prompt.version' as online rules read it: only traffic served by '{a}' or '{b}'. "
+    "{other} other production score(s) of the model, under another prompt version or none, "
+    "are left out."
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,7 @@ class UnpairedScores:
     mean: float | None
     low: float | None
     high: float | None
+    prompt: str | None = None  # in a prompts comparison, the prompt version that served
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,7 @@ class Comparison:
     models: tuple[str, str] = ("", "")  # the model ids behind label_a and label_b
     production: list[UnpairedScores] = field(default_factory=list)  # see with_production
     production_caveat: str | None = None  # added to UNPAIRED_NOTE (a prompts comparison's)
+    prompts: tuple[str, str] | None = None  # the prompt variants compared, when they are
 
     @property
     def production_note(self) -> str | None:
@@ -161,24 +171,53 @@ def _pairs(a: Values, b: Values) -> tuple[Pairs, dict[str, int]]:
 def with_production(
     engine: Engine, workspace_id: int, comparisons: list[Comparison]
 ) -> list[Comparison]:
-    """Each comparison with its models' production scores, unpaired (UNPAIRED_NOTE)."""
-    from panopticon.services.dashboard import production_cells
+    """Each comparison with its models' production scores, unpaired (UNPAIRED_NOTE). In a
+    prompts comparison whose model has production scores of traffic served by prompt
+    version A or B, those are split by prompt (PROMPTS_SPLIT_NOTE); else they are the
+    model's, whichever prompt served (PROMPTS_NOTE)."""
+    from panopticon.services.dashboard import production_cells, production_cells_by_prompt
 
     wanted = {m for c in comparisons for m in c.models if m}
     found = production_cells(engine, workspace_id, wanted) if wanted else []
-    return [
-        replace(
-            c,
-            production=[
-                UnpairedScores(
-                    model, source, metric, cell.n, cell.clusters, cell.mean, cell.low, cell.high
-                )
-                for model, source, metric, cell in found
-                if model in c.models
-            ],
-        )
-        for c in comparisons
-    ]
+    prompted = {m for c in comparisons if c.prompts is not None for m in c.models if m}
+    by_prompt = production_cells_by_prompt(engine, workspace_id, prompted) if prompted else []
+    out = []
+    for c in comparisons:
+        production = [
+            UnpairedScores(
+                model, source, metric, cell.n, cell.clusters, cell.mean, cell.low, cell.high
+            )
+            for model, source, metric, cell in found
+            if model in c.models
+        ]
+        caveat = c.production_caveat
+        if c.prompts is not None:
+            caveat = PROMPTS_NOTE
+            order = {c.prompts[0]: 0, c.prompts[1]: 1}
+            mine = [row for row in by_prompt if row[0] in c.models]
+            split = sorted(
+                (row for row in mine if row[1] in order),
+                key=lambda r: (r[0], order[r[1] or ""], r[2], r[3]),
+            )
+            if split:
+                other = sum(cell.n + cell.unscored for _, p, _, _, cell in mine if p not in order)
+                caveat = PROMPTS_SPLIT_NOTE.format(a=c.prompts[0], b=c.prompts[1], other=other)
+                production = [
+                    UnpairedScores(
+                        model,
+                        source,
+                        metric,
+                        cell.n,
+                        cell.clusters,
+                        cell.mean,
+                        cell.low,
+                        cell.high,
+                        prompt,
+                    )
+                    for model, prompt, source, metric, cell in split
+                ]
+        out.append(replace(c, production=production, production_caveat=caveat))
+    return out
 
 
 def _compare(
@@ -312,9 +351,10 @@ def compare_prompts(
         run_kinds(engine, run_id),
         min_effect,
     )
-    # both sides are one model (its production scores, for with_production, are its own)
+    # both sides are one model (its production scores, for with_production, are its own,
+    # split by these prompts where their spans say which served them)
     return [
-        replace(c, models=(m, m), production_caveat=PROMPTS_NOTE)
+        replace(c, models=(m, m), production_caveat=PROMPTS_NOTE, prompts=(prompt_a, prompt_b))
         for c, m in zip(comparisons, models, strict=True)
     ]
 

@@ -406,6 +406,22 @@ def production_cells(
     )
 
 
+def production_cells_by_prompt(
+    engine: Engine, workspace_id: int, models: set[str]
+) -> list[tuple[str, str | None, str, str, Cell]]:
+    """(model, prompt version, source, metric, cell) of these models' production scores,
+    as :func:`production_cells`, with each score's prompt version as its span (else its
+    trace) names it, None where neither does."""
+    with engine.connect() as conn:
+        rows = q.production_moments(
+            conn, workspace_id, by=("source", "model", "metric", "prompt"), models=sorted(models)
+        )
+    return sorted(
+        ((r["model"], r["prompt"], r["source"], r["metric"], Cell.of(r)) for r in rows),
+        key=lambda x: (x[0], x[1] or "", x[2], x[3]),
+    )
+
+
 def heatmap(
     engine: Engine,
     workspace_id: int,

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from panopticon.errors import IngestError
+from panopticon.errors import ConfigError, IngestError, Issue
 from panopticon.ingest import Limits, PayloadError, decode_json, decode_protobuf, normalise
 from panopticon.ingest.jsonapi import LogIn, ScoreCreate, TracesIn, log_spans, trace_spans
 from panopticon.ingest.model import Rejection, ScoreIn, Span
 from panopticon.ingest.normalise import finish
+from panopticon.judges.base import OffScale, stored_metric
 from panopticon.services.access import Principal, authenticate, hash_key
 from panopticon.services.traces import run_maintenance
 from panopticon.settings import Settings
@@ -31,8 +32,10 @@ from panopticon.store.queries import traces as queries
 from panopticon.store.trace_writer import Backpressure, BatchRejected, TraceWriter
 
 __all__ = [
+    "NO_SCALE_NOTE",
     "IngestResult",
     "IngestService",
+    "StoredScore",
     "build_trace_writer",
     "decompress",
     "open_ingest",
@@ -43,6 +46,23 @@ log = logging.getLogger(__name__)
 
 _CACHE_S = 30.0  # a revoked key stops ingesting within this long
 
+NO_SCALE_NOTE = (
+    "not on a 0..1 scale: '{metric}' has no scale in this workspace, so the value is kept as "
+    "given and shown apart from run scores, never averaged with them (register '{metric}' "
+    "with a scale or a threshold, POST /api/metrics, for its values to be normalised)"
+)
+
+
+@dataclass(frozen=True)
+class StoredScore:
+    """A score from outside as stored: its value on its metric's 0..1 scale and pass/fail,
+    as a run's score of the same metric has them, or a note saying why there is none."""
+
+    id: str
+    normalized: float | None
+    passed: bool | None
+    note: str | None = None
+
 
 @dataclass
 class IngestResult:
@@ -50,6 +70,8 @@ class IngestResult:
     rejections: list[Rejection] = field(default_factory=list)
     trace_ids: list[str] = field(default_factory=list)
     scores: int = 0
+    # scores that came with the spans and were not kept (a value off its metric's scale)
+    score_errors: list[str] = field(default_factory=list)
 
     @property
     def rejected(self) -> int:
@@ -57,14 +79,20 @@ class IngestResult:
 
     @property
     def error_message(self) -> str:
-        """The reasons, counted: ``2 spans rejected: 2 x missing start time ...``."""
-        if not self.rejections:
-            return ""
-        counts: dict[str, int] = {}
-        for r in self.rejections:
-            counts[r.reason] = counts.get(r.reason, 0) + 1
-        reasons = "; ".join(f"{n} x {reason}" for reason, n in sorted(counts.items()))
-        return f"{self.rejected} span(s) rejected: {reasons}"
+        """The reasons, counted: ``2 spans rejected: 2 x missing start time ...``, then the
+        scores not kept, each with why."""
+        parts = []
+        if self.rejections:
+            counts: dict[str, int] = {}
+            for r in self.rejections:
+                counts[r.reason] = counts.get(r.reason, 0) + 1
+            reasons = "; ".join(f"{n} x {reason}" for reason, n in sorted(counts.items()))
+            parts.append(f"{self.rejected} span(s) rejected: {reasons}")
+        if self.score_errors:
+            parts.append(
+                f"{len(self.score_errors)} score(s) not kept: " + "; ".join(self.score_errors[:20])
+            )
+        return "; ".join(parts)
 
 
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
@@ -335,8 +363,10 @@ class IngestService:
         result.accepted = len(rows)
         result.trace_ids = list(dict.fromkeys(r["trace_id"] for r in rows))
         if scores:
-            await asyncio.to_thread(self._save_scores, principal.workspace_id, scores)
-            result.scores = len(scores)
+            stored, result.score_errors = await asyncio.to_thread(
+                self._save_scores, principal.workspace_id, scores, strict=False
+            )
+            result.scores = len(stored)
         return result
 
     async def ingest_otlp(
@@ -366,31 +396,72 @@ class IngestService:
         return await self._store(principal, rows, [], result)
 
     # --- scores ------------------------------------------------------------------------------
-    def _save_scores(self, workspace_id: int, scores: list[ScoreIn]) -> list[str]:
+    def _save_scores(
+        self, workspace_id: int, scores: list[ScoreIn], *, strict: bool
+    ) -> tuple[list[StoredScore], list[str]]:
+        """Store scores from outside, each value read on its metric's scale when the
+        workspace has the metric with one (normalised, passed by its threshold, as a run's
+        score is). A value off that scale is refused: ``strict`` raises ConfigError naming
+        the field, else the score is left out and its problem returned with the stored."""
+        stored: list[StoredScore] = []
+        refused: list[str] = []
         with self.engine.begin() as conn:
-            metrics: dict[str, int] = {}
+            ids: dict[str, int] = {}
+            for s in scores:
+                if s.name not in ids:
+                    ids[s.name] = queries.find_metric(conn, workspace_id, s.name) or 0
+            metrics = {
+                mid: stored_metric(kind, definition)
+                for mid, (kind, definition) in queries.metric_definitions(
+                    conn, list(ids.values())
+                ).items()
+            }
             rows = []
             for s in scores:
-                if s.name not in metrics:
-                    metrics[s.name] = queries.find_metric(conn, workspace_id, s.name) or 0
+                normalized, passed, note = None, _score_passed(s), None
+                if s.value is not None:
+                    metric = metrics.get(ids[s.name])
+                    by_metric = None
+                    try:
+                        if metric is not None:
+                            normalized, by_metric = metric.read_value(s.value)
+                    except OffScale as exc:
+                        if strict:
+                            raise ConfigError(
+                                Issue(str(exc), field="value", hint=exc.hint)
+                            ) from None
+                        refused.append(f"{s.name} on {s.trace_id}/{s.span_id or '-'}: {exc}")
+                        continue
+                    if by_metric is not None:  # the metric's threshold, over a pass/fail label
+                        passed = by_metric
+                    if normalized is None:
+                        note = NO_SCALE_NOTE.format(metric=s.name)
                 rows.append(
                     {
                         "workspace_id": workspace_id,
                         "trace_id": s.trace_id,
                         "span_id": s.span_id,
-                        "metric_id": metrics[s.name],
+                        "metric_id": ids[s.name],
                         "value": s.value,
+                        "normalized": normalized,
                         "label": s.label,
-                        "passed": _score_passed(s),
+                        "passed": passed,
                         "reasoning": s.comment,
                         "source": s.source,
                     }
                 )
-            return [str(i) for i in queries.insert_scores(conn, rows)]
+                stored.append(StoredScore("", normalized, passed, note))
+            score_ids = queries.insert_scores(conn, rows)
+        stored = [
+            StoredScore(str(i), x.normalized, x.passed, x.note)
+            for i, x in zip(score_ids, stored, strict=True)
+        ]
+        return stored, refused
 
-    def add_score(self, principal: Principal, score: ScoreCreate) -> str:
-        """A score from outside (user feedback, a client's own evaluation)."""
-        return self._save_scores(
+    def add_score(self, principal: Principal, score: ScoreCreate) -> StoredScore:
+        """A score from outside (user feedback, a client's own evaluation). Raises
+        ConfigError naming ``value`` when the value is off its metric's scale."""
+        stored, _ = self._save_scores(
             principal.workspace_id,
             [
                 ScoreIn(
@@ -403,4 +474,6 @@ class IngestService:
                     source=score.source,
                 )
             ],
-        )[0]
+            strict=True,
+        )
+        return stored[0]

@@ -42,7 +42,7 @@ from panopticon.evaluation.spec import ModelSpec, model_price
 from panopticon.judges.base import Metric, MetricContext, MetricSpec, build_metric, spec_class
 from panopticon.online.outcomes import Outcome
 from panopticon.online.rules import RuleSpec
-from panopticon.online.select import Candidate, decide, dedup_key, segment_of
+from panopticon.online.select import Candidate, decide, dedup_key, prompt_keys, segment_of
 from panopticon.providers.base import ChatResponse
 from panopticon.providers.client import ModelClient
 from panopticon.providers.pricing import Price
@@ -97,7 +97,7 @@ def _output(f: q.SpanFacts) -> str:
 
 def _prompt(f: q.SpanFacts, key: str) -> str | None:
     for source in (f.attributes, f.metadata):
-        for name in (f"prompt.{key}", f"prompt_{key}", f"panopticon.prompt.{key}"):
+        for name in prompt_keys(key):
             value = source.get(name)
             if value is not None:
                 return str(value)

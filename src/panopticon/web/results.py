@@ -91,6 +91,10 @@ def results(request: Request) -> Response:
         m["id"]
         for m in ModelRegistry(engine, principal.workspace_id, request.app.state.settings).all()
     ]
+    if params["model"] and params["model"] not in models:
+        # a production row's model (a served model's full name, "(several models)"), as the
+        # Summary links to it: shown as the filter it is, not as "every model"
+        models.append(params["model"])
     return render(
         request,
         "results.html",

@@ -51,6 +51,16 @@ class IngestPublic(BaseModel):
 
 class ScorePublic(BaseModel):
     id: str
+    normalized: float | None = Field(
+        description="The value on the metric's 0..1 scale, as a run's score of the metric "
+        "has it; null when the metric has no scale (`note` says so) or there is no value."
+    )
+    passed: bool | None = Field(
+        description="By the metric's threshold when it has one, else from a pass/fail label."
+    )
+    note: str | None = Field(
+        default=None, description="Why the value is on no 0..1 scale, when it is not."
+    )
 
 
 def _service(request: Request) -> IngestService:
@@ -144,9 +154,11 @@ async def otlp_traces(
         )
     except IngestError as exc:
         return _otlp_error(exc, errors_as_json)
+    # scores not kept beside kept spans: a partial success with no span rejected (OTLP's
+    # warning), so the exporter logs why
     if as_json:
         payload: dict[str, Any] = {}
-        if result.rejected:
+        if result.rejected or result.score_errors:
             payload["partialSuccess"] = {
                 "rejectedSpans": result.rejected,
                 "errorMessage": result.error_message,
@@ -157,7 +169,7 @@ async def otlp_traces(
     )
 
     response = ExportTraceServiceResponse()
-    if result.rejected:
+    if result.rejected or result.score_errors:
         response.partial_success.rejected_spans = result.rejected
         response.partial_success.error_message = result.error_message
     return Response(response.SerializeToString(), media_type="application/x-protobuf")
@@ -220,5 +232,7 @@ async def post_score(
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> ScorePublic:
     principal = await _principal(request, authorization, x_api_key)
-    score_id = await asyncio.to_thread(_service(request).add_score, principal, body)
-    return ScorePublic(id=score_id)
+    stored = await asyncio.to_thread(_service(request).add_score, principal, body)
+    return ScorePublic(
+        id=stored.id, normalized=stored.normalized, passed=stored.passed, note=stored.note
+    )

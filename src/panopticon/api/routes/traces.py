@@ -100,6 +100,8 @@ class ScoreOnTrace(BaseModel):
     name: str
     span_id: str | None
     value: float | None
+    # the value on its metric's 0..1 scale; null when the metric has none
+    normalized: float | None = None
     label: str | None
     passed: bool | None
     reasoning: str | None

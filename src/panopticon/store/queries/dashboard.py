@@ -14,6 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from panopticon.online.select import prompt_keys
+from panopticon.store.queries.score_model import NO_MODEL, SEVERAL_MODELS, joined_score_model
 from panopticon.store.tables import Metric, Model, Query, Result, Run, Score, Span, Trace
 
 __all__ = [
@@ -285,13 +287,6 @@ _VALUE = sa.case(
 _PASSED = sa.case((Score.c.passed.is_(True), 1), else_=0)
 
 
-# the model of a production score whose model is unknown: a span that names no model, or a
-# score of a trace whose spans name none (or that has not arrived yet)
-NO_MODEL = "(model unknown)"
-# the model of a score about a whole trace whose spans name more than one model
-SEVERAL_MODELS = "(several models)"
-
-
 def _by_metric(q: Any, workspace_id: int, metric: str | None, leave_out: Sequence[str]) -> Any:
     """Scores of one metric (by name), and none of the metric types in ``leave_out`` (the
     operational ones, latency and cost, when only quality counts)."""
@@ -376,26 +371,30 @@ def production_moments(
 ) -> list[dict[str, Any]]:
     """The sums of :func:`score_moments` for scores of production traces and spans (online
     rules, guardrails, people, outside clients), grouped by any of source, model, metric,
-    day, and clustered by trace: several scores of one trace (its spans, or one span scored
+    day, prompt, and clustered by trace: several scores of one trace (its spans, or one span scored
     again by a new rule version) are one cluster, not independent evidence.
 
     A score's model is its span's (the model served, else the one requested); a score of a
     whole trace (user feedback, a person's label) takes the trace's model when its spans
     name one, SEVERAL_MODELS when they name more, and NO_MODEL when none (or the trace has
-    not arrived). ``models`` keeps these groups only.
+    not arrived): store.queries.score_model, which the results filter follows too.
+    ``models`` keeps these groups only. A score's prompt is the prompt version
+    its span's attributes name, else its trace's metadata (``prompt_keys("version")``, as
+    online rules read it), None when neither does.
 
     Each row also counts ``unscored``: the scores with neither a 0..1 value nor a pass/fail
     (a label such as "thumbs_up", a number on a metric without a scale), which the mean
     cannot use; and ``labels``, their labels with counts, most frequent first."""
-    model = _production_model(conn)
+    model = joined_score_model(conn.dialect.name)
     columns = {
         "source": Score.c.source,
         "model": model,
         "metric": Score.c.metric_id,
         "day": day_of(conn, Score.c.created_at),
+        "prompt": _production_prompt(conn),
     }
     source: Any = Score
-    if "model" in by or models is not None:
+    if "model" in by or "prompt" in by or models is not None:
         # the span's model: one lookup by the span's key per score; a trace's own score:
         # the trace's, by its key
         source = Score.outerjoin(
@@ -408,6 +407,14 @@ def production_moments(
             (Trace.c.workspace_id == Score.c.workspace_id)
             & (Trace.c.id == Score.c.trace_id)
             & Score.c.span_id.is_(None),
+        )
+    if "prompt" in by:
+        # every score's trace, for its metadata (a span's score too: Trace above is a
+        # trace's own score's only, since it names the model of those alone)
+        source = source.outerjoin(
+            _TRACE_OF_SCORE,
+            (_TRACE_OF_SCORE.c.workspace_id == Score.c.workspace_id)
+            & (_TRACE_OF_SCORE.c.id == Score.c.trace_id),
         )
 
     def scoped(q: Any) -> Any:
@@ -434,24 +441,23 @@ def production_moments(
 _UNSCORED = sa.and_(Score.c.normalized.is_(None), Score.c.passed.is_(None), Score.c.error.is_(None))
 
 
-def _production_model(conn: Connection) -> Any:
-    """A production score's model: its span's, else (a score of the whole trace) the
-    trace's when it names one, else SEVERAL_MODELS or NO_MODEL."""
-    if conn.dialect.name == "postgresql":
+_TRACE_OF_SCORE = Trace.alias("trace_of_score")
 
-        def nth(i: int) -> Any:
-            return Trace.c.models.op("->>", return_type=sa.String())(sa.literal(i))
-    else:
 
-        def nth(i: int) -> Any:
-            return sa.func.json_extract(Trace.c.models, sa.literal(f"$[{i}]"))
+def _production_prompt(conn: Connection) -> Any:
+    """A production score's prompt version, as text: see production_moments."""
 
-    traces = sa.case(
-        (nth(0).is_(None), None),
-        (nth(1).is_(None), nth(0)),
-        else_=sa.literal(SEVERAL_MODELS),
+    def field(column: Any, key: str) -> Any:
+        if conn.dialect.name == "postgresql":
+            return column.op("->>", return_type=sa.Text())(sa.literal(key, sa.String))
+        # a quoted key: 'prompt.version' is one key, not a path
+        return sa.cast(sa.func.json_extract(column, sa.literal(f'$."{key}"')), sa.Text())
+
+    keys = prompt_keys("version")
+    return sa.func.coalesce(
+        *(field(Span.c.attributes, k) for k in keys),
+        *(field(_TRACE_OF_SCORE.c.metadata, k) for k in keys),
     )
-    return sa.func.coalesce(Span.c.model_served, Span.c.model_requested, traces, NO_MODEL)
 
 
 def _add_labels(

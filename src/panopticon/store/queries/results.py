@@ -4,7 +4,9 @@ A score's subject is a run's result (an answer to a query by a model) or a produ
 trace or span (scored by an online rule, a guardrail or an outside client). Both are
 listed together; ``source`` narrows to one side (``run``, ``production``) or one source.
 A production score's model and query text are its span's (the model served, else the one
-requested; the input and output as text), a trace-level score's those of its trace.
+requested; the input and output as text), a trace-level score's those of its trace; the
+model filter matches the model the dashboard groups a score under (store.queries.
+score_model: a trace's one model, "(several models)" or "(model unknown)").
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from panopticon.store.queries.paging import (
     counted_total,
     rows_to_count,
 )
+from panopticon.store.queries.score_model import score_model
 from panopticon.store.span_text import span_input_output
 from panopticon.store.tables import (
     Annotation,
@@ -105,7 +108,7 @@ def _span_of_score(ws: Any, *where: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=1024)
-def _statements(shape: tuple[bool, ...], kind: str) -> tuple[Any, Any]:
+def _statements(shape: tuple[bool, ...], kind: str, dialect: str) -> tuple[Any, Any]:
     """The count and page statements for one combination of filters, with every value a
     bound parameter: built (and compiled) once, then reused by every request. Building a
     join of five tables and 19 columns cost more than running it."""
@@ -137,16 +140,8 @@ def _statements(shape: tuple[bool, ...], kind: str) -> tuple[Any, Any]:
                     sa.select(Model.c.id).where(Model.c.workspace_id == ws, Model.c.name == model)
                 )
             )
-        if production:
-            either.append(
-                sa.and_(
-                    Score.c.trace_id.is_not(None),
-                    _span_of_score(
-                        ws,
-                        sa.or_(Span.c.model_served == model, Span.c.model_requested == model),
-                    ),
-                )
-            )
+        if production:  # the model the dashboard groups the score under, whatever it is
+            either.append(sa.and_(Score.c.trace_id.is_not(None), score_model(ws, dialect) == model))
         where.append(sa.or_(*either))
     if on["metric"]:
         where.append(
@@ -284,7 +279,7 @@ def search_scores(
     values = {name: getattr(f, name) for name in _FILTERS}
     shape = tuple(v is not None and (name != "text" or bool(v)) for name, v in values.items())
     kind = source_kind(f.source)
-    count, page = _statements(shape, kind)
+    count, page = _statements(shape, kind, conn.dialect.name)
     params: dict[str, Any] = {
         name: v for (name, v), used in zip(values.items(), shape, strict=True) if used
     }

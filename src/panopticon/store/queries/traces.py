@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 
 from panopticon.evaluation.suite import QueryItem
-from panopticon.store.queries.catalog import upsert_queries
+from panopticon.store.queries.catalog import chunks, upsert_queries
 from panopticon.store.queries.paging import COUNT_CAP, capped_count, counted_total, rows_to_count
 from panopticon.store.tables import (
     Annotation,
@@ -338,6 +338,7 @@ def _scores_of(conn: Connection, ws: int, trace_id: str, span_id: str | None = N
             Score.c.id,
             Score.c.span_id,
             Score.c.value,
+            Score.c.normalized,
             Score.c.label,
             Score.c.passed,
             Score.c.reasoning,
@@ -505,9 +506,19 @@ def find_metric(conn: Connection, ws: int, name: str, *, create: bool = True) ->
     )
 
 
+def metric_definitions(conn: Connection, ids: list[int]) -> dict[int, tuple[str, dict[str, Any]]]:
+    """Each of these metrics' type and stored definition, by id."""
+    out: dict[int, tuple[str, dict[str, Any]]] = {}
+    for part in chunks(list(dict.fromkeys(ids))):
+        q = sa.select(Metric.c.id, Metric.c.type, Metric.c.definition).where(Metric.c.id.in_(part))
+        for mid, kind, definition in conn.execute(q):
+            out[int(mid)] = (str(kind), dict(definition or {}))
+    return out
+
+
 def insert_scores(conn: Connection, rows: list[dict[str, Any]]) -> list[uuid.UUID]:
     """Scores about traces or spans: each row has workspace_id, trace_id, span_id,
-    metric_id, value, label, passed, reasoning, source."""
+    metric_id, value, normalized, label, passed, reasoning, source."""
     ids = []
     values = []
     for row in rows:
