@@ -297,8 +297,26 @@ def test_a_label_without_a_value_says_what_it_is_under_the_traces_model(
     ).raise_for_status()
     del both
     score(api, "a" * 32, "verdict", label="pass")
-    models = {s["model"] for s in get(api, "summary", metric="verdict")["scores"]}
-    assert models == {"gpt-4o", "(model unknown)", "(several models)"}
+    # a gateway call through an alias (asked for 'fast', served by 'gpt-4o'): one model
+    api.post(
+        "/api/traces",
+        json={
+            "traces": [
+                {
+                    "id": "b" * 32,
+                    "spans": [
+                        {"name": "call", "model": "fast", "model_served": "gpt-4o",
+                         "input": "e", "output": "f"}
+                    ],
+                }
+            ]
+        },
+        headers=ADMIN,
+    ).raise_for_status()  # fmt: skip
+    score(api, "b" * 32, "verdict", label="pass")
+    rows = {s["model"]: s for s in get(api, "summary", metric="verdict")["scores"]}
+    assert set(rows) == {"gpt-4o", "(model unknown)", "(several models)"}
+    assert rows["gpt-4o"]["n"] == 3  # the two before, and the alias's call
 
     # the dashboard says the same: no '(no model)' row, no bogus 0
     engine, workspace = ws(api)

@@ -375,9 +375,10 @@ def production_moments(
     again by a new rule version) are one cluster, not independent evidence.
 
     A score's model is its span's (the model served, else the one requested); a score of a
-    whole trace (user feedback, a person's label) takes the trace's model when its spans
-    name one, SEVERAL_MODELS when they name more, and NO_MODEL when none (or the trace has
-    not arrived): store.queries.score_model, which the results filter follows too.
+    whole trace (user feedback, a person's label) takes its spans' model (each span's
+    served, else requested) when they name one, SEVERAL_MODELS when they name more, and
+    NO_MODEL when none (or the trace has not arrived): store.queries.score_model, which
+    the results filter follows too.
     ``models`` keeps these groups only. A score's prompt is the prompt version
     its span's attributes name, else its trace's metadata (``prompt_keys("version")``, as
     online rules read it), None when neither does.
@@ -396,21 +397,15 @@ def production_moments(
     source: Any = Score
     if "model" in by or "prompt" in by or models is not None:
         # the span's model: one lookup by the span's key per score; a trace's own score:
-        # the trace's, by its key
+        # its spans', by the trace's key (joined_score_model)
         source = Score.outerjoin(
             Span,
             (Span.c.workspace_id == Score.c.workspace_id)
             & (Span.c.trace_id == Score.c.trace_id)
             & (Span.c.span_id == Score.c.span_id),
-        ).outerjoin(
-            Trace,
-            (Trace.c.workspace_id == Score.c.workspace_id)
-            & (Trace.c.id == Score.c.trace_id)
-            & Score.c.span_id.is_(None),
         )
     if "prompt" in by:
-        # every score's trace, for its metadata (a span's score too: Trace above is a
-        # trace's own score's only, since it names the model of those alone)
+        # every score's trace, for its metadata (a span's score too)
         source = source.outerjoin(
             _TRACE_OF_SCORE,
             (_TRACE_OF_SCORE.c.workspace_id == Score.c.workspace_id)

@@ -2,9 +2,9 @@
 and the results filter (``model_id``, the Summary's links) both follow.
 
 A score of a span takes the span's model (the one served, else the one requested); a
-score of a whole trace takes the trace's model when its spans name one, SEVERAL_MODELS
-when they name more, and NO_MODEL when they name none, or the span or trace has not
-arrived.
+score of a whole trace takes its spans' model, each span's counted the same way (a gateway
+call through an alias is its served model), when they name one, SEVERAL_MODELS when they
+name more, and NO_MODEL when they name none, or the span or trace has not arrived.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from panopticon.store.tables import Score, Span, Trace
+from panopticon.store.tables import Score, Span
 
 __all__ = ["NO_MODEL", "SEVERAL_MODELS", "joined_score_model", "score_model"]
 
@@ -24,30 +24,39 @@ NO_MODEL = "(model unknown)"
 SEVERAL_MODELS = "(several models)"
 
 
-def _trace_model(models: Any, dialect: str) -> Any:
-    """A trace's model from its ``models`` (every model its spans asked for or were
-    served): the one, SEVERAL_MODELS for more, NULL for none."""
-    if dialect == "postgresql":
+_TRACE_SPANS = Span.alias("trace_spans")
 
-        def nth(i: int) -> Any:
-            return models.op("->>", return_type=sa.String())(sa.literal(i))
-    else:
 
-        def nth(i: int) -> Any:
-            return sa.func.json_extract(models, sa.literal(f"$[{i}]"))
-
-    return sa.case(
-        (nth(0).is_(None), None),
-        (nth(1).is_(None), nth(0)),
-        else_=sa.literal(SEVERAL_MODELS),
+def _trace_model(workspace_id: Any, trace_id: Any) -> Any:
+    """A trace's model from its spans, each span's model being the one served, else the
+    one requested (so a gateway call through an alias is its served model, not two): the
+    one, SEVERAL_MODELS for more, NULL for none (or no span yet). A correlated lookup by
+    the span table's key (workspace, trace)."""
+    spans = _TRACE_SPANS  # not Span itself: a FROM joined to the score's span has that
+    model = sa.func.coalesce(spans.c.model_served, spans.c.model_requested)
+    models = sa.func.count(sa.distinct(model))
+    return (
+        sa.select(
+            sa.case(
+                (models == 0, None),
+                (models == 1, sa.func.min(model)),
+                else_=sa.literal(SEVERAL_MODELS),
+            )
+        )
+        .where(spans.c.workspace_id == workspace_id, spans.c.trace_id == trace_id)
+        .correlate_except(spans)
+        .scalar_subquery()
     )
 
 
 def joined_score_model(dialect: str) -> Any:
     """The model of each score in a FROM that outer-joins Score to its Span (by the
-    score's span) and to its Trace for a score of a whole trace only."""
-    traces = _trace_model(Trace.c.models, dialect)
-    return sa.func.coalesce(Span.c.model_served, Span.c.model_requested, traces, NO_MODEL)
+    score's span); a score of a whole trace looks its trace's spans up."""
+    of_trace = sa.case(
+        (Score.c.span_id.is_(None), _trace_model(Score.c.workspace_id, Score.c.trace_id)),
+        else_=None,
+    )
+    return sa.func.coalesce(Span.c.model_served, Span.c.model_requested, of_trace, NO_MODEL)
 
 
 def score_model(workspace_id: Any, dialect: str) -> Any:
@@ -62,14 +71,8 @@ def score_model(workspace_id: Any, dialect: str) -> Any:
         .limit(1)
         .scalar_subquery()
     )
-    of_trace = (
-        sa.select(_trace_model(Trace.c.models, dialect))
-        .where(
-            Trace.c.workspace_id == workspace_id,
-            Trace.c.id == Score.c.trace_id,
-            Score.c.span_id.is_(None),
-        )
-        .limit(1)
-        .scalar_subquery()
+    of_trace = sa.case(
+        (Score.c.span_id.is_(None), _trace_model(workspace_id, Score.c.trace_id)),
+        else_=None,
     )
     return sa.func.coalesce(of_span, of_trace, NO_MODEL)
