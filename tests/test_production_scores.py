@@ -231,6 +231,9 @@ def test_bad_filters_are_refused_with_the_field_and_how_to_fix_it(api: TestClien
         ({"since": "2025-01-01T00:00:00"}, "since", ""),  # without its zone
         ({"metric": "nope"}, "metric", "no metric 'nope'"),
         ({"model": "m" * 201}, "model", "at most 200"),
+        # times at the ends of Python's years: no UTC for them (they were a 500)
+        ({"since": "9999-12-31T23:59:59-14:00"}, "since", "must be between 1900-01-01"),
+        ({"since": "0001-01-01T00:00:00+14:00"}, "since", "must be between 1900-01-01"),
     ):
         for path in ("summary", "heatmap"):
             r = api.get(f"/api/production/{path}", params=params, headers=ADMIN)
@@ -242,6 +245,11 @@ def test_bad_filters_are_refused_with_the_field_and_how_to_fix_it(api: TestClien
     assert out.exit_code == 2 and "unknown production source 'run'" in out.output
     out = cli.invoke(cli_app, ["online", "scores", "--since", "soon"])
     assert out.exit_code == 2 and "'soon' is not a time" in out.output
+    out = cli.invoke(cli_app, ["online", "scores", "--since", "0001-01-01T00:00:00+14:00"])
+    assert out.exit_code == 2 and "must be between 1900-01-01" in out.output
+    # every filter naming a time is the same type: the trace list's since too
+    r = api.get("/api/traces", params={"since": "9999-12-31T23:59:59-14:00"}, headers=ADMIN)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "since", r.text
 
 
 def test_a_label_without_a_value_says_what_it_is_under_the_traces_model(

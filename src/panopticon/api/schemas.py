@@ -9,7 +9,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field
 
 from panopticon.services.bodies import Body
 from panopticon.services.catalog import MetricCreate as MetricCreate
@@ -17,6 +17,7 @@ from panopticon.services.catalog import MetricUpdate as MetricUpdate
 from panopticon.services.catalog import QueryCreate as QueryCreate
 from panopticon.services.catalog import QueryUpdate as QueryUpdate
 from panopticon.services.gateway_keys import GatewayKeyConfig
+from panopticon.services.moments import out_of_range
 from panopticon.services.registry import CredentialCreate as CredentialCreate
 from panopticon.services.registry import ModelCreate as ModelCreate
 from panopticon.services.registry import ProviderCreate as ProviderCreate
@@ -40,8 +41,17 @@ def _iso_time(value: Any) -> Any:
     return value
 
 
-# A time a request names (since, until): ISO 8601 with its zone, as the schema says.
-Moment = Annotated[AwareDatetime, BeforeValidator(_iso_time)]
+def _representable(moment: datetime) -> datetime:
+    """A time that can be put in UTC and compared, years from its ends (out_of_range)."""
+    problem = out_of_range(moment)
+    if problem:
+        raise ValueError(problem)
+    return moment
+
+
+# A time a request names (since, until): ISO 8601 with its zone, as the schema says, within
+# the years a database and Python can compare (9999-12-31T23:59:59-14:00 was a 500).
+Moment = Annotated[AwareDatetime, BeforeValidator(_iso_time), AfterValidator(_representable)]
 
 
 _Body = Body  # every body refuses unknown fields and what a database cannot store
