@@ -458,6 +458,25 @@ def test_a_value_off_the_metrics_scale_is_refused_naming_the_field_and_the_range
     assert r.status_code == 201 and r.json()["note"] is None
 
 
+def test_a_score_with_text_no_database_stores_is_refused_naming_the_field(
+    api: TestClient,
+) -> None:
+    """A NUL character in a posted score's name, label or comment: a 422 naming the field
+    on either database (PostgreSQL refused the insert: a 500), and nothing stored."""
+    trace_id = log(api, "gpt-4o", "What is a tide?", "The sea rising and falling.")
+    for field, body in (
+        ("name", {"name": "nul\x00name", "value": 1.0}),
+        ("label", {"name": "feedback", "label": "thumbs\x00up"}),
+        ("comment", {"name": "feedback", "label": "thumbs_up", "comment": "ok\x00"}),
+    ):
+        r = post_score(api, trace_id=trace_id, **body)
+        assert r.status_code == 422, (field, r.text)
+        error = r.json()["error"]
+        assert error["field"] == field and "NUL" in error["message"], error
+    assert api.get(f"/api/traces/{trace_id}", headers=ADMIN).json()["scores"] == []
+    assert get(api, "summary")["scores"] == []
+
+
 def test_a_value_on_a_metric_with_no_scale_is_kept_as_given_and_the_answer_says_why(
     api: TestClient,
 ) -> None:

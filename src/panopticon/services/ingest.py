@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from panopticon.errors import ConfigError, IngestError, Issue
+from panopticon.evaluation.text import unstorable
 from panopticon.ingest import Limits, PayloadError, decode_json, decode_protobuf, normalise
 from panopticon.ingest.jsonapi import LogIn, ScoreCreate, TracesIn, log_spans, trace_spans
 from panopticon.ingest.model import Rejection, ScoreIn, Span
@@ -405,6 +406,19 @@ class IngestService:
         the field, else the score is left out and its problem returned with the stored."""
         stored: list[StoredScore] = []
         refused: list[str] = []
+        # text a database cannot store (a NUL, which PostgreSQL refuses): refused before
+        # the metric is looked up or made by that name, naming the field (it was a 500)
+        kept = []
+        for s in scores:
+            problem = _unstorable_score(s)
+            if problem is None:
+                kept.append(s)
+                continue
+            if strict:
+                field, message = problem
+                raise ConfigError(Issue(message, field=field))
+            refused.append(f"{s.trace_id}/{s.span_id or '-'}: {problem[1]}")
+        scores = kept
         with self.engine.begin() as conn:
             ids: dict[str, int] = {}
             for s in scores:
@@ -477,3 +491,12 @@ class IngestService:
             strict=True,
         )
         return stored[0]
+
+
+def _unstorable_score(score: ScoreIn) -> tuple[str, str] | None:
+    """(field, why) of a score's text that no database can store, or None."""
+    for name, value in (("name", score.name), ("label", score.label), ("comment", score.comment)):
+        problem = unstorable(value, name)
+        if problem:
+            return name, problem
+    return None
