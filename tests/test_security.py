@@ -758,6 +758,38 @@ def test_a_session_signed_out_on_another_server_is_refused_within_seconds(
         sa.event.remove(there.state.engine, "before_cursor_execute", count)
 
 
+def test_a_sign_out_while_a_page_reads_the_session_is_not_undone_by_that_read(
+    settings: Settings,
+) -> None:
+    """A page's read of the session (signed in) that returns after the sign-out through
+    this process has been remembered must not overwrite it: the stale answer kept the
+    cookie working here for another SESSION_TTL_S seconds ("refused at once" broken). The
+    interleaving is made exact with the database's own hook: the sign-out commits between
+    the page's SELECT and the page remembering its answer."""
+    import secrets
+    from datetime import UTC, datetime, timedelta
+
+    from panopticon.services.access import end_session, session_ended
+
+    nonce = secrets.token_hex(16)
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    with store(settings) as engine:
+        signed_out: list[bool] = []
+
+        def sign_out_meanwhile(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if "revoked_session" in statement and not signed_out:
+                signed_out.append(True)
+                end_session(engine, nonce, expires)  # another request: the user signs out
+
+        sa.event.listen(engine, "after_cursor_execute", sign_out_meanwhile)
+        try:
+            session_ended(engine, nonce)  # the page's read, begun before the sign-out
+        finally:
+            sa.event.remove(engine, "after_cursor_execute", sign_out_meanwhile)
+        assert signed_out
+        assert session_ended(engine, nonce) is True, "signed out here, yet still signed in"
+
+
 def test_the_last_admin_key_of_a_workspace_cannot_be_revoked(settings: Settings) -> None:
     with store(settings) as engine:
         first_id, first = create_key(engine, "team", "admin", "first")

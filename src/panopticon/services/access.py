@@ -295,6 +295,12 @@ def session_ended(engine: Engine, nonce: str) -> bool:
 
 
 def _remember_session(usage: _KeyUsage, nonce: str, *, ended: bool) -> None:
-    if len(usage.sessions) > 10_000:  # bounded: forget them all, they are re-read
-        usage.sessions.clear()
-    usage.sessions[nonce] = (time.monotonic() + SESSION_TTL_S, ended)
+    with _USAGE_LOCK:
+        if len(usage.sessions) > 10_000:  # bounded: forget them all, they are re-read
+            usage.sessions.clear()
+        known = usage.sessions.get(nonce)
+        if not ended and known is not None and known[1]:
+            # a read begun before a sign-out through this process returns after it: the
+            # sign-out stands (it is never undone), else the cookie would work SESSION_TTL_S more
+            return
+        usage.sessions[nonce] = (time.monotonic() + SESSION_TTL_S, ended)
