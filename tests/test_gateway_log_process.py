@@ -79,6 +79,41 @@ def test_a_writer_killed_mid_batch_is_started_again_and_sent_what_it_had_not_wri
         assert conn.exec_driver_sql("SELECT count(*) FROM score").scalar() == 20
 
 
+class _Watched(ProcessSink):
+    """A sink that notes what ``pending`` says while each batch, taken off the queue, is
+    being serialised (before it is kept as unacknowledged)."""
+
+    seen: list[tuple[int, int]]
+
+    def _frame(self, batch: list[Any]) -> bytes | None:
+        self.seen.append((len(batch), self.pending))
+        return super()._frame(batch)
+
+
+def test_pending_counts_a_batch_while_it_is_being_serialised(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    """flush() waits until pending is 0: a batch taken off the queue and not yet kept as
+    unacknowledged (serialising 1,000 calls takes a while) was counted nowhere, so flush()
+    (and GET /health's pending) could say 'all durable' with a batch not even sent."""
+    ws = ensure_workspace_id(engine, "default")
+    sink = _Watched(settings, interval_s=0.01, max_batch=7)
+    sink.seen = []
+    for i in range(7):  # queued before the sender starts: its first batch takes them all
+        sink.submit(record(i, ws))
+    sink.start()
+    try:
+        assert sink.flush(30)
+        for i in range(7, 20):
+            sink.submit(record(i, ws))
+        assert sink.flush(30)
+    finally:
+        sink.close()
+    assert sink.seen[0] == (7, 7), sink.seen  # was (7, 0): nothing pending
+    assert all(pending >= size for size, pending in sink.seen), sink.seen
+    assert stored_spans(engine) == 20
+
+
 def _serve(settings: Settings, port: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,

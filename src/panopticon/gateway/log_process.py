@@ -142,6 +142,9 @@ class ProcessSink:
         self._lock = threading.Lock()
         self._unacked: dict[int, tuple[int, bytes]] = {}  # seq -> (records, frame)
         self._unacked_records = 0
+        # records taken off the queue and not yet kept as unacknowledged (being serialised):
+        # pending counts them, so that flush() never sees 0 while a batch is on its way
+        self._taking = 0
         self._seq = 0
         self._wake = threading.Event()
         self._stop = False
@@ -165,7 +168,7 @@ class ProcessSink:
     @property
     def pending(self) -> int:
         """Calls not yet durable: waiting here, or sent and not yet acknowledged."""
-        return len(self._queue) + self._unacked_records
+        return len(self._queue) + self._taking + self._unacked_records
 
     @property
     def unacknowledged(self) -> int:
@@ -228,8 +231,12 @@ class ProcessSink:
                 continue
             while self._queue:
                 size = min(self.max_batch, len(self._queue))
+                self._taking = size  # counted twice for a moment, never not at all
                 batch = [self._queue.popleft() for _ in range(size)]
-                frame = self._frame(batch)
+                try:
+                    frame = self._frame(batch)
+                finally:
+                    self._taking = 0
                 if frame is not None and not child.send(frame):
                     break  # kept as unacknowledged: the next writer gets it
             if stopping and not self._queue:
