@@ -20,6 +20,8 @@ import sqlalchemy as sa
 
 from panopticon.gateway.log_process import ProcessSink
 from panopticon.settings import Settings
+from panopticon.store.tables import Span as SpanTable
+from panopticon.store.tables import Trace as TraceTable
 from tests.conftest import free_port
 from tests.gateway_harness import wait_for
 from tests.test_gateway import ensure_workspace_id
@@ -195,3 +197,37 @@ def test_ctrl_c_in_the_servers_terminal_stops_the_server_and_every_call_is_writt
         if server.poll() is None:
             server.kill()
             server.wait(30)
+
+
+def test_a_calls_odd_values_are_stored_made_storable_never_lost(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    """A client's integer past 64 bits, a lone surrogate and a NUL in its text: the call is
+    stored (the integer as its digits, the others as U+FFFD) on every database."""
+    ws = ensure_workspace_id(engine, "default")
+    odd = record(0, ws)
+    odd.input_messages = [{"role": "user", "content": "nul \x00 here", "n": 2**70}]
+    odd.output_text = "lone \ud800 surrogate"
+    odd.user_id = "user\x00x"
+    plain = record(1, ws)
+    sink = ProcessSink(settings, interval_s=0.01).start()
+    try:
+        sink.submit(odd)
+        sink.submit(plain)
+        wait_for(lambda: sink.written + sink.failed == 2, what="both calls settled")
+        assert (sink.written, sink.failed) == (2, 0), sink.last_error
+    finally:
+        sink.close()
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(SpanTable.c.input_messages, SpanTable.c.output_messages).where(
+                SpanTable.c.span_id == odd.span_id
+            )
+        ).one()
+        user = conn.execute(
+            sa.select(TraceTable.c.user_id).where(TraceTable.c.id == odd.trace_id)
+        ).scalar()
+    assert row.input_messages[0]["content"] == "nul \ufffd here"
+    assert row.input_messages[0]["n"] == str(2**70)
+    assert row.output_messages[0]["content"] == "lone \ufffd surrogate"
+    assert user == "user\ufffdx"

@@ -112,6 +112,27 @@ class _Child:
             self.stdin.close()
 
 
+def _storable(record: CallRecord) -> dict[str, Any]:
+    """The record with what JSON cannot carry made text: integers past 64 bits as their
+    digits (as ingestion stores them), strings with lone surrogates with U+FFFD in their
+    place."""
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        if isinstance(value, bool) or value is None or isinstance(value, float | datetime):
+            return value
+        if isinstance(value, int):
+            return value if -(2**63) <= value < 2**64 else str(value)
+        if isinstance(value, dict):
+            return {fix(str(k)): fix(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [fix(v) for v in value]
+        return str(value)
+
+    return {name: fix(getattr(record, name)) for name in CallRecord.__dataclass_fields__}
+
+
 class ProcessSink:
     """Hands gateway calls to a writer process (see the module docstring). The same
     counters as :class:`BatchingSink`: ``written``, ``failed``, ``dropped``, ``pending``,
@@ -244,8 +265,10 @@ class ProcessSink:
         self._finish()
 
     def _frame(self, batch: list[CallRecord]) -> bytes | None:
-        """The batch as one frame, kept until acknowledged; a record orjson cannot write
-        (it never should: records hold parsed JSON) is counted as failed, alone."""
+        """The batch as one frame, kept until acknowledged. A record orjson cannot write (a
+        client's integer past 64 bits, a lone surrogate in its text) is written with those
+        values made storable (:func:`_storable`); one that still cannot be is counted as
+        failed, alone."""
         self._seq += 1
         try:
             body = orjson.dumps(batch)
@@ -254,8 +277,11 @@ class ProcessSink:
             for record in batch:
                 try:
                     parts.append(orjson.dumps(record))
-                except TypeError as exc:
-                    self._record_failed(record, exc)
+                except TypeError:
+                    try:
+                        parts.append(orjson.dumps(_storable(record)))
+                    except TypeError as exc:
+                        self._record_failed(record, exc)
             if not parts:
                 return None
             body = b"[" + b",".join(parts) + b"]"

@@ -41,10 +41,18 @@ def truncate(value: str, limit: int = MAX_VALUE) -> str:
     return value[:limit] + f"…[truncated {len(value) - limit} characters]"
 
 
+def _text(value: str, limit: int) -> str:
+    """A string as stored: cut to ``limit``, a NUL (which PostgreSQL's text and JSON
+    refuse) replaced by U+FFFD on every database alike."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    return value if len(value) <= limit else truncate(value, limit)
+
+
 def _cut(value: Any, limit: int) -> Any:
     kind = type(value)
     if kind is str:  # nearly every value: the shortest way
-        return value if len(value) <= limit else truncate(value, limit)
+        return value if len(value) <= limit and "\x00" not in value else _text(value, limit)
     if value is None or kind is bool:
         return value
     if kind is int and -(2**63) <= value < 2**63:
@@ -54,7 +62,7 @@ def _cut(value: Any, limit: int) -> Any:
     if kind is dict:
         return {k if type(k) is str else str(k): _cut(v, limit) for k, v in value.items()}
     if isinstance(value, str):
-        return truncate(value, limit)
+        return _text(value, limit)
     if isinstance(value, list):
         return [_cut(v, limit) for v in value]
     if isinstance(value, dict):
@@ -70,13 +78,14 @@ def _as_is(value: Any, limit: int) -> bool:
     """Whether :func:`_cut` would give back ``value`` unchanged, asked of orjson (in C,
     without a copy): the whole within ``limit`` bytes holds every string within it; an
     integer past 53 bits, a key that is not a string or a type orjson does not write raise;
-    a NaN or infinity is written as ``null``, so any ``null`` sends the value to :func:`_cut`
-    (which also handles everything here that is not as is)."""
+    a NaN or infinity is written as ``null``, so any ``null`` sends the value to :func:`_cut`,
+    as does a NUL (written ``\u0000``) (:func:`_cut` handles everything here that is not as
+    is)."""
     try:
         dumped = orjson.dumps(value, option=orjson.OPT_STRICT_INTEGER)
     except (TypeError, orjson.JSONEncodeError):
         return False
-    return len(dumped) <= limit and b"null" not in dumped
+    return len(dumped) <= limit and b"null" not in dumped and b"\\u0000" not in dumped
 
 
 def _time(ns: int) -> datetime:
@@ -172,11 +181,15 @@ def finish(span: Span, now: datetime, limits: Limits = Limits()) -> Rejection | 
         "attributes",
     ):
         value = getattr(span, name)
-        if value is None or (type(value) is str and len(value) <= limit):
+        if value is None or (type(value) is str and len(value) <= limit and "\x00" not in value):
             continue
         if not _as_is(value, limit):  # nearly always as is: then no copy is made
             setattr(span, name, _cut(value, limit))
-    span.name = truncate(span.name, MAX_NAME)
+    span.name = _text(span.name, MAX_NAME)
+    for hint in ("user_id", "session_id"):  # a client's own words (the `user` field)
+        text = getattr(span.hints, hint)
+        if text is not None and "\x00" in text:
+            setattr(span.hints, hint, _text(text, len(text)))
     if not _as_is(span.hints.metadata, limit):
         span.hints.metadata = _cut(span.hints.metadata, limit)
     price_cost(span)
