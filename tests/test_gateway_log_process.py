@@ -231,3 +231,51 @@ def test_a_calls_odd_values_are_stored_made_storable_never_lost(
     assert row.input_messages[0]["n"] == str(2**70)
     assert row.output_messages[0]["content"] == "lone \ufffd surrogate"
     assert user == "user\ufffdx"
+
+
+def test_a_large_batch_goes_in_parts_and_unsent_bytes_are_bounded(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    ws = ensure_workspace_id(engine, "default")
+    sink = ProcessSink(settings, interval_s=0.01, max_frame_bytes=3000).start()
+    try:
+        for i in range(12):  # about 1 KB each: one batch, sent as several frames
+            sink.submit(record(i, ws))
+        wait_for(lambda: sink.written == 12, what="12 calls written")
+        assert (sink.failed, sink.dropped) == (0, 0)
+    finally:
+        sink.close()
+    assert stored_spans(engine) == 12
+
+    # while the writer cannot write, calls sent and unwritten are kept to be sent again,
+    # up to a number of bytes: past it, calls are dropped and counted, never kept unbounded
+    sink = ProcessSink(settings, interval_s=0.01, max_unsent_bytes=5000).start()
+    try:
+        with writes_blocked(engine):
+            sink.submit(record(100, ws))
+            wait_for(lambda: sink.unacknowledged == 1, what="a call sent")
+            for i in range(101, 120):
+                sink.submit(record(i, ws))
+                wait_for(lambda: sink.pending == sink.unacknowledged, what="the call taken")
+            assert sink.dropped > 0
+        wait_for(lambda: sink.pending == 0, what="the rest written")
+        assert sink.written + sink.dropped == 20 and sink.failed == 0
+    finally:
+        sink.close()
+
+
+def test_a_writer_that_dies_at_start_is_started_again_ever_more_slowly(
+    settings: Settings,
+) -> None:
+    import time
+
+    broken = [sys.executable, "-c", "raise SystemExit(3)"]
+    sink = ProcessSink(settings, restart_s=0.1, command=broken).start()
+    started = time.monotonic()
+    try:
+        wait_for(lambda: sink.restarts >= 4, what="four restarts")
+        # waits of 0.2, 0.4, 0.8 s at least between them: not a start every 0.1 s
+        assert time.monotonic() - started >= 1.4
+        assert "exit code 3" in (sink.last_error or "")
+    finally:
+        sink.close(timeout_s=1)  # nothing to write: it stops at once

@@ -56,6 +56,7 @@ __all__ = ["ProcessSink", "main"]
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">I")
+_LARGEST_FRAME = 2**32 - 1  # what the header can say
 
 
 def _write_frame(stream: IO[bytes], payload: bytes) -> None:
@@ -145,6 +146,8 @@ class ProcessSink:
         interval_s: float = 0.05,
         max_batch: int = 1000,
         max_queue: int = 200_000,
+        max_unsent_bytes: int = 512 * 1024**2,
+        max_frame_bytes: int = 64 * 1024**2,
         restart_s: float = 1.0,
         command: list[str] | None = None,
     ) -> None:
@@ -152,7 +155,13 @@ class ProcessSink:
         self.interval_s = interval_s
         self.max_batch = max_batch
         self.max_queue = max_queue
+        # calls sent and not yet written are kept to be sent again: bound them by bytes too
+        # (a request may be 10 MB), past which calls are dropped and counted
+        self.max_unsent_bytes = max_unsent_bytes
+        self.max_frame_bytes = max_frame_bytes  # a larger batch is sent in parts
         self.restart_s = restart_s  # the least time between two starts of the writer
+        self._restart_wait = restart_s  # doubles while writers die young, up to 30 s
+        self._unacked_bytes = 0
         # -c, not -m: the package's __init__ imports this module before -m would run it
         self.command = command or [
             sys.executable,
@@ -179,7 +188,10 @@ class ProcessSink:
 
     # -- the hot path -------------------------------------------------------------------
     def submit(self, record: CallRecord) -> None:
-        if len(self._queue) + self._unacked_records >= self.max_queue:
+        if (
+            len(self._queue) + self._unacked_records >= self.max_queue
+            or self._unacked_bytes >= self.max_unsent_bytes
+        ):
             self.dropped += 1  # the writer has not kept up for a long while: count it
             return
         self._queue.append(record)
@@ -214,7 +226,11 @@ class ProcessSink:
         send it the settings and every batch not yet acknowledged, oldest first."""
         if self._child is not None:
             self.restarts += 1
-            wait = self._child.started + self.restart_s - time.monotonic()
+            # one that dies soon after its start (a database URL it cannot use, say) is
+            # started again ever more slowly, not every second for ever
+            lived = time.monotonic() - self._child.started
+            self._restart_wait = self.restart_s if lived > 30 else min(30.0, self._restart_wait * 2)
+            wait = self._child.started + self._restart_wait - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
             self._child.close_input()
@@ -255,14 +271,33 @@ class ProcessSink:
                 self._taking = size  # counted twice for a moment, never not at all
                 batch = [self._queue.popleft() for _ in range(size)]
                 try:
-                    frame = self._frame(batch)
+                    frames = self._frames(batch)
                 finally:
                     self._taking = 0
-                if frame is not None and not child.send(frame):
-                    break  # kept as unacknowledged: the next writer gets it
+                if not all(child.send(frame) for frame in frames):
+                    break  # kept as unacknowledged: the next writer gets them
             if stopping and not self._queue:
                 break
         self._finish()
+
+    def _frames(self, batch: list[CallRecord]) -> list[bytes]:
+        """The batch as frames of at most ``max_frame_bytes`` (halved until they are)."""
+        frame = self._frame(batch)
+        if frame is None or len(frame) <= self.max_frame_bytes or len(batch) == 1:
+            if frame is not None and len(frame) > _LARGEST_FRAME:  # one call past 4 GB
+                self._forget(self._seq)
+                self._record_failed(batch[0], ValueError(f"{len(frame)} bytes"))
+                return []
+            return [] if frame is None else [frame]
+        self._forget(self._seq)
+        half = len(batch) // 2
+        return self._frames(batch[:half]) + self._frames(batch[half:])
+
+    def _forget(self, seq: int) -> None:
+        with self._lock:
+            size, frame = self._unacked.pop(seq, (0, b""))
+            self._unacked_records -= size
+            self._unacked_bytes -= len(frame)
 
     def _frame(self, batch: list[CallRecord]) -> bytes | None:
         """The batch as one frame, kept until acknowledged. A record orjson cannot write (a
@@ -292,6 +327,7 @@ class ProcessSink:
         with self._lock:
             self._unacked[self._seq] = (size, frame)
             self._unacked_records += size
+            self._unacked_bytes += len(frame)
         return frame
 
     def _record_failed(self, record: CallRecord, exc: Exception) -> None:
@@ -331,8 +367,9 @@ class ProcessSink:
             while (payload := _read_frame(child.proc.stdout)) is not None:
                 seq, written, failed, error = orjson.loads(payload)
                 with self._lock:
-                    size, _ = self._unacked.pop(seq, (0, b""))
+                    size, frame = self._unacked.pop(seq, (0, b""))
                     self._unacked_records -= size
+                    self._unacked_bytes -= len(frame)
                     self.written += written
                     self.failed += failed
                 if error:
