@@ -1,0 +1,152 @@
+"""A new user's path through the gateway's production features, as the README walks it:
+calls through the official openai SDK, the trace id from `x-panopticon-trace-id` given
+user feedback with `POST /api/scores` (the README's own body: a label with a value),
+`panopticon online scores|heatmap` and `compare --prompts` saying what that feedback is. Real
+HTTP to the gateway and the bundled mock server, on the SQLite file (or PostgreSQL) of the
+test run."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from panopticon.cli import app as cli_app
+from panopticon.mockllm.server import MockServer
+from panopticon.services.registry import ModelRegistry
+from panopticon.settings import Settings
+from tests.conftest import write
+from tests.gateway_harness import GatewayServer
+from tests.test_gateway import ensure_workspace_id, new_key, register
+
+openai = pytest.importorskip("openai")
+
+BOOT = "dev_api_key_for_testing"
+ADMIN = {"X-API-Key": BOOT}
+cli = CliRunner()
+
+
+@pytest.fixture
+def gw_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"api_key": BOOT})
+
+
+@pytest.fixture
+def served(
+    gw_settings: Settings, engine: sa.Engine, mock: MockServer, job_worker: None
+) -> Iterator[Any]:
+    """The default `serve` (api, ingest and gateway on one port) with the README's models
+    registered on the mock server; yields (server, gateway key)."""
+    ws = ensure_workspace_id(engine, "default")
+    register(engine, gw_settings, mock, ws)  # gpt-mock (priced), served as mock-good
+    ModelRegistry(engine, ws, gw_settings).upsert(
+        {"id": "free-mock", "provider": "openai", "model": "mock-good", "base_url": mock.url}
+    )
+    key = new_key(engine)
+    server = GatewayServer(gw_settings, {}, {"api", "ingest", "gateway"}).start()
+    try:
+        yield server, key
+    finally:
+        server.stop()
+        server.close()
+
+
+def call(server: GatewayServer, key: str, text: str) -> str:
+    """One chat completion through the openai SDK; the trace id the gateway answers with."""
+    with contextlib.closing(
+        openai.OpenAI(base_url=server.url, api_key=key, max_retries=0)
+    ) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-mock", messages=[{"role": "user", "content": text}], user="user-7"
+        )
+        raw.parse()
+        return str(raw.headers["x-panopticon-trace-id"])
+
+
+def feedback(server: GatewayServer, body: dict[str, Any]) -> dict[str, Any]:
+    r = httpx.post(server.root + "/api/scores", json=body, headers=ADMIN, timeout=30)
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def production_rows(metric: str | None = None) -> list[dict[str, Any]]:
+    args = ["online", "scores", "--json"] + (["--metric", metric] if metric else [])
+    out = cli.invoke(cli_app, args)
+    assert out.exit_code == 0, out.output
+    return list(orjson.loads(out.output)["scores"])
+
+
+def test_user_feedback_with_a_value_on_no_scale_is_said_to_be_a_value_not_a_label_without_one(
+    served: Any, env: dict[str, str], mock: MockServer, tmp_path: Path
+) -> None:
+    """The README's feedback body (`"label": "thumbs_up", "value": 1` on `user_feedback`,
+    a name with no metric) on a gateway trace: `online scores` put it under the served
+    model and said "2 labels without a value" although both had values; the heatmap cell
+    said "(2 labels)" and `compare --prompts` "(too few traces), n=0 scores of 0 traces"."""
+    server, key = served
+    up = call(server, key, "Where is my order?")
+    down = call(server, key, "Where is my refund?")
+    bare = call(server, key, "Is it raining?")
+    server.trace(up), server.trace(down), server.trace(bare)  # the gateway logged them
+    for trace_id, label, value in ((up, "thumbs_up", 1), (down, "thumbs_down", 0)):
+        answer = feedback(
+            server,
+            {
+                "trace_id": trace_id,
+                "name": "user_feedback",
+                "label": label,
+                "value": value,
+                "comment": "helpful",
+                "source": "human",
+            },
+        )
+        assert answer["normalized"] is None and "no scale" in answer["note"]
+    feedback(
+        server, {"trace_id": bare, "name": "user_feedback", "label": "meh", "source": "human"}
+    )  # a label alone: without a value
+
+    (row,) = production_rows("user_feedback")
+    assert (row["model"], row["source"], row["verdict"]) == ("mock-good", "human", "no values")
+    assert (row["n"], row["unscored"]) == (0, 3)
+    assert row["labels"] == {"": 2, "meh": 1}
+    assert row["message"] == (
+        "no mean: 1 label without a value or pass/fail: meh 1; "
+        "2 values on no 0..1 scale (the metric has none)"
+    )
+    heat = cli.invoke(cli_app, ["online", "heatmap", "--metric", "user_feedback"])
+    assert heat.exit_code == 0, heat.output
+    assert "no values (3 unscored)" in heat.output and "labels)" not in heat.output
+
+    # beside a run of the served model: unpaired, and saying why there is no mean
+    suite = write(
+        tmp_path / "pv.yaml",
+        f"""
+        name: prompt-variants
+        models:
+          - {{id: mock-good, base_url: "{mock.url}", model: mock-good}}
+        prompts:
+          - {{id: terse, system: "Answer in one sentence."}}
+          - {{id: chatty, system: "Explain step by step.", template: "Question: {{text}}"}}
+        queries:
+          - text: Why is the sky blue?
+        metrics:
+          - {{name: short, type: length, max: 600}}
+        """,
+    )
+    ran = cli.invoke(cli_app, ["run", str(suite), "--no-progress"])
+    assert ran.exit_code == 0, ran.output
+    out = cli.invoke(cli_app, ["compare", "last", "--prompts", "terse,chatty"])
+    assert out.exit_code == 0, out.output
+    assert (
+        "production, unpaired: mock-good (human) user_feedback: no mean: 1 label without a "
+        "value or pass/fail: meh 1; 2 values on no 0..1 scale (the metric has none), "
+        "n=0 scores" in out.output
+    )
+    assert "too few traces" not in out.output
