@@ -1,7 +1,8 @@
 """A new user's path through the gateway's production features, as the README walks it:
 calls through the official openai SDK, the trace id from `x-panopticon-trace-id` given
 user feedback with `POST /api/scores` (the README's own body: a label with a value),
-`panopticon online scores|heatmap` and `compare --prompts` saying what that feedback is. Real
+`panopticon online scores|heatmap` and `compare --prompts` saying what that feedback is,
+and `panopticon online apply` refusing a rule whose budget cannot bound its judge. Real
 HTTP to the gateway and the bundled mock server, on the SQLite file (or PostgreSQL) of the
 test run."""
 
@@ -23,7 +24,7 @@ from panopticon.mockllm.server import MockServer
 from panopticon.services.registry import ModelRegistry
 from panopticon.settings import Settings
 from tests.conftest import write
-from tests.gateway_harness import GatewayServer
+from tests.gateway_harness import GatewayServer, wait_for
 from tests.test_gateway import ensure_workspace_id, new_key, register
 
 openai = pytest.importorskip("openai")
@@ -150,3 +151,63 @@ def test_user_feedback_with_a_value_on_no_scale_is_said_to_be_a_value_not_a_labe
         "n=0 scores" in out.output
     )
     assert "too few traces" not in out.output
+
+
+RULE = """
+name: helpfulness
+metrics:
+  - {name: helpful, type: rubric, prompt: 'Does the answer solve the problem?', scale: [1, 5]}
+judge: JUDGE
+filter:
+  span_kinds: [llm]
+BUDGETS"""
+
+
+def test_a_rule_whose_budget_cannot_bound_its_unpriced_judge_is_refused_before_it_is_stored(
+    served: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The README says a rule with a budget refuses a judge with no price; `online apply`
+    stored it, and every span then ended `over_budget` with no call made."""
+    server, key = served
+
+    def rule(judge: str, budgets: str = "budgets: {usd_per_day: 5}\n") -> Path:
+        text = RULE.replace("JUDGE", judge).replace("BUDGETS", budgets)
+        return write(tmp_path / "rules" / "helpfulness.yaml", text)
+
+    for args in (["--check"], []):
+        out = cli.invoke(cli_app, ["online", "apply", str(rule("free-mock")), *args])
+        assert out.exit_code == 2, out.output
+        assert "helpfulness.yaml:4: judge: the judge 'free-mock' has no price" in out.output
+        assert "give 'free-mock' a price" in out.output
+    listed = httpx.get(server.root + "/api/online/rules", headers=ADMIN, timeout=30)
+    assert listed.status_code == 200 and listed.json() == [], listed.text
+    # the API refuses it the same way, naming the field
+    spec = {
+        "name": "helpfulness",
+        "judge": "free-mock",
+        "budgets": {"usd_per_month": 9},
+        "metrics": [{"name": "helpful", "type": "rubric", "prompt": "Good?"}],
+    }
+    r = httpx.post(server.root + "/api/online/rules", json=spec, headers=ADMIN, timeout=30)
+    assert r.status_code == 422, r.text
+    assert "'free-mock' has no price" in r.text and "judge" in r.text
+
+    # a priced judge, or no budget at all, is stored and judges the gateway's calls
+    out = cli.invoke(cli_app, ["online", "apply", str(rule("gpt-mock"))])
+    assert out.exit_code == 0, out.output
+    trace_id = call(server, key, "How do I reset my password?")
+
+    def judged() -> bool:
+        why = cli.invoke(cli_app, ["online", "why", trace_id])
+        return ": evaluated" in why.output
+
+    wait_for(judged, what="the rule to judge the gateway's call")
+    out = cli.invoke(cli_app, ["online", "apply", str(rule("free-mock", budgets=""))])
+    assert out.exit_code == 0, out.output
+
+    # the workspace's own budget holds every rule's calls: an unpriced judge is refused
+    out = cli.invoke(cli_app, ["online", "budget", "--per-day", "20"])
+    assert out.exit_code == 0, out.output
+    out = cli.invoke(cli_app, ["online", "apply", str(rule("free-mock", budgets="")), "--check"])
+    assert out.exit_code == 2, out.output
+    assert "the workspace's budget" in out.output
