@@ -9,6 +9,7 @@ test run."""
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,48 @@ def test_a_rule_whose_budget_cannot_bound_its_unpriced_judge_is_refused_before_i
     out = cli.invoke(cli_app, ["online", "apply", str(rule("free-mock", budgets="")), "--check"])
     assert out.exit_code == 2, out.output
     assert "the workspace's budget" in out.output
+
+
+def readme_model_body(mock: MockServer) -> dict[str, Any]:
+    """The model the README's gateway section registers (its `curl ... /api/models -d`),
+    pointed at this test's mock server."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### The gateway: log every call") :]
+    found = re.search(r"/api/models .*?-d '(\{.*?\})'", section, re.S)
+    assert found, "the gateway section registers a model"
+    body = dict(orjson.loads(found.group(1)))
+    assert body["base_url"] == "http://127.0.0.1:8765/v1"  # the mock's documented port
+    return {**body, "base_url": mock.url}
+
+
+def test_the_readmes_gateway_walkthrough_registers_a_model_on_the_mock_that_the_sdk_calls(
+    gw_settings: Settings, engine: sa.Engine, mock: MockServer
+) -> None:
+    """The README's gateway section said models are registered (POST /api/models) but
+    showed none; a new user on the mock server had to find the body elsewhere. Its example
+    now registers one: it is accepted, the openai SDK calls it, and the trace names the
+    model asked for and the one served, with the price given."""
+    ensure_workspace_id(engine, "default")
+    key = new_key(engine)
+    server = GatewayServer(gw_settings, {}, {"api", "ingest", "gateway"}).start()
+    try:
+        body = readme_model_body(mock)
+        r = httpx.post(server.root + "/api/models", json=body, headers=ADMIN, timeout=30)
+        assert r.status_code == 201, r.text
+        with contextlib.closing(
+            openai.OpenAI(base_url=server.url, api_key=key, max_retries=0)
+        ) as client:
+            raw = client.chat.completions.with_raw_response.create(
+                model=body["id"], messages=[{"role": "user", "content": "Where is my order?"}]
+            )
+            usage = raw.parse().usage
+        (span,) = server.trace(raw.headers["x-panopticon-trace-id"])["spans"]
+        assert (span["model_requested"], span["model_served"]) == (body["id"], body["model"])
+        price = body["price"]
+        expected = (
+            usage.prompt_tokens * price["input"] + usage.completion_tokens * price["output"]
+        ) / 1e6
+        assert span["cost_usd"] == pytest.approx(expected)
+    finally:
+        server.stop()
+        server.close()
