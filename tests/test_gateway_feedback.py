@@ -257,3 +257,21 @@ def test_the_readmes_gateway_walkthrough_registers_a_model_on_the_mock_that_the_
     finally:
         server.stop()
         server.close()
+
+
+@pytest.mark.parametrize(
+    ("role", "split"),
+    [("gateway", None), ("ingest,gateway", "panopticon serve --role ingest --workers 2, and ")],
+)
+def test_workers_with_the_gateway_role_are_refused_with_a_command_that_can_run(
+    env: dict[str, str], role: str, split: str | None
+) -> None:
+    """The hint was `panopticon serve --role gateway --port 8001 (one per core)`: one port
+    for every replica (the second is refused), and nothing about the other roles asked."""
+    out = cli.invoke(cli_app, ["serve", "--role", role, "--workers", "2", "--port", "8001"])
+    assert out.exit_code == 2, out.output
+    text = " ".join(out.output.split())
+    assert "--workers is for the api and ingest roles" in text
+    wanted = "one `panopticon serve --role gateway --port PORT` per core, each on a port of its own"
+    assert (split or "fix: ") + wanted in text
+    assert "8001 (one per core)" not in text
