@@ -33,7 +33,8 @@ $(VENV)/.local-embeddings: $(VENV)/.dev
 ## The main job, offline: mock server + demo suite on the embedded SQLite database.
 ## Installs the core only; `make test` installs the dev tool-chain.
 # exec: Ctrl-C stops the demo's dashboard and the demo exits 0; no shell is left waiting
-# to die of the signal (and make to report it as an error)
+# to die of the signal (and make to report it as an error). make itself still ends with
+# status 130: the terminal's Ctrl-C reaches make too, and GNU make always re-raises it
 demo: install-core
 	@echo "panopticon is installed in $(VENV): run $(BIN)/panopticon, or first: source $(BIN)/activate"
 	exec $(BIN)/panopticon demo

@@ -469,9 +469,11 @@ class ComparisonPublic(BaseModel):
     production: list[dict[str, Any]] = Field(
         default=[],
         description="The compared models' production scores (model, source, metric, n, "
-        "traces, mean, low, high, prompt), unpaired: not in the paired test, each with its "
-        "own 95% interval clustered by trace. `prompt`: in a prompts comparison, the prompt "
-        "version that served the traffic (its spans' prompt.version), when they say so",
+        "traces, mean, low, high, prompt, note), unpaired: not in the paired test, each with "
+        "its own 95% interval clustered by trace. `prompt`: in a prompts comparison, the "
+        "prompt version that served the traffic (its spans' prompt.version), when they say "
+        "so. `note`: the scores no mean can use (labels without a value, values on no 0..1 "
+        "scale), in words; with no mean, why there is none",
     )
     production_note: str | None = Field(
         default=None, description="Why production scores are not paired (when there are any)"

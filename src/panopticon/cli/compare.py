@@ -93,16 +93,21 @@ def _print(c: Comparison, fmt: str) -> None:
     if c.production:
         console.print(c.production_note, soft_wrap=True, highlight=False)
         for p in c.production:
-            interval = (
-                f"[{p.low:.3f}, {p.high:.3f}]"
-                if p.low is not None and p.high is not None
-                else "(too few traces)"
-            )
-            mean = "-" if p.mean is None else f"{p.mean:.3f}"
             served = f"{p.model}@{p.prompt}" if p.prompt is not None else p.model
+            if p.mean is None:  # no score with a value: say what there is instead
+                what = f"no mean: {p.note}" if p.note else "no mean"
+                line = f"{what}, n=0 scores"
+            else:
+                interval = (
+                    f"[{p.low:.3f}, {p.high:.3f}]"
+                    if p.low is not None and p.high is not None
+                    else "(too few traces)"
+                )
+                line = f"{p.mean:.3f} {interval}, n={p.n} scores of {p.traces} traces"
+                if p.note:
+                    line += f"; {p.note}"
             console.print(
-                f"production, unpaired: {served} ({p.source}) {p.metric}: {mean} {interval}, "
-                f"n={p.n} scores of {p.traces} traces",
+                f"production, unpaired: {served} ({p.source}) {p.metric}: {line}",
                 soft_wrap=True,
                 highlight=False,
             )

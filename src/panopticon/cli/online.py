@@ -39,7 +39,7 @@ def apply_cmd(
     """Create rules, or give them new versions (a file that changes nothing is no new
     version)."""
     from panopticon.errors import ConfigError
-    from panopticon.online.rules import parse_rule, rule_version
+    from panopticon.online.rules import rule_version
     from panopticon.services.online import OnlineRules, load_rule_file
     from panopticon.services.runs import store
 
@@ -56,7 +56,7 @@ def apply_cmd(
         rules = OnlineRules(engine, _workspace_id(engine))
         for data, doc in loaded:
             if check:
-                spec, _ = parse_rule(data, doc=doc)
+                spec = rules.validate(data, doc=doc)
                 console.print(
                     f"{doc.file}: rule '{spec.name}' is valid (version {rule_version(spec)})",
                     highlight=False,

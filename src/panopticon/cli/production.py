@@ -50,7 +50,8 @@ def _cell_text(s: ProductionScore | None) -> str:
     if s is None:
         return "-"
     if s.mean is None:
-        return "no values" + (f" ({s.unscored} labels)" if s.unscored else "")
+        # unscored: labels without a value, or values on no 0..1 scale (the note says which)
+        return "no values" + (f" ({s.unscored} unscored)" if s.unscored else "")
     return f"{s.mean:.2f} {_interval(s.low, s.high)} n={s.n}"
 
 

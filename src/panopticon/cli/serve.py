@@ -88,12 +88,17 @@ def serve(
             )
         )
     if workers > 1 and "gateway" in roles:
+        # the default roles include the gateway: say how to split them, and give each
+        # gateway replica a port of its own (a second server on one port is refused)
+        others = ",".join(r for r in roles if r != "gateway")
+        split = f"panopticon serve --role {others} --workers {workers}, and " if others else ""
         raise ConfigError(
             Issue(
                 "--workers is for the api and ingest roles; run more gateway replicas "
                 "behind a load balancer instead",
                 field="--workers",
-                hint="panopticon serve --role gateway --port 8001 (one per core)",
+                hint=split + "one `panopticon serve --role gateway --port PORT` per core, "
+                "each on a port of its own",
             )
         )
     app, gateway = serve_app(settings, os.environ, set(roles))

@@ -74,6 +74,9 @@ class UnpairedScores:
     low: float | None
     high: float | None
     prompt: str | None = None  # in a prompts comparison, the prompt version that served
+    # the scores no mean can use (labels without a value, values on no 0..1 scale), said in
+    # words; with no mean (n=0) it is why there is none
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,15 @@ def with_production(
     for c in comparisons:
         production = [
             UnpairedScores(
-                model, source, metric, cell.n, cell.clusters, cell.mean, cell.low, cell.high
+                model,
+                source,
+                metric,
+                cell.n,
+                cell.clusters,
+                cell.mean,
+                cell.low,
+                cell.high,
+                note=cell.unscored_note,
             )
             for model, source, metric, cell in found
             if model in c.models
@@ -213,6 +224,7 @@ def with_production(
                         cell.low,
                         cell.high,
                         prompt,
+                        cell.unscored_note,
                     )
                     for model, prompt, source, metric, cell in split
                 ]

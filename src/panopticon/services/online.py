@@ -15,6 +15,7 @@ from typing import Any
 
 from panopticon.errors import ConfigError, Issue, NotFoundError
 from panopticon.evaluation.sources import Located, load_yaml
+from panopticon.evaluation.spec import model_price
 from panopticon.online.budget import Period, period_start
 from panopticon.online.rules import RuleSpec, parse_rule, rule_version
 from panopticon.services.registry import ModelRegistry
@@ -111,9 +112,48 @@ class OnlineRules:
         self.engine = engine
         self.ws = workspace_id
 
+    def validate(self, data: Any, *, doc: Located | None = None) -> RuleSpec:
+        """Check a rule whole against this workspace (`apply` and `apply --check` alike):
+        its settings and metrics, a judge registered here, and a judge with a price when a
+        budget would hold its calls (one with no price cannot be bounded, so every span
+        would end `over_budget` with no call made)."""
+        registry = ModelRegistry(self.engine, self.ws)
+        models = {m["id"]: m for m in registry.all()}
+        spec, _ = parse_rule(data, doc=doc, judges=dict.fromkeys(models, True))
+        if spec.judge is not None and spec.judge in models:
+            budgets = [
+                f"the rule's {name}"
+                for name, value in (
+                    ("usd_per_day", spec.budgets.usd_per_day),
+                    ("usd_per_month", spec.budgets.usd_per_month),
+                )
+                if value is not None
+            ]
+            ws_day, ws_month = OnlineBudgets(self.engine, self.ws).workspace_limits()
+            if ws_day is not None or ws_month is not None:
+                budgets.append("the workspace's budget (panopticon online budget)")
+            judge = registry.spec(spec.judge, "judge")
+            if (
+                budgets
+                and judge.provider != "fake"
+                and model_price(judge, models[spec.judge]["provider"]) is None
+            ):
+                raise ConfigError(
+                    Issue(
+                        f"the judge '{spec.judge}' has no price, so {' and '.join(budgets)} "
+                        "cannot bound its cost: every span would be over budget, no call made",
+                        hint=f"give '{spec.judge}' a price (POST /api/models with \"price\": "
+                        '{"input": USD per million tokens, "output": ...}), or take the '
+                        "budgets away",
+                        file=doc.file if doc else None,
+                        line=doc.line_of(("judge",)) if doc else None,
+                        field="judge",
+                    )
+                )
+        return spec
+
     def apply(self, data: Any, *, doc: Located | None = None) -> Applied:
-        judges = {m["id"]: True for m in ModelRegistry(self.engine, self.ws).all()}
-        spec, _ = parse_rule(data, doc=doc, judges=judges)
+        spec = self.validate(data, doc=doc)
         spec_json = spec.model_dump(mode="json")
         with self.engine.begin() as conn:
             row, changed = q.save_rule(

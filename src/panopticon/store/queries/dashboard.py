@@ -465,12 +465,16 @@ def _add_labels(
 ) -> None:
     """Add to each group's row the labels of its unscored scores (see _UNSCORED) with their
     counts, most frequent first: what such a group holds, since it has no mean. Read only
-    when some group has them."""
+    when some group has them. A score with a value (a number on a metric with no scale) is
+    counted as a value, under "", whatever its label: `{"label": "thumbs_up", "value": 1}`
+    has a value, on no scale, and is not a label without one."""
     for r in rows:
         r["labels"] = []
     if not any(r["unscored"] for r in rows):
         return
-    label = sa.func.coalesce(Score.c.label, "")
+    label = sa.case(
+        (Score.c.value.is_(None), sa.func.coalesce(Score.c.label, "")), else_=sa.literal("")
+    )
     q = scoped(
         sa.select(
             *[columns[b].label(b) for b in by], label.label("label"), sa.func.count().label("n")
