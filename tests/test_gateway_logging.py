@@ -104,6 +104,12 @@ def test_an_openai_sdk_call_and_a_stream_show_in_the_trace_explorer_with_tokens_
             return {plain_id, stream_id} <= set(listed)
 
         wait_for(both_listed, what="both calls in GET /api/traces")
+        # `serve` (API and gateway on one port): GET /health shows the call log's counts
+        wait_for(
+            lambda: api.get("/health").json()["gateway_log"]["written"] == 2,
+            what="GET /health to count both calls written",
+        )
+        assert api.get("/health").json()["gateway_log"]["writer"] == "process"
         plain = listed[plain_id]
         usage = answer.usage
         assert plain["input_tokens"] == usage.prompt_tokens

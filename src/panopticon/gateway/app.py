@@ -96,10 +96,10 @@ class _Combined:
         # every /v1 path the API does not serve is the gateway's, whose 404 names its routes
         return path in self.paths or (path.startswith("/v1/") and not self._api_serves(scope))
 
-    def health(self) -> dict[str, Any]:
-        """The gateway's own health (``GET /health`` where no API serves it): up, and how
-        its call log is doing: calls not yet durable, written, failed, dropped (counts of
-        this process since it started)."""
+    def log_counts(self) -> dict[str, Any]:
+        """How the gateway's call log is doing: calls not yet durable, written, failed,
+        dropped (counts of this process since it started); never the last error (the
+        health checks that show them are unauthenticated, and errors may quote data)."""
         sink = self.sink
         log: dict[str, Any] = {"enabled": not isinstance(sink, ListSink)}
         if isinstance(sink, (BatchingSink, ProcessSink)):
@@ -109,10 +109,14 @@ class _Combined:
                 written=sink.written,
                 failed=sink.failed,
                 dropped=sink.dropped,
-            )  # not the last error: /health is unauthenticated, errors may quote data
+            )
             if isinstance(sink, ProcessSink):
                 log["writer_restarts"] = sink.restarts
-        return {"status": "ok", "roles": ["gateway"], "log": log}
+        return log
+
+    def health(self) -> dict[str, Any]:
+        """The gateway's own health (``GET /health`` where no API serves it)."""
+        return {"status": "ok", "roles": ["gateway"], "log": self.log_counts()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -222,6 +226,8 @@ def serve_app(
     if ingest is None and in_process:
         ingest = own_ingest = IngestService(engine, settings, build_trace_writer(engine, settings))
     gateway = create_gateway(settings, env, engine, ingest=ingest)
+    combined = _Combined(gateway, api, own, own_ingest)
     if api is not None:  # GET /api/services lists the gateway's routes too
         api.state.gateway_paths = sorted(gateway.paths)
-    return _Combined(gateway, api, own, own_ingest), gateway
+        api.state.gateway_log = combined.log_counts  # and GET /health its log's counts
+    return combined, gateway

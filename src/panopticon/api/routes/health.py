@@ -27,13 +27,21 @@ def root() -> dict[str, Any]:
 
 
 @router.get("/health", response_model=None)
-def health(engine: EngineDep) -> dict[str, Any] | JSONResponse:
+def health(request: Request, engine: EngineDep) -> dict[str, Any] | JSONResponse:
     problem = database_problem(engine)
     if problem is not None:
         return JSONResponse(
             {"status": "unhealthy", "database": "unreachable", "error": problem}, status_code=503
         )
-    return {"status": "ok", "database": engine.dialect.name, "version": __version__}
+    found: dict[str, Any] = {
+        "status": "ok",
+        "database": engine.dialect.name,
+        "version": __version__,
+    }
+    gateway_log = getattr(request.app.state, "gateway_log", None)
+    if gateway_log is not None:  # `serve` with the gateway on the same port
+        found["gateway_log"] = gateway_log()
+    return found
 
 
 @router.get("/api/services")
