@@ -206,9 +206,19 @@ def test_a_rule_whose_budget_cannot_bound_its_unpriced_judge_is_refused_before_i
     out = cli.invoke(cli_app, ["online", "apply", str(rule("free-mock", budgets=""))])
     assert out.exit_code == 0, out.output
 
-    # the workspace's own budget holds every rule's calls: an unpriced judge is refused
+    # the workspace's own budget holds every rule's calls: set while an enabled rule
+    # judges with an unpriced model, it is refused, naming the rule; paused, it is taken
+    out = cli.invoke(cli_app, ["online", "budget", "--per-day", "20"])
+    assert out.exit_code == 2, out.output
+    assert "'helpfulness' (judge 'free-mock')" in out.output and "no price" in out.output
+    r = httpx.put(
+        server.root + "/api/online/budget", json={"usd_per_day": 20}, headers=ADMIN, timeout=30
+    )
+    assert r.status_code == 422 and "usd_per_day" in r.text, r.text
+    assert cli.invoke(cli_app, ["online", "disable", "helpfulness"]).exit_code == 0
     out = cli.invoke(cli_app, ["online", "budget", "--per-day", "20"])
     assert out.exit_code == 0, out.output
+    # and a rule judged by it cannot be saved under that budget
     out = cli.invoke(cli_app, ["online", "apply", str(rule("free-mock", budgets="")), "--check"])
     assert out.exit_code == 2, out.output
     assert "the workspace's budget" in out.output

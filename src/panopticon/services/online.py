@@ -107,6 +107,12 @@ def load_rule_file(path: Path) -> tuple[Any, Located]:
     return doc.data, doc
 
 
+def _unpriced(registry: ModelRegistry, models: dict[str, Any], judge: str) -> bool:
+    """Whether a judge's calls have no price (so no budget can bound them)."""
+    spec = registry.spec(judge, "judge")
+    return spec.provider != "fake" and model_price(spec, models[judge]["provider"]) is None
+
+
 class OnlineRules:
     def __init__(self, engine: Engine, workspace_id: int) -> None:
         self.engine = engine
@@ -132,12 +138,7 @@ class OnlineRules:
             ws_day, ws_month = OnlineBudgets(self.engine, self.ws).workspace_limits()
             if ws_day is not None or ws_month is not None:
                 budgets.append("the workspace's budget (panopticon online budget)")
-            judge = registry.spec(spec.judge, "judge")
-            if (
-                budgets
-                and judge.provider != "fake"
-                and model_price(judge, models[spec.judge]["provider"]) is None
-            ):
+            if budgets and _unpriced(registry, models, spec.judge):
                 raise ConfigError(
                     Issue(
                         f"the judge '{spec.judge}' has no price, so {' and '.join(budgets)} "
@@ -231,6 +232,31 @@ class OnlineBudgets:
         for name, value in (("usd_per_day", per_day), ("usd_per_month", per_month)):
             if value is not None and not (value > 0 and value < float("inf")):
                 raise ConfigError(Issue("must be a positive number of dollars", field=name))
+        if per_day is not None or per_month is not None:
+            # a rule whose judge has no price could not be bounded: every span it selects
+            # would end over budget, no call made (as a rule saved under a budget is refused)
+            registry = ModelRegistry(self.engine, self.ws)
+            models = {m["id"]: m for m in registry.all()}
+            unpriced = [
+                f"'{r.name}' (judge '{r.spec.judge}')"
+                for r in OnlineRules(self.engine, self.ws).list()
+                if r.enabled
+                and r.spec.judge is not None
+                and r.spec.judge in models
+                and _unpriced(registry, models, r.spec.judge)
+            ]
+            if unpriced:
+                raise ConfigError(
+                    Issue(
+                        f"the enabled rule(s) {', '.join(unpriced)} judge with a model that "
+                        "has no price, so a workspace budget cannot bound their cost: every "
+                        "span they select would be over budget, no call made",
+                        hint='give those judges a price (POST /api/models with "price"), '
+                        "or pause those rules (panopticon online disable NAME), then set the "
+                        "budget",
+                        field="usd_per_day" if per_day is not None else "usd_per_month",
+                    )
+                )
         with self.engine.begin() as conn:
             q.set_workspace_budgets(conn, self.ws, per_day, per_month)
 

@@ -883,8 +883,14 @@ class TraceWriter:
                 self._write_batch([one])
             return
         log.warning("a batch of %d spans was refused: %s", len(rows), exc)
+        # the client is told the database's reason (its first line: PostgreSQL's context
+        # lines quote the statement, the table and the row), the server's log has the rest
+        reason = (str(getattr(exc, "orig", exc)).strip().splitlines() or ["(no reason)"])[0]
         work[0][1].set_exception(
-            BatchRejected(f"the spans could not be stored: {getattr(exc, 'orig', exc)}")
+            BatchRejected(
+                f"the spans could not be stored: the database refused a value ({reason[:300]}); "
+                "send text and numbers it can hold"
+            )
         )
 
     def _spool_or_fail(
