@@ -171,6 +171,24 @@ def _pairs(a: Values, b: Values) -> tuple[Pairs, dict[str, int]]:
     return pairs, unpaired
 
 
+def _unpaired(
+    model: str, source: str, metric: str, cell: Any, prompt: str | None = None
+) -> UnpairedScores:
+    """A production cell (``dashboard.production_cells``) as an unpaired row."""
+    return UnpairedScores(
+        model,
+        source,
+        metric,
+        cell.n,
+        cell.clusters,
+        cell.mean,
+        cell.low,
+        cell.high,
+        prompt,
+        cell.unscored_note,
+    )
+
+
 def with_production(
     engine: Engine, workspace_id: int, comparisons: list[Comparison]
 ) -> list[Comparison]:
@@ -187,17 +205,7 @@ def with_production(
     out = []
     for c in comparisons:
         production = [
-            UnpairedScores(
-                model,
-                source,
-                metric,
-                cell.n,
-                cell.clusters,
-                cell.mean,
-                cell.low,
-                cell.high,
-                note=cell.unscored_note,
-            )
+            _unpaired(model, source, metric, cell)
             for model, source, metric, cell in found
             if model in c.models
         ]
@@ -214,18 +222,7 @@ def with_production(
                 other = sum(cell.n + cell.unscored for _, p, _, _, cell in mine if p not in order)
                 caveat = PROMPTS_SPLIT_NOTE.format(a=c.prompts[0], b=c.prompts[1], other=other)
                 production = [
-                    UnpairedScores(
-                        model,
-                        source,
-                        metric,
-                        cell.n,
-                        cell.clusters,
-                        cell.mean,
-                        cell.low,
-                        cell.high,
-                        prompt,
-                        cell.unscored_note,
-                    )
+                    _unpaired(model, source, metric, cell, prompt)
                     for model, prompt, source, metric, cell in split
                 ]
         out.append(replace(c, production=production, production_caveat=caveat))

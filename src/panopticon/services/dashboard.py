@@ -204,6 +204,19 @@ class ProductionTotals:
     output_tokens: int
     cost_usd: float
 
+    @classmethod
+    def of_row(cls, r: Any) -> ProductionTotals:
+        """From a row of ``queries.production_totals``."""
+        return cls(
+            source=str(r["source"]),
+            traces=int(r["traces"]),
+            scores=int(r["scores"]),
+            score_errors=int(r["errors"]),
+            input_tokens=int(r["judge_input"]),
+            output_tokens=int(r["judge_output"]),
+            cost_usd=float(r["judge_cost_usd"]),
+        )
+
 
 @dataclass(frozen=True)
 class StatusSeries:
@@ -355,18 +368,7 @@ def overview(engine: Engine, workspace_id: int, days: int | None = 30) -> Overvi
             )
             for f in failures
         ],
-        production=[
-            ProductionTotals(
-                source=r["source"],
-                traces=int(r["traces"]),
-                scores=int(r["scores"]),
-                score_errors=int(r["errors"]),
-                input_tokens=int(r["judge_input"]),
-                output_tokens=int(r["judge_output"]),
-                cost_usd=float(r["judge_cost_usd"]),
-            )
-            for r in production_totals
-        ],
+        production=[ProductionTotals.of_row(r) for r in production_totals],
     )
 
 

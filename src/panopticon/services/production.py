@@ -239,17 +239,7 @@ def production_summary(
     return ProductionSummary(
         filters=filters,
         totals=[
-            ProductionTotals(
-                source=str(r["source"]),
-                traces=int(r["traces"]),
-                scores=int(r["scores"]),
-                score_errors=int(r["errors"]),
-                input_tokens=int(r["judge_input"]),
-                output_tokens=int(r["judge_output"]),
-                cost_usd=float(r["judge_cost_usd"]),
-            )
-            for r in totals
-            if filters.source in (None, r["source"])
+            ProductionTotals.of_row(r) for r in totals if filters.source in (None, r["source"])
         ],
         models=_scores(overall, metric=filters.metric),
         scores=_scores(per_metric),
