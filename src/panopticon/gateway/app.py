@@ -12,7 +12,7 @@ from starlette.routing import Match
 
 from panopticon.gateway.limits import SpendTracker
 from panopticon.gateway.log_process import ProcessSink
-from panopticon.gateway.logging import BatchingSink, ListSink, TraceSink
+from panopticon.gateway.logging import BatchingSink, ListSink, QueuedSink, TraceSink
 from panopticon.gateway.proxy import Gateway, GatewayOptions, Receive, Scope, Send
 from panopticon.gateway.routing import KeyTable, RouteTable
 from panopticon.services.database import Engine
@@ -102,16 +102,16 @@ class _Combined:
         health checks that show them are unauthenticated, and errors may quote data)."""
         sink = self.sink
         log: dict[str, Any] = {"enabled": not isinstance(sink, ListSink)}
-        if isinstance(sink, (BatchingSink, ProcessSink)):
+        if isinstance(sink, QueuedSink):
             log.update(
-                writer="process" if isinstance(sink, ProcessSink) else "thread",
+                writer="thread",
                 pending=sink.pending,
                 written=sink.written,
                 failed=sink.failed,
                 dropped=sink.dropped,
             )
-            if isinstance(sink, ProcessSink):
-                log["writer_restarts"] = sink.restarts
+        if isinstance(sink, ProcessSink):
+            log.update(writer="process", writer_restarts=sink.restarts)
         return log
 
     def health(self) -> dict[str, Any]:
@@ -171,7 +171,7 @@ class _Combined:
     async def _start(self) -> None:
         if self.own_ingest is not None:
             self.own_ingest.writer.start()
-        if isinstance(self.sink, (BatchingSink, ProcessSink)):
+        if isinstance(self.sink, QueuedSink):
             self.sink.start()
         await self.gateway.startup()
 
@@ -182,7 +182,7 @@ class _Combined:
         import asyncio
 
         await self.gateway.shutdown()
-        if isinstance(self.sink, (BatchingSink, ProcessSink)):
+        if isinstance(self.sink, QueuedSink):
             await asyncio.to_thread(self.sink.close)
         if self.own_ingest is not None:
             await asyncio.to_thread(self.own_ingest.writer.close)

@@ -48,7 +48,7 @@ from typing import IO, Any
 
 import orjson
 
-from panopticon.gateway.logging import BatchingSink, CallRecord
+from panopticon.gateway.logging import BatchingSink, CallRecord, QueuedSink
 from panopticon.settings import Settings
 
 __all__ = ["ProcessSink", "main"]
@@ -134,7 +134,7 @@ def _storable(record: CallRecord) -> dict[str, Any]:
     return {name: fix(getattr(record, name)) for name in CallRecord.__dataclass_fields__}
 
 
-class ProcessSink:
+class ProcessSink(QueuedSink):
     """Hands gateway calls to a writer process (see the module docstring). The same
     counters as :class:`BatchingSink`: ``written``, ``failed``, ``dropped``, ``pending``,
     ``last_error``; and ``restarts``, the writer processes started after the first."""
@@ -213,14 +213,6 @@ class ProcessSink:
         return None if self._child is None else self._child.proc.pid
 
     # -- the sender's thread --------------------------------------------------------------
-    def start(self) -> ProcessSink:
-        self._stop = False
-        self._thread = threading.Thread(
-            target=self._run, name="panopticon-gateway-log", daemon=True
-        )
-        self._thread.start()
-        return self
-
     def _spawn(self) -> None:
         """Start a writer (no sooner than ``restart_s`` after the last one started) and
         send it the settings and every batch not yet acknowledged, oldest first."""
@@ -380,14 +372,6 @@ class ProcessSink:
             self._wake.set()
 
     # -- the server's side --------------------------------------------------------------
-    def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait until everything submitted so far is durable (database or spool)."""
-        deadline = time.monotonic() + timeout_s
-        while self.pending and time.monotonic() < deadline:
-            self._wake.set()
-            time.sleep(0.005)
-        return not self.pending
-
     def close(self, timeout_s: float = 60.0) -> None:
         """Send every call, let the writer write them all, and wait for it to exit."""
         self._stop = True

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from panopticon.errors import IngestError
 from panopticon.ingest.model import Rejection, ScoreIn, Span, TraceHints
@@ -37,6 +37,7 @@ __all__ = [
     "BatchingSink",
     "CallRecord",
     "ListSink",
+    "QueuedSink",
     "SpanStore",
     "TraceSink",
     "new_span_id",
@@ -203,7 +204,48 @@ class ListSink:
             self.records.append(record)
 
 
-class BatchingSink:
+class QueuedSink:
+    """What the gateway's sinks that queue calls for a thread share (:class:`BatchingSink`,
+    and :class:`panopticon.gateway.log_process.ProcessSink`): the thread that hands the
+    queue on (``_run``), and waiting until every call is durable. Each keeps the counters
+    ``written``, ``failed``, ``dropped``, ``last_error`` and says what is ``pending``."""
+
+    _stop: bool
+    _thread: threading.Thread | None
+    _wake: threading.Event
+    written: int
+    failed: int
+    dropped: int
+    last_error: str | None
+
+    @property
+    def pending(self) -> int:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        self._stop = False
+        self._thread = threading.Thread(
+            target=self._run, name="panopticon-gateway-log", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything submitted so far is durable (database or spool)."""
+        deadline = time.monotonic() + timeout_s
+        while self.pending and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.005)
+        return not self.pending
+
+
+class BatchingSink(QueuedSink):
     """Hands records to the trace store off the event loop (see the module docstring)."""
 
     def __init__(
@@ -251,14 +293,6 @@ class BatchingSink:
             self._wake.set()
 
     # -- the sink's thread ----------------------------------------------------------------
-    def start(self) -> BatchingSink:
-        self._stop = False
-        self._thread = threading.Thread(
-            target=self._run, name="panopticon-gateway-log", daemon=True
-        )
-        self._thread.start()
-        return self
-
     @property
     def pending(self) -> int:
         """Records not yet durable (here, or handed to the store and not yet written)."""
@@ -338,14 +372,6 @@ class BatchingSink:
             ", ".join(r.trace_id for r in records[:10]),
             self.last_error,
         )
-
-    def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait until everything submitted so far is durable (database or spool)."""
-        deadline = time.monotonic() + timeout_s
-        while self.pending and time.monotonic() < deadline:
-            self._wake.set()
-            time.sleep(0.005)
-        return not self.pending
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Hand every record submitted to the store and wait until it is durable, then stop
