@@ -5,8 +5,9 @@ return them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import typer
@@ -14,6 +15,8 @@ import typer
 from panopticon.cli.output import console, handle_errors, money
 from panopticon.cli.tables import Column, Grid, check_format, emit, resolve_format
 from panopticon.settings import load_settings
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from panopticon.services.production import ProductionFilters, ProductionScore
@@ -106,6 +109,16 @@ def _none(filters: ProductionFilters) -> None:
     )
 
 
+def _read(read: Callable[[Any, int, ProductionFilters], T], filters: ProductionFilters) -> T:
+    """``read`` (a production service) on the CLI's store and workspace."""
+    from panopticon.services.database import workspace_id
+    from panopticon.services.runs import store
+
+    settings = load_settings()
+    with store(settings) as engine:
+        return read(engine, workspace_id(engine, settings.workspace, create=False), filters)
+
+
 def _print_json(data: object) -> None:
     console.print_json(orjson.dumps(data, default=str).decode())
 
@@ -123,17 +136,11 @@ def scores_cmd(
     """Production scores apart from the runs': totals per source, and each model's mean and
     pass rate per source over every quality metric, with 95% intervals clustered by trace
     (as the dashboard's summary; GET /api/production/summary)."""
-    from panopticon.services.database import workspace_id
     from panopticon.services.production import production_summary
-    from panopticon.services.runs import store
 
     check_format(fmt)
     filters = _filters(days, since, model, metric, source)
-    settings = load_settings()
-    with store(settings) as engine:
-        found = production_summary(
-            engine, workspace_id(engine, settings.workspace, create=False), filters
-        )
+    found = _read(production_summary, filters)
     if as_json:
         _print_json(asdict(found))
         return
@@ -189,17 +196,11 @@ def heatmap_cmd(
     """Model (source) x metric: each cell the mean [95% CI, clustered by trace], 'too few'
     for one trace (GET /api/production/heatmap). With --format json or csv: a row per model,
     source and metric."""
-    from panopticon.services.database import workspace_id
     from panopticon.services.production import production_heatmap
-    from panopticon.services.runs import store
 
     check_format(fmt)
     filters = _filters(days, since, model, metric, source)
-    settings = load_settings()
-    with store(settings) as engine:
-        found = production_heatmap(
-            engine, workspace_id(engine, settings.workspace, create=False), filters
-        )
+    found = _read(production_heatmap, filters)
     if as_json:
         _print_json(asdict(found))
         return
