@@ -34,7 +34,7 @@ from bench_api_results import fresh_database, serve
 
 from panopticon.settings import Settings
 from panopticon.store.engine import create_engine, upgrade
-from panopticon.store.partitions import _create_days, create_default_partitions
+from panopticon.store.partitions import create_days, create_default_partitions
 from panopticon.store.trace_writer import SPAN_COLUMNS, write_rows
 
 KEY = "bench_traces_key_0123456789"
@@ -153,9 +153,8 @@ def load(admin_url: str, traces: int, name: str) -> tuple[str, str, datetime]:
     print(f"text index: {note or 'pg_trgm GIN index in place'}", flush=True)
     now = datetime.now(UTC)
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    with engine.begin() as conn:
-        create_default_partitions(conn)
-        _create_days(conn, today - timedelta(days=8), today + timedelta(days=7))
+    create_default_partitions(engine)
+    create_days(engine, today - timedelta(days=8), today + timedelta(days=7))
     rng = random.Random(11)
     started = time.perf_counter()
     big = trace_rows(rng, now - timedelta(hours=1), spans=500)

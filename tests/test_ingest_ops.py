@@ -187,13 +187,52 @@ def test_maintenance_keeps_partitions_ahead_and_drops_what_retention_allows(
         assert len(created) == 2 * 9 and report.created == []
         assert "span_default" in names
         # a partition ten days old is dropped whole once every retention is shorter
-        from panopticon.store.partitions import _create_days
+        from panopticon.store.partitions import create_days
 
         day = (now - timedelta(days=10)).replace(hour=0, minute=0, second=0, microsecond=0)
-        with engine.begin() as conn:
-            assert _create_days(conn, day, day) == [f"trace_p{day:%Y%m%d}", f"span_p{day:%Y%m%d}"]
+        assert create_days(engine, day, day) == [f"trace_p{day:%Y%m%d}", f"span_p{day:%Y%m%d}"]
         dropped = run_maintenance(engine, default_retention_days=5).dropped
         assert sorted(dropped) == [f"span_p{day:%Y%m%d}", f"trace_p{day:%Y%m%d}"]
+
+
+@pytest.mark.postgres_only
+def test_partition_maintenance_never_deadlocks_a_reader_of_spans_and_traces(
+    engine: sa.Engine,
+) -> None:
+    """A read that holds span and then asks for trace, while maintenance creates partitions
+    of both (trace first): maintenance commits each partition on its own and gives way when a
+    lock is held, so the reader goes on, and what was put off is made by the next run."""
+    import threading
+
+    run_maintenance(engine, default_retention_days=30)
+    day = datetime.now(UTC) + timedelta(days=7)
+    trace_p, span_p = f"trace_p{day:%Y%m%d}", f"span_p{day:%Y%m%d}"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE {trace_p}")
+        conn.exec_driver_sql(f"DROP TABLE {span_p}")
+    reports: list[Any] = []
+    with engine.connect() as reader:
+        reader.execute(sa.select(sa.func.count()).select_from(Span)).scalar()  # holds span
+        worker = threading.Thread(
+            target=lambda: reports.append(run_maintenance(engine, default_retention_days=30))
+        )
+        worker.start()
+        deadline = time.monotonic() + 30
+        with engine.connect() as probe:
+            while trace_p not in partition_names(probe, "trace") and worker.is_alive():
+                assert time.monotonic() < deadline, "maintenance held trace's new partition"
+                probe.rollback()
+                time.sleep(0.02)
+        # the reader now asks for trace: before, maintenance held trace and waited for span
+        assert reader.execute(sa.select(sa.func.count()).select_from(Trace)).scalar() == 0
+        reader.commit()
+    worker.join(30)
+    assert not worker.is_alive()
+    assert trace_p in reports[0].created
+    again = run_maintenance(engine, default_retention_days=30).created
+    with engine.connect() as conn:
+        assert span_p in partition_names(conn, "span")
+    assert span_p in reports[0].created + again
 
 
 def _sockets(pid: int) -> int:

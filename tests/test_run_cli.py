@@ -201,6 +201,24 @@ def test_an_unknown_price_is_reported_as_unknown_cost(
     assert "$0.0000" not in out and "unknown" in out
 
 
+def test_progress_before_the_first_answer_says_nothing_is_spent_yet(
+    tmp_path: Path, env: dict[str, str], mock: MockServer
+) -> None:
+    """Not "$0.0000": that would read as free for a model whose price is unknown."""
+    mock.config.latency_ms = 1000  # answers come a second after the run starts
+    path = write(
+        tmp_path / "s.yaml",
+        f"""
+        models: [{{id: local, model: my-local-llm, base_url: '{mock.url}'}}]
+        queries: [{{text: hi}}]
+        """,
+    )
+    code, out = run_cli("run", str(path), "--progress", "--progress-every", "0.01")
+    assert code == 0
+    assert "answers 0/1 (0 failed)" in out and "spent nothing yet" in out
+    assert "$0.0000" not in out
+
+
 def test_a_partly_priced_run_shows_its_cost_as_at_least_the_priced_part(
     tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
 ) -> None:

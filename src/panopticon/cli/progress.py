@@ -93,13 +93,20 @@ class RunProgress(RunObserver):
         clients = runner.clients.values() if runner is not None else []
         return sum(c.retries for c in clients), sum(c.rate_limited for c in clients)
 
+    def spend_text(self) -> str:
+        """What the run has spent; before its first answer or judgement, "nothing yet"
+        rather than $0 (an unpriced model's answers must never read as free)."""
+        if not (self.answers or self.judgements or self.spent):
+            return "nothing yet"
+        return cost_text(self.spent, self.unknown_cost)
+
     def line(self) -> str:
         retries, limited = self.retries()
         return (
             f"run {self.execution.run_id}: answers {self.answers}/{self.answers_total} "
             f"({self.failed} failed), judgements {self.judgements}/{self.judgements_total} "
             f"({self.judge_errors} failed), retries {retries} ({limited} rate-limited), "
-            f"spent {cost_text(self.spent, self.unknown_cost)}, "
+            f"spent {self.spend_text()}, "
             f"{time.monotonic() - self.started:.0f} s"
         )
 
@@ -115,7 +122,7 @@ class RunProgress(RunObserver):
         self._live.update(
             answers,
             completed=self.answers,
-            spend=cost_text(self.spent, self.unknown_cost),
+            spend=self.spend_text(),
             **fields,
         )
         self._live.update(

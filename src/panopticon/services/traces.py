@@ -295,5 +295,4 @@ def update_trace_settings(
 
 def run_maintenance(engine: Engine, default_retention_days: int) -> MaintenanceReport:
     """Partitions ahead, old ones dropped, rows past each workspace's retention deleted."""
-    with engine.begin() as conn:
-        return maintain(conn, now=datetime.now(UTC), default_retention_days=default_retention_days)
+    return maintain(engine, now=datetime.now(UTC), default_retention_days=default_retention_days)

@@ -127,17 +127,27 @@ def read(engine: Engine, work: Callable[[sa.Connection], T]) -> T:
     ROLLBACK round trips on PostgreSQL (each statement sees committed data, as a
     READ COMMITTED transaction would statement by statement). When the connection turns out
     to have been closed by the server (a restart, pg_terminate_backend between the checkout
-    and the first statement), the pool is renewed and the read tried once more."""
-    for attempt in (1, 2):
+    and the first statement), the pool is renewed and the read tried once more. A read the
+    server chose as a deadlock's victim (it took its locks in another order than some DDL
+    did) is tried again too, a little later: it changed nothing."""
+    for attempt in range(1, _READ_ATTEMPTS + 1):
         try:
             with engine.connect() as conn:
                 if engine.dialect.name != "sqlite":
                     conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 return work(conn)
         except sa.exc.DBAPIError as exc:
-            if attempt == 2 or not exc.connection_invalidated:
+            deadlock = getattr(exc.orig, "sqlstate", None) == "40P01"
+            if attempt == _READ_ATTEMPTS or not (
+                (exc.connection_invalidated and attempt == 1) or deadlock
+            ):
                 raise
+            if deadlock:
+                time.sleep(0.05 * attempt)
     raise AssertionError("unreachable")
+
+
+_READ_ATTEMPTS = 3
 
 
 def ping(engine: Engine) -> str | None:

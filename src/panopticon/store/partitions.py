@@ -10,16 +10,28 @@ workspaces whose own retention is shorter. On SQLite only the deletions apply.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from panopticon.store.tables import Span, Trace, TraceSettings
 
-__all__ = ["PARTITIONED", "MaintenanceReport", "is_partition", "maintain", "partition_names"]
+__all__ = [
+    "PARTITIONED",
+    "MaintenanceReport",
+    "create_days",
+    "create_default_partitions",
+    "is_partition",
+    "maintain",
+    "partition_names",
+]
+
+log = logging.getLogger(__name__)
 
 PARTITIONED = {"trace": "bucket", "span": "start_time"}
 _NAME = re.compile(r"^(trace|span)_(p(\d{8})|default)$")
@@ -53,41 +65,82 @@ def partition_names(conn: Connection, table: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def create_default_partitions(conn: Connection) -> None:
-    for table in PARTITIONED:
-        conn.execute(
-            sa.text(f"CREATE TABLE IF NOT EXISTS {table}_default PARTITION OF {table} DEFAULT")
-        )
+# DDL on a partitioned table locks its parent (CREATE ... PARTITION OF and DROP TABLE take
+# ACCESS EXCLUSIVE on it, and on the default partition). Two rules keep that from ever
+# deadlocking or stalling the readers and writers of trace and span:
+# - one statement a transaction, so maintenance never holds a lock on one table while it
+#   waits for another (a read joining span and trace takes both, in its own order: holding
+#   trace while asking for span is how a reader and maintenance deadlocked);
+# - a short lock_timeout, so a DDL statement that waits behind a long read gives way
+#   instead of queueing every later reader behind it; it is tried again a little later,
+#   and what still cannot be done waits for the next maintenance (spans meanwhile go to
+#   the default partition and are read as usual).
+LOCK_TIMEOUT_MS = 500
+_DDL_ATTEMPTS = 4
 
 
-def _create_days(conn: Connection, first: datetime, last: datetime) -> list[str]:
+def _ddl(engine: Engine, statement: str) -> bool:
+    """``statement`` in a transaction of its own under a lock timeout: True once done,
+    False when it could not get its locks after a few tries. Any other error is raised."""
+    for attempt in range(1, _DDL_ATTEMPTS + 1):
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+                conn.exec_driver_sql(statement)
+            return True
+        except sa.exc.DBAPIError as exc:
+            if _sqlstate(exc) not in _LOCK_STATES:
+                raise
+            log.info(
+                "partition maintenance waited too long for a lock (%s), try %d", statement, attempt
+            )
+            time.sleep(0.1 * attempt)
+    return False
+
+
+# lock_not_available (the lock timeout), deadlock_detected
+_LOCK_STATES = {"55P03", "40P01"}
+
+
+def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+
+
+def create_default_partitions(engine: Engine) -> None:
+    with engine.connect() as conn:
+        missing = [t for t in PARTITIONED if f"{t}_default" not in partition_names(conn, t)]
+    for table in missing:
+        _ddl(engine, f"CREATE TABLE IF NOT EXISTS {table}_default PARTITION OF {table} DEFAULT")
+
+
+def create_days(engine: Engine, first: datetime, last: datetime) -> list[str]:
+    """Create the day partitions from ``first`` to ``last`` that are missing: the names
+    created. A day whose rows already went to the default partition cannot be created over
+    them: its rows stay in the default (still read, dropped by retention)."""
     created = []
     for table in PARTITIONED:
-        existing = set(partition_names(conn, table))
-        day = first
+        with engine.connect() as conn:
+            existing = set(partition_names(conn, table))
+        day = _day(first)
         while day <= last:
             name = f"{table}_p{day:%Y%m%d}"
             if name not in existing:
-                # a day whose rows went to the default partition cannot be created over
-                # them; such rows stay in the default (still read, dropped by retention)
                 try:
-                    with conn.begin_nested():
-                        conn.execute(
-                            sa.text(
-                                f"CREATE TABLE {name} PARTITION OF {table} FOR VALUES FROM "
-                                f"('{day.isoformat()}') TO "
-                                f"('{(day + timedelta(days=1)).isoformat()}')"
-                            )
-                        )
+                    done = _ddl(
+                        engine,
+                        f"CREATE TABLE {name} PARTITION OF {table} FOR VALUES FROM "
+                        f"('{day.isoformat()}') TO ('{(day + timedelta(days=1)).isoformat()}')",
+                    )
+                except sa.exc.DBAPIError:  # rows of that day in the default partition
+                    done = False
+                if done:
                     created.append(name)
-                except sa.exc.DBAPIError:
-                    pass
             day += timedelta(days=1)
     return created
 
 
 def maintain(
-    conn: Connection,
+    engine: Engine,
     *,
     now: datetime,
     default_retention_days: int,
@@ -96,30 +149,46 @@ def maintain(
     """Create partitions from yesterday to ``ahead_days`` ahead, drop whole
     days past every workspace's retention, delete rows past a shorter workspace retention."""
     today = _day(now)
-    settings = list(
-        conn.execute(
-            sa.select(TraceSettings.c.workspace_id, TraceSettings.c.retention_days).where(
-                TraceSettings.c.retention_days.is_not(None)
+    with engine.connect() as conn:
+        settings = list(
+            conn.execute(
+                sa.select(TraceSettings.c.workspace_id, TraceSettings.c.retention_days).where(
+                    TraceSettings.c.retention_days.is_not(None)
+                )
             )
         )
-    )
     longest = max([default_retention_days, *(r.retention_days for r in settings)])
     created: list[str] = []
     dropped: list[str] = []
-    if conn.dialect.name == "postgresql":
-        create_default_partitions(conn)
+    if engine.dialect.name == "postgresql":
+        create_default_partitions(engine)
         # yesterday to a week ahead: what live traffic needs. Spans sent late for older
         # days land in the default partition (read as usual, deleted by retention).
-        created = _create_days(conn, today - timedelta(days=1), today + timedelta(days=ahead_days))
+        created = create_days(engine, today - timedelta(days=1), today + timedelta(days=ahead_days))
         horizon = today - timedelta(days=longest)
         for table in PARTITIONED:
-            for name in partition_names(conn, table):
+            with engine.connect() as conn:
+                names = partition_names(conn, table)
+            for name in names:
                 m = _NAME.match(name)
                 if m and m.group(3):
                     day = datetime.strptime(m.group(3), "%Y%m%d").replace(tzinfo=UTC)
-                    if day + timedelta(days=1) <= horizon:
-                        conn.execute(sa.text(f"DROP TABLE {name}"))
+                    if day + timedelta(days=1) <= horizon and _ddl(engine, f"DROP TABLE {name}"):
                         dropped.append(name)
+    with engine.begin() as conn:
+        return _delete_past_retention(
+            conn, settings, today, default_retention_days, created, dropped
+        )
+
+
+def _delete_past_retention(
+    conn: Connection,
+    settings: list[sa.Row[tuple[int, int]]],
+    today: datetime,
+    default_retention_days: int,
+    created: list[str],
+    dropped: list[str],
+) -> MaintenanceReport:
     deleted_spans = deleted_traces = 0
     shorter = {r.workspace_id: r.retention_days for r in settings}
     # rows older than the default for workspaces without their own setting, and older
