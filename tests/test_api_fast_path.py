@@ -109,6 +109,55 @@ def test_the_fast_path_keeps_every_check_of_the_route(api: TestClient, engine: s
     assert r.status_code == 200
 
 
+def test_a_kept_page_is_given_again_only_while_nothing_is_committed(
+    api: TestClient, engine: sa.Engine
+) -> None:
+    """The results page is kept between writes, and a write by anyone (here another
+    process) is seen by the very next request: never a stale page."""
+    import subprocess
+    import sys
+    import time
+
+    from panopticon.store.tables import ApiKey
+
+    pages = api.app.state.pages  # type: ignore[attr-defined]
+    _, other = create_key(engine, "other", "viewer", "other's viewer")
+    key_id, key = create_key(engine, "default", "viewer", "reader")
+    reader = {"X-API-Key": key}
+    api.get(f"{RESULTS}?limit=5", headers=reader)
+    # the key's first use is recorded (a write, off the request's path): wait for it
+    deadline = time.monotonic() + 30
+    with engine.connect() as conn:
+        query = sa.select(ApiKey.c.last_used_at).where(ApiKey.c.id == key_id)
+        while conn.execute(query).scalar() is None:
+            assert time.monotonic() < deadline
+            conn.rollback()
+            time.sleep(0.02)
+    first = api.get(f"{RESULTS}?limit=5", headers=reader)
+    hits = pages.hits
+    assert api.get(f"{RESULTS}?limit=5", headers=reader).content == first.content
+    assert pages.hits == hits + 1, "the same query with nothing committed: kept"
+    # another workspace, the same query: its own page, not this one's
+    assert api.get(f"{RESULTS}?limit=5", headers={"X-API-Key": other}).json()["items"] == []
+
+    top = first.json()["items"][0]
+    url = engine.url.render_as_string(hide_password=False)
+    write = (
+        "import sqlalchemy as sa, sys\n"
+        "with sa.create_engine(sys.argv[1]).begin() as c:\n"
+        "    c.execute(sa.text('UPDATE score SET reasoning = :r WHERE id = :i'),"
+        " {'r': 'changed elsewhere', 'i': sys.argv[2]})\n"
+    )
+    score_id = top["id"].replace("-", "") if engine.dialect.name == "sqlite" else top["id"]
+    subprocess.run([sys.executable, "-c", write, url, score_id], check=True)
+    after = api.get(f"{RESULTS}?limit=5", headers=reader).json()["items"][0]
+    assert after["id"] == top["id"] and after["reasoning"] == "changed elsewhere"
+    # and once more unchanged: kept again
+    hits = pages.hits
+    api.get(f"{RESULTS}?limit=5", headers=reader)
+    assert pages.hits == hits + 1
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -99,6 +99,9 @@ def create_app(
             if jobs is not None:
                 await jobs.stop()
             app.state.readers.shutdown(wait=False)
+            pages = getattr(app.state, "pages", None)
+            if pages is not None:
+                await asyncio.to_thread(pages.close)
             await asyncio.to_thread(app.state.engine.dispose)
 
     errors: dict[int | str, dict[str, Any]] = {
@@ -134,7 +137,10 @@ def create_app(
     install_error_handlers(app)
     if "api" in roles:  # inside RequestLimits: its checks come first
         from panopticon.api.fast import FastPaths
+        from panopticon.services.fresh import FreshCache
 
+        # pages of the hottest read, kept while nothing is committed (never stale)
+        app.state.pages = FreshCache(app.state.engine)
         app.add_middleware(FastPaths, state=app.state)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_request_bytes)
     app.include_router(health.router)

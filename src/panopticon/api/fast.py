@@ -5,13 +5,15 @@ header) cost more per request than reading the page. This pure ASGI layer, insid
 ``RequestLimits`` and the error handling, answers that one request itself, through the very
 functions its route calls: ``deps.caller`` (the key, its role, its workspace),
 ``judge.result_filters`` (the filters and their checks), ``find_results`` in a thread, and
-``judge.results_page`` (the response). It only answers requests it can read with no doubt:
-a single ``X-API-Key`` and query parameters of the plainest form (digits for integers,
-``true``/``false``, plain decimals, text within its length). Anything else (an unknown or
-repeated parameter, an empty value, a time, a value out of range, a missing or refused key,
-an error of any kind) goes to the route, which answers it as it always has: the same 401,
-403, 422 or 503. So the fast path changes how fast the answer comes, never what it is (a
-test holds the two to the same bytes).
+``judge.results_page`` (the response). The page's bytes are kept while nothing is committed
+to the database (``services.fresh.FreshCache``): the same query again between two writes
+is answered without reading the page again, and never with a stale one. It only answers
+requests it can read with no doubt: a single ``X-API-Key`` and query parameters of the
+plainest form (digits for integers, ``true``/``false``, plain decimals, text within its
+length). Anything else (an unknown or repeated parameter, an empty value, a time, a value
+out of range, a missing or refused key, an error of any kind) goes to the route, which
+answers it as it always has: the same 401, 403, 422 or 503. So the fast path changes how
+fast the answer comes, never what it is (a test holds the two to the same bytes).
 """
 
 from __future__ import annotations
@@ -112,15 +114,14 @@ class FastPaths:
         try:
             principal = await caller(self.state, key)
             filters = await result_filters(**params)
-            page = await store_read(
-                self.state,
-                find_results,
-                self.state.engine,
-                principal.workspace_id,
-                filters,
-                limit,
-                offset,
-            )
+            engine, workspace_id = self.state.engine, principal.workspace_id
+
+            def page() -> bytes:
+                found = find_results(engine, workspace_id, filters, limit, offset)
+                return json_bytes(results_page(found, limit, offset))
+
+            # the same page for the same workspace and query while nothing is committed
+            cache_key = (workspace_id, limit, offset, *sorted(params.items()))
+            return await store_read(self.state, self.state.pages.get, cache_key, page)
         except Exception:  # the route answers it, with its own error handling
             return None
-        return json_bytes(results_page(page, limit, offset))
