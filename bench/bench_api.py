@@ -7,7 +7,10 @@ the same uvicorn that returns, from memory, the very JSON of Panopticon's result
 concurrent clients (wrk, loopback only, bounded in time) request each of:
 
 - the floor, ``GET /page``
-- ``GET /api/judge/results?limit=10`` with an API key
+- ``GET /api/judge/results?limit=10`` with an API key (the same page again and again: kept
+  by the server while nothing is committed)
+- the same with a query never asked before each time (a new ``min_score`` below every
+  score): the page read from the store every time
 - ``GET /health``
 - ``GET /ui/runs`` (a dashboard page, with a session cookie)
 
@@ -198,8 +201,22 @@ def start(cmd: list[str], env: dict[str, str], base: str) -> subprocess.Popen[by
         time.sleep(0.1)
 
 
-def wrk(url: str, headers: dict[str, str], connections: int, duration: float) -> dict[str, float]:
-    """wrk's requests/s, p50 and p99 (ms); a bounded httpx loop where wrk is missing."""
+# each request a query never asked before (a new min_score below every score: the same
+# rows), so that no page is ever given from the page cache: what a page costs to read
+FRESH_QUERIES = """
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, wrk.path .. "&min_score=0." .. string.format("%09d", counter))
+end
+"""
+
+
+def wrk(
+    url: str, headers: dict[str, str], connections: int, duration: float, script: str = ""
+) -> dict[str, float]:
+    """wrk's requests/s, p50 and p99 (ms); a bounded httpx loop where wrk is missing.
+    ``script``: a wrk Lua script (wrk only)."""
     if shutil.which("wrk") is None:
         print(
             "wrk not found (apt-get install wrk): the Python client below saturates before "
@@ -212,7 +229,12 @@ def wrk(url: str, headers: dict[str, str], connections: int, duration: float) ->
     args += ["--timeout", "10s"]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        if script:
+            lua.write(script)
+            lua.flush()
+            args += ["-s", lua.name]
+        out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
@@ -305,15 +327,23 @@ def bench(label: str, url: str | None, args: argparse.Namespace) -> list[dict[st
             browser.post("/ui/login", data={"key": KEY, "csrf": token.group(1)})
             cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
         targets = [
-            ("floor: bare FastAPI, same JSON", floor_base + "/page", {}),
-            ("GET /api/judge/results?limit=10", base + "/api/judge/results?limit=10", key),
-            ("GET /health", base + "/health", {}),
-            ("GET /ui/runs (dashboard page)", base + "/ui/runs", {"Cookie": cookie}),
+            ("floor: bare FastAPI, same JSON", floor_base + "/page", {}, ""),
+            ("GET /api/judge/results?limit=10", base + "/api/judge/results?limit=10", key, ""),
+            (
+                "the same, never the same query (uncached)",
+                base + "/api/judge/results?limit=10",
+                key,
+                FRESH_QUERIES,
+            ),
+            ("GET /health", base + "/health", {}, ""),
+            ("GET /ui/runs (dashboard page)", base + "/ui/runs", {"Cookie": cookie}, ""),
         ]
         floor = None
-        for name, target, headers in targets:
-            wrk(target, headers, args.connections, min(2.0, args.duration))  # warm up
-            m = wrk(target, headers, args.connections, args.duration)
+        for name, target, headers, script in targets:
+            if script and shutil.which("wrk") is None:
+                continue
+            wrk(target, headers, args.connections, min(2.0, args.duration), script)  # warm up
+            m = wrk(target, headers, args.connections, args.duration, script)
             floor = floor or m["rps"]
             row = {"database": label, "target": name, **m, "ratio": m["rps"] / floor}
             rows.append(row)
