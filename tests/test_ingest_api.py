@@ -362,6 +362,43 @@ def test_a_session_is_one_thread_across_its_traces(api: TestClient) -> None:
     assert api.get("/api/sessions/nope", headers=ADMIN).status_code == 404
 
 
+def test_a_nul_anywhere_in_a_logged_call_is_stored_as_u_fffd_on_both_databases(
+    api: TestClient,
+) -> None:
+    """PostgreSQL refuses NUL in text and JSON: a call with one in its model, tags, user,
+    metadata keys or error was refused there and stored as sent on SQLite."""
+    r = api.post(
+        "/api/logs",
+        json={
+            "prompt": "p\x00",
+            "response": "r",
+            "model": "gpt\x00x",
+            "provider": "acme\x00",
+            "user_id": "u\x00",
+            "session_id": "s\x00",
+            "tags": ["t\x00"],
+            "metadata": {"k\x00": {"nested\x00": "v\x00"}},
+            "status": "error",
+            "error": "boom\x00",
+        },
+        headers=ADMIN,
+    )
+    assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+    (trace_id,) = r.json()["trace_ids"]
+    trace = wait_for(
+        lambda: (
+            (d := api.get(f"/api/traces/{trace_id}", headers=ADMIN)).status_code == 200 and d.json()
+        )
+    )
+    assert trace["user_id"] == "u\ufffd" and trace["session_id"] == "s\ufffd"
+    assert trace["tags"] == ["t\ufffd"]
+    assert trace["metadata"] == {"k\ufffd": {"nested\ufffd": "v\ufffd"}}
+    (span,) = trace["spans"]
+    assert span["model_requested"] == "gpt\ufffdx" and span["provider"] == "acme\ufffd"
+    assert span["error"] == "boom\ufffd"
+    assert span["input_messages"][0]["content"] == "p\ufffd"
+
+
 def test_export_and_traces_into_a_dataset(api: TestClient, settings: Settings) -> None:
     ids = api.post(
         "/api/traces", json={"traces": [agent_trace(), agent_trace(user="zed")]}, headers=ADMIN

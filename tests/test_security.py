@@ -285,6 +285,10 @@ def test_a_bare_json_web_token_in_a_providers_error_is_masked_and_prose_is_not()
     assert mask_secrets(f'{{"detail": "bad id_token", "got": "{JWT}"}}') == (
         '{"detail": "bad id_token", "got": "***"}'
     )
+    # unsigned ("alg": "none"): header.payload. with an empty signature, still a credential
+    unsigned = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9."
+    assert mask_secrets(f"token={unsigned} rejected") == "token=*** rejected"
+    assert mask_secrets(f"got {unsigned}, expected a signature") == "got ***, expected a signature"
     prose = "model v1.2.3 from eyJump.min.js at docs.example.org/a.b.c was eyJhbGciOiJIUzI1NiJ9"
     assert mask_secrets(prose) == prose
 

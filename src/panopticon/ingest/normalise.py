@@ -60,18 +60,24 @@ def _cut(value: Any, limit: int) -> Any:
     if kind is list:
         return [_cut(v, limit) for v in value]
     if kind is dict:
-        return {k if type(k) is str else str(k): _cut(v, limit) for k, v in value.items()}
+        return {_key(k): _cut(v, limit) for k, v in value.items()}
     if isinstance(value, str):
         return _text(value, limit)
     if isinstance(value, list):
         return [_cut(v, limit) for v in value]
     if isinstance(value, dict):
-        return {str(k): _cut(v, limit) for k, v in value.items()}
+        return {_key(k): _cut(v, limit) for k, v in value.items()}
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return str(value)  # JSON has no NaN or infinity
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
         return str(value)  # past what JSON columns (and most readers) hold
     return value
+
+
+def _key(key: Any) -> str:
+    """A mapping's key as stored: text, with no NUL (never cut: keys are short)."""
+    key = key if type(key) is str else str(key)
+    return key.replace("\x00", "\ufffd") if "\x00" in key else key
 
 
 def _as_is(value: Any, limit: int) -> bool:
@@ -186,10 +192,20 @@ def finish(span: Span, now: datetime, limits: Limits = Limits()) -> Rejection | 
         if not _as_is(value, limit):  # nearly always as is: then no copy is made
             setattr(span, name, _cut(value, limit))
     span.name = _text(span.name, MAX_NAME)
-    for hint in ("user_id", "session_id"):  # a client's own words (the `user` field)
-        text = getattr(span.hints, hint)
-        if text is not None and "\x00" in text:
-            setattr(span.hints, hint, _text(text, len(text)))
+    # a client's own words (the `user` field, a model's name, tags): a NUL made U+FFFD, as
+    # in every other text, so that both databases store the same span
+    for owner, names in (
+        (span, ("model_requested", "model_served", "provider")),
+        (span.hints, ("user_id", "session_id", "tenant_id", "environment", "release")),
+    ):
+        for name in names:
+            text = getattr(owner, name)
+            if text is not None and "\x00" in text:
+                setattr(owner, name, _text(text, len(text)))
+    if any("\x00" in tag for tag in span.hints.tags):
+        span.hints.tags = [_key(tag) for tag in span.hints.tags]
+    if span.events is not None and not _as_is(span.events, limit):
+        span.events = _cut(span.events, limit)
     if not _as_is(span.hints.metadata, limit):
         span.hints.metadata = _cut(span.hints.metadata, limit)
     price_cost(span)
