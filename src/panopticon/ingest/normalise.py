@@ -76,8 +76,8 @@ def _cut(value: Any, limit: int) -> Any:
 
 def _key(key: Any) -> str:
     """A mapping's key as stored: text, with no NUL (never cut: keys are short)."""
-    key = key if type(key) is str else str(key)
-    return key.replace("\x00", "\ufffd") if "\x00" in key else key
+    text: str = key if type(key) is str else str(key)
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def _as_is(value: Any, limit: int) -> bool:
