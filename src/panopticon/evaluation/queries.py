@@ -249,14 +249,7 @@ def resolve_queries(
         except ConfigError as err:
             issues += err.issues
     if not out and not issues:
-        issues.append(
-            Issue(
-                "the suite has no queries (its files are empty)",
-                file=doc.file,
-                line=doc.line_of(("queries",)),
-                field="queries",
-            )
-        )
+        issues.append(doc.issue("the suite has no queries (its files are empty)", ("queries",)))
     return out
 
 

@@ -56,6 +56,20 @@ class Located:
                 return None
             path = path[:-1]
 
+    def issue(
+        self, message: str, path: Path_, *, hint: str | None = None, field: str | None = None
+    ) -> Issue:
+        """A problem at ``path`` of this document: its file, the line of the path (or of its
+        nearest ancestor) and, unless ``field`` is given, the path as a field
+        (``metrics[0].models``)."""
+        return Issue(
+            message,
+            file=self.file,
+            line=self.line_of(path),
+            field=_dotted(path) if field is None else field,
+            hint=hint,
+        )
+
 
 def read_text(path: Path, *, what: str = "file") -> str:
     """Read a UTF-8 file; non-UTF-8 bytes give an error with their line and byte offset."""
@@ -323,15 +337,7 @@ def validation_issues(
             hint = unknown_hint
         elif e["type"] == "missing":
             msg = "this field is required"
-        issues.append(
-            Issue(
-                msg.removeprefix("Value error, "),
-                file=doc.file,
-                line=doc.line_of(loc),
-                field=dotted(loc),
-                hint=hint,
-            )
-        )
+        issues.append(doc.issue(msg.removeprefix("Value error, "), loc, hint=hint))
     return dedupe_issues(issues)
 
 

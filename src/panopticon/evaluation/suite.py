@@ -21,7 +21,6 @@ from panopticon.evaluation.queries import MetricEntry, QueryItem, resolve_querie
 from panopticon.evaluation.sources import (
     Located,
     dedupe_issues,
-    dotted,
     load_yaml,
     validation_issues,
 )
@@ -243,11 +242,10 @@ def parse_suite(
             found = resolve_endpoint(m, env, access, directory)
             if isinstance(found, Problem):
                 issues.append(
-                    Issue(
+                    doc.issue(
                         found.message,
-                        file=doc.file,
+                        ("models", i),
                         field=f"models[{i}].{found.field}",
-                        line=doc.line_of(("models", i)),
                         hint=found.hint,
                     )
                 )
@@ -285,16 +283,15 @@ def parse_suite(
                 "nowhere to score every query)"
             )
     for i, m in enumerate(all_models):
+        # a model that is not evaluated (the judge, an extra judge) is reported at 'judge'
+        where = ("models", i) if m in suite.models else ("judge",)
         found = resolve_endpoint(m, env, access, directory)
         if isinstance(found, Problem):
             issues.append(
-                Issue(
+                doc.issue(
                     found.message,
-                    file=doc.file,
+                    where,
                     field=f"{_model_field(suite, m, i)}.{found.field}",
-                    line=doc.line_of(("models", i))
-                    if m in suite.models
-                    else doc.line_of(("judge",)),
                     hint=found.hint,
                 )
             )
@@ -306,13 +303,10 @@ def parse_suite(
             if missing is not None:
                 issue = missing.issues[0]
                 issues.append(
-                    Issue(
+                    doc.issue(
                         f"model '{m.id}': {issue.message}",
-                        file=doc.file,
+                        where,
                         field=f"{_model_field(suite, m, i)}.provider",
-                        line=doc.line_of(("models", i))
-                        if m in suite.models
-                        else doc.line_of(("judge",)),
                         hint=f"{issue.hint}, or use another provider",
                     )
                 )
@@ -331,11 +325,9 @@ def parse_suite(
         ]
         if unpriced:
             issues.append(
-                Issue(
+                doc.issue(
                     f"budget_usd is set but these models have no price: {', '.join(unpriced)}",
-                    file=doc.file,
-                    line=doc.line_of(("budget_usd",)),
-                    field="budget_usd",
+                    ("budget_usd",),
                     hint="add price: {input: <USD per 1M>, output: <USD per 1M>} to each, so the "
                     "budget can be enforced",
                 )
@@ -369,10 +361,9 @@ def _expand_registered(data: dict[str, Any], doc: Located, directory: Directory)
         spec = directory.model(entry)
         if spec is None:
             issues.append(
-                Issue(
+                doc.issue(
                     f"no model '{entry}' is registered in this workspace",
-                    file=doc.file,
-                    line=doc.line_of(where),
+                    where,
                     field=".".join(str(p) for p in where),
                     hint="define it here ({id: ..., provider: ..., model: ...}), or register it "
                     "(POST /api/models, or the dashboard's Models page)",
@@ -435,12 +426,10 @@ def _check_metric_inputs(
             shown = ", ".join(q.source for q in missing[:5])
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             issues.append(
-                Issue(
+                doc.issue(
                     f"metric '{spec.name}' ({spec.type}) needs each query's 'context', and "
                     f"{len(missing)} of {len(queries)} queries have none: {shown}{more}",
-                    file=doc.file,
-                    line=doc.line_of(("metrics", i)),
-                    field=f"metrics[{i}]",
+                    ("metrics", i),
                     hint="add 'context' (the retrieved passages) to those queries, or use "
                     "answer_relevance, which needs none",
                 )
@@ -474,15 +463,12 @@ def _check_models(suite: Suite, doc: Located) -> list[Issue]:
     first: dict[str, int] = {}
     # an unknown provider is found where the endpoint is resolved (it may be registered)
     for i, m in enumerate(suite.models):
-        line = doc.line_of(("models", i, "id"))
         if m.id in first:
             issues.append(
-                Issue(
+                doc.issue(
                     f"two models have the id '{m.id}' (the other is models[{first[m.id]}], line "
                     f"{doc.line_of(('models', first[m.id], 'id'))})",
-                    file=doc.file,
-                    line=line,
-                    field=f"models[{i}].id",
+                    ("models", i, "id"),
                     hint="give each model a unique id; use 'model:' for the provider's name",
                 )
             )
@@ -504,11 +490,9 @@ def _parse_metrics(
             continue
         if spec.name in names:
             issues.append(
-                Issue(
+                doc.issue(
                     f"two metrics are named '{spec.name}'",
-                    file=doc.file,
-                    line=doc.line_of((*loc, "name")),
-                    field=f"metrics[{i}].name",
+                    (*loc, "name"),
                     hint="give each metric a unique name",
                 )
             )
@@ -529,11 +513,9 @@ def _parse_metric(
     cls = spec_class(type_name) if isinstance(type_name, str) else None
     if cls is None:
         issues.append(
-            Issue(
+            doc.issue(
                 "missing 'type'" if type_name is None else f"unknown metric type '{type_name}'",
-                file=doc.file,
-                line=doc.line_of((*loc, "type")),
-                field=dotted((*loc, "type")),
+                (*loc, "type"),
                 hint="use one of: " + ", ".join(metric_types()),
             )
         )
@@ -543,12 +525,8 @@ def _parse_metric(
         schema_path = (base_dir / raw["schema_file"]).resolve()
         if not schema_path.is_file():
             issues.append(
-                Issue(
-                    "schema file not found",
-                    file=doc.file,
-                    line=doc.line_of((*loc, "schema_file")),
-                    field=dotted((*loc, "schema_file")),
-                    hint=f"looked for {schema_path}",
+                doc.issue(
+                    "schema file not found", (*loc, "schema_file"), hint=f"looked for {schema_path}"
                 )
             )
             return None
@@ -704,22 +682,18 @@ def _check_prompts(suite: Suite, doc: Located, metrics: list[MetricSpec]) -> lis
     for i, p in enumerate(suite.prompts):
         if p.id in first:
             issues.append(
-                Issue(
+                doc.issue(
                     f"two prompts have the id '{p.id}' (the other is prompts[{first[p.id]}])",
-                    file=doc.file,
-                    line=doc.line_of(("prompts", i, "id")),
-                    field=f"prompts[{i}].id",
+                    ("prompts", i, "id"),
                     hint="give each prompt a unique id",
                 )
             )
         first.setdefault(p.id, i)
         if "@" in p.id:
             issues.append(
-                Issue(
+                doc.issue(
                     f"a prompt id cannot contain '@' ('{p.id}')",
-                    file=doc.file,
-                    line=doc.line_of(("prompts", i, "id")),
-                    field=f"prompts[{i}].id",
+                    ("prompts", i, "id"),
                     hint="results are labelled model@prompt: use letters, digits, - or _",
                 )
             )
@@ -732,21 +706,17 @@ def _check_gates(suite: Suite, doc: Located, metrics: list[MetricSpec]) -> list[
     for name, value in suite.gates.items():
         if name not in names:
             issues.append(
-                Issue(
+                doc.issue(
                     f"gate on '{name}', which is not a metric of this suite",
-                    file=doc.file,
-                    line=doc.line_of(("gates", name)),
-                    field=f"gates.{name}",
+                    ("gates", name),
                     hint="name one of: " + (", ".join(sorted(names)) or "(no metrics)"),
                 )
             )
         if not 0 <= value <= 1:
             issues.append(
-                Issue(
+                doc.issue(
                     f"gate {value} is not between 0 and 1",
-                    file=doc.file,
-                    line=doc.line_of(("gates", name)),
-                    field=f"gates.{name}",
+                    ("gates", name),
                     hint="a gate is the least pass rate (or mean normalised score), e.g. 0.8",
                 )
             )
@@ -760,11 +730,9 @@ def _resolve_judge(
     for i, extra in enumerate(suite.judges):
         if extra.id in by_id:
             issues.append(
-                Issue(
+                doc.issue(
                     f"judges[{i}] has the id '{extra.id}' of a model",
-                    file=doc.file,
-                    line=doc.line_of(("judges", i, "id")),
-                    field=f"judges[{i}].id",
+                    ("judges", i, "id"),
                     hint="refer to that model by its id instead of repeating it",
                 )
             )
@@ -776,11 +744,9 @@ def _resolve_judge(
         )
         if judge is None:
             issues.append(
-                Issue(
+                doc.issue(
                     f"judge '{suite.judge}' is not one of the models",
-                    file=doc.file,
-                    line=doc.line_of(("judge",)),
-                    field="judge",
+                    ("judge",),
                     hint="name a model id from 'models', or give a model here: "
                     "judge: {id: ..., provider: ..., model: ...}",
                 )
@@ -789,11 +755,9 @@ def _resolve_judge(
         judge = suite.judge
         if judge is not None and judge.id in by_id:
             issues.append(
-                Issue(
+                doc.issue(
                     f"the judge's id '{judge.id}' is also a model's id",
-                    file=doc.file,
-                    line=doc.line_of(("judge", "id")),
-                    field="judge.id",
+                    ("judge", "id"),
                     hint="write judge: <id> to reuse that model, or give the judge another id",
                 )
             )
@@ -803,42 +767,31 @@ def _resolve_judge(
         for name in panel:
             if name not in judge_ids and (judge is None or name != judge.id):
                 issues.append(
-                    Issue(
+                    doc.issue(
                         f"panel judge '{name}' is not a model",
-                        file=doc.file,
-                        line=doc.line_of(("metrics", i, "judges")),
-                        field=f"metrics[{i}].judges",
+                        ("metrics", i, "judges"),
                         hint="list ids from 'models', 'judge' or 'judges'",
                     )
                 )
         if own is not None and own not in judge_ids and (judge is None or own != judge.id):
             issues.append(
-                Issue(
-                    f"judge '{own}' is not one of the models",
-                    file=doc.file,
-                    line=doc.line_of(("metrics", i, "judge")),
-                    field=f"metrics[{i}].judge",
-                )
+                doc.issue(f"judge '{own}' is not one of the models", ("metrics", i, "judge"))
             )
         for name in getattr(spec, "models", None) or []:
             if name not in by_id:
                 issues.append(
-                    Issue(
+                    doc.issue(
                         f"metric '{spec.name}' pairs the model '{name}', which is not in 'models'",
-                        file=doc.file,
-                        line=doc.line_of(("metrics", i, "models")),
-                        field=f"metrics[{i}].models",
+                        ("metrics", i, "models"),
                         hint="list ids from 'models': " + ", ".join(by_id),
                     )
                 )
         needs = spec_needs_judge(spec)
         if needs and own is None and not panel and judge is None and suite.judge is None:
             issues.append(
-                Issue(
+                doc.issue(
                     f"metric '{spec.name}' needs a judge model",
-                    file=doc.file,
-                    line=doc.line_of(("metrics", i)),
-                    field=f"metrics[{i}]",
+                    ("metrics", i),
                     hint="add 'judge: <model id>' to the suite or to the metric",
                 )
             )

@@ -8,7 +8,7 @@ import string
 from panopticon.errors import Issue
 from panopticon.evaluation.prompts import render_messages
 from panopticon.evaluation.queries import QueryItem
-from panopticon.evaluation.sources import Located, dotted
+from panopticon.evaluation.sources import Located
 
 __all__ = ["check_template", "render_messages"]
 
@@ -28,15 +28,7 @@ def check_template(
     query), a conversion (``{text!r}``), an attribute or an index is refused."""
 
     def issue(message: str) -> list[Issue]:
-        return [
-            Issue(
-                message,
-                file=doc.file,
-                line=doc.line_of(loc),
-                field=dotted(loc),
-                hint=_HINT,
-            )
-        ]
+        return [doc.issue(message, loc, hint=_HINT)]
 
     try:
         parts = list(string.Formatter().parse(template))
