@@ -1,4 +1,5 @@
-"""/api/metrics: the prompts, grouped by theme (``type``)."""
+"""/api/metrics: the workspace's metrics (a judge prompt or a heuristic with its settings),
+grouped by ``type``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/api/queries: the prompts, grouped by theme (``type``)."""
+"""/api/queries: the workspace's queries (prompts with metadata), grouped by ``theme``."""
 
 from __future__ import annotations
 
