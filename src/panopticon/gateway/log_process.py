@@ -116,7 +116,14 @@ class _Child:
 def _storable(record: CallRecord) -> dict[str, Any]:
     """The record with what JSON cannot carry made text: integers past 64 bits as their
     digits (as ingestion stores them), strings with lone surrogates with U+FFFD in their
-    place."""
+    place.
+
+    Not :func:`panopticon.ingest.normalise._cut`, which makes a value fit the database: this
+    only makes the record fit the pipe, and the child's ``finish()`` then cuts it as ingestion
+    does. So a NUL is left for ``finish()``; an integer within 64 unsigned bits stays an
+    integer and a NaN or infinite float a float (orjson writes null), where ``_cut`` makes
+    both text, which would put text in typed fields such as ``cost_usd``; and a value of
+    another type becomes text instead of failing the record."""
 
     def fix(value: Any) -> Any:
         if isinstance(value, str):
