@@ -113,6 +113,7 @@ def test_an_unregistered_model_id_is_a_clear_error(
     result = cli.invoke(app, ["run", str(path), "--no-progress"])
     assert result.exit_code == 2
     assert "no model 'nowhere' is registered in this workspace" in " ".join(result.output.split())
+    assert "models[0]" in result.output  # the field as every other suite error writes it
 
 
 def test_models_that_suites_defined_are_still_updated_by_suites(

@@ -364,7 +364,6 @@ def _expand_registered(data: dict[str, Any], doc: Located, directory: Directory)
                 doc.issue(
                     f"no model '{entry}' is registered in this workspace",
                     where,
-                    field=".".join(str(p) for p in where),
                     hint="define it here ({id: ..., provider: ..., model: ...}), or register it "
                     "(POST /api/models, or the dashboard's Models page)",
                 )
