@@ -268,10 +268,11 @@ def score_kinds(definitions: Iterable[Mapping[str, Any]]) -> dict[str, ScoreKind
     """Metric name -> :class:`ScoreKind`, from metric definitions as a suite (or the run's
     stored suite) gives them. A definition that no longer validates is left out: its
     scores are then summarised by their values alone."""
-    _load()
     out: dict[str, ScoreKind] = {}
     for definition in definitions:
-        entry = _REGISTRY.get(str(definition.get("type")))
+        type_name = str(definition.get("type"))
+        _load(type_name)
+        entry = _REGISTRY.get(type_name)
         if entry is None or entry.metric.pairwise:
             continue
         try:
