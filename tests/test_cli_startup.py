@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+from panopticon.mockllm.server import MockServer
+from tests.conftest import suite_yaml
 
 
 def imported_after(code: str) -> set[str]:
@@ -98,3 +103,58 @@ def test_a_run_imports_no_baseline_comparison_nor_the_mock_behaviour_unless_it_u
     assert "panopticon.providers.fake" in modules  # registered, as every built-in is
     unused = {"panopticon.services.compare", "panopticon.stats.paired", "panopticon.mockllm"}
     assert not unused & modules
+
+
+def test_a_run_reaches_its_first_call_without_what_it_needs_only_later(
+    mock: MockServer, tmp_path: Path
+) -> None:
+    """What `panopticon run suite.yaml` has imported when it sends its first request: not
+    the summary's statistics and tables (printed when the run has finished), nor the
+    metrics the suite does not name, nor the pairwise phase. The first call is seen by a
+    provider registered in the child before the command runs, as a plugin would be."""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        suite_yaml(
+            mock.url,
+            queries=2,
+            models=("good",),
+            metrics="  - {name: quality, type: rubric, prompt: 'Is it good?', scale: [1, 10]}",
+        )
+    )
+    code = (
+        "import sys\n"
+        "from panopticon.providers.base import register_provider\n"
+        "from panopticon.providers.openai import OpenAIProvider\n"
+        "class FirstCall(OpenAIProvider):\n"
+        "    seen = None\n"
+        "    async def complete(self, request):\n"
+        "        if FirstCall.seen is None:\n"
+        "            FirstCall.seen = sorted(sys.modules)\n"
+        "            print('\\n'.join(FirstCall.seen), file=sys.stderr)\n"
+        "        return await super().complete(request)\n"
+        "register_provider('openai', FirstCall)\n"
+        "sys.argv = ['panopticon', 'run', sys.argv[1], '--no-progress']\n"
+        "from panopticon.cli import main\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PANOPTICON_")}
+    env["PANOPTICON_HOME"] = str(tmp_path / "home")
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(suite)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "completed" in done.stdout
+    modules = set(done.stderr.split())
+    assert "panopticon.judges.rubric" in modules  # the proof that this is the run's first call
+    later = {
+        "panopticon.stats.summary",
+        "panopticon.cli.summary",
+        "panopticon.cli.tables",
+        "panopticon.judges.pairwise",
+        "panopticon.judges.heuristics",
+        "panopticon.judges.safety",
+        "panopticon.judges.rag",
+        "panopticon.judges.panel",
+        "statistics",
+    }
+    assert not later & modules

@@ -201,3 +201,22 @@ def test_faithfulness_needs_context_and_judges_with_fixed_criteria() -> None:
     assert (r.value, r.normalized) == (5.0, 1.0)
     r = score({"name": "a", "type": "answer_relevance"}, CTX, '{"score": 3}')
     assert r.normalized == 0.5
+
+
+def test_each_built_in_metric_type_is_registered_by_the_module_imported_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A suite's metric types are imported on demand (a run imports only those it names):
+    the registry's table of built-in modules must name exactly what each module registers."""
+    import importlib
+
+    from panopticon.judges import base
+
+    registered: dict[str, str] = {}
+    for name in set(base._BUILTINS.values()):
+        module = importlib.import_module(f"panopticon.judges.{name}")
+        calls: list[str] = []
+        monkeypatch.setattr(module, "register_metric", lambda t, *_, calls=calls: calls.append(t))
+        module.register()
+        registered.update(dict.fromkeys(calls, name))
+    assert registered == base._BUILTINS

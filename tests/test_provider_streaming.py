@@ -159,7 +159,8 @@ def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     # registries load built-ins and plugins once per process: load them afresh here
     monkeypatch.setattr(provider_base, "_builtins_loaded", threading.Event())
     monkeypatch.setattr(provider_base, "_REGISTRY", {})
-    monkeypatch.setattr(judge_base, "_builtins_loaded", threading.Event())
+    monkeypatch.setattr(judge_base, "_plugins_loaded", threading.Event())
+    monkeypatch.setattr(judge_base, "_builtins_loaded", set())
     monkeypatch.setattr(judge_base, "_REGISTRY", {})
     plugins._installed.cache_clear()  # the installed packages are read once per process
     yield tmp_path

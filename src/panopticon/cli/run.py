@@ -14,7 +14,7 @@ import typer
 
 from panopticon import aio
 from panopticon.cli.gcpause import startup
-from panopticon.cli.output import EXIT, console, err_console, handle_errors, print_summary
+from panopticon.cli.output import EXIT, console, err_console, handle_errors
 from panopticon.cli.progress import RunProgress
 from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.suite import LoadedSuite
@@ -214,6 +214,8 @@ def run(
     finally:
         gc.set_threshold(*gc_thresholds)
         execution.engine.dispose()
+    from panopticon.cli.summary import print_summary
+
     print_summary(summary)
     totals = execution.run_totals
     assert totals is not None

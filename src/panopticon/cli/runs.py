@@ -9,13 +9,8 @@ from typing import Any
 
 import typer
 
-from panopticon.cli.output import (
-    check_writable,
-    console,
-    handle_errors,
-    money,
-    summary_grids,
-)
+from panopticon.cli.output import check_writable, console, handle_errors, money
+from panopticon.cli.summary import summary_grids
 from panopticon.cli.tables import Column, Grid, check_format, emit, resolve_format
 from panopticon.services.exports import render_export
 from panopticon.services.metric_kinds import run_kinds

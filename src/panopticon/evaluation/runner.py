@@ -15,17 +15,19 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from panopticon.evaluation.judging import CallEstimate, Judging
 from panopticon.evaluation.plan import Case, KnownResult, Plan
 from panopticon.evaluation.records import PairwiseRecord, ResultRecord, ResultSink, ScoreRecord
 from panopticon.evaluation.suite import LoadedSuite, ModelSpec
 from panopticon.judges.base import Metric, MetricContext
-from panopticon.judges.pairwise import PairwiseMetric
 from panopticon.providers.base import ChatRequest, ChatResponse
 from panopticon.providers.client import ModelClient
 from panopticon.providers.pricing import Price
+
+if TYPE_CHECKING:  # imported by the pairwise phase, which only a pairwise metric has
+    from panopticon.judges.pairwise import PairwiseMetric
 
 __all__ = ["Budget", "RunObserver", "RunTotals", "Runner", "StopSignal"]
 
@@ -348,6 +350,8 @@ class Runner:
 
     # --- pairwise ---------------------------------------------------------------------------
     def _pair_jobs(self) -> list[_PairJob]:
+        from panopticon.judges.pairwise import PairwiseMetric
+
         order = [a.id for a in self.loaded.arm_models()] or [m.id for m in self.loaded.models]
         jobs = []
         for metric in self.metrics:

@@ -7,6 +7,7 @@ with ``error`` set, and the run carries on (STYLE.md: failures are data).
 from __future__ import annotations
 
 import abc
+import importlib
 import threading
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -181,58 +182,72 @@ class _Entry:
 
 
 _REGISTRY: dict[str, _Entry] = {}
-_builtins_loaded = threading.Event()
-_builtins_lock = threading.Lock()
+# Built-in type -> its module under panopticon.judges, imported when the type is first looked
+# up: a run imports the metrics its suite names, not every metric (each module's register()
+# registers its types; a test checks that this table names exactly those).
+_BUILTINS: dict[str, str] = {
+    "rubric": "rubric",
+    "reference": "reference",
+    **dict.fromkeys(
+        ("exact", "contains", "regex", "json_valid", "json_schema", "length", "latency", "cost"),
+        "heuristics",
+    ),
+    **dict.fromkeys(("faithfulness", "context_relevance", "answer_relevance"), "rag"),
+    **dict.fromkeys(("pii", "prompt_injection"), "safety"),
+    "pairwise": "pairwise",
+    "panel": "panel",
+}
+_builtins_loaded: set[str] = set()  # the modules of _BUILTINS registered so far
+_plugins_loaded = threading.Event()
+_registry_lock = threading.Lock()
 METRICS_ENTRY_POINT_GROUP = "panopticon.metrics"
 
 
 def register_metric(type_name: str, spec: type[MetricSpec], metric: type[Metric]) -> None:
-    """Make ``type: <type_name>`` usable in suites. Built-ins register the same way."""
+    """Make ``type: <type_name>`` usable in suites. Built-ins register the same way; a
+    plugin's registration, or one made here, wins over a built-in type of the same name."""
     _REGISTRY[type_name] = _Entry(spec, metric)
 
 
-def _load_builtins() -> None:
-    """Once per process; a second thread waits for the first instead of reading a
-    half-filled registry (two requests at once on a fresh server did)."""
-    if _builtins_loaded.is_set():
+def _load(type_name: str | None = None) -> None:
+    """Register what a lookup of ``type_name`` needs (every type when None): the plugins,
+    once per process, then the built-in module of that type. A second thread waits for the
+    first instead of reading a half-filled registry (two requests at once on a fresh server
+    did)."""
+    wanted = set(_BUILTINS.values()) if type_name is None else {_BUILTINS.get(type_name, "")}
+    wanted.discard("")
+    if _plugins_loaded.is_set() and wanted <= _builtins_loaded:
         return
-    with _builtins_lock:
-        if _builtins_loaded.is_set():
-            return
-        from panopticon.judges import (
-            heuristics,
-            pairwise,
-            panel,
-            rag,
-            reference,
-            rubric,
-            safety,
-        )
+    with _registry_lock:
+        if not _plugins_loaded.is_set():
+            # Outside packages: each entry point of `panopticon.metrics` is a callable that
+            # calls register_metric(), as every built-in module's register() does.
+            from panopticon.plugins import load_entry_points
 
-        for module in (rubric, reference, heuristics, rag, safety, pairwise, panel):
+            for register in load_entry_points(METRICS_ENTRY_POINT_GROUP).values():
+                register()
+            _plugins_loaded.set()
+        for name in sorted(wanted - _builtins_loaded):
+            module = importlib.import_module(f"panopticon.judges.{name}")
+            registered = dict(_REGISTRY)
             module.register()
-        # Outside packages: each entry point of `panopticon.metrics` is a callable that calls
-        # register_metric(), as every built-in module's register() does.
-        from panopticon.plugins import load_entry_points
-
-        for register in load_entry_points(METRICS_ENTRY_POINT_GROUP).values():
-            register()
-        _builtins_loaded.set()
+            _REGISTRY.update(registered)  # a plugin's type of the same name stays
+            _builtins_loaded.add(name)
 
 
 def metric_types() -> list[str]:
-    _load_builtins()
+    _load()
     return sorted(_REGISTRY)
 
 
 def spec_class(type_name: str) -> type[MetricSpec] | None:
-    _load_builtins()
+    _load(type_name)
     entry = _REGISTRY.get(type_name)
     return entry.spec if entry else None
 
 
 def build_metric(spec: MetricSpec) -> Metric:
-    _load_builtins()
+    _load(spec.type)
     return _REGISTRY[spec.type].metric(spec)
 
 
@@ -253,10 +268,11 @@ def score_kinds(definitions: Iterable[Mapping[str, Any]]) -> dict[str, ScoreKind
     """Metric name -> :class:`ScoreKind`, from metric definitions as a suite (or the run's
     stored suite) gives them. A definition that no longer validates is left out: its
     scores are then summarised by their values alone."""
-    _load_builtins()
     out: dict[str, ScoreKind] = {}
     for definition in definitions:
-        entry = _REGISTRY.get(str(definition.get("type")))
+        type_name = str(definition.get("type"))
+        _load(type_name)
+        entry = _REGISTRY.get(type_name)
         if entry is None or entry.metric.pairwise:
             continue
         try:
@@ -270,5 +286,5 @@ def score_kinds(definitions: Iterable[Mapping[str, Any]]) -> dict[str, ScoreKind
 def operational_types() -> list[str]:
     """Metric types that measure operations (latency, cost), not the answer's quality:
     the one rule for what quality averages and rankings leave out."""
-    _load_builtins()
+    _load()
     return sorted(t for t, e in _REGISTRY.items() if not e.metric.quality)

@@ -14,12 +14,14 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from panopticon.errors import ConfigError, Issue
-from panopticon.stats.summary import MetricSummary, Summary
-from panopticon.store.engine import Engine
 
-if TYPE_CHECKING:  # the comparison is imported when a baseline is given, not by every run
+# imported where they are used, not before a run's first call: the comparison when a
+# baseline is given, the summary when the run has finished
+if TYPE_CHECKING:
     from panopticon.services.compare import Comparison
     from panopticon.stats.paired import PairedResult
+    from panopticon.stats.summary import MetricSummary, Summary
+    from panopticon.store.engine import Engine
 
 __all__ = [
     "GateResult",

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -29,7 +29,6 @@ from panopticon.providers.client import ModelClient
 from panopticon.providers.pricing import known_cost
 from panopticon.services.metric_kinds import run_kinds
 from panopticon.settings import Settings
-from panopticon.stats.summary import Summary, summarize
 from panopticon.store.engine import Engine, create_engine, ensure_schema, retry_on_race
 from panopticon.store.limits import SharedBucket, bucket_key
 from panopticon.store.queries import catalog
@@ -38,6 +37,9 @@ from panopticon.store.queries import prompts as prompt_queries
 from panopticon.store.queries import runs as run_queries
 from panopticon.store.sink import StoreSink
 from panopticon.store.spool import replay as replay_spool
+
+if TYPE_CHECKING:  # the statistics are imported when the run has finished
+    from panopticon.stats.summary import Summary
 
 __all__ = [
     "Execution",
@@ -607,6 +609,8 @@ def load_run(settings: Settings, ref: str | int) -> tuple[run_queries.RunRow, li
 
 def summarize_run(engine: Engine, run_id: int) -> Summary:
     """Per model and per model x metric aggregates of a run."""
+    from panopticon.stats.summary import summarize
+
     with engine.connect() as conn:
         rows = run_queries.summary_inputs(conn, run_id)
     return summarize(rows, run_kinds(engine, run_id))
