@@ -4,6 +4,7 @@ answered with a 4xx or a counted partial success, never a 500."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import secrets
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import orjson
 import pytest
@@ -893,3 +895,95 @@ def test_json_values_no_store_can_hold_are_refused_or_kept_as_text(api: TestClie
     trace["spans"][0]["spans"][1]["input_tokens"] = 2**40
     r = api.post("/api/traces", json={"traces": [trace]}, headers=ADMIN)
     assert r.status_code == 422 and "input_tokens" in r.json()["error"]["field"]
+
+
+def _nul_otlp_json(trace_id: str, span_id: str) -> dict[str, Any]:
+    """An OTLP JSON request with a NUL in every text a client writes that is not an
+    attribute's value: the span's name, its status message, attribute, resource and event
+    keys, the scope's name and an event's name."""
+    start = time.time_ns() - 10**9
+    return {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "r\x00", "value": {"stringValue": "v"}}]},
+                "scopeSpans": [
+                    {
+                        "scope": {"name": "scope\x00"},
+                        "spans": [
+                            {
+                                "traceId": trace_id,
+                                "spanId": span_id,
+                                "name": "n\x00",
+                                "startTimeUnixNano": str(start),
+                                "endTimeUnixNano": str(start + 1000),
+                                "status": {"code": 2, "message": "bad\x00"},
+                                "attributes": [
+                                    {"key": "k\x00", "value": {"stringValue": "v\x00"}},
+                                    {
+                                        "key": "map",
+                                        "value": {
+                                            "kvlistValue": {
+                                                "values": [
+                                                    {"key": "in\x00", "value": {"intValue": 1}}
+                                                ]
+                                            }
+                                        },
+                                    },
+                                ],
+                                "events": [
+                                    {
+                                        "name": "e\x00",
+                                        "timeUnixNano": str(start),
+                                        "attributes": [
+                                            {"key": "x\x00", "value": {"stringValue": "y"}}
+                                        ],
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+
+
+@pytest.mark.parametrize("encoding", ["json", "protobuf"])
+def test_a_nul_anywhere_in_an_otlp_span_is_stored_as_u_fffd_on_both_databases(
+    api: TestClient, encoding: str
+) -> None:
+    """PostgreSQL refuses NUL in text and JSON (keys too): an OTLP span with one in its
+    name, status message, an attribute's key, the resource or the scope was refused there
+    (the whole batch failed) and stored as sent on SQLite."""
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    doc = _nul_otlp_json(trace_id, span_id)
+    if encoding == "json":
+        body, kind = orjson.dumps(doc), "application/json"
+    else:
+        from google.protobuf.json_format import ParseDict
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        for s in doc["resourceSpans"][0]["scopeSpans"][0]["spans"]:  # protobuf JSON: base64
+            s["traceId"] = base64.b64encode(bytes.fromhex(s["traceId"])).decode()
+            s["spanId"] = base64.b64encode(bytes.fromhex(s["spanId"])).decode()
+        pb = ParseDict(doc, ExportTraceServiceRequest())
+        body, kind = pb.SerializeToString(), "application/x-protobuf"
+    r = api.post("/v1/traces", content=body, headers={**ADMIN, "Content-Type": kind})
+    assert r.status_code == 200, r.text
+    trace = wait_for(
+        lambda: (
+            (d := api.get(f"/api/traces/{trace_id}", headers=ADMIN)).status_code == 200 and d.json()
+        )
+    )
+    (span,) = trace["spans"]
+    assert span["name"] == "n\ufffd" and span["error"] == "bad\ufffd"
+    attributes = span["attributes"]
+    assert attributes["k\ufffd"] == "v\ufffd" and attributes["map"] == {"in\ufffd": 1}
+    assert attributes["resource"] == {"r\ufffd": "v"}
+    assert attributes["otel.scope.name"] == "scope\ufffd"
+    assert span["events"] == [
+        {"name": "e\ufffd", "time_unix_nano": mock.ANY, "attributes": {"x\ufffd": "y"}}
+    ]
+    assert b"\\u0000" not in orjson.dumps(trace)

@@ -80,6 +80,12 @@ def _key(key: Any) -> str:
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
+def _cut_attributes(attributes: dict[str, Any], limit: int) -> dict[str, Any]:
+    """OTLP attributes (string keys) as stored: :func:`_cut` of each value, a key with a NUL
+    through :func:`_key`."""
+    return {(k if "\x00" not in k else _key(k)): _cut(v, limit) for k, v in attributes.items()}
+
+
 def _as_is(value: Any, limit: int) -> bool:
     """Whether :func:`_cut` would give back ``value`` unchanged, asked of orjson (in C,
     without a copy): the whole within ``limit`` bytes holds every string within it; an
@@ -129,15 +135,16 @@ def normalise(
     if start > now + limits.max_future:
         return reject(f"start time {start:%Y-%m-%dT%H:%M:%SZ} is in the future")
 
-    raw.attributes = {k: _cut(v, limits.max_value) for k, v in raw.attributes.items()}
-    raw.events = [
-        (n, t, {k: _cut(v, limits.max_value) for k, v in a.items()}) for n, t, a in raw.events
-    ]
+    # every text a client wrote, keys and names too, with no NUL (PostgreSQL refuses one
+    # in text and JSON, and then the whole batch): as _cut does within values
+    raw.attributes = _cut_attributes(raw.attributes, limits.max_value)
+    raw.events = [(_key(n), t, _cut_attributes(a, limits.max_value)) for n, t, a in raw.events]
+    raw.status_message = _cut(raw.status_message, limits.max_value)  # the span's error
     span = Span(
         trace_id=raw.trace_id,
         span_id=raw.span_id,
         parent_id=raw.parent_id,
-        name=truncate(raw.name or "span", MAX_NAME),
+        name=_text(raw.name or "span", MAX_NAME),
         kind="other",
         start_time=start,
         end_time=end,
@@ -150,11 +157,11 @@ def normalise(
     for mapper in MAPPERS:
         mapper(attrs, raw, span, scores)
     span.attributes = attrs.remaining()
-    resource = {k: _cut(v, limits.max_value) for k, v in raw.resource.items()}
+    resource = _cut_attributes(raw.resource, limits.max_value)
     if resource:
         span.attributes["resource"] = resource
     if raw.scope:
-        span.attributes["otel.scope.name"] = raw.scope
+        span.attributes["otel.scope.name"] = _text(raw.scope, MAX_NAME)
     price_cost(span)
     if limits.redact:
         redact_span(span)
