@@ -291,6 +291,10 @@ def test_a_bare_json_web_token_in_a_providers_error_is_masked_and_prose_is_not()
     assert mask_secrets(f"got {unsigned}, expected a signature") == "got ***, expected a signature"
     prose = "model v1.2.3 from eyJump.min.js at docs.example.org/a.b.c was eyJhbGciOiJIUzI1NiJ9"
     assert mask_secrets(prose) == prose
+    # two dotted parts ending a sentence are a name, not an unsigned token: its payload
+    # is a JSON object too
+    for prose in ("See eyJsonParserUtil.java. It fails.", "Build eyJ1234567890.12. out."):
+        assert mask_secrets(prose) == prose
 
 
 def test_a_provider_echoing_the_key_does_not_leak_it(

@@ -15,9 +15,10 @@ MASK = "***"
 # 'Bearer': base64url segments separated by dots (JWS: 3, JWE: 5), the first a JSON object's
 # header ('{"' encodes as 'eyJ'); whole tokens only, so prose and dotted names never match
 JWT_PATTERN = (
-    r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{2,}\."
-    # signed (JWS, 3 segments; JWE, 5) or unsigned ("alg": "none": an empty signature)
-    r"(?:[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]{2,}){0,2})?(?![A-Za-z0-9_-])"
+    r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{10,}"
+    # signed (JWS, 3 segments; JWE, 5), or unsigned ("alg": "none"): a JSON payload (eyJ
+    # too) and an empty signature, so that a dotted name ending a sentence is not one
+    r"(?:(?:\.[A-Za-z0-9_-]{2,}){2,4}|\.eyJ[A-Za-z0-9_-]*\.)(?![A-Za-z0-9_-])"
 )
 
 _PATTERNS = re.compile(
