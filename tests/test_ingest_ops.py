@@ -346,3 +346,50 @@ def test_finishing_a_span_cuts_what_a_store_cannot_hold_and_copies_nothing_else(
     as_sent = kept.input_messages
     finish(kept, now)
     assert kept.input_messages is as_sent  # as it is: not copied
+
+
+@pytest.mark.postgres_only
+def test_two_servers_maintaining_at_once_both_finish_when_one_drops_a_partition_first(
+    engine: sa.Engine,
+) -> None:
+    """Every ingest and API replica runs maintenance: two that both wait to drop the same
+    old partition (a reader holds trace) both finish once it is gone, the second finding it
+    dropped, and both go on to the rest of their work (the deletions past retention)."""
+    import threading
+
+    from panopticon.store.partitions import create_days
+
+    run_maintenance(engine, default_retention_days=30)
+    day = (datetime.now(UTC) - timedelta(days=10)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    assert create_days(engine, day, day) == [f"trace_p{day:%Y%m%d}", f"span_p{day:%Y%m%d}"]
+    outcomes: list[Any] = []
+
+    def maintain() -> None:
+        try:
+            outcomes.append(run_maintenance(engine, default_retention_days=5))
+        except Exception as exc:
+            outcomes.append(exc)
+
+    waiting = sa.text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND query LIKE 'DROP TABLE trace_p%' AND datname = current_database()"
+    )
+    with engine.connect() as reader, engine.connect() as probe:
+        reader.execute(sa.select(sa.func.count()).select_from(Trace)).scalar()  # holds trace
+        workers = [threading.Thread(target=maintain) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        deadline = time.monotonic() + 30
+        while probe.execute(waiting).scalar() < 2:  # both wait behind the reader
+            assert time.monotonic() < deadline and all(w.is_alive() for w in workers), outcomes
+            probe.rollback()
+            time.sleep(0.01)
+        reader.commit()
+    for worker in workers:
+        worker.join(60)
+    assert len(outcomes) == 2 and not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    with engine.connect() as conn:
+        assert f"trace_p{day:%Y%m%d}" not in partition_names(conn, "trace")
+        assert f"span_p{day:%Y%m%d}" not in partition_names(conn, "span")

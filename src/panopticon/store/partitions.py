@@ -106,11 +106,32 @@ def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
     return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
 
 
+# Every ingest and API replica runs maintenance, so another may create or drop a table
+# between this one's listing and its statement: undefined_table, duplicate_table, and
+# unique_violation (two CREATE ... IF NOT EXISTS at once collide in the catalog)
+_GONE, _THERE = {"42P01"}, {"42P07", "23505"}
+
+
+def _drop(engine: Engine, name: str) -> bool:
+    """Drop a partition: True when this call dropped it (False: it could not get its locks,
+    or another server's maintenance dropped it first)."""
+    try:
+        return _ddl(engine, f"DROP TABLE {name}")
+    except sa.exc.DBAPIError as exc:
+        if _sqlstate(exc) not in _GONE:
+            raise
+        return False
+
+
 def create_default_partitions(engine: Engine) -> None:
     with engine.connect() as conn:
         missing = [t for t in PARTITIONED if f"{t}_default" not in partition_names(conn, t)]
     for table in missing:
-        _ddl(engine, f"CREATE TABLE IF NOT EXISTS {table}_default PARTITION OF {table} DEFAULT")
+        try:
+            _ddl(engine, f"CREATE TABLE IF NOT EXISTS {table}_default PARTITION OF {table} DEFAULT")
+        except sa.exc.DBAPIError as exc:
+            if _sqlstate(exc) not in _THERE:
+                raise
 
 
 def create_days(engine: Engine, first: datetime, last: datetime) -> list[str]:
@@ -173,7 +194,7 @@ def maintain(
                 m = _NAME.match(name)
                 if m and m.group(3):
                     day = datetime.strptime(m.group(3), "%Y%m%d").replace(tzinfo=UTC)
-                    if day + timedelta(days=1) <= horizon and _ddl(engine, f"DROP TABLE {name}"):
+                    if day + timedelta(days=1) <= horizon and _drop(engine, name):
                         dropped.append(name)
     with engine.begin() as conn:
         return _delete_past_retention(
