@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from panopticon.store.engine import Engine
@@ -34,11 +35,16 @@ class ChangeWatch:
     nothing may be taken as unchanged. Thread-safe; each call is one statement on a
     connection kept for it (not the pool's)."""
 
+    #: after a second failure in a row, seconds with no new try (each answering None)
+    RETRY_S = 1.0
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._lock = threading.Lock()
         self._conn: Any = None
         self._connection_no = 0  # a new connection starts its own sequence of tokens
+        self._failures = 0
+        self._retry_at = 0.0
         dialect = engine.dialect.name
         self._statement = (
             "PRAGMA data_version"
@@ -54,6 +60,8 @@ class ChangeWatch:
         if self._statement is None:
             return None
         with self._lock:
+            if self._failures >= 2 and time.monotonic() < self._retry_at:
+                return None
             try:
                 if self._conn is None:
                     self._conn = self._connect()
@@ -67,7 +75,13 @@ class ChangeWatch:
             except Exception as exc:  # a restart, a file moved: tell nothing, try anew
                 log.debug("change watch: %s", exc)
                 self._close()
+                # the first failure (a connection the server closed) is tried again at
+                # once; a second in a row (the server away or full, a statement it cannot
+                # run) waits: else every request would open a connection, one at a time
+                self._failures += 1
+                self._retry_at = time.monotonic() + self.RETRY_S
                 return None
+            self._failures = 0
             return (self._connection_no, row[0])
 
     def close(self) -> None:
