@@ -24,10 +24,11 @@ __all__ = ["FreshCache"]
 
 class FreshCache:
     """``get(key, compute)``: the bytes ``compute()`` gave for ``key`` when nothing has been
-    committed since, else ``compute()`` now. Bounded: at most ``max_entries`` values and
-    ``max_bytes`` in all, the least recently used dropped first; a value larger than a
-    sixteenth of ``max_bytes`` is not kept. Thread-safe; call it off the event loop (the
-    token is a statement)."""
+    committed since, else ``compute()`` now. Every value kept shares one token: the first
+    request that sees a new one drops them all (none could be given again). Bounded: at
+    most ``max_entries`` values and ``max_bytes`` in all, the least recently used dropped
+    first; a value larger than a sixteenth of ``max_bytes`` is not kept. Thread-safe; call
+    it off the event loop (the token is a statement)."""
 
     def __init__(
         self, engine: Engine, *, max_entries: int = 1024, max_bytes: int = 32 * 2**20
@@ -37,6 +38,7 @@ class FreshCache:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[Hashable, tuple[object, bytes]] = OrderedDict()
         self._bytes = 0
+        self._token: object = None  # the token of every value kept
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
@@ -44,6 +46,10 @@ class FreshCache:
         token = self.watch.token()  # before computing: see ChangeWatch
         if token is not None:
             with self._lock:
+                if token != self._token:  # a commit: no value kept can be given again
+                    self._entries.clear()
+                    self._bytes = 0
+                    self._token = token
                 kept = self._entries.get(key)
                 if kept is not None and kept[0] == token:
                     self._entries.move_to_end(key)
@@ -52,7 +58,7 @@ class FreshCache:
         value = compute()
         with self._lock:
             self.misses += 1
-            if token is not None and len(value) <= self.max_bytes // 16:
+            if token is not None and token == self._token and len(value) <= self.max_bytes // 16:
                 old = self._entries.pop(key, None)
                 if old is not None:
                     self._bytes -= len(old[1])

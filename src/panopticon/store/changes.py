@@ -101,6 +101,9 @@ class ChangeWatch:
         cargs, cparams = dialect.create_connect_args(self.engine.url)
         if dialect.name == "sqlite":
             cparams["check_same_thread"] = False  # used by the reader threads, one at a time
+        else:  # the token is read under a lock: never wait long for it
+            cparams.setdefault("connect_timeout", 5)
+            cparams.setdefault("options", "-c statement_timeout=5000")
         conn = dialect.connect(*cargs, **cparams)
         if dialect.name == "sqlite":
             conn.isolation_level = None  # no transaction left open between tokens
