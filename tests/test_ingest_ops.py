@@ -235,6 +235,35 @@ def test_partition_maintenance_never_deadlocks_a_reader_of_spans_and_traces(
     assert span_p in reports[0].created + again
 
 
+@pytest.mark.postgres_only
+def test_a_day_whose_spans_went_to_the_default_partition_is_left_there_without_locking_it(
+    engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Making that day's partition would scan the default partition under an exclusive lock
+    (held against ingest and readers) and fail, every hour: maintenance asks first."""
+    run_maintenance(engine, default_retention_days=30)
+    day = datetime.now(UTC) + timedelta(days=6)
+    with engine.begin() as conn:
+        for table in ("trace", "span"):
+            conn.exec_driver_sql(f"DROP TABLE {table}_p{day:%Y%m%d}")
+    late = rows(2)
+    for r in late:
+        r["start_time"] += timedelta(days=6)
+        r["end_time"] += timedelta(days=6)
+    with engine.begin() as conn:
+        write_rows(conn, late)
+    with engine.connect() as reader:  # a reader of the default partition, its lock held
+        reader.exec_driver_sql("SELECT count(*) FROM span_default").scalar()
+        with caplog.at_level("WARNING", logger="panopticon.store.partitions"):
+            report = run_maintenance(engine, default_retention_days=30)
+        reader.rollback()
+    assert f"span_p{day:%Y%m%d}" not in report.created
+    assert f"trace_p{day:%Y%m%d}" not in report.created
+    assert f"spans of {day:%Y-%m-%d} went to the default partition" in caplog.text
+    with engine.connect() as conn:  # still read as usual
+        assert conn.scalar(sa.select(sa.func.count()).select_from(Span)) == 2
+
+
 def _sockets(pid: int) -> int:
     count = 0
     for fd in Path(f"/proc/{pid}/fd").iterdir():
