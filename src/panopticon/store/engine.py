@@ -30,6 +30,7 @@ __all__ = [
     "ping",
     "read",
     "retry_on_race",
+    "sqlstate",
     "upgrade",
 ]
 
@@ -122,6 +123,11 @@ def _drop_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         raise sa.exc.DisconnectionError("the server closed the connection while it was idle")
 
 
+def sqlstate(exc: sa.exc.DBAPIError) -> str | None:
+    """PostgreSQL's SQLSTATE of an error (psycopg 3 ``sqlstate``, psycopg 2 ``pgcode``)."""
+    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+
+
 def read(engine: Engine, work: Callable[[sa.Connection], T]) -> T:
     """``work(conn)`` on a connection in autocommit mode, for reads: no BEGIN and no
     ROLLBACK round trips on PostgreSQL (each statement sees committed data, as a
@@ -137,7 +143,7 @@ def read(engine: Engine, work: Callable[[sa.Connection], T]) -> T:
                     conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 return work(conn)
         except sa.exc.DBAPIError as exc:
-            deadlock = getattr(exc.orig, "sqlstate", None) == "40P01"
+            deadlock = sqlstate(exc) == "40P01"
             if attempt == _READ_ATTEMPTS or not (
                 (exc.connection_invalidated and attempt == 1) or deadlock
             ):

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from panopticon.store.engine import sqlstate
 from panopticon.store.tables import Span, Trace, TraceSettings
 
 __all__ = [
@@ -89,7 +90,7 @@ def _ddl(engine: Engine, statement: str) -> bool:
                 conn.exec_driver_sql(statement)
             return True
         except sa.exc.DBAPIError as exc:
-            if _sqlstate(exc) not in _LOCK_STATES:
+            if sqlstate(exc) not in _LOCK_STATES:
                 raise
             log.info(
                 "partition maintenance waited too long for a lock (%s), try %d", statement, attempt
@@ -100,10 +101,6 @@ def _ddl(engine: Engine, statement: str) -> bool:
 
 # lock_not_available (the lock timeout), deadlock_detected
 _LOCK_STATES = {"55P03", "40P01"}
-
-
-def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
-    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
 
 
 # Every ingest and API replica runs maintenance, so another may create or drop a table
@@ -118,7 +115,7 @@ def _drop(engine: Engine, name: str) -> bool:
     try:
         return _ddl(engine, f"DROP TABLE {name}")
     except sa.exc.DBAPIError as exc:
-        if _sqlstate(exc) not in _GONE:
+        if sqlstate(exc) not in _GONE:
             raise
         return False
 
@@ -130,7 +127,7 @@ def create_default_partitions(engine: Engine) -> None:
         try:
             _ddl(engine, f"CREATE TABLE IF NOT EXISTS {table}_default PARTITION OF {table} DEFAULT")
         except sa.exc.DBAPIError as exc:
-            if _sqlstate(exc) not in _THERE:
+            if sqlstate(exc) not in _THERE:
                 raise
 
 
