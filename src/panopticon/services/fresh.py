@@ -36,7 +36,7 @@ class FreshCache:
         self.watch = ChangeWatch(engine)
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[Hashable, tuple[object, bytes]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
         self._bytes = 0
         self._token: object = None  # the token of every value kept
         self._lock = threading.Lock()
@@ -51,21 +51,21 @@ class FreshCache:
                     self._bytes = 0
                     self._token = token
                 kept = self._entries.get(key)
-                if kept is not None and kept[0] == token:
+                if kept is not None:
                     self._entries.move_to_end(key)
                     self.hits += 1
-                    return kept[1]
+                    return kept
         value = compute()
         with self._lock:
             self.misses += 1
             if token is not None and token == self._token and len(value) <= self.max_bytes // 16:
                 old = self._entries.pop(key, None)
                 if old is not None:
-                    self._bytes -= len(old[1])
-                self._entries[key] = (token, value)
+                    self._bytes -= len(old)
+                self._entries[key] = value
                 self._bytes += len(value)
                 while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
-                    _, (_, dropped) = self._entries.popitem(last=False)
+                    _, dropped = self._entries.popitem(last=False)
                     self._bytes -= len(dropped)
         return value
 
