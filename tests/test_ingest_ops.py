@@ -422,3 +422,33 @@ def test_two_servers_maintaining_at_once_both_finish_when_one_drops_a_partition_
     with engine.connect() as conn:
         assert f"trace_p{day:%Y%m%d}" not in partition_names(conn, "trace")
         assert f"span_p{day:%Y%m%d}" not in partition_names(conn, "span")
+
+
+@pytest.mark.postgres_only
+def test_maintenance_that_may_not_create_a_partition_fails_loudly_instead_of_skipping_days(
+    engine: sa.Engine,
+) -> None:
+    """A server whose database role may not create tables (or whose connection is lost
+    mid-way) must say maintenance failed: it used to take every refused CREATE for "rows
+    of that day are in the default partition" and skip each day in silence, every hour."""
+    from panopticon.store.partitions import create_days
+
+    run_maintenance(engine, default_retention_days=30)
+    role = f"pano_noddl_{os.getpid()}_{secrets.token_hex(3)}"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+        conn.exec_driver_sql(f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role}")
+    limited = sa.create_engine(engine.url.set(username=role))
+    try:
+        day = (datetime.now(UTC) + timedelta(days=30)).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        with pytest.raises(sa.exc.DBAPIError) as refused:
+            create_days(limited, day, day)
+        assert "owner" in str(refused.value) or "permission" in str(refused.value)
+        assert create_days(engine, day, day) == [f"trace_p{day:%Y%m%d}", f"span_p{day:%Y%m%d}"]
+    finally:
+        limited.dispose()
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP OWNED BY {role}")
+            conn.exec_driver_sql(f"DROP ROLE {role}")
