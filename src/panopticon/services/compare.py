@@ -31,9 +31,11 @@ __all__ = [
     "Comparison",
     "PairwiseTally",
     "UnpairedScores",
+    "check_baseline",
     "compare_models",
     "compare_prompts",
     "compare_runs",
+    "run_models",
     "with_production",
     "worse",
 ]
@@ -279,6 +281,30 @@ def compare_models(
     )
     return replace(
         comparison, pairwise=_tallies(pairs, model_a, model_b), models=(model_a, model_b)
+    )
+
+
+def run_models(engine: Engine, run_id: int) -> list[str]:
+    """The models (``model@prompt`` with prompt variants) a run has answers of, sorted."""
+    with engine.connect() as conn:
+        return run_queries.run_model_names(conn, run_id)
+
+
+def check_baseline(baseline_id: int, theirs: list[str], models: list[str]) -> None:
+    """Refuse, before a run pays for anything, a ``--baseline`` that :func:`compare_runs`
+    could not compare with it afterwards: a run (whose models are ``theirs``) sharing no
+    model with ``models`` (the new run's), unless both have one model."""
+    if set(theirs) & set(models) or (len(theirs) == 1 and len(models) == 1):
+        return
+    raise ConfigError(
+        Issue(
+            f"baseline run {baseline_id} shares no model with this suite ("
+            + (", ".join(theirs) if theirs else "it has no answers")
+            + f" against {', '.join(models)}), so there would be nothing to compare",
+            field="--baseline",
+            hint="give a run of the same models as the baseline (`panopticon runs` lists "
+            "them), or keep the models' ids the same as in that run",
+        )
     )
 
 
