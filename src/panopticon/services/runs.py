@@ -277,6 +277,13 @@ class Execution:
             status, reason = "interrupted", self.stop.reason or "interrupted"
         elif self.stop.kind == "budget":
             status, reason = "stopped", self.stop.reason
+            limit = self._budget()
+            if reason and limit is not None and (totals.cost_usd or 0.0) > limit:
+                # the reason's spend is the one that stopped the run; the calls then in
+                # flight finished past it, and the run's total (printed beside) says more
+                reason += (
+                    f"; with the calls in flight then, the run spent ${totals.cost_usd:.4f} in all"
+                )
         elif store_error is not None or self.stop.kind == "store":
             status, reason = "failed", str(store_error or self.stop.reason)
         elif error is not None:
