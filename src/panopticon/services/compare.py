@@ -251,8 +251,16 @@ def _models(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def compare_models(
-    engine: Engine, run_id: int, model_a: str, model_b: str, *, min_effect: float | None = None
+    engine: Engine,
+    run_id: int,
+    model_a: str,
+    model_b: str,
+    *,
+    min_effect: float | None = None,
+    field: str = "--models",
 ) -> Comparison:
+    """Two models of one run; ``field`` is what names them where the call came from (the
+    CLI's --models, the API's models parameter), for the error of an unknown one."""
     with engine.connect() as conn:
         rows = run_queries.summary_inputs(conn, run_id)
         pairs = run_queries.pairwise_rows(conn, run_id)
@@ -263,7 +271,7 @@ def compare_models(
             raise ConfigError(
                 Issue(
                     f"run {run_id} has no model '{name}'",
-                    field="--models",
+                    field=field,
                     hint="its models are: " + ", ".join(known),
                 )
             )
