@@ -209,6 +209,30 @@ def test_view_checks_its_port_first(env: dict[str, str]) -> None:
     assert result.exit_code == 2 and f"port {port} on 127.0.0.1 is in use" in result.output
 
 
+def test_serve_checks_its_port_before_it_starts(env: dict[str, str]) -> None:
+    """A second `panopticon serve` on a busy port is refused at once, exit 2, naming the
+    port: it printed its address as if serving, ran the app's start-up (which takes up the
+    jobs of the store, those of the server already on that port too), then ended with
+    uvicorn's bind error and exit 3."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "panopticon", "serve", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert f"port {port} on 127.0.0.1 is in use" in output
+    assert "Panopticon on" not in output and "startup" not in output
+
+
 def test_a_view_link_expires(settings: Settings) -> None:
     from panopticon.web.view import issue_link_token
 

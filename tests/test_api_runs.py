@@ -107,6 +107,17 @@ def test_a_suite_over_the_api_cannot_read_server_files(api: TestClient, mock: Mo
     assert r.status_code == 422 and "unknown key 'temprature'" in r.json()["error"]["message"]
 
 
+def test_comparing_a_model_the_run_does_not_have_names_the_models_parameter(
+    api: TestClient, mock: MockServer
+) -> None:
+    """The API's error named the CLI's option, '--models'."""
+    run_id = run_to_completion(api, suite(mock.url, n=2))
+    r = api.get(f"/api/runs/{run_id}/compare", params={"models": "good,nope"}, headers=KEY)
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["field"] == "models" and error["message"] == f"run {run_id} has no model 'nope'"
+
+
 def test_runs_stay_in_their_workspace(
     api: TestClient, mock: MockServer, settings: Settings
 ) -> None:

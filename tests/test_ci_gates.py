@@ -133,6 +133,35 @@ def test_fail_on_regression_compares_with_the_baseline_by_the_paired_test(
     assert code == 0, out
 
 
+def test_a_baseline_or_junit_file_that_cannot_serve_is_refused_before_any_call(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    """A --baseline run that shares no model with the suite, or a --junit file in a folder
+    that does not exist, was found only after the run had been paid for (exit 2 then)."""
+    first = write(tmp_path / "first.yaml", suite_yaml(mock.url, queries=3))
+    assert run_cli("run", str(first), "--no-progress")[0] == 0
+    renamed = write(
+        tmp_path / "renamed.yaml",
+        suite_yaml(mock.url, queries=3, models=("good", "weak"))
+        .replace("{id: good,", "{id: good-v2,")
+        .replace("{id: weak,", "{id: weak-v2,"),
+    )
+    mock.reset()
+    code, out = run_cli("run", str(renamed), "--no-progress", "--baseline", "1")
+    assert code == 2, out
+    assert "--baseline: baseline run 1 shares no model with this suite" in out
+    assert "(good, weak against good-v2, weak-v2)" in out
+    code, out = run_cli("run", str(first), "--no-progress", "--junit", str(tmp_path / "no/j.xml"))
+    assert code == 2, out
+    assert f"--junit: the folder {tmp_path / 'no'} does not exist" in out
+    assert mock.stats.requests == 0
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(Run)) == 1
+    # a baseline that shares a model is compared as before
+    code, out = run_cli("run", str(first), "--no-progress", "--baseline", "1")
+    assert code == 0 and "no metric is significantly worse than baseline run 1" in out, out
+
+
 def test_junit_has_one_case_per_query_and_model_with_failures_explained(
     tmp_path: Path, env: dict[str, str], mock: MockServer
 ) -> None:

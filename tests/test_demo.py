@@ -36,6 +36,27 @@ def test_the_demo_suite_can_be_copied_to_edit(tmp_path: Path, env: dict[str, str
     assert (tmp_path / "mine" / "queries.jsonl").read_text().count("\n") == 16
 
 
+def test_copying_the_demo_again_keeps_the_edited_suite(tmp_path: Path, env: dict[str, str]) -> None:
+    """`--copy-to` makes a folder to edit: a second copy into it is refused (exit 2) and
+    leaves the edits alone; a path that is a file is an error naming it, not a traceback."""
+    mine = tmp_path / "mine"
+    assert CliRunner().invoke(app, ["demo", "--copy-to", str(mine)]).exit_code == 0
+    suite = mine / "suite.yaml"
+    suite.write_text(suite.read_text() + "# my edits\n")
+
+    again = CliRunner().invoke(app, ["demo", "--copy-to", str(mine)])
+    assert again.exit_code == 2, again.output
+    assert "already holds suite.yaml and queries.jsonl" in again.output
+    assert suite.read_text().endswith("# my edits\n")
+
+    a_file = tmp_path / "suite.yaml"
+    a_file.write_text("name: mine\n")
+    onto_file = CliRunner().invoke(app, ["demo", "--copy-to", str(a_file)])
+    assert onto_file.exit_code == 2, onto_file.output
+    assert "is a file, not a folder" in onto_file.output
+    assert a_file.read_text() == "name: mine\n"
+
+
 def test_the_demo_serves_its_results_on_the_printed_address(
     env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -90,6 +90,21 @@ def test_every_yaml_block_parses_and_every_suite_in_one_validates(tmp_path: Path
             raise AssertionError(f"README.md:{line}: the suite is invalid:\n{exc}") from None
 
 
+def test_a_readme_suite_with_a_reference_metric_gives_each_inline_query_its_answer() -> None:
+    """A `reference` metric scores a query against its `expected`: the first suite had an
+    inline query without one, so every run of it recorded a score error per model that no
+    resume could fix, and a gate on that metric could not pass."""
+    for line, text in blocks("yaml"):
+        data = yaml.safe_load(text)
+        if not (isinstance(data, dict) and "models" in data and "queries" in data):
+            continue
+        if not any(m.get("type") == "reference" for m in data.get("metrics") or []):
+            continue
+        for query in data["queries"]:
+            if isinstance(query, dict) and "file" not in query:
+                assert "expected" in query, f"README.md:{line}: {query} has no 'expected'"
+
+
 def _command(root: Any, words: list[str]) -> tuple[Any, list[str], str]:
     """The command ``words`` names (descending into groups), its arguments, its name."""
     ctx = typer.Context(root)

@@ -466,6 +466,31 @@ def test_upstream_timeout_reset_and_garbage_are_clear_errors(
     assert len(errors) == 3 and all(e["error"] for e in errors)
 
 
+def test_a_model_whose_server_is_down_is_a_502_saying_so(
+    gateway: GatewayServer, key: str, gw_settings: Settings, engine: Any
+) -> None:
+    """The 502 said only 'cannot reach model ... upstream: ClientConnectorError'."""
+    from tests.conftest import free_port
+
+    ModelRegistry(engine, ensure_workspace_id(engine, "default"), gw_settings).upsert(
+        {
+            "id": "gpt-down",
+            "provider": "openai",
+            "model": "m",
+            "base_url": f"http://127.0.0.1:{free_port()}/v1",
+            "price": {"input": 1.0, "output": 1.0},
+        }
+    )
+    body = {"model": "gpt-down", "messages": [{"role": "user", "content": "x"}]}
+    wait_for(lambda: post(gateway, key, body).status_code == 502, what="the new model's route")
+    message = post(gateway, key, body).json()["error"]["message"]
+    assert message.startswith(
+        "cannot reach model 'gpt-down' upstream: the connection was refused (nothing listens "
+        "at its address); an admin can check its base_url (GET /api/models/gpt-down)"
+    ), message
+    assert "127.0.0.1" not in message
+
+
 def test_a_client_that_disconnects_mid_stream_cancels_the_upstream_call(
     gateway: GatewayServer, key: str, mock: MockServer
 ) -> None:

@@ -483,6 +483,28 @@ def test_keys_limited_to_ingestion_send_traces_but_read_nothing(
     assert api.post("/api/traces", json={"traces": [agent_trace()]}).status_code == 401
 
 
+def test_an_authorization_header_that_is_not_bearer_is_said_so(
+    api: TestClient, settings: Settings
+) -> None:
+    """A header that is there but malformed was reported as a missing key; the answer says
+    what is wrong with it and never repeats the key."""
+    with store(settings) as engine:
+        key = create_key(engine, "default", "member", "app", scope="ingest")[1]
+
+    def refused(authorization: str) -> str:
+        r = api.post("/v1/traces", json={}, headers={"Authorization": authorization})
+        assert r.status_code == 401
+        assert key not in r.text
+        return str(r.json()["error"]["message"])
+
+    encoded = refused(f"Bearer%20{key}")  # OTEL_EXPORTER_OTLP_HEADERS' form, undecoded
+    assert encoded.startswith("the Authorization header starts 'Bearer%20'")
+    assert "only OTEL_EXPORTER_OTLP_HEADERS decodes" in encoded
+    assert refused(key).startswith("the Authorization header has no scheme, not 'Bearer <key>'")
+    assert refused(f"Basic {key}").startswith("the Authorization header has a 'Basic' scheme")
+    assert api.post("/v1/traces", json={}).json()["error"]["message"].startswith("missing API key")
+
+
 # --- OTLP ------------------------------------------------------------------------------------
 
 

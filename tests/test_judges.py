@@ -119,6 +119,18 @@ def test_heuristics(raw: dict[str, object], passed: bool) -> None:
     assert r.error is None and r.passed is passed
 
 
+def test_a_length_says_its_bounds_in_words() -> None:
+    """The reasoning read '138 chars (allowed None..800)' of a metric with a max alone."""
+    assert score({"name": "l", "type": "length", "max": 800}, CTX).reasoning == (
+        f"{len(CTX.response)} chars (at most 800)"
+    )
+    assert score({"name": "l", "type": "length", "min": 2, "unit": "words"}, CTX).reasoning == (
+        f"{len(CTX.response.split())} words (at least 2)"
+    )
+    both = score({"name": "l", "type": "length", "min": 2, "max": 6, "unit": "words"}, CTX)
+    assert both.reasoning == f"{len(CTX.response.split())} words (allowed 2 to 6)"
+
+
 def test_json_schema_reports_where_the_answer_breaks_the_schema() -> None:
     schema = {"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}
     ctx = MetricContext(query="q", response='{"city": 3}', messages=[])

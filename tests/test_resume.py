@@ -3,6 +3,7 @@ beyond the calls that were in flight."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 
 from panopticon.cli import app
 from panopticon.mockllm.server import MockServer
+from panopticon.services.runs import list_runs
 from panopticon.store.tables import Result, Run, Score
 from tests.conftest import free_port, suite_yaml, write
 
@@ -67,6 +69,17 @@ def test_after_kill_9_resume_repeats_at_most_the_calls_in_flight(
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=10)
     assert status_of(engine) == "running"  # nobody could record anything else
+    # the lists show what the killed run stored and spent (its totals are written when a
+    # run ends: they showed no answers and an unknown cost), in the CLI, API and dashboard
+    listed = CliRunner().invoke(app, ["runs", "--format", "json"])
+    (killed,) = json.loads(listed.output)["runs"]
+    assert killed["status"] == "abandoned"
+    assert killed["answers"] == stored(engine) and killed["cost"] > 0
+    with engine.connect() as conn:
+        workspace = conn.scalar(sa.select(Run.c.workspace_id))
+    (public,) = list_runs(engine, workspace)
+    assert public["state"] == "abandoned" and public["totals"]["answers"] == stored(engine)
+    assert public["totals"]["cost_usd"] > 0
     result = CliRunner().invoke(app, ["show", "1"])
     assert "abandoned" in result.output and "--resume 1" in result.output
     result = CliRunner().invoke(app, ["run", str(path), "--no-progress", "--resume", "1"])

@@ -164,6 +164,28 @@ def test_a_budget_stops_new_calls_and_says_why(
     assert counts(engine, 1)["ok"] < 60
 
 
+def test_a_budget_stop_says_what_the_calls_in_flight_spent_past_it(
+    tmp_path: Path, env: dict[str, str], mock: MockServer, engine: sa.Engine
+) -> None:
+    """Every answer starts at once (concurrency 10), so they all finish past the budget
+    and the judges find it spent: the stop reason gave only the spend that stopped the
+    run, beside a run's total twice that or more ("Spent $0.0011 on this run"), as if
+    the two disagreed."""
+    path = write(
+        tmp_path / "s.yaml",
+        suite_yaml(mock.url, queries=8, concurrency=10, extra="budget_usd: 0.0002\n"),
+    )
+    code, out = run_cli("run", str(path), "--no-progress")
+    assert code == 1, out
+    status, reason = run_status(engine, 1)
+    with engine.connect() as conn:
+        spent = conn.scalar(sa.select(Run.c.totals).where(Run.c.id == 1))["cost_usd"]
+    assert status == "stopped" and spent > 0.0002
+    assert (reason or "").startswith("the budget of $0.0002 was reached (spent $")
+    assert f"with the calls in flight then, the run spent ${spent:.4f} in all" in (reason or "")
+    assert f"Spent ${spent:.4f} on this run" in out
+
+
 def test_min_pass_rate_gates_the_exit_code(
     tmp_path: Path, env: dict[str, str], mock: MockServer
 ) -> None:

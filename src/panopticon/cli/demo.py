@@ -22,6 +22,7 @@ __all__ = ["demo"]
 # so the registry points where `panopticon mock-server --profile demo` serves, and a second
 # demo finds the first one's answers in the cache (the cache keys on the base_url)
 DEMO_MOCK_PORT = 8765
+_DEMO_FILES = ("suite.yaml", "queries.jsonl")
 
 
 @handle_errors
@@ -46,8 +47,9 @@ def demo(
     then serve the dashboard on the results."""
     source = resources.files("panopticon.examples").joinpath("demo")
     if copy_to is not None:
+        _check_copy_target(copy_to)
         copy_to.mkdir(parents=True, exist_ok=True)
-        for name in ("suite.yaml", "queries.jsonl"):
+        for name in _DEMO_FILES:
             shutil.copyfile(str(source.joinpath(name)), copy_to / name)
         console.print(
             f"copied the demo suite to {copy_to}/suite.yaml; run it with "
@@ -100,6 +102,29 @@ def demo(
             )
         if listener is not None:
             _serve(listener)  # the mock stays up: the demo's models can be called from the UI
+
+
+def _check_copy_target(folder: Path) -> None:
+    """``--copy-to`` writes a folder the user then edits: copying again must not replace
+    their edits in silence, and a path that is a file is said, not a traceback."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(
+            Issue(
+                f"{folder} is a file, not a folder",
+                field="--copy-to",
+                hint="give a folder to copy the demo suite into, e.g. --copy-to mysuite/",
+            )
+        )
+    present = [name for name in _DEMO_FILES if (folder / name).exists()]
+    if present:
+        raise ConfigError(
+            Issue(
+                f"{folder} already holds {' and '.join(present)}; copying the demo again "
+                "would replace your edits",
+                field="--copy-to",
+                hint=f"copy into another folder, or delete {' and '.join(present)} there first",
+            )
+        )
 
 
 def _mock_port(port: int) -> int:

@@ -14,7 +14,7 @@ import typer
 
 from panopticon import aio
 from panopticon.cli.gcpause import startup
-from panopticon.cli.output import EXIT, console, err_console, handle_errors
+from panopticon.cli.output import EXIT, check_writable, console, err_console, handle_errors
 from panopticon.cli.progress import RunProgress
 from panopticon.errors import ConfigError, Issue
 from panopticon.evaluation.suite import LoadedSuite
@@ -143,7 +143,10 @@ def run(
                 hint="panopticon run suite.yaml --baseline 12 --fail-on-regression",
             )
         )
+    if junit is not None:
+        check_writable(junit, "--junit")  # before the run, not after it was paid for
     thresholds: dict[str, float] = {}
+    baseline_models: list[str] | None = None  # the --baseline run's, once it is found
 
     def select(loaded: LoadedSuite) -> LoadedSuite:
         nonlocal thresholds
@@ -151,7 +154,14 @@ def run(
         thresholds = merge_thresholds(
             loaded.suite.gates, overrides, (m.name for m in loaded.metrics)
         )
+        if baseline_id is not None and baseline_models is not None:
+            from panopticon.services.compare import check_baseline
+
+            arms = [m.id for m in loaded.arm_models() or loaded.models]  # model@prompt
+            check_baseline(baseline_id, baseline_models, arms)
         return loaded
+
+    baseline_id: int | None = None
 
     if dry_run:
         from panopticon.services.runs import load_for_dry_run
@@ -171,7 +181,8 @@ def run(
                     f"Run {resume} was started with {shlex.join(started)}: resuming with them",
                     highlight=False,
                 )
-        baseline_id = _baseline_id(settings, baseline) if baseline is not None else None
+        if baseline is not None:
+            baseline_id, baseline_models = _baseline(settings, baseline)
         execution = prepare_run(
             settings,
             suite,
@@ -272,10 +283,12 @@ def run(
         raise typer.Exit(gate_code)
 
 
-def _baseline_id(settings: Settings, ref: str) -> int:
-    """The baseline run's id, checked before anything is paid for."""
+def _baseline(settings: Settings, ref: str) -> tuple[int, list[str]]:
+    """The baseline run's id and models, checked before anything is paid for."""
+    from panopticon.services.compare import run_models
     from panopticon.services.database import workspace_id
     from panopticon.services.runs import get_run, store
 
     with store(settings) as engine:
-        return get_run(engine, workspace_id(engine, settings.workspace), ref).id
+        run_id = get_run(engine, workspace_id(engine, settings.workspace), ref).id
+        return run_id, run_models(engine, run_id)

@@ -101,6 +101,17 @@ def serve(
                 "each on a port of its own",
             )
         )
+    from panopticon.cli.workers import port_free
+
+    if not port_free(host, port):
+        raise ConfigError(
+            Issue(
+                f"port {port} on {host} is in use (another server, perhaps a Panopticon "
+                f"already serving: http://{host}:{port}/health says)",
+                field="--port",
+                hint="choose another with --port, or stop the server that holds it",
+            )
+        )
     app, gateway = serve_app(settings, os.environ, set(roles))
     where = []
     if "api" in roles:

@@ -25,18 +25,6 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _port_free(host: str, port: int) -> bool:
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 @handle_errors
 def view(
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="The dashboard's port."),
@@ -57,7 +45,9 @@ def view(
             soft_wrap=True,
         )
         raise typer.Exit(EXIT["usage"])
-    if not _port_free(host, port):
+    from panopticon.cli.workers import port_free
+
+    if not port_free(host, port):
         err_console.print(
             f"[bold red]error:[/] port {port} on {host} is in use\n    fix: choose another "
             "with --port",

@@ -21,7 +21,23 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["reuse_port_supported", "run_workers"]
+__all__ = ["port_free", "reuse_port_supported", "run_workers"]
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether a server could listen on host:port now. Checked before a server starts, so
+    that a busy port is said at once, not after the app's start-up (which takes up jobs
+    and spool files) and a uvicorn traceback. ``SO_REUSEADDR`` as uvicorn sets it: a port
+    whose last connections are in TIME_WAIT is free; no ``SO_REUSEPORT``, so a port
+    another server listens on (with it or not) is in use."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def reuse_port_supported() -> bool:

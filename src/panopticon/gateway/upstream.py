@@ -126,7 +126,9 @@ class Upstream:
             ) from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(
-                f"cannot reach model '{route.name}' upstream: {exc.__class__.__name__}",
+                f"cannot reach model '{route.name}' upstream: {_unreachable(exc)}; an admin "
+                f"can check its base_url (GET /api/models/{route.name}) and that its server "
+                "is running",
                 502,
                 retryable=True,
                 kind="connection",
@@ -287,3 +289,24 @@ def _unsupported(route: Route, path: str) -> GatewayError:
         400,
         param="model",
     )
+
+
+def _unreachable(exc: aiohttp.ClientError) -> str:
+    """Why a connection failed, in words (the message said only 'ClientConnectorError'),
+    without the provider's address: the caller is an app, not the admin who set it."""
+    import errno
+
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "its host name does not resolve"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return "the TLS handshake failed (certificate or protocol)"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        code = exc.os_error.errno
+        if code == errno.ECONNREFUSED:
+            return "the connection was refused (nothing listens at its address)"
+        if code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return "its address is unreachable from the gateway"
+        return f"cannot connect ({exc.os_error.strerror or type(exc.os_error).__name__})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection before answering"
+    return exc.__class__.__name__

@@ -231,8 +231,15 @@ class LengthMetric(Metric):
             float(n),
             1.0 if ok else 0.0,
             ok,
-            f"{n} {self.spec.unit} (allowed {self.spec.min}..{self.spec.max})",
+            f"{n} {self.spec.unit} ({self._bounds()})",
         )
+
+    def _bounds(self) -> str:
+        """The bounds in words (the reasoning said 'allowed None..800' of a max alone)."""
+        low, high = self.spec.min, self.spec.max
+        if low is not None and high is not None:
+            return f"allowed {low:g} to {high:g}"
+        return f"at least {low:g}" if low is not None else f"at most {high:g}"
 
 
 class LatencySpec(MetricSpec):

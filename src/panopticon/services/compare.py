@@ -31,9 +31,11 @@ __all__ = [
     "Comparison",
     "PairwiseTally",
     "UnpairedScores",
+    "check_baseline",
     "compare_models",
     "compare_prompts",
     "compare_runs",
+    "run_models",
     "with_production",
     "worse",
 ]
@@ -249,8 +251,16 @@ def _models(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def compare_models(
-    engine: Engine, run_id: int, model_a: str, model_b: str, *, min_effect: float | None = None
+    engine: Engine,
+    run_id: int,
+    model_a: str,
+    model_b: str,
+    *,
+    min_effect: float | None = None,
+    field: str = "--models",
 ) -> Comparison:
+    """Two models of one run; ``field`` is what names them where the call came from (the
+    CLI's --models, the API's models parameter), for the error of an unknown one."""
     with engine.connect() as conn:
         rows = run_queries.summary_inputs(conn, run_id)
         pairs = run_queries.pairwise_rows(conn, run_id)
@@ -261,7 +271,7 @@ def compare_models(
             raise ConfigError(
                 Issue(
                     f"run {run_id} has no model '{name}'",
-                    field="--models",
+                    field=field,
                     hint="its models are: " + ", ".join(known),
                 )
             )
@@ -279,6 +289,30 @@ def compare_models(
     )
     return replace(
         comparison, pairwise=_tallies(pairs, model_a, model_b), models=(model_a, model_b)
+    )
+
+
+def run_models(engine: Engine, run_id: int) -> list[str]:
+    """The models (``model@prompt`` with prompt variants) a run has answers of, sorted."""
+    with engine.connect() as conn:
+        return run_queries.run_model_names(conn, run_id)
+
+
+def check_baseline(baseline_id: int, theirs: list[str], models: list[str]) -> None:
+    """Refuse, before a run pays for anything, a ``--baseline`` that :func:`compare_runs`
+    could not compare with it afterwards: a run (whose models are ``theirs``) sharing no
+    model with ``models`` (the new run's), unless both have one model."""
+    if set(theirs) & set(models) or (len(theirs) == 1 and len(models) == 1):
+        return
+    raise ConfigError(
+        Issue(
+            f"baseline run {baseline_id} shares no model with this suite ("
+            + (", ".join(theirs) if theirs else "it has no answers")
+            + f" against {', '.join(models)}), so there would be nothing to compare",
+            field="--baseline",
+            hint="give a run of the same models as the baseline (`panopticon runs` lists "
+            "them), or keep the models' ids the same as in that run",
+        )
     )
 
 

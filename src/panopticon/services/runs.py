@@ -12,7 +12,7 @@ import shlex
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -277,6 +277,13 @@ class Execution:
             status, reason = "interrupted", self.stop.reason or "interrupted"
         elif self.stop.kind == "budget":
             status, reason = "stopped", self.stop.reason
+            limit = self._budget()
+            if reason and limit is not None and (totals.cost_usd or 0.0) > limit:
+                # the reason's spend is the one that stopped the run; the calls then in
+                # flight finished past it, and the run's total (printed beside) says more
+                reason += (
+                    f"; with the calls in flight then, the run spent ${totals.cost_usd:.4f} in all"
+                )
         elif store_error is not None or self.stop.kind == "store":
             status, reason = "failed", str(store_error or self.stop.reason)
         elif error is not None:
@@ -630,7 +637,20 @@ def pairwise_results(engine: Engine, run_id: int) -> list[dict[str, Any]]:
 
 def list_runs(engine: Engine, workspace_id: int, limit: int = 20) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        return [run_public(r) for r in run_queries.list_runs(conn, workspace_id, limit)]
+        rows = _with_live_totals(conn, run_queries.list_runs(conn, workspace_id, limit))
+    return [run_public(r) for r in rows]
+
+
+def _with_live_totals(conn: Any, rows: list[run_queries.RunRow]) -> list[run_queries.RunRow]:
+    """Runs whose totals are not written yet (a run writes them when it ends) with their
+    counts so far: a running run's progress, and an abandoned one's (killed: its status
+    stays running) answers and spend, which lists showed as none and of unknown cost."""
+    return [
+        replace(r, totals=asdict(totals_of(outcome_queries.run_counts(conn, r.id), r.planned)))
+        if r.status == "running" and not r.totals
+        else r
+        for r in rows
+    ]
 
 
 def get_run(engine: Engine, workspace_id: int, ref: str | int) -> run_queries.RunRow:
@@ -647,7 +667,8 @@ def find_run(engine: Engine, workspace: str, ref: str | int) -> run_queries.RunR
 def recent_runs(engine: Engine, workspace: str, limit: int = 20) -> list[run_queries.RunRow]:
     """The named workspace's runs, newest first."""
     with engine.begin() as conn:
-        return run_queries.list_runs(conn, catalog.ensure_workspace(conn, workspace), limit)
+        ws = catalog.ensure_workspace(conn, workspace)
+        return _with_live_totals(conn, run_queries.list_runs(conn, ws, limit))
 
 
 def run_totals(row: run_queries.RunRow) -> dict[str, Any]:

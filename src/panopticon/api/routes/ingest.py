@@ -76,12 +76,32 @@ def _key(authorization: str | None, x_api_key: str | None) -> str | None:
     return None
 
 
+def _missing_key(authorization: str | None) -> str:
+    """Why no key was read. An Authorization header that is there but not ``Bearer <key>``
+    is said as such (it was reported missing), never repeating its value: most often the
+    ``%20`` of ``OTEL_EXPORTER_OTLP_HEADERS``, which only that variable decodes, copied
+    into a Collector's ``headers:`` or a client's header as it is."""
+    how = "send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
+    if not authorization or not authorization.strip():
+        return f"missing API key: {how}"
+    if authorization.lower().startswith("bearer%20"):
+        return (
+            "the Authorization header starts 'Bearer%20': %20 is the space URL-encoded, "
+            "which only OTEL_EXPORTER_OTLP_HEADERS decodes; elsewhere (a Collector's "
+            f"headers, a client's) write 'Bearer <key>' with a space, or {how}"
+        )
+    first = authorization.strip().split()[0] if " " in authorization.strip() else ""
+    # a scheme's name (Basic, Token) is said; anything else may be part of a key
+    said = f"a '{first}' scheme" if first.isalpha() and len(first) <= 20 else "no scheme"
+    return f"the Authorization header has {said}, not 'Bearer <key>': {how}"
+
+
 async def _principal(
     request: Request, authorization: str | None, x_api_key: str | None
 ) -> Principal:
     key = _key(authorization, x_api_key)
     if not key:
-        raise AuthError("missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`")
+        raise AuthError(_missing_key(authorization))
     principal = await asyncio.to_thread(_service(request).principal, key)
     principal.require("member")
     return principal

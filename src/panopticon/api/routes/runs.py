@@ -107,7 +107,7 @@ def compare_two_models(
     (found,) = with_production(
         engine,
         caller.workspace_id,
-        [compare_models(engine, row.id, names[0], names[1], min_effect=min_effect)],
+        [compare_models(engine, row.id, names[0], names[1], min_effect=min_effect, field="models")],
     )
     return ComparisonPublic(**found.as_dict())
 

@@ -36,6 +36,7 @@ __all__ = [
     "query_ids_by_external_id",
     "query_ids_by_place",
     "record_query_places",
+    "run_model_names",
     "run_query_ids",
     "run_results",
     "start_run",
@@ -429,6 +430,17 @@ def iter_result_rows(
             "created_at": row.created_at.isoformat() if row.created_at else None,
             "scores": scores.get(row.id, {}),
         }
+
+
+def run_model_names(conn: Connection, run_id: int) -> list[str]:
+    """The models (``model@prompt`` with prompt variants) a run has results of, sorted."""
+    q = (
+        sa.select(Model.c.name)
+        .where(Model.c.id.in_(sa.select(Result.c.model_id).where(Result.c.run_id == run_id)))
+        .distinct()
+        .order_by(Model.c.name)
+    )
+    return [str(name) for name in conn.scalars(q)]
 
 
 def summary_inputs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
