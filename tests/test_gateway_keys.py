@@ -138,6 +138,40 @@ def test_the_gateway_serves_alone_with_role_gateway(
         server.close()
 
 
+def test_a_model_registered_after_a_call_named_it_is_served_within_a_second(
+    settings: Settings, engine: Any, mock: MockServer
+) -> None:
+    """The gateway keeps routes for the keys' ttl (here a minute); "no such model" only a
+    second: a model registered just after an app asked for it was refused as unknown, with
+    a message saying to register it, for the whole ttl."""
+    from panopticon.services.gateway_keys import create_gateway_key, parse_key_config
+    from tests.gateway_harness import wait_for
+
+    with engine.begin() as conn:
+        ws = catalog.ensure_workspace(conn, "default")
+    _, key = create_gateway_key(engine, "default", "app", parse_key_config({}))
+    server = GatewayServer(settings.model_copy(update={"gateway_key_ttl_s": 60}), {}, {"gateway"})
+    server.start()
+
+    def call() -> httpx.Response:
+        return httpx.post(
+            server.url + "/chat/completions",
+            json={"model": "late", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+
+    try:
+        refused = call()
+        assert refused.status_code == 404 and "unknown model 'late'" in refused.text
+        ModelRegistry(engine, ws, settings).upsert(
+            {"id": "late", "provider": "openai", "model": "mock-good", "base_url": mock.url}
+        )
+        wait_for(lambda: call().status_code == 200, timeout=20, what="the new model served")
+    finally:
+        server.stop()
+        server.close()
+
+
 def test_the_dashboard_page_creates_updates_and_revokes_gateway_keys(settings: Settings) -> None:
     import re
 

@@ -120,6 +120,9 @@ def _store_away(what: str, exc: Exception) -> GatewayError:
     )
 
 
+UNKNOWN_TTL_S = 1.0  # how long "no such model" is kept (at most the keys' ttl)
+
+
 class RouteTable:
     def __init__(
         self, engine: Engine, settings: Settings, env: Mapping[str, str], ttl_s: float
@@ -161,7 +164,12 @@ class RouteTable:
             if cached is None:
                 raise _store_away("model", exc) from None
             route = cached[1]
-        self._routes[(workspace_id, name)] = (now + self.ttl_s, route)
+        # a name with no model is asked again sooner: a model registered a moment ago is
+        # served within a second, not refused as unknown for the keys' whole ttl
+        ttl = self.ttl_s if route is not None else min(self.ttl_s, UNKNOWN_TTL_S)
+        self._routes[(workspace_id, name)] = (now + ttl, route)
+        if route is not None and cached is not None and cached[1] is None:
+            self._names.pop(workspace_id, None)  # the list the 404s show is stale too
         return route
 
     async def names(self, workspace_id: int) -> list[tuple[str, str]]:
