@@ -379,3 +379,26 @@ def test_filtered_listings_read_one_page_not_the_whole_workspace(api: TestClient
             assert reads and all("LIMIT" in s for s in reads), statements
     finally:
         sa.event.remove(engine, "before_cursor_execute", seen)
+
+
+def test_a_malformed_trace_or_span_id_is_named_in_words_not_as_a_regular_expression(
+    api: TestClient,
+) -> None:
+    """Feedback sent with a trace id copied wrong (upper case, a UUID with dashes) was told
+    "String should match pattern '^[0-9a-f]{32}$'"."""
+    for body, field, words in (
+        ({"trace_id": "0F" * 16, "name": "thumbs", "value": 1}, "trace_id", "a trace id"),
+        (
+            {"trace_id": "0" * 32, "span_id": "abc", "name": "thumbs", "value": 1},
+            "span_id",
+            "a span id",
+        ),
+    ):
+        r = api.post("/api/scores", json=body, headers=ADMIN)
+        assert r.status_code == 422 and _field(r) == field, r.text
+        error = r.json()["error"]
+        assert words in error["message"] and "hexadecimal" in error["message"], error
+        assert "pattern" not in error["message"] and "^[0-9a-f]" not in error["message"]
+    bad = {"trace_id": "0F" * 16, "name": "t", "value": 1}
+    r = api.post("/api/scores", json=bad, headers=ADMIN)
+    assert "x-panopticon-trace-id" in (r.json()["error"]["hint"] or "")

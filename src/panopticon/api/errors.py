@@ -4,6 +4,7 @@ for bad input, never a traceback."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,19 +42,33 @@ async def _page(
     return page
 
 
+# what a value matching each of the API's patterns is, in words (Pydantic's message names
+# the regular expression alone)
+_PATTERNS = {
+    r"^[0-9a-f]{32}$": (
+        "must be a trace id: 32 lowercase hexadecimal digits",
+        "the gateway returns it in the x-panopticon-trace-id header; OTLP trace ids are the same",
+    ),
+    r"^[0-9a-f]{16}$": ("must be a span id: 16 lowercase hexadecimal digits", None),
+}
+
+
+def _issue(e: Any) -> dict[str, str | None]:
+    loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+    message, hint = str(e.get("msg", "invalid")).removeprefix("Value error, "), None
+    ctx = e.get("ctx")
+    if e.get("type") == "string_pattern_mismatch" and isinstance(ctx, dict):
+        known = _PATTERNS.get(str(ctx.get("pattern")))
+        if known is not None:
+            message = f"{known[0]}, not {e.get('input')!r}"[:300]
+            hint = known[1]
+    return {"message": message, "field": ".".join(loc) or None, "hint": hint}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        items = []
-        for e in exc.errors():
-            loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
-            items.append(
-                {
-                    "message": str(e.get("msg", "invalid")).removeprefix("Value error, "),
-                    "field": ".".join(loc) or None,
-                    "hint": None,
-                }
-            )
+        items = [_issue(e) for e in exc.errors()]
         items = items or [{"message": "invalid request", "field": None, "hint": None}]
         return (await _page(request, 422, items)) or JSONResponse(_body(items), status_code=422)
 
