@@ -68,6 +68,23 @@ def test_a_missing_query_file_is_named(tmp_path: Path) -> None:
     assert "nowhere.jsonl" in text and "not found" in text
 
 
+def test_an_empty_query_file_is_named_even_beside_files_that_hold_queries(
+    tmp_path: Path,
+) -> None:
+    """A suite naming the wrong (empty) file beside a good one ran the good one's queries
+    and said nothing of the other."""
+    write(tmp_path / "good.jsonl", '{"text": "one"}\n')
+    write(tmp_path / "empty.csv", "text,theme\n")  # a header and no rows
+    path = write(
+        tmp_path / "s.yaml",
+        f"models: [{{id: a, base_url: '{URL}'}}]\n"
+        "queries:\n  - {file: good.jsonl}\n  - {file: empty.csv}\n",
+    )
+    text = issues_of(path)
+    assert f"{path}:4" in text and "queries[1].file" in text
+    assert "empty.csv holds no queries" in text and "good.jsonl" not in text
+
+
 def test_a_bad_jsonl_line_is_named_by_number(tmp_path: Path) -> None:
     write(tmp_path / "q.jsonl", '{"text": "one"}\n{"text": "two"}\n{"text": oops}\n')
     path = write(

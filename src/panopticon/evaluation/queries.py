@@ -217,11 +217,20 @@ def resolve_queries(
                     )
                     for j, e in enumerate(q.metrics)
                 )
+                loaded = load_query_file(q, base_dir, system)
+                if not loaded:  # the wrong file named, or one not filled yet: said, not run
+                    issues.append(
+                        doc.issue(
+                            f"{q.file} holds no queries",
+                            ("queries", i, "file"),
+                            hint="fill it, or remove it from queries",
+                        )
+                    )
                 out += [
                     replace(item, metric_entries=(*shared, *item.metric_entries))
                     if shared
                     else item
-                    for item in load_query_file(q, base_dir, system)
+                    for item in loaded
                 ]
             else:
                 row = q.model_dump(exclude_none=True)
@@ -249,7 +258,7 @@ def resolve_queries(
         except ConfigError as err:
             issues += err.issues
     if not out and not issues:
-        issues.append(doc.issue("the suite has no queries (its files are empty)", ("queries",)))
+        issues.append(doc.issue("the suite has no queries", ("queries",)))
     return out
 
 
