@@ -19,7 +19,7 @@ from panopticon.providers.base import (
 )
 from panopticon.providers.client import ModelClient, RetryPolicy
 from panopticon.providers.limits import AdaptiveLimiter, TokenBucket
-from panopticon.providers.pricing import lookup_price
+from panopticon.providers.pricing import Price, lookup_price
 
 HELLO = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello?"}]
 
@@ -242,3 +242,6 @@ def test_prices_come_from_the_table_by_name_or_prefix_and_unknown_is_none() -> N
     assert lookup_price("openai", "anthropic/claude-sonnet-4") is not None  # OpenRouter style
     assert lookup_price("openai", "my-finetune") is None
     assert mini.cost(1_000_000, 0) == mini.input and mini.cost(None, 5) is None
+    # a cost reads as the decimal it is in exports, not as the float arithmetic's noise
+    # (21 x 0.15 + 31 x 0.6 per million tokens was 2.1749999999999997e-05)
+    assert repr(Price(0.15, 0.6).cost(21, 31)) == "2.175e-05"

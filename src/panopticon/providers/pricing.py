@@ -25,7 +25,9 @@ class Price:
     def cost(self, input_tokens: int | None, output_tokens: int | None) -> float | None:
         if input_tokens is None or output_tokens is None:
             return None
-        return (input_tokens * self.input + output_tokens * self.output) / 1_000_000
+        # to a millionth of a millionth of a dollar: the float arithmetic's last digits
+        # (2.2049999999999997e-05) are not a cost anyone paid, and were in every export
+        return round((input_tokens * self.input + output_tokens * self.output) / 1_000_000, 12)
 
 
 @cache
