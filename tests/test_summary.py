@@ -79,6 +79,21 @@ def test_the_gate_counts_score_errors_as_failures() -> None:
     assert summarize([row("m", 1, 0, "a", 8, None)]).gate_pass_rate() is None
 
 
+def test_a_gate_line_counts_the_queries_whose_scores_failed_too() -> None:
+    """The pass rate a gate reads counts score errors as failures, over every query; its line
+    said "2 queries" (those with a valid score) for a rate of 2 out of 4."""
+    from panopticon.services.gates import check_thresholds
+
+    rows = [
+        row("m", 1, 0, "a", 8, True),
+        row("m", 2, 0, "a", 8, True),
+        row("m", 3, 0, "a", None, None, error="no score"),
+        row("m", 4, 0, "a", None, None, error="no score"),
+    ]
+    (gate,) = check_thresholds(summarize(rows), {"q": 0.9})
+    assert (gate.measure, gate.value, gate.queries) == ("pass rate", 0.5, 4)
+
+
 def test_show_and_export_count_queries_not_repeats(
     tmp_path: Path, env: dict[str, str], mock: MockServer
 ) -> None:

@@ -117,10 +117,12 @@ def merge_thresholds(
     return {**suite_gates, **overrides}
 
 
-def _measure(s: MetricSummary) -> tuple[str, float | None, float | None, float | None]:
+def _measure(s: MetricSummary) -> tuple[str, float | None, float | None, float | None, int]:
+    """The gate's measure, its value, its interval and the queries behind the interval."""
     if s.with_threshold:
-        return "pass rate", s.passed / (s.with_threshold + s.errors), s.gate_low, s.gate_high
-    return "mean", s.mean_normalized, s.normalized_low, s.normalized_high
+        rate = s.passed / (s.with_threshold + s.errors)
+        return "pass rate", rate, s.gate_low, s.gate_high, s.gate_clusters
+    return "mean", s.mean_normalized, s.normalized_low, s.normalized_high, s.clusters
 
 
 def check_thresholds(summary: Summary, thresholds: dict[str, float]) -> list[GateResult]:
@@ -134,8 +136,8 @@ def check_thresholds(summary: Summary, thresholds: dict[str, float]) -> list[Gat
             if s is None:
                 out.append(GateResult(model, metric, "mean", None, threshold))
                 continue
-            measure, value, low, high = _measure(s)
-            out.append(GateResult(model, metric, measure, value, threshold, low, high, s.clusters))
+            measure, value, low, high, queries = _measure(s)
+            out.append(GateResult(model, metric, measure, value, threshold, low, high, queries))
     return out
 
 

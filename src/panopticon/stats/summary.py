@@ -79,6 +79,7 @@ class MetricSummary:
     # the pass rate with score errors counted as failures (a CI gate's measure): its interval
     gate_low: float | None = None
     gate_high: float | None = None
+    gate_clusters: int = 0  # queries behind that interval (those with a score error too)
 
     @property
     def pass_rate(self) -> float | None:
@@ -209,6 +210,7 @@ def _metric_summary(
         scaled.high if scaled else None,
         strict.low if strict else None,
         strict.high if strict else None,
+        (strict.clusters or 0) if strict else 0,
     )
 
 
