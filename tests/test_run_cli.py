@@ -184,6 +184,11 @@ def test_a_budget_stop_says_what_the_calls_in_flight_spent_past_it(
     assert (reason or "").startswith("the budget of $0.0002 was reached (spent $")
     assert f"with the calls in flight then, the run spent ${spent:.4f} in all" in (reason or "")
     assert f"Spent ${spent:.4f} on this run" in out
+    # the judgements the budget left unasked are said (the resume makes them): the line
+    # read "0 answers not yet run, 0 failed, 0 judgements failed" as if nothing were left
+    made = counts(engine, 1)["scores"]
+    planned = 8 * 2 * 2  # queries x models x metrics
+    assert made < planned and f"{planned - made} scores not yet made" in out, out
 
 
 def test_min_pass_rate_gates_the_exit_code(

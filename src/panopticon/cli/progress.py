@@ -32,17 +32,8 @@ class RunProgress(RunObserver):
         self.console = console
         self.interval_s = interval_s
         plan = execution.plan
-        loaded = execution.loaded
-        # the metrics that score each query (with per-query metrics, not every one: the
-        # runner's rule, LoadedSuite.metrics_for), pairwise ones apart (counted as planned)
-        wanted: dict[int, frozenset[int]] = {}
-        for case in plan.cases:
-            if case.query_id not in wanted:
-                wanted[case.query_id] = frozenset(
-                    plan.metric_ids[m.name]
-                    for m in loaded.metrics_for(case.query)
-                    if m.type != "pairwise"
-                )
+        # pairwise judgements are counted as they are planned
+        wanted = execution.scores_wanted()
         self.answers_total = len(plan.cases)
         self.answers = len(plan.done)
         self.judgements_total = sum(len(wanted[c.query_id]) for c in plan.cases)

@@ -247,9 +247,13 @@ def run(
             highlight=False,
             soft_wrap=True,
         )
-        if totals.missing or totals.failed or totals.score_errors or totals.pair_errors:
+        # scores never asked for (the run stopped first) are not failures: the resume makes
+        # them, so they are said apart
+        undone = max(0, execution.scores_planned() - totals.scores - totals.score_errors)
+        if totals.missing or totals.failed or undone or totals.score_errors or totals.pair_errors:
             err_console.print(
                 f"{totals.missing} answers not yet run, {totals.failed} failed, "
+                f"{undone} scores not yet made, "
                 f"{totals.score_errors + totals.pair_errors} judgements failed. "
                 f"To continue: [bold]{resume_cmd}[/]",
                 highlight=False,

@@ -143,6 +143,24 @@ class Execution:
     # executions running the others; the run's own status is then left to the caller
     shard: tuple[int, int] | None = None
 
+    def scores_wanted(self) -> dict[int, frozenset[int]]:
+        """The metric ids that score each query's answers (with per-query metrics, not every
+        one: the runner's rule, LoadedSuite.metrics_for); pairwise ones apart."""
+        wanted: dict[int, frozenset[int]] = {}
+        for case in self.plan.cases:
+            if case.query_id not in wanted:
+                wanted[case.query_id] = frozenset(
+                    self.plan.metric_ids[m.name]
+                    for m in self.loaded.metrics_for(case.query)
+                    if m.type != "pairwise"
+                )
+        return wanted
+
+    def scores_planned(self) -> int:
+        """The scores the run makes when every answer is in (pairwise judgements apart)."""
+        wanted = self.scores_wanted()
+        return sum(len(wanted[c.query_id]) for c in self.plan.cases)
+
     async def run(self, observer: RunObserver | None = None) -> str:
         """Execute the plan; returns the final status. Never leaves the run 'running'.
         The database work before and after the calls runs in a thread, so that a server
