@@ -463,7 +463,10 @@ def test_a_parquet_export_without_pyarrow_says_which_extra_to_install(
     r = api.get("/api/traces/export", params={"format": "parquet"}, headers=ADMIN)
     assert r.status_code == 422
     error = r.json()["error"]
-    assert "pyarrow" in error["message"] and error["hint"] == "pip install 'panopticon[parquet]'"
+    assert (
+        "pyarrow" in error["message"]
+        and error["hint"] == "pip install -e '.[parquet]' in Panopticon's source folder"
+    )
     assert api.get("/api/traces/export", params={"format": "csv"}, headers=ADMIN).status_code == 200
 
 

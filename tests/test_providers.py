@@ -100,7 +100,7 @@ def test_an_unknown_provider_lists_the_known_ones() -> None:
 
 def test_a_missing_sdk_says_what_to_install() -> None:
     err = MissingDependencyError("anthropic", "anthropic", "provider 'anthropic'")
-    assert "pip install 'panopticon[anthropic]'" in str(err)
+    assert "pip install -e '.[anthropic]' in Panopticon's source folder" in str(err)
 
 
 class Scripted(Provider):

@@ -522,7 +522,7 @@ def test_a_provider_whose_package_is_missing_is_refused_by_validation_and_the_dr
         assert code == 2, out
         assert "the suite is valid" not in out and "Starting run" not in out
         assert "model 'good': provider 'anthropic' needs the 'anthropic' package" in out
-        assert "pip install 'panopticon[anthropic]'" in out
+        assert "pip install -e '.[anthropic]' in Panopticon's source folder" in out
     assert json.loads(run_cli("runs", "--format", "json")[1])["runs"] == []
     assert mock.stats.requests == 0
 

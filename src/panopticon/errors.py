@@ -4,7 +4,7 @@
 
     PanopticonError                 base; ``str(err)`` is a message a user can act on
     ├── ConfigError                 a suite, dataset or setting is invalid (names file, line, field)
-    │   ├── MissingDependencyError  an optional extra is needed ("pip install 'panopticon[x]'")
+    │   ├── MissingDependencyError  an optional extra is needed (the pip install that adds it)
     │   └── ConflictError           the change clashes with stored data (HTTP 409)
     ├── IngestError                 a trace payload cannot be taken (its HTTP status, Retry-After)
     ├── StoreError                  the database cannot be used as asked
@@ -22,6 +22,7 @@ that result (STYLE.md, "failures are data"). Judge answers that cannot be parsed
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = [
     "ConfigError",
@@ -37,6 +38,7 @@ __all__ = [
     "ProviderError",
     "ProviderTimeoutError",
     "StoreError",
+    "install_hint",
 ]
 
 
@@ -85,9 +87,19 @@ class MissingDependencyError(ConfigError):
         super().__init__(
             Issue(
                 f"{purpose} needs the '{package}' package, which is not installed",
-                hint=f"pip install 'panopticon[{extra}]'",
+                hint=install_hint(extra),
             )
         )
+
+
+def install_hint(extra: str) -> str:
+    """The pip command that adds ``extra`` to this installation: in the source checkout it
+    runs from (the README's ``pip install -e '.[extra]'``), else from the package index. (No
+    path: the hint also reaches API clients.)"""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and (root / "src" / "panopticon").is_dir():
+        return f"pip install -e '.[{extra}]' in Panopticon's source folder"
+    return f"pip install 'panopticon[{extra}]'"
 
 
 class ConflictError(ConfigError):
