@@ -237,6 +237,9 @@ def test_the_cli_prints_every_problem_and_exits_2_without_a_traceback(
 def test_a_missing_suite_file_exits_2(tmp_path: Path, env: dict[str, str]) -> None:
     result = CliRunner().invoke(app, ["run", str(tmp_path / "none.yaml")])
     assert result.exit_code == 2 and "suite file not found" in result.output
+    # the suite file itself is not relative to a suite file: its hint names the folder
+    assert "relative to the suite file" not in result.output
+    assert "the current folder is" in result.output
 
 
 def test_text_a_database_cannot_store_is_refused_with_its_line(tmp_path: Path) -> None:

@@ -76,13 +76,12 @@ def read_text(path: Path, *, what: str = "file") -> str:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(
-            Issue(
-                f"{what} not found",
-                file=str(path),
-                hint="check the path (relative paths are relative to the suite file)",
-            )
-        ) from None
+        hint = (
+            f"check the path (the current folder is {Path.cwd()})"
+            if what == "suite file"
+            else "check the path (relative paths are relative to the suite file)"
+        )
+        raise ConfigError(Issue(f"{what} not found", file=str(path), hint=hint)) from None
     except IsADirectoryError:
         raise ConfigError(Issue(f"{what} is a directory, not a file", file=str(path))) from None
     except PermissionError:
