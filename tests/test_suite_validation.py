@@ -164,6 +164,14 @@ def test_environment_substitution_with_defaults(tmp_path: Path) -> None:
     assert loaded.models[0].concurrency == 7
     assert loaded.queries[0].text == "costs $5"
     assert "environment variable CONC is not set" in issues_of(path, {})
+    # an unset variable is the one problem said of its value: a base_url of ${URL} was also
+    # "refused: the scheme must be http or https, not '(none)'"
+    unset = write(
+        tmp_path / "u.yaml",
+        "models: [{id: a, base_url: '${URL}'}]\nqueries: [{text: hi}]\n",
+    )
+    text = issues_of(unset, {})
+    assert "environment variable URL is not set" in text and "refused" not in text, text
 
 
 def test_csv_datasets_keep_extra_columns_as_metadata(tmp_path: Path) -> None:

@@ -340,12 +340,22 @@ def validation_issues(
     return dedupe_issues(issues)
 
 
+_UNSET = re.compile(r"^environment variable (\w+) is not set$")
+
+
 def dedupe_issues(issues: list[Issue]) -> list[Issue]:
-    """The issues, each said once."""
+    """The issues, each said once; and nothing more said of a value whose ``${VAR}`` is
+    not set (its raw text is kept, so a base_url of ``${MOCK_URL}`` was also "refused: the
+    scheme must be http or https"): setting the variable is the one fix."""
+    names = [re.escape(m.group(1)) for i in issues if (m := _UNSET.match(i.message))]
+    unset = re.compile(r"\$\{(?:" + "|".join(names) + r")[}:]") if names else None
     seen: set[str] = set()
     out = []
     for i in issues:
-        if str(i) not in seen:
-            seen.add(str(i))
-            out.append(i)
+        if str(i) in seen or (
+            unset is not None and not _UNSET.match(i.message) and unset.search(i.message)
+        ):
+            continue
+        seen.add(str(i))
+        out.append(i)
     return out
