@@ -468,6 +468,19 @@ def test_piped_tables_keep_every_value_whole_and_formats_are_offered(
     assert rows[0][:3] == ["id", "name", "status"] and rows[1][2] == "completed"
     code, out = run_cli("show", "1", "--format", "xml")
     assert code == 2 and "unknown format 'xml'" in out
+    # the other listings too: a dry run's estimate, the cache, keys (they printed box tables
+    # cut at 80 columns when piped)
+    code, out = run_cli("run", str(path), "--dry-run", "--no-cache")
+    assert code == 0 and f"| {long} |" in out and "…" not in out and "┃" not in out, out
+    code, out = run_cli("cache", "stats")
+    assert code == 0 and f"| {long} |" in out and "┃" not in out, out
+    cached = json.loads(run_cli("cache", "stats", "--format", "json")[1])
+    assert cached["models"][0]["model"] == long and cached["models"][0]["answers"] == 2
+    run_cli("keys", "create", "--name", "ci-key-with-a-long-name-that-a-table-would-cut")
+    code, out = run_cli("keys", "list")
+    assert code == 0 and "| ci-key-with-a-long-name-that-a-table-would-cut |" in out, out
+    (listed,) = json.loads(run_cli("keys", "list", "--format", "json")[1])["keys"]
+    assert listed["state"] == "active" and listed["prefix"].endswith("...")
 
 
 def test_min_pass_rate_without_a_pass_fail_metric_is_refused_before_any_call(

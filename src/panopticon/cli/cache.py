@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from panopticon.cli.output import console, handle_errors, money
+from panopticon.cli.tables import FORMAT_HELP, Column, check_format, show_rows
 
 __all__ = ["app"]
 
@@ -31,29 +32,43 @@ _FORCE = typer.Option(
 
 @app.command("stats")
 @handle_errors
-def stats_cmd() -> None:
+def stats_cmd(
+    fmt: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+) -> None:
     """Reusable answers by model, their age and cost, and reusable judge answers."""
-    from rich.table import Table
-
     from panopticon.services.cache import cache_stats
     from panopticon.services.runs import store
     from panopticon.settings import load_settings
 
+    check_format(fmt)
     settings = load_settings()
     with store(settings) as engine:
         stats = cache_stats(engine, settings.workspace)
-    table = Table(title=f"Answer cache of workspace '{settings.workspace}'")
-    for col in ("model", "answers", "oldest (UTC)", "newest (UTC)", "paid"):
-        table.add_column(col, justify="left" if col == "model" else "right")
-    for m in stats.models:
-        table.add_row(
-            m["model"],
-            str(m["answers"]),
-            f"{m['oldest']:%Y-%m-%d %H:%M}",
-            f"{m['newest']:%Y-%m-%d %H:%M}",
-            money(m["cost_usd"]),
-        )
-    console.print(table)
+    show_rows(
+        console,
+        [
+            "model",
+            Column("answers", right=True),
+            Column("oldest (UTC)", right=True),
+            Column("newest (UTC)", right=True),
+            Column("paid", money, right=True),
+        ],
+        [
+            [
+                m["model"],
+                m["answers"],
+                f"{m['oldest']:%Y-%m-%d %H:%M}",
+                f"{m['newest']:%Y-%m-%d %H:%M}",
+                m["cost_usd"],
+            ]
+            for m in stats.models
+        ],
+        fmt,
+        title=f"Answer cache of workspace '{settings.workspace}'",
+        key="models",
+    )
+    if fmt in ("json", "csv"):
+        return
     console.print(
         f"{stats.answers} reusable answers, {stats.judge_answers} reusable judge answers; "
         f"{stats.retired} answers retired (kept in their runs, never reused).",

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.table import Table
 
 from panopticon.cli.output import console, handle_errors
+from panopticon.cli.tables import FORMAT_HELP, check_format, show_rows
 from panopticon.errors import ConfigError, Issue
 from panopticon.settings import load_settings
 
@@ -67,27 +67,35 @@ def set_cmd(
 
 @app.command("list")
 @handle_errors
-def list_cmd(workspace: str | None = WORKSPACE) -> None:
+def list_cmd(
+    workspace: str | None = WORKSPACE,
+    fmt: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+) -> None:
     """List credentials: names, dates and the providers using them (never a secret)."""
     from panopticon.services.credentials import Credentials
     from panopticon.services.database import workspace_id
     from panopticon.services.runs import store
 
+    check_format(fmt)
     settings = load_settings()
     with store(settings) as engine:
         ws = workspace_id(engine, workspace or settings.workspace, create=False)
         rows = Credentials(engine, ws, settings).list()
-    table = Table()
-    for col in ("name", "created", "updated", "used by"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            r.name,
-            f"{r.created_at:%Y-%m-%d %H:%M}",
-            f"{r.updated_at:%Y-%m-%d %H:%M}",
-            ", ".join(r.providers) or "-",
-        )
-    console.print(table)
+    show_rows(
+        console,
+        ["name", "created", "updated", "used by"],
+        [
+            [
+                r.name,
+                f"{r.created_at:%Y-%m-%d %H:%M}",
+                f"{r.updated_at:%Y-%m-%d %H:%M}",
+                ", ".join(r.providers) or "-",
+            ]
+            for r in rows
+        ],
+        fmt,
+        key="credentials",
+    )
 
 
 @app.command("delete")

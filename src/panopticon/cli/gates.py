@@ -20,8 +20,6 @@ __all__ = ["print_dry_run", "report_gates", "write_junit"]
 
 def print_dry_run(loaded: LoadedSuite, *, use_cache: bool) -> None:
     """What the run would send and cost; sends nothing and writes nothing."""
-    from rich.table import Table
-
     from panopticon.services.dryrun import DEFAULT_ANSWER_TOKENS, dry_run, stored_answer_keys
     from panopticon.settings import load_settings
 
@@ -36,19 +34,24 @@ def print_dry_run(loaded: LoadedSuite, *, use_cache: bool) -> None:
         "was sent.",
         soft_wrap=True,
     )
-    table = Table(title="Estimated calls and cost (before retries and cache hits)")
-    for col in ("model", "role", "calls", "est. tok in", "est. tok out", "est. cost"):
-        table.add_column(col, justify="left" if col in ("model", "role") else "right")
-    for r in plan.rows:
-        table.add_row(
-            r.model,
-            r.role,
-            str(r.calls),
-            f"{r.input_tokens:,}",
-            f"{r.output_tokens:,}",
-            money(r.cost_usd),
-        )
-    console.print(table)
+    from panopticon.cli.tables import Column, show_rows
+
+    show_rows(
+        console,
+        [
+            "model",
+            "role",
+            Column("calls", right=True),
+            Column("est. tok in", lambda v: f"{v:,}", right=True),
+            Column("est. tok out", lambda v: f"{v:,}", right=True),
+            Column("est. cost", money, right=True),
+        ],
+        [
+            [r.model, r.role, r.calls, r.input_tokens, r.output_tokens, r.cost_usd]
+            for r in plan.rows
+        ],
+        title="Estimated calls and cost (before retries and cache hits)",
+    )
     total = plan.cost_usd
     unknown = sorted({r.model for r in plan.rows if r.cost_usd is None})
     console.print(

@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from panopticon.cli.output import console, handle_errors
+from panopticon.cli.tables import FORMAT_HELP, check_format, show_rows
 from panopticon.errors import ConfigError, Issue
 
 app = typer.Typer(help="The gateway: its keys.", no_args_is_help=True)
@@ -80,30 +80,37 @@ def create_cmd(
 
 @keys_app.command("list")
 @handle_errors
-def list_cmd(workspace: str | None = typer.Option(None, "--workspace", "-w")) -> None:
+def list_cmd(
+    workspace: str | None = typer.Option(None, "--workspace", "-w"),
+    fmt: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+) -> None:
     """List gateway keys and their settings (never the keys themselves)."""
     from panopticon.services.gateway_keys import list_gateway_keys
     from panopticon.services.runs import store
     from panopticon.settings import load_settings
 
+    check_format(fmt)
     with store(load_settings()) as engine:
         rows = list_gateway_keys(engine)
-    table = Table()
-    for col in ("id", "workspace", "name", "prefix", "settings", "created", "state"):
-        table.add_column(col)
-    for k in rows:
-        if workspace and k.workspace != workspace:
-            continue
-        table.add_row(
-            str(k.id),
-            k.workspace,
-            k.name,
-            k.prefix + "...",
-            json.dumps(k.config.model_dump(mode="json", exclude_defaults=True)),
-            f"{k.created_at:%Y-%m-%d}",
-            "revoked" if k.revoked_at else "active",
-        )
-    console.print(table)
+    show_rows(
+        console,
+        ["id", "workspace", "name", "prefix", "settings", "created", "state"],
+        [
+            [
+                k.id,
+                k.workspace,
+                k.name,
+                k.prefix + "...",
+                json.dumps(k.config.model_dump(mode="json", exclude_defaults=True)),
+                f"{k.created_at:%Y-%m-%d}",
+                "revoked" if k.revoked_at else "active",
+            ]
+            for k in rows
+            if not workspace or k.workspace == workspace
+        ],
+        fmt,
+        key="gateway_keys",
+    )
 
 
 @keys_app.command("revoke")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from panopticon.cli.output import console, handle_errors
+from panopticon.cli.tables import FORMAT_HELP, check_format, show_rows
 from panopticon.services.access import create_key, list_keys, revoke_key
 from panopticon.services.database import workspace_id
 from panopticon.services.runs import store
@@ -39,37 +39,35 @@ def create_cmd(
 
 @app.command("list")
 @handle_errors
-def list_cmd(workspace: str | None = typer.Option(None, "--workspace", "-w")) -> None:
+def list_cmd(
+    workspace: str | None = typer.Option(None, "--workspace", "-w"),
+    fmt: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+) -> None:
     """List keys (never the keys themselves)."""
+    check_format(fmt)
     with store(load_settings()) as engine:
         ws = workspace_id(engine, workspace, create=False) if workspace else None
         rows = list_keys(engine, ws)
-    table = Table()
-    for col in (
-        "id",
-        "workspace",
-        "name",
-        "role",
-        "scope",
-        "prefix",
-        "created",
-        "last used",
-        "state",
-    ):
-        table.add_column(col)
-    for k in rows:
-        table.add_row(
-            str(k.id),
-            k.workspace,
-            k.name,
-            k.role,
-            k.scope or "all",
-            k.prefix + "...",
-            f"{k.created_at:%Y-%m-%d}",
-            f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
-            "revoked" if k.revoked_at else "active",
-        )
-    console.print(table)
+    show_rows(
+        console,
+        ["id", "workspace", "name", "role", "scope", "prefix", "created", "last used", "state"],
+        [
+            [
+                k.id,
+                k.workspace,
+                k.name,
+                k.role,
+                k.scope or "all",
+                k.prefix + "...",
+                f"{k.created_at:%Y-%m-%d}",
+                f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
+                "revoked" if k.revoked_at else "active",
+            ]
+            for k in rows
+        ],
+        fmt,
+        key="keys",
+    )
 
 
 @app.command("revoke")

@@ -10,6 +10,7 @@ import typer
 
 from panopticon.cli.output import console, handle_errors
 from panopticon.cli.production import heatmap_cmd, scores_cmd
+from panopticon.cli.tables import FORMAT_HELP, check_format, show_rows
 from panopticon.settings import load_settings
 
 if TYPE_CHECKING:
@@ -71,34 +72,38 @@ def apply_cmd(
 
 @app.command("list")
 @handle_errors
-def list_cmd() -> None:
+def list_cmd(
+    fmt: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+) -> None:
     """The workspace's rules: sampling, budgets, version."""
-    from rich.table import Table
-
     from panopticon.services.online import OnlineRules
     from panopticon.services.runs import store
 
+    check_format(fmt)
     with store(load_settings()) as engine:
         rules = OnlineRules(engine, _workspace_id(engine)).list()
-    if not rules:
+    if not rules and fmt not in ("json", "csv"):
         console.print("no online rules yet: write one (see README) and `panopticon online apply`")
         return
-    table = Table()
-    for col in ("rule", "state", "metrics", "judge", "sample", "per day", "per month", "version"):
-        table.add_column(col, overflow="fold")
-    for r in rules:
-        s = r.spec
-        table.add_row(
-            r.name,
-            "on" if r.enabled else "off",
-            ", ".join(str(m.get("name")) for m in s.metrics),
-            s.judge or "-",
-            f"{s.sampling.rate:.0%}",
-            f"${s.budgets.usd_per_day:g}" if s.budgets.usd_per_day else "-",
-            f"${s.budgets.usd_per_month:g}" if s.budgets.usd_per_month else "-",
-            r.version,
-        )
-    console.print(table)
+    show_rows(
+        console,
+        ["rule", "state", "metrics", "judge", "sample", "per day", "per month", "version"],
+        [
+            [
+                r.name,
+                "on" if r.enabled else "off",
+                ", ".join(str(m.get("name")) for m in r.spec.metrics),
+                r.spec.judge or "-",
+                f"{r.spec.sampling.rate:.0%}",
+                f"${r.spec.budgets.usd_per_day:g}" if r.spec.budgets.usd_per_day else "-",
+                f"${r.spec.budgets.usd_per_month:g}" if r.spec.budgets.usd_per_month else "-",
+                r.version,
+            ]
+            for r in rules
+        ],
+        fmt,
+        key="rules",
+    )
 
 
 @app.command("show")

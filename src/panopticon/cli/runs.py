@@ -11,7 +11,7 @@ import typer
 
 from panopticon.cli.output import check_writable, console, handle_errors, money
 from panopticon.cli.summary import summary_grids
-from panopticon.cli.tables import Column, Grid, check_format, emit, resolve_format
+from panopticon.cli.tables import FORMAT_HELP, Column, Grid, check_format, emit, resolve_format
 from panopticon.services.exports import render_export
 from panopticon.services.metric_kinds import run_kinds
 from panopticon.services.runs import (
@@ -37,7 +37,6 @@ _STATE_COLORS = {
     "stopped": "yellow",
     "abandoned": "yellow",
 }
-FORMAT_HELP = "table, md, json or csv (default: a table on a terminal, else Markdown)."
 
 
 def _count(value: Any) -> str:

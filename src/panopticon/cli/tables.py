@@ -18,9 +18,19 @@ from rich.console import Console
 
 from panopticon.errors import ConfigError, Issue
 
-__all__ = ["FORMATS", "Column", "Grid", "check_format", "emit", "resolve_format"]
+__all__ = [
+    "FORMATS",
+    "FORMAT_HELP",
+    "Column",
+    "Grid",
+    "check_format",
+    "emit",
+    "resolve_format",
+    "show_rows",
+]
 
 FORMATS = ("table", "md", "json", "csv")
+FORMAT_HELP = "table, md, json or csv (default: a table on a terminal, else Markdown)."
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,21 @@ def _rich(grid: Grid) -> Any:
             cells.append(f"[{style}]{text}[/]" if style else text.replace("[", "\\["))
         table.add_row(*cells)
     return table
+
+
+def show_rows(
+    console: Console,
+    columns: Sequence[str | Column],
+    rows: list[list[Any]],
+    fmt: str | None = None,
+    *,
+    title: str | None = None,
+    key: str = "rows",
+) -> None:
+    """One table of a listing command, as :func:`emit` prints it in the format asked for
+    (``--format``), else a table on a terminal and Markdown in a pipe or a log."""
+    cols = [c if isinstance(c, Column) else Column(c) for c in columns]
+    emit([Grid(key, title, cols, rows)], resolve_format(fmt, console), console)
 
 
 def emit(grids: Sequence[Grid], fmt: str, console: Console) -> None:
