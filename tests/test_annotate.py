@@ -127,3 +127,11 @@ def test_a_label_off_the_metrics_scale_is_refused(
     assert result.exit_code == 2, result.output
     assert "labels.jsonl:1" in result.output and "42 is outside the scale" in result.output
     assert "labels.jsonl:2" not in result.output
+    # every problem of a row at once: a bad 'passed' hid the value off its scale until the
+    # first was fixed
+    labels[0]["passed"] = "maybe"
+    write(tmp_path / "labels.jsonl", "\n".join(json.dumps(x) for x in labels) + "\n")
+    result = cli.invoke(app, ["annotate", str(tmp_path / "labels.jsonl"), "--annotator", "ana"])
+    assert result.exit_code == 2, result.output
+    assert "'passed' must be true or false" in result.output
+    assert "42 is outside the scale" in result.output

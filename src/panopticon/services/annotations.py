@@ -77,48 +77,56 @@ def import_labels(engine: Engine, workspace: str, path: Path, annotator: str) ->
     issues: list[Issue] = []
     parsed: list[tuple[int, dict[str, Any]]] = []
     for line, row in rows:
+        # every problem of a row is said at once (a bad 'passed' and a value off its scale
+        # were said in two rounds): each field is checked on its own, and a row whose
+        # result and metric are readable goes on to the scale check below either way
+        here: list[Issue] = []
+        unknown = set(row) - {
+            "result_id",
+            "metric",
+            "passed",
+            "value",
+            "score",
+            "comment",
+            "annotator",
+        }
+        if unknown:
+            here.append(
+                Issue(
+                    f"unknown column(s) {', '.join(sorted(unknown))}",
+                    file=file,
+                    line=line,
+                    hint="columns: result_id, metric, passed, value (or score), comment, annotator",
+                )
+            )
+        result_id: uuid.UUID | None = None
         try:
-            unknown = set(row) - {
-                "result_id",
-                "metric",
-                "passed",
-                "value",
-                "score",
-                "comment",
-                "annotator",
-            }
-            if unknown:
-                raise ConfigError(
-                    Issue(
-                        f"unknown column(s) {', '.join(sorted(unknown))}",
-                        file=file,
-                        line=line,
-                        hint="columns: result_id, metric, passed, value "
-                        "(or score), comment, annotator",
-                    )
+            result_id = uuid.UUID(str(row.get("result_id", "")))
+        except ValueError:
+            here.append(
+                Issue(
+                    "'result_id' is missing or not a result id",
+                    file=file,
+                    line=line,
+                    field="result_id",
+                    hint="take ids from `panopticon export RUN`",
                 )
-            try:
-                result_id = uuid.UUID(str(row.get("result_id", "")))
-            except ValueError:
-                raise ConfigError(
-                    Issue(
-                        "'result_id' is missing or not a result id",
-                        file=file,
-                        line=line,
-                        field="result_id",
-                        hint="take ids from `panopticon export RUN`",
-                    )
-                ) from None
-            if not row.get("metric"):
-                raise ConfigError(
-                    Issue("'metric' is missing", file=file, line=line, field="metric")
-                )
+            )
+        if not row.get("metric"):
+            here.append(Issue("'metric' is missing", file=file, line=line, field="metric"))
+        passed = value = None
+        try:
             passed = _bool(row.get("passed"), file, line)
+        except ConfigError as err:
+            here += err.issues
+        try:
             value = _float(row.get("value", row.get("score")), file, line, "value")
-            if passed is None and value is None:
-                raise ConfigError(
-                    Issue("a label needs 'passed', 'value' or both", file=file, line=line)
-                )
+        except ConfigError as err:
+            here += err.issues
+        if not here and passed is None and value is None:
+            here.append(Issue("a label needs 'passed', 'value' or both", file=file, line=line))
+        issues += here
+        if result_id is not None and row.get("metric"):
             parsed.append(
                 (
                     line,
@@ -133,11 +141,7 @@ def import_labels(engine: Engine, workspace: str, path: Path, annotator: str) ->
                     },
                 )
             )
-        except ConfigError as err:
-            issues += err.issues
-    if issues:
-        raise ConfigError(issues)
-    if not parsed:
+    if not parsed and not issues:
         raise ConfigError(Issue("the file has no labels", file=file))
     with engine.begin() as conn:
         ws = catalog.ensure_workspace(conn, workspace)
@@ -174,8 +178,8 @@ def import_labels(engine: Engine, workspace: str, path: Path, annotator: str) ->
                 issues.append(
                     Issue(problem[0], file=file, line=line, field="value", hint=problem[1])
                 )
-        if issues:
-            raise ConfigError(issues)
+        if issues:  # nothing stored: the transaction is rolled back
+            raise ConfigError(sorted(issues, key=lambda i: i.line or 0))
         return queries.upsert_annotations(conn, ws, [p for _, p in parsed])
 
 
