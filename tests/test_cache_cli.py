@@ -42,11 +42,14 @@ def test_clear_retires_answers_so_the_next_run_pays_again_and_reports_keep_them(
     code, out = run_cli("cache", "stats")
     assert code == 0, out
     assert "6 reusable answers, 6 reusable judge answers" in out
+    # paid for again (--no-cache), the same answers are still 6 reusable ones, not 12
+    assert run_cli("run", str(path), "--no-progress", "--no-cache")[0] == 0
+    assert "6 reusable answers, 6 reusable judge answers" in run_cli("cache", "stats")[1]
     code, out = run_cli("cache", "clear")
-    assert code == 0 and "retired 6 stored answers" in out, out
+    assert code == 0 and "retired 12 stored answers" in out, out
     assert "0 reusable answers" in run_cli("cache", "stats")[1]
-    # the finished run's record is whole
-    assert results_of(engine, 1) == 6
+    # the finished runs' records are whole
+    assert results_of(engine, 1) == 6 and results_of(engine, 2) == 6
     code, out = run_cli("show", "1")
     assert code == 0 and "completed" in out
     mock.reset()

@@ -41,12 +41,13 @@ def _live(workspace_id: int, older_than: datetime | None) -> list[Any]:
 
 def cache_stats(conn: Connection, workspace_id: int) -> dict[str, Any]:
     """Reusable answers (successful, not themselves copies), by model, with their age, and
-    the judge answers reusable through them."""
+    the judge answers reusable through them. An answer paid for twice (a run with
+    ``--no-cache``) is one reusable answer; what each copy cost is in ``cost_usd``."""
     where = [*_live(workspace_id, None), Result.c.error.is_(None), Result.c.cached.is_(False)]
     by_model = conn.execute(
         sa.select(
             Model.c.name,
-            sa.func.count(),
+            sa.func.count(sa.distinct(Result.c.cache_key)),
             sa.func.min(Result.c.created_at),
             sa.func.max(Result.c.created_at),
             sa.func.coalesce(sa.func.sum(Result.c.cost_usd), 0.0),
@@ -59,13 +60,16 @@ def cache_stats(conn: Connection, workspace_id: int) -> dict[str, Any]:
         .group_by(Model.c.name)
         .order_by(Model.c.name)
     ).all()
-    judged = conn.execute(
-        sa.select(sa.func.count())
+    reusable_judgements = (
+        sa.select(Result.c.cache_key, Score.c.metric_id)
         .select_from(Score)
         .join(Result, Result.c.id == Score.c.result_id)
         .join(Run, Run.c.id == Result.c.run_id)
         .where(*where, Score.c.judge_output.is_not(None), Score.c.judge_cached.is_(False))
-    ).scalar_one()
+        .distinct()
+        .subquery()
+    )
+    judged = conn.execute(sa.select(sa.func.count()).select_from(reusable_judgements)).scalar_one()
     retired = conn.execute(
         sa.select(sa.func.count())
         .select_from(Result)
