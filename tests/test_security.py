@@ -4,6 +4,7 @@ one workspace's key reaches nothing of another's, in the API or on the dashboard
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -443,20 +444,24 @@ def test_host_names_are_checked_by_the_addresses_they_resolve_to() -> None:
         asyncio.run(resolve("metadata.google.internal", EgressPolicy()))
 
 
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "google"])
+@pytest.mark.parametrize("form", ["name", "decimal"])
 def test_a_call_to_a_host_that_resolves_to_a_private_address_is_not_sent(
-    listener: Listener,
+    listener: Listener, kind: str, form: str
 ) -> None:
+    """Every provider kind checks the addresses it connects to, the SDKs speaking httpx
+    too: a host name, or an address written as one number, that resolves to loopback."""
     import asyncio
 
     from panopticon.errors import ProviderError
     from panopticon.providers.base import ChatRequest, ProviderConfig, create_provider
 
-    host = socket.gethostname()
+    host = socket.gethostname() if form == "name" else str(int(ipaddress.ip_address("127.0.0.1")))
     port = listener.url.split(":")[2].split("/")[0]
     provider = create_provider(
         ProviderConfig(
-            kind="openai",
-            base_url=f"http://{host}:{port}/v1",
+            kind=kind,
+            base_url=f"http://{host}:{port}" + ("/v1" if kind == "openai" else ""),
             api_key="sk-never-sent-0123456789",
             egress=EgressPolicy(allow_private=False),
         )
