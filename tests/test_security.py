@@ -379,6 +379,13 @@ def test_metadata_link_local_and_non_http_urls_are_refused(settings: Settings) -
             "http://169.254.10.10:8080/v1",
             "http://[::ffff:169.254.169.254]/v1",
             "http://0.0.0.0:8000/v1",
+            # 169.254.169.254 in the other forms that reach it
+            "http://[::169.254.169.254]/v1",
+            "http://[64:ff9b::a9fe:a9fe]/v1",
+            "http://[2002:a9fe:a9fe::]/v1",
+            "http://2852039166/v1",
+            "http://0251.0376.0251.0376/v1",
+            "http://0xa9.0xfe.0xa9.0xfe/v1",
             "file:///etc/passwd",
             "ftp://example.com/v1",
             "gopher://127.0.0.1:6379/_",
@@ -410,7 +417,16 @@ def test_private_addresses_are_refused_when_the_operator_says_so(
 ) -> None:
     key = {"X-API-Key": BOOT}
     with TestClient(app_for(settings, allow_private_urls=False)) as api:
-        for url in (mock.url, "http://localhost:11434/v1", "http://10.1.2.3/v1"):
+        for url in (
+            mock.url,
+            "http://localhost:11434/v1",
+            "http://10.1.2.3/v1",
+            "http://2130706433:11434/v1",
+            "http://127.1:11434/v1",
+            "http://[::127.0.0.1]:11434/v1",
+            "http://[64:ff9b::a00:1]/v1",
+            "http://[2002:c0a8:101::]/v1",
+        ):
             r = api.post(
                 "/api/providers", headers=key, json={"name": "x", "kind": "openai", "base_url": url}
             )

@@ -70,6 +70,23 @@ _PRIVATE = tuple(
 )
 
 
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one reaches: mapped (::ffff:a.b.c.d), compatible
+    (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d) or 6to4 (2002:aabb:ccdd::), so 127.0.0.1 and
+    169.254.169.254 are refused in every form."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in net for net in _NAT64) or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 class EgressRefused(OSError):
     """A provider address the policy refuses (raised from the resolver, so aiohttp reports
     it as the connection's error)."""
@@ -87,8 +104,8 @@ class EgressPolicy:
             ip = ipaddress.ip_address(address.split("%", 1)[0])
         except ValueError:
             return f"'{address}' is not an IP address"
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        if isinstance(ip, ipaddress.IPv6Address):
+            ip = _embedded_ipv4(ip) or ip
         if any(ip in net for net in _ALWAYS_REFUSED):
             return (
                 f"{ip} is a link-local, metadata or reserved address, which providers may "
