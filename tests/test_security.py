@@ -202,6 +202,36 @@ def test_a_member_cannot_make_the_server_send_its_secrets_to_a_listener(
     assert listener.seen == [{"Authorization": None, "api-key": None, "x-api-key": None}]
 
 
+def test_a_suite_with_its_own_endpoint_cannot_send_the_workspaces_credential_there(
+    settings: Settings, listener: Listener
+) -> None:
+    """With PANOPTICON_ALLOW_REQUEST_ENDPOINTS on, a member's suite may give a base_url, but
+    not with a credential an admin stored: that would hand the secret to the member's
+    server. A model an admin registers with both is called as registered."""
+    app = app_for(settings, allow_request_endpoints=True)
+    with store(settings) as engine:
+        member = {"X-API-Key": create_key(engine, "team", "member", "m")[1]}
+        admin = {"X-API-Key": create_key(engine, "team", "admin", "a")[1]}
+    secret = "sk-team-secret-0123456789abcdef"
+    with TestClient(app) as api:
+        cred = {"name": "team-key", "secret": secret}
+        assert api.post("/api/credentials", headers=admin, json=cred).status_code == 201
+        model = {"id": "x", "model": "m", "base_url": listener.url, "credential": "team-key"}
+        suite = {"name": "leak", "models": [model], "queries": [{"text": "hi"}]}
+        r = api.post("/api/runs", headers=member, json={"suite": suite})
+        assert r.status_code == 422, r.text
+        assert "credential 'team-key'" in errors_of(r)["models[0].credential"]
+        judged = {**suite, "models": [{"id": "y", "provider": "fake"}], "judge": model}
+        r = api.post("/api/runs", headers=member, json={"suite": judged})
+        assert r.status_code == 422 and "judge.credential" in errors_of(r), r.text
+        # an admin's registered model may pair them
+        model = {"id": "reg", "model": "m", "base_url": listener.url, "credential": "team-key"}
+        assert api.post("/api/models", headers=admin, json=model).status_code == 201
+        r = api.post("/api/completion", headers=member, json={"model_id": "reg", "prompt": "hi"})
+        assert r.status_code == 200 and r.json()["text"] == "ok", r.text
+    assert [s["Authorization"] for s in listener.seen] == [f"Bearer {secret}"]
+
+
 def test_an_allowed_variable_goes_only_where_the_operator_pinned_it(
     settings: Settings, listener: Listener
 ) -> None:
