@@ -434,6 +434,32 @@ def test_bad_requests_get_openai_shaped_errors_with_the_right_status(
         )
 
 
+def test_json_nested_too_deeply_is_a_400_and_every_later_call_is_still_logged(
+    gateway: GatewayServer, key: str
+) -> None:
+    """orjson reads 1,024 levels but writes 254: a body or metadata header between the two
+    was a 500, and in X-Panopticon-Metadata it stopped the thread that logs every
+    workspace's calls, with /health still saying ok."""
+    deep: Any = "x"
+    for _ in range(300):
+        deep = [deep]
+    message = {"role": "user", "content": [{"type": "text", "text": "hi", "extra": deep}]}
+    r = post(gateway, key, {"model": "gpt-mock", "messages": [message]})
+    assert r.status_code == 400 and "nested more than 64 levels" in r.json()["error"]["message"]
+    headers = {"Authorization": f"Bearer {key}", "X-Panopticon-Metadata": json.dumps({"d": deep})}
+    body = {"model": "gpt-mock", "messages": [{"role": "user", "content": "after"}]}
+    r = httpx.post(gateway.url + "/chat/completions", json=body, headers=headers, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "X-Panopticon-Metadata"
+    # a schema nested as deep as real ones passes, and the call after them all is logged
+    schema: Any = {"type": "string"}
+    for _ in range(20):
+        schema = {"type": "object", "properties": {"a": schema}}
+    tools = [{"type": "function", "function": {"name": "f", "parameters": schema}}]
+    r = post(gateway, key, {**body, "tools": tools})
+    assert r.status_code == 200, r.text
+    gateway.trace(r.headers["x-panopticon-trace-id"])
+
+
 def test_a_revoked_key_is_refused_within_the_key_ttl(gateway: GatewayServer, engine: Any) -> None:
     info_key = new_key(engine, name="soon-revoked")
     body = {"model": "gpt-mock", "messages": [{"role": "user", "content": "x"}]}
