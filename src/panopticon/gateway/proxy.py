@@ -39,6 +39,7 @@ from panopticon.gateway.routing import KeyTable, Route, RouteTable
 from panopticon.gateway.streams import pump
 from panopticon.gateway.upstream import Upstream, UpstreamError, build_request
 from panopticon.gateway.wire import anthropic_error, openai_error, sse
+from panopticon.providers.http import MAX_ANSWER_BYTES, read_at_most
 
 __all__ = ["Gateway", "GatewayOptions"]
 
@@ -587,9 +588,16 @@ class Gateway:
         try:
             served, resp = await self.upstream.with_fallbacks(call, route, build)
             try:
-                raw = await resp.read()
+                raw, whole = await read_at_most(resp, MAX_ANSWER_BYTES)
             finally:
                 resp.release()
+            if not whole:
+                raise UpstreamError(
+                    f"model '{served.name}' upstream answered more than "
+                    f"{MAX_ANSWER_BYTES // 2**20} MB",
+                    502,
+                    retryable=False,
+                )
         except UpstreamError as exc:
             return self._upstream_failed(call, exc, headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
