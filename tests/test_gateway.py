@@ -535,6 +535,28 @@ def test_an_endpoint_answering_without_end_is_read_up_to_a_bound(
             flood.close()
 
 
+def test_a_guardrail_pattern_that_backtracks_without_end_does_not_stop_the_server(
+    gateway: GatewayServer, engine: Any
+) -> None:
+    """A key's regex guardrail ran on the event loop: (a+)+$ on forty a's and a '!' froze
+    every request of every workspace ((a|aa)+$ on sixty). It is stopped after a second,
+    in a thread, and its verdict is an error, as any guardrail's that cannot decide."""
+    guardrail = {"metric": {"type": "regex", "pattern": "^(a|aa)+$"}, "on": "input"}
+    key = new_key(engine, "patterned", guardrails=[{**guardrail, "action": "redact"}])
+    done: list[httpx.Response] = []
+    body = {"model": "gpt-mock", "messages": [{"role": "user", "content": "a" * 60 + "!"}]}
+    caller = threading.Thread(target=lambda: done.append(post(gateway, key, body)))
+    caller.start()
+    try:
+        for _ in range(3):  # the server answers others meanwhile
+            assert httpx.get(gateway.root + "/health", timeout=0.5).status_code == 200
+    finally:
+        caller.join(30)
+    assert done and done[0].status_code == 200, done
+    trace = gateway.trace(done[0].headers["x-panopticon-trace-id"])
+    assert "more than 1 s" in str(trace), trace
+
+
 def test_a_revoked_key_is_refused_within_the_key_ttl(gateway: GatewayServer, engine: Any) -> None:
     info_key = new_key(engine, name="soon-revoked")
     body = {"model": "gpt-mock", "messages": [{"role": "user", "content": "x"}]}
