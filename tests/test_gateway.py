@@ -7,6 +7,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -432,6 +433,128 @@ def test_bad_requests_get_openai_shaped_errors_with_the_right_status(
         client.chat.completions.create(
             model="gpt-mock", messages=[{"role": "user", "content": "x"}]
         )
+
+
+def test_json_nested_too_deeply_is_a_400_and_every_later_call_is_still_logged(
+    gateway: GatewayServer, key: str
+) -> None:
+    """orjson reads 1,024 levels but writes 254: a body or metadata header between the two
+    was a 500, and in X-Panopticon-Metadata it stopped the thread that logs every
+    workspace's calls, with /health still saying ok."""
+    deep: Any = "x"
+    for _ in range(300):
+        deep = [deep]
+    message = {"role": "user", "content": [{"type": "text", "text": "hi", "extra": deep}]}
+    r = post(gateway, key, {"model": "gpt-mock", "messages": [message]})
+    assert r.status_code == 400 and "nested more than 64 levels" in r.json()["error"]["message"]
+    headers = {"Authorization": f"Bearer {key}", "X-Panopticon-Metadata": json.dumps({"d": deep})}
+    body = {"model": "gpt-mock", "messages": [{"role": "user", "content": "after"}]}
+    r = httpx.post(gateway.url + "/chat/completions", json=body, headers=headers, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "X-Panopticon-Metadata"
+    # a schema nested as deep as real ones passes, and the call after them all is logged
+    schema: Any = {"type": "string"}
+    for _ in range(20):
+        schema = {"type": "object", "properties": {"a": schema}}
+    tools = [{"type": "function", "function": {"name": "f", "parameters": schema}}]
+    r = post(gateway, key, {**body, "tools": tools})
+    assert r.status_code == 200, r.text
+    gateway.trace(r.headers["x-panopticon-trace-id"])
+
+
+class Flood:
+    """An endpoint an admin registered that answers without end (here 64 MB, then it
+    closes): a 200 body, an error body, or a stream with no event boundary."""
+
+    def __init__(self, status: int) -> None:
+        import socketserver
+        from http.server import BaseHTTPRequestHandler
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                chunk = b"x" * 65536
+                try:
+                    for _ in range(1024):
+                        self.wfile.write(chunk)
+                except OSError:  # the reader stopped: what it should do
+                    pass
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_an_endpoint_answering_without_end_is_read_up_to_a_bound(
+    gateway: GatewayServer, engine: Any, gw_settings: Settings
+) -> None:
+    """What an endpoint sends is read up to 32 MB (an error body up to 64 KB), so a model an
+    admin of one workspace points at a server that never stops answering cannot fill the
+    memory of the server every workspace shares."""
+    floods = {200: Flood(200), 500: Flood(500)}
+    try:
+        registry = ModelRegistry(engine, ensure_workspace_id(engine, "default"), gw_settings)
+        for status, flood in floods.items():
+            registry.upsert({"id": f"flood-{status}", "model": "m", "base_url": flood.url})
+        key = new_key(engine, "flooded", retries=0)
+        chat = {"messages": [{"role": "user", "content": "hi"}]}
+        r = post(gateway, key, {"model": "flood-200", **chat})
+        assert r.status_code == 502 and "more than 32 MB" in r.json()["error"]["message"], r.text
+        r = post(gateway, key, {"model": "flood-200", "stream": True, **chat})
+        assert r.status_code == 200 and "longer than" in r.text and len(r.content) < 2**20
+        r = post(gateway, key, {"model": "flood-500", **chat})
+        assert r.status_code == 502 and len(r.content) < 2**20, r.text
+        # the same bound for runs and /api/completion (the provider adapters)
+        import asyncio
+
+        from panopticon.errors import ProviderError
+        from panopticon.providers.base import ChatRequest, ProviderConfig, create_provider
+
+        async def call() -> None:
+            provider = create_provider(ProviderConfig(kind="openai", base_url=floods[200].url))
+            try:
+                await provider.complete(ChatRequest("m", [{"role": "user", "content": "hi"}]))
+            finally:
+                await provider.aclose()
+
+        with pytest.raises(ProviderError, match="longer than 32 MB"):
+            asyncio.run(call())
+    finally:
+        for flood in floods.values():
+            flood.close()
+
+
+def test_a_guardrail_pattern_that_backtracks_without_end_does_not_stop_the_server(
+    gateway: GatewayServer, engine: Any
+) -> None:
+    """A key's regex guardrail ran on the event loop: (a+)+$ on forty a's and a '!' froze
+    every request of every workspace ((a|aa)+$ on sixty). It is stopped after a second,
+    in a thread, and its verdict is an error, as any guardrail's that cannot decide."""
+    guardrail = {"metric": {"type": "regex", "pattern": "^(a|aa)+$"}, "on": "input"}
+    key = new_key(engine, "patterned", guardrails=[{**guardrail, "action": "redact"}])
+    done: list[httpx.Response] = []
+    body = {"model": "gpt-mock", "messages": [{"role": "user", "content": "a" * 60 + "!"}]}
+    caller = threading.Thread(target=lambda: done.append(post(gateway, key, body)))
+    caller.start()
+    try:
+        for _ in range(3):  # the server answers others meanwhile
+            assert httpx.get(gateway.root + "/health", timeout=0.5).status_code == 200
+    finally:
+        caller.join(30)
+    assert done and done[0].status_code == 200, done
+    trace = gateway.trace(done[0].headers["x-panopticon-trace-id"])
+    assert "more than 1 s" in str(trace), trace
 
 
 def test_a_revoked_key_is_refused_within_the_key_ttl(gateway: GatewayServer, engine: Any) -> None:

@@ -233,6 +233,37 @@ def test_a_calls_odd_values_are_stored_made_storable_never_lost(
     assert user == "user\ufffdx"
 
 
+def test_a_value_nested_past_what_orjson_writes_is_stored_cut_and_the_writer_goes_on(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    """A call whose values nest past orjson's 254 levels stopped the thread that sends every
+    call to the writer: none was logged again. It is stored with the deep part replaced."""
+    ws = ensure_workspace_id(engine, "default")
+    deep: Any = "x"
+    for _ in range(1000):  # as deep as the gateway's JSON parser reads
+        deep = [deep]
+    odd = record(0, ws)
+    odd.input_messages = [{"role": "user", "content": "hi", "extra": deep}]
+    plain = record(1, ws)
+    sink = ProcessSink(settings, interval_s=0.01).start()
+    try:
+        sink.submit(odd)
+        wait_for(lambda: sink.written + sink.failed == 1, what="the deep call settled")
+        sink.submit(plain)
+        wait_for(lambda: sink.written + sink.failed == 2, what="the call after it settled")
+        assert (sink.written, sink.failed) == (2, 0), sink.last_error
+    finally:
+        sink.close()
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(SpanTable.c.input_messages).where(SpanTable.c.span_id == odd.span_id)
+        ).one()
+    kept = row.input_messages[0]["extra"]
+    while isinstance(kept, list):
+        kept = kept[0]
+    assert isinstance(kept, str) and "not kept" in kept
+
+
 def test_a_large_batch_goes_in_parts_and_unsent_bytes_are_bounded(
     settings: Settings, engine: sa.Engine
 ) -> None:

@@ -131,6 +131,23 @@ def test_a_length_says_its_bounds_in_words() -> None:
     assert both.reasoning == f"{len(CTX.response.split())} words (allowed 2 to 6)"
 
 
+def test_a_pattern_that_backtracks_without_end_is_stopped_as_an_error() -> None:
+    """(a+)+$ on "aaa...!" takes 2^n steps in Python's re: a pattern of a workspace (an
+    online rule, a gateway guardrail) on a client's text held the server's CPU, and the
+    GIL, for as long as that takes. Such a pattern is answered at once, and one that still
+    backtracks without end is stopped after a second, as an error."""
+    import time
+
+    ctx = MetricContext(query="q", response="a" * 27 + "!", messages=[])
+    started = time.monotonic()
+    r = score({"name": "r", "type": "regex", "pattern": "^(a+)+$"}, ctx)
+    assert time.monotonic() - started < 2 and r.passed is False
+    ctx = MetricContext(query="q", response="a" * 60 + "!", messages=[])
+    r = score({"name": "r", "type": "regex", "pattern": "^(a|aa)+$"}, ctx)
+    assert time.monotonic() - started < 5
+    assert r.passed is None and "more than 1 s" in (r.error or "")
+
+
 def test_json_schema_reports_where_the_answer_breaks_the_schema() -> None:
     schema = {"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}
     ctx = MetricContext(query="q", response='{"city": 3}', messages=[])

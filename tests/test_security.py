@@ -4,6 +4,7 @@ one workspace's key reaches nothing of another's, in the API or on the dashboard
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -201,6 +202,36 @@ def test_a_member_cannot_make_the_server_send_its_secrets_to_a_listener(
     assert listener.seen == [{"Authorization": None, "api-key": None, "x-api-key": None}]
 
 
+def test_a_suite_with_its_own_endpoint_cannot_send_the_workspaces_credential_there(
+    settings: Settings, listener: Listener
+) -> None:
+    """With PANOPTICON_ALLOW_REQUEST_ENDPOINTS on, a member's suite may give a base_url, but
+    not with a credential an admin stored: that would hand the secret to the member's
+    server. A model an admin registers with both is called as registered."""
+    app = app_for(settings, allow_request_endpoints=True)
+    with store(settings) as engine:
+        member = {"X-API-Key": create_key(engine, "team", "member", "m")[1]}
+        admin = {"X-API-Key": create_key(engine, "team", "admin", "a")[1]}
+    secret = "sk-team-secret-0123456789abcdef"
+    with TestClient(app) as api:
+        cred = {"name": "team-key", "secret": secret}
+        assert api.post("/api/credentials", headers=admin, json=cred).status_code == 201
+        model = {"id": "x", "model": "m", "base_url": listener.url, "credential": "team-key"}
+        suite = {"name": "leak", "models": [model], "queries": [{"text": "hi"}]}
+        r = api.post("/api/runs", headers=member, json={"suite": suite})
+        assert r.status_code == 422, r.text
+        assert "credential 'team-key'" in errors_of(r)["models[0].credential"]
+        judged = {**suite, "models": [{"id": "y", "provider": "fake"}], "judge": model}
+        r = api.post("/api/runs", headers=member, json={"suite": judged})
+        assert r.status_code == 422 and "judge.credential" in errors_of(r), r.text
+        # an admin's registered model may pair them
+        model = {"id": "reg", "model": "m", "base_url": listener.url, "credential": "team-key"}
+        assert api.post("/api/models", headers=admin, json=model).status_code == 201
+        r = api.post("/api/completion", headers=member, json={"model_id": "reg", "prompt": "hi"})
+        assert r.status_code == 200 and r.json()["text"] == "ok", r.text
+    assert [s["Authorization"] for s in listener.seen] == [f"Bearer {secret}"]
+
+
 def test_an_allowed_variable_goes_only_where_the_operator_pinned_it(
     settings: Settings, listener: Listener
 ) -> None:
@@ -378,6 +409,13 @@ def test_metadata_link_local_and_non_http_urls_are_refused(settings: Settings) -
             "http://169.254.10.10:8080/v1",
             "http://[::ffff:169.254.169.254]/v1",
             "http://0.0.0.0:8000/v1",
+            # 169.254.169.254 in the other forms that reach it
+            "http://[::169.254.169.254]/v1",
+            "http://[64:ff9b::a9fe:a9fe]/v1",
+            "http://[2002:a9fe:a9fe::]/v1",
+            "http://2852039166/v1",
+            "http://0251.0376.0251.0376/v1",
+            "http://0xa9.0xfe.0xa9.0xfe/v1",
             "file:///etc/passwd",
             "ftp://example.com/v1",
             "gopher://127.0.0.1:6379/_",
@@ -409,7 +447,16 @@ def test_private_addresses_are_refused_when_the_operator_says_so(
 ) -> None:
     key = {"X-API-Key": BOOT}
     with TestClient(app_for(settings, allow_private_urls=False)) as api:
-        for url in (mock.url, "http://localhost:11434/v1", "http://10.1.2.3/v1"):
+        for url in (
+            mock.url,
+            "http://localhost:11434/v1",
+            "http://10.1.2.3/v1",
+            "http://2130706433:11434/v1",
+            "http://127.1:11434/v1",
+            "http://[::127.0.0.1]:11434/v1",
+            "http://[64:ff9b::a00:1]/v1",
+            "http://[2002:c0a8:101::]/v1",
+        ):
             r = api.post(
                 "/api/providers", headers=key, json={"name": "x", "kind": "openai", "base_url": url}
             )
@@ -443,20 +490,24 @@ def test_host_names_are_checked_by_the_addresses_they_resolve_to() -> None:
         asyncio.run(resolve("metadata.google.internal", EgressPolicy()))
 
 
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "google"])
+@pytest.mark.parametrize("form", ["name", "decimal"])
 def test_a_call_to_a_host_that_resolves_to_a_private_address_is_not_sent(
-    listener: Listener,
+    listener: Listener, kind: str, form: str
 ) -> None:
+    """Every provider kind checks the addresses it connects to, the SDKs speaking httpx
+    too: a host name, or an address written as one number, that resolves to loopback."""
     import asyncio
 
     from panopticon.errors import ProviderError
     from panopticon.providers.base import ChatRequest, ProviderConfig, create_provider
 
-    host = socket.gethostname()
+    host = socket.gethostname() if form == "name" else str(int(ipaddress.ip_address("127.0.0.1")))
     port = listener.url.split(":")[2].split("/")[0]
     provider = create_provider(
         ProviderConfig(
-            kind="openai",
-            base_url=f"http://{host}:{port}/v1",
+            kind=kind,
+            base_url=f"http://{host}:{port}" + ("/v1" if kind == "openai" else ""),
             api_key="sk-never-sent-0123456789",
             egress=EgressPolicy(allow_private=False),
         )

@@ -16,8 +16,8 @@ Who may bring what (:class:`Access`):
   a suite names registered models (by id) or registered providers, or a kind with a
   ``credential`` of its workspace (sent to that kind's official endpoint). It never names
   an ``api_key_env`` (admins do that on a provider) and gives a ``base_url`` only when the
-  operator allows it (``PANOPTICON_ALLOW_REQUEST_ENDPOINTS``). Nothing falls back to the
-  server's own variables.
+  operator allows it (``PANOPTICON_ALLOW_REQUEST_ENDPOINTS``), and then without a
+  ``credential``. Nothing falls back to the server's own variables.
 - **Environment variables named by the registry or the server** must be on the operator's
   allow-list (``PANOPTICON_ALLOWED_KEY_ENV``), and such a key goes only to its provider's
   official endpoint, or to the one URL the operator pinned for it (``NAME=https://...``).
@@ -195,6 +195,18 @@ def resolve_endpoint(
                     "/api/providers) or a registered model; the operator may allow endpoints "
                     "in requests with PANOPTICON_ALLOW_REQUEST_ENDPOINTS=true",
                     "base_url",
+                )
+            if base_url and credential:
+                # the workspace's secret, which an admin stored, would go where the request
+                # says: a credential goes to its kind's official endpoint, or to the one an
+                # admin registered with it
+                return Problem(
+                    f"model '{spec.id}': a suite sent to the server cannot send the "
+                    f"credential '{credential}' to an endpoint of its own choosing",
+                    "remove base_url to use the provider's official endpoint, or name a "
+                    "provider an admin registered with this endpoint and credential "
+                    "(provider: <name>, see GET /api/providers)",
+                    "credential",
                 )
             if key_env:
                 return Problem(

@@ -13,7 +13,7 @@ the client).
 
 from __future__ import annotations
 
-import re
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +27,7 @@ from panopticon.judges.base import (
     build_metric,
     spec_class,
 )
+from panopticon.judges.heuristics import PATTERN_TIMEOUT_S, compile_pattern
 from panopticon.judges.safety import redact_pii
 from panopticon.services.gateway_keys import GuardrailSpec
 
@@ -64,7 +65,7 @@ class Verdict:
 class _Check:
     spec: GuardrailSpec
     metric: Metric
-    regex: re.Pattern[str] | None
+    regex: Any  # a compiled pattern (judges.heuristics.compile_pattern), or None
 
 
 class Guardrails:
@@ -78,11 +79,9 @@ class Guardrails:
             metric = build_metric(cls.model_validate(spec.metric))
             regex = None
             if spec.metric["type"] == "regex":
-                flags = 0
-                for char, flag in (("i", re.I), ("m", re.M), ("s", re.S)):
-                    if char in str(spec.metric.get("flags", "")):
-                        flags |= flag
-                regex = re.compile(str(spec.metric["pattern"]), flags)
+                regex = compile_pattern(
+                    str(spec.metric["pattern"]), str(spec.metric.get("flags", ""))
+                )
             self.checks.append(_Check(spec, metric, regex))
         self.on_input = [c for c in self.checks if c.spec.on in ("input", "both")]
         self.on_output = [c for c in self.checks if c.spec.on in ("output", "both")]
@@ -124,7 +123,7 @@ class Guardrails:
                 error,
             )
             if passed is False and check.spec.action == "redact":
-                text = self._redact(check, text)
+                text = await asyncio.to_thread(self._redact, check, text)
             verdict.latency_ms = (time.perf_counter() - started) * 1000.0
             verdicts.append(verdict)
             if passed is False and check.spec.action == "block" and can_block:
@@ -134,7 +133,13 @@ class Guardrails:
     @staticmethod
     def _redact(check: _Check, text: str) -> str:
         if check.regex is not None:
-            return check.regex.sub("[REDACTED]", text)
+            try:
+                redacted: str = check.regex.sub(
+                    "[REDACTED]", text, timeout=PATTERN_TIMEOUT_S, concurrent=True
+                )
+            except TimeoutError:
+                return "[REDACTED]"  # what could not be searched in time is not let through
+            return redacted
         if check.spec.metric["type"] == "pii":
             kinds = tuple(check.spec.metric.get("kinds") or ()) or None
             return redact_pii(text, kinds)[0] if kinds else redact_pii(text)[0]

@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">I")
 _LARGEST_FRAME = 2**32 - 1  # what the header can say
+_DEEPEST = 128  # levels of a record's values kept (_storable)
 
 
 def _write_frame(stream: IO[bytes], payload: bytes) -> None:
@@ -122,10 +123,14 @@ def _storable(record: CallRecord) -> dict[str, Any]:
     only makes the record fit the pipe, and the child's ``finish()`` then cuts it as ingestion
     does. So a NUL is left for ``finish()``; an integer within 64 unsigned bits stays an
     integer and a NaN or infinite float a float (orjson writes null), where ``_cut`` makes
-    both text, which would put text in typed fields such as ``cost_usd``; and a value of
-    another type becomes text instead of failing the record."""
+    both text, which would put text in typed fields such as ``cost_usd``; a value of
+    another type becomes text instead of failing the record; and a list or object nested
+    past ``_DEEPEST`` levels (orjson writes 254) becomes a marker, so that no client's value
+    can stop the thread that writes every workspace's calls."""
 
-    def fix(value: Any) -> Any:
+    def fix(value: Any, depth: int = 0) -> Any:
+        if isinstance(value, dict | list | tuple) and depth >= _DEEPEST:
+            return f"[nested more than {_DEEPEST} levels: not kept]"
         if isinstance(value, str):
             return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
         if isinstance(value, bool) or value is None or isinstance(value, float | datetime):
@@ -133,9 +138,9 @@ def _storable(record: CallRecord) -> dict[str, Any]:
         if isinstance(value, int):
             return value if -(2**63) <= value < 2**64 else str(value)
         if isinstance(value, dict):
-            return {fix(str(k)): fix(v) for k, v in value.items()}
+            return {fix(str(k)): fix(v, depth + 1) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [fix(v) for v in value]
+            return [fix(v, depth + 1) for v in value]
         return str(value)
 
     return {name: fix(getattr(record, name)) for name in CallRecord.__dataclass_fields__}
@@ -314,7 +319,7 @@ class ProcessSink(QueuedSink):
                 except TypeError:
                     try:
                         parts.append(orjson.dumps(_storable(record)))
-                    except TypeError as exc:
+                    except (TypeError, ValueError, RecursionError) as exc:
                         self._record_failed(record, exc)
             if not parts:
                 return None

@@ -39,6 +39,7 @@ from panopticon.gateway.routing import KeyTable, Route, RouteTable
 from panopticon.gateway.streams import pump
 from panopticon.gateway.upstream import Upstream, UpstreamError, build_request
 from panopticon.gateway.wire import anthropic_error, openai_error, sse
+from panopticon.providers.http import MAX_ANSWER_BYTES, read_at_most
 
 __all__ = ["Gateway", "GatewayOptions"]
 
@@ -51,6 +52,10 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 TRACE_HEADER = b"x-panopticon-trace-id"
 _EPOCH = "1970-01-01T00:00:00Z"
 MAX_BODY = 32 * 1024 * 1024
+# JSON nesting a request body or X-Panopticon-Metadata may have: far more than a chat request
+# or a tool's JSON schema needs, and far less than the 254 levels orjson writes (the call's
+# upstream request and its log record are written with it)
+MAX_DEPTH = 64
 _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
@@ -240,6 +245,10 @@ class Gateway:
             raise GatewayError(f"the request body is not valid JSON: {exc}", 400) from None
         if not isinstance(body, dict):
             raise GatewayError("the request body must be a JSON object", 400)
+        if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _deeper_than(body, MAX_DEPTH):
+            raise GatewayError(
+                f"the request body is nested more than {MAX_DEPTH} levels deep; flatten it", 400
+            )
         call.body = body
         user = body.get("user")
         if isinstance(user, str) and user and call.user is None:
@@ -263,8 +272,14 @@ class Gateway:
                     400,
                     param="X-Panopticon-Metadata",
                 ) from None
-            if isinstance(data, dict):
-                call.metadata.update(data)
+            if not isinstance(data, dict) or _deeper_than(data, MAX_DEPTH):
+                raise GatewayError(
+                    f"X-Panopticon-Metadata must be a JSON object nested at most {MAX_DEPTH} "
+                    "levels deep",
+                    400,
+                    param="X-Panopticon-Metadata",
+                )
+            call.metadata.update(data)
         elif name.startswith("meta-"):
             call.metadata[name[5:]] = value
 
@@ -573,9 +588,16 @@ class Gateway:
         try:
             served, resp = await self.upstream.with_fallbacks(call, route, build)
             try:
-                raw = await resp.read()
+                raw, whole = await read_at_most(resp, MAX_ANSWER_BYTES)
             finally:
                 resp.release()
+            if not whole:
+                raise UpstreamError(
+                    f"model '{served.name}' upstream answered more than "
+                    f"{MAX_ANSWER_BYTES // 2**20} MB",
+                    502,
+                    retryable=False,
+                )
         except UpstreamError as exc:
             return self._upstream_failed(call, exc, headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -782,3 +804,16 @@ class Gateway:
             guardrail_ms=call.guardrail_ms if call.verdicts else None,
         )
         self.sink.submit(record)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether the JSON ``value`` nests more than ``limit`` levels (an object or a list is
+    one level); walked with a stack, so any depth is answered without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False

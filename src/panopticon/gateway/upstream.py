@@ -24,6 +24,7 @@ from panopticon.gateway.routing import Route, RouteTable
 from panopticon.gateway.translate import anthropic_request_to_openai, openai_request_to_anthropic
 from panopticon.judges.base import JudgeCall, JudgeReply
 from panopticon.providers.egress import EgressPolicy, guarded_resolver
+from panopticon.providers.http import MAX_ANSWER_BYTES, MAX_ERROR_BYTES, read_at_most
 from panopticon.providers.redact import mask_secrets
 
 __all__ = ["RETRYABLE", "Upstream", "UpstreamError", "build_request", "retry_after"]
@@ -135,7 +136,7 @@ class Upstream:
             ) from None
         if resp.status >= 400:
             try:
-                body = await resp.read()
+                body, _ = await read_at_most(resp, MAX_ERROR_BYTES)
             except (aiohttp.ClientError, TimeoutError):
                 body = b""
             finally:
@@ -217,9 +218,11 @@ class Upstream:
                 try:
                     resp = await self.send(route, url, payload, probe)
                     try:
-                        raw = await resp.read()
+                        raw, whole = await read_at_most(resp, MAX_ANSWER_BYTES)
                     finally:
                         resp.release()
+                    if not whole:
+                        raise ValueError(f"an answer over {MAX_ANSWER_BYTES // 2**20} MB")
                     read_answer(probe, route, raw)
                 except (UpstreamError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
                     return JudgeReply(None, name, error=str(exc)[:300])

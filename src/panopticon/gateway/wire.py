@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from panopticon.providers.http import MAX_ANSWER_BYTES
+
 __all__ = ["SSEParser", "anthropic_error", "openai_error", "sse"]
 
 
@@ -15,10 +17,15 @@ class SSEParser:
     """Splits a byte stream into events. ``feed`` returns the complete events so far, each
     as (raw bytes including the blank line, event name or None, data or None)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_ANSWER_BYTES) -> None:
         self._buf = b""
+        self._limit = self._left = limit  # bytes the whole stream may have
 
     def feed(self, chunk: bytes) -> list[tuple[bytes, str | None, bytes | None]]:
+        """Raises ValueError past the stream's ``limit``: an endpoint that never stops."""
+        self._left -= len(chunk)
+        if self._left < 0:
+            raise ValueError(f"a stream longer than {self._limit} bytes")
         buf = self._buf + chunk
         if b"\r" in buf:
             buf = buf.replace(b"\r\n", b"\n")

@@ -6,11 +6,12 @@ length), ``latency`` (value: milliseconds), ``cost`` (value: USD).
 
 from __future__ import annotations
 
-import re
+import asyncio
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+import regex
 from pydantic import Field, field_validator, model_validator
 
 from panopticon.judges.base import (
@@ -24,7 +25,23 @@ from panopticon.judges.base import (
 from panopticon.judges.parsing import strip_code_fence
 from panopticon.stats.kinds import ScoreKind
 
-__all__ = ["register"]
+__all__ = ["PATTERN_TIMEOUT_S", "compile_pattern", "register"]
+
+# A pattern is a workspace's (a suite, an online rule, a gateway key's guardrail) and the
+# text is a client's: a pattern that backtracks without end on it ((a+)+$ on "aaa...!") is
+# stopped after this long, and other threads run meanwhile (see compile_pattern).
+PATTERN_TIMEOUT_S = 1.0
+
+
+def compile_pattern(pattern: str, flags: str = "") -> Any:
+    """``pattern`` with its flags (any of i, m, s), compiled by the ``regex`` module (the
+    syntax of ``re``): unlike ``re``, its matches take a ``timeout`` and, with
+    ``concurrent=True``, let go of the GIL. Raises ``regex.error``."""
+    bits = 0
+    for char, flag in (("i", regex.I), ("m", regex.M), ("s", regex.S)):
+        if char in flags:
+            bits |= flag
+    return regex.compile(pattern, bits | regex.V0)
 
 
 def _binary(ok: bool, reasoning: str) -> MetricResult:
@@ -98,8 +115,8 @@ class RegexSpec(MetricSpec):
     @classmethod
     def _compiles(cls, v: str) -> str:
         try:
-            re.compile(v)
-        except re.error as exc:
+            compile_pattern(v)
+        except regex.error as exc:
             raise ValueError(f"invalid regular expression: {exc}") from None
         return v
 
@@ -117,18 +134,24 @@ class RegexMetric(Metric):
 
     def __init__(self, spec: MetricSpec) -> None:
         super().__init__(spec)
-        flags = 0
-        for char, flag in (("i", re.I), ("m", re.M), ("s", re.S)):
-            if char in self.spec.flags:
-                flags |= flag
-        self._re = re.compile(self.spec.pattern, flags)
+        self._re = compile_pattern(self.spec.pattern, self.spec.flags)
+
+    def _find(self, text: str) -> Any:
+        if self.spec.match == "full":
+            return self._re.fullmatch(text.strip(), timeout=PATTERN_TIMEOUT_S, concurrent=True)
+        return self._re.search(text, timeout=PATTERN_TIMEOUT_S, concurrent=True)
 
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
-        found = (
-            self._re.fullmatch(ctx.response.strip())
-            if self.spec.match == "full"
-            else self._re.search(ctx.response)
-        )
+        try:  # in a thread: the caller's event loop goes on while it runs
+            found = await asyncio.to_thread(self._find, ctx.response)
+        except TimeoutError:
+            return MetricResult(
+                None,
+                None,
+                None,
+                error=f"the pattern took more than {PATTERN_TIMEOUT_S:g} s on this text; "
+                "simplify it (a nested quantifier such as (a+)+ backtracks without end)",
+            )
         return _binary(found is not None, "pattern found" if found else "pattern not found")
 
 

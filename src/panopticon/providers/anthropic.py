@@ -23,6 +23,7 @@ from panopticon.providers.base import (
     ProviderConfig,
     ToolCall,
 )
+from panopticon.providers.egress import EgressRefused, guarded_httpx_client
 from panopticon.providers.http import error_from_status, parse_retry_after
 
 __all__ = ["KIND", "AnthropicProvider", "create"]
@@ -46,12 +47,12 @@ class AnthropicProvider(Provider):
         super().__init__(config)
         try:
             import anthropic
-            import httpx
+            import httpx  # noqa: F401 - the SDK's transport, guarded below
         except ImportError:
             raise MissingDependencyError("anthropic", "anthropic", "provider 'anthropic'") from None
         self._sdk = anthropic
-        # The SDK speaks httpx, whose resolver cannot be guarded like aiohttp's: the URL is
-        # checked here (scheme, metadata names, address literals) and redirects are off.
+        # The URL is checked here (scheme, metadata names, address literals), and every
+        # address the SDK connects to by its guarded httpx client; redirects are off.
         self._refused = config.egress.url_refusal(config.base_url or self.default_base_url)
         # Retries are ours (shared back-off, Retry-After, adaptive concurrency): SDK's off.
         self._client = anthropic.AsyncAnthropic(
@@ -59,7 +60,7 @@ class AnthropicProvider(Provider):
             base_url=config.base_url,
             max_retries=0,
             timeout=config.timeout_s,
-            http_client=httpx.AsyncClient(follow_redirects=False, trust_env=False),
+            http_client=guarded_httpx_client(config.egress),
         )
 
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
@@ -93,6 +94,8 @@ class AnthropicProvider(Provider):
                 f"no answer from {url} within {self.config.timeout_s:g} s"
             ) from None
         except sdk.APIConnectionError as exc:
+            if isinstance(exc.__cause__, EgressRefused):
+                raise ProviderError(f"not sent to {url}: {exc.__cause__}", kind="egress") from None
             raise ProviderError(
                 f"cannot connect to {url}: {exc}", retryable=True, kind="connection"
             ) from None

@@ -13,12 +13,16 @@ Every outbound call from a provider adapter obeys one :class:`EgressPolicy`:
 The addresses checked are the ones connected to: :func:`guarded_resolver` resolves a host
 name, refuses it if any of its addresses is refused, and hands aiohttp exactly the addresses
 it checked, so a name that resolves to a public address when validated and to
-169.254.169.254 when called (DNS rebinding) is still refused. Redirects are never followed
-(adapters pass ``allow_redirects=False``), so an endpoint cannot send the request elsewhere.
+169.254.169.254 when called (DNS rebinding) is still refused. The SDKs that speak httpx
+(anthropic, google-genai) get :func:`guarded_httpx_client`, whose transport does the same:
+it resolves and checks the host, then connects to the checked address (TLS still verifies
+the host name). Redirects are never followed (adapters pass ``allow_redirects=False``, the
+httpx client ``follow_redirects=False``), so an endpoint cannot send the request elsewhere.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -26,7 +30,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["EgressPolicy", "EgressRefused", "guarded_resolver"]
+__all__ = ["EgressPolicy", "EgressRefused", "guarded_httpx_client", "guarded_resolver"]
 
 METADATA_HOSTS = frozenset(
     {
@@ -66,6 +70,23 @@ _PRIVATE = tuple(
 )
 
 
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one reaches: mapped (::ffff:a.b.c.d), compatible
+    (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d) or 6to4 (2002:aabb:ccdd::), so 127.0.0.1 and
+    169.254.169.254 are refused in every form."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in net for net in _NAT64) or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 class EgressRefused(OSError):
     """A provider address the policy refuses (raised from the resolver, so aiohttp reports
     it as the connection's error)."""
@@ -83,8 +104,8 @@ class EgressPolicy:
             ip = ipaddress.ip_address(address.split("%", 1)[0])
         except ValueError:
             return f"'{address}' is not an IP address"
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        if isinstance(ip, ipaddress.IPv6Address):
+            ip = _embedded_ipv4(ip) or ip
         if any(ip in net for net in _ALWAYS_REFUSED):
             return (
                 f"{ip} is a link-local, metadata or reserved address, which providers may "
@@ -116,6 +137,10 @@ class EgressPolicy:
         try:
             ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
+            try:  # an address written as one number, in octal or hex, or with parts left out
+                return self.address_refusal(socket.inet_ntoa(socket.inet_aton(host)))
+            except OSError:
+                pass
             if not self.allow_private and (host == "localhost" or host.endswith(".localhost")):
                 return self.address_refusal("127.0.0.1")
             return None
@@ -153,3 +178,59 @@ def _resolver_class() -> type[Any]:
 def guarded_resolver(policy: EgressPolicy) -> Any:
     """An aiohttp resolver that refuses the addresses ``policy`` refuses."""
     return _resolver_class()(policy)
+
+
+async def _checked_address(host: str, port: int, policy: EgressPolicy) -> str:
+    """The address to connect to for ``host``: the first it resolves to, when the policy
+    refuses none of them. Raises EgressRefused."""
+    if host.rstrip(".").lower() in METADATA_HOSTS:
+        raise EgressRefused(f"{host} is a cloud metadata endpoint")
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )
+    addresses = [str(info[4][0]) for info in infos]
+    for address in addresses:
+        reason = policy.address_refusal(address)
+        if reason is not None:
+            raise EgressRefused(f"{host} resolves to {reason}")
+    if not addresses:
+        raise EgressRefused(f"{host} resolves to no address")
+    return addresses[0]
+
+
+@cache
+def _transport_class() -> type[Any]:
+    import httpx
+
+    class GuardedTransport(httpx.AsyncBaseTransport):
+        """httpx's transport, connecting only to addresses the policy allows."""
+
+        def __init__(self, policy: EgressPolicy) -> None:
+            self._policy = policy
+            self._inner = httpx.AsyncHTTPTransport(trust_env=False)
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            host = request.url.host
+            port = request.url.port or (443 if request.url.scheme == "https" else 80)
+            address = await _checked_address(host, port, self._policy)
+            if address != host:
+                # the Host header keeps the name; TLS verifies the certificate against it
+                request.url = request.url.copy_with(host=address)
+                request.extensions = {**request.extensions, "sni_hostname": host}
+            response: httpx.Response = await self._inner.handle_async_request(request)
+            return response
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    return GuardedTransport
+
+
+def guarded_httpx_client(policy: EgressPolicy) -> Any:
+    """An ``httpx.AsyncClient`` that connects only to addresses ``policy`` allows, follows
+    no redirect and reads no proxy from the environment."""
+    import httpx
+
+    return httpx.AsyncClient(
+        transport=_transport_class()(policy), follow_redirects=False, trust_env=False
+    )

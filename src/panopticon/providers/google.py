@@ -13,6 +13,7 @@ from panopticon.providers.base import (
     Provider,
     ProviderConfig,
 )
+from panopticon.providers.egress import EgressRefused, guarded_httpx_client
 from panopticon.providers.http import error_from_status, parse_retry_after
 
 __all__ = ["KIND", "GoogleProvider", "create"]
@@ -38,10 +39,16 @@ class GoogleProvider(Provider):
             raise MissingDependencyError("google-genai", "google", "provider 'google'") from None
         self._types = types
         self._errors = errors
-        http = types.HttpOptions(base_url=config.base_url, timeout=int(config.timeout_s * 1000))
+        # The URL is checked here, and every address the SDK connects to by the guarded
+        # httpx client it is given (without one it would use aiohttp, following redirects).
+        self._http = guarded_httpx_client(config.egress)
+        http = types.HttpOptions(
+            base_url=config.base_url,
+            timeout=int(config.timeout_s * 1000),
+            httpx_async_client=self._http,
+        )
         self._client = genai.Client(api_key=config.api_key or "unset", http_options=http)
         self._url = config.base_url or self.default_base_url
-        # the SDK's HTTP client cannot be guarded at connect time: the URL is checked here
         self._refused = config.egress.url_refusal(self._url)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
@@ -73,6 +80,8 @@ class GoogleProvider(Provider):
             raise error_from_status(
                 int(exc.code), str(exc.message), parse_retry_after(headers), self._url
             ) from None
+        except EgressRefused as exc:
+            raise ProviderError(f"not sent to {self._url}: {exc}", kind="egress") from None
         except httpx.TimeoutException:
             raise ProviderTimeoutError(
                 f"no answer from {self._url} within {self.config.timeout_s:g} s"
@@ -93,6 +102,9 @@ class GoogleProvider(Provider):
             output_tokens=getattr(usage, "candidates_token_count", None),
             model=getattr(resp, "model_version", None) or request.model,
         )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
 
 def create(config: ProviderConfig) -> Provider:

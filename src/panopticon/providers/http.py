@@ -4,11 +4,38 @@ from __future__ import annotations
 
 import email.utils
 import time
+from typing import Any
 
 from panopticon.errors import ProviderError
 from panopticon.providers.redact import mask_secrets
 
-__all__ = ["error_from_status", "parse_retry_after", "redirect_error"]
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "MAX_ERROR_BYTES",
+    "error_from_status",
+    "parse_retry_after",
+    "read_at_most",
+    "redirect_error",
+]
+
+# An endpoint is whatever an admin of any workspace registered: what it answers is read up
+# to a bound, so that one answering without end cannot fill the server's memory.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024  # an answer (an error past it: the endpoint's fault)
+MAX_ERROR_BYTES = 64 * 1024  # an error body (the rest is not read; messages cut it anyway)
+
+
+async def read_at_most(resp: Any, limit: int) -> tuple[bytes, bool]:
+    """An aiohttp response's body, read up to ``limit`` bytes: (the bytes, whether that is
+    the whole body)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await resp.content.read(min(limit + 1 - size, 1 << 20))
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)[:limit], False
 
 
 def parse_retry_after(headers: dict[str, str] | object) -> float | None:

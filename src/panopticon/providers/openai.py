@@ -25,7 +25,14 @@ from panopticon.providers.base import (
     ToolCall,
 )
 from panopticon.providers.egress import EgressRefused, guarded_resolver
-from panopticon.providers.http import error_from_status, parse_retry_after, redirect_error
+from panopticon.providers.http import (
+    MAX_ANSWER_BYTES,
+    MAX_ERROR_BYTES,
+    error_from_status,
+    parse_retry_after,
+    read_at_most,
+    redirect_error,
+)
 from panopticon.providers.redact import mask_secrets
 
 __all__ = ["KIND", "OpenAIProvider", "create"]
@@ -127,7 +134,7 @@ class OpenAIProvider(Provider):
                 if 300 <= resp.status < 400:
                     raise redirect_error(resp.status, resp.headers.get("Location"), url)
                 if resp.status >= 400:
-                    raw = await resp.read()
+                    raw, _ = await read_at_most(resp, MAX_ERROR_BYTES)
                     raise error_from_status(
                         resp.status,
                         raw.decode("utf-8", "replace"),
@@ -159,8 +166,14 @@ class OpenAIProvider(Provider):
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         async with self._post(request, stream=False) as resp:
-            raw = await resp.read()
+            raw, whole = await read_at_most(resp, MAX_ANSWER_BYTES)
             url = str(resp.url)
+        if not whole:
+            raise ProviderError(
+                f"the answer from {url} is longer than {MAX_ANSWER_BYTES // 2**20} MB; "
+                "check base_url",
+                kind="server",
+            )
         return parse_chat_completion(raw, url)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
