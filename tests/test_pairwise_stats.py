@@ -194,3 +194,31 @@ def test_bradley_terry_intervals_with_repeats_cover_the_strengths() -> None:
             total += 1
             covered += r.low <= 1000 + 400 / np.log(10) * strength[r.model] <= r.high
     assert covered / total >= 0.9
+
+
+def test_head_to_head_win_rates_have_intervals_that_cover_the_truth() -> None:
+    """The report's head to head (no pairwise judge): each shared query is one outcome
+    (1, a tie 0.5, or 0). Its win rate had no interval at all; now it has one that covers
+    the truth, ties included, at 12 queries."""
+    from panopticon.reports.data import head_to_head
+
+    levels = [0.0, 0.5, 1.0]  # a reference metric's three steps
+    pa, pb = [0.2, 0.3, 0.5], [0.3, 0.4, 0.3]
+    truth = sum(
+        pa[i] * pb[j] * (1.0 if i > j else 0.5 if i == j else 0.0)
+        for i in range(3)
+        for j in range(3)
+    )
+    rng = np.random.default_rng(28)
+    covered = 0
+    for _ in range(DATASETS):
+        rows = []
+        for q in range(12):
+            for model, probs in (("x", pa), ("y", pb)):
+                value = float(rng.choice(levels, p=probs))
+                score = {"error": None, "normalized": value, "passed": None}
+                rows.append({"model": model, "query_id": q, "error": None, "scores": {"s": score}})
+        h = next(h for h in head_to_head(rows, ["x", "y"], set()) if h["a"] == "x")
+        assert h["n"] == 12 and 0.0 <= h["low"] < h["win_rate"] < h["high"] <= 1.0
+        covered += h["low"] <= truth <= h["high"]
+    assert covered / DATASETS >= 0.93

@@ -37,7 +37,11 @@ def head_to_head(
     rows: list[dict[str, Any]], models: list[str], skip: set[str]
 ) -> list[dict[str, Any]]:
     """For each ordered pair (A, B): on the queries both answered, how often A's mean
-    normalised quality score beat B's; a tie counts half."""
+    normalised quality score beat B's; a tie counts half. Each query is one outcome (its
+    repeats are averaged first), so the 95% interval is Wilson's on the count, or with
+    ties its quasi-binomial form on the fractional count, as the pairwise judge's."""
+    from panopticon.stats.intervals import ClusterSums, bounded_interval
+
     means = _item_means(rows, skip)
     out = []
     for a in models:
@@ -47,11 +51,21 @@ def head_to_head(
             common = set(means.get(a, {})) & set(means.get(b, {}))
             if not common:
                 continue
-            wins = sum(
+            outcomes = [
                 1.0 if means[a][q] > means[b][q] else 0.5 if means[a][q] == means[b][q] else 0.0
                 for q in common
+            ]
+            ci = bounded_interval(ClusterSums.of([o] for o in outcomes), binary=True)
+            out.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "n": len(common),
+                    "win_rate": sum(outcomes) / len(common),
+                    "low": ci.low,
+                    "high": ci.high,
+                }
             )
-            out.append({"a": a, "b": b, "n": len(common), "win_rate": wins / len(common)})
     return out
 
 
