@@ -54,7 +54,7 @@ def test_a_judge_that_always_picks_the_first_answer_produces_ties_and_is_reporte
 ) -> None:
     mock.config.quality.update({"mock-good": 0.9, "mock-mid": 0.6, "mock-weak": 0.3})
     mock.config.position_bias = 1.0
-    run_suite(tmp_path, mock, queries=4)
+    run_suite(tmp_path, mock, queries=12)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(Pairwise)).all()
     # shown first each time: a wins in order ab, b wins in order ba; no agreement, a tie
@@ -64,7 +64,9 @@ def test_a_judge_that_always_picks_the_first_answer_produces_ties_and_is_reporte
     (pw,) = json.loads((out / "run-1.json").read_text())["pairwise"]
     # every judgement picked the first shown: the preference is +1, and said so
     assert pw["order_disagreement_rate"] == 1.0 and pw["position_preference"] == 1.0
-    assert pw["position_preference_low"] > 0.3  # 12 pairs, all one way: clearly not 0
+    # 36 pairs of 12 queries (the interval's clusters: a query's pairs share it), all one
+    # way: clearly not 0
+    assert pw["position_preference_low"] > 0.3
     md = tmp_path / "md"
     cli.invoke(app, ["report", "1", "-o", str(md), "-f", "md"])
     text = (md / "run-1.md").read_text()
@@ -72,7 +74,7 @@ def test_a_judge_that_always_picks_the_first_answer_produces_ties_and_is_reporte
     show = cli.invoke(app, ["show", "1", "--format", "json"])
     (position,) = json.loads(show.output)["position"]
     assert position["preference"] == 1.0 and position["orders disagreed"] == 1.0
-    assert position["low"] > 0.3 and position["pairs"] == 12
+    assert position["low"] > 0.3 and position["pairs"] == 36
     table = cli.invoke(app, ["show", "1", "--format", "md"]).output
     assert "P(first shown wins) - P(second shown wins)" in table and "| +1.00 |" in table
 

@@ -288,20 +288,22 @@ def sections(data: dict[str, Any]) -> list[Chart]:
         )
     else:
         rates = {(h["a"], h["b"]): h["win_rate"] for h in data["head_to_head"]}
-        table = Table(["model", "against", "win rate", "queries"])
+        table = Table(["model", "against", "win rate", "95% CI low", "high", "queries"])
         for i, h in enumerate(data["head_to_head"]):
             table.rows.append(
                 [
                     Cell(h["a"]),
                     Cell(h["b"]),
                     _num(h["win_rate"], f"head_to_head.{i}.win_rate"),
+                    _num(h["low"], f"head_to_head.{i}.low"),
+                    _num(h["high"], f"head_to_head.{i}.high"),
                     _num(h["n"], f"head_to_head.{i}.n", "{:.0f}"),
                 ]
             )
         caption = (
             "Share of the queries both models answered where the row model's mean "
             "normalised quality score (all metrics but latency and cost) was higher "
-            "(ties count half)."
+            "(ties count half), with its 95% interval (one query, one outcome)."
         )
     out.append(
         Chart(

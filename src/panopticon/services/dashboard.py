@@ -94,6 +94,7 @@ class Cell:
                 float(row[f"{prefix}totals_sq"]),
                 float(row[f"{prefix}totals_sizes"]),
                 float(row[f"{prefix}sizes_sq"]),
+                float(row[f"{prefix}sizes_cubed"]),
             )
 
         unscored = int(row.get("unscored", 0))

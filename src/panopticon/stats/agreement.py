@@ -1,12 +1,13 @@
 """Agreement between raters: a judge and people, or judges with each other.
 
-Cohen's kappa (pass/fail) with a bootstrap interval, Spearman's rho (scores) with a
+Cohen's kappa (pass/fail) with a Jeffreys posterior interval, Spearman's rho (scores) with a
 Fisher-z interval (Bonett and Wright's variance), and Krippendorff's alpha for several
 raters with missing ratings (nominal or interval data).
 
 When several labels describe one item (several annotators of one answer), the labels are
-not independent: give ``clusters`` (the item of each label) and the interval comes from a
-cluster bootstrap over items, so that a second copy of the same labels adds no certainty.
+not independent: give ``clusters`` (the item of each label); kappa's interval then weighs
+each item as one and Spearman's comes from a cluster bootstrap over items, so that a
+second copy of the same labels adds no certainty.
 """
 
 from __future__ import annotations
@@ -54,8 +55,17 @@ def cohen_kappa(
     resamples: int = 2000,
     seed: int = 0,
 ) -> Interval:
-    """Cohen's kappa with a percentile bootstrap interval over items (``clusters``: the
-    item of each label pair; the bootstrap then resamples items with all their labels)."""
+    """Cohen's kappa with a 95% interval over items (``clusters``: the item of each label
+    pair; each item weighs one, however many labels it has).
+
+    The interval is the posterior one of kappa under a Jeffreys prior (Dirichlet 0.5 per
+    cell) on the (rater a x rater b) table of items, each item's labels counting as one
+    item in all (``resamples`` posterior draws, seeded). The percentile bootstrap it
+    replaces collapsed to [1, 1] whenever every sampled pair agreed, which ten items with
+    95% agreement do 60% of the time: it covered 39% there, 64-80% at 10 items and 62-96%
+    at 20. This covers 92-97% at 10, 20, 40 and 100 items (tests/test_agreement_coverage.py).
+    Two labels of one item are not two items: a second annotator with the same labels
+    gives the same interval."""
     import numpy as np
 
     if len(a) != len(b) or not a:
@@ -64,26 +74,19 @@ def cohen_kappa(
     groups = _cluster_indices(len(a), clusters)
     if len(groups) < 2:
         return Interval(k, None, None, len(a), clusters=len(groups))
-    # each cluster as its table of label pairs; a resample's table is the sum of the
-    # tables of the clusters it drew (vectorised: 2,000 resamples of 1,000 labels in ms)
-    codes = {c: i for i, c in enumerate(sorted(set(a) | set(b), key=repr))}
-    width = len(codes)
-    tables = np.zeros((len(groups), width, width))
-    for g, members in enumerate(groups):
+    # each item's label pairs spread over the table with a total weight of one; at least
+    # two labels (pass and fail), so that agreement on one label alone is not certain
+    labels = sorted(set(a) | set(b), key=repr)
+    codes = {c: i for i, c in enumerate(labels)}
+    width = max(2, len(codes))
+    table = np.zeros((width, width))
+    for members in groups:
         for i in members:
-            tables[g, codes[a[i]], codes[b[i]]] += 1
-    flat = tables.reshape(len(groups), -1)
+            table[codes[a[i]], codes[b[i]]] += 1 / len(members)
     rng = np.random.default_rng(seed)
-    stats = np.empty(resamples)
-    block = max(1, min(resamples, 2_000_000 // len(groups)))
-    for start in range(0, resamples, block):
-        size = min(block, resamples - start)
-        draws = rng.integers(0, len(groups), size=(size, len(groups)))
-        offsets = (np.arange(size)[:, None] * len(groups) + draws).ravel()
-        counts = np.bincount(offsets, minlength=size * len(groups)).reshape(size, -1)
-        stats[start : start + size] = _kappas((counts @ flat).reshape(size, width, width))
-    low, high = np.quantile(stats, [0.025, 0.975])
-    return Interval(k, float(low), float(high), len(a), clusters=len(groups))
+    draws = rng.dirichlet(table.ravel() + 0.5, size=resamples).reshape(-1, width, width)
+    low, high = np.quantile(_kappas(draws), [0.025, 0.975])
+    return Interval(k, float(min(low, k)), float(max(high, k)), len(a), clusters=len(groups))
 
 
 def _kappas(tables: Any) -> Any:

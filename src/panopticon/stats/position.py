@@ -12,7 +12,8 @@ picks the first. Its 95% interval clusters the two judgements of a pair and stay
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 from panopticon.stats.intervals import ClusterSums, Interval, bounded_interval
@@ -34,15 +35,24 @@ def _first_minus_second(verdict: str, first: str) -> float:
     return 1.0 if verdict == first else -1.0
 
 
-def position_bias(verdicts: Iterable[tuple[str, str]]) -> PositionBias:
+def position_bias(
+    verdicts: Iterable[tuple[str, str]], clusters: Sequence[Hashable] | None = None
+) -> PositionBias:
     """``verdicts``: per pair, (verdict with a shown first, verdict with b shown first),
-    each "a", "b" or "tie" in terms of the pair's a and b."""
-    clusters = [[_first_minus_second(ab, "a"), _first_minus_second(ba, "b")] for ab, ba in verdicts]
-    if not clusters:
+    each "a", "b" or "tie" in terms of the pair's a and b. ``clusters``: the query of each
+    pair; the pairs of one query (its repeats, several pairs of models) are one cluster
+    in the interval. Without it, each pair is its own."""
+    pairs = [(_first_minus_second(ab, "a"), _first_minus_second(ba, "b")) for ab, ba in verdicts]
+    if not pairs:
         return PositionBias(0, None, None)
-    disagreed = sum(1 for x, y in clusters if x != -y)  # same verdict: opposite signs
+    if clusters is not None and len(clusters) != len(pairs):
+        raise ValueError("clusters must name the query of every pair")
+    groups: dict[Hashable, list[float]] = defaultdict(list)
+    for i, (x, y) in enumerate(pairs):
+        groups[("p", i) if clusters is None else ("q", clusters[i])] += [x, y]
+    disagreed = sum(1 for x, y in pairs if x != -y)  # same verdict: opposite signs
     return PositionBias(
-        len(clusters),
-        disagreed / len(clusters),
-        bounded_interval(ClusterSums.of(clusters), -1.0, 1.0),
+        len(pairs),
+        disagreed / len(pairs),
+        bounded_interval(ClusterSums.of(groups.values()), -1.0, 1.0),
     )

@@ -16,14 +16,18 @@ score shown is the penalised one.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
+
+from panopticon.stats.intervals import t_quantile
 
 __all__ = ["PSEUDO_GAME", "Rating", "bradley_terry"]
 
 PSEUDO_GAME = 0.5  # weight of the drawn pseudo-game given to every pair of models
 _ELO = 400 / math.log(10)
+_Z975 = NormalDist().inv_cdf(0.975)
 
 
 @dataclass(frozen=True)
@@ -80,21 +84,33 @@ def bradley_terry(
     models: Sequence[str],
     games: Sequence[tuple[str, str, float]],
     *,
+    clusters: Sequence[Hashable] | None = None,
     resamples: int = 200,
     seed: int = 0,
 ) -> list[Rating]:
-    """``games``: (model a, model b, outcome for a: 1, 0.5 or 0). Best first."""
+    """``games``: (model a, model b, outcome for a: 1, 0.5 or 0). Best first.
+
+    ``clusters``: the query of each game. The games of one query (its repeats, and every
+    pair of models judged on it) are not independent, so the bootstrap then resamples
+    queries with all their games; without it, each game is its own."""
     import numpy as np
+
+    if clusters is not None and len(clusters) != len(games):
+        raise ValueError("clusters must name the query of every game")
 
     index = {m: i for i, m in enumerate(models)}
     coded = np.array([(index[a], index[b], float(o)) for a, b, o in games], dtype=float)
     coded = coded.reshape(-1, 3)
     k = len(models)
     scores = 1000 + _ELO * _fit(k, coded)
+    members: dict[Hashable, list[int]] = {}
+    for g, key in enumerate(range(len(coded)) if clusters is None else clusters):
+        members.setdefault(key, []).append(g)
+    groups = [np.array(m) for m in members.values()]
     rng = np.random.default_rng(seed)
     samples = [
-        1000 + _ELO * _fit(k, coded[idx])
-        for idx in (rng.integers(0, len(coded), size=(resamples, len(coded))) if len(coded) else [])
+        1000 + _ELO * _fit(k, coded[np.concatenate([groups[d] for d in draw])])
+        for draw in (rng.integers(0, len(groups), size=(resamples, len(groups))) if groups else [])
     ]
     won = np.zeros(k)
     lost = np.zeros(k)
@@ -104,10 +120,18 @@ def bradley_terry(
         won[int(j)] += 1 - o
         lost[int(j)] += o
     order = sorted(range(k), key=lambda i: -scores[i])
+    # the percentile interval's distances from the estimate, widened for a small number of
+    # clusters G: the bootstrap's variance is (G-1)/G of the plug-in one, and its quantiles
+    # are normal ones where t on G-1 degrees of freedom applies (four models, 20 queries of
+    # 5 repeats: 91-94% coverage unwidened, 93-95% widened; tests/test_pairwise_stats.py)
+    g = len(groups)
+    widen = t_quantile(0.975, g - 1) / _Z975 * math.sqrt(g / (g - 1)) if g > 1 else 1.0
     out = []
     for rank, i in enumerate(order, start=1):
         column = [s[i] for s in samples] or [scores[i]]
-        low, high = np.quantile(column, [0.025, 0.975])
+        q_low, q_high = np.quantile(column, [0.025, 0.975])
+        low = scores[i] - widen * max(0.0, scores[i] - q_low)
+        high = scores[i] + widen * max(0.0, q_high - scores[i])
         played = won[i] + lost[i] > 0
         out.append(
             Rating(

@@ -121,7 +121,7 @@ def score_moments(
 ) -> list[dict[str, Any]]:
     """Per group, the sums that give a mean of normalised scores (0..1, higher is better;
     pass/fail counts as 1/0) and its interval clustered by query: n, clusters, total,
-    squares, totals_sq, totals_sizes, sizes_sq (see
+    squares, totals_sq, totals_sizes, sizes_sq, sizes_cubed (see
     :class:`panopticon.stats.intervals.ClusterSums`), the same for pass/fail (``pass_``
     prefix: n is the judged-with-a-threshold count, total the passed count; also
     ``with_threshold`` and ``passed``), and errors.
@@ -186,10 +186,12 @@ def score_moments(
                     "totals_sq": r["squares"],
                     "totals_sizes": r["total"],
                     "sizes_sq": r["n"],
+                    "sizes_cubed": r["n"],
                     "pass_clusters": r["with_threshold"],
                     "pass_totals_sq": r["passed"],
                     "pass_totals_sizes": r["passed"],
                     "pass_sizes_sq": r["with_threshold"],
+                    "pass_sizes_cubed": r["with_threshold"],
                 }
     elif clustered:
         _add_cluster_sums(conn, rows, by, columns, scoped)
@@ -242,15 +244,19 @@ def _add_cluster_sums(
         clustered = inner.join(Query, Query.c.id == inner.c.query_id)
         group_columns["theme"] = Query.c.theme
     n, t, pn, pt = inner.c.n, inner.c.t, inner.c.pn, inner.c.pt
+    fn, fpn = sa.cast(n, sa.Float), sa.cast(pn, sa.Float)
     cluster_sums = {
         "clusters": sa.func.count().filter(n > 0),
         "totals_sq": sa.func.sum(t * t),
         "totals_sizes": sa.func.sum(t * n),
         "sizes_sq": sa.func.sum(n * n),
+        # in floating point: n³ of a query scored 3 million times overflows 64 bits
+        "sizes_cubed": sa.func.sum(fn * fn * fn),
         "pass_clusters": sa.func.count().filter(pn > 0),
         "pass_totals_sq": sa.func.sum(pt * pt),
         "pass_totals_sizes": sa.func.sum(pt * pn),
         "pass_sizes_sq": sa.func.sum(pn * pn),
+        "pass_sizes_cubed": sa.func.sum(fpn * fpn * fpn),
     }
     outer = (
         sa.select(
