@@ -73,7 +73,7 @@ def test_a_judge_that_always_picks_the_first_answer_produces_ties_and_is_reporte
     assert "P(first shown wins) - P(second shown wins): +1.00" in text
     show = cli.invoke(app, ["show", "1", "--format", "json"])
     (position,) = json.loads(show.output)["position"]
-    assert position["preference"] == 1.0 and position["orders disagreed"] == 1.0
+    assert position["preference"] == 1.0 and position["orders_disagreed"] == 1.0
     assert position["low"] > 0.3 and position["pairs"] == 36
     table = cli.invoke(app, ["show", "1", "--format", "md"]).output
     assert "P(first shown wins) - P(second shown wins)" in table and "| +1.00 |" in table
@@ -158,7 +158,7 @@ def test_failed_pairwise_judgements_are_counted_shown_exported_and_retried(
     assert "3 score errors" in shown.output and "preference on good vs weak" in shown.output
     listed = cli.invoke(app, ["runs", "--format", "json"])
     (listed_run,) = json.loads(listed.output)["runs"]
-    assert listed_run["cost"] == pytest.approx(totals.cost_usd)
+    assert listed_run["cost_usd"] == pytest.approx(totals.cost_usd)
     exporting = cli.invoke(app, ["export", "1", "--format", "json"])
     assert exporting.exit_code == 0, exporting.output
     exported = json.loads(exporting.output)

@@ -74,7 +74,7 @@ def test_after_kill_9_resume_repeats_at_most_the_calls_in_flight(
     listed = CliRunner().invoke(app, ["runs", "--format", "json"])
     (killed,) = json.loads(listed.output)["runs"]
     assert killed["status"] == "abandoned"
-    assert killed["answers"] == stored(engine) and killed["cost"] > 0
+    assert killed["answers"] == stored(engine) and killed["cost_usd"] > 0
     with engine.connect() as conn:
         workspace = conn.scalar(sa.select(Run.c.workspace_id))
     (public,) = list_runs(engine, workspace)

@@ -223,7 +223,7 @@ def test_an_unknown_price_is_reported_as_unknown_cost(
     assert "Spent unknown (2 answers of unknown cost) on this run" in out
     code, out = run_cli("runs", "--format", "json")
     (row,) = json.loads(out)["runs"]
-    assert row["cost"] is None and row["unknown cost"] == 2
+    assert row["cost_usd"] is None and row["unknown_cost"] == 2
     code, out = run_cli("runs")
     assert "$0.0000" not in out and "unknown" in out
 

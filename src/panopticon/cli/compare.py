@@ -39,7 +39,7 @@ def _grid(c: Comparison) -> Grid:
             replace(three, name="mean A"),
             replace(three, name="mean B"),
             replace(signed, name="A - B"),
-            Column("95% CI", lambda v: f"{v[0]:+.3f} to {v[1]:+.3f}", right=True),
+            Column("95% CI", lambda v: f"{v[0]:+.3f} to {v[1]:+.3f}", right=True, key="ci_95"),
             Column("test"),
             Column("p", lambda v: f"{v:.3g}", right=True),
             Column("p (Holm)", lambda v: f"{v:.3g}", right=True),

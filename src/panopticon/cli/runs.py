@@ -74,7 +74,9 @@ def runs(
             Column("pairs", _count, right=True),
             # the priced part ("unknown", null in JSON, when nothing is priced), beside the
             # answers of unknown cost (their cost is not in it: the total is at least it)
-            Column("cost", lambda v: "unknown" if v is None else money(v), right=True),
+            Column(
+                "cost", lambda v: "unknown" if v is None else money(v), right=True, key="cost_usd"
+            ),
             Column("unknown cost", _count, right=True),
         ],
     )

@@ -2,13 +2,15 @@
 
 A terminal gets Rich tables whose cells wrap instead of being cut (``gpt-…``, ``$0.0…``);
 output that is not a terminal (a pipe, a CI log) gets Markdown tables with every value
-whole, unless a format is asked for. JSON and CSV carry the raw values, not their display.
+whole, unless a format is asked for. JSON and CSV carry the raw values, not their display;
+JSON's keys are the columns' names made into identifiers (``unknown_cost``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +41,13 @@ class Column:
     show: Callable[[Any], str] = lambda v: "-" if v is None else str(v)
     right: bool = False
     style: Callable[[Any], str | None] = lambda v: None  # Rich style of a cell, terminal only
+    key: str | None = None  # its name in JSON, when not the name made one (json_key)
+
+    @property
+    def json_key(self) -> str:
+        """A name a program can use: ``unknown cost`` is ``unknown_cost``, ``p (Holm)``
+        ``p_holm``, ``created (UTC)`` ``created_utc``."""
+        return self.key or re.sub(r"[^0-9a-z]+", "_", self.name.lower()).strip("_")
 
 
 @dataclass
@@ -51,7 +60,8 @@ class Grid:
     rows: list[list[Any]] = field(default_factory=list)
 
     def records(self) -> list[dict[str, Any]]:
-        return [{c.name: v for c, v in zip(self.columns, row, strict=True)} for row in self.rows]
+        keys = [c.json_key for c in self.columns]
+        return [dict(zip(keys, row, strict=True)) for row in self.rows]
 
 
 def check_format(fmt: str | None) -> str | None:
