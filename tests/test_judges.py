@@ -148,6 +148,24 @@ def test_a_pattern_that_backtracks_without_end_is_stopped_as_an_error() -> None:
     assert r.passed is None and "more than 1 s" in (r.error or "")
 
 
+def test_personal_data_in_a_long_text_is_found_and_redacted_in_linear_time() -> None:
+    """Each match used to be masked by copying the whole text: a gateway key's pii
+    guardrail held the server's CPU for hours on one 10 MB request."""
+    import time
+
+    from panopticon.judges.safety import redact_pii
+
+    text = "mail a@b.com or call 555-123-4567 now. " * 20_000
+    started = time.monotonic()
+    ctx = MetricContext(query="q", response=text, messages=[])
+    r = score({"name": "p", "type": "pii"}, ctx)
+    assert r.passed is False and "20000 email" in (r.reasoning or ""), r.reasoning
+    redacted, found = redact_pii(text)
+    assert found == {"email": 20_000, "phone": 20_000}
+    assert redacted.startswith("mail [EMAIL] or call [PHONE] now. mail [EMAIL]")
+    assert time.monotonic() - started < 5
+
+
 def test_json_schema_reports_where_the_answer_breaks_the_schema() -> None:
     schema = {"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}
     ctx = MetricContext(query="q", response='{"city": 3}', messages=[])

@@ -7,6 +7,7 @@ redacted, never the value itself.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from typing import Literal
@@ -111,36 +112,49 @@ PII_KINDS = tuple(_PATTERNS)
 _ORDER = (*(k for k in PII_KINDS if k != "phone"), "phone")
 
 
+def _scan(text: str) -> list[tuple[int, int, str]]:
+    """Every piece of personal data in ``text`` as (start, end, kind), kinds in ``_ORDER``:
+    each kind's matches are masked with spaces before the next kind reads the text. The
+    masked text is rebuilt once per kind, so the time is linear in the text (masking each
+    match by slicing copied the whole text per match: a 10 MB request held the CPU for
+    hours)."""
+    found: list[tuple[int, int, str]] = []
+    for kind in _ORDER:
+        pattern, check = _PATTERNS[kind]
+        pieces: list[str] = []
+        last = 0
+        for m in pattern.finditer(text):
+            if check is None or check(m.group(0)):
+                found.append((m.start(), m.end(), kind))
+                pieces += (text[last : m.start()], " " * (m.end() - m.start()))
+                last = m.end()
+        if pieces:
+            pieces.append(text[last:])
+            text = "".join(pieces)
+    return found
+
+
 def find_pii(text: str, kinds: tuple[str, ...] = PII_KINDS) -> dict[str, int]:
     """Kind -> how many were found."""
     found: dict[str, int] = {}
-    for kind in _ORDER:
-        pattern, check = _PATTERNS[kind]
-        matches = [m for m in pattern.finditer(text) if check is None or check(m.group(0))]
-        for m in matches:
-            text = text[: m.start()] + " " * (m.end() - m.start()) + text[m.end() :]
-        if matches and kind in kinds:
-            found[kind] = len(matches)
+    for _, _, kind in _scan(text):
+        if kind in kinds:
+            found[kind] = found.get(kind, 0) + 1
     return found
 
 
 def redact_pii(text: str, kinds: tuple[str, ...] = PII_KINDS) -> tuple[str, dict[str, int]]:
     """The text with each piece of personal data of ``kinds`` replaced by ``[KIND]``, and
     how many of each kind were replaced (the gateway's ``redact`` guardrail)."""
-    spans: list[tuple[int, int, str]] = []
-    masked = text
-    for kind in _ORDER:
-        pattern, check = _PATTERNS[kind]
-        for m in pattern.finditer(masked):
-            if check is None or check(m.group(0)):
-                masked = masked[: m.start()] + " " * (m.end() - m.start()) + masked[m.end() :]
-                if kind in kinds:
-                    spans.append((m.start(), m.end(), kind))
     found: dict[str, int] = {}
-    for start, end, kind in sorted(spans, reverse=True):
-        text = text[:start] + f"[{kind.upper()}]" + text[end:]
+    pieces: list[str] = []
+    last = 0
+    for start, end, kind in sorted(s for s in _scan(text) if s[2] in kinds):
+        pieces += (text[last:start], f"[{kind.upper()}]")
+        last = end
         found[kind] = found.get(kind, 0) + 1
-    return text, found
+    pieces.append(text[last:])
+    return "".join(pieces), found
 
 
 _INJECTION = [
@@ -194,7 +208,10 @@ class PiiMetric(Metric):
     spec: PiiSpec
 
     async def score(self, ctx: MetricContext, judge: JudgeCall | None) -> MetricResult:
-        found = find_pii(_targets(ctx, self.spec.target), tuple(self.spec.kinds))
+        # in a thread: a long text takes a while, and the caller's event loop goes on
+        found = await asyncio.to_thread(
+            find_pii, _targets(ctx, self.spec.target), tuple(self.spec.kinds)
+        )
         if not found:
             return MetricResult(1.0, 1.0, True, "no personal data or secrets found")
         what = ", ".join(f"{n} {k}" for k, n in sorted(found.items()))
