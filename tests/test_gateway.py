@@ -661,6 +661,13 @@ def test_fallbacks_on_a_dead_upstream_and_retry_after_on_429(
     r = post(gateway, key, {"model": "gpt-mock", "messages": [{"role": "user", "content": "x"}]})
     assert r.status_code == 429 and "429" in r.json()["error"]["message"]
     assert mock.stats.injected["429"] == 2  # the call and one retry after Retry-After
+    # a fallback that is no registered model is never called, and the error says so (it
+    # read "after trying dead, nope", as if nope had been asked)
+    typo = new_key(engine, name="typo", fallbacks={"dead": ["nope"]}, retries=0)
+    r = post(gateway, typo, {"model": "dead", "messages": [{"role": "user", "content": "x"}]})
+    message = r.json()["error"]["message"]
+    assert r.status_code >= 500 and "after trying dead;" in message, message
+    assert "fallback nope is not a registered model" in message
 
 
 # -- limits, budgets, guardrails, cache -----------------------------------------------------

@@ -166,11 +166,15 @@ class Upstream:
         assert key is not None
         cfg = key.info.config
         names = [first.name, *cfg.fallbacks.get(first.name, [])]
+        tried: list[str] = []
+        unknown: list[str] = []  # fallbacks no model is registered as: never called
         last: UpstreamError | None = None
         for i, name in enumerate(names):
             route = first if i == 0 else await self.routes.get(key.info.workspace_id, name)
             if route is None:
+                unknown.append(name)
                 continue
+            tried.append(name)
             url, payload = build(route)
             call.route = route  # the model tried: a failure is logged (and worded) as its
             for attempt in range(cfg.retries + 1):
@@ -192,7 +196,10 @@ class Upstream:
                         )
         assert last is not None
         if len(names) > 1:
-            last.message = f"{last.message} (after trying {', '.join(names)})"
+            note = f"after trying {', '.join(tried)}"
+            if unknown:
+                note += f"; fallback {', '.join(unknown)} is not a registered model"
+            last.message = f"{last.message} ({note})"
         raise last
 
     def judges(self, call: Call) -> JudgeFactory:
